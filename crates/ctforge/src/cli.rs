@@ -1,0 +1,268 @@
+//! The command line: `ctforge serve|worker|migrate|sim|templates|ct|config|secrets`.
+//!
+//! Every failure ends in one `error: …` line on stderr and a non-zero exit code; no panics,
+//! no backtraces.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::clock::SystemClock;
+use crate::config::{CliOverrides, Config};
+use crate::secrets::generate_key;
+use crate::startup::{self, App};
+
+/// Templates to provisioned, managed LXC containers on Proxmox VE.
+#[derive(Debug, Parser)]
+#[command(name = "ctforge", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CTFORGE_GIT_REVISION"), ")"))]
+pub struct Cli {
+    /// Configuration file (default: <data-dir>/ctforge.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the database, secret key and state [env: CTFORGE_DATA_DIR] [default: ./data].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL, sqlite://… or postgres://… [env: CTFORGE_DATABASE_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the web UI, the JSON API and in-process workers.
+    Serve(ServeArgs),
+    /// Run background job workers only (scale-out profile).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Run the built-in Proxmox VE simulator.
+    Sim,
+    /// Validate, discover and export templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+    /// Manage containers from the command line.
+    #[command(subcommand)]
+    Ct(CtCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage the keys that encrypt secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on [env: CTFORGE_LISTEN] [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Also start the built-in Proxmox simulator with example templates.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplatesCommand {
+    /// Check template directories and print `path:line: severity: message`.
+    Validate {
+        /// Template directories.
+        dirs: Vec<PathBuf>,
+    },
+    /// Scan the templates roots and store what changed.
+    Discover {
+        /// A root to scan instead of the configured ones.
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Write a stored template back to the on-disk layout.
+    Export {
+        /// Template name.
+        name: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CtCommand {
+    /// List containers.
+    List,
+    /// Create a container from a template.
+    Create,
+    /// Start a container.
+    Start { id: String },
+    /// Stop a container.
+    Stop { id: String },
+    /// Shut a container down gracefully.
+    Shutdown { id: String },
+    /// Reboot a container.
+    Reboot { id: String },
+    /// Delete a container.
+    Delete { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration with secrets redacted.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Re-encrypt every stored secret under a new key.
+    Rotate,
+}
+
+/// Entry point used by `main`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    crate::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("ctforge {what}: not yet available in this build");
+    Ok(ExitCode::from(2))
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let overrides = CliOverrides {
+        config_file: cli.config.clone(),
+        listen: match &cli.command {
+            Command::Serve(args) => args.listen.clone(),
+            _ => None,
+        },
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+    };
+    let loaded = Config::load(&overrides)?;
+    crate::telemetry::init(loaded.config.log_format, &loaded.config.log_level);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config;
+    match cli.command {
+        Command::Serve(args) => {
+            if args.demo {
+                return not_yet("serve --demo");
+            }
+            let app = App::build(config).await?;
+            app.run_until(startup::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker => not_yet("worker"),
+        Command::Migrate => {
+            startup::open_store(&config, Arc::new(SystemClock)).await?;
+            println!(
+                "migrations applied to {}",
+                crate::config::redact_url(&config.database_url())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim => not_yet("sim"),
+        Command::Templates(_) => not_yet("templates"),
+        Command::Ct(_) => not_yet("ct"),
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", config.to_redacted_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(&config).await,
+    }
+}
+
+/// Re-encrypts every sealed value under a fresh key without losing any.
+///
+/// Order matters for crash safety: the new key is added to the keyring first (old keys kept),
+/// then every value is re-sealed in one transaction, and only then are old keys retired.
+async fn rotate_secrets(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = startup::open_store(config, Arc::new(SystemClock)).await?;
+    let mut keyring = startup::open_keyring(config)?;
+    let sealed = store.list_sealed().await?;
+    let mut plain = Vec::with_capacity(sealed.len());
+    for value in &sealed {
+        let opened = keyring.open(&value.value).with_context(|| {
+            format!(
+                "cannot open {}.{} row {}; rotation aborted, nothing changed",
+                value.table, value.column, value.key
+            )
+        })?;
+        plain.push(opened);
+    }
+    keyring.push_active(generate_key());
+    keyring.save()?;
+    let mut rewritten = Vec::with_capacity(sealed.len());
+    for (value, opened) in sealed.iter().zip(&plain) {
+        let mut new = value.clone();
+        new.value = keyring.seal(opened.expose())?;
+        rewritten.push(new);
+    }
+    store
+        .rewrite_sealed(&rewritten, keyring.active_key_id())
+        .await?;
+    if keyring.is_file_backed() {
+        keyring.retire_old();
+        keyring.save()?;
+        println!(
+            "rotated {} secrets to key {}",
+            rewritten.len(),
+            keyring.active_key_id()
+        );
+    } else {
+        println!(
+            "rotated {} secrets to key {}; set CTFORGE_SECRET_KEY to this value (the old key is no longer needed):\n{}",
+            rewritten.len(),
+            keyring.active_key_id(),
+            keyring.active_key_base64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rotation as a library call (tests use it without the CLI).
+pub async fn rotate(config: &Config) -> anyhow::Result<()> {
+    rotate_secrets(config).await.map(|_| ())
+}

@@ -1,0 +1,549 @@
+//! Layered configuration: built-in defaults → TOML file → `CTFORGE_*` environment → CLI flags.
+//!
+//! Nested keys use `__` in the environment (`CTFORGE_TEMPLATES__ROOTS`). Any key can be read
+//! from a file instead by appending `_FILE` (`CTFORGE_SECRET_KEY_FILE=/run/secrets/key`).
+//! Secrets are wrapped in [`Secret`], which never prints its value.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A string that must never be printed: `Debug`, `Display` and `Serialize` show `<redacted>`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value; call only where the value is actually used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
+}
+
+/// Output format of the logs.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where templates are discovered from.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// Directories that each contain one folder per template.
+    #[serde(default)]
+    pub roots: Vec<PathBuf>,
+}
+
+/// Background job workers.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Jobs run at once by one process (0 disables in-process workers in `serve`).
+    pub concurrency: u32,
+    /// Jobs run at once against one Proxmox node.
+    pub per_node: u32,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            per_node: 2,
+        }
+    }
+}
+
+/// A cluster bootstrapped from the configuration file (`[[clusters]]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterBootstrap {
+    /// Unique display name.
+    pub name: String,
+    /// API base URL, e.g. `https://pve1.example:8006`.
+    pub url: String,
+    /// API token id, `user@realm!tokenid`.
+    pub token_id: String,
+    /// API token secret.
+    pub token_secret: Option<Secret>,
+    /// File holding the API token secret.
+    pub token_secret_file: Option<PathBuf>,
+    /// Pinned SHA-256 fingerprint of the API's TLS certificate.
+    pub fingerprint: Option<String>,
+    /// SSH user for `pct` on the nodes.
+    #[serde(default = "default_ssh_user")]
+    pub ssh_user: String,
+    /// SSH port of the nodes.
+    #[serde(default = "default_ssh_port")]
+    pub ssh_port: u16,
+    /// SSH password.
+    pub ssh_password: Option<Secret>,
+    /// File with an OpenSSH private key.
+    pub ssh_key_file: Option<PathBuf>,
+    /// Pinned SSH host key (`ssh-ed25519 AAAA…` or its SHA256 fingerprint).
+    pub ssh_host_key: Option<String>,
+    /// Whether this is the default cluster.
+    #[serde(default)]
+    pub default: bool,
+}
+
+fn default_ssh_user() -> String {
+    "root".to_owned()
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+/// The effective configuration of one ctforge process.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds to.
+    pub listen: String,
+    /// Directory for the SQLite database, the secret key and other state.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to `sqlite://<data_dir>/ctforge.db`.
+    pub database_url: Option<Secret>,
+    /// Redis for the scale-out profile (event bus, sessions, locks).
+    pub redis_url: Option<Secret>,
+    /// Base64 AES-256 key(s) for secrets at rest, comma separated, the first one active.
+    pub secret_key: Option<Secret>,
+    /// `human` or `json`.
+    pub log_format: LogFormat,
+    /// `tracing` filter, e.g. `info` or `ctforge=debug,info`.
+    pub log_level: String,
+    /// Template discovery.
+    pub templates: TemplatesConfig,
+    /// Background workers.
+    pub workers: WorkersConfig,
+    /// Clusters created on start if they do not exist yet.
+    #[serde(default)]
+    pub clusters: Vec<ClusterBootstrap>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            redis_url: None,
+            secret_key: None,
+            log_format: LogFormat::Human,
+            log_level: "info".to_owned(),
+            templates: TemplatesConfig::default(),
+            workers: WorkersConfig::default(),
+            clusters: Vec::new(),
+        }
+    }
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Clone, Debug, Default)]
+pub struct CliOverrides {
+    /// `--config FILE`.
+    pub config_file: Option<PathBuf>,
+    /// `--listen ADDR`.
+    pub listen: Option<String>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url URL`.
+    pub database_url: Option<String>,
+}
+
+/// A configuration problem, phrased so the user knows what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// The configuration plus the warnings produced while loading it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// Problems that do not stop start-up (unknown variables, …).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads the configuration from the process environment.
+    pub fn load(cli: &CliOverrides) -> Result<Loaded, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(cli, &env)
+    }
+
+    /// Loads the configuration from the given environment (tests pass their own).
+    pub fn load_from(cli: &CliOverrides, env: &[(String, String)]) -> Result<Loaded, ConfigError> {
+        let mut warnings = Vec::new();
+        let env_data_dir = env
+            .iter()
+            .find(|(k, _)| k == "CTFORGE_DATA_DIR")
+            .map(|(_, v)| PathBuf::from(v));
+        let data_dir = cli
+            .data_dir
+            .clone()
+            .or(env_data_dir)
+            .unwrap_or_else(|| Config::default().data_dir);
+        let env_config_file = env
+            .iter()
+            .find(|(k, _)| k == "CTFORGE_CONFIG")
+            .map(|(_, v)| PathBuf::from(v));
+
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match cli.config_file.clone().or(env_config_file) {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError(format!(
+                        "cannot read config file {}: {e}; check the --config path",
+                        path.display()
+                    ))
+                })?;
+                figment = figment.merge(Toml::string(&text));
+                check_toml(&path, &text)?;
+            }
+            None => {
+                let default_path = data_dir.join("ctforge.toml");
+                if let Ok(text) = std::fs::read_to_string(&default_path) {
+                    check_toml(&default_path, &text)?;
+                    figment = figment.merge(Toml::string(&text));
+                }
+            }
+        }
+
+        let known = known_env_keys();
+        let mut plain = Vec::new();
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("CTFORGE_") else {
+                continue;
+            };
+            if rest == "CONFIG" {
+                continue;
+            }
+            let (name, from_file) = match rest.strip_suffix("_FILE") {
+                Some(base) if known.contains(&base.to_ascii_lowercase()) => (base, true),
+                _ => (rest, false),
+            };
+            let lower = name.to_ascii_lowercase();
+            if !known.contains(&lower) && !lower.starts_with("test_") {
+                warnings.push(format!("unknown environment variable {key} is ignored"));
+                continue;
+            }
+            let value = if from_file {
+                read_secret_file(key, Path::new(value))?
+            } else {
+                value.clone()
+            };
+            plain.push((lower.replace("__", "."), value));
+        }
+        for (key, value) in plain {
+            let parsed = parse_env_value(&key, &value);
+            figment = figment.merge(Serialized::global(&key, parsed));
+        }
+
+        if let Some(listen) = &cli.listen {
+            figment = figment.merge(Serialized::global("listen", listen));
+        }
+        if let Some(dir) = &cli.data_dir {
+            figment = figment.merge(Serialized::global("data_dir", dir));
+        }
+        if let Some(url) = &cli.database_url {
+            figment = figment.merge(Serialized::global("database_url", url));
+        }
+
+        let mut config: Config = figment.extract().map_err(|e| {
+            ConfigError(format!(
+                "invalid configuration: {}",
+                one_line(&e.to_string())
+            ))
+        })?;
+        for cluster in &mut config.clusters {
+            if cluster.token_secret.is_none()
+                && let Some(file) = &cluster.token_secret_file
+            {
+                let secret = read_secret_file(
+                    &format!("clusters.{}.token_secret_file", cluster.name),
+                    file,
+                )?;
+                cluster.token_secret = Some(Secret::new(secret));
+            }
+        }
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    /// Checks values that deserialise fine but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError(format!(
+                "database_url must start with sqlite:// or postgres://, got {:?}; fix CTFORGE_DATABASE_URL",
+                redact_url(&url)
+            )));
+        }
+        if let Some(redis) = &self.redis_url
+            && !(redis.expose().starts_with("redis://") || redis.expose().starts_with("rediss://"))
+        {
+            return Err(ConfigError(
+                "redis_url must start with redis:// or rediss://; fix CTFORGE_REDIS_URL".to_owned(),
+            ));
+        }
+        for cluster in &self.clusters {
+            url::Url::parse(&cluster.url).map_err(|e| {
+                ConfigError(format!(
+                    "cluster {:?} has an invalid url {:?}: {e}",
+                    cluster.name, cluster.url
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The parsed listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "listen address {:?} is not HOST:PORT (e.g. 127.0.0.1:8080); fix --listen or CTFORGE_LISTEN",
+                self.listen
+            ))
+        })
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("ctforge.db").display()),
+        }
+    }
+
+    /// The configuration as TOML with every secret redacted (for `ctforge config show`).
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = Some(Secret::new(redact_url(&self.database_url())));
+        let mut value = toml::Value::try_from(&shown).unwrap_or(toml::Value::String(String::new()));
+        if let (Some(table), Some(url)) = (value.as_table_mut(), shown.database_url.as_ref()) {
+            table.insert(
+                "database_url".to_owned(),
+                toml::Value::String(url.expose().to_owned()),
+            );
+        }
+        toml::to_string_pretty(&value).unwrap_or_default()
+    }
+}
+
+/// Removes the password from a URL (`postgres://u:pw@h/db` → `postgres://u:<redacted>@h/db`).
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("<redacted>"));
+            url.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|e| {
+            ConfigError(format!(
+                "cannot read {key} file {}: {e}; check the path and its permissions",
+                path.display()
+            ))
+        })
+}
+
+fn check_toml(path: &Path, text: &str) -> Result<(), ConfigError> {
+    text.parse::<toml::Table>().map(|_| ()).map_err(|e| {
+        ConfigError(format!(
+            "config file {} is not valid TOML: {}",
+            path.display(),
+            one_line(&e.to_string())
+        ))
+    })
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Environment values are strings; lists (`a,b`) and numbers are recognised for known keys.
+fn parse_env_value(key: &str, value: &str) -> toml::Value {
+    match key {
+        "templates.roots" => toml::Value::Array(
+            value
+                .split([',', ':'])
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+        "workers.concurrency" | "workers.per_node" => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .unwrap_or_else(|_| toml::Value::String(value.to_owned())),
+        _ => toml::Value::String(value.to_owned()),
+    }
+}
+
+/// Every key that may be set from the environment, lower-case with `__` for nesting.
+fn known_env_keys() -> BTreeSet<String> {
+    [
+        "listen",
+        "data_dir",
+        "database_url",
+        "redis_url",
+        "secret_key",
+        "log_format",
+        "log_level",
+        "templates__roots",
+        "workers__concurrency",
+        "workers__per_node",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let loaded = Config::load_from(&CliOverrides::default(), &[]).unwrap();
+        assert_eq!(loaded.config.listen, "127.0.0.1:8080");
+        assert_eq!(loaded.config.database_url(), "sqlite://./data/ctforge.db");
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nlog_level = \"debug\"\n[workers]\nconcurrency = 9\nper_node = 1\n").unwrap();
+        let cli = CliOverrides {
+            config_file: Some(file),
+            listen: Some("127.0.0.1:3".into()),
+            ..Default::default()
+        };
+        let loaded = Config::load_from(
+            &cli,
+            &env(&[
+                ("CTFORGE_LISTEN", "127.0.0.1:2"),
+                ("CTFORGE_LOG_LEVEL", "warn"),
+                ("CTFORGE_WORKERS__PER_NODE", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.listen, "127.0.0.1:3");
+        assert_eq!(loaded.config.log_level, "warn");
+        assert_eq!(loaded.config.workers.concurrency, 9);
+        assert_eq!(loaded.config.workers.per_node, 5);
+    }
+
+    #[test]
+    fn secret_from_file_and_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, "c2VjcmV0\n").unwrap();
+        let loaded = Config::load_from(
+            &CliOverrides::default(),
+            &env(&[
+                ("CTFORGE_SECRET_KEY_FILE", file.to_str().unwrap()),
+                ("CTFORGE_DATABASE_URL", "postgres://u:hunter2@localhost/db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.config.secret_key.as_ref().unwrap().expose(),
+            "c2VjcmV0"
+        );
+        let shown = loaded.config.to_redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert!(format!("{:?}", loaded.config).contains("<redacted>"));
+    }
+
+    #[test]
+    fn unknown_env_warns_and_bad_values_fail_clearly() {
+        let loaded =
+            Config::load_from(&CliOverrides::default(), &env(&[("CTFORGE_LISTN", "x")])).unwrap();
+        assert_eq!(
+            loaded.warnings,
+            vec!["unknown environment variable CTFORGE_LISTN is ignored"]
+        );
+        let err = Config::load_from(
+            &CliOverrides::default(),
+            &env(&[("CTFORGE_LISTEN", "nope")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("CTFORGE_LISTEN"), "{err}");
+        let err = Config::load_from(
+            &CliOverrides::default(),
+            &env(&[("CTFORGE_DATABASE_URL", "mysql://x")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("sqlite:// or postgres://"),
+            "{err}"
+        );
+        let err = Config::load_from(
+            &CliOverrides::default(),
+            &env(&[("CTFORGE_SECRET_KEY_FILE", "/nonexistent/k")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+    }
+
+    #[test]
+    fn bad_toml_is_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \n").unwrap();
+        let cli = CliOverrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        let err = Config::load_from(&cli, &[]).unwrap_err().to_string();
+        assert!(err.contains("not valid TOML"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+}

@@ -1,0 +1,24 @@
+//! ctforge: turns templates into provisioned LXC containers on Proxmox VE and manages them.
+//!
+//! The binary (`main.rs`) only parses the command line and calls into this library; see
+//! ARCHITECTURE.md for the map. Entry points: [`cli::run`] and [`startup::App`].
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod secrets;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+pub mod web;
+
+/// Installs ring as the process-wide rustls crypto provider (once; later calls do nothing).
+///
+/// Every TLS user in the workspace (reqwest, the Proxmox client, the simulator, russh) is
+/// built on ring, so exactly one provider exists and rustls never has to guess.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,273 @@
+//! Persistence: the [`Store`] trait and its SQLite and PostgreSQL implementations.
+//!
+//! Both backends share one implementation written once in [`sql`] (portable SQL with `$n`
+//! placeholders, instantiated per backend by a macro); only migrations and the job-claim query
+//! differ. Migrations live in `migrations/<backend>/`, are versioned per backend and never edited
+//! once landed. The conformance suite (`tests/storage.rs`) runs against both.
+
+pub mod model;
+mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::clock::Clock;
+use model::*;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint would be violated (name taken, VMID in use, …).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The database could not be reached or answered an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Result alias for storage calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database backs the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Everything ctforge persists. One implementation per database, chosen at start-up.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Checks the database answers and every migration is applied.
+    async fn ready(&self) -> StoreResult<()>;
+
+    // Clusters.
+    /// Creates a cluster; a taken name is a [`StoreError::Conflict`].
+    async fn insert_cluster(&self, input: &ClusterInput) -> StoreResult<i64>;
+    /// Replaces a cluster's fields.
+    async fn update_cluster(&self, id: i64, input: &ClusterInput) -> StoreResult<()>;
+    /// One cluster.
+    async fn get_cluster(&self, id: i64) -> StoreResult<Cluster>;
+    /// One cluster by name.
+    async fn get_cluster_by_name(&self, name: &str) -> StoreResult<Cluster>;
+    /// All clusters, default first.
+    async fn list_clusters(&self) -> StoreResult<Vec<Cluster>>;
+    /// Deletes a cluster and its nodes and container records.
+    async fn delete_cluster(&self, id: i64) -> StoreResult<()>;
+    /// Replaces the known nodes of a cluster.
+    async fn set_cluster_nodes(
+        &self,
+        cluster_id: i64,
+        nodes: &[(String, String)],
+    ) -> StoreResult<()>;
+    /// Known nodes of a cluster.
+    async fn list_cluster_nodes(&self, cluster_id: i64) -> StoreResult<Vec<ClusterNode>>;
+
+    // Templates.
+    /// Inserts or replaces a template and everything it owns in one transaction. Returns the id
+    /// and the previous record, if there was one.
+    async fn upsert_template(
+        &self,
+        record: &TemplateRecord,
+    ) -> StoreResult<(i64, Option<TemplateRecord>)>;
+    /// One template with its parts.
+    async fn get_template(&self, id: i64) -> StoreResult<TemplateRecord>;
+    /// One template by name.
+    async fn get_template_by_name(&self, name: &str) -> StoreResult<TemplateRecord>;
+    /// All templates with counts, by name.
+    async fn list_templates(&self) -> StoreResult<Vec<TemplateSummary>>;
+    /// Deletes a template.
+    async fn delete_template(&self, id: i64) -> StoreResult<()>;
+    /// Number of container records referencing a template.
+    async fn count_template_containers(&self, id: i64) -> StoreResult<i64>;
+
+    // Buckets.
+    /// Creates a bucket.
+    async fn create_bucket(&self, name: &str, description: &str) -> StoreResult<i64>;
+    /// Renames a bucket / changes its description.
+    async fn update_bucket(&self, id: i64, name: &str, description: &str) -> StoreResult<()>;
+    /// Deletes a bucket.
+    async fn delete_bucket(&self, id: i64) -> StoreResult<()>;
+    /// All buckets by name.
+    async fn list_buckets(&self) -> StoreResult<Vec<Bucket>>;
+    /// One bucket.
+    async fn get_bucket(&self, id: i64) -> StoreResult<Bucket>;
+    /// Adds (or re-versions) packages in a bucket in one transaction.
+    async fn add_bucket_packages(
+        &self,
+        bucket_id: i64,
+        packages: &[(String, String, Option<String>)],
+    ) -> StoreResult<()>;
+    /// Removes packages from a bucket by id.
+    async fn remove_bucket_packages(&self, bucket_id: i64, ids: &[i64]) -> StoreResult<u64>;
+    /// Packages of a bucket.
+    async fn list_bucket_packages(&self, bucket_id: i64) -> StoreResult<Vec<BucketPackage>>;
+
+    // Containers.
+    /// Creates a container record and its creation job atomically.
+    async fn create_container_with_job(
+        &self,
+        container: &NewContainer,
+        job: &NewJob,
+    ) -> StoreResult<(i64, i64)>;
+    /// One container.
+    async fn get_container(&self, id: i64) -> StoreResult<Container>;
+    /// One container by cluster and VMID.
+    async fn get_container_by_vmid(&self, cluster_id: i64, vmid: i64) -> StoreResult<Container>;
+    /// All container records.
+    async fn list_containers(&self) -> StoreResult<Vec<Container>>;
+    /// Sets status (and IP when given).
+    async fn update_container_status(
+        &self,
+        id: i64,
+        status: &str,
+        ip: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Deletes a container record and everything it owns.
+    async fn delete_container(&self, id: i64) -> StoreResult<()>;
+    /// Replaces the services of a container.
+    async fn replace_services(
+        &self,
+        container_id: i64,
+        services: &[ContainerService],
+    ) -> StoreResult<()>;
+    /// Services of a container.
+    async fn list_services(&self, container_id: i64) -> StoreResult<Vec<ContainerService>>;
+    /// Stores (or replaces) a sealed credential.
+    async fn put_credential(
+        &self,
+        container_id: i64,
+        name: &str,
+        value_sealed: &str,
+    ) -> StoreResult<()>;
+    /// Sealed credentials of a container.
+    async fn list_credentials(&self, container_id: i64) -> StoreResult<Vec<ContainerCredential>>;
+    /// Records an event on a container.
+    async fn add_container_event(
+        &self,
+        container_id: i64,
+        kind: &str,
+        message: &str,
+        actor: &str,
+        data_json: &str,
+    ) -> StoreResult<i64>;
+    /// Events of a container, newest first, optionally of one kind, before an id.
+    async fn list_container_events(
+        &self,
+        container_id: i64,
+        kind: Option<&str>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<ContainerEvent>>;
+
+    // Jobs.
+    /// Enqueues a job.
+    async fn enqueue_job(&self, job: &NewJob) -> StoreResult<i64>;
+    /// Claims the oldest runnable job (queued, or running with an expired lease) for `owner`,
+    /// skipping jobs whose node already runs `per_node_limit` jobs.
+    async fn claim_job(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        per_node_limit: i64,
+    ) -> StoreResult<Option<Job>>;
+    /// Extends a lease; false if the lease was lost.
+    async fn renew_job_lease(&self, job_id: i64, owner: &str, lease_ms: i64) -> StoreResult<bool>;
+    /// Marks the step running (checkpoint before work).
+    async fn set_job_step(&self, job_id: i64, owner: &str, step: &str) -> StoreResult<()>;
+    /// Marks a step done (checkpoint after work).
+    async fn complete_job_step(&self, job_id: i64, owner: &str, step: &str) -> StoreResult<()>;
+    /// Ends a job (`succeeded`, `failed`, `cancelled`) and drops its lease.
+    async fn finish_job(&self, job_id: i64, state: &str, error: Option<&str>) -> StoreResult<()>;
+    /// Puts a failed job back in the queue to resume from `from_step` (earlier steps stay done).
+    async fn retry_job(&self, job_id: i64, keep_steps: &[String]) -> StoreResult<()>;
+    /// One job.
+    async fn get_job(&self, id: i64) -> StoreResult<Job>;
+    /// Jobs, newest first.
+    async fn list_jobs(&self, limit: i64) -> StoreResult<Vec<Job>>;
+    /// Appends a progress event and returns its sequence number.
+    async fn append_job_event(
+        &self,
+        job_id: i64,
+        kind: &str,
+        step: Option<&str>,
+        data: &str,
+    ) -> StoreResult<i64>;
+    /// Events of a job after `after_seq`, in order.
+    async fn job_events_after(
+        &self,
+        job_id: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<JobEvent>>;
+
+    // Sessions and tokens.
+    /// Stores a session.
+    async fn put_session(&self, session: &SessionRow) -> StoreResult<()>;
+    /// One unexpired session.
+    async fn get_session(&self, id_hash: &str) -> StoreResult<SessionRow>;
+    /// Deletes a session.
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Deletes expired sessions; returns how many.
+    async fn purge_expired_sessions(&self) -> StoreResult<u64>;
+    /// Number of live sessions.
+    async fn count_sessions(&self) -> StoreResult<i64>;
+    /// Creates an API token (hash only).
+    async fn create_api_token(
+        &self,
+        username: &str,
+        name: &str,
+        token_hash: &str,
+    ) -> StoreResult<i64>;
+    /// A live token by hash; records its use.
+    async fn use_api_token(&self, token_hash: &str) -> StoreResult<ApiToken>;
+    /// Tokens of a user.
+    async fn list_api_tokens(&self, username: &str) -> StoreResult<Vec<ApiToken>>;
+    /// Revokes a token of a user.
+    async fn revoke_api_token(&self, username: &str, id: i64) -> StoreResult<()>;
+
+    // Audit.
+    /// Records an audit entry.
+    async fn add_audit(&self, entry: &NewAudit) -> StoreResult<i64>;
+    /// Audit entries, newest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+
+    // Locks.
+    /// Takes a named lease if free or expired; true if `owner` now holds it.
+    async fn try_lock(&self, name: &str, owner: &str, ttl_ms: i64) -> StoreResult<bool>;
+    /// Releases a lease only if `owner` holds it.
+    async fn unlock(&self, name: &str, owner: &str) -> StoreResult<bool>;
+
+    // Secrets.
+    /// Every sealed value in the database.
+    async fn list_sealed(&self) -> StoreResult<Vec<SealedRef>>;
+    /// Rewrites sealed values in one transaction and records the new key id.
+    async fn rewrite_sealed(&self, values: &[SealedRef], new_key_id: &str) -> StoreResult<()>;
+    /// Records a key id as known (metadata only; key material never enters the database).
+    async fn record_key(&self, key_id: &str) -> StoreResult<()>;
+    /// Known key ids.
+    async fn list_keys(&self) -> StoreResult<Vec<(String, i64, Option<i64>)>>;
+}
+
+/// Opens the database at `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if
+/// needed, and returns the matching store. Does not migrate.
+pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(sql::PgStore::connect(url, clock).await?))
+    } else {
+        Ok(Arc::new(sql::SqliteStore::connect(url, clock).await?))
+    }
+}

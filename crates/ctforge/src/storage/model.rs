@@ -1,0 +1,480 @@
+//! Rows as the storage layer reads and writes them. Plain data: no behaviour, no wire format
+//! beyond what the database needs. Timestamps are Unix milliseconds.
+
+use sqlx::FromRow;
+
+/// A configured Proxmox VE cluster.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct Cluster {
+    /// Row id.
+    pub id: i64,
+    /// Unique display name.
+    pub name: String,
+    /// API base URL.
+    pub url: String,
+    /// API token id (`user@realm!tokenid`).
+    pub token_id: String,
+    /// Sealed API token secret.
+    pub token_secret_sealed: Option<String>,
+    /// Pinned TLS certificate SHA-256 fingerprint.
+    pub fingerprint: Option<String>,
+    /// SSH user for the `pct` channel.
+    pub ssh_user: String,
+    /// SSH port.
+    pub ssh_port: i64,
+    /// Sealed SSH password.
+    pub ssh_password_sealed: Option<String>,
+    /// Sealed SSH private key.
+    pub ssh_key_sealed: Option<String>,
+    /// Pinned SSH host key.
+    pub ssh_host_key: Option<String>,
+    /// Whether this is the default cluster.
+    pub is_default: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// The fields of a cluster a user sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterInput {
+    /// Unique display name.
+    pub name: String,
+    /// API base URL.
+    pub url: String,
+    /// API token id.
+    pub token_id: String,
+    /// Sealed API token secret.
+    pub token_secret_sealed: Option<String>,
+    /// Pinned TLS fingerprint.
+    pub fingerprint: Option<String>,
+    /// SSH user.
+    pub ssh_user: String,
+    /// SSH port.
+    pub ssh_port: i64,
+    /// Sealed SSH password.
+    pub ssh_password_sealed: Option<String>,
+    /// Sealed SSH private key.
+    pub ssh_key_sealed: Option<String>,
+    /// Pinned SSH host key.
+    pub ssh_host_key: Option<String>,
+    /// Default cluster flag.
+    pub is_default: bool,
+}
+
+/// A node of a cluster as last seen.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// Row id.
+    pub id: i64,
+    /// Owning cluster.
+    pub cluster_id: i64,
+    /// Node name.
+    pub name: String,
+    /// `online`, `offline` or `unknown`.
+    pub status: String,
+    /// Last time the node answered.
+    pub last_seen: Option<i64>,
+}
+
+/// A template's header row.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct TemplateRow {
+    /// Row id.
+    pub id: i64,
+    /// Unique name (the directory name for filesystem templates).
+    pub name: String,
+    /// `filesystem` or `custom`.
+    pub source: String,
+    /// Directory it was discovered in.
+    pub source_path: Option<String>,
+    /// Display name.
+    pub app: String,
+    /// Description.
+    pub description: String,
+    /// Tags joined with `;`.
+    pub tags: String,
+    /// The full parsed `template.conf` as JSON.
+    pub config_json: String,
+    /// Hash of the content, to make re-discovery idempotent.
+    pub content_hash: String,
+    /// A filesystem template edited in the UI.
+    pub diverged: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// A provisioning script of a template.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct TemplateScript {
+    /// Run order.
+    pub position: i64,
+    /// File name, e.g. `10-setup.sh`.
+    pub name: String,
+    /// Script text.
+    pub content: String,
+    /// Whether it runs by default.
+    pub enabled: bool,
+}
+
+/// A file a template deploys.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct TemplateFile {
+    /// File name.
+    pub name: String,
+    /// Target directory in the container.
+    pub target_dir: String,
+    /// `replace`, `default` or `backup`.
+    pub policy: String,
+    /// File content.
+    pub content: String,
+}
+
+/// A package of a template's bucket.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct TemplatePackage {
+    /// Bucket (package list file stem).
+    pub bucket: String,
+    /// `apt`, `apk`, `dnf`, `npm`, `pip`.
+    pub manager: String,
+    /// Package name.
+    pub name: String,
+    /// Pinned version.
+    pub version: Option<String>,
+    /// Order within the bucket.
+    pub position: i64,
+}
+
+/// A template with everything it owns, as written in one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateRecord {
+    /// Header (id and timestamps are ignored on write).
+    pub row: TemplateRow,
+    /// Scripts in order.
+    pub scripts: Vec<TemplateScript>,
+    /// Files.
+    pub files: Vec<TemplateFile>,
+    /// Packages.
+    pub packages: Vec<TemplatePackage>,
+}
+
+/// A template with its counts, for lists.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct TemplateSummary {
+    /// Header.
+    #[sqlx(flatten)]
+    pub row: TemplateRow,
+    /// Number of scripts.
+    pub script_count: i64,
+    /// Number of files.
+    pub file_count: i64,
+    /// Number of packages.
+    pub package_count: i64,
+}
+
+/// A named, reusable package list.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct Bucket {
+    /// Row id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// A package of a bucket.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct BucketPackage {
+    /// Row id.
+    pub id: i64,
+    /// Owning bucket.
+    pub bucket_id: i64,
+    /// Package manager.
+    pub manager: String,
+    /// Package name.
+    pub name: String,
+    /// Pinned version.
+    pub version: Option<String>,
+}
+
+/// A container ctforge created (or adopted).
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct Container {
+    /// Row id.
+    pub id: i64,
+    /// Cluster.
+    pub cluster_id: i64,
+    /// Node it lives on.
+    pub node: String,
+    /// Proxmox VMID.
+    pub vmid: i64,
+    /// Hostname.
+    pub hostname: String,
+    /// Template it was built from.
+    pub template_id: Option<i64>,
+    /// `creating`, `ready`, `error`, `deleting`.
+    pub status: String,
+    /// Known IPv4 address.
+    pub ip: Option<String>,
+    /// The creation request as JSON.
+    pub spec_json: String,
+    /// Sealed root password.
+    pub root_password_sealed: Option<String>,
+    /// User who created it.
+    pub created_by: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// The fields of a new container record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewContainer {
+    /// Cluster.
+    pub cluster_id: i64,
+    /// Node.
+    pub node: String,
+    /// VMID.
+    pub vmid: i64,
+    /// Hostname.
+    pub hostname: String,
+    /// Template.
+    pub template_id: Option<i64>,
+    /// Initial status.
+    pub status: String,
+    /// Creation request as JSON.
+    pub spec_json: String,
+    /// Sealed root password.
+    pub root_password_sealed: Option<String>,
+    /// Creating user.
+    pub created_by: String,
+}
+
+/// A service discovered in a container.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct ContainerService {
+    /// systemd unit name.
+    pub unit: String,
+    /// `active`, `inactive`, `failed`, …
+    pub active_state: String,
+    /// systemd sub-state.
+    pub sub_state: String,
+    /// Enabled at boot.
+    pub enabled: bool,
+    /// Listening port.
+    pub port: Option<i64>,
+    /// Web URL.
+    pub url: Option<String>,
+    /// Last check.
+    pub updated_at: i64,
+}
+
+/// A credential found in a container, sealed.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct ContainerCredential {
+    /// Row id.
+    pub id: i64,
+    /// Name (the credential file name).
+    pub name: String,
+    /// Sealed value.
+    pub value_sealed: String,
+    /// Discovery time.
+    pub created_at: i64,
+}
+
+/// Something that happened to a container.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// Row id (ordering).
+    pub id: i64,
+    /// Container.
+    pub container_id: i64,
+    /// Event type (`created`, `started`, `service_down`, …).
+    pub kind: String,
+    /// Human-readable text.
+    pub message: String,
+    /// Who caused it.
+    pub actor: String,
+    /// Extra data as JSON.
+    pub data_json: String,
+    /// Time.
+    pub created_at: i64,
+}
+
+/// A durable background job.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct Job {
+    /// Row id.
+    pub id: i64,
+    /// `create_container`, `lifecycle`, …
+    pub kind: String,
+    /// `queued`, `running`, `succeeded`, `failed`, `cancelled`.
+    pub state: String,
+    /// Container it works on.
+    pub container_id: Option<i64>,
+    /// Node it works on (for per-node limits).
+    pub node: Option<String>,
+    /// Input as JSON.
+    pub payload_json: String,
+    /// Step running or failed.
+    pub current_step: Option<String>,
+    /// Steps done, comma separated, in order.
+    pub completed_steps: String,
+    /// How many times it was claimed.
+    pub attempts: i64,
+    /// Failure text.
+    pub error: Option<String>,
+    /// Worker holding the lease.
+    pub lease_owner: Option<String>,
+    /// Lease expiry.
+    pub lease_expires: Option<i64>,
+    /// User who enqueued it.
+    pub created_by: String,
+    /// Enqueue time.
+    pub created_at: i64,
+    /// First start.
+    pub started_at: Option<i64>,
+    /// End time.
+    pub finished_at: Option<i64>,
+}
+
+/// The fields of a new job.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewJob {
+    /// Job kind.
+    pub kind: String,
+    /// Container.
+    pub container_id: Option<i64>,
+    /// Node.
+    pub node: Option<String>,
+    /// Input as JSON.
+    pub payload_json: String,
+    /// Enqueuing user.
+    pub created_by: String,
+}
+
+/// A persisted progress event of a job (step change, log line, completion).
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct JobEvent {
+    /// Job.
+    pub job_id: i64,
+    /// Sequence number within the job, from 1 (the SSE event id).
+    pub seq: i64,
+    /// `step`, `log`, `progress`, `done`, `error`.
+    pub kind: String,
+    /// Step it belongs to.
+    pub step: Option<String>,
+    /// Payload (a log line or JSON).
+    pub data: String,
+    /// Time.
+    pub created_at: i64,
+}
+
+/// A signed-in browser session.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct SessionRow {
+    /// SHA-256 of the cookie value (the cookie itself is never stored).
+    pub id_hash: String,
+    /// Proxmox user id.
+    pub username: String,
+    /// Sealed session data (the Proxmox ticket).
+    pub data_sealed: String,
+    /// CSRF token bound to the session.
+    pub csrf_token: String,
+    /// Expiry.
+    pub expires_at: i64,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// A ctforge API token for automation.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Row id.
+    pub id: i64,
+    /// Owner.
+    pub username: String,
+    /// Name given by the user.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last use.
+    pub last_used: Option<i64>,
+    /// Revocation time.
+    pub revoked_at: Option<i64>,
+}
+
+/// One audited action.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Row id.
+    pub id: i64,
+    /// Time.
+    pub at: i64,
+    /// Who.
+    pub actor: String,
+    /// What (`login`, `login_failed`, `ct.start`, `credential.reveal`, …).
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// From where.
+    pub remote_addr: String,
+    /// `ok` or `denied`/`error`.
+    pub outcome: String,
+    /// Extra data as JSON.
+    pub detail_json: String,
+}
+
+/// The fields of a new audit entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewAudit {
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// From where.
+    pub remote_addr: String,
+    /// Outcome.
+    pub outcome: String,
+    /// Extra data as JSON.
+    pub detail_json: String,
+}
+
+/// Filters for the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Entries with id below this (paging backwards).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A sealed value somewhere in the database (for key rotation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedRef {
+    /// Table.
+    pub table: &'static str,
+    /// Column.
+    pub column: &'static str,
+    /// Primary key as text.
+    pub key: String,
+    /// The sealed value.
+    pub value: String,
+}

@@ -1,0 +1,102 @@
+//! Test helpers shared by the integration test binaries: fresh databases on every backend and
+//! `spawn_app()`, which starts the real application on port 0.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use ctforge::clock::{Clock, ManualClock};
+use ctforge::config::{CliOverrides, Config};
+use ctforge::storage::{self, Store};
+
+/// The PostgreSQL server used by tests (`CTFORGE_TEST_PG_URL`, default the local server).
+pub fn pg_admin_url() -> String {
+    std::env::var("CTFORGE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Creates a new, empty PostgreSQL database and returns its URL.
+pub async fn fresh_pg_url() -> String {
+    use sqlx::Executor;
+    let admin = pg_admin_url();
+    let name = format!("ctforge_test_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must run for the tests ({admin}): {e}"));
+    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create test database");
+    pool.close().await;
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin);
+    format!("{base}/{name}")
+}
+
+/// A store on the given backend with a manual clock, migrated.
+pub async fn fresh_store(backend: &str) -> (Arc<dyn Store>, Arc<ManualClock>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = match backend {
+        "sqlite" => format!("sqlite://{}", dir.path().join("test.db").display()),
+        _ => fresh_pg_url().await,
+    };
+    let clock = ManualClock::new(1_700_000_000_000);
+    let store = storage::connect(&url, clock.clone() as Arc<dyn Clock>)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, clock, dir)
+}
+
+/// A running application.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// Data directory (removed on drop).
+    pub data_dir: tempfile::TempDir,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The server task.
+    pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.handle).await?
+    }
+}
+
+/// Starts the real application on port 0 with a fresh database on `backend`.
+pub async fn spawn_app(backend: &str) -> TestApp {
+    ctforge::install_crypto_provider();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::load_from(&CliOverrides::default(), &[])
+        .expect("config")
+        .config;
+    config.listen = "127.0.0.1:0".to_owned();
+    config.data_dir = data_dir.path().to_owned();
+    if backend == "postgres" {
+        config.database_url = Some(ctforge::config::Secret::new(fresh_pg_url().await));
+    }
+    let app = ctforge::startup::App::build(config)
+        .await
+        .expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        data_dir,
+        client: reqwest::Client::new(),
+        shutdown: Some(tx),
+        handle,
+    }
+}
