@@ -1,0 +1,395 @@
+//! Pure request builders: one function per endpoint, each returning the
+//! [`RequestSpec`] (method, API path, parameters) that [`crate::PveClient`]
+//! sends. Nothing here touches the network, so the contract tests can check
+//! every request the client can build against the official schema.
+//!
+//! Paths are relative to `/api2/json` and hold unencoded segments (the client
+//! percent-encodes each segment when sending). GET/DELETE parameters travel
+//! in the query string, POST/PUT parameters as a urlencoded form.
+
+use std::fmt;
+
+use crate::types::{
+    ConsolidationFn, DeleteOptions, LxcConfigUpdate, LxcCreateParams, ResourceKind, Timeframe, Upid,
+};
+
+/// HTTP method (PVE accepts exactly these four).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+}
+
+impl Method {
+    /// Upper-case name, as in the schema's `info` keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+    /// True for methods that carry a form body (POST, PUT).
+    pub fn has_body(self) -> bool {
+        matches!(self, Method::Post | Method::Put)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parameter names whose values are secret and redacted in `Debug`.
+pub const SECRET_PARAMS: &[&str] = &["password", "tfa-challenge", "otp"];
+
+/// A fully built request, as the client sends it. `Debug` redacts secret
+/// parameter values ([`SECRET_PARAMS`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// API path relative to `/api2/json`, unencoded, e.g. `/nodes/pve/lxc/100/config`.
+    pub path: String,
+    /// Parameters in send order.
+    pub params: Vec<(String, String)>,
+}
+
+impl RequestSpec {
+    fn new(method: Method, path: String) -> Self {
+        RequestSpec {
+            method,
+            path,
+            params: Vec::new(),
+        }
+    }
+    fn param(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.params.push((k.to_string(), v.into()));
+        self
+    }
+    fn opt(self, k: &str, v: Option<impl Into<String>>) -> Self {
+        match v {
+            Some(v) => self.param(k, v),
+            None => self,
+        }
+    }
+    fn flag(self, k: &str, v: bool) -> Self {
+        if v { self.param(k, "1") } else { self }
+    }
+    /// The path's segments.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.path.split('/').filter(|s| !s.is_empty())
+    }
+    /// The value of parameter `k`, if present.
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl fmt::Debug for RequestSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<(&str, &str)> = self
+            .params
+            .iter()
+            .map(|(k, v)| {
+                if SECRET_PARAMS.contains(&k.as_str()) {
+                    (k.as_str(), "***")
+                } else {
+                    (k.as_str(), v.as_str())
+                }
+            })
+            .collect();
+        f.debug_struct("RequestSpec")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("params", &params)
+            .finish()
+    }
+}
+
+/// Escape a caller-supplied path component so it stays one segment: `%` →
+/// `%25`, `/` → `%2F` (the client encodes everything else when sending).
+pub fn seg(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['/', '%']) {
+        std::borrow::Cow::Owned(s.replace('%', "%25").replace('/', "%2F"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+fn lxc(node: &str, vmid: u32) -> String {
+    format!("/nodes/{}/lxc/{vmid}", seg(node))
+}
+
+/// `GET /version`
+pub fn version() -> RequestSpec {
+    RequestSpec::new(Method::Get, "/version".into())
+}
+
+/// `GET /access/domains`
+pub fn access_domains() -> RequestSpec {
+    RequestSpec::new(Method::Get, "/access/domains".into())
+}
+
+/// The full user id: `username` if it already has `@realm`, else `username@realm`.
+pub fn userid(username: &str, realm: &str) -> String {
+    if username.contains('@') || realm.is_empty() {
+        username.to_string()
+    } else {
+        format!("{username}@{realm}")
+    }
+}
+
+/// `POST /access/ticket` — first login step.
+pub fn login(username: &str, realm: &str, password: &str) -> RequestSpec {
+    RequestSpec::new(Method::Post, "/access/ticket".into())
+        .param("username", userid(username, realm))
+        .param("password", password)
+}
+
+/// `POST /access/ticket` — second factor: `response` is e.g. `totp:123456`.
+pub fn login_tfa(username: &str, challenge: &str, response: &str) -> RequestSpec {
+    RequestSpec::new(Method::Post, "/access/ticket".into())
+        .param("username", username)
+        .param("tfa-challenge", challenge)
+        .param("password", response)
+}
+
+/// `POST /access/ticket` — renewal: the current ticket is the password.
+pub fn renew_ticket(username: &str, ticket: &str) -> RequestSpec {
+    RequestSpec::new(Method::Post, "/access/ticket".into())
+        .param("username", username)
+        .param("password", ticket)
+}
+
+/// `GET /nodes`
+pub fn nodes() -> RequestSpec {
+    RequestSpec::new(Method::Get, "/nodes".into())
+}
+
+/// `GET /nodes/{node}/status`
+pub fn node_status(node: &str) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("/nodes/{}/status", seg(node)))
+}
+
+/// `GET /nodes/{node}/rrddata`
+pub fn node_rrddata(node: &str, timeframe: Timeframe, cf: Option<ConsolidationFn>) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("/nodes/{}/rrddata", seg(node)))
+        .param("timeframe", timeframe.as_str())
+        .opt("cf", cf.map(ConsolidationFn::as_str))
+}
+
+/// `GET /cluster/resources[?type=]`
+pub fn cluster_resources(kind: Option<ResourceKind>) -> RequestSpec {
+    RequestSpec::new(Method::Get, "/cluster/resources".into())
+        .opt("type", kind.map(ResourceKind::as_str))
+}
+
+/// `GET /cluster/nextid[?vmid=]`
+pub fn cluster_nextid(vmid: Option<u32>) -> RequestSpec {
+    RequestSpec::new(Method::Get, "/cluster/nextid".into()).opt("vmid", vmid.map(|v| v.to_string()))
+}
+
+/// `GET /nodes/{node}/lxc`
+pub fn lxc_list(node: &str) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("/nodes/{}/lxc", seg(node)))
+}
+
+/// `POST /nodes/{node}/lxc`
+pub fn lxc_create(node: &str, params: &LxcCreateParams) -> RequestSpec {
+    let mut r = RequestSpec::new(Method::Post, format!("/nodes/{}/lxc", seg(node)));
+    r.params = params.to_form();
+    r
+}
+
+/// `GET /nodes/{node}/lxc/{vmid}/config[?current=1]`
+pub fn lxc_config_get(node: &str, vmid: u32, current: bool) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/config", lxc(node, vmid))).flag("current", current)
+}
+
+/// `PUT /nodes/{node}/lxc/{vmid}/config`
+pub fn lxc_config_put(node: &str, vmid: u32, update: &LxcConfigUpdate) -> RequestSpec {
+    let mut r = RequestSpec::new(Method::Put, format!("{}/config", lxc(node, vmid)));
+    r.params = update.to_form();
+    r
+}
+
+/// `GET /nodes/{node}/lxc/{vmid}/status/current`
+pub fn lxc_status_current(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/status/current", lxc(node, vmid)))
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/status/start`
+pub fn lxc_start(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/status/start", lxc(node, vmid)))
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/status/stop`
+pub fn lxc_stop(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/status/stop", lxc(node, vmid)))
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/status/shutdown` (`timeout` seconds, `forceStop`).
+pub fn lxc_shutdown(node: &str, vmid: u32, timeout: Option<u32>, force_stop: bool) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/status/shutdown", lxc(node, vmid)))
+        .opt("timeout", timeout.map(|t| t.to_string()))
+        .flag("forceStop", force_stop)
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/status/reboot`
+pub fn lxc_reboot(node: &str, vmid: u32, timeout: Option<u32>) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/status/reboot", lxc(node, vmid)))
+        .opt("timeout", timeout.map(|t| t.to_string()))
+}
+
+/// `DELETE /nodes/{node}/lxc/{vmid}`
+pub fn lxc_delete(node: &str, vmid: u32, opts: DeleteOptions) -> RequestSpec {
+    let mut r = RequestSpec::new(Method::Delete, lxc(node, vmid));
+    r.params = opts.to_query();
+    r
+}
+
+/// `GET /nodes/{node}/lxc/{vmid}/rrddata`
+pub fn lxc_rrddata(
+    node: &str,
+    vmid: u32,
+    timeframe: Timeframe,
+    cf: Option<ConsolidationFn>,
+) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/rrddata", lxc(node, vmid)))
+        .param("timeframe", timeframe.as_str())
+        .opt("cf", cf.map(ConsolidationFn::as_str))
+}
+
+/// `GET /nodes/{node}/lxc/{vmid}/interfaces`
+pub fn lxc_interfaces(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/interfaces", lxc(node, vmid)))
+}
+
+/// `GET /nodes/{node}/lxc/{vmid}/snapshot`
+pub fn snapshot_list(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/snapshot", lxc(node, vmid)))
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/snapshot`
+pub fn snapshot_create(
+    node: &str,
+    vmid: u32,
+    name: &str,
+    description: Option<&str>,
+) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/snapshot", lxc(node, vmid)))
+        .param("snapname", name)
+        .opt("description", description)
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback`
+pub fn snapshot_rollback(node: &str, vmid: u32, name: &str, start: bool) -> RequestSpec {
+    RequestSpec::new(
+        Method::Post,
+        format!("{}/snapshot/{}/rollback", lxc(node, vmid), seg(name)),
+    )
+    .flag("start", start)
+}
+
+/// `DELETE /nodes/{node}/lxc/{vmid}/snapshot/{snapname}`
+pub fn snapshot_delete(node: &str, vmid: u32, name: &str, force: bool) -> RequestSpec {
+    RequestSpec::new(
+        Method::Delete,
+        format!("{}/snapshot/{}", lxc(node, vmid), seg(name)),
+    )
+    .flag("force", force)
+}
+
+/// `GET /nodes/{node}/tasks/{upid}/status`
+pub fn task_status(node: &str, upid: &Upid) -> RequestSpec {
+    RequestSpec::new(
+        Method::Get,
+        format!("/nodes/{}/tasks/{}/status", seg(node), seg(upid.as_str())),
+    )
+}
+
+/// `GET /nodes/{node}/tasks/{upid}/log?start=&limit=` (`start` is a 0-based line offset).
+pub fn task_log(node: &str, upid: &Upid, start: u64, limit: u64) -> RequestSpec {
+    RequestSpec::new(
+        Method::Get,
+        format!("/nodes/{}/tasks/{}/log", seg(node), seg(upid.as_str())),
+    )
+    .param("start", start.to_string())
+    .param("limit", limit.to_string())
+}
+
+/// `GET /nodes/{node}/storage[?content=]`
+pub fn node_storage(node: &str, content: Option<&str>) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("/nodes/{}/storage", seg(node))).opt("content", content)
+}
+
+/// `GET /nodes/{node}/storage/{storage}/content[?content=]`
+pub fn storage_content(node: &str, storage: &str, content: Option<&str>) -> RequestSpec {
+    RequestSpec::new(
+        Method::Get,
+        format!("/nodes/{}/storage/{}/content", seg(node), seg(storage)),
+    )
+    .opt("content", content)
+}
+
+/// `GET /nodes/{node}/aplinfo`
+pub fn aplinfo(node: &str) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("/nodes/{}/aplinfo", seg(node)))
+}
+
+/// `POST /nodes/{node}/aplinfo` (download a template to `storage`).
+pub fn aplinfo_download(node: &str, storage: &str, template: &str) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("/nodes/{}/aplinfo", seg(node)))
+        .param("storage", storage)
+        .param("template", template)
+}
+
+/// `GET /nodes/{node}/network[?type=]` (`any_bridge` lists usable bridges).
+pub fn node_network(node: &str, kind: Option<&str>) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("/nodes/{}/network", seg(node))).opt("type", kind)
+}
+
+/// `GET /pools`
+pub fn pools() -> RequestSpec {
+    RequestSpec::new(Method::Get, "/pools".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_passwords() {
+        let r = login("alice", "pve", "hunter22");
+        assert_eq!(r.get("username"), Some("alice@pve"));
+        let d = format!("{r:?}");
+        assert!(!d.contains("hunter22"), "{d}");
+        assert!(d.contains("***"));
+    }
+
+    #[test]
+    fn builds_paths() {
+        let u: Upid = "UPID:pve:00001234:1A2B3C4D:6500AAAA:vzstart:100:root@pam!tok:"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            task_log("pve", &u, 10, 50).path,
+            "/nodes/pve/tasks/UPID:pve:00001234:1A2B3C4D:6500AAAA:vzstart:100:root@pam!tok:/log"
+        );
+        let s = lxc_shutdown("pve", 100, Some(30), true);
+        assert_eq!(s.get("forceStop"), Some("1"));
+        assert_eq!(s.get("timeout"), Some("30"));
+    }
+}

@@ -1,0 +1,22 @@
+//! Request and response types for the Proxmox VE API.
+//!
+//! * [`de`] — lenient serde helpers for Proxmox's loose JSON typing;
+//! * [`propstring`] — typed property strings (`net[n]`, `rootfs`, `mp[n]`,
+//!   `features`) with round-tripping `FromStr`/`Display`;
+//! * [`upid`] — task ids;
+//! * [`models`] — response structs;
+//! * [`params`] — request parameter builders.
+
+pub mod de;
+pub mod models;
+pub mod params;
+pub mod propstring;
+pub mod upid;
+
+pub use models::*;
+pub use params::{DeleteOptions, LxcConfigUpdate, LxcCreateParams};
+pub use propstring::{
+    DiskSize, Features, Ip6Config, IpConfig, KeyOrder, MountPoint, NetConfig, PropertyError,
+    RootFs, VolumeOptions,
+};
+pub use upid::Upid;

@@ -1,0 +1,184 @@
+//! The template model and its validation.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::conf::{self, TemplateConfig};
+use crate::diagnostic::{Diagnostic, line_no};
+use crate::files::{PATH_SUFFIX, POLICY_SUFFIX, TemplateFile, validate_target_path};
+use crate::layout::{self, FILES, PACKAGES, SCRIPTS, content_path};
+use crate::packages::{Package, PackageList};
+use crate::scripts::{Script, parse_script_name};
+
+/// A whole template: what one template directory holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    /// The template directory's name.
+    pub name: String,
+    /// `template.conf`.
+    pub config: TemplateConfig,
+    /// Scripts, in run order (by `order`, then file name).
+    pub scripts: Vec<Script>,
+    /// Config files, sorted by name.
+    pub files: Vec<TemplateFile>,
+    /// Package lists, sorted by file name.
+    pub packages: Vec<PackageList>,
+    /// `packages/custom.sh`, the custom installer script, if any.
+    pub custom_installer: Option<String>,
+}
+
+impl Template {
+    /// An empty template called `name`.
+    pub fn new(name: impl Into<String>) -> Template {
+        Template {
+            name: name.into(),
+            ..Template::default()
+        }
+    }
+
+    /// This template without any original text (`raw` fields), for comparing
+    /// content: two templates that differ only in comments, quoting or
+    /// whitespace of their files are equal after this.
+    pub fn without_raw(&self) -> Template {
+        Template {
+            name: self.name.clone(),
+            config: self.config.without_raw(),
+            scripts: self.scripts.clone(),
+            files: self.files.iter().map(TemplateFile::without_raw).collect(),
+            packages: self
+                .packages
+                .iter()
+                .map(|p| PackageList {
+                    raw: None,
+                    ..p.clone()
+                })
+                .collect(),
+            custom_installer: self.custom_installer.clone(),
+        }
+    }
+
+    /// Sorts scripts, files and package lists into the order the loader
+    /// produces (scripts by order then file name, files by name, package lists
+    /// by file name).
+    pub fn sort(&mut self) {
+        self.scripts.sort_by_key(|s| (s.order, s.file_name()));
+        self.files.sort_by(|a, b| a.name.cmp(&b.name));
+        self.packages.sort_by_key(PackageList::file_name);
+    }
+
+    /// Checks a template built or edited in the UI: every value ctforge checks
+    /// when loading, plus that every name can be written to disk and read back
+    /// as the same model. Diagnostics name the file the problem would be
+    /// written to; package problems carry the line of the canonical list.
+    ///
+    /// A template loaded with [`load_dir`](crate::load_dir) needs no call: its
+    /// diagnostics already cover the same checks.
+    pub fn validate(&self) -> Vec<Diagnostic> {
+        let mut diags = Vec::new();
+        if let Err(message) = layout::check_file_name(&self.name, "template name") {
+            diags.push(Diagnostic::error(PathBuf::new(), None, message));
+        }
+        diags.extend(conf::check_representable(&self.config));
+        diags.extend(conf::check_values(&self.config, &|_| None));
+        self.validate_scripts(&mut diags);
+        self.validate_files(&mut diags);
+        self.validate_packages(&mut diags);
+        diags
+    }
+
+    fn validate_scripts(&self, diags: &mut Vec<Diagnostic>) {
+        let mut seen = HashSet::new();
+        for script in &self.scripts {
+            let file_name = script.file_name();
+            let path = content_path(SCRIPTS, &file_name);
+            if let Err(message) = layout::check_file_name(&script.name, "script name") {
+                diags.push(Diagnostic::error(path, None, message));
+            } else if parse_script_name(&file_name) != Ok(script.order) {
+                diags.push(Diagnostic::error(
+                    path,
+                    None,
+                    format!(
+                        "script name `{}` cannot be written as `NN-name.sh`: give it a name, \
+                         like `setup.sh`",
+                        script.name
+                    ),
+                ));
+            } else if !seen.insert(file_name.clone()) {
+                diags.push(Diagnostic::error(
+                    path,
+                    None,
+                    format!("two scripts are written as `{file_name}`: rename or renumber one"),
+                ));
+            }
+        }
+    }
+
+    fn validate_files(&self, diags: &mut Vec<Diagnostic>) {
+        let names: HashSet<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
+        let mut seen = HashSet::new();
+        for file in &self.files {
+            let path = content_path(FILES, &file.name);
+            if let Err(message) = layout::check_file_name(&file.name, "file name") {
+                diags.push(Diagnostic::error(path.clone(), None, message));
+            } else if let Some(base) = file
+                .name
+                .strip_suffix(PATH_SUFFIX)
+                .or_else(|| file.name.strip_suffix(POLICY_SUFFIX))
+                && names.contains(base)
+            {
+                diags.push(Diagnostic::error(
+                    path.clone(),
+                    None,
+                    format!(
+                        "file name `{}` clashes with the sidecar of `{base}`: rename one of them",
+                        file.name
+                    ),
+                ));
+            } else if !seen.insert(file.name.as_str()) {
+                diags.push(Diagnostic::error(
+                    path.clone(),
+                    None,
+                    format!("two files are named `{}`: rename one", file.name),
+                ));
+            }
+            if let Err(message) = validate_target_path(&file.target_dir) {
+                let sidecar = content_path(FILES, &format!("{}{PATH_SUFFIX}", file.name));
+                diags.push(Diagnostic::error(sidecar, Some(1), message));
+            }
+        }
+    }
+
+    fn validate_packages(&self, diags: &mut Vec<Diagnostic>) {
+        let mut seen = HashSet::new();
+        for list in &self.packages {
+            let file_name = list.file_name();
+            let path = content_path(PACKAGES, &file_name);
+            if let Err(message) = layout::check_file_name(&list.bucket, "bucket name") {
+                diags.push(Diagnostic::error(path.clone(), None, message));
+            } else if !seen.insert(file_name.clone()) {
+                diags.push(Diagnostic::error(
+                    path.clone(),
+                    None,
+                    format!("two package lists are written as `{file_name}`: merge them"),
+                ));
+            }
+            for (index, package) in list.packages.iter().enumerate() {
+                let spec = package.spec(list.manager);
+                let problem = match Package::parse(list.manager, &spec) {
+                    Ok(parsed) if parsed == *package => None,
+                    Ok(_) => Some(format!(
+                        "package `{spec}` would be read back differently: check the name and \
+                         version for stray spaces or `{}` characters",
+                        list.manager.pin_example()
+                    )),
+                    Err(message) => Some(message),
+                };
+                if let Some(message) = problem {
+                    diags.push(Diagnostic::error(path.clone(), line_no(index), message));
+                }
+            }
+        }
+    }
+}
