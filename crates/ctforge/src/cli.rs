@@ -41,7 +41,7 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Run the built-in Proxmox VE simulator.
-    Sim,
+    Sim(ctforge_pve_sim::cli::SimArgs),
     /// Validate, discover and export templates.
     #[command(subcommand)]
     Templates(TemplatesCommand),
@@ -194,7 +194,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app.run_until(startup::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Worker => not_yet("worker"),
+        Command::Worker => {
+            let state = startup::build_state(config, Arc::new(SystemClock), None).await?;
+            let workers = startup::start_workers(&state);
+            tracing::info!(owner = %workers.owner(), "ctforge worker running; SIGINT or SIGTERM stops it");
+            startup::shutdown_signal().await;
+            state.shutdown.cancel();
+            workers.stop().await;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             startup::open_store(&config, Arc::new(SystemClock)).await?;
             println!(
@@ -203,14 +211,110 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sim => not_yet("sim"),
-        Command::Templates(_) => not_yet("templates"),
+        Command::Sim(args) => {
+            ctforge_pve_sim::cli::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Templates(command) => templates_command(&config, command).await,
         Command::Ct(_) => not_yet("ct"),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_redacted_toml());
             Ok(ExitCode::SUCCESS)
         }
         Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(&config).await,
+    }
+}
+
+/// `ctforge templates validate|discover|export`.
+async fn templates_command(config: &Config, command: TemplatesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TemplatesCommand::Validate { dirs } => Ok(validate_templates(&dirs)),
+        TemplatesCommand::Discover { root } => {
+            let roots = match root {
+                Some(root) => vec![root],
+                None => config.templates.roots.clone(),
+            };
+            if roots.is_empty() {
+                anyhow::bail!(
+                    "no templates roots configured: set CTFORGE_TEMPLATES__ROOTS (or templates.roots \
+                     in the config file), or pass --root DIR"
+                );
+            }
+            let store = startup::open_store(config, Arc::new(SystemClock)).await?;
+            let report = crate::templates::discover_roots(store.as_ref(), &roots).await?;
+            print!("{}", report.render());
+            Ok(if report.has_failures() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        TemplatesCommand::Export { name, out } => {
+            let target = out.join(&name);
+            let occupied = std::fs::read_dir(&target).is_ok_and(|mut e| e.next().is_some());
+            if occupied {
+                anyhow::bail!(
+                    "{} already exists and is not empty: choose another --out directory or remove it",
+                    target.display()
+                );
+            }
+            let store = startup::open_store(config, Arc::new(SystemClock)).await?;
+            crate::templates::export(store.as_ref(), &name, &target).await?;
+            println!("exported {name} to {}", target.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Validates template directories (or roots holding several), printing every diagnostic as
+/// `path:line: severity: message` on stdout and `ok: <dir>` on stderr for those without
+/// errors. Exit code 1 if any error was found, 2 if no directory was given.
+fn validate_templates(dirs: &[PathBuf]) -> ExitCode {
+    if dirs.is_empty() {
+        eprintln!(
+            "error: no template directory given: pass one or more, like `ctforge templates validate ./templates/web`"
+        );
+        return ExitCode::from(2);
+    }
+    let mut failed = false;
+    for dir in dirs {
+        let is_template = dir.join(ctforge_template::conf::CONF_FILE).exists();
+        let found = if is_template || !dir.is_dir() {
+            vec![(dir.clone(), ctforge_template::load_dir(dir))]
+        } else {
+            // A root holding several templates; an empty one is reported by load_dir.
+            let found = ctforge_template::discover(dir);
+            if found.is_empty() {
+                vec![(dir.clone(), ctforge_template::load_dir(dir))]
+            } else {
+                found
+            }
+        };
+        for (template_dir, loaded) in found {
+            let mut warnings = 0;
+            for diagnostic in &loaded.diagnostics {
+                let mut shown = diagnostic.clone();
+                shown.file = template_dir.join(&diagnostic.file);
+                println!("{shown}");
+                if diagnostic.is_error() {
+                    failed = true;
+                } else {
+                    warnings += 1;
+                }
+            }
+            if !loaded.has_errors() {
+                if warnings == 0 {
+                    eprintln!("ok: {}", template_dir.display());
+                } else {
+                    eprintln!("ok: {} ({warnings} warnings)", template_dir.display());
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

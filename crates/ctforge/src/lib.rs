@@ -4,15 +4,24 @@
 //! ARCHITECTURE.md for the map. Entry points: [`cli::run`] and [`startup::App`].
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod clusters;
 pub mod config;
+pub mod containers;
 pub mod error;
+pub mod events;
+pub mod jobs;
+pub mod provisioning;
+pub mod pve;
 pub mod secrets;
 pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
+pub mod templates;
+pub mod tokens;
 pub mod web;
 
 /// Installs ring as the process-wide rustls crypto provider (once; later calls do nothing).

@@ -8,13 +8,18 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderName;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, post};
+use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::limiter::LoginLimiter;
+use crate::auth::session::{DbSessions, RedisSessions, SessionStore};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::events::{self, EventBus, JobProgress};
+use crate::jobs::{JobQueue, JobRegistry, Worker, WorkerHandle, WorkerOptions};
 use crate::secrets::Keyring;
 use crate::state::AppState;
 use crate::storage::{self, Store};
@@ -51,6 +56,77 @@ pub fn open_keyring(config: &Config) -> anyhow::Result<Keyring> {
     Ok(keyring)
 }
 
+/// Redis channel prefix of the progress event bus.
+pub const BUS_PREFIX: &str = "ctforge:events:";
+
+/// Everything but the listener: store (migrated), keyring, clusters, sessions, event bus, job
+/// queue. `serve` (through [`App::build`]) and `worker` both start from here.
+pub async fn build_state(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    bus: Option<Arc<dyn EventBus>>,
+) -> anyhow::Result<AppState> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let keyring = open_keyring(&config)?;
+    let store = open_store(&config, clock.clone()).await?;
+    store.record_key(keyring.active_key_id()).await?;
+    bootstrap_clusters(&config, store.as_ref(), &keyring).await?;
+    let sessions: Arc<dyn SessionStore> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisSessions::connect(url.expose(), "ctforge:")
+                .await
+                .context("cannot connect to Redis; check CTFORGE_REDIS_URL and that the server is running")?,
+        ),
+        None => Arc::new(DbSessions(store.clone())),
+    };
+    let bus = match bus {
+        Some(bus) => bus,
+        None => events::connect(config.redis_url.as_ref().map(|u| u.expose()), BUS_PREFIX)
+            .await
+            .context(
+                "cannot open the event bus; check CTFORGE_REDIS_URL and that Redis is running",
+            )?,
+    };
+    let registry = Arc::new(JobRegistry::new());
+    let progress = JobProgress::new(store.clone(), bus.clone(), clock.clone());
+    let jobs = Arc::new(JobQueue::new(store.clone(), progress, registry));
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        sessions,
+        limiter: Arc::new(LoginLimiter::default()),
+        keyring: Arc::new(keyring),
+        clock,
+        started,
+        bus,
+        jobs,
+        shutdown: CancellationToken::new(),
+    };
+    register_job_handlers(&state);
+    Ok(state)
+}
+
+/// Registers the handler of every job kind (the one place; `serve` and `worker` both use it).
+pub fn register_job_handlers(state: &AppState) {
+    state.jobs.registry().register(Arc::new(
+        crate::provisioning::pipeline::CreateContainer::new(
+            state.store.clone(),
+            state.keyring.clone(),
+        ),
+    ));
+}
+
+/// Starts this process's job workers with the `[workers]` configuration.
+pub fn start_workers(state: &AppState) -> WorkerHandle {
+    Worker::new(
+        state.jobs.clone(),
+        WorkerOptions::from_config(&state.config.workers),
+    )
+    .spawn()
+}
+
 impl App {
     /// Builds the application with the system clock.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -59,23 +135,22 @@ impl App {
 
     /// Builds the application with the given clock.
     pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let started = Instant::now();
+        Self::build_custom(config, clock, None).await
+    }
+
+    /// Builds the application with the given clock and, if given, event bus (instead of the
+    /// one the configuration selects; tests use it to isolate Redis channels).
+    pub async fn build_custom(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        bus: Option<Arc<dyn EventBus>>,
+    ) -> anyhow::Result<Self> {
         let addr = config.listen_addr()?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
         let listener = bind(addr).await?;
-        let keyring = open_keyring(&config)?;
-        let store = open_store(&config, clock.clone()).await?;
-        store.record_key(keyring.active_key_id()).await?;
-        bootstrap_clusters(&config, store.as_ref(), &keyring).await?;
-        let state = AppState {
-            config: Arc::new(config),
-            store,
-            keyring: Arc::new(keyring),
-            clock,
-            started,
-        };
+        let state = build_state(config, clock, bus).await?;
         Ok(Self { listener, state })
     }
 
@@ -96,13 +171,23 @@ impl App {
     ) -> anyhow::Result<()> {
         let router = router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "ctforge listening");
-        axum::serve(
+        let workers =
+            (self.state.config.workers.concurrency > 0).then(|| start_workers(&self.state));
+        let stopping = self.state.shutdown.clone();
+        let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server error")
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.cancel();
+        })
+        .await;
+        self.state.shutdown.cancel();
+        if let Some(workers) = workers {
+            workers.stop().await;
+        }
+        served.context("server error")
     }
 }
 
@@ -163,12 +248,266 @@ async fn bootstrap_clusters(
     Ok(())
 }
 
+/// One registered route: what the route-protection tests walk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// HTTP methods served.
+    pub methods: &'static [&'static str],
+    /// Path pattern (`/api/v1/containers/{id}`).
+    pub path: &'static str,
+    /// Reachable without signing in.
+    pub public: bool,
+}
+
+struct Routes {
+    public: Router<AppState>,
+    protected: Router<AppState>,
+    table: Vec<RouteInfo>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self {
+            public: Router::new(),
+            protected: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    fn public(
+        mut self,
+        methods: &'static [&'static str],
+        path: &'static str,
+        route: MethodRouter<AppState>,
+    ) -> Self {
+        self.public = self.public.route(path, route);
+        self.table.push(RouteInfo {
+            methods,
+            path,
+            public: true,
+        });
+        self
+    }
+
+    fn protected(
+        mut self,
+        methods: &'static [&'static str],
+        path: &'static str,
+        route: MethodRouter<AppState>,
+    ) -> Self {
+        self.protected = self.protected.route(path, route);
+        self.table.push(RouteInfo {
+            methods,
+            path,
+            public: false,
+        });
+        self
+    }
+}
+
+fn routes() -> Routes {
+    use crate::api::v1;
+    Routes::new()
+        .public(&["GET"], "/healthz", get(web::health::healthz))
+        .public(&["GET"], "/readyz", get(web::health::readyz))
+        .public(&["GET"], "/static/app.css", get(web::assets::css))
+        .public(&["GET"], "/static/app.js", get(web::assets::js))
+        .public(
+            &["GET", "POST"],
+            "/login",
+            get(web::login::show).post(web::login::submit),
+        )
+        .public(
+            &["GET", "POST"],
+            "/login/tfa",
+            get(web::login::show_tfa).post(web::login::submit_tfa),
+        )
+        .public(&["POST"], "/api/v1/auth/login", post(v1::auth::login))
+        .protected(&["POST"], "/logout", post(web::login::logout))
+        .protected(&["GET"], "/", get(web::dashboard::show))
+        .protected(
+            &["GET"],
+            "/containers/{id}",
+            get(web::containers::detail::show),
+        )
+        .protected(
+            &["POST"],
+            "/containers/{id}/start",
+            post(web::containers::start),
+        )
+        .protected(
+            &["POST"],
+            "/containers/{id}/stop",
+            post(web::containers::stop),
+        )
+        .protected(
+            &["POST"],
+            "/containers/{id}/shutdown",
+            post(web::containers::shutdown),
+        )
+        .protected(
+            &["POST"],
+            "/containers/{id}/reboot",
+            post(web::containers::reboot),
+        )
+        .protected(
+            &["POST"],
+            "/containers/{id}/delete",
+            post(web::containers::delete),
+        )
+        .protected(
+            &["POST"],
+            "/containers/{id}/credentials/reveal",
+            post(web::containers::detail::reveal),
+        )
+        .protected(&["GET"], "/api/v1/containers", get(v1::containers::list))
+        .protected(
+            &["DELETE"],
+            "/api/v1/containers/{id}",
+            axum::routing::delete(v1::containers::delete),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/containers/{id}/start",
+            post(v1::containers::start),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/containers/{id}/stop",
+            post(v1::containers::stop),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/containers/{id}/shutdown",
+            post(v1::containers::shutdown),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/containers/{id}/reboot",
+            post(v1::containers::reboot),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/containers/{id}/credentials/reveal",
+            post(v1::containers::reveal),
+        )
+        .protected(&["POST"], "/api/v1/auth/logout", post(v1::auth::logout))
+        .protected(&["GET"], "/api/v1/auth/me", get(v1::auth::me))
+        .protected(
+            &["POST"],
+            "/api/v1/containers/plan",
+            post(v1::provisioning::plan),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/containers",
+            post(v1::provisioning::create),
+        )
+        .protected(
+            &["GET", "POST"],
+            "/api/v1/clusters",
+            get(v1::settings::list_clusters).post(v1::settings::create_cluster),
+        )
+        .protected(
+            &["GET", "PUT", "DELETE"],
+            "/api/v1/clusters/{id}",
+            get(v1::settings::get_cluster)
+                .put(v1::settings::update_cluster)
+                .delete(v1::settings::delete_cluster),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/clusters/{id}/test",
+            post(v1::settings::test_cluster),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/clusters/fingerprint",
+            post(v1::settings::fetch_fingerprint),
+        )
+        .protected(
+            &["GET", "POST"],
+            "/api/v1/tokens",
+            get(v1::settings::list_tokens).post(v1::settings::create_token),
+        )
+        .protected(
+            &["DELETE"],
+            "/api/v1/tokens/{id}",
+            axum::routing::delete(v1::settings::revoke_token),
+        )
+        .protected(&["GET"], "/api/v1/audit", get(v1::settings::audit))
+        .protected(
+            &["GET", "POST"],
+            "/settings/clusters",
+            get(web::settings::clusters::show).post(web::settings::clusters::create),
+        )
+        .protected(
+            &["POST"],
+            "/settings/clusters/{id}/test",
+            post(web::settings::clusters::test),
+        )
+        .protected(
+            &["POST"],
+            "/settings/clusters/{id}/delete",
+            post(web::settings::clusters::delete),
+        )
+        .protected(
+            &["GET", "POST"],
+            "/settings/tokens",
+            get(web::settings::tokens::show).post(web::settings::tokens::create),
+        )
+        .protected(
+            &["POST"],
+            "/settings/tokens/{id}/revoke",
+            post(web::settings::tokens::revoke),
+        )
+        .protected(&["GET"], "/audit", get(web::audit::show))
+        .protected(&["GET"], "/api/v1/jobs", get(v1::jobs::list))
+        .protected(&["GET"], "/api/v1/jobs/{id}", get(v1::jobs::show))
+        .protected(&["POST"], "/api/v1/jobs/{id}/retry", post(v1::jobs::retry))
+        .protected(
+            &["POST"],
+            "/api/v1/jobs/{id}/cancel",
+            post(v1::jobs::cancel),
+        )
+        .protected(&["GET"], "/api/v1/jobs/{id}/events", get(v1::jobs::events))
+        .protected(&["GET"], "/api/v1/templates", get(v1::templates::list))
+        .protected(
+            &["POST"],
+            "/api/v1/templates/discover",
+            post(v1::templates::discover),
+        )
+        .protected(
+            &["GET", "DELETE"],
+            "/api/v1/templates/{name}",
+            get(v1::templates::show).delete(v1::templates::delete),
+        )
+        .protected(
+            &["GET"],
+            "/api/v1/templates/{name}/export",
+            get(v1::templates::export),
+        )
+}
+
+/// Every registered route (for tests and the OpenAPI document).
+pub fn route_table() -> Vec<RouteInfo> {
+    routes().table
+}
+
 /// The full router with its middleware.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/healthz", get(web::health::healthz))
-        .route("/readyz", get(web::health::readyz))
+    let routes = routes();
+    let protected = routes
+        .protected
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware::require_auth,
+        ));
+    routes
+        .public
+        .merge(protected)
+        .fallback(not_found)
         .with_state(state)
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -183,6 +522,10 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn not_found(uri: axum::http::Uri) -> crate::error::AppError {
+    crate::error::AppError::NotFound(format!("page {}", uri.path()))
 }
 
 /// Resolves on SIGINT or SIGTERM.

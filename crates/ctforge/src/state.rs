@@ -3,8 +3,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::limiter::LoginLimiter;
+use crate::auth::session::SessionStore;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::events::EventBus;
+use crate::jobs::JobQueue;
 use crate::secrets::Keyring;
 use crate::storage::Store;
 
@@ -16,10 +20,20 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Persistence.
     pub store: Arc<dyn Store>,
+    /// Sessions (database or Redis).
+    pub sessions: Arc<dyn SessionStore>,
+    /// Failed sign-in tracking.
+    pub limiter: Arc<LoginLimiter>,
     /// Keys for secrets at rest.
     pub keyring: Arc<Keyring>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
     /// Process start (for uptime).
     pub started: Instant,
+    /// Progress event bus (in-process, or Redis when configured).
+    pub bus: Arc<dyn EventBus>,
+    /// The job queue: enqueue, cancel, retry; handlers by kind.
+    pub jobs: Arc<JobQueue>,
+    /// Cancelled when the server shuts down (long-lived streams end on it).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -1,1 +1,4 @@
-//! The JSON API under `/api/v1`. Module paths mirror URL paths (`api/v1/containers.rs`).
+//! The JSON API under `/api/v1`. Module paths mirror URL paths (`api/v1/auth.rs` serves
+//! `/api/v1/auth/…`).
+
+pub mod v1;

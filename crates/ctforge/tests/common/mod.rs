@@ -58,6 +58,8 @@ pub struct TestApp {
     /// HTTP client.
     pub client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The application state (store, keyring, sessions) for arranging test data.
+    pub state: ctforge::state::AppState,
     /// The server task.
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -74,6 +76,11 @@ impl TestApp {
 
 /// Starts the real application on port 0 with a fresh database on `backend`.
 pub async fn spawn_app(backend: &str) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the real application after letting `adjust` change the configuration.
+pub async fn spawn_app_with(backend: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
     ctforge::install_crypto_provider();
     let data_dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::load_from(&CliOverrides::default(), &[])
@@ -84,10 +91,12 @@ pub async fn spawn_app(backend: &str) -> TestApp {
     if backend == "postgres" {
         config.database_url = Some(ctforge::config::Secret::new(fresh_pg_url().await));
     }
+    adjust(&mut config);
     let app = ctforge::startup::App::build(config)
         .await
         .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
@@ -95,8 +104,53 @@ pub async fn spawn_app(backend: &str) -> TestApp {
     TestApp {
         address,
         data_dir,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
         shutdown: Some(tx),
+        state,
+        handle,
+    }
+}
+
+/// Starts the real application with `adjust`ed configuration and, if given, this event bus
+/// instead of the configured one (tests isolate Redis channels with it).
+pub async fn spawn_app_custom(
+    backend: &str,
+    adjust: impl FnOnce(&mut Config),
+    bus: Option<Arc<dyn ctforge::events::EventBus>>,
+) -> TestApp {
+    ctforge::install_crypto_provider();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::load_from(&CliOverrides::default(), &[])
+        .expect("config")
+        .config;
+    config.listen = "127.0.0.1:0".to_owned();
+    config.data_dir = data_dir.path().to_owned();
+    if backend == "postgres" {
+        config.database_url = Some(ctforge::config::Secret::new(fresh_pg_url().await));
+    }
+    adjust(&mut config);
+    let app =
+        ctforge::startup::App::build_custom(config, Arc::new(ctforge::clock::SystemClock), bus)
+            .await
+            .expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        data_dir,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        shutdown: Some(tx),
+        state,
         handle,
     }
 }

@@ -1,0 +1,145 @@
+//! Container backends: what actually happens inside a CT when it is created,
+//! started, stopped, and when `pct exec` / `pct push` reach it.
+//!
+//! The HTTP API keeps the Proxmox-level state (config, status, tasks) in
+//! [`crate::state`]; a backend keeps the guest-level state. [`memory`] answers
+//! from scripted state; [`lxc`] runs real LXC containers on a bridge.
+
+pub mod lxc;
+pub mod memory;
+
+use std::collections::BTreeMap;
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::scenario::ServiceSpec;
+
+/// What a create needs to set up the guest.
+#[derive(Debug, Clone, Default)]
+pub struct CreateSpec {
+    /// Hostname.
+    pub hostname: String,
+    /// OS template volume id.
+    pub ostemplate: String,
+    /// Root password (never stored in the config).
+    pub password: Option<String>,
+    /// Authorized keys for root (one per line).
+    pub ssh_public_keys: Option<String>,
+    /// The CT's normalized Proxmox configuration at creation (`memory`, `cores`,
+    /// `net0`, `rootfs`, …): what a real backend sizes and wires the guest from.
+    pub conf: BTreeMap<String, String>,
+}
+
+/// Live resource usage of a running guest, as a real backend measures it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    /// CPU usage as a fraction of the guest's CPUs since the previous sample.
+    pub cpu: f64,
+    /// Memory in use, bytes.
+    pub mem: u64,
+    /// Swap in use, bytes.
+    pub swap: u64,
+    /// Bytes received by the guest.
+    pub netin: u64,
+    /// Bytes sent by the guest.
+    pub netout: u64,
+    /// Bytes read from disk.
+    pub diskread: u64,
+    /// Bytes written to disk.
+    pub diskwrite: u64,
+    /// Host PID of the guest's init, when known.
+    pub pid: Option<u32>,
+    /// Disk space used by the root filesystem, bytes, when known.
+    pub disk: Option<u64>,
+}
+
+/// A piece of output of a command run in a CT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecChunk {
+    /// Standard output bytes.
+    Stdout(Vec<u8>),
+    /// Standard error bytes.
+    Stderr(Vec<u8>),
+}
+
+/// A running exec: resolves to the exit status.
+pub type ExecFuture = Pin<Box<dyn Future<Output = u32> + Send>>;
+
+/// Options of `pct push`.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// File mode (octal value).
+    pub perms: Option<u32>,
+    /// Owner (name or numeric id).
+    pub user: Option<String>,
+    /// Group (name or numeric id).
+    pub group: Option<String>,
+}
+
+/// A container backend.
+pub trait CtBackend: Send + Sync + 'static {
+    /// Backend name (`memory`, `lxc`).
+    fn name(&self) -> &'static str;
+    /// For downcasting to the concrete backend in tests.
+    fn as_any(&self) -> &dyn Any;
+    /// Create the guest; returns extra task log lines.
+    fn create(&self, vmid: u32, spec: &CreateSpec) -> Result<Vec<String>, String>;
+    /// Boot the guest.
+    fn start(&self, vmid: u32) -> Result<(), String>;
+    /// Stop the guest (hard stop).
+    fn stop(&self, vmid: u32) -> Result<(), String>;
+    /// Shut the guest down cleanly (defaults to [`CtBackend::stop`]).
+    fn shutdown(&self, vmid: u32) -> Result<(), String> {
+        self.stop(vmid)
+    }
+    /// Apply the CT's current Proxmox configuration before a start (memory,
+    /// cores, network). Scripted backends ignore it.
+    fn configure(&self, _vmid: u32, _conf: &BTreeMap<String, String>) -> Result<(), String> {
+        Ok(())
+    }
+    /// Measured usage of a running guest (`None`: the API synthesizes numbers).
+    fn usage(&self, _vmid: u32) -> Option<Usage> {
+        None
+    }
+    /// The guest's real network interfaces in the format of
+    /// `GET /nodes/{node}/lxc/{vmid}/interfaces` (`None`: derived from the config).
+    fn interfaces(&self, _vmid: u32) -> Option<Value> {
+        None
+    }
+    /// Remove the guest entirely.
+    fn destroy(&self, vmid: u32) -> Result<(), String>;
+    /// Run `argv` in the guest with `stdin`, streaming output to `out`.
+    fn exec(
+        &self,
+        vmid: u32,
+        argv: Vec<String>,
+        stdin: Vec<u8>,
+        out: UnboundedSender<ExecChunk>,
+    ) -> ExecFuture;
+    /// Whether running `argv` reads standard input (the SSH endpoint then waits
+    /// for EOF before running it).
+    fn needs_stdin(&self, argv: &[String]) -> bool;
+    /// Write a file into the guest.
+    fn push(&self, vmid: u32, path: &str, data: &[u8], opts: &PushOptions) -> Result<(), String>;
+    /// Read a file from the guest.
+    fn pull(&self, vmid: u32, path: &str) -> Result<Vec<u8>, String>;
+    /// Take a guest snapshot.
+    fn snapshot(&self, vmid: u32, name: &str) -> Result<(), String>;
+    /// Roll back to a guest snapshot.
+    fn rollback(&self, vmid: u32, name: &str) -> Result<(), String>;
+    /// Delete a guest snapshot.
+    fn delete_snapshot(&self, vmid: u32, name: &str) -> Result<(), String>;
+    /// Replace the guest's service table (scripted backends; others ignore it).
+    fn set_services(&self, vmid: u32, services: &[ServiceSpec]);
+    /// Write a file without `pct push` semantics (scenario setup).
+    fn write_file(&self, vmid: u32, path: &str, data: &[u8]);
+    /// Serialize guest state for persistence.
+    fn save(&self) -> Value;
+    /// Restore guest state saved by [`CtBackend::save`].
+    fn load(&self, v: &Value) -> Result<(), String>;
+}

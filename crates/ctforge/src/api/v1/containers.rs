@@ -1,0 +1,152 @@
+//! `/api/v1/containers`: the dashboard listing, lifecycle actions and credential reveal.
+//!
+//! `{id}` is ctforge's container id (`42`) for managed containers, or `<cluster>:<vmid>`
+//! (`lab:105`, URL-encoded as needed) for any container, managed or not — see
+//! [`crate::containers`]. Examples:
+//!
+//! - `GET /api/v1/containers?status=running&node=pve1&tag=web&template=nginx&q=db&page=2`
+//! - `POST /api/v1/containers/42/start`, `POST /api/v1/containers/lab:105/stop`
+//! - `POST /api/v1/containers/42/shutdown?timeout=30` (then force stop; both recorded)
+//! - `DELETE /api/v1/containers/42` (stop if running, purge, remove the record);
+//!   `DELETE /api/v1/containers/42?record_only=true` removes only the record (Proxmox down)
+//! - `POST /api/v1/containers/42/credentials/reveal` with `{"name": "admin-password"}`
+//!
+//! Actions answer 200 with the outcome once the Proxmox task finished; 409 when another action
+//! holds the container's lock or the state forbids the action; 403 with Proxmox's own text
+//! when the user's ticket lacks the privilege.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::CurrentUser;
+use crate::containers::lifecycle::{self, Action, Options, Outcome};
+use crate::containers::listing::{self, Filter, Listing};
+use crate::containers::{credentials, resolve};
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// `GET /api/v1/containers`.
+pub async fn list(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Query(filter): Query<Filter>,
+) -> Result<Json<Listing>, AppError> {
+    Ok(Json(listing::list(&state, &user, &filter).await?))
+}
+
+/// Query parameters of the actions.
+#[derive(Debug, Default, Deserialize)]
+pub struct ActionQuery {
+    /// Shutdown timeout in seconds (default 60).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// `true` to delete only ctforge's record.
+    #[serde(default)]
+    pub record_only: Option<String>,
+}
+
+impl ActionQuery {
+    fn options(&self) -> Result<Options, AppError> {
+        let timeout = match self
+            .timeout
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            None => lifecycle::DEFAULT_SHUTDOWN_TIMEOUT,
+            Some(t) => t
+                .parse::<u32>()
+                .ok()
+                .filter(|t| *t <= lifecycle::MAX_SHUTDOWN_TIMEOUT)
+                .ok_or_else(|| {
+                    AppError::invalid(format!(
+                        "timeout {t:?} must be whole seconds from 0 to {}",
+                        lifecycle::MAX_SHUTDOWN_TIMEOUT
+                    ))
+                })?,
+        };
+        let record_only = match self.record_only.as_deref().map(str::trim) {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(other) => {
+                return Err(AppError::invalid(format!(
+                    "record_only {other:?} must be true or false"
+                )));
+            }
+        };
+        Ok(Options {
+            timeout,
+            record_only,
+        })
+    }
+}
+
+async fn act(
+    state: AppState,
+    remote: SocketAddr,
+    user: CurrentUser,
+    id: String,
+    query: ActionQuery,
+    action: Action,
+) -> Result<Json<Outcome>, AppError> {
+    let opts = query.options()?;
+    let target = resolve(&state, &id).await?;
+    let outcome = lifecycle::run(
+        &state,
+        &user,
+        &remote.ip().to_string(),
+        &target,
+        action,
+        opts,
+    )
+    .await?;
+    Ok(Json(outcome))
+}
+
+macro_rules! action_handlers {
+    ($($name:ident => $action:expr),* $(,)?) => {$(
+        /// Runs the lifecycle action on container `{id}` and waits for the Proxmox task.
+        pub async fn $name(
+            State(state): State<AppState>,
+            ConnectInfo(remote): ConnectInfo<SocketAddr>,
+            axum::Extension(user): axum::Extension<CurrentUser>,
+            Path(id): Path<String>,
+            Query(query): Query<ActionQuery>,
+        ) -> Result<Json<Outcome>, AppError> {
+            act(state, remote, user, id, query, $action).await
+        }
+    )*};
+}
+
+action_handlers! {
+    start => Action::Start,
+    stop => Action::Stop,
+    shutdown => Action::Shutdown,
+    reboot => Action::Reboot,
+    delete => Action::Delete,
+}
+
+/// Body of the reveal request.
+#[derive(Debug, Deserialize)]
+pub struct RevealRequest {
+    /// Credential name.
+    pub name: String,
+}
+
+/// `POST /api/v1/containers/{id}/credentials/reveal`: the decrypted value (audited).
+pub async fn reveal(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+    Json(body): Json<RevealRequest>,
+) -> Result<Json<Value>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let plain =
+        credentials::reveal(&state, &user, &remote.ip().to_string(), &target, &body.name).await?;
+    Ok(Json(json!({ "name": body.name, "value": plain.expose() })))
+}

@@ -1,0 +1,280 @@
+//! `/api/v1/jobs`: list and inspect jobs, retry and cancel them, and follow their progress
+//! events as JSON or as a Server-Sent Events stream.
+//!
+//! The SSE stream subscribes to the bus **before** reading the persisted backlog and
+//! de-duplicates by sequence number, so no event falls between replay and live delivery; a gap
+//! (out-of-order publish, slow viewer, Redis reconnect) is filled from the store. A finished job
+//! replays and closes; a finished job with nothing newer than `Last-Event-ID` answers
+//! `204 No Content`, which tells `EventSource` to stop reconnecting.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::events::{BusEvent, Subscription, job_topic};
+use crate::jobs::{completed_steps, state as job_state};
+use crate::state::AppState;
+use crate::storage::model::Job;
+use crate::storage::{Store, StoreError};
+
+/// Events read from the store per query.
+const PAGE: i64 = 500;
+/// SSE keep-alive comment interval.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Options of `GET /api/v1/jobs`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// How many jobs, newest first (default 50, at most 500).
+    pub limit: Option<i64>,
+}
+
+/// Options of `GET /api/v1/jobs/{id}/events`.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    /// Only events with a greater sequence number (`Last-Event-ID` wins when both are given).
+    pub after: Option<i64>,
+    /// JSON only: at most this many events (default and maximum 1000).
+    pub limit: Option<i64>,
+}
+
+/// The JSON form of a job.
+pub fn job_json(job: &Job, steps: Option<Vec<&'static str>>) -> Value {
+    json!({
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "container_id": job.container_id,
+        "node": job.node,
+        "current_step": job.current_step,
+        "completed_steps": completed_steps(job),
+        "steps": steps,
+        "attempts": job.attempts,
+        "error": job.error,
+        "created_by": job.created_by,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    })
+}
+
+fn steps_of(state: &AppState, job: &Job) -> Option<Vec<&'static str>> {
+    state
+        .jobs
+        .registry()
+        .get(&job.kind)
+        .map(|handler| handler.steps(job))
+}
+
+async fn load(store: &dyn Store, id: i64) -> Result<Job, AppError> {
+    match store.get_job(id).await {
+        Ok(job) => Ok(job),
+        Err(StoreError::NotFound) => Err(AppError::NotFound(format!("job {id}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /api/v1/jobs?limit=`: recent jobs, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let jobs = state.store.list_jobs(limit).await?;
+    let jobs: Vec<Value> = jobs
+        .iter()
+        .map(|job| job_json(job, steps_of(&state, job)))
+        .collect();
+    Ok(Json(json!({ "jobs": jobs })))
+}
+
+/// `GET /api/v1/jobs/{id}`: state, step, attempts, completed steps, error.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
+    let job = load(state.store.as_ref(), id).await?;
+    Ok(Json(job_json(&job, steps_of(&state, &job))))
+}
+
+/// `POST /api/v1/jobs/{id}/retry`: re-queues a failed or cancelled job from its failed step.
+pub async fn retry(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
+    let job = state.jobs.retry(id, &user.username).await?;
+    Ok(Json(job_json(&job, steps_of(&state, &job))))
+}
+
+/// `POST /api/v1/jobs/{id}/cancel`: cancels a queued or running job.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
+    let job = state.jobs.cancel(id, &user.username).await?;
+    Ok(Json(job_json(&job, steps_of(&state, &job))))
+}
+
+fn wants_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, AppError> {
+    match headers.get("last-event-id") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(Some)
+            .ok_or_else(|| AppError::invalid("Last-Event-ID must be an event sequence number")),
+    }
+}
+
+/// `GET /api/v1/jobs/{id}/events`: with `Accept: text/event-stream`, replays every event after
+/// `Last-Event-ID` (or `?after=`, or from the start) then streams live ones (`id:` = sequence
+/// number, `event:` = kind, `data:` = the event as JSON); otherwise a JSON page of events.
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let after = last_event_id(&headers)?.or(query.after).unwrap_or(0).max(0);
+    if !wants_sse(&headers) {
+        let job = load(state.store.as_ref(), id).await?;
+        let limit = query.limit.unwrap_or(1000).clamp(1, 1000);
+        let events = state.store.job_events_after(id, after, limit).await?;
+        let events: Vec<BusEvent> = events.iter().map(BusEvent::from_record).collect();
+        return Ok(
+            Json(json!({ "job_id": id, "state": job.state, "events": events })).into_response(),
+        );
+    }
+    // Subscribe first: anything published from now on reaches us, anything before is stored.
+    let subscription = state
+        .bus
+        .subscribe(&job_topic(id))
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let job = load(state.store.as_ref(), id).await?;
+    let finished = job_state::is_finished(&job.state);
+    let first = state.store.job_events_after(id, after, PAGE).await?;
+    if finished && first.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let feed = Feed {
+        store: state.store.clone(),
+        job_id: id,
+        cursor: after,
+        exhausted: i64::try_from(first.len()).unwrap_or(PAGE) < PAGE,
+        pending: first.iter().map(BusEvent::from_record).collect(),
+        last_terminal: false,
+        finished,
+        subscription,
+        shutdown: state.shutdown.clone(),
+    };
+    let mut feed = feed;
+    if let Some(last) = feed.pending.back() {
+        feed.cursor = last.seq;
+    }
+    let stream = futures_util::stream::unfold(feed, Feed::next);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response())
+}
+
+/// One viewer's position: backlog pages, then live events, de-duplicated by sequence.
+struct Feed {
+    store: Arc<dyn Store>,
+    job_id: i64,
+    /// Highest sequence number queued so far.
+    cursor: i64,
+    /// No more stored events after `cursor` (as far as we know).
+    exhausted: bool,
+    pending: VecDeque<BusEvent>,
+    last_terminal: bool,
+    /// The job was finished when the stream opened.
+    finished: bool,
+    subscription: Subscription,
+    shutdown: CancellationToken,
+}
+
+impl Feed {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                self.last_terminal = event.is_terminal();
+                return Some((Ok(sse_event(&event)), self));
+            }
+            if !self.exhausted {
+                match self
+                    .store
+                    .job_events_after(self.job_id, self.cursor, PAGE)
+                    .await
+                {
+                    Ok(page) => {
+                        self.exhausted = i64::try_from(page.len()).unwrap_or(PAGE) < PAGE;
+                        for record in &page {
+                            self.cursor = self.cursor.max(record.seq);
+                            self.pending.push_back(BusEvent::from_record(record));
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(job_id = self.job_id, error = %e, "cannot read job events; closing the stream");
+                        return None;
+                    }
+                }
+            }
+            if self.last_terminal || self.finished {
+                return None;
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                received = self.subscription.recv() => match received {
+                    Ok(event) => {
+                        if event.seq <= self.cursor {
+                            continue;
+                        }
+                        if event.seq == self.cursor + 1 {
+                            self.cursor = event.seq;
+                            self.pending.push_back(BusEvent::clone(&event));
+                        } else {
+                            // Out of order or missed: the store has everything up to it.
+                            self.exhausted = false;
+                        }
+                    }
+                    Err(crate::events::RecvError::Lagged) => self.exhausted = false,
+                    Err(crate::events::RecvError::Closed) => return None,
+                },
+            }
+        }
+    }
+}
+
+fn sse_event(event: &BusEvent) -> Event {
+    let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());
+    Event::default()
+        .id(event.seq.to_string())
+        .event(event.kind.as_str())
+        .data(data)
+}

@@ -1,0 +1,8 @@
+//! Version 1 of the JSON API.
+
+pub mod auth;
+pub mod containers;
+pub mod jobs;
+pub mod provisioning;
+pub mod settings;
+pub mod templates;

@@ -1,0 +1,45 @@
+//! `POST /api/v1/containers/plan` (the dry run) and `POST /api/v1/containers` (create).
+//! Both take the same body; unknown fields are rejected with a 400 that names them.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::provisioning::plan::{CreateRequest, PlanView};
+use crate::provisioning::submit;
+use crate::state::AppState;
+
+type Body = Result<Json<CreateRequest>, axum::extract::rejection::JsonRejection>;
+
+fn request(body: Body) -> Result<CreateRequest, AppError> {
+    body.map(|Json(r)| r)
+        .map_err(|rejection| AppError::invalid(rejection.body_text()))
+}
+
+/// `POST /api/v1/containers/plan`.
+pub async fn plan(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    body: Body,
+) -> Result<Json<PlanView>, AppError> {
+    let request = request(body)?;
+    let prepared = submit::prepare(&state, &user, &request).await?;
+    Ok(Json(prepared.plan.view()))
+}
+
+/// `POST /api/v1/containers`: 202 with `{ "id", "vmid", "job_id" }`.
+pub async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    body: Body,
+) -> Result<Response, AppError> {
+    let request = request(body)?;
+    let submitted = submit::submit(&state, &user, &request, &remote.ip().to_string()).await?;
+    Ok((StatusCode::ACCEPTED, Json(submitted)).into_response())
+}

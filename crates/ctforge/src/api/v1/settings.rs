@@ -1,0 +1,272 @@
+//! `/api/v1/clusters`, `/api/v1/tokens` and `/api/v1/audit`: the settings of ctforge itself.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::CurrentUser;
+use crate::clusters::{self, ClusterForm, ClusterView, Saved};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::model::AuditFilter;
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn body<T>(body: JsonBody<T>) -> Result<T, AppError> {
+    body.map(|Json(v)| v)
+        .map_err(|r| AppError::invalid(r.body_text()))
+}
+
+/// Cluster settings need `Sys.Modify` on the nodes in Proxmox.
+pub fn require_admin(user: &CurrentUser) -> Result<(), AppError> {
+    if user.can("nodes", "Sys.Modify") {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "changing clusters needs the Sys.Modify privilege in Proxmox".into(),
+        ))
+    }
+}
+
+/// `GET /api/v1/clusters`.
+pub async fn list_clusters(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ClusterView>>, AppError> {
+    Ok(Json(
+        state
+            .store
+            .list_clusters()
+            .await?
+            .iter()
+            .map(ClusterView::from)
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/clusters/{id}`.
+pub async fn get_cluster(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<ClusterView>, AppError> {
+    let cluster = state
+        .store
+        .get_cluster(id)
+        .await
+        .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
+    Ok(Json(ClusterView::from(&cluster)))
+}
+
+fn saved_response(saved: Saved, created: bool) -> Response {
+    match saved {
+        Saved::Done(cluster) => {
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, Json(ClusterView::from(cluster.as_ref()))).into_response()
+        }
+        Saved::ConfirmFingerprint(fp) => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": "confirm the server's TLS certificate: compare this fingerprint with the node's (pvenode cert info) and send it back as \"fingerprint\"",
+                "status": 409,
+                "fingerprint_to_confirm": fp,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /api/v1/clusters`.
+pub async fn create_cluster(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    form: JsonBody<ClusterForm>,
+) -> Result<Response, AppError> {
+    require_admin(&user)?;
+    let form = body(form)?;
+    Ok(saved_response(
+        clusters::save(
+            &state,
+            None,
+            &form,
+            &user.username,
+            &remote.ip().to_string(),
+        )
+        .await?,
+        true,
+    ))
+}
+
+/// `PUT /api/v1/clusters/{id}`.
+pub async fn update_cluster(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    form: JsonBody<ClusterForm>,
+) -> Result<Response, AppError> {
+    require_admin(&user)?;
+    let form = body(form)?;
+    Ok(saved_response(
+        clusters::save(
+            &state,
+            Some(id),
+            &form,
+            &user.username,
+            &remote.ip().to_string(),
+        )
+        .await?,
+        false,
+    ))
+}
+
+/// `DELETE /api/v1/clusters/{id}`.
+pub async fn delete_cluster(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    require_admin(&user)?;
+    clusters::delete(&state, id, &user.username, &remote.ip().to_string()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/clusters/{id}/test`.
+pub async fn test_cluster(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<clusters::ConnectionReport>, AppError> {
+    let cluster = state
+        .store
+        .get_cluster(id)
+        .await
+        .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
+    Ok(Json(clusters::test_connection(&state, &cluster).await))
+}
+
+/// Body of `POST /api/v1/clusters/fingerprint`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FingerprintQuery {
+    url: String,
+}
+
+/// `POST /api/v1/clusters/fingerprint`: the certificate fingerprint of a server, to confirm.
+pub async fn fetch_fingerprint(
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    query: JsonBody<FingerprintQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    require_admin(&user)?;
+    let query = body(query)?;
+    let fp = ctforge_pve::fetch_fingerprint(&query.url)
+        .await
+        .map_err(|e| {
+            AppError::Unavailable(format!(
+                "cannot fetch the TLS certificate of {}: {e}",
+                query.url
+            ))
+        })?;
+    Ok(Json(json!({ "fingerprint": fp })))
+}
+
+/// Body of `POST /api/v1/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    name: String,
+}
+
+/// `GET /api/v1/tokens`: the caller's tokens.
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+) -> Result<Json<Vec<crate::tokens::TokenView>>, AppError> {
+    Ok(Json(crate::tokens::list(&state, &user.username).await?))
+}
+
+/// `POST /api/v1/tokens`: creates a token and shows its secret once.
+pub async fn create_token(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    input: JsonBody<NewToken>,
+) -> Result<Response, AppError> {
+    let input = body(input)?;
+    let (view, secret) = crate::tokens::create(
+        &state,
+        &user.username,
+        &input.name,
+        &remote.ip().to_string(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": secret, "id": view.id, "name": view.name, "note": "store this token now; it is not shown again" }))).into_response())
+}
+
+/// `DELETE /api/v1/tokens/{id}`.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    crate::tokens::revoke(&state, &user.username, id, &remote.ip().to_string()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Filters of the audit log (`?actor=&action=&before=&limit=`).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    /// Only this user.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Entries older than this id.
+    pub before: Option<i64>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<i64>,
+}
+
+impl AuditQuery {
+    /// The store filter.
+    pub fn filter(&self) -> AuditFilter {
+        AuditFilter {
+            actor: self.actor.clone().filter(|s| !s.is_empty()),
+            action: self.action.clone().filter(|s| !s.is_empty()),
+            before_id: self.before,
+            limit: self.limit.unwrap_or(50).clamp(1, 500),
+        }
+    }
+}
+
+/// Reading the audit log needs `Sys.Audit` in Proxmox.
+pub fn require_auditor(user: &CurrentUser) -> Result<(), AppError> {
+    if user.can("nodes", "Sys.Audit") {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "reading the audit log needs the Sys.Audit privilege in Proxmox".into(),
+        ))
+    }
+}
+
+/// `GET /api/v1/audit`.
+pub async fn audit(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    require_auditor(&user)?;
+    let entries = state.store.list_audit(&query.filter()).await?;
+    let items: Vec<_> = entries
+        .iter()
+        .map(|e| json!({ "id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "target": e.target, "remote_addr": e.remote_addr, "outcome": e.outcome }))
+        .collect();
+    Ok(Json(
+        json!({ "items": items, "next_before": entries.last().map(|e| e.id) }),
+    ))
+}

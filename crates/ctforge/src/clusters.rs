@@ -1,0 +1,392 @@
+//! Cluster settings as a use-case: validate what the user typed, seal secrets, pin the TLS
+//! fingerprint, audit every change, and test a connection. Web and API handlers both call here.
+
+use ctforge_pve::PveApi;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::StoreError;
+use crate::storage::model::{Cluster, ClusterInput, NewAudit};
+
+/// What a user submits to add or edit a cluster. Secrets left empty on edit keep their stored
+/// value.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterForm {
+    /// Unique display name.
+    #[serde(default)]
+    pub name: String,
+    /// API URL (`https://host:8006`).
+    #[serde(default)]
+    pub url: String,
+    /// API token id (`user@realm!name`).
+    #[serde(default)]
+    pub token_id: String,
+    /// API token secret.
+    #[serde(default)]
+    pub token_secret: Option<String>,
+    /// Confirmed TLS fingerprint.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// SSH user for `pct`.
+    #[serde(default)]
+    pub ssh_user: Option<String>,
+    /// SSH port.
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
+    /// SSH password.
+    #[serde(default)]
+    pub ssh_password: Option<String>,
+    /// SSH private key (OpenSSH PEM).
+    #[serde(default)]
+    pub ssh_private_key: Option<String>,
+    /// Pinned SSH host key fingerprint.
+    #[serde(default)]
+    pub ssh_host_key: Option<String>,
+    /// Default cluster.
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// A cluster as shown to users: never any secret, only whether one is set.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterView {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// API URL.
+    pub url: String,
+    /// API token id.
+    pub token_id: String,
+    /// A token secret is stored.
+    pub has_token_secret: bool,
+    /// Pinned TLS fingerprint.
+    pub fingerprint: Option<String>,
+    /// SSH user.
+    pub ssh_user: String,
+    /// SSH port.
+    pub ssh_port: i64,
+    /// An SSH password is stored.
+    pub has_ssh_password: bool,
+    /// An SSH key is stored.
+    pub has_ssh_key: bool,
+    /// Pinned SSH host key.
+    pub ssh_host_key: Option<String>,
+    /// Default cluster.
+    pub default: bool,
+}
+
+impl From<&Cluster> for ClusterView {
+    fn from(c: &Cluster) -> Self {
+        Self {
+            id: c.id,
+            name: c.name.clone(),
+            url: c.url.clone(),
+            token_id: c.token_id.clone(),
+            has_token_secret: c.token_secret_sealed.is_some(),
+            fingerprint: c.fingerprint.clone(),
+            ssh_user: c.ssh_user.clone(),
+            ssh_port: c.ssh_port,
+            has_ssh_password: c.ssh_password_sealed.is_some(),
+            has_ssh_key: c.ssh_key_sealed.is_some(),
+            ssh_host_key: c.ssh_host_key.clone(),
+            default: c.is_default,
+        }
+    }
+}
+
+/// Result of a connection test.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectionReport {
+    /// Proxmox VE version, if the API answered.
+    pub version: Option<String>,
+    /// Nodes and their status.
+    pub nodes: Vec<(String, String)>,
+    /// API problem, if any.
+    pub api_error: Option<String>,
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Normalises a fingerprint to `AB:CD:…` upper case; `None` if it is not 32 hex bytes.
+pub fn normalise_fingerprint(raw: &str) -> Option<String> {
+    let hex: String = raw.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    if hex.len() != 64 || raw.chars().any(|c| !(c.is_ascii_hexdigit() || c == ':')) {
+        return None;
+    }
+    let upper = hex.to_ascii_uppercase();
+    Some(
+        upper
+            .as_bytes()
+            .chunks(2)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// Checks a form; returns per-field errors so the page can show them next to the inputs.
+pub fn validate(form: &ClusterForm, existing: Option<&Cluster>) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    let name = form.name.trim();
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        errors.push((
+            "name".into(),
+            "use 1–64 letters, digits, '-', '_' or '.'".into(),
+        ));
+    }
+    match url::Url::parse(form.url.trim()) {
+        Ok(url) if url.scheme() == "https" || url.scheme() == "http" => {}
+        _ => errors.push((
+            "url".into(),
+            "enter the API address, e.g. https://pve1.example:8006".into(),
+        )),
+    }
+    let token = form.token_id.trim();
+    let token_ok = token
+        .split_once('!')
+        .is_some_and(|(user, id)| user.contains('@') && !id.is_empty() && !user.starts_with('@'));
+    if !token_ok {
+        errors.push((
+            "token_id".into(),
+            "enter the token id as user@realm!name, e.g. root@pam!ctforge".into(),
+        ));
+    }
+    if non_empty(&form.token_secret).is_none()
+        && existing.is_none_or(|c| c.token_secret_sealed.is_none())
+    {
+        errors.push((
+            "token_secret".into(),
+            "enter the API token secret (shown once when the token was created in Proxmox)".into(),
+        ));
+    }
+    if let Some(fp) = non_empty(&form.fingerprint)
+        && normalise_fingerprint(fp).is_none()
+    {
+        errors.push((
+            "fingerprint".into(),
+            "a SHA-256 fingerprint is 32 hex bytes separated by ':'".into(),
+        ));
+    }
+    errors
+}
+
+fn audit_entry(actor: &str, action: &str, target: &str, remote: &str) -> NewAudit {
+    NewAudit {
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        remote_addr: remote.to_owned(),
+        outcome: "ok".to_owned(),
+        detail_json: String::new(),
+    }
+}
+
+/// Outcome of a save attempt.
+#[derive(Debug)]
+pub enum Saved {
+    /// Stored.
+    Done(Box<Cluster>),
+    /// The server's certificate must be confirmed first; this is its fingerprint.
+    ConfirmFingerprint(String),
+}
+
+/// Creates (`id` None) or updates a cluster. Without a confirmed fingerprint, an `https` URL's
+/// certificate fingerprint is fetched and returned for confirmation; nothing is stored.
+pub async fn save(
+    state: &AppState,
+    id: Option<i64>,
+    form: &ClusterForm,
+    actor: &str,
+    remote: &str,
+) -> Result<Saved, AppError> {
+    let existing = match id {
+        Some(id) => Some(state.store.get_cluster(id).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::NotFound(format!("cluster {id}")),
+            other => other.into(),
+        })?),
+        None => None,
+    };
+    let errors = validate(form, existing.as_ref());
+    if !errors.is_empty() {
+        return Err(AppError::Invalid {
+            message: "the cluster settings need attention".into(),
+            fields: errors,
+        });
+    }
+    let url = form.url.trim().trim_end_matches('/').to_owned();
+    let fingerprint = match non_empty(&form.fingerprint).and_then(normalise_fingerprint) {
+        Some(fp) => Some(fp),
+        None if url.starts_with("https://") => {
+            let seen = ctforge_pve::fetch_fingerprint(&url).await.map_err(|e| {
+                AppError::Unavailable(format!("cannot fetch the TLS certificate of {url}: {e}"))
+            })?;
+            return Ok(Saved::ConfirmFingerprint(seen));
+        }
+        None => None,
+    };
+    let seal =
+        |value: Option<&str>, previous: Option<&String>| -> Result<Option<String>, AppError> {
+            match value {
+                Some(v) => state
+                    .keyring
+                    .seal(v)
+                    .map(Some)
+                    .map_err(|e| AppError::Internal(e.into())),
+                None => Ok(previous.cloned()),
+            }
+        };
+    let input = ClusterInput {
+        name: form.name.trim().to_owned(),
+        url,
+        token_id: form.token_id.trim().to_owned(),
+        token_secret_sealed: seal(
+            non_empty(&form.token_secret),
+            existing
+                .as_ref()
+                .and_then(|c| c.token_secret_sealed.as_ref()),
+        )?,
+        fingerprint,
+        ssh_user: non_empty(&form.ssh_user).unwrap_or("root").to_owned(),
+        ssh_port: i64::from(form.ssh_port.unwrap_or(22)),
+        ssh_password_sealed: seal(
+            non_empty(&form.ssh_password),
+            existing
+                .as_ref()
+                .and_then(|c| c.ssh_password_sealed.as_ref()),
+        )?,
+        ssh_key_sealed: seal(
+            non_empty(&form.ssh_private_key),
+            existing.as_ref().and_then(|c| c.ssh_key_sealed.as_ref()),
+        )?,
+        ssh_host_key: non_empty(&form.ssh_host_key)
+            .map(str::to_owned)
+            .or_else(|| existing.as_ref().and_then(|c| c.ssh_host_key.clone())),
+        is_default: form.default
+            || existing.is_none() && state.store.list_clusters().await?.is_empty(),
+    };
+    let id = match id {
+        Some(id) => {
+            state.store.update_cluster(id, &input).await?;
+            state
+                .store
+                .add_audit(&audit_entry(actor, "cluster.update", &input.name, remote))
+                .await?;
+            id
+        }
+        None => {
+            let id = state
+                .store
+                .insert_cluster(&input)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => AppError::Invalid {
+                        message: "the cluster settings need attention".into(),
+                        fields: vec![(
+                            "name".into(),
+                            format!("a cluster named {:?} exists already", input.name),
+                        )],
+                    },
+                    other => other.into(),
+                })?;
+            state
+                .store
+                .add_audit(&audit_entry(actor, "cluster.create", &input.name, remote))
+                .await?;
+            id
+        }
+    };
+    Ok(Saved::Done(Box::new(state.store.get_cluster(id).await?)))
+}
+
+/// Deletes a cluster (and ctforge's records of its containers).
+pub async fn delete(state: &AppState, id: i64, actor: &str, remote: &str) -> Result<(), AppError> {
+    let cluster = state
+        .store
+        .get_cluster(id)
+        .await
+        .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
+    state.store.delete_cluster(id).await?;
+    state
+        .store
+        .add_audit(&audit_entry(actor, "cluster.delete", &cluster.name, remote))
+        .await?;
+    Ok(())
+}
+
+/// Talks to the cluster with its API token: version and nodes. Never fails; problems are part
+/// of the report.
+pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionReport {
+    let client = match crate::pve::service_client(cluster, &state.keyring) {
+        Ok(c) => c,
+        Err(e) => {
+            return ConnectionReport {
+                version: None,
+                nodes: Vec::new(),
+                api_error: Some(e.to_string()),
+            };
+        }
+    };
+    let version = client.version().await;
+    let nodes = client.nodes().await;
+    match (version, nodes) {
+        (Ok(v), Ok(nodes)) => {
+            let nodes: Vec<(String, String)> =
+                nodes.into_iter().map(|n| (n.node, n.status)).collect();
+            if let Err(e) = state.store.set_cluster_nodes(cluster.id, &nodes).await {
+                tracing::warn!(error = %e, "cannot record cluster nodes");
+            }
+            ConnectionReport {
+                version: Some(format!("{} ({})", v.version, v.release)),
+                nodes,
+                api_error: None,
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => ConnectionReport {
+            version: None,
+            nodes: Vec::new(),
+            api_error: Some(e.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_normalise() {
+        let lower = "ab:".repeat(31) + "cd";
+        assert_eq!(normalise_fingerprint(&lower), Some("AB:".repeat(31) + "CD"));
+        assert_eq!(
+            normalise_fingerprint(&"AB".repeat(32)),
+            Some("AB:".repeat(31) + "AB")
+        );
+        assert_eq!(normalise_fingerprint("AB:CD"), None);
+        assert_eq!(normalise_fingerprint(&("ZZ:".repeat(31) + "ZZ")), None);
+    }
+
+    #[test]
+    fn validation_names_each_field() {
+        let errors = validate(&ClusterForm::default(), None);
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["name", "url", "token_id", "token_secret"]);
+        let ok = ClusterForm {
+            name: "home".into(),
+            url: "https://pve:8006".into(),
+            token_id: "root@pam!ctforge".into(),
+            token_secret: Some("s".into()),
+            ..Default::default()
+        };
+        assert!(validate(&ok, None).is_empty());
+    }
+}

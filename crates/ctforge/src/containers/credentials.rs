@@ -1,0 +1,76 @@
+//! Revealing a container's discovered credentials: opened with the keyring server-side, only
+//! on request, and audited as `credential.reveal` (also when refused).
+
+use serde_json::json;
+
+use super::Target;
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::secrets::Plain;
+use crate::state::AppState;
+use crate::storage::model::NewAudit;
+
+/// The Proxmox privilege a reveal needs on `/vms`: a user with console access could read the
+/// credential files anyway, so console access is the bar.
+pub const REVEAL_PRIVILEGE: &str = "VM.Console";
+
+/// Decrypts credential `name` of `target` for `user`; every attempt is audited.
+pub async fn reveal(
+    state: &AppState,
+    user: &CurrentUser,
+    remote: &str,
+    target: &Target,
+    name: &str,
+) -> Result<Plain, AppError> {
+    let result = open(state, user, target, name).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(AppError::Forbidden(_)) => "denied",
+        Err(_) => "error",
+    };
+    let entry = NewAudit {
+        actor: user.username.clone(),
+        action: "credential.reveal".to_owned(),
+        target: target.audit_target(),
+        remote_addr: remote.to_owned(),
+        outcome: outcome.to_owned(),
+        detail_json: json!({
+            "credential": name,
+            "vmid": target.vmid,
+            "id": target.record.as_ref().map(|r| r.id),
+        })
+        .to_string(),
+    };
+    if let Err(e) = state.store.add_audit(&entry).await {
+        tracing::error!(error = %e, "cannot write audit entry");
+    }
+    result
+}
+
+async fn open(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+    name: &str,
+) -> Result<Plain, AppError> {
+    let Some(record) = &target.record else {
+        return Err(AppError::NotFound(format!(
+            "credentials of unmanaged CT {} (ctforge only tracks containers it created)",
+            target.vmid
+        )));
+    };
+    if !user.can("vms", REVEAL_PRIVILEGE) {
+        return Err(AppError::Forbidden(format!(
+            "revealing credentials needs {REVEAL_PRIVILEGE} on /vms; ask an administrator"
+        )));
+    }
+    let credentials = state.store.list_credentials(record.id).await?;
+    let credential = credentials
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| AppError::NotFound(format!("credential {name:?} of CT {}", target.vmid)))?;
+    state
+        .keyring
+        .open(&credential.value_sealed)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot open credential {name:?}: {e}")))
+}

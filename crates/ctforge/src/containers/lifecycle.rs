@@ -1,0 +1,571 @@
+//! Lifecycle actions (start, stop, shutdown, reboot, delete) with one action at a time per
+//! container.
+//!
+//! Every action takes the row lease `ct:<cluster>:<vmid>` with a random owner token and an
+//! expiry (a crashed process cannot block a container forever) and releases it with
+//! compare-and-delete. Under the lease the container's state is read first (start on a running
+//! CT is a clear 409, not a Proxmox 500), the Proxmox task is awaited, and the result becomes
+//! container events (managed CTs) and an audit entry (all CTs). Actions run with the user's own
+//! ticket, so Proxmox's permission errors are relayed verbatim as 403.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use ctforge_pve::types::{DeleteOptions, LxcStatus, ResourceKind, Upid};
+use ctforge_pve::{PveApi, PveClient, PveError, TaskExit, TaskProgress, WaitOptions};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Target, client_for, pve_error};
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::model::NewAudit;
+
+/// Default graceful-shutdown timeout in seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: u32 = 60;
+/// Longest accepted shutdown timeout in seconds.
+pub const MAX_SHUTDOWN_TIMEOUT: u32 = 3600;
+
+/// A lifecycle action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Start a stopped CT.
+    Start,
+    /// Stop immediately.
+    Stop,
+    /// Shut down gracefully, then force stop after the timeout.
+    Shutdown,
+    /// Reboot.
+    Reboot,
+    /// Stop if running, destroy with purge, remove the record.
+    Delete,
+}
+
+impl Action {
+    /// The lowercase name (`start`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Shutdown => "shutdown",
+            Action::Reboot => "reboot",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// The button label (`Start`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Start => "Start",
+            Action::Stop => "Stop",
+            Action::Shutdown => "Shut down",
+            Action::Reboot => "Reboot",
+            Action::Delete => "Delete",
+        }
+    }
+
+    /// The Proxmox privilege the action needs on `/vms/<vmid>`.
+    pub fn privilege(self) -> &'static str {
+        match self {
+            Action::Delete => "VM.Allocate",
+            _ => "VM.PowerMgmt",
+        }
+    }
+
+    /// Whether the action loses state and asks for confirmation.
+    pub fn destructive(self) -> bool {
+        !matches!(self, Action::Start)
+    }
+}
+
+impl FromStr for Action {
+    type Err = AppError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "start" => Ok(Action::Start),
+            "stop" => Ok(Action::Stop),
+            "shutdown" => Ok(Action::Shutdown),
+            "reboot" => Ok(Action::Reboot),
+            "delete" => Ok(Action::Delete),
+            other => Err(AppError::NotFound(format!(
+                "action {other:?} (use start, stop, shutdown, reboot or delete)"
+            ))),
+        }
+    }
+}
+
+/// Options of an action.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Graceful shutdown timeout in seconds (shutdown only).
+    pub timeout: u32,
+    /// Delete only ctforge's record (delete only; for when Proxmox is unreachable).
+    pub record_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            record_only: false,
+        }
+    }
+}
+
+/// One thing that happened during an action.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// Event kind (`started`, `stopped`, `shutdown`, `shutdown_timeout`, `force_stopped`,
+    /// `rebooted`, `deleted`, `record_deleted`).
+    pub kind: String,
+    /// Human-readable text.
+    pub message: String,
+    /// The Proxmox task, if one ran.
+    pub upid: Option<String>,
+}
+
+impl Step {
+    fn new(kind: &str, message: String, upid: Option<&Upid>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            message,
+            upid: upid.map(ToString::to_string),
+        }
+    }
+}
+
+/// The result of a successful action.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    /// Always true.
+    pub ok: bool,
+    /// What ran.
+    pub action: Action,
+    /// Cluster name.
+    pub cluster: String,
+    /// VMID.
+    pub vmid: u32,
+    /// ctforge record id, if managed.
+    pub id: Option<i64>,
+    /// Node it ran on (empty for record-only deletes).
+    pub node: String,
+    /// State afterwards: `running`, `stopped` or `deleted`.
+    pub status: String,
+    /// Whether a shutdown had to be forced.
+    pub forced: bool,
+    /// What happened, in order.
+    pub steps: Vec<Step>,
+    /// Something the user should know (record-only delete).
+    pub warning: Option<String>,
+}
+
+struct Failure {
+    error: AppError,
+    steps: Vec<Step>,
+    /// False when nothing was attempted (state check refused).
+    attempted: bool,
+}
+
+impl Failure {
+    fn refused(error: AppError) -> Self {
+        Self {
+            error,
+            steps: Vec::new(),
+            attempted: false,
+        }
+    }
+}
+
+/// Runs `action` on `target` as `user`; `remote` is the client address for the audit log.
+pub async fn run(
+    state: &AppState,
+    user: &CurrentUser,
+    remote: &str,
+    target: &Target,
+    action: Action,
+    opts: Options,
+) -> Result<Outcome, AppError> {
+    if action == Action::Delete && opts.record_only {
+        return delete_record_only(state, user, remote, target).await;
+    }
+    let client = client_for(state, user, &target.cluster)?;
+    let lock = target.lock_name();
+    let owner = uuid::Uuid::new_v4().to_string();
+    let ttl_ms = (i64::from(opts.timeout.min(MAX_SHUTDOWN_TIMEOUT)) + 600) * 1000;
+    if !state.store.try_lock(&lock, &owner, ttl_ms).await? {
+        return Err(AppError::Conflict(format!(
+            "another action is running on CT {}; wait for it to finish and retry",
+            target.vmid
+        )));
+    }
+    let result = perform(&client, target, action, opts).await;
+    match state.store.unlock(&lock, &owner).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(lock, "lifecycle lock expired before the action finished"),
+        Err(e) => tracing::warn!(lock, error = %e, "cannot release lifecycle lock"),
+    }
+    let result = match result {
+        Ok(mut outcome) => {
+            if action == Action::Delete
+                && let Some(record) = &target.record
+            {
+                match state.store.delete_container(record.id).await {
+                    Ok(()) => outcome.steps.push(Step::new(
+                        "record_deleted",
+                        "removed ctforge's record".to_owned(),
+                        None,
+                    )),
+                    Err(e) => {
+                        tracing::error!(error = %e, id = record.id, "cannot delete container record");
+                        outcome.warning = Some(
+                            "the CT was deleted but ctforge's record could not be removed; delete it again with ?record_only=true".to_owned(),
+                        );
+                    }
+                }
+            }
+            Ok(outcome)
+        }
+        Err(failure) => Err(failure),
+    };
+    record(state, user, remote, target, action, &result).await;
+    result.map_err(|f| f.error)
+}
+
+async fn record(
+    state: &AppState,
+    user: &CurrentUser,
+    remote: &str,
+    target: &Target,
+    action: Action,
+    result: &Result<Outcome, Failure>,
+) {
+    let (steps, outcome, error) = match result {
+        Ok(o) => (&o.steps, "ok", None),
+        Err(f) => {
+            let outcome = match f.error {
+                AppError::Forbidden(_) => "denied",
+                AppError::Conflict(_) if !f.attempted => "refused",
+                _ => "error",
+            };
+            (&f.steps, outcome, Some(f.error.to_string()))
+        }
+    };
+    let record_alive = !(action == Action::Delete && result.is_ok());
+    if let Some(rec) = target.record.as_ref().filter(|_| record_alive) {
+        let mut events: Vec<(String, String, String)> = steps
+            .iter()
+            .map(|s| {
+                (
+                    s.kind.clone(),
+                    s.message.clone(),
+                    json!({ "upid": s.upid }).to_string(),
+                )
+            })
+            .collect();
+        if let Some(error) = &error
+            && matches!(result, Err(f) if f.attempted || matches!(f.error, AppError::Forbidden(_)))
+        {
+            events.push((
+                format!("{}_failed", action.as_str()),
+                format!("{} failed: {error}", action.as_str()),
+                json!({ "error": error }).to_string(),
+            ));
+        }
+        for (kind, message, data) in events {
+            if let Err(e) = state
+                .store
+                .add_container_event(rec.id, &kind, &message, &user.username, &data)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record container event");
+            }
+        }
+    }
+    let entry = NewAudit {
+        actor: user.username.clone(),
+        action: format!("ct.{}", action.as_str()),
+        target: target.audit_target(),
+        remote_addr: remote.to_owned(),
+        outcome: outcome.to_owned(),
+        detail_json: json!({
+            "vmid": target.vmid,
+            "cluster": target.cluster.name,
+            "id": target.record.as_ref().map(|r| r.id),
+            "steps": steps,
+            "error": error,
+        })
+        .to_string(),
+    };
+    if let Err(e) = state.store.add_audit(&entry).await {
+        tracing::error!(error = %e, "cannot write audit entry");
+    }
+}
+
+async fn delete_record_only(
+    state: &AppState,
+    user: &CurrentUser,
+    remote: &str,
+    target: &Target,
+) -> Result<Outcome, AppError> {
+    let Some(record) = &target.record else {
+        return Err(AppError::invalid(format!(
+            "CT {} has no ctforge record; record_only applies to managed containers",
+            target.vmid
+        )));
+    };
+    if !user.can("vms", "VM.Allocate") {
+        return Err(AppError::Forbidden(
+            "deleting a container record needs VM.Allocate on /vms; ask an administrator"
+                .to_owned(),
+        ));
+    }
+    state.store.delete_container(record.id).await?;
+    let warning = format!(
+        "only ctforge's record was removed; CT {} may still exist in Proxmox on node {} — delete it there once the cluster is reachable",
+        target.vmid, record.node
+    );
+    let outcome = Outcome {
+        ok: true,
+        action: Action::Delete,
+        cluster: target.cluster.name.clone(),
+        vmid: target.vmid,
+        id: Some(record.id),
+        node: String::new(),
+        status: "deleted".to_owned(),
+        forced: false,
+        steps: vec![Step::new("record_deleted", warning.clone(), None)],
+        warning: Some(warning),
+    };
+    let entry = NewAudit {
+        actor: user.username.clone(),
+        action: "ct.delete".to_owned(),
+        target: target.audit_target(),
+        remote_addr: remote.to_owned(),
+        outcome: "ok".to_owned(),
+        detail_json: json!({ "vmid": target.vmid, "cluster": target.cluster.name, "id": record.id, "record_only": true }).to_string(),
+    };
+    if let Err(e) = state.store.add_audit(&entry).await {
+        tracing::error!(error = %e, "cannot write audit entry");
+    }
+    Ok(outcome)
+}
+
+/// Finds the node of the CT and its current status: the record's node first, else one
+/// `/cluster/resources` lookup (unmanaged or migrated CTs).
+pub async fn locate(client: &PveClient, target: &Target) -> Result<(String, LxcStatus), PveError> {
+    if let Some(record) = &target.record {
+        match client.lxc_status_current(&record.node, target.vmid).await {
+            Ok(status) => return Ok((record.node.clone(), status)),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let resources = client.cluster_resources(Some(ResourceKind::Vm)).await?;
+    let node = resources
+        .into_iter()
+        .find(|r| r.kind == "lxc" && r.vmid == Some(target.vmid))
+        .and_then(|r| r.node)
+        .ok_or_else(|| PveError::NotFound {
+            message: format!("CT {} not found in the cluster", target.vmid),
+        })?;
+    let status = client.lxc_status_current(&node, target.vmid).await?;
+    Ok((node, status))
+}
+
+async fn await_task(
+    client: &PveClient,
+    node: &str,
+    upid: &Upid,
+    timeout: Duration,
+) -> Result<TaskExit, PveError> {
+    let opts = WaitOptions {
+        timeout,
+        poll_interval: Duration::from_millis(200),
+        log_page: 500,
+    };
+    let mut ignore = |_: TaskProgress| {};
+    ctforge_pve::wait_task(client, node, upid, opts, &mut ignore).await
+}
+
+async fn run_task(
+    client: &PveClient,
+    node: &str,
+    upid: Upid,
+    timeout: Duration,
+) -> Result<Upid, PveError> {
+    await_task(client, node, &upid, timeout)
+        .await?
+        .into_result(&upid)?;
+    Ok(upid)
+}
+
+const TASK_TIMEOUT: Duration = Duration::from_secs(300);
+
+async fn perform(
+    client: &PveClient,
+    target: &Target,
+    action: Action,
+    opts: Options,
+) -> Result<Outcome, Failure> {
+    let vmid = target.vmid;
+    let (node, status) = locate(client, target)
+        .await
+        .map_err(|e| Failure::refused(pve_error(e, vmid)))?;
+    let running = status.is_running();
+    let refuse = |text: String| Err(Failure::refused(AppError::Conflict(text)));
+    match action {
+        Action::Start if running => {
+            return refuse(format!(
+                "CT {vmid} is already running; stop it first or use reboot"
+            ));
+        }
+        Action::Stop | Action::Shutdown | Action::Reboot if !running => {
+            return refuse(format!("CT {vmid} is not running; start it first"));
+        }
+        _ => {}
+    }
+    if let Some(lock) = status.lock.as_deref().filter(|l| !l.is_empty()) {
+        return refuse(format!(
+            "CT {vmid} is locked in proxmox ({lock}); wait for that operation to finish and retry"
+        ));
+    }
+    let mut steps = Vec::new();
+    let mut forced = false;
+    let fail = |e: PveError, steps: &mut Vec<Step>| Failure {
+        error: pve_error(e, vmid),
+        steps: std::mem::take(steps),
+        attempted: true,
+    };
+    let final_status = match action {
+        Action::Start => {
+            let upid = client
+                .lxc_start(&node, vmid)
+                .await
+                .map_err(|e| fail(e, &mut steps))?;
+            let upid = run_task(client, &node, upid, TASK_TIMEOUT)
+                .await
+                .map_err(|e| fail(e, &mut steps))?;
+            steps.push(Step::new(
+                "started",
+                format!("started CT {vmid}"),
+                Some(&upid),
+            ));
+            "running"
+        }
+        Action::Stop => {
+            let upid = stop(client, &node, vmid)
+                .await
+                .map_err(|e| fail(e, &mut steps))?;
+            steps.push(Step::new(
+                "stopped",
+                format!("stopped CT {vmid}"),
+                Some(&upid),
+            ));
+            "stopped"
+        }
+        Action::Reboot => {
+            let upid = client
+                .lxc_reboot(&node, vmid, None)
+                .await
+                .map_err(|e| fail(e, &mut steps))?;
+            let upid = run_task(client, &node, upid, TASK_TIMEOUT)
+                .await
+                .map_err(|e| fail(e, &mut steps))?;
+            steps.push(Step::new(
+                "rebooted",
+                format!("rebooted CT {vmid}"),
+                Some(&upid),
+            ));
+            "running"
+        }
+        Action::Shutdown => {
+            let timeout = opts.timeout.min(MAX_SHUTDOWN_TIMEOUT);
+            let upid = client
+                .lxc_shutdown(&node, vmid, Some(timeout), false)
+                .await
+                .map_err(|e| fail(e, &mut steps))?;
+            let wait = Duration::from_secs(u64::from(timeout) + 30);
+            let why = match await_task(client, &node, &upid, wait).await {
+                Ok(TaskExit::Error(text)) => Some(text),
+                Ok(_) => None,
+                Err(PveError::TaskTimeout { .. }) => Some("task still running".to_owned()),
+                Err(e) => return Err(fail(e, &mut steps)),
+            };
+            match why {
+                None => steps.push(Step::new(
+                    "shutdown",
+                    format!("shut down CT {vmid} gracefully"),
+                    Some(&upid),
+                )),
+                Some(why) => {
+                    steps.push(Step::new(
+                        "shutdown_timeout",
+                        format!(
+                            "CT {vmid} did not shut down within {timeout} s ({why}); forcing stop"
+                        ),
+                        Some(&upid),
+                    ));
+                    let upid = stop(client, &node, vmid)
+                        .await
+                        .map_err(|e| fail(e, &mut steps))?;
+                    steps.push(Step::new(
+                        "force_stopped",
+                        format!("force-stopped CT {vmid} after the shutdown timeout"),
+                        Some(&upid),
+                    ));
+                    forced = true;
+                }
+            }
+            "stopped"
+        }
+        Action::Delete => {
+            if running {
+                let upid = stop(client, &node, vmid)
+                    .await
+                    .map_err(|e| fail(e, &mut steps))?;
+                steps.push(Step::new(
+                    "stopped",
+                    format!("stopped CT {vmid} before deleting it"),
+                    Some(&upid),
+                ));
+            }
+            let opts = DeleteOptions {
+                purge: true,
+                force: false,
+                destroy_unreferenced_disks: true,
+            };
+            let upid = client
+                .lxc_delete(&node, vmid, opts)
+                .await
+                .map_err(|e| fail(e, &mut steps))?;
+            let upid = run_task(client, &node, upid, TASK_TIMEOUT)
+                .await
+                .map_err(|e| fail(e, &mut steps))?;
+            steps.push(Step::new(
+                "deleted",
+                format!("destroyed CT {vmid} (purged)"),
+                Some(&upid),
+            ));
+            "deleted"
+        }
+    };
+    Ok(Outcome {
+        ok: true,
+        action,
+        cluster: target.cluster.name.clone(),
+        vmid,
+        id: target.record.as_ref().map(|r| r.id),
+        node,
+        status: final_status.to_owned(),
+        forced,
+        steps,
+        warning: None,
+    })
+}
+
+async fn stop(client: &PveClient, node: &str, vmid: u32) -> Result<Upid, PveError> {
+    let upid = client.lxc_stop(node, vmid).await?;
+    run_task(client, node, upid, TASK_TIMEOUT).await
+}

@@ -1,0 +1,464 @@
+//! The dashboard listing: one `/cluster/resources` call per cluster and refresh, merged with
+//! ctforge's container records through a `HashMap` keyed by (cluster, VMID), filtered and paged.
+//!
+//! Containers without a record are unmanaged; records without a live container still show,
+//! with the record's status (`creating`, `error`) or `missing`/`unknown`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use ctforge_pve::PveApi;
+use ctforge_pve::types::{ClusterResource, ResourceKind};
+use serde::{Deserialize, Serialize};
+
+use super::{client_for, is_unreachable, mark_down, mark_up, url_id};
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::model::{Cluster, Container};
+
+/// Containers per page.
+pub const PER_PAGE: usize = 50;
+
+/// Filters and paging from the URL (`?status=&node=&tag=&template=&q=&page=&view=`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Filter {
+    /// Status (`running`, `stopped`, `creating`, `error`, `missing`, `unknown`).
+    pub status: Option<String>,
+    /// Node name.
+    pub node: Option<String>,
+    /// One tag.
+    pub tag: Option<String>,
+    /// Template name.
+    pub template: Option<String>,
+    /// Text matched against hostname, VMID, IP, tags, node and template.
+    pub q: Option<String>,
+    /// Page number from 1 (text so a bad value falls back to 1 instead of failing).
+    pub page: Option<String>,
+    /// `table` for the table view; anything else is the grid.
+    pub view: Option<String>,
+}
+
+fn set(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl Filter {
+    /// Status filter, if set.
+    pub fn status(&self) -> Option<&str> {
+        set(&self.status)
+    }
+    /// Node filter, if set.
+    pub fn node(&self) -> Option<&str> {
+        set(&self.node)
+    }
+    /// Tag filter, if set.
+    pub fn tag(&self) -> Option<&str> {
+        set(&self.tag)
+    }
+    /// Template filter, if set.
+    pub fn template(&self) -> Option<&str> {
+        set(&self.template)
+    }
+    /// Text filter, if set.
+    pub fn q(&self) -> Option<&str> {
+        set(&self.q)
+    }
+    /// Page number (1 when absent or invalid).
+    pub fn page(&self) -> usize {
+        set(&self.page)
+            .and_then(|p| p.parse::<usize>().ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(1)
+    }
+    /// Whether the table view is selected.
+    pub fn table(&self) -> bool {
+        set(&self.view) == Some("table")
+    }
+
+    /// The query string of these filters with some keys replaced (`None` removes a key);
+    /// `page` is dropped unless given.
+    pub fn query_with(&self, changes: &[(&str, Option<&str>)]) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        let current = [
+            ("status", self.status()),
+            ("node", self.node()),
+            ("tag", self.tag()),
+            ("template", self.template()),
+            ("q", self.q()),
+            ("view", set(&self.view)),
+        ];
+        for (key, value) in current {
+            if changes.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            if let Some(v) = value {
+                pairs.push((key, v.to_owned()));
+            }
+        }
+        for (key, value) in changes {
+            if let Some(v) = value {
+                pairs.push((key, (*v).to_owned()));
+            }
+        }
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    }
+
+    fn matches(&self, row: &Row, with_status: bool) -> bool {
+        if with_status
+            && let Some(s) = self.status()
+            && !row.status.eq_ignore_ascii_case(s)
+        {
+            return false;
+        }
+        if let Some(n) = self.node()
+            && row.node != n
+        {
+            return false;
+        }
+        if let Some(t) = self.tag()
+            && !row.tags.iter().any(|x| x.eq_ignore_ascii_case(t))
+        {
+            return false;
+        }
+        if let Some(t) = self.template()
+            && row.template.as_deref() != Some(t)
+        {
+            return false;
+        }
+        if let Some(q) = self.q() {
+            let q = q.to_lowercase();
+            let hit = row.hostname.to_lowercase().contains(&q)
+                || row.vmid.to_string().contains(&q)
+                || row.node.to_lowercase().contains(&q)
+                || row.ip.as_deref().is_some_and(|ip| ip.contains(&q))
+                || row.tags.iter().any(|t| t.to_lowercase().contains(&q))
+                || row
+                    .template
+                    .as_deref()
+                    .is_some_and(|t| t.to_lowercase().contains(&q));
+            if !hit {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One container as the dashboard shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Canonical URL id (record id or `<cluster>:<vmid>`).
+    pub key: String,
+    /// ctforge record id (managed containers).
+    pub id: Option<i64>,
+    /// Cluster name.
+    pub cluster: String,
+    /// Proxmox VMID.
+    pub vmid: u32,
+    /// Node.
+    pub node: String,
+    /// Hostname (Proxmox name, else the record's).
+    pub hostname: String,
+    /// `running`, `stopped`, `creating`, `error`, `deleting`, `missing` or `unknown`.
+    pub status: String,
+    /// Whether live Proxmox data is behind this row.
+    pub live: bool,
+    /// Whether ctforge created (or adopted) it.
+    pub managed: bool,
+    /// Known IPv4 address (from the record).
+    pub ip: Option<String>,
+    /// Template name (managed containers).
+    pub template: Option<String>,
+    /// Proxmox tags.
+    pub tags: Vec<String>,
+    /// Uptime in seconds (running containers).
+    pub uptime: Option<u64>,
+    /// CPU usage 0..1 of `maxcpu`.
+    pub cpu: Option<f64>,
+    /// CPUs.
+    pub maxcpu: Option<f64>,
+    /// Memory used, bytes.
+    pub mem: Option<u64>,
+    /// Memory limit, bytes.
+    pub maxmem: Option<u64>,
+    /// Proxmox config lock (`backup`, `create`, …).
+    pub lock: Option<String>,
+    /// Why actions are impossible right now (Proxmox unreachable), if so.
+    pub unavailable: Option<String>,
+}
+
+/// Summary counts.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Counts {
+    /// All containers (matching the non-status filters).
+    pub total: usize,
+    /// Running.
+    pub running: usize,
+    /// Stopped.
+    pub stopped: usize,
+    /// Being created.
+    pub creating: usize,
+    /// Failed creation or missing in Proxmox.
+    pub error: usize,
+}
+
+/// A cluster whose live state could not be read.
+#[derive(Clone, Debug, Serialize)]
+pub struct Unreachable {
+    /// Cluster name.
+    pub cluster: String,
+    /// What failed.
+    pub reason: String,
+    /// Since when (Unix ms; first failure seen by this process).
+    pub since: i64,
+}
+
+/// A page of the dashboard.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listing {
+    /// Counts over the containers matching the non-status filters.
+    pub counts: Counts,
+    /// The containers of this page.
+    pub items: Vec<Row>,
+    /// How many containers match all filters.
+    pub matching: usize,
+    /// Current page from 1.
+    pub page: usize,
+    /// Number of pages.
+    pub pages: usize,
+    /// Page size.
+    pub per_page: usize,
+    /// Clusters whose live state is missing.
+    pub unreachable: Vec<Unreachable>,
+    /// Node names seen (for the filter).
+    pub nodes: Vec<String>,
+    /// Tags seen (for the filter).
+    pub tags: Vec<String>,
+    /// Template names seen (for the filter).
+    pub templates: Vec<String>,
+    /// Whether any container exists at all (before filters).
+    pub any: bool,
+}
+
+/// Fetches live state (one `/cluster/resources` per cluster, concurrently) and merges it.
+pub async fn list(
+    state: &AppState,
+    user: &CurrentUser,
+    filter: &Filter,
+) -> Result<Listing, AppError> {
+    let clusters = state.store.list_clusters().await?;
+    let records = state.store.list_containers().await?;
+    let templates: HashMap<i64, String> = state
+        .store
+        .list_templates()
+        .await?
+        .into_iter()
+        .map(|t| (t.row.id, t.row.name))
+        .collect();
+    let fetches = clusters.iter().map(|cluster| async move {
+        let result = match client_for(state, user, cluster) {
+            Ok(client) => client
+                .cluster_resources(Some(ResourceKind::Vm))
+                .await
+                .map_err(|e| {
+                    if is_unreachable(&e) {
+                        format!("proxmox at {} is unreachable: {e}", cluster.url)
+                    } else {
+                        format!("proxmox at {} answered: {e}", cluster.url)
+                    }
+                }),
+            Err(e) => Err(e.to_string()),
+        };
+        (cluster, result)
+    });
+    let live = futures_util::future::join_all(fetches).await;
+    let now = state.clock.now_ms();
+    let mut unreachable = Vec::new();
+    let mut resources: Vec<(&Cluster, Vec<ClusterResource>)> = Vec::new();
+    for (cluster, result) in live {
+        match result {
+            Ok(items) => {
+                mark_up(cluster.id);
+                resources.push((cluster, items));
+            }
+            Err(reason) => {
+                let since = mark_down(cluster.id, now);
+                unreachable.push(Unreachable {
+                    cluster: cluster.name.clone(),
+                    reason,
+                    since,
+                });
+            }
+        }
+    }
+    let rows = merge(&clusters, &resources, &records, &templates, &unreachable);
+    Ok(paginate(rows, filter, unreachable))
+}
+
+/// Merges live resources with records (pure; O(records + resources)).
+pub fn merge(
+    clusters: &[Cluster],
+    resources: &[(&Cluster, Vec<ClusterResource>)],
+    records: &[Container],
+    templates: &HashMap<i64, String>,
+    unreachable: &[Unreachable],
+) -> Vec<Row> {
+    let mut by_key: HashMap<(i64, i64), &Container> = records
+        .iter()
+        .map(|r| ((r.cluster_id, r.vmid), r))
+        .collect();
+    let cluster_names: HashMap<i64, &str> =
+        clusters.iter().map(|c| (c.id, c.name.as_str())).collect();
+    let down: HashMap<&str, &str> = unreachable
+        .iter()
+        .map(|u| (u.cluster.as_str(), u.reason.as_str()))
+        .collect();
+    let mut rows =
+        Vec::with_capacity(records.len() + resources.iter().map(|r| r.1.len()).sum::<usize>());
+    for (cluster, items) in resources {
+        for res in items {
+            if res.kind != "lxc" || res.template == Some(true) {
+                continue;
+            }
+            let Some(vmid) = res.vmid else { continue };
+            let record = by_key.remove(&(cluster.id, i64::from(vmid)));
+            let live_status = res.status.clone().unwrap_or_else(|| "unknown".to_owned());
+            let status = match record.map(|r| r.status.as_str()) {
+                Some(s @ ("creating" | "error" | "deleting")) => s.to_owned(),
+                _ => live_status,
+            };
+            let hostname = res
+                .name
+                .clone()
+                .or_else(|| record.map(|r| r.hostname.clone()))
+                .unwrap_or_else(|| format!("CT {vmid}"));
+            rows.push(Row {
+                key: url_id(&cluster.name, vmid, record.map(|r| r.id)),
+                id: record.map(|r| r.id),
+                cluster: cluster.name.clone(),
+                vmid,
+                node: res
+                    .node
+                    .clone()
+                    .or_else(|| record.map(|r| r.node.clone()))
+                    .unwrap_or_default(),
+                hostname,
+                status,
+                live: true,
+                managed: record.is_some(),
+                ip: record.and_then(|r| r.ip.clone()),
+                template: record
+                    .and_then(|r| r.template_id)
+                    .and_then(|t| templates.get(&t).cloned()),
+                tags: split_tags(res.tags.as_deref()),
+                uptime: res.uptime.filter(|u| *u > 0),
+                cpu: res.cpu,
+                maxcpu: res.maxcpu,
+                mem: res.mem,
+                maxmem: res.maxmem,
+                lock: res.lock.clone().filter(|l| !l.is_empty()),
+                unavailable: None,
+            });
+        }
+    }
+    // Records without a live container.
+    let mut leftovers: Vec<&Container> = by_key.into_values().collect();
+    leftovers.sort_by_key(|r| (r.cluster_id, r.vmid));
+    for record in leftovers {
+        let cluster = cluster_names
+            .get(&record.cluster_id)
+            .copied()
+            .unwrap_or("?");
+        let reason = down.get(cluster).map(|r| (*r).to_owned());
+        let status = match record.status.as_str() {
+            s @ ("creating" | "error" | "deleting") => s.to_owned(),
+            _ if reason.is_some() => "unknown".to_owned(),
+            _ => "missing".to_owned(),
+        };
+        let vmid = u32::try_from(record.vmid).unwrap_or(0);
+        rows.push(Row {
+            key: record.id.to_string(),
+            id: Some(record.id),
+            cluster: cluster.to_owned(),
+            vmid,
+            node: record.node.clone(),
+            hostname: record.hostname.clone(),
+            status,
+            live: false,
+            managed: true,
+            ip: record.ip.clone(),
+            template: record.template_id.and_then(|t| templates.get(&t).cloned()),
+            tags: Vec::new(),
+            uptime: None,
+            cpu: None,
+            maxcpu: None,
+            mem: None,
+            maxmem: None,
+            lock: None,
+            unavailable: reason,
+        });
+    }
+    rows.sort_by(|a, b| (&a.cluster, a.vmid).cmp(&(&b.cluster, b.vmid)));
+    rows
+}
+
+/// Splits Proxmox's `a;b` (or `a,b` / spaces) tag string.
+pub fn split_tags(tags: Option<&str>) -> Vec<String> {
+    tags.unwrap_or_default()
+        .split([';', ',', ' '])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn paginate(rows: Vec<Row>, filter: &Filter, unreachable: Vec<Unreachable>) -> Listing {
+    let any = !rows.is_empty();
+    let mut nodes = BTreeSet::new();
+    let mut tags = BTreeSet::new();
+    let mut templates = BTreeSet::new();
+    let mut counts = Counts::default();
+    let mut matching_rows = Vec::new();
+    for row in rows {
+        nodes.insert(row.node.clone());
+        tags.extend(row.tags.iter().cloned());
+        if let Some(t) = &row.template {
+            templates.insert(t.clone());
+        }
+        if !filter.matches(&row, false) {
+            continue;
+        }
+        counts.total += 1;
+        match row.status.as_str() {
+            "running" => counts.running += 1,
+            "stopped" => counts.stopped += 1,
+            "creating" => counts.creating += 1,
+            "error" | "missing" => counts.error += 1,
+            _ => {}
+        }
+        if filter.matches(&row, true) {
+            matching_rows.push(row);
+        }
+    }
+    let matching = matching_rows.len();
+    let pages = matching.div_ceil(PER_PAGE).max(1);
+    let page = filter.page().min(pages);
+    let items: Vec<Row> = matching_rows
+        .into_iter()
+        .skip((page - 1) * PER_PAGE)
+        .take(PER_PAGE)
+        .collect();
+    Listing {
+        counts,
+        items,
+        matching,
+        page,
+        pages,
+        per_page: PER_PAGE,
+        unreachable,
+        nodes: nodes.into_iter().filter(|n| !n.is_empty()).collect(),
+        tags: tags.into_iter().collect(),
+        templates: templates.into_iter().collect(),
+        any,
+    }
+}

@@ -1,0 +1,422 @@
+//! Durable jobs: the [`JobHandler`] trait a pipeline implements, the [`JobRegistry`] of
+//! handlers, the [`JobQueue`] (enqueue, cancel, retry) and the [`Worker`] that runs them.
+//!
+//! A job is a list of named steps. The worker checkpoints each one in the store
+//! (`set_job_step` before, `complete_job_step` after), so a job whose worker died is reclaimed
+//! when its lease expires and resumes at the first step not completed; steps must therefore be
+//! idempotent. Every state change is a persisted, published progress event (see
+//! [`crate::events`]).
+
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{JobProgress, kind};
+use crate::storage::model::{Job, NewJob};
+use crate::storage::{Store, StoreError, StoreResult};
+
+pub use self::worker::{Worker, WorkerHandle, WorkerOptions};
+
+/// Job states as stored.
+pub mod state {
+    /// Waiting for a worker.
+    pub const QUEUED: &str = "queued";
+    /// Claimed by a worker.
+    pub const RUNNING: &str = "running";
+    /// Every step completed.
+    pub const SUCCEEDED: &str = "succeeded";
+    /// A step failed.
+    pub const FAILED: &str = "failed";
+    /// Cancelled by a user.
+    pub const CANCELLED: &str = "cancelled";
+
+    /// Whether the job is over (until a retry).
+    pub fn is_finished(state: &str) -> bool {
+        matches!(state, SUCCEEDED | FAILED | CANCELLED)
+    }
+}
+
+/// Why a step did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The step failed; the message is shown to the user with the step name.
+    #[error("{0}")]
+    Failed(String),
+    /// The step stopped because its context was cancelled (user cancel, lost lease, shutdown).
+    #[error("cancelled")]
+    Cancelled,
+    /// The store failed.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl StepError {
+    /// A failure with a message.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::Failed(message.into())
+    }
+}
+
+impl From<anyhow::Error> for StepError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Failed(format!("{e:#}"))
+    }
+}
+
+/// A kind of job: its steps and how to run each one.
+#[async_trait]
+pub trait JobHandler: Send + Sync {
+    /// The `jobs.kind` this handler runs.
+    fn kind(&self) -> &'static str;
+    /// The ordered steps of `job` (names are checkpointed, keep them stable).
+    fn steps(&self, job: &Job) -> Vec<&'static str>;
+    /// Runs one step. Must be idempotent: after a crash it may run again. Long steps should
+    /// watch [`JobContext::cancelled`].
+    async fn run_step(&self, ctx: &JobContext, step: &str) -> Result<(), StepError>;
+    /// Called once when the job fails at `step` (clean-up hook); the default does nothing.
+    async fn on_failed(&self, ctx: &JobContext, step: &str, error: &StepError) {
+        let _ = (ctx, step, error);
+    }
+}
+
+/// What a step sees: the job, the store, progress reporting, cancellation.
+#[derive(Clone, Debug)]
+pub struct JobContext {
+    /// The job as claimed.
+    pub job: Job,
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    progress: JobProgress,
+    step: String,
+    index: usize,
+    total: usize,
+    cancel: CancellationToken,
+    owner: String,
+}
+
+impl JobContext {
+    /// The step being run.
+    pub fn step(&self) -> &str {
+        &self.step
+    }
+
+    /// The worker holding the job's lease.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The job id.
+    pub fn job_id(&self) -> i64 {
+        self.job.id
+    }
+
+    /// Persists and publishes one log line of the running step.
+    pub async fn log(&self, line: impl Into<String>) -> StoreResult<i64> {
+        self.progress
+            .emit(
+                self.job.id,
+                kind::LOG,
+                Some(&self.step),
+                serde_json::Value::String(line.into()),
+            )
+            .await
+    }
+
+    /// Reports progress within the running step (0–100); the event also carries the job's
+    /// overall percent.
+    pub async fn percent(&self, step_percent: u8) -> StoreResult<i64> {
+        let step_percent = step_percent.min(100);
+        let overall = overall_percent(self.index, self.total, step_percent);
+        self.progress
+            .emit(
+                self.job.id,
+                kind::PROGRESS,
+                Some(&self.step),
+                json!({ "step_percent": step_percent, "percent": overall }),
+            )
+            .await
+    }
+
+    /// Emits a custom event for this step.
+    pub async fn emit(&self, kind: &str, data: serde_json::Value) -> StoreResult<i64> {
+        self.progress
+            .emit(self.job.id, kind, Some(&self.step), data)
+            .await
+    }
+
+    /// Whether the job was cancelled (by a user, a lost lease or a shutdown).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the job is cancelled; race it against long work with `tokio::select!`.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// The cancellation token itself (to hand to child tasks).
+    pub fn cancellation_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}
+
+/// Overall percent when step `index` of `total` is `step_percent` done.
+fn overall_percent(index: usize, total: usize, step_percent: u8) -> u8 {
+    if total == 0 {
+        return 100;
+    }
+    let done = index * 100 + usize::from(step_percent);
+    u8::try_from(done / total).unwrap_or(100).min(100)
+}
+
+/// Job handlers by kind. Handlers can be added after start-up (they are looked up per claim).
+#[derive(Default)]
+pub struct JobRegistry {
+    handlers: RwLock<HashMap<&'static str, Arc<dyn JobHandler>>>,
+}
+
+impl std::fmt::Debug for JobRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRegistry")
+            .field("kinds", &self.kinds())
+            .finish()
+    }
+}
+
+impl JobRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the handler of its kind.
+    pub fn register(&self, handler: Arc<dyn JobHandler>) {
+        self.handlers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(handler.kind(), handler);
+    }
+
+    /// The handler of `kind`.
+    pub fn get(&self, kind: &str) -> Option<Arc<dyn JobHandler>> {
+        self.handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(kind)
+            .cloned()
+    }
+
+    /// Registered kinds, sorted.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<_> = self
+            .handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        kinds.sort_unstable();
+        kinds
+    }
+}
+
+/// Why a job operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// No such job.
+    #[error("job {0} not found")]
+    NotFound(i64),
+    /// The job is not in a state that allows the operation.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<JobError> for crate::error::AppError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::NotFound(id) => Self::NotFound(format!("job {id}")),
+            JobError::Conflict(message) => Self::Conflict(message),
+            JobError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Splits `completed_steps` (comma separated) into names.
+pub fn completed_steps(job: &Job) -> Vec<String> {
+    job.completed_steps
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The queue as the rest of the application sees it: enqueue, cancel, retry; plus what workers
+/// of this process share (registry, wake-up, running jobs' cancellation tokens).
+#[derive(Debug)]
+pub struct JobQueue {
+    store: Arc<dyn Store>,
+    progress: JobProgress,
+    registry: Arc<JobRegistry>,
+    wake: Notify,
+    running: Mutex<HashMap<i64, CancellationToken>>,
+}
+
+impl JobQueue {
+    /// A queue over `store`, reporting through `progress`, running `registry`'s handlers.
+    pub fn new(store: Arc<dyn Store>, progress: JobProgress, registry: Arc<JobRegistry>) -> Self {
+        Self {
+            store,
+            progress,
+            registry,
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The progress emitter.
+    pub fn progress(&self) -> &JobProgress {
+        &self.progress
+    }
+
+    /// The handlers.
+    pub fn registry(&self) -> &Arc<JobRegistry> {
+        &self.registry
+    }
+
+    /// Wakes idle workers of this process (after an enqueue or a retry).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Enqueues a job and wakes the workers.
+    pub async fn enqueue(&self, job: &NewJob) -> StoreResult<i64> {
+        let id = self.store.enqueue_job(job).await?;
+        self.wake();
+        Ok(id)
+    }
+
+    /// Cancels a queued or running job: it is marked `cancelled` at once; a step running in
+    /// this process sees its context cancelled immediately, one in another process when its
+    /// lease renewal fails (or at once with the Redis bus, which carries the `cancelled` event).
+    pub async fn cancel(&self, job_id: i64, by: &str) -> Result<Job, JobError> {
+        let job = self.get(job_id).await?;
+        if state::is_finished(&job.state) {
+            return Err(JobError::Conflict(format!(
+                "job {job_id} is already {}",
+                job.state
+            )));
+        }
+        self.progress
+            .emit(
+                job_id,
+                kind::CANCELLED,
+                job.current_step.as_deref(),
+                json!({ "by": by }),
+            )
+            .await?;
+        self.store
+            .finish_job(
+                job_id,
+                state::CANCELLED,
+                Some(&format!("cancelled by {by}")),
+            )
+            .await?;
+        if let Some(token) = self.lock_running().get(&job_id) {
+            token.cancel();
+        }
+        self.get(job_id).await
+    }
+
+    /// Puts a failed or cancelled job back in the queue; completed steps stay completed, so it
+    /// resumes at the step that failed.
+    pub async fn retry(&self, job_id: i64, by: &str) -> Result<Job, JobError> {
+        let job = self.get(job_id).await?;
+        if !matches!(job.state.as_str(), state::FAILED | state::CANCELLED) {
+            return Err(JobError::Conflict(format!(
+                "only failed or cancelled jobs can be retried; job {job_id} is {}",
+                job.state
+            )));
+        }
+        let keep = completed_steps(&job);
+        match self.store.retry_job(job_id, &keep).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => {
+                return Err(JobError::Conflict(format!(
+                    "job {job_id} changed state; reload and try again"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.progress
+            .emit(
+                job_id,
+                kind::RETRY,
+                job.current_step.as_deref(),
+                json!({ "by": by, "from_step": job.current_step, "kept": keep }),
+            )
+            .await?;
+        self.wake();
+        self.get(job_id).await
+    }
+
+    async fn get(&self, job_id: i64) -> Result<Job, JobError> {
+        match self.store.get_job(job_id).await {
+            Ok(job) => Ok(job),
+            Err(StoreError::NotFound) => Err(JobError::NotFound(job_id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancellationToken>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn track(&self, job_id: i64, token: CancellationToken) {
+        self.lock_running().insert(job_id, token);
+    }
+
+    pub(crate) fn untrack(&self, job_id: i64) {
+        self.lock_running().remove(&job_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overall_percent;
+
+    #[test]
+    fn overall_percent_spans_steps() {
+        assert_eq!(overall_percent(0, 4, 0), 0);
+        assert_eq!(overall_percent(1, 4, 50), 37);
+        assert_eq!(overall_percent(3, 4, 100), 100);
+        assert_eq!(overall_percent(0, 0, 0), 100);
+    }
+}

@@ -1,0 +1,958 @@
+//! The `create_container` job: executes a plan step by step (create → start → deploy →
+//! install + scripts → discover). Every step is idempotent, so a job resumed after a crash
+//! re-runs its current step safely; every output line is streamed as a job event.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ctforge_pve::{CreateOutcome, PveApi, PveClient, TaskExit, TaskProgress, WaitOptions};
+use ctforge_ssh::{
+    HostKeyPolicy, PctChannel, PctOptions, PushMode, RemoteExec, SshAuth, SshSession, SshTarget,
+    Stream,
+};
+
+use super::commands;
+use super::plan::{PHASES, Plan, Step};
+use super::submit::{CreatePayload, JOB_KIND};
+use crate::jobs::{JobContext, JobHandler, StepError};
+use crate::secrets::Keyring;
+use crate::storage::Store;
+use crate::storage::model::{Cluster, ClusterInput, Container, ContainerService, Job};
+
+/// Longest time a CT may take to accept commands after start.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The handler registered for [`JOB_KIND`].
+pub struct CreateContainer {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    sessions: Mutex<HashMap<i64, Arc<SshSession>>>,
+}
+
+impl std::fmt::Debug for CreateContainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateContainer").finish_non_exhaustive()
+    }
+}
+
+struct Loaded {
+    container: Container,
+    cluster: Cluster,
+    plan: Plan,
+}
+
+fn fail(message: impl Into<String>) -> StepError {
+    StepError::failed(message)
+}
+
+impl CreateContainer {
+    /// A handler using `store` and `keyring`.
+    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> Self {
+        Self {
+            store,
+            keyring,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn load(&self, job: &Job) -> Result<Loaded, StepError> {
+        let container_id = job
+            .container_id
+            .ok_or_else(|| fail("the job has no container record; destroy it and create again"))?;
+        let container = self
+            .store
+            .get_container(container_id)
+            .await
+            .map_err(|e| fail(format!("cannot load container {container_id}: {e}")))?;
+        let cluster = self
+            .store
+            .get_cluster(container.cluster_id)
+            .await
+            .map_err(|e| fail(format!("cannot load the cluster: {e}")))?;
+        let payload: CreatePayload = serde_json::from_str(&job.payload_json)
+            .map_err(|e| fail(format!("the job's plan is unreadable: {e}")))?;
+        let password = match &container.root_password_sealed {
+            Some(sealed) => Some(
+                self.keyring
+                    .open(sealed)
+                    .map_err(|e| fail(format!("cannot open the root password: {e}")))?
+                    .expose()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let plan = payload.plan(password).map_err(|e| fail(e.to_string()))?;
+        Ok(Loaded {
+            container,
+            cluster,
+            plan,
+        })
+    }
+
+    fn client(&self, cluster: &Cluster) -> Result<PveClient, StepError> {
+        crate::pve::service_client(cluster, &self.keyring).map_err(|e| fail(e.to_string()))
+    }
+
+    /// The job's SSH session to the node, opened once and reused for every command.
+    async fn channel(
+        &self,
+        ctx: &JobContext,
+        cluster: &Cluster,
+        vmid: u32,
+    ) -> Result<PctChannel, StepError> {
+        let cached = self
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&ctx.job_id()).cloned());
+        if let Some(session) = cached.filter(|s| !s.is_closed()) {
+            return Ok(pct(session, vmid));
+        }
+        let session = Arc::new(connect(&self.store, &self.keyring, cluster).await?);
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(ctx.job_id(), session.clone());
+        }
+        Ok(pct(session, vmid))
+    }
+
+    fn forget_session(&self, job_id: i64) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(&job_id);
+        }
+    }
+}
+
+/// A `pct` channel that pushes files with `pct exec … cat > DEST` (content on stdin): it works
+/// on real nodes and on the simulator and leaves no temporary file on the node.
+fn pct(session: Arc<SshSession>, vmid: u32) -> PctChannel {
+    PctChannel::new(session, vmid).with_options(PctOptions {
+        push_mode: PushMode::ExecCat,
+        ..PctOptions::default()
+    })
+}
+
+/// Opens an SSH session to a cluster's node with its stored credentials. The host key is
+/// pinned: the first connection records it, later ones must match.
+pub async fn connect(
+    store: &Arc<dyn Store>,
+    keyring: &Keyring,
+    cluster: &Cluster,
+) -> Result<SshSession, StepError> {
+    let host = url::Url::parse(&cluster.url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .ok_or_else(|| fail(format!("cluster {} has no host in its URL", cluster.name)))?;
+    let open = |sealed: &Option<String>| -> Result<Option<String>, StepError> {
+        sealed
+            .as_deref()
+            .map(|s| {
+                keyring
+                    .open(s)
+                    .map(|p| p.expose().to_owned())
+                    .map_err(|e| fail(e.to_string()))
+            })
+            .transpose()
+    };
+    let auth = match (
+        open(&cluster.ssh_key_sealed)?,
+        open(&cluster.ssh_password_sealed)?,
+    ) {
+        (Some(key), _) => SshAuth::Key {
+            private_key_pem: key.into(),
+            passphrase: None,
+        },
+        (None, Some(pw)) => SshAuth::Password(pw.into()),
+        (None, None) => {
+            return Err(fail(format!(
+                "cluster {} has no SSH password or key; add one in Settings → Clusters",
+                cluster.name
+            )));
+        }
+    };
+    let policy = match &cluster.ssh_host_key {
+        Some(key) if !key.is_empty() => HostKeyPolicy::Pinned(key.clone()),
+        _ => HostKeyPolicy::TrustOnFirstUse,
+    };
+    let trust_on_first_use = policy == HostKeyPolicy::TrustOnFirstUse;
+    let port = u16::try_from(cluster.ssh_port).unwrap_or(22);
+    let target = SshTarget::new(host, port, cluster.ssh_user.clone(), auth, policy);
+    let session = SshSession::connect(&target)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if trust_on_first_use {
+        let input = ClusterInput {
+            name: cluster.name.clone(),
+            url: cluster.url.clone(),
+            token_id: cluster.token_id.clone(),
+            token_secret_sealed: cluster.token_secret_sealed.clone(),
+            fingerprint: cluster.fingerprint.clone(),
+            ssh_user: cluster.ssh_user.clone(),
+            ssh_port: cluster.ssh_port,
+            ssh_password_sealed: cluster.ssh_password_sealed.clone(),
+            ssh_key_sealed: cluster.ssh_key_sealed.clone(),
+            ssh_host_key: Some(session.host_key_fingerprint().to_owned()),
+            is_default: cluster.is_default,
+        };
+        if let Err(e) = store.update_cluster(cluster.id, &input).await {
+            tracing::warn!(error = %e, "cannot pin the SSH host key");
+        }
+    }
+    Ok(session)
+}
+
+/// Runs a command, streaming its lines to the job log; non-zero exits fail with the tail.
+async fn run(
+    ctx: &JobContext,
+    channel: &dyn RemoteExec,
+    what: &str,
+    command: &str,
+) -> Result<String, StepError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut collected = String::new();
+    let forward = async {
+        while let Some(line) = rx.recv().await {
+            let _ = ctx.log(line).await;
+        }
+    };
+    let exec = async {
+        let mut on_line = |stream: Stream, line: &str| {
+            let prefix = if matches!(stream, Stream::Stderr) {
+                "! "
+            } else {
+                ""
+            };
+            let _ = tx.send(format!("{prefix}{line}"));
+        };
+        let result = channel.exec(command, &mut on_line).await;
+        drop(tx);
+        result
+    };
+    let (result, ()) = tokio::join!(exec, forward);
+    let output = result.map_err(|e| fail(format!("{what}: {e}")))?;
+    if !output.success() {
+        let hint = if output.exit_code == 127 {
+            " (command not found: is the package manager installed in the container?)"
+        } else {
+            ""
+        };
+        return Err(fail(format!(
+            "{what} exited with {}{hint}; last lines:\n{}",
+            output.exit_code,
+            output.tail_text()
+        )));
+    }
+    collected.push_str(&output.stream_text(Stream::Stdout));
+    Ok(collected)
+}
+
+/// Runs a command quietly and returns (exit code, stdout).
+async fn probe(channel: &dyn RemoteExec, command: &str) -> Result<(u32, String), StepError> {
+    let mut ignore = |_: Stream, _: &str| {};
+    let output = channel
+        .exec(command, &mut ignore)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok((output.exit_code, output.stream_text(Stream::Stdout)))
+}
+
+async fn wait(
+    ctx: &JobContext,
+    client: &PveClient,
+    node: &str,
+    upid: &ctforge_pve::types::Upid,
+    what: &str,
+) -> Result<(), StepError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let options = WaitOptions {
+        timeout: Duration::from_secs(600),
+        poll_interval: Duration::from_millis(250),
+        ..WaitOptions::default()
+    };
+    let waiting = async {
+        let mut cb = |p: TaskProgress| {
+            if let TaskProgress::Line(line) = p {
+                let _ = tx.send(line.t);
+            }
+        };
+        let result = ctforge_pve::wait_task(client, node, upid, options, &mut cb).await;
+        drop(tx);
+        result
+    };
+    let forward = async {
+        while let Some(line) = rx.recv().await {
+            let _ = ctx.log(line).await;
+        }
+    };
+    let (result, ()) = tokio::join!(waiting, forward);
+    match result.map_err(|e| fail(format!("{what}: {e}")))? {
+        TaskExit::Success => Ok(()),
+        TaskExit::Warnings(n) => {
+            let _ = ctx.log(format!("{what} finished with {n} warnings")).await;
+            Ok(())
+        }
+        TaskExit::Error(text) => Err(fail(format!("{what} failed: {text}"))),
+    }
+}
+
+fn unit_names(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|u| u.ends_with(".service"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Parses `systemctl show` blocks into (unit, active, sub, enabled, main pid).
+fn parse_show(text: &str) -> Vec<(String, String, String, bool, u32)> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let mut map: HashMap<&str, &str> = HashMap::new();
+        for line in block.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                map.insert(k.trim(), v.trim());
+            }
+        }
+        if let Some(id) = map.get("Id") {
+            out.push((
+                (*id).to_owned(),
+                map.get("ActiveState")
+                    .copied()
+                    .unwrap_or("unknown")
+                    .to_owned(),
+                map.get("SubState").copied().unwrap_or("").to_owned(),
+                map.get("UnitFileState").is_some_and(|s| *s == "enabled"),
+                map.get("MainPID").and_then(|p| p.parse().ok()).unwrap_or(0),
+            ));
+        }
+    }
+    out
+}
+
+/// Parses `ss -tlnp` into (port, process name, pid).
+fn parse_ports(text: &str) -> Vec<(u16, String, u32)> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("LISTEN")) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let Some(port) = cols
+            .get(3)
+            .and_then(|local| local.rsplit(':').next())
+            .and_then(|p| p.parse::<u16>().ok())
+        else {
+            continue;
+        };
+        let process = line
+            .split("((\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("")
+            .to_owned();
+        let pid = line
+            .split("pid=")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if !out.iter().any(|(p, _, _)| *p == port) {
+            out.push((port, process, pid));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl JobHandler for CreateContainer {
+    fn kind(&self) -> &'static str {
+        JOB_KIND
+    }
+
+    fn steps(&self, _job: &Job) -> Vec<&'static str> {
+        PHASES.to_vec()
+    }
+
+    async fn run_step(&self, ctx: &JobContext, step: &str) -> Result<(), StepError> {
+        let Loaded {
+            container,
+            cluster,
+            plan,
+        } = self.load(&ctx.job).await?;
+        let client = self.client(&cluster)?;
+        let node = plan.node.clone();
+        let vmid = plan.vmid;
+        match step {
+            "create" => {
+                if client.lxc_config_get(&node, vmid, false).await.is_ok() {
+                    let _ = ctx
+                        .log(format!("CT {vmid} exists already on {node}; continuing"))
+                        .await;
+                    wait_unlocked(ctx, &client, &node, vmid).await?;
+                } else {
+                    let _ = ctx
+                        .log(format!("creating CT {vmid} ({}) on {node}", plan.hostname))
+                        .await;
+                    match ctforge_pve::create_lxc_checked(&client, &node, &plan.params)
+                        .await
+                        .map_err(|e| fail(format!("create: {e}")))?
+                    {
+                        CreateOutcome::Task(upid) => {
+                            wait(ctx, &client, &node, &upid, "create task").await?
+                        }
+                        CreateOutcome::ExistsAfterLostResponse { .. } => {
+                            wait_unlocked(ctx, &client, &node, vmid).await?
+                        }
+                    }
+                }
+                let _ = self
+                    .store
+                    .add_container_event(
+                        container.id,
+                        "created",
+                        &format!("CT {vmid} created on {node}"),
+                        "",
+                        "{}",
+                    )
+                    .await;
+            }
+            "start" => {
+                let status = client
+                    .lxc_status_current(&node, vmid)
+                    .await
+                    .map_err(|e| fail(format!("status: {e}")))?;
+                if status.status != "running" {
+                    let upid = client
+                        .lxc_start(&node, vmid)
+                        .await
+                        .map_err(|e| fail(format!("start: {e}")))?;
+                    wait(ctx, &client, &node, &upid, "start task").await?;
+                }
+                let channel = self.channel(ctx, &cluster, vmid).await?;
+                let started = tokio::time::Instant::now();
+                loop {
+                    match probe(&channel, "true").await {
+                        Ok((0, _)) => break,
+                        _ if started.elapsed() > READY_TIMEOUT => {
+                            return Err(fail(
+                                "the container does not accept commands 2 minutes after start",
+                            ));
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                    }
+                }
+                let (_, units) = probe(&channel, commands::LIST_UNITS).await?;
+                let (exists, _) = probe(
+                    &channel,
+                    &format!("test -e {}", ctforge_ssh::quote(commands::BASELINE)),
+                )
+                .await?;
+                if exists != 0 {
+                    run(
+                        ctx,
+                        &channel,
+                        "prepare",
+                        &format!("mkdir -p {}", ctforge_ssh::quote(commands::STATE_DIR)),
+                    )
+                    .await?;
+                    channel
+                        .push(
+                            unit_names(&units).join("\n").as_bytes(),
+                            commands::BASELINE,
+                            Some(0o600),
+                            None,
+                        )
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                let _ = ctx.log("container is up and accepts commands").await;
+            }
+            "deploy" => {
+                let files: Vec<(String, String, String, String)> = plan
+                    .steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::DeployFile {
+                            name,
+                            path,
+                            policy,
+                            content,
+                        } => Some((name.clone(), path.clone(), policy.clone(), content.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                if !plan.steps.contains(&Step::ConfigManager) {
+                    let _ = ctx.log("nothing to deploy").await;
+                    return Ok(());
+                }
+                let channel = self.channel(ctx, &cluster, vmid).await?;
+                run(
+                    ctx,
+                    &channel,
+                    "prepare",
+                    &format!(
+                        "mkdir -p {}/files {}/scripts /usr/local/sbin /etc/systemd/system",
+                        commands::STATE_DIR,
+                        commands::STATE_DIR
+                    ),
+                )
+                .await?;
+                let stamp = time::OffsetDateTime::now_utc();
+                let stamp = format!(
+                    "{:04}{:02}{:02}{:02}{:02}{:02}",
+                    stamp.year(),
+                    u8::from(stamp.month()),
+                    stamp.day(),
+                    stamp.hour(),
+                    stamp.minute(),
+                    stamp.second()
+                );
+                for (i, (name, path, policy, content)) in files.iter().enumerate() {
+                    let staged = commands::staged_path(name);
+                    channel
+                        .push(content.as_bytes(), &staged, Some(0o600), None)
+                        .await
+                        .map_err(|e| fail(format!("push {name}: {e}")))?;
+                    let (exists, _) =
+                        probe(&channel, &format!("test -e {}", ctforge_ssh::quote(path))).await?;
+                    let q = ctforge_ssh::quote;
+                    match (policy.as_str(), exists == 0) {
+                        ("default", true) => {
+                            let _ = ctx
+                                .log(format!("{path}: exists, kept (policy default)"))
+                                .await;
+                        }
+                        ("backup", true) => {
+                            let backup = format!("{path}.bak.{stamp}");
+                            run(
+                                ctx,
+                                &channel,
+                                &format!("backup {path}"),
+                                &format!("cp -p {} {}", q(path), q(&backup)),
+                            )
+                            .await?;
+                            run(
+                                ctx,
+                                &channel,
+                                &format!("deploy {name}"),
+                                &format!(
+                                    "mkdir -p {} && cp {} {}",
+                                    q(commands::parent(path)),
+                                    q(&staged),
+                                    q(path)
+                                ),
+                            )
+                            .await?;
+                            let _ = ctx
+                                .log(format!(
+                                    "{path}: backed up to {backup} and replaced (policy backup)"
+                                ))
+                                .await;
+                        }
+                        _ => {
+                            run(
+                                ctx,
+                                &channel,
+                                &format!("deploy {name}"),
+                                &format!(
+                                    "mkdir -p {} && cp {} {}",
+                                    q(commands::parent(path)),
+                                    q(&staged),
+                                    q(path)
+                                ),
+                            )
+                            .await?;
+                            let _ = ctx.log(format!("{path}: written (policy {policy})")).await;
+                        }
+                    }
+                    let _ = ctx
+                        .percent(u8::try_from((i + 1) * 80 / files.len().max(1)).unwrap_or(80))
+                        .await;
+                }
+                let manifest: Vec<(String, String, String)> = files
+                    .iter()
+                    .map(|(n, p, pol, _)| (n.clone(), p.clone(), pol.clone()))
+                    .collect();
+                channel
+                    .push(
+                        commands::apply_script(&manifest).as_bytes(),
+                        commands::APPLY_SCRIPT,
+                        Some(0o755),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                channel
+                    .push(
+                        commands::apply_unit().as_bytes(),
+                        commands::APPLY_UNIT,
+                        Some(0o644),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                run(
+                    ctx,
+                    &channel,
+                    "config-manager",
+                    "systemctl daemon-reload && systemctl enable ctforge-apply.service",
+                )
+                .await?;
+                let _ = ctx.log("config-manager installed (ctforge-apply.service re-applies the files on boot)").await;
+            }
+            "install" => {
+                let channel = self.channel(ctx, &cluster, vmid).await?;
+                run(
+                    ctx,
+                    &channel,
+                    "prepare",
+                    &format!("mkdir -p {}/scripts", commands::STATE_DIR),
+                )
+                .await?;
+                let installs: Vec<&Step> = plan
+                    .steps
+                    .iter()
+                    .filter(|s| matches!(s, Step::Install { .. } | Step::CustomInstaller { .. }))
+                    .collect();
+                if installs.is_empty() {
+                    let _ = ctx.log("no packages to install").await;
+                }
+                for (i, s) in installs.iter().enumerate() {
+                    match s {
+                        Step::Install { manager, packages } => {
+                            let _ = ctx
+                                .log(format!("installing with {manager}: {}", packages.join(" ")))
+                                .await;
+                            run(
+                                ctx,
+                                &channel,
+                                &format!("{manager} install"),
+                                &commands::install(manager, packages),
+                            )
+                            .await?;
+                        }
+                        Step::CustomInstaller { content } => {
+                            let path = format!("{}/custom.sh", commands::STATE_DIR);
+                            channel
+                                .push(content.as_bytes(), &path, Some(0o755), None)
+                                .await
+                                .map_err(|e| fail(e.to_string()))?;
+                            run(
+                                ctx,
+                                &channel,
+                                "custom installer",
+                                &commands::run_script(&path, &plan.hostname),
+                            )
+                            .await?;
+                        }
+                        _ => {}
+                    }
+                    let _ = ctx
+                        .percent(u8::try_from((i + 1) * 100 / installs.len()).unwrap_or(100))
+                        .await;
+                }
+            }
+            "scripts" => {
+                let channel = self.channel(ctx, &cluster, vmid).await?;
+                let scripts: Vec<(&String, &String)> = plan
+                    .steps
+                    .iter()
+                    .filter_map(|s| {
+                        if let Step::RunScript { name, content } = s {
+                            Some((name, content))
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                if scripts.is_empty() {
+                    let _ = ctx.log("no scripts to run").await;
+                }
+                for (i, (name, content)) in scripts.iter().enumerate() {
+                    let path = commands::script_path(name);
+                    channel
+                        .push(content.as_bytes(), &path, Some(0o755), None)
+                        .await
+                        .map_err(|e| fail(format!("push {name}: {e}")))?;
+                    let _ = ctx.log(format!("running {name}")).await;
+                    run(
+                        ctx,
+                        &channel,
+                        &format!("script {name}"),
+                        &commands::run_script(&path, &plan.hostname),
+                    )
+                    .await?;
+                    let _ = ctx
+                        .percent(u8::try_from((i + 1) * 100 / scripts.len()).unwrap_or(100))
+                        .await;
+                }
+            }
+            "discover" => {
+                let channel = self.channel(ctx, &cluster, vmid).await?;
+                let report = discover(&channel, &client, &node, vmid, plan.ip.as_deref()).await?;
+                let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+                let services: Vec<ContainerService> = report
+                    .services
+                    .iter()
+                    .map(|s| ContainerService {
+                        unit: s.unit.clone(),
+                        active_state: s.active.clone(),
+                        sub_state: s.sub.clone(),
+                        enabled: s.enabled,
+                        port: s.port.map(i64::from),
+                        url: s
+                            .port
+                            .zip(report.ip.as_ref())
+                            .map(|(p, ip)| format!("http://{ip}:{p}")),
+                        updated_at: now,
+                    })
+                    .collect();
+                self.store
+                    .replace_services(container.id, &services)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                for (name, value) in &report.credentials {
+                    let sealed = self.keyring.seal(value).map_err(|e| fail(e.to_string()))?;
+                    self.store
+                        .put_credential(container.id, name, &sealed)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                for s in &services {
+                    let _ = ctx
+                        .log(format!(
+                            "service {} is {} {}",
+                            s.unit,
+                            s.active_state,
+                            s.url.clone().unwrap_or_default()
+                        ))
+                        .await;
+                }
+                let _ = ctx
+                    .log(format!(
+                        "{} credential(s) stored sealed",
+                        report.credentials.len()
+                    ))
+                    .await;
+                self.store
+                    .update_container_status(container.id, "ready", report.ip.as_deref())
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                let _ = self
+                    .store
+                    .add_container_event(
+                        container.id,
+                        "ready",
+                        &format!("{} is ready", plan.hostname),
+                        "",
+                        "{}",
+                    )
+                    .await;
+                self.forget_session(ctx.job_id());
+            }
+            other => return Err(fail(format!("unknown step {other}"))),
+        }
+        Ok(())
+    }
+
+    async fn on_failed(&self, ctx: &JobContext, step: &str, error: &StepError) {
+        self.forget_session(ctx.job_id());
+        if let Some(id) = ctx.job.container_id {
+            let _ = self.store.update_container_status(id, "error", None).await;
+            let _ = self
+                .store
+                .add_container_event(
+                    id,
+                    "create_failed",
+                    &format!("step {step} failed: {error}"),
+                    "",
+                    "{}",
+                )
+                .await;
+        }
+    }
+}
+
+async fn wait_unlocked(
+    ctx: &JobContext,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+) -> Result<(), StepError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let config = client
+            .lxc_config_get(node, vmid, false)
+            .await
+            .map_err(|e| fail(format!("config: {e}")))?;
+        if config.lock.is_none() {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(fail(format!(
+                "CT {vmid} stays locked ({:?}); check its task in Proxmox",
+                config.lock
+            )));
+        }
+        if started.elapsed().as_secs().is_multiple_of(10) {
+            let _ = ctx
+                .log(format!(
+                    "waiting for the {} lock on CT {vmid}",
+                    config.lock.clone().unwrap_or_default()
+                ))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A discovered service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoveredService {
+    /// Unit name.
+    pub unit: String,
+    /// ActiveState.
+    pub active: String,
+    /// SubState.
+    pub sub: String,
+    /// Enabled at boot.
+    pub enabled: bool,
+    /// Listening port.
+    pub port: Option<u16>,
+}
+
+/// What discovery found.
+#[derive(Clone, Debug, Default)]
+pub struct Discovery {
+    /// Services installed by provisioning.
+    pub services: Vec<DiscoveredService>,
+    /// Credentials (name, value).
+    pub credentials: Vec<(String, String)>,
+    /// IPv4 address.
+    pub ip: Option<String>,
+}
+
+/// Discovers services (units added since the baseline), their ports, credentials and the
+/// address. Used by provisioning and by monitoring.
+pub async fn discover(
+    channel: &dyn RemoteExec,
+    client: &dyn PveApi,
+    node: &str,
+    vmid: u32,
+    static_ip: Option<&str>,
+) -> Result<Discovery, StepError> {
+    let (_, now) = probe(channel, commands::LIST_UNITS).await?;
+    let (_, baseline) = probe(
+        channel,
+        &format!("cat {}", ctforge_ssh::quote(commands::BASELINE)),
+    )
+    .await?;
+    let base: Vec<&str> = baseline.lines().map(str::trim).collect();
+    let mut units: Vec<String> = unit_names(&now)
+        .into_iter()
+        .filter(|u| !base.contains(&u.as_str()) && u != "ctforge-apply.service")
+        .collect();
+    units.sort();
+    units.dedup();
+    let shown = if units.is_empty() {
+        Vec::new()
+    } else {
+        parse_show(&probe(channel, &commands::show_units(&units)).await?.1)
+    };
+    let (_, ports_text) = probe(channel, commands::LIST_PORTS).await?;
+    let ports = parse_ports(&ports_text);
+    let services = shown
+        .into_iter()
+        .map(|(unit, active, sub, enabled, pid)| {
+            let stem = unit.trim_end_matches(".service").to_owned();
+            let port = ports
+                .iter()
+                .find(|(_, _, p)| pid != 0 && *p == pid)
+                .or_else(|| {
+                    ports.iter().find(|(_, process, _)| {
+                        !process.is_empty()
+                            && (stem.starts_with(process.as_str())
+                                || process.starts_with(stem.as_str()))
+                    })
+                })
+                .map(|(port, _, _)| *port);
+            DiscoveredService {
+                unit,
+                active,
+                sub,
+                enabled,
+                port,
+            }
+        })
+        .collect();
+    let (code, listing) = probe(
+        channel,
+        &format!("ls -1 {}", ctforge_ssh::quote(commands::CREDENTIALS_DIR)),
+    )
+    .await?;
+    let mut credentials = Vec::new();
+    if code == 0 {
+        for name in listing
+            .lines()
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+        {
+            let path = format!("{}/{name}", commands::CREDENTIALS_DIR);
+            let (code, value) =
+                probe(channel, &format!("cat {}", ctforge_ssh::quote(&path))).await?;
+            if code == 0 {
+                credentials.push((name.to_owned(), value.trim_end_matches('\n').to_owned()));
+            }
+        }
+    }
+    let ip = match static_ip {
+        Some(ip) => Some(ip.to_owned()),
+        None => client
+            .lxc_interfaces(node, vmid)
+            .await
+            .ok()
+            .and_then(|ifaces| {
+                ifaces
+                    .into_iter()
+                    .filter(|i| i.name != "lo")
+                    .find_map(|i| i.inet.and_then(|a| a.split('/').next().map(str::to_owned)))
+            }),
+    };
+    Ok(Discovery {
+        services,
+        credentials,
+        ip,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_systemctl_and_ss() {
+        let show = "Id=nginx.service\nActiveState=active\nSubState=running\nUnitFileState=enabled\nMainPID=321\n\nId=app.service\nActiveState=failed\nSubState=failed\nUnitFileState=disabled\nMainPID=0\n";
+        let parsed = parse_show(show);
+        assert_eq!(
+            parsed[0],
+            (
+                "nginx.service".into(),
+                "active".into(),
+                "running".into(),
+                true,
+                321
+            )
+        );
+        assert_eq!(parsed[1].1, "failed");
+        let ss = "State Recv-Q Send-Q Local Address:Port Peer Address:Port Process\nLISTEN 0 511 0.0.0.0:80 0.0.0.0:* users:((\"nginx\",pid=321,fd=6))\nLISTEN 0 511 [::]:80 [::]:* users:((\"nginx\",pid=321,fd=7))\nLISTEN 0 128 127.0.0.1:5432 0.0.0.0:* users:((\"postgres\",pid=9,fd=3))\n";
+        assert_eq!(
+            parse_ports(ss),
+            vec![(80, "nginx".into(), 321), (5432, "postgres".into(), 9)]
+        );
+        assert_eq!(
+            unit_names(
+                "ssh.service loaded active running OpenSSH\ncron.service loaded\nfoo.socket x\n"
+            ),
+            ["ssh.service", "cron.service"]
+        );
+    }
+}

@@ -1,0 +1,825 @@
+//! The create request (the wizard's and the API's JSON body) and the plan it resolves to: the
+//! exact Proxmox create parameters and every provisioning step, in order. The Review step shows
+//! this plan and the job executes it, so what the user confirmed is what runs.
+
+use std::collections::BTreeSet;
+
+use ctforge_pve::types::{Features, IpConfig, LxcCreateParams, NetConfig, RootFs};
+use ctforge_template::{PackageManager, Template};
+use serde::{Deserialize, Serialize};
+
+/// One script choice: keep, disable or reorder a template's script.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptChoice {
+    /// Script file name, e.g. `10-setup.sh`.
+    pub name: String,
+    /// Whether it runs.
+    pub enabled: bool,
+}
+
+/// The body of `POST /api/v1/containers` and `/plan`: every field but `hostname` is optional
+/// and defaults from the template, the cluster and the node.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    /// Template name (or numeric id); none = from scratch.
+    pub template: Option<String>,
+    /// Cluster name; default cluster when absent.
+    pub cluster: Option<String>,
+    /// Node; the first online node when absent.
+    pub node: Option<String>,
+    /// RFC 1123 hostname.
+    #[serde(default)]
+    pub hostname: String,
+    /// VMID; the cluster's next free id when absent.
+    pub vmid: Option<u32>,
+    /// Root password.
+    pub password: Option<String>,
+    /// SSH public keys, one per line.
+    pub ssh_public_keys: Option<String>,
+    /// CPU cores.
+    pub cores: Option<u32>,
+    /// Memory in MiB.
+    pub memory: Option<u64>,
+    /// Swap in MiB.
+    pub swap: Option<u64>,
+    /// Root disk in GiB.
+    pub disk: Option<u32>,
+    /// Storage for the root disk.
+    pub storage: Option<String>,
+    /// Network bridge.
+    pub bridge: Option<String>,
+    /// `dhcp` or a static IPv4 CIDR.
+    pub ip: Option<String>,
+    /// IPv4 gateway (static addresses).
+    pub gateway: Option<String>,
+    /// DNS server.
+    pub nameserver: Option<String>,
+    /// Unprivileged container.
+    pub unprivileged: Option<bool>,
+    /// Nesting feature.
+    pub nesting: Option<bool>,
+    /// keyctl feature.
+    pub keyctl: Option<bool>,
+    /// FUSE feature.
+    pub fuse: Option<bool>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+    /// OS template volume id, e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`.
+    pub ostemplate: Option<String>,
+    /// Buckets to install (default: all of the template's).
+    pub buckets: Option<Vec<String>>,
+    /// Extra packages: `manager:name[=version]` or plain apt names.
+    pub extra_packages: Option<Vec<String>>,
+    /// Script order and enablement.
+    pub scripts: Option<Vec<ScriptChoice>>,
+}
+
+/// Defaults the cluster and node contribute (looked up by the caller).
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    /// Cluster id.
+    pub cluster_id: i64,
+    /// Cluster name.
+    pub cluster_name: String,
+    /// Nodes, online ones first.
+    pub nodes: Vec<String>,
+    /// Next free VMID.
+    pub next_vmid: u32,
+    /// OS templates on the node's storages (volume ids).
+    pub ostemplates: Vec<String>,
+    /// Storages of the node that can hold container disks.
+    pub rootdir_storages: Vec<String>,
+    /// Bridges of the node.
+    pub bridges: Vec<String>,
+}
+
+/// One provisioning step of the plan, with everything it will do.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    /// Create the CT and wait for the `vzcreate` task.
+    Create,
+    /// Start it and wait until commands run inside.
+    Start,
+    /// Deploy a file honouring its policy.
+    DeployFile {
+        /// Name in the template.
+        name: String,
+        /// Absolute target path.
+        path: String,
+        /// `replace`, `default` or `backup`.
+        policy: String,
+        /// Content.
+        content: String,
+    },
+    /// Install the config-manager (config + oneshot unit re-applying the template on boot).
+    ConfigManager,
+    /// Install packages with one manager.
+    Install {
+        /// `apt`, `apk`, `dnf`, `npm`, `pip`.
+        manager: String,
+        /// Package specs (`name`, `name=1.2`, `name@1.2`, `name==1.2`).
+        packages: Vec<String>,
+    },
+    /// Run the template's custom installer.
+    CustomInstaller {
+        /// Script text.
+        content: String,
+    },
+    /// Run a script.
+    RunScript {
+        /// File name.
+        name: String,
+        /// Script text.
+        content: String,
+    },
+    /// Discover services, ports, web URLs and credentials; mark ready.
+    Discover,
+}
+
+impl Step {
+    /// The job step (checkpoint) this plan step belongs to.
+    pub fn phase(&self) -> &'static str {
+        match self {
+            Step::Create => "create",
+            Step::Start => "start",
+            Step::DeployFile { .. } | Step::ConfigManager => "deploy",
+            Step::Install { .. } | Step::CustomInstaller { .. } => "install",
+            Step::RunScript { .. } => "scripts",
+            Step::Discover => "discover",
+        }
+    }
+}
+
+/// Every job step of container creation, in order.
+pub const PHASES: &[&str] = &[
+    "create", "start", "deploy", "install", "scripts", "discover",
+];
+
+/// A resolved plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// Cluster id.
+    pub cluster_id: i64,
+    /// Cluster name.
+    pub cluster: String,
+    /// Node.
+    pub node: String,
+    /// VMID.
+    pub vmid: u32,
+    /// Hostname.
+    pub hostname: String,
+    /// Template name, if any.
+    pub template: Option<String>,
+    /// The create call (password included; never serialise this for users — see [`Plan::view`]).
+    #[serde(skip)]
+    pub params: LxcCreateParams,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+    /// Static IP without prefix, if any (for web URLs before discovery).
+    pub ip: Option<String>,
+}
+
+/// What is shown to users: the Proxmox parameters with the password masked.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanView {
+    /// Cluster.
+    pub cluster: String,
+    /// Node.
+    pub node: String,
+    /// VMID.
+    pub vmid: u32,
+    /// Hostname.
+    pub hostname: String,
+    /// Template.
+    pub template: Option<String>,
+    /// `POST /nodes/{node}/lxc` parameters, exactly as sent (password masked).
+    pub create_params: Vec<(String, String)>,
+    /// Steps.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// The user-facing view.
+    pub fn view(&self) -> PlanView {
+        let create_params = self
+            .params
+            .to_form()
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "password" {
+                    (k, "********".to_owned())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        PlanView {
+            cluster: self.cluster.clone(),
+            node: self.node.clone(),
+            vmid: self.vmid,
+            hostname: self.hostname.clone(),
+            template: self.template.clone(),
+            create_params,
+            steps: self.steps.clone(),
+        }
+    }
+}
+
+/// Field errors of a request; empty means valid.
+pub type FieldErrors = Vec<(String, String)>;
+
+/// RFC 1123 hostname (labels of letters, digits and inner hyphens, at most 253 characters).
+pub fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Parses `a.b.c.d/nn`; returns the address.
+pub fn parse_cidr(v: &str) -> Option<std::net::Ipv4Addr> {
+    let (addr, prefix) = v.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok()?;
+    if prefix == 0 || prefix > 32 {
+        return None;
+    }
+    addr.parse().ok()
+}
+
+fn parse_extra(spec: &str) -> Result<(PackageManager, String), String> {
+    let (manager, rest) = match spec.split_once(':') {
+        Some((m, rest)) => (
+            m.parse::<PackageManager>().map_err(|_| {
+                format!("{spec:?}: unknown package manager {m:?} (use apt, apk, dnf, npm or pip)")
+            })?,
+            rest,
+        ),
+        None => (PackageManager::Apt, spec),
+    };
+    let package = ctforge_template::Package::parse(manager, rest.trim())
+        .map_err(|e| format!("{spec:?}: {e}"))?;
+    Ok((manager, package.spec(manager)))
+}
+
+/// Resolves a request against its template and environment into a plan, or field errors.
+pub fn resolve(
+    req: &CreateRequest,
+    template: Option<&Template>,
+    env: &Environment,
+) -> Result<Plan, FieldErrors> {
+    let mut errors: FieldErrors = Vec::new();
+    let conf = template.map(|t| t.config.clone()).unwrap_or_default();
+    let hostname = req.hostname.trim().to_ascii_lowercase();
+    if !valid_hostname(&hostname) {
+        errors.push((
+            "hostname".into(),
+            "use letters, digits and '-' (RFC 1123), e.g. web-01".into(),
+        ));
+    }
+    let node = match req.node.clone().filter(|n| !n.is_empty()) {
+        Some(n) if env.nodes.is_empty() || env.nodes.contains(&n) => n,
+        Some(n) => {
+            errors.push((
+                "node".into(),
+                format!("node {n:?} is not part of cluster {}", env.cluster_name),
+            ));
+            n
+        }
+        None => match env.nodes.first() {
+            Some(n) => n.clone(),
+            None => {
+                errors.push(("node".into(), "the cluster reports no online node".into()));
+                String::new()
+            }
+        },
+    };
+    let vmid = req.vmid.unwrap_or(env.next_vmid);
+    if !(100..=999_999_999).contains(&vmid) {
+        errors.push((
+            "vmid".into(),
+            "a VMID is a number from 100 to 999999999".into(),
+        ));
+    }
+    let cores = req.cores.or(conf.cpu).unwrap_or(1);
+    if !(1..=8192).contains(&cores) {
+        errors.push(("cores".into(), "cores must be between 1 and 8192".into()));
+    }
+    let memory = req.memory.or(conf.ram_mib.map(u64::from)).unwrap_or(512);
+    if memory < 16 {
+        errors.push(("memory".into(), "memory must be at least 16 MiB".into()));
+    }
+    let swap = req.swap.or(conf.swap_mib.map(u64::from)).unwrap_or(512);
+    let disk = req.disk.or(conf.disk_gib).unwrap_or(8);
+    if disk == 0 || disk > 131_072 {
+        errors.push((
+            "disk".into(),
+            "disk size must be between 1 and 131072 GiB".into(),
+        ));
+    }
+    let storage = req
+        .storage
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or(conf.storage.clone())
+        .or_else(|| env.rootdir_storages.first().cloned())
+        .unwrap_or_else(|| "local-lvm".into());
+    if !env.rootdir_storages.is_empty() && !env.rootdir_storages.contains(&storage) {
+        errors.push((
+            "storage".into(),
+            format!(
+                "storage {storage:?} cannot hold container disks on {node}; choose one of {}",
+                env.rootdir_storages.join(", ")
+            ),
+        ));
+    }
+    let bridge = req
+        .bridge
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or(conf.bridge.clone())
+        .unwrap_or_else(|| "vmbr0".into());
+    if !env.bridges.is_empty() && !env.bridges.contains(&bridge) {
+        errors.push((
+            "bridge".into(),
+            format!(
+                "bridge {bridge:?} does not exist on {node}; choose one of {}",
+                env.bridges.join(", ")
+            ),
+        ));
+    }
+    let ip_text = req
+        .ip
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "dhcp".into());
+    let mut static_ip = None;
+    let ip = if ip_text == "dhcp" {
+        IpConfig::Dhcp
+    } else if let Some(addr) = parse_cidr(&ip_text) {
+        static_ip = Some(addr.to_string());
+        IpConfig::Static(ip_text.clone())
+    } else {
+        errors.push((
+            "ip".into(),
+            "enter dhcp or an IPv4 address with prefix, e.g. 192.168.1.50/24".into(),
+        ));
+        IpConfig::Dhcp
+    };
+    let gateway = req.gateway.clone().filter(|g| !g.is_empty());
+    if let Some(gw) = &gateway {
+        if gw.parse::<std::net::Ipv4Addr>().is_err() {
+            errors.push((
+                "gateway".into(),
+                "enter an IPv4 address, e.g. 192.168.1.1".into(),
+            ));
+        } else if static_ip.is_none() {
+            errors.push((
+                "gateway".into(),
+                "a gateway only applies to a static address".into(),
+            ));
+        }
+    }
+    if let Some(ns) = req.nameserver.as_deref().filter(|s| !s.is_empty())
+        && ns
+            .split_whitespace()
+            .any(|a| a.parse::<std::net::IpAddr>().is_err())
+    {
+        errors.push((
+            "nameserver".into(),
+            "enter IP addresses separated by spaces".into(),
+        ));
+    }
+    let wanted_os = match (&conf.os, &conf.os_version) {
+        (Some(os), Some(v)) => Some(format!("{os}-{v}")),
+        (Some(os), None) => Some(os.clone()),
+        _ => None,
+    };
+    let ostemplate = match req.ostemplate.clone().filter(|s| !s.is_empty()) {
+        Some(t) => {
+            if !env.ostemplates.is_empty() && !env.ostemplates.contains(&t) {
+                errors.push((
+                    "ostemplate".into(),
+                    format!("{t:?} is not on {node}; download it first or choose another"),
+                ));
+            }
+            t
+        }
+        None => {
+            let found = env
+                .ostemplates
+                .iter()
+                .find(|t| {
+                    wanted_os.as_ref().is_some_and(|w| {
+                        t.rsplit('/')
+                            .next()
+                            .is_some_and(|f| f.starts_with(w.as_str()))
+                    })
+                })
+                .or_else(|| env.ostemplates.first())
+                .cloned();
+            match found {
+                Some(t) => t,
+                None => {
+                    errors.push((
+                        "ostemplate".into(),
+                        format!(
+                            "no OS template on {node}; download one (e.g. {}) first",
+                            wanted_os.as_deref().unwrap_or("debian-12")
+                        ),
+                    ));
+                    String::new()
+                }
+            }
+        }
+    };
+    if req
+        .password
+        .as_deref()
+        .is_some_and(|p| !p.is_empty() && p.len() < 5)
+    {
+        errors.push((
+            "password".into(),
+            "the root password needs at least 5 characters".into(),
+        ));
+    }
+    let tags: Vec<String> = req.tags.clone().unwrap_or_else(|| conf.tags.clone());
+    for tag in &tags {
+        if tag.is_empty()
+            || !tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+        {
+            errors.push((
+                "tags".into(),
+                format!("tag {tag:?} may only use letters, digits and - _ . +"),
+            ));
+        }
+    }
+
+    // Packages: the chosen buckets in template order, then extras.
+    let mut steps = vec![Step::Create, Step::Start];
+    if let Some(t) = template {
+        for f in &t.files {
+            let path = f.target_path();
+            if let Err(e) = ctforge_template::validate_target_path(&path) {
+                errors.push(("files".into(), format!("{}: {e}", f.name)));
+            }
+            steps.push(Step::DeployFile {
+                name: f.name.clone(),
+                path,
+                policy: f.policy.as_str().to_owned(),
+                content: f.content.clone(),
+            });
+        }
+        steps.push(Step::ConfigManager);
+    }
+    let bucket_names: BTreeSet<String> = template
+        .map(|t| t.packages.iter().map(|p| p.bucket.clone()).collect())
+        .unwrap_or_default();
+    let chosen: Option<BTreeSet<String>> = req.buckets.clone().map(|b| b.into_iter().collect());
+    if let Some(chosen) = &chosen {
+        for b in chosen.difference(&bucket_names) {
+            errors.push((
+                "buckets".into(),
+                format!("the template has no bucket {b:?}"),
+            ));
+        }
+    }
+    let mut by_manager: Vec<(PackageManager, Vec<String>)> = Vec::new();
+    let mut add = |manager: PackageManager, spec: String| match by_manager
+        .iter_mut()
+        .find(|(m, _)| *m == manager)
+    {
+        Some((_, list)) => {
+            if !list.contains(&spec) {
+                list.push(spec)
+            }
+        }
+        None => by_manager.push((manager, vec![spec])),
+    };
+    if let Some(t) = template {
+        for list in &t.packages {
+            if chosen.as_ref().is_none_or(|c| c.contains(&list.bucket)) {
+                for p in &list.packages {
+                    add(list.manager, p.spec(list.manager));
+                }
+            }
+        }
+    }
+    for spec in req.extra_packages.clone().unwrap_or_default() {
+        match parse_extra(&spec) {
+            Ok((m, s)) => add(m, s),
+            Err(e) => errors.push(("extra_packages".into(), e)),
+        }
+    }
+    for (manager, packages) in by_manager {
+        steps.push(Step::Install {
+            manager: manager.as_str().to_owned(),
+            packages,
+        });
+    }
+    if let Some(custom) = template.and_then(|t| t.custom_installer.clone()) {
+        steps.push(Step::CustomInstaller { content: custom });
+    }
+
+    // Scripts: the template's order unless the request reorders or disables them.
+    let template_scripts: Vec<(String, String)> = template
+        .map(|t| {
+            t.scripts
+                .iter()
+                .map(|s| (s.name.clone(), s.content.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    match &req.scripts {
+        Some(choices) => {
+            for choice in choices {
+                match template_scripts.iter().find(|(n, _)| *n == choice.name) {
+                    Some((name, content)) if choice.enabled => steps.push(Step::RunScript {
+                        name: name.clone(),
+                        content: content.clone(),
+                    }),
+                    Some(_) => {}
+                    None => errors.push((
+                        "scripts".into(),
+                        format!("the template has no script {:?}", choice.name),
+                    )),
+                }
+            }
+        }
+        None => {
+            for (name, content) in template_scripts {
+                steps.push(Step::RunScript { name, content });
+            }
+        }
+    }
+    steps.push(Step::Discover);
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut features = Features::default();
+    if req.nesting.or(conf.nesting).unwrap_or(false) {
+        features.nesting = Some(true);
+    }
+    if req.keyctl.or(conf.keyctl).unwrap_or(false) {
+        features.keyctl = Some(true);
+    }
+    if req.fuse.or(conf.fuse).unwrap_or(false) {
+        features.fuse = Some(true);
+    }
+    let mut net = NetConfig::new("eth0", bridge, ip);
+    net.gw = gateway;
+    let mut params = LxcCreateParams::new(vmid, ostemplate)
+        .hostname(hostname.clone())
+        .cores(cores)
+        .memory(memory)
+        .swap(swap)
+        .rootfs(RootFs::allocate(&storage, u64::from(disk)))
+        .net(0, net)
+        .unprivileged(req.unprivileged.or(conf.unprivileged).unwrap_or(true));
+    if features != Features::default() {
+        params = params.features(features);
+    }
+    if let Some(pw) = req.password.clone().filter(|p| !p.is_empty()) {
+        params = params.password(pw);
+    }
+    if let Some(keys) = req.ssh_public_keys.clone().filter(|k| !k.trim().is_empty()) {
+        params = params.ssh_public_keys(keys);
+    }
+    if let Some(ns) = req.nameserver.clone().filter(|s| !s.is_empty()) {
+        params = params.nameserver(ns);
+    }
+    for tag in tags {
+        params = params.tag(tag);
+    }
+    Ok(Plan {
+        cluster_id: env.cluster_id,
+        cluster: env.cluster_name.clone(),
+        node,
+        vmid,
+        hostname,
+        template: template.map(|t| t.name.clone()),
+        params,
+        steps,
+        ip: static_ip,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use ctforge_template::{FilePolicy, Package, PackageList, Script, TemplateFile};
+
+    use super::*;
+
+    fn env() -> Environment {
+        Environment {
+            cluster_id: 1,
+            cluster_name: "lab".into(),
+            nodes: vec!["pve1".into(), "pve2".into()],
+            next_vmid: 105,
+            ostemplates: vec![
+                "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz".into(),
+                "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+            ],
+            rootdir_storages: vec!["local-lvm".into()],
+            bridges: vec!["vmbr0".into()],
+        }
+    }
+
+    fn template() -> Template {
+        let mut t = Template::new("web");
+        t.config.cpu = Some(2);
+        t.config.ram_mib = Some(1024);
+        t.config.os = Some("debian".into());
+        t.config.os_version = Some("12".into());
+        t.config.nesting = Some(true);
+        t.config.tags = vec!["web".into()];
+        t.scripts = vec![
+            Script::new(10, "10-a.sh", "echo a"),
+            Script::new(20, "20-b.sh", "echo b"),
+        ];
+        t.files = vec![TemplateFile::new(
+            "site.conf",
+            "/etc/nginx/sites-enabled",
+            FilePolicy::Backup,
+            "server {}",
+        )];
+        let mut base = PackageList::new("base", PackageManager::Apt);
+        base.packages = vec![Package::new("nginx"), Package::pinned("curl", "7.88")];
+        let mut tools = PackageList::new("tools", PackageManager::Npm);
+        tools.packages = vec![Package::pinned("pm2", "5")];
+        t.packages = vec![base, tools];
+        t
+    }
+
+    #[test]
+    fn defaults_come_from_template_and_environment() {
+        let req = CreateRequest {
+            hostname: "Web-01".into(),
+            password: Some("secret1".into()),
+            ..Default::default()
+        };
+        let plan = resolve(&req, Some(&template()), &env()).unwrap();
+        assert_eq!(
+            (plan.node.as_str(), plan.vmid, plan.hostname.as_str()),
+            ("pve1", 105, "web-01")
+        );
+        let form: std::collections::BTreeMap<_, _> = plan.params.to_form().into_iter().collect();
+        assert_eq!(
+            form["ostemplate"], "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+            "OS from the template"
+        );
+        assert_eq!(form["cores"], "2");
+        assert_eq!(form["memory"], "1024");
+        assert_eq!(form["rootfs"], "local-lvm:8");
+        assert_eq!(form["net0"], "name=eth0,bridge=vmbr0,ip=dhcp");
+        assert_eq!(form["features"], "nesting=1");
+        assert_eq!(form["unprivileged"], "1");
+        let view = plan.view();
+        assert!(
+            view.create_params
+                .iter()
+                .any(|(k, v)| k == "password" && v == "********"),
+            "password masked in the view"
+        );
+        let phases: Vec<&str> = plan.steps.iter().map(Step::phase).collect();
+        assert_eq!(
+            phases,
+            [
+                "create", "start", "deploy", "deploy", "install", "install", "scripts", "scripts",
+                "discover"
+            ]
+        );
+        assert_eq!(
+            plan.steps[4],
+            Step::Install {
+                manager: "apt".into(),
+                packages: vec!["nginx".into(), "curl=7.88".into()]
+            }
+        );
+        assert_eq!(
+            plan.steps[5],
+            Step::Install {
+                manager: "npm".into(),
+                packages: vec!["pm2@5".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn choices_reorder_disable_and_extend() {
+        let req = CreateRequest {
+            hostname: "db".into(),
+            node: Some("pve2".into()),
+            vmid: Some(300),
+            ip: Some("10.0.0.5/24".into()),
+            gateway: Some("10.0.0.1".into()),
+            buckets: Some(vec!["base".into()]),
+            extra_packages: Some(vec!["htop".into(), "pip:requests==2.31".into()]),
+            scripts: Some(vec![
+                ScriptChoice {
+                    name: "20-b.sh".into(),
+                    enabled: true,
+                },
+                ScriptChoice {
+                    name: "10-a.sh".into(),
+                    enabled: false,
+                },
+            ]),
+            ..Default::default()
+        };
+        let plan = resolve(&req, Some(&template()), &env()).unwrap();
+        let form: std::collections::BTreeMap<_, _> = plan.params.to_form().into_iter().collect();
+        assert_eq!(
+            form["net0"],
+            "name=eth0,bridge=vmbr0,gw=10.0.0.1,ip=10.0.0.5/24"
+        );
+        assert_eq!(plan.ip.as_deref(), Some("10.0.0.5"));
+        let installs: Vec<_> = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Install { .. }))
+            .collect();
+        assert_eq!(installs.len(), 2, "npm bucket left out, pip extra added");
+        let scripts: Vec<_> = plan
+            .steps
+            .iter()
+            .filter_map(|s| {
+                if let Step::RunScript { name, .. } = s {
+                    Some(name.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(scripts, ["20-b.sh"]);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let req = CreateRequest {
+            hostname: "-bad_host".into(),
+            node: Some("pve9".into()),
+            vmid: Some(5),
+            memory: Some(8),
+            storage: Some("nfs".into()),
+            bridge: Some("vmbr9".into()),
+            ip: Some("10.0.0.5".into()),
+            gateway: Some("x".into()),
+            ostemplate: Some("local:vztmpl/none.tar.gz".into()),
+            buckets: Some(vec!["nope".into()]),
+            extra_packages: Some(vec!["brew:wget".into()]),
+            scripts: Some(vec![ScriptChoice {
+                name: "99-x.sh".into(),
+                enabled: true,
+            }]),
+            tags: Some(vec!["bad tag".into()]),
+            ..Default::default()
+        };
+        let errors = resolve(&req, Some(&template()), &env()).unwrap_err();
+        let fields: BTreeSet<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        for f in [
+            "hostname",
+            "node",
+            "vmid",
+            "memory",
+            "storage",
+            "bridge",
+            "ip",
+            "gateway",
+            "ostemplate",
+            "buckets",
+            "extra_packages",
+            "scripts",
+            "tags",
+        ] {
+            assert!(fields.contains(f), "{f} missing from {errors:?}");
+        }
+    }
+
+    #[test]
+    fn hostnames_follow_rfc_1123() {
+        for ok in ["a", "web-01", "a.b.c", "x1"] {
+            assert!(valid_hostname(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a_b", "a..b", &"x".repeat(64)] {
+            assert!(!valid_hostname(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_request_fields_are_rejected() {
+        let err = serde_json::from_str::<CreateRequest>(r#"{"hostname":"a","colour":"red"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+}

@@ -1,0 +1,296 @@
+//! Planning and submitting a container creation: resolve the request against the template and
+//! the live cluster, check permissions with the user's own ticket, then store the container
+//! record and its job atomically. The job payload keeps the exact inputs of the plan, so the
+//! worker re-derives the very plan the user reviewed.
+
+use serde::{Deserialize, Serialize};
+
+use super::environment;
+use super::plan::{self, CreateRequest, Environment, Plan};
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::StoreError;
+use crate::storage::model::{Cluster, NewContainer, NewJob};
+
+/// Job kind of container creation.
+pub const JOB_KIND: &str = "create_container";
+
+/// What the creation job needs to re-derive the plan (never the password: that is sealed on
+/// the container record).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatePayload {
+    /// The request, password removed.
+    pub request: CreateRequest,
+    /// The template as it was at submit time.
+    pub template: Option<ctforge_template::Template>,
+    /// The environment the plan was resolved in.
+    pub environment: EnvironmentSnapshot,
+}
+
+/// Serializable copy of [`Environment`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnvironmentSnapshot {
+    cluster_id: i64,
+    cluster_name: String,
+    nodes: Vec<String>,
+    next_vmid: u32,
+    ostemplates: Vec<String>,
+    rootdir_storages: Vec<String>,
+    bridges: Vec<String>,
+}
+
+impl From<&Environment> for EnvironmentSnapshot {
+    fn from(e: &Environment) -> Self {
+        Self {
+            cluster_id: e.cluster_id,
+            cluster_name: e.cluster_name.clone(),
+            nodes: e.nodes.clone(),
+            next_vmid: e.next_vmid,
+            ostemplates: e.ostemplates.clone(),
+            rootdir_storages: e.rootdir_storages.clone(),
+            bridges: e.bridges.clone(),
+        }
+    }
+}
+
+impl From<&EnvironmentSnapshot> for Environment {
+    fn from(e: &EnvironmentSnapshot) -> Self {
+        Self {
+            cluster_id: e.cluster_id,
+            cluster_name: e.cluster_name.clone(),
+            nodes: e.nodes.clone(),
+            next_vmid: e.next_vmid,
+            ostemplates: e.ostemplates.clone(),
+            rootdir_storages: e.rootdir_storages.clone(),
+            bridges: e.bridges.clone(),
+        }
+    }
+}
+
+impl CreatePayload {
+    /// The plan, re-derived by the same code that produced the reviewed one.
+    pub fn plan(&self, password: Option<String>) -> Result<Plan, AppError> {
+        let mut request = self.request.clone();
+        request.password = password;
+        plan::resolve(
+            &request,
+            self.template.as_ref(),
+            &Environment::from(&self.environment),
+        )
+        .map_err(|fields| AppError::Invalid {
+            message: "the stored plan no longer resolves".into(),
+            fields,
+        })
+    }
+}
+
+/// A client acting for `user`: their own ticket for sessions, the cluster token for API tokens.
+pub fn client_for(
+    state: &AppState,
+    user: &CurrentUser,
+    cluster: &Cluster,
+) -> Result<ctforge_pve::PveClient, AppError> {
+    match &user.ticket {
+        Some(data) if data.cluster_id == cluster.id => {
+            crate::pve::user_client(cluster, data, &user.username)
+        }
+        _ => crate::pve::service_client(cluster, &state.keyring),
+    }
+}
+
+async fn load_template(
+    state: &AppState,
+    name: Option<&str>,
+) -> Result<Option<ctforge_template::Template>, AppError> {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let record = match name.parse::<i64>() {
+        Ok(id) => state.store.get_template(id).await,
+        Err(_) => state.store.get_template_by_name(name).await,
+    }
+    .map_err(|e| match e {
+        StoreError::NotFound => AppError::Invalid {
+            message: "unknown template".into(),
+            fields: vec![(
+                "template".into(),
+                format!("no template named {name:?}; run discovery or pick another"),
+            )],
+        },
+        other => other.into(),
+    })?;
+    let template = crate::templates::convert::record_to_template(&record)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("template {name}: {e}")))?;
+    Ok(Some(template))
+}
+
+/// Everything a plan needs, looked up for `request`.
+pub struct Prepared {
+    /// Cluster.
+    pub cluster: Cluster,
+    /// Template.
+    pub template: Option<ctforge_template::Template>,
+    /// Template id.
+    pub template_id: Option<i64>,
+    /// Environment.
+    pub environment: Environment,
+    /// The resolved plan.
+    pub plan: Plan,
+}
+
+/// Resolves a request into a plan (the dry run); nothing is created.
+pub async fn prepare(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &CreateRequest,
+) -> Result<Prepared, AppError> {
+    let cluster = crate::auth::login::pick_cluster(state, request.cluster.as_deref()).await?;
+    let client = client_for(state, user, &cluster)?;
+    let template = load_template(state, request.template.as_deref()).await?;
+    let template_id = match &template {
+        Some(t) => Some(state.store.get_template_by_name(&t.name).await?.row.id),
+        None => None,
+    };
+    let environment = environment::lookup(&client, &cluster, request.node.as_deref())
+        .await
+        .map_err(AppError::Unavailable)?;
+    let plan = plan::resolve(request, template.as_ref(), &environment).map_err(|fields| {
+        AppError::Invalid {
+            message: "the container settings need attention".into(),
+            fields,
+        }
+    })?;
+    Ok(Prepared {
+        cluster,
+        template,
+        template_id,
+        environment,
+        plan,
+    })
+}
+
+/// Outcome of a submission.
+#[derive(Clone, Debug, Serialize)]
+pub struct Submitted {
+    /// ctforge container id.
+    pub id: i64,
+    /// VMID.
+    pub vmid: u32,
+    /// Creation job.
+    pub job_id: i64,
+}
+
+/// Plans, checks and enqueues a creation.
+pub async fn submit(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &CreateRequest,
+    remote: &str,
+) -> Result<Submitted, AppError> {
+    let prepared = prepare(state, user, request).await?;
+    let plan = &prepared.plan;
+    // The ticket's capabilities say what Proxmox allows this user; the job itself runs with the
+    // cluster's token, so it must never do more than this.
+    for (scope, privilege) in [
+        ("vms", "VM.Allocate"),
+        ("storage", "Datastore.AllocateSpace"),
+    ] {
+        if !user.can(scope, privilege) {
+            return Err(AppError::Forbidden(format!(
+                "creating containers needs {privilege} in Proxmox; ask an administrator for it"
+            )));
+        }
+    }
+    // Re-check the VMID at submit time: someone may have taken it since the form was drawn.
+    let client = client_for(state, user, &prepared.cluster)?;
+    if let Err(e) = ctforge_pve::PveApi::cluster_nextid(&client, Some(plan.vmid)).await {
+        return Err(AppError::Invalid {
+            message: "the VMID is taken".into(),
+            fields: vec![(
+                "vmid".into(),
+                format!(
+                    "VMID {} is in use ({e}); choose another or leave it empty",
+                    plan.vmid
+                ),
+            )],
+        });
+    }
+    let password_sealed = match request.password.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Some(
+            state
+                .keyring
+                .seal(p)
+                .map_err(|e| AppError::Internal(e.into()))?,
+        ),
+        None => None,
+    };
+    let mut stored_request = request.clone();
+    stored_request.password = None;
+    stored_request.vmid = Some(plan.vmid);
+    stored_request.node = Some(plan.node.clone());
+    let payload = CreatePayload {
+        request: stored_request,
+        template: prepared.template.clone(),
+        environment: EnvironmentSnapshot::from(&prepared.environment),
+    };
+    let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
+    let container = NewContainer {
+        cluster_id: prepared.cluster.id,
+        node: plan.node.clone(),
+        vmid: i64::from(plan.vmid),
+        hostname: plan.hostname.clone(),
+        template_id: prepared.template_id,
+        status: "creating".into(),
+        spec_json: serde_json::to_string(&plan.view()).map_err(|e| AppError::Internal(e.into()))?,
+        root_password_sealed: password_sealed,
+        created_by: user.username.clone(),
+    };
+    let job = NewJob {
+        kind: JOB_KIND.into(),
+        container_id: None,
+        node: Some(plan.node.clone()),
+        payload_json,
+        created_by: user.username.clone(),
+    };
+    let (id, job_id) = state
+        .store
+        .create_container_with_job(&container, &job)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => AppError::Invalid {
+                message: "the VMID is taken".into(),
+                fields: vec![(
+                    "vmid".into(),
+                    format!("ctforge already has a container with VMID {}", plan.vmid),
+                )],
+            },
+            other => other.into(),
+        })?;
+    let _ = state
+        .store
+        .add_container_event(
+            id,
+            "create_requested",
+            &format!("creation of {} (VMID {}) queued", plan.hostname, plan.vmid),
+            &user.username,
+            "{}",
+        )
+        .await;
+    let _ = state
+        .store
+        .add_audit(&crate::storage::model::NewAudit {
+            actor: user.username.clone(),
+            action: "ct.create".into(),
+            target: format!("{}/{}", prepared.cluster.name, plan.vmid),
+            remote_addr: remote.to_owned(),
+            outcome: "ok".into(),
+            detail_json: String::new(),
+        })
+        .await;
+    Ok(Submitted {
+        id,
+        vmid: plan.vmid,
+        job_id,
+    })
+}

@@ -1,0 +1,454 @@
+//! The component module every page uses: layout, buttons, badges, alerts, forms with inline
+//! errors, tables, tabs, dialogs, empty states. No page invents its own widgets.
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+/// Who is looking at the page, for the header.
+#[derive(Clone, Debug, Default)]
+pub struct Viewer {
+    /// Proxmox user id, if signed in.
+    pub username: Option<String>,
+    /// CSRF token for forms.
+    pub csrf_token: Option<String>,
+}
+
+/// Navigation entries: (path, label).
+const NAV: &[(&str, &str)] = &[
+    ("/", "Containers"),
+    ("/templates", "Templates"),
+    ("/buckets", "Buckets"),
+    ("/settings/clusters", "Clusters"),
+    ("/settings/tokens", "API tokens"),
+    ("/audit", "Audit log"),
+];
+
+/// The page shell: head, skip link, header with navigation, main content.
+pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · ctforge" }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/" { "ctforge" }
+                    @if let Some(user) = &viewer.username {
+                        nav aria-label="Main" {
+                            @for (path, label) in NAV {
+                                @if *path == current {
+                                    a href=(path) aria-current="page" { (label) }
+                                } @else {
+                                    a href=(path) { (label) }
+                                }
+                            }
+                        }
+                        div.user {
+                            span { (user) }
+                            (theme_toggle())
+                            form method="post" action="/logout" {
+                                (csrf_field(viewer))
+                                button.btn type="submit" { "Sign out" }
+                            }
+                        }
+                    } @else {
+                        div style="flex:1" {}
+                        (theme_toggle())
+                    }
+                }
+                main id="main" tabindex="-1" { (body) }
+            }
+        }
+    }
+}
+
+fn theme_toggle() -> Markup {
+    html! { button.btn type="button" data-theme-toggle aria-pressed="false" title="Switch light/dark theme" { "◐" span.skip { "Toggle theme" } } }
+}
+
+/// The hidden CSRF field every state-changing form carries.
+pub fn csrf_field(viewer: &Viewer) -> Markup {
+    html! {
+        @if let Some(token) = &viewer.csrf_token {
+            input type="hidden" name="csrf_token" value=(token);
+        }
+    }
+}
+
+/// Alert kinds.
+#[derive(Clone, Copy, Debug)]
+pub enum Tone {
+    /// Success.
+    Ok,
+    /// Warning.
+    Warn,
+    /// Error.
+    Err,
+    /// Information.
+    Info,
+}
+
+impl Tone {
+    fn class(self) -> &'static str {
+        match self {
+            Tone::Ok => "ok",
+            Tone::Warn => "warn",
+            Tone::Err => "err",
+            Tone::Info => "info",
+        }
+    }
+}
+
+/// A message box; errors are announced to screen readers.
+pub fn alert(tone: Tone, text: &str) -> Markup {
+    let role = if matches!(tone, Tone::Err) {
+        "alert"
+    } else {
+        "status"
+    };
+    html! { div class={ "alert alert-" (tone.class()) } role=(role) { (text) } }
+}
+
+/// A small status label.
+pub fn badge(tone: Option<Tone>, text: &str) -> Markup {
+    match tone {
+        Some(t) => html! { span class={ "badge badge-" (t.class()) } { (text) } },
+        None => html! { span.badge { (text) } },
+    }
+}
+
+/// One form input with its label, hint and inline error; keeps what the user typed.
+pub struct Field<'a> {
+    /// Input name (also the id).
+    pub name: &'a str,
+    /// Label text.
+    pub label: &'a str,
+    /// `text`, `password`, `number`, `textarea`, …
+    pub kind: &'a str,
+    /// Current value.
+    pub value: &'a str,
+    /// Error shown under the field.
+    pub error: Option<&'a str>,
+    /// Help text.
+    pub hint: Option<&'a str>,
+    /// Required input.
+    pub required: bool,
+    /// `autocomplete` attribute.
+    pub autocomplete: Option<&'a str>,
+}
+
+impl<'a> Field<'a> {
+    /// A text field.
+    pub fn new(name: &'a str, label: &'a str) -> Self {
+        Self {
+            name,
+            label,
+            kind: "text",
+            value: "",
+            error: None,
+            hint: None,
+            required: false,
+            autocomplete: None,
+        }
+    }
+}
+
+/// Renders a [`Field`].
+pub fn field(f: &Field<'_>) -> Markup {
+    let error_id = format!("{}-error", f.name);
+    let hint_id = format!("{}-hint", f.name);
+    let described = match (f.error.is_some(), f.hint.is_some()) {
+        (true, true) => Some(format!("{error_id} {hint_id}")),
+        (true, false) => Some(error_id.clone()),
+        (false, true) => Some(hint_id.clone()),
+        (false, false) => None,
+    };
+    html! {
+        div.field {
+            label for=(f.name) { (f.label) }
+            @if f.kind == "textarea" {
+                textarea id=(f.name) name=(f.name) required[f.required] aria-invalid=[f.error.map(|_| "true")] aria-describedby=[described.as_deref()] { (f.value) }
+            } @else {
+                input id=(f.name) name=(f.name) type=(f.kind) value=(f.value) required[f.required]
+                    autocomplete=[f.autocomplete] aria-invalid=[f.error.map(|_| "true")] aria-describedby=[described.as_deref()];
+            }
+            @if let Some(hint) = f.hint { div.hint id=(hint_id) { (hint) } }
+            @if let Some(error) = f.error { div.error id=(error_id) { (error) } }
+        }
+    }
+}
+
+/// A `<select>` with label and inline error.
+pub fn select(
+    name: &str,
+    label: &str,
+    options: &[(String, String)],
+    selected: &str,
+    error: Option<&str>,
+) -> Markup {
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            select id=(name) name=(name) aria-invalid=[error.map(|_| "true")] {
+                @for (value, text) in options {
+                    option value=(value) selected[value == selected] { (text) }
+                }
+            }
+            @if let Some(error) = error { div.error { (error) } }
+        }
+    }
+}
+
+/// An empty state with a call to action.
+pub fn empty_state(title: &str, text: &str, action: Option<(&str, &str)>) -> Markup {
+    html! {
+        div.empty.card {
+            h2 { (title) }
+            p { (text) }
+            @if let Some((href, label)) = action { a.btn.btn-primary href=(href) { (label) } }
+        }
+    }
+}
+
+/// Tabs as links (work without JavaScript); `current` is the selected key.
+pub fn tabs(label: &str, items: &[(&str, &str, String)], current: &str) -> Markup {
+    html! {
+        div.tabs {
+            div role="tablist" aria-label=(label) {
+                @for (key, text, href) in items {
+                    a role="tab" href=(href) aria-selected=(if *key == current { "true" } else { "false" }) { (text) }
+                }
+            }
+        }
+    }
+}
+
+/// A confirmation dialog around a form; the opener is a button with `data-dialog-open`.
+pub fn confirm_dialog(
+    id: &str,
+    title: &str,
+    text: &str,
+    action: &str,
+    danger_label: &str,
+    viewer: &Viewer,
+) -> Markup {
+    html! {
+        dialog id=(id) aria-labelledby={ (id) "-title" } {
+            h2 id={ (id) "-title" } { (title) }
+            p { (text) }
+            form method="post" action=(action) class="row" {
+                (csrf_field(viewer))
+                button.btn type="button" data-dialog-close { "Cancel" }
+                button.btn.btn-danger type="submit" { (danger_label) }
+            }
+        }
+    }
+}
+
+/// Inline raw HTML that we produced ourselves (never user input).
+pub fn trusted(html: &'static str) -> Markup {
+    PreEscaped(html.to_owned())
+}
+
+/// The one mapping from a container/service state to a badge tone and icon.
+pub fn status_tone(status: &str) -> (Option<Tone>, &'static str) {
+    match status {
+        "running" | "active" | "ok" | "succeeded" => (Some(Tone::Ok), "●"),
+        "stopped" | "inactive" => (None, "■"),
+        "creating" | "queued" | "deleting" | "activating" | "reloading" => (Some(Tone::Info), "◔"),
+        "error" | "failed" | "missing" => (Some(Tone::Err), "✕"),
+        _ => (Some(Tone::Warn), "?"),
+    }
+}
+
+/// A status badge: colour and an icon plus the text (colour-blind safe).
+pub fn status_badge(status: &str) -> Markup {
+    let (tone, icon) = status_tone(status);
+    let class = match tone {
+        Some(t) => format!("badge status badge-{}", t.class()),
+        None => "badge status".to_owned(),
+    };
+    html! { span class=(class) { span aria-hidden="true" { (icon) " " } (status) } }
+}
+
+/// A tag chip whose colour is derived from the tag name (stable across pages).
+pub fn tag_chip(tag: &str) -> Markup {
+    let hue = tag
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 360;
+    html! { span.tag style={ "--tag-hue:" (hue) } { (tag) } }
+}
+
+/// A usage bar: `used` of `limit` with a text read-out and colour thresholds (70 %, 90 %).
+pub fn usage_bar(label: &str, fraction: Option<f64>, text: &str) -> Markup {
+    let pct = fraction
+        .filter(|f| f.is_finite())
+        .map(|f| (f * 100.0).clamp(0.0, 100.0));
+    let level = match pct {
+        Some(p) if p >= 90.0 => "high",
+        Some(p) if p >= 70.0 => "mid",
+        _ => "low",
+    };
+    html! {
+        div.usage {
+            div.usage-head { span { (label) } span.muted { (text) } }
+            @if let Some(p) = pct {
+                div.usage-track role="meter" aria-label=(label) aria-valuemin="0" aria-valuemax="100" aria-valuenow=(format!("{p:.0}")) {
+                    div class={ "usage-fill usage-" (level) } style={ "width:" (format!("{p:.1}")) "%" } {}
+                }
+            } @else {
+                div.usage-track aria-hidden="true" {}
+            }
+        }
+    }
+}
+
+/// Bytes as a human reads them (`1.5 GiB`).
+pub fn fmt_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A duration in seconds as `2 d 3 h`, `2 h 14 m`, `5 m`.
+pub fn fmt_duration(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h) {
+        (0, 0) if m == 0 => format!("{secs} s"),
+        (0, 0) => format!("{m} m"),
+        (0, _) => format!("{h} h {m} m"),
+        _ => format!("{d} d {h} h"),
+    }
+}
+
+/// A Unix-millisecond timestamp as UTC text (`2026-11-25 21:48 UTC`).
+pub fn fmt_time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// Breadcrumbs: (href, label) pairs; the last one is the current page.
+pub fn breadcrumbs(items: &[(&str, &str)]) -> Markup {
+    html! {
+        nav.crumbs aria-label="Breadcrumb" {
+            ol {
+                @for (i, (href, label)) in items.iter().enumerate() {
+                    @if i + 1 == items.len() {
+                        li aria-current="page" { (label) }
+                    } @else {
+                        li { a href=(href) { (label) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A button that cannot be used right now, with the reason as tooltip and for screen readers.
+pub fn disabled_button(label: &str, reason: &str) -> Markup {
+    html! { button.btn type="button" disabled aria-disabled="true" title=(reason) { (label) span.skip { " (" (reason) ")" } } }
+}
+
+/// A form with one submit button and hidden fields (no confirmation).
+pub fn action_form(
+    action: &str,
+    label: &str,
+    primary: bool,
+    hidden: &[(&str, &str)],
+    viewer: &Viewer,
+) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf_field(viewer))
+            @for (name, value) in hidden { input type="hidden" name=(name) value=(value); }
+            @if primary {
+                button.btn.btn-primary type="submit" { (label) }
+            } @else {
+                button.btn type="submit" { (label) }
+            }
+        }
+    }
+}
+
+/// A button opening a confirmation dialog (which names the object) whose form posts to
+/// `action` with hidden fields.
+pub struct Confirm<'a> {
+    /// Unique dialog id.
+    pub id: &'a str,
+    /// Opener button label.
+    pub label: &'a str,
+    /// Dialog title (names the object).
+    pub title: &'a str,
+    /// Dialog text.
+    pub text: &'a str,
+    /// Form action.
+    pub action: &'a str,
+    /// Confirm button label.
+    pub confirm: &'a str,
+    /// Hidden fields.
+    pub hidden: &'a [(&'a str, &'a str)],
+}
+
+/// Renders a [`Confirm`] opener and its dialog.
+pub fn confirm_button(c: &Confirm<'_>, viewer: &Viewer) -> Markup {
+    html! {
+        button.btn type="button" data-dialog-open=(c.id) { (c.label) }
+        dialog id=(c.id) aria-labelledby={ (c.id) "-title" } {
+            h2 id={ (c.id) "-title" } { (c.title) }
+            p { (c.text) }
+            form method="post" action=(c.action) class="row" {
+                (csrf_field(viewer))
+                @for (name, value) in c.hidden { input type="hidden" name=(name) value=(value); }
+                button.btn type="button" data-dialog-close { "Cancel" }
+                button.btn.btn-danger type="submit" { (c.confirm) }
+            }
+        }
+    }
+}
+
+/// Pagination links; `href(page)` builds each link.
+pub fn pagination(page: usize, pages: usize, href: &dyn Fn(usize) -> String) -> Markup {
+    html! {
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                @if page > 1 { a.btn href=(href(page - 1)) rel="prev" { "← Previous" } }
+                span.muted { "Page " (page) " of " (pages) }
+                @if page < pages { a.btn href=(href(page + 1)) rel="next" { "Next →" } }
+            }
+        }
+    }
+}
+
+/// A degraded-mode banner ("what is unreachable since when").
+pub fn banner(tone: Tone, title: &str, text: &str) -> Markup {
+    html! {
+        div class={ "alert banner alert-" (tone.class()) } role="status" {
+            strong { (title) } " " (text)
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! `/containers/{id}`: header (hostname, VMID, status, node, actions) and tabs as links
+//! (`?tab=overview|services|events`). Overview reads `status/current` and the config (and
+//! `/interfaces` for DHCP addresses) with the user's ticket, falling back to the record when
+//! Proxmox is unreachable; Services lists tracked services and sealed credentials (revealed one
+//! at a time through `POST /containers/{id}/credentials/reveal`, audited); Events is the
+//! container's timeline with a kind filter and paging. A container still being created
+//! redirects to its job's progress page when that page exists.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use ctforge_pve::PveApi;
+use ctforge_pve::types::{IpConfig, LxcConfig, LxcInterface, LxcStatus};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{ActionCtx, action_buttons, flash_markup, page_response, take_flash};
+use crate::auth::CurrentUser;
+use crate::containers::{self, Target, client_for, credentials, lifecycle, resolve};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::components::{self as ui, Tone, Viewer};
+use crate::web::home::viewer;
+
+/// Events per page.
+const EVENTS_PAGE: i64 = 50;
+
+/// Query of the detail page.
+#[derive(Debug, Default, Deserialize)]
+pub struct DetailQuery {
+    /// `overview` (default), `services` or `events`.
+    #[serde(default)]
+    pub tab: Option<String>,
+    /// Event kind filter.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Events before this id (paging).
+    #[serde(default)]
+    pub before: Option<String>,
+}
+
+/// Live data for the overview.
+struct Live {
+    node: String,
+    status: LxcStatus,
+    config: Option<LxcConfig>,
+    interfaces: Vec<LxcInterface>,
+}
+
+/// Live state; `Ok(None)` when Proxmox answers that an unmanaged CT does not exist.
+async fn fetch_live(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+) -> Result<Option<Live>, String> {
+    let client = client_for(state, user, &target.cluster).map_err(|e| e.to_string())?;
+    let (node, status) = match lifecycle::locate(&client, target).await {
+        Ok(found) => found,
+        Err(e) if e.is_not_found() && target.record.is_none() => return Ok(None),
+        Err(e) => {
+            if containers::is_unreachable(&e) {
+                containers::mark_down(target.cluster.id, state.clock.now_ms());
+            }
+            return Err(e.to_string());
+        }
+    };
+    containers::mark_up(target.cluster.id);
+    let config = client.lxc_config_get(&node, target.vmid, false).await.ok();
+    let dhcp = config.as_ref().is_some_and(|c| {
+        c.nets
+            .values()
+            .any(|n| matches!(n.ip, Some(IpConfig::Dhcp)))
+    });
+    let interfaces = if dhcp && status.is_running() {
+        client
+            .lxc_interfaces(&node, target.vmid)
+            .await
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(Some(Live {
+        node,
+        status,
+        config,
+        interfaces,
+    }))
+}
+
+/// `GET /containers/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+    Query(query): Query<DetailQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let target = resolve(&state, &id).await?;
+    if let Some(record) = target.record.as_ref().filter(|r| r.status == "creating")
+        && let Some(job) = creation_job(&state, record.id).await
+        && progress_page_exists()
+    {
+        return Ok(Redirect::to(&format!("/jobs/{job}")).into_response());
+    }
+    let flash = take_flash(&headers);
+    let back = uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| format!("/containers/{id}"));
+    let tab = query.tab.as_deref().unwrap_or("overview");
+    let body = render(
+        &state,
+        &user,
+        &target,
+        tab,
+        &query,
+        &back,
+        None,
+        flash.as_ref().map(|f| &f.0),
+    )
+    .await?;
+    let title = format!("{} (CT {})", target.display_name(), target.vmid);
+    Ok(page_response(
+        ui::layout(&title, "/", &viewer(&user), body),
+        flash.map(|f| f.1),
+    ))
+}
+
+/// The body of `POST /containers/{id}/credentials/reveal`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RevealForm {
+    /// Credential name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `POST /containers/{id}/credentials/reveal`: the Services tab with one credential shown.
+pub async fn reveal(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<RevealForm>,
+) -> Result<Response, AppError> {
+    let target = resolve(&state, &id).await?;
+    let revealed =
+        credentials::reveal(&state, &user, &remote.ip().to_string(), &target, &form.name)
+            .await
+            .map(|plain| (form.name.clone(), plain.expose().to_owned()));
+    let notice = revealed.as_ref().err().map(|e| (Tone::Err, e.to_string()));
+    let query = DetailQuery {
+        tab: Some("services".to_owned()),
+        ..DetailQuery::default()
+    };
+    let back = format!("/containers/{}?tab=services", target.url_id());
+    let body = render(
+        &state,
+        &user,
+        &target,
+        "services",
+        &query,
+        &back,
+        revealed.ok(),
+        notice.as_ref(),
+    )
+    .await?;
+    let title = format!("{} (CT {})", target.display_name(), target.vmid);
+    let mut response = ui::layout(&title, "/", &viewer(&user), body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+async fn creation_job(state: &AppState, container_id: i64) -> Option<i64> {
+    state
+        .store
+        .list_jobs(500)
+        .await
+        .ok()?
+        .into_iter()
+        .find(|j| j.container_id == Some(container_id))
+        .map(|j| j.id)
+}
+
+fn progress_page_exists() -> bool {
+    crate::startup::route_table()
+        .iter()
+        .any(|r| r.path == "/jobs/{id}" && r.methods.contains(&"GET"))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn render(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+    tab: &str,
+    query: &DetailQuery,
+    back: &str,
+    revealed: Option<(String, String)>,
+    notice: Option<&(Tone, String)>,
+) -> Result<Markup, AppError> {
+    let viewer = viewer(user);
+    let live = match fetch_live(state, user, target).await {
+        Ok(Some(live)) => Ok(live),
+        Ok(None) => {
+            return Err(AppError::NotFound(format!(
+                "CT {} in cluster {}",
+                target.vmid, target.cluster.name
+            )));
+        }
+        Err(e) => Err(e),
+    };
+    let record = target.record.as_ref();
+    let status = match (&live, record) {
+        (_, Some(r)) if matches!(r.status.as_str(), "creating" | "error" | "deleting") => {
+            r.status.clone()
+        }
+        (Ok(l), _) => l.status.status.clone(),
+        (Err(_), _) => "unknown".to_owned(),
+    };
+    let node = match (&live, record) {
+        (Ok(l), _) => l.node.clone(),
+        (Err(_), Some(r)) => r.node.clone(),
+        (Err(_), None) => "?".to_owned(),
+    };
+    let hostname = live
+        .as_ref()
+        .ok()
+        .and_then(|l| {
+            l.config
+                .as_ref()
+                .and_then(|c| c.hostname.clone())
+                .or_else(|| l.status.name.clone())
+        })
+        .unwrap_or_else(|| target.display_name());
+    let unavailable = live.as_ref().err().cloned();
+    let key = target.url_id();
+    let lock = live
+        .as_ref()
+        .ok()
+        .and_then(|l| l.status.lock.clone())
+        .filter(|l| !l.is_empty());
+    let ctx = ActionCtx {
+        key: &key,
+        name: &hostname,
+        vmid: target.vmid,
+        status: &status,
+        unavailable: unavailable.as_deref(),
+        lock: lock.as_deref(),
+        back,
+    };
+    let base = format!("/containers/{key}");
+    let tabs = [
+        ("overview", "Overview", format!("{base}?tab=overview")),
+        ("services", "Services", format!("{base}?tab=services")),
+        ("events", "Events", format!("{base}?tab=events")),
+    ];
+    let crumb = format!("{hostname} (CT {})", target.vmid);
+    let content = match tab {
+        "services" => services_tab(state, user, &viewer, target, revealed).await?,
+        "events" => events_tab(state, target, query).await?,
+        _ => overview_tab(target, live.as_ref().ok(), &node),
+    };
+    Ok(html! {
+        (ui::breadcrumbs(&[("/", "Containers"), ("", &crumb)]))
+        (flash_markup(notice))
+        @if let Some(reason) = &unavailable {
+            (ui::banner(Tone::Warn, "Proxmox is unreachable.", &format!("Showing ctforge's record; actions that need Proxmox are disabled. ({reason})")))
+        }
+        @if status == "creating" {
+            (ui::alert(Tone::Info, "This container is still being created; its progress page is not available yet. This page shows its record."))
+        }
+        div.page-head.ct-detail-head {
+            div {
+                h1 { (hostname) " " span.muted.mono { "CT " (target.vmid) } }
+                div.row {
+                    (ui::status_badge(&status))
+                    span { "Node " strong { (node) } }
+                    span { "Cluster " strong { (target.cluster.name) } }
+                    @if record.is_none() { (ui::badge(None, "unmanaged")) }
+                }
+            }
+            (action_buttons(user, &viewer, &ctx, true))
+        }
+        (ui::tabs("Container", &tabs, tab))
+        div.tab-panel role="tabpanel" { (content) }
+    })
+}
+
+fn dl_row(label: &str, value: Markup) -> Markup {
+    html! { dt { (label) } dd { (value) } }
+}
+
+fn overview_tab(target: &Target, live: Option<&Live>, node: &str) -> Markup {
+    let record = target.record.as_ref();
+    let config = live.and_then(|l| l.config.as_ref());
+    let status = live.map(|l| &l.status);
+    let frac = |u: Option<u64>, m: Option<u64>| match (u, m) {
+        (Some(u), Some(m)) if m > 0 => (
+            Some(u as f64 / m as f64),
+            format!("{} / {}", ui::fmt_bytes(u), ui::fmt_bytes(m)),
+        ),
+        _ => (None, "–".to_owned()),
+    };
+    html! {
+        div.grid.detail-grid {
+            section.card {
+                h2 { "Resources" }
+                @if let Some(s) = status {
+                    @let cpu_text = match (s.cpu, s.cpus) {
+                        (Some(c), Some(n)) => format!("{:.0} % of {n} CPU", c * 100.0),
+                        _ => "–".to_owned(),
+                    };
+                    (ui::usage_bar("CPU", s.cpu, &cpu_text))
+                    @let (f, t) = frac(s.mem, s.maxmem);
+                    (ui::usage_bar("Memory", f, &t))
+                    @let (f, t) = frac(s.swap, s.maxswap);
+                    (ui::usage_bar("Swap", f, &t))
+                    @let (f, t) = frac(s.disk, s.maxdisk);
+                    (ui::usage_bar("Root disk", f, &t))
+                    @if let Some(up) = s.uptime.filter(|u| *u > 0) { p.muted { "Up " (ui::fmt_duration(up)) } }
+                } @else {
+                    p.muted { "Live usage is unavailable while Proxmox cannot be reached." }
+                }
+                @if let Some(c) = config {
+                    dl.facts {
+                        (dl_row("Cores", html! { (c.cores.map(|v| v.to_string()).unwrap_or_else(|| "all".to_owned())) }))
+                        (dl_row("Memory", html! { (c.memory.map(|m| format!("{m} MiB")).unwrap_or_default()) }))
+                        (dl_row("Swap", html! { (c.swap.map(|m| format!("{m} MiB")).unwrap_or_default()) }))
+                        (dl_row("Root disk", html! { span.mono { (c.rootfs.as_ref().map(ToString::to_string).unwrap_or_default()) } }))
+                    }
+                }
+            }
+            section.card {
+                h2 { "Network" }
+                @if let Some(c) = config {
+                    @if c.nets.is_empty() { p.muted { "No network interfaces." } }
+                    table.table {
+                        thead { tr { th scope="col" { "Interface" } th scope="col" { "Bridge" } th scope="col" { "IPv4" } th scope="col" { "MAC" } } }
+                        tbody {
+                            @for net in c.nets.values() {
+                                @let ip = match &net.ip {
+                                    Some(IpConfig::Dhcp) => {
+                                        let seen = live
+                                            .and_then(|l| l.interfaces.iter().find(|i| i.name == net.name))
+                                            .and_then(|i| i.inet.clone());
+                                        match seen {
+                                            Some(ip) => format!("{ip} (DHCP)"),
+                                            None => "DHCP (no lease seen)".to_owned(),
+                                        }
+                                    }
+                                    Some(other) => other.to_string(),
+                                    None => "–".to_owned(),
+                                };
+                                tr {
+                                    td.mono { (net.name) }
+                                    td { (net.bridge.clone().unwrap_or_default()) }
+                                    td.mono { (ip) }
+                                    td.mono { (net.hwaddr.clone().unwrap_or_default()) }
+                                }
+                            }
+                        }
+                    }
+                } @else {
+                    p { "IP " span.mono { (record.and_then(|r| r.ip.clone()).unwrap_or_else(|| "unknown".to_owned())) } }
+                }
+            }
+            section.card {
+                h2 { "Details" }
+                dl.facts {
+                    (dl_row("Node", html! { (node) }))
+                    (dl_row("Cluster", html! { (target.cluster.name) }))
+                    (dl_row("Template", html! { @match record.and_then(|r| spec_template(&r.spec_json)) { Some(t) => (t), None => "–" } }))
+                    @if let Some(c) = config {
+                        (dl_row("OS", html! { (c.ostype.clone().unwrap_or_default()) }))
+                        (dl_row("Unprivileged", html! { (if c.unprivileged.unwrap_or(false) { "yes" } else { "no" }) }))
+                        (dl_row("Start on boot", html! { (if c.onboot.unwrap_or(false) { "yes" } else { "no" }) }))
+                        (dl_row("Features", html! { (c.features.as_ref().filter(|f| !f.is_empty()).map(ToString::to_string).unwrap_or_else(|| "none".to_owned())) }))
+                        @if let Some(tags) = &c.tags {
+                            (dl_row("Tags", html! { @for t in containers::listing::split_tags(Some(tags)) { (ui::tag_chip(&t)) " " } }))
+                        }
+                    }
+                    @if let Some(r) = record {
+                        (dl_row("Created", html! { (ui::fmt_time(r.created_at)) " by " (r.created_by) }))
+                        (dl_row("Updated", html! { (ui::fmt_time(r.updated_at)) }))
+                    } @else {
+                        (dl_row("Managed", html! { "no — created outside ctforge" }))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The template name recorded in the creation request, if any.
+fn spec_template(spec_json: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(spec_json).ok()?;
+    value.get("template").and_then(|t| {
+        t.as_str()
+            .map(str::to_owned)
+            .or_else(|| t.get("name")?.as_str().map(str::to_owned))
+    })
+}
+
+async fn services_tab(
+    state: &AppState,
+    user: &CurrentUser,
+    viewer: &Viewer,
+    target: &Target,
+    revealed: Option<(String, String)>,
+) -> Result<Markup, AppError> {
+    let Some(record) = &target.record else {
+        return Ok(ui::empty_state(
+            "Not tracked by ctforge",
+            "ctforge tracks services and credentials of the containers it creates.",
+            None,
+        ));
+    };
+    let services = state.store.list_services(record.id).await?;
+    let credentials = state.store.list_credentials(record.id).await?;
+    let can_reveal = user.can("vms", credentials::REVEAL_PRIVILEGE);
+    let key = target.url_id();
+    Ok(html! {
+        section.card {
+            h2 { "Services" }
+            @if services.is_empty() {
+                p.muted { "No services tracked yet." }
+            } @else {
+                table.table {
+                    thead { tr { th scope="col" { "Unit" } th scope="col" { "State" } th scope="col" { "Enabled" } th scope="col" { "Port" } th scope="col" { "Checked" } th scope="col" { span.skip { "Open" } } } }
+                    tbody {
+                        @for s in &services {
+                            tr {
+                                td.mono { (s.unit) }
+                                td { (ui::status_badge(&s.active_state)) " " span.muted { (s.sub_state) } }
+                                td { (if s.enabled { "yes" } else { "no" }) }
+                                td.mono { (s.port.map(|p| p.to_string()).unwrap_or_default()) }
+                                td { (ui::fmt_time(s.updated_at)) }
+                                td { @if let Some(url) = s.url.as_deref().filter(|u| u.starts_with("http://") || u.starts_with("https://")) {
+                                    a.btn href=(url) target="_blank" rel="noopener noreferrer" { "Open web UI" }
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { "Credentials" }
+            @if credentials.is_empty() {
+                p.muted { "No credentials found." }
+            } @else {
+                ul.creds {
+                    @for c in &credentials {
+                        li.row {
+                            span.mono { (c.name) }
+                            @match revealed.as_ref().filter(|(n, _)| *n == c.name) {
+                                Some((_, value)) => {
+                                    input.mono.secret readonly value=(value) aria-label={ "Value of " (c.name) };
+                                    button.btn type="button" data-copy=(value) { "Copy" }
+                                }
+                                None => {
+                                    span.muted aria-hidden="true" { "••••••••" }
+                                    @if can_reveal {
+                                        (ui::action_form(&format!("/containers/{key}/credentials/reveal"), "Reveal", false, &[("name", c.name.as_str())], viewer))
+                                    } @else {
+                                        (ui::disabled_button("Reveal", &format!("revealing needs {} on /vms", credentials::REVEAL_PRIVILEGE)))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p.muted { "Reveals are recorded in the audit log." }
+            }
+        }
+    })
+}
+
+async fn events_tab(
+    state: &AppState,
+    target: &Target,
+    query: &DetailQuery,
+) -> Result<Markup, AppError> {
+    let Some(record) = &target.record else {
+        return Ok(ui::empty_state(
+            "No events",
+            "ctforge records events for the containers it creates; actions on this container are in the audit log.",
+            Some(("/audit", "Open the audit log")),
+        ));
+    };
+    let kind = query
+        .kind
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let before = query.before.as_deref().and_then(|b| b.parse::<i64>().ok());
+    let events = state
+        .store
+        .list_container_events(record.id, kind, before, EVENTS_PAGE + 1)
+        .await?;
+    let more = events.len() as i64 > EVENTS_PAGE;
+    let events: Vec<_> = events.into_iter().take(EVENTS_PAGE as usize).collect();
+    let key = target.url_id();
+    let kinds: Vec<(String, String)> = std::iter::once((String::new(), "All kinds".to_owned()))
+        .chain(
+            [
+                "created",
+                "started",
+                "stopped",
+                "shutdown",
+                "shutdown_timeout",
+                "force_stopped",
+                "rebooted",
+                "service_down",
+                "service_up",
+            ]
+            .iter()
+            .map(|k| ((*k).to_owned(), (*k).replace('_', " "))),
+        )
+        .chain(
+            ["start", "stop", "shutdown", "reboot", "delete"]
+                .iter()
+                .map(|a| (format!("{a}_failed"), format!("{a} failed"))),
+        )
+        .collect();
+    Ok(html! {
+        form.row.filters method="get" action={ "/containers/" (key) } {
+            input type="hidden" name="tab" value="events";
+            (ui::select("kind", "Type", &kinds, kind.unwrap_or(""), None))
+            button.btn type="submit" { "Filter" }
+        }
+        @if events.is_empty() {
+            p.muted { "No events." }
+        } @else {
+            ol.timeline {
+                @for e in &events {
+                    @let (tone, icon) = event_icon(&e.kind);
+                    li class={ "event event-" (tone) } {
+                        span.event-icon aria-hidden="true" { (icon) }
+                        div {
+                            div.row { strong { (e.kind.replace('_', " ")) } span.muted title=(e.created_at) { (ui::fmt_time(e.created_at)) " · " (e.actor) } }
+                            div { (e.message) }
+                        }
+                    }
+                }
+            }
+            @if more {
+                @if let Some(last) = events.last() {
+                    @let href = format!("/containers/{key}?tab=events&kind={}&before={}", kind.unwrap_or(""), last.id);
+                    a.btn href=(href) { "Older events →" }
+                }
+            }
+        }
+    })
+}
+
+fn event_icon(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        k if k.ends_with("_failed") || k == "service_down" => ("err", "✕"),
+        "shutdown_timeout" | "force_stopped" => ("warn", "!"),
+        "started" | "rebooted" | "service_up" | "created" => ("ok", "▶"),
+        "stopped" | "shutdown" => ("muted", "■"),
+        _ => ("info", "•"),
+    }
+}

@@ -1,0 +1,313 @@
+//! `/settings/clusters`: list, add (with TLS fingerprint confirmation), test and delete
+//! clusters. A rejected form keeps everything but the secrets the user typed.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use crate::auth::CurrentUser;
+use crate::clusters::{self, ClusterForm, ClusterView, Saved};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::components::{self as ui, Field, Tone, Viewer};
+use crate::web::home::viewer;
+
+/// The HTML form (strings, checkbox as "on").
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct WebClusterForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    token_id: String,
+    #[serde(default)]
+    token_secret: String,
+    #[serde(default)]
+    fingerprint: String,
+    #[serde(default)]
+    ssh_user: String,
+    #[serde(default)]
+    ssh_port: String,
+    #[serde(default)]
+    ssh_password: String,
+    #[serde(default)]
+    ssh_private_key: String,
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    csrf_token: String,
+}
+
+impl WebClusterForm {
+    fn to_form(&self) -> Result<ClusterForm, (String, String)> {
+        let opt = |s: &str| {
+            if s.trim().is_empty() {
+                None
+            } else {
+                Some(s.to_owned())
+            }
+        };
+        let ssh_port = if self.ssh_port.trim().is_empty() {
+            None
+        } else {
+            Some(self.ssh_port.trim().parse::<u16>().map_err(|_| {
+                (
+                    "ssh_port".to_owned(),
+                    "enter a port between 1 and 65535".to_owned(),
+                )
+            })?)
+        };
+        Ok(ClusterForm {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            token_id: self.token_id.clone(),
+            token_secret: opt(&self.token_secret),
+            fingerprint: opt(&self.fingerprint),
+            ssh_user: opt(&self.ssh_user),
+            ssh_port,
+            ssh_password: opt(&self.ssh_password),
+            ssh_private_key: opt(&self.ssh_private_key),
+            ssh_host_key: None,
+            default: self.default.is_some(),
+        })
+    }
+}
+
+fn error_for<'a>(errors: &'a [(String, String)], field: &str) -> Option<&'a str> {
+    errors
+        .iter()
+        .find(|(f, _)| f == field)
+        .map(|(_, m)| m.as_str())
+}
+
+fn page(
+    v: &Viewer,
+    list: &[ClusterView],
+    form: &WebClusterForm,
+    errors: &[(String, String)],
+    notice: Option<(Tone, String)>,
+    confirm: Option<&str>,
+) -> Markup {
+    let body = html! {
+        h1 { "Clusters" }
+        @if let Some((tone, text)) = &notice { (ui::alert(*tone, text)) }
+        @if list.is_empty() {
+            (ui::empty_state("No cluster yet", "Add your Proxmox VE cluster: its API address, an API token for background jobs, and SSH access for provisioning.", None))
+        } @else {
+            table.table {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "API" } th scope="col" { "TLS fingerprint" } th scope="col" { "SSH" } th scope="col" { span.skip { "Actions" } } } }
+                tbody {
+                    @for c in list {
+                        tr {
+                            td { (c.name) " " @if c.default { (ui::badge(Some(Tone::Info), "default")) } }
+                            td { code { (c.url) } br; span.muted { (c.token_id) } }
+                            td { @match &c.fingerprint { Some(fp) => { code style="font-size:.75rem;word-break:break-all" { (fp) } } None => { span.muted { "system trust store" } } } }
+                            td { (c.ssh_user) "@:" (c.ssh_port) br; span.muted { @match &c.ssh_host_key { Some(k) => { "host key " code { (k) } } None => { "host key pinned on first use" } } } }
+                            td.row {
+                                form method="post" action={ "/settings/clusters/" (c.id) "/test" } { (ui::csrf_field(v)) button.btn type="submit" { "Test" } }
+                                button.btn.btn-danger type="button" data-dialog-open={ "del-" (c.id) } { "Delete" }
+                                (ui::confirm_dialog(&format!("del-{}", c.id), &format!("Delete cluster {}?", c.name), "ctforge forgets this cluster and its container records. The containers themselves stay on Proxmox.", &format!("/settings/clusters/{}/delete", c.id), "Delete", v))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card.stack aria-labelledby="add-title" {
+            h2 id="add-title" { "Add a cluster" }
+            form.form method="post" action="/settings/clusters" {
+                (ui::csrf_field(v))
+                (ui::field(&Field { value: &form.name, required: true, error: error_for(errors, "name"), hint: Some("A short name, e.g. home"), ..Field::new("name", "Name") }))
+                (ui::field(&Field { value: &form.url, required: true, error: error_for(errors, "url"), hint: Some("https://pve1.example:8006"), ..Field::new("url", "API URL") }))
+                (ui::field(&Field { value: &form.token_id, required: true, error: error_for(errors, "token_id"), hint: Some("user@realm!name, used for background jobs"), ..Field::new("token_id", "API token id") }))
+                (ui::field(&Field { kind: "password", error: error_for(errors, "token_secret"), autocomplete: Some("off"), ..Field::new("token_secret", "API token secret") }))
+                @if let Some(fp) = confirm {
+                    div.alert.alert-warn role="status" {
+                        p { "Confirm the server's TLS certificate. Compare this SHA-256 fingerprint with the output of " code { "pvenode cert info" } " on the node:" }
+                        p { code style="word-break:break-all" { (fp) } }
+                    }
+                    input type="hidden" name="fingerprint" value=(fp);
+                } @else {
+                    (ui::field(&Field { value: &form.fingerprint, error: error_for(errors, "fingerprint"), hint: Some("Leave empty to fetch and confirm it"), ..Field::new("fingerprint", "TLS fingerprint (SHA-256)") }))
+                }
+                (ui::field(&Field { value: &form.ssh_user, hint: Some("default root"), ..Field::new("ssh_user", "SSH user") }))
+                (ui::field(&Field { value: &form.ssh_port, kind: "number", error: error_for(errors, "ssh_port"), hint: Some("default 22"), ..Field::new("ssh_port", "SSH port") }))
+                (ui::field(&Field { kind: "password", autocomplete: Some("off"), ..Field::new("ssh_password", "SSH password") }))
+                (ui::field(&Field { kind: "textarea", hint: Some("OpenSSH private key, instead of a password"), ..Field::new("ssh_private_key", "SSH private key") }))
+                div.field { label { input type="checkbox" name="default" checked[form.default.is_some()]; " Default cluster" } }
+                button.btn.btn-primary type="submit" { @if confirm.is_some() { "Confirm and add" } @else { "Add cluster" } }
+            }
+        }
+    };
+    ui::layout("Clusters", "/settings/clusters", v, body)
+}
+
+async fn render(
+    state: &AppState,
+    user: &CurrentUser,
+    form: &WebClusterForm,
+    errors: &[(String, String)],
+    notice: Option<(Tone, String)>,
+    confirm: Option<&str>,
+) -> Result<Markup, AppError> {
+    let list: Vec<ClusterView> = state
+        .store
+        .list_clusters()
+        .await?
+        .iter()
+        .map(ClusterView::from)
+        .collect();
+    Ok(page(&viewer(user), &list, form, errors, notice, confirm))
+}
+
+/// `GET /settings/clusters`.
+pub async fn show(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+) -> Result<Markup, AppError> {
+    render(&state, &user, &WebClusterForm::default(), &[], None, None).await
+}
+
+/// `POST /settings/clusters`.
+pub async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Form(web): Form<WebClusterForm>,
+) -> Result<Response, AppError> {
+    crate::api::v1::settings::require_admin(&user)?;
+    let kept = WebClusterForm {
+        token_secret: String::new(),
+        ssh_password: String::new(),
+        ssh_private_key: String::new(),
+        ..web.clone()
+    };
+    let form = match web.to_form() {
+        Ok(f) => f,
+        Err(field_error) => {
+            let markup = render(
+                &state,
+                &user,
+                &kept,
+                &[field_error],
+                Some((Tone::Err, "The cluster settings need attention.".into())),
+                None,
+            )
+            .await?;
+            return Ok((StatusCode::BAD_REQUEST, markup).into_response());
+        }
+    };
+    match clusters::save(
+        &state,
+        None,
+        &form,
+        &user.username,
+        &remote.ip().to_string(),
+    )
+    .await
+    {
+        Ok(Saved::Done(c)) => {
+            Ok(Redirect::to(&format!("/settings/clusters?added={}", c.id)).into_response())
+        }
+        Ok(Saved::ConfirmFingerprint(fp)) => {
+            // The secrets must be sent again with the confirmation; they are never echoed.
+            let markup = render(
+                &state,
+                &user,
+                &kept,
+                &[(
+                    "token_secret".into(),
+                    "enter the secret again to confirm".into(),
+                )],
+                None,
+                Some(&fp),
+            )
+            .await?;
+            Ok(markup.into_response())
+        }
+        Err(AppError::Invalid { message, fields }) => {
+            let markup = render(
+                &state,
+                &user,
+                &kept,
+                &fields,
+                Some((Tone::Err, message)),
+                None,
+            )
+            .await?;
+            Ok((StatusCode::BAD_REQUEST, markup).into_response())
+        }
+        Err(e) => {
+            let status = e.status();
+            let markup = render(
+                &state,
+                &user,
+                &kept,
+                &[],
+                Some((Tone::Err, e.to_string())),
+                None,
+            )
+            .await?;
+            Ok((status, markup).into_response())
+        }
+    }
+}
+
+/// `POST /settings/clusters/{id}/test`.
+pub async fn test(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Markup, AppError> {
+    let cluster = state
+        .store
+        .get_cluster(id)
+        .await
+        .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
+    let report = clusters::test_connection(&state, &cluster).await;
+    let notice = match (&report.version, &report.api_error) {
+        (Some(v), _) => (
+            Tone::Ok,
+            format!(
+                "{}: Proxmox VE {v}; nodes: {}",
+                cluster.name,
+                report
+                    .nodes
+                    .iter()
+                    .map(|(n, s)| format!("{n} ({s})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        (None, Some(e)) => (Tone::Err, format!("{}: {e}", cluster.name)),
+        (None, None) => (Tone::Warn, format!("{}: no answer", cluster.name)),
+    };
+    render(
+        &state,
+        &user,
+        &WebClusterForm::default(),
+        &[],
+        Some(notice),
+        None,
+    )
+    .await
+}
+
+/// `POST /settings/clusters/{id}/delete`.
+pub async fn delete(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Redirect, AppError> {
+    crate::api::v1::settings::require_admin(&user)?;
+    clusters::delete(&state, id, &user.username, &remote.ip().to_string()).await?;
+    Ok(Redirect::to("/settings/clusters"))
+}

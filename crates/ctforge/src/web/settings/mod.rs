@@ -1,0 +1,4 @@
+//! Settings pages: clusters and API tokens.
+
+pub mod clusters;
+pub mod tokens;

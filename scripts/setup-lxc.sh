@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Prepare this machine for the lxc backend of `ctforge sim` (crates/ctforge-pve-sim).
+#
+# Idempotent, run as root:
+#   1. installs lxc, mmdebstrap, debootstrap, apt-cacher-ng, iproute2, zstd when missing;
+#   2. creates the bridge $CTFORGE_SIM_BRIDGE (default ctfbr0) with $CTFORGE_SIM_BRIDGE_ADDR
+#      (default 10.151.0.1/24), a private range of our own; nothing is routed or NATed:
+#      containers only reach the bridge address;
+#   3. starts apt-cacher-ng listening on 127.0.0.1 and the bridge address, port 3142, with
+#      its Debian backend set to http://deb.debian.org/debian/ (containers cannot reach the
+#      mirror directly; the proxy can);
+#   4. builds a Debian 12 (bookworm) root filesystem once (minbase + systemd, sshd, iproute2,
+#      ca-certificates) and caches it as $CTFORGE_SIM_CACHE/debian-12.tar.zst
+#      (default /var/cache/ctforge-sim): console-getty masked, machine-id emptied, no SSH
+#      host keys (the simulator generates them per container).
+#
+# Prints the seconds each step took. `ctforge sim --backend lxc --setup-lxc` runs this
+# same script (embedded in the binary).
+set -euo pipefail
+
+BRIDGE="${CTFORGE_SIM_BRIDGE:-ctfbr0}"
+BRIDGE_ADDR="${CTFORGE_SIM_BRIDGE_ADDR:-10.151.0.1/24}"
+BRIDGE_IP="${BRIDGE_ADDR%/*}"
+CACHE="${CTFORGE_SIM_CACHE:-/var/cache/ctforge-sim}"
+TEMPLATE="$CACHE/debian-12.tar.zst"
+MIRROR="${CTFORGE_SIM_MIRROR:-http://deb.debian.org/debian/}"
+ACNG_PORT=3142
+
+log() { printf '== setup-lxc: %s\n' "$*"; }
+die() { printf 'setup-lxc: error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (creates a bridge and starts apt-cacher-ng)"
+
+if [ "$(stat -c '%a' /dev/null 2>/dev/null || echo 666)" != "666" ]; then
+  printf 'setup-lxc: warning: /dev/null is not world-writable (%s); daemons are started with stdio redirected to files\n' \
+    "$(ls -l /dev/null)" >&2
+fi
+
+# 1. packages
+t0=$(now)
+need=()
+for p in lxc mmdebstrap debootstrap apt-cacher-ng iproute2 zstd openssh-client; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq </dev/null >/tmp/ctforge-setup-lxc-apt.log 2>&1 \
+    || { cat /tmp/ctforge-setup-lxc-apt.log >&2; die "apt-get update failed"; }
+  apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >>/tmp/ctforge-setup-lxc-apt.log 2>&1 \
+    || { tail -n 30 /tmp/ctforge-setup-lxc-apt.log >&2; die "apt-get install failed"; }
+fi
+log "packages ready ($(secs "$t0") s)"
+
+# 2. bridge (ours only)
+if ! ip link show dev "$BRIDGE" >/dev/null 2>&1; then
+  ip link add name "$BRIDGE" type bridge
+fi
+if ! ip -4 addr show dev "$BRIDGE" | grep -qw "inet $BRIDGE_ADDR"; then
+  ip addr add "$BRIDGE_ADDR" dev "$BRIDGE"
+fi
+ip link set dev "$BRIDGE" up
+log "bridge $BRIDGE $BRIDGE_ADDR up"
+
+# 3. apt-cacher-ng on the bridge address
+mkdir -p /etc/apt-cacher-ng
+printf '%s\n' "$MIRROR" >/etc/apt-cacher-ng/backends_debian
+cat >/etc/apt-cacher-ng/zz-ctforge.conf <<EOF
+# Written by ctforge scripts/setup-lxc.sh: listen on loopback and the simulator bridge.
+Port: $ACNG_PORT
+BindAddress: 127.0.0.1 $BRIDGE_IP
+EOF
+acng_up() { (exec 3<>"/dev/tcp/$BRIDGE_IP/$ACNG_PORT") 2>/dev/null; }
+if ! acng_up; then
+  mkdir -p /run/apt-cacher-ng /var/cache/apt-cacher-ng /var/log/apt-cacher-ng
+  chown apt-cacher-ng:apt-cacher-ng /run/apt-cacher-ng /var/cache/apt-cacher-ng /var/log/apt-cacher-ng 2>/dev/null || true
+  # A stale instance (e.g. started by the package with another config) is ours to replace.
+  if [ -s /run/apt-cacher-ng/pid ]; then
+    kill "$(cat /run/apt-cacher-ng/pid)" 2>/dev/null || true
+    sleep 1
+  fi
+  # stdio to files: /dev/null may not be writable for the unprivileged daemon.
+  : >/var/log/apt-cacher-ng/ctforge.stdin
+  start-stop-daemon --start --oknodo --chuid apt-cacher-ng --exec /usr/sbin/apt-cacher-ng -- \
+    -c /etc/apt-cacher-ng pidfile=/run/apt-cacher-ng/pid SocketPath=/run/apt-cacher-ng/socket \
+    </var/log/apt-cacher-ng/ctforge.stdin >/var/log/apt-cacher-ng/ctforge.out 2>&1
+  for _ in $(seq 1 50); do acng_up && break; sleep 0.2; done
+  acng_up || { cat /var/log/apt-cacher-ng/ctforge.out >&2 || true; die "apt-cacher-ng is not listening on $BRIDGE_IP:$ACNG_PORT"; }
+fi
+log "apt-cacher-ng on http://$BRIDGE_IP:$ACNG_PORT (backend $MIRROR)"
+
+# 4. Debian 12 template, built once
+if [ -s "$TEMPLATE" ]; then
+  log "template $TEMPLATE cached ($(du -h "$TEMPLATE" | cut -f1))"
+else
+  t1=$(now)
+  mkdir -p "$CACHE"
+  tmp="$CACHE/.debian-12.$$.tar.zst"
+  trap 'rm -f "$tmp"' EXIT
+  log "building $TEMPLATE with mmdebstrap (about a minute and a half)"
+  mmdebstrap --variant=minbase --mode=root \
+    --include=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,procps,less \
+    --customize-hook='ln -sf /dev/null "$1/etc/systemd/system/console-getty.service"' \
+    --customize-hook='ln -sf /dev/null "$1/etc/systemd/system/getty@tty1.service"' \
+    --customize-hook='ln -sf /dev/null "$1/etc/systemd/system/systemd-journald-audit.socket"' \
+    --customize-hook=': > "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id"' \
+    --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
+    --customize-hook='printf "ctforge-template\n" > "$1/etc/hostname"' \
+    bookworm "$tmp" "$MIRROR" </dev/null >/tmp/ctforge-setup-lxc-mmdebstrap.log 2>&1 \
+    || { tail -n 40 /tmp/ctforge-setup-lxc-mmdebstrap.log >&2; die "mmdebstrap failed"; }
+  mv -f "$tmp" "$TEMPLATE"
+  trap - EXIT
+  log "template built in $(secs "$t1") s ($(du -h "$TEMPLATE" | cut -f1))"
+fi
+log "done in $(secs "$t0") s"
