@@ -77,3 +77,61 @@
     });
   });
 })();
+
+// Job progress: follow the SSE stream, keep the log scrolled unless the reader scrolled up.
+(function () {
+  "use strict";
+  var box = document.querySelector("[data-job-stream]");
+  if (!box || !window.EventSource) return;
+  var log = box.querySelector("[data-job-log]");
+  var follow = true;
+  var followLabel = box.querySelector("[data-log-follow]");
+  log.addEventListener("scroll", function () {
+    follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+    if (followLabel) followLabel.textContent = follow ? "following" : "paused (scroll down to follow)";
+  });
+  function scroll() { if (follow) log.scrollTop = log.scrollHeight; }
+  scroll();
+  function line(text, cls) {
+    var span = document.createElement("span");
+    if (cls) span.className = cls;
+    span.textContent = text + "\n";
+    log.appendChild(span);
+    var q = box.querySelector("[data-log-search]");
+    if (q && q.value) span.hidden = span.textContent.toLowerCase().indexOf(q.value.toLowerCase()) < 0;
+    scroll();
+  }
+  function setStep(step, cls) {
+    var li = box.querySelector('[data-step="' + step + '"]');
+    if (!li) return;
+    li.className = cls;
+    if (cls === "current") li.setAttribute("aria-current", "step"); else li.removeAttribute("aria-current");
+  }
+  var after = box.getAttribute("data-last-seq") || "0";
+  var es = new EventSource(box.getAttribute("data-job-stream") + "?after=" + encodeURIComponent(after));
+  function data(ev) { try { return JSON.parse(ev.data); } catch (e) { return ev.data; } }
+  es.addEventListener("log", function (ev) { var d = data(ev); line(typeof d === "string" ? d : JSON.stringify(d)); });
+  es.addEventListener("step", function (ev) { var d = data(ev); if (d && d.step) { setStep(d.step, "current"); line("── step " + d.step + " ──", "muted"); } });
+  es.addEventListener("complete", function (ev) { var d = data(ev); if (d && d.step) setStep(d.step, "done"); });
+  es.addEventListener("progress", function (ev) { var d = data(ev); var p = box.querySelector("[data-job-percent]"); if (p && d && typeof d.percent === "number") { p.value = d.percent; p.textContent = d.percent + "%"; } });
+  function finish(label) {
+    es.close();
+    var s = box.querySelector("[data-job-state]");
+    if (s) s.textContent = label;
+    setTimeout(function () { window.location.reload(); }, 600);
+  }
+  es.addEventListener("done", function () { finish("succeeded"); });
+  es.addEventListener("error", function (ev) {
+    if (ev.data) { var d = data(ev); line("error: " + (d && d.message ? d.message : ev.data), "muted"); finish("failed"); }
+  });
+  es.addEventListener("cancelled", function () { finish("cancelled"); });
+  var search = box.querySelector("[data-log-search]");
+  if (search) search.addEventListener("input", function () {
+    var q = search.value.toLowerCase();
+    Array.prototype.forEach.call(log.children, function (el) { el.hidden = q && el.textContent.toLowerCase().indexOf(q) < 0; });
+  });
+  var copy = box.querySelector("[data-log-copy]");
+  if (copy) copy.addEventListener("click", function () {
+    if (navigator.clipboard) navigator.clipboard.writeText(log.textContent);
+  });
+})();

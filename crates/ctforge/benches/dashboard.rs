@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use ctforge::config::{ClusterBootstrap, CliOverrides, Config, Secret};
+use ctforge::config::{CliOverrides, ClusterBootstrap, Config, Secret};
 use ctforge::storage::model::{NewContainer, NewJob};
 use ctforge_pve_sim::SimConfig;
 use ctforge_pve_sim::scenario::FaultRule;
@@ -41,7 +41,12 @@ async fn measure(
     let mut size = 0;
     for _ in 0..n {
         let t = Instant::now();
-        let r = client.get(url).header("cookie", cookie).send().await.unwrap();
+        let r = client
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{url}");
         size = r.bytes().await.unwrap().len();
         times.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -146,7 +151,10 @@ async fn main() -> anyhow::Result<()> {
                 created_by: "root@pam".into(),
                 ..NewJob::default()
             };
-            state.store.create_container_with_job(&container, &job).await?;
+            state
+                .store
+                .create_container_with_job(&container, &job)
+                .await?;
             managed += 1;
         }
     }
@@ -186,14 +194,18 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "dashboard benchmark: {total} CTs on {nodes} nodes ({managed} with ctforge records), {requests} sequential requests each"
     );
-    println!("  Proxmox calls per refresh: GET / = {calls_page}, GET /api/v1/containers = {calls_api}");
+    println!(
+        "  Proxmox calls per refresh: GET / = {calls_page}, GET /api/v1/containers = {calls_api}"
+    );
     println!(
         "  GET /                      median {p50:.1} ms  p99 {p99:.1} ms  max {max:.1} ms  ({size} bytes, first page of 50)"
     );
     println!(
         "  GET /api/v1/containers     median {a50:.1} ms  p99 {a99:.1} ms  max {amax:.1} ms  ({asize} bytes)"
     );
-    println!("  GET /?q=…&status=…&view=table median {f50:.1} ms  p99 {f99:.1} ms  max {fmax:.1} ms");
+    println!(
+        "  GET /?q=…&status=…&view=table median {f50:.1} ms  p99 {f99:.1} ms  max {fmax:.1} ms"
+    );
 
     let _ = tx.send(());
     server.await??;

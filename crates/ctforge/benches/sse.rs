@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use ctforge::auth::SessionData;
 use ctforge::auth::login::{SignIn, create_session};
-use ctforge::clock::Clock;
 use ctforge::config::{CliOverrides, Config};
 use ctforge::storage::model::NewJob;
 

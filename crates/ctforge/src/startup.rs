@@ -399,6 +399,13 @@ fn routes() -> Routes {
             post(v1::provisioning::plan),
         )
         .protected(
+            &["GET", "POST"],
+            "/containers/new",
+            get(web::wizard::show).post(web::wizard::advance),
+        )
+        .protected(&["GET"], "/jobs/{id}", get(web::jobs::show))
+        .protected(&["POST"], "/jobs/{id}/retry", post(web::jobs::retry))
+        .protected(
             &["POST"],
             "/api/v1/containers",
             post(v1::provisioning::create),
@@ -471,21 +478,105 @@ fn routes() -> Routes {
             post(v1::jobs::cancel),
         )
         .protected(&["GET"], "/api/v1/jobs/{id}/events", get(v1::jobs::events))
-        .protected(&["GET"], "/api/v1/templates", get(v1::templates::list))
+        .protected(
+            &["GET", "POST"],
+            "/api/v1/templates",
+            get(v1::templates::list).post(v1::templates::create),
+        )
         .protected(
             &["POST"],
             "/api/v1/templates/discover",
             post(v1::templates::discover),
         )
         .protected(
-            &["GET", "DELETE"],
+            &["GET", "PUT", "DELETE"],
             "/api/v1/templates/{name}",
-            get(v1::templates::show).delete(v1::templates::delete),
+            get(v1::templates::show)
+                .put(v1::templates::update)
+                .delete(v1::templates::delete),
         )
         .protected(
             &["GET"],
             "/api/v1/templates/{name}/export",
             get(v1::templates::export),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/templates/{name}/duplicate",
+            post(v1::templates::duplicate),
+        )
+        .protected(
+            &["GET", "POST"],
+            "/api/v1/buckets",
+            get(v1::buckets::list).post(v1::buckets::create),
+        )
+        .protected(
+            &["GET", "PUT", "DELETE"],
+            "/api/v1/buckets/{id}",
+            get(v1::buckets::show)
+                .put(v1::buckets::update)
+                .delete(v1::buckets::delete),
+        )
+        .protected(
+            &["POST", "DELETE"],
+            "/api/v1/buckets/{id}/packages",
+            post(v1::buckets::add_packages).delete(v1::buckets::remove_packages),
+        )
+        .protected(&["GET"], "/templates", get(web::templates::list))
+        .protected(
+            &["POST"],
+            "/templates/discover",
+            post(web::templates::discover),
+        )
+        .protected(
+            &["GET", "POST"],
+            "/templates/new",
+            get(web::templates::new_form).post(web::templates::create),
+        )
+        .protected(
+            &["GET"],
+            "/templates/{name}",
+            get(web::templates::detail::show),
+        )
+        .protected(
+            &["GET", "POST"],
+            "/templates/{name}/edit",
+            get(web::templates::edit_form).post(web::templates::update),
+        )
+        .protected(
+            &["POST"],
+            "/templates/{name}/delete",
+            post(web::templates::delete),
+        )
+        .protected(
+            &["POST"],
+            "/templates/{name}/duplicate",
+            post(web::templates::duplicate),
+        )
+        .protected(
+            &["GET", "POST"],
+            "/buckets",
+            get(web::buckets::list).post(web::buckets::create),
+        )
+        .protected(
+            &["GET", "POST"],
+            "/buckets/{id}",
+            get(web::buckets::show).post(web::buckets::rename),
+        )
+        .protected(
+            &["POST"],
+            "/buckets/{id}/delete",
+            post(web::buckets::delete),
+        )
+        .protected(
+            &["POST"],
+            "/buckets/{id}/packages",
+            post(web::buckets::add_packages),
+        )
+        .protected(
+            &["POST"],
+            "/buckets/{id}/packages/delete",
+            post(web::buckets::remove_packages),
         )
 }
 

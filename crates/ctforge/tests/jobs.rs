@@ -155,11 +155,11 @@ fn queue_over(
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
-    handlers: &[Arc<dyn JobHandler>],
+    handlers: Vec<Arc<dyn JobHandler>>,
 ) -> Arc<JobQueue> {
     let registry = Arc::new(JobRegistry::new());
     for handler in handlers {
-        registry.register(handler.clone());
+        registry.register(handler);
     }
     let progress = JobProgress::new(store.clone(), bus, clock);
     Arc::new(JobQueue::new(store, progress, registry))
@@ -172,7 +172,7 @@ async fn setup(backend: &str) -> Setup {
         store,
         Arc::new(LocalBus::new()),
         clock.clone(),
-        &[handler.clone()],
+        vec![handler.clone()],
     );
     Setup {
         queue,
@@ -454,7 +454,7 @@ async fn unknown_kind_fails_clearly() {
 async fn per_node_limit(backend: &str, workers: usize) {
     let (store, clock, _dir) = common::fresh_store(backend).await;
     let slow = Arc::new(Slow::default());
-    let queue = queue_over(store, Arc::new(LocalBus::new()), clock, &[slow.clone()]);
+    let queue = queue_over(store, Arc::new(LocalBus::new()), clock, vec![slow.clone()]);
     // Several workers (think: processes) share the limit through the database.
     let handles: Vec<_> = (0..workers)
         .map(|_| Worker::new(queue.clone(), options(4, 1)).spawn())
@@ -769,7 +769,7 @@ async fn sse_over_redis(backend: &str) {
         app.state.store.clone(),
         worker_bus,
         Arc::new(SystemClock),
-        &[handler.clone()],
+        vec![handler.clone()],
     );
     let worker = Worker::new(queue.clone(), options(2, 2)).spawn();
     sse_scenario(&app, &queue, &handler).await;

@@ -440,6 +440,8 @@ impl JobHandler for CreateContainer {
                         _ => tokio::time::sleep(Duration::from_millis(500)).await,
                     }
                 }
+                // Let boot settle (apt and systemctl misbehave while systemd is still starting).
+                let _ = probe(&channel, "systemctl is-system-running --wait").await;
                 let (_, units) = probe(&channel, commands::LIST_UNITS).await?;
                 let (exists, _) = probe(
                     &channel,

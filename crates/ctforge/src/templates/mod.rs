@@ -6,10 +6,12 @@
 //! - [`convert`]: `Template` ⇄ `TemplateRecord`, with a content hash that makes re-discovery
 //!   idempotent.
 //! - [`discovery`]: scan roots, upsert what changed (one transaction per template), report.
+//! - [`edit`]: save templates edited in the UI or the API; parse pasted bucket lists.
 //! - [`export`]: write a stored template as a directory or as a `.tar.gz` archive.
 
 pub mod convert;
 pub mod discovery;
+pub mod edit;
 pub mod export;
 
 pub use convert::{StoredConfig, content_hash, record_to_template, template_to_record};

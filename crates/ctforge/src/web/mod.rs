@@ -6,10 +6,14 @@
 
 pub mod assets;
 pub mod audit;
+pub mod buckets;
 pub mod components;
 pub mod containers;
 pub mod dashboard;
 pub mod health;
 pub mod home;
+pub mod jobs;
 pub mod login;
 pub mod settings;
+pub mod templates;
+pub mod wizard;

@@ -1,6 +1,7 @@
 //! Version 1 of the JSON API.
 
 pub mod auth;
+pub mod buckets;
 pub mod containers;
 pub mod jobs;
 pub mod provisioning;

@@ -1,4 +1,5 @@
-//! `/api/v1/templates`: list, read, discover, delete and export templates.
+//! `/api/v1/templates`: list, read, create, update, duplicate, discover, delete and export
+//! templates.
 
 use std::net::SocketAddr;
 
@@ -291,4 +292,256 @@ pub async fn export(
         bytes,
     )
         .into_response())
+}
+
+/// The `config` part of a template body; every field optional (the names of
+/// [`ctforge_template::TemplateConfig`], so the `config` of `GET` can be sent back).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ConfigBody {
+    /// `TEMPLATE_APP`.
+    pub app: Option<String>,
+    /// `TEMPLATE_DESCRIPTION`.
+    pub description: Option<String>,
+    /// `TEMPLATE_TAGS`.
+    pub tags: Vec<String>,
+    /// Cores.
+    pub cpu: Option<u32>,
+    /// MiB.
+    pub ram_mib: Option<u32>,
+    /// GiB.
+    pub disk_gib: Option<u32>,
+    /// MiB.
+    pub swap_mib: Option<u32>,
+    /// OS.
+    pub os: Option<String>,
+    /// OS version.
+    pub os_version: Option<String>,
+    /// Unprivileged.
+    pub unprivileged: Option<bool>,
+    /// Nesting.
+    pub nesting: Option<bool>,
+    /// keyctl.
+    pub keyctl: Option<bool>,
+    /// FUSE.
+    pub fuse: Option<bool>,
+    /// Storage.
+    pub storage: Option<String>,
+    /// Bridge.
+    pub bridge: Option<String>,
+    /// Other keys, `[[key, value], …]` in order.
+    pub extra: Vec<(String, String)>,
+}
+
+/// One script of a template body.
+#[derive(Debug, Deserialize)]
+pub struct ScriptBody {
+    /// Run order (`position` in `GET` answers).
+    #[serde(alias = "position")]
+    pub order: u32,
+    /// Name, e.g. `setup.sh` or `10-setup.sh`.
+    pub name: String,
+    /// Text.
+    #[serde(default)]
+    pub content: String,
+    /// Runs when provisioning (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One file of a template body.
+#[derive(Debug, Deserialize)]
+pub struct FileBody {
+    /// File name.
+    pub name: String,
+    /// Absolute target directory.
+    pub target_dir: String,
+    /// `replace` (default), `default` or `backup`.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Content.
+    #[serde(default)]
+    pub content: String,
+}
+
+/// One package list of a template body.
+#[derive(Debug, Deserialize)]
+pub struct ListBody {
+    /// Bucket (list file stem).
+    pub bucket: String,
+    /// Manager.
+    pub manager: String,
+    /// Package specs in the manager's pin syntax (`curl=7.88`, `pm2@5`, `requests==2.31`).
+    #[serde(default)]
+    pub packages: Vec<String>,
+}
+
+/// Body of `POST /api/v1/templates` and `PUT /api/v1/templates/{name}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TemplateBody {
+    /// Name (ignored by `PUT`, which keeps the stored name).
+    pub name: String,
+    /// `template.conf` values.
+    pub config: ConfigBody,
+    /// Scripts.
+    pub scripts: Vec<ScriptBody>,
+    /// Files.
+    pub files: Vec<FileBody>,
+    /// Package lists.
+    pub packages: Vec<ListBody>,
+    /// `packages/custom.sh`.
+    pub custom_installer: Option<String>,
+}
+
+impl TemplateBody {
+    /// Builds the template; values that cannot be read are 400 with the field named.
+    pub fn into_template(self) -> Result<ctforge_template::Template, AppError> {
+        use ctforge_template::{FilePolicy, PackageList, PackageManager, Script, TemplateFile};
+        let bad = |field: String, message: String| AppError::Invalid {
+            message: format!("{field}: {message}"),
+            fields: vec![(field, message)],
+        };
+        let c = self.config;
+        let mut t = ctforge_template::Template::new(self.name.trim());
+        t.config = ctforge_template::TemplateConfig {
+            app: c.app,
+            description: c.description,
+            tags: c.tags,
+            cpu: c.cpu,
+            ram_mib: c.ram_mib,
+            disk_gib: c.disk_gib,
+            swap_mib: c.swap_mib,
+            os: c.os,
+            os_version: c.os_version,
+            unprivileged: c.unprivileged,
+            nesting: c.nesting,
+            keyctl: c.keyctl,
+            fuse: c.fuse,
+            storage: c.storage,
+            bridge: c.bridge,
+            extra: c.extra,
+            raw: None,
+        };
+        for s in self.scripts {
+            let mut script = Script::new(s.order, s.name, s.content);
+            script.enabled = s.enabled;
+            t.scripts.push(script);
+        }
+        for (i, f) in self.files.into_iter().enumerate() {
+            let policy = match f.policy.as_deref() {
+                None | Some("") => FilePolicy::Replace,
+                Some(p) => p
+                    .parse::<FilePolicy>()
+                    .map_err(|e| bad(format!("files[{i}].policy"), e.to_string()))?,
+            };
+            t.files
+                .push(TemplateFile::new(f.name, f.target_dir, policy, f.content));
+        }
+        for (i, l) in self.packages.into_iter().enumerate() {
+            let manager = l
+                .manager
+                .parse::<PackageManager>()
+                .map_err(|e| bad(format!("packages[{i}].manager"), e.to_string()))?;
+            let mut list = PackageList::new(l.bucket, manager);
+            for (j, spec) in l.packages.iter().enumerate() {
+                let package = ctforge_template::Package::parse(manager, spec)
+                    .map_err(|m| bad(format!("packages[{i}].packages[{j}]"), m))?;
+                list.packages.push(package);
+            }
+            t.packages.push(list);
+        }
+        t.custom_installer = self.custom_installer.filter(|c| !c.is_empty());
+        t.sort();
+        Ok(t)
+    }
+}
+
+/// `POST /api/v1/templates`: creates a custom template; 400 with the format crate's
+/// diagnostics (`file:line` → message) when it has errors, 409 when the name is taken.
+pub async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Json(body): Json<TemplateBody>,
+) -> Result<Response, AppError> {
+    let template = body.into_template()?;
+    let record = templates::edit::create_custom(state.store.as_ref(), &template).await?;
+    audit(
+        &state,
+        &user,
+        remote,
+        "template.create",
+        &record.row.name,
+        json!({ "via": "api" }),
+    )
+    .await;
+    let Json(out) = show(State(state), Path(record.row.name)).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// `PUT /api/v1/templates/{name}`: replaces the template's content (the name stays); a
+/// filesystem template becomes `diverged`.
+pub async fn update(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(name): Path<String>,
+    Json(mut body): Json<TemplateBody>,
+) -> Result<Json<Value>, AppError> {
+    body.name = name.clone();
+    let template = body.into_template()?;
+    let record = templates::edit::update(state.store.as_ref(), &name, &template).await?;
+    audit(
+        &state,
+        &user,
+        remote,
+        "template.update",
+        &record.row.name,
+        json!({ "via": "api" }),
+    )
+    .await;
+    show(State(state), Path(record.row.name)).await
+}
+
+/// Body of `POST /api/v1/templates/{name}/duplicate`.
+#[derive(Debug, Default, Deserialize)]
+pub struct DuplicateBody {
+    /// Name of the copy (default `<name>-copy`).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /api/v1/templates/{name}/duplicate`: copies to a new custom template.
+pub async fn duplicate(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(name): Path<String>,
+    body: Option<Json<DuplicateBody>>,
+) -> Result<Response, AppError> {
+    let wanted = body
+        .and_then(|Json(b)| b.name)
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    let new_name = match wanted {
+        Some(n) => n,
+        None => templates::edit::copy_name(state.store.as_ref(), &name).await?,
+    };
+    let record = templates::edit::duplicate(state.store.as_ref(), &name, &new_name).await?;
+    audit(
+        &state,
+        &user,
+        remote,
+        "template.duplicate",
+        &record.row.name,
+        json!({ "from": name }),
+    )
+    .await;
+    let Json(out) = show(State(state), Path(record.row.name)).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }

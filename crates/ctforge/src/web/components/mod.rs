@@ -452,3 +452,69 @@ pub fn banner(tone: Tone, title: &str, text: &str) -> Markup {
         }
     }
 }
+
+/// A checkbox with its label and an optional hint (the value sent when checked is `on`).
+pub fn checkbox(name: &str, label: &str, checked: bool, hint: Option<&str>) -> Markup {
+    html! {
+        div.field.field-check {
+            label {
+                input type="checkbox" name=(name) checked[checked];
+                " " (label)
+            }
+            @if let Some(hint) = hint { div.hint { (hint) } }
+        }
+    }
+}
+
+/// A read-only code view with line numbers. Each line is markup the caller produced from
+/// escaped text (e.g. a syntax highlighter); `label` names the code for screen readers.
+pub fn code_view(label: &str, lines: &[Markup]) -> Markup {
+    html! {
+        div.code-view role="region" aria-label=(label) tabindex="0" {
+            table {
+                tbody {
+                    @for (i, line) in lines.iter().enumerate() {
+                        tr {
+                            td.ln aria-hidden="true" { (i + 1) }
+                            td.src { code { (line) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An empty state whose call to action is any markup (for example a form with a button).
+pub fn empty_state_with(title: &str, text: &str, action: Markup) -> Markup {
+    html! {
+        div.empty.card {
+            h2 { (title) }
+            p { (text) }
+            (action)
+        }
+    }
+}
+
+/// A tag chip that links to a filtered list (`href`), colour as [`tag_chip`].
+pub fn tag_link(tag: &str, href: &str) -> Markup {
+    html! { a.tag-link href=(href) title={ "Show only " (tag) } { (tag_chip(tag)) } }
+}
+
+/// A list of problems (errors and warnings) with their location, announced to screen readers.
+pub fn problem_list(title: &str, items: &[(bool, String)]) -> Markup {
+    html! {
+        @if !items.is_empty() {
+            div.alert.alert-err role="alert" {
+                strong { (title) }
+                ul.problems {
+                    @for (is_error, text) in items {
+                        li class=(if *is_error { "problem-err" } else { "problem-warn" }) {
+                            (if *is_error { "error: " } else { "warning: " }) (text)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -552,7 +552,8 @@ async fn events_tab(
             }
             @if more {
                 @if let Some(last) = events.last() {
-                    @let href = format!("/containers/{key}?tab=events&kind={}&before={}", kind.unwrap_or(""), last.id);
+                    @let query = serde_urlencoded::to_string([("tab", "events"), ("kind", kind.unwrap_or("")), ("before", &last.id.to_string())]).unwrap_or_default();
+                    @let href = format!("/containers/{key}?{query}");
                     a.btn href=(href) { "Older events →" }
                 }
             }

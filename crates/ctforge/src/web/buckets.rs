@@ -1,0 +1,474 @@
+//! `/buckets`: package buckets (create, rename, delete; counts per manager) and the bucket
+//! editor `/buckets/{id}` (add one package or paste a list, bulk delete).
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use ctforge_template::PackageManager;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::v1::buckets::{audit, check_name, counts, name_conflict, parse_additions};
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::StoreError;
+use crate::web::components::{self as ui, Confirm, Field, Tone};
+use crate::web::home::viewer;
+
+fn field_error(e: &AppError) -> String {
+    match e {
+        AppError::Invalid { fields, .. } if !fields.is_empty() => fields
+            .iter()
+            .map(|(k, m)| {
+                if k.starts_with("line") {
+                    format!("{k}: {m}")
+                } else {
+                    m.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+async fn list_page(
+    state: &AppState,
+    user: &CurrentUser,
+    name: &str,
+    description: &str,
+    error: Option<&str>,
+    notice: Option<(Tone, String)>,
+) -> Result<Markup, AppError> {
+    let v = viewer(user);
+    let mut rows = Vec::new();
+    for b in state.store.list_buckets().await? {
+        let packages = state.store.list_bucket_packages(b.id).await?;
+        rows.push((b, packages.len(), counts(&packages)));
+    }
+    let body = html! {
+        (ui::breadcrumbs(&[("/buckets", "Package buckets")]))
+        h1 { "Package buckets" }
+        p.muted { "Named, reusable package lists. Copy a bucket into a template in the template editor (\"Add from bucket\"); the template then owns its copy." }
+        @if let Some((tone, text)) = &notice { (ui::alert(*tone, text)) }
+        @if rows.is_empty() {
+            (ui::empty_state("No buckets yet", "Create a bucket, then paste its packages (one per line, like apt:curl or npm:pm2@5).", None))
+        } @else {
+            div.table-wrap {
+                table.table {
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Description" } th scope="col" { "Packages" } th scope="col" { "Per manager" } } }
+                    tbody {
+                        @for (b, total, per) in &rows {
+                            tr {
+                                td { a href={ "/buckets/" (b.id) } { (b.name) } }
+                                td { (b.description) }
+                                td { (total) }
+                                td { @for (m, n) in per { (ui::badge(None, &format!("{m} {n}"))) " " } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { "New bucket" }
+            form.form method="post" action="/buckets" {
+                (ui::csrf_field(&v))
+                (ui::field(&Field { value: name, required: true, error, hint: Some("e.g. web-base"), ..Field::new("name", "Name") }))
+                (ui::field(&Field { value: description, ..Field::new("description", "Description") }))
+                button.btn.btn-primary type="submit" { "Create bucket" }
+            }
+        }
+    };
+    Ok(ui::layout("Package buckets", "/buckets", &v, body))
+}
+
+/// `GET /buckets`.
+pub async fn list(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+) -> Result<Markup, AppError> {
+    list_page(&state, &user, "", "", None, None).await
+}
+
+/// The create / rename form.
+#[derive(Debug, Default, Deserialize)]
+pub struct BucketForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// `POST /buckets`.
+pub async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Form(form): Form<BucketForm>,
+) -> Result<Response, AppError> {
+    let result = match check_name(&form.name) {
+        Ok(name) => state
+            .store
+            .create_bucket(&name, form.description.trim())
+            .await
+            .map_err(|e| name_conflict(e, &name)),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(id) => {
+            audit(
+                &state,
+                &user,
+                remote,
+                "bucket.create",
+                form.name.trim(),
+                json!({ "id": id }),
+            )
+            .await;
+            Ok(Redirect::to(&format!("/buckets/{id}")).into_response())
+        }
+        Err(e @ AppError::Invalid { .. }) => {
+            let message = field_error(&e);
+            let page = list_page(
+                &state,
+                &user,
+                &form.name,
+                &form.description,
+                Some(&message),
+                None,
+            )
+            .await?;
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+struct EditorState<'a> {
+    name: Option<&'a str>,
+    description: Option<&'a str>,
+    name_error: Option<String>,
+    paste: &'a str,
+    manager: &'a str,
+    paste_error: Option<String>,
+    notice: Option<(Tone, String)>,
+}
+
+impl Default for EditorState<'_> {
+    fn default() -> Self {
+        Self {
+            name: None,
+            description: None,
+            name_error: None,
+            paste: "",
+            manager: "apt",
+            paste_error: None,
+            notice: None,
+        }
+    }
+}
+
+async fn bucket_page(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    s: EditorState<'_>,
+) -> Result<Markup, AppError> {
+    let v = viewer(user);
+    let b = match state.store.get_bucket(id).await {
+        Ok(b) => b,
+        Err(StoreError::NotFound) => return Err(AppError::NotFound(format!("bucket {id}"))),
+        Err(e) => return Err(e.into()),
+    };
+    let packages = state.store.list_bucket_packages(id).await?;
+    let per = counts(&packages);
+    let mut manager_opts = vec![(String::new(), "from the manager: prefix".to_owned())];
+    manager_opts.extend(
+        PackageManager::ALL
+            .iter()
+            .map(|m| (m.as_str().to_owned(), m.as_str().to_owned())),
+    );
+    let base = format!("/buckets/{id}");
+    let body = html! {
+        (ui::breadcrumbs(&[("/buckets", "Package buckets"), ("", &b.name)]))
+        div.page-head {
+            h1 { (b.name) }
+            (ui::confirm_button(&Confirm {
+                id: "delete-bucket",
+                label: "Delete bucket",
+                title: &format!("Delete bucket {}?", b.name),
+                text: "The bucket and its package list are removed. Templates keep the packages they copied.",
+                action: &format!("{base}/delete"),
+                confirm: "Delete",
+                hidden: &[],
+            }, &v))
+        }
+        @if let Some((tone, text)) = &s.notice { (ui::alert(*tone, text)) }
+        p { @for (m, n) in &per { (ui::badge(None, &format!("{m} {n}"))) " " } }
+        section.card {
+            h2 { "Add packages" }
+            form.form method="post" action={ (base) "/packages" } {
+                (ui::csrf_field(&v))
+                (ui::select("manager", "Manager for plain names", &manager_opts, s.manager, None))
+                (ui::field(&Field { kind: "textarea", value: s.paste, error: s.paste_error.as_deref(), hint: Some("One package per line: apt:curl=7.88, npm:pm2@5, pip:requests==2.31, or plain names with the manager above. # starts a comment."), ..Field::new("text", "Packages") }))
+                button.btn.btn-primary type="submit" { "Add packages" }
+            }
+        }
+        section {
+            h2 { "Packages (" (packages.len()) ")" }
+            @if packages.is_empty() {
+                (ui::empty_state("Empty bucket", "Paste a list above to fill it.", None))
+            } @else {
+                form method="post" action={ (base) "/packages/delete" } {
+                    (ui::csrf_field(&v))
+                    div.table-wrap {
+                        table.table {
+                            thead { tr { th scope="col" { span.skip { "Select" } } th scope="col" { "Manager" } th scope="col" { "Name" } th scope="col" { "Version" } } }
+                            tbody {
+                                @for p in &packages {
+                                    tr {
+                                        td { input type="checkbox" name="ids" value=(p.id) aria-label={ "Select " (p.name) }; }
+                                        td { (ui::badge(None, &p.manager)) }
+                                        td.mono { (p.name) }
+                                        td.mono { (p.version.clone().unwrap_or_default()) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    button.btn.btn-danger type="submit" { "Delete selected" }
+                }
+            }
+        }
+        section.card {
+            h2 { "Rename" }
+            form.form method="post" action=(base) {
+                (ui::csrf_field(&v))
+                (ui::field(&Field { value: s.name.unwrap_or(&b.name), required: true, error: s.name_error.as_deref(), ..Field::new("name", "Name") }))
+                (ui::field(&Field { value: s.description.unwrap_or(&b.description), ..Field::new("description", "Description") }))
+                button.btn type="submit" { "Save" }
+            }
+        }
+    };
+    Ok(ui::layout(&b.name, "/buckets", &v, body))
+}
+
+/// `GET /buckets/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Markup, AppError> {
+    bucket_page(&state, &user, id, EditorState::default()).await
+}
+
+/// `POST /buckets/{id}`: rename.
+pub async fn rename(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Form(form): Form<BucketForm>,
+) -> Result<Response, AppError> {
+    let result = match check_name(&form.name) {
+        Ok(name) => state
+            .store
+            .update_bucket(id, &name, form.description.trim())
+            .await
+            .map_err(|e| name_conflict(e, &name)),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            audit(
+                &state,
+                &user,
+                remote,
+                "bucket.update",
+                form.name.trim(),
+                json!({ "id": id }),
+            )
+            .await;
+            let page = bucket_page(
+                &state,
+                &user,
+                id,
+                EditorState {
+                    notice: Some((Tone::Ok, "Bucket saved.".to_owned())),
+                    ..EditorState::default()
+                },
+            )
+            .await?;
+            Ok(page.into_response())
+        }
+        Err(e @ AppError::Invalid { .. }) => {
+            let page = bucket_page(
+                &state,
+                &user,
+                id,
+                EditorState {
+                    name: Some(&form.name),
+                    description: Some(&form.description),
+                    name_error: Some(field_error(&e)),
+                    ..EditorState::default()
+                },
+            )
+            .await?;
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /buckets/{id}/delete`.
+pub async fn delete(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let b = match state.store.get_bucket(id).await {
+        Ok(b) => b,
+        Err(StoreError::NotFound) => return Err(AppError::NotFound(format!("bucket {id}"))),
+        Err(e) => return Err(e.into()),
+    };
+    state.store.delete_bucket(id).await?;
+    audit(
+        &state,
+        &user,
+        remote,
+        "bucket.delete",
+        &b.name,
+        json!({ "id": id }),
+    )
+    .await;
+    let page = list_page(
+        &state,
+        &user,
+        "",
+        "",
+        None,
+        Some((Tone::Ok, format!("Bucket {} deleted.", b.name))),
+    )
+    .await?;
+    Ok(page.into_response())
+}
+
+/// The paste form.
+#[derive(Debug, Default, Deserialize)]
+pub struct PasteForm {
+    #[serde(default)]
+    manager: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// `POST /buckets/{id}/packages`: add a pasted list (all or nothing).
+pub async fn add_packages(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Form(form): Form<PasteForm>,
+) -> Result<Response, AppError> {
+    let text = form.text.replace("\r\n", "\n");
+    match parse_additions(Some(&form.manager), &text) {
+        Ok(additions) => {
+            state
+                .store
+                .add_bucket_packages(id, &additions)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => AppError::NotFound(format!("bucket {id}")),
+                    other => other.into(),
+                })?;
+            audit(
+                &state,
+                &user,
+                remote,
+                "bucket.packages.add",
+                &id.to_string(),
+                json!({ "count": additions.len() }),
+            )
+            .await;
+            let page = bucket_page(
+                &state,
+                &user,
+                id,
+                EditorState {
+                    manager: &form.manager,
+                    notice: Some((Tone::Ok, format!("{} packages added.", additions.len()))),
+                    ..EditorState::default()
+                },
+            )
+            .await?;
+            Ok(page.into_response())
+        }
+        Err(e @ AppError::Invalid { .. }) => {
+            let page = bucket_page(
+                &state,
+                &user,
+                id,
+                EditorState {
+                    paste: &form.text,
+                    manager: &form.manager,
+                    paste_error: Some(field_error(&e)),
+                    ..EditorState::default()
+                },
+            )
+            .await?;
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /buckets/{id}/packages/delete`: bulk delete of the checked packages.
+pub async fn remove_packages(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let ids: Vec<i64> = pairs
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let notice = if ids.is_empty() {
+        (
+            Tone::Warn,
+            "Nothing selected: tick the packages to delete.".to_owned(),
+        )
+    } else {
+        let removed = state.store.remove_bucket_packages(id, &ids).await?;
+        audit(
+            &state,
+            &user,
+            remote,
+            "bucket.packages.remove",
+            &id.to_string(),
+            json!({ "removed": removed }),
+        )
+        .await;
+        (Tone::Ok, format!("{removed} packages deleted."))
+    };
+    let page = bucket_page(
+        &state,
+        &user,
+        id,
+        EditorState {
+            notice: Some(notice),
+            ..EditorState::default()
+        },
+    )
+    .await?;
+    Ok(page.into_response())
+}

@@ -1,0 +1,130 @@
+//! `/jobs/{id}`: live progress of a job — a stepper with percent, the log (auto-scroll that
+//! pauses when you scroll up, search, copy), and on completion the container's services and
+//! links. The page renders everything persisted so far without JavaScript; the script then
+//! follows the SSE stream from the last event it has.
+
+use axum::extract::{Path, State};
+use maud::{Markup, html};
+
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::StoreError;
+use crate::web::components::{self as ui, Tone};
+use crate::web::home::viewer;
+
+/// `GET /jobs/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Markup, AppError> {
+    let job = state.store.get_job(id).await.map_err(|e| match e {
+        StoreError::NotFound => AppError::NotFound(format!("job {id}")),
+        other => other.into(),
+    })?;
+    let steps: Vec<String> = match state.jobs.registry().get(&job.kind) {
+        Some(handler) => handler.steps(&job).into_iter().map(str::to_owned).collect(),
+        None => Vec::new(),
+    };
+    let done: Vec<&str> = job
+        .completed_steps
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let events = state.store.job_events_after(id, 0, 100_000).await?;
+    let last_seq = events.last().map(|e| e.seq).unwrap_or(0);
+    let percent = if steps.is_empty() {
+        0
+    } else {
+        done.len() * 100 / steps.len()
+    };
+    let container = match job.container_id {
+        Some(cid) => state.store.get_container(cid).await.ok(),
+        None => None,
+    };
+    let services = match &container {
+        Some(c) => state.store.list_services(c.id).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let title = match &container {
+        Some(c) => format!("Creating {} (VMID {})", c.hostname, c.vmid),
+        None => format!("Job {id}: {}", job.kind),
+    };
+    let v = viewer(&user);
+    Ok(ui::layout(
+        &title,
+        "/",
+        &v,
+        html! {
+            h1 { (title) }
+            div.card.stack data-job-stream={ "/api/v1/jobs/" (id) "/events" } data-last-seq=(last_seq) data-state=(job.state) {
+                div.row {
+                    span { "State: " }
+                    span data-job-state { (ui::badge(Some(match job.state.as_str() { "succeeded" => Tone::Ok, "failed" | "cancelled" => Tone::Err, _ => Tone::Info }), &job.state)) }
+                    span.muted { "attempt " (job.attempts) }
+                }
+                ol.stepper aria-label="Steps" {
+                    @for s in &steps {
+                        @let class = if done.contains(&s.as_str()) { "done" } else if job.current_step.as_deref() == Some(s) && job.state == "running" { "current" } else if job.current_step.as_deref() == Some(s) && job.state == "failed" { "failed" } else { "todo" };
+                        li data-step=(s) class=(class) aria-current=[(class == "current").then_some("step")] { (s) }
+                    }
+                }
+                progress data-job-percent max="100" value=(if job.state == "succeeded" { 100 } else { percent }) aria-label="Progress" { (percent) "%" }
+                @if let Some(error) = &job.error {
+                    div data-job-error { (ui::alert(Tone::Err, error)) }
+                    div.row {
+                        form method="post" action={ "/jobs/" (id) "/retry" } { (ui::csrf_field(&v)) button.btn.btn-primary type="submit" { "Retry from " (job.current_step.clone().unwrap_or_default()) } }
+                        @if let Some(c) = &container { a.btn href={ "/containers/" (c.id) } { "Container page (destroy)" } }
+                    }
+                } @else {
+                    div data-job-error hidden {}
+                }
+                div.row {
+                    label for="log-search" { "Search log" }
+                    input id="log-search" type="search" data-log-search;
+                    button.btn type="button" data-log-copy { "Copy log" }
+                    span.muted data-log-follow aria-live="polite" { "following" }
+                }
+                pre.code.log data-job-log tabindex="0" aria-label="Job log" style="max-height:28rem;overflow:auto" {
+                    @for e in &events {
+                        @if e.kind == "log" { span data-seq=(e.seq) { (e.data) "\n" } }
+                        @else if e.kind == "step" || e.kind == "error" || e.kind == "done" { span.muted data-seq=(e.seq) { "── " (e.kind) " " (e.step.clone().unwrap_or_default()) " ──\n" } }
+                    }
+                }
+            }
+            @if job.state == "succeeded" {
+                @if let Some(c) = &container {
+                    section.card.stack {
+                        h2 { "Ready" }
+                        @if services.is_empty() { p.muted { "No services discovered." } }
+                        ul { @for s in &services { li { code { (s.unit) } " " (ui::badge(Some(if s.active_state == "active" { Tone::Ok } else { Tone::Warn }), &s.active_state)) @if let Some(url) = &s.url { " " a.btn href=(url) target="_blank" rel="noopener" { "Open " (url) } } } } }
+                        a.btn.btn-primary href={ "/containers/" (c.id) "?tab=services" } { "Services and credentials" }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// `POST /jobs/{id}/retry`: re-queues a failed job from its failed step.
+pub async fn retry(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<axum::response::Redirect, AppError> {
+    state
+        .jobs
+        .retry(id, &user.username)
+        .await
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
+    if let Ok(job) = state.store.get_job(id).await
+        && let Some(cid) = job.container_id
+    {
+        let _ = state
+            .store
+            .update_container_status(cid, "creating", None)
+            .await;
+    }
+    Ok(axum::response::Redirect::to(&format!("/jobs/{id}")))
+}

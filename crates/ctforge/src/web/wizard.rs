@@ -1,0 +1,632 @@
+//! `/containers/new`: the five-step creation wizard (Template → Configure → Packages →
+//! Scripts → Review). Every value travels with the form, each step is validated on the server
+//! by the same `plan::resolve` that the job executes, and going back or failing validation
+//! never loses what the user typed. Review shows the exact plan; nothing exists until Create.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::provisioning::plan::{self, CreateRequest, ScriptChoice, Step};
+use crate::provisioning::submit;
+use crate::state::AppState;
+use crate::web::components::{self as ui, Field, Tone, Viewer};
+use crate::web::home::viewer;
+
+/// The wizard's steps, in order.
+const STEPS: &[(&str, &str)] = &[
+    ("template", "Template"),
+    ("configure", "Configure"),
+    ("packages", "Packages"),
+    ("scripts", "Scripts"),
+    ("review", "Review"),
+];
+
+/// Which request fields each step owns (errors are shown on the step that owns the field).
+fn step_of(field: &str) -> &'static str {
+    match field {
+        "template" => "template",
+        "buckets" | "extra_packages" => "packages",
+        "scripts" => "scripts",
+        "files" => "review",
+        _ => "configure",
+    }
+}
+
+/// All wizard values as typed (strings), carried between steps.
+#[derive(Clone, Debug, Default)]
+pub struct Wizard {
+    values: Vec<(String, String)>,
+}
+
+impl Wizard {
+    fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self {
+            values: pairs
+                .into_iter()
+                .filter(|(k, _)| k != "csrf_token" && k != "step" && k != "go")
+                .collect(),
+        }
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.values
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.values
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.values.retain(|(k, _)| k != key);
+        self.values.push((key.to_owned(), value.into()));
+    }
+
+    fn flag(&self, key: &str) -> Option<bool> {
+        match self.get(key) {
+            "" => None,
+            "1" | "on" | "true" => Some(true),
+            _ => Some(false),
+        }
+    }
+
+    /// The request these values describe; unparsable numbers become field errors.
+    fn request(&self) -> (CreateRequest, Vec<(String, String)>) {
+        let mut errors = Vec::new();
+        let opt = |k: &str| Some(self.get(k).trim().to_owned()).filter(|v| !v.is_empty());
+        let mut num = |k: &str| -> Option<u64> {
+            let v = self.get(k).trim();
+            if v.is_empty() {
+                return None;
+            }
+            match v.parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    errors.push((k.to_owned(), "enter a whole number".to_owned()));
+                    None
+                }
+            }
+        };
+        let vmid = num("vmid").and_then(|n| u32::try_from(n).ok());
+        let cores = num("cores").and_then(|n| u32::try_from(n).ok());
+        let memory = num("memory");
+        let swap = num("swap");
+        let disk = num("disk").and_then(|n| u32::try_from(n).ok());
+        let buckets = (self.get("touched_packages") == "1")
+            .then(|| self.all("bucket").into_iter().map(str::to_owned).collect());
+        let scripts = (self.get("touched_scripts") == "1").then(|| {
+            let mut rows: Vec<(i64, String, bool)> = self
+                .all("script")
+                .into_iter()
+                .map(|name| {
+                    let order = self
+                        .get(&format!("order:{name}"))
+                        .trim()
+                        .parse::<i64>()
+                        .unwrap_or(i64::MAX);
+                    (order, name.to_owned(), self.all("enabled").contains(&name))
+                })
+                .collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+            rows.into_iter()
+                .map(|(_, name, enabled)| ScriptChoice { name, enabled })
+                .collect()
+        });
+        let tags = opt("tags").map(|t| {
+            t.split([';', ',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        });
+        let extra = opt("extra_packages").map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        });
+        let request = CreateRequest {
+            template: opt("template").filter(|t| t != "__scratch"),
+            cluster: opt("cluster"),
+            node: opt("node"),
+            hostname: self.get("hostname").trim().to_owned(),
+            vmid,
+            password: opt("password"),
+            ssh_public_keys: opt("ssh_public_keys"),
+            cores,
+            memory,
+            swap,
+            disk,
+            storage: opt("storage"),
+            bridge: opt("bridge"),
+            ip: opt("ip"),
+            gateway: opt("gateway"),
+            nameserver: opt("nameserver"),
+            unprivileged: self.flag("unprivileged"),
+            nesting: self.flag("nesting"),
+            keyctl: self.flag("keyctl"),
+            fuse: self.flag("fuse"),
+            tags,
+            ostemplate: opt("ostemplate"),
+            buckets,
+            extra_packages: extra,
+            scripts,
+        };
+        (request, errors)
+    }
+
+    /// Hidden inputs carrying every value not edited on `step`.
+    fn hidden(&self, editing: &[&str]) -> Markup {
+        html! {
+            @for (k, v) in &self.values {
+                @if !editing.contains(&k.as_str()) && !editing.iter().any(|e| k.starts_with(&format!("{e}:"))) {
+                    input type="hidden" name=(k) value=(v);
+                }
+            }
+        }
+    }
+}
+
+fn stepper(current: &str) -> Markup {
+    let index = STEPS.iter().position(|(k, _)| *k == current).unwrap_or(0);
+    html! {
+        ol.stepper aria-label="Wizard steps" {
+            @for (i, (key, label)) in STEPS.iter().enumerate() {
+                li aria-current=[(*key == current).then_some("step")] class=(if i < index { "done" } else if i == index { "current" } else { "todo" }) {
+                    span.num { (i + 1) } " " (label)
+                }
+            }
+        }
+    }
+}
+
+fn error_for<'a>(errors: &'a [(String, String)], field: &str) -> Option<&'a str> {
+    errors
+        .iter()
+        .find(|(f, _)| f == field)
+        .map(|(_, m)| m.as_str())
+}
+
+struct Context {
+    templates: Vec<(String, String)>,
+    template: Option<ctforge_template::Template>,
+    clusters: Vec<(String, String)>,
+    environment: Result<plan::Environment, String>,
+}
+
+async fn context(state: &AppState, user: &CurrentUser, w: &Wizard) -> Result<Context, AppError> {
+    let templates = state
+        .store
+        .list_templates()
+        .await?
+        .into_iter()
+        .map(|t| {
+            (
+                t.row.name.clone(),
+                if t.row.description.is_empty() {
+                    t.row.app.clone()
+                } else {
+                    format!("{} — {}", t.row.app, t.row.description)
+                },
+            )
+        })
+        .collect();
+    let template = match w.get("template") {
+        "" | "__scratch" => None,
+        name => match state.store.get_template_by_name(name).await {
+            Ok(record) => crate::templates::convert::record_to_template(&record).ok(),
+            Err(_) => None,
+        },
+    };
+    let clusters: Vec<(String, String)> = state
+        .store
+        .list_clusters()
+        .await?
+        .into_iter()
+        .map(|c| (c.name.clone(), c.name))
+        .collect();
+    let environment = match crate::auth::login::pick_cluster(state, Some(w.get("cluster"))).await {
+        Ok(cluster) => match submit::client_for(state, user, &cluster) {
+            Ok(client) => {
+                crate::provisioning::environment::lookup(&client, &cluster, Some(w.get("node")))
+                    .await
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    Ok(Context {
+        templates,
+        template,
+        clusters,
+        environment,
+    })
+}
+
+fn options(values: &[String]) -> Vec<(String, String)> {
+    values.iter().map(|v| (v.clone(), v.clone())).collect()
+}
+
+fn page(
+    v: &Viewer,
+    step: &str,
+    w: &Wizard,
+    ctx: &Context,
+    errors: &[(String, String)],
+    plan: Option<&plan::PlanView>,
+) -> Markup {
+    let body = html! {
+        h1 { "New container" }
+        (stepper(step))
+        @if let Err(e) = &ctx.environment { (ui::alert(Tone::Warn, &format!("Proxmox is unreachable: {e}. You can fill in the form; the plan needs the cluster."))) }
+        @let step_errors: Vec<&(String, String)> = errors.iter().filter(|(f, _)| step_of(f) == step || step == "review").collect();
+        @if !step_errors.is_empty() { (ui::alert(Tone::Err, "Some values need attention; see the fields below.")) }
+        form.form.wizard method="post" action="/containers/new" {
+            (ui::csrf_field(v))
+            input type="hidden" name="step" value=(step);
+            @match step {
+                "template" => {
+                    (w.hidden(&["template"]))
+                    fieldset {
+                        legend { "Start from a template" }
+                        @if ctx.templates.is_empty() { p.muted { "No templates yet. " a href="/templates" { "Discover templates" } " or start from scratch." } }
+                        @for (name, description) in &ctx.templates {
+                            label.choice { input type="radio" name="template" value=(name) checked[w.get("template") == name]; " " strong { (name) } " " span.muted { (description) } }
+                        }
+                        label.choice { input type="radio" name="template" value="__scratch" checked[w.get("template").is_empty() || w.get("template") == "__scratch"]; " " strong { "From scratch" } " " span.muted { "a bare container" } }
+                    }
+                }
+                "configure" => {
+                    @let editing = ["cluster", "node", "hostname", "vmid", "password", "ssh_public_keys", "cores", "memory", "swap", "disk", "storage", "bridge", "ip", "gateway", "nameserver", "unprivileged", "nesting", "keyctl", "fuse", "tags", "ostemplate"];
+                    (w.hidden(&editing))
+                    @let env = ctx.environment.as_ref().ok();
+                    @if ctx.clusters.len() > 1 { (ui::select("cluster", "Cluster", &ctx.clusters, w.get("cluster"), error_for(errors, "cluster"))) }
+                    @if let Some(env) = env {
+                        (ui::select("node", "Node", &options(&env.nodes), w.get("node"), error_for(errors, "node")))
+                    }
+                    (ui::field(&Field { value: w.get("hostname"), required: true, error: error_for(errors, "hostname"), hint: Some("letters, digits and '-', e.g. web-01"), ..Field::new("hostname", "Hostname") }))
+                    (ui::field(&Field { value: w.get("vmid"), kind: "number", error: error_for(errors, "vmid"), hint: Some("next free id suggested; checked again when you create"), ..Field::new("vmid", "VMID") }))
+                    (ui::field(&Field { value: w.get("password"), kind: "password", error: error_for(errors, "password"), autocomplete: Some("new-password"), hint: Some("root password (optional with an SSH key)"), ..Field::new("password", "Root password") }))
+                    (ui::field(&Field { value: w.get("ssh_public_keys"), kind: "textarea", error: error_for(errors, "ssh_public_keys"), hint: Some("one per line"), ..Field::new("ssh_public_keys", "SSH public keys") }))
+                    div.grid {
+                        (ui::field(&Field { value: w.get("cores"), kind: "number", error: error_for(errors, "cores"), ..Field::new("cores", "Cores") }))
+                        (ui::field(&Field { value: w.get("memory"), kind: "number", error: error_for(errors, "memory"), ..Field::new("memory", "Memory (MiB)") }))
+                        (ui::field(&Field { value: w.get("swap"), kind: "number", error: error_for(errors, "swap"), ..Field::new("swap", "Swap (MiB)") }))
+                        (ui::field(&Field { value: w.get("disk"), kind: "number", error: error_for(errors, "disk"), ..Field::new("disk", "Disk (GiB)") }))
+                    }
+                    @if let Some(env) = env {
+                        (ui::select("storage", "Storage", &options(&env.rootdir_storages), w.get("storage"), error_for(errors, "storage")))
+                        (ui::select("bridge", "Bridge", &options(&env.bridges), w.get("bridge"), error_for(errors, "bridge")))
+                        (ui::select("ostemplate", "OS template", &options(&env.ostemplates), w.get("ostemplate"), error_for(errors, "ostemplate")))
+                    }
+                    (ui::field(&Field { value: w.get("ip"), error: error_for(errors, "ip"), hint: Some("dhcp, or a static address like 192.168.1.50/24"), ..Field::new("ip", "IPv4") }))
+                    (ui::field(&Field { value: w.get("gateway"), error: error_for(errors, "gateway"), hint: Some("for static addresses"), ..Field::new("gateway", "Gateway") }))
+                    (ui::field(&Field { value: w.get("nameserver"), error: error_for(errors, "nameserver"), ..Field::new("nameserver", "DNS server") }))
+                    (ui::field(&Field { value: w.get("tags"), error: error_for(errors, "tags"), hint: Some("separated by ';'"), ..Field::new("tags", "Tags") }))
+                    fieldset {
+                        legend { "Features" }
+                        @for (key, label) in [("unprivileged", "Unprivileged"), ("nesting", "Nesting"), ("keyctl", "keyctl"), ("fuse", "FUSE")] {
+                            input type="hidden" name=(key) value="0";
+                            label.choice { input type="checkbox" name=(key) value="1" checked[w.flag(key) == Some(true)]; " " (label) }
+                        }
+                    }
+                }
+                "packages" => {
+                    (w.hidden(&["bucket", "extra_packages", "touched_packages"]))
+                    input type="hidden" name="touched_packages" value="1";
+                    @let chosen = w.all("bucket");
+                    @let untouched = w.get("touched_packages") != "1";
+                    @if let Some(t) = &ctx.template {
+                        fieldset {
+                            legend { "Buckets of " (t.name) }
+                            @if t.packages.is_empty() { p.muted { "This template installs no packages." } }
+                            @let mut seen: Vec<&str> = Vec::new();
+                            @for list in &t.packages {
+                                @if !seen.contains(&list.bucket.as_str()) {
+                                    @let _ = seen.push(list.bucket.as_str());
+                                    @let packages: Vec<String> = t.packages.iter().filter(|l| l.bucket == list.bucket).flat_map(|l| l.packages.iter().map(move |p| format!("{}:{}", l.manager.as_str(), p.spec(l.manager)))).collect();
+                                    label.choice { input type="checkbox" name="bucket" value=(list.bucket) checked[untouched || chosen.contains(&list.bucket.as_str())]; " " strong { (list.bucket) } " " span.muted { (packages.join(", ")) } }
+                                }
+                            }
+                        }
+                    }
+                    (ui::field(&Field { value: w.get("extra_packages"), kind: "textarea", error: error_for(errors, "extra_packages"), hint: Some("one per line: a plain apt name, or manager:name[=version], e.g. pip:requests==2.31"), ..Field::new("extra_packages", "Extra packages") }))
+                    @if let Some(e) = error_for(errors, "buckets") { (ui::alert(Tone::Err, e)) }
+                }
+                "scripts" => {
+                    (w.hidden(&["script", "order", "enabled", "touched_scripts"]))
+                    input type="hidden" name="touched_scripts" value="1";
+                    @match &ctx.template {
+                        Some(t) if !t.scripts.is_empty() => {
+                            @let untouched = w.get("touched_scripts") != "1";
+                            @let enabled = w.all("enabled");
+                            table.table {
+                                thead { tr { th scope="col" { "Run" } th scope="col" { "Order" } th scope="col" { "Script" } } }
+                                tbody {
+                                    @for (i, s) in t.scripts.iter().enumerate() {
+                                        @let order_key = format!("order:{}", s.name);
+                                        @let order = if untouched { ((i + 1) * 10).to_string() } else { w.get(&order_key).to_owned() };
+                                        tr {
+                                            td { input type="hidden" name="script" value=(s.name); input type="checkbox" name="enabled" value=(s.name) aria-label={ "Run " (s.name) } checked[untouched || enabled.contains(&s.name.as_str())]; }
+                                            td { input type="number" name=(order_key) value=(order) aria-label={ "Order of " (s.name) } style="width:5rem"; }
+                                            td { code { (s.name) } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        _ => { p.muted { "No scripts to run." } }
+                    }
+                    @if let Some(e) = error_for(errors, "scripts") { (ui::alert(Tone::Err, e)) }
+                }
+                _ => {
+                    (w.hidden(&[]))
+                    @if let Some(plan) = plan {
+                        section.card.stack {
+                            h2 { "Proxmox create call" }
+                            p.muted { code { "POST /nodes/" (plan.node) "/lxc" } " on cluster " (plan.cluster) }
+                            table.table {
+                                tbody { @for (k, val) in &plan.create_params { tr { th scope="row" { code { (k) } } td { code { (val) } } } } }
+                            }
+                        }
+                        section.card.stack {
+                            h2 { "Provisioning steps" }
+                            ol.plan {
+                                @for s in &plan.steps {
+                                    li { (describe(s)) }
+                                }
+                            }
+                        }
+                    } @else {
+                        (ui::alert(Tone::Err, "The plan cannot be built yet: go back and fix the marked values."))
+                        ul { @for (f, m) in errors { li { strong { (f) } ": " (m) } } }
+                    }
+                }
+            }
+            div.row {
+                @if step != "template" { button.btn type="submit" name="go" value="back" formnovalidate { "Back" } }
+                @if step == "review" {
+                    button.btn.btn-primary type="submit" name="go" value="create" disabled[plan.is_none()] { "Create container" }
+                } @else {
+                    button.btn.btn-primary type="submit" name="go" value="next" { "Next" }
+                }
+            }
+        }
+    };
+    ui::layout("New container", "/", v, body)
+}
+
+fn describe(step: &Step) -> Markup {
+    match step {
+        Step::Create => {
+            html! { "Create the container and wait for the " code { "vzcreate" } " task" }
+        }
+        Step::Start => html! { "Start it and wait until commands run inside" },
+        Step::DeployFile {
+            name, path, policy, ..
+        } => {
+            html! { "Deploy " code { (name) } " to " code { (path) } " " (ui::badge(Some(Tone::Info), policy)) }
+        }
+        Step::ConfigManager => {
+            html! { "Install the config-manager (" code { "ctforge-apply.service" } " re-applies the files on boot)" }
+        }
+        Step::Install { manager, packages } => {
+            html! { "Install with " strong { (manager) } ": " code { (packages.join(" ")) } }
+        }
+        Step::CustomInstaller { .. } => html! { "Run the template's custom installer" },
+        Step::RunScript { name, .. } => html! { "Run script " code { (name) } },
+        Step::Discover => {
+            html! { "Discover services, ports, web URLs and credentials; mark ready" }
+        }
+    }
+}
+
+/// Fills the Configure step's empty fields with the values the plan would choose.
+fn prefill(w: &mut Wizard, ctx: &Context) {
+    let conf = ctx
+        .template
+        .as_ref()
+        .map(|t| t.config.clone())
+        .unwrap_or_default();
+    let set_default = |w: &mut Wizard, key: &str, value: Option<String>| {
+        if w.get(key).is_empty()
+            && let Some(v) = value
+        {
+            w.set(key, v);
+        }
+    };
+    if let Ok(env) = &ctx.environment {
+        set_default(w, "node", env.nodes.first().cloned());
+        set_default(w, "vmid", Some(env.next_vmid.to_string()));
+        set_default(
+            w,
+            "storage",
+            conf.storage
+                .clone()
+                .or_else(|| env.rootdir_storages.first().cloned()),
+        );
+        set_default(
+            w,
+            "bridge",
+            conf.bridge.clone().or_else(|| env.bridges.first().cloned()),
+        );
+        let wanted = conf
+            .os
+            .clone()
+            .map(|os| format!("{os}-{}", conf.os_version.clone().unwrap_or_default()));
+        let os = env
+            .ostemplates
+            .iter()
+            .find(|t| {
+                wanted.as_ref().is_some_and(|w| {
+                    t.rsplit('/')
+                        .next()
+                        .is_some_and(|f| f.starts_with(w.trim_end_matches('-')))
+                })
+            })
+            .or(env.ostemplates.first())
+            .cloned();
+        set_default(w, "ostemplate", os);
+    }
+    set_default(w, "cores", Some(conf.cpu.unwrap_or(1).to_string()));
+    set_default(w, "memory", Some(conf.ram_mib.unwrap_or(512).to_string()));
+    set_default(w, "swap", Some(conf.swap_mib.unwrap_or(512).to_string()));
+    set_default(w, "disk", Some(conf.disk_gib.unwrap_or(8).to_string()));
+    set_default(w, "ip", Some("dhcp".into()));
+    set_default(
+        w,
+        "tags",
+        Some(conf.tags.join(";")).filter(|t| !t.is_empty()),
+    );
+    for (key, value) in [
+        ("unprivileged", conf.unprivileged.or(Some(true))),
+        ("nesting", conf.nesting),
+        ("keyctl", conf.keyctl),
+        ("fuse", conf.fuse),
+    ] {
+        set_default(
+            w,
+            key,
+            Some(if value.unwrap_or(false) { "1" } else { "0" }.to_owned()),
+        );
+    }
+}
+
+/// Query of `GET /containers/new`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct NewQuery {
+    template: Option<String>,
+}
+
+/// `GET /containers/new[?template=NAME]`.
+pub async fn show(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Query(q): Query<NewQuery>,
+) -> Result<Markup, AppError> {
+    let mut w = Wizard::default();
+    let step = match q.template.filter(|t| !t.is_empty()) {
+        Some(t) => {
+            w.set("template", t);
+            "configure"
+        }
+        None => "template",
+    };
+    let ctx = context(&state, &user, &w).await?;
+    if step == "configure" {
+        prefill(&mut w, &ctx);
+    }
+    Ok(page(&viewer(&user), step, &w, &ctx, &[], None))
+}
+
+/// `POST /containers/new`: move between steps, or create on Review.
+pub async fn advance(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let step = pairs
+        .iter()
+        .find(|(k, _)| k == "step")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "template".into());
+    let go = pairs
+        .iter()
+        .find(|(k, _)| k == "go")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "next".into());
+    let mut w = Wizard::from_pairs(pairs);
+    let index = STEPS.iter().position(|(k, _)| *k == step).unwrap_or(0);
+    let v = viewer(&user);
+    if go == "back" {
+        let target = STEPS[index.saturating_sub(1)].0;
+        let ctx = context(&state, &user, &w).await?;
+        return Ok(page(&v, target, &w, &ctx, &[], None).into_response());
+    }
+    let ctx = context(&state, &user, &w).await?;
+    let (request, mut errors) = w.request();
+    let resolved = match &ctx.environment {
+        Ok(env) => plan::resolve(&request, ctx.template.as_ref(), env)
+            .map_err(|e| e.into_iter().collect::<Vec<_>>()),
+        Err(e) => Err(vec![("cluster".to_owned(), e.clone())]),
+    };
+    if let Err(e) = &resolved {
+        errors.extend(e.iter().cloned());
+    }
+    if go == "create" {
+        return match submit::submit(&state, &user, &request, &remote.ip().to_string()).await {
+            Ok(done) => Ok(Redirect::to(&format!("/jobs/{}", done.job_id)).into_response()),
+            Err(AppError::Invalid { fields, .. }) => Ok((
+                StatusCode::BAD_REQUEST,
+                page(&v, "review", &w, &ctx, &fields, None),
+            )
+                .into_response()),
+            Err(e) => {
+                let status = e.status();
+                Ok((
+                    status,
+                    page(
+                        &v,
+                        "review",
+                        &w,
+                        &ctx,
+                        &[("cluster".into(), e.to_string())],
+                        None,
+                    ),
+                )
+                    .into_response())
+            }
+        };
+    }
+    // Errors of this step (or earlier ones) keep the user here; later steps' fields are not
+    // judged before the user has seen them.
+    let blocking: Vec<(String, String)> = errors
+        .iter()
+        .filter(|(f, _)| {
+            STEPS
+                .iter()
+                .position(|(k, _)| *k == step_of(f))
+                .unwrap_or(0)
+                <= index
+        })
+        .filter(|(f, _)| !(step == "template" && f != "template"))
+        .cloned()
+        .collect();
+    if !blocking.is_empty() {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            page(&v, &step, &w, &ctx, &blocking, None),
+        )
+            .into_response());
+    }
+    let next = STEPS[(index + 1).min(STEPS.len() - 1)].0;
+    if next == "configure" {
+        prefill(&mut w, &ctx);
+    }
+    let view = resolved.ok().map(|p| p.view());
+    Ok(page(
+        &v,
+        next,
+        &w,
+        &ctx,
+        if next == "review" { &errors } else { &[] },
+        view.as_ref(),
+    )
+    .into_response())
+}
