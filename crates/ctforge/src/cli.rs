@@ -45,9 +45,13 @@ enum Command {
     /// Validate, discover and export templates.
     #[command(subcommand)]
     Templates(TemplatesCommand),
-    /// Manage containers from the command line.
-    #[command(subcommand)]
-    Ct(CtCommand),
+    /// Manage containers through a running ctforge's API (needs an API token).
+    Ct {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::ct_client::CtCommand,
+    },
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -87,24 +91,6 @@ enum TemplatesCommand {
         #[arg(long)]
         out: PathBuf,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum CtCommand {
-    /// List containers.
-    List,
-    /// Create a container from a template.
-    Create,
-    /// Start a container.
-    Start { id: String },
-    /// Stop a container.
-    Stop { id: String },
-    /// Shut a container down gracefully.
-    Shutdown { id: String },
-    /// Reboot a container.
-    Reboot { id: String },
-    /// Delete a container.
-    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,7 +202,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Templates(command) => templates_command(&config, command).await,
-        Command::Ct(_) => not_yet("ct"),
+        Command::Ct {
+            connection,
+            command,
+        } => crate::ct_client::run(&connection, command).await,
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_redacted_toml());
             Ok(ExitCode::SUCCESS)

@@ -252,7 +252,13 @@ impl Config {
                 _ => (rest, false),
             };
             let lower = name.to_ascii_lowercase();
-            if !known.contains(&lower) && !lower.starts_with("test_") {
+            if OTHER_ENV
+                .iter()
+                .any(|p| lower == *p || (p.ends_with('_') && lower.starts_with(p)))
+            {
+                continue;
+            }
+            if !known.contains(&lower) {
                 warnings.push(format!("unknown environment variable {key} is ignored"));
                 continue;
             }
@@ -416,6 +422,20 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         _ => toml::Value::String(value.to_owned()),
     }
 }
+
+/// `CTFORGE_*` variables read by other parts (the CLI client, tests, the simulator), lower-case;
+/// a trailing `_` matches a prefix.
+const OTHER_ENV: &[&str] = &[
+    "url",
+    "token",
+    "ct_password",
+    "git_revision",
+    "skip_lxc",
+    "sim_",
+    "lxc_",
+    "fuzz_seconds",
+    "test_",
+];
 
 /// Every key that may be set from the environment, lower-case with `__` for nesting.
 fn known_env_keys() -> BTreeSet<String> {

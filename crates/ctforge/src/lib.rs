@@ -10,6 +10,7 @@ pub mod clock;
 pub mod clusters;
 pub mod config;
 pub mod containers;
+pub mod ct_client;
 pub mod error;
 pub mod events;
 pub mod jobs;

@@ -22,7 +22,8 @@ pub const PER_PAGE: usize = 50;
 /// Filters and paging from the URL (`?status=&node=&tag=&template=&q=&page=&view=`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Filter {
-    /// Status (`running`, `stopped`, `creating`, `error`, `missing`, `unknown`).
+    /// Status (`running`, `stopped`, `creating`, `error` (includes `missing`), `missing`,
+    /// `unknown`).
     pub status: Option<String>,
     /// Node name.
     pub node: Option<String>,
@@ -107,6 +108,7 @@ impl Filter {
         if with_status
             && let Some(s) = self.status()
             && !row.status.eq_ignore_ascii_case(s)
+            && !(s.eq_ignore_ascii_case("error") && row.status == "missing")
         {
             return false;
         }

@@ -173,6 +173,7 @@ fn ctx<'a>(row: &'a Row, back: &'a str) -> ActionCtx<'a> {
         unavailable: row.unavailable.as_deref(),
         lock: row.lock.as_deref(),
         back,
+        managed: row.managed,
     }
 }
 

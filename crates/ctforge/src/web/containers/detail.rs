@@ -253,6 +253,7 @@ async fn render(
         unavailable: unavailable.as_deref(),
         lock: lock.as_deref(),
         back,
+        managed: record.is_some(),
     };
     let base = format!("/containers/{key}");
     let tabs = [

@@ -88,6 +88,8 @@ pub struct ActionCtx<'a> {
     pub lock: Option<&'a str>,
     /// Where to come back to (path and query).
     pub back: &'a str,
+    /// Whether ctforge has a record (a record can be deleted while Proxmox is unreachable).
+    pub managed: bool,
 }
 
 /// Why `user` cannot run `action` from the UI, if they cannot (from the ticket's `cap`;
@@ -133,7 +135,7 @@ pub fn action_buttons(
                 @let reason = ct
                     .unavailable
                     .map(|u| format!("unavailable: {u}"))
-                    .filter(|_| !(*action == Action::Delete))
+                    .filter(|_| !(*action == Action::Delete && ct.managed))
                     .or_else(|| busy.clone())
                     .or_else(|| permission_reason(user, *action));
                 @let path = format!("/containers/{}/{}", ct.key, action.as_str());
@@ -142,7 +144,7 @@ pub fn action_buttons(
                     None if action.destructive() => {
                         @let id = format!("dlg-{}-{}", action.as_str(), ct.key.replace(':', "-"));
                         @let title = format!("{} {} (CT {})?", action.label(), ct.name, ct.vmid);
-                        @let text = confirm_text(*action, ct, user);
+                        @let text = confirm_text(*action, ct);
                         @let back = if *action == Action::Delete { "/" } else { ct.back };
                         (ui::confirm_button(&ui::Confirm {
                             id: &id,
@@ -161,7 +163,7 @@ pub fn action_buttons(
     }
 }
 
-fn confirm_text(action: Action, ct: &ActionCtx<'_>, user: &CurrentUser) -> String {
+fn confirm_text(action: Action, ct: &ActionCtx<'_>) -> String {
     match action {
         Action::Stop => format!(
             "{} (CT {}) stops immediately, like pulling the plug; unsaved data in it is lost.",
@@ -181,13 +183,10 @@ fn confirm_text(action: Action, ct: &ActionCtx<'_>, user: &CurrentUser) -> Strin
             "Proxmox is unreachable: only ctforge's record of {} (CT {}) is removed; the CT may still exist in Proxmox.",
             ct.name, ct.vmid
         ),
-        Action::Delete => {
-            let _ = user;
-            format!(
-                "{} (CT {}) is stopped if running and destroyed with its disks. This cannot be undone.",
-                ct.name, ct.vmid
-            )
-        }
+        Action::Delete => format!(
+            "{} (CT {}) is stopped if running and destroyed with its disks. This cannot be undone.",
+            ct.name, ct.vmid
+        ),
         Action::Start => String::new(),
     }
 }

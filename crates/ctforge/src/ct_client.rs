@@ -1,0 +1,463 @@
+//! `ctforge ct …`: a command-line client of the JSON API (list, create with a live progress
+//! bar and the streamed log, start/stop/shutdown/reboot/delete). It authenticates with an API
+//! token (`--token` / `CTFORGE_TOKEN`) against a running ctforge (`--url` / `CTFORGE_URL`).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+/// Where the API is and how to authenticate.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// ctforge URL [env: CTFORGE_URL] [default: http://127.0.0.1:8080].
+    #[arg(long, global = true, value_name = "URL")]
+    url: Option<String>,
+    /// API token from Settings → API tokens [env: CTFORGE_TOKEN].
+    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// The `ct` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CtCommand {
+    /// List containers (live state merged with ctforge's records).
+    List {
+        /// Only this status (running, stopped, creating, error).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// Only containers with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Create a container from a template.
+    Create(Box<CreateArgs>),
+    /// Start a container (record id, or `cluster:vmid`).
+    Start {
+        /// Container.
+        id: String,
+    },
+    /// Stop a container.
+    Stop {
+        /// Container.
+        id: String,
+    },
+    /// Shut a container down gracefully (then force stop after the timeout).
+    Shutdown {
+        /// Container.
+        id: String,
+        /// Seconds before forcing.
+        #[arg(long, default_value_t = 60)]
+        timeout: u32,
+    },
+    /// Reboot a container.
+    Reboot {
+        /// Container.
+        id: String,
+    },
+    /// Delete a container (stops it first, purges it).
+    Delete {
+        /// Container.
+        id: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// Options of `ct create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Template name (omit for a bare container).
+    #[arg(long)]
+    template: Option<String>,
+    /// Hostname.
+    #[arg(long)]
+    hostname: String,
+    /// Node (default: the first online node).
+    #[arg(long)]
+    node: Option<String>,
+    /// Cluster name (default: the default cluster).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// VMID (default: next free).
+    #[arg(long)]
+    vmid: Option<u32>,
+    /// Root password [env: CTFORGE_CT_PASSWORD].
+    #[arg(long, env = "CTFORGE_CT_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// File with SSH public keys.
+    #[arg(long)]
+    ssh_keys: Option<std::path::PathBuf>,
+    /// CPU cores.
+    #[arg(long)]
+    cores: Option<u32>,
+    /// Memory in MiB.
+    #[arg(long)]
+    memory: Option<u64>,
+    /// Disk in GiB.
+    #[arg(long)]
+    disk: Option<u32>,
+    /// Storage.
+    #[arg(long)]
+    storage: Option<String>,
+    /// Bridge.
+    #[arg(long)]
+    bridge: Option<String>,
+    /// `dhcp` or a CIDR address.
+    #[arg(long)]
+    ip: Option<String>,
+    /// Gateway.
+    #[arg(long)]
+    gateway: Option<String>,
+    /// Tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Extra package, `manager:name[=version]` or an apt name (repeatable).
+    #[arg(long = "package")]
+    packages: Vec<String>,
+    /// Only print the plan (dry run).
+    #[arg(long)]
+    plan: bool,
+    /// Follow the job: progress bar and streamed log until it ends.
+    #[arg(long)]
+    follow: bool,
+}
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(conn: &Connection) -> anyhow::Result<Self> {
+        let base = conn
+            .url
+            .clone()
+            .or_else(|| std::env::var("CTFORGE_URL").ok())
+            .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let token = conn.token.clone().or_else(|| std::env::var("CTFORGE_TOKEN").ok()).filter(|t| !t.is_empty()).context(
+            "an API token is needed: create one in Settings → API tokens and pass --token or set CTFORGE_TOKEN",
+        )?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self { base, token, http })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach ctforge at {}", self.base))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let message = value["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            let fields = value["fields"]
+                .as_object()
+                .map(|f| {
+                    f.iter()
+                        .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            if fields.is_empty() {
+                bail!("{message} (HTTP {})", status.as_u16());
+            }
+            bail!("{message}: {fields} (HTTP {})", status.as_u16());
+        }
+        Ok(value)
+    }
+}
+
+/// Runs a `ct` subcommand.
+pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCode> {
+    let api = Api::new(conn)?;
+    match command {
+        CtCommand::List { status, node, tag } => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in [("status", status), ("node", node), ("tag", tag)] {
+                if let Some(v) = v {
+                    query.append_pair(k, &v);
+                }
+            }
+            query.append_pair("per_page", "1000");
+            let listing = api
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/containers?{}", query.finish()),
+                    None,
+                )
+                .await?;
+            println!(
+                "{:<10} {:>6} {:<24} {:<10} {:<10} {:<16} {}",
+                "ID", "VMID", "HOSTNAME", "NODE", "STATUS", "IP", "TEMPLATE"
+            );
+            for row in listing["items"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<10} {:>6} {:<24} {:<10} {:<10} {:<16} {}",
+                    row["key"].as_str().unwrap_or("-"),
+                    row["vmid"],
+                    row["hostname"].as_str().unwrap_or(""),
+                    row["node"].as_str().unwrap_or(""),
+                    row["status"].as_str().unwrap_or(""),
+                    row["ip"].as_str().unwrap_or("-"),
+                    row["template"]
+                        .as_str()
+                        .unwrap_or(if row["managed"] == true {
+                            "-"
+                        } else {
+                            "(unmanaged)"
+                        }),
+                );
+            }
+            for u in listing["unreachable"].as_array().into_iter().flatten() {
+                eprintln!(
+                    "warning: {}",
+                    u["message"].as_str().unwrap_or(&u.to_string())
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtCommand::Create(args) => create(&api, *args).await,
+        CtCommand::Start { id } => action(&api, &id, "start", "").await,
+        CtCommand::Stop { id } => action(&api, &id, "stop", "").await,
+        CtCommand::Reboot { id } => action(&api, &id, "reboot", "").await,
+        CtCommand::Shutdown { id, timeout } => {
+            action(&api, &id, "shutdown", &format!("?timeout={timeout}")).await
+        }
+        CtCommand::Delete { id, yes } => {
+            if !yes {
+                use std::io::{BufRead, Write};
+                eprint!("delete container {id} and purge its disks? type 'yes': ");
+                let _ = std::io::stderr().flush();
+                let mut answer = String::new();
+                std::io::stdin().lock().read_line(&mut answer)?;
+                if answer.trim() != "yes" {
+                    eprintln!("not deleted");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let out = api
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/containers/{id}"),
+                    None,
+                )
+                .await?;
+            println!("{}", out["message"].as_str().unwrap_or("deleted"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn action(api: &Api, id: &str, verb: &str, query: &str) -> anyhow::Result<ExitCode> {
+    let out = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/containers/{id}/{verb}{query}"),
+            None,
+        )
+        .await?;
+    println!(
+        "{}",
+        out["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{verb}: done"))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
+    let ssh_public_keys = match &a.ssh_keys {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut body = json!({ "hostname": a.hostname });
+    let fields: [(&str, Option<Value>); 15] = [
+        ("template", a.template.map(Value::from)),
+        ("node", a.node.map(Value::from)),
+        ("cluster", a.cluster.map(Value::from)),
+        ("vmid", a.vmid.map(Value::from)),
+        ("password", a.password.map(Value::from)),
+        ("ssh_public_keys", ssh_public_keys.map(Value::from)),
+        ("cores", a.cores.map(Value::from)),
+        ("memory", a.memory.map(Value::from)),
+        ("disk", a.disk.map(Value::from)),
+        ("storage", a.storage.map(Value::from)),
+        ("bridge", a.bridge.map(Value::from)),
+        ("ip", a.ip.map(Value::from)),
+        ("gateway", a.gateway.map(Value::from)),
+        (
+            "tags",
+            (!a.tags.is_empty()).then(|| Value::from(a.tags.clone())),
+        ),
+        (
+            "extra_packages",
+            (!a.packages.is_empty()).then(|| Value::from(a.packages.clone())),
+        ),
+    ];
+    for (key, value) in fields {
+        if let Some(v) = value {
+            body[key] = v;
+        }
+    }
+    if a.plan {
+        let plan = api
+            .send(reqwest::Method::POST, "/api/v1/containers/plan", Some(body))
+            .await?;
+        println!("POST /nodes/{}/lxc", plan["node"].as_str().unwrap_or("?"));
+        for p in plan["create_params"].as_array().into_iter().flatten() {
+            println!(
+                "  {}={}",
+                p[0].as_str().unwrap_or(""),
+                p[1].as_str().unwrap_or("")
+            );
+        }
+        println!("steps:");
+        for (i, s) in plan["steps"].as_array().into_iter().flatten().enumerate() {
+            let detail = s
+                .get("name")
+                .or(s.get("manager"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            println!(
+                "  {:>2}. {} {detail}",
+                i + 1,
+                s["kind"].as_str().unwrap_or("")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let created = api
+        .send(reqwest::Method::POST, "/api/v1/containers", Some(body))
+        .await?;
+    let job_id = created["job_id"]
+        .as_i64()
+        .context("the answer has no job id")?;
+    println!(
+        "container {} (VMID {}) queued as job {job_id}",
+        created["id"], created["vmid"]
+    );
+    if !a.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    follow(api, job_id).await
+}
+
+/// Streams a job's events: a progress bar with the current step, and every log line.
+async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
+    use futures_util::StreamExt;
+    let bar = indicatif::ProgressBar::new(100);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos:>3}% {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut last_id = 0i64;
+    loop {
+        let response = api
+            .http
+            .get(format!("{}/api/v1/jobs/{job_id}/events", api.base))
+            .bearer_auth(&api.token)
+            .header("accept", "text/event-stream")
+            .header("last-event-id", last_id.to_string())
+            .send()
+            .await
+            .context("cannot follow the job")?;
+        if !response.status().is_success() {
+            bail!(
+                "cannot follow job {job_id}: HTTP {}",
+                response.status().as_u16()
+            );
+        }
+        let mut stream = response.bytes_stream();
+        let mut buffer = String::new();
+        let (mut event, mut data) = (String::new(), String::new());
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { break };
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(pos) = buffer.find('\n') {
+                let line = buffer[..pos].trim_end_matches('\r').to_owned();
+                buffer.drain(..=pos);
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    last_id = v.trim().parse().unwrap_or(last_id);
+                } else if line.is_empty() && !event.is_empty() {
+                    let value: Value =
+                        serde_json::from_str(&data).unwrap_or(Value::String(data.clone()));
+                    match event.as_str() {
+                        "log" => {
+                            let text = value
+                                .as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| value.to_string());
+                            if bar.is_hidden() {
+                                println!("{text}");
+                            } else {
+                                bar.println(text);
+                            }
+                        }
+                        "step" => bar.set_message(value["step"].as_str().unwrap_or("").to_owned()),
+                        "progress" => bar.set_position(value["percent"].as_u64().unwrap_or(0)),
+                        "done" => {
+                            bar.set_position(100);
+                            bar.finish_with_message("ready");
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                        "error" | "cancelled" => {
+                            bar.abandon_with_message("failed");
+                            eprintln!(
+                                "error: {}",
+                                value["message"].as_str().unwrap_or(&value.to_string())
+                            );
+                            eprintln!("retry with: POST /api/v1/jobs/{job_id}/retry");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                        _ => {}
+                    }
+                    event.clear();
+                    data.clear();
+                } else if line.is_empty() {
+                    data.clear();
+                }
+            }
+        }
+        // The stream ended without a final event (server restart): reconnect from the last id.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
