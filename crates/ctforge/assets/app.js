@@ -135,3 +135,39 @@
     if (navigator.clipboard) navigator.clipboard.writeText(log.textContent);
   });
 })();
+
+// Template editor: line numbers beside code textareas and an unsaved-changes guard
+// (form[data-unsaved-guard]). The form works the same without this.
+(function () {
+  "use strict";
+  document.querySelectorAll("form[data-unsaved-guard]").forEach(function (form) {
+    var dirty = form.hasAttribute("data-dirty");
+    form.addEventListener("input", function () { dirty = true; });
+    form.addEventListener("submit", function () { dirty = false; });
+    window.addEventListener("beforeunload", function (ev) {
+      if (dirty) { ev.preventDefault(); ev.returnValue = ""; }
+    });
+    form.querySelectorAll("textarea").forEach(function (ta) {
+      var wrap = document.createElement("div");
+      wrap.className = "code-edit";
+      var gutter = document.createElement("div");
+      gutter.className = "code-gutter";
+      gutter.setAttribute("aria-hidden", "true");
+      ta.parentNode.insertBefore(wrap, ta);
+      wrap.appendChild(gutter);
+      wrap.appendChild(ta);
+      var last = -1;
+      function number() {
+        var n = ta.value.split("\n").length;
+        if (n === last) return;
+        last = n;
+        var out = "";
+        for (var i = 1; i <= n; i++) out += i + "\n";
+        gutter.textContent = out;
+      }
+      ta.addEventListener("input", number);
+      ta.addEventListener("scroll", function () { gutter.scrollTop = ta.scrollTop; });
+      number();
+    });
+  });
+})();

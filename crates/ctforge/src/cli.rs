@@ -149,11 +149,6 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ").replace('\n', " ")
 }
 
-fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("ctforge {what}: not yet available in this build");
-    Ok(ExitCode::from(2))
-}
-
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let overrides = CliOverrides {
@@ -173,11 +168,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = loaded.config;
     match cli.command {
         Command::Serve(args) => {
-            if args.demo {
-                return not_yet("serve --demo");
-            }
+            let mut config = config;
+            let demo = if args.demo {
+                Some(crate::demo::prepare(&mut config).await?)
+            } else {
+                None
+            };
             let app = App::build(config).await?;
+            if let Some(demo) = &demo {
+                let roots = app.state().config.templates.roots.clone();
+                crate::templates::discovery::discover_roots(app.state().store.as_ref(), &roots)
+                    .await
+                    .context("cannot load the example templates")?;
+                println!(
+                    "{}",
+                    crate::demo::banner(&format!("http://127.0.0.1:{}", app.port()), demo)
+                );
+            }
             app.run_until(startup::shutdown_signal()).await?;
+            drop(demo);
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker => {

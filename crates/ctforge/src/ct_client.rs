@@ -216,8 +216,8 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
                 )
                 .await?;
             println!(
-                "{:<10} {:>6} {:<24} {:<10} {:<10} {:<16} {}",
-                "ID", "VMID", "HOSTNAME", "NODE", "STATUS", "IP", "TEMPLATE"
+                "{:<10} {:>6} {:<24} {:<10} {:<10} {:<16} TEMPLATE",
+                "ID", "VMID", "HOSTNAME", "NODE", "STATUS", "IP"
             );
             for row in listing["items"].as_array().into_iter().flatten() {
                 println!(

@@ -11,6 +11,7 @@ pub mod clusters;
 pub mod config;
 pub mod containers;
 pub mod ct_client;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod jobs;

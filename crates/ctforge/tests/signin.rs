@@ -102,7 +102,7 @@ async fn pam_login_session_and_logout() {
     // The dashboard lists the simulator's containers through the user's own ticket.
     let page = app
         .client
-        .get(format!("{}/", app.address))
+        .get(format!("{}/?view=table", app.address))
         .header("cookie", &cookie)
         .send()
         .await

@@ -699,6 +699,7 @@ async fn browser_create_template_with_bucket_filter_export_validate() {
             5,
         )
         .await?;
+        browser::screenshot(&page, "template-editor").await;
         browser::click(&page, "button.btn-primary[value=\"save\"]").await?;
         browser::wait_for(
             &page,
@@ -707,6 +708,9 @@ async fn browser_create_template_with_bucket_filter_export_validate() {
         )
         .await?;
         browser::wait_for(&page, "document.body.innerText.includes('Template saved')", 5).await?;
+        browser::goto(&page, &format!("{base}/templates/web-ui?tab=scripts")).await?;
+        browser::wait_for(&page, "document.querySelector('.code-view .hl-c')", 5).await?;
+        browser::screenshot(&page, "template-detail-scripts").await;
 
         // The browser page filtered by tag shows it (and not the other template).
         browser::goto(&page, &format!("{base}/templates?tag=web")).await?;
@@ -716,6 +720,7 @@ async fn browser_create_template_with_bucket_filter_export_validate() {
             5,
         )
         .await?;
+        browser::screenshot(&page, "templates-filtered").await;
         // Filter via the form too (the select is URL-backed).
         browser::goto(&page, &format!("{base}/templates")).await?;
         browser::set_value(&page, "select[name=\"tag\"]", "demo").await?;
@@ -781,4 +786,66 @@ async fn browser_create_template_with_bucket_filter_export_validate() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test]
+async fn delete_is_refused_while_containers_reference_it_unless_forced() {
+    let s = signed_in().await;
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/templates",
+            Some(template_json("used", &["x"])),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let store = &s.app.state.store;
+    let cluster = store
+        .insert_cluster(&ctforge::storage::model::ClusterInput {
+            name: "lab".into(),
+            url: "https://x:8006".into(),
+            token_id: "root@pam!t".into(),
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store
+        .create_container_with_job(
+            &ctforge::storage::model::NewContainer {
+                cluster_id: cluster,
+                node: "pve1".into(),
+                vmid: 100,
+                hostname: "h".into(),
+                template_id: Some(id),
+                status: "ready".into(),
+                spec_json: "{}".into(),
+                ..Default::default()
+            },
+            &ctforge::storage::model::NewJob {
+                kind: "k".into(),
+                payload_json: "{}".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, _, html) = s.get("/templates/used").await;
+    assert!(
+        html.contains("1 containers reference used"),
+        "the dialog says so"
+    );
+    assert!(html.contains("Delete anyway"));
+    let (status, _, html) = s.post_form("/templates/used/delete", &[]).await;
+    assert_eq!(status, 409);
+    assert!(html.contains("Not deleted: 1 containers reference this template"));
+    assert!(store.get_template_by_name("used").await.is_ok());
+    let (status, location, _) = s
+        .post_form("/templates/used/delete", &[("force", "1")])
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(location, "/templates");
+    assert!(store.get_template_by_name("used").await.is_err());
 }

@@ -125,6 +125,34 @@ async fn load_template(
     Ok(Some(template))
 }
 
+/// The first VMID from `start` that is free in Proxmox and not claimed by a container ctforge
+/// is still creating (Proxmox's `nextid` does not reserve ids, so two quick creations would
+/// otherwise get the same one).
+async fn free_vmid(
+    state: &AppState,
+    client: &ctforge_pve::PveClient,
+    cluster: &Cluster,
+    start: u32,
+) -> Result<u32, AppError> {
+    for candidate in start..start.saturating_add(1000) {
+        let ours = state
+            .store
+            .get_container_by_vmid(cluster.id, i64::from(candidate))
+            .await
+            .is_ok();
+        if !ours
+            && ctforge_pve::PveApi::cluster_nextid(client, Some(candidate))
+                .await
+                .is_ok()
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(AppError::Unavailable(format!(
+        "no free VMID found from {start}; pass one explicitly"
+    )))
+}
+
 /// Everything a plan needs, looked up for `request`.
 pub struct Prepared {
     /// Cluster.
@@ -152,9 +180,12 @@ pub async fn prepare(
         Some(t) => Some(state.store.get_template_by_name(&t.name).await?.row.id),
         None => None,
     };
-    let environment = environment::lookup(&client, &cluster, request.node.as_deref())
+    let mut environment = environment::lookup(&client, &cluster, request.node.as_deref())
         .await
         .map_err(AppError::Unavailable)?;
+    if request.vmid.is_none() {
+        environment.next_vmid = free_vmid(state, &client, &cluster, environment.next_vmid).await?;
+    }
     let plan = plan::resolve(request, template.as_ref(), &environment).map_err(|fields| {
         AppError::Invalid {
             message: "the container settings need attention".into(),
@@ -183,6 +214,28 @@ pub struct Submitted {
 
 /// Plans, checks and enqueues a creation.
 pub async fn submit(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &CreateRequest,
+    remote: &str,
+) -> Result<Submitted, AppError> {
+    let mut attempt = 0;
+    loop {
+        match submit_once(state, user, request, remote).await {
+            // Two automatic VMIDs collided between planning and storing: plan again.
+            Err(AppError::Invalid { fields, .. })
+                if request.vmid.is_none()
+                    && attempt < 3
+                    && fields.iter().any(|(f, _)| f == "vmid") =>
+            {
+                attempt += 1
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn submit_once(
     state: &AppState,
     user: &CurrentUser,
     request: &CreateRequest,

@@ -335,13 +335,10 @@ fn page(
                         fieldset {
                             legend { "Buckets of " (t.name) }
                             @if t.packages.is_empty() { p.muted { "This template installs no packages." } }
-                            @let mut seen: Vec<&str> = Vec::new();
-                            @for list in &t.packages {
-                                @if !seen.contains(&list.bucket.as_str()) {
-                                    @let _ = seen.push(list.bucket.as_str());
-                                    @let packages: Vec<String> = t.packages.iter().filter(|l| l.bucket == list.bucket).flat_map(|l| l.packages.iter().map(move |p| format!("{}:{}", l.manager.as_str(), p.spec(l.manager)))).collect();
-                                    label.choice { input type="checkbox" name="bucket" value=(list.bucket) checked[untouched || chosen.contains(&list.bucket.as_str())]; " " strong { (list.bucket) } " " span.muted { (packages.join(", ")) } }
-                                }
+                            @let buckets: Vec<&str> = { let mut b: Vec<&str> = t.packages.iter().map(|l| l.bucket.as_str()).collect(); b.dedup(); b };
+                            @for bucket in buckets {
+                                @let packages: Vec<String> = t.packages.iter().filter(|l| l.bucket == bucket).flat_map(|l| l.packages.iter().map(move |p| format!("{}:{}", l.manager.as_str(), p.spec(l.manager)))).collect();
+                                label.choice { input type="checkbox" name="bucket" value=(bucket) checked[untouched || chosen.contains(&bucket)]; " " strong { (bucket) } " " span.muted { (packages.join(", ")) } }
                             }
                         }
                     }

@@ -518,3 +518,13 @@ pub fn problem_list(title: &str, items: &[(bool, String)]) -> Markup {
         }
     }
 }
+
+/// A disclosure: a button-like summary that opens `body` in place (works without JavaScript).
+pub fn disclosure(label: &str, body: Markup) -> Markup {
+    html! {
+        details.disclosure {
+            summary.btn { (label) }
+            div.disclosure-body { (body) }
+        }
+    }
+}

@@ -117,6 +117,13 @@ pub async fn page(
             }
             div.row {
                 a.btn.btn-primary href={ (base) "/edit" } { "Edit" }
+                (ui::disclosure("Duplicate…", html! {
+                    form.form method="post" action={ (base) "/duplicate" } {
+                        (ui::csrf_field(&v))
+                        (ui::field(&Field { value: "", hint: Some("Leave empty for <name>-copy. The copy is a custom template."), ..Field::new("new_name", "Name of the copy") }))
+                        button.btn.btn-primary type="submit" { "Duplicate" }
+                    }
+                }))
                 a.btn href={ "/api/v1/templates/" (urlencode(name)) "/export" } download { "Export .tar.gz" }
                 (ui::confirm_button(&Confirm {
                     id: "delete-template",
@@ -136,11 +143,6 @@ pub async fn page(
         (ui::problem_list("This template has problems", &warnings))
         @if !row.description.is_empty() { p { (row.description) } }
         div.tags { @for t in tags_of(&row.tags) { (ui::tag_link(&t, &tag_href(&t))) } }
-        form.row method="post" action={ (base) "/duplicate" } {
-            (ui::csrf_field(&v))
-            (ui::field(&Field { value: "", hint: Some("empty: <name>-copy"), ..Field::new("new_name", "Copy as") }))
-            button.btn type="submit" { "Duplicate" }
-        }
         (ui::tabs("Template sections", &tab_items, tab))
         div.tab-panel role="tabpanel" {
             @match tab {

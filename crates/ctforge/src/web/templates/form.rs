@@ -601,6 +601,8 @@ pub struct EditorView<'a> {
     pub buckets: &'a [(String, String)],
     /// A notice at the top (e.g. "packages of bucket x added").
     pub notice: Option<String>,
+    /// The form holds changes that are not saved yet (a re-rendered post).
+    pub unsaved: bool,
 }
 
 fn joined(errors: &FieldErrors, key: &str) -> Option<String> {
@@ -686,7 +688,7 @@ pub fn render(form: &TemplateForm, view: &EditorView<'_>) -> Markup {
         @if view.source == Some(crate::templates::SOURCE_FILESYSTEM) {
             (ui::alert(ui::Tone::Warn, "This template was discovered on disk. Saving changes marks it as diverged: re-discovery will no longer update it."))
         }
-        form.form-wide method="post" action=(action) data-unsaved-guard {
+        form.form-wide method="post" action=(action) data-unsaved-guard data-dirty[view.unsaved] {
             (ui::csrf_field(view.viewer))
             // Enter in a text field saves (the first submit button of a form is the default).
             button.skip type="submit" name="action" value="save" tabindex="-1" aria-hidden="true" { "Save" }

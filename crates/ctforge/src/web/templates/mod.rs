@@ -106,9 +106,13 @@ fn list_page(
     let mut tag_options = vec![(String::new(), "all tags".to_owned())];
     tag_options.extend(all_tags.iter().map(|t| (t.clone(), t.clone())));
     let discover_form = html! {
-        form.inline method="post" action="/templates/discover" {
-            (ui::csrf_field(v))
-            button.btn type="submit" disabled[roots.is_empty()] { "Discover now" }
+        @if roots.is_empty() {
+            (ui::disabled_button("Discover now", "no templates root is configured (CTFORGE_TEMPLATES__ROOTS)"))
+        } @else {
+            form.inline method="post" action="/templates/discover" {
+                (ui::csrf_field(v))
+                button.btn type="submit" title={ "Scan " (roots.join(", ")) } { "Discover now" }
+            }
         }
     };
     let body = html! {
@@ -324,6 +328,7 @@ struct EditorPage<'a> {
     errors: &'a FieldErrors,
     blanks: [usize; 3],
     notice: Option<String>,
+    unsaved: bool,
 }
 
 async fn editor_page(
@@ -353,6 +358,7 @@ async fn editor_page(
             blanks: page.blanks,
             buckets: &buckets,
             notice: page.notice,
+            unsaved: page.unsaved,
         }))
     };
     Ok(ui::layout(&title, "/templates", &v, body))
@@ -373,6 +379,7 @@ pub async fn new_form(
             errors: &FieldErrors::new(),
             blanks: [1, 1, 1],
             notice: None,
+            unsaved: false,
         },
     )
     .await
@@ -396,6 +403,7 @@ pub async fn edit_form(
             errors: &FieldErrors::new(),
             blanks: [1, 1, 1],
             notice: None,
+            unsaved: false,
         },
     )
     .await
@@ -538,6 +546,7 @@ async fn submit(
             errors: &errors,
             blanks,
             notice,
+            unsaved: true,
         },
     )
     .await?;

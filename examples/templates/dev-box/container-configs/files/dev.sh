@@ -1,0 +1,2 @@
+set -o vi
+alias ll="ls -la"
