@@ -11,7 +11,7 @@ use crate::storage::model::{Cluster, ClusterInput, NewAudit};
 
 /// What a user submits to add or edit a cluster. Secrets left empty on edit keep their stored
 /// value.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterForm {
     /// Unique display name.

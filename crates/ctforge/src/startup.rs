@@ -309,6 +309,13 @@ fn routes() -> Routes {
     use crate::api::v1;
     Routes::new()
         .public(&["GET"], "/healthz", get(web::health::healthz))
+        .protected(&["GET"], "/metrics", get(crate::metrics::render))
+        .protected(
+            &["GET"],
+            "/api/openapi.json",
+            get(crate::api::openapi::json_document),
+        )
+        .protected(&["GET"], "/api/docs", get(crate::api::openapi::page))
         .public(&["GET"], "/readyz", get(web::health::readyz))
         .public(&["GET"], "/static/app.css", get(web::assets::css))
         .public(&["GET"], "/static/app.js", get(web::assets::js))
@@ -595,9 +602,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::middleware::require_auth,
         ));
+    crate::metrics::install();
     routes
         .public
         .merge(protected)
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(not_found)
         .with_state(state)
         .layer(CompressionLayer::new())

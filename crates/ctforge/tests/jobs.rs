@@ -807,7 +807,7 @@ async fn redis_bus_delivers_between_instances_and_unsubscribes() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(*got, event);
+    assert_eq!(got.event, event);
     drop(sub);
     a.publish(
         "job:2",

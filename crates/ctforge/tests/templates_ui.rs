@@ -731,6 +731,15 @@ async fn browser_create_template_with_bucket_filter_export_validate() {
             10,
         )
         .await?;
+        // The buckets page lists the bucket with its counts per manager.
+        browser::goto(&page, &format!("{base}/buckets")).await?;
+        browser::wait_for(
+            &page,
+            "document.body.innerText.includes('Web Base') && document.body.innerText.includes('apt 2')",
+            5,
+        )
+        .await?;
+        browser::screenshot(&page, "buckets").await;
         // The detail page offers the export link.
         browser::goto(&page, &format!("{base}/templates/web-ui")).await?;
         browser::wait_for(

@@ -17,7 +17,7 @@ const TFA_PENDING_MS: i64 = 5 * 60 * 1000;
 pub const FAILED: &str = "sign-in failed: wrong user name, password or second factor";
 
 /// What the user typed.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginInput {
     /// User name without realm (or `user@realm`).

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{BusError, BusEvent, EventBus, Fanout, Subscription};
+use super::{BusError, BusEvent, Delivery, EventBus, Fanout, Subscription};
 
 /// In-process bus: publishers and subscribers share this process.
 #[derive(Debug, Default, Clone)]
@@ -22,7 +22,8 @@ impl LocalBus {
 #[async_trait]
 impl EventBus for LocalBus {
     async fn publish(&self, topic: &str, event: &BusEvent) -> Result<(), BusError> {
-        self.fanout.deliver(topic, Some(Arc::new(event.clone())));
+        self.fanout
+            .deliver(topic, Some(Arc::new(Delivery::new(event.clone()))));
         Ok(())
     }
 

@@ -101,6 +101,38 @@ impl BusEvent {
     }
 }
 
+/// An event as delivered to subscribers: shared by all of them, its JSON computed once.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The event.
+    pub event: BusEvent,
+    json: std::sync::OnceLock<String>,
+}
+
+impl Delivery {
+    /// Wraps an event.
+    pub fn new(event: BusEvent) -> Self {
+        Self {
+            event,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The event as JSON, serialised by the first caller and shared with every other viewer.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(&self.event).unwrap_or_else(|_| "{}".to_owned()))
+    }
+}
+
+impl std::ops::Deref for Delivery {
+    type Target = BusEvent;
+
+    fn deref(&self) -> &BusEvent {
+        &self.event
+    }
+}
+
 /// A bus failure (Redis unreachable, subscription not confirmed in time).
 #[derive(Debug, thiserror::Error)]
 #[error("event bus: {0}")]
@@ -135,7 +167,7 @@ pub async fn connect(redis_url: Option<&str>, prefix: &str) -> Result<Arc<dyn Ev
 }
 
 /// What a topic channel carries: an event, or `None` for "you may have missed events".
-type Message = Option<Arc<BusEvent>>;
+type Message = Option<Arc<Delivery>>;
 
 /// Per-topic broadcast channels shared by both buses.
 #[derive(Debug, Default)]
@@ -231,7 +263,7 @@ impl Subscription {
     }
 
     /// The next event; [`RecvError::Lagged`] means events may have been missed.
-    pub async fn recv(&mut self) -> Result<Arc<BusEvent>, RecvError> {
+    pub async fn recv(&mut self) -> Result<Arc<Delivery>, RecvError> {
         let Some(rx) = self.rx.as_mut() else {
             return Err(RecvError::Closed);
         };

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BusError, BusEvent, EventBus, Fanout, Subscription};
+use super::{BusError, BusEvent, Delivery, EventBus, Fanout, Subscription};
 
 /// How long `subscribe` waits for Redis to confirm.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -159,7 +159,7 @@ async fn run(
                             continue;
                         };
                         match serde_json::from_slice::<BusEvent>(message.get_payload_bytes()) {
-                            Ok(event) => fanout.deliver(topic, Some(Arc::new(event))),
+                            Ok(event) => fanout.deliver(topic, Some(Arc::new(Delivery::new(event)))),
                             Err(e) => tracing::warn!(error = %e, topic, "undecodable bus message"),
                         }
                     }

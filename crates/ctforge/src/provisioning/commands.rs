@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn policies_differ() {
-        assert!(apply_file("/s", "/etc/f", "default").contains("[ ! -e '/etc/f' ]"));
+        assert!(apply_file("/s", "/etc/f", "default").contains("[ ! -e /etc/f ]"));
         assert!(apply_file("/s", "/etc/f", "backup").contains(".bak."));
         assert!(!apply_file("/s", "/etc/f", "replace").contains("[ "));
     }

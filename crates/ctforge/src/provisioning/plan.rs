@@ -9,7 +9,7 @@ use ctforge_template::{PackageManager, Template};
 use serde::{Deserialize, Serialize};
 
 /// One script choice: keep, disable or reorder a template's script.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptChoice {
     /// Script file name, e.g. `10-setup.sh`.
@@ -20,7 +20,7 @@ pub struct ScriptChoice {
 
 /// The body of `POST /api/v1/containers` and `/plan`: every field but `hostname` is optional
 /// and defaults from the template, the cluster and the node.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// Template name (or numeric id); none = from scratch.

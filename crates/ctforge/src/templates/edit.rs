@@ -67,8 +67,21 @@ pub fn check(template: &Template) -> Vec<Diagnostic> {
     template.validate()
 }
 
+/// Names the template pages use as paths of their own (`/templates/new`, …).
+pub const RESERVED_NAMES: [&str; 2] = ["new", "discover"];
+
 fn refuse_errors(template: &Template) -> Result<(), SaveError> {
-    let diags = check(template);
+    let mut diags = check(template);
+    if RESERVED_NAMES.contains(&template.name.as_str()) {
+        diags.push(Diagnostic::error(
+            std::path::PathBuf::new(),
+            None,
+            format!(
+                "the name `{}` is reserved for the templates pages: choose another name",
+                template.name
+            ),
+        ));
+    }
     if diags.iter().any(Diagnostic::is_error) {
         return Err(SaveError::Invalid(diags));
     }

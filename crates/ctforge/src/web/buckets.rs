@@ -51,7 +51,7 @@ async fn list_page(
         let packages = state.store.list_bucket_packages(b.id).await?;
         rows.push((b, packages.len(), counts(&packages)));
     }
-    let body = html! {
+    let body = html! { div.stack {
         (ui::breadcrumbs(&[("/buckets", "Package buckets")]))
         h1 { "Package buckets" }
         p.muted { "Named, reusable package lists. Copy a bucket into a template in the template editor (\"Add from bucket\"); the template then owns its copy." }
@@ -84,7 +84,7 @@ async fn list_page(
                 button.btn.btn-primary type="submit" { "Create bucket" }
             }
         }
-    };
+    } };
     Ok(ui::layout("Package buckets", "/buckets", &v, body))
 }
 
@@ -195,7 +195,7 @@ async fn bucket_page(
             .map(|m| (m.as_str().to_owned(), m.as_str().to_owned())),
     );
     let base = format!("/buckets/{id}");
-    let body = html! {
+    let body = html! { div.stack {
         (ui::breadcrumbs(&[("/buckets", "Package buckets"), ("", &b.name)]))
         div.page-head {
             h1 { (b.name) }
@@ -255,7 +255,7 @@ async fn bucket_page(
                 button.btn type="submit" { "Save" }
             }
         }
-    };
+    } };
     Ok(ui::layout(&b.name, "/buckets", &v, body))
 }
 

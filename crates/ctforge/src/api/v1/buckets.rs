@@ -131,7 +131,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, AppError
 }
 
 /// Body of create and update.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct BucketBody {
     /// Name.
     #[serde(default)]
@@ -232,7 +232,7 @@ pub async fn delete(
 }
 
 /// Body of `POST /api/v1/buckets/{id}/packages`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct AddPackages {
     /// Manager for plain names (lines without `manager:`).
     #[serde(default)]
@@ -315,7 +315,7 @@ pub async fn add_packages(
 }
 
 /// Body of `DELETE /api/v1/buckets/{id}/packages`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct RemovePackages {
     /// Package ids.
     #[serde(default)]

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::CurrentUser;
 use crate::error::AppError;
-use crate::events::{BusEvent, Subscription, job_topic};
+use crate::events::{BusEvent, Delivery, Subscription, job_topic};
 use crate::jobs::{completed_steps, state as job_state};
 use crate::state::AppState;
 use crate::storage::model::Job;
@@ -186,7 +186,7 @@ pub async fn events(
         job_id: id,
         cursor: after,
         exhausted: i64::try_from(first.len()).unwrap_or(PAGE) < PAGE,
-        pending: first.iter().map(BusEvent::from_record).collect(),
+        pending: first.iter().map(delivery).collect(),
         last_terminal: false,
         finished,
         subscription,
@@ -210,7 +210,7 @@ struct Feed {
     cursor: i64,
     /// No more stored events after `cursor` (as far as we know).
     exhausted: bool,
-    pending: VecDeque<BusEvent>,
+    pending: VecDeque<Arc<Delivery>>,
     last_terminal: bool,
     /// The job was finished when the stream opened.
     finished: bool,
@@ -235,7 +235,7 @@ impl Feed {
                         self.exhausted = i64::try_from(page.len()).unwrap_or(PAGE) < PAGE;
                         for record in &page {
                             self.cursor = self.cursor.max(record.seq);
-                            self.pending.push_back(BusEvent::from_record(record));
+                            self.pending.push_back(delivery(record));
                         }
                         continue;
                     }
@@ -257,7 +257,7 @@ impl Feed {
                         }
                         if event.seq == self.cursor + 1 {
                             self.cursor = event.seq;
-                            self.pending.push_back(BusEvent::clone(&event));
+                            self.pending.push_back(event);
                         } else {
                             // Out of order or missed: the store has everything up to it.
                             self.exhausted = false;
@@ -271,10 +271,13 @@ impl Feed {
     }
 }
 
-fn sse_event(event: &BusEvent) -> Event {
-    let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());
+fn delivery(record: &crate::storage::model::JobEvent) -> Arc<Delivery> {
+    Arc::new(Delivery::new(BusEvent::from_record(record)))
+}
+
+fn sse_event(event: &Delivery) -> Event {
     Event::default()
         .id(event.seq.to_string())
         .event(event.kind.as_str())
-        .data(data)
+        .data(event.json())
 }

@@ -296,7 +296,7 @@ pub async fn export(
 
 /// The `config` part of a template body; every field optional (the names of
 /// [`ctforge_template::TemplateConfig`], so the `config` of `GET` can be sent back).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ConfigBody {
     /// `TEMPLATE_APP`.
@@ -334,7 +334,7 @@ pub struct ConfigBody {
 }
 
 /// One script of a template body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ScriptBody {
     /// Run order (`position` in `GET` answers).
     #[serde(alias = "position")]
@@ -354,7 +354,7 @@ fn yes() -> bool {
 }
 
 /// One file of a template body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct FileBody {
     /// File name.
     pub name: String,
@@ -369,7 +369,7 @@ pub struct FileBody {
 }
 
 /// One package list of a template body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ListBody {
     /// Bucket (list file stem).
     pub bucket: String,
@@ -381,7 +381,7 @@ pub struct ListBody {
 }
 
 /// Body of `POST /api/v1/templates` and `PUT /api/v1/templates/{name}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct TemplateBody {
     /// Name (ignored by `PUT`, which keeps the stored name).
@@ -509,7 +509,7 @@ pub async fn update(
 }
 
 /// Body of `POST /api/v1/templates/{name}/duplicate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct DuplicateBody {
     /// Name of the copy (default `<name>-copy`).
     #[serde(default)]

@@ -695,7 +695,12 @@ pub fn render(form: &TemplateForm, view: &EditorView<'_>) -> Markup {
             fieldset.section {
                 legend { "Config" }
                 @if view.editing.is_some() {
-                    (ui::field(&Field { value: &form.name, error: e("name").as_deref(), hint: Some("The name cannot change; duplicate the template to copy it under another name."), ..Field::new("name", "Name") }))
+                    div.field {
+                        span.label { "Name" }
+                        div.mono { (form.name) }
+                        div.hint { "The name cannot change; duplicate the template to copy it under another name." }
+                        @if let Some(error) = e("name") { div.error { (error) } }
+                    }
                     input type="hidden" name="name" value=(form.name);
                 } @else {
                     (ui::field(&Field { value: &form.name, required: true, error: e("name").as_deref(), hint: Some("The directory name: letters, digits, - _ ."), ..Field::new("name", "Name") }))

@@ -1,0 +1,149 @@
+//! The OpenAPI 3.1 document of the JSON API (`GET /api/openapi.json`) and a browsable page
+//! (`GET /api/docs`). Paths come from the route table itself, so every registered API route is
+//! documented; request bodies come from the Rust types via `schemars`, so they cannot drift.
+
+use axum::Json;
+use axum::extract::State;
+use maud::{Markup, html};
+use schemars::JsonSchema;
+use serde_json::{Value, json};
+
+use crate::auth::CurrentUser;
+use crate::state::AppState;
+use crate::web::components as ui;
+
+fn schema<T: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null)
+}
+
+/// Request bodies by (method, path).
+fn request_body(method: &str, path: &str) -> Option<Value> {
+    match (method, path) {
+        ("POST", "/api/v1/auth/login") => Some(schema::<crate::auth::login::LoginInput>()),
+        ("POST", "/api/v1/containers") | ("POST", "/api/v1/containers/plan") => {
+            Some(schema::<crate::provisioning::plan::CreateRequest>())
+        }
+        ("POST", "/api/v1/clusters") | ("PUT", "/api/v1/clusters/{id}") => {
+            Some(schema::<crate::clusters::ClusterForm>())
+        }
+        ("POST", "/api/v1/tokens") => Some(
+            json!({ "type": "object", "required": ["name"], "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 64 } }, "additionalProperties": false }),
+        ),
+        ("POST", "/api/v1/clusters/fingerprint") => Some(
+            json!({ "type": "object", "required": ["url"], "properties": { "url": { "type": "string", "format": "uri" } }, "additionalProperties": false }),
+        ),
+        _ => None,
+    }
+}
+
+fn summary(method: &str, path: &str) -> String {
+    let resource = path
+        .trim_start_matches("/api/v1/")
+        .replace("{id}", "one")
+        .replace("{name}", "one");
+    format!("{method} {resource}")
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for route in crate::startup::route_table() {
+        if !route.path.starts_with("/api/") {
+            continue;
+        }
+        let mut item = serde_json::Map::new();
+        for method in route.methods {
+            let mut op = json!({
+                "summary": summary(method, route.path),
+                "operationId": format!("{}_{}", method.to_lowercase(), route.path.trim_start_matches('/').replace(['/', '{', '}'], "_")),
+                "responses": {
+                    "200": { "description": "success", "content": { "application/json": { "schema": {} } } },
+                    "201": { "description": "created", "content": { "application/json": { "schema": {} } } },
+                    "202": { "description": "accepted", "content": { "application/json": { "schema": {} } } },
+                    "204": { "description": "no content" },
+                    "400": { "description": "invalid input; `fields` names each problem", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "401": { "description": "not signed in", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "403": { "description": "not allowed (CSRF or Proxmox permissions)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "404": { "description": "not found", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "409": { "description": "conflicts with the current state", "content": { "application/json": { "schema": {} } } },
+                    "429": { "description": "too many failed sign-ins", "content": { "application/json": { "schema": {} } } },
+                    "503": { "description": "Proxmox or another dependency is unreachable", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+                }
+            });
+            let mut parameters = Vec::new();
+            for name in ["id", "name"] {
+                if route.path.contains(&format!("{{{name}}}")) {
+                    parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+                }
+            }
+            if !parameters.is_empty() {
+                op["parameters"] = Value::Array(parameters);
+            }
+            if let Some(body) = request_body(method, route.path) {
+                op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": body } } });
+            }
+            if route.public {
+                op["security"] = json!([]);
+            }
+            item.insert(method.to_lowercase(), op);
+        }
+        paths.insert(route.path.to_owned(), Value::Object(item));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "ctforge API", "version": env!("CARGO_PKG_VERSION"), "description": "Templates to provisioned, managed LXC containers on Proxmox VE. Authenticate with `Authorization: Bearer <API token>` (Settings → API tokens), or with the session cookie plus `X-CSRF-Token` on state changes." },
+        "servers": [{ "url": "/" }],
+        "components": {
+            "securitySchemes": {
+                "token": { "type": "http", "scheme": "bearer" },
+                "session": { "type": "apiKey", "in": "cookie", "name": "ctforge_session" }
+            },
+            "schemas": {
+                "Error": { "type": "object", "properties": { "error": { "type": "string" }, "status": { "type": "integer" }, "fields": { "type": "object", "additionalProperties": { "type": "string" } } }, "required": ["error", "status"] }
+            }
+        },
+        "security": [{ "token": [] }, { "session": [] }],
+        "paths": paths,
+    })
+}
+
+/// `GET /api/openapi.json`.
+pub async fn json_document() -> Json<Value> {
+    Json(document())
+}
+
+/// `GET /api/docs`: the API, readable in the browser.
+pub async fn page(
+    State(_state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+) -> Markup {
+    let doc = document();
+    let v = crate::web::home::viewer(&user);
+    ui::layout(
+        "API",
+        "/api/docs",
+        &v,
+        html! {
+            h1 { "JSON API" }
+            p { "Machine-readable: " a href="/api/openapi.json" { code { "/api/openapi.json" } } ". Authenticate with " code { "Authorization: Bearer <token>" } " (" a href="/settings/tokens" { "create a token" } ")." }
+            @if let Some(paths) = doc["paths"].as_object() {
+                table.table {
+                    thead { tr { th scope="col" { "Method" } th scope="col" { "Path" } th scope="col" { "Body" } } }
+                    tbody {
+                        @for (path, item) in paths {
+                            @if let Some(ops) = item.as_object() {
+                                @for (method, op) in ops {
+                                    tr {
+                                        td { (ui::badge(None, &method.to_uppercase())) }
+                                        td { code { (path) } }
+                                        td { @if let Some(body) = op.get("requestBody") { details { summary { "schema" } pre.code { (serde_json::to_string_pretty(&body["content"]["application/json"]["schema"]).unwrap_or_default()) } } } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

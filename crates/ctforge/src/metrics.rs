@@ -1,0 +1,75 @@
+//! Prometheus metrics: HTTP requests by route and status, request durations, SSE viewers,
+//! sessions, jobs by state and step durations. Served at `/metrics` (protected: scrape it with
+//! an API token as a bearer token).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls reuse it).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0, 120.0,
+                ])
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests build several apps): keep the
+            // handle working either way.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Middleware recording every request by matched route (never the raw path: ids would blow
+/// up the label set), method and status.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("ctforge_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
+    metrics::histogram!("ctforge_http_request_duration_seconds", "route" => route, "method" => method).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`.
+pub async fn render(State(state): State<AppState>) -> Result<Response, AppError> {
+    let handle = install();
+    let now = state.clock.now_ms();
+    if let Ok(n) = state.sessions.count(now).await {
+        metrics::gauge!("ctforge_sessions").set(n as f64);
+    }
+    if let Ok(jobs) = state.store.list_jobs(10_000).await {
+        for job_state in ["queued", "running", "succeeded", "failed", "cancelled"] {
+            let n = jobs.iter().filter(|j| j.state == job_state).count();
+            metrics::gauge!("ctforge_jobs", "state" => job_state).set(n as f64);
+        }
+    }
+    metrics::gauge!("ctforge_uptime_seconds").set(state.started.elapsed().as_secs_f64());
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
+}
