@@ -106,6 +106,10 @@ pub struct ConnectionReport {
     pub nodes: Vec<(String, String)>,
     /// API problem, if any.
     pub api_error: Option<String>,
+    /// SSH host key of the node (as pinned, or as seen and now pinned on first use).
+    pub ssh_host_key: Option<String>,
+    /// SSH problem (unreachable, wrong credentials, changed host key), if any.
+    pub ssh_error: Option<String>,
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -326,6 +330,15 @@ pub async fn delete(state: &AppState, id: i64, actor: &str, remote: &str) -> Res
 /// Talks to the cluster with its API token: version and nodes. Never fails; problems are part
 /// of the report.
 pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionReport {
+    let (ssh_host_key, ssh_error) =
+        match crate::provisioning::pipeline::connect(&state.store, &state.keyring, cluster).await {
+            Ok(session) => {
+                let key = session.host_key_fingerprint().to_owned();
+                session.close().await;
+                (Some(key), None)
+            }
+            Err(e) => (cluster.ssh_host_key.clone(), Some(e.to_string())),
+        };
     let client = match crate::pve::service_client(cluster, &state.keyring) {
         Ok(c) => c,
         Err(e) => {
@@ -333,6 +346,8 @@ pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionR
                 version: None,
                 nodes: Vec::new(),
                 api_error: Some(e.to_string()),
+                ssh_host_key,
+                ssh_error,
             };
         }
     };
@@ -349,12 +364,16 @@ pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionR
                 version: Some(format!("{} ({})", v.version, v.release)),
                 nodes,
                 api_error: None,
+                ssh_host_key,
+                ssh_error,
             }
         }
         (Err(e), _) | (_, Err(e)) => ConnectionReport {
             version: None,
             nodes: Vec::new(),
             api_error: Some(e.to_string()),
+            ssh_host_key,
+            ssh_error,
         },
     }
 }

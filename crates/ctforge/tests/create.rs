@@ -329,3 +329,62 @@ async fn a_failing_script_fails_the_job_and_retry_resumes_from_it() {
         .unwrap();
     assert_eq!(ct.status, "error");
 }
+
+#[tokio::test]
+async fn test_connection_pins_the_ssh_host_key_and_refuses_a_changed_one() {
+    let sim = sim().await;
+    let s = signed_in(&sim).await;
+    let cluster = s.app.state.store.list_clusters().await.unwrap().remove(0);
+    assert!(cluster.ssh_host_key.is_none());
+    let report = ctforge::clusters::test_connection(&s.app.state, &cluster).await;
+    assert!(report.ssh_error.is_none(), "{report:?}");
+    let pinned = s
+        .app
+        .state
+        .store
+        .get_cluster(cluster.id)
+        .await
+        .unwrap()
+        .ssh_host_key
+        .unwrap();
+    assert_eq!(
+        Some(pinned.clone()),
+        sim.ssh_host_key_fingerprint,
+        "pinned on first use"
+    );
+
+    // The node's key changes (reinstall or attack): refused, and the message says what to do.
+    let mut input = ctforge::storage::model::ClusterInput {
+        name: cluster.name.clone(),
+        url: cluster.url.clone(),
+        token_id: cluster.token_id.clone(),
+        token_secret_sealed: cluster.token_secret_sealed.clone(),
+        fingerprint: cluster.fingerprint.clone(),
+        ssh_user: cluster.ssh_user.clone(),
+        ssh_port: cluster.ssh_port,
+        ssh_password_sealed: cluster.ssh_password_sealed.clone(),
+        ssh_key_sealed: None,
+        ssh_host_key: Some("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()),
+        is_default: true,
+    };
+    s.app
+        .state
+        .store
+        .update_cluster(cluster.id, &input)
+        .await
+        .unwrap();
+    let cluster = s.app.state.store.get_cluster(cluster.id).await.unwrap();
+    let report = ctforge::clusters::test_connection(&s.app.state, &cluster).await;
+    let error = report.ssh_error.unwrap();
+    assert!(
+        error.contains("host key") && error.contains("changed"),
+        "{error}"
+    );
+    input.ssh_host_key = Some(pinned);
+    s.app
+        .state
+        .store
+        .update_cluster(cluster.id, &input)
+        .await
+        .unwrap();
+}

@@ -491,7 +491,6 @@ async fn per_node_limit_postgres() {
 /// Reproducer: two concurrent claimers on PostgreSQL both count 0 running jobs on the node
 /// (READ COMMITTED snapshot, different rows locked with SKIP LOCKED) and both claim.
 #[tokio::test]
-#[ignore = "storage: PostgreSQL claim_job does not serialise the per-node count across claimers"]
 async fn per_node_limit_postgres_two_workers() {
     per_node_limit("postgres", 2).await;
 }

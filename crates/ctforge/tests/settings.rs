@@ -139,6 +139,10 @@ async fn add_cluster_with_fingerprint_confirmation_then_test_it() {
         "{report}"
     );
     assert_eq!(report["nodes"].as_array().unwrap().len(), 2);
+    assert!(
+        report["ssh_error"].as_str().unwrap().contains("SSH"),
+        "SSH problems are part of the report: {report}"
+    );
 
     // Edit without re-sending the secret keeps it.
     let r = s

@@ -32,6 +32,21 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api/v1/clusters/fingerprint") => Some(
             json!({ "type": "object", "required": ["url"], "properties": { "url": { "type": "string", "format": "uri" } }, "additionalProperties": false }),
         ),
+        ("POST", "/api/v1/templates") | ("PUT", "/api/v1/templates/{name}") => {
+            Some(schema::<crate::api::v1::templates::TemplateBody>())
+        }
+        ("POST", "/api/v1/templates/{name}/duplicate") => {
+            Some(schema::<crate::api::v1::templates::DuplicateBody>())
+        }
+        ("POST", "/api/v1/buckets") | ("PUT", "/api/v1/buckets/{id}") => {
+            Some(schema::<crate::api::v1::buckets::BucketBody>())
+        }
+        ("POST", "/api/v1/buckets/{id}/packages") => {
+            Some(schema::<crate::api::v1::buckets::AddPackages>())
+        }
+        ("DELETE", "/api/v1/buckets/{id}/packages") => {
+            Some(schema::<crate::api::v1::buckets::RemovePackages>())
+        }
         _ => None,
     }
 }
@@ -51,7 +66,10 @@ pub fn document() -> Value {
         if !route.path.starts_with("/api/") {
             continue;
         }
-        let mut item = serde_json::Map::new();
+        let mut item = match paths.remove(route.path) {
+            Some(Value::Object(existing)) => existing,
+            _ => serde_json::Map::new(),
+        };
         for method in route.methods {
             let mut op = json!({
                 "summary": summary(method, route.path),
@@ -146,4 +164,35 @@ pub async fn page(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_route_is_documented_with_its_body() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        for route in crate::startup::route_table()
+            .iter()
+            .filter(|r| r.path.starts_with("/api/"))
+        {
+            for method in route.methods {
+                assert!(
+                    paths[route.path][method.to_lowercase()].is_object(),
+                    "{method} {}",
+                    route.path
+                );
+            }
+        }
+        let create = &paths["/api/v1/containers"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert!(create["properties"]["hostname"].is_object(), "{create}");
+        assert_eq!(
+            paths["/api/v1/auth/login"]["post"]["security"],
+            json!([]),
+            "login is public"
+        );
+    }
 }

@@ -142,7 +142,7 @@ const SEALED_COLUMNS: &[(&str, &str, &str, &str)] = &[
 ];
 
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:expr, $migrator:expr, $claim_sql:expr) => {
+    ($store:ty, $db:ty, $backend:expr, $migrator:expr, $claim_lock:expr, $claim_sql:expr) => {
         impl $store {
             fn now(&self) -> i64 {
                 self.clock.now_ms()
@@ -744,14 +744,21 @@ macro_rules! impl_store {
 
             async fn claim_job(&self, owner: &str, lease_ms: i64, per_node_limit: i64) -> StoreResult<Option<Job>> {
                 let now = self.now();
-                sqlx::query_as::<$db, Job>($claim_sql)
+                // The per-node limit counts running jobs, which concurrent claimers cannot see
+                // in each other's uncommitted rows: claims are serialised per database (an
+                // advisory lock on PostgreSQL; SQLite serialises writers anyway).
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                sqlx::query::<$db>($claim_lock).execute(&mut *tx).await.map_err(map_err)?;
+                let job = sqlx::query_as::<$db, Job>($claim_sql)
                     .bind(owner)
                     .bind(now + lease_ms)
                     .bind(now)
                     .bind(per_node_limit)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await
-                    .map_err(map_err)
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(job)
             }
 
             async fn renew_job_lease(&self, job_id: i64, owner: &str, lease_ms: i64) -> StoreResult<bool> {
@@ -1103,6 +1110,7 @@ impl_store!(
     sqlx::Sqlite,
     Backend::Sqlite,
     SQLITE_MIGRATOR,
+    "SELECT 1",
     // SQLite serialises writers, so one UPDATE … RETURNING is an atomic claim.
     "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires = $2, attempts = attempts + 1, \
      started_at = COALESCE(started_at, $3) \
@@ -1117,6 +1125,7 @@ impl_store!(
     sqlx::Postgres,
     Backend::Postgres,
     PG_MIGRATOR,
+    "SELECT pg_advisory_xact_lock(7274727)",
     // SKIP LOCKED lets any number of workers claim concurrently without blocking each other.
     "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires = $2, attempts = attempts + 1, \
      started_at = COALESCE(started_at, $3) \

@@ -272,11 +272,16 @@ pub async fn test(
         .await
         .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
     let report = clusters::test_connection(&state, &cluster).await;
+    let ssh = match (&report.ssh_error, &report.ssh_host_key) {
+        (Some(e), _) => format!("; SSH: {e}"),
+        (None, Some(key)) => format!("; SSH reachable, host key {key}"),
+        (None, None) => String::new(),
+    };
     let notice = match (&report.version, &report.api_error) {
         (Some(v), _) => (
             Tone::Ok,
             format!(
-                "{}: Proxmox VE {v}; nodes: {}",
+                "{}: Proxmox VE {v}; nodes: {}{ssh}",
                 cluster.name,
                 report
                     .nodes
