@@ -47,11 +47,15 @@ pub async fn identify(
         .and_then(|v| v.strip_prefix("Bearer "))
     {
         return match state.store.use_api_token(&hash_token(token.trim())).await {
-            Ok(row) => Ok(Some(CurrentUser {
-                username: row.username,
-                method: AuthMethod::ApiToken { token_id: row.id },
-                ticket: None,
-            })),
+            Ok(row) => {
+                let token_caps = Some(super::permissions::for_user(state, &row.username).await);
+                Ok(Some(CurrentUser {
+                    username: row.username,
+                    method: AuthMethod::ApiToken { token_id: row.id },
+                    ticket: None,
+                    token_caps,
+                }))
+            }
             Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e.into()),
         };
@@ -85,6 +89,7 @@ pub async fn identify(
             csrf_token: row.csrf_token,
         },
         ticket: Some(data),
+        token_caps: None,
     }))
 }
 

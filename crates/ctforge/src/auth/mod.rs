@@ -7,6 +7,7 @@
 pub mod limiter;
 pub mod login;
 pub mod middleware;
+pub mod permissions;
 pub mod session;
 
 use serde::{Deserialize, Serialize};
@@ -37,7 +38,13 @@ pub struct CurrentUser {
     pub method: AuthMethod,
     /// The user's Proxmox ticket (sessions only).
     pub ticket: Option<SessionData>,
+    /// For API-token users: the token owner's privileges as Proxmox reports them
+    /// (`/access/permissions`, scope → privilege), so a token never does more than its owner.
+    pub token_caps: Option<Caps>,
 }
+
+/// Privileges by scope (`vms`, `storage`, `nodes`, `access`, `dc`, …).
+pub type Caps = std::collections::BTreeMap<String, std::collections::BTreeMap<String, bool>>;
 
 impl CurrentUser {
     /// The CSRF token to embed in forms, for session users.
@@ -49,17 +56,15 @@ impl CurrentUser {
     }
 
     /// Whether the user's Proxmox ticket grants `privilege` in `scope` (`vms`, `storage`, …).
-    /// API-token users are checked by Proxmox itself when the action runs.
+    /// API-token users are checked against their owner's Proxmox permissions; when those could
+    /// not be read, nothing is allowed.
     pub fn can(&self, scope: &str, privilege: &str) -> bool {
-        match &self.ticket {
-            Some(data) => data
-                .cap
-                .get(scope)
-                .and_then(|privs| privs.get(privilege))
-                .copied()
-                .unwrap_or(false),
-            None => true,
-        }
+        let caps = match (&self.ticket, &self.token_caps) {
+            (Some(data), _) => &data.cap,
+            (None, Some(caps)) => caps,
+            (None, None) => return false,
+        };
+        caps.get(scope).and_then(|privs| privs.get(privilege)).copied().unwrap_or(false)
     }
 }
 
