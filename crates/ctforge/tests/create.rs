@@ -393,12 +393,36 @@ async fn test_connection_pins_the_ssh_host_key_and_refuses_a_changed_one() {
 async fn api_tokens_never_do_more_than_their_owner_may() {
     let sim = sim().await;
     let s = signed_in(&sim).await;
-    let (_, alice) = ctforge::tokens::create(&s.app.state, "alice@pve", "ci", "127.0.0.1").await.unwrap();
-    let (_, root) = ctforge::tokens::create(&s.app.state, "root@pam", "ci", "127.0.0.1").await.unwrap();
+    let (_, alice) = ctforge::tokens::create(&s.app.state, "alice@pve", "ci", "127.0.0.1")
+        .await
+        .unwrap();
+    let (_, root) = ctforge::tokens::create(&s.app.state, "root@pam", "ci", "127.0.0.1")
+        .await
+        .unwrap();
     let body = json!({ "template": "webapp", "hostname": "by-token" });
-    let r = s.app.client.post(format!("{}/api/v1/containers", s.app.address)).bearer_auth(&alice).json(&body).send().await.unwrap();
-    assert_eq!(r.status(), 403, "alice lacks VM.Allocate in Proxmox, so her token cannot create");
+    let r = s
+        .app
+        .client
+        .post(format!("{}/api/v1/containers", s.app.address))
+        .bearer_auth(&alice)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "alice lacks VM.Allocate in Proxmox, so her token cannot create"
+    );
     assert!(r.text().await.unwrap().contains("VM.Allocate"));
-    let r = s.app.client.post(format!("{}/api/v1/containers", s.app.address)).bearer_auth(&root).json(&body).send().await.unwrap();
+    let r = s
+        .app
+        .client
+        .post(format!("{}/api/v1/containers", s.app.address))
+        .bearer_auth(&root)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
 }

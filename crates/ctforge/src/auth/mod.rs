@@ -64,7 +64,10 @@ impl CurrentUser {
             (None, Some(caps)) => caps,
             (None, None) => return false,
         };
-        caps.get(scope).and_then(|privs| privs.get(privilege)).copied().unwrap_or(false)
+        caps.get(scope)
+            .and_then(|privs| privs.get(privilege))
+            .copied()
+            .unwrap_or(false)
     }
 }
 

@@ -32,13 +32,19 @@ fn scope_of(path: &str) -> Vec<&'static str> {
 }
 
 /// Converts `/access/permissions` output (path → privilege → 0/1) into caps.
-pub fn caps_from_permissions(perms: &BTreeMap<String, BTreeMap<String, serde_json::Value>>) -> Caps {
+pub fn caps_from_permissions(
+    perms: &BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+) -> Caps {
     let mut caps: Caps = BTreeMap::new();
     for (path, privs) in perms {
         for scope in scope_of(path) {
             let entry = caps.entry(scope.to_owned()).or_default();
             for (privilege, granted) in privs {
-                let yes = granted.as_i64().map(|v| v != 0).or(granted.as_bool()).unwrap_or(false);
+                let yes = granted
+                    .as_i64()
+                    .map(|v| v != 0)
+                    .or(granted.as_bool())
+                    .unwrap_or(false);
                 if yes {
                     entry.insert(privilege.clone(), true);
                 }
@@ -73,9 +79,14 @@ pub async fn for_user(state: &AppState, username: &str) -> Caps {
 async fn lookup(state: &AppState, username: &str) -> anyhow::Result<Caps> {
     let cluster = crate::auth::login::pick_cluster(state, None).await?;
     let client = crate::pve::service_client(&cluster, &state.keyring)?;
-    let spec = RequestSpec { method: Method::Get, path: "/access/permissions".into(), params: vec![("userid".into(), username.to_owned())] };
+    let spec = RequestSpec {
+        method: Method::Get,
+        path: "/access/permissions".into(),
+        params: vec![("userid".into(), username.to_owned())],
+    };
     let body = client.execute(&spec).await?;
-    let perms: BTreeMap<String, BTreeMap<String, serde_json::Value>> = ctforge_pve::client::parse_data(&body)?;
+    let perms: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
+        ctforge_pve::client::parse_data(&body)?;
     Ok(caps_from_permissions(&perms))
 }
 
@@ -92,6 +103,10 @@ mod tests {
         let caps = caps_from_permissions(&perms);
         assert_eq!(caps["vms"]["VM.PowerMgmt"], true);
         assert_eq!(caps["storage"]["Datastore.AllocateSpace"], true);
-        assert!(!caps.get("nodes").is_some_and(|n| n.contains_key("Sys.Audit")));
+        assert!(
+            !caps
+                .get("nodes")
+                .is_some_and(|n| n.contains_key("Sys.Audit"))
+        );
     }
 }
