@@ -428,6 +428,7 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
 const OTHER_ENV: &[&str] = &[
     "url",
     "token",
+    "pve_schema",
     "ct_password",
     "git_revision",
     "skip_lxc",

@@ -337,6 +337,7 @@ fn routes() -> Routes {
             "/containers/{id}",
             get(web::containers::detail::show),
         )
+        .protected(&["GET"], "/nodes/{name}", get(web::nodes::show))
         .protected(
             &["POST"],
             "/containers/{id}/start",

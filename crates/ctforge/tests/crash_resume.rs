@@ -8,7 +8,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use ctforge::config::{ClusterBootstrap, Secret};
 use ctforge::jobs::{Worker, WorkerOptions};
 use ctforge_pve_sim::SimConfig;
 use serde_json::json;
@@ -28,20 +27,7 @@ async fn killing_the_worker_mid_step_never_loses_or_duplicates() {
     let sim = ctforge_pve_sim::start(SimConfig::for_tests().with_tls(true).with_ssh())
         .await
         .unwrap();
-    let cluster = ClusterBootstrap {
-        name: "sim".into(),
-        url: sim.base_url.clone(),
-        token_id: sim.token_id.clone(),
-        token_secret: Some(Secret::new(sim.token_secret.clone())),
-        token_secret_file: None,
-        fingerprint: Some(sim.fingerprint.clone()),
-        ssh_user: "root".into(),
-        ssh_port: sim.ssh_addr.unwrap().port(),
-        ssh_password: Some(Secret::new(sim.root_password.clone())),
-        ssh_key_file: None,
-        ssh_host_key: None,
-        default: true,
-    };
+    let cluster = common::sim_cluster(&sim);
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/templates"

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use ctforge::config::{ClusterBootstrap, Secret};
+use ctforge::config::ClusterBootstrap;
 use ctforge_pve_sim::{SimConfig, SimHandle};
 use serde_json::json;
 
@@ -37,20 +37,7 @@ async fn sim() -> SimHandle {
 }
 
 fn cluster(sim: &SimHandle) -> ClusterBootstrap {
-    ClusterBootstrap {
-        name: "sim".into(),
-        url: sim.base_url.clone(),
-        token_id: sim.token_id.clone(),
-        token_secret: Some(Secret::new(sim.token_secret.clone())),
-        token_secret_file: None,
-        fingerprint: Some(sim.fingerprint.clone()),
-        ssh_user: "root".into(),
-        ssh_port: sim.ssh_addr.unwrap().port(),
-        ssh_password: Some(Secret::new(sim.root_password.clone())),
-        ssh_key_file: None,
-        ssh_host_key: None,
-        default: true,
-    }
+    common::sim_cluster(sim)
 }
 
 struct Session {
@@ -355,17 +342,8 @@ async fn test_connection_pins_the_ssh_host_key_and_refuses_a_changed_one() {
 
     // The node's key changes (reinstall or attack): refused, and the message says what to do.
     let mut input = ctforge::storage::model::ClusterInput {
-        name: cluster.name.clone(),
-        url: cluster.url.clone(),
-        token_id: cluster.token_id.clone(),
-        token_secret_sealed: cluster.token_secret_sealed.clone(),
-        fingerprint: cluster.fingerprint.clone(),
-        ssh_user: cluster.ssh_user.clone(),
-        ssh_port: cluster.ssh_port,
-        ssh_password_sealed: cluster.ssh_password_sealed.clone(),
-        ssh_key_sealed: None,
         ssh_host_key: Some("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()),
-        is_default: true,
+        ..ctforge::storage::model::ClusterInput::from(&cluster)
     };
     s.app
         .state

@@ -5,7 +5,6 @@
 
 mod common;
 
-use ctforge::config::{ClusterBootstrap, Secret};
 use ctforge_pve_sim::SimConfig;
 use serde_json::json;
 
@@ -20,20 +19,7 @@ async fn list_create_follow_and_stop_from_the_cli() {
     )
     .await
     .unwrap();
-    let cluster = ClusterBootstrap {
-        name: "sim".into(),
-        url: sim.base_url.clone(),
-        token_id: sim.token_id.clone(),
-        token_secret: Some(Secret::new(sim.token_secret.clone())),
-        token_secret_file: None,
-        fingerprint: Some(sim.fingerprint.clone()),
-        ssh_user: "root".into(),
-        ssh_port: sim.ssh_addr.unwrap().port(),
-        ssh_password: Some(Secret::new(sim.root_password.clone())),
-        ssh_key_file: None,
-        ssh_host_key: None,
-        default: true,
-    };
+    let cluster = common::sim_cluster(&sim);
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/templates"

@@ -101,8 +101,8 @@ mod tests {
         )
         .unwrap();
         let caps = caps_from_permissions(&perms);
-        assert_eq!(caps["vms"]["VM.PowerMgmt"], true);
-        assert_eq!(caps["storage"]["Datastore.AllocateSpace"], true);
+        assert!(caps["vms"]["VM.PowerMgmt"]);
+        assert!(caps["storage"]["Datastore.AllocateSpace"]);
         assert!(
             !caps
                 .get("nodes")

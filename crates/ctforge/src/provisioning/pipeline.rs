@@ -183,17 +183,8 @@ pub async fn connect(
         .map_err(|e| fail(e.to_string()))?;
     if trust_on_first_use {
         let input = ClusterInput {
-            name: cluster.name.clone(),
-            url: cluster.url.clone(),
-            token_id: cluster.token_id.clone(),
-            token_secret_sealed: cluster.token_secret_sealed.clone(),
-            fingerprint: cluster.fingerprint.clone(),
-            ssh_user: cluster.ssh_user.clone(),
-            ssh_port: cluster.ssh_port,
-            ssh_password_sealed: cluster.ssh_password_sealed.clone(),
-            ssh_key_sealed: cluster.ssh_key_sealed.clone(),
             ssh_host_key: Some(session.host_key_fingerprint().to_owned()),
-            is_default: cluster.is_default,
+            ..ClusterInput::from(cluster)
         };
         if let Err(e) = store.update_cluster(cluster.id, &input).await {
             tracing::warn!(error = %e, "cannot pin the SSH host key");

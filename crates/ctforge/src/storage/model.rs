@@ -63,6 +63,24 @@ pub struct ClusterInput {
     pub is_default: bool,
 }
 
+impl From<&Cluster> for ClusterInput {
+    fn from(c: &Cluster) -> Self {
+        Self {
+            name: c.name.clone(),
+            url: c.url.clone(),
+            token_id: c.token_id.clone(),
+            token_secret_sealed: c.token_secret_sealed.clone(),
+            fingerprint: c.fingerprint.clone(),
+            ssh_user: c.ssh_user.clone(),
+            ssh_port: c.ssh_port,
+            ssh_password_sealed: c.ssh_password_sealed.clone(),
+            ssh_key_sealed: c.ssh_key_sealed.clone(),
+            ssh_host_key: c.ssh_host_key.clone(),
+            is_default: c.is_default,
+        }
+    }
+}
+
 /// A node of a cluster as last seen.
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct ClusterNode {

@@ -14,6 +14,7 @@ pub mod health;
 pub mod home;
 pub mod jobs;
 pub mod login;
+pub mod nodes;
 pub mod settings;
 pub mod templates;
 pub mod wizard;

@@ -154,3 +154,23 @@ pub async fn spawn_app_custom(
         handle,
     }
 }
+
+/// The `[[clusters]]` entry for a running simulator (API token, pinned TLS fingerprint, SSH
+/// password when the simulator has SSH).
+pub fn sim_cluster(sim: &ctforge_pve_sim::SimHandle) -> ctforge::config::ClusterBootstrap {
+    use ctforge::config::Secret;
+    ctforge::config::ClusterBootstrap {
+        name: "sim".into(),
+        url: sim.base_url.clone(),
+        token_id: sim.token_id.clone(),
+        token_secret: Some(Secret::new(sim.token_secret.clone())),
+        token_secret_file: None,
+        fingerprint: Some(sim.fingerprint.clone()),
+        ssh_user: "root".into(),
+        ssh_port: sim.ssh_addr.map(|a| a.port()).unwrap_or(22),
+        ssh_password: Some(Secret::new(sim.root_password.clone())),
+        ssh_key_file: None,
+        ssh_host_key: None,
+        default: true,
+    }
+}

@@ -1,6 +1,8 @@
 //! The component module every page uses: layout, buttons, badges, alerts, forms with inline
 //! errors, tables, tabs, dialogs, empty states. No page invents its own widgets.
 
+pub mod chart;
+
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 /// Who is looking at the page, for the header.

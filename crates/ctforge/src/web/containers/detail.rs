@@ -1,9 +1,10 @@
 //! `/containers/{id}`: header (hostname, VMID, status, node, actions) and tabs as links
-//! (`?tab=overview|services|events`). Overview reads `status/current` and the config (and
+//! (`?tab=overview|services|events|resources`). Overview reads `status/current` and the config (and
 //! `/interfaces` for DHCP addresses) with the user's ticket, falling back to the record when
 //! Proxmox is unreachable; Services lists tracked services and sealed credentials (revealed one
 //! at a time through `POST /containers/{id}/credentials/reveal`, audited); Events is the
-//! container's timeline with a kind filter and paging. A container still being created
+//! container's timeline with a kind filter and paging; Resources charts `rrddata` (CPU,
+//! memory, disk, network, disk I/O) for `?timeframe=hour|day|week|month|year`. A container still being created
 //! redirects to its job's progress page when that page exists.
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use ctforge_pve::PveApi;
-use ctforge_pve::types::{IpConfig, LxcConfig, LxcInterface, LxcStatus};
+use ctforge_pve::types::{IpConfig, LxcConfig, LxcInterface, LxcStatus, Timeframe};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -21,6 +22,7 @@ use crate::auth::CurrentUser;
 use crate::containers::{self, Target, client_for, credentials, lifecycle, resolve};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::components::chart::{self, RrdSource};
 use crate::web::components::{self as ui, Tone, Viewer};
 use crate::web::home::viewer;
 
@@ -30,7 +32,7 @@ const EVENTS_PAGE: i64 = 50;
 /// Query of the detail page.
 #[derive(Debug, Default, Deserialize)]
 pub struct DetailQuery {
-    /// `overview` (default), `services` or `events`.
+    /// `overview` (default), `services`, `events` or `resources`.
     #[serde(default)]
     pub tab: Option<String>,
     /// Event kind filter.
@@ -39,6 +41,9 @@ pub struct DetailQuery {
     /// Events before this id (paging).
     #[serde(default)]
     pub before: Option<String>,
+    /// Resources tab time frame (`hour` default, `day`, `week`, `month`, `year`).
+    #[serde(default)]
+    pub timeframe: Option<String>,
 }
 
 /// Live data for the overview.
@@ -260,11 +265,13 @@ async fn render(
         ("overview", "Overview", format!("{base}?tab=overview")),
         ("services", "Services", format!("{base}?tab=services")),
         ("events", "Events", format!("{base}?tab=events")),
+        ("resources", "Resources", format!("{base}?tab=resources")),
     ];
     let crumb = format!("{hostname} (CT {})", target.vmid);
     let content = match tab {
         "services" => services_tab(state, user, &viewer, target, revealed).await?,
         "events" => events_tab(state, target, query).await?,
+        "resources" => resources_tab(state, user, target, live.as_ref().ok(), query).await,
         _ => overview_tab(target, live.as_ref().ok(), &node),
     };
     Ok(html! {
@@ -291,6 +298,44 @@ async fn render(
         (ui::tabs("Container", &tabs, tab))
         div.tab-panel role="tabpanel" { (content) }
     })
+}
+
+async fn resources_tab(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+    live: Option<&Live>,
+    query: &DetailQuery,
+) -> Markup {
+    let timeframe = chart::parse_timeframe(query.timeframe.as_deref());
+    let key = target.url_id();
+    let href = |t: Timeframe| format!("/containers/{key}?tab=resources&timeframe={}", t.as_str());
+    let Some(live) = live else {
+        return ui::empty_state(
+            "Resource history unavailable",
+            "Proxmox cannot be reached, so its recorded history cannot be shown.",
+            None,
+        );
+    };
+    let points = match client_for(state, user, &target.cluster) {
+        Ok(client) => client
+            .lxc_rrddata(&live.node, target.vmid, timeframe, None)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    html! {
+        section.card.resources {
+            div.row.resources-head {
+                h2 { "Resource history" }
+                (chart::timeframe_toggle(timeframe, &href))
+            }
+            @match &points {
+                Ok(points) => (chart::rrd_charts(points, RrdSource::Container)),
+                Err(e) => (ui::alert(Tone::Err, &format!("Could not load the resource history: {e}"))),
+            }
+        }
+    }
 }
 
 fn dl_row(label: &str, value: Markup) -> Markup {
