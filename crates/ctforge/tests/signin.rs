@@ -316,3 +316,85 @@ async fn changed_certificate_is_refused_with_an_explanation() {
     let message = body["error"].as_str().unwrap().to_lowercase();
     assert!(message.contains("fingerprint"), "{message}");
 }
+
+#[tokio::test]
+async fn session_survives_a_ticket_renewal() {
+    let sim = sim().await;
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let clock = ctforge::clock::ManualClock::new(start);
+    let c = cluster(&sim, &sim.fingerprint);
+    let app = common::spawn_app_clocked(
+        "sqlite",
+        move |config| config.clusters = vec![c],
+        None,
+        clock.clone(),
+    )
+    .await;
+    let response = login(
+        &app,
+        serde_json::json!({ "username": "root", "password": sim.root_password, "realm": "pam" }),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let cookie = session_cookie(&response);
+    let dashboard = |cookie: String| {
+        let url = format!("{}/?view=table", app.address);
+        let client = app.client.clone();
+        async move {
+            client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(dashboard(cookie.clone()).await.contains("<table"));
+
+    // 106 minutes later (both clocks): the ticket is due for renewal, and still valid.
+    clock.advance(106 * 60 * 1000);
+    sim.state().advance_clock(106 * 60);
+    let me = app
+        .client
+        .get(format!("{}/api/v1/auth/me", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "the request renews the ticket");
+
+    // 30 minutes more: the original ticket has expired at Proxmox; the session still works,
+    // through the renewed ticket.
+    clock.advance(30 * 60 * 1000);
+    sim.state().advance_clock(30 * 60);
+    let html = dashboard(cookie.clone()).await;
+    assert!(
+        html.contains("<table") && !html.contains("unreachable"),
+        "{html}"
+    );
+    let me = app
+        .client
+        .get(format!("{}/api/v1/auth/me", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    // Without use for longer than a ticket lives, the session ends with it.
+    clock.advance(3 * 60 * 60 * 1000);
+    let me = app
+        .client
+        .get(format!("{}/api/v1/auth/me", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
+}

@@ -293,12 +293,13 @@ pub async fn create_session(
     let token = random_token();
     let csrf_token = random_token();
     let now = state.clock.now_ms();
-    let expires_at = data.issued_at * 1000 + 2 * 60 * 60 * 1000;
-    let expires_at = if expires_at <= now {
-        now + 2 * 60 * 60 * 1000
-    } else {
-        expires_at
-    };
+    // Session lifetime and renewal are measured on ctforge's clock: the ticket is 2 h old at
+    // most when it reaches us, so the session ends when the ticket would.
+    let mut data = data;
+    if data.tfa_challenge.is_none() {
+        data.issued_at = now / 1000;
+    }
+    let expires_at = now + 2 * 60 * 60 * 1000;
     let row = SessionRow {
         id_hash: hash_token(&token),
         username: username.to_owned(),

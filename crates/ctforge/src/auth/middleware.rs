@@ -110,9 +110,10 @@ async fn renew_if_needed(
     let ticket = crate::pve::to_ticket(&data, &row.username);
     match ctforge_pve::renew(&crate::pve::base_config(&cluster), &ticket).await {
         Ok(renewed) => {
-            let new_data = crate::pve::from_ticket(cluster.id, &renewed);
+            let mut new_data = crate::pve::from_ticket(cluster.id, &renewed);
+            new_data.issued_at = now_s;
             let mut new_row = row.clone();
-            new_row.expires_at = new_data.issued_at * 1000 + 2 * 60 * 60 * 1000;
+            new_row.expires_at = now_s * 1000 + 2 * 60 * 60 * 1000;
             if let Ok(sealed) = super::login::seal(state, &new_data) {
                 new_row.data_sealed = sealed;
                 if let Err(e) = state.sessions.put(&new_row, state.clock.now_ms()).await {

@@ -121,6 +121,16 @@ pub async fn spawn_app_custom(
     adjust: impl FnOnce(&mut Config),
     bus: Option<Arc<dyn ctforge::events::EventBus>>,
 ) -> TestApp {
+    spawn_app_clocked(backend, adjust, bus, Arc::new(ctforge::clock::SystemClock)).await
+}
+
+/// Starts the real application with the given clock (tests move time).
+pub async fn spawn_app_clocked(
+    backend: &str,
+    adjust: impl FnOnce(&mut Config),
+    bus: Option<Arc<dyn ctforge::events::EventBus>>,
+    clock: Arc<dyn ctforge::clock::Clock>,
+) -> TestApp {
     ctforge::install_crypto_provider();
     let data_dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::load_from(&CliOverrides::default(), &[])
@@ -132,10 +142,9 @@ pub async fn spawn_app_custom(
         config.database_url = Some(ctforge::config::Secret::new(fresh_pg_url().await));
     }
     adjust(&mut config);
-    let app =
-        ctforge::startup::App::build_custom(config, Arc::new(ctforge::clock::SystemClock), bus)
-            .await
-            .expect("build app");
+    let app = ctforge::startup::App::build_custom(config, clock, bus)
+        .await
+        .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
