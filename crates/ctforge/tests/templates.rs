@@ -213,6 +213,19 @@ async fn discovery_lifecycle(backend: &str) {
     let kept = store.get_template_by_name("web-stack").await.unwrap();
     assert_eq!(kept.row.description, "edited in the UI");
 
+    // A template that vanished from disk is reported and its stored copy kept.
+    std::fs::remove_dir_all(root.path().join("db")).unwrap();
+    let report = discover_roots(store.as_ref(), &roots).await.unwrap();
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("template db is no longer on disk")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(store.get_template_by_name("db").await.is_ok());
+
     // A missing root is a warning, not a failure.
     let missing = vec![root.path().join("nope")];
     let report = discover_roots(store.as_ref(), &missing).await.unwrap();

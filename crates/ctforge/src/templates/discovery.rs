@@ -256,7 +256,29 @@ pub async fn discover_roots(
         }
         all.extend(found);
     }
+    let found_dirs: Vec<String> = all
+        .iter()
+        .map(|(dir, _)| dir.display().to_string())
+        .collect();
     let mut report = discover_loaded(store, all).await?;
+    // Filesystem templates whose directory vanished from a scanned root are kept (containers
+    // may reference them) and reported, so a re-discovery shows every change.
+    if let Ok(stored) = store.list_templates().await {
+        for t in stored {
+            let Some(path) = t.row.source_path.as_deref() else {
+                continue;
+            };
+            let under_root = roots
+                .iter()
+                .any(|r| std::path::Path::new(path).starts_with(r));
+            if t.row.source == "filesystem" && under_root && !found_dirs.iter().any(|d| d == path) {
+                warnings.push(format!(
+                    "template {} is no longer on disk at {path}; the stored copy is kept (delete it from the Templates page if it is gone for good)",
+                    t.row.name
+                ));
+            }
+        }
+    }
     report.roots = roots.iter().map(|r| r.display().to_string()).collect();
     report.warnings = warnings;
     Ok(report)
