@@ -362,7 +362,15 @@ impl PveClient {
         loop {
             let started = Instant::now();
             let res = self.send_once(spec, anonymous).await;
-            let ms = started.elapsed().as_millis() as u64;
+            let elapsed = started.elapsed();
+            let ms = elapsed.as_millis() as u64;
+            metrics::histogram!(
+                "ctforge_pve_request_duration_seconds",
+                "method" => spec.method.as_str(),
+                "endpoint" => spec.endpoint(),
+                "outcome" => if res.is_ok() { "ok" } else { "error" },
+            )
+            .record(elapsed.as_secs_f64());
             match res {
                 Ok((status, body)) => {
                     tracing::debug!(

@@ -88,6 +88,32 @@ impl RequestSpec {
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.path.split('/').filter(|s| !s.is_empty())
     }
+    /// The endpoint as a path pattern with the variable segments replaced
+    /// (`/nodes/{node}/lxc/{vmid}/status/start`): a bounded label for metrics.
+    pub fn endpoint(&self) -> String {
+        const COLLECTIONS: &[(&str, &str)] = &[
+            ("nodes", "{node}"),
+            ("lxc", "{vmid}"),
+            ("qemu", "{vmid}"),
+            ("tasks", "{upid}"),
+            ("storage", "{storage}"),
+            ("content", "{volume}"),
+            ("pools", "{poolid}"),
+            ("users", "{userid}"),
+            ("snapshot", "{snapname}"),
+        ];
+        let mut out = String::new();
+        let mut previous = "";
+        for seg in self.segments() {
+            out.push('/');
+            match COLLECTIONS.iter().find(|(c, _)| *c == previous) {
+                Some((_, var)) => out.push_str(var),
+                None => out.push_str(seg),
+            }
+            previous = seg;
+        }
+        out
+    }
     /// The value of parameter `k`, if present.
     pub fn get(&self, k: &str) -> Option<&str> {
         self.params
@@ -369,6 +395,29 @@ pub fn pools() -> RequestSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_are_bounded_patterns() {
+        let upid: Upid = "UPID:pve1:0000A1B2:00C0FFEE:6553F1A0:vzstart:105:root@pam:"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            task_status("pve1", &upid).endpoint(),
+            "/nodes/{node}/tasks/{upid}/status"
+        );
+        assert_eq!(
+            RequestSpec::new(Method::Post, "/nodes/pve2/lxc/105/status/start".into()).endpoint(),
+            "/nodes/{node}/lxc/{vmid}/status/start"
+        );
+        assert_eq!(
+            RequestSpec::new(Method::Get, "/cluster/resources".into()).endpoint(),
+            "/cluster/resources"
+        );
+        assert_eq!(
+            RequestSpec::new(Method::Get, "/nodes/pve1/storage/local/content".into()).endpoint(),
+            "/nodes/{node}/storage/{storage}/content"
+        );
+    }
 
     #[test]
     fn debug_redacts_passwords() {

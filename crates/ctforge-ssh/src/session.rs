@@ -258,6 +258,16 @@ impl SshSession {
             None => fut.await,
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        metrics::histogram!(
+            "ctforge_ssh_command_duration_seconds",
+            "outcome" => match &res {
+                Ok(o) if o.success() => "ok",
+                Ok(_) => "nonzero_exit",
+                Err(SshError::Timeout { .. }) => "timeout",
+                Err(_) => "error",
+            },
+        )
+        .record(started.elapsed().as_secs_f64());
         match &res {
             Ok(o) => tracing::debug!(
                 host = %self.host,

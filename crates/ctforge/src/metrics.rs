@@ -1,5 +1,7 @@
-//! Prometheus metrics: HTTP requests by route and status, request durations, SSE viewers,
-//! sessions, jobs by state and step durations. Served at `/metrics` (protected: scrape it with
+//! Prometheus metrics. Recorded here: HTTP requests by route, method and status and their
+//! durations, open SSE streams, sessions, jobs by state. Recorded where they happen: job step
+//! durations and finished jobs (`jobs/worker.rs`), Proxmox call latency by endpoint
+//! (`ctforge-pve`), SSH command durations (`ctforge-ssh`). Served at `/metrics` (protected: scrape it with
 //! an API token as a bearer token).
 
 use std::sync::OnceLock;
@@ -53,6 +55,27 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// One open Server-Sent Events stream, counted in the `ctforge_sse_connections` gauge from
+/// [`SseConnection::open`] until it is dropped (the client went away or the stream ended).
+#[derive(Debug)]
+pub struct SseConnection {
+    stream: &'static str,
+}
+
+impl SseConnection {
+    /// Counts a new stream of kind `stream` (e.g. `job_events`).
+    pub fn open(stream: &'static str) -> Self {
+        metrics::gauge!("ctforge_sse_connections", "stream" => stream).increment(1.0);
+        Self { stream }
+    }
+}
+
+impl Drop for SseConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("ctforge_sse_connections", "stream" => self.stream).decrement(1.0);
+    }
+}
+
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> Result<Response, AppError> {
     let handle = install();
@@ -72,4 +95,27 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, AppError>
         handle.render(),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_connections_are_counted_while_open() {
+        let handle = install();
+        let gauge = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("ctforge_sse_connections{stream=\"unit_test\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        let first = SseConnection::open("unit_test");
+        let second = SseConnection::open("unit_test");
+        assert_eq!(gauge(&handle.render()), Some(2.0));
+        drop(first);
+        assert_eq!(gauge(&handle.render()), Some(1.0));
+        drop(second);
+        assert_eq!(gauge(&handle.render()), Some(0.0));
+    }
 }

@@ -246,6 +246,30 @@ async fn plan_then_create_provisions_a_ready_container() {
     let events = s.get(&format!("/api/v1/jobs/{job_id}/events")).await;
     let text = events.to_string();
     assert!(text.contains("running 10-credentials.sh"), "{text}");
+
+    // What the job did is visible to Prometheus.
+    let metrics = s
+        .app
+        .client
+        .get(format!("{}/metrics", s.app.address))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "ctforge_jobs_finished_total{kind=\"create_container\",state=\"succeeded\"} 1",
+        "ctforge_job_step_duration_seconds_count{kind=\"create_container\",step=\"install\",outcome=\"ok\"} 1",
+        "ctforge_pve_request_duration_seconds_count{method=\"POST\",endpoint=\"/nodes/{node}/lxc\",outcome=\"ok\"}",
+        "ctforge_pve_request_duration_seconds_count{method=\"GET\",endpoint=\"/nodes/{node}/tasks/{upid}/status\"",
+        "ctforge_ssh_command_duration_seconds_count{outcome=\"ok\"}",
+        "ctforge_http_requests_total{route=\"/api/v1/containers\",method=\"POST\",status=\"202\"} 1",
+        "ctforge_sessions 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -259,6 +259,7 @@ impl LxcBackend {
     /// kept, anything else (dhcp, none, another subnet) gets a free address.
     fn plan_nics(&self, vmid: u32, conf: &BTreeMap<String, String>) -> Vec<Nic> {
         let (net, prefix) = (self.opts.bridge_ip, self.opts.bridge_prefix);
+        self.release_claims(vmid);
         let mut used: Vec<Ipv4Addr> = self
             .lock()
             .iter()
@@ -277,7 +278,10 @@ impl LxcBackend {
             let requested = prop(v, "ip").as_deref().and_then(parse_cidr);
             let ip = match requested {
                 Some((ip, p))
-                    if p == prefix && in_subnet(ip, net, prefix) && !used.contains(&ip) =>
+                    if p == prefix
+                        && in_subnet(ip, net, prefix)
+                        && !used.contains(&ip)
+                        && self.claim(ip, vmid) =>
                 {
                     Some((ip, p))
                 }
@@ -310,7 +314,62 @@ impl LxcBackend {
         let span = size - 1 - lo;
         (0..span)
             .map(|i| Ipv4Addr::from(base + lo + (vmid + i) % span))
-            .find(|ip| !used.contains(ip))
+            .find(|ip| !used.contains(ip) && self.claim(*ip, vmid))
+    }
+
+    /// Where the addresses taken on this bridge are claimed, host-wide: every simulator on
+    /// the machine shares the bridge, so two of them (e.g. parallel tests) must never hand
+    /// out the same address. One file per address holding `<pid> <tag> <vmid>`.
+    fn claims_dir(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("ctforge-sim-claims-{}", self.opts.bridge))
+    }
+
+    /// Claims `ip` for `vmid`; false when a live simulator (another process, or another
+    /// backend in this one) holds it. Claims of dead processes are taken over.
+    fn claim(&self, ip: Ipv4Addr, vmid: u32) -> bool {
+        let dir = self.claims_dir();
+        if std::fs::create_dir_all(&dir).is_err() {
+            return true; // No shared registry available: fall back to per-process planning.
+        }
+        let path = dir.join(ip.to_string());
+        let me = format!("{} {} {vmid}", std::process::id(), self.tag);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => return f.write_all(me.as_bytes()).is_ok(),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    if holder.trim() == me {
+                        return true;
+                    }
+                    let pid = holder.split_whitespace().next().unwrap_or("");
+                    let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+                    if alive || holder.is_empty() {
+                        // Held (or being written this instant): leave it.
+                        return false;
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    /// Drops the address claims of `vmid` (destroyed, or about to be re-planned).
+    fn release_claims(&self, vmid: u32) {
+        let me = format!("{} {} {vmid}", std::process::id(), self.tag);
+        let Ok(entries) = std::fs::read_dir(self.claims_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if std::fs::read_to_string(entry.path()).is_ok_and(|h| h.trim() == me) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     fn write_lxc_config(&self, vmid: u32, g: &Guest) -> Result<(), String> {
@@ -661,6 +720,7 @@ impl CtBackend for LxcBackend {
         })();
         if res.is_err() {
             self.lock().remove(&vmid);
+            self.release_claims(vmid);
             let _ = std::fs::remove_dir_all(&dir);
         }
         res
@@ -764,6 +824,7 @@ impl CtBackend for LxcBackend {
             run_ok(self.lxc("lxc-stop", vmid).arg("-k"), None)?;
         }
         self.lock().remove(&vmid);
+        self.release_claims(vmid);
         if dir.exists() {
             self.unmount_leftovers(vmid);
             std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

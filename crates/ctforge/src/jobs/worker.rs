@@ -331,8 +331,18 @@ impl Runner {
     }
 
     async fn fail(&self, job: &Job, step: Option<&str>, message: &str) -> Result<(), StoreError> {
-        let progress = self.queue.progress();
-        progress
+        let text = match step {
+            Some(step) => format!("step {step} failed: {message}"),
+            None => message.to_owned(),
+        };
+        // The row first: whoever reacts to `error` finds the job failed (and retryable).
+        self.queue
+            .store()
+            .finish_job(job.id, state::FAILED, Some(&text))
+            .await?;
+        finished(job, state::FAILED);
+        self.queue
+            .progress()
             .emit(
                 job.id,
                 kind::ERROR,
@@ -340,14 +350,7 @@ impl Runner {
                 json!({ "step": step, "message": message }),
             )
             .await?;
-        let text = match step {
-            Some(step) => format!("step {step} failed: {message}"),
-            None => message.to_owned(),
-        };
-        self.queue
-            .store()
-            .finish_job(job.id, state::FAILED, Some(&text))
-            .await
+        Ok(())
     }
 
     async fn run_steps(&self, job: Job) -> Result<(), StoreError> {
@@ -413,7 +416,15 @@ impl Runner {
                 cancel: self.token.clone(),
                 owner: owner.clone(),
             };
+            let started = std::time::Instant::now();
             let result = run_isolated(handler.clone(), ctx.clone(), step).await;
+            metrics::histogram!(
+                "ctforge_job_step_duration_seconds",
+                "kind" => job.kind.clone(),
+                "step" => step.to_owned(),
+                "outcome" => if result.is_ok() { "ok" } else { "error" },
+            )
+            .record(started.elapsed().as_secs_f64());
             match result {
                 Ok(()) => {
                     match store.complete_job_step(job.id, &owner, step).await {
@@ -454,13 +465,21 @@ impl Runner {
         if !self.still_ours(job.id).await? {
             return Ok(());
         }
+        // The row first: whoever reacts to `done` finds the job finished.
+        store.finish_job(job.id, state::SUCCEEDED, None).await?;
+        finished(&job, state::SUCCEEDED);
         progress
             .emit(job.id, kind::DONE, None, json!({ "steps": steps }))
             .await?;
-        store.finish_job(job.id, state::SUCCEEDED, None).await?;
         tracing::info!(job_id = job.id, "job succeeded");
         Ok(())
     }
+}
+
+/// Counts a finished job by kind and final state.
+fn finished(job: &Job, state: &'static str) {
+    metrics::counter!("ctforge_jobs_finished_total", "kind" => job.kind.clone(), "state" => state)
+        .increment(1);
 }
 
 /// Runs a step in its own task so a panic fails the step instead of killing the worker; the

@@ -239,14 +239,25 @@ async fn run(
 }
 
 /// Runs a command quietly and returns (exit code, stdout).
+/// Runs a read-only command and returns its exit code and its whole stdout (not just the
+/// channel's tail: unit listings are longer than that), capped at [`PROBE_MAX_BYTES`].
 async fn probe(channel: &dyn RemoteExec, command: &str) -> Result<(u32, String), StepError> {
-    let mut ignore = |_: Stream, _: &str| {};
+    let mut stdout = String::new();
+    let mut collect = |stream: Stream, line: &str| {
+        if stream == Stream::Stdout && stdout.len() + line.len() < PROBE_MAX_BYTES {
+            stdout.push_str(line);
+            stdout.push('\n');
+        }
+    };
     let output = channel
-        .exec(command, &mut ignore)
+        .exec(command, &mut collect)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    Ok((output.exit_code, output.stream_text(Stream::Stdout)))
+    Ok((output.exit_code, stdout))
 }
+
+/// The most stdout [`probe`] keeps.
+const PROBE_MAX_BYTES: usize = 4 << 20;
 
 async fn wait(
     ctx: &JobContext,
@@ -920,6 +931,21 @@ pub async fn discover(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn probe_keeps_all_of_a_long_listing() {
+        let fake = ctforge_ssh::FakeRemote::new();
+        let lines: Vec<String> = (0..300)
+            .map(|i| format!("unit-{i:03}.service loaded active running Unit {i}"))
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        fake.reply(commands::LIST_UNITS, 0, &refs);
+        let (code, text) = probe(&fake, commands::LIST_UNITS).await.unwrap();
+        assert_eq!(code, 0);
+        let units = unit_names(&text);
+        assert_eq!(units.len(), 300, "more than the channel's 50-line tail");
+        assert_eq!(units[0], "unit-000.service");
+    }
 
     #[test]
     fn parses_systemctl_and_ss() {

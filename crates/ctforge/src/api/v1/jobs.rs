@@ -191,6 +191,7 @@ pub async fn events(
         finished,
         subscription,
         shutdown: state.shutdown.clone(),
+        _open: crate::metrics::SseConnection::open("job_events"),
     };
     let mut feed = feed;
     if let Some(last) = feed.pending.back() {
@@ -216,6 +217,8 @@ struct Feed {
     finished: bool,
     subscription: Subscription,
     shutdown: CancellationToken,
+    /// Counts this viewer in `ctforge_sse_connections` while the stream lives.
+    _open: crate::metrics::SseConnection,
 }
 
 impl Feed {

@@ -507,7 +507,7 @@ async fn services_tab(
                             span.mono { (c.name) }
                             @match revealed.as_ref().filter(|(n, _)| *n == c.name) {
                                 Some((_, value)) => {
-                                    input.mono.secret readonly value=(value) aria-label={ "Value of " (c.name) };
+                                    input.mono.secret readonly value=(value) size=(value.chars().count().clamp(12, 64)) aria-label={ "Value of " (c.name) };
                                     button.btn type="button" data-copy=(value) { "Copy" }
                                 }
                                 None => {
