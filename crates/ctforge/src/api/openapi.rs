@@ -16,6 +16,41 @@ fn schema<T: JsonSchema>() -> Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null)
 }
 
+/// Moves a generated schema's `$defs` into the document's `components/schemas` and points
+/// every `$ref` there, so each body is resolvable from anywhere in the document.
+fn hoist(mut schema: Value, components: &mut serde_json::Map<String, Value>) -> Value {
+    if let Some(Value::Object(defs)) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
+        for (name, mut def) in defs {
+            rewrite_refs(&mut def);
+            components.insert(name, def);
+        }
+    }
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("$schema");
+    }
+    rewrite_refs(&mut schema);
+    schema
+}
+
+fn rewrite_refs(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(s) if key == "$ref" => {
+                        if let Some(name) = s.strip_prefix("#/$defs/") {
+                            *s = format!("#/components/schemas/{name}");
+                        }
+                    }
+                    other => rewrite_refs(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(rewrite_refs),
+        _ => {}
+    }
+}
+
 /// Request bodies by (method, path).
 fn request_body(method: &str, path: &str) -> Option<Value> {
     match (method, path) {
@@ -62,6 +97,11 @@ fn summary(method: &str, path: &str) -> String {
 /// The document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    schemas.insert(
+        "Error".to_owned(),
+        json!({ "type": "object", "properties": { "error": { "type": "string" }, "status": { "type": "integer" }, "fields": { "type": "object", "additionalProperties": { "type": "string" } } }, "required": ["error", "status"] }),
+    );
     for route in crate::startup::route_table() {
         if !route.path.starts_with("/api/") {
             continue;
@@ -83,11 +123,21 @@ pub fn document() -> Value {
                     "401": { "description": "not signed in", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "403": { "description": "not allowed (CSRF or Proxmox permissions)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "404": { "description": "not found", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "405": { "description": "method not allowed on this path", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "409": { "description": "conflicts with the current state", "content": { "application/json": { "schema": {} } } },
+                    "413": { "description": "request body too large", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "415": { "description": "the body must be JSON (`Content-Type: application/json`)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "422": { "description": "well-formed JSON that does not fit the request's shape", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "429": { "description": "too many failed sign-ins", "content": { "application/json": { "schema": {} } } },
                     "503": { "description": "Proxmox or another dependency is unreachable", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
                 }
             });
+            if route.path == "/api/v1/templates/{name}/export" {
+                op["responses"]["200"] = json!({ "description": "the template directory as a .tar.gz", "content": { "application/gzip": { "schema": { "type": "string", "format": "binary" } } } });
+            }
+            if route.path == "/api/docs" {
+                op["responses"] = json!({ "200": { "description": "the browsable API page", "content": { "text/html": { "schema": { "type": "string" } } } }, "401": op["responses"]["401"].clone() });
+            }
             let mut parameters = Vec::new();
             for name in ["id", "name"] {
                 if route.path.contains(&format!("{{{name}}}")) {
@@ -97,7 +147,7 @@ pub fn document() -> Value {
             if !parameters.is_empty() {
                 op["parameters"] = Value::Array(parameters);
             }
-            if let Some(body) = request_body(method, route.path) {
+            if let Some(body) = request_body(method, route.path).map(|b| hoist(b, &mut schemas)) {
                 op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": body } } });
             }
             if route.public {
@@ -116,9 +166,7 @@ pub fn document() -> Value {
                 "token": { "type": "http", "scheme": "bearer" },
                 "session": { "type": "apiKey", "in": "cookie", "name": "ctforge_session" }
             },
-            "schemas": {
-                "Error": { "type": "object", "properties": { "error": { "type": "string" }, "status": { "type": "integer" }, "fields": { "type": "object", "additionalProperties": { "type": "string" } } }, "required": ["error", "status"] }
-            }
+            "schemas": schemas
         },
         "security": [{ "token": [] }, { "session": [] }],
         "paths": paths,
@@ -194,5 +242,42 @@ mod tests {
             json!([]),
             "login is public"
         );
+    }
+
+    #[test]
+    fn every_reference_resolves_inside_the_document() {
+        let doc = document();
+        let text = doc.to_string();
+        assert!(
+            !text.contains("#/$defs/"),
+            "no reference into a body's own $defs"
+        );
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut refs = Vec::new();
+        fn collect(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        match v {
+                            Value::String(s) if k == "$ref" => out.push(s.clone()),
+                            other => collect(other, out),
+                        }
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+                _ => {}
+            }
+        }
+        collect(&doc, &mut refs);
+        assert!(
+            refs.iter().any(|r| r.ends_with("/ScriptChoice")),
+            "{refs:?}"
+        );
+        for r in refs {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r}"));
+            assert!(schemas.contains_key(name), "{r} resolves");
+        }
     }
 }

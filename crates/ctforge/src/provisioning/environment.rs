@@ -40,6 +40,10 @@ pub async fn lookup(
         ..Default::default()
     };
     let Some(node) = node else { return Ok(env) };
+    if !env.nodes.contains(&node) {
+        // Not a node of this cluster: nothing to ask Proxmox; `plan::resolve` names the field.
+        return Ok(env);
+    }
     let storages = client
         .node_storage(&node, None)
         .await

@@ -166,10 +166,13 @@ pub async fn fetch_fingerprint(
     let fp = ctforge_pve::fetch_fingerprint(&query.url)
         .await
         .map_err(|e| {
-            AppError::Unavailable(format!(
-                "cannot fetch the TLS certificate of {}: {e}",
-                query.url
-            ))
+            // The URL is the user's input: one that is malformed or does not answer TLS is
+            // an input problem to fix in the form, not an outage of ctforge.
+            let message = format!("cannot fetch the TLS certificate of {}: {e}", query.url);
+            AppError::Invalid {
+                fields: vec![("url".to_owned(), message.clone())],
+                message,
+            }
         })?;
     Ok(Json(json!({ "fingerprint": fp })))
 }
