@@ -26,6 +26,16 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api/v1/clusters") | ("PUT", "/api/v1/clusters/{id}") => {
             Some(schema::<crate::clusters::ClusterForm>())
         }
+        ("POST", "/api/v1/containers/bulk") => Some(json!({
+            "type": "object",
+            "required": ["action", "ids"],
+            "properties": {
+                "action": { "type": "string", "enum": ["start", "stop", "shutdown", "reboot", "delete"] },
+                "ids": { "type": "array", "minItems": 1, "maxItems": crate::containers::bulk::MAX_IDS, "uniqueItems": true, "items": { "type": "string", "description": "ctforge id (42) or <cluster>:<vmid> (lab:105)" } },
+                "timeout": { "type": "integer", "minimum": 0, "maximum": crate::containers::lifecycle::MAX_SHUTDOWN_TIMEOUT, "description": "graceful shutdown timeout in seconds (shutdown only; default 60)" }
+            },
+            "additionalProperties": false
+        })),
         ("POST", "/api/v1/tokens") => Some(
             json!({ "type": "object", "required": ["name"], "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 64 } }, "additionalProperties": false }),
         ),
@@ -84,6 +94,7 @@ pub fn document() -> Value {
                     "403": { "description": "not allowed (CSRF or Proxmox permissions)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "404": { "description": "not found", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "409": { "description": "conflicts with the current state", "content": { "application/json": { "schema": {} } } },
+                    "422": { "description": "invalid bulk request; `fields` names each problem", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "429": { "description": "too many failed sign-ins", "content": { "application/json": { "schema": {} } } },
                     "503": { "description": "Proxmox or another dependency is unreachable", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
                 }
