@@ -8,18 +8,21 @@
 //! without it the handler answers an unconfirmed destructive request with a confirmation page
 //! built from the same component. Either way the confirmed form carries `confirm=<action>`.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
+use ctforge_pve::PveApi;
+use ctforge_pve::types::ResourceKind;
 use maud::{Markup, html};
 
 use crate::auth::CurrentUser;
 use crate::containers::bulk::{self, BulkResult, ItemResult};
 use crate::containers::lifecycle::{self, Action};
 use crate::containers::listing::Row;
-use crate::containers::resolve_in;
+use crate::containers::{client_for, resolve_in};
 use crate::jobs::state as job_state;
 use crate::state::AppState;
 use crate::storage::model::Job;
@@ -220,11 +223,35 @@ async fn confirm_page(
     back: &str,
 ) -> Markup {
     let viewer = viewer(user);
+    // Proxmox's names for containers without a record: one resource listing per cluster, with
+    // the user's own client (best effort; `CT <vmid>` otherwise).
+    let mut live: HashMap<(i64, u32), String> = HashMap::new();
+    let mut asked: HashSet<i64> = HashSet::new();
     let mut names = Vec::with_capacity(request.ids.len());
     for id in &request.ids {
-        names.push(match resolve_in(state.store.as_ref(), id).await {
-            Ok(target) => format!("{} (CT {})", target.display_name(), target.vmid),
-            Err(_) => id.clone(),
+        let Ok(target) = resolve_in(state.store.as_ref(), id).await else {
+            names.push(id.clone());
+            continue;
+        };
+        if target.record.is_none()
+            && asked.insert(target.cluster.id)
+            && let Ok(client) = client_for(state, user, &target.cluster)
+            && let Ok(resources) = client.cluster_resources(Some(ResourceKind::Vm)).await
+        {
+            for r in resources {
+                if let (Some(vmid), Some(name)) = (r.vmid, r.name) {
+                    live.insert((target.cluster.id, vmid), name);
+                }
+            }
+        }
+        let name = match live.get(&(target.cluster.id, target.vmid)) {
+            Some(name) if target.record.is_none() => name.clone(),
+            _ => target.display_name(),
+        };
+        names.push(if name == format!("CT {}", target.vmid) {
+            name
+        } else {
+            format!("{name} (CT {})", target.vmid)
         });
     }
     let (title, text) = confirm_copy(
@@ -272,7 +299,7 @@ pub fn job_title(job: &Job) -> Option<String> {
 pub fn results(job: &Job) -> Option<Markup> {
     let payload = bulk::payload_of(job)?;
     let result = BulkResult::of(job);
-    let by_id: std::collections::HashMap<&str, &ItemResult> =
+    let by_id: HashMap<&str, &ItemResult> =
         result.items.iter().map(|i| (i.id.as_str(), i)).collect();
     let pending = payload.ids.len() - result.items.len();
     let finished = job_state::is_finished(&job.state);
