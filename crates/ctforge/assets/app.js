@@ -207,6 +207,15 @@
     if (!d || !d.id) return;
     table.querySelectorAll("tr[data-result-id]").forEach(function (row) {
       if (row.getAttribute("data-result-id") !== d.id) return;
+      var name = row.querySelector("[data-result-name]");
+      if (name && d.vmid != null) {
+        var ct = "CT " + d.vmid;
+        var text = d.hostname && d.hostname !== ct ? d.hostname + " (" + ct + ")" : ct;
+        var link = document.createElement(d.key ? "a" : "span");
+        if (d.key) link.href = "/containers/" + d.key;
+        link.textContent = text;
+        name.replaceChildren(link);
+      }
       var outcome = row.querySelector("[data-result-outcome]");
       if (outcome) {
         var badge = document.createElement("span");
@@ -219,6 +228,15 @@
       var message = row.querySelector("[data-result-message]");
       if (message) message.textContent = d.message || "";
     });
+    var summary = table.querySelector("[data-bulk-summary]");
+    if (summary) {
+      var rows = table.querySelectorAll("tr[data-result-id]").length;
+      var ok = table.querySelectorAll("[data-result-outcome] .badge-ok").length;
+      var failed = table.querySelectorAll("[data-result-outcome] .badge-err").length;
+      var pending = rows - ok - failed;
+      summary.textContent = ok + " succeeded, " + failed + " failed" + (pending > 0 ? ", " + pending + " pending" : "") +
+        " — " + (rows === 1 ? "1 container" : rows + " containers") + " in this request.";
+    }
   });
 })();
 

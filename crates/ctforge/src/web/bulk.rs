@@ -321,7 +321,7 @@ pub fn results(job: &Job) -> Option<Markup> {
                         @for id in &payload.ids {
                             @let item = by_id.get(id.as_str());
                             tr data-result-id=(id) {
-                                td {
+                                td data-result-name {
                                     @match item.and_then(|i| i.key.as_ref().map(|k| (k, i))) {
                                         Some((key, i)) => a href={ "/containers/" (key) } { (i.label()) },
                                         None => span.mono { (id) },
