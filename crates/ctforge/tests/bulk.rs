@@ -762,3 +762,100 @@ async fn bulk_stop_of_twenty_containers() {
         eprintln!("bulk stop of 20 CTs ({label}): {} ms", took.as_millis());
     }
 }
+
+/// API tokens act as their owner: with the cluster's token, but only where Proxmox grants the
+/// owner the privilege — for single actions and bulk jobs alike.
+#[tokio::test]
+async fn api_tokens_never_exceed_their_owners_permissions() {
+    let sim = sim_from(SCENARIO, Timings::instant()).await;
+    let app = app_for(&sim).await;
+    let (_, alice) = ctforge::tokens::create(&app.state, "alice@pve", "ci", "127.0.0.1")
+        .await
+        .unwrap();
+    let (_, root) = ctforge::tokens::create(&app.state, "root@pam", "ci", "127.0.0.1")
+        .await
+        .unwrap();
+    let call = |token: &str, path: &str, body: Value| {
+        app.client
+            .post(format!("{}{path}", app.address))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    // alice may look at CTs but not power them.
+    let r = call(&alice, "/api/v1/containers/sim:200/stop", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("permission denied: alice@pve lacks VM.PowerMgmt on /vms/200"),
+        "{body}"
+    );
+    assert_eq!(sim.state().ct_running(200), Some(true));
+    let r = call(
+        &alice,
+        "/api/v1/containers/bulk",
+        json!({ "action": "stop", "ids": ["sim:200", "sim:201"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let id = r.json::<Value>().await.unwrap()["job_id"].as_i64().unwrap();
+    assert_eq!(location, format!("/api/v1/jobs/{id}"));
+    let session = login(&app, "root", &sim.root_password, "pam").await;
+    let job = wait_job(&app, &session, id).await;
+    assert_eq!(job["state"], "failed");
+    assert_eq!(job["created_by"], "alice@pve");
+    for ct in ["sim:200", "sim:201"] {
+        let it = item(&job, ct);
+        assert_eq!(it["ok"], false);
+        assert!(
+            it["message"]
+                .as_str()
+                .unwrap()
+                .contains("permission denied"),
+            "{it}"
+        );
+    }
+    assert_eq!(sim.state().ct_running(201), Some(true));
+
+    // root's token may: a bulk delete of a managed and an unmanaged CT.
+    let managed = record(&app, 202, "pve2", "db1").await;
+    let r = call(
+        &root,
+        "/api/v1/containers/bulk",
+        json!({ "action": "delete", "ids": [managed.to_string(), "sim:203"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["job_id"].as_i64().unwrap();
+    let job = wait_job(&app, &session, id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    for ct in [managed.to_string().as_str(), "sim:203"] {
+        let it = item(&job, ct);
+        assert_eq!(
+            (&it["ok"], &it["status"], &it["key"]),
+            (&json!(true), &json!("deleted"), &Value::Null),
+            "{it}"
+        );
+    }
+    assert_eq!(sim.state().ct_running(202), None, "destroyed in Proxmox");
+    assert_eq!(sim.state().ct_running(203), None, "destroyed in Proxmox");
+    assert!(
+        app.state.store.get_container(managed).await.is_err(),
+        "record removed"
+    );
+    let deletes = audit(&app, "ct.delete").await;
+    assert_eq!(deletes.len(), 2);
+    assert!(
+        deletes
+            .iter()
+            .all(|(_, actor, outcome, _)| actor == "root@pam" && outcome == "ok")
+    );
+}

@@ -431,6 +431,10 @@ impl BulkAction {
         {
             Ok(outcome) => {
                 item.ok = true;
+                if outcome.status == "deleted" {
+                    // Its page is gone with it.
+                    item.key = None;
+                }
                 item.hostname = Some(outcome.hostname.clone());
                 item.status = Some(outcome.status.clone());
                 item.message = match &outcome.warning {
