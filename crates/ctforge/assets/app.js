@@ -54,7 +54,11 @@
         var fresh = doc.getElementById(region.id);
         if (!fresh || region.querySelector("dialog[open]")) return;
         var y = window.scrollY;
+        var picked = {};
+        region.querySelectorAll("[data-bulk-pick]").forEach(function (b) { picked[b.value] = b.checked; });
         region.innerHTML = fresh.innerHTML;
+        region.querySelectorAll("[data-bulk-pick]").forEach(function (b) { if (b.value in picked) b.checked = picked[b.value]; });
+        region.dispatchEvent(new Event("change", { bubbles: true }));
         window.scrollTo(0, y);
       })
       .catch(function () {});
@@ -113,6 +117,7 @@
   es.addEventListener("log", function (ev) { var d = data(ev); line(typeof d === "string" ? d : JSON.stringify(d)); });
   es.addEventListener("step", function (ev) { var d = data(ev); if (d && d.step) { setStep(d.step, "current"); line("── step " + d.step + " ──", "muted"); } });
   es.addEventListener("complete", function (ev) { var d = data(ev); if (d && d.step) setStep(d.step, "done"); });
+  es.addEventListener("result", function (ev) { document.dispatchEvent(new CustomEvent("ctforge:job-result", { detail: data(ev) })); });
   es.addEventListener("progress", function (ev) { var d = data(ev); var p = box.querySelector("[data-job-percent]"); if (p && d && typeof d.percent === "number") { p.value = d.percent; p.textContent = d.percent + "%"; } });
   function finish(label) {
     es.close();
@@ -133,6 +138,105 @@
   var copy = box.querySelector("[data-log-copy]");
   if (copy) copy.addEventListener("click", function () {
     if (navigator.clipboard) navigator.clipboard.writeText(log.textContent);
+  });
+})();
+
+// Bulk actions on the dashboard (form[data-bulk-form]): the selection count, "select all on this
+// page", and destructive actions confirmed in a dialog naming how many and which containers.
+// Without this script the form still posts and the server asks for confirmation on a page.
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-bulk-form]");
+  if (!form) return;
+  function boxes() { return Array.prototype.slice.call(document.querySelectorAll("[data-bulk-pick]")); }
+  function picked() { return boxes().filter(function (b) { return b.checked; }); }
+  function count(n) { return n === 1 ? "1 container" : n + " containers"; }
+  var all = form.querySelector("[data-bulk-all]");
+  if (all) all.setAttribute("role", "button");
+  function update() {
+    var n = picked().length, total = boxes().length;
+    var label = form.querySelector("[data-bulk-count]");
+    if (label) label.textContent = n === 0 ? "Tick containers to act on several at once." : count(n) + " selected.";
+    if (all) {
+      var every = total > 0 && n === total;
+      all.textContent = every ? "Clear selection" : "Select all on this page";
+      all.setAttribute("aria-pressed", String(every));
+    }
+  }
+  document.addEventListener("change", function (ev) {
+    if (ev.target.closest && (ev.target.matches("[data-bulk-pick]") || ev.target.id === "ct-live")) update();
+  });
+  if (all) all.addEventListener("click", function (ev) {
+    ev.preventDefault();
+    var every = boxes().length > 0 && picked().length === boxes().length;
+    boxes().forEach(function (b) { b.checked = !every; });
+    update();
+  });
+  form.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("button[data-bulk-confirm]");
+    if (!btn) return;
+    var dlg = document.getElementById(btn.getAttribute("data-bulk-confirm"));
+    var chosen = picked();
+    if (!dlg || !dlg.showModal || chosen.length === 0) return; // the server answers
+    ev.preventDefault();
+    var names = chosen.map(function (b) { return b.getAttribute("data-name"); }).join(", ");
+    function fill(t) { return t.split("{n}").join(count(chosen.length)).split("{names}").join(names); }
+    dlg.querySelector("h2").textContent = fill(btn.getAttribute("data-bulk-title"));
+    dlg.querySelector("p").textContent = fill(btn.getAttribute("data-bulk-text"));
+    var target = dlg.querySelector("form");
+    target.querySelectorAll("input[data-bulk-id]").forEach(function (i) { i.remove(); });
+    chosen.forEach(function (b) {
+      var i = document.createElement("input");
+      i.type = "hidden"; i.name = "ids"; i.value = b.value; i.setAttribute("data-bulk-id", "");
+      target.appendChild(i);
+    });
+    dlg.showModal();
+  });
+  update();
+})();
+
+// Bulk job page: fill in each container's row as its `result` event arrives (relayed by the
+// job progress script above as a `ctforge:job-result` DOM event).
+(function () {
+  "use strict";
+  var table = document.querySelector("[data-bulk-results]");
+  if (!table) return;
+  document.addEventListener("ctforge:job-result", function (ev) {
+    var d = ev.detail;
+    if (d && d.data && typeof d.data === "object") d = d.data;
+    if (!d || !d.id) return;
+    table.querySelectorAll("tr[data-result-id]").forEach(function (row) {
+      if (row.getAttribute("data-result-id") !== d.id) return;
+      var name = row.querySelector("[data-result-name]");
+      if (name && d.vmid != null) {
+        var ct = "CT " + d.vmid;
+        var text = d.hostname && d.hostname !== ct ? d.hostname + " (" + ct + ")" : ct;
+        var link = document.createElement(d.key ? "a" : "span");
+        if (d.key) link.href = "/containers/" + d.key;
+        link.textContent = text;
+        name.replaceChildren(link);
+      }
+      var outcome = row.querySelector("[data-result-outcome]");
+      if (outcome) {
+        var badge = document.createElement("span");
+        badge.className = "badge badge-" + (d.ok ? "ok" : "err");
+        badge.textContent = d.ok ? "ok" : "failed";
+        outcome.replaceChildren(badge);
+      }
+      var status = row.querySelector("[data-result-status]");
+      if (status) status.textContent = d.status || "";
+      var message = row.querySelector("[data-result-message]");
+      if (message) message.textContent = d.message || "";
+    });
+    var summary = table.querySelector("[data-bulk-summary]");
+    if (summary) {
+      var rows = table.querySelectorAll("tr[data-result-id]").length;
+      var ok = table.querySelectorAll("[data-result-outcome] .badge-ok").length;
+      var failed = table.querySelectorAll("[data-result-outcome] .badge-err").length;
+      var pending = rows - ok - failed;
+      summary.textContent = ok + " succeeded, " + failed + " failed" + (pending > 0 ? ", " + pending + " pending" : "") +
+        " — " + (rows === 1 ? "1 container" : rows + " containers") + " in this request.";
+    }
   });
 })();
 

@@ -134,6 +134,9 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// Redis for the scale-out profile (event bus, sessions, locks).
     pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key and channel ctforge uses (sessions, locks, events), so several
+    /// installations (or tests) can share one Redis.
+    pub redis_prefix: String,
     /// Base64 AES-256 key(s) for secrets at rest, comma separated, the first one active.
     pub secret_key: Option<Secret>,
     /// `human` or `json`.
@@ -156,6 +159,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             redis_url: None,
+            redis_prefix: "ctforge:".to_owned(),
             secret_key: None,
             log_format: LogFormat::Human,
             log_level: "info".to_owned(),
@@ -445,6 +449,7 @@ fn known_env_keys() -> BTreeSet<String> {
         "data_dir",
         "database_url",
         "redis_url",
+        "redis_prefix",
         "secret_key",
         "log_format",
         "log_level",

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod locks;
 pub mod metrics;
 pub mod provisioning;
 pub mod pve;

@@ -20,6 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::events::{self, EventBus, JobProgress};
 use crate::jobs::{JobQueue, JobRegistry, Worker, WorkerHandle, WorkerOptions};
+use crate::locks::{DbLocks, Locks, RedisLocks};
 use crate::secrets::Keyring;
 use crate::state::AppState;
 use crate::storage::{self, Store};
@@ -56,8 +57,13 @@ pub fn open_keyring(config: &Config) -> anyhow::Result<Keyring> {
     Ok(keyring)
 }
 
-/// Redis channel prefix of the progress event bus.
+/// Redis channel prefix of the progress event bus with the default `redis_prefix`.
 pub const BUS_PREFIX: &str = "ctforge:events:";
+
+/// Redis channel prefix of the progress event bus: `<redis_prefix>events:`.
+pub fn bus_prefix(config: &Config) -> String {
+    format!("{}events:", config.redis_prefix)
+}
 
 /// Everything but the listener: store (migrated), keyring, clusters, sessions, event bus, job
 /// queue. `serve` (through [`App::build`]) and `worker` both start from here.
@@ -75,19 +81,28 @@ pub async fn build_state(
     bootstrap_clusters(&config, store.as_ref(), &keyring).await?;
     let sessions: Arc<dyn SessionStore> = match &config.redis_url {
         Some(url) => Arc::new(
-            RedisSessions::connect(url.expose(), "ctforge:")
+            RedisSessions::connect(url.expose(), &config.redis_prefix)
                 .await
                 .context("cannot connect to Redis; check CTFORGE_REDIS_URL and that the server is running")?,
         ),
         None => Arc::new(DbSessions(store.clone())),
     };
+    let locks: Arc<dyn Locks> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisLocks::connect(url.expose(), &format!("{}lock:", config.redis_prefix))
+                .await
+                .context("cannot connect to Redis for locks; check CTFORGE_REDIS_URL and that the server is running")?,
+        ),
+        None => Arc::new(DbLocks(store.clone())),
+    };
     let bus = match bus {
         Some(bus) => bus,
-        None => events::connect(config.redis_url.as_ref().map(|u| u.expose()), BUS_PREFIX)
-            .await
-            .context(
-                "cannot open the event bus; check CTFORGE_REDIS_URL and that Redis is running",
-            )?,
+        None => events::connect(
+            config.redis_url.as_ref().map(|u| u.expose()),
+            &bus_prefix(&config),
+        )
+        .await
+        .context("cannot open the event bus; check CTFORGE_REDIS_URL and that Redis is running")?,
     };
     let registry = Arc::new(JobRegistry::new());
     let progress = JobProgress::new(store.clone(), bus.clone(), clock.clone());
@@ -102,6 +117,7 @@ pub async fn build_state(
         started,
         bus,
         jobs,
+        locks,
         shutdown: CancellationToken::new(),
     };
     register_job_handlers(&state);
@@ -116,6 +132,14 @@ pub fn register_job_handlers(state: &AppState) {
             state.keyring.clone(),
         ),
     ));
+    state
+        .jobs
+        .registry()
+        .register(Arc::new(crate::containers::bulk::BulkAction::new(
+            state.store.clone(),
+            state.keyring.clone(),
+            state.locks.clone(),
+        )));
 }
 
 /// Starts this process's job workers with the `[workers]` configuration.
@@ -367,6 +391,12 @@ fn routes() -> Routes {
             &["POST"],
             "/containers/{id}/credentials/reveal",
             post(web::containers::detail::reveal),
+        )
+        .protected(&["POST"], "/containers/bulk", post(web::bulk::submit))
+        .protected(
+            &["POST"],
+            "/api/v1/containers/bulk",
+            post(v1::containers::bulk),
         )
         .protected(&["GET"], "/api/v1/containers", get(v1::containers::list))
         .protected(

@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::jobs::JobQueue;
+use crate::locks::Locks;
 use crate::secrets::Keyring;
 use crate::storage::Store;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub bus: Arc<dyn EventBus>,
     /// The job queue: enqueue, cancel, retry; handlers by kind.
     pub jobs: Arc<JobQueue>,
+    /// Named leases for lifecycle actions (database, or Redis when configured).
+    pub locks: Arc<dyn Locks>,
     /// Cancelled when the server shuts down (long-lived streams end on it).
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -355,12 +355,40 @@ async fn lifecycle_actions_are_checked_awaited_and_recorded() {
 
 #[tokio::test]
 async fn fifty_concurrent_starts_run_exactly_once() {
+    fifty_concurrent_starts(false).await;
+}
+
+/// The same with Redis configured: the lifecycle lock is then a Redis key (own key prefix, so
+/// parallel tests sharing the server never collide).
+#[tokio::test]
+async fn fifty_concurrent_starts_run_exactly_once_with_redis() {
+    fifty_concurrent_starts(true).await;
+}
+
+async fn fifty_concurrent_starts(redis: bool) {
     let timings = Timings {
         start: Duration::from_millis(1500),
         ..Timings::instant()
     };
     let sim = sim_with(timings).await;
-    let app = app_for(&sim).await;
+    let app = if redis {
+        let c = cluster(&sim);
+        let url = std::env::var("CTFORGE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        common::spawn_app_with("sqlite", move |config| {
+            config.clusters = vec![c];
+            config.workers.concurrency = 0;
+            config.redis_url = Some(Secret::new(url));
+            config.redis_prefix = format!("ctforge-test-{}:", uuid::Uuid::new_v4().simple());
+        })
+        .await
+    } else {
+        app_for(&sim).await
+    };
+    assert_eq!(
+        app.state.locks.backend(),
+        if redis { "redis" } else { "database" }
+    );
     let s = root(&app, &sim).await;
     let id = record(&app, 202, "pve2", "legacy-db", "ready").await;
     let url = format!("{}/api/v1/containers/{id}/start", app.address);

@@ -261,6 +261,18 @@ async fn containers_jobs_events(backend: &str) {
         "the old owner cannot checkpoint"
     );
     assert!(store.renew_job_lease(job_id, "w2", 30_000).await.unwrap());
+    assert_eq!(
+        resumed.result_json, None,
+        "no result until a handler sets one"
+    );
+    assert!(
+        store.set_job_result(job_id, "w1", "{}").await.is_err(),
+        "only the lease holder writes the result"
+    );
+    store
+        .set_job_result(job_id, "w2", r#"{"items":[1]}"#)
+        .await
+        .unwrap();
     store
         .finish_job(job_id, "failed", Some("script 20-b.sh exited with 1"))
         .await
@@ -269,7 +281,13 @@ async fn containers_jobs_events(backend: &str) {
         .retry_job(job_id, &["create".to_owned()])
         .await
         .unwrap();
-    assert_eq!(store.get_job(job_id).await.unwrap().state, "queued");
+    let retried = store.get_job(job_id).await.unwrap();
+    assert_eq!(retried.state, "queued");
+    assert_eq!(
+        retried.result_json.as_deref(),
+        Some(r#"{"items":[1]}"#),
+        "the result survives a retry"
+    );
 
     for i in 0..3 {
         let seq = store

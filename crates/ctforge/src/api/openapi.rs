@@ -61,6 +61,16 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api/v1/clusters") | ("PUT", "/api/v1/clusters/{id}") => {
             Some(schema::<crate::clusters::ClusterForm>())
         }
+        ("POST", "/api/v1/containers/bulk") => Some(json!({
+            "type": "object",
+            "required": ["action", "ids"],
+            "properties": {
+                "action": { "type": "string", "enum": ["start", "stop", "shutdown", "reboot", "delete"] },
+                "ids": { "type": "array", "minItems": 1, "maxItems": crate::containers::bulk::MAX_IDS, "uniqueItems": true, "items": { "type": "string", "description": "ctforge id (42) or <cluster>:<vmid> (lab:105)" } },
+                "timeout": { "type": "integer", "minimum": 0, "maximum": crate::containers::lifecycle::MAX_SHUTDOWN_TIMEOUT, "description": "graceful shutdown timeout in seconds (shutdown only; default 60)" }
+            },
+            "additionalProperties": false
+        })),
         ("POST", "/api/v1/tokens") => Some(
             json!({ "type": "object", "required": ["name"], "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 64 } }, "additionalProperties": false }),
         ),
@@ -127,7 +137,7 @@ pub fn document() -> Value {
                     "409": { "description": "conflicts with the current state", "content": { "application/json": { "schema": {} } } },
                     "413": { "description": "request body too large", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "415": { "description": "the body must be JSON (`Content-Type: application/json`)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-                    "422": { "description": "well-formed JSON that does not fit the request's shape", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "422": { "description": "invalid input: JSON that does not fit the request's shape, or a rejected bulk request; `fields` names each problem", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "429": { "description": "too many failed sign-ins", "content": { "application/json": { "schema": {} } } },
                     "503": { "description": "Proxmox or another dependency is unreachable", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
                 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use ctforge_pve::{Method, RequestSpec};
+use ctforge_pve::{Method, PveClient, PveError, RequestSpec};
 
 use super::Caps;
 use crate::state::AppState;
@@ -88,6 +88,32 @@ async fn lookup(state: &AppState, username: &str) -> anyhow::Result<Caps> {
     let perms: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
         ctforge_pve::client::parse_data(&body)?;
     Ok(caps_from_permissions(&perms))
+}
+
+/// Whether `username` holds `privilege` on exactly `path` (`/vms/105`), as Proxmox computes it
+/// with inheritance, pools and groups (`GET /access/permissions?userid=…&path=…`, asked with
+/// `client`, the cluster's service token). Proxmox answers privilege → propagate flag, so a
+/// listed privilege is held whatever its flag.
+pub async fn holds(
+    client: &PveClient,
+    username: &str,
+    path: &str,
+    privilege: &str,
+) -> Result<bool, PveError> {
+    let spec = RequestSpec {
+        method: Method::Get,
+        path: "/access/permissions".into(),
+        params: vec![
+            ("userid".into(), username.to_owned()),
+            ("path".into(), path.to_owned()),
+        ],
+    };
+    let body = client.execute(&spec).await?;
+    let perms: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
+        ctforge_pve::client::parse_data(&body)?;
+    Ok(perms
+        .get(path)
+        .is_some_and(|privs| privs.contains_key(privilege)))
 }
 
 #[cfg(test)]

@@ -1,12 +1,18 @@
 //! Lifecycle actions (start, stop, shutdown, reboot, delete) with one action at a time per
 //! container.
 //!
-//! Every action takes the row lease `ct:<cluster>:<vmid>` with a random owner token and an
-//! expiry (a crashed process cannot block a container forever) and releases it with
-//! compare-and-delete. Under the lease the container's state is read first (start on a running
-//! CT is a clear 409, not a Proxmox 500), the Proxmox task is awaited, and the result becomes
-//! container events (managed CTs) and an audit entry (all CTs). Actions run with the user's own
-//! ticket, so Proxmox's permission errors are relayed verbatim as 403.
+//! Every action takes the lock `ct:<cluster>:<vmid>` ([`crate::locks`]: the database lease, or
+//! Redis when configured) with a random owner token and an expiry (a crashed process cannot
+//! block a container forever) and releases it with compare-and-delete. Under the lock the
+//! container's state is read first (start on a running CT is a clear 409, not a Proxmox 500),
+//! the Proxmox task is awaited, and the result becomes container events (managed CTs) and an
+//! audit entry (all CTs).
+//!
+//! [`execute`] is the one implementation; [`run`] (an HTTP request) and the bulk job
+//! ([`super::bulk`]) both call it. Session users act with their own ticket, so Proxmox's
+//! permission errors are relayed verbatim as 403; API-token users and background jobs act with
+//! the cluster's token ([`Authority::ServiceToken`]) after Proxmox has confirmed that the user
+//! holds the action's privilege on `/vms/<vmid>`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,7 +25,9 @@ use serde_json::json;
 use super::{Target, client_for, pve_error};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
+use crate::locks::Locks;
 use crate::state::AppState;
+use crate::storage::Store;
 use crate::storage::model::NewAudit;
 
 /// Default graceful-shutdown timeout in seconds.
@@ -149,6 +157,8 @@ pub struct Outcome {
     pub vmid: u32,
     /// ctforge record id, if managed.
     pub id: Option<i64>,
+    /// Hostname: Proxmox's name of the CT, else the record's.
+    pub hostname: String,
     /// Node it ran on (empty for record-only deletes).
     pub node: String,
     /// State afterwards: `running`, `stopped` or `deleted`.
@@ -178,6 +188,30 @@ impl Failure {
     }
 }
 
+/// How the Proxmox client of an action is authorised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Authority {
+    /// The client carries the user's own ticket: Proxmox checks its ACL, and its 403 is
+    /// relayed.
+    OwnTicket,
+    /// The client carries the cluster's API token (API-token users, background jobs): ctforge
+    /// first asks Proxmox whether the user holds [`Action::privilege`] on `/vms/<vmid>`.
+    ServiceToken,
+}
+
+/// Who an action runs for: what the audit log and the container events name.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor<'a> {
+    /// Proxmox user id (`alice@pve`).
+    pub username: &'a str,
+    /// Client address for the audit log.
+    pub remote: &'a str,
+    /// How the client acting for them is authorised.
+    pub authority: Authority,
+    /// The bulk job the action belongs to, if any (named in the audit entry).
+    pub job: Option<i64>,
+}
+
 /// Runs `action` on `target` as `user`; `remote` is the client address for the audit log.
 pub async fn run(
     state: &AppState,
@@ -191,17 +225,59 @@ pub async fn run(
         return delete_record_only(state, user, remote, target).await;
     }
     let client = client_for(state, user, &target.cluster)?;
+    // `client_for` hands out the cluster's token only to API-token users.
+    let authority = if user.ticket.is_some() {
+        Authority::OwnTicket
+    } else {
+        Authority::ServiceToken
+    };
+    let actor = Actor {
+        username: &user.username,
+        remote,
+        authority,
+        job: None,
+    };
+    execute(
+        state.store.as_ref(),
+        state.locks.as_ref(),
+        &client,
+        &actor,
+        target,
+        action,
+        opts,
+    )
+    .await
+}
+
+/// The lifecycle action itself, for every caller: permission check (service token only), the
+/// container's lock, the state check, the Proxmox task, container events and the audit entry.
+pub async fn execute(
+    store: &dyn Store,
+    locks: &dyn Locks,
+    client: &PveClient,
+    actor: &Actor<'_>,
+    target: &Target,
+    action: Action,
+    opts: Options,
+) -> Result<Outcome, AppError> {
+    if actor.authority == Authority::ServiceToken
+        && let Err(error) = authorize(client, actor.username, target, action).await
+    {
+        let result = Err(Failure::refused(error));
+        record(store, actor, target, action, &result).await;
+        return result.map_err(|f| f.error);
+    }
     let lock = target.lock_name();
     let owner = uuid::Uuid::new_v4().to_string();
     let ttl_ms = (i64::from(opts.timeout.min(MAX_SHUTDOWN_TIMEOUT)) + 600) * 1000;
-    if !state.store.try_lock(&lock, &owner, ttl_ms).await? {
+    if !locks.try_lock(&lock, &owner, ttl_ms).await? {
         return Err(AppError::Conflict(format!(
             "another action is running on CT {}; wait for it to finish and retry",
             target.vmid
         )));
     }
-    let result = perform(&client, target, action, opts).await;
-    match state.store.unlock(&lock, &owner).await {
+    let result = perform(client, target, action, opts).await;
+    match locks.unlock(&lock, &owner).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(lock, "lifecycle lock expired before the action finished"),
         Err(e) => tracing::warn!(lock, error = %e, "cannot release lifecycle lock"),
@@ -211,7 +287,7 @@ pub async fn run(
             if action == Action::Delete
                 && let Some(record) = &target.record
             {
-                match state.store.delete_container(record.id).await {
+                match store.delete_container(record.id).await {
                     Ok(()) => outcome.steps.push(Step::new(
                         "record_deleted",
                         "removed ctforge's record".to_owned(),
@@ -229,14 +305,36 @@ pub async fn run(
         }
         Err(failure) => Err(failure),
     };
-    record(state, user, remote, target, action, &result).await;
+    record(store, actor, target, action, &result).await;
     result.map_err(|f| f.error)
 }
 
+/// Asks Proxmox (with the service token) whether `username` may run `action` on the CT.
+async fn authorize(
+    client: &PveClient,
+    username: &str,
+    target: &Target,
+    action: Action,
+) -> Result<(), AppError> {
+    let path = format!("/vms/{}", target.vmid);
+    let privilege = action.privilege();
+    match crate::auth::permissions::holds(client, username, &path, privilege).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AppError::Forbidden(format!(
+            "permission denied: {username} lacks {privilege} on {path}; ask an administrator"
+        ))),
+        Err(e) => Err(match pve_error(e, target.vmid) {
+            AppError::Forbidden(text) => AppError::Unavailable(format!(
+                "cannot check {username}'s permissions: the cluster's API token may not read them ({text}); give it Sys.Audit on /access"
+            )),
+            other => other,
+        }),
+    }
+}
+
 async fn record(
-    state: &AppState,
-    user: &CurrentUser,
-    remote: &str,
+    store: &dyn Store,
+    actor: &Actor<'_>,
     target: &Target,
     action: Action,
     result: &Result<Outcome, Failure>,
@@ -274,31 +372,33 @@ async fn record(
             ));
         }
         for (kind, message, data) in events {
-            if let Err(e) = state
-                .store
-                .add_container_event(rec.id, &kind, &message, &user.username, &data)
+            if let Err(e) = store
+                .add_container_event(rec.id, &kind, &message, actor.username, &data)
                 .await
             {
                 tracing::warn!(error = %e, "cannot record container event");
             }
         }
     }
+    let mut detail = json!({
+        "vmid": target.vmid,
+        "cluster": target.cluster.name,
+        "id": target.record.as_ref().map(|r| r.id),
+        "steps": steps,
+        "error": error,
+    });
+    if let Some(job) = actor.job {
+        detail["job"] = json!(job);
+    }
     let entry = NewAudit {
-        actor: user.username.clone(),
+        actor: actor.username.to_owned(),
         action: format!("ct.{}", action.as_str()),
         target: target.audit_target(),
-        remote_addr: remote.to_owned(),
+        remote_addr: actor.remote.to_owned(),
         outcome: outcome.to_owned(),
-        detail_json: json!({
-            "vmid": target.vmid,
-            "cluster": target.cluster.name,
-            "id": target.record.as_ref().map(|r| r.id),
-            "steps": steps,
-            "error": error,
-        })
-        .to_string(),
+        detail_json: detail.to_string(),
     };
-    if let Err(e) = state.store.add_audit(&entry).await {
+    if let Err(e) = store.add_audit(&entry).await {
         tracing::error!(error = %e, "cannot write audit entry");
     }
 }
@@ -332,6 +432,7 @@ async fn delete_record_only(
         cluster: target.cluster.name.clone(),
         vmid: target.vmid,
         id: Some(record.id),
+        hostname: target.display_name(),
         node: String::new(),
         status: "deleted".to_owned(),
         forced: false,
@@ -551,12 +652,18 @@ async fn perform(
             "deleted"
         }
     };
+    let hostname = status
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| target.display_name());
     Ok(Outcome {
         ok: true,
         action,
         cluster: target.cluster.name.clone(),
         vmid,
         id: target.record.as_ref().map(|r| r.id),
+        hostname,
         node,
         status: final_status.to_owned(),
         forced,

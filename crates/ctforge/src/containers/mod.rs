@@ -1,6 +1,6 @@
 //! Container management use cases: which container a URL names, which Proxmox client acts for
 //! a user, the dashboard listing (live state merged with ctforge's records) and lifecycle
-//! actions under a per-container lock.
+//! actions under a per-container lock, and bulk actions run as a job ([`bulk`]).
 //!
 //! ## Container ids in URLs
 //!
@@ -12,6 +12,7 @@
 //! [`ContainerRef`] parses both; [`Target::url_id`] gives the canonical form (the record id
 //! when there is a record).
 
+pub mod bulk;
 pub mod credentials;
 pub mod lifecycle;
 pub mod listing;
@@ -24,11 +25,11 @@ use ctforge_pve::{PveClient, PveError};
 use crate::auth::{AuthMethod, CurrentUser};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::storage::StoreError;
 use crate::storage::model::{Cluster, Container};
+use crate::storage::{Store, StoreError};
 
 /// What an `{id}` path segment names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ContainerRef {
     /// A ctforge container record.
     Record(i64),
@@ -115,13 +116,18 @@ pub fn url_id(cluster: &str, vmid: u32, record: Option<i64>) -> String {
 
 /// Resolves an `{id}` path segment.
 pub async fn resolve(state: &AppState, id: &str) -> Result<Target, AppError> {
+    resolve_in(state.store.as_ref(), id).await
+}
+
+/// Resolves an `{id}` against `store` (for background jobs, which hold no [`AppState`]).
+pub async fn resolve_in(store: &dyn Store, id: &str) -> Result<Target, AppError> {
     match ContainerRef::parse(id)? {
         ContainerRef::Record(n) => {
-            let record = state.store.get_container(n).await.map_err(|e| match e {
+            let record = store.get_container(n).await.map_err(|e| match e {
                 StoreError::NotFound => AppError::NotFound(format!("container {n}")),
                 other => other.into(),
             })?;
-            let cluster = state.store.get_cluster(record.cluster_id).await?;
+            let cluster = store.get_cluster(record.cluster_id).await?;
             let vmid = u32::try_from(record.vmid)
                 .map_err(|_| AppError::invalid(format!("record {n} has an invalid vmid")))?;
             Ok(Target {
@@ -131,8 +137,7 @@ pub async fn resolve(state: &AppState, id: &str) -> Result<Target, AppError> {
             })
         }
         ContainerRef::Vmid { cluster, vmid } => {
-            let cluster = state
-                .store
+            let cluster = store
                 .get_cluster_by_name(&cluster)
                 .await
                 .map_err(|e| match e {
@@ -141,8 +146,7 @@ pub async fn resolve(state: &AppState, id: &str) -> Result<Target, AppError> {
                     )),
                     other => other.into(),
                 })?;
-            let record = match state
-                .store
+            let record = match store
                 .get_container_by_vmid(cluster.id, i64::from(vmid))
                 .await
             {

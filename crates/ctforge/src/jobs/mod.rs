@@ -150,6 +150,15 @@ impl JobContext {
             .await
     }
 
+    /// Records the job's result (shown by `GET /api/v1/jobs/{id}` and the job page); kept
+    /// across retries, so a retried step can read what the previous attempt achieved from
+    /// [`JobContext::job`]`.result_json`.
+    pub async fn set_result(&self, result: &serde_json::Value) -> StoreResult<()> {
+        self.store
+            .set_job_result(self.job.id, &self.owner, &result.to_string())
+            .await
+    }
+
     /// Whether the job was cancelled (by a user, a lost lease or a shutdown).
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()

@@ -190,6 +190,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_job_step(&self, job_id: i64, owner: &str, step: &str) -> StoreResult<()>;
     /// Marks a step done (checkpoint after work).
     async fn complete_job_step(&self, job_id: i64, owner: &str, step: &str) -> StoreResult<()>;
+    /// Replaces the job's result (JSON) while `owner` holds its lease; `NotFound` if it does not.
+    async fn set_job_result(&self, job_id: i64, owner: &str, result_json: &str) -> StoreResult<()>;
     /// Ends a job (`succeeded`, `failed`, `cancelled`) and drops its lease.
     async fn finish_job(&self, job_id: i64, state: &str, error: Option<&str>) -> StoreResult<()>;
     /// Puts a failed job back in the queue to resume from `from_step` (earlier steps stay done).

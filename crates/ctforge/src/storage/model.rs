@@ -363,6 +363,8 @@ pub struct Job {
     pub started_at: Option<i64>,
     /// End time.
     pub finished_at: Option<i64>,
+    /// The job's result as JSON, if its handler records one (kept across retries).
+    pub result_json: Option<String>,
 }
 
 /// The fields of a new job.

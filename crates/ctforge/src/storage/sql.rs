@@ -802,6 +802,18 @@ macro_rules! impl_store {
                 affected(rows)
             }
 
+            async fn set_job_result(&self, job_id: i64, owner: &str, result_json: &str) -> StoreResult<()> {
+                let rows = sqlx::query::<$db>("UPDATE jobs SET result_json = $1 WHERE id = $2 AND lease_owner = $3")
+                    .bind(result_json)
+                    .bind(job_id)
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                affected(rows)
+            }
+
             async fn finish_job(&self, job_id: i64, state: &str, error: Option<&str>) -> StoreResult<()> {
                 let rows = sqlx::query::<$db>(
                     "UPDATE jobs SET state = $1, error = $2, finished_at = $3, lease_owner = NULL, lease_expires = NULL WHERE id = $4",

@@ -2,7 +2,8 @@
 //! (`?view=table`) of containers with live state from one `/cluster/resources` call per cluster
 //! merged with ctforge's records, quick start/stop, pagination, and a banner when Proxmox is
 //! unreachable. `assets/app.js` refreshes the `#ct-live` region every 30 s while the tab is
-//! visible, keeping scroll position and filters.
+//! visible, keeping scroll position, filters and the selection. Each container has a checkbox
+//! for the bulk action bar ([`crate::web::bulk`]); `?select=all` ticks every one on the page.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
@@ -13,6 +14,7 @@ use crate::auth::CurrentUser;
 use crate::containers::listing::{self, Filter, Listing, Row};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::bulk;
 use crate::web::components::{self as ui, Tone, Viewer};
 use crate::web::containers::{ActionCtx, action_buttons, flash_markup, page_response, take_flash};
 use crate::web::home::viewer;
@@ -32,6 +34,19 @@ pub async fn show(
         .map(|pq| pq.as_str().to_owned())
         .unwrap_or_else(|| "/".to_owned());
     let flash = take_flash(&headers);
+    let select_all = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "select" && v == "all")
+        })
+        .unwrap_or(false);
+    let select_href = format!(
+        "/?{}",
+        filter.query_with(&[
+            ("page", filter.page.as_deref()),
+            ("select", (!select_all).then_some("all")),
+        ])
+    );
     let body = html! {
         div.page-head {
             h1 { "Containers" }
@@ -40,9 +55,10 @@ pub async fn show(
         (flash_markup(flash.as_ref().map(|f| &f.0)))
         @if listing.any {
             (filters(&filter, &listing))
+            (bulk::bar(&user, &viewer, &back, &select_href, select_all))
         }
         div id="ct-live" data-refresh="30" {
-            (live_region(&user, &viewer, &filter, &listing, &back))
+            (live_region(&user, &viewer, &filter, &listing, &back, select_all))
         }
     };
     Ok(page_response(
@@ -57,6 +73,7 @@ fn live_region(
     filter: &Filter,
     listing: &Listing,
     back: &str,
+    select_all: bool,
 ) -> Markup {
     html! {
         @for u in &listing.unreachable {
@@ -96,10 +113,10 @@ fn live_region(
                 span.muted { (listing.matching) " containers" }
             }
             @if filter.table() {
-                (table_view(user, viewer, listing, back))
+                (table_view(user, viewer, listing, back, select_all))
             } @else {
                 div.grid.ct-grid {
-                    @for row in &listing.items { (card(user, viewer, row, back)) }
+                    @for row in &listing.items { (card(user, viewer, row, back, select_all)) }
                 }
             }
             @let href = |p: usize| {
@@ -196,10 +213,11 @@ fn mem_bar(row: &Row) -> Markup {
     ui::usage_bar("Memory", fraction, &text)
 }
 
-fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str) -> Markup {
+fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: bool) -> Markup {
     html! {
         article.card.ct-card data-vmid=(row.vmid) data-status=(row.status) {
             div.ct-head {
+                (bulk::pick(row, select_all))
                 a.ct-name href={ "/containers/" (row.key) } { (row.hostname) }
                 (ui::status_badge(&row.status))
             }
@@ -228,11 +246,18 @@ fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str) -> Markup {
     }
 }
 
-fn table_view(user: &CurrentUser, viewer: &Viewer, listing: &Listing, back: &str) -> Markup {
+fn table_view(
+    user: &CurrentUser,
+    viewer: &Viewer,
+    listing: &Listing,
+    back: &str,
+    select_all: bool,
+) -> Markup {
     html! {
         div.table-wrap {
             table.table.ct-table {
                 thead { tr {
+                    th scope="col" { span.skip { "Select" } }
                     th scope="col" { "Hostname" } th scope="col" { "VMID" } th scope="col" { "Node" }
                     th scope="col" { "Status" } th scope="col" { "IP" } th scope="col" { "Template" }
                     th scope="col" { "Tags" } th scope="col" { "CPU" } th scope="col" { "Memory" }
@@ -241,6 +266,7 @@ fn table_view(user: &CurrentUser, viewer: &Viewer, listing: &Listing, back: &str
                 tbody {
                     @for row in &listing.items {
                         tr data-vmid=(row.vmid) data-status=(row.status) {
+                            td { (bulk::pick(row, select_all)) }
                             td { a href={ "/containers/" (row.key) } { (row.hostname) } }
                             td.mono { (row.vmid) }
                             td { (row.node) }

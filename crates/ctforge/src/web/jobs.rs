@@ -1,12 +1,14 @@
 //! `/jobs/{id}`: live progress of a job — a stepper with percent, the log (auto-scroll that
 //! pauses when you scroll up, search, copy), and on completion the container's services and
-//! links. The page renders everything persisted so far without JavaScript; the script then
-//! follows the SSE stream from the last event it has.
+//! links; for a bulk action, the result of every container. The page renders everything
+//! persisted so far without JavaScript; the script then follows the SSE stream from the last
+//! event it has.
 
 use axum::extract::{Path, State};
 use maud::{Markup, html};
 
 use crate::auth::CurrentUser;
+use crate::containers::bulk::JOB_KIND as BULK_KIND;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::storage::StoreError;
@@ -47,9 +49,18 @@ pub async fn show(
         Some(c) => state.store.list_services(c.id).await.unwrap_or_default(),
         None => Vec::new(),
     };
-    let title = match &container {
-        Some(c) => format!("Creating {} (VMID {})", c.hostname, c.vmid),
-        None => format!("Job {id}: {}", job.kind),
+    let bulk_results = crate::web::bulk::results(&job).filter(|_| job.kind == BULK_KIND);
+    let title = match (&container, crate::web::bulk::job_title(&job)) {
+        (Some(c), _) => format!("Creating {} (VMID {})", c.hostname, c.vmid),
+        (None, Some(bulk)) if job.kind == BULK_KIND => bulk,
+        (None, _) => format!("Job {id}: {}", job.kind),
+    };
+    let retry_label = match crate::web::bulk::retry_label(&job).filter(|_| job.kind == BULK_KIND) {
+        Some(label) => label,
+        None => format!(
+            "Retry from {}",
+            job.current_step.clone().unwrap_or_default()
+        ),
     };
     let v = viewer(&user);
     Ok(ui::layout(
@@ -74,7 +85,7 @@ pub async fn show(
                 @if let Some(error) = &job.error {
                     div data-job-error { (ui::alert(Tone::Err, error)) }
                     div.row {
-                        form method="post" action={ "/jobs/" (id) "/retry" } { (ui::csrf_field(&v)) button.btn.btn-primary type="submit" { "Retry from " (job.current_step.clone().unwrap_or_default()) } }
+                        form method="post" action={ "/jobs/" (id) "/retry" } { (ui::csrf_field(&v)) button.btn.btn-primary type="submit" { (retry_label) } }
                         @if let Some(c) = &container { a.btn href={ "/containers/" (c.id) } { "Container page (destroy)" } }
                     }
                 } @else {
@@ -93,6 +104,7 @@ pub async fn show(
                     }
                 }
             }
+            @if let Some(results) = bulk_results { (results) }
             @if job.state == "succeeded" {
                 @if let Some(c) = &container {
                     section.card.stack {

@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod audit;
 pub mod buckets;
+pub mod bulk;
 pub mod components;
 pub mod containers;
 pub mod dashboard;

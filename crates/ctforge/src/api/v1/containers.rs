@@ -10,6 +10,9 @@
 //! - `DELETE /api/v1/containers/42` (stop if running, purge, remove the record);
 //!   `DELETE /api/v1/containers/42?record_only=true` removes only the record (Proxmox down)
 //! - `POST /api/v1/containers/42/credentials/reveal` with `{"name": "admin-password"}`
+//! - `POST /api/v1/containers/bulk` with `{"action": "stop", "ids": ["42", "lab:105"],
+//!   "timeout": 60}`: 202 with the job (`/api/v1/jobs/{id}` then lists a result per container);
+//!   422 names each invalid field
 //!
 //! Actions answer 200 with the outcome once the Proxmox task finished; 409 when another action
 //! holds the container's lock or the state forbids the action; 403 with Proxmox's own text
@@ -19,13 +22,15 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::CurrentUser;
 use crate::containers::lifecycle::{self, Action, Options, Outcome};
 use crate::containers::listing::{self, Filter, Listing};
-use crate::containers::{credentials, resolve};
+use crate::containers::{bulk as bulk_actions, credentials, resolve};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -149,4 +154,62 @@ pub async fn reveal(
     let plain =
         credentials::reveal(&state, &user, &remote.ip().to_string(), &target, &body.name).await?;
     Ok(Json(json!({ "name": body.name, "value": plain.expose() })))
+}
+
+/// A validation failure as `422 Unprocessable Entity` (same body as every error).
+fn unprocessable(e: AppError) -> Response {
+    let fields: serde_json::Map<String, Value> = match &e {
+        AppError::Invalid { fields, .. } => {
+            fields.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
+        }
+        _ => return e.into_response(),
+    };
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    let body = json!({ "error": e.to_string(), "status": status.as_u16(), "fields": fields });
+    (status, Json(body)).into_response()
+}
+
+/// `POST /api/v1/containers/bulk`: queues one job running `action` on every listed container
+/// and answers `202 Accepted` with the job's id and URLs.
+pub async fn bulk(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    body: axum::body::Bytes,
+) -> Response {
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return unprocessable(AppError::Invalid {
+                message: format!("the body is not JSON ({e})"),
+                fields: vec![(
+                    "body".into(),
+                    r#"send JSON like {"action": "stop", "ids": ["42", "lab:105"]}"#.into(),
+                )],
+            });
+        }
+    };
+    let request = match bulk_actions::from_json(&value) {
+        Ok(r) => r,
+        Err(e) => return unprocessable(e),
+    };
+    match bulk_actions::submit(&state, &user, &remote.ip().to_string(), &request).await {
+        Ok(id) => {
+            let url = format!("/api/v1/jobs/{id}");
+            (
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, url.clone())],
+                Json(json!({
+                    "job_id": id,
+                    "url": url,
+                    "events": format!("/api/v1/jobs/{id}/events"),
+                    "page": format!("/jobs/{id}"),
+                    "action": request.action,
+                    "count": request.ids.len(),
+                })),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }

@@ -67,6 +67,7 @@ pub fn job_json(job: &Job, steps: Option<Vec<&'static str>>) -> Value {
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "result": job.result_json.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()),
     })
 }
 

@@ -420,13 +420,25 @@ pub struct Confirm<'a> {
 pub fn confirm_button(c: &Confirm<'_>, viewer: &Viewer) -> Markup {
     html! {
         button.btn type="button" data-dialog-open=(c.id) { (c.label) }
-        dialog id=(c.id) aria-labelledby={ (c.id) "-title" } {
+        (confirm_dialog_of(c, viewer, None))
+    }
+}
+
+/// The dialog of a [`Confirm`] without its opener. Closed, a script opens it (`showModal`,
+/// e.g. after filling in its title and text); with `open_cancel = Some(url)` it is rendered
+/// open in the page with a Cancel link to `url` — a confirmation step that needs no script.
+pub fn confirm_dialog_of(c: &Confirm<'_>, viewer: &Viewer, open_cancel: Option<&str>) -> Markup {
+    html! {
+        dialog id=(c.id) aria-labelledby={ (c.id) "-title" } open[open_cancel.is_some()] {
             h2 id={ (c.id) "-title" } { (c.title) }
             p { (c.text) }
             form method="post" action=(c.action) class="row" {
                 (csrf_field(viewer))
                 @for (name, value) in c.hidden { input type="hidden" name=(name) value=(value); }
-                button.btn type="button" data-dialog-close { "Cancel" }
+                @match open_cancel {
+                    Some(url) => a.btn href=(url) { "Cancel" },
+                    None => button.btn type="button" data-dialog-close { "Cancel" },
+                }
                 button.btn.btn-danger type="submit" { (c.confirm) }
             }
         }

@@ -203,7 +203,7 @@ pub struct ActionForm {
 }
 
 /// A safe local redirect target.
-fn safe_back(back: Option<&str>) -> String {
+pub fn safe_back(back: Option<&str>) -> String {
     match back {
         Some(b) if b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') => b.to_owned(),
         _ => "/".to_owned(),
