@@ -173,6 +173,11 @@ impl App {
         tracing::info!(addr = %self.listener.local_addr()?, "ctforge listening");
         let workers =
             (self.state.config.workers.concurrency > 0).then(|| start_workers(&self.state));
+        let monitor = if workers.is_some() {
+            crate::containers::monitor::spawn(&self.state)
+        } else {
+            None
+        };
         let stopping = self.state.shutdown.clone();
         let served = axum::serve(
             self.listener,
@@ -184,6 +189,9 @@ impl App {
         })
         .await;
         self.state.shutdown.cancel();
+        if let Some(monitor) = monitor {
+            monitor.stop().await;
+        }
         if let Some(workers) = workers {
             workers.stop().await;
         }
@@ -367,6 +375,16 @@ fn routes() -> Routes {
             &["POST"],
             "/containers/{id}/credentials/reveal",
             post(web::containers::detail::reveal),
+        )
+        .protected(
+            &["POST"],
+            "/containers/{id}/services/refresh",
+            post(web::containers::detail::refresh),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/containers/{id}/services/refresh",
+            post(v1::containers::refresh_services),
         )
         .protected(&["GET"], "/api/v1/containers", get(v1::containers::list))
         .protected(

@@ -10,6 +10,10 @@
 //! - `DELETE /api/v1/containers/42` (stop if running, purge, remove the record);
 //!   `DELETE /api/v1/containers/42?record_only=true` removes only the record (Proxmox down)
 //! - `POST /api/v1/containers/42/credentials/reveal` with `{"name": "admin-password"}`
+//! - `POST /api/v1/containers/42/services/refresh`: re-checks services, ports, credentials and
+//!   the config-manager now (one batched SSH command); the answer has per-part errors, the
+//!   updated services (with web links) and the events recorded. 409 when the CT is not
+//!   running, 503 when the check could not run at all (SSH).
 //!
 //! Actions answer 200 with the outcome once the Proxmox task finished; 409 when another action
 //! holds the container's lock or the state forbids the action; 403 with Proxmox's own text
@@ -25,6 +29,7 @@ use serde_json::{Value, json};
 use crate::auth::CurrentUser;
 use crate::containers::lifecycle::{self, Action, Options, Outcome};
 use crate::containers::listing::{self, Filter, Listing};
+use crate::containers::monitor::{self, RefreshView};
 use crate::containers::{credentials, resolve};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -149,4 +154,14 @@ pub async fn reveal(
     let plain =
         credentials::reveal(&state, &user, &remote.ip().to_string(), &target, &body.name).await?;
     Ok(Json(json!({ "name": body.name, "value": plain.expose() })))
+}
+
+/// `POST /api/v1/containers/{id}/services/refresh`: the monitoring check, now.
+pub async fn refresh_services(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Json<RefreshView>, AppError> {
+    let target = resolve(&state, &id).await?;
+    Ok(Json(monitor::refresh(&state, &user, &target).await?))
 }
