@@ -382,6 +382,11 @@ fn routes() -> Routes {
             post(web::containers::detail::refresh),
         )
         .protected(
+            &["GET"],
+            "/api/v1/containers/{id}/services",
+            get(v1::containers::services),
+        )
+        .protected(
             &["POST"],
             "/api/v1/containers/{id}/services/refresh",
             post(v1::containers::refresh_services),

@@ -404,6 +404,20 @@ async fn refresh_tracks_transitions_parts_and_web_links() {
         "fallback label"
     );
 
+    // The services as last checked, without a new check.
+    let r = app
+        .client
+        .get(format!("{}/api/v1/containers/{id}/services", app.address))
+        .header("cookie", &root.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listed: Value = r.json().await.unwrap();
+    assert_eq!(service(&listed, "nginx.service")["web_answered"], false);
+    assert_eq!(service(&listed, "app.service")["active_state"], "inactive");
+    assert_eq!(listed["credentials"], json!(["admin-password"]));
+
     // Refused: a stopped CT (409), an unmanaged CT (404), no VM.Audit (403), anonymous (401).
     let stopped = managed(&app, STOPPED, &[("nginx.service", "active")]).await;
     let (status, body) = refresh(&app, &root, &stopped.to_string()).await;

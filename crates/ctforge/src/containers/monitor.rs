@@ -345,7 +345,7 @@ fn describe(active: &str, sub: &str) -> String {
 
 /// Records `report` for `container`: services, new credentials, transition events and web
 /// links. `probe_all` re-probes every web link (explicit refresh); otherwise only ports first
-/// seen or changed are probed.
+/// seen or changed, services whose state changed and links that did not answer last time.
 pub async fn apply(
     state: &AppState,
     container: &Container,
@@ -482,9 +482,10 @@ async fn probe_links(
         .filter_map(|(i, s)| {
             let port = u16::try_from(s.port?).ok()?;
             let old = before.get(s.unit.as_str());
-            let changed = old.is_none_or(|o| o.port != s.port);
-            let never = s.web_checked_at.is_none();
-            (probe_all || changed || never).then_some((i, port))
+            // A new or moved port, a service that came back, or a link that did not answer.
+            let changed = old.is_none_or(|o| o.port != s.port || o.active_state != s.active_state);
+            let retry = s.web_checked_at.is_none() || s.web_answered == Some(false);
+            (probe_all || changed || retry).then_some((i, port))
         })
         .collect();
     let probes = futures_util::future::join_all(due.iter().map(|(_, port)| {
@@ -653,8 +654,8 @@ impl RefreshView {
         }
         let failed: Vec<String> = self
             .parts
-            .iter()
-            .filter_map(|(_, v)| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .values()
+            .filter_map(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
             .collect();
         if !failed.is_empty() {
             text.push_str(&format!(". Not checked: {}", failed.join("; ")));

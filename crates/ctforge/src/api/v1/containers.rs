@@ -10,6 +10,8 @@
 //! - `DELETE /api/v1/containers/42` (stop if running, purge, remove the record);
 //!   `DELETE /api/v1/containers/42?record_only=true` removes only the record (Proxmox down)
 //! - `POST /api/v1/containers/42/credentials/reveal` with `{"name": "admin-password"}`
+//! - `GET /api/v1/containers/42/services`: the tracked services as last checked (state, port,
+//!   web link: `url`, `web_title`, `web_answered`, `web_checked_at`) and credential names.
 //! - `POST /api/v1/containers/42/services/refresh`: re-checks services, ports, credentials and
 //!   the config-manager now (one batched SSH command); the answer has per-part errors, the
 //!   updated services (with web links) and the events recorded. 409 when the CT is not
@@ -164,4 +166,40 @@ pub async fn refresh_services(
 ) -> Result<Json<RefreshView>, AppError> {
     let target = resolve(&state, &id).await?;
     Ok(Json(monitor::refresh(&state, &user, &target).await?))
+}
+
+/// `GET /api/v1/containers/{id}/services`: the services as last checked, without checking.
+pub async fn services(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let Some(record) = &target.record else {
+        return Err(AppError::NotFound(format!(
+            "services of unmanaged CT {} (ctforge only tracks containers it created)",
+            target.vmid
+        )));
+    };
+    if !user.can("vms", monitor::REFRESH_PRIVILEGE) {
+        return Err(AppError::Forbidden(format!(
+            "reading services needs {} on /vms/{}; ask an administrator",
+            monitor::REFRESH_PRIVILEGE,
+            target.vmid
+        )));
+    }
+    let services = state.store.list_services(record.id).await?;
+    let credentials: Vec<String> = state
+        .store
+        .list_credentials(record.id)
+        .await?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    Ok(Json(json!({
+        "id": record.id,
+        "vmid": target.vmid,
+        "services": services,
+        "credentials": credentials,
+    })))
 }
