@@ -192,9 +192,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker => {
             let state = startup::build_state(config, Arc::new(SystemClock), None).await?;
             let workers = startup::start_workers(&state);
+            let monitor = crate::containers::monitor::spawn(&state);
             tracing::info!(owner = %workers.owner(), "ctforge worker running; SIGINT or SIGTERM stops it");
             startup::shutdown_signal().await;
             state.shutdown.cancel();
+            if let Some(monitor) = monitor {
+                monitor.stop().await;
+            }
             workers.stop().await;
             Ok(ExitCode::SUCCESS)
         }

@@ -81,6 +81,30 @@ impl Default for WorkersConfig {
     }
 }
 
+/// Background monitoring of managed containers (`[monitoring]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Seconds between two checks of every running managed container (0 disables the
+    /// periodic checks; on-demand refreshes still work). Runs where workers run.
+    pub interval_secs: u64,
+    /// Containers checked at once by one process.
+    pub concurrency: u32,
+    /// Probe services' ports from ctforge for web links (scheme and page title). Turn off when
+    /// ctforge cannot reach the containers' network.
+    pub web_links: bool,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 300,
+            concurrency: 4,
+            web_links: true,
+        }
+    }
+}
+
 /// A cluster bootstrapped from the configuration file (`[[clusters]]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +171,9 @@ pub struct Config {
     pub templates: TemplatesConfig,
     /// Background workers.
     pub workers: WorkersConfig,
+    /// Background monitoring of managed containers.
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
     /// Clusters created on start if they do not exist yet.
     #[serde(default)]
     pub clusters: Vec<ClusterBootstrap>,
@@ -165,6 +192,7 @@ impl Default for Config {
             log_level: "info".to_owned(),
             templates: TemplatesConfig::default(),
             workers: WorkersConfig::default(),
+            monitoring: MonitoringConfig::default(),
             clusters: Vec::new(),
         }
     }
@@ -419,10 +447,18 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
                 .map(|s| toml::Value::String(s.to_owned()))
                 .collect(),
         ),
-        "workers.concurrency" | "workers.per_node" => value
+        "workers.concurrency"
+        | "workers.per_node"
+        | "monitoring.interval_secs"
+        | "monitoring.concurrency" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_owned())),
+        "monitoring.web_links" => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => toml::Value::String(value.to_owned()),
+        },
         _ => toml::Value::String(value.to_owned()),
     }
 }
@@ -456,6 +492,9 @@ fn known_env_keys() -> BTreeSet<String> {
         "templates__roots",
         "workers__concurrency",
         "workers__per_node",
+        "monitoring__interval_secs",
+        "monitoring__concurrency",
+        "monitoring__web_links",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -503,6 +542,34 @@ mod tests {
         assert_eq!(loaded.config.log_level, "warn");
         assert_eq!(loaded.config.workers.concurrency, 9);
         assert_eq!(loaded.config.workers.per_node, 5);
+    }
+
+    #[test]
+    fn monitoring_defaults_file_and_env() {
+        let defaults = Config::load_from(&CliOverrides::default(), &[]).unwrap();
+        let m = &defaults.config.monitoring;
+        assert_eq!(
+            (m.interval_secs, m.concurrency, m.web_links),
+            (300, 4, true)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[monitoring]\ninterval_secs = 0\n").unwrap();
+        let cli = CliOverrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        let loaded = Config::load_from(
+            &cli,
+            &env(&[
+                ("CTFORGE_MONITORING__CONCURRENCY", "2"),
+                ("CTFORGE_MONITORING__WEB_LINKS", "false"),
+            ]),
+        )
+        .unwrap();
+        let m = &loaded.config.monitoring;
+        assert_eq!((m.interval_secs, m.concurrency, m.web_links), (0, 2, false));
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
 
     #[test]

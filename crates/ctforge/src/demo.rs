@@ -65,6 +65,8 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Demo> {
     config.data_dir = demo_dir;
     config.database_url = None;
     config.templates.roots = vec![templates];
+    // The demo's containers are simulated; their addresses lead nowhere.
+    config.monitoring.web_links = false;
     config.clusters = vec![ClusterBootstrap {
         name: "demo".into(),
         url: sim.base_url.clone(),

@@ -197,6 +197,11 @@ impl App {
         tracing::info!(addr = %self.listener.local_addr()?, "ctforge listening");
         let workers =
             (self.state.config.workers.concurrency > 0).then(|| start_workers(&self.state));
+        let monitor = if workers.is_some() {
+            crate::containers::monitor::spawn(&self.state)
+        } else {
+            None
+        };
         let stopping = self.state.shutdown.clone();
         let served = axum::serve(
             self.listener,
@@ -208,6 +213,9 @@ impl App {
         })
         .await;
         self.state.shutdown.cancel();
+        if let Some(monitor) = monitor {
+            monitor.stop().await;
+        }
         if let Some(workers) = workers {
             workers.stop().await;
         }
@@ -397,6 +405,21 @@ fn routes() -> Routes {
             &["POST"],
             "/api/v1/containers/bulk",
             post(v1::containers::bulk),
+        )
+        .protected(
+            &["POST"],
+            "/containers/{id}/services/refresh",
+            post(web::containers::detail::refresh),
+        )
+        .protected(
+            &["GET"],
+            "/api/v1/containers/{id}/services",
+            get(v1::containers::services),
+        )
+        .protected(
+            &["POST"],
+            "/api/v1/containers/{id}/services/refresh",
+            post(v1::containers::refresh_services),
         )
         .protected(&["GET"], "/api/v1/containers", get(v1::containers::list))
         .protected(

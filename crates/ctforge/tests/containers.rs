@@ -618,6 +618,7 @@ async fn services_and_credentials_reveal_is_audited() {
                 port: Some(80),
                 url: Some("http://10.0.0.5/".into()),
                 updated_at: 1_700_000_000_000,
+                ..Default::default()
             }],
         )
         .await

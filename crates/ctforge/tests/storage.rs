@@ -319,6 +319,9 @@ async fn containers_jobs_events(backend: &str) {
         port: Some(80),
         url: Some("http://10.0.0.5:80".into()),
         updated_at: 1,
+        web_title: Some("Welcome to nginx!".into()),
+        web_answered: Some(true),
+        web_checked_at: Some(2),
     };
     store
         .replace_services(ct, std::slice::from_ref(&service))

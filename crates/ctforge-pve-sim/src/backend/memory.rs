@@ -11,6 +11,10 @@
 //! * Services: `systemctl start|stop|restart|enable|disable|is-active|is-enabled|
 //!   status|show|list-units|list-unit-files|daemon-reload`, `service`,
 //!   `ss -tlnp`, `curl` against a local port.
+//! * `tar -C DIR -cf - .` (an archive of a directory to stdout) and `$?` (the
+//!   status of the previous command) for ctforge's batched monitoring command.
+//! * Commands can be made missing per guest ([`MemoryBackend::set_missing_commands`]):
+//!   they then fail like an uninstalled binary (`sh: 1: ss: not found`, 127).
 //! * Packages: `apt-get|apt install`, `apk add`, `dnf|yum install`, `pip install`,
 //!   `npm install -g`; well-known packages add a service (nginx → 80,
 //!   postgresql → 5432, redis-server → 6379, …). A package whose name starts
@@ -75,6 +79,9 @@ pub struct GuestData {
     pub services: BTreeMap<String, GService>,
     /// Installed packages (`manager:name`).
     pub packages: BTreeSet<String>,
+    /// Commands that are not installed (they fail with 127, `not found`).
+    #[serde(default)]
+    pub missing: BTreeSet<String>,
 }
 
 /// One guest.
@@ -320,6 +327,16 @@ impl MemoryBackend {
     pub fn file(&self, vmid: u32, path: &str) -> Option<Vec<u8>> {
         self.with_guest(vmid, |g| g.data.files.get(path).map(|f| f.data.clone()))
             .flatten()
+    }
+
+    /// Makes `commands` missing in a guest (replacing the previous set): running one fails
+    /// with `sh: 1: NAME: not found` and status 127, as an uninstalled binary does. Returns
+    /// false when the guest does not exist.
+    pub fn set_missing_commands(&self, vmid: u32, commands: &[String]) -> bool {
+        self.with_guest(vmid, |g| {
+            g.data.missing = commands.iter().cloned().collect();
+        })
+        .is_some()
     }
 
     /// Run a command synchronously (what `exec` does), returning stdout, stderr, status.
@@ -846,6 +863,8 @@ struct Shell<'a> {
     errexit: bool,
     exited: Option<u32>,
     depth: u32,
+    /// Status of the last command (`$?`).
+    status: u32,
 }
 
 impl<'a> Shell<'a> {
@@ -857,6 +876,7 @@ impl<'a> Shell<'a> {
             errexit: false,
             exited: None,
             depth: 0,
+            status: 0,
         }
     }
 
@@ -924,6 +944,7 @@ impl<'a> Shell<'a> {
                 let stage_in = cmd.heredoc.clone().unwrap_or_else(|| input.clone());
                 let (out, code) = self.command(&cmd.text, &stage_in);
                 last = code;
+                self.status = code;
                 if idx + 1 < n {
                     input = out;
                 } else {
@@ -945,7 +966,8 @@ impl<'a> Shell<'a> {
 
     /// One command with redirections; returns (stdout not redirected, status).
     fn command(&mut self, text: &str, stdin: &[u8]) -> (Vec<u8>, u32) {
-        let words = match shell_words::split(text) {
+        let text = expand_status(text, self.status);
+        let words = match shell_words::split(&text) {
             Ok(w) => w,
             Err(_) => {
                 self.err
@@ -1066,7 +1088,12 @@ impl<'a> Shell<'a> {
             .cloned()
             .collect();
         let mut out = Vec::new();
+        if self.g.missing.contains(&cmd) {
+            self.e(format!("sh: 1: {cmd}: not found\n"));
+            return (out, 127);
+        }
         let code: u32 = match cmd.as_str() {
+            "tar" => self.tar(&args, &mut out),
             "true" | ":" | "sleep" | "sync" | "export" | "cd" | "umask" | "daemon-reload"
             | "source" | "." => 0,
             "false" => 1,
@@ -1576,6 +1603,9 @@ impl<'a> Shell<'a> {
     }
 
     fn has_binary(&self, n: &str) -> bool {
+        if self.g.missing.contains(n) {
+            return false;
+        }
         matches!(
             n,
             "bash"
@@ -1596,6 +1626,8 @@ impl<'a> Shell<'a> {
                 | "base64"
                 | "sha256sum"
                 | "curl"
+                | "tar"
+                | "head"
         ) || self
             .g
             .packages
@@ -1994,6 +2026,114 @@ impl<'a> Shell<'a> {
         }
     }
 
+    /// `tar -C DIR -cf - MEMBERS…`: a ustar archive of files under DIR on stdout (members
+    /// `.` or relative paths, each recursively). Only creation to stdout is simulated.
+    fn tar(&mut self, args: &[String], out: &mut Vec<u8>) -> u32 {
+        let mut dir = "/root".to_string();
+        let mut create = false;
+        let mut to_stdout = true;
+        let mut members: Vec<String> = Vec::new();
+        let mut it = args.iter().enumerate().peekable();
+        while let Some((i, a)) = it.next() {
+            let bundled = i == 0 && !a.starts_with('-') && a.chars().all(|c| "cfvz".contains(c));
+            if a == "-C" || a == "--directory" {
+                if let Some((_, d)) = it.next() {
+                    dir = abs(d);
+                }
+            } else if let Some(d) = a.strip_prefix("--directory=") {
+                dir = abs(d);
+            } else if a == "-f" || a == "--file" {
+                to_stdout = it.next().is_some_and(|(_, f)| f == "-");
+            } else if bundled || (a.starts_with('-') && !a.starts_with("--")) {
+                let flags = a.trim_start_matches('-');
+                create |= flags.contains('c');
+                if flags.ends_with('f') {
+                    to_stdout = it.next().is_some_and(|(_, f)| f == "-");
+                }
+            } else if !a.starts_with("--") {
+                members.push(a.clone());
+            }
+        }
+        if !create || !to_stdout {
+            self.e("tar: the simulator only creates archives on stdout (tar -cf - …)\n".into());
+            return 2;
+        }
+        if !self.g.dirs.contains(&dir) {
+            self.e(format!(
+                "tar: {dir}: Cannot open: No such file or directory\ntar: Error is not recoverable: exiting now\n"
+            ));
+            return 2;
+        }
+        let mut builder = tar::Builder::new(Vec::new());
+        let base = format!("{}/", dir.trim_end_matches('/'));
+        for member in &members {
+            let rel = member.trim_start_matches("./").trim_end_matches('/');
+            let root = if rel.is_empty() || rel == "." {
+                dir.clone()
+            } else {
+                format!("{base}{rel}")
+            };
+            let prefix = format!("{}/", root.trim_end_matches('/'));
+            let name = |path: &str| format!("./{}", path.strip_prefix(&base).unwrap_or(path));
+            let mut dirs: Vec<&String> = self
+                .g
+                .dirs
+                .iter()
+                .filter(|d| **d == root || d.starts_with(&prefix))
+                .collect();
+            dirs.sort();
+            let files: Vec<(&String, &GFile)> = self
+                .g
+                .files
+                .iter()
+                .filter(|(p, _)| **p == root || p.starts_with(&prefix))
+                .collect();
+            if dirs.is_empty() && files.is_empty() {
+                self.e(format!(
+                    "tar: {member}: Cannot stat: No such file or directory\n"
+                ));
+                return 2;
+            }
+            for d in dirs {
+                let mut h = tar::Header::new_ustar();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                let path = if *d == dir {
+                    "./".to_string()
+                } else {
+                    format!("{}/", name(d))
+                };
+                if builder.append_data(&mut h, path, std::io::empty()).is_err() {
+                    return 2;
+                }
+            }
+            for (p, f) in files {
+                let mut h = tar::Header::new_ustar();
+                h.set_mode(f.mode);
+                h.set_uid(u64::from(f.uid));
+                h.set_gid(u64::from(f.gid));
+                h.set_size(f.data.len() as u64);
+                if builder
+                    .append_data(&mut h, name(p), f.data.as_slice())
+                    .is_err()
+                {
+                    return 2;
+                }
+            }
+        }
+        match builder.into_inner() {
+            Ok(bytes) => {
+                out.extend(bytes);
+                0
+            }
+            Err(e) => {
+                self.e(format!("tar: {e}\n"));
+                2
+            }
+        }
+    }
+
     fn ss(&self, flags: &str, out: &mut Vec<u8>) {
         if !flags.contains('H') {
             out.extend(b"State  Recv-Q Send-Q Local Address:Port  Peer Address:Port Process\n");
@@ -2153,6 +2293,34 @@ fn port_in(line: &str) -> Option<u16> {
         .and_then(|m| m.as_str().parse().ok())
 }
 
+/// Replaces `$?` outside single quotes with `status`.
+fn expand_status(text: &str, status: u32) -> String {
+    if !text.contains("$?") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let (mut single, mut double) = (false, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if !double => {
+                single = !single;
+                out.push(c);
+            }
+            '"' if !single => {
+                double = !double;
+                out.push(c);
+            }
+            '$' if !single && chars.peek() == Some(&'?') => {
+                chars.next();
+                out.push_str(&status.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn is_assignment(a: &str) -> bool {
     match a.split_once('=') {
         Some((k, _)) => {
@@ -2304,6 +2472,49 @@ mod tests {
         let (_, e, c) = sh(&b, "apt-get install -y no-such-pkg");
         assert_eq!(c, 100);
         assert!(e.contains("Unable to locate package no-such-pkg"));
+    }
+
+    #[test]
+    fn status_tar_and_missing_commands() {
+        let (b, _) = guest();
+        let (o, _, _) = sh(&b, "false\necho \"rc $?\" 'lit $?'\ntrue; echo \"rc=$?\"");
+        assert_eq!(o, "rc 1 lit $?\nrc=0\n");
+        b.write_file(100, "/etc/ctforge/credentials/admin", b"s3cret\n");
+        b.write_file(100, "/etc/ctforge/credentials/@@x", b"a\nb");
+        let (o, e, c) = sh(&b, "tar -C /etc/ctforge/credentials -cf - . | base64");
+        assert_eq!(c, 0, "{e}");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(o.trim())
+            .expect("base64");
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut found = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("entry");
+            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).expect("read");
+            found.push((path, text));
+        }
+        assert_eq!(
+            found,
+            [
+                ("./".to_string(), String::new()),
+                ("@@x".to_string(), "a\nb".to_string()),
+                ("admin".to_string(), "s3cret\n".to_string())
+            ]
+        );
+        let (_, e, c) = sh(&b, "tar -C /nope -cf - .");
+        assert_eq!(c, 2);
+        assert!(e.contains("Cannot open"), "{e}");
+        assert!(b.set_missing_commands(100, &["ss".to_string()]));
+        let (o, e, _) = sh(&b, "ss -tlnp 2>&1\necho \"rc $?\"");
+        assert_eq!(
+            (o.as_str(), e.as_str()),
+            ("sh: 1: ss: not found\nrc 127\n", "")
+        );
+        assert!(b.set_missing_commands(100, &[]));
+        let (o, _, _) = sh(&b, "ss -tlnp");
+        assert!(o.contains("sshd"), "{o}");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! | GET | `/sim/admin/ct/{vmid}/guest` | – |
 //! | PUT | `/sim/admin/ct/{vmid}/services` | `[{"name":"nginx","port":80}]` |
 //! | PUT | `/sim/admin/ct/{vmid}/files` | `{"/etc/x":"content"}` |
+//! | PUT | `/sim/admin/ct/{vmid}/missing-commands` | `["ss"]` (memory backend) |
 //! | POST | `/sim/admin/ct/{vmid}/exec` | `{"argv":["bash","-c","…"],"stdin":""}` |
 
 use std::collections::BTreeMap;
@@ -123,6 +124,19 @@ pub fn handle(
                 state.backend().write_file(vmid, &p, c.as_bytes());
             }
             Ok(Value::Null)
+        }
+        ("PUT", ["ct", vmid, "missing-commands"]) => {
+            let vmid = vmid_of(vmid)?;
+            let names: Vec<String> =
+                serde_json::from_value(body).map_err(|e| bad(e.to_string()))?;
+            let m = state
+                .memory_backend()
+                .ok_or_else(|| (400u16, "not the memory backend".to_string()))?;
+            if m.set_missing_commands(vmid, &names) {
+                Ok(Value::Null)
+            } else {
+                Err((404, format!("no guest {vmid}")))
+            }
         }
         ("POST", ["ct", vmid, "exec"]) => {
             let vmid = vmid_of(vmid)?;

@@ -1,6 +1,7 @@
 //! Container management use cases: which container a URL names, which Proxmox client acts for
-//! a user, the dashboard listing (live state merged with ctforge's records) and lifecycle
-//! actions under a per-container lock, and bulk actions run as a job ([`bulk`]).
+//! a user, the dashboard listing (live state merged with ctforge's records), lifecycle
+//! actions under a per-container lock, bulk actions run as a job ([`bulk`]), and monitoring
+//! ([`monitor`]: services, credentials and web links re-checked over SSH).
 //!
 //! ## Container ids in URLs
 //!
@@ -16,6 +17,9 @@ pub mod bulk;
 pub mod credentials;
 pub mod lifecycle;
 pub mod listing;
+pub mod monitor;
+pub mod parse;
+pub mod weblink;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

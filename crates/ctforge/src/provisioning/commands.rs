@@ -128,6 +128,62 @@ pub fn show_units(units: &[String]) -> String {
 /// Listening TCP sockets with their processes.
 pub const LIST_PORTS: &str = "ss -tlnp";
 
+/// Where the config-manager records its last run (Unix seconds).
+pub const LAST_APPLY: &str = "/var/lib/ctforge/last-apply";
+
+/// The config-manager's unit name.
+pub const APPLY_UNIT_NAME: &str = "ctforge-apply.service";
+
+/// The sections of [`monitor_script`], in order.
+pub const MONITOR_SECTIONS: [&str; 5] =
+    ["units", "ports", "credentials", "last-apply", "apply-unit"];
+
+/// The marker line prefix of [`monitor_script`] for a run's `nonce`. Content inside the
+/// container cannot forge it because the nonce is random per run.
+pub fn monitor_marker(nonce: &str) -> String {
+    format!("@@ctforge-{nonce}:")
+}
+
+/// Monitoring's one batched command: a `sh` script printing, each between marker lines with
+/// its exit status, `systemctl show` of the tracked `units`, the listening ports, the
+/// credentials directory as a base64 tar archive (so file contents cannot break the
+/// sections), the config-manager's last-run stamp and its unit's state. Every part runs even
+/// when another fails.
+pub fn monitor_script(units: &[String], nonce: &str) -> String {
+    let marker = monitor_marker(nonce);
+    let unit_list = units.iter().map(|u| quote(u)).collect::<Vec<_>>().join(" ");
+    let units_cmd = if units.is_empty() {
+        "true".to_owned()
+    } else {
+        format!(
+            "systemctl show -p {} {unit_list} 2>&1",
+            crate::containers::parse::UNIT_PROPERTIES
+        )
+    };
+    let cred = quote(CREDENTIALS_DIR);
+    let stamp = quote(LAST_APPLY);
+    let parts = [
+        units_cmd,
+        format!("{LIST_PORTS} 2>&1"),
+        format!("[ ! -d {cred} ] || tar -C {cred} -cf - . | base64"),
+        format!("[ ! -f {stamp} ] || head -n 1 {stamp} 2>&1"),
+        format!(
+            "systemctl show -p ActiveState,SubState,Result,UnitFileState {} 2>&1",
+            quote(APPLY_UNIT_NAME)
+        ),
+    ];
+    let mut script = String::new();
+    for (name, command) in MONITOR_SECTIONS.iter().zip(parts) {
+        script.push_str(&format!(
+            "echo {}\n{command}\necho \"{}rc:$?\"\n",
+            quote(&format!("{marker}{name}")),
+            marker
+        ));
+    }
+    script.push_str(&format!("echo {}\n", quote(&format!("{marker}end"))));
+    script
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +202,24 @@ mod tests {
             staged_path("../../etc/passwd"),
             "/var/lib/ctforge/files/.._.._etc_passwd"
         );
+    }
+
+    #[test]
+    fn monitor_script_quotes_units_and_marks_every_section() {
+        let script = monitor_script(&["a b.service".into(), "$(reboot).service".into()], "n1");
+        assert!(
+            script.contains("'a b.service' '$(reboot).service'"),
+            "{script}"
+        );
+        for name in MONITOR_SECTIONS {
+            assert!(
+                script.contains(&format!("echo @@ctforge-n1:{name}\n")),
+                "{script}"
+            );
+        }
+        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 5);
+        assert!(script.ends_with("echo @@ctforge-n1:end\n"));
+        assert!(monitor_script(&[], "n").contains("@@ctforge-n:units\ntrue\n"));
     }
 
     #[test]

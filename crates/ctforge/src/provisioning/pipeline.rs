@@ -16,6 +16,7 @@ use ctforge_ssh::{
 use super::commands;
 use super::plan::{PHASES, Plan, Step};
 use super::submit::{CreatePayload, JOB_KIND};
+use crate::containers::{monitor, parse};
 use crate::jobs::{JobContext, JobHandler, StepError};
 use crate::secrets::Keyring;
 use crate::storage::Store;
@@ -298,72 +299,6 @@ async fn wait(
     }
 }
 
-fn unit_names(listing: &str) -> Vec<String> {
-    listing
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|u| u.ends_with(".service"))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Parses `systemctl show` blocks into (unit, active, sub, enabled, main pid).
-fn parse_show(text: &str) -> Vec<(String, String, String, bool, u32)> {
-    let mut out = Vec::new();
-    for block in text.split("\n\n") {
-        let mut map: HashMap<&str, &str> = HashMap::new();
-        for line in block.lines() {
-            if let Some((k, v)) = line.split_once('=') {
-                map.insert(k.trim(), v.trim());
-            }
-        }
-        if let Some(id) = map.get("Id") {
-            out.push((
-                (*id).to_owned(),
-                map.get("ActiveState")
-                    .copied()
-                    .unwrap_or("unknown")
-                    .to_owned(),
-                map.get("SubState").copied().unwrap_or("").to_owned(),
-                map.get("UnitFileState").is_some_and(|s| *s == "enabled"),
-                map.get("MainPID").and_then(|p| p.parse().ok()).unwrap_or(0),
-            ));
-        }
-    }
-    out
-}
-
-/// Parses `ss -tlnp` into (port, process name, pid).
-fn parse_ports(text: &str) -> Vec<(u16, String, u32)> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| l.starts_with("LISTEN")) {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        let Some(port) = cols
-            .get(3)
-            .and_then(|local| local.rsplit(':').next())
-            .and_then(|p| p.parse::<u16>().ok())
-        else {
-            continue;
-        };
-        let process = line
-            .split("((\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or("")
-            .to_owned();
-        let pid = line
-            .split("pid=")
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        if !out.iter().any(|(p, _, _)| *p == port) {
-            out.push((port, process, pid));
-        }
-    }
-    out
-}
-
 #[async_trait]
 impl JobHandler for CreateContainer {
     fn kind(&self) -> &'static str {
@@ -460,7 +395,7 @@ impl JobHandler for CreateContainer {
                     .await?;
                     channel
                         .push(
-                            unit_names(&units).join("\n").as_bytes(),
+                            parse::unit_names(&units).join("\n").as_bytes(),
                             commands::BASELINE,
                             Some(0o600),
                             None,
@@ -708,6 +643,7 @@ impl JobHandler for CreateContainer {
                             .zip(report.ip.as_ref())
                             .map(|(p, ip)| format!("http://{ip}:{p}")),
                         updated_at: now,
+                        ..ContainerService::default()
                     })
                     .collect();
                 self.store
@@ -720,6 +656,9 @@ impl JobHandler for CreateContainer {
                         .put_credential(container.id, name, &sealed)
                         .await
                         .map_err(|e| fail(e.to_string()))?;
+                }
+                for warning in &report.warnings {
+                    let _ = ctx.log(format!("! not checked: {warning}")).await;
                 }
                 for s in &services {
                     let _ = ctx
@@ -833,10 +772,14 @@ pub struct Discovery {
     pub credentials: Vec<(String, String)>,
     /// IPv4 address.
     pub ip: Option<String>,
+    /// Parts of the check that failed (the job log shows them).
+    pub warnings: Vec<String>,
 }
 
 /// Discovers services (units added since the baseline), their ports, credentials and the
-/// address. Used by provisioning and by monitoring.
+/// address: the unit listing and the baseline, then monitoring's one batched check
+/// ([`monitor::check`]) for the new units, so both read a container the same way. Parts of the
+/// check that failed are reported in [`Discovery::warnings`].
 pub async fn discover(
     channel: &dyn RemoteExec,
     client: &dyn PveApi,
@@ -851,63 +794,43 @@ pub async fn discover(
     )
     .await?;
     let base: Vec<&str> = baseline.lines().map(str::trim).collect();
-    let mut units: Vec<String> = unit_names(&now)
+    let mut units: Vec<String> = parse::unit_names(&now)
         .into_iter()
-        .filter(|u| !base.contains(&u.as_str()) && u != "ctforge-apply.service")
+        .filter(|u| !base.contains(&u.as_str()) && u != commands::APPLY_UNIT_NAME)
         .collect();
     units.sort();
     units.dedup();
-    let shown = if units.is_empty() {
-        Vec::new()
-    } else {
-        parse_show(&probe(channel, &commands::show_units(&units)).await?.1)
-    };
-    let (_, ports_text) = probe(channel, commands::LIST_PORTS).await?;
-    let ports = parse_ports(&ports_text);
-    let services = shown
+    let report = monitor::check(channel, vmid, &units)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let warnings = report
+        .failures()
         .into_iter()
-        .map(|(unit, active, sub, enabled, pid)| {
-            let stem = unit.trim_end_matches(".service").to_owned();
-            let port = ports
-                .iter()
-                .find(|(_, _, p)| pid != 0 && *p == pid)
-                .or_else(|| {
-                    ports.iter().find(|(_, process, _)| {
-                        !process.is_empty()
-                            && (stem.starts_with(process.as_str())
-                                || process.starts_with(stem.as_str()))
-                    })
-                })
-                .map(|(port, _, _)| *port);
-            DiscoveredService {
-                unit,
-                active,
-                sub,
-                enabled,
-                port,
-            }
+        .map(|(_, e)| e.to_owned())
+        .collect();
+    let listeners = report.ports.as_ref().map(Vec::as_slice).unwrap_or(&[]);
+    let services = report
+        .units
+        .as_ref()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|u| units.contains(&u.id))
+        .map(|u| DiscoveredService {
+            unit: u.id.clone(),
+            active: u.active.clone(),
+            sub: u.sub.clone(),
+            enabled: u.enabled,
+            port: parse::port_of(u, listeners),
         })
         .collect();
-    let (code, listing) = probe(
-        channel,
-        &format!("ls -1 {}", ctforge_ssh::quote(commands::CREDENTIALS_DIR)),
-    )
-    .await?;
-    let mut credentials = Vec::new();
-    if code == 0 {
-        for name in listing
-            .lines()
-            .map(str::trim)
-            .filter(|n| !n.is_empty() && !n.contains('/'))
-        {
-            let path = format!("{}/{name}", commands::CREDENTIALS_DIR);
-            let (code, value) =
-                probe(channel, &format!("cat {}", ctforge_ssh::quote(&path))).await?;
-            if code == 0 {
-                credentials.push((name.to_owned(), value.trim_end_matches('\n').to_owned()));
-            }
-        }
-    }
+    let credentials = match report.credentials {
+        Ok(found) => found
+            .into_iter()
+            .map(|(name, value)| (name, value.expose().to_owned()))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let ip = match static_ip {
         Some(ip) => Some(ip.to_owned()),
         None => client
@@ -925,6 +848,7 @@ pub async fn discover(
         services,
         credentials,
         ip,
+        warnings,
     })
 }
 
@@ -942,36 +866,8 @@ mod tests {
         fake.reply(commands::LIST_UNITS, 0, &refs);
         let (code, text) = probe(&fake, commands::LIST_UNITS).await.unwrap();
         assert_eq!(code, 0);
-        let units = unit_names(&text);
+        let units = parse::unit_names(&text);
         assert_eq!(units.len(), 300, "more than the channel's 50-line tail");
         assert_eq!(units[0], "unit-000.service");
-    }
-
-    #[test]
-    fn parses_systemctl_and_ss() {
-        let show = "Id=nginx.service\nActiveState=active\nSubState=running\nUnitFileState=enabled\nMainPID=321\n\nId=app.service\nActiveState=failed\nSubState=failed\nUnitFileState=disabled\nMainPID=0\n";
-        let parsed = parse_show(show);
-        assert_eq!(
-            parsed[0],
-            (
-                "nginx.service".into(),
-                "active".into(),
-                "running".into(),
-                true,
-                321
-            )
-        );
-        assert_eq!(parsed[1].1, "failed");
-        let ss = "State Recv-Q Send-Q Local Address:Port Peer Address:Port Process\nLISTEN 0 511 0.0.0.0:80 0.0.0.0:* users:((\"nginx\",pid=321,fd=6))\nLISTEN 0 511 [::]:80 [::]:* users:((\"nginx\",pid=321,fd=7))\nLISTEN 0 128 127.0.0.1:5432 0.0.0.0:* users:((\"postgres\",pid=9,fd=3))\n";
-        assert_eq!(
-            parse_ports(ss),
-            vec![(80, "nginx".into(), 321), (5432, "postgres".into(), 9)]
-        );
-        assert_eq!(
-            unit_names(
-                "ssh.service loaded active running OpenSSH\ncron.service loaded\nfoo.socket x\n"
-            ),
-            ["ssh.service", "cron.service"]
-        );
     }
 }

@@ -278,7 +278,7 @@ pub struct NewContainer {
 }
 
 /// A service discovered in a container.
-#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, FromRow, PartialEq, Eq, serde::Serialize)]
 pub struct ContainerService {
     /// systemd unit name.
     pub unit: String,
@@ -290,10 +290,16 @@ pub struct ContainerService {
     pub enabled: bool,
     /// Listening port.
     pub port: Option<i64>,
-    /// Web URL.
+    /// Web URL (`http(s)://<ip>:<port>`; `https` once TLS answered there).
     pub url: Option<String>,
     /// Last check.
     pub updated_at: i64,
+    /// The web page's `<title>`, when the port answered HTTP(S) with one.
+    pub web_title: Option<String>,
+    /// Whether anything answered on the port at the last web-link probe (none: not probed).
+    pub web_answered: Option<bool>,
+    /// When the web link was last probed.
+    pub web_checked_at: Option<i64>,
 }
 
 /// A credential found in a container, sealed.

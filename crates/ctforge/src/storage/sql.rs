@@ -644,8 +644,8 @@ macro_rules! impl_store {
                     .map_err(map_err)?;
                 for s in services {
                     sqlx::query::<$db>(
-                        "INSERT INTO container_services (container_id, unit, active_state, sub_state, enabled, port, url, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO container_services (container_id, unit, active_state, sub_state, enabled, port, url, updated_at, web_title, web_answered, web_checked_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     )
                     .bind(container_id)
                     .bind(&s.unit)
@@ -655,6 +655,9 @@ macro_rules! impl_store {
                     .bind(s.port)
                     .bind(&s.url)
                     .bind(s.updated_at)
+                    .bind(&s.web_title)
+                    .bind(s.web_answered)
+                    .bind(s.web_checked_at)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -664,7 +667,7 @@ macro_rules! impl_store {
 
             async fn list_services(&self, container_id: i64) -> StoreResult<Vec<ContainerService>> {
                 sqlx::query_as::<$db, ContainerService>(
-                    "SELECT unit, active_state, sub_state, enabled, port, url, updated_at FROM container_services WHERE container_id = $1 ORDER BY unit",
+                    "SELECT unit, active_state, sub_state, enabled, port, url, updated_at, web_title, web_answered, web_checked_at FROM container_services WHERE container_id = $1 ORDER BY unit",
                 )
                 .bind(container_id)
                 .fetch_all(&self.pool)

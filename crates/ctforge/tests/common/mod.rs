@@ -91,6 +91,9 @@ pub async fn spawn_app_with(backend: &str, adjust: impl FnOnce(&mut Config)) -> 
     if backend == "postgres" {
         config.database_url = Some(ctforge::config::Secret::new(fresh_pg_url().await));
     }
+    // Simulated containers have made-up addresses: never probe them from the test machine.
+    // Tests that probe real or local servers turn this back on.
+    config.monitoring.web_links = false;
     adjust(&mut config);
     let app = ctforge::startup::App::build(config)
         .await
@@ -141,6 +144,9 @@ pub async fn spawn_app_clocked(
     if backend == "postgres" {
         config.database_url = Some(ctforge::config::Secret::new(fresh_pg_url().await));
     }
+    // Simulated containers have made-up addresses: never probe them from the test machine.
+    // Tests that probe real or local servers turn this back on.
+    config.monitoring.web_links = false;
     adjust(&mut config);
     let app = ctforge::startup::App::build_custom(config, clock, bus)
         .await

@@ -13,6 +13,12 @@
 //! - `POST /api/v1/containers/bulk` with `{"action": "stop", "ids": ["42", "lab:105"],
 //!   "timeout": 60}`: 202 with the job (`/api/v1/jobs/{id}` then lists a result per container);
 //!   422 names each invalid field
+//! - `GET /api/v1/containers/42/services`: the tracked services as last checked (state, port,
+//!   web link: `url`, `web_title`, `web_answered`, `web_checked_at`) and credential names.
+//! - `POST /api/v1/containers/42/services/refresh`: re-checks services, ports, credentials and
+//!   the config-manager now (one batched SSH command); the answer has per-part errors, the
+//!   updated services (with web links) and the events recorded. 409 when the CT is not
+//!   running, 503 when the check could not run at all (SSH).
 //!
 //! Actions answer 200 with the outcome once the Proxmox task finished; 409 when another action
 //! holds the container's lock or the state forbids the action; 403 with Proxmox's own text
@@ -30,6 +36,7 @@ use serde_json::{Value, json};
 use crate::auth::CurrentUser;
 use crate::containers::lifecycle::{self, Action, Options, Outcome};
 use crate::containers::listing::{self, Filter, Listing};
+use crate::containers::monitor::{self, RefreshView};
 use crate::containers::{bulk as bulk_actions, credentials, resolve};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -212,4 +219,50 @@ pub async fn bulk(
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// `POST /api/v1/containers/{id}/services/refresh`: the monitoring check, now.
+pub async fn refresh_services(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Json<RefreshView>, AppError> {
+    let target = resolve(&state, &id).await?;
+    Ok(Json(monitor::refresh(&state, &user, &target).await?))
+}
+
+/// `GET /api/v1/containers/{id}/services`: the services as last checked, without checking.
+pub async fn services(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let Some(record) = &target.record else {
+        return Err(AppError::NotFound(format!(
+            "services of unmanaged CT {} (ctforge only tracks containers it created)",
+            target.vmid
+        )));
+    };
+    if !user.can("vms", monitor::REFRESH_PRIVILEGE) {
+        return Err(AppError::Forbidden(format!(
+            "reading services needs {} on /vms/{}; ask an administrator",
+            monitor::REFRESH_PRIVILEGE,
+            target.vmid
+        )));
+    }
+    let services = state.store.list_services(record.id).await?;
+    let credentials: Vec<String> = state
+        .store
+        .list_credentials(record.id)
+        .await?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    Ok(Json(json!({
+        "id": record.id,
+        "vmid": target.vmid,
+        "services": services,
+        "credentials": credentials,
+    })))
 }

@@ -3,7 +3,8 @@
 //! `/interfaces` for DHCP addresses) with the user's ticket, falling back to the record when
 //! Proxmox is unreachable; Services lists tracked services and sealed credentials (revealed one
 //! at a time through `POST /containers/{id}/credentials/reveal`, audited); Events is the
-//! container's timeline with a kind filter and paging; Resources charts `rrddata` (CPU,
+//! container's timeline with a kind filter and paging; the Services tab's Refresh button
+//! (`POST /containers/{id}/services/refresh`) re-runs monitoring and comes back with a notice; Resources charts `rrddata` (CPU,
 //! memory, disk, network, disk I/O) for `?timeframe=hour|day|week|month|year`. A container still being created
 //! redirects to its job's progress page when that page exists.
 
@@ -17,11 +18,12 @@ use ctforge_pve::types::{IpConfig, LxcConfig, LxcInterface, LxcStatus, Timeframe
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{ActionCtx, action_buttons, flash_markup, page_response, take_flash};
+use super::{ActionCtx, action_buttons, flash_cookie, flash_markup, page_response, take_flash};
 use crate::auth::CurrentUser;
-use crate::containers::{self, Target, client_for, credentials, lifecycle, resolve};
+use crate::containers::{self, Target, client_for, credentials, lifecycle, monitor, resolve};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::storage::model::ContainerService;
 use crate::web::components::chart::{self, RrdSource};
 use crate::web::components::{self as ui, Tone, Viewer};
 use crate::web::home::viewer;
@@ -179,6 +181,38 @@ pub async fn reveal(
         axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(response)
+}
+
+/// `POST /containers/{id}/services/refresh`: re-checks the services now and returns to the
+/// Services tab with what was found or what failed.
+pub async fn refresh(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Response {
+    let (back, tone, text) = match resolve(&state, &id).await {
+        Err(e) => (
+            format!("/containers/{id}?tab=services"),
+            Tone::Err,
+            e.to_string(),
+        ),
+        Ok(target) => {
+            let back = format!("/containers/{}?tab=services", target.url_id());
+            let name = target.display_name();
+            match monitor::refresh(&state, &user, &target).await {
+                Ok(view) if view.ok => (back, Tone::Ok, format!("{name}: {}", view.summary())),
+                Ok(view) => (back, Tone::Warn, format!("{name}: {}", view.summary())),
+                Err(e) => (back, Tone::Err, format!("{name}: refresh failed: {e}")),
+            }
+        }
+    };
+    let mut response = Redirect::to(&back).into_response();
+    if let Some(cookie) = flash_cookie(tone, &text) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 async fn creation_job(state: &AppState, container_id: i64) -> Option<i64> {
@@ -470,15 +504,23 @@ async fn services_tab(
     let services = state.store.list_services(record.id).await?;
     let credentials = state.store.list_credentials(record.id).await?;
     let can_reveal = user.can("vms", credentials::REVEAL_PRIVILEGE);
+    let can_refresh = user.can("vms", monitor::REFRESH_PRIVILEGE);
     let key = target.url_id();
     Ok(html! {
         section.card {
-            h2 { "Services" }
+            div.row {
+                h2 { "Services" }
+                @if can_refresh {
+                    (ui::action_form(&format!("/containers/{key}/services/refresh"), "Refresh", false, &[], viewer))
+                } @else {
+                    (ui::disabled_button("Refresh", &format!("refreshing needs {} on /vms", monitor::REFRESH_PRIVILEGE)))
+                }
+            }
             @if services.is_empty() {
                 p.muted { "No services tracked yet." }
             } @else {
                 table.table {
-                    thead { tr { th scope="col" { "Unit" } th scope="col" { "State" } th scope="col" { "Enabled" } th scope="col" { "Port" } th scope="col" { "Checked" } th scope="col" { span.skip { "Open" } } } }
+                    thead { tr { th scope="col" { "Unit" } th scope="col" { "State" } th scope="col" { "Enabled" } th scope="col" { "Port" } th scope="col" { "Checked" } th scope="col" { "Web UI" } } }
                     tbody {
                         @for s in &services {
                             tr {
@@ -487,9 +529,7 @@ async fn services_tab(
                                 td { (if s.enabled { "yes" } else { "no" }) }
                                 td.mono { (s.port.map(|p| p.to_string()).unwrap_or_default()) }
                                 td { (ui::fmt_time(s.updated_at)) }
-                                td { @if let Some(url) = s.url.as_deref().filter(|u| u.starts_with("http://") || u.starts_with("https://")) {
-                                    a.btn href=(url) target="_blank" rel="noopener noreferrer" { "Open web UI" }
-                                } }
+                                td { (web_link(s)) }
                             }
                         }
                     }
@@ -526,6 +566,29 @@ async fn services_tab(
             }
         }
     })
+}
+
+/// The button opening a service's web UI, labelled with the page title (else unit and port),
+/// and a badge when the last probe got no answer.
+fn web_link(s: &ContainerService) -> Markup {
+    let Some(url) = s
+        .url
+        .as_deref()
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+    else {
+        return html! {};
+    };
+    let label = match (&s.web_title, s.port) {
+        (Some(title), _) => title.clone(),
+        (None, Some(port)) => format!("{} :{port}", s.unit.trim_end_matches(".service")),
+        (None, None) => s.unit.trim_end_matches(".service").to_owned(),
+    };
+    html! {
+        a.btn href=(url) target="_blank" rel="noopener noreferrer" title={ "Open web UI of " (s.unit) " (" (url) ")" } { (label) }
+        @if s.web_answered == Some(false) {
+            " " (ui::badge(Some(Tone::Warn), "not answering"))
+        }
+    }
 }
 
 async fn events_tab(

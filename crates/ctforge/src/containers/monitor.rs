@@ -1,0 +1,991 @@
+//! The monitoring engine: re-checks a managed container's services over the provisioning SSH
+//! channel (`pct exec` on the node), records what changed, and probes web links.
+//!
+//! - [`check`] runs ONE batched command ([`commands::monitor_script`]) that prints, between
+//!   marker lines carrying a per-run nonce, `systemctl show` of the tracked units, the
+//!   listening ports, the credentials directory (a base64 tar archive), and the
+//!   config-manager's last run. It parses them into a [`Report`] whose parts each carry their
+//!   own `Result`: one part failing (`ss` missing) never hides the others; only a failure of
+//!   the whole command (SSH, `pct`) is an error of its own ([`MonitorError`]).
+//! - [`apply`] turns a report into record updates: service state, sub-state, enabled, port;
+//!   newly found credentials sealed with the keyring; `service_down` / `service_up` container
+//!   events on transitions (never on a unit's first observation); and web-link probes
+//!   ([`weblink`](super::weblink)) when a port is first seen or changes, or on request.
+//! - [`refresh`] is the on-demand check behind `POST …/services/refresh` (user's permissions,
+//!   running CT only); [`spawn`] starts the periodic loop (`[monitoring] interval_secs`) in
+//!   processes that run workers. Both take the row lease `monitor:<cluster>:<vmid>`, so two
+//!   processes never check the same container at once.
+//!
+//! Containers have no live event channel (the bus carries job progress only), so events are
+//! persisted and appear on the Events tab on the next page load.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ctforge_pve::PveApi;
+use ctforge_pve::types::ResourceKind;
+use ctforge_ssh::{PctChannel, PctOptions, PushMode, RemoteExec, SshError, Stream};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+
+use super::parse::{self, Listener, UnitState};
+use super::weblink::{Probe, Prober};
+use super::{Target, client_for, lifecycle, pve_error};
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::provisioning::commands;
+use crate::secrets::Plain;
+use crate::state::AppState;
+use crate::storage::StoreError;
+use crate::storage::model::{Cluster, Container, ContainerService};
+
+/// The privilege a refresh needs on `/vms/<vmid>`: seeing the container is enough.
+pub const REFRESH_PRIVILEGE: &str = "VM.Audit";
+/// Longest time the batched command may run.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lease on `monitor:<cluster>:<vmid>` while a check runs (outlives a hung check).
+const LEASE_MS: i64 = 180_000;
+/// How long an on-demand refresh waits for a running check of the same container.
+const LEASE_WAIT: Duration = Duration::from_secs(10);
+/// Most stdout bytes kept from the batched command.
+const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// Actor of events found by the periodic loop.
+pub const LOOP_ACTOR: &str = "monitor";
+
+/// The config-manager's state inside the container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfigManager {
+    /// Last time `ctforge-apply` ran to completion (Unix ms), if ever.
+    pub last_apply_ms: Option<i64>,
+    /// `ctforge-apply.service` ActiveState.
+    pub active_state: String,
+    /// Its SubState.
+    pub sub_state: String,
+    /// Its last `Result` (`success`, `exit-code`, …).
+    pub result: String,
+    /// Whether it runs on boot.
+    pub enabled: bool,
+}
+
+/// What one batched check found; each part succeeded or failed on its own.
+#[derive(Debug)]
+pub struct Report {
+    /// `systemctl show` of the tracked units.
+    pub units: Result<Vec<UnitState>, String>,
+    /// Listening TCP ports.
+    pub ports: Result<Vec<Listener>, String>,
+    /// Credential files (name, value).
+    pub credentials: Result<Vec<(String, Plain)>, String>,
+    /// The config-manager's last run and unit.
+    pub config_manager: Result<ConfigManager, String>,
+    /// Wall time of the command.
+    pub duration: Duration,
+}
+
+impl Report {
+    /// Per-part status for the API and the UI: `(part, error)` for each failed part.
+    pub fn failures(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        if let Err(e) = &self.units {
+            out.push(("units", e.as_str()));
+        }
+        if let Err(e) = &self.ports {
+            out.push(("ports", e.as_str()));
+        }
+        if let Err(e) = &self.credentials {
+            out.push(("credentials", e.as_str()));
+        }
+        if let Err(e) = &self.config_manager {
+            out.push(("config_manager", e.as_str()));
+        }
+        out
+    }
+}
+
+/// The whole check could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// No SSH session to the node.
+    #[error("SSH to node {node} failed: {message}")]
+    Ssh {
+        /// Node.
+        node: String,
+        /// Why.
+        message: String,
+    },
+    /// The command could not be run or did not finish.
+    #[error("the check could not run in CT {vmid}: {source}")]
+    Transport {
+        /// CT.
+        vmid: u32,
+        /// Why.
+        source: SshError,
+    },
+    /// The command ran but printed none of its sections (`pct exec` refused, no shell).
+    #[error("the check printed nothing in CT {vmid} (exit {exit_code}){detail}")]
+    NoOutput {
+        /// CT.
+        vmid: u32,
+        /// Exit status.
+        exit_code: u32,
+        /// `: <last lines>` or empty.
+        detail: String,
+    },
+    /// The records could not be updated.
+    #[error("cannot record the check's result: {0}")]
+    Store(#[from] StoreError),
+}
+
+struct Section {
+    body: String,
+    rc: Option<u32>,
+}
+
+/// Splits the batched command's output into its sections by the run's markers.
+fn sections(stdout: &str, nonce: &str) -> HashMap<String, Section> {
+    let marker = commands::monitor_marker(nonce);
+    let rc_prefix = format!("{marker}rc:");
+    let mut out: HashMap<String, Section> = HashMap::new();
+    let mut current: Option<String> = None;
+    for line in stdout.lines() {
+        if let Some(rc) = line.strip_prefix(&rc_prefix) {
+            if let Some(name) = current.take()
+                && let Some(section) = out.get_mut(&name)
+            {
+                section.rc = rc.trim().parse().ok();
+            }
+        } else if let Some(name) = line.strip_prefix(&marker) {
+            current = Some(name.to_owned());
+            out.insert(
+                name.to_owned(),
+                Section {
+                    body: String::new(),
+                    rc: None,
+                },
+            );
+        } else if let Some(name) = &current
+            && let Some(section) = out.get_mut(name)
+        {
+            section.body.push_str(line);
+            section.body.push('\n');
+        }
+    }
+    out
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no output")
+}
+
+/// A section's body when its command succeeded, else the error explaining why not.
+fn section_body<'a>(
+    all: &'a HashMap<String, Section>,
+    name: &str,
+    what: &str,
+) -> Result<&'a str, String> {
+    let section = all
+        .get(name)
+        .ok_or_else(|| format!("{what}: missing from the output (the check stopped before it)"))?;
+    match section.rc {
+        Some(0) => Ok(&section.body),
+        Some(127) => Err(format!(
+            "{what}: the command is not installed in the container ({})",
+            last_line(&section.body)
+        )),
+        Some(rc) => Err(format!(
+            "{what}: exited with {rc} ({})",
+            last_line(&section.body)
+        )),
+        None => Err(format!("{what}: did not finish")),
+    }
+}
+
+/// Parses the batched command's stdout into a report (pure; `check` runs the command).
+pub fn parse_report(stdout: &str, nonce: &str, duration: Duration) -> Option<Report> {
+    let all = sections(stdout, nonce);
+    if all.is_empty() {
+        return None;
+    }
+    let units = section_body(&all, "units", "systemctl show").map(parse::parse_show);
+    let ports = section_body(&all, "ports", "ss -tlnp").map(parse::parse_ports);
+    let credentials = section_body(&all, "credentials", "reading the credentials")
+        .and_then(|body| {
+            parse::parse_credentials_archive(body)
+                .map_err(|e| format!("reading the credentials: {e}"))
+        })
+        .map(|list| {
+            list.into_iter()
+                .map(|(name, value)| (name, Plain::new(value)))
+                .collect()
+        });
+    let last_apply = section_body(&all, "last-apply", "reading the config-manager's last run")
+        .and_then(|body| {
+            let text = body.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse::<i64>()
+                .map(|secs| Some(secs.saturating_mul(1000)))
+                .map_err(|_| {
+                    format!(
+                        "{} holds {:?}, not a Unix time",
+                        commands::LAST_APPLY,
+                        text.chars().take(40).collect::<String>()
+                    )
+                })
+        });
+    let apply_unit =
+        section_body(&all, "apply-unit", "systemctl show ctforge-apply.service").map(|body| {
+            parse::show_blocks(body)
+                .into_iter()
+                .next()
+                .unwrap_or_default()
+        });
+    let config_manager = match (last_apply, apply_unit) {
+        (Ok(last_apply_ms), Ok(unit)) => {
+            let get = |k: &str| unit.get(k).cloned().unwrap_or_default();
+            Ok(ConfigManager {
+                last_apply_ms,
+                active_state: get("ActiveState"),
+                sub_state: get("SubState"),
+                result: get("Result"),
+                enabled: get("UnitFileState") == "enabled",
+            })
+        }
+        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    Some(Report {
+        units,
+        ports,
+        credentials,
+        config_manager,
+        duration,
+    })
+}
+
+/// Runs the batched check for `units` over `channel` (CT `vmid`).
+pub async fn check(
+    channel: &dyn RemoteExec,
+    vmid: u32,
+    units: &[String],
+) -> Result<Report, MonitorError> {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let script = commands::monitor_script(units, &nonce);
+    let mut stdout = String::new();
+    let mut stderr: Vec<String> = Vec::new();
+    let started = Instant::now();
+    let output = {
+        let mut on_line = |stream: Stream, line: &str| match stream {
+            Stream::Stdout if stdout.len() < MAX_OUTPUT => {
+                stdout.push_str(line);
+                stdout.push('\n');
+            }
+            Stream::Stdout => {}
+            Stream::Stderr => {
+                if stderr.len() >= 5 {
+                    stderr.remove(0);
+                }
+                stderr.push(line.to_owned());
+            }
+        };
+        channel
+            .exec(&script, &mut on_line)
+            .await
+            .map_err(|source| MonitorError::Transport { vmid, source })?
+    };
+    let duration = started.elapsed();
+    parse_report(&stdout, &nonce, duration).ok_or_else(|| MonitorError::NoOutput {
+        vmid,
+        exit_code: output.exit_code,
+        detail: if stderr.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", stderr.join(" / "))
+        },
+    })
+}
+
+/// A container event emitted by a check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Emitted {
+    /// `service_down` or `service_up`.
+    pub kind: String,
+    /// The unit.
+    pub unit: String,
+    /// Human-readable text.
+    pub message: String,
+}
+
+/// What applying a report changed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Applied {
+    /// The container's services after the update.
+    pub services: Vec<ContainerService>,
+    /// Events recorded.
+    pub events: Vec<Emitted>,
+    /// Credentials found for the first time (names).
+    pub credentials_added: Vec<String>,
+}
+
+fn describe(active: &str, sub: &str) -> String {
+    if sub.is_empty() {
+        active.to_owned()
+    } else {
+        format!("{active} ({sub})")
+    }
+}
+
+/// Records `report` for `container`: services, new credentials, transition events and web
+/// links. `probe_all` re-probes every web link (explicit refresh); otherwise only ports first
+/// seen or changed, services whose state changed and links that did not answer last time.
+pub async fn apply(
+    state: &AppState,
+    container: &Container,
+    report: &Report,
+    actor: &str,
+    probe_all: bool,
+) -> Result<Applied, StoreError> {
+    let now = state.clock.now_ms();
+    let previous = state.store.list_services(container.id).await?;
+    let mut services = previous.clone();
+    let mut events = Vec::new();
+    if let Ok(units) = &report.units {
+        let by_id: HashMap<&str, &UnitState> = units.iter().map(|u| (u.id.as_str(), u)).collect();
+        for service in &mut services {
+            let Some(unit) = by_id.get(service.unit.as_str()) else {
+                continue;
+            };
+            let was = service.active_state.clone();
+            let was_sub = service.sub_state.clone();
+            let observed_before = !(was.is_empty() || was == "unknown");
+            let now_active = unit.active == "active";
+            if observed_before && was == "active" && !now_active {
+                events.push(Emitted {
+                    kind: "service_down".to_owned(),
+                    unit: service.unit.clone(),
+                    message: format!(
+                        "{} went down: now {}, was {}",
+                        service.unit,
+                        describe(&unit.active, &unit.sub),
+                        describe(&was, &was_sub)
+                    ),
+                });
+            } else if observed_before && was != "active" && now_active {
+                events.push(Emitted {
+                    kind: "service_up".to_owned(),
+                    unit: service.unit.clone(),
+                    message: format!(
+                        "{} is up: now {}, was {}",
+                        service.unit,
+                        describe(&unit.active, &unit.sub),
+                        describe(&was, &was_sub)
+                    ),
+                });
+            }
+            service.active_state = unit.active.clone();
+            service.sub_state = unit.sub.clone();
+            service.enabled = unit.enabled;
+            service.updated_at = now;
+            // A stopped service listens nowhere; keep its last port (and link) until it is back.
+            if now_active && let Ok(listeners) = &report.ports {
+                let port = parse::port_of(unit, listeners).map(i64::from);
+                if port.is_none() {
+                    service.url = None;
+                    service.web_title = None;
+                    service.web_answered = None;
+                    service.web_checked_at = None;
+                }
+                service.port = port;
+            }
+        }
+    }
+    if state.config.monitoring.web_links
+        && let Some(ip) = container
+            .ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+    {
+        probe_links(&mut services, &previous, ip, probe_all, now).await;
+    }
+    state
+        .store
+        .replace_services(container.id, &services)
+        .await?;
+
+    let mut credentials_added = Vec::new();
+    if let Ok(found) = &report.credentials {
+        let known: Vec<String> = state
+            .store
+            .list_credentials(container.id)
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        for (name, value) in found {
+            if known.contains(name) {
+                continue;
+            }
+            match state.keyring.seal(value.expose()) {
+                Ok(sealed) => {
+                    state
+                        .store
+                        .put_credential(container.id, name, &sealed)
+                        .await?;
+                    credentials_added.push(name.clone());
+                }
+                Err(e) => {
+                    tracing::error!(credential = %name, error = %e, "cannot seal a credential")
+                }
+            }
+        }
+    }
+    for event in &events {
+        state
+            .store
+            .add_container_event(
+                container.id,
+                &event.kind,
+                &event.message,
+                actor,
+                &json!({ "unit": event.unit }).to_string(),
+            )
+            .await?;
+    }
+    Ok(Applied {
+        services,
+        events,
+        credentials_added,
+    })
+}
+
+async fn probe_links(
+    services: &mut [ContainerService],
+    previous: &[ContainerService],
+    ip: IpAddr,
+    probe_all: bool,
+    now: i64,
+) {
+    let prober = Prober::default();
+    let before: HashMap<&str, &ContainerService> =
+        previous.iter().map(|s| (s.unit.as_str(), s)).collect();
+    let due: Vec<(usize, u16)> = services
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let port = u16::try_from(s.port?).ok()?;
+            let old = before.get(s.unit.as_str());
+            // A new or moved port, a service that came back, or a link that did not answer.
+            let changed = old.is_none_or(|o| o.port != s.port || o.active_state != s.active_state);
+            let retry = s.web_checked_at.is_none() || s.web_answered == Some(false);
+            (probe_all || changed || retry).then_some((i, port))
+        })
+        .collect();
+    let probes = futures_util::future::join_all(due.iter().map(|(_, port)| {
+        let prober = prober.clone();
+        async move { prober.probe(ip, *port).await }
+    }))
+    .await;
+    for ((i, port), probe) in due.into_iter().zip(probes) {
+        if let Some(service) = services.get_mut(i) {
+            record_probe(service, &probe, ip, port, now);
+        }
+    }
+}
+
+fn record_probe(service: &mut ContainerService, probe: &Probe, ip: IpAddr, port: u16, now: i64) {
+    service.url = probe.url(ip, port);
+    service.web_title = probe.title().map(str::to_owned);
+    service.web_answered = Some(probe.answered());
+    service.web_checked_at = Some(now);
+    if let Probe::NoAnswer { reason } | Probe::NotHttp { reason } = probe {
+        tracing::debug!(unit = %service.unit, %reason, "web link probe");
+    }
+}
+
+/// The name of a container's monitoring lease.
+pub fn lease_name(cluster: &str, vmid: u32) -> String {
+    format!("monitor:{cluster}:{vmid}")
+}
+
+/// A finished check: the report and what it changed.
+#[derive(Debug)]
+pub struct Checked {
+    /// The report.
+    pub report: Report,
+    /// What changed.
+    pub applied: Applied,
+}
+
+/// Opens the provisioning channel to `vmid` on `node`, runs the check and applies it.
+pub async fn check_container(
+    state: &AppState,
+    cluster: &Cluster,
+    container: &Container,
+    node: &str,
+    actor: &str,
+    probe_all: bool,
+) -> Result<Checked, MonitorError> {
+    let vmid = u32::try_from(container.vmid).unwrap_or_default();
+    let session = crate::provisioning::pipeline::connect(&state.store, &state.keyring, cluster)
+        .await
+        .map_err(|e| MonitorError::Ssh {
+            node: node.to_owned(),
+            message: e.to_string(),
+        })?;
+    let session = Arc::new(session);
+    let channel = PctChannel::new(session.clone(), vmid).with_options(PctOptions {
+        push_mode: PushMode::ExecCat,
+        command_timeout: Some(COMMAND_TIMEOUT),
+        ..PctOptions::default()
+    });
+    let units: Vec<String> = state
+        .store
+        .list_services(container.id)
+        .await?
+        .into_iter()
+        .map(|s| s.unit)
+        .collect();
+    let report = check(&channel, vmid, &units).await;
+    session.close().await;
+    let report = report?;
+    let applied = apply(state, container, &report, actor, probe_all).await?;
+    Ok(Checked { report, applied })
+}
+
+/// The JSON answer of a refresh.
+#[derive(Debug, Serialize)]
+pub struct RefreshView {
+    /// True when every part of the check succeeded.
+    pub ok: bool,
+    /// ctforge record id.
+    pub id: i64,
+    /// VMID.
+    pub vmid: u32,
+    /// Node.
+    pub node: String,
+    /// Wall time of the batched command in milliseconds.
+    pub duration_ms: u64,
+    /// Per part: `{"ok": true}` or `{"ok": false, "error": "…"}`.
+    pub parts: BTreeMap<&'static str, serde_json::Value>,
+    /// The config-manager's state, when that part succeeded.
+    pub config_manager: Option<ConfigManager>,
+    /// Listening ports seen, when that part succeeded.
+    pub ports: Option<Vec<u16>>,
+    /// Credential names found in the container, when that part succeeded.
+    pub credentials: Option<Vec<String>>,
+    /// Credentials stored for the first time.
+    pub credentials_added: Vec<String>,
+    /// The services after the update.
+    pub services: Vec<ContainerService>,
+    /// Events recorded (`service_down`, `service_up`).
+    pub events: Vec<Emitted>,
+}
+
+impl RefreshView {
+    fn new(container: &Container, vmid: u32, node: &str, checked: Checked) -> Self {
+        let report = &checked.report;
+        let mut parts = BTreeMap::new();
+        for (name, error) in [
+            ("units", report.units.as_ref().err()),
+            ("ports", report.ports.as_ref().err()),
+            ("credentials", report.credentials.as_ref().err()),
+            ("config_manager", report.config_manager.as_ref().err()),
+        ] {
+            parts.insert(
+                name,
+                match error {
+                    None => json!({ "ok": true }),
+                    Some(e) => json!({ "ok": false, "error": e }),
+                },
+            );
+        }
+        Self {
+            ok: report.failures().is_empty(),
+            id: container.id,
+            vmid,
+            node: node.to_owned(),
+            duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+            parts,
+            config_manager: report.config_manager.as_ref().ok().cloned(),
+            ports: report
+                .ports
+                .as_ref()
+                .ok()
+                .map(|l| l.iter().map(|l| l.port).collect()),
+            credentials: report
+                .credentials
+                .as_ref()
+                .ok()
+                .map(|c| c.iter().map(|(n, _)| n.clone()).collect()),
+            credentials_added: checked.applied.credentials_added,
+            services: checked.applied.services,
+            events: checked.applied.events,
+        }
+    }
+
+    /// One line for the Services tab's notice.
+    pub fn summary(&self) -> String {
+        let up = self
+            .services
+            .iter()
+            .filter(|s| s.active_state == "active")
+            .count();
+        let mut text = format!(
+            "Checked in {} ms: {up} of {} services active",
+            self.duration_ms,
+            self.services.len()
+        );
+        for e in &self.events {
+            text.push_str(&format!("; {}", e.message));
+        }
+        if !self.credentials_added.is_empty() {
+            text.push_str(&format!(
+                "; new credentials: {}",
+                self.credentials_added.join(", ")
+            ));
+        }
+        let failed: Vec<String> = self
+            .parts
+            .values()
+            .filter_map(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .collect();
+        if !failed.is_empty() {
+            text.push_str(&format!(". Not checked: {}", failed.join("; ")));
+        }
+        text
+    }
+}
+
+/// Takes the monitoring lease of `target`, waiting up to `wait` for a running check.
+async fn lease(
+    state: &AppState,
+    name: &str,
+    owner: &str,
+    wait: Duration,
+) -> Result<bool, AppError> {
+    let started = Instant::now();
+    loop {
+        if state.store.try_lock(name, owner, LEASE_MS).await? {
+            return Ok(true);
+        }
+        if started.elapsed() >= wait {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `POST …/services/refresh`: checks `target` now as `user` (managed, running CTs only).
+pub async fn refresh(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+) -> Result<RefreshView, AppError> {
+    let Some(record) = &target.record else {
+        return Err(AppError::NotFound(format!(
+            "services of unmanaged CT {} (ctforge only tracks containers it created)",
+            target.vmid
+        )));
+    };
+    if !user.can("vms", REFRESH_PRIVILEGE) {
+        return Err(AppError::Forbidden(format!(
+            "refreshing services needs {REFRESH_PRIVILEGE} on /vms/{}; ask an administrator",
+            target.vmid
+        )));
+    }
+    if matches!(record.status.as_str(), "creating" | "deleting") {
+        return Err(AppError::Conflict(format!(
+            "CT {} is {}; its services are checked once that finishes",
+            target.vmid,
+            if record.status == "creating" {
+                "still being created"
+            } else {
+                "being deleted"
+            }
+        )));
+    }
+    let client = client_for(state, user, &target.cluster)?;
+    let (node, status) = lifecycle::locate(&client, target)
+        .await
+        .map_err(|e| pve_error(e, target.vmid))?;
+    if !status.is_running() {
+        return Err(AppError::Conflict(format!(
+            "CT {} is not running ({}); start it to check its services",
+            target.vmid, status.status
+        )));
+    }
+    let name = lease_name(&target.cluster.name, target.vmid);
+    let owner = uuid::Uuid::new_v4().to_string();
+    if !lease(state, &name, &owner, LEASE_WAIT).await? {
+        return Err(AppError::Conflict(format!(
+            "another check of CT {} is running; try again in a moment",
+            target.vmid
+        )));
+    }
+    let result = check_container(state, &target.cluster, record, &node, &user.username, true).await;
+    if let Err(e) = state.store.unlock(&name, &owner).await {
+        tracing::warn!(lease = %name, error = %e, "cannot release the monitoring lease");
+    }
+    match result {
+        Ok(checked) => Ok(RefreshView::new(record, target.vmid, &node, checked)),
+        Err(MonitorError::Store(e)) => Err(e.into()),
+        Err(e) => Err(AppError::Unavailable(e.to_string())),
+    }
+}
+
+/// A running periodic monitor; [`MonitorHandle::stop`] ends it.
+#[derive(Debug)]
+pub struct MonitorHandle {
+    cancel: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MonitorHandle {
+    /// Stops the loop (a round in progress is abandoned) and waits for it.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the periodic monitor with `[monitoring]`, or nothing when `interval_secs` is 0. It
+/// also stops when the application shuts down.
+pub fn spawn(state: &AppState) -> Option<MonitorHandle> {
+    let config = state.config.monitoring.clone();
+    if config.interval_secs == 0 {
+        return None;
+    }
+    let cancel = state.shutdown.child_token();
+    let stop = cancel.clone();
+    let state = state.clone();
+    let owner = format!("monitor-{}", uuid::Uuid::new_v4().simple());
+    let interval = Duration::from_secs(config.interval_secs);
+    let task = tokio::spawn(async move {
+        tracing::info!(
+            interval_secs = config.interval_secs,
+            concurrency = config.concurrency,
+            "container monitor started"
+        );
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                round = run_round(&state, &owner) => {
+                    tracing::debug!(checked = round.checked, failed = round.failed, skipped = round.skipped, "monitor round done");
+                }
+            }
+        }
+        tracing::info!("container monitor stopped");
+    });
+    Some(MonitorHandle { cancel, task })
+}
+
+/// Counts of one periodic round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Containers checked.
+    pub checked: usize,
+    /// Checks that failed as a whole.
+    pub failed: usize,
+    /// Containers another process was checking.
+    pub skipped: usize,
+}
+
+/// One pass over every running managed container (`ready` records), `concurrency` at a time.
+pub async fn run_round(state: &AppState, owner: &str) -> Round {
+    let records = match state.store.list_containers().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "monitor: cannot list containers");
+            return Round::default();
+        }
+    };
+    let mut by_cluster: BTreeMap<i64, Vec<Container>> = BTreeMap::new();
+    for record in records.into_iter().filter(|r| r.status == "ready") {
+        by_cluster
+            .entry(record.cluster_id)
+            .or_default()
+            .push(record);
+    }
+    let mut work: Vec<(Arc<Cluster>, Container, String)> = Vec::new();
+    for (cluster_id, records) in by_cluster {
+        let cluster = match state.store.get_cluster(cluster_id).await {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                tracing::warn!(cluster_id, error = %e, "monitor: cannot load cluster");
+                continue;
+            }
+        };
+        let running = match running_cts(state, &cluster).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(cluster = %cluster.name, error = %e, "monitor: cannot list running containers");
+                continue;
+            }
+        };
+        for record in records {
+            if let Some(node) = u32::try_from(record.vmid)
+                .ok()
+                .and_then(|v| running.get(&v))
+            {
+                work.push((cluster.clone(), record, node.clone()));
+            }
+        }
+    }
+    let concurrency = usize::try_from(state.config.monitoring.concurrency.max(1)).unwrap_or(1);
+    let results: Vec<Result<bool, ()>> = futures_util::stream::iter(work)
+        .map(|(cluster, record, node)| async move {
+            let vmid = u32::try_from(record.vmid).unwrap_or_default();
+            let name = lease_name(&cluster.name, vmid);
+            match state.store.try_lock(&name, owner, LEASE_MS).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => {
+                    tracing::warn!(lease = %name, error = %e, "monitor: cannot take the lease");
+                    return Err(());
+                }
+            }
+            let result = check_container(state, &cluster, &record, &node, LOOP_ACTOR, false).await;
+            if let Err(e) = state.store.unlock(&name, owner).await {
+                tracing::warn!(lease = %name, error = %e, "monitor: cannot release the lease");
+            }
+            match result {
+                Ok(checked) => {
+                    for (part, error) in checked.report.failures() {
+                        tracing::info!(vmid, cluster = %cluster.name, part, %error, "monitor: part of the check failed");
+                    }
+                    Ok(true)
+                }
+                Err(e) => {
+                    tracing::warn!(vmid, cluster = %cluster.name, error = %e, "monitor: check failed");
+                    Err(())
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut round = Round::default();
+    for r in results {
+        match r {
+            Ok(true) => round.checked += 1,
+            Ok(false) => round.skipped += 1,
+            Err(()) => round.failed += 1,
+        }
+    }
+    round
+}
+
+/// Running CTs of a cluster by VMID → node, with the cluster's API token.
+async fn running_cts(state: &AppState, cluster: &Cluster) -> Result<HashMap<u32, String>, String> {
+    let client = crate::pve::service_client(cluster, &state.keyring).map_err(|e| e.to_string())?;
+    let resources = client
+        .cluster_resources(Some(ResourceKind::Vm))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(resources
+        .into_iter()
+        .filter(|r| r.kind == "lxc" && r.status.as_deref() == Some("running"))
+        .filter_map(|r| Some((r.vmid?, r.node?)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(nonce: &str, parts: &[(&str, &str, u32)], end: bool) -> String {
+        let m = commands::monitor_marker(nonce);
+        let mut s = String::new();
+        for (name, body, rc) in parts {
+            s.push_str(&format!("{m}{name}\n{body}{m}rc:{rc}\n"));
+        }
+        if end {
+            s.push_str(&format!("{m}end\n"));
+        }
+        s
+    }
+
+    #[test]
+    fn parts_fail_independently() {
+        let text = output(
+            "abc",
+            &[
+                (
+                    "units",
+                    "Id=nginx.service\nActiveState=inactive\nSubState=dead\nUnitFileState=enabled\nMainPID=0\n",
+                    0,
+                ),
+                ("ports", "sh: 1: ss: not found\n", 127),
+                ("credentials", "", 0),
+                ("last-apply", "1700000000\n", 0),
+                (
+                    "apply-unit",
+                    "ActiveState=active\nSubState=exited\nResult=success\nUnitFileState=enabled\n",
+                    0,
+                ),
+            ],
+            true,
+        );
+        let report = parse_report(&text, "abc", Duration::from_millis(5)).unwrap();
+        assert_eq!(report.units.as_ref().unwrap()[0].active, "inactive");
+        let ports = report.ports.as_ref().unwrap_err();
+        assert!(
+            ports.contains("ss -tlnp")
+                && ports.contains("not installed")
+                && ports.contains("ss: not found"),
+            "{ports}"
+        );
+        assert!(report.credentials.as_ref().unwrap().is_empty());
+        let cm = report.config_manager.as_ref().unwrap();
+        assert_eq!(cm.last_apply_ms, Some(1_700_000_000_000));
+        assert_eq!((cm.result.as_str(), cm.enabled), ("success", true));
+        assert_eq!(report.failures().len(), 1);
+    }
+
+    #[test]
+    fn forged_markers_and_missing_sections() {
+        // A section body cannot fake another run's marker, and a cut-off output fails the
+        // parts it did not reach.
+        let text = output(
+            "n1",
+            &[
+                (
+                    "units",
+                    "@@ctforge-evil:rc:0\nId=a.service\nActiveState=active\n",
+                    0,
+                ),
+                ("ports", "", 0),
+            ],
+            false,
+        );
+        let report = parse_report(&text, "n1", Duration::ZERO).unwrap();
+        assert_eq!(report.units.as_ref().unwrap().len(), 1);
+        assert!(report.ports.as_ref().unwrap().is_empty());
+        assert!(report.credentials.as_ref().unwrap_err().contains("missing"));
+        assert!(report.config_manager.is_err());
+        let bad = output("n2", &[("last-apply", "garbage\n", 0)], true);
+        let report = parse_report(&bad, "n2", Duration::ZERO).unwrap();
+        assert!(
+            report
+                .config_manager
+                .as_ref()
+                .unwrap_err()
+                .contains("not a Unix time"),
+            "{:?}",
+            report.config_manager
+        );
+        assert!(parse_report("pct: CT 100 not running\n", "n3", Duration::ZERO).is_none());
+    }
+}
