@@ -33,6 +33,9 @@ pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Mark
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · ctforge" }
+                // The stored theme choice, applied before the first paint (no flash of the
+                // other theme); `assets/app.js` stores it when the toggle is used.
+                script { (PreEscaped(THEME_BOOT)) }
                 link rel="stylesheet" href="/static/app.css";
                 script src="/static/app.js" defer {}
             }
@@ -69,8 +72,17 @@ pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Mark
     }
 }
 
+/// Applies `localStorage["ctforge-theme"]` (`light` or `dark`) to `<html data-theme>`.
+const THEME_BOOT: &str = "try{var t=localStorage.getItem('ctforge-theme');if(t==='light'||t==='dark')document.documentElement.setAttribute('data-theme',t)}catch(e){}";
+
+/// The light/dark switch: a toggle button named "Dark theme", pressed while the dark theme is
+/// shown. Hidden until `assets/app.js` runs, since it needs the script.
 fn theme_toggle() -> Markup {
-    html! { button.btn type="button" data-theme-toggle aria-pressed="false" title="Switch light/dark theme" { "◐" span.skip { "Toggle theme" } } }
+    html! {
+        button.btn.theme-toggle type="button" data-theme-toggle aria-pressed="false" hidden title="Dark theme" {
+            span aria-hidden="true" { "◐" } span.sr-only { "Dark theme" }
+        }
+    }
 }
 
 /// The hidden CSRF field every state-changing form carries.
@@ -217,20 +229,35 @@ pub fn empty_state(title: &str, text: &str, action: Option<(&str, &str)>) -> Mar
     }
 }
 
-/// Tabs as links (work without JavaScript); `current` is the selected key.
-pub fn tabs(label: &str, items: &[(&str, &str, String)], current: &str) -> Markup {
+/// Tabs as links (each tab is its own URL, so they work without JavaScript) and the panel of
+/// the selected one. ARIA tabs: the tabs name the panel they control and the panel is labelled
+/// by the selected tab; `assets/app.js` adds the keyboard model (arrow keys, Home, End move
+/// between tabs, Enter or Space opens one). `current` is the selected key.
+pub fn tabs(label: &str, items: &[(&str, &str, String)], current: &str, panel: Markup) -> Markup {
+    let id = |key: &str| format!("tab-{key}");
+    // An unknown key shows the first tab's content, so the first tab is the selected one.
+    let current = items
+        .iter()
+        .map(|(key, _, _)| *key)
+        .find(|key| *key == current)
+        .or_else(|| items.first().map(|(key, _, _)| *key))
+        .unwrap_or(current);
     html! {
         div.tabs {
             div role="tablist" aria-label=(label) {
                 @for (key, text, href) in items {
-                    a role="tab" href=(href) aria-selected=(if *key == current { "true" } else { "false" }) { (text) }
+                    @let selected = *key == current;
+                    a role="tab" id=(id(key)) href=(href) aria-selected=(if selected { "true" } else { "false" })
+                        aria-controls=[selected.then_some("tab-panel")] { (text) }
                 }
             }
         }
+        div.tab-panel id="tab-panel" role="tabpanel" aria-labelledby=(id(current)) tabindex="0" { (panel) }
     }
 }
 
-/// A confirmation dialog around a form; the opener is a button with `data-dialog-open`.
+/// A confirmation dialog around a form; the opener is a button with `data-dialog-open` (see
+/// [`dialog_opener`]).
 pub fn confirm_dialog(
     id: &str,
     title: &str,
@@ -239,14 +266,38 @@ pub fn confirm_dialog(
     danger_label: &str,
     viewer: &Viewer,
 ) -> Markup {
+    dialog(id, title, text, action, danger_label, &[], viewer)
+}
+
+/// The button that opens dialog `id` (a plain button without JavaScript support for dialogs
+/// does nothing, so pages pair it with a form that works without the dialog where that matters).
+pub fn dialog_opener(id: &str, label: &str, danger: bool) -> Markup {
     html! {
-        dialog id=(id) aria-labelledby={ (id) "-title" } {
+        button.btn.btn-danger[danger] type="button" data-dialog-open=(id) aria-haspopup="dialog" { (label) }
+    }
+}
+
+/// The one modal dialog: named by its title, described by its text, Cancel first (it gets the
+/// focus when the dialog opens). `assets/app.js` keeps Tab inside it and gives the focus back
+/// to the opener when it closes (Cancel or Escape).
+fn dialog(
+    id: &str,
+    title: &str,
+    text: &str,
+    action: &str,
+    confirm: &str,
+    hidden: &[(&str, &str)],
+    viewer: &Viewer,
+) -> Markup {
+    html! {
+        dialog id=(id) aria-labelledby={ (id) "-title" } aria-describedby={ (id) "-text" } {
             h2 id={ (id) "-title" } { (title) }
-            p { (text) }
+            p id={ (id) "-text" } { (text) }
             form method="post" action=(action) class="row" {
                 (csrf_field(viewer))
+                @for (name, value) in hidden { input type="hidden" name=(name) value=(value); }
                 button.btn type="button" data-dialog-close { "Cancel" }
-                button.btn.btn-danger type="submit" { (danger_label) }
+                button.btn.btn-danger type="submit" { (confirm) }
             }
         }
     }
@@ -373,7 +424,7 @@ pub fn breadcrumbs(items: &[(&str, &str)]) -> Markup {
 
 /// A button that cannot be used right now, with the reason as tooltip and for screen readers.
 pub fn disabled_button(label: &str, reason: &str) -> Markup {
-    html! { button.btn type="button" disabled aria-disabled="true" title=(reason) { (label) span.skip { " (" (reason) ")" } } }
+    html! { button.btn type="button" disabled aria-disabled="true" title=(reason) { (label) span.sr-only { " (" (reason) ")" } } }
 }
 
 /// A form with one submit button and hidden fields (no confirmation).
@@ -419,17 +470,8 @@ pub struct Confirm<'a> {
 /// Renders a [`Confirm`] opener and its dialog.
 pub fn confirm_button(c: &Confirm<'_>, viewer: &Viewer) -> Markup {
     html! {
-        button.btn type="button" data-dialog-open=(c.id) { (c.label) }
-        dialog id=(c.id) aria-labelledby={ (c.id) "-title" } {
-            h2 id={ (c.id) "-title" } { (c.title) }
-            p { (c.text) }
-            form method="post" action=(c.action) class="row" {
-                (csrf_field(viewer))
-                @for (name, value) in c.hidden { input type="hidden" name=(name) value=(value); }
-                button.btn type="button" data-dialog-close { "Cancel" }
-                button.btn.btn-danger type="submit" { (c.confirm) }
-            }
-        }
+        (dialog_opener(c.id, c.label, false))
+        (dialog(c.id, c.title, c.text, c.action, c.confirm, c.hidden, viewer))
     }
 }
 
