@@ -364,6 +364,7 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
                 "no theme stored or applied before the toggle is used"
             );
             let dark_bg: String = browser::eval(&page, BODY_BG).await?;
+            axe(&page, "dashboard-system-dark").await?;
             let toggle = "[data-theme-toggle]";
             anyhow::ensure!(
                 browser::eval::<String>(
