@@ -1,27 +1,47 @@
 // ctforge progressive enhancement: pages work without this script.
+// Theme: the page's head applies a stored choice before first paint (components::layout);
+// without one the stylesheet follows prefers-color-scheme.
 (function () {
   "use strict";
   var root = document.documentElement;
-  var stored = null;
-  try { stored = localStorage.getItem("ctforge-theme"); } catch (e) {}
-  if (stored) root.setAttribute("data-theme", stored);
+  var dialogs = 'dialog[open]';
+
+  function isDark() {
+    var t = root.getAttribute("data-theme");
+    return t === "dark" || (!t && matchMedia("(prefers-color-scheme: dark)").matches);
+  }
+  function syncToggles() {
+    document.querySelectorAll("[data-theme-toggle]").forEach(function (b) {
+      b.hidden = false;
+      b.setAttribute("aria-pressed", String(isDark()));
+    });
+  }
+  syncToggles();
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", syncToggles);
+
+  function focusables(el) {
+    return Array.prototype.filter.call(
+      el.querySelectorAll('a[href], button, input, select, textarea, summary, [tabindex]:not([tabindex="-1"])'),
+      function (n) { return !n.disabled && !n.hidden && n.type !== "hidden" && n.getClientRects().length > 0; });
+  }
 
   document.addEventListener("click", function (ev) {
     var toggle = ev.target.closest("[data-theme-toggle]");
     if (toggle) {
-      var dark = root.getAttribute("data-theme") === "dark" ||
-        (!root.getAttribute("data-theme") && matchMedia("(prefers-color-scheme: dark)").matches);
-      var next = dark ? "light" : "dark";
+      var next = isDark() ? "light" : "dark";
       root.setAttribute("data-theme", next);
       try { localStorage.setItem("ctforge-theme", next); } catch (e) {}
-      document.cookie = "ctforge_theme=" + next + "; path=/; max-age=31536000; samesite=lax";
-      toggle.setAttribute("aria-pressed", String(next === "dark"));
+      syncToggles();
       return;
     }
     var opener = ev.target.closest("[data-dialog-open]");
     if (opener) {
       var dlg = document.getElementById(opener.getAttribute("data-dialog-open"));
-      if (dlg && dlg.showModal) { ev.preventDefault(); dlg.showModal(); }
+      if (dlg && dlg.showModal) {
+        ev.preventDefault();
+        dlg.ctforgeOpener = opener;
+        dlg.showModal();
+      }
       return;
     }
     var closer = ev.target.closest("[data-dialog-close]");
@@ -31,10 +51,63 @@
     }
   });
 
+  // A closed dialog (Cancel, Escape) gives focus back to the button that opened it.
+  document.addEventListener("close", function (ev) {
+    var d = ev.target;
+    if (d.tagName === "DIALOG" && d.ctforgeOpener && document.contains(d.ctforgeOpener)) {
+      d.ctforgeOpener.focus();
+    }
+  }, true);
+
+  document.addEventListener("keydown", function (ev) {
+    // Tab and Shift+Tab cycle inside an open modal dialog.
+    if (ev.key === "Tab") {
+      var open = document.querySelector(dialogs);
+      if (!open) return;
+      var items = focusables(open);
+      if (!items.length) { ev.preventDefault(); return; }
+      var first = items[0], last = items[items.length - 1];
+      var inside = open.contains(document.activeElement);
+      if (ev.shiftKey && (!inside || document.activeElement === first)) { ev.preventDefault(); last.focus(); }
+      else if (!ev.shiftKey && (!inside || document.activeElement === last)) { ev.preventDefault(); first.focus(); }
+      return;
+    }
+    // Tabs (role=tablist of links): arrows, Home and End move focus; Enter or Space opens.
+    var tab = ev.target.closest && ev.target.closest('[role="tab"]');
+    if (!tab) return;
+    var list = Array.prototype.slice.call(tab.closest('[role="tablist"]').querySelectorAll('[role="tab"]'));
+    var i = list.indexOf(tab), to = -1;
+    if (ev.key === "ArrowRight" || ev.key === "ArrowDown") to = (i + 1) % list.length;
+    else if (ev.key === "ArrowLeft" || ev.key === "ArrowUp") to = (i - 1 + list.length) % list.length;
+    else if (ev.key === "Home") to = 0;
+    else if (ev.key === "End") to = list.length - 1;
+    else if (ev.key === " ") { ev.preventDefault(); tab.click(); return; }
+    if (to < 0) return;
+    ev.preventDefault();
+    list.forEach(function (t, j) { t.tabIndex = j === to ? 0 : -1; });
+    list[to].focus();
+  });
+  // Roving tab stop: only the selected tab is in the Tab order; arrows reach the others.
+  document.querySelectorAll('[role="tablist"]').forEach(function (list) {
+    list.querySelectorAll('[role="tab"]').forEach(function (t) {
+      t.tabIndex = t.getAttribute("aria-selected") === "true" ? 0 : -1;
+    });
+  });
+
   // Confirm forms marked data-confirm when no dialog element is available.
   document.addEventListener("submit", function (ev) {
-    var msg = ev.target.getAttribute("data-confirm");
-    if (msg && !window.confirm(msg)) ev.preventDefault();
+    var form = ev.target;
+    var msg = form.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) { ev.preventDefault(); return; }
+    // Search forms leave empty filters out of the URL (the server treats both the same).
+    if (form.getAttribute("role") === "search" && (form.method || "get").toLowerCase() === "get") {
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name && !el.value && !el.disabled) {
+          el.disabled = true;
+          setTimeout(function () { el.disabled = false; }, 0);
+        }
+      });
+    }
   });
 })();
 
@@ -44,15 +117,15 @@
 (function () {
   "use strict";
   function refresh(region) {
-    if (document.visibilityState !== "visible") return;
-    if (region.querySelector("dialog[open]") || region.contains(document.activeElement)) return;
-    fetch(location.href, { credentials: "same-origin", headers: { "x-ctforge-refresh": "1" } })
+    if (document.visibilityState !== "visible") return Promise.resolve(false);
+    if (region.querySelector("dialog[open]") || region.contains(document.activeElement)) return Promise.resolve(false);
+    return fetch(location.href, { credentials: "same-origin", headers: { "x-ctforge-refresh": "1" } })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
-        if (!html) return;
+        if (!html) return false;
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById(region.id);
-        if (!fresh || region.querySelector("dialog[open]")) return;
+        if (!fresh || region.querySelector("dialog[open]")) return false;
         var y = window.scrollY;
         var picked = {};
         region.querySelectorAll("[data-bulk-pick]").forEach(function (b) { picked[b.value] = b.checked; });
@@ -60,9 +133,15 @@
         region.querySelectorAll("[data-bulk-pick]").forEach(function (b) { if (b.value in picked) b.checked = picked[b.value]; });
         region.dispatchEvent(new Event("change", { bubbles: true }));
         window.scrollTo(0, y);
+        return true;
       })
-      .catch(function () {});
+      .catch(function () { return false; });
   }
+  // What the timer runs, callable directly (tests): resolves to how many regions were swapped.
+  window.ctforgeRefresh = function () {
+    var regions = Array.prototype.slice.call(document.querySelectorAll("[data-refresh][id]"));
+    return Promise.all(regions.map(refresh)).then(function (r) { return r.filter(Boolean).length; });
+  };
   document.querySelectorAll("[data-refresh][id]").forEach(function (region) {
     var secs = parseInt(region.getAttribute("data-refresh"), 10) || 30;
     setInterval(function () { refresh(region); }, secs * 1000);

@@ -97,7 +97,7 @@ pub async fn show(
                     button.btn type="button" data-log-copy { "Copy log" }
                     span.muted data-log-follow aria-live="polite" { "following" }
                 }
-                pre.code.log data-job-log tabindex="0" aria-label="Job log" style="max-height:28rem;overflow:auto" {
+                pre.code.log data-job-log tabindex="0" role="region" aria-label="Job log" style="max-height:28rem;overflow:auto" {
                     @for e in &events {
                         @if e.kind == "log" { span data-seq=(e.seq) { (e.data) "\n" } }
                         @else if e.kind == "step" || e.kind == "error" || e.kind == "done" { span.muted data-seq=(e.seq) { "── " (e.kind) " " (e.step.clone().unwrap_or_default()) " ──\n" } }

@@ -1,7 +1,9 @@
 //! Reusable headless-Chromium helpers for browser tests (CDP via `chromiumoxide`, no
 //! chromedriver): launch Debian's `/usr/bin/chromium` with a fresh profile, sign in by setting
 //! the session cookie through CDP, wait for conditions, and save a screenshot into
-//! `artifacts/screenshots/` when a test step fails.
+//! `artifacts/screenshots/` when a test step fails; accessibility checks with axe-core
+//! ([`axe_check`], installed from npm by `scripts/test` into `tests/browser/node_modules`),
+//! real key presses ([`press`]) and media emulation ([`emulate`]).
 //!
 //! Use from a test binary with `mod common; mod browser;` and:
 //!
@@ -78,17 +80,16 @@ impl Browser {
             .new_page("about:blank")
             .await
             .expect("new page");
-        let cookie = CookieParam::builder()
-            .name("ctforge_session")
-            .value(session_token)
-            .url(base)
-            .build()
-            .expect("cookie");
-        // `Page::set_cookies` refuses on about:blank; the raw CDP command does not care.
-        page.execute(SetCookiesParams::new(vec![cookie]))
-            .await
-            .expect("set cookie");
+        set_session_cookie(&page, base, session_token).await;
         page
+    }
+
+    /// A new tab without a session (for the sign-in page).
+    pub async fn anonymous_page(&self) -> Page {
+        self.browser
+            .new_page("about:blank")
+            .await
+            .expect("new page")
     }
 
     /// Closes the browser.
@@ -97,6 +98,20 @@ impl Browser {
         let _ = self.browser.wait().await;
         self.handler.abort();
     }
+}
+
+/// Sets the ctforge session cookie for `base` in the browser (every tab shares it).
+pub async fn set_session_cookie(page: &Page, base: &str, session_token: &str) {
+    let cookie = CookieParam::builder()
+        .name("ctforge_session")
+        .value(session_token)
+        .url(base)
+        .build()
+        .expect("cookie");
+    // `Page::set_cookies` refuses on about:blank; the raw CDP command does not care.
+    page.execute(SetCookiesParams::new(vec![cookie]))
+        .await
+        .expect("set cookie");
 }
 
 /// Creates a signed-in session directly in the app (no Proxmox needed); returns the cookie
@@ -119,6 +134,35 @@ pub async fn session(state: &ctforge::state::AppState, username: &str) -> (Strin
         } => (token, csrf_token),
         _ => panic!("no session"),
     }
+}
+
+/// Signs in for real through `POST /api/v1/auth/login` (pages then act with the user's own
+/// Proxmox ticket); returns the session cookie value and the CSRF token.
+pub async fn login_via_api(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+    realm: &str,
+) -> (String, String) {
+    let login = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "username": username, "password": password, "realm": realm }))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(login.status(), 200, "login of {username}@{realm}");
+    let token = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie header")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("ctforge_session=")
+        .to_owned();
+    let body: serde_json::Value = login.json().await.expect("login body");
+    let csrf = body["csrf_token"].as_str().expect("csrf token").to_owned();
+    (token, csrf)
 }
 
 /// Navigates and waits until the document is loaded.
@@ -215,4 +259,195 @@ where
                 .unwrap_or_else(|| "(could not be saved)".to_owned())
         );
     }
+}
+
+/// Keyboard modifier bit for Shift in CDP key events.
+pub const SHIFT: i64 = 8;
+
+/// Presses and releases a named key (`Tab`, `Escape`, `Enter`, `ArrowRight`, `ArrowLeft`,
+/// `Home`, `End`, ` `) as real input events; `modifiers` is a CDP bit mask ([`SHIFT`]).
+pub async fn press(page: &Page, key: &str, modifiers: i64) -> anyhow::Result<()> {
+    use chromiumoxide::cdp::browser_protocol::input::{
+        DispatchKeyEventParams, DispatchKeyEventType,
+    };
+    let (code, key_code, text) = match key {
+        "Tab" => ("Tab", 9, None),
+        "Enter" => ("Enter", 13, Some("\r")),
+        "Escape" => ("Escape", 27, None),
+        " " => ("Space", 32, Some(" ")),
+        "End" => ("End", 35, None),
+        "Home" => ("Home", 36, None),
+        "ArrowLeft" => ("ArrowLeft", 37, None),
+        "ArrowUp" => ("ArrowUp", 38, None),
+        "ArrowRight" => ("ArrowRight", 39, None),
+        "ArrowDown" => ("ArrowDown", 40, None),
+        other => anyhow::bail!("press: no key definition for {other:?}"),
+    };
+    let mut down = DispatchKeyEventParams::builder()
+        .r#type(if text.is_some() {
+            DispatchKeyEventType::KeyDown
+        } else {
+            DispatchKeyEventType::RawKeyDown
+        })
+        .key(key)
+        .code(code)
+        .windows_virtual_key_code(key_code)
+        .native_virtual_key_code(key_code)
+        .modifiers(modifiers);
+    if let Some(text) = text {
+        down = down.text(text);
+    }
+    page.execute(down.build().map_err(anyhow::Error::msg)?)
+        .await?;
+    let up = DispatchKeyEventParams::builder()
+        .r#type(DispatchKeyEventType::KeyUp)
+        .key(key)
+        .code(code)
+        .windows_virtual_key_code(key_code)
+        .native_virtual_key_code(key_code)
+        .modifiers(modifiers)
+        .build()
+        .map_err(anyhow::Error::msg)?;
+    page.execute(up).await?;
+    Ok(())
+}
+
+/// Emulates `prefers-color-scheme` (`light`, `dark`, or `""` for the browser default).
+pub async fn emulate_color_scheme(page: &Page, scheme: &str) -> anyhow::Result<()> {
+    use chromiumoxide::cdp::browser_protocol::emulation::MediaFeature;
+    page.emulate_media_features(vec![MediaFeature::new("prefers-color-scheme", scheme)])
+        .await?;
+    Ok(())
+}
+
+/// Sets the viewport (CSS pixels) and whether it is a phone (touch, mobile layout).
+pub async fn viewport(page: &Page, width: i64, height: i64, mobile: bool) -> anyhow::Result<()> {
+    use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+    let params = SetDeviceMetricsOverrideParams::builder()
+        .width(width)
+        .height(height)
+        .device_scale_factor(if mobile { 2.0 } else { 1.0 })
+        .mobile(mobile)
+        .build()
+        .map_err(anyhow::Error::msg)?;
+    page.execute(params).await?;
+    Ok(())
+}
+
+/// Evaluates `js` and deserializes its (JSON-compatible) value.
+pub async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> anyhow::Result<T> {
+    Ok(page.evaluate(js.to_owned()).await?.into_value()?)
+}
+
+/// One axe-core rule violation on a page.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AxeViolation {
+    /// Rule id (`color-contrast`, `label`, …).
+    pub id: String,
+    /// `minor`, `moderate`, `serious` or `critical`.
+    #[serde(default)]
+    pub impact: Option<String>,
+    /// What the rule asks for.
+    pub help: String,
+    /// Where the rule is explained.
+    #[serde(rename = "helpUrl")]
+    pub help_url: String,
+    /// The offending elements.
+    pub nodes: Vec<AxeNode>,
+}
+
+/// One element that breaks a rule.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AxeNode {
+    /// CSS selector of the element.
+    pub target: String,
+    /// What is wrong with it.
+    #[serde(default)]
+    pub summary: String,
+}
+
+impl AxeViolation {
+    /// Serious or critical: the violations a test fails on.
+    pub fn is_serious(&self) -> bool {
+        matches!(self.impact.as_deref(), Some("serious" | "critical"))
+    }
+}
+
+/// The axe-core rule tags we check: WCAG 2.0, 2.1 and 2.2, levels A and AA.
+pub const AXE_TAGS: &[&str] = &["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"];
+
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+        let path = dir.join("node_modules/axe-core/axe.min.js");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "axe-core is not installed ({}: {e}). Run `npm ci` in {} (scripts/test does it).",
+                path.display(),
+                dir.display()
+            )
+        })
+    })
+}
+
+/// Runs axe-core (WCAG 2 A/AA rules, [`AXE_TAGS`]) on the current page and returns every
+/// violation. Injects `node_modules/axe-core/axe.min.js` first; panics with "run npm ci" when it
+/// is not installed. `name` labels the page in errors.
+pub async fn axe_check(page: &Page, name: &str) -> anyhow::Result<Vec<AxeViolation>> {
+    use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+    let source = axe_source();
+    let loaded: bool = eval(page, "typeof window.axe === 'object'").await?;
+    if !loaded {
+        page.evaluate_expression(
+            EvaluateParams::builder()
+                .expression(source)
+                .build()
+                .map_err(anyhow::Error::msg)?,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{name}: injecting axe-core failed: {e}"))?;
+    }
+    let tags = serde_json::to_string(AXE_TAGS)?;
+    let js = format!(
+        "axe.run(document, {{ runOnly: {{ type: 'tag', values: {tags} }}, resultTypes: ['violations'] }})
+           .then(r => JSON.stringify(r.violations.map(v => ({{
+             id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+             nodes: v.nodes.map(n => ({{ target: n.target.join(' '), summary: n.failureSummary || '' }}))
+           }}))))"
+    );
+    let json: String = page
+        .evaluate_expression(
+            EvaluateParams::builder()
+                .expression(js)
+                .await_promise(true)
+                .build()
+                .map_err(anyhow::Error::msg)?,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{name}: axe.run failed: {e}"))?
+        .into_value()?;
+    Ok(serde_json::from_str(&json)?)
+}
+
+/// A readable report of `violations` on page `name` (rule, impact, help, offending selectors).
+pub fn axe_report(name: &str, violations: &[AxeViolation]) -> String {
+    let mut out = String::new();
+    for v in violations {
+        out.push_str(&format!(
+            "{name}: [{}] {} — {} ({})\n",
+            v.impact.as_deref().unwrap_or("?"),
+            v.id,
+            v.help,
+            v.help_url
+        ));
+        for n in v.nodes.iter().take(8) {
+            let summary = n.summary.replace('\n', " ");
+            out.push_str(&format!("    {}  {}\n", n.target, summary));
+        }
+        if v.nodes.len() > 8 {
+            out.push_str(&format!("    … and {} more\n", v.nodes.len() - 8));
+        }
+    }
+    out
 }

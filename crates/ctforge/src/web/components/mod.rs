@@ -33,6 +33,9 @@ pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Mark
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · ctforge" }
+                // The stored theme choice, applied before the first paint (no flash of the
+                // other theme); `assets/app.js` stores it when the toggle is used.
+                script { (PreEscaped(THEME_BOOT)) }
                 link rel="stylesheet" href="/static/app.css";
                 script src="/static/app.js" defer {}
             }
@@ -69,8 +72,17 @@ pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Mark
     }
 }
 
+/// Applies `localStorage["ctforge-theme"]` (`light` or `dark`) to `<html data-theme>`.
+const THEME_BOOT: &str = "try{var t=localStorage.getItem('ctforge-theme');if(t==='light'||t==='dark')document.documentElement.setAttribute('data-theme',t)}catch(e){}";
+
+/// The light/dark switch: a toggle button named "Dark theme", pressed while the dark theme is
+/// shown. Hidden until `assets/app.js` runs, since it needs the script.
 fn theme_toggle() -> Markup {
-    html! { button.btn type="button" data-theme-toggle aria-pressed="false" title="Switch light/dark theme" { "◐" span.skip { "Toggle theme" } } }
+    html! {
+        button.btn.theme-toggle type="button" data-theme-toggle aria-pressed="false" hidden title="Dark theme" {
+            span aria-hidden="true" { "◐" } span.sr-only { "Dark theme" }
+        }
+    }
 }
 
 /// The hidden CSRF field every state-changing form carries.
@@ -217,20 +229,35 @@ pub fn empty_state(title: &str, text: &str, action: Option<(&str, &str)>) -> Mar
     }
 }
 
-/// Tabs as links (work without JavaScript); `current` is the selected key.
-pub fn tabs(label: &str, items: &[(&str, &str, String)], current: &str) -> Markup {
+/// Tabs as links (each tab is its own URL, so they work without JavaScript) and the panel of
+/// the selected one. ARIA tabs: the tabs name the panel they control and the panel is labelled
+/// by the selected tab; `assets/app.js` adds the keyboard model (arrow keys, Home, End move
+/// between tabs, Enter or Space opens one). `current` is the selected key.
+pub fn tabs(label: &str, items: &[(&str, &str, String)], current: &str, panel: Markup) -> Markup {
+    let id = |key: &str| format!("tab-{key}");
+    // An unknown key shows the first tab's content, so the first tab is the selected one.
+    let current = items
+        .iter()
+        .map(|(key, _, _)| *key)
+        .find(|key| *key == current)
+        .or_else(|| items.first().map(|(key, _, _)| *key))
+        .unwrap_or(current);
     html! {
         div.tabs {
             div role="tablist" aria-label=(label) {
                 @for (key, text, href) in items {
-                    a role="tab" href=(href) aria-selected=(if *key == current { "true" } else { "false" }) { (text) }
+                    @let selected = *key == current;
+                    a role="tab" id=(id(key)) href=(href) aria-selected=(if selected { "true" } else { "false" })
+                        aria-controls=[selected.then_some("tab-panel")] { (text) }
                 }
             }
         }
+        div.tab-panel id="tab-panel" role="tabpanel" aria-labelledby=(id(current)) tabindex="0" { (panel) }
     }
 }
 
-/// A confirmation dialog around a form; the opener is a button with `data-dialog-open`.
+/// A confirmation dialog around a form; the opener is a button with `data-dialog-open` (see
+/// [`dialog_opener`]).
 pub fn confirm_dialog(
     id: &str,
     title: &str,
@@ -239,14 +266,56 @@ pub fn confirm_dialog(
     danger_label: &str,
     viewer: &Viewer,
 ) -> Markup {
+    dialog(
+        &DialogParts {
+            id,
+            title,
+            text,
+            action,
+            confirm: danger_label,
+            hidden: &[],
+            open_cancel: None,
+        },
+        viewer,
+    )
+}
+
+/// The button that opens dialog `id` (a plain button without JavaScript support for dialogs
+/// does nothing, so pages pair it with a form that works without the dialog where that matters).
+pub fn dialog_opener(id: &str, label: &str, danger: bool) -> Markup {
     html! {
-        dialog id=(id) aria-labelledby={ (id) "-title" } {
-            h2 id={ (id) "-title" } { (title) }
-            p { (text) }
-            form method="post" action=(action) class="row" {
+        button.btn.btn-danger[danger] type="button" data-dialog-open=(id) aria-haspopup="dialog" { (label) }
+    }
+}
+
+/// The one modal dialog: named by its title, described by its text, Cancel first (it gets the
+/// focus when the dialog opens). `assets/app.js` keeps Tab inside it and gives the focus back
+/// to the opener when it closes (Cancel or Escape).
+struct DialogParts<'a> {
+    id: &'a str,
+    title: &'a str,
+    text: &'a str,
+    action: &'a str,
+    confirm: &'a str,
+    hidden: &'a [(&'a str, &'a str)],
+    /// Rendered open, with a Cancel link to this URL (no script needed).
+    open_cancel: Option<&'a str>,
+}
+
+fn dialog(d: &DialogParts<'_>, viewer: &Viewer) -> Markup {
+    let id = d.id;
+    html! {
+        dialog id=(id) aria-labelledby={ (id) "-title" } aria-describedby={ (id) "-text" } open[d.open_cancel.is_some()] {
+            h2 id={ (id) "-title" } { (d.title) }
+            p id={ (id) "-text" } { (d.text) }
+            form method="post" action=(d.action) class="row" {
                 (csrf_field(viewer))
-                button.btn type="button" data-dialog-close { "Cancel" }
-                button.btn.btn-danger type="submit" { (danger_label) }
+                @for (name, value) in d.hidden { input type="hidden" name=(name) value=(value); }
+                @match d.open_cancel {
+                    Some(url) => a.btn href=(url) { "Cancel" },
+                    None => button.btn type="button" data-dialog-close { "Cancel" },
+                }
+                button.btn.btn-danger type="submit" { (d.confirm) }
             }
         }
     }
@@ -373,7 +442,7 @@ pub fn breadcrumbs(items: &[(&str, &str)]) -> Markup {
 
 /// A button that cannot be used right now, with the reason as tooltip and for screen readers.
 pub fn disabled_button(label: &str, reason: &str) -> Markup {
-    html! { button.btn type="button" disabled aria-disabled="true" title=(reason) { (label) span.skip { " (" (reason) ")" } } }
+    html! { button.btn type="button" disabled aria-disabled="true" title=(reason) { (label) span.sr-only { " (" (reason) ")" } } }
 }
 
 /// A form with one submit button and hidden fields (no confirmation).
@@ -419,7 +488,7 @@ pub struct Confirm<'a> {
 /// Renders a [`Confirm`] opener and its dialog.
 pub fn confirm_button(c: &Confirm<'_>, viewer: &Viewer) -> Markup {
     html! {
-        button.btn type="button" data-dialog-open=(c.id) { (c.label) }
+        (dialog_opener(c.id, c.label, false))
         (confirm_dialog_of(c, viewer, None))
     }
 }
@@ -428,21 +497,18 @@ pub fn confirm_button(c: &Confirm<'_>, viewer: &Viewer) -> Markup {
 /// e.g. after filling in its title and text); with `open_cancel = Some(url)` it is rendered
 /// open in the page with a Cancel link to `url` — a confirmation step that needs no script.
 pub fn confirm_dialog_of(c: &Confirm<'_>, viewer: &Viewer, open_cancel: Option<&str>) -> Markup {
-    html! {
-        dialog id=(c.id) aria-labelledby={ (c.id) "-title" } open[open_cancel.is_some()] {
-            h2 id={ (c.id) "-title" } { (c.title) }
-            p { (c.text) }
-            form method="post" action=(c.action) class="row" {
-                (csrf_field(viewer))
-                @for (name, value) in c.hidden { input type="hidden" name=(name) value=(value); }
-                @match open_cancel {
-                    Some(url) => a.btn href=(url) { "Cancel" },
-                    None => button.btn type="button" data-dialog-close { "Cancel" },
-                }
-                button.btn.btn-danger type="submit" { (c.confirm) }
-            }
-        }
-    }
+    dialog(
+        &DialogParts {
+            id: c.id,
+            title: c.title,
+            text: c.text,
+            action: c.action,
+            confirm: c.confirm,
+            hidden: c.hidden,
+            open_cancel,
+        },
+        viewer,
+    )
 }
 
 /// Pagination links; `href(page)` builds each link.

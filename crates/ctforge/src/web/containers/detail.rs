@@ -329,8 +329,7 @@ async fn render(
             }
             (action_buttons(user, &viewer, &ctx, true))
         }
-        (ui::tabs("Container", &tabs, tab))
-        div.tab-panel role="tabpanel" { (content) }
+        (ui::tabs("Container", &tabs, tab, content))
     })
 }
 

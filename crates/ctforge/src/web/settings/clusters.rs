@@ -112,7 +112,7 @@ fn page(
                             td { (c.ssh_user) "@:" (c.ssh_port) br; span.muted { @match &c.ssh_host_key { Some(k) => { "host key " code { (k) } } None => { "host key pinned on first use" } } } }
                             td.row {
                                 form method="post" action={ "/settings/clusters/" (c.id) "/test" } { (ui::csrf_field(v)) button.btn type="submit" { "Test" } }
-                                button.btn.btn-danger type="button" data-dialog-open={ "del-" (c.id) } { "Delete" }
+                                (ui::dialog_opener(&format!("del-{}", c.id), "Delete", true))
                                 (ui::confirm_dialog(&format!("del-{}", c.id), &format!("Delete cluster {}?", c.name), "ctforge forgets this cluster and its container records. The containers themselves stay on Proxmox.", &format!("/settings/clusters/{}/delete", c.id), "Delete", v))
                             }
                         }

@@ -67,7 +67,7 @@ async fn page(
                                 td { @if t.revoked_at.is_some() { (ui::badge(Some(Tone::Err), "revoked")) } @else { (ui::badge(Some(Tone::Ok), "active")) } }
                                 td {
                                     @if t.revoked_at.is_none() {
-                                        button.btn.btn-danger type="button" data-dialog-open={ "revoke-" (t.id) } { "Revoke" }
+                                        (ui::dialog_opener(&format!("revoke-{}", t.id), "Revoke", true))
                                         (ui::confirm_dialog(&format!("revoke-{}", t.id), &format!("Revoke token {}?", t.name), "Scripts using it stop working at once.", &format!("/settings/tokens/{}/revoke", t.id), "Revoke", &v))
                                     }
                                 }

@@ -143,15 +143,14 @@ pub async fn page(
         (ui::problem_list("This template has problems", &warnings))
         @if !row.description.is_empty() { p { (row.description) } }
         div.tags { @for t in tags_of(&row.tags) { (ui::tag_link(&t, &tag_href(&t))) } }
-        (ui::tabs("Template sections", &tab_items, tab))
-        div.tab-panel role="tabpanel" {
+        (ui::tabs("Template sections", &tab_items, tab, html! {
             @match tab {
                 "scripts" => { (scripts_tab(&record)) }
                 "packages" => { (packages_tab(&template)) }
                 "files" => { (files_tab(&template)) }
                 _ => { (config_tab(&template)) }
             }
-        }
+        }))
     };
     Ok(ui::layout(&row.app, "/templates", &v, body))
 }
