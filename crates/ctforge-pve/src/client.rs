@@ -245,6 +245,20 @@ impl PveClient {
         })
     }
 
+    /// A client for the same server and TLS settings acting with `auth`. It shares this
+    /// client's connection pool (kept-alive TLS connections), so building one per request is
+    /// cheap; credentials travel per request, never in the pool.
+    pub fn with_auth(&self, auth: Auth) -> PveClient {
+        PveClient {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            auth: RwLock::new(auth),
+            retry: self.retry,
+            timeout: self.timeout,
+            pin: self.pin.clone(),
+        }
+    }
+
     /// Replace the credentials (e.g. after a ticket renewal elsewhere).
     pub fn set_auth(&self, auth: Auth) {
         if let Ok(mut g) = self.auth.write() {

@@ -58,6 +58,13 @@ enum Command {
     /// Manage the keys that encrypt secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Check that a running ctforge is ready (`GET /readyz`); exit 0 when it is (for container
+    /// health checks and scripts).
+    Healthcheck {
+        /// Base URL of the instance [default: http://<listen address>].
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +222,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Templates(command) => templates_command(&config, command).await,
+        Command::Healthcheck { url } => healthcheck(&config, url.as_deref()).await,
         Command::Ct {
             connection,
             command,
@@ -371,4 +379,36 @@ async fn rotate_secrets(config: &Config) -> anyhow::Result<ExitCode> {
 /// Rotation as a library call (tests use it without the CLI).
 pub async fn rotate(config: &Config) -> anyhow::Result<()> {
     rotate_secrets(config).await.map(|_| ())
+}
+
+/// `ctforge healthcheck`: `GET <base>/readyz`, one line on failure naming what is not ready.
+async fn healthcheck(config: &Config, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let base = match url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => {
+            // A wildcard listen address is reached on loopback.
+            let listen = config
+                .listen
+                .replace("0.0.0.0:", "127.0.0.1:")
+                .replace("[::]:", "[::1]:");
+            format!("http://{listen}")
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let response = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .with_context(|| format!("{base} does not answer"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        println!("ready: {base}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        anyhow::bail!("{base}/readyz answered {status}: {}", body.trim())
+    }
 }

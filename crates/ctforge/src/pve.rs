@@ -45,7 +45,39 @@ pub fn service_client(cluster: &Cluster, keyring: &Keyring) -> Result<PveClient,
         ))
     })?;
     let auth = Auth::token(user, token_id, secret.expose().to_owned());
-    PveClient::new(base_config(cluster).with_auth(auth)).map_err(|e| AppError::Internal(e.into()))
+    pooled(cluster, auth)
+}
+
+/// The most (url, fingerprint) pairs [`pooled`] keeps; past it the pool starts over.
+const POOL_MAX: usize = 64;
+
+/// A client for `cluster` acting with `auth`, sharing one connection pool per cluster URL and
+/// pinned fingerprint: a dashboard refresh reuses a kept-alive TLS connection instead of
+/// building a TLS client and handshaking every time. Credentials are per client, never pooled.
+fn pooled(cluster: &Cluster, auth: Auth) -> Result<PveClient, AppError> {
+    type Pool = std::sync::Mutex<std::collections::HashMap<(String, String), PveClient>>;
+    static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+    let key = (
+        cluster.url.clone(),
+        cluster.fingerprint.clone().unwrap_or_default(),
+    );
+    let pool = POOL.get_or_init(Default::default);
+    let shared = pool
+        .lock()
+        .ok()
+        .and_then(|p| p.get(&key).map(|c| c.with_auth(Auth::None)));
+    if let Some(client) = shared {
+        client.set_auth(auth);
+        return Ok(client);
+    }
+    let client = PveClient::new(base_config(cluster)).map_err(|e| AppError::Internal(e.into()))?;
+    if let Ok(mut p) = pool.lock() {
+        if p.len() >= POOL_MAX {
+            p.clear();
+        }
+        p.insert(key, client.with_auth(Auth::None));
+    }
+    Ok(client.with_auth(auth))
 }
 
 /// A client acting as the signed-in user, with their own ticket (Proxmox enforces its ACLs).
@@ -54,8 +86,7 @@ pub fn user_client(
     data: &SessionData,
     username: &str,
 ) -> Result<PveClient, AppError> {
-    let auth = Auth::Ticket(to_ticket(data, username));
-    PveClient::new(base_config(cluster).with_auth(auth)).map_err(|e| AppError::Internal(e.into()))
+    pooled(cluster, Auth::Ticket(to_ticket(data, username)))
 }
 
 /// Session data → Proxmox ticket.

@@ -249,14 +249,6 @@ pub async fn list(
     filter: &Filter,
 ) -> Result<Listing, AppError> {
     let clusters = state.store.list_clusters().await?;
-    let records = state.store.list_containers().await?;
-    let templates: HashMap<i64, String> = state
-        .store
-        .list_templates()
-        .await?
-        .into_iter()
-        .map(|t| (t.row.id, t.row.name))
-        .collect();
     let fetches = clusters.iter().map(|cluster| async move {
         let result = match client_for(state, user, cluster) {
             Ok(client) => client
@@ -273,7 +265,17 @@ pub async fn list(
         };
         (cluster, result)
     });
-    let live = futures_util::future::join_all(fetches).await;
+    // Proxmox answers while the database is read.
+    let (live, records, templates) = tokio::join!(
+        futures_util::future::join_all(fetches),
+        state.store.list_containers(),
+        state.store.list_templates(),
+    );
+    let records = records?;
+    let templates: HashMap<i64, String> = templates?
+        .into_iter()
+        .map(|t| (t.row.id, t.row.name))
+        .collect();
     let now = state.clock.now_ms();
     let mut unreachable = Vec::new();
     let mut resources: Vec<(&Cluster, Vec<ClusterResource>)> = Vec::new();
