@@ -49,6 +49,9 @@ pub struct LxcOptions {
     pub bridge_prefix: u8,
     /// Port of apt-cacher-ng on the bridge address.
     pub proxy_port: u16,
+    /// Stop and remove every container when the simulator goes away (tests; a long-running
+    /// `ctforge sim` keeps its containers, like a Proxmox node whose API restarts).
+    pub destroy_on_drop: bool,
 }
 
 impl Default for LxcOptions {
@@ -74,6 +77,7 @@ impl Default for LxcOptions {
             bridge_ip,
             bridge_prefix,
             proxy_port: 3142,
+            destroy_on_drop: false,
         }
     }
 }

@@ -142,7 +142,10 @@ async fn lxc_backend_end_to_end() {
     }
 
     // The machine must be prepared; CI does it in .ci/run, a developer run does it here.
-    let opts = LxcOptions::default();
+    let opts = LxcOptions {
+        destroy_on_drop: true,
+        ..LxcOptions::default()
+    };
     if !opts.template.is_file() || !Path::new("/sys/class/net").join(&opts.bridge).exists() {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-lxc.sh");
         println!("running {} (template or bridge missing)", script.display());

@@ -119,7 +119,10 @@ async fn main() {
         println!("ten at once on lxc: SKIPPED (needs root)");
         return;
     }
-    let opts = LxcOptions::default();
+    let opts = LxcOptions {
+        destroy_on_drop: true,
+        ..LxcOptions::default()
+    };
     if !opts.template.is_file() {
         println!("ten at once on lxc: SKIPPED (run scripts/setup-lxc.sh first)");
         return;

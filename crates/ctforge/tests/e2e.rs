@@ -85,7 +85,10 @@ fn free_port() -> u16 {
 
 async fn lxc_sim(state_dir: &Path) -> SimHandle {
     ctforge::install_crypto_provider();
-    let opts = LxcOptions::default();
+    let opts = LxcOptions {
+        destroy_on_drop: true,
+        ..LxcOptions::default()
+    };
     if !opts.template.is_file() || !Path::new("/sys/class/net").join(&opts.bridge).exists() {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-lxc.sh");
         assert!(

@@ -62,7 +62,10 @@ async fn monitoring_on_a_real_lxc_container() {
         return;
     }
     ctforge::install_crypto_provider();
-    let opts = LxcOptions::default();
+    let opts = LxcOptions {
+        destroy_on_drop: true,
+        ..LxcOptions::default()
+    };
     if !opts.template.is_file() || !Path::new("/sys/class/net").join(&opts.bridge).exists() {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-lxc.sh");
         assert!(

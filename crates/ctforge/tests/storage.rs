@@ -277,12 +277,21 @@ async fn containers_jobs_events(backend: &str) {
         .finish_job(job_id, "failed", Some("script 20-b.sh exited with 1"))
         .await
         .unwrap();
+    assert!(
+        matches!(
+            store.finish_job(job_id, "succeeded", None).await,
+            Err(StoreError::NotFound)
+        ),
+        "a finished job is not finished again (a worker cannot overwrite a cancel)"
+    );
+    assert_eq!(store.get_job(job_id).await.unwrap().state, "failed");
     store
         .retry_job(job_id, &["create".to_owned()])
         .await
         .unwrap();
     let retried = store.get_job(job_id).await.unwrap();
     assert_eq!(retried.state, "queued");
+    assert_eq!(retried.attempts, 0, "a retry starts with fresh attempts");
     assert_eq!(
         retried.result_json.as_deref(),
         Some(r#"{"items":[1]}"#),

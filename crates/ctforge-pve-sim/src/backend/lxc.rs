@@ -62,6 +62,20 @@ pub struct LxcBackend {
     guests: Mutex<HashMap<u32, Guest>>,
 }
 
+impl Drop for LxcBackend {
+    fn drop(&mut self) {
+        if !self.opts.destroy_on_drop {
+            return;
+        }
+        let vmids: Vec<u32> = self.lock().keys().copied().collect();
+        for vmid in vmids {
+            if let Err(e) = self.destroy(vmid) {
+                eprintln!("ctforge-pve-sim: cannot remove CT {vmid}: {e}");
+            }
+        }
+    }
+}
+
 /// The outcome of a finished command.
 struct Out {
     code: i32,
@@ -296,7 +310,15 @@ impl LxcBackend {
             nics.push(Nic {
                 index,
                 name: prop(v, "name").unwrap_or_else(|| format!("eth{index}")),
-                mac: prop(v, "hwaddr"),
+                // Simulators on one machine share the bridge and generate the same
+                // Proxmox-style MACs from the same seed; on the wire every guest gets a
+                // locally administered MAC derived from its host-wide unique address.
+                mac: ip
+                    .map(|(ip, _)| {
+                        let [a, b, c, d] = ip.octets();
+                        format!("02:cf:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+                    })
+                    .or_else(|| prop(v, "hwaddr")),
                 ip,
                 veth: self.veth_name(vmid, index),
             });

@@ -335,11 +335,18 @@ impl Runner {
             Some(step) => format!("step {step} failed: {message}"),
             None => message.to_owned(),
         };
-        // The row first: whoever reacts to `error` finds the job failed (and retryable).
-        self.queue
+        // The row first: whoever reacts to `error` finds the job failed (and retryable). A job
+        // finished meanwhile (cancelled by a user) stays as it is.
+        match self
+            .queue
             .store()
             .finish_job(job.id, state::FAILED, Some(&text))
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
+        }
         finished(job, state::FAILED);
         self.queue
             .progress()
@@ -465,8 +472,13 @@ impl Runner {
         if !self.still_ours(job.id).await? {
             return Ok(());
         }
-        // The row first: whoever reacts to `done` finds the job finished.
-        store.finish_job(job.id, state::SUCCEEDED, None).await?;
+        // The row first: whoever reacts to `done` finds the job finished. A job finished
+        // meanwhile (cancelled by a user) stays as it is.
+        match store.finish_job(job.id, state::SUCCEEDED, None).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
+        }
         finished(&job, state::SUCCEEDED);
         progress
             .emit(job.id, kind::DONE, None, json!({ "steps": steps }))

@@ -819,7 +819,8 @@ macro_rules! impl_store {
 
             async fn finish_job(&self, job_id: i64, state: &str, error: Option<&str>) -> StoreResult<()> {
                 let rows = sqlx::query::<$db>(
-                    "UPDATE jobs SET state = $1, error = $2, finished_at = $3, lease_owner = NULL, lease_expires = NULL WHERE id = $4",
+                    "UPDATE jobs SET state = $1, error = $2, finished_at = $3, lease_owner = NULL, lease_expires = NULL \
+                     WHERE id = $4 AND state IN ('queued', 'running')",
                 )
                 .bind(state)
                 .bind(error)
@@ -834,7 +835,7 @@ macro_rules! impl_store {
 
             async fn retry_job(&self, job_id: i64, keep_steps: &[String]) -> StoreResult<()> {
                 let rows = sqlx::query::<$db>(
-                    "UPDATE jobs SET state = 'queued', error = NULL, finished_at = NULL, completed_steps = $1 \
+                    "UPDATE jobs SET state = 'queued', error = NULL, finished_at = NULL, completed_steps = $1, attempts = 0 \
                      WHERE id = $2 AND state IN ('failed', 'cancelled')",
                 )
                 .bind(keep_steps.join(","))
