@@ -53,43 +53,28 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
         c.templates.roots = vec![root];
     })
     .await;
-    let login = app
-        .client
-        .post(format!("{}/api/v1/auth/login", app.address))
-        .json(&json!({ "username": "root", "password": sim.root_password, "realm": "pam" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let csrf = login.json::<serde_json::Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let post = |path: &str, body: serde_json::Value| {
-        app.client
-            .post(format!("{}{path}", app.address))
-            .header("cookie", &cookie)
-            .header("x-csrf-token", &csrf)
-            .json(&body)
-            .send()
-    };
+    let session =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
     assert_eq!(
-        post("/api/v1/templates/discover", json!({}))
+        session
+            .post(
+                &app.client,
+                &app.address,
+                "/api/v1/templates/discover",
+                json!({})
+            )
             .await
-            .unwrap()
             .status(),
         200
     );
-    let token = post("/api/v1/tokens", json!({ "name": "schemathesis" }))
+    let token = session
+        .post(
+            &app.client,
+            &app.address,
+            "/api/v1/tokens",
+            json!({ "name": "schemathesis" }),
+        )
         .await
-        .unwrap()
         .json::<serde_json::Value>()
         .await
         .unwrap()["token"]

@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chromiumoxide::Page;
-use ctforge_pve_sim::{Backend, LxcOptions, SimConfig, SimHandle};
+use ctforge_pve_sim::SimHandle;
 
 /// Child processes, killed when the test ends however it ends.
 struct Processes(Vec<Child>);
@@ -52,23 +52,6 @@ impl Profile {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
-        .unwrap_or(false)
-}
-
-fn skip(name: &str) -> bool {
-    if !is_root() || std::env::var("CTFORGE_SKIP_LXC").is_ok_and(|v| v == "1") {
-        println!("SKIPPED {name}: needs root (creates LXC containers)");
-        return true;
-    }
-    false
-}
-
 fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/e2e");
     std::fs::create_dir_all(&dir).unwrap();
@@ -81,30 +64,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-async fn lxc_sim(state_dir: &Path) -> SimHandle {
-    ctforge::install_crypto_provider();
-    let opts = LxcOptions {
-        destroy_on_drop: true,
-        ..LxcOptions::default()
-    };
-    if !opts.template.is_file() || !Path::new("/sys/class/net").join(&opts.bridge).exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-lxc.sh");
-        assert!(
-            Command::new("bash")
-                .arg(&script)
-                .status()
-                .unwrap()
-                .success(),
-            "setup-lxc.sh failed"
-        );
-    }
-    let mut cfg = SimConfig::for_tests().with_ssh().with_tls(true);
-    cfg.backend = Backend::Lxc;
-    cfg.state_dir = Some(state_dir.to_owned());
-    cfg.lxc = opts;
-    ctforge_pve_sim::start(cfg).await.unwrap()
 }
 
 /// Starts the profile's processes; returns them and the web address once `/readyz` is 200.
@@ -247,7 +206,7 @@ async fn journey(profile: Profile) {
     let started = Instant::now();
     let state_dir = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let sim = lxc_sim(state_dir.path()).await;
+    let sim = common::lxc::sim(state_dir.path(), Vec::new()).await;
     let (_processes, base) = start_profile(profile, &sim, data.path()).await;
     let name = profile.name();
     let hostname = format!("e2e-{name}");
@@ -434,7 +393,7 @@ async fn journey(profile: Profile) {
 
 #[tokio::test]
 async fn journey_single_node_profile() {
-    if skip("journey_single_node_profile") {
+    if common::lxc::unavailable("journey_single_node_profile") {
         return;
     }
     journey(Profile::SingleNode).await;
@@ -442,7 +401,7 @@ async fn journey_single_node_profile() {
 
 #[tokio::test]
 async fn journey_scale_out_profile() {
-    if skip("journey_scale_out_profile") {
+    if common::lxc::unavailable("journey_scale_out_profile") {
         return;
     }
     journey(Profile::ScaleOut).await;

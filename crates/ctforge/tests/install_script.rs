@@ -12,20 +12,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-use ctforge_pve_sim::{Backend, LxcOptions, SimConfig};
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
-        .unwrap_or(false)
-}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -91,24 +82,8 @@ async fn ready(url: &str) -> Result<(), String> {
 // the simulator running on this same runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_script_sets_ctforge_up_in_a_new_container_idempotently() {
-    if !is_root() || std::env::var("CTFORGE_SKIP_LXC").is_ok_and(|v| v == "1") {
-        println!("SKIPPED install_script: needs root (creates LXC containers)");
+    if common::lxc::unavailable("install_script") {
         return;
-    }
-    ctforge::install_crypto_provider();
-    let opts = LxcOptions {
-        destroy_on_drop: true,
-        ..LxcOptions::default()
-    };
-    if !opts.template.is_file() || !Path::new("/sys/class/net").join(&opts.bridge).exists() {
-        assert!(
-            Command::new("bash")
-                .arg(repo().join("scripts/setup-lxc.sh"))
-                .status()
-                .unwrap()
-                .success(),
-            "setup-lxc.sh failed"
-        );
     }
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("id_ed25519");
@@ -121,12 +96,7 @@ async fn install_script_sets_ctforge_up_in_a_new_container_idempotently() {
             .success()
     );
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let mut cfg = SimConfig::for_tests().with_ssh().with_tls(true);
-    cfg.backend = Backend::Lxc;
-    cfg.state_dir = Some(dir.path().join("sim"));
-    cfg.lxc = opts;
-    cfg.ssh_authorized_keys = vec![public.trim().to_owned()];
-    let sim = ctforge_pve_sim::start(cfg).await.unwrap();
+    let sim = common::lxc::sim(&dir.path().join("sim"), vec![public.trim().to_owned()]).await;
     let ssh_port = sim.ssh_addr.unwrap().port().to_string();
 
     // Pin the simulator's SSH host key: scan it, check it against the fingerprint the

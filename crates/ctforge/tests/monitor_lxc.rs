@@ -11,25 +11,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ctforge::config::{ClusterBootstrap, Secret};
-use ctforge_pve_sim::{Backend, LxcOptions, SimConfig};
+use ctforge::config::ClusterBootstrap;
 use ctforge_ssh::{
     HostKeyPolicy, PctChannel, PctOptions, PushMode, RemoteExec, SshAuth, SshSession, SshTarget,
 };
 use serde_json::{Value, json};
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
-        .unwrap_or(false)
-}
 
 async fn sh(channel: &PctChannel, cmd: &str) -> (u32, String) {
     let mut ignore = |_: ctforge_ssh::Stream, _: &str| {};
@@ -57,45 +46,15 @@ fn kinds(body: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn monitoring_on_a_real_lxc_container() {
-    if !is_root() || std::env::var("CTFORGE_SKIP_LXC").is_ok_and(|v| v == "1") {
-        println!("SKIPPED monitoring_on_a_real_lxc_container: needs root (creates LXC containers)");
+    if common::lxc::unavailable("monitoring_on_a_real_lxc_container") {
         return;
     }
-    ctforge::install_crypto_provider();
-    let opts = LxcOptions {
-        destroy_on_drop: true,
-        ..LxcOptions::default()
-    };
-    if !opts.template.is_file() || !Path::new("/sys/class/net").join(&opts.bridge).exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-lxc.sh");
-        assert!(
-            std::process::Command::new("bash")
-                .arg(&script)
-                .status()
-                .unwrap()
-                .success(),
-            "setup-lxc.sh failed"
-        );
-    }
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = SimConfig::for_tests().with_ssh().with_tls(true);
-    cfg.backend = Backend::Lxc;
-    cfg.state_dir = Some(dir.path().to_owned());
-    cfg.lxc = opts;
-    let sim = ctforge_pve_sim::start(cfg).await.unwrap();
+    let sim = common::lxc::sim(dir.path(), Vec::new()).await;
     let cluster = ClusterBootstrap {
         name: "lab".into(),
-        url: sim.base_url.clone(),
-        token_id: sim.token_id.clone(),
-        token_secret: Some(Secret::new(sim.token_secret.clone())),
-        token_secret_file: None,
-        fingerprint: Some(sim.fingerprint.clone()),
-        ssh_user: "root".into(),
-        ssh_port: sim.ssh_addr.unwrap().port(),
-        ssh_password: Some(Secret::new(sim.root_password.clone())),
-        ssh_key_file: None,
         ssh_host_key: sim.ssh_host_key_fingerprint.clone(),
-        default: true,
+        ..common::sim_cluster(&sim)
     };
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -108,25 +67,9 @@ async fn monitoring_on_a_real_lxc_container() {
         c.monitoring.web_links = true;
     })
     .await;
-    let login = app
-        .client
-        .post(format!("{}/api/v1/auth/login", app.address))
-        .json(&json!({ "username": "root", "password": sim.root_password, "realm": "pam" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let csrf = login.json::<serde_json::Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let (cookie, csrf) = (session.cookie.clone(), session.csrf.clone());
     let post = |path: &str, body: serde_json::Value| {
         app.client
             .post(format!("{}{path}", app.address))

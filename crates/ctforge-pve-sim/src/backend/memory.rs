@@ -2190,7 +2190,19 @@ impl<'a> Shell<'a> {
     }
 
     fn pkg(&mut self, mgr: &str, args: &[String], out: &mut Vec<u8>) -> u32 {
-        let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+        // Positional words, without options and the values of those taking one (apt's
+        // `-o Key=Value`, `-c file`, `-t release`).
+        let mut pos: Vec<&String> = Vec::new();
+        let mut skip_value = false;
+        for a in args {
+            if skip_value {
+                skip_value = false;
+            } else if mgr == "apt" && matches!(a.as_str(), "-o" | "-c" | "-t") {
+                skip_value = true;
+            } else if !a.starts_with('-') {
+                pos.push(a);
+            }
+        }
         let Some(sub) = pos.first() else {
             return 0;
         };
@@ -2423,6 +2435,20 @@ mod tests {
         assert!(o.contains("\"nginx\""), "{o}");
         let (o, _, c) = sh(&b, "systemctl is-active nginx");
         assert_eq!((o.as_str(), c), ("active\n", 0));
+    }
+
+    #[test]
+    fn apt_option_values_are_not_packages() {
+        let (b, _) = guest();
+        let (_, e, c) = sh(
+            &b,
+            "apt-get install -y -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300 nginx",
+        );
+        assert_eq!(c, 0, "{e}");
+        let (o, _, c) = sh(&b, "dpkg -s nginx");
+        assert!(c == 0 && o.contains("install ok installed"), "{o}");
+        let (_, _, c) = sh(&b, "dpkg -s Acquire::Retries=3");
+        assert_eq!(c, 1, "an option's value is not installed as a package");
     }
 
     #[test]

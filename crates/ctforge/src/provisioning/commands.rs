@@ -81,8 +81,10 @@ pub fn install(manager: &str, packages: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     match manager {
+        // Retries for flaky mirrors and proxies; wait for a dpkg lock held by apt's own boot
+        // timers instead of failing.
         "apt" => format!(
-            "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {list}"
+            "apt-get update -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300 {list}"
         ),
         "apk" => format!("apk add --no-cache {list}"),
         "dnf" => format!("dnf install -y {list}"),

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod lxc;
+
 use std::sync::Arc;
 
 use ctforge::clock::{Clock, ManualClock};
@@ -188,4 +190,67 @@ pub fn sim_cluster(sim: &ctforge_pve_sim::SimHandle) -> ctforge::config::Cluster
         ssh_host_key: None,
         default: true,
     }
+}
+
+/// A session signed in through `POST /api/v1/auth/login` (a real Proxmox login against the
+/// simulator): the `Cookie` header value and the CSRF token for state changes.
+pub struct ApiSession {
+    /// `ctforge_session=…`.
+    pub cookie: String,
+    /// For `X-CSRF-Token`.
+    pub csrf: String,
+}
+
+impl ApiSession {
+    /// The session token alone (what a browser cookie holds).
+    pub fn token(&self) -> &str {
+        self.cookie.trim_start_matches("ctforge_session=")
+    }
+
+    /// `POST {base}{path}` with the session and its CSRF token.
+    pub async fn post(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        client
+            .post(format!("{base}{path}"))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Signs `username` in at `base` (`http://127.0.0.1:PORT`); panics unless Proxmox accepts it.
+pub async fn api_login(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+    realm: &str,
+) -> ApiSession {
+    let login = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "username": username, "password": password, "realm": realm }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "sign-in of {username}@{realm}");
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = login.json::<serde_json::Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ApiSession { cookie, csrf }
 }
