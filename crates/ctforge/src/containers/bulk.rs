@@ -296,7 +296,7 @@ pub struct ItemResult {
     pub status: Option<String>,
     /// What happened (success) or what went wrong (failure).
     pub message: String,
-    /// The job attempt that produced this result.
+    /// Which run of this container produced the result (1 first, 2 after one retry, …).
     pub attempt: i64,
 }
 
@@ -399,8 +399,9 @@ impl BulkAction {
         action: Action,
         id: &str,
         target: &Target,
+        attempt: i64,
     ) -> ItemResult {
-        let mut item = ItemResult::for_target(id, target, job.attempts);
+        let mut item = ItemResult::for_target(id, target, attempt);
         let client = match crate::pve::service_client(&target.cluster, &self.keyring) {
             Ok(c) => c,
             Err(e) => {
@@ -512,23 +513,25 @@ impl JobHandler for BulkAction {
             .await?;
         }
         // Resolve first (database only), so two ids naming one container run once.
-        let mut runnable: Vec<(String, Target)> = Vec::new();
+        // A container's attempt counts its own runs (a retry re-runs only the failures).
+        let mut runnable: Vec<(String, Target, i64)> = Vec::new();
         let mut seen: HashMap<String, &String> = HashMap::new();
         let mut finished: Vec<ItemResult> = Vec::new();
         for id in &todo {
+            let attempt = results.get(*id).map_or(1, |r| r.attempt + 1);
             match resolve_in(self.store.as_ref(), id).await {
                 Ok(target) => match seen.get(&target.lock_name()) {
                     Some(first) => finished.push(unresolved(
                         id,
                         format!("{id} names the same container as {first}; it runs once"),
-                        job.attempts,
+                        attempt,
                     )),
                     None => {
                         seen.insert(target.lock_name(), id);
-                        runnable.push(((*id).clone(), target));
+                        runnable.push(((*id).clone(), target, attempt));
                     }
                 },
-                Err(e) => finished.push(unresolved(id, e.to_string(), job.attempts)),
+                Err(e) => finished.push(unresolved(id, e.to_string(), attempt)),
             }
         }
         let total = payload.ids.len();
@@ -541,13 +544,13 @@ impl JobHandler for BulkAction {
         // At most CONCURRENCY at once; each starts only if the job was not cancelled meanwhile.
         let mut queue = runnable.into_iter();
         let mut running = futures_util::stream::FuturesUnordered::new();
-        let start = |(id, target): (String, Target)| {
+        let start = |(id, target, attempt): (String, Target, i64)| {
             let payload = &payload;
             async move {
                 if ctx.is_cancelled() {
                     return None;
                 }
-                Some(self.one(job, payload, action, &id, &target).await)
+                Some(self.one(job, payload, action, &id, &target, attempt).await)
             }
         };
         for next in queue.by_ref().take(CONCURRENCY) {
