@@ -10,14 +10,7 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use ctforge::config::ClusterBootstrap;
-use ctforge_ssh::{
-    HostKeyPolicy, PctChannel, PctOptions, PushMode, RemoteExec, SshAuth, SshSession, SshTarget,
-};
-use serde_json::json;
+use ctforge_ssh::{PctChannel, RemoteExec};
 
 async fn sh(channel: &PctChannel, cmd: &str) -> (u32, String) {
     let mut ignore = |_: ctforge_ssh::Stream, _: &str| {};
@@ -30,119 +23,9 @@ async fn real_provisioning_on_lxc() {
     if common::lxc::unavailable("real_provisioning_on_lxc") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let sim = common::lxc::sim(dir.path(), Vec::new()).await;
-    let cluster = ClusterBootstrap {
-        name: "lab".into(),
-        ssh_host_key: sim.ssh_host_key_fingerprint.clone(),
-        ..common::sim_cluster(&sim)
-    };
-    let root = std::path::PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/lxc-templates"
-    ));
-    let app = common::spawn_app_with("sqlite", move |c| {
-        c.clusters = vec![cluster];
-        c.templates.roots = vec![root];
-    })
-    .await;
-    let session =
-        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
-    let (cookie, csrf) = (session.cookie.clone(), session.csrf.clone());
-    let post = |path: &str, body: serde_json::Value| {
-        app.client
-            .post(format!("{}{path}", app.address))
-            .header("cookie", &cookie)
-            .header("x-csrf-token", &csrf)
-            .json(&body)
-            .send()
-    };
-    assert_eq!(
-        post("/api/v1/templates/discover", json!({}))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-
-    let started = Instant::now();
-    let r = post("/api/v1/containers", json!({ "template": "nginx", "hostname": "web-real", "vmid": 4301, "password": "provision-me" })).await.unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    let created: serde_json::Value = r.json().await.unwrap();
-    let (id, job_id) = (
-        created["id"].as_i64().unwrap(),
-        created["job_id"].as_i64().unwrap(),
-    );
-
-    // Destroy the CT whatever happens.
-    struct Destroy(Option<tokio::runtime::Handle>, String, String, String);
-    impl Drop for Destroy {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("lxc-stop")
-                .args(["-P", &self.1, "-n", &self.2, "-k"])
-                .output();
-            let _ = std::process::Command::new("lxc-destroy")
-                .args(["-P", &self.1, "-n", &self.2])
-                .output();
-            let _ = (&self.0, &self.3);
-        }
-    }
-    let _guard = Destroy(
-        None,
-        dir.path().join("lxc").display().to_string(),
-        "4301".into(),
-        String::new(),
-    );
-
-    let job = loop {
-        let job: serde_json::Value = app
-            .client
-            .get(format!("{}/api/v1/jobs/{job_id}", app.address))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if matches!(job["state"].as_str(), Some("succeeded" | "failed")) {
-            break job;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "job did not finish in 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let pipeline = started.elapsed();
-    if job["state"] != "succeeded" {
-        let events: serde_json::Value = app
-            .client
-            .get(format!("{}/api/v1/jobs/{job_id}/events", app.address))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        panic!("job failed: {job}\n{events}");
-    }
-    println!("provisioning pipeline took {:.1} s", pipeline.as_secs_f64());
-
-    // Inside the real container.
-    let target = SshTarget::new(
-        "127.0.0.1",
-        sim.ssh_addr.unwrap().port(),
-        "root",
-        SshAuth::Password(sim.root_password.clone().into()),
-        HostKeyPolicy::TrustOnFirstUse,
-    );
-    let session = Arc::new(SshSession::connect(&target).await.unwrap());
-    let ct = PctChannel::new(session, 4301).with_options(PctOptions {
-        push_mode: PushMode::ExecCat,
-        ..PctOptions::default()
-    });
+    let p = common::lxc::provision_nginx("web-real", 4301, false).await;
+    let (app, id) = (&p.app, p.id);
+    let ct = p.channel().await;
     assert_eq!(
         sh(
             &ct,

@@ -11,13 +11,9 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ctforge::config::ClusterBootstrap;
-use ctforge_ssh::{
-    HostKeyPolicy, PctChannel, PctOptions, PushMode, RemoteExec, SshAuth, SshSession, SshTarget,
-};
+use ctforge_ssh::{PctChannel, RemoteExec};
 use serde_json::{Value, json};
 
 async fn sh(channel: &PctChannel, cmd: &str) -> (u32, String) {
@@ -49,27 +45,9 @@ async fn monitoring_on_a_real_lxc_container() {
     if common::lxc::unavailable("monitoring_on_a_real_lxc_container") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let sim = common::lxc::sim(dir.path(), Vec::new()).await;
-    let cluster = ClusterBootstrap {
-        name: "lab".into(),
-        ssh_host_key: sim.ssh_host_key_fingerprint.clone(),
-        ..common::sim_cluster(&sim)
-    };
-    let root = std::path::PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/lxc-templates"
-    ));
-    let app = common::spawn_app_with("sqlite", move |c| {
-        c.clusters = vec![cluster];
-        c.templates.roots = vec![root];
-        // The CT sits on the test bridge (10.151.0.0/24) this machine set up: probe it.
-        c.monitoring.web_links = true;
-    })
-    .await;
-    let session =
-        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
-    let (cookie, csrf) = (session.cookie.clone(), session.csrf.clone());
+    let p = common::lxc::provision_nginx("web-watch", 4302, true).await;
+    let (app, id) = (&p.app, p.id);
+    let (cookie, csrf) = (p.session.cookie.clone(), p.session.csrf.clone());
     let post = |path: &str, body: serde_json::Value| {
         app.client
             .post(format!("{}{path}", app.address))
@@ -78,91 +56,7 @@ async fn monitoring_on_a_real_lxc_container() {
             .json(&body)
             .send()
     };
-    assert_eq!(
-        post("/api/v1/templates/discover", json!({}))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-
-    let started = Instant::now();
-    let r = post("/api/v1/containers", json!({ "template": "nginx", "hostname": "web-watch", "vmid": 4302, "password": "provision-me" })).await.unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    let created: serde_json::Value = r.json().await.unwrap();
-    let (id, job_id) = (
-        created["id"].as_i64().unwrap(),
-        created["job_id"].as_i64().unwrap(),
-    );
-
-    // Destroy the CT whatever happens.
-    struct Destroy(Option<tokio::runtime::Handle>, String, String, String);
-    impl Drop for Destroy {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("lxc-stop")
-                .args(["-P", &self.1, "-n", &self.2, "-k"])
-                .output();
-            let _ = std::process::Command::new("lxc-destroy")
-                .args(["-P", &self.1, "-n", &self.2])
-                .output();
-            let _ = (&self.0, &self.3);
-        }
-    }
-    let _guard = Destroy(
-        None,
-        dir.path().join("lxc").display().to_string(),
-        "4302".into(),
-        String::new(),
-    );
-
-    let job = loop {
-        let job: serde_json::Value = app
-            .client
-            .get(format!("{}/api/v1/jobs/{job_id}", app.address))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if matches!(job["state"].as_str(), Some("succeeded" | "failed")) {
-            break job;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "job did not finish in 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let pipeline = started.elapsed();
-    if job["state"] != "succeeded" {
-        let events: serde_json::Value = app
-            .client
-            .get(format!("{}/api/v1/jobs/{job_id}/events", app.address))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        panic!("job failed: {job}\n{events}");
-    }
-    println!("provisioning pipeline took {:.1} s", pipeline.as_secs_f64());
-
-    let target = SshTarget::new(
-        "127.0.0.1",
-        sim.ssh_addr.unwrap().port(),
-        "root",
-        SshAuth::Password(sim.root_password.clone().into()),
-        HostKeyPolicy::TrustOnFirstUse,
-    );
-    let session = Arc::new(SshSession::connect(&target).await.unwrap());
-    let ct = PctChannel::new(session, 4302).with_options(PctOptions {
-        push_mode: PushMode::ExecCat,
-        ..PctOptions::default()
-    });
+    let ct = p.channel().await;
     // The fixture's index.html has no title; Debian's default page has one.
     let (code, out) = sh(&ct, "rm -f /var/www/html/index.html").await;
     assert_eq!(code, 0, "{out}");

@@ -49,3 +49,139 @@ pub async fn sim(state_dir: &Path, authorized_keys: Vec<String>) -> SimHandle {
     cfg.ssh_authorized_keys = authorized_keys;
     ctforge_pve_sim::start(cfg).await.unwrap()
 }
+
+/// A container provisioned for real from the `nginx` fixture template
+/// (`tests/fixtures/lxc-templates`) through the API of a real app, on a real LXC container.
+pub struct Provisioned {
+    /// Keeps the simulator's state (and the container's root filesystem).
+    pub dir: tempfile::TempDir,
+    /// The simulator (lxc backend).
+    pub sim: SimHandle,
+    /// The app (SQLite) with the simulator as cluster `lab`.
+    pub app: super::TestApp,
+    /// root@pam signed in.
+    pub session: super::ApiSession,
+    /// ctforge's container record.
+    pub id: i64,
+    /// The provisioning job.
+    pub job_id: i64,
+    /// Proxmox VMID.
+    pub vmid: u32,
+    /// How long the provisioning job took.
+    pub pipeline: std::time::Duration,
+}
+
+impl Provisioned {
+    /// A `pct` channel into the container over the simulator's SSH endpoint.
+    pub async fn channel(&self) -> ctforge_ssh::PctChannel {
+        use ctforge_ssh::{
+            HostKeyPolicy, PctChannel, PctOptions, PushMode, SshAuth, SshSession, SshTarget,
+        };
+        let target = SshTarget::new(
+            "127.0.0.1",
+            self.sim.ssh_addr.unwrap().port(),
+            "root",
+            SshAuth::Password(self.sim.root_password.clone().into()),
+            HostKeyPolicy::TrustOnFirstUse,
+        );
+        let session = std::sync::Arc::new(SshSession::connect(&target).await.unwrap());
+        PctChannel::new(session, self.vmid).with_options(PctOptions {
+            push_mode: PushMode::ExecCat,
+            ..PctOptions::default()
+        })
+    }
+}
+
+/// Provisions `hostname` as CT `vmid` from the `nginx` fixture (nginx-light from Debian, files
+/// with each policy, a credential script) and waits for the job; panics with its events when
+/// it fails. `web_links` turns on port probing (the CT is on this machine's test bridge).
+pub async fn provision_nginx(hostname: &str, vmid: u32, web_links: bool) -> Provisioned {
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(dir.path(), Vec::new()).await;
+    let cluster = ctforge::config::ClusterBootstrap {
+        name: "lab".into(),
+        ssh_host_key: sim.ssh_host_key_fingerprint.clone(),
+        ..super::sim_cluster(&sim)
+    };
+    let root = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/lxc-templates"
+    ));
+    let app = super::spawn_app_with("sqlite", move |c| {
+        c.clusters = vec![cluster];
+        c.templates.roots = vec![root];
+        c.monitoring.web_links = web_links;
+    })
+    .await;
+    let session =
+        super::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let discovered = session
+        .post(
+            &app.client,
+            &app.address,
+            "/api/v1/templates/discover",
+            json!({}),
+        )
+        .await;
+    assert_eq!(discovered.status(), 200);
+    let started = Instant::now();
+    let r = session
+        .post(
+            &app.client,
+            &app.address,
+            "/api/v1/containers",
+            json!({ "template": "nginx", "hostname": hostname, "vmid": vmid, "password": "provision-me" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let created: serde_json::Value = r.json().await.unwrap();
+    let (id, job_id) = (
+        created["id"].as_i64().unwrap(),
+        created["job_id"].as_i64().unwrap(),
+    );
+    let get = |path: String| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .header("cookie", &session.cookie)
+            .send()
+    };
+    let job = loop {
+        let job: serde_json::Value = get(format!("/api/v1/jobs/{job_id}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if matches!(job["state"].as_str(), Some("succeeded" | "failed")) {
+            break job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "job did not finish in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let pipeline = started.elapsed();
+    if job["state"] != "succeeded" {
+        let events: serde_json::Value = get(format!("/api/v1/jobs/{job_id}/events"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        panic!("job failed: {job}\n{events}");
+    }
+    println!("provisioning pipeline took {:.1} s", pipeline.as_secs_f64());
+    Provisioned {
+        dir,
+        sim,
+        app,
+        session,
+        id,
+        job_id,
+        vmid,
+        pipeline,
+    }
+}
