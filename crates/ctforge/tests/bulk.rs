@@ -105,32 +105,11 @@ async fn app_for(sim: &SimHandle) -> common::TestApp {
     .await
 }
 
-struct Session {
-    cookie: String,
-    csrf: String,
-}
+/// A signed-in session (cookie and CSRF token).
+type Session = common::ApiSession;
 
 async fn login(app: &common::TestApp, user: &str, password: &str, realm: &str) -> Session {
-    let response = app
-        .client
-        .post(format!("{}/api/v1/auth/login", app.address))
-        .json(&json!({ "username": user, "password": password, "realm": realm }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "login of {user}");
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let body: Value = response.json().await.unwrap();
-    Session {
-        cookie,
-        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
-    }
+    common::api_login(&app.client, &app.address, user, password, realm).await
 }
 
 async fn post_json(app: &common::TestApp, s: &Session, path: &str, body: &Value) -> (u16, Value) {

@@ -89,32 +89,11 @@ async fn sim(web_port: u16) -> SimHandle {
     .unwrap()
 }
 
-struct Session {
-    cookie: String,
-    csrf: String,
-}
+/// A signed-in session (cookie and CSRF token).
+type Session = common::ApiSession;
 
 async fn login(app: &common::TestApp, user: &str, password: &str, realm: &str) -> Session {
-    let r = app
-        .client
-        .post(format!("{}/api/v1/auth/login", app.address))
-        .json(&json!({ "username": user, "password": password, "realm": realm }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "login of {user}");
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let body: Value = r.json().await.unwrap();
-    Session {
-        cookie,
-        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
-    }
+    common::api_login(&app.client, &app.address, user, password, realm).await
 }
 
 async fn refresh(app: &common::TestApp, s: &Session, id: &str) -> (u16, Value) {
