@@ -9,7 +9,6 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use ctforge::jobs::{Worker, WorkerOptions};
-use ctforge_pve_sim::SimConfig;
 use serde_json::json;
 
 fn options(owner: &str) -> WorkerOptions {
@@ -24,9 +23,7 @@ fn options(owner: &str) -> WorkerOptions {
 #[tokio::test]
 async fn killing_the_worker_mid_step_never_loses_or_duplicates() {
     ctforge::install_crypto_provider();
-    let sim = ctforge_pve_sim::start(SimConfig::for_tests().with_tls(true).with_ssh())
-        .await
-        .unwrap();
+    let sim = common::sim("", |c| c).await;
     let cluster = common::sim_cluster(&sim);
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),

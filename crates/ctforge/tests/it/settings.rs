@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use ctforge_pve_sim::{SimConfig, SimHandle};
+use ctforge_pve_sim::SimHandle;
 use serde_json::json;
 
 struct Signed {
@@ -39,9 +39,7 @@ impl Signed {
 
 async fn sim() -> SimHandle {
     ctforge::install_crypto_provider();
-    ctforge_pve_sim::start(SimConfig::for_tests().with_tls(true).with_nodes(2))
-        .await
-        .unwrap()
+    common::sim("", |c| c.with_nodes(2)).await
 }
 
 /// An app with no cluster configured; a user signed in through a session made directly.
