@@ -11,10 +11,10 @@ use ctforge_pve::PveApi;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::api::v1::auth::session_cookie;
 use crate::auth::login::{LoginError, LoginInput, SignIn};
 use crate::auth::middleware::cookie;
 use crate::auth::session::COOKIE;
+use crate::auth::session::session_cookie;
 use crate::auth::{AuthMethod, CurrentUser};
 use crate::state::AppState;
 use crate::web::components::{self as ui, Field, Tone, Viewer};
