@@ -356,7 +356,7 @@ impl CreateContainer {
                 .map_err(|e| fail(format!("start: {e}")))?;
             wait(ctx, client.as_ref(), &node, &upid, "start task").await?;
         }
-        let channel = self.channel(ctx, &cluster, vmid).await?;
+        let channel = self.channel(ctx, cluster, vmid).await?;
         let started = tokio::time::Instant::now();
         loop {
             match probe(channel.as_ref(), "true").await {
@@ -420,7 +420,7 @@ impl CreateContainer {
             let _ = ctx.log("nothing to deploy").await;
             return Ok(());
         }
-        let channel = self.channel(ctx, &cluster, vmid).await?;
+        let channel = self.channel(ctx, cluster, vmid).await?;
         run(
             ctx,
             channel.as_ref(),
@@ -546,7 +546,7 @@ impl CreateContainer {
     async fn install(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { cluster, plan, .. } = work;
         let vmid = plan.vmid;
-        let channel = self.channel(ctx, &cluster, vmid).await?;
+        let channel = self.channel(ctx, cluster, vmid).await?;
         run(
             ctx,
             channel.as_ref(),
@@ -603,7 +603,7 @@ impl CreateContainer {
     async fn scripts(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { cluster, plan, .. } = work;
         let vmid = plan.vmid;
-        let channel = self.channel(ctx, &cluster, vmid).await?;
+        let channel = self.channel(ctx, cluster, vmid).await?;
         let scripts: Vec<(&String, &String)> = plan
             .steps
             .iter()
@@ -649,7 +649,7 @@ impl CreateContainer {
         } = work;
         let node = plan.node.clone();
         let vmid = plan.vmid;
-        let channel = self.channel(ctx, &cluster, vmid).await?;
+        let channel = self.channel(ctx, cluster, vmid).await?;
         let report = discover(
             channel.as_ref(),
             client.as_ref(),
