@@ -297,6 +297,10 @@ impl PveApi for FakePve {
 pub struct FakePveConnector(pub Arc<FakePve>);
 
 impl PveConnector for FakePveConnector {
+    fn anonymous(&self, _cluster: &Cluster) -> std::result::Result<Arc<dyn PveApi>, AppError> {
+        Ok(self.0.clone())
+    }
+
     fn service(&self, _cluster: &Cluster) -> std::result::Result<Arc<dyn PveApi>, AppError> {
         Ok(self.0.clone())
     }

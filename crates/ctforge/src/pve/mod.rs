@@ -31,6 +31,8 @@ pub fn base_config(cluster: &Cluster) -> ClientConfig {
 /// `AppState` ([`PooledConnector`] in the application); business code only sees `dyn PveApi`,
 /// so unit tests can substitute an in-process fake.
 pub trait PveConnector: Send + Sync + std::fmt::Debug {
+    /// A client without credentials (the realm list of the sign-in page).
+    fn anonymous(&self, cluster: &Cluster) -> Result<Arc<dyn PveApi>, AppError>;
     /// A client acting with the cluster's API token (background jobs, API-token users).
     fn service(&self, cluster: &Cluster) -> Result<Arc<dyn PveApi>, AppError>;
     /// A client acting as the signed-in user, with their own ticket (Proxmox enforces its
@@ -98,6 +100,10 @@ impl PooledConnector {
 }
 
 impl PveConnector for PooledConnector {
+    fn anonymous(&self, cluster: &Cluster) -> Result<Arc<dyn PveApi>, AppError> {
+        Ok(Arc::new(self.pooled(cluster, Auth::None)?))
+    }
+
     fn service(&self, cluster: &Cluster) -> Result<Arc<dyn PveApi>, AppError> {
         let secret = cluster
             .token_secret_sealed

@@ -7,7 +7,6 @@ use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use ctforge_pve::PveApi;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -71,7 +70,7 @@ async fn realms(state: &AppState) -> (Vec<(String, String)>, Option<String>) {
         Ok(c) => c,
         Err(e) => return (fallback, Some(e.to_string())),
     };
-    let client = match ctforge_pve::PveClient::new(crate::pve::base_config(&cluster)) {
+    let client = match state.pve.anonymous(&cluster) {
         Ok(c) => c,
         Err(e) => return (fallback, Some(e.to_string())),
     };
