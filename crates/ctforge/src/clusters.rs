@@ -50,7 +50,7 @@ pub struct ClusterForm {
 }
 
 /// A cluster as shown to users: never any secret, only whether one is set.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ClusterView {
     /// Row id.
     pub id: i64,
@@ -98,7 +98,7 @@ impl From<&Cluster> for ClusterView {
 }
 
 /// Result of a connection test.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ConnectionReport {
     /// Proxmox VE version, if the API answered.
     pub version: Option<String>,

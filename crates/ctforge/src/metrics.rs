@@ -84,9 +84,9 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, AppError>
         metrics::gauge!("ctforge_sessions").set(n as f64);
     }
     if let Ok(jobs) = state.store.list_jobs(10_000).await {
-        for job_state in ["queued", "running", "succeeded", "failed", "cancelled"] {
-            let n = jobs.iter().filter(|j| j.state == job_state).count();
-            metrics::gauge!("ctforge_jobs", "state" => job_state).set(n as f64);
+        for job_state in crate::status::JobState::ALL {
+            let n = jobs.iter().filter(|j| j.state == *job_state).count();
+            metrics::gauge!("ctforge_jobs", "state" => job_state.as_str()).set(n as f64);
         }
     }
     metrics::gauge!("ctforge_uptime_seconds").set(state.started.elapsed().as_secs_f64());

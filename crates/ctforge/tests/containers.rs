@@ -544,9 +544,7 @@ async fn dashboard_merges_filters_and_pages() {
     assert_eq!(status, 404);
     // A CT still being created goes to its progress page (when that page exists).
     let (status, html) = get(&app, &s, &format!("/containers/{creating}")).await;
-    let progress_page = ctforge::startup::route_table()
-        .iter()
-        .any(|r| r.path == "/jobs/{id}");
+    let progress_page = ctforge::routes::exists("GET", "/jobs/{id}");
     if progress_page {
         assert_eq!(status, 303, "{html}");
     } else {

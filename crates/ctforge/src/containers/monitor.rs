@@ -39,6 +39,7 @@ use crate::error::AppError;
 use crate::provisioning::commands;
 use crate::secrets::Plain;
 use crate::state::AppState;
+use crate::status::RecordStatus;
 use crate::storage::StoreError;
 use crate::storage::model::{Cluster, Container, ContainerService};
 
@@ -56,7 +57,7 @@ const MAX_OUTPUT: usize = 4 * 1024 * 1024;
 pub const LOOP_ACTOR: &str = "monitor";
 
 /// The config-manager's state inside the container.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ConfigManager {
     /// Last time `ctforge-apply` ran to completion (Unix ms), if ever.
     pub last_apply_ms: Option<i64>,
@@ -314,7 +315,7 @@ pub async fn check(
 }
 
 /// A container event emitted by a check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Emitted {
     /// `service_down` or `service_up`.
     pub kind: String,
@@ -561,7 +562,7 @@ pub async fn check_container(
 }
 
 /// The JSON answer of a refresh.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RefreshView {
     /// True when every part of the check succeeded.
     pub ok: bool,
@@ -701,11 +702,14 @@ pub async fn refresh(
             target.vmid
         )));
     }
-    if matches!(record.status.as_str(), "creating" | "deleting") {
+    if matches!(
+        record.status,
+        RecordStatus::Creating | RecordStatus::Deleting
+    ) {
         return Err(AppError::Conflict(format!(
             "CT {} is {}; its services are checked once that finishes",
             target.vmid,
-            if record.status == "creating" {
+            if record.status == RecordStatus::Creating {
                 "still being created"
             } else {
                 "being deleted"
@@ -812,7 +816,10 @@ pub async fn run_round(state: &AppState, owner: &str) -> Round {
         }
     };
     let mut by_cluster: BTreeMap<i64, Vec<Container>> = BTreeMap::new();
-    for record in records.into_iter().filter(|r| r.status == "ready") {
+    for record in records
+        .into_iter()
+        .filter(|r| r.status == RecordStatus::Ready)
+    {
         by_cluster
             .entry(record.cluster_id)
             .or_default()
