@@ -587,7 +587,8 @@ async fn container_read_events_stream_and_job_filters() {
     assert_eq!(one["managed"], true);
     assert_eq!(one["status"], "running", "{one}");
     assert_eq!(one["hostname"], "web-ev");
-    assert_eq!(one["template"]["name"], "webapp", "{one}");
+    assert_eq!(one["template"], "webapp", "{one}");
+    assert_eq!(one["template_ref"]["name"], "webapp", "{one}");
     assert_eq!(one["creation_job"]["id"], job_id);
     assert_eq!(one["creation_job"]["state"], "succeeded");
     assert_eq!(one["last_job"]["id"], job_id);

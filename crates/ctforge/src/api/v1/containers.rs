@@ -169,8 +169,8 @@ pub struct ContainerDetail {
     pub creation_job: Option<JobView>,
     /// Its newest job.
     pub last_job: Option<JobView>,
-    /// The template it was built from.
-    pub template: Option<TemplateRef>,
+    /// The template it was built from (`template` holds its name, as in the list).
+    pub template_ref: Option<TemplateRef>,
 }
 
 /// `GET /api/v1/containers/{id}`: one container, managed (`42`) or not (`lab:105`).
@@ -191,7 +191,7 @@ pub async fn show(
         credentials: Vec::new(),
         creation_job: None,
         last_job: None,
-        template: None,
+        template_ref: None,
     };
     let Some(record) = &target.record else {
         return Ok(Json(detail));
@@ -232,7 +232,7 @@ pub async fn show(
     if let Some(template_id) = record.template_id {
         match state.store.get_template(template_id).await {
             Ok(t) => {
-                detail.template = Some(TemplateRef {
+                detail.template_ref = Some(TemplateRef {
                     id: t.row.id,
                     name: t.row.name,
                     app: t.row.app,
