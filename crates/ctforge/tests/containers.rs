@@ -153,7 +153,7 @@ async fn record(app: &common::TestApp, vmid: i64, node: &str, hostname: &str, st
                 vmid,
                 hostname: hostname.into(),
                 template_id: None,
-                status: status.into(),
+                status: status.parse().unwrap(),
                 spec_json: "{}".into(),
                 root_password_sealed: None,
                 created_by: "root@pam".into(),
