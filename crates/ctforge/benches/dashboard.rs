@@ -140,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
                 node: item["node"].as_str().unwrap_or_default().to_owned(),
                 vmid: item["vmid"].as_i64().unwrap_or_default(),
                 hostname: item["hostname"].as_str().unwrap_or_default().to_owned(),
-                status: "ready".into(),
+                status: ctforge::status::RecordStatus::Ready,
                 spec_json: "{}".into(),
                 created_by: "root@pam".into(),
                 ..NewContainer::default()

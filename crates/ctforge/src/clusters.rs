@@ -49,7 +49,7 @@ pub struct ClusterForm {
 }
 
 /// A cluster as shown to users: never any secret, only whether one is set.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ClusterView {
     /// Row id.
     pub id: i64,
@@ -97,7 +97,7 @@ impl From<&Cluster> for ClusterView {
 }
 
 /// Result of a connection test.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ConnectionReport {
     /// Proxmox VE version, if the API answered.
     pub version: Option<String>,

@@ -7,7 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use crate::containers::lifecycle::Outcome;
+use crate::containers::listing::Listing;
+use crate::error::ErrorBody;
+use crate::events::BusEvent;
+use crate::provisioning::plan::{PlanView, Step};
+use crate::provisioning::submit::Submitted;
 
 /// Where the API is and how to authenticate.
 #[derive(Debug, Args)]
@@ -153,12 +161,13 @@ impl Api {
         Ok(Self { base, token, http })
     }
 
-    async fn send(
+    /// Sends a request and reads the API's typed answer (or its error document).
+    async fn send<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<T> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -172,27 +181,27 @@ impl Api {
             .with_context(|| format!("cannot reach ctforge at {}", self.base))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !status.is_success() {
-            let message = value["error"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
-            let fields = value["fields"]
-                .as_object()
-                .map(|f| {
-                    f.iter()
-                        .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
+            let Ok(error) = serde_json::from_str::<ErrorBody>(&text) else {
+                bail!("{} (HTTP {})", text.trim(), status.as_u16());
+            };
+            let fields = error
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
             if fields.is_empty() {
-                bail!("{message} (HTTP {})", status.as_u16());
+                bail!("{} (HTTP {})", error.error, status.as_u16());
             }
-            bail!("{message}: {fields} (HTTP {})", status.as_u16());
+            bail!("{}: {fields} (HTTP {})", error.error, status.as_u16());
         }
-        Ok(value)
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "unexpected answer from {path} (is ctforge at {} the same version?)",
+                self.base
+            )
+        })
     }
 }
 
@@ -208,7 +217,7 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
                 }
             }
             query.append_pair("per_page", "1000");
-            let listing = api
+            let listing: Listing = api
                 .send(
                     reqwest::Method::GET,
                     &format!("/api/v1/containers?{}", query.finish()),
@@ -219,29 +228,24 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
                 "{:<10} {:>6} {:<24} {:<10} {:<10} {:<16} TEMPLATE",
                 "ID", "VMID", "HOSTNAME", "NODE", "STATUS", "IP"
             );
-            for row in listing["items"].as_array().into_iter().flatten() {
+            for row in &listing.items {
                 println!(
                     "{:<10} {:>6} {:<24} {:<10} {:<10} {:<16} {}",
-                    row["key"].as_str().unwrap_or("-"),
-                    row["vmid"],
-                    row["hostname"].as_str().unwrap_or(""),
-                    row["node"].as_str().unwrap_or(""),
-                    row["status"].as_str().unwrap_or(""),
-                    row["ip"].as_str().unwrap_or("-"),
-                    row["template"]
-                        .as_str()
-                        .unwrap_or(if row["managed"] == true {
-                            "-"
-                        } else {
-                            "(unmanaged)"
-                        }),
+                    row.key,
+                    row.vmid,
+                    row.hostname,
+                    row.node,
+                    row.status.as_str(),
+                    row.ip.as_deref().unwrap_or("-"),
+                    row.template.as_deref().unwrap_or(if row.managed {
+                        "-"
+                    } else {
+                        "(unmanaged)"
+                    }),
                 );
             }
-            for u in listing["unreachable"].as_array().into_iter().flatten() {
-                eprintln!(
-                    "warning: {}",
-                    u["message"].as_str().unwrap_or(&u.to_string())
-                );
+            for u in &listing.unreachable {
+                eprintln!("warning: cluster {}: {}", u.cluster, u.reason);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -264,35 +268,46 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
                     return Ok(ExitCode::from(1));
                 }
             }
-            let out = api
+            let out: Outcome = api
                 .send(
                     reqwest::Method::DELETE,
                     &format!("/api/v1/containers/{id}"),
                     None,
                 )
                 .await?;
-            println!("{}", out["message"].as_str().unwrap_or("deleted"));
+            report(&out);
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 async fn action(api: &Api, id: &str, verb: &str, query: &str) -> anyhow::Result<ExitCode> {
-    let out = api
+    let out: Outcome = api
         .send(
             reqwest::Method::POST,
             &format!("/api/v1/containers/{id}/{verb}{query}"),
             None,
         )
         .await?;
-    println!(
-        "{}",
-        out["message"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{verb}: done"))
-    );
+    report(&out);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what an action did, step by step, then the state afterwards.
+fn report(out: &Outcome) {
+    for step in &out.steps {
+        println!("{}", step.message);
+    }
+    if let Some(warning) = &out.warning {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "CT {} ({}): {} {}",
+        out.vmid,
+        out.hostname,
+        out.action.as_str(),
+        out.status
+    );
 }
 
 async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
@@ -333,41 +348,27 @@ async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if a.plan {
-        let plan = api
+        let plan: PlanView = api
             .send(reqwest::Method::POST, "/api/v1/containers/plan", Some(body))
             .await?;
-        println!("POST /nodes/{}/lxc", plan["node"].as_str().unwrap_or("?"));
-        for p in plan["create_params"].as_array().into_iter().flatten() {
-            println!(
-                "  {}={}",
-                p[0].as_str().unwrap_or(""),
-                p[1].as_str().unwrap_or("")
-            );
+        println!("POST /nodes/{}/lxc", plan.node);
+        for (key, value) in &plan.create_params {
+            println!("  {key}={value}");
         }
         println!("steps:");
-        for (i, s) in plan["steps"].as_array().into_iter().flatten().enumerate() {
-            let detail = s
-                .get("name")
-                .or(s.get("manager"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            println!(
-                "  {:>2}. {} {detail}",
-                i + 1,
-                s["kind"].as_str().unwrap_or("")
-            );
+        for (i, step) in plan.steps.iter().enumerate() {
+            let (kind, detail) = step_line(step);
+            println!("  {:>2}. {kind} {detail}", i + 1);
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let created = api
+    let created: Submitted = api
         .send(reqwest::Method::POST, "/api/v1/containers", Some(body))
         .await?;
-    let job_id = created["job_id"]
-        .as_i64()
-        .context("the answer has no job id")?;
+    let job_id = created.job_id;
     println!(
         "container {} (VMID {}) queued as job {job_id}",
-        created["id"], created["vmid"]
+        created.id, created.vmid
     );
     if !a.follow {
         return Ok(ExitCode::SUCCESS);
@@ -418,22 +419,28 @@ async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
                 } else if let Some(v) = line.strip_prefix("id:") {
                     last_id = v.trim().parse().unwrap_or(last_id);
                 } else if line.is_empty() && !event.is_empty() {
-                    let value: Value =
-                        serde_json::from_str(&data).unwrap_or(Value::String(data.clone()));
+                    let Ok(value) = serde_json::from_str::<BusEvent>(&data) else {
+                        event.clear();
+                        data.clear();
+                        continue;
+                    };
                     match event.as_str() {
                         "log" => {
                             let text = value
+                                .data
                                 .as_str()
                                 .map(str::to_owned)
-                                .unwrap_or_else(|| value.to_string());
+                                .unwrap_or_else(|| value.data.to_string());
                             if bar.is_hidden() {
                                 println!("{text}");
                             } else {
                                 bar.println(text);
                             }
                         }
-                        "step" => bar.set_message(value["step"].as_str().unwrap_or("").to_owned()),
-                        "progress" => bar.set_position(value["percent"].as_u64().unwrap_or(0)),
+                        "step" => bar.set_message(value.step.clone().unwrap_or_default()),
+                        "progress" => {
+                            bar.set_position(value.data["percent"].as_u64().unwrap_or(0));
+                        }
                         "done" => {
                             bar.set_position(100);
                             bar.finish_with_message("ready");
@@ -443,7 +450,10 @@ async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
                             bar.abandon_with_message("failed");
                             eprintln!(
                                 "error: {}",
-                                value["message"].as_str().unwrap_or(&value.to_string())
+                                value.data["message"]
+                                    .as_str()
+                                    .map(str::to_owned)
+                                    .unwrap_or_else(|| value.data.to_string())
                             );
                             eprintln!("retry with: POST /api/v1/jobs/{job_id}/retry");
                             return Ok(ExitCode::FAILURE);
@@ -459,5 +469,19 @@ async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
         }
         // The stream ended without a final event (server restart): reconnect from the last id.
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A plan step as `ct create --plan` lists it: its kind and what it names.
+fn step_line(step: &Step) -> (&'static str, &str) {
+    match step {
+        Step::Create => ("create", ""),
+        Step::Start => ("start", ""),
+        Step::DeployFile { name, .. } => ("deploy_file", name),
+        Step::ConfigManager => ("config_manager", ""),
+        Step::Install { manager, .. } => ("install", manager),
+        Step::CustomInstaller { .. } => ("custom_installer", ""),
+        Step::RunScript { name, .. } => ("run_script", name),
+        Step::Discover => ("discover", ""),
     }
 }

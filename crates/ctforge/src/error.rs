@@ -3,10 +3,11 @@
 //! Handlers return `Result<_, AppError>`; [`AppError`]'s `IntoResponse` picks the status in one
 //! place, logs the cause chain once, and never leaks internals to the client.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::storage::StoreError;
 
@@ -74,20 +75,55 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// The JSON error document every failed API request answers.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// Per-field problems of invalid input.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl ErrorBody {
+    /// The document of `error` answered with `status`.
+    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            status: status.as_u16(),
+            fields: BTreeMap::new(),
+        }
+    }
+}
+
+/// The user-facing message of an error answer, kept in the response's extensions so browser
+/// routes can render it as a page (`web::errors`).
+#[derive(Clone, Debug)]
+pub struct ErrorMessage(pub String);
+
+impl AppError {
+    /// The JSON error document, answered with `status`.
+    pub fn body_with(&self, status: StatusCode) -> ErrorBody {
+        let mut body = ErrorBody::new(status, self.to_string());
+        if let Self::Invalid { fields, .. } = self {
+            body.fields = fields.iter().cloned().collect();
+        }
+        body
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         if let Self::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        let fields: serde_json::Map<String, serde_json::Value> = match &self {
-            Self::Invalid { fields, .. } => {
-                fields.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
-            }
-            _ => serde_json::Map::new(),
-        };
-        let body =
-            json!({ "error": self.to_string(), "status": status.as_u16(), "fields": fields });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(self.body_with(status))).into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorMessage(self.to_string()));
+        response
     }
 }

@@ -84,12 +84,12 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, AppError>
         metrics::gauge!("ctforge_sessions").set(n as f64);
     }
     if let Ok(counts) = state.store.count_jobs_by_state().await {
-        for job_state in ["queued", "running", "succeeded", "failed", "cancelled"] {
+        for job_state in crate::status::JobState::ALL {
             let n = counts
                 .iter()
-                .find(|(s, _)| s == job_state)
+                .find(|(s, _)| s == job_state.as_str())
                 .map_or(0, |(_, n)| *n);
-            metrics::gauge!("ctforge_jobs", "state" => job_state).set(n as f64);
+            metrics::gauge!("ctforge_jobs", "state" => job_state.as_str()).set(n as f64);
         }
     }
     metrics::gauge!("ctforge_uptime_seconds").set(state.started.elapsed().as_secs_f64());

@@ -13,7 +13,7 @@ use crate::storage::model::ApiToken;
 const PREFIX: &str = "ctf_";
 
 /// A token as listed (never the secret).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct TokenView {
     /// Row id.
     pub id: i64,

@@ -1,8 +1,29 @@
-//! The JSON API under `/api/v1`. Module paths mirror URL paths (`api/v1/auth.rs` serves
-//! `/api/v1/auth/…`).
+//! The JSON API under `/api/v1`: thin handlers that parse input, call the use-case and answer
+//! a typed response (`Serialize + JsonSchema`). Each `api/v1/*.rs` registers its routes with
+//! their request and response types ([`routes`]), which is also the OpenAPI document.
 
-pub mod openapi;
 pub mod v1;
+
+use crate::routes::{Answer, Doc, Routes};
+
+/// The JSON API's routes, module by module.
+pub fn routes(r: Routes) -> Routes {
+    let r = r.get(
+        "/api/openapi.json",
+        crate::openapi::json_document,
+        Doc::answer(Answer::Json {
+            status: 200,
+            schema: crate::openapi::document_schema,
+        }),
+    );
+    let r = v1::auth::routes(r);
+    let r = v1::containers::routes(r);
+    let r = v1::provisioning::routes(r);
+    let r = v1::jobs::routes(r);
+    let r = v1::settings::routes(r);
+    let r = v1::templates::routes(r);
+    v1::buckets::routes(r)
+}
 
 use axum::extract::Request;
 use axum::http::header;
@@ -39,7 +60,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     };
     let mut json = (
         status,
-        axum::Json(serde_json::json!({ "error": text, "status": status.as_u16(), "fields": {} })),
+        axum::Json(crate::error::ErrorBody::new(status, text)),
     )
         .into_response();
     for (name, value) in &parts.headers {

@@ -154,8 +154,11 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
             Err(response) => return *response,
         }
     }
-    req.extensions_mut().insert(user);
-    next.run(req).await
+    req.extensions_mut().insert(user.clone());
+    let mut response = next.run(req).await;
+    // The error pages (`web::errors`) render the navigation for this user.
+    response.extensions_mut().insert(user);
+    response
 }
 
 fn unauthenticated(req: &Request) -> Response {

@@ -36,7 +36,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: u32 = 60;
 pub const MAX_SHUTDOWN_TIMEOUT: u32 = 3600;
 
 /// A lifecycle action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Start a stopped CT.
@@ -123,7 +125,7 @@ impl Default for Options {
 }
 
 /// One thing that happened during an action.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Step {
     /// Event kind (`started`, `stopped`, `shutdown`, `shutdown_timeout`, `force_stopped`,
     /// `rebooted`, `deleted`, `record_deleted`).
@@ -145,7 +147,7 @@ impl Step {
 }
 
 /// The result of a successful action.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Outcome {
     /// Always true.
     pub ok: bool,

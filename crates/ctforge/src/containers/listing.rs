@@ -9,10 +9,11 @@ use std::collections::{BTreeSet, HashMap};
 use ctforge_pve::types::{ClusterResource, ResourceKind};
 use serde::{Deserialize, Serialize};
 
-use super::{client_for, is_unreachable, url_id};
+use super::{Target, client_for, is_unreachable, url_id};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::status::ContainerStatus;
 use crate::storage::model::{Cluster, Container};
 
 /// Containers per page.
@@ -106,8 +107,8 @@ impl Filter {
     fn matches(&self, row: &Row, with_status: bool) -> bool {
         if with_status
             && let Some(s) = self.status()
-            && !row.status.eq_ignore_ascii_case(s)
-            && !(s.eq_ignore_ascii_case("error") && row.status == "missing")
+            && !row.status.as_str().eq_ignore_ascii_case(s)
+            && !(s.eq_ignore_ascii_case("error") && row.status == ContainerStatus::Missing)
         {
             return false;
         }
@@ -146,7 +147,7 @@ impl Filter {
 }
 
 /// One container as the dashboard shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Row {
     /// Canonical URL id (record id or `<cluster>:<vmid>`).
     pub key: String,
@@ -161,7 +162,7 @@ pub struct Row {
     /// Hostname (Proxmox name, else the record's).
     pub hostname: String,
     /// `running`, `stopped`, `creating`, `error`, `deleting`, `missing` or `unknown`.
-    pub status: String,
+    pub status: ContainerStatus,
     /// Whether live Proxmox data is behind this row.
     pub live: bool,
     /// Whether ctforge created (or adopted) it.
@@ -189,7 +190,7 @@ pub struct Row {
 }
 
 /// Summary counts.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     /// All containers (matching the non-status filters).
     pub total: usize,
@@ -204,7 +205,7 @@ pub struct Counts {
 }
 
 /// A cluster whose live state could not be read.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Unreachable {
     /// Cluster name.
     pub cluster: String,
@@ -215,7 +216,7 @@ pub struct Unreachable {
 }
 
 /// A page of the dashboard.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Listing {
     /// Counts over the containers matching the non-status filters.
     pub counts: Counts,
@@ -298,6 +299,71 @@ pub async fn list(
     Ok(paginate(rows, filter, unreachable))
 }
 
+/// One container as [`list`] shows it (one `/cluster/resources` call on its cluster): 404 when
+/// neither Proxmox nor ctforge knows it, 503 when an unmanaged CT's cluster does not answer.
+pub async fn one(state: &AppState, user: &CurrentUser, target: &Target) -> Result<Row, AppError> {
+    let cluster = &target.cluster;
+    let live = match client_for(state, user, cluster) {
+        Ok(client) => client
+            .cluster_resources(Some(ResourceKind::Vm))
+            .await
+            .map_err(|e| {
+                if is_unreachable(&e) {
+                    format!("proxmox at {} is unreachable: {e}", cluster.url)
+                } else {
+                    format!("proxmox at {} answered: {e}", cluster.url)
+                }
+            }),
+        Err(e) => Err(e.to_string()),
+    };
+    let templates: HashMap<i64, String> = match target.record.as_ref().and_then(|r| r.template_id) {
+        Some(id) => match state.store.get_template(id).await {
+            Ok(t) => HashMap::from([(id, t.row.name)]),
+            Err(crate::storage::StoreError::NotFound) => HashMap::new(),
+            Err(e) => return Err(e.into()),
+        },
+        None => HashMap::new(),
+    };
+    let mut unreachable = Vec::new();
+    let mut resources = Vec::new();
+    match live {
+        Ok(items) => {
+            state.down.mark_up(cluster.id);
+            let items: Vec<ClusterResource> = items
+                .into_iter()
+                .filter(|r| r.vmid == Some(target.vmid))
+                .collect();
+            resources.push((cluster, items));
+        }
+        Err(reason) => {
+            let since = state.down.mark_down(cluster.id, state.clock.now_ms());
+            unreachable.push(Unreachable {
+                cluster: cluster.name.clone(),
+                reason,
+                since,
+            });
+        }
+    }
+    let records: Vec<Container> = target.record.iter().cloned().collect();
+    let rows = merge(
+        std::slice::from_ref(cluster),
+        &resources,
+        &records,
+        &templates,
+        &unreachable,
+    );
+    match rows.into_iter().find(|r| r.vmid == target.vmid) {
+        Some(row) => Ok(row),
+        None => match unreachable.pop() {
+            Some(u) => Err(AppError::Unavailable(u.reason)),
+            None => Err(AppError::NotFound(format!(
+                "CT {} in cluster {}",
+                target.vmid, cluster.name
+            ))),
+        },
+    }
+}
+
 /// Merges live resources with records (pure; O(records + resources)).
 pub fn merge(
     clusters: &[Cluster],
@@ -325,11 +391,9 @@ pub fn merge(
             }
             let Some(vmid) = res.vmid else { continue };
             let record = by_key.remove(&(cluster.id, i64::from(vmid)));
-            let live_status = res.status.clone().unwrap_or_else(|| "unknown".to_owned());
-            let status = match record.map(|r| r.status.as_str()) {
-                Some(s @ ("creating" | "error" | "deleting")) => s.to_owned(),
-                _ => live_status,
-            };
+            let status = record
+                .and_then(|r| r.status.overrides())
+                .unwrap_or_else(|| ContainerStatus::from_proxmox(res.status.as_deref()));
             let hostname = res
                 .name
                 .clone()
@@ -373,10 +437,10 @@ pub fn merge(
             .copied()
             .unwrap_or("?");
         let reason = down.get(cluster).map(|r| (*r).to_owned());
-        let status = match record.status.as_str() {
-            s @ ("creating" | "error" | "deleting") => s.to_owned(),
-            _ if reason.is_some() => "unknown".to_owned(),
-            _ => "missing".to_owned(),
+        let status = match record.status.overrides() {
+            Some(s) => s,
+            None if reason.is_some() => ContainerStatus::Unknown,
+            None => ContainerStatus::Missing,
         };
         let vmid = u32::try_from(record.vmid).unwrap_or(0);
         rows.push(Row {
@@ -432,11 +496,11 @@ fn paginate(rows: Vec<Row>, filter: &Filter, unreachable: Vec<Unreachable>) -> L
             continue;
         }
         counts.total += 1;
-        match row.status.as_str() {
-            "running" => counts.running += 1,
-            "stopped" => counts.stopped += 1,
-            "creating" => counts.creating += 1,
-            "error" | "missing" => counts.error += 1,
+        match row.status {
+            ContainerStatus::Running => counts.running += 1,
+            ContainerStatus::Stopped => counts.stopped += 1,
+            ContainerStatus::Creating => counts.creating += 1,
+            s if s.is_error() => counts.error += 1,
             _ => {}
         }
         if filter.matches(&row, true) {

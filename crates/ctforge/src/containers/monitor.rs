@@ -33,6 +33,7 @@ use crate::error::AppError;
 use crate::guest::parse::{self, UnitState};
 pub use crate::guest::probe::{COMMAND_TIMEOUT, ConfigManager, MonitorError, Report, check};
 use crate::state::AppState;
+use crate::status::RecordStatus;
 use crate::storage::StoreError;
 use crate::storage::model::{Cluster, Container, ContainerService};
 
@@ -46,7 +47,7 @@ const LEASE_WAIT: Duration = Duration::from_secs(10);
 pub const LOOP_ACTOR: &str = "monitor";
 
 /// A container event emitted by a check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Emitted {
     /// `service_down` or `service_up`.
     pub kind: String,
@@ -290,7 +291,7 @@ pub async fn check_container(
 }
 
 /// The JSON answer of a refresh.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RefreshView {
     /// True when every part of the check succeeded.
     pub ok: bool,
@@ -430,11 +431,14 @@ pub async fn refresh(
             target.vmid
         )));
     }
-    if matches!(record.status.as_str(), "creating" | "deleting") {
+    if matches!(
+        record.status,
+        RecordStatus::Creating | RecordStatus::Deleting
+    ) {
         return Err(AppError::Conflict(format!(
             "CT {} is {}; its services are checked once that finishes",
             target.vmid,
-            if record.status == "creating" {
+            if record.status == RecordStatus::Creating {
                 "still being created"
             } else {
                 "being deleted"
@@ -541,7 +545,10 @@ pub async fn run_round(state: &AppState, owner: &str) -> Round {
         }
     };
     let mut by_cluster: BTreeMap<i64, Vec<Container>> = BTreeMap::new();
-    for record in records.into_iter().filter(|r| r.status == "ready") {
+    for record in records
+        .into_iter()
+        .filter(|r| r.status == RecordStatus::Ready)
+    {
         by_cluster
             .entry(record.cluster_id)
             .or_default()

@@ -60,7 +60,7 @@ pub fn job_topic(job_id: i64) -> String {
 }
 
 /// One progress event as published and as sent to SSE viewers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BusEvent {
     /// Job.
     pub job_id: i64,

@@ -22,7 +22,7 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_OUTPUT: usize = 4 * 1024 * 1024;
 
 /// The config-manager's state inside the container.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ConfigManager {
     /// Last time `ctforge-apply` ran to completion (Unix ms), if ever.
     pub last_apply_ms: Option<i64>,

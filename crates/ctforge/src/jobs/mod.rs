@@ -23,24 +23,7 @@ use crate::storage::{Store, StoreError, StoreResult};
 
 pub use self::worker::{Worker, WorkerHandle, WorkerOptions};
 
-/// Job states as stored.
-pub mod state {
-    /// Waiting for a worker.
-    pub const QUEUED: &str = "queued";
-    /// Claimed by a worker.
-    pub const RUNNING: &str = "running";
-    /// Every step completed.
-    pub const SUCCEEDED: &str = "succeeded";
-    /// A step failed.
-    pub const FAILED: &str = "failed";
-    /// Cancelled by a user.
-    pub const CANCELLED: &str = "cancelled";
-
-    /// Whether the job is over (until a retry).
-    pub fn is_finished(state: &str) -> bool {
-        matches!(state, SUCCEEDED | FAILED | CANCELLED)
-    }
-}
+pub use crate::status::JobState;
 
 /// Why a step did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -335,7 +318,7 @@ impl JobQueue {
     /// lease renewal fails (or at once with the Redis bus, which carries the `cancelled` event).
     pub async fn cancel(&self, job_id: i64, by: &str) -> Result<Job, JobError> {
         let job = self.get(job_id).await?;
-        if state::is_finished(&job.state) {
+        if job.state.is_finished() {
             return Err(JobError::Conflict(format!(
                 "job {job_id} is already {}",
                 job.state
@@ -352,7 +335,7 @@ impl JobQueue {
         self.store
             .finish_job(
                 job_id,
-                state::CANCELLED,
+                JobState::Cancelled,
                 Some(&format!("cancelled by {by}")),
             )
             .await?;
@@ -366,7 +349,7 @@ impl JobQueue {
     /// resumes at the step that failed.
     pub async fn retry(&self, job_id: i64, by: &str) -> Result<Job, JobError> {
         let job = self.get(job_id).await?;
-        if !matches!(job.state.as_str(), state::FAILED | state::CANCELLED) {
+        if !matches!(job.state, JobState::Failed | JobState::Cancelled) {
             return Err(JobError::Conflict(format!(
                 "only failed or cancelled jobs can be retried; job {job_id} is {}",
                 job.state

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::{JobContext, JobHandler, JobQueue, StepError, completed_steps, overall_percent};
 use crate::config::WorkersConfig;
 use crate::events::{job_topic, kind};
-use crate::jobs::state;
+use crate::jobs::JobState;
 use crate::storage::StoreError;
 use crate::storage::model::Job;
 
@@ -340,14 +340,14 @@ impl Runner {
         match self
             .queue
             .store()
-            .finish_job(job.id, state::FAILED, Some(&text))
+            .finish_job(job.id, JobState::Failed, Some(&text))
             .await
         {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Ok(()),
             Err(e) => return Err(e),
         }
-        finished(job, state::FAILED);
+        finished(job, JobState::Failed);
         self.queue
             .progress()
             .emit(
@@ -474,12 +474,12 @@ impl Runner {
         }
         // The row first: whoever reacts to `done` finds the job finished. A job finished
         // meanwhile (cancelled by a user) stays as it is.
-        match store.finish_job(job.id, state::SUCCEEDED, None).await {
+        match store.finish_job(job.id, JobState::Succeeded, None).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Ok(()),
             Err(e) => return Err(e),
         }
-        finished(&job, state::SUCCEEDED);
+        finished(&job, JobState::Succeeded);
         progress
             .emit(job.id, kind::DONE, None, json!({ "steps": steps }))
             .await?;
@@ -489,8 +489,8 @@ impl Runner {
 }
 
 /// Counts a finished job by kind and final state.
-fn finished(job: &Job, state: &'static str) {
-    metrics::counter!("ctforge_jobs_finished_total", "kind" => job.kind.clone(), "state" => state)
+fn finished(job: &Job, state: JobState) {
+    metrics::counter!("ctforge_jobs_finished_total", "kind" => job.kind.clone(), "state" => state.as_str())
         .increment(1);
 }
 

@@ -274,7 +274,10 @@ impl JobHandler for CreateContainer {
     async fn on_failed(&self, ctx: &JobContext, step: &str, error: &StepError) {
         self.forget_session(ctx.job_id());
         if let Some(id) = ctx.job.container_id {
-            let _ = self.store.update_container_status(id, "error", None).await;
+            let _ = self
+                .store
+                .update_container_status(id, crate::status::RecordStatus::Error, None)
+                .await;
             let _ = self
                 .store
                 .add_container_event(
@@ -707,7 +710,11 @@ impl CreateContainer {
             ))
             .await;
         self.store
-            .update_container_status(container.id, "ready", report.ip.as_deref())
+            .update_container_status(
+                container.id,
+                crate::status::RecordStatus::Ready,
+                report.ip.as_deref(),
+            )
             .await
             .map_err(|e| fail(e.to_string()))?;
         let _ = self

@@ -96,7 +96,7 @@ pub struct Environment {
 }
 
 /// One provisioning step of the plan, with everything it will do.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
     /// Create the CT and wait for the `vzcreate` task.
@@ -227,7 +227,7 @@ pub struct Plan {
 }
 
 /// What is shown to users: the Proxmox parameters with the password masked.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlanView {
     /// Cluster.
     pub cluster: String,

@@ -203,7 +203,7 @@ pub async fn prepare(
 }
 
 /// Outcome of a submission.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Submitted {
     /// ctforge container id.
     pub id: i64,
@@ -295,7 +295,7 @@ async fn submit_once(
         vmid: i64::from(plan.vmid),
         hostname: plan.hostname.clone(),
         template_id: prepared.template_id,
-        status: "creating".into(),
+        status: crate::status::RecordStatus::Creating,
         spec_json: serde_json::to_string(&plan.view()).map_err(|e| AppError::Internal(e.into()))?,
         root_password_sealed: password_sealed,
         created_by: user.username.clone(),

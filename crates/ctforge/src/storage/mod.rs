@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::clock::Clock;
+use crate::status::{JobState, RecordStatus};
 use model::*;
 
 /// A storage failure.
@@ -133,7 +134,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn update_container_status(
         &self,
         id: i64,
-        status: &str,
+        status: RecordStatus,
         ip: Option<&str>,
     ) -> StoreResult<()>;
     /// Deletes a container record and everything it owns.
@@ -164,6 +165,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         actor: &str,
         data_json: &str,
     ) -> StoreResult<i64>;
+    /// Events of a container with an id above `after_id`, oldest first.
+    async fn container_events_after(
+        &self,
+        container_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ContainerEvent>>;
     /// Events of a container, newest first, optionally of one kind, before an id.
     async fn list_container_events(
         &self,
@@ -193,7 +201,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Replaces the job's result (JSON) while `owner` holds its lease; `NotFound` if it does not.
     async fn set_job_result(&self, job_id: i64, owner: &str, result_json: &str) -> StoreResult<()>;
     /// Ends a job (`succeeded`, `failed`, `cancelled`) and drops its lease.
-    async fn finish_job(&self, job_id: i64, state: &str, error: Option<&str>) -> StoreResult<()>;
+    async fn finish_job(
+        &self,
+        job_id: i64,
+        state: JobState,
+        error: Option<&str>,
+    ) -> StoreResult<()>;
     /// Puts a failed job back in the queue to resume from `from_step` (earlier steps stay done).
     async fn retry_job(&self, job_id: i64, keep_steps: &[String]) -> StoreResult<()>;
     /// One job.
@@ -204,6 +217,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn count_jobs_by_state(&self) -> StoreResult<Vec<(String, i64)>>;
     /// The newest job of a container (its creation job for containers ctforge created).
     async fn latest_container_job(&self, container_id: i64) -> StoreResult<Option<i64>>;
+    /// Jobs matching `filter`, newest first.
+    async fn find_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>>;
     /// Appends a progress event and returns its sequence number.
     async fn append_job_event(
         &self,

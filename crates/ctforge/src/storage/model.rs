@@ -3,6 +3,8 @@
 
 use sqlx::FromRow;
 
+use crate::status::{JobState, RecordStatus};
+
 /// A configured Proxmox VE cluster.
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct Cluster {
@@ -239,7 +241,8 @@ pub struct Container {
     /// Template it was built from.
     pub template_id: Option<i64>,
     /// `creating`, `ready`, `error`, `deleting`.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RecordStatus,
     /// Known IPv4 address.
     pub ip: Option<String>,
     /// The creation request as JSON.
@@ -268,7 +271,7 @@ pub struct NewContainer {
     /// Template.
     pub template_id: Option<i64>,
     /// Initial status.
-    pub status: String,
+    pub status: RecordStatus,
     /// Creation request as JSON.
     pub spec_json: String,
     /// Sealed root password.
@@ -278,7 +281,17 @@ pub struct NewContainer {
 }
 
 /// A service discovered in a container.
-#[derive(Clone, Debug, Default, FromRow, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    FromRow,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct ContainerService {
     /// systemd unit name.
     pub unit: String,
@@ -342,7 +355,8 @@ pub struct Job {
     /// `create_container`, `lifecycle`, …
     pub kind: String,
     /// `queued`, `running`, `succeeded`, `failed`, `cancelled`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: JobState,
     /// Container it works on.
     pub container_id: Option<i64>,
     /// Node it works on (for per-node limits).
@@ -477,6 +491,21 @@ pub struct NewAudit {
     pub outcome: String,
     /// Extra data as JSON.
     pub detail_json: String,
+}
+
+/// Filters of the job list (all optional; newest first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this kind.
+    pub kind: Option<String>,
+    /// Only jobs of this container record.
+    pub container_id: Option<i64>,
+    /// Jobs with an id below this (paging backwards).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: i64,
 }
 
 /// Filters for the audit log.

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use super::model::*;
 use super::{Backend, Store, StoreError, StoreResult};
 use crate::clock::Clock;
+use crate::status::{JobState, RecordStatus};
 
 fn map_err(e: sqlx::Error) -> StoreError {
     match e {
@@ -561,7 +562,7 @@ macro_rules! impl_store {
                 .bind(c.vmid)
                 .bind(&c.hostname)
                 .bind(c.template_id)
-                .bind(&c.status)
+                .bind(c.status.as_str())
                 .bind(&c.spec_json)
                 .bind(&c.root_password_sealed)
                 .bind(&c.created_by)
@@ -610,11 +611,11 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
-            async fn update_container_status(&self, id: i64, status: &str, ip: Option<&str>) -> StoreResult<()> {
+            async fn update_container_status(&self, id: i64, status: RecordStatus, ip: Option<&str>) -> StoreResult<()> {
                 let rows = sqlx::query::<$db>(
                     "UPDATE containers SET status = $1, ip = COALESCE($2, ip), updated_at = $3 WHERE id = $4",
                 )
-                .bind(status)
+                .bind(status.as_str())
                 .bind(ip)
                 .bind(self.now())
                 .bind(id)
@@ -711,6 +712,18 @@ macro_rules! impl_store {
                 .bind(data_json)
                 .bind(self.now())
                 .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)
+            }
+
+            async fn container_events_after(&self, container_id: i64, after_id: i64, limit: i64) -> StoreResult<Vec<ContainerEvent>> {
+                sqlx::query_as::<$db, ContainerEvent>(
+                    "SELECT * FROM container_events WHERE container_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(container_id)
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(map_err)
             }
@@ -817,12 +830,12 @@ macro_rules! impl_store {
                 affected(rows)
             }
 
-            async fn finish_job(&self, job_id: i64, state: &str, error: Option<&str>) -> StoreResult<()> {
+            async fn finish_job(&self, job_id: i64, state: JobState, error: Option<&str>) -> StoreResult<()> {
                 let rows = sqlx::query::<$db>(
                     "UPDATE jobs SET state = $1, error = $2, finished_at = $3, lease_owner = NULL, lease_expires = NULL \
                      WHERE id = $4 AND state IN ('queued', 'running')",
                 )
-                .bind(state)
+                .bind(state.as_str())
                 .bind(error)
                 .bind(self.now())
                 .bind(job_id)
@@ -867,6 +880,21 @@ macro_rules! impl_store {
                 sqlx::query_as::<$db, (String, i64)>(
                     "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state",
                 )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)
+            }
+
+            async fn find_jobs(&self, f: &JobFilter) -> StoreResult<Vec<Job>> {
+                sqlx::query_as::<$db, Job>(
+                    "SELECT * FROM jobs WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR kind = $2) \
+                     AND ($3 IS NULL OR container_id = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+                )
+                .bind(f.state.map(JobState::as_str))
+                .bind(&f.kind)
+                .bind(f.container_id)
+                .bind(f.before_id)
+                .bind(if f.limit <= 0 { 50 } else { f.limit })
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_err)

@@ -25,7 +25,9 @@ use super::convert::{StoredConfig, template_to_record};
 use super::{SOURCE_FILESYSTEM, TemplatesError};
 
 /// What discovery did with one template.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// New: stored for the first time.
@@ -54,7 +56,9 @@ impl Status {
 }
 
 /// Names added, changed and removed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct NameChanges {
     /// New names.
     pub added: Vec<String>,
@@ -89,7 +93,9 @@ impl NameChanges {
 }
 
 /// What changed in a template since it was last stored.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Changes {
     /// Scripts, by file name.
     pub scripts: NameChanges,
@@ -115,7 +121,7 @@ impl Changes {
 }
 
 /// The outcome for one template directory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct TemplateReport {
     /// Template name (the directory name).
     pub name: String,
@@ -133,7 +139,9 @@ pub struct TemplateReport {
 }
 
 /// The outcome of one discovery run.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct DiscoveryReport {
     /// The roots scanned.
     pub roots: Vec<String>,

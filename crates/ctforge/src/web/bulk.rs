@@ -22,7 +22,6 @@ use crate::containers::bulk::{self, BulkResult, ItemResult};
 use crate::containers::lifecycle::{self, Action};
 use crate::containers::listing::Row;
 use crate::containers::{client_for, resolve_in};
-use crate::jobs::state as job_state;
 use crate::state::AppState;
 use crate::storage::model::Job;
 use crate::web::components::{self as ui, Tone, Viewer};
@@ -301,7 +300,7 @@ pub fn results(job: &Job) -> Option<Markup> {
     let by_id: HashMap<&str, &ItemResult> =
         result.items.iter().map(|i| (i.id.as_str(), i)).collect();
     let pending = payload.ids.len() - result.items.len();
-    let finished = job_state::is_finished(&job.state);
+    let finished = job.state.is_finished();
     Some(html! {
         section.card.stack data-bulk-results {
             h2 { "Containers" }

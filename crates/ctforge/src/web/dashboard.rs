@@ -186,7 +186,7 @@ fn ctx<'a>(row: &'a Row, back: &'a str) -> ActionCtx<'a> {
         key: &row.key,
         name: &row.hostname,
         vmid: row.vmid,
-        status: &row.status,
+        status: row.status,
         unavailable: row.unavailable.as_deref(),
         lock: row.lock.as_deref(),
         back,
@@ -215,11 +215,11 @@ fn mem_bar(row: &Row) -> Markup {
 
 fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: bool) -> Markup {
     html! {
-        article.card.ct-card data-vmid=(row.vmid) data-status=(row.status) {
+        article.card.ct-card data-vmid=(row.vmid) data-status=(row.status.as_str()) {
             div.ct-head {
                 (bulk::pick(row, select_all))
                 a.ct-name href={ "/containers/" (row.key) } { (row.hostname) }
-                (ui::status_badge(&row.status))
+                (ui::status_badge(row.status.as_str()))
             }
             dl.ct-facts {
                 dt { "VMID" } dd.mono { (row.vmid) }
@@ -265,12 +265,12 @@ fn table_view(
                 } }
                 tbody {
                     @for row in &listing.items {
-                        tr data-vmid=(row.vmid) data-status=(row.status) {
+                        tr data-vmid=(row.vmid) data-status=(row.status.as_str()) {
                             td { (bulk::pick(row, select_all)) }
                             td { a href={ "/containers/" (row.key) } { (row.hostname) } }
                             td.mono { (row.vmid) }
                             td { (row.node) }
-                            td { (ui::status_badge(&row.status)) }
+                            td { (ui::status_badge(row.status.as_str())) }
                             td.mono { (row.ip.as_deref().unwrap_or("–")) }
                             td {
                                 @match &row.template {

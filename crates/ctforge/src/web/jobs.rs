@@ -12,6 +12,7 @@ use crate::auth::CurrentUser;
 use crate::containers::bulk::JOB_KIND as BULK_KIND;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::status::{JobState, RecordStatus};
 use crate::storage::StoreError;
 use crate::web::components::{self as ui, Tone};
 use crate::web::home::viewer;
@@ -90,19 +91,19 @@ pub async fn show(
         &v,
         html! {
             h1 { (title) }
-            div.card.stack data-job-stream=[stream] data-last-seq=(last_seq) data-state=(job.state) {
+            div.card.stack data-job-stream=[stream] data-last-seq=(last_seq) data-state=(job.state.as_str()) {
                 div.row {
                     span { "State: " }
-                    span data-job-state { (ui::badge(Some(match job.state.as_str() { "succeeded" => Tone::Ok, "failed" | "cancelled" => Tone::Err, _ => Tone::Info }), &job.state)) }
+                    span data-job-state { (ui::badge(Some(match job.state { JobState::Succeeded => Tone::Ok, JobState::Failed | JobState::Cancelled => Tone::Err, _ => Tone::Info }), job.state.as_str())) }
                     span.muted { "attempt " (job.attempts) }
                 }
                 ol.stepper aria-label="Steps" {
                     @for s in &steps {
-                        @let class = if done.contains(&s.as_str()) { "done" } else if job.current_step.as_deref() == Some(s) && job.state == "running" { "current" } else if job.current_step.as_deref() == Some(s) && job.state == "failed" { "failed" } else { "todo" };
+                        @let class = if done.contains(&s.as_str()) { "done" } else if job.current_step.as_deref() == Some(s) && job.state == JobState::Running { "current" } else if job.current_step.as_deref() == Some(s) && job.state == JobState::Failed { "failed" } else { "todo" };
                         li data-step=(s) class=(class) aria-current=[(class == "current").then_some("step")] { (s) }
                     }
                 }
-                progress data-job-percent max="100" value=(if job.state == "succeeded" { 100 } else { percent }) aria-label="Progress" { (percent) "%" }
+                progress data-job-percent max="100" value=(if job.state == JobState::Succeeded { 100 } else { percent }) aria-label="Progress" { (percent) "%" }
                 @if let Some(error) = &job.error {
                     div data-job-error { (ui::alert(Tone::Err, error)) }
                     div.row {
@@ -132,7 +133,7 @@ pub async fn show(
                 }
             }
             @if let Some(results) = bulk_results { (results) }
-            @if job.state == "succeeded" {
+            @if job.state == JobState::Succeeded {
                 @if let Some(c) = &container {
                     section.card.stack {
                         h2 { "Ready" }
@@ -162,7 +163,7 @@ pub async fn retry(
     {
         let _ = state
             .store
-            .update_container_status(cid, "creating", None)
+            .update_container_status(cid, RecordStatus::Creating, None)
             .await;
     }
     Ok(axum::response::Redirect::to(&format!("/jobs/{id}")))

@@ -4,6 +4,7 @@
 //! with maud, progressive enhancement with our own small script, Server-Sent Events for live
 //! data; one component module ([`components`]) that every page uses.
 
+pub mod api_docs;
 pub mod assets;
 pub mod audit;
 pub mod buckets;
@@ -11,6 +12,7 @@ pub mod bulk;
 pub mod components;
 pub mod containers;
 pub mod dashboard;
+pub mod errors;
 pub mod health;
 pub mod home;
 pub mod jobs;
@@ -19,3 +21,88 @@ pub mod nodes;
 pub mod settings;
 pub mod templates;
 pub mod wizard;
+
+use crate::routes::{Answer, Doc, Routes};
+
+/// The browser routes (pages, forms, assets, health).
+pub fn routes(r: Routes) -> Routes {
+    let page = Doc::page;
+    r.public_get("/healthz", health::healthz, page())
+        .get(
+            "/metrics",
+            crate::metrics::render,
+            Doc::answer(Answer::Text),
+        )
+        .get("/api/docs", api_docs::page, page())
+        .public_get("/readyz", health::readyz, page())
+        .public_get("/static/app.css", assets::css, page())
+        .public_get("/static/app.js", assets::js, page())
+        .public_get("/login", login::show, page())
+        .public_post("/login", login::submit, page())
+        .public_get("/login/tfa", login::show_tfa, page())
+        .public_post("/login/tfa", login::submit_tfa, page())
+        .post("/logout", login::logout, page())
+        .get("/", dashboard::show, page())
+        .get("/containers/{id}", containers::detail::show, page())
+        .get("/nodes/{name}", nodes::show, page())
+        .post("/containers/{id}/start", containers::start, page())
+        .post("/containers/{id}/stop", containers::stop, page())
+        .post("/containers/{id}/shutdown", containers::shutdown, page())
+        .post("/containers/{id}/reboot", containers::reboot, page())
+        .post("/containers/{id}/delete", containers::delete, page())
+        .post(
+            "/containers/{id}/credentials/reveal",
+            containers::detail::reveal,
+            page(),
+        )
+        .post("/containers/bulk", bulk::submit, page())
+        .post(
+            "/containers/{id}/services/refresh",
+            containers::detail::refresh,
+            page(),
+        )
+        .get("/containers/new", wizard::show, page())
+        .post("/containers/new", wizard::advance, page())
+        .get("/jobs/{id}", jobs::show, page())
+        .post("/jobs/{id}/retry", jobs::retry, page())
+        .get("/settings/clusters", settings::clusters::show, page())
+        .post("/settings/clusters", settings::clusters::create, page())
+        .post(
+            "/settings/clusters/{id}/test",
+            settings::clusters::test,
+            page(),
+        )
+        .post(
+            "/settings/clusters/{id}/delete",
+            settings::clusters::delete,
+            page(),
+        )
+        .get("/settings/tokens", settings::tokens::show, page())
+        .post("/settings/tokens", settings::tokens::create, page())
+        .post(
+            "/settings/tokens/{id}/revoke",
+            settings::tokens::revoke,
+            page(),
+        )
+        .get("/audit", audit::show, page())
+        .get("/templates", templates::list, page())
+        .post("/templates/discover", templates::discover, page())
+        .get("/templates/new", templates::new_form, page())
+        .post("/templates/new", templates::create, page())
+        .get("/templates/{name}", templates::detail::show, page())
+        .get("/templates/{name}/edit", templates::edit_form, page())
+        .post("/templates/{name}/edit", templates::update, page())
+        .post("/templates/{name}/delete", templates::delete, page())
+        .post("/templates/{name}/duplicate", templates::duplicate, page())
+        .get("/buckets", buckets::list, page())
+        .post("/buckets", buckets::create, page())
+        .get("/buckets/{id}", buckets::show, page())
+        .post("/buckets/{id}", buckets::rename, page())
+        .post("/buckets/{id}/delete", buckets::delete, page())
+        .post("/buckets/{id}/packages", buckets::add_packages, page())
+        .post(
+            "/buckets/{id}/packages/delete",
+            buckets::remove_packages,
+            page(),
+        )
+}

@@ -92,7 +92,7 @@ async fn rotation_loses_nothing(backend: &str) {
         node: "pve1".into(),
         vmid: 100,
         hostname: "h".into(),
-        status: "ready".into(),
+        status: ctforge::status::RecordStatus::Ready,
         spec_json: "{}".into(),
         root_password_sealed: Some(keyring.seal("root-pw").unwrap()),
         ..Default::default()

@@ -163,7 +163,7 @@ async fn record(app: &common::TestApp, vmid: i64, node: &str, hostname: &str) ->
                 vmid,
                 hostname: hostname.into(),
                 template_id: None,
-                status: "ready".into(),
+                status: ctforge::status::RecordStatus::Ready,
                 spec_json: "{}".into(),
                 root_password_sealed: None,
                 created_by: "root@pam".into(),

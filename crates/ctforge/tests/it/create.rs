@@ -66,6 +66,12 @@ impl Session {
 }
 
 async fn signed_in(sim: &SimHandle) -> Session {
+    signed_in_with(sim, true).await
+}
+
+/// A signed-in session on an app whose job workers run (`workers`) or not (the test starts
+/// them itself once it is ready to watch).
+async fn signed_in_with(sim: &SimHandle, workers: bool) -> Session {
     let c = cluster(sim);
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -74,6 +80,9 @@ async fn signed_in(sim: &SimHandle) -> Session {
     let app = common::spawn_app_with("sqlite", move |config| {
         config.clusters = vec![c];
         config.templates.roots = vec![root];
+        if !workers {
+            config.workers.concurrency = 0;
+        }
     })
     .await;
     let r = app
@@ -419,4 +428,249 @@ async fn api_tokens_never_do_more_than_their_owner_may() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+}
+
+/// One Server-Sent Event: `id:`, `event:`, `data:` (parsed JSON).
+#[derive(Debug)]
+struct Sse {
+    id: String,
+    event: String,
+    data: serde_json::Value,
+}
+
+/// Reads a whole event stream until the server closes it; panics if it stays open longer
+/// than `limit` (the stream must close once the container's jobs are finished).
+async fn read_stream(response: reqwest::Response, limit: Duration) -> Vec<Sse> {
+    use futures_util::StreamExt;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .unwrap_or_else(|_| panic!("the event stream did not close within {limit:?}"));
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+        if !data.is_empty() {
+            out.push(Sse {
+                id,
+                event,
+                data: serde_json::from_str(&data).unwrap(),
+            });
+        }
+    }
+    out
+}
+
+impl Session {
+    async fn events(&self, path: &str, last_event_id: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .app
+            .client
+            .get(format!("{}{path}", self.app.address))
+            .header("cookie", &self.cookie)
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn container_read_events_stream_and_job_filters() {
+    let sim = sim().await;
+    let s = signed_in_with(&sim, false).await;
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "webapp", "hostname": "web-ev", "password": "hunter22" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let vmid = created["vmid"].as_i64().unwrap();
+    let job_id = created["job_id"].as_i64().unwrap();
+    let stream_path = format!("/api/v1/containers/{id}/events");
+
+    // Live: the viewer is subscribed (its answer arrived) while no worker runs; then the
+    // worker starts, and every job event reaches the viewer as it happens.
+    let live = s.events(&stream_path, None).await;
+    assert_eq!(live.status(), 200);
+    let workers = ctforge::startup::start_workers(&s.app.state);
+    let live = read_stream(live, Duration::from_secs(120)).await;
+    workers.stop().await;
+    let kinds: Vec<&str> = live.iter().map(|e| e.event.as_str()).collect();
+    assert!(kinds.contains(&"created"), "{kinds:?}");
+    assert!(kinds.contains(&"start"), "{kinds:?}");
+    assert!(kinds.contains(&"step"), "{kinds:?}");
+    assert!(kinds.contains(&"ready"), "{kinds:?}");
+    assert_eq!(
+        kinds.last(),
+        Some(&"done"),
+        "the terminal event closes the stream"
+    );
+    assert!(
+        live.iter().all(|e| !e.id.is_empty()),
+        "every event has an id"
+    );
+    let sources: std::collections::BTreeSet<&str> = live
+        .iter()
+        .map(|e| e.data["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["container", "job"].into_iter().collect());
+    let done = live.last().unwrap();
+    assert_eq!(done.data["job_id"], job_id);
+
+    // A late viewer of the finished job: the same events replayed, then the stream closes.
+    let replay = read_stream(s.events(&stream_path, None).await, Duration::from_secs(30)).await;
+    let ids = |v: &[Sse]| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    let sorted = |v: &[Sse]| {
+        let mut kinds: Vec<String> = v.iter().map(|e| e.event.clone()).collect();
+        kinds.sort();
+        kinds
+    };
+    assert_eq!(
+        sorted(&replay),
+        sorted(&live),
+        "the replay has every live event"
+    );
+    assert_eq!(replay.last().unwrap().event, "done");
+    // Resuming after the third event replays exactly the rest.
+    let resumed = read_stream(
+        s.events(&stream_path, Some(&replay[2].id)).await,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(ids(&resumed), ids(&replay)[3..].to_vec());
+    // Nothing after the last event of a finished job: 204, so EventSource stops reconnecting.
+    let after_all = s
+        .events(&stream_path, Some(&replay.last().unwrap().id))
+        .await;
+    assert_eq!(after_all.status(), 204);
+    let bad = s.events(&stream_path, Some("not-an-id")).await;
+    assert_eq!(bad.status(), 400);
+
+    // The container read: by managed id and by cluster:vmid, the list item's fields and more.
+    let one = s.get(&format!("/api/v1/containers/{id}")).await;
+    assert_eq!(one["vmid"], vmid, "{one}");
+    assert_eq!(one["id"], id);
+    assert_eq!(one["managed"], true);
+    assert_eq!(one["status"], "running", "{one}");
+    assert_eq!(one["hostname"], "web-ev");
+    assert_eq!(one["template"], "webapp", "{one}");
+    assert_eq!(one["template_ref"]["name"], "webapp", "{one}");
+    assert_eq!(one["creation_job"]["id"], job_id);
+    assert_eq!(one["creation_job"]["state"], "succeeded");
+    assert_eq!(one["last_job"]["id"], job_id);
+    assert!(one["services"].is_array());
+    assert!(
+        one["events"]["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "ready"),
+        "{one}"
+    );
+    assert_eq!(one["events"]["stream"], stream_path);
+    let list: serde_json::Value = s.get("/api/v1/containers").await;
+    let item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap()
+        .clone();
+    for (key, value) in item.as_object().unwrap() {
+        if key != "uptime" && key != "cpu" && key != "mem" {
+            assert_eq!(&one[key], value, "{key} as in the list");
+        }
+    }
+    let by_vmid = s.get(&format!("/api/v1/containers/sim:{vmid}")).await;
+    assert_eq!(by_vmid["id"], id);
+    let legacy = s.get("/api/v1/containers/sim:150").await;
+    assert_eq!(legacy["managed"], false, "{legacy}");
+    assert_eq!(legacy["vmid"], 150);
+    assert_eq!(legacy["status"], "running");
+    assert!(legacy["creation_job"].is_null());
+    for missing in ["/api/v1/containers/999999", "/api/v1/containers/sim:999"] {
+        let r = s
+            .app
+            .client
+            .get(format!("{}{missing}", s.app.address))
+            .header("cookie", &s.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{missing}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["status"], 404);
+    }
+
+    // Job filters.
+    let mine = s
+        .get(&format!(
+            "/api/v1/jobs?container={id}&state=succeeded&kind=create_container"
+        ))
+        .await;
+    let mine = mine["jobs"].as_array().unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["id"], job_id);
+    assert_eq!(mine[0]["state"], "succeeded");
+    let failed = s
+        .get(&format!("/api/v1/jobs?container={id}&state=failed"))
+        .await;
+    assert!(failed["jobs"].as_array().unwrap().is_empty());
+    let bulk = s.get("/api/v1/jobs?kind=bulk_action").await;
+    assert!(bulk["jobs"].as_array().unwrap().is_empty());
+    let unmanaged = s.get("/api/v1/jobs?container=sim:150").await;
+    assert!(unmanaged["jobs"].as_array().unwrap().is_empty());
+    // A second job, then paging one at a time.
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "webapp", "hostname": "web-ev2", "password": "hunter22" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let second: serde_json::Value = r.json().await.unwrap();
+    let queued = s.get("/api/v1/jobs?state=queued").await;
+    assert_eq!(queued["jobs"][0]["id"], second["job_id"]);
+    let first_page = s.get("/api/v1/jobs?limit=1").await;
+    assert_eq!(first_page["jobs"][0]["id"], second["job_id"]);
+    let before = first_page["next_before"].as_i64().unwrap();
+    let next_page = s
+        .get(&format!("/api/v1/jobs?limit=1&before={before}"))
+        .await;
+    assert_eq!(next_page["jobs"][0]["id"], job_id);
+    let r = s
+        .app
+        .client
+        .get(format!("{}/api/v1/jobs?state=bogus", s.app.address))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }

@@ -114,7 +114,7 @@ async fn managed(app: &common::TestApp, vmid: u32, services: &[(&str, &str)]) ->
                 vmid: i64::from(vmid),
                 hostname: format!("ct{vmid}"),
                 template_id: None,
-                status: "creating".into(),
+                status: ctforge::status::RecordStatus::Creating,
                 spec_json: "{}".into(),
                 root_password_sealed: None,
                 created_by: "root@pam".into(),
@@ -131,7 +131,7 @@ async fn managed(app: &common::TestApp, vmid: u32, services: &[(&str, &str)]) ->
         .await
         .unwrap();
     store
-        .update_container_status(id, "ready", Some("127.0.0.1"))
+        .update_container_status(id, ctforge::status::RecordStatus::Ready, Some("127.0.0.1"))
         .await
         .unwrap();
     let rows: Vec<ContainerService> = services

@@ -160,17 +160,23 @@ async fn serve_and_two_workers_on_postgres_and_redis() {
             .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let states: Vec<String> = {
+        let states: Vec<ctforge::status::JobState> = {
             let mut v = Vec::new();
             for id in &jobs {
                 v.push(store.get_job(*id).await.unwrap().state);
             }
             v
         };
-        if states.iter().all(|s| s == "succeeded") {
+        if states
+            .iter()
+            .all(|s| *s == ctforge::status::JobState::Succeeded)
+        {
             break;
         }
-        assert!(!states.iter().any(|s| s == "failed"), "{states:?}");
+        assert!(
+            !states.contains(&ctforge::status::JobState::Failed),
+            "{states:?}"
+        );
         assert!(Instant::now() < deadline, "jobs did not finish: {states:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

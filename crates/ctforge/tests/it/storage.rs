@@ -203,7 +203,7 @@ async fn containers_jobs_events(backend: &str) {
         vmid: 100,
         hostname: "web".into(),
         template_id: Some(template_id),
-        status: "creating".into(),
+        status: ctforge::status::RecordStatus::Creating,
         spec_json: "{}".into(),
         root_password_sealed: Some("v1:k:pw".into()),
         created_by: "root@pam".into(),
@@ -274,12 +274,18 @@ async fn containers_jobs_events(backend: &str) {
         .await
         .unwrap();
     store
-        .finish_job(job_id, "failed", Some("script 20-b.sh exited with 1"))
+        .finish_job(
+            job_id,
+            ctforge::status::JobState::Failed,
+            Some("script 20-b.sh exited with 1"),
+        )
         .await
         .unwrap();
     assert!(
         matches!(
-            store.finish_job(job_id, "succeeded", None).await,
+            store
+                .finish_job(job_id, ctforge::status::JobState::Succeeded, None)
+                .await,
             Err(StoreError::NotFound)
         ),
         "a finished job is not finished again (a worker cannot overwrite a cancel)"
@@ -325,11 +331,11 @@ async fn containers_jobs_events(backend: &str) {
     );
 
     store
-        .update_container_status(ct, "ready", Some("10.0.0.5"))
+        .update_container_status(ct, ctforge::status::RecordStatus::Ready, Some("10.0.0.5"))
         .await
         .unwrap();
     store
-        .update_container_status(ct, "ready", None)
+        .update_container_status(ct, ctforge::status::RecordStatus::Ready, None)
         .await
         .unwrap();
     assert_eq!(

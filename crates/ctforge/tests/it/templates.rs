@@ -673,7 +673,7 @@ async fn reference_template(store: &dyn Store, id: i64) {
                 vmid: 100,
                 hostname: "db".into(),
                 template_id: Some(id),
-                status: "ready".into(),
+                status: ctforge::status::RecordStatus::Ready,
                 spec_json: "{}".into(),
                 created_by: "root@pam".into(),
                 ..Default::default()

@@ -111,7 +111,7 @@ async fn filters_quick_stop_tabs_and_credential_reveal_in_the_browser() {
                 vmid: 200,
                 hostname: "web1".into(),
                 template_id: None,
-                status: "ready".into(),
+                status: ctforge::status::RecordStatus::Ready,
                 spec_json: r#"{"template":"webapp"}"#.into(),
                 root_password_sealed: None,
                 created_by: "root@pam".into(),

@@ -829,7 +829,7 @@ async fn delete_is_refused_while_containers_reference_it_unless_forced() {
                 vmid: 100,
                 hostname: "h".into(),
                 template_id: Some(id),
-                status: "ready".into(),
+                status: ctforge::status::RecordStatus::Ready,
                 spec_json: "{}".into(),
                 ..Default::default()
             },

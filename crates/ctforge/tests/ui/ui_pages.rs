@@ -565,3 +565,74 @@ async fn phone_screenshot(page: &Page, name: &str) -> anyhow::Result<()> {
     browser::viewport(page, 390, 844, true).await?;
     Ok(())
 }
+
+/// Browser routes answer errors as HTML pages in the normal layout, with the navigation: a
+/// missing container, a missing template and an unknown address each show a 404 page.
+#[tokio::test]
+async fn missing_pages_render_an_html_404_with_the_navigation() {
+    let app = common::spawn_app("sqlite").await;
+    let (token, _) = browser::session(&app.state, "root@pam").await;
+    let base = app.address.clone();
+    let missing = [
+        ("missing-container", "/containers/999999"),
+        ("missing-template", "/templates/no-such-template"),
+        ("unknown-route", "/no/such/page"),
+    ];
+    for (_, path) in missing {
+        let r = app
+            .client
+            .get(format!("{base}{path}"))
+            .header("cookie", format!("ctforge_session={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(
+            content_type.starts_with("text/html"),
+            "{path}: {content_type}"
+        );
+        let html = r.text().await.unwrap();
+        assert!(html.contains("<nav"), "{path} has the navigation: {html}");
+    }
+    // The API keeps answering JSON.
+    let r = app
+        .client
+        .get(format!("{base}/api/v1/templates/no-such-template"))
+        .header("cookie", format!("ctforge_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], 404);
+
+    let b = browser::Browser::launch().await;
+    let page = b.signed_in_page(&base, &token).await;
+    for (name, path) in missing {
+        browser::run(name, &page, async {
+            visit(&page, &base, path).await?;
+            let status: i64 = browser::eval(
+                &page,
+                "Number(document.querySelector('[data-error-status]')?.dataset.errorStatus || 0)",
+            )
+            .await?;
+            anyhow::ensure!(status == 404, "the page shows status {status}");
+            let heading: String =
+                browser::eval(&page, "document.querySelector('h1')?.textContent || ''").await?;
+            anyhow::ensure!(heading.contains("Not found"), "heading {heading:?}");
+            let nav: Vec<String> = browser::eval(
+                &page,
+                "[...document.querySelectorAll('nav[aria-label=Main] a')].map(a => a.getAttribute('href'))",
+            )
+            .await?;
+            anyhow::ensure!(
+                nav.iter().any(|h| h == "/") && nav.iter().any(|h| h == "/templates"),
+                "navigation links {nav:?}"
+            );
+            axe(&page, name).await
+        })
+        .await;
+    }
+    b.close().await;
+}

@@ -1,6 +1,7 @@
 //! `/api/v1/buckets`: package buckets (named, reusable package lists): list, create, read,
 //! rename, delete, add packages (one or a pasted list) and bulk-delete packages.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::Json;
@@ -8,29 +9,132 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ctforge_template::{Package, PackageManager};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::audit::Caller;
 use crate::auth::CurrentUser;
 use crate::buckets::{self, counts};
 use crate::error::AppError;
+use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 use crate::storage::model::{Bucket, BucketPackage};
 
-fn bucket_json(b: &Bucket, packages: &[BucketPackage]) -> Value {
-    json!({
-        "id": b.id,
-        "name": b.name,
-        "description": b.description,
-        "package_count": packages.len(),
-        "counts": counts(packages),
-        "created_at": b.created_at,
-        "updated_at": b.updated_at,
-    })
+/// The bucket routes.
+pub fn routes(r: Routes) -> Routes {
+    r.get("/api/v1/buckets", list, Doc::json::<BucketList>())
+        .post(
+            "/api/v1/buckets",
+            create,
+            Doc::status::<BucketView>(201).body::<BucketBody>(),
+        )
+        .get("/api/v1/buckets/{id}", show, Doc::json::<BucketDetail>())
+        .put(
+            "/api/v1/buckets/{id}",
+            update,
+            Doc::json::<BucketView>().body::<BucketBody>(),
+        )
+        .delete("/api/v1/buckets/{id}", delete, Doc::no_content())
+        .post(
+            "/api/v1/buckets/{id}/packages",
+            add_packages,
+            Doc::json::<PackagesAdded>().body::<AddPackages>(),
+        )
+        .delete(
+            "/api/v1/buckets/{id}/packages",
+            remove_packages,
+            Doc::json::<PackagesRemoved>().body::<RemovePackages>(),
+        )
 }
 
-fn package_json(p: &BucketPackage) -> Value {
+/// A bucket.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BucketView {
+    /// Bucket id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Number of packages.
+    pub package_count: usize,
+    /// Packages per manager.
+    pub counts: BTreeMap<String, usize>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// A package of a bucket.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BucketPackageView {
+    /// Package id (for removal).
+    pub id: i64,
+    /// Manager.
+    pub manager: String,
+    /// Name.
+    pub name: String,
+    /// Pinned version.
+    pub version: Option<String>,
+    /// The package in its manager's pin syntax (`curl=7.88`).
+    pub spec: String,
+}
+
+/// A bucket with its packages.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BucketDetail {
+    /// The bucket.
+    #[serde(flatten)]
+    pub bucket: BucketView,
+    /// Its packages.
+    pub packages: Vec<BucketPackageView>,
+}
+
+/// `GET /api/v1/buckets`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BucketList {
+    /// Buckets by name.
+    pub buckets: Vec<BucketView>,
+}
+
+/// The answer of adding packages: the bucket afterwards.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PackagesAdded {
+    /// The bucket with its packages.
+    #[serde(flatten)]
+    pub bucket: BucketDetail,
+    /// How many packages were added or re-pinned.
+    pub added: usize,
+}
+
+/// The answer of removing packages.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PackagesRemoved {
+    /// How many were removed.
+    pub removed: u64,
+}
+
+fn bucket_json(b: &Bucket, packages: &[BucketPackage]) -> BucketView {
+    BucketView {
+        id: b.id,
+        name: b.name.clone(),
+        description: b.description.clone(),
+        package_count: packages.len(),
+        counts: counts(packages),
+        created_at: b.created_at,
+        updated_at: b.updated_at,
+    }
+}
+
+fn detail(b: &Bucket, packages: &[BucketPackage]) -> BucketDetail {
+    BucketDetail {
+        bucket: bucket_json(b, packages),
+        packages: packages.iter().map(package_json).collect(),
+    }
+}
+
+fn package_json(p: &BucketPackage) -> BucketPackageView {
     let spec = p
         .manager
         .parse::<PackageManager>()
@@ -42,17 +146,23 @@ fn package_json(p: &BucketPackage) -> Value {
             .spec(m)
         })
         .unwrap_or_else(|_| p.name.clone());
-    json!({ "id": p.id, "manager": p.manager, "name": p.name, "version": p.version, "spec": spec })
+    BucketPackageView {
+        id: p.id,
+        manager: p.manager.clone(),
+        name: p.name.clone(),
+        version: p.version.clone(),
+        spec,
+    }
 }
 
 /// `GET /api/v1/buckets`.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    let out: Vec<Value> = buckets::list(state.store.as_ref())
+pub async fn list(State(state): State<AppState>) -> Result<Json<BucketList>, AppError> {
+    let out: Vec<BucketView> = buckets::list(state.store.as_ref())
         .await?
         .iter()
         .map(|(b, packages)| bucket_json(b, packages))
         .collect();
-    Ok(Json(json!({ "buckets": out })))
+    Ok(Json(BucketList { buckets: out }))
 }
 
 /// Body of create and update.
@@ -88,11 +198,9 @@ pub async fn create(
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<BucketDetail>, AppError> {
     let (b, packages) = buckets::get(state.store.as_ref(), id).await?;
-    let mut out = bucket_json(&b, &packages);
-    out["packages"] = json!(packages.iter().map(package_json).collect::<Vec<_>>());
-    Ok(Json(out))
+    Ok(Json(detail(&b, &packages)))
 }
 
 /// `PUT /api/v1/buckets/{id}`: rename / change the description.
@@ -102,7 +210,7 @@ pub async fn update(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
     Json(body): Json<BucketBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<BucketView>, AppError> {
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -157,7 +265,7 @@ pub async fn add_packages(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
     Json(body): Json<AddPackages>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<PackagesAdded>, AppError> {
     let mut text = body.text.unwrap_or_default();
     for spec in &body.packages {
         text.push('\n');
@@ -177,10 +285,10 @@ pub async fn add_packages(
     )
     .await?;
     let (b, packages) = buckets::get(state.store.as_ref(), id).await?;
-    let mut out = bucket_json(&b, &packages);
-    out["added"] = json!(added);
-    out["packages"] = json!(packages.iter().map(package_json).collect::<Vec<_>>());
-    Ok(Json(out))
+    Ok(Json(PackagesAdded {
+        bucket: detail(&b, &packages),
+        added,
+    }))
 }
 
 /// Body of `DELETE /api/v1/buckets/{id}/packages`.
@@ -198,12 +306,12 @@ pub async fn remove_packages(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
     Json(body): Json<RemovePackages>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<PackagesRemoved>, AppError> {
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
         remote: &remote,
     };
     let removed = buckets::remove_packages(state.store.as_ref(), caller, id, &body.ids).await?;
-    Ok(Json(json!({ "removed": removed })))
+    Ok(Json(PackagesRemoved { removed }))
 }

@@ -30,16 +30,220 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::CurrentUser;
 use crate::containers::lifecycle::{self, Action, Options, Outcome};
-use crate::containers::listing::{self, Filter, Listing};
+use crate::containers::listing::{self, Filter, Listing, Row};
 use crate::containers::monitor::{self, RefreshView};
 use crate::containers::{bulk as bulk_actions, credentials, resolve};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
+use crate::routes::{Answer, Doc, Routes, schema};
 use crate::state::AppState;
+use crate::storage::model::{ContainerEvent, ContainerService, JobFilter};
+
+use super::jobs::JobView;
+
+/// The container routes.
+pub fn routes(r: Routes) -> Routes {
+    let outcome = Doc::json::<Outcome>;
+    r.get("/api/v1/containers", list, Doc::json::<Listing>())
+        .get(
+            "/api/v1/containers/{id}",
+            show,
+            Doc::json::<ContainerDetail>(),
+        )
+        .get(
+            "/api/v1/containers/{id}/events",
+            super::container_events::events,
+            Doc::answer(Answer::Events {
+                event: schema::<super::container_events::StreamEvent>,
+                json: None,
+            }),
+        )
+        .post(
+            "/api/v1/containers/bulk",
+            bulk,
+            Doc::status::<BulkAccepted>(202).body_schema(bulk_request_schema),
+        )
+        .get(
+            "/api/v1/containers/{id}/services",
+            services,
+            Doc::json::<ServicesView>(),
+        )
+        .post(
+            "/api/v1/containers/{id}/services/refresh",
+            refresh_services,
+            Doc::json::<RefreshView>(),
+        )
+        .delete("/api/v1/containers/{id}", delete, outcome())
+        .post("/api/v1/containers/{id}/start", start, outcome())
+        .post("/api/v1/containers/{id}/stop", stop, outcome())
+        .post("/api/v1/containers/{id}/shutdown", shutdown, outcome())
+        .post("/api/v1/containers/{id}/reboot", reboot, outcome())
+        .post(
+            "/api/v1/containers/{id}/credentials/reveal",
+            reveal,
+            Doc::json::<Revealed>().body::<RevealRequest>(),
+        )
+}
+
+fn bulk_request_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["action", "ids"],
+        "properties": {
+            "action": { "type": "string", "enum": ["start", "stop", "shutdown", "reboot", "delete"] },
+            "ids": { "type": "array", "minItems": 1, "maxItems": bulk_actions::MAX_IDS, "uniqueItems": true, "items": { "type": "string", "description": "ctforge id (42) or <cluster>:<vmid> (lab:105)" } },
+            "timeout": { "type": "integer", "minimum": 0, "maximum": lifecycle::MAX_SHUTDOWN_TIMEOUT, "description": "graceful shutdown timeout in seconds (shutdown only; default 60)" }
+        },
+        "additionalProperties": false
+    })
+}
+
+/// A container event as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ContainerEventView {
+    /// Event id (increasing).
+    pub id: i64,
+    /// `created`, `ready`, `started`, `service_down`, …
+    pub kind: String,
+    /// What happened, for people.
+    pub message: String,
+    /// Who caused it.
+    pub actor: String,
+    /// Extra data.
+    pub data: Value,
+    /// Unix milliseconds.
+    pub at: i64,
+}
+
+impl From<&ContainerEvent> for ContainerEventView {
+    fn from(e: &ContainerEvent) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind.clone(),
+            message: e.message.clone(),
+            actor: e.actor.clone(),
+            data: serde_json::from_str(&e.data_json).unwrap_or(Value::Null),
+            at: e.created_at,
+        }
+    }
+}
+
+/// Recent events of a container and where to follow them.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EventsSummary {
+    /// The newest events, newest first (at most 10).
+    pub recent: Vec<ContainerEventView>,
+    /// The SSE stream of every provisioning and lifecycle event.
+    pub stream: String,
+}
+
+/// The template a container was built from.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateRef {
+    /// Template id.
+    pub id: i64,
+    /// Name (`GET /api/v1/templates/{name}`).
+    pub name: String,
+    /// Display name.
+    pub app: String,
+}
+
+/// `GET /api/v1/containers/{id}`: the list item plus services, events, jobs and template.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ContainerDetail {
+    /// The same fields as an item of `GET /api/v1/containers`.
+    #[serde(flatten)]
+    pub item: Row,
+    /// Tracked services as last checked (managed containers).
+    pub services: Vec<ContainerService>,
+    /// Names of the stored credentials (reveal with `POST …/credentials/reveal`).
+    pub credentials: Vec<String>,
+    /// Recent events (managed containers).
+    pub events: EventsSummary,
+    /// The job that created it.
+    pub creation_job: Option<JobView>,
+    /// Its newest job.
+    pub last_job: Option<JobView>,
+    /// The template it was built from (`template` holds its name, as in the list).
+    pub template_ref: Option<TemplateRef>,
+}
+
+/// `GET /api/v1/containers/{id}`: one container, managed (`42`) or not (`lab:105`).
+pub async fn show(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Json<ContainerDetail>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let item = listing::one(&state, &user, &target).await?;
+    let mut detail = ContainerDetail {
+        events: EventsSummary {
+            recent: Vec::new(),
+            stream: format!("/api/v1/containers/{}/events", target.url_id()),
+        },
+        item,
+        services: Vec::new(),
+        credentials: Vec::new(),
+        creation_job: None,
+        last_job: None,
+        template_ref: None,
+    };
+    let Some(record) = &target.record else {
+        return Ok(Json(detail));
+    };
+    detail.services = state.store.list_services(record.id).await?;
+    detail.credentials = state
+        .store
+        .list_credentials(record.id)
+        .await?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    detail.events.recent = state
+        .store
+        .list_container_events(record.id, None, None, 10)
+        .await?
+        .iter()
+        .map(ContainerEventView::from)
+        .collect();
+    let jobs = |kind: Option<&str>| JobFilter {
+        kind: kind.map(str::to_owned),
+        container_id: Some(record.id),
+        limit: 1,
+        ..JobFilter::default()
+    };
+    detail.last_job = state
+        .store
+        .find_jobs(&jobs(None))
+        .await?
+        .first()
+        .map(|j| JobView::of(&state, j));
+    detail.creation_job = state
+        .store
+        .find_jobs(&jobs(Some(crate::provisioning::submit::JOB_KIND)))
+        .await?
+        .first()
+        .map(|j| JobView::of(&state, j));
+    if let Some(template_id) = record.template_id {
+        match state.store.get_template(template_id).await {
+            Ok(t) => {
+                detail.template_ref = Some(TemplateRef {
+                    id: t.row.id,
+                    name: t.row.name,
+                    app: t.row.app,
+                });
+            }
+            Err(crate::storage::StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(detail))
+}
 
 /// `GET /api/v1/containers`.
 pub async fn list(
@@ -143,10 +347,19 @@ action_handlers! {
 }
 
 /// Body of the reveal request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RevealRequest {
     /// Credential name.
     pub name: String,
+}
+
+/// A revealed credential.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Revealed {
+    /// Credential name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
 }
 
 /// `POST /api/v1/containers/{id}/credentials/reveal`: the decrypted value (audited).
@@ -156,24 +369,41 @@ pub async fn reveal(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<String>,
     Json(body): Json<RevealRequest>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Revealed>, AppError> {
     let target = resolve(&state, &id).await?;
     let plain =
         credentials::reveal(&state, &user, &remote.ip().to_string(), &target, &body.name).await?;
-    Ok(Json(json!({ "name": body.name, "value": plain.expose() })))
+    Ok(Json(Revealed {
+        value: plain.expose().to_owned(),
+        name: body.name,
+    }))
 }
 
 /// A validation failure as `422 Unprocessable Entity` (same body as every error).
 fn unprocessable(e: AppError) -> Response {
-    let fields: serde_json::Map<String, Value> = match &e {
-        AppError::Invalid { fields, .. } => {
-            fields.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
-        }
-        _ => return e.into_response(),
-    };
+    if !matches!(e, AppError::Invalid { .. }) {
+        return e.into_response();
+    }
     let status = StatusCode::UNPROCESSABLE_ENTITY;
-    let body = json!({ "error": e.to_string(), "status": status.as_u16(), "fields": fields });
+    let body: ErrorBody = e.body_with(status);
     (status, Json(body)).into_response()
+}
+
+/// `202` of a bulk action: the job running it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BulkAccepted {
+    /// The job.
+    pub job_id: i64,
+    /// `GET` it for the per-container results.
+    pub url: String,
+    /// Its event stream.
+    pub events: String,
+    /// Its page in the dashboard.
+    pub page: String,
+    /// The action.
+    pub action: String,
+    /// How many containers.
+    pub count: usize,
 }
 
 /// `POST /api/v1/containers/bulk`: queues one job running `action` on every listed container
@@ -206,14 +436,14 @@ pub async fn bulk(
             (
                 StatusCode::ACCEPTED,
                 [(header::LOCATION, url.clone())],
-                Json(json!({
-                    "job_id": id,
-                    "url": url,
-                    "events": format!("/api/v1/jobs/{id}/events"),
-                    "page": format!("/jobs/{id}"),
-                    "action": request.action,
-                    "count": request.ids.len(),
-                })),
+                Json(BulkAccepted {
+                    job_id: id,
+                    url,
+                    events: format!("/api/v1/jobs/{id}/events"),
+                    page: format!("/jobs/{id}"),
+                    action: request.action.as_str().to_owned(),
+                    count: request.ids.len(),
+                }),
             )
                 .into_response()
         }
@@ -236,7 +466,7 @@ pub async fn services(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ServicesView>, AppError> {
     let target = resolve(&state, &id).await?;
     let Some(record) = &target.record else {
         return Err(AppError::NotFound(format!(
@@ -259,10 +489,23 @@ pub async fn services(
         .into_iter()
         .map(|c| c.name)
         .collect();
-    Ok(Json(json!({
-        "id": record.id,
-        "vmid": target.vmid,
-        "services": services,
-        "credentials": credentials,
-    })))
+    Ok(Json(ServicesView {
+        id: record.id,
+        vmid: target.vmid,
+        services,
+        credentials,
+    }))
+}
+
+/// `GET /api/v1/containers/{id}/services`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ServicesView {
+    /// ctforge record id.
+    pub id: i64,
+    /// VMID.
+    pub vmid: u32,
+    /// Services as last checked.
+    pub services: Vec<ContainerService>,
+    /// Stored credential names.
+    pub credentials: Vec<String>,
 }

@@ -1,4 +1,4 @@
-//! `/api/v1/jobs`: list and inspect jobs, retry and cancel them, and follow their progress
+//! `/api/v1/jobs`: list (filtered by state, kind and container, paged) and inspect jobs, retry and cancel them, and follow their progress
 //! events as JSON or as a Server-Sent Events stream.
 //!
 //! The SSE stream subscribes to the bus **before** reading the persisted backlog and
@@ -17,26 +17,52 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::events::{BusEvent, Delivery, Subscription, job_topic};
-use crate::jobs::{completed_steps, state as job_state};
+use crate::jobs::{JobState, completed_steps};
+use crate::routes::{Answer, Doc, Routes, schema};
 use crate::state::AppState;
-use crate::storage::model::Job;
+use crate::storage::model::{Job, JobFilter};
 use crate::storage::{Store, StoreError};
 
 /// Events read from the store per query.
-const PAGE: i64 = 500;
+pub(crate) const PAGE: i64 = 500;
 /// SSE keep-alive comment interval.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Options of `GET /api/v1/jobs`.
+/// The jobs routes.
+pub fn routes(r: Routes) -> Routes {
+    r.get("/api/v1/jobs", list, Doc::json::<JobList>())
+        .get("/api/v1/jobs/{id}", show, Doc::json::<JobView>())
+        .post("/api/v1/jobs/{id}/retry", retry, Doc::json::<JobView>())
+        .post("/api/v1/jobs/{id}/cancel", cancel, Doc::json::<JobView>())
+        .get(
+            "/api/v1/jobs/{id}/events",
+            events,
+            Doc::answer(Answer::Events {
+                event: schema::<BusEvent>,
+                json: Some(schema::<JobEventsPage>),
+            }),
+        )
+}
+
+/// Filters of `GET /api/v1/jobs` (all optional).
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
+    /// Only jobs in this state (`queued`, `running`, `succeeded`, `failed`, `cancelled`).
+    pub state: Option<String>,
+    /// Only jobs of this kind (`create_container`, `bulk_action`).
+    pub kind: Option<String>,
+    /// Only jobs of this container: its id (`42`) or `<cluster>:<vmid>`.
+    pub container: Option<String>,
+    /// Jobs older than this id (the previous page's `next_before`).
+    pub before: Option<i64>,
     /// How many jobs, newest first (default 50, at most 500).
     pub limit: Option<i64>,
 }
@@ -50,25 +76,85 @@ pub struct EventsQuery {
     pub limit: Option<i64>,
 }
 
-/// The JSON form of a job.
-pub fn job_json(job: &Job, steps: Option<Vec<&'static str>>) -> Value {
-    json!({
-        "id": job.id,
-        "kind": job.kind,
-        "state": job.state,
-        "container_id": job.container_id,
-        "node": job.node,
-        "current_step": job.current_step,
-        "completed_steps": completed_steps(job),
-        "steps": steps,
-        "attempts": job.attempts,
-        "error": job.error,
-        "created_by": job.created_by,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "result": job.result_json.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()),
-    })
+/// A job as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct JobView {
+    /// Job id.
+    pub id: i64,
+    /// `create_container`, `bulk_action`.
+    pub kind: String,
+    /// State.
+    pub state: JobState,
+    /// The container record it works on.
+    pub container_id: Option<i64>,
+    /// The node it works on.
+    pub node: Option<String>,
+    /// The step running or failed.
+    pub current_step: Option<String>,
+    /// Steps done, in order.
+    pub completed_steps: Vec<String>,
+    /// Every step of the job, in order (when its kind is known to this process).
+    pub steps: Option<Vec<String>>,
+    /// How many times a worker claimed it.
+    pub attempts: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Who submitted it.
+    pub created_by: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// First start, Unix milliseconds.
+    pub started_at: Option<i64>,
+    /// End, Unix milliseconds.
+    pub finished_at: Option<i64>,
+    /// The job's result, if its kind records one (a bulk action's per-container results).
+    pub result: Option<Value>,
+}
+
+impl JobView {
+    /// The view of `job`, with its steps when the registry knows its kind.
+    pub fn of(state: &AppState, job: &Job) -> Self {
+        Self {
+            id: job.id,
+            kind: job.kind.clone(),
+            state: job.state,
+            container_id: job.container_id,
+            node: job.node.clone(),
+            current_step: job.current_step.clone(),
+            completed_steps: completed_steps(job),
+            steps: steps_of(state, job).map(|s| s.into_iter().map(str::to_owned).collect()),
+            attempts: job.attempts,
+            error: job.error.clone(),
+            created_by: job.created_by.clone(),
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            result: job
+                .result_json
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<Value>(r).ok()),
+        }
+    }
+}
+
+/// A page of jobs, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct JobList {
+    /// The jobs.
+    pub jobs: Vec<JobView>,
+    /// Pass as `?before=` for the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// The JSON form of `GET /api/v1/jobs/{id}/events` (without `Accept: text/event-stream`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct JobEventsPage {
+    /// Job id.
+    pub job_id: i64,
+    /// The job's state now.
+    pub state: JobState,
+    /// Events after `?after=`, in order.
+    pub events: Vec<BusEvent>,
 }
 
 fn steps_of(state: &AppState, job: &Job) -> Option<Vec<&'static str>> {
@@ -87,27 +173,66 @@ async fn load(store: &dyn Store, id: i64) -> Result<Job, AppError> {
     }
 }
 
-/// `GET /api/v1/jobs?limit=`: recent jobs, newest first.
+fn set(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// `GET /api/v1/jobs?state=&kind=&container=&before=&limit=`: jobs, newest first.
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<JobList>, AppError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let jobs = state.store.list_jobs(limit).await?;
-    let jobs: Vec<Value> = jobs
-        .iter()
-        .map(|job| job_json(job, steps_of(&state, job)))
-        .collect();
-    Ok(Json(json!({ "jobs": jobs })))
+    let job_state = set(query.state.as_deref())
+        .map(|s| {
+            s.parse::<JobState>().map_err(|_| AppError::Invalid {
+                message: format!("unknown job state {s:?}"),
+                fields: vec![(
+                    "state".to_owned(),
+                    "one of queued, running, succeeded, failed, cancelled".to_owned(),
+                )],
+            })
+        })
+        .transpose()?;
+    let container_id = match set(query.container.as_deref()) {
+        None => None,
+        Some(id) => match crate::containers::resolve(&state, id).await?.record {
+            Some(record) => Some(record.id),
+            // ctforge runs no jobs on containers it does not manage.
+            None => {
+                return Ok(Json(JobList {
+                    jobs: Vec::new(),
+                    next_before: None,
+                }));
+            }
+        },
+    };
+    let filter = JobFilter {
+        state: job_state,
+        kind: set(query.kind.as_deref()).map(str::to_owned),
+        container_id,
+        before_id: query.before,
+        limit,
+    };
+    let jobs = state.store.find_jobs(&filter).await?;
+    let next_before = if i64::try_from(jobs.len()).unwrap_or(0) == limit {
+        jobs.last().map(|j| j.id)
+    } else {
+        None
+    };
+    Ok(Json(JobList {
+        jobs: jobs.iter().map(|job| JobView::of(&state, job)).collect(),
+        next_before,
+    }))
 }
 
 /// `GET /api/v1/jobs/{id}`: state, step, attempts, completed steps, error.
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<JobView>, AppError> {
     let job = load(state.store.as_ref(), id).await?;
-    Ok(Json(job_json(&job, steps_of(&state, &job))))
+    Ok(Json(JobView::of(&state, &job)))
 }
 
 /// `POST /api/v1/jobs/{id}/retry`: re-queues a failed or cancelled job from its failed step.
@@ -115,9 +240,9 @@ pub async fn retry(
     State(state): State<AppState>,
     Extension(user): Extension<CurrentUser>,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<JobView>, AppError> {
     let job = state.jobs.retry(id, &user.username).await?;
-    Ok(Json(job_json(&job, steps_of(&state, &job))))
+    Ok(Json(JobView::of(&state, &job)))
 }
 
 /// `POST /api/v1/jobs/{id}/cancel`: cancels a queued or running job.
@@ -125,12 +250,12 @@ pub async fn cancel(
     State(state): State<AppState>,
     Extension(user): Extension<CurrentUser>,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<JobView>, AppError> {
     let job = state.jobs.cancel(id, &user.username).await?;
-    Ok(Json(job_json(&job, steps_of(&state, &job))))
+    Ok(Json(JobView::of(&state, &job)))
 }
 
-fn wants_sse(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_sse(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
@@ -138,7 +263,7 @@ fn wants_sse(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/event-stream"))
 }
 
-fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, AppError> {
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, AppError> {
     match headers.get("last-event-id") {
         None => Ok(None),
         Some(value) => value
@@ -166,9 +291,12 @@ pub async fn events(
         let limit = query.limit.unwrap_or(1000).clamp(1, 1000);
         let events = state.store.job_events_after(id, after, limit).await?;
         let events: Vec<BusEvent> = events.iter().map(BusEvent::from_record).collect();
-        return Ok(
-            Json(json!({ "job_id": id, "state": job.state, "events": events })).into_response(),
-        );
+        return Ok(Json(JobEventsPage {
+            job_id: id,
+            state: job.state,
+            events,
+        })
+        .into_response());
     }
     // Subscribe first: anything published from now on reaches us, anything before is stored.
     let subscription = state
@@ -177,7 +305,7 @@ pub async fn events(
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     let job = load(state.store.as_ref(), id).await?;
-    let finished = job_state::is_finished(&job.state);
+    let finished = job.state.is_finished();
     let first = state.store.job_events_after(id, after, PAGE).await?;
     if finished && first.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -275,11 +403,11 @@ impl Feed {
     }
 }
 
-fn delivery(record: &crate::storage::model::JobEvent) -> Arc<Delivery> {
+pub(crate) fn delivery(record: &crate::storage::model::JobEvent) -> Arc<Delivery> {
     Arc::new(Delivery::new(BusEvent::from_record(record)))
 }
 
-fn sse_event(event: &Delivery) -> Event {
+pub(crate) fn sse_event(event: &Delivery) -> Event {
     Event::default()
         .id(event.seq.to_string())
         .event(event.kind.as_str())

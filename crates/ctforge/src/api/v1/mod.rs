@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod buckets;
+pub mod container_events;
 pub mod containers;
 pub mod jobs;
 pub mod provisioning;

@@ -11,8 +11,23 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::provisioning::plan::{CreateRequest, PlanView};
-use crate::provisioning::submit;
+use crate::provisioning::submit::{self, Submitted};
+use crate::routes::{Doc, Routes};
 use crate::state::AppState;
+
+/// The provisioning routes.
+pub fn routes(r: Routes) -> Routes {
+    r.post(
+        "/api/v1/containers/plan",
+        plan,
+        Doc::json::<PlanView>().body::<CreateRequest>(),
+    )
+    .post(
+        "/api/v1/containers",
+        create,
+        Doc::status::<Submitted>(202).body::<CreateRequest>(),
+    )
+}
 
 type Body = Result<Json<CreateRequest>, axum::extract::rejection::JsonRejection>;
 

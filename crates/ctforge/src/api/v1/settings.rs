@@ -6,14 +6,117 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, AuditQuery};
 use crate::auth::{CurrentUser, require_admin};
 use crate::clusters::{self, ClusterForm, ClusterView, Saved};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
+use crate::routes::{Doc, Routes};
 use crate::state::AppState;
+use crate::tokens::TokenView;
+
+/// The settings routes: clusters, tokens, audit log.
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/api/v1/clusters",
+        list_clusters,
+        Doc::json::<Vec<ClusterView>>(),
+    )
+    .post(
+        "/api/v1/clusters",
+        create_cluster,
+        Doc::status::<ClusterView>(201).body::<ClusterForm>(),
+    )
+    .get(
+        "/api/v1/clusters/{id}",
+        get_cluster,
+        Doc::json::<ClusterView>(),
+    )
+    .put(
+        "/api/v1/clusters/{id}",
+        update_cluster,
+        Doc::json::<ClusterView>().body::<ClusterForm>(),
+    )
+    .delete("/api/v1/clusters/{id}", delete_cluster, Doc::no_content())
+    .post(
+        "/api/v1/clusters/{id}/test",
+        test_cluster,
+        Doc::json::<clusters::ConnectionReport>(),
+    )
+    .post(
+        "/api/v1/clusters/fingerprint",
+        fetch_fingerprint,
+        Doc::json::<Fingerprint>().body::<FingerprintQuery>(),
+    )
+    .get("/api/v1/tokens", list_tokens, Doc::json::<Vec<TokenView>>())
+    .post(
+        "/api/v1/tokens",
+        create_token,
+        Doc::status::<CreatedToken>(201).body::<NewToken>(),
+    )
+    .delete("/api/v1/tokens/{id}", revoke_token, Doc::no_content())
+    .get("/api/v1/audit", audit, Doc::json::<AuditPage>())
+}
+
+/// `409` of a cluster save: the server's certificate must be confirmed first.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ConfirmFingerprint {
+    /// The error document.
+    #[serde(flatten)]
+    pub body: ErrorBody,
+    /// Send it back as `fingerprint` once compared with the node's.
+    pub fingerprint_to_confirm: String,
+}
+
+/// A server's TLS certificate fingerprint.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Fingerprint {
+    /// SHA-256, `AA:BB:…`.
+    pub fingerprint: String,
+}
+
+/// A new API token: the secret is shown once.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CreatedToken {
+    /// The secret: `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Token id.
+    pub id: i64,
+    /// Token name.
+    pub name: String,
+    /// Reminder.
+    pub note: String,
+}
+
+/// One audit entry.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AuditItem {
+    /// Entry id.
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// Who.
+    pub actor: String,
+    /// What (`container.start`, `template.delete`, …).
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// From where.
+    pub remote_addr: String,
+    /// `ok` or the failure.
+    pub outcome: String,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AuditPage {
+    /// The entries.
+    pub items: Vec<AuditItem>,
+    /// Pass as `?before=` for older entries.
+    pub next_before: Option<i64>,
+}
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
@@ -58,11 +161,10 @@ fn saved_response(saved: Saved, created: bool) -> Response {
         }
         Saved::ConfirmFingerprint(fp) => (
             StatusCode::CONFLICT,
-            Json(json!({
-                "error": "confirm the server's TLS certificate: compare this fingerprint with the node's (pvenode cert info) and send it back as \"fingerprint\"",
-                "status": 409,
-                "fingerprint_to_confirm": fp,
-            })),
+            Json(ConfirmFingerprint {
+                body: ErrorBody::new(StatusCode::CONFLICT, "confirm the server's TLS certificate: compare this fingerprint with the node's (pvenode cert info) and send it back as \"fingerprint\""),
+                fingerprint_to_confirm: fp,
+            }),
         )
             .into_response(),
     }
@@ -139,9 +241,11 @@ pub async fn test_cluster(
 }
 
 /// Body of `POST /api/v1/clusters/fingerprint`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FingerprintQuery {
+    /// The server's URL (`https://pve1:8006`).
+    #[schemars(url)]
     url: String,
 }
 
@@ -149,7 +253,7 @@ pub struct FingerprintQuery {
 pub async fn fetch_fingerprint(
     axum::Extension(user): axum::Extension<CurrentUser>,
     query: JsonBody<FingerprintQuery>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<Fingerprint>, AppError> {
     require_admin(&user)?;
     let query = body(query)?;
     let fp = ctforge_pve::fetch_fingerprint(&query.url)
@@ -163,13 +267,15 @@ pub async fn fetch_fingerprint(
                 message,
             }
         })?;
-    Ok(Json(json!({ "fingerprint": fp })))
+    Ok(Json(Fingerprint { fingerprint: fp }))
 }
 
 /// Body of `POST /api/v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// A name to recognise it by.
+    #[schemars(length(min = 1, max = 64))]
     name: String,
 }
 
@@ -177,7 +283,7 @@ pub struct NewToken {
 pub async fn list_tokens(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
-) -> Result<Json<Vec<crate::tokens::TokenView>>, AppError> {
+) -> Result<Json<Vec<TokenView>>, AppError> {
     Ok(Json(crate::tokens::list(&state, &user.username).await?))
 }
 
@@ -196,7 +302,16 @@ pub async fn create_token(
         &remote.ip().to_string(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "token": secret, "id": view.id, "name": view.name, "note": "store this token now; it is not shown again" }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: secret,
+            id: view.id,
+            name: view.name,
+            note: "store this token now; it is not shown again".to_owned(),
+        }),
+    )
+        .into_response())
 }
 
 /// `DELETE /api/v1/tokens/{id}`.
@@ -215,13 +330,22 @@ pub async fn audit(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     Query(query): Query<AuditQuery>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<AuditPage>, AppError> {
     let entries = audit::list(state.store.as_ref(), &user, &query).await?;
     let items: Vec<_> = entries
         .iter()
-        .map(|e| json!({ "id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "target": e.target, "remote_addr": e.remote_addr, "outcome": e.outcome }))
+        .map(|e| AuditItem {
+            id: e.id,
+            at: e.at,
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            target: e.target.clone(),
+            remote_addr: e.remote_addr.clone(),
+            outcome: e.outcome.clone(),
+        })
         .collect();
-    Ok(Json(
-        json!({ "items": items, "next_before": entries.last().map(|e| e.id) }),
-    ))
+    Ok(Json(AuditPage {
+        next_before: entries.last().map(|e| e.id),
+        items,
+    }))
 }

@@ -7,16 +7,182 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::audit::Caller;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
+use crate::routes::{Answer, Doc, Routes};
 use crate::state::AppState;
 use crate::storage::model::TemplateRow;
+use crate::templates::discovery::DiscoveryReport;
 use crate::templates::manage::{self, Deleted, Via};
 use crate::templates::{self, StoredConfig};
+
+/// The template routes.
+pub fn routes(r: Routes) -> Routes {
+    r.get("/api/v1/templates", list, Doc::json::<TemplateList>())
+        .post(
+            "/api/v1/templates",
+            create,
+            Doc::status::<TemplateView>(201).body::<TemplateBody>(),
+        )
+        .post(
+            "/api/v1/templates/discover",
+            discover,
+            Doc::json::<DiscoveryReport>(),
+        )
+        .get(
+            "/api/v1/templates/{name}",
+            show,
+            Doc::json::<TemplateView>(),
+        )
+        .put(
+            "/api/v1/templates/{name}",
+            update,
+            Doc::json::<TemplateView>().body::<TemplateBody>(),
+        )
+        .delete("/api/v1/templates/{name}", delete, Doc::no_content())
+        .get(
+            "/api/v1/templates/{name}/export",
+            export,
+            Doc::answer(Answer::File("application/gzip")),
+        )
+        .post(
+            "/api/v1/templates/{name}/duplicate",
+            duplicate,
+            Doc::status::<TemplateView>(201).body::<DuplicateBody>(),
+        )
+}
+
+/// A template's resources from `template.conf`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Resources {
+    /// Cores.
+    pub cpu: Option<u32>,
+    /// MiB.
+    pub ram_mib: Option<u32>,
+    /// GiB.
+    pub disk_gib: Option<u32>,
+    /// MiB.
+    pub swap_mib: Option<u32>,
+    /// OS.
+    pub os: Option<String>,
+    /// OS version.
+    pub os_version: Option<String>,
+}
+
+/// What every template answer starts with.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateHeader {
+    /// Template id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Display name.
+    pub app: String,
+    /// Description.
+    pub description: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// `filesystem` or `custom`.
+    pub source: String,
+    /// Directory it was discovered in.
+    pub source_path: Option<String>,
+    /// A filesystem template edited here.
+    pub diverged: bool,
+    /// Content hash.
+    pub content_hash: String,
+    /// Resources.
+    pub resources: Resources,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// A template in the list.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateSummaryView {
+    /// Header.
+    #[serde(flatten)]
+    pub header: TemplateHeader,
+    /// Number of scripts.
+    pub script_count: i64,
+    /// Number of files.
+    pub file_count: i64,
+    /// Number of packages.
+    pub package_count: i64,
+}
+
+/// `GET /api/v1/templates`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateList {
+    /// Templates by name.
+    pub templates: Vec<TemplateSummaryView>,
+}
+
+/// A script of a template.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ScriptView {
+    /// Run order.
+    pub position: i64,
+    /// Name.
+    pub name: String,
+    /// Text.
+    pub content: String,
+    /// Runs when provisioning.
+    pub enabled: bool,
+}
+
+/// A file of a template.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FileView {
+    /// Name.
+    pub name: String,
+    /// Target directory.
+    pub target_dir: String,
+    /// `replace`, `default` or `backup`.
+    pub policy: String,
+    /// Content.
+    pub content: String,
+}
+
+/// A package of a template.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PackageView {
+    /// Bucket (list file stem).
+    pub bucket: String,
+    /// Manager.
+    pub manager: String,
+    /// Name.
+    pub name: String,
+    /// Pinned version.
+    pub version: Option<String>,
+    /// Order within the bucket.
+    pub position: i64,
+}
+
+/// The full template (`GET /api/v1/templates/{name}`); its `config`, `scripts`, `files` and
+/// `packages` can be sent back as a `PUT` body.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateView {
+    /// Header.
+    #[serde(flatten)]
+    pub header: TemplateHeader,
+    /// The `template.conf` values.
+    pub config: Value,
+    /// `packages/custom.sh`.
+    pub custom_installer: Option<String>,
+    /// Scripts in order.
+    pub scripts: Vec<ScriptView>,
+    /// Files.
+    pub files: Vec<FileView>,
+    /// Packages.
+    pub packages: Vec<PackageView>,
+}
 
 /// Filters of `GET /api/v1/templates`.
 #[derive(Debug, Default, Deserialize)]
@@ -44,32 +210,28 @@ fn tags_of(row: &TemplateRow) -> Vec<String> {
         .collect()
 }
 
-fn header_json(row: &TemplateRow, config: &StoredConfig) -> serde_json::Map<String, Value> {
+fn header(row: &TemplateRow, config: &StoredConfig) -> TemplateHeader {
     let c = &config.config;
-    let value = json!({
-        "id": row.id,
-        "name": row.name,
-        "app": row.app,
-        "description": row.description,
-        "tags": tags_of(row),
-        "source": row.source,
-        "source_path": row.source_path,
-        "diverged": row.diverged,
-        "content_hash": row.content_hash,
-        "resources": {
-            "cpu": c.cpu,
-            "ram_mib": c.ram_mib,
-            "disk_gib": c.disk_gib,
-            "swap_mib": c.swap_mib,
-            "os": c.os,
-            "os_version": c.os_version,
+    TemplateHeader {
+        id: row.id,
+        name: row.name.clone(),
+        app: row.app.clone(),
+        description: row.description.clone(),
+        tags: tags_of(row),
+        source: row.source.clone(),
+        source_path: row.source_path.clone(),
+        diverged: row.diverged,
+        content_hash: row.content_hash.clone(),
+        resources: Resources {
+            cpu: c.cpu,
+            ram_mib: c.ram_mib,
+            disk_gib: c.disk_gib,
+            swap_mib: c.swap_mib,
+            os: c.os.clone(),
+            os_version: c.os_version.clone(),
         },
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    });
-    match value {
-        Value::Object(map) => map,
-        _ => serde_json::Map::new(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
     }
 }
 
@@ -77,7 +239,7 @@ fn header_json(row: &TemplateRow, config: &StoredConfig) -> serde_json::Map<Stri
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<TemplateList>, AppError> {
     let q = query
         .q
         .as_deref()
@@ -105,75 +267,59 @@ pub async fn list(
             continue;
         }
         let config = StoredConfig::parse(&row.name, &row.config_json).unwrap_or_default();
-        let mut item = header_json(row, &config);
-        item.insert("script_count".into(), json!(summary.script_count));
-        item.insert("file_count".into(), json!(summary.file_count));
-        item.insert("package_count".into(), json!(summary.package_count));
-        out.push(Value::Object(item));
+        out.push(TemplateSummaryView {
+            header: header(row, &config),
+            script_count: summary.script_count,
+            file_count: summary.file_count,
+            package_count: summary.package_count,
+        });
     }
-    Ok(Json(json!({ "templates": out })))
+    Ok(Json(TemplateList { templates: out }))
 }
 
 /// `GET /api/v1/templates/{name}`: the full template.
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<TemplateView>, AppError> {
     let (record, template) = templates::load_template(state.store.as_ref(), &name).await?;
     let config = StoredConfig::parse(&record.row.name, &record.row.config_json)?;
-    let mut out = header_json(&record.row, &config);
-    out.insert(
-        "config".into(),
-        serde_json::to_value(&template.config).map_err(|e| AppError::Internal(e.into()))?,
-    );
-    out.insert("custom_installer".into(), json!(template.custom_installer));
-    out.insert(
-        "scripts".into(),
-        json!(
-            record
-                .scripts
-                .iter()
-                .map(|s| json!({
-                    "position": s.position,
-                    "name": s.name,
-                    "content": s.content,
-                    "enabled": s.enabled,
-                }))
-                .collect::<Vec<_>>()
-        ),
-    );
-    out.insert(
-        "files".into(),
-        json!(
-            record
-                .files
-                .iter()
-                .map(|f| json!({
-                    "name": f.name,
-                    "target_dir": f.target_dir,
-                    "policy": f.policy,
-                    "content": f.content,
-                }))
-                .collect::<Vec<_>>()
-        ),
-    );
-    out.insert(
-        "packages".into(),
-        json!(
-            record
-                .packages
-                .iter()
-                .map(|p| json!({
-                    "bucket": p.bucket,
-                    "manager": p.manager,
-                    "name": p.name,
-                    "version": p.version,
-                    "position": p.position,
-                }))
-                .collect::<Vec<_>>()
-        ),
-    );
-    Ok(Json(Value::Object(out)))
+    Ok(Json(TemplateView {
+        header: header(&record.row, &config),
+        config: serde_json::to_value(&template.config).map_err(|e| AppError::Internal(e.into()))?,
+        custom_installer: template.custom_installer.clone(),
+        scripts: record
+            .scripts
+            .iter()
+            .map(|s| ScriptView {
+                position: s.position,
+                name: s.name.clone(),
+                content: s.content.clone(),
+                enabled: s.enabled,
+            })
+            .collect(),
+        files: record
+            .files
+            .iter()
+            .map(|f| FileView {
+                name: f.name.clone(),
+                target_dir: f.target_dir.clone(),
+                policy: f.policy.clone(),
+                content: f.content.clone(),
+            })
+            .collect(),
+        packages: record
+            .packages
+            .iter()
+            .map(|p| PackageView {
+                bucket: p.bucket.clone(),
+                manager: p.manager.clone(),
+                name: p.name.clone(),
+                version: p.version.clone(),
+                position: p.position,
+            })
+            .collect(),
+    }))
 }
 
 /// `POST /api/v1/templates/discover`: scans the configured roots; returns the report.
@@ -181,7 +327,7 @@ pub async fn discover(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     axum::Extension(user): axum::Extension<CurrentUser>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<DiscoveryReport>, AppError> {
     let roots = state.config.templates.roots.clone();
     if roots.is_empty() {
         return Err(AppError::invalid(
@@ -195,9 +341,7 @@ pub async fn discover(
         remote: &remote,
     };
     let report = manage::discover(state.store.as_ref(), caller, &roots, Via::Api).await?;
-    Ok(Json(
-        serde_json::to_value(&report).map_err(|e| AppError::Internal(e.into()))?,
-    ))
+    Ok(Json(report))
 }
 
 /// `DELETE /api/v1/templates/{name}?force=true`: 409 while containers reference it unless
@@ -447,7 +591,7 @@ pub async fn update(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(name): Path<String>,
     Json(mut body): Json<TemplateBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<TemplateView>, AppError> {
     body.name = name.clone();
     let template = body.into_template()?;
     let remote = remote.ip().to_string();

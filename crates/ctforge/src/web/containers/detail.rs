@@ -22,6 +22,7 @@ use crate::auth::CurrentUser;
 use crate::containers::{self, Target, client_for, credentials, lifecycle, monitor, resolve};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::status::{ContainerStatus, RecordStatus};
 use crate::storage::model::ContainerService;
 use crate::web::components::chart::{self, RrdSource};
 use crate::web::components::{self as ui, Tone, Viewer};
@@ -107,9 +108,11 @@ pub async fn show(
     uri: Uri,
 ) -> Result<Response, AppError> {
     let target = resolve(&state, &id).await?;
-    if let Some(record) = target.record.as_ref().filter(|r| r.status == "creating")
+    if let Some(record) = target
+        .record
+        .as_ref()
+        .filter(|r| r.status == RecordStatus::Creating)
         && let Some(job) = creation_job(&state, record.id).await
-        && progress_page_exists()
     {
         return Ok(Redirect::to(&format!("/jobs/{job}")).into_response());
     }
@@ -217,18 +220,19 @@ pub async fn refresh(
 }
 
 async fn creation_job(state: &AppState, container_id: i64) -> Option<i64> {
+    let filter = crate::storage::model::JobFilter {
+        kind: Some(crate::provisioning::submit::JOB_KIND.to_owned()),
+        container_id: Some(container_id),
+        limit: 1,
+        ..Default::default()
+    };
     state
         .store
-        .latest_container_job(container_id)
+        .find_jobs(&filter)
         .await
-        .ok()
-        .flatten()
-}
-
-fn progress_page_exists() -> bool {
-    crate::startup::route_table()
-        .iter()
-        .any(|r| r.path == "/jobs/{id}" && r.methods.contains(&"GET"))
+        .ok()?
+        .first()
+        .map(|j| j.id)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -254,12 +258,10 @@ async fn render(
         Err(e) => Err(e),
     };
     let record = target.record.as_ref();
-    let status = match (&live, record) {
-        (_, Some(r)) if matches!(r.status.as_str(), "creating" | "error" | "deleting") => {
-            r.status.clone()
-        }
-        (Ok(l), _) => l.status.status.clone(),
-        (Err(_), _) => "unknown".to_owned(),
+    let status = match (record.and_then(|r| r.status.overrides()), &live) {
+        (Some(s), _) => s,
+        (None, Ok(l)) => ContainerStatus::from_proxmox(Some(l.status.status.as_str())),
+        (None, Err(_)) => ContainerStatus::Unknown,
     };
     let node = match (&live, record) {
         (Ok(l), _) => l.node.clone(),
@@ -287,7 +289,7 @@ async fn render(
         key: &key,
         name: &hostname,
         vmid: target.vmid,
-        status: &status,
+        status,
         unavailable: unavailable.as_deref(),
         lock: lock.as_deref(),
         back,
@@ -313,14 +315,14 @@ async fn render(
         @if let Some(reason) = &unavailable {
             (ui::banner(Tone::Warn, "Proxmox is unreachable.", &format!("Showing ctforge's record; actions that need Proxmox are disabled. ({reason})")))
         }
-        @if status == "creating" {
+        @if status == ContainerStatus::Creating {
             (ui::alert(Tone::Info, "This container is still being created; its progress page is not available yet. This page shows its record."))
         }
         div.page-head.ct-detail-head {
             div {
                 h1 { (hostname) " " span.muted.mono { "CT " (target.vmid) } }
                 div.row {
-                    (ui::status_badge(&status))
+                    (ui::status_badge(status.as_str()))
                     span { "Node " strong { (node) } }
                     span { "Cluster " strong { (target.cluster.name) } }
                     @if record.is_none() { (ui::badge(None, "unmanaged")) }

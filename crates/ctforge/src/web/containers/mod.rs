@@ -16,6 +16,7 @@ use crate::auth::CurrentUser;
 use crate::containers::lifecycle::{self, Action, Options};
 use crate::containers::resolve;
 use crate::state::AppState;
+use crate::status::ContainerStatus;
 use crate::web::components::{self as ui, Tone, Viewer};
 
 const FLASH_COOKIE: &str = "ctforge_flash";
@@ -81,7 +82,7 @@ pub struct ActionCtx<'a> {
     /// VMID.
     pub vmid: u32,
     /// Current status.
-    pub status: &'a str,
+    pub status: ContainerStatus,
     /// Why Proxmox cannot be used right now, if so.
     pub unavailable: Option<&'a str>,
     /// Proxmox config lock.
@@ -107,9 +108,9 @@ pub fn action_buttons(
     ct: &ActionCtx<'_>,
     full: bool,
 ) -> Markup {
-    let running = ct.status == "running";
-    let stopped = matches!(ct.status, "stopped");
-    let unknown = ct.unavailable.is_some() || ct.status == "unknown";
+    let running = ct.status == ContainerStatus::Running;
+    let stopped = ct.status == ContainerStatus::Stopped;
+    let unknown = ct.unavailable.is_some() || ct.status == ContainerStatus::Unknown;
     let mut actions: Vec<Action> = Vec::new();
     if stopped || unknown {
         actions.push(Action::Start);
@@ -121,12 +122,12 @@ pub fn action_buttons(
             actions.push(Action::Reboot);
         }
     }
-    if full && ct.status != "creating" {
+    if full && ct.status != ContainerStatus::Creating {
         actions.push(Action::Delete);
     }
     let busy = match ct.lock {
         Some(lock) => Some(format!("CT {} is locked in proxmox ({lock})", ct.vmid)),
-        None if ct.status == "creating" => Some("still being created".to_owned()),
+        None if ct.status == ContainerStatus::Creating => Some("still being created".to_owned()),
         None => None,
     };
     html! {
