@@ -2,7 +2,6 @@
 //! Web and API handlers both call [`sign_in`] / [`complete_second_factor`].
 
 use ctforge_pve::{LoginOutcome, PveError, Secret, TfaChallenge};
-use serde_json::json;
 
 use super::SessionData;
 use super::session::{hash_token, random_token};
@@ -351,9 +350,4 @@ pub fn open(state: &AppState, sealed: &str) -> Result<SessionData, AppError> {
         .open(sealed)
         .map_err(|e| AppError::Internal(e.into()))?;
     serde_json::from_str(plain.expose()).map_err(|e| AppError::Internal(e.into()))
-}
-
-/// The JSON the API answers after a successful sign-in.
-pub fn done_json(username: &str, csrf_token: &str, expires_at: i64) -> serde_json::Value {
-    json!({ "username": username, "csrf_token": csrf_token, "expires_at": expires_at })
 }

@@ -1,10 +1,15 @@
-//! `/api/v1/containers`: the dashboard listing, lifecycle actions and credential reveal.
+//! `/api/v1/containers`: the dashboard listing, one container's read, lifecycle actions and
+//! credential reveal (its event stream is `container_events.rs`).
 //!
 //! `{id}` is ctforge's container id (`42`) for managed containers, or `<cluster>:<vmid>`
 //! (`lab:105`, URL-encoded as needed) for any container, managed or not — see
 //! [`crate::containers`]. Examples:
 //!
 //! - `GET /api/v1/containers?status=running&node=pve1&tag=web&template=nginx&q=db&page=2`
+//! - `GET /api/v1/containers/42` or `GET /api/v1/containers/lab:105`: the list item's fields
+//!   plus services, credential names, recent events, creation and last job, and the template
+//!   (`template_ref`); 404 when neither ctforge nor Proxmox knows it
+//! - `GET /api/v1/containers/42/events`: Server-Sent Events of its jobs and lifecycle
 //! - `POST /api/v1/containers/42/start`, `POST /api/v1/containers/lab:105/stop`
 //! - `POST /api/v1/containers/42/shutdown?timeout=30` (then force stop; both recorded)
 //! - `DELETE /api/v1/containers/42` (stop if running, purge, remove the record);
