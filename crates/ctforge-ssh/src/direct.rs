@@ -8,9 +8,7 @@ use async_trait::async_trait;
 
 use crate::pct::{Shell, cat_script, check_dest, deadline, guarded, timed_out};
 use crate::remote::truncate;
-use crate::{
-    DEFAULT_TAIL_LINES, ExecOutput, RemoteExec, SshError, SshSession, SshTarget, Stream,
-};
+use crate::{DEFAULT_TAIL_LINES, ExecOutput, RemoteExec, SshError, SshSession, SshTarget, Stream};
 
 /// The provisioning channel over an SSH session into the container itself.
 #[derive(Debug, Clone)]
@@ -98,13 +96,7 @@ impl RemoteExec for DirectChannel {
         let line = direct_exec_line(&Shell::Sh, &cat_script(dest, mode, owner), None);
         let out = self
             .session
-            .run(
-                &line,
-                Some(content),
-                20,
-                self.deadline(),
-                &mut |_, _| {},
-            )
+            .run(&line, Some(content), 20, self.deadline(), &mut |_, _| {})
             .await?;
         if out.success() {
             Ok(())

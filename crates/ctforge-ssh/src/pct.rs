@@ -484,7 +484,10 @@ mod tests {
             "{e}"
         );
         assert!(timed_out(out(137, 4), Some(s(3)), "x").is_err());
-        assert!(timed_out(out(124, 0), Some(s(3)), "exit 124").is_ok(), "exited early by itself");
+        assert!(
+            timed_out(out(124, 0), Some(s(3)), "exit 124").is_ok(),
+            "exited early by itself"
+        );
         assert!(timed_out(out(124, 9), None, "x").is_ok());
     }
 

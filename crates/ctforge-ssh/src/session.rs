@@ -182,9 +182,7 @@ impl SshSession {
     }
 
     /// Handshake and authentication: a connected handle and the host key fingerprint.
-    async fn open(
-        target: &SshTarget,
-    ) -> Result<(client::Handle<ClientHandler>, String), SshError> {
+    async fn open(target: &SshTarget) -> Result<(client::Handle<ClientHandler>, String), SshError> {
         let pinned = match &target.host_key {
             HostKeyPolicy::Pinned(p) => Some(p.as_str()),
             HostKeyPolicy::TrustOnFirstUse => None,
@@ -268,9 +266,7 @@ impl SshSession {
         if !handle.is_closed() {
             match handle.channel_open_session().await {
                 Ok(c) => return Ok(c),
-                Err(
-                    russh::Error::SendError | russh::Error::Disconnect | russh::Error::HUP,
-                ) => {}
+                Err(russh::Error::SendError | russh::Error::Disconnect | russh::Error::HUP) => {}
                 Err(e) => return Err(e),
             }
         }

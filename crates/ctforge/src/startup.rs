@@ -130,7 +130,10 @@ pub fn register_job_handlers(state: &AppState) {
         crate::provisioning::pipeline::CreateContainer::new(
             state.store.clone(),
             state.keyring.clone(),
-        ),
+        )
+        .with_limits(crate::provisioning::waits::Limits::from(
+            &state.config.provisioning,
+        )),
     ));
     state
         .jobs

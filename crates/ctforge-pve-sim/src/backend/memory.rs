@@ -19,11 +19,18 @@
 //!   `npm install -g`; well-known packages add a service (nginx → 80,
 //!   postgresql → 5432, redis-server → 6379, …). A package whose name starts
 //!   with `no-such-` fails with `E: Unable to locate package`.
+//! * Commands that never end: `sleep infinity`, `systemctl start` of a unit that never
+//!   finishes starting (an `ExecStart=`/`ExecStartPre=` line running `sleep infinity`: the
+//!   unit stays `activating`, `systemctl list-jobs` shows its job), and
+//!   `systemctl is-system-running --wait` while such a unit holds up the boot. A command
+//!   that never ends ends the emulated script there: it shows in `ps`/`pgrep -f` and its
+//!   exec waits forever, unless it runs under `timeout [-k K] SECS …`, which kills it after
+//!   SECS real seconds (exit 124, the process gone). `sleep N` returns at once.
 //! * Anything else succeeds with empty output (and is recorded).
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -82,6 +89,15 @@ pub struct GuestData {
     /// Commands that are not installed (they fail with 127, `not found`).
     #[serde(default)]
     pub missing: BTreeSet<String>,
+    /// Units that were started but never finish starting (`activating`).
+    #[serde(default)]
+    pub activating: BTreeSet<String>,
+    /// Whether the boot still waits for an activating unit (`is-system-running`: `starting`).
+    #[serde(default)]
+    pub booting: bool,
+    /// Processes of commands that have not ended, pid → command line.
+    #[serde(default)]
+    pub procs: BTreeMap<u32, String>,
 }
 
 /// One guest.
@@ -100,7 +116,16 @@ pub struct Guest {
 /// The in-memory backend.
 #[derive(Default)]
 pub struct MemoryBackend {
-    guests: Mutex<HashMap<u32, Guest>>,
+    guests: Arc<Mutex<HashMap<u32, Guest>>>,
+}
+
+/// A command that does not end by itself (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Blocked {
+    /// The command that blocks, as written.
+    what: String,
+    /// The `timeout` it runs under, if any.
+    limit: Option<std::time::Duration>,
 }
 
 const KNOWN_SERVICES: &[(&str, &str, Option<u16>, &str, &str)] = &[
@@ -339,15 +364,37 @@ impl MemoryBackend {
         .is_some()
     }
 
-    /// Run a command synchronously (what `exec` does), returning stdout, stderr, status.
+    /// Run a command synchronously (what `exec` does), returning stdout, stderr, status. A
+    /// command that never ends stops the script where it blocks (status 0 here).
     pub fn run(&self, vmid: u32, argv: &[String], stdin: &[u8]) -> (Vec<u8>, Vec<u8>, u32) {
+        let (o, e, code, _) = self.run_full(vmid, argv, stdin);
+        (o, e, code)
+    }
+
+    /// [`MemoryBackend::run`], plus the command that blocked, registered as a process.
+    fn run_full(
+        &self,
+        vmid: u32,
+        argv: &[String],
+        stdin: &[u8],
+    ) -> (Vec<u8>, Vec<u8>, u32, Option<(Blocked, Vec<u32>)>) {
         self.with_guest(vmid, |g| {
             g.commands.push(argv.join(" "));
             let mut sh = Shell::new(&mut g.data);
             let code = sh.run_argv(argv, stdin);
-            (sh.out, sh.err, code)
+            let (out, err, blocked) = (sh.out, sh.err, sh.blocked);
+            let blocked = blocked.map(|b| {
+                let mut pids = Vec::new();
+                for line in [argv.join(" "), b.what.clone()] {
+                    let pid = g.data.procs.keys().next_back().map_or(1000, |p| p + 1);
+                    g.data.procs.insert(pid, line);
+                    pids.push(pid);
+                }
+                (b, pids)
+            });
+            (out, err, code, blocked)
         })
-        .unwrap_or_else(|| (Vec::new(), b"no such container\n".to_vec(), 255))
+        .unwrap_or_else(|| (Vec::new(), b"no such container\n".to_vec(), 255, None))
     }
 }
 
@@ -393,8 +440,21 @@ impl CtBackend for MemoryBackend {
 
     fn start(&self, vmid: u32) -> Result<(), String> {
         self.with_guest(vmid, |g| {
+            let stuck: Vec<String> = g
+                .data
+                .services
+                .keys()
+                .filter(|n| never_starts(&g.data, n))
+                .cloned()
+                .collect();
             for s in g.data.services.values_mut() {
-                s.active = s.enabled;
+                s.active = s.enabled && !stuck.contains(&s.name);
+            }
+            for n in stuck {
+                if g.data.services.get(&n).is_some_and(|s| s.enabled) {
+                    g.data.activating.insert(n);
+                    g.data.booting = true;
+                }
             }
         })
         .ok_or_else(|| format!("guest {vmid} missing"))
@@ -405,6 +465,9 @@ impl CtBackend for MemoryBackend {
             for s in g.data.services.values_mut() {
                 s.active = false;
             }
+            g.data.activating.clear();
+            g.data.booting = false;
+            g.data.procs.clear();
         })
         .ok_or_else(|| format!("guest {vmid} missing"))
     }
@@ -425,7 +488,8 @@ impl CtBackend for MemoryBackend {
         stdin: Vec<u8>,
         out: UnboundedSender<ExecChunk>,
     ) -> ExecFuture {
-        let (o, e, code) = self.run(vmid, &argv, &stdin);
+        let (o, e, code, blocked) = self.run_full(vmid, &argv, &stdin);
+        let guests = self.guests.clone();
         Box::pin(async move {
             // Stream stdout line by line, then stderr.
             for line in o.split_inclusive(|b| *b == b'\n') {
@@ -434,7 +498,24 @@ impl CtBackend for MemoryBackend {
             if !e.is_empty() {
                 let _ = out.send(ExecChunk::Stderr(e));
             }
-            code
+            let Some((blocked, pids)) = blocked else {
+                return code;
+            };
+            let Some(limit) = blocked.limit else {
+                return std::future::pending::<u32>().await;
+            };
+            // `timeout` kills the command (and its children) when the limit passes.
+            tokio::time::sleep(limit).await;
+            let mut m = match guests.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            if let Some(g) = m.get_mut(&vmid) {
+                for pid in pids {
+                    g.data.procs.remove(&pid);
+                }
+            }
+            124
         })
     }
 
@@ -865,6 +946,8 @@ struct Shell<'a> {
     depth: u32,
     /// Status of the last command (`$?`).
     status: u32,
+    /// The command that never ends, once one ran (the script stops there).
+    blocked: Option<Blocked>,
 }
 
 impl<'a> Shell<'a> {
@@ -877,6 +960,7 @@ impl<'a> Shell<'a> {
             exited: None,
             depth: 0,
             status: 0,
+            blocked: None,
         }
     }
 
@@ -1067,6 +1151,80 @@ impl<'a> Shell<'a> {
         true
     }
 
+    /// A command that never ends: the script stops here.
+    fn block(&mut self, what: String) {
+        if self.blocked.is_none() {
+            self.blocked = Some(Blocked { what, limit: None });
+        }
+        self.exited = Some(0);
+    }
+
+    /// `timeout [-k K] [-s SIG] SECS CMD…`: runs CMD; when it never ends, it is killed after
+    /// SECS (see [`MemoryBackend`]'s exec).
+    fn timeout(&mut self, args: &[String], stdin: &[u8]) -> u32 {
+        let mut i = 0;
+        while let Some(a) = args.get(i) {
+            match a.as_str() {
+                "-k" | "-s" | "--kill-after" | "--signal" => i += 2,
+                a if a.starts_with('-') => i += 1,
+                _ => break,
+            }
+        }
+        let Some(limit) = args.get(i).and_then(|d| parse_duration(d)) else {
+            self.e("timeout: invalid time interval\n".into());
+            return 125;
+        };
+        let inner = &args[i + 1..];
+        if inner.is_empty() {
+            self.e("timeout: missing operand\n".into());
+            return 125;
+        }
+        let code = self.run_argv(inner, stdin);
+        if let Some(b) = self.blocked.as_mut()
+            && b.limit.is_none()
+        {
+            b.limit = Some(limit);
+        }
+        code
+    }
+
+    /// `ps` (any options): one line per running process, `PID ARGS`.
+    fn ps(&self, out: &mut Vec<u8>) {
+        out.extend(b"    PID COMMAND\n");
+        out.extend(b"      1 /sbin/init\n");
+        for (pid, cmd) in &self.g.procs {
+            out.extend(format!("{pid:>7} {cmd}\n").bytes());
+        }
+    }
+
+    /// `pgrep [-f] [-a] PATTERN`: running processes whose command line (`-f`) or name contains
+    /// PATTERN (a one-character class like `[s]` counts as that character).
+    fn pgrep(&self, args: &[String], out: &mut Vec<u8>) -> u32 {
+        let full = args.iter().any(|a| a.starts_with('-') && a.contains('f'));
+        let list = args.iter().any(|a| a.starts_with('-') && a.contains('a'));
+        let Some(pattern) = args.iter().find(|a| !a.starts_with('-')) else {
+            return 2;
+        };
+        let pattern = literal(pattern);
+        let mut found = false;
+        for (pid, cmd) in &self.g.procs {
+            let hay = if full {
+                cmd.as_str()
+            } else {
+                cmd.split_whitespace().next().unwrap_or("")
+            };
+            if hay.contains(&pattern) {
+                found = true;
+                if list {
+                    out.extend(format!("{pid} {cmd}\n").bytes());
+                } else {
+                    out.extend(format!("{pid}\n").bytes());
+                }
+            }
+        }
+        if found { 0 } else { 1 }
+    }
+
     fn e(&mut self, s: String) {
         self.err.extend(s.into_bytes());
     }
@@ -1094,6 +1252,16 @@ impl<'a> Shell<'a> {
         }
         let code: u32 = match cmd.as_str() {
             "tar" => self.tar(&args, &mut out),
+            "sleep" if pos.first().is_some_and(|d| d == "infinity" || d == "inf") => {
+                self.block(argv.join(" "));
+                0
+            }
+            "timeout" => self.timeout(&args, stdin),
+            "ps" => {
+                self.ps(&mut out);
+                0
+            }
+            "pgrep" => self.pgrep(&args, &mut out),
             "true" | ":" | "sleep" | "sync" | "export" | "cd" | "umask" | "daemon-reload"
             | "source" | "." => 0,
             "false" => 1,
@@ -1796,6 +1964,8 @@ impl<'a> Shell<'a> {
 
     fn systemctl(&mut self, args: &[String], out: &mut Vec<u8>) -> u32 {
         let now_flag = args.iter().any(|a| a == "--now");
+        let no_block = args.iter().any(|a| a == "--no-block");
+        let wait = args.iter().any(|a| a == "--wait");
         let value_only = args.iter().any(|a| a == "--value");
         let mut props: Vec<String> = Vec::new();
         let mut pos: Vec<String> = Vec::new();
@@ -1829,9 +1999,49 @@ impl<'a> Shell<'a> {
                         ));
                         return 5;
                     }
+                    if never_starts(self.g, u) {
+                        self.g.activating.insert(u.clone());
+                        if !no_block {
+                            self.block(format!("systemctl {sub} {u}.service"));
+                            return 0;
+                        }
+                        continue;
+                    }
                     if let Some(s) = self.g.services.get_mut(u) {
                         s.active = true;
                     }
+                }
+                0
+            }
+            "is-system-running" => {
+                if self.g.booting && !self.g.activating.is_empty() {
+                    if wait {
+                        self.block("systemctl is-system-running --wait".into());
+                        return 0;
+                    }
+                    out.extend(b"starting\n");
+                    1
+                } else {
+                    out.extend(b"running\n");
+                    0
+                }
+            }
+            "list-jobs" => {
+                let legend = !args.iter().any(|a| a == "--no-legend");
+                if self.g.activating.is_empty() {
+                    if legend {
+                        out.extend(b"No jobs running.\n");
+                    }
+                    return 0;
+                }
+                if legend {
+                    out.extend(b"JOB UNIT TYPE STATE\n");
+                }
+                for (i, u) in self.g.activating.iter().enumerate() {
+                    out.extend(format!("{} {u}.service start running\n", 100 + i).bytes());
+                }
+                if legend {
+                    out.extend(format!("\n{} jobs listed.\n", self.g.activating.len()).bytes());
                 }
                 0
             }
@@ -1874,7 +2084,14 @@ impl<'a> Shell<'a> {
                 for u in &units {
                     let a = self.g.services.get(u).map(|s| s.active).unwrap_or(false);
                     all &= a;
-                    out.extend(if a { "active\n" } else { "inactive\n" }.bytes());
+                    let state = if a {
+                        "active\n"
+                    } else if self.g.activating.contains(u) {
+                        "activating\n"
+                    } else {
+                        "inactive\n"
+                    };
+                    out.extend(state.bytes());
                 }
                 if all { 0 } else { 3 }
             }
@@ -2295,6 +2512,60 @@ impl<'a> Shell<'a> {
     }
 }
 
+/// Whether a unit's file makes it never finish starting: an `ExecStart=` or `ExecStartPre=`
+/// that runs `sleep infinity`.
+fn never_starts(g: &GuestData, name: &str) -> bool {
+    [
+        "/etc/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    ]
+    .iter()
+    .filter_map(|dir| g.files.get(&format!("{dir}/{name}.service")))
+    .any(|f| {
+        String::from_utf8_lossy(&f.data).lines().any(|l| {
+            (l.starts_with("ExecStart=") || l.starts_with("ExecStartPre="))
+                && l.contains("sleep infinity")
+        })
+    })
+}
+
+/// `timeout`'s duration: `N`, `Ns`, `Nm`, `Nh`, `Nd` (fractions allowed).
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let (num, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let n: f64 = num.parse().ok()?;
+    let secs = n * match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86400.0,
+        _ => return None,
+    };
+    std::time::Duration::try_from_secs_f64(secs).ok()
+}
+
+/// A `pgrep` pattern with one-character classes (`[s]leep`) turned into their character.
+fn literal(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut s = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '[' && chars.get(i + 2) == Some(&']') {
+            if let Some(c) = chars.get(i + 1) {
+                s.push(*c);
+            }
+            i += 3;
+        } else {
+            s.push(chars[i]);
+            i += 1;
+        }
+    }
+    s
+}
+
 fn port_in(line: &str) -> Option<u16> {
     static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let re = RE
@@ -2390,6 +2661,17 @@ pub(crate) fn argv_reads_stdin(argv: &[String]) -> bool {
                 .cloned()
                 .unwrap_or_default();
             script_reads_stdin(&script)
+        }
+        "timeout" => {
+            let mut i = 1;
+            while let Some(a) = argv.get(i) {
+                match a.as_str() {
+                    "-k" | "-s" | "--kill-after" | "--signal" => i += 2,
+                    a if a.starts_with('-') => i += 1,
+                    _ => break,
+                }
+            }
+            argv.get(i + 1..).is_some_and(|rest| argv_reads_stdin(rest))
         }
         _ => simple_reads_stdin(argv),
     }

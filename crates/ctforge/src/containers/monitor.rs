@@ -544,6 +544,8 @@ pub async fn check_container(
     let channel = PctChannel::new(session.clone(), vmid).with_options(PctOptions {
         push_mode: PushMode::ExecCat,
         command_timeout: Some(COMMAND_TIMEOUT),
+        // Killed inside the CT too, so a hung probe leaves nothing behind.
+        guest_timeout: Some(COMMAND_TIMEOUT - Duration::from_secs(10)),
         ..PctOptions::default()
     });
     let units: Vec<String> = state

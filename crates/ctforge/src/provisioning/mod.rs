@@ -6,3 +6,4 @@ pub mod environment;
 pub mod pipeline;
 pub mod plan;
 pub mod submit;
+pub mod waits;

@@ -16,6 +16,7 @@ use ctforge_ssh::{
 use super::commands;
 use super::plan::{PHASES, Plan, Step};
 use super::submit::{CreatePayload, JOB_KIND};
+use super::waits::{self, Limits};
 use crate::containers::{monitor, parse};
 use crate::jobs::{JobContext, JobHandler, StepError};
 use crate::secrets::Keyring;
@@ -30,6 +31,7 @@ pub struct CreateContainer {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     sessions: Mutex<HashMap<i64, Arc<SshSession>>>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for CreateContainer {
@@ -55,7 +57,14 @@ impl CreateContainer {
             store,
             keyring,
             sessions: Mutex::new(HashMap::new()),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same handler with other bounds for its waits (`[provisioning]`).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     async fn load(&self, job: &Job) -> Result<Loaded, StepError> {
@@ -108,14 +117,15 @@ impl CreateContainer {
             .lock()
             .ok()
             .and_then(|s| s.get(&ctx.job_id()).cloned());
+        let limit = Some(self.limits.command);
         if let Some(session) = cached.filter(|s| !s.is_closed()) {
-            return Ok(pct(session, vmid));
+            return Ok(pct(session, vmid).with_guest_timeout(limit));
         }
         let session = Arc::new(connect(&self.store, &self.keyring, cluster).await?);
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.insert(ctx.job_id(), session.clone());
         }
-        Ok(pct(session, vmid))
+        Ok(pct(session, vmid).with_guest_timeout(limit))
     }
 
     fn forget_session(&self, job_id: i64) {
@@ -309,6 +319,34 @@ impl JobHandler for CreateContainer {
         PHASES.to_vec()
     }
 
+    /// Longest a step may go without a log line: its longest single bounded wait (a command
+    /// or script under its limit, the boot wait plus readiness) and a margin.
+    fn step_timeout(&self, job: &Job, _step: &str) -> Option<Duration> {
+        let scripts = serde_json::from_str::<CreatePayload>(&job.payload_json)
+            .ok()
+            .and_then(|p| p.plan(None).ok())
+            .map(|plan| {
+                plan.steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::RunScript { content, .. } | Step::CustomInstaller { content } => {
+                            waits::script_timeout(content)
+                        }
+                        _ => None,
+                    })
+                    .max()
+            })
+            .unwrap_or_default();
+        let command = scripts.unwrap_or_default().max(self.limits.command);
+        let boot = READY_TIMEOUT + self.limits.settle * 2 + self.limits.probe * 3;
+        Some(
+            command.max(boot)
+                + ctforge_ssh::KILL_GRACE
+                + ctforge_ssh::BACKSTOP
+                + Duration::from_secs(60),
+        )
+    }
+
     async fn run_step(&self, ctx: &JobContext, step: &str) -> Result<(), StepError> {
         let Loaded {
             container,
@@ -365,9 +403,10 @@ impl JobHandler for CreateContainer {
                     wait(ctx, &client, &node, &upid, "start task").await?;
                 }
                 let channel = self.channel(ctx, &cluster, vmid).await?;
+                let quick = channel.clone().with_guest_timeout(Some(self.limits.probe));
                 let started = tokio::time::Instant::now();
                 loop {
-                    match probe(&channel, "true").await {
+                    match probe(&quick, "true").await {
                         Ok((0, _)) => break,
                         _ if started.elapsed() > READY_TIMEOUT => {
                             return Err(fail(
@@ -378,10 +417,10 @@ impl JobHandler for CreateContainer {
                     }
                 }
                 // Let boot settle (apt and systemctl misbehave while systemd is still starting).
-                let _ = probe(&channel, "systemctl is-system-running --wait").await;
-                let (_, units) = probe(&channel, commands::LIST_UNITS).await?;
+                waits::settle(ctx, &channel, &self.limits, "boot").await?;
+                let (_, units) = probe(&quick, commands::LIST_UNITS).await?;
                 let (exists, _) = probe(
-                    &channel,
+                    &quick,
                     &format!("test -e {}", ctforge_ssh::quote(commands::BASELINE)),
                 )
                 .await?;
@@ -575,9 +614,11 @@ impl JobHandler for CreateContainer {
                                 .push(content.as_bytes(), &path, Some(0o755), None)
                                 .await
                                 .map_err(|e| fail(e.to_string()))?;
+                            let limit =
+                                waits::script_timeout(content).unwrap_or(self.limits.command);
                             run(
                                 ctx,
-                                &channel,
+                                &channel.clone().with_guest_timeout(Some(limit)),
                                 "custom installer",
                                 &commands::run_script(&path, &plan.hostname),
                             )
@@ -613,9 +654,10 @@ impl JobHandler for CreateContainer {
                         .await
                         .map_err(|e| fail(format!("push {name}: {e}")))?;
                     let _ = ctx.log(format!("running {name}")).await;
+                    let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
                     run(
                         ctx,
-                        &channel,
+                        &channel.clone().with_guest_timeout(Some(limit)),
                         &format!("script {name}"),
                         &commands::run_script(&path, &plan.hostname),
                     )
@@ -627,7 +669,11 @@ impl JobHandler for CreateContainer {
             }
             "discover" => {
                 let channel = self.channel(ctx, &cluster, vmid).await?;
-                let report = discover(&channel, &client, &node, vmid, plan.ip.as_deref()).await?;
+                // Units the scripts started may still be starting; discovery should see them
+                // settled, but never waits for them longer than the bound.
+                waits::settle(ctx, &channel, &self.limits, "before discovery").await?;
+                let quick = channel.clone().with_guest_timeout(Some(self.limits.probe));
+                let report = discover(&quick, &client, &node, vmid, plan.ip.as_deref()).await?;
                 let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
                 let services: Vec<ContainerService> = report
                     .services
