@@ -384,6 +384,62 @@ async fn a_unit_that_never_finishes_starting_delays_the_job_by_the_bound_then_wa
     assert!(guest.data.activating.contains("stuck"), "still activating");
 }
 
+/// A unit that holds up the boot (enabled, never finishes starting): the wait after start
+/// ends at the bound with a warning naming it, and the job goes on. The test adds the unit
+/// while the simulator holds the start task, so the boot is stuck from its first moment.
+#[tokio::test]
+async fn a_boot_that_never_settles_is_waited_for_only_up_to_the_bound() {
+    use ctforge_pve_sim::backend::CtBackend as _;
+    let sim = sim().await;
+    let s = bounded_waits(&sim).await;
+    let hold = sim
+        .state()
+        .hold(ctforge_pve_sim::HoldPoint::Task("vzstart".into()));
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "stuck-unit", "hostname": "boot-01" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job_id = created["job_id"].as_i64().unwrap();
+    let vmid = u32::try_from(created["vmid"].as_u64().unwrap()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), hold.reached())
+        .await
+        .expect("the job reached the start task within 30 s");
+    let state = sim.state();
+    let memory = state.memory_backend().unwrap();
+    memory.write_file(
+        vmid,
+        "/etc/systemd/system/boot-stuck.service",
+        b"[Service]\nExecStartPre=/bin/sleep infinity\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    let (_, _, code) = memory.run(
+        vmid,
+        &["systemctl".into(), "enable".into(), "boot-stuck".into()],
+        b"",
+    );
+    assert_eq!(code, 0);
+    hold.release();
+    let job = wait_for_job(&s, job_id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let text: String = s
+        .app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e.data))
+        .collect();
+    assert!(
+        text.contains("WARNING: boot: systemd did not settle within 2s; still activating: boot-stuck.service; continuing"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_script_over_its_timeout_is_killed_in_the_container_and_fails_the_step() {
     let sim = sim().await;

@@ -367,23 +367,25 @@ impl MemoryBackend {
     /// Run a command synchronously (what `exec` does), returning stdout, stderr, status. A
     /// command that never ends stops the script where it blocks (status 0 here).
     pub fn run(&self, vmid: u32, argv: &[String], stdin: &[u8]) -> (Vec<u8>, Vec<u8>, u32) {
-        let (o, e, code, _) = self.run_full(vmid, argv, stdin);
+        let (o, e, code, _) = self.run_full(vmid, argv, stdin, false);
         (o, e, code)
     }
 
-    /// [`MemoryBackend::run`], plus the command that blocked, registered as a process.
+    /// [`MemoryBackend::run`], plus the command that blocked, registered as a process when
+    /// `register` (an exec that will wait for it).
     fn run_full(
         &self,
         vmid: u32,
         argv: &[String],
         stdin: &[u8],
+        register: bool,
     ) -> (Vec<u8>, Vec<u8>, u32, Option<(Blocked, Vec<u32>)>) {
         self.with_guest(vmid, |g| {
             g.commands.push(argv.join(" "));
             let mut sh = Shell::new(&mut g.data);
             let code = sh.run_argv(argv, stdin);
             let (out, err, blocked) = (sh.out, sh.err, sh.blocked);
-            let blocked = blocked.map(|b| {
+            let blocked = blocked.filter(|_| register).map(|b| {
                 let mut pids = Vec::new();
                 for line in [argv.join(" "), b.what.clone()] {
                     let pid = g.data.procs.keys().next_back().map_or(1000, |p| p + 1);
@@ -488,7 +490,7 @@ impl CtBackend for MemoryBackend {
         stdin: Vec<u8>,
         out: UnboundedSender<ExecChunk>,
     ) -> ExecFuture {
-        let (o, e, code, blocked) = self.run_full(vmid, &argv, &stdin);
+        let (o, e, code, blocked) = self.run_full(vmid, &argv, &stdin, true);
         let guests = self.guests.clone();
         Box::pin(async move {
             // Stream stdout line by line, then stderr.
@@ -2823,6 +2825,58 @@ mod tests {
         assert!(b.set_missing_commands(100, &[]));
         let (o, _, _) = sh(&b, "ss -tlnp");
         assert!(o.contains("sshd"), "{o}");
+    }
+
+    #[tokio::test]
+    async fn never_ending_commands_block_until_their_timeout_kills_them() {
+        let (b, vmid) = guest();
+        b.write_file(
+            vmid,
+            "/etc/systemd/system/stuck.service",
+            b"[Service]\nExecStartPre=/bin/sleep infinity\nExecStart=/bin/true\n",
+        );
+        let (_, _, c) = sh(
+            &b,
+            "systemctl enable stuck && systemctl start --no-block stuck",
+        );
+        assert_eq!(c, 0);
+        assert_eq!(sh(&b, "systemctl is-active stuck").0, "activating\n");
+        assert_eq!(
+            sh(&b, "systemctl list-jobs --no-legend").0,
+            "100 stuck.service start running\n"
+        );
+        assert_eq!(
+            sh(&b, "systemctl is-system-running").0,
+            "running\n",
+            "booted"
+        );
+        b.stop(vmid).unwrap();
+        b.start(vmid).unwrap();
+        assert_eq!(sh(&b, "systemctl is-system-running").0, "starting\n");
+
+        let argv = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let run = b.exec(
+            vmid,
+            argv("timeout -k 5 1 systemctl is-system-running --wait"),
+            Vec::new(),
+            tx,
+        );
+        assert_eq!(
+            sh(&b, "pgrep -f is-system-running").2,
+            0,
+            "running while it waits"
+        );
+        assert_eq!(run.await, 124, "killed by timeout");
+        assert_eq!(sh(&b, "pgrep -f is-system-running").2, 1, "and gone");
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let forever = b.exec(vmid, argv("sleep infinity"), Vec::new(), tx);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(100), forever)
+                .await
+                .is_err(),
+            "without timeout it never ends"
+        );
     }
 
     #[test]
