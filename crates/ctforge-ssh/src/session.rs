@@ -124,6 +124,8 @@ pub struct SshSession {
     fingerprint: String,
     commands: AtomicU64,
     reopened: AtomicU64,
+    /// Closed with [`SshSession::close`]: never reopened.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SshSession {
@@ -178,6 +180,7 @@ impl SshSession {
             fingerprint,
             commands: AtomicU64::new(0),
             reopened: AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -270,6 +273,9 @@ impl SshSession {
                 Err(e) => return Err(e),
             }
         }
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(russh::Error::Disconnect);
+        }
         if let Err(e) = self.reconnect(&handle).await {
             tracing::warn!(host = %self.host, error = %e, "cannot reopen the ssh connection");
             return Err(russh::Error::Disconnect);
@@ -298,8 +304,9 @@ impl SshSession {
         self.current().is_closed()
     }
 
-    /// Disconnect politely.
+    /// Disconnect politely; later commands fail with [`SshError::ChannelClosed`].
     pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         let _ = self
             .current()
             .disconnect(russh::Disconnect::ByApplication, "", "en")
