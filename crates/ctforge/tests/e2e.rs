@@ -173,7 +173,7 @@ async fn wait_lxc(state_dir: &Path, vmid: &str, want: Option<&str>) -> anyhow::R
 
 async fn text(page: &Page) -> anyhow::Result<String> {
     Ok(page
-        .evaluate("document.body.innerText")
+        .evaluate("document.body ? document.body.innerText : ''")
         .await?
         .into_value()?)
 }
@@ -252,12 +252,24 @@ async fn journey(profile: Profile) {
         .await?;
         browser::set_value(&page, "input[name=\"hostname\"]", &hostname).await?;
         browser::set_value(&page, "input[name=\"password\"]", "e2e-root-pw-1").await?;
+        // Next until Review; after each click wait until the form's step marker changed (the
+        // next page has loaded), so no read races a navigation.
         for _ in 0..4 {
+            browser::wait_for(&page, "document.readyState === 'complete' && document.body !== null", 10)
+                .await?;
             if text(&page).await?.contains("Proxmox create call") {
                 break;
             }
+            let step: String = page
+                .evaluate("(document.querySelector('input[name=\"step\"]') || {}).value || ''")
+                .await?
+                .into_value()?;
             browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            let changed = format!(
+                "document.readyState === 'complete' && ((document.querySelector('input[name=\"step\"]') || {{}}).value || '') !== {}",
+                serde_json::to_string(&step)?
+            );
+            browser::wait_for(&page, &changed, 15).await?;
         }
         browser::wait_for(
             &page,

@@ -1,0 +1,9 @@
+//! The simulator's test binary: HTTP behaviour, the official schema, the SSH endpoint and the lxc backend end to end. One binary so the simulator is linked once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod http;
+mod lxc_e2e;
+mod schema;
+mod ssh;

@@ -1,0 +1,599 @@
+//! Container creation end to end on the simulator's memory backend: plan (dry run), create
+//! through the API, the job runs create → start → deploy → install → scripts → discover over
+//! real HTTP and SSH, and the result (files, service, credential) is checked inside the CT and
+//! in ctforge's records.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::common;
+
+use std::time::Duration;
+
+use ctforge::config::ClusterBootstrap;
+use ctforge_pve_sim::{SimConfig, SimHandle};
+use serde_json::json;
+
+async fn sim() -> SimHandle {
+    ctforge::install_crypto_provider();
+    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(
+        r#"
+        [[containers]]
+        vmid = 150
+        node = "pve1"
+        hostname = "legacy"
+        status = "running"
+        "#,
+    )
+    .unwrap();
+    ctforge_pve_sim::start(
+        SimConfig::for_tests()
+            .with_tls(true)
+            .with_ssh()
+            .with_nodes(2)
+            .with_scenario(scenario),
+    )
+    .await
+    .unwrap()
+}
+
+fn cluster(sim: &SimHandle) -> ClusterBootstrap {
+    common::sim_cluster(sim)
+}
+
+struct Session {
+    app: common::TestApp,
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.app
+            .client
+            .post(format!("{}{path}", self.app.address))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> serde_json::Value {
+        self.app
+            .client
+            .get(format!("{}{path}", self.app.address))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+async fn signed_in(sim: &SimHandle) -> Session {
+    let root = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/templates"
+    ));
+    signed_in_with(sim, root, |_| {}).await
+}
+
+/// An app with `root` as its template root and `tweak` applied to its configuration, signed
+/// in as root@pam, templates discovered.
+async fn signed_in_with(
+    sim: &SimHandle,
+    root: std::path::PathBuf,
+    tweak: impl FnOnce(&mut ctforge::config::Config) + Send + 'static,
+) -> Session {
+    let c = cluster(sim);
+    let app = common::spawn_app_with("sqlite", move |config| {
+        config.clusters = vec![c];
+        config.templates.roots = vec![root];
+        tweak(config);
+    })
+    .await;
+    let r = app
+        .client
+        .post(format!("{}/api/v1/auth/login", app.address))
+        .json(&json!({ "username": "root", "password": sim.root_password, "realm": "pam" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = r.json().await.unwrap();
+    let session = Session {
+        app,
+        cookie,
+        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+    };
+    let r = session.post("/api/v1/templates/discover", json!({})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    session
+}
+
+async fn wait_for_job(s: &Session, job_id: i64) -> serde_json::Value {
+    for _ in 0..400 {
+        let job = s.get(&format!("/api/v1/jobs/{job_id}")).await;
+        if matches!(
+            job["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {job_id} did not finish");
+}
+
+#[tokio::test]
+async fn plan_then_create_provisions_a_ready_container() {
+    let sim = sim().await;
+    let s = signed_in(&sim).await;
+    // The CT already has /etc/motd, so the backup policy must keep a copy.
+    let body = json!({ "template": "webapp", "hostname": "web-01", "password": "hunter22", "extra_packages": ["curl"] });
+
+    let plan = s.post("/api/v1/containers/plan", body.clone()).await;
+    assert_eq!(plan.status(), 200);
+    let plan: serde_json::Value = plan.json().await.unwrap();
+    let params: std::collections::BTreeMap<String, String> = plan["create_params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(params["password"], "********");
+    assert_eq!(params["hostname"], "web-01");
+    assert_eq!(params["features"], "nesting=1");
+    assert!(params["ostemplate"].contains("debian-12"), "{params:?}");
+    let kinds: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "create",
+            "start",
+            "deploy_file",
+            "deploy_file",
+            "deploy_file",
+            "config_manager",
+            "install",
+            "run_script",
+            "run_script",
+            "discover"
+        ]
+    );
+    assert!(
+        sim.state().with(|c| c.cts.len()) == 1,
+        "the dry run created nothing"
+    );
+
+    let r = s.post("/api/v1/containers", body).await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let (id, vmid, job_id) = (
+        created["id"].as_i64().unwrap(),
+        created["vmid"].as_u64().unwrap(),
+        created["job_id"].as_i64().unwrap(),
+    );
+    let job = wait_for_job(&s, job_id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    // Inside the CT.
+    let mem = sim.state();
+    let backend = mem.memory_backend().unwrap();
+    let vmid = u32::try_from(vmid).unwrap();
+    assert_eq!(
+        backend.file(vmid, "/etc/nginx/conf.d/site.conf").as_deref(),
+        Some("server { listen 80; root /srv/www; }\n".as_bytes())
+    );
+    assert_eq!(
+        backend.file(vmid, "/srv/www/index.html").as_deref(),
+        Some("<h1>hello</h1>\n".as_bytes())
+    );
+    assert!(
+        backend
+            .file(vmid, "/usr/local/sbin/ctforge-apply")
+            .is_some(),
+        "config-manager installed"
+    );
+    let commands = backend.commands(vmid).join("\n");
+    assert!(
+        commands.contains("apt-get install")
+            && commands.contains("nginx")
+            && commands.contains("curl"),
+        "{commands}"
+    );
+
+    // In ctforge's records.
+    let ct = s.app.state.store.get_container(id).await.unwrap();
+    assert_eq!(ct.status, "ready");
+    let services = s.app.state.store.list_services(id).await.unwrap();
+    let nginx = services
+        .iter()
+        .find(|s| s.unit == "nginx.service")
+        .unwrap_or_else(|| panic!("{services:?}"));
+    assert_eq!(nginx.active_state, "active");
+    assert_eq!(nginx.port, Some(80));
+    assert!(
+        nginx.url.as_deref().unwrap_or("").ends_with(":80"),
+        "{nginx:?}"
+    );
+    let credentials = s.app.state.store.list_credentials(id).await.unwrap();
+    assert_eq!(credentials.len(), 1);
+    assert!(
+        !credentials[0].value_sealed.contains("admin-s3cret"),
+        "sealed at rest"
+    );
+    assert_eq!(
+        s.app
+            .state
+            .keyring
+            .open(&credentials[0].value_sealed)
+            .unwrap()
+            .expose(),
+        "admin-s3cret"
+    );
+
+    // Every log line was persisted and the job replays.
+    let text: String = s
+        .app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e.data))
+        .collect();
+    assert!(text.contains("running 10-credentials.sh"), "{text}");
+
+    // What the job did is visible to Prometheus.
+    let metrics = s
+        .app
+        .client
+        .get(format!("{}/metrics", s.app.address))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "ctforge_jobs_finished_total{kind=\"create_container\",state=\"succeeded\"} 1",
+        "ctforge_job_step_duration_seconds_count{kind=\"create_container\",step=\"install\",outcome=\"ok\"} 1",
+        "ctforge_pve_request_duration_seconds_count{method=\"POST\",endpoint=\"/nodes/{node}/lxc\",outcome=\"ok\"}",
+        "ctforge_pve_request_duration_seconds_count{method=\"GET\",endpoint=\"/nodes/{node}/tasks/{upid}/status\"",
+        "ctforge_ssh_command_duration_seconds_count{outcome=\"ok\"}",
+        "ctforge_http_requests_total{route=\"/api/v1/containers\",method=\"POST\",status=\"202\"} 1",
+        "ctforge_sessions 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_name_their_fields_and_create_nothing() {
+    let sim = sim().await;
+    let s = signed_in(&sim).await;
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "webapp", "hostname": "bad_name", "ip": "10.0.0.1", "colour": 1 }),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text().await.unwrap().contains("colour"),
+        "unknown fields are named"
+    );
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "webapp", "hostname": "bad_name", "ip": "10.0.0.1" }),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        err["fields"]["hostname"].is_string() && err["fields"]["ip"].is_string(),
+        "{err}"
+    );
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "webapp", "hostname": "taken", "vmid": 150 }),
+        )
+        .await;
+    assert_eq!(r.status(), 400, "a taken VMID is refused at submit");
+    assert!(
+        s.app
+            .state
+            .store
+            .list_containers()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The bounded-wait fixtures (`tests/fixtures/wait-templates`), a 2 s settle bound.
+async fn bounded_waits(sim: &SimHandle) -> Session {
+    let root = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/wait-templates"
+    ));
+    signed_in_with(sim, root, |c| c.provisioning.settle_timeout_secs = 2).await
+}
+
+#[tokio::test]
+async fn a_unit_that_never_finishes_starting_delays_the_job_by_the_bound_then_warns() {
+    let sim = sim().await;
+    let s = bounded_waits(&sim).await;
+    let started = std::time::Instant::now();
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "stuck-unit", "hostname": "stuck-01" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job_id = created["job_id"].as_i64().unwrap();
+    let job = wait_for_job(&s, job_id).await;
+    println!(
+        "stuck-unit job took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let text: String = s
+        .app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e.data))
+        .collect();
+    assert!(
+        text.contains("WARNING: before discovery: systemd did not settle within 2s; still activating: stuck.service; continuing"),
+        "{text}"
+    );
+    let vmid = u32::try_from(created["vmid"].as_u64().unwrap()).unwrap();
+    let guest = sim.state().memory_backend().unwrap().guest(vmid).unwrap();
+    assert!(guest.data.activating.contains("stuck"), "still activating");
+}
+
+/// A unit that holds up the boot (enabled, never finishes starting): the wait after start
+/// ends at the bound with a warning naming it, and the job goes on. The test adds the unit
+/// while the simulator holds the start task, so the boot is stuck from its first moment.
+#[tokio::test]
+async fn a_boot_that_never_settles_is_waited_for_only_up_to_the_bound() {
+    use ctforge_pve_sim::backend::CtBackend as _;
+    let sim = sim().await;
+    let s = bounded_waits(&sim).await;
+    let hold = sim
+        .state()
+        .hold(ctforge_pve_sim::HoldPoint::Task("vzstart".into()));
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "stuck-unit", "hostname": "boot-01" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job_id = created["job_id"].as_i64().unwrap();
+    let vmid = u32::try_from(created["vmid"].as_u64().unwrap()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), hold.reached())
+        .await
+        .expect("the job reached the start task within 30 s");
+    let state = sim.state();
+    let memory = state.memory_backend().unwrap();
+    memory.write_file(
+        vmid,
+        "/etc/systemd/system/boot-stuck.service",
+        b"[Service]\nExecStartPre=/bin/sleep infinity\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    let (_, _, code) = memory.run(
+        vmid,
+        &["systemctl".into(), "enable".into(), "boot-stuck".into()],
+        b"",
+    );
+    assert_eq!(code, 0);
+    hold.release();
+    let job = wait_for_job(&s, job_id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let text: String = s
+        .app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e.data))
+        .collect();
+    assert!(
+        text.contains("WARNING: boot: systemd did not settle within 2s; still activating: boot-stuck.service; continuing"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_script_over_its_timeout_is_killed_in_the_container_and_fails_the_step() {
+    let sim = sim().await;
+    let s = bounded_waits(&sim).await;
+    let started = std::time::Instant::now();
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "slow-script", "hostname": "slow-01" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job = wait_for_job(&s, created["job_id"].as_i64().unwrap()).await;
+    println!(
+        "slow-script job took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["current_step"], "scripts");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("script 10-slow.sh")
+            && error.contains("exceeded its 3s timeout and was killed inside the container"),
+        "{error}"
+    );
+    let vmid = u32::try_from(created["vmid"].as_u64().unwrap()).unwrap();
+    let guest = sim.state().memory_backend().unwrap().guest(vmid).unwrap();
+    assert!(
+        guest.data.procs.values().all(|p| !p.contains("sleep")),
+        "nothing of the script runs any more: {:?}",
+        guest.data.procs
+    );
+    let (out, _, code) = sim.state().memory_backend().unwrap().run(
+        vmid,
+        &["pgrep".into(), "-af".into(), "sleep infinit[y]".into()],
+        b"",
+    );
+    assert_eq!(
+        code,
+        1,
+        "pgrep finds no sleep: {}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[tokio::test]
+async fn a_failing_script_fails_the_job_and_retry_resumes_from_it() {
+    let sim = sim().await;
+    let s = signed_in(&sim).await;
+    let r = s.post("/api/v1/containers", json!({ "template": "webapp", "hostname": "web-02", "extra_packages": ["no-such-package"] })).await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job = wait_for_job(&s, created["job_id"].as_i64().unwrap()).await;
+    assert_eq!(job["state"], "failed");
+    assert_eq!(job["current_step"], "install");
+    assert!(
+        job["error"].as_str().unwrap().contains("exited with"),
+        "{job}"
+    );
+    let ct = s
+        .app
+        .state
+        .store
+        .get_container(created["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ct.status, "error");
+}
+
+#[tokio::test]
+async fn test_connection_pins_the_ssh_host_key_and_refuses_a_changed_one() {
+    let sim = sim().await;
+    let s = signed_in(&sim).await;
+    let cluster = s.app.state.store.list_clusters().await.unwrap().remove(0);
+    assert!(cluster.ssh_host_key.is_none());
+    let report = ctforge::clusters::test_connection(&s.app.state, &cluster).await;
+    assert!(report.ssh_error.is_none(), "{report:?}");
+    let pinned = s
+        .app
+        .state
+        .store
+        .get_cluster(cluster.id)
+        .await
+        .unwrap()
+        .ssh_host_key
+        .unwrap();
+    assert_eq!(
+        Some(pinned.clone()),
+        sim.ssh_host_key_fingerprint,
+        "pinned on first use"
+    );
+
+    // The node's key changes (reinstall or attack): refused, and the message says what to do.
+    let mut input = ctforge::storage::model::ClusterInput {
+        ssh_host_key: Some("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()),
+        ..ctforge::storage::model::ClusterInput::from(&cluster)
+    };
+    s.app
+        .state
+        .store
+        .update_cluster(cluster.id, &input)
+        .await
+        .unwrap();
+    let cluster = s.app.state.store.get_cluster(cluster.id).await.unwrap();
+    let report = ctforge::clusters::test_connection(&s.app.state, &cluster).await;
+    let error = report.ssh_error.unwrap();
+    assert!(
+        error.contains("host key") && error.contains("changed"),
+        "{error}"
+    );
+    input.ssh_host_key = Some(pinned);
+    s.app
+        .state
+        .store
+        .update_cluster(cluster.id, &input)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn api_tokens_never_do_more_than_their_owner_may() {
+    let sim = sim().await;
+    let s = signed_in(&sim).await;
+    let (_, alice) = ctforge::tokens::create(&s.app.state, "alice@pve", "ci", "127.0.0.1")
+        .await
+        .unwrap();
+    let (_, root) = ctforge::tokens::create(&s.app.state, "root@pam", "ci", "127.0.0.1")
+        .await
+        .unwrap();
+    let body = json!({ "template": "webapp", "hostname": "by-token" });
+    let r = s
+        .app
+        .client
+        .post(format!("{}/api/v1/containers", s.app.address))
+        .bearer_auth(&alice)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "alice lacks VM.Allocate in Proxmox, so her token cannot create"
+    );
+    assert!(r.text().await.unwrap().contains("VM.Allocate"));
+    let r = s
+        .app
+        .client
+        .post(format!("{}/api/v1/containers", s.app.address))
+        .bearer_auth(&root)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+}

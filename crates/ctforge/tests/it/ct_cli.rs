@@ -1,0 +1,143 @@
+//! `ctforge ct …` as a user runs it: an API client with a token, against the real app and the
+//! simulator.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::common;
+
+use ctforge_pve_sim::SimConfig;
+use serde_json::json;
+
+#[tokio::test]
+async fn list_create_follow_and_stop_from_the_cli() {
+    ctforge::install_crypto_provider();
+    let sim = ctforge_pve_sim::start(
+        SimConfig::for_tests()
+            .with_tls(true)
+            .with_ssh()
+            .with_containers(2),
+    )
+    .await
+    .unwrap();
+    let cluster = common::sim_cluster(&sim);
+    let root = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/templates"
+    ));
+    let app = common::spawn_app_with("sqlite", move |c| {
+        c.clusters = vec![cluster];
+        c.templates.roots = vec![root];
+    })
+    .await;
+    let (token, _) = ctforge::tokens::create(&app.state, "root@pam", "cli", "127.0.0.1")
+        .await
+        .unwrap();
+    let _ = token;
+    let (_, secret) = ctforge::tokens::create(&app.state, "root@pam", "cli2", "127.0.0.1")
+        .await
+        .unwrap();
+    let r = app
+        .client
+        .post(format!("{}/api/v1/templates/discover", app.address))
+        .bearer_auth(&secret)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctforge"));
+        cmd.args(["ct", "--url", &app.address])
+            .args(args)
+            .env("CTFORGE_TOKEN", &secret)
+            .env_remove("CTFORGE_DATABASE_URL");
+        cmd
+    };
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = cli(&["list"]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        listing.lines().count(),
+        3,
+        "header + 2 unmanaged CTs:\n{listing}"
+    );
+    assert!(listing.contains("(unmanaged)"));
+
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = cli(&[
+            "create",
+            "--template",
+            "webapp",
+            "--hostname",
+            "cli-web",
+            "--plan",
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("hostname=cli-web") && plan.contains("run_script"),
+        "{plan}"
+    );
+
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = cli(&[
+            "create",
+            "--template",
+            "webapp",
+            "--hostname",
+            "cli-web",
+            "--password",
+            "secret99",
+            "--follow",
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("running 10-credentials.sh")
+            || stderr.contains("running 10-credentials.sh"),
+        "the log is streamed:\n{stdout}\n{stderr}"
+    );
+
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = cli(&["create", "--hostname", "bad_name"]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hostname"),
+        "field errors are shown"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ctforge"))
+        .args(["ct", "--url", &app.address, "list"])
+        .env_remove("CTFORGE_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("API token"));
+}

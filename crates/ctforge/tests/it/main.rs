@@ -1,0 +1,24 @@
+//! The integration test binary: the real app over HTTP against the simulator (memory backend), storage conformance on SQLite and PostgreSQL, Redis, the CLI and schemathesis. One binary so the app is linked once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod api_schema;
+mod app;
+mod auth;
+mod bulk;
+mod charts;
+mod cli;
+mod containers;
+mod crash_resume;
+mod create;
+mod ct_cli;
+mod jobs;
+mod locks;
+mod monitor;
+mod scale_out;
+mod settings;
+mod signin;
+mod storage;
+mod templates;
+mod weblink;

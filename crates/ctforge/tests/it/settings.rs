@@ -1,0 +1,372 @@
+//! Cluster settings, API tokens and the audit log over real HTTP, against the simulator.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::common;
+
+use ctforge_pve_sim::{SimConfig, SimHandle};
+use serde_json::json;
+
+struct Signed {
+    app: common::TestApp,
+    cookie: String,
+    csrf: String,
+}
+
+impl Signed {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.app.address)
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .app
+            .client
+            .request(method.parse().unwrap(), self.url(path))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+async fn sim() -> SimHandle {
+    ctforge::install_crypto_provider();
+    ctforge_pve_sim::start(SimConfig::for_tests().with_tls(true).with_nodes(2))
+        .await
+        .unwrap()
+}
+
+/// An app with no cluster configured; a user signed in through a session made directly.
+async fn signed_in_app(username: &str, admin: bool) -> Signed {
+    let app = common::spawn_app("sqlite").await;
+    let mut cap = std::collections::BTreeMap::new();
+    if admin {
+        cap.insert(
+            "nodes".to_owned(),
+            [
+                ("Sys.Modify".to_owned(), true),
+                ("Sys.Audit".to_owned(), true),
+            ]
+            .into_iter()
+            .collect(),
+        );
+    }
+    let data = ctforge::auth::SessionData {
+        cluster_id: 0,
+        ticket: "PVE:x".into(),
+        pve_csrf: "x".into(),
+        cap,
+        issued_at: ctforge::clock::Clock::now_ms(app.state.clock.as_ref()) / 1000,
+        tfa_challenge: None,
+    };
+    let ctforge::auth::login::SignIn::Done {
+        token, csrf_token, ..
+    } = ctforge::auth::login::create_session(&app.state, data, username)
+        .await
+        .unwrap()
+    else {
+        panic!("no session")
+    };
+    Signed {
+        app,
+        cookie: format!("ctforge_session={token}"),
+        csrf: csrf_token,
+    }
+}
+
+#[tokio::test]
+async fn add_cluster_with_fingerprint_confirmation_then_test_it() {
+    let sim = sim().await;
+    let s = signed_in_app("root@pam", true).await;
+    let mut body = json!({ "name": "lab", "url": sim.base_url, "token_id": sim.token_id, "token_secret": sim.token_secret });
+
+    let r = s.send("POST", "/api/v1/clusters", Some(body.clone())).await;
+    assert_eq!(r.status(), 409, "the certificate must be confirmed first");
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["fingerprint_to_confirm"], sim.fingerprint.as_str());
+    assert!(
+        s.app.state.store.list_clusters().await.unwrap().is_empty(),
+        "nothing stored before confirmation"
+    );
+
+    body["fingerprint"] = json!(sim.fingerprint.to_lowercase());
+    let r = s.send("POST", "/api/v1/clusters", Some(body.clone())).await;
+    assert_eq!(r.status(), 201);
+    let created: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        created["fingerprint"],
+        sim.fingerprint.as_str(),
+        "normalised to upper case"
+    );
+    assert_eq!(created["has_token_secret"], true);
+    assert_eq!(
+        created["default"], true,
+        "the first cluster becomes the default"
+    );
+    let text = serde_json::to_string(&created).unwrap();
+    assert!(
+        !text.contains(&sim.token_secret),
+        "secrets are never returned"
+    );
+    let stored = s.app.state.store.list_clusters().await.unwrap();
+    assert!(
+        !stored[0]
+            .token_secret_sealed
+            .as_ref()
+            .unwrap()
+            .contains(&sim.token_secret),
+        "sealed at rest"
+    );
+
+    let id = created["id"].as_i64().unwrap();
+    let report: serde_json::Value = s
+        .send("POST", &format!("/api/v1/clusters/{id}/test"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        report["version"].as_str().unwrap().starts_with('9')
+            || report["version"].as_str().unwrap().starts_with('8'),
+        "{report}"
+    );
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 2);
+    assert!(
+        report["ssh_error"].as_str().unwrap().contains("SSH"),
+        "SSH problems are part of the report: {report}"
+    );
+
+    // Edit without re-sending the secret keeps it.
+    let r = s
+        .send("PUT", &format!("/api/v1/clusters/{id}"), Some(json!({ "name": "lab2", "url": sim.base_url, "token_id": sim.token_id, "fingerprint": sim.fingerprint })))
+        .await;
+    assert_eq!(r.status(), 200);
+    let report: serde_json::Value = s
+        .send("POST", &format!("/api/v1/clusters/{id}/test"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(report["api_error"].is_null(), "{report}");
+
+    // Invalid input names the fields.
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/clusters",
+            Some(json!({ "name": "bad name!", "url": "ftp://x", "token_id": "nope" })),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let err: serde_json::Value = r.json().await.unwrap();
+    for field in ["name", "url", "token_id", "token_secret"] {
+        assert!(err["fields"][field].is_string(), "{field}: {err}");
+    }
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/clusters",
+            Some(json!({ "name": "x", "unknown": 1 })),
+        )
+        .await;
+    assert_eq!(r.status(), 400, "unknown fields are rejected");
+
+    let r = s
+        .send("DELETE", &format!("/api/v1/clusters/{id}"), None)
+        .await;
+    assert_eq!(r.status(), 204);
+    let audit: serde_json::Value = s
+        .send("GET", "/api/v1/audit?action=cluster.create", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+    let audit: serde_json::Value = s
+        .send("GET", "/api/v1/audit?actor=root@pam", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["cluster.delete", "cluster.update", "cluster.create"]
+    );
+}
+
+#[tokio::test]
+async fn changed_certificate_is_refused_by_test_connection() {
+    let sim = sim().await;
+    let s = signed_in_app("root@pam", true).await;
+    let wrong = "AB:".repeat(31) + "AB";
+    let r = s
+        .send("POST", "/api/v1/clusters", Some(json!({ "name": "lab", "url": sim.base_url, "token_id": sim.token_id, "token_secret": sim.token_secret, "fingerprint": wrong })))
+        .await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let report: serde_json::Value = s
+        .send("POST", &format!("/api/v1/clusters/{id}/test"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let error = report["api_error"].as_str().unwrap().to_lowercase();
+    assert!(error.contains("fingerprint"), "{error}");
+}
+
+#[tokio::test]
+async fn non_admins_cannot_change_clusters_or_read_the_audit_log() {
+    let s = signed_in_app("alice@pve", false).await;
+    let r = s.send("POST", "/api/v1/clusters", Some(json!({ "name": "x", "url": "https://x:8006", "token_id": "a@b!c", "token_secret": "s" }))).await;
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Sys.Modify"));
+    assert_eq!(s.send("GET", "/api/v1/audit", None).await.status(), 403);
+    assert_eq!(s.send("GET", "/audit", None).await.status(), 403);
+}
+
+#[tokio::test]
+async fn api_tokens_are_shown_once_hashed_and_revocable() {
+    let s = signed_in_app("root@pam", true).await;
+    let r = s
+        .send("POST", "/api/v1/tokens", Some(json!({ "name": "ci" })))
+        .await;
+    assert_eq!(r.status(), 201);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("ctf_"));
+    let listed = serde_json::to_string(
+        &s.send("GET", "/api/v1/tokens", None)
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!listed.contains(&token), "never shown again");
+    let stored = s.app.state.store.list_api_tokens("root@pam").await.unwrap();
+    assert_ne!(stored[0].token_hash, token, "stored hashed");
+
+    // The token authenticates API calls without CSRF, as its user.
+    let me: serde_json::Value = s
+        .app
+        .client
+        .get(s.url("/api/v1/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["username"], "root@pam");
+    assert_eq!(me["via"], "token");
+    let r = s
+        .app
+        .client
+        .post(s.url("/api/v1/tokens"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "second" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "token requests need no CSRF token");
+
+    let r = s
+        .send("POST", "/api/v1/tokens", Some(json!({ "name": "ci" })))
+        .await;
+    assert_eq!(r.status(), 400, "names are unique per user");
+
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(
+        s.send("DELETE", &format!("/api/v1/tokens/{id}"), None)
+            .await
+            .status(),
+        204
+    );
+    let r = s
+        .app
+        .client
+        .get(s.url("/api/v1/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "revoked tokens stop working");
+    let audit: serde_json::Value = s
+        .send("GET", "/api/v1/audit", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"token.create") && actions.contains(&"token.revoke"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn settings_pages_render_and_keep_input_on_errors() {
+    let s = signed_in_app("root@pam", true).await;
+    for path in ["/settings/clusters", "/settings/tokens", "/audit"] {
+        let r = s
+            .app
+            .client
+            .get(s.url(path))
+            .header("cookie", &s.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("aria-current=\"page\""),
+            "{path} marks its nav entry"
+        );
+    }
+    let r = s
+        .app
+        .client
+        .post(s.url("/settings/clusters"))
+        .header("cookie", &s.cookie)
+        .form(&[
+            ("csrf_token", s.csrf.as_str()),
+            ("name", "my lab!"),
+            ("url", "https://typed.example:8006"),
+            ("token_id", "root@pam!x"),
+            ("token_secret", "s3cr3t"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("value=\"my lab!\"") && html.contains("value=\"https://typed.example:8006\""),
+        "typed values kept"
+    );
+    assert!(!html.contains("s3cr3t"), "secrets are not echoed");
+    assert!(html.contains("aria-invalid=\"true\""));
+}

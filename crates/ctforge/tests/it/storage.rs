@@ -1,0 +1,559 @@
+//! Storage conformance suite: the same stories run against SQLite and the real PostgreSQL
+//! server (a fresh database per test).
+
+#![allow(clippy::unwrap_used)]
+
+use crate::common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ctforge::storage::StoreError;
+use ctforge::storage::model::*;
+
+fn cluster_input(name: &str) -> ClusterInput {
+    ClusterInput {
+        name: name.to_owned(),
+        url: "https://pve.example:8006".to_owned(),
+        token_id: "root@pam!ctforge".to_owned(),
+        token_secret_sealed: Some("v1:k:secret".to_owned()),
+        ssh_user: "root".to_owned(),
+        ssh_port: 22,
+        is_default: true,
+        ..Default::default()
+    }
+}
+
+fn template(name: &str, script_body: &str) -> TemplateRecord {
+    TemplateRecord {
+        row: TemplateRow {
+            id: 0,
+            name: name.to_owned(),
+            source: "filesystem".to_owned(),
+            source_path: Some(format!("/t/{name}")),
+            app: "Nginx".to_owned(),
+            description: "web".to_owned(),
+            tags: "web;proxy".to_owned(),
+            config_json: "{}".to_owned(),
+            content_hash: script_body.to_owned(),
+            diverged: false,
+            created_at: 0,
+            updated_at: 0,
+        },
+        scripts: vec![
+            TemplateScript {
+                position: 10,
+                name: "10-a.sh".into(),
+                content: script_body.into(),
+                enabled: true,
+            },
+            TemplateScript {
+                position: 20,
+                name: "20-b.sh".into(),
+                content: "echo b".into(),
+                enabled: false,
+            },
+        ],
+        files: vec![TemplateFile {
+            name: "nginx.conf".into(),
+            target_dir: "/etc/nginx".into(),
+            policy: "backup".into(),
+            content: "server {}".into(),
+        }],
+        packages: vec![
+            TemplatePackage {
+                bucket: "base".into(),
+                manager: "apt".into(),
+                name: "nginx".into(),
+                version: None,
+                position: 0,
+            },
+            TemplatePackage {
+                bucket: "base".into(),
+                manager: "apt".into(),
+                name: "curl".into(),
+                version: Some("7.1".into()),
+                position: 1,
+            },
+        ],
+    }
+}
+
+async fn clusters(backend: &str) {
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    let a = store.insert_cluster(&cluster_input("a")).await.unwrap();
+    let b = store.insert_cluster(&cluster_input("b")).await.unwrap();
+    assert!(matches!(
+        store.insert_cluster(&cluster_input("a")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let list = store.list_clusters().await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].id, b, "the last default wins and is listed first");
+    assert!(!store.get_cluster(a).await.unwrap().is_default);
+    let mut changed = cluster_input("a2");
+    changed.is_default = false;
+    store.update_cluster(a, &changed).await.unwrap();
+    assert_eq!(store.get_cluster_by_name("a2").await.unwrap().id, a);
+    store
+        .set_cluster_nodes(
+            a,
+            &[
+                ("pve1".into(), "online".into()),
+                ("pve2".into(), "offline".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .set_cluster_nodes(a, &[("pve1".into(), "online".into())])
+        .await
+        .unwrap();
+    assert_eq!(store.list_cluster_nodes(a).await.unwrap().len(), 1);
+    store.delete_cluster(a).await.unwrap();
+    assert!(matches!(
+        store.get_cluster(a).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_cluster(a).await,
+        Err(StoreError::NotFound)
+    ));
+    store.ready().await.unwrap();
+}
+
+async fn templates_and_buckets(backend: &str) {
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    let (id, previous) = store
+        .upsert_template(&template("nginx", "echo 1"))
+        .await
+        .unwrap();
+    assert!(previous.is_none());
+    let loaded = store.get_template(id).await.unwrap();
+    assert_eq!(loaded.scripts, template("nginx", "echo 1").scripts);
+    assert_eq!(loaded.packages.len(), 2);
+    let (id2, previous) = store
+        .upsert_template(&template("nginx", "echo 2"))
+        .await
+        .unwrap();
+    assert_eq!(id, id2, "re-sync keeps the id");
+    assert_eq!(previous.unwrap().scripts[0].content, "echo 1");
+    let summary = store.list_templates().await.unwrap();
+    assert_eq!(summary.len(), 1);
+    assert_eq!(
+        (
+            summary[0].script_count,
+            summary[0].file_count,
+            summary[0].package_count
+        ),
+        (2, 1, 2)
+    );
+    assert_eq!(store.count_template_containers(id).await.unwrap(), 0);
+
+    let bucket = store.create_bucket("web", "web stack").await.unwrap();
+    assert!(matches!(
+        store.create_bucket("web", "").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .add_bucket_packages(
+            bucket,
+            &[
+                ("apt".into(), "nginx".into(), None),
+                ("npm".into(), "pm2".into(), Some("5".into())),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .add_bucket_packages(
+            bucket,
+            &[("apt".into(), "nginx".into(), Some("1.2".into()))],
+        )
+        .await
+        .unwrap();
+    let packages = store.list_bucket_packages(bucket).await.unwrap();
+    assert_eq!(packages.len(), 2);
+    assert_eq!(packages[0].version.as_deref(), Some("1.2"));
+    assert_eq!(
+        store
+            .remove_bucket_packages(bucket, &[packages[0].id])
+            .await
+            .unwrap(),
+        1
+    );
+    store.update_bucket(bucket, "web2", "x").await.unwrap();
+    assert_eq!(store.get_bucket(bucket).await.unwrap().name, "web2");
+    store.delete_bucket(bucket).await.unwrap();
+    assert!(store.list_buckets().await.unwrap().is_empty());
+    store.delete_template(id).await.unwrap();
+    assert!(matches!(
+        store.get_template_by_name("nginx").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn containers_jobs_events(backend: &str) {
+    let (store, clock, _dir) = common::fresh_store(backend).await;
+    let cluster = store.insert_cluster(&cluster_input("c")).await.unwrap();
+    let (template_id, _) = store.upsert_template(&template("t", "x")).await.unwrap();
+    let new = NewContainer {
+        cluster_id: cluster,
+        node: "pve1".into(),
+        vmid: 100,
+        hostname: "web".into(),
+        template_id: Some(template_id),
+        status: "creating".into(),
+        spec_json: "{}".into(),
+        root_password_sealed: Some("v1:k:pw".into()),
+        created_by: "root@pam".into(),
+    };
+    let job = NewJob {
+        kind: "create_container".into(),
+        node: Some("pve1".into()),
+        payload_json: "{}".into(),
+        ..Default::default()
+    };
+    let (ct, job_id) = store.create_container_with_job(&new, &job).await.unwrap();
+    // Same VMID again: the whole transaction rolls back, no orphan job.
+    assert!(matches!(
+        store.create_container_with_job(&new, &job).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.list_jobs(10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.count_template_containers(template_id).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.get_container_by_vmid(cluster, 100).await.unwrap().id,
+        ct
+    );
+
+    let claimed = store.claim_job("w1", 30_000, 2).await.unwrap().unwrap();
+    assert_eq!(
+        (claimed.id, claimed.attempts, claimed.state.as_str()),
+        (job_id, 1, "running")
+    );
+    assert!(
+        store.claim_job("w2", 30_000, 2).await.unwrap().is_none(),
+        "leased job is not claimed twice"
+    );
+    store.set_job_step(job_id, "w1", "create").await.unwrap();
+    store
+        .complete_job_step(job_id, "w1", "create")
+        .await
+        .unwrap();
+    store.set_job_step(job_id, "w1", "start").await.unwrap();
+    // The worker dies: its lease expires and another worker resumes after the completed step.
+    clock.advance(31_000);
+    let resumed = store.claim_job("w2", 30_000, 2).await.unwrap().unwrap();
+    assert_eq!(
+        (resumed.attempts, resumed.completed_steps.as_str()),
+        (2, "create")
+    );
+    assert!(
+        !store.renew_job_lease(job_id, "w1", 30_000).await.unwrap(),
+        "the old owner lost its lease"
+    );
+    assert!(
+        store.set_job_step(job_id, "w1", "x").await.is_err(),
+        "the old owner cannot checkpoint"
+    );
+    assert!(store.renew_job_lease(job_id, "w2", 30_000).await.unwrap());
+    assert_eq!(
+        resumed.result_json, None,
+        "no result until a handler sets one"
+    );
+    assert!(
+        store.set_job_result(job_id, "w1", "{}").await.is_err(),
+        "only the lease holder writes the result"
+    );
+    store
+        .set_job_result(job_id, "w2", r#"{"items":[1]}"#)
+        .await
+        .unwrap();
+    store
+        .finish_job(job_id, "failed", Some("script 20-b.sh exited with 1"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store.finish_job(job_id, "succeeded", None).await,
+            Err(StoreError::NotFound)
+        ),
+        "a finished job is not finished again (a worker cannot overwrite a cancel)"
+    );
+    assert_eq!(store.get_job(job_id).await.unwrap().state, "failed");
+    store
+        .retry_job(job_id, &["create".to_owned()])
+        .await
+        .unwrap();
+    let retried = store.get_job(job_id).await.unwrap();
+    assert_eq!(retried.state, "queued");
+    assert_eq!(retried.attempts, 0, "a retry starts with fresh attempts");
+    assert_eq!(
+        retried.result_json.as_deref(),
+        Some(r#"{"items":[1]}"#),
+        "the result survives a retry"
+    );
+
+    for i in 0..3 {
+        let seq = store
+            .append_job_event(job_id, "log", Some("install"), &format!("line {i}"))
+            .await
+            .unwrap();
+        assert_eq!(seq, i + 1);
+    }
+    let after = store.job_events_after(job_id, 1, 100).await.unwrap();
+    assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+
+    store
+        .update_container_status(ct, "ready", Some("10.0.0.5"))
+        .await
+        .unwrap();
+    store
+        .update_container_status(ct, "ready", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_container(ct).await.unwrap().ip.as_deref(),
+        Some("10.0.0.5")
+    );
+    let service = ContainerService {
+        unit: "nginx.service".into(),
+        active_state: "active".into(),
+        sub_state: "running".into(),
+        enabled: true,
+        port: Some(80),
+        url: Some("http://10.0.0.5:80".into()),
+        updated_at: 1,
+        web_title: Some("Welcome to nginx!".into()),
+        web_answered: Some(true),
+        web_checked_at: Some(2),
+    };
+    store
+        .replace_services(ct, std::slice::from_ref(&service))
+        .await
+        .unwrap();
+    store
+        .replace_services(ct, std::slice::from_ref(&service))
+        .await
+        .unwrap();
+    assert_eq!(store.list_services(ct).await.unwrap(), vec![service]);
+    store.put_credential(ct, "admin", "v1:k:a").await.unwrap();
+    store.put_credential(ct, "admin", "v1:k:b").await.unwrap();
+    assert_eq!(
+        store.list_credentials(ct).await.unwrap()[0].value_sealed,
+        "v1:k:b"
+    );
+    for kind in ["created", "started", "started"] {
+        store
+            .add_container_event(ct, kind, "m", "root@pam", "{}")
+            .await
+            .unwrap();
+    }
+    let started = store
+        .list_container_events(ct, Some("started"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(started.len(), 2);
+    let page = store
+        .list_container_events(ct, None, Some(started[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    store.delete_container(ct).await.unwrap();
+    assert!(
+        store.list_credentials(ct).await.unwrap().is_empty(),
+        "credentials go with the container"
+    );
+}
+
+async fn concurrent_claims(backend: &str) {
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    for _ in 0..20 {
+        store
+            .enqueue_job(&NewJob {
+                kind: "k".into(),
+                payload_json: "{}".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(job) = store
+                .claim_job(&format!("w{w}"), 60_000, 100)
+                .await
+                .unwrap()
+            {
+                got.push(job.id);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 20, "every job claimed once");
+    assert_eq!(unique.len(), 20, "no job claimed twice");
+}
+
+async fn per_node_limit(backend: &str) {
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    for node in ["pve1", "pve1", "pve1", "pve2"] {
+        store
+            .enqueue_job(&NewJob {
+                kind: "k".into(),
+                node: Some(node.into()),
+                payload_json: "{}".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let mut nodes = Vec::new();
+    while let Some(job) = store.claim_job("w", 60_000, 2).await.unwrap() {
+        nodes.push(job.node.unwrap());
+    }
+    nodes.sort();
+    assert_eq!(
+        nodes,
+        vec!["pve1", "pve1", "pve2"],
+        "at most two jobs per node run at once"
+    );
+}
+
+async fn sessions_tokens_audit_locks(backend: &str) {
+    let (store, clock, _dir) = common::fresh_store(backend).await;
+    let now = clock_now(&clock);
+    let session = SessionRow {
+        id_hash: "h1".into(),
+        username: "root@pam".into(),
+        data_sealed: "v1:k:t".into(),
+        csrf_token: "c".into(),
+        expires_at: now + 1000,
+        created_at: now,
+    };
+    store.put_session(&session).await.unwrap();
+    assert_eq!(store.get_session("h1").await.unwrap(), session);
+    assert_eq!(store.count_sessions().await.unwrap(), 1);
+    clock.advance(1001);
+    assert!(
+        matches!(store.get_session("h1").await, Err(StoreError::NotFound)),
+        "expired sessions are gone"
+    );
+    assert_eq!(store.purge_expired_sessions().await.unwrap(), 1);
+
+    let token = store
+        .create_api_token("root@pam", "ci", "hash1")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_api_token("root@pam", "ci", "hash2").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.use_api_token("hash1").await.unwrap().id, token);
+    assert!(
+        store
+            .use_api_token("hash1")
+            .await
+            .unwrap()
+            .last_used
+            .is_some()
+    );
+    assert!(
+        matches!(
+            store.revoke_api_token("alice@pve", token).await,
+            Err(StoreError::NotFound)
+        ),
+        "only the owner revokes"
+    );
+    store.revoke_api_token("root@pam", token).await.unwrap();
+    assert!(matches!(
+        store.use_api_token("hash1").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.list_api_tokens("root@pam").await.unwrap().len(), 1);
+
+    for (actor, action) in [("a", "login"), ("b", "login"), ("a", "logout")] {
+        store
+            .add_audit(&NewAudit {
+                actor: actor.into(),
+                action: action.into(),
+                remote_addr: "127.0.0.1".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let filter = AuditFilter {
+        actor: Some("a".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.list_audit(&filter).await.unwrap().len(), 2);
+    let filter = AuditFilter {
+        action: Some("login".into()),
+        limit: 1,
+        ..Default::default()
+    };
+    let first = store.list_audit(&filter).await.unwrap();
+    assert_eq!(first[0].actor, "b");
+    let filter = AuditFilter {
+        action: Some("login".into()),
+        before_id: Some(first[0].id),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.list_audit(&filter).await.unwrap()[0].actor, "a");
+
+    assert!(store.try_lock("ct:1", "o1", 1000).await.unwrap());
+    assert!(
+        !store.try_lock("ct:1", "o2", 1000).await.unwrap(),
+        "held lock refuses another owner"
+    );
+    assert!(
+        !store.unlock("ct:1", "o2").await.unwrap(),
+        "only the owner releases"
+    );
+    clock.advance(1001);
+    assert!(
+        store.try_lock("ct:1", "o2", 1000).await.unwrap(),
+        "expired lock is taken over"
+    );
+    assert!(store.unlock("ct:1", "o2").await.unwrap());
+    assert!(store.try_lock("ct:1", "o1", 1000).await.unwrap());
+}
+
+fn clock_now(clock: &ctforge::clock::ManualClock) -> i64 {
+    use ctforge::clock::Clock;
+    clock.now_ms()
+}
+
+macro_rules! conformance {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name("sqlite").await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name("postgres").await } )*
+        }
+    };
+}
+
+conformance!(
+    clusters,
+    templates_and_buckets,
+    containers_jobs_events,
+    concurrent_claims,
+    per_node_limit,
+    sessions_tokens_audit_locks
+);

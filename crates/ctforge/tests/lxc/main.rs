@@ -1,0 +1,8 @@
+//! Real-LXC tests: provisioning, monitoring and the install script on real containers through the simulator's lxc backend (skipped where LXC is unavailable).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod create_lxc;
+mod install_script;
+mod monitor_lxc;

@@ -1,0 +1,12 @@
+//! Browser tests: headless Chromium against the real app (pages, accessibility, screenshots, the wizard, templates, dashboard and bulk flows).
+
+#[path = "../browser/mod.rs"]
+mod browser;
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bulk_ui;
+mod dashboard_ui;
+mod templates_ui;
+mod ui_pages;
+mod wizard_ui;
