@@ -119,6 +119,9 @@ pub struct MemoryBackend {
     guests: Arc<Mutex<HashMap<u32, Guest>>>,
 }
 
+/// Stdout, stderr, status, and the command that blocked with the pids it runs as.
+type RunOutcome = (Vec<u8>, Vec<u8>, u32, Option<(Blocked, Vec<u32>)>);
+
 /// A command that does not end by itself (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Blocked {
@@ -379,7 +382,7 @@ impl MemoryBackend {
         argv: &[String],
         stdin: &[u8],
         register: bool,
-    ) -> (Vec<u8>, Vec<u8>, u32, Option<(Blocked, Vec<u32>)>) {
+    ) -> RunOutcome {
         self.with_guest(vmid, |g| {
             g.commands.push(argv.join(" "));
             let mut sh = Shell::new(&mut g.data);
@@ -2673,7 +2676,7 @@ pub(crate) fn argv_reads_stdin(argv: &[String]) -> bool {
                     _ => break,
                 }
             }
-            argv.get(i + 1..).is_some_and(|rest| argv_reads_stdin(rest))
+            argv.get(i + 1..).is_some_and(argv_reads_stdin)
         }
         _ => simple_reads_stdin(argv),
     }
