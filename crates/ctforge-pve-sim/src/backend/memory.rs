@@ -376,13 +376,7 @@ impl MemoryBackend {
 
     /// [`MemoryBackend::run`], plus the command that blocked, registered as a process when
     /// `register` (an exec that will wait for it).
-    fn run_full(
-        &self,
-        vmid: u32,
-        argv: &[String],
-        stdin: &[u8],
-        register: bool,
-    ) -> RunOutcome {
+    fn run_full(&self, vmid: u32, argv: &[String], stdin: &[u8], register: bool) -> RunOutcome {
         self.with_guest(vmid, |g| {
             g.commands.push(argv.join(" "));
             let mut sh = Shell::new(&mut g.data);
