@@ -1,0 +1,210 @@
+//! Unit tests of the shell emulator and the guest store.
+
+use super::*;
+
+fn guest() -> (MemoryBackend, u32) {
+    let b = MemoryBackend::new();
+    b.create(
+        100,
+        &CreateSpec {
+            conf: Default::default(),
+            hostname: "t".into(),
+            ostemplate: "local:vztmpl/x.tar.zst".into(),
+            password: None,
+            ssh_public_keys: None,
+        },
+    )
+    .expect("create");
+    b.start(100).expect("start");
+    (b, 100)
+}
+
+fn sh(b: &MemoryBackend, script: &str) -> (String, String, u32) {
+    let (o, e, c) = b.run(100, &["bash".into(), "-c".into(), script.into()], b"");
+    (
+        String::from_utf8_lossy(&o).into(),
+        String::from_utf8_lossy(&e).into(),
+        c,
+    )
+}
+
+#[test]
+fn install_adds_service_and_ss_shows_it() {
+    let (b, _) = guest();
+    let (_, _, c) = sh(&b, "apt-get update && apt-get install -y nginx");
+    assert_eq!(c, 0);
+    let (o, _, _) = sh(&b, "ss -tlnp");
+    assert!(o.contains("0.0.0.0:80"), "{o}");
+    assert!(o.contains("\"nginx\""), "{o}");
+    let (o, _, c) = sh(&b, "systemctl is-active nginx");
+    assert_eq!((o.as_str(), c), ("active\n", 0));
+}
+
+#[test]
+fn apt_option_values_are_not_packages() {
+    let (b, _) = guest();
+    let (_, e, c) = sh(
+        &b,
+        "apt-get install -y -q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300 nginx",
+    );
+    assert_eq!(c, 0, "{e}");
+    let (o, _, c) = sh(&b, "dpkg -s nginx");
+    assert!(c == 0 && o.contains("install ok installed"), "{o}");
+    let (_, _, c) = sh(&b, "dpkg -s Acquire::Retries=3");
+    assert_eq!(c, 1, "an option's value is not installed as a package");
+}
+
+#[test]
+fn files_heredoc_and_errexit() {
+    let (b, _) = guest();
+    let (_, _, c) = sh(
+        &b,
+        "mkdir -p /opt/app/conf\ncat > /opt/app/conf/a.txt <<'EOF'\nhello $X\nworld\nEOF\ncp /opt/app/conf/a.txt /tmp/",
+    );
+    assert_eq!(c, 0);
+    assert_eq!(
+        b.file(100, "/tmp/a.txt").as_deref(),
+        Some(&b"hello $X\nworld\n"[..])
+    );
+    let (_, e, c) = sh(&b, "set -e; cat /nope; echo never");
+    assert_eq!(c, 1);
+    assert!(e.contains("No such file"));
+    let (o, _, c) = sh(&b, "test -e /tmp/a.txt && echo yes || echo no");
+    assert_eq!((o.as_str(), c), ("yes\n", 0));
+    let (o, _, _) = sh(&b, "[ -d /nope ] || echo missing");
+    assert_eq!(o, "missing\n");
+}
+
+#[test]
+fn systemctl_show_batch_and_custom_unit() {
+    let (b, _) = guest();
+    b.write_file(
+        100,
+        "/etc/systemd/system/myapp.service",
+        b"[Unit]\nDescription=My App\n[Service]\nExecStart=/usr/local/bin/myapp --port 8080\n",
+    );
+    let (_, _, c) = sh(
+        &b,
+        "systemctl daemon-reload && systemctl enable --now myapp",
+    );
+    assert_eq!(c, 0);
+    let (o, _, _) = sh(
+        &b,
+        "systemctl show -p Id,ActiveState,UnitFileState myapp.service nope.service",
+    );
+    assert_eq!(
+        o,
+        "Id=myapp.service\nActiveState=active\nUnitFileState=enabled\n\nId=nope.service\nActiveState=inactive\nUnitFileState=\n"
+    );
+    let (o, _, _) = sh(&b, "ss -tlnp | grep 8080");
+    assert!(o.contains("myapp"), "{o}");
+    let (_, e, c) = sh(&b, "apt-get install -y no-such-pkg");
+    assert_eq!(c, 100);
+    assert!(e.contains("Unable to locate package no-such-pkg"));
+}
+
+#[test]
+fn status_tar_and_missing_commands() {
+    let (b, _) = guest();
+    let (o, _, _) = sh(&b, "false\necho \"rc $?\" 'lit $?'\ntrue; echo \"rc=$?\"");
+    assert_eq!(o, "rc 1 lit $?\nrc=0\n");
+    b.write_file(100, "/etc/ctforge/credentials/admin", b"s3cret\n");
+    b.write_file(100, "/etc/ctforge/credentials/@@x", b"a\nb");
+    let (o, e, c) = sh(&b, "tar -C /etc/ctforge/credentials -cf - . | base64");
+    assert_eq!(c, 0, "{e}");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(o.trim())
+        .expect("base64");
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut found = Vec::new();
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).expect("read");
+        found.push((path, text));
+    }
+    assert_eq!(
+        found,
+        [
+            ("./".to_string(), String::new()),
+            ("@@x".to_string(), "a\nb".to_string()),
+            ("admin".to_string(), "s3cret\n".to_string())
+        ]
+    );
+    let (_, e, c) = sh(&b, "tar -C /nope -cf - .");
+    assert_eq!(c, 2);
+    assert!(e.contains("Cannot open"), "{e}");
+    assert!(b.set_missing_commands(100, &["ss".to_string()]));
+    let (o, e, _) = sh(&b, "ss -tlnp 2>&1\necho \"rc $?\"");
+    assert_eq!(
+        (o.as_str(), e.as_str()),
+        ("sh: 1: ss: not found\nrc 127\n", "")
+    );
+    assert!(b.set_missing_commands(100, &[]));
+    let (o, _, _) = sh(&b, "ss -tlnp");
+    assert!(o.contains("sshd"), "{o}");
+}
+
+#[tokio::test]
+async fn never_ending_commands_block_until_their_timeout_kills_them() {
+    let (b, vmid) = guest();
+    b.write_file(
+        vmid,
+        "/etc/systemd/system/stuck.service",
+        b"[Service]\nExecStartPre=/bin/sleep infinity\nExecStart=/bin/true\n",
+    );
+    let (_, _, c) = sh(
+        &b,
+        "systemctl enable stuck && systemctl start --no-block stuck",
+    );
+    assert_eq!(c, 0);
+    assert_eq!(sh(&b, "systemctl is-active stuck").0, "activating\n");
+    assert_eq!(
+        sh(&b, "systemctl list-jobs --no-legend").0,
+        "100 stuck.service start running\n"
+    );
+    assert_eq!(
+        sh(&b, "systemctl is-system-running").0,
+        "running\n",
+        "booted"
+    );
+    b.stop(vmid).unwrap();
+    b.start(vmid).unwrap();
+    assert_eq!(sh(&b, "systemctl is-system-running").0, "starting\n");
+
+    let argv = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let run = b.exec(
+        vmid,
+        argv("timeout -k 5 1 systemctl is-system-running --wait"),
+        Vec::new(),
+        tx,
+    );
+    assert_eq!(
+        sh(&b, "pgrep -f is-system-running").2,
+        0,
+        "running while it waits"
+    );
+    assert_eq!(run.await, 124, "killed by timeout");
+    assert_eq!(sh(&b, "pgrep -f is-system-running").2, 1, "and gone");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let forever = b.exec(vmid, argv("sleep infinity"), Vec::new(), tx);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(100), forever)
+            .await
+            .is_err(),
+        "without timeout it never ends"
+    );
+}
+
+#[test]
+fn stdin_detection() {
+    let b = MemoryBackend::new();
+    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert!(b.needs_stdin(&v(&["bash", "-c", "cat > /etc/x"])));
+    assert!(!b.needs_stdin(&v(&["bash", "-c", "cat /etc/x"])));
+    assert!(!b.needs_stdin(&v(&["systemctl", "status", "x"])));
+    assert!(b.needs_stdin(&v(&["bash", "-s"])));
+    assert!(!b.needs_stdin(&v(&["bash", "/root/x.sh"])));
+}
