@@ -12,6 +12,10 @@ use crate::types::{
     Upid, Version,
 };
 
+/// `GET /access/permissions`: ACL path → privilege → propagate flag (`0`/`1`).
+pub type Permissions =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>>;
+
 /// The Proxmox VE API surface used by ctforge.
 ///
 /// Methods returning [`Upid`] start an asynchronous task; follow it with
@@ -22,6 +26,14 @@ pub trait PveApi: Send + Sync {
     async fn version(&self) -> Result<Version>;
     /// `GET /access/domains` — realms for the login box (no auth needed).
     async fn access_domains(&self) -> Result<Vec<Domain>>;
+    /// `GET /access/permissions[?userid=][&path=]`: path → privilege → propagate flag, as
+    /// Proxmox computes it (inheritance, pools, groups); asked for another user, it needs
+    /// `Sys.Audit` on `/access`.
+    async fn access_permissions(
+        &self,
+        userid: Option<&str>,
+        path: Option<&str>,
+    ) -> Result<Permissions>;
     /// `GET /nodes`.
     async fn nodes(&self) -> Result<Vec<NodeInfo>>;
     /// `GET /nodes/{node}/status`.

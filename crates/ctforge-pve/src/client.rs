@@ -771,6 +771,14 @@ impl PveApi for PveClient {
     async fn pools(&self) -> Result<Vec<Pool>> {
         self.list(request::pools()).await
     }
+
+    async fn access_permissions(
+        &self,
+        userid: Option<&str>,
+        path: Option<&str>,
+    ) -> Result<crate::api::Permissions> {
+        self.get(request::access_permissions(userid, path)).await
+    }
 }
 
 #[cfg(test)]

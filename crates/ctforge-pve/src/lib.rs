@@ -35,7 +35,7 @@ pub mod task;
 pub mod tls;
 pub mod types;
 
-pub use api::PveApi;
+pub use api::{Permissions, PveApi};
 pub use auth::{Auth, Capabilities, LoginOutcome, Secret, TfaChallenge, Ticket};
 pub use client::{
     ClientConfig, CreateOutcome, PveClient, RetryPolicy, complete_tfa, create_lxc_checked, login,

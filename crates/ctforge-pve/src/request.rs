@@ -168,6 +168,18 @@ pub fn access_domains() -> RequestSpec {
     RequestSpec::new(Method::Get, "/access/domains".into())
 }
 
+/// `GET /access/permissions[?userid=][&path=]`
+pub fn access_permissions(userid: Option<&str>, path: Option<&str>) -> RequestSpec {
+    let mut spec = RequestSpec::new(Method::Get, "/access/permissions".into());
+    if let Some(userid) = userid {
+        spec = spec.param("userid", userid);
+    }
+    if let Some(path) = path {
+        spec = spec.param("path", path);
+    }
+    spec
+}
+
 /// The full user id: `username` if it already has `@realm`, else `username@realm`.
 pub fn userid(username: &str, realm: &str) -> String {
     if username.contains('@') || realm.is_empty() {

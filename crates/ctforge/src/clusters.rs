@@ -1,13 +1,12 @@
 //! Cluster settings as a use-case: validate what the user typed, seal secrets, pin the TLS
 //! fingerprint, audit every change, and test a connection. Web and API handlers both call here.
 
-use ctforge_pve::PveApi;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::storage::StoreError;
-use crate::storage::model::{Cluster, ClusterInput, NewAudit};
+use crate::storage::model::{Cluster, ClusterInput};
 
 /// What a user submits to add or edit a cluster. Secrets left empty on edit keep their stored
 /// value.
@@ -184,15 +183,8 @@ pub fn validate(form: &ClusterForm, existing: Option<&Cluster>) -> Vec<(String, 
     errors
 }
 
-fn audit_entry(actor: &str, action: &str, target: &str, remote: &str) -> NewAudit {
-    NewAudit {
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        remote_addr: remote.to_owned(),
-        outcome: "ok".to_owned(),
-        detail_json: String::new(),
-    }
+fn audit_entry(actor: &str, action: &str, target: &str, remote: &str) -> crate::audit::Entry {
+    crate::audit::Entry::new(actor, action, target, remote)
 }
 
 /// Outcome of a save attempt.
@@ -281,10 +273,11 @@ pub async fn save(
     let id = match id {
         Some(id) => {
             state.store.update_cluster(id, &input).await?;
-            state
-                .store
-                .add_audit(&audit_entry(actor, "cluster.update", &input.name, remote))
-                .await?;
+            crate::audit::record(
+                state.store.as_ref(),
+                audit_entry(actor, "cluster.update", &input.name, remote),
+            )
+            .await?;
             id
         }
         None => {
@@ -302,10 +295,11 @@ pub async fn save(
                     },
                     other => other.into(),
                 })?;
-            state
-                .store
-                .add_audit(&audit_entry(actor, "cluster.create", &input.name, remote))
-                .await?;
+            crate::audit::record(
+                state.store.as_ref(),
+                audit_entry(actor, "cluster.create", &input.name, remote),
+            )
+            .await?;
             id
         }
     };
@@ -320,26 +314,26 @@ pub async fn delete(state: &AppState, id: i64, actor: &str, remote: &str) -> Res
         .await
         .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
     state.store.delete_cluster(id).await?;
-    state
-        .store
-        .add_audit(&audit_entry(actor, "cluster.delete", &cluster.name, remote))
-        .await?;
+    crate::audit::record(
+        state.store.as_ref(),
+        audit_entry(actor, "cluster.delete", &cluster.name, remote),
+    )
+    .await?;
     Ok(())
 }
 
 /// Talks to the cluster with its API token: version and nodes. Never fails; problems are part
 /// of the report.
 pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionReport {
-    let (ssh_host_key, ssh_error) =
-        match crate::provisioning::pipeline::connect(&state.store, &state.keyring, cluster).await {
-            Ok(session) => {
-                let key = session.host_key_fingerprint().to_owned();
-                session.close().await;
-                (Some(key), None)
-            }
-            Err(e) => (cluster.ssh_host_key.clone(), Some(e.to_string())),
-        };
-    let client = match crate::pve::service_client(cluster, &state.keyring) {
+    let (ssh_host_key, ssh_error) = match state.guests.connect(cluster).await {
+        Ok(session) => {
+            let key = session.host_key();
+            session.close().await;
+            (key, None)
+        }
+        Err(e) => (cluster.ssh_host_key.clone(), Some(e.to_string())),
+    };
+    let client = match state.pve.service(cluster) {
         Ok(c) => c,
         Err(e) => {
             return ConnectionReport {
@@ -380,7 +374,55 @@ pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionR
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::guest::FakeConnector;
+    use crate::pve::fake::{FakePve, FakePveConnector};
+
+    /// The connection test runs entirely in process: Proxmox and the guest channel are the
+    /// fakes injected into `AppState`, the database a temporary SQLite file.
+    #[tokio::test]
+    async fn connection_test_goes_through_the_injected_connectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config {
+            data_dir: dir.path().to_owned(),
+            ..crate::config::Config::default()
+        };
+        let clock = crate::clock::ManualClock::new(1_700_000_000_000);
+        let mut state = crate::startup::build_state(config, clock, None)
+            .await
+            .unwrap();
+        let pve = Arc::new(FakePve::new("9.1.9", &["pve1", "pve2"]));
+        let guests = Arc::new(FakeConnector::default());
+        state.pve = Arc::new(FakePveConnector(pve.clone()));
+        state.guests = guests.clone();
+        let id = state
+            .store
+            .insert_cluster(&ClusterInput {
+                name: "lab".into(),
+                url: "https://pve.invalid:8006".into(),
+                token_id: "ctforge@pve!ctforge".into(),
+                token_secret_sealed: None,
+                fingerprint: None,
+                ssh_user: "root".into(),
+                ssh_port: 22,
+                ssh_password_sealed: None,
+                ssh_key_sealed: None,
+                ssh_host_key: None,
+                is_default: true,
+            })
+            .await
+            .unwrap();
+        let cluster = state.store.get_cluster(id).await.unwrap();
+        let report = test_connection(&state, &cluster).await;
+        assert_eq!(report.api_error, None);
+        assert_eq!(report.ssh_error, None);
+        assert_eq!(report.version.as_deref(), Some("9.1.9 (9.1)"));
+        assert_eq!(report.nodes.len(), 2);
+        assert_eq!(guests.connects(), 1);
+        assert_eq!((pve.calls("version"), pve.calls("nodes")), (1, 1));
+    }
 
     #[test]
     fn fingerprints_normalise() {

@@ -4,7 +4,9 @@
 //! ARCHITECTURE.md for the map. Entry points: [`cli::run`] and [`startup::App`].
 
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod buckets;
 pub mod cli;
 pub mod clock;
 pub mod clusters;
@@ -14,6 +16,7 @@ pub mod ct_client;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod guest;
 pub mod jobs;
 pub mod locks;
 pub mod metrics;
@@ -27,6 +30,9 @@ pub mod telemetry;
 pub mod templates;
 pub mod tokens;
 pub mod web;
+
+#[cfg(test)]
+mod tidy;
 
 /// Installs ring as the process-wide rustls crypto provider (once; later calls do nothing).
 ///

@@ -83,9 +83,12 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, AppError>
     if let Ok(n) = state.sessions.count(now).await {
         metrics::gauge!("ctforge_sessions").set(n as f64);
     }
-    if let Ok(jobs) = state.store.list_jobs(10_000).await {
+    if let Ok(counts) = state.store.count_jobs_by_state().await {
         for job_state in ["queued", "running", "succeeded", "failed", "cancelled"] {
-            let n = jobs.iter().filter(|j| j.state == job_state).count();
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == job_state)
+                .map_or(0, |(_, n)| *n);
             metrics::gauge!("ctforge_jobs", "state" => job_state).set(n as f64);
         }
     }

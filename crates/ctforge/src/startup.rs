@@ -107,12 +107,20 @@ pub async fn build_state(
     let registry = Arc::new(JobRegistry::new());
     let progress = JobProgress::new(store.clone(), bus.clone(), clock.clone());
     let jobs = Arc::new(JobQueue::new(store.clone(), progress, registry));
+    let keyring = Arc::new(keyring);
     let state = AppState {
         config: Arc::new(config),
+        pve: Arc::new(crate::pve::PooledConnector::new(keyring.clone())),
+        guests: Arc::new(crate::guest::SshConnector::new(
+            store.clone(),
+            keyring.clone(),
+        )),
+        permissions: Arc::default(),
+        down: Arc::default(),
         store,
         sessions,
         limiter: Arc::new(LoginLimiter::default()),
-        keyring: Arc::new(keyring),
+        keyring,
         clock,
         started,
         bus,
@@ -130,6 +138,8 @@ pub fn register_job_handlers(state: &AppState) {
         crate::provisioning::pipeline::CreateContainer::new(
             state.store.clone(),
             state.keyring.clone(),
+            state.pve.clone(),
+            state.guests.clone(),
         )
         .with_limits(crate::provisioning::waits::Limits::from(
             &state.config.provisioning,
@@ -140,7 +150,7 @@ pub fn register_job_handlers(state: &AppState) {
         .registry()
         .register(Arc::new(crate::containers::bulk::BulkAction::new(
             state.store.clone(),
-            state.keyring.clone(),
+            state.pve.clone(),
             state.locks.clone(),
         )));
 }

@@ -4,12 +4,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::limiter::LoginLimiter;
+use crate::auth::permissions::PermissionCache;
 use crate::auth::session::SessionStore;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::containers::DownMap;
 use crate::events::EventBus;
+use crate::guest::GuestConnector;
 use crate::jobs::JobQueue;
 use crate::locks::Locks;
+use crate::pve::PveConnector;
 use crate::secrets::Keyring;
 use crate::storage::Store;
 
@@ -37,6 +41,14 @@ pub struct AppState {
     pub jobs: Arc<JobQueue>,
     /// Named leases for lifecycle actions (database, or Redis when configured).
     pub locks: Arc<dyn Locks>,
+    /// Proxmox clients for a cluster (user ticket or service token).
+    pub pve: Arc<dyn PveConnector>,
+    /// Command channels into guests (SSH + `pct` today).
+    pub guests: Arc<dyn GuestConnector>,
+    /// API-token owners' Proxmox privileges, per cluster and user, timed by `clock`.
+    pub permissions: Arc<PermissionCache>,
+    /// Clusters that did not answer, and since when.
+    pub down: Arc<DownMap>,
     /// Cancelled when the server shuts down (long-lived streams end on it).
     pub shutdown: tokio_util::sync::CancellationToken,
 }

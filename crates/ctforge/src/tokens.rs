@@ -7,7 +7,7 @@ use crate::auth::session::{hash_token, random_token};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::storage::StoreError;
-use crate::storage::model::{ApiToken, NewAudit};
+use crate::storage::model::ApiToken;
 
 /// Prefix that makes ctforge tokens recognisable in secret scanners.
 const PREFIX: &str = "ctf_";
@@ -46,17 +46,11 @@ async fn audit(
     target: &str,
     remote: &str,
 ) -> Result<(), AppError> {
-    state
-        .store
-        .add_audit(&NewAudit {
-            actor: actor.into(),
-            action: action.into(),
-            target: target.into(),
-            remote_addr: remote.into(),
-            outcome: "ok".into(),
-            detail_json: String::new(),
-        })
-        .await?;
+    crate::audit::record(
+        state.store.as_ref(),
+        crate::audit::Entry::new(actor, action, target, remote),
+    )
+    .await?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use super::session::{hash_token, random_token};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::storage::StoreError;
-use crate::storage::model::{Cluster, NewAudit, SessionRow};
+use crate::storage::model::{Cluster, SessionRow};
 
 /// Lifetime of a pending second-factor challenge.
 const TFA_PENDING_MS: i64 = 5 * 60 * 1000;
@@ -111,18 +111,16 @@ fn map_pve(e: PveError, cluster: &Cluster) -> LoginError {
     }
 }
 
-async fn audit(state: &AppState, actor: &str, action: &str, remote: &str, outcome: &str) {
-    let entry = NewAudit {
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target: String::new(),
-        remote_addr: remote.to_owned(),
-        outcome: outcome.to_owned(),
-        detail_json: String::new(),
-    };
-    if let Err(e) = state.store.add_audit(&entry).await {
-        tracing::error!(error = %e, "cannot write audit entry");
-    }
+async fn audit(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    remote: &str,
+    outcome: &str,
+) -> Result<(), AppError> {
+    let entry = crate::audit::Entry::new(actor, action, "", remote).outcome(outcome);
+    crate::audit::record(state.store.as_ref(), entry).await?;
+    Ok(())
 }
 
 /// First step: user name and password (and the code, if the caller already has it).
@@ -136,7 +134,7 @@ pub async fn sign_in(
     let keys = vec![format!("ip:{remote}"), format!("user:{userid}")];
     let now = state.clock.now_ms();
     if let Some(wait) = state.limiter.wait_ms(&keys, now) {
-        audit(state, &userid, "login_failed", remote, "rate_limited").await;
+        audit(state, &userid, "login_failed", remote, "rate_limited").await?;
         return Err(LoginError::RateLimited((wait + 999) / 1000));
     }
     let cluster = pick_cluster(state, input.cluster.as_deref()).await?;
@@ -171,14 +169,14 @@ pub async fn sign_in(
     match &result {
         Ok(SignIn::Done { username, .. }) => {
             state.limiter.success(&keys);
-            audit(state, username, "login", remote, "ok").await;
+            audit(state, username, "login", remote, "ok").await?;
         }
         Ok(SignIn::NeedSecondFactor { .. }) => {}
         Err(LoginError::Failed) => {
             state.limiter.failure(&keys, now);
-            audit(state, &userid, "login_failed", remote, "denied").await;
+            audit(state, &userid, "login_failed", remote, "denied").await?;
         }
-        Err(_) => audit(state, &userid, "login_failed", remote, "error").await,
+        Err(_) => audit(state, &userid, "login_failed", remote, "error").await?,
     }
     result
 }
@@ -270,14 +268,14 @@ pub async fn complete_second_factor(
                 &ticket.username,
             )
             .await?;
-            audit(state, &ticket.username, "login", remote, "ok").await;
+            audit(state, &ticket.username, "login", remote, "ok").await?;
             Ok(done)
         }
         Err(e) => {
             let err = map_pve(e, &cluster);
             if matches!(err, LoginError::Failed) {
                 state.limiter.failure(&keys, now);
-                audit(state, &row.username, "login_failed", remote, "denied").await;
+                audit(state, &row.username, "login_failed", remote, "denied").await?;
             }
             Err(err)
         }
@@ -333,7 +331,7 @@ pub async fn sign_out(
         .delete(id_hash)
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
-    audit(state, username, "logout", remote, "ok").await;
+    audit(state, username, "logout", remote, "ok").await?;
     Ok(())
 }
 

@@ -71,6 +71,17 @@ impl CurrentUser {
     }
 }
 
+/// Cluster settings need `Sys.Modify` on the nodes in Proxmox.
+pub fn require_admin(user: &CurrentUser) -> Result<(), crate::error::AppError> {
+    if user.can("nodes", "Sys.Modify") {
+        Ok(())
+    } else {
+        Err(crate::error::AppError::Forbidden(
+            "changing clusters needs the Sys.Modify privilege in Proxmox".into(),
+        ))
+    }
+}
+
 /// What a session keeps server-side (sealed at rest).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct SessionData {

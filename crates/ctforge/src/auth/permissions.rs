@@ -1,21 +1,50 @@
 //! What an API token may do: its owner's privileges, read from Proxmox with the cluster's
-//! service token (`GET /access/permissions?userid=…`) and cached for a minute. Proxmox's ticket
-//! `cap` lists, per scope, every privilege held anywhere under it; this builds the same shape.
+//! service token (`GET /access/permissions?userid=…`) and cached for a minute per cluster and
+//! user ([`PermissionCache`], carried in `AppState`, timed by the injected `Clock`). Proxmox's
+//! ticket `cap` lists, per scope, every privilege held anywhere under it; this builds the same
+//! shape.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
-use ctforge_pve::{Method, PveClient, PveError, RequestSpec};
+use ctforge_pve::{PveApi, PveError};
 
 use super::Caps;
+use crate::clock::Clock;
 use crate::state::AppState;
 
-const TTL: Duration = Duration::from_secs(60);
+/// How long a user's privileges are reused before Proxmox is asked again (ms).
+pub const TTL_MS: i64 = 60_000;
 
-fn cache() -> &'static Mutex<HashMap<String, (Instant, Caps)>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, (Instant, Caps)>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+/// Token owners' privileges per (cluster id, user), with the time they were read.
+#[derive(Debug, Default)]
+pub struct PermissionCache(Mutex<HashMap<(i64, String), (i64, Caps)>>);
+
+impl PermissionCache {
+    /// `username`'s privileges on cluster `cluster_id`: the cached ones while younger than
+    /// [`TTL_MS`] on `clock`, else read with `api` (the cluster's service token).
+    pub async fn caps(
+        &self,
+        clock: &dyn Clock,
+        cluster_id: i64,
+        username: &str,
+        api: &dyn PveApi,
+    ) -> Result<Caps, PveError> {
+        let key = (cluster_id, username.to_owned());
+        let now = clock.now_ms();
+        if let Ok(cache) = self.0.lock()
+            && let Some((at, caps)) = cache.get(&key)
+            && now.saturating_sub(*at) < TTL_MS
+        {
+            return Ok(caps.clone());
+        }
+        let perms = api.access_permissions(Some(username), None).await?;
+        let caps = caps_from_permissions(&perms);
+        if let Ok(mut cache) = self.0.lock() {
+            cache.insert(key, (now, caps.clone()));
+        }
+        Ok(caps)
+    }
 }
 
 /// The scope a permission path belongs to.
@@ -57,37 +86,20 @@ pub fn caps_from_permissions(
 /// The owner's privileges on the default cluster; empty (nothing allowed) when Proxmox cannot
 /// tell.
 pub async fn for_user(state: &AppState, username: &str) -> Caps {
-    if let Ok(cache) = cache().lock()
-        && let Some((at, caps)) = cache.get(username)
-        && at.elapsed() < TTL
-    {
-        return caps.clone();
+    let caps = async {
+        let cluster = crate::auth::login::pick_cluster(state, None).await?;
+        let api = state.pve.service(&cluster)?;
+        let caps = state
+            .permissions
+            .caps(state.clock.as_ref(), cluster.id, username, api.as_ref())
+            .await?;
+        anyhow::Ok(caps)
     }
-    let caps = match lookup(state, username).await {
-        Ok(caps) => caps,
-        Err(e) => {
-            tracing::warn!(user = %username, error = %e, "cannot read the token owner's permissions; denying privileged actions");
-            return Caps::new();
-        }
-    };
-    if let Ok(mut cache) = cache().lock() {
-        cache.insert(username.to_owned(), (Instant::now(), caps.clone()));
-    }
-    caps
-}
-
-async fn lookup(state: &AppState, username: &str) -> anyhow::Result<Caps> {
-    let cluster = crate::auth::login::pick_cluster(state, None).await?;
-    let client = crate::pve::service_client(&cluster, &state.keyring)?;
-    let spec = RequestSpec {
-        method: Method::Get,
-        path: "/access/permissions".into(),
-        params: vec![("userid".into(), username.to_owned())],
-    };
-    let body = client.execute(&spec).await?;
-    let perms: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
-        ctforge_pve::client::parse_data(&body)?;
-    Ok(caps_from_permissions(&perms))
+    .await;
+    caps.unwrap_or_else(|e| {
+        tracing::warn!(user = %username, error = %e, "cannot read the token owner's permissions; denying privileged actions");
+        Caps::new()
+    })
 }
 
 /// Whether `username` holds `privilege` on exactly `path` (`/vms/105`), as Proxmox computes it
@@ -95,22 +107,14 @@ async fn lookup(state: &AppState, username: &str) -> anyhow::Result<Caps> {
 /// `client`, the cluster's service token). Proxmox answers privilege → propagate flag, so a
 /// listed privilege is held whatever its flag.
 pub async fn holds(
-    client: &PveClient,
+    client: &dyn PveApi,
     username: &str,
     path: &str,
     privilege: &str,
 ) -> Result<bool, PveError> {
-    let spec = RequestSpec {
-        method: Method::Get,
-        path: "/access/permissions".into(),
-        params: vec![
-            ("userid".into(), username.to_owned()),
-            ("path".into(), path.to_owned()),
-        ],
-    };
-    let body = client.execute(&spec).await?;
-    let perms: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
-        ctforge_pve::client::parse_data(&body)?;
+    let perms = client
+        .access_permissions(Some(username), Some(path))
+        .await?;
     Ok(perms
         .get(path)
         .is_some_and(|privs| privs.contains_key(privilege)))
@@ -119,6 +123,61 @@ pub async fn holds(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::pve::fake::FakePve;
+
+    #[tokio::test]
+    async fn cache_is_per_cluster_and_expires_on_the_injected_clock() {
+        let pve = FakePve::new("9.1.9", &["pve1"]);
+        pve.grant("alice@pve", "/vms", "VM.PowerMgmt");
+        let clock = ManualClock::new(1_000_000);
+        let cache = PermissionCache::default();
+        let caps = cache.caps(&*clock, 1, "alice@pve", &pve).await.unwrap();
+        assert!(caps["vms"]["VM.PowerMgmt"]);
+        cache.caps(&*clock, 1, "alice@pve", &pve).await.unwrap();
+        assert_eq!(
+            pve.calls("access_permissions"),
+            1,
+            "the second read is cached"
+        );
+        cache.caps(&*clock, 2, "alice@pve", &pve).await.unwrap();
+        assert_eq!(
+            pve.calls("access_permissions"),
+            2,
+            "another cluster is asked for itself"
+        );
+        clock.advance(TTL_MS - 1);
+        cache.caps(&*clock, 1, "alice@pve", &pve).await.unwrap();
+        assert_eq!(pve.calls("access_permissions"), 2, "still fresh");
+        clock.advance(1);
+        cache.caps(&*clock, 1, "alice@pve", &pve).await.unwrap();
+        assert_eq!(
+            pve.calls("access_permissions"),
+            3,
+            "expired on ctforge's clock"
+        );
+    }
+
+    #[tokio::test]
+    async fn holds_reads_exactly_the_path() {
+        let pve = FakePve::new("9.1.9", &["pve1"]);
+        pve.grant("bob@pve", "/vms/105", "VM.PowerMgmt");
+        assert!(
+            holds(&pve, "bob@pve", "/vms/105", "VM.PowerMgmt")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !holds(&pve, "bob@pve", "/vms/106", "VM.PowerMgmt")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !holds(&pve, "bob@pve", "/vms/105", "VM.Allocate")
+                .await
+                .unwrap()
+        );
+    }
 
     #[test]
     fn paths_fold_into_scopes() {

@@ -28,7 +28,7 @@ use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::jobs::{JobContext, JobHandler, StepError};
 use crate::locks::Locks;
-use crate::secrets::Keyring;
+use crate::pve::PveConnector;
 use crate::state::AppState;
 use crate::storage::Store;
 use crate::storage::model::{Job, NewJob};
@@ -371,7 +371,7 @@ pub fn payload_of(job: &Job) -> Option<Payload> {
 /// The handler registered for [`JOB_KIND`].
 pub struct BulkAction {
     store: Arc<dyn Store>,
-    keyring: Arc<Keyring>,
+    pve: Arc<dyn PveConnector>,
     locks: Arc<dyn Locks>,
 }
 
@@ -382,13 +382,9 @@ impl std::fmt::Debug for BulkAction {
 }
 
 impl BulkAction {
-    /// A handler acting through `store`, `keyring` (the clusters' tokens) and `locks`.
-    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, locks: Arc<dyn Locks>) -> Self {
-        Self {
-            store,
-            keyring,
-            locks,
-        }
+    /// A handler acting through `store`, `pve` (the clusters' tokens) and `locks`.
+    pub fn new(store: Arc<dyn Store>, pve: Arc<dyn PveConnector>, locks: Arc<dyn Locks>) -> Self {
+        Self { store, pve, locks }
     }
 
     /// Runs the action on one resolved container.
@@ -402,7 +398,7 @@ impl BulkAction {
         attempt: i64,
     ) -> ItemResult {
         let mut item = ItemResult::for_target(id, target, attempt);
-        let client = match crate::pve::service_client(&target.cluster, &self.keyring) {
+        let client = match self.pve.service(&target.cluster) {
             Ok(c) => c,
             Err(e) => {
                 item.message = e.to_string();
@@ -422,7 +418,7 @@ impl BulkAction {
         match lifecycle::execute(
             self.store.as_ref(),
             self.locks.as_ref(),
-            &client,
+            client.as_ref(),
             &actor,
             target,
             action,
@@ -452,7 +448,7 @@ impl BulkAction {
                 item.message = e.to_string();
                 // Where it stands now — only for users allowed to act on it.
                 if !matches!(e, AppError::Forbidden(_))
-                    && let Ok((_, status)) = lifecycle::locate(&client, target).await
+                    && let Ok((_, status)) = lifecycle::locate(client.as_ref(), target).await
                 {
                     item.status = Some(status.status.clone());
                     if let Some(name) = status.name.filter(|n| !n.is_empty()) {

@@ -4,11 +4,11 @@
 use serde_json::json;
 
 use super::Target;
+use crate::audit::{self, Entry};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::secrets::Plain;
 use crate::state::AppState;
-use crate::storage::model::NewAudit;
 
 /// The Proxmox privilege a reveal needs on `/vms`: a user with console access could read the
 /// credential files anyway, so console access is the bar.
@@ -28,22 +28,20 @@ pub async fn reveal(
         Err(AppError::Forbidden(_)) => "denied",
         Err(_) => "error",
     };
-    let entry = NewAudit {
-        actor: user.username.clone(),
-        action: "credential.reveal".to_owned(),
-        target: target.audit_target(),
-        remote_addr: remote.to_owned(),
-        outcome: outcome.to_owned(),
-        detail_json: json!({
-            "credential": name,
-            "vmid": target.vmid,
-            "id": target.record.as_ref().map(|r| r.id),
-        })
-        .to_string(),
-    };
-    if let Err(e) = state.store.add_audit(&entry).await {
-        tracing::error!(error = %e, "cannot write audit entry");
-    }
+    let entry = Entry::new(
+        &user.username,
+        "credential.reveal",
+        target.audit_target(),
+        remote,
+    )
+    .outcome(outcome)
+    .detail(json!({
+        "credential": name,
+        "vmid": target.vmid,
+        "id": target.record.as_ref().map(|r| r.id),
+    }));
+    // The secret leaves this function only once its reveal is on record.
+    audit::record(state.store.as_ref(), entry).await?;
     result
 }
 

@@ -18,17 +18,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ctforge_pve::types::{DeleteOptions, LxcStatus, ResourceKind, Upid};
-use ctforge_pve::{PveApi, PveClient, PveError, TaskExit, TaskProgress, WaitOptions};
+use ctforge_pve::{PveApi, PveError, TaskExit, TaskProgress, WaitOptions};
 use serde::Serialize;
 use serde_json::json;
 
 use super::{Target, client_for, pve_error};
+use crate::audit::{self, Entry};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::locks::Locks;
 use crate::state::AppState;
 use crate::storage::Store;
-use crate::storage::model::NewAudit;
 
 /// Default graceful-shutdown timeout in seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: u32 = 60;
@@ -240,7 +240,7 @@ pub async fn run(
     execute(
         state.store.as_ref(),
         state.locks.as_ref(),
-        &client,
+        client.as_ref(),
         &actor,
         target,
         action,
@@ -254,7 +254,7 @@ pub async fn run(
 pub async fn execute(
     store: &dyn Store,
     locks: &dyn Locks,
-    client: &PveClient,
+    client: &dyn PveApi,
     actor: &Actor<'_>,
     target: &Target,
     action: Action,
@@ -264,7 +264,7 @@ pub async fn execute(
         && let Err(error) = authorize(client, actor.username, target, action).await
     {
         let result = Err(Failure::refused(error));
-        record(store, actor, target, action, &result).await;
+        record(store, actor, target, action, &result).await?;
         return result.map_err(|f| f.error);
     }
     let lock = target.lock_name();
@@ -305,13 +305,13 @@ pub async fn execute(
         }
         Err(failure) => Err(failure),
     };
-    record(store, actor, target, action, &result).await;
+    record(store, actor, target, action, &result).await?;
     result.map_err(|f| f.error)
 }
 
 /// Asks Proxmox (with the service token) whether `username` may run `action` on the CT.
 async fn authorize(
-    client: &PveClient,
+    client: &dyn PveApi,
     username: &str,
     target: &Target,
     action: Action,
@@ -338,7 +338,7 @@ async fn record(
     target: &Target,
     action: Action,
     result: &Result<Outcome, Failure>,
-) {
+) -> Result<(), AppError> {
     let (steps, outcome, error) = match result {
         Ok(o) => (&o.steps, "ok", None),
         Err(f) => {
@@ -390,17 +390,16 @@ async fn record(
     if let Some(job) = actor.job {
         detail["job"] = json!(job);
     }
-    let entry = NewAudit {
-        actor: actor.username.to_owned(),
-        action: format!("ct.{}", action.as_str()),
-        target: target.audit_target(),
-        remote_addr: actor.remote.to_owned(),
-        outcome: outcome.to_owned(),
-        detail_json: detail.to_string(),
-    };
-    if let Err(e) = store.add_audit(&entry).await {
-        tracing::error!(error = %e, "cannot write audit entry");
-    }
+    let entry = Entry::new(
+        actor.username,
+        format!("ct.{}", action.as_str()),
+        target.audit_target(),
+        actor.remote,
+    )
+    .outcome(outcome)
+    .detail(detail);
+    audit::record(store, entry).await?;
+    Ok(())
 }
 
 async fn delete_record_only(
@@ -439,23 +438,16 @@ async fn delete_record_only(
         steps: vec![Step::new("record_deleted", warning.clone(), None)],
         warning: Some(warning),
     };
-    let entry = NewAudit {
-        actor: user.username.clone(),
-        action: "ct.delete".to_owned(),
-        target: target.audit_target(),
-        remote_addr: remote.to_owned(),
-        outcome: "ok".to_owned(),
-        detail_json: json!({ "vmid": target.vmid, "cluster": target.cluster.name, "id": record.id, "record_only": true }).to_string(),
-    };
-    if let Err(e) = state.store.add_audit(&entry).await {
-        tracing::error!(error = %e, "cannot write audit entry");
-    }
+    let entry = Entry::new(&user.username, "ct.delete", target.audit_target(), remote).detail(
+        json!({ "vmid": target.vmid, "cluster": target.cluster.name, "id": record.id, "record_only": true }),
+    );
+    audit::record(state.store.as_ref(), entry).await?;
     Ok(outcome)
 }
 
 /// Finds the node of the CT and its current status: the record's node first, else one
 /// `/cluster/resources` lookup (unmanaged or migrated CTs).
-pub async fn locate(client: &PveClient, target: &Target) -> Result<(String, LxcStatus), PveError> {
+pub async fn locate(client: &dyn PveApi, target: &Target) -> Result<(String, LxcStatus), PveError> {
     if let Some(record) = &target.record {
         match client.lxc_status_current(&record.node, target.vmid).await {
             Ok(status) => return Ok((record.node.clone(), status)),
@@ -476,7 +468,7 @@ pub async fn locate(client: &PveClient, target: &Target) -> Result<(String, LxcS
 }
 
 async fn await_task(
-    client: &PveClient,
+    client: &dyn PveApi,
     node: &str,
     upid: &Upid,
     timeout: Duration,
@@ -491,7 +483,7 @@ async fn await_task(
 }
 
 async fn run_task(
-    client: &PveClient,
+    client: &dyn PveApi,
     node: &str,
     upid: Upid,
     timeout: Duration,
@@ -505,7 +497,7 @@ async fn run_task(
 const TASK_TIMEOUT: Duration = Duration::from_secs(300);
 
 async fn perform(
-    client: &PveClient,
+    client: &dyn PveApi,
     target: &Target,
     action: Action,
     opts: Options,
@@ -672,7 +664,7 @@ async fn perform(
     })
 }
 
-async fn stop(client: &PveClient, node: &str, vmid: u32) -> Result<Upid, PveError> {
+async fn stop(client: &dyn PveApi, node: &str, vmid: u32) -> Result<Upid, PveError> {
     let upid = client.lxc_stop(node, vmid).await?;
     run_task(client, node, upid, TASK_TIMEOUT).await
 }

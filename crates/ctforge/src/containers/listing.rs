@@ -6,11 +6,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use ctforge_pve::PveApi;
 use ctforge_pve::types::{ClusterResource, ResourceKind};
 use serde::{Deserialize, Serialize};
 
-use super::{client_for, is_unreachable, mark_down, mark_up, url_id};
+use super::{client_for, is_unreachable, url_id};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -282,11 +281,11 @@ pub async fn list(
     for (cluster, result) in live {
         match result {
             Ok(items) => {
-                mark_up(cluster.id);
+                state.down.mark_up(cluster.id);
                 resources.push((cluster, items));
             }
             Err(reason) => {
-                let since = mark_down(cluster.id, now);
+                let since = state.down.mark_down(cluster.id, now);
                 unreachable.push(Unreachable {
                     cluster: cluster.name.clone(),
                     reason,

@@ -18,13 +18,12 @@ pub mod credentials;
 pub mod lifecycle;
 pub mod listing;
 pub mod monitor;
-pub mod parse;
 pub mod weblink;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use ctforge_pve::{PveClient, PveError};
+use ctforge_pve::{PveApi, PveError};
 
 use crate::auth::{AuthMethod, CurrentUser};
 use crate::error::AppError;
@@ -173,16 +172,16 @@ pub fn client_for(
     state: &AppState,
     user: &CurrentUser,
     cluster: &Cluster,
-) -> Result<PveClient, AppError> {
+) -> Result<Arc<dyn PveApi>, AppError> {
     match (&user.ticket, &user.method) {
         (Some(data), _) if data.cluster_id == cluster.id => {
-            crate::pve::user_client(cluster, data, &user.username)
+            state.pve.user(cluster, data, &user.username)
         }
         (Some(_), _) => Err(AppError::Unavailable(format!(
             "you are signed in to another cluster; sign in to cluster {} to manage its containers",
             cluster.name
         ))),
-        (None, AuthMethod::ApiToken { .. }) => crate::pve::service_client(cluster, &state.keyring),
+        (None, AuthMethod::ApiToken { .. }) => state.pve.service(cluster),
         (None, AuthMethod::Session { .. }) => Err(AppError::Unauthorized),
     }
 }
@@ -223,27 +222,29 @@ pub fn pve_error(e: PveError, vmid: u32) -> AppError {
     }
 }
 
-fn down_map() -> &'static Mutex<HashMap<i64, i64>> {
-    static DOWN: OnceLock<Mutex<HashMap<i64, i64>>> = OnceLock::new();
-    DOWN.get_or_init(|| Mutex::new(HashMap::new()))
-}
+/// Which clusters failed to answer, and since when (Unix ms on the injected `Clock`); carried
+/// in `AppState`, so each app (and each test app) has its own.
+#[derive(Debug, Default)]
+pub struct DownMap(Mutex<HashMap<i64, i64>>);
 
-/// Records that `cluster_id` failed to answer at `now_ms`; returns since when it is down.
-pub fn mark_down(cluster_id: i64, now_ms: i64) -> i64 {
-    match down_map().lock() {
-        Ok(mut map) => *map.entry(cluster_id).or_insert(now_ms),
-        Err(_) => now_ms,
+impl DownMap {
+    /// Records that `cluster_id` failed to answer at `now_ms`; returns since when it is down.
+    pub fn mark_down(&self, cluster_id: i64, now_ms: i64) -> i64 {
+        match self.0.lock() {
+            Ok(mut map) => *map.entry(cluster_id).or_insert(now_ms),
+            Err(_) => now_ms,
+        }
     }
-}
 
-/// Records that `cluster_id` answered.
-pub fn mark_up(cluster_id: i64) {
-    if let Ok(mut map) = down_map().lock() {
-        map.remove(&cluster_id);
+    /// Records that `cluster_id` answered.
+    pub fn mark_up(&self, cluster_id: i64) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(&cluster_id);
+        }
     }
-}
 
-/// Since when `cluster_id` has been unreachable, if it is.
-pub fn down_since(cluster_id: i64) -> Option<i64> {
-    down_map().lock().ok()?.get(&cluster_id).copied()
+    /// Since when `cluster_id` has been unreachable, if it is.
+    pub fn since(&self, cluster_id: i64) -> Option<i64> {
+        self.0.lock().ok()?.get(&cluster_id).copied()
+    }
 }

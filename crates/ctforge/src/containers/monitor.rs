@@ -1,12 +1,9 @@
 //! The monitoring engine: re-checks a managed container's services over the provisioning SSH
 //! channel (`pct exec` on the node), records what changed, and probes web links.
 //!
-//! - [`check`] runs ONE batched command ([`commands::monitor_script`]) that prints, between
-//!   marker lines carrying a per-run nonce, `systemctl show` of the tracked units, the
-//!   listening ports, the credentials directory (a base64 tar archive), and the
-//!   config-manager's last run. It parses them into a [`Report`] whose parts each carry their
-//!   own `Result`: one part failing (`ss` missing) never hides the others; only a failure of
-//!   the whole command (SSH, `pct`) is an error of its own ([`MonitorError`]).
+//! - The batched check itself ([`check`], [`Report`]) lives in [`crate::guest::probe`], shared
+//!   with provisioning's discovery; this module opens the channel with the injected
+//!   [`GuestConnector`](crate::guest::GuestConnector) and acts on the report.
 //! - [`apply`] turns a report into record updates: service state, sub-state, enabled, port;
 //!   newly found credentials sealed with the keyring; `service_down` / `service_up` container
 //!   events on transitions (never on a unit's first observation); and web-link probes
@@ -24,294 +21,29 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ctforge_pve::PveApi;
 use ctforge_pve::types::ResourceKind;
-use ctforge_ssh::{PctChannel, PctOptions, PushMode, RemoteExec, SshError, Stream};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use super::parse::{self, Listener, UnitState};
 use super::weblink::{Probe, Prober};
 use super::{Target, client_for, lifecycle, pve_error};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
-use crate::provisioning::commands;
-use crate::secrets::Plain;
+use crate::guest::parse::{self, UnitState};
+pub use crate::guest::probe::{COMMAND_TIMEOUT, ConfigManager, MonitorError, Report, check};
 use crate::state::AppState;
 use crate::storage::StoreError;
 use crate::storage::model::{Cluster, Container, ContainerService};
 
 /// The privilege a refresh needs on `/vms/<vmid>`: seeing the container is enough.
 pub const REFRESH_PRIVILEGE: &str = "VM.Audit";
-/// Longest time the batched command may run.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lease on `monitor:<cluster>:<vmid>` while a check runs (outlives a hung check).
 const LEASE_MS: i64 = 180_000;
 /// How long an on-demand refresh waits for a running check of the same container.
 const LEASE_WAIT: Duration = Duration::from_secs(10);
-/// Most stdout bytes kept from the batched command.
-const MAX_OUTPUT: usize = 4 * 1024 * 1024;
 /// Actor of events found by the periodic loop.
 pub const LOOP_ACTOR: &str = "monitor";
-
-/// The config-manager's state inside the container.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ConfigManager {
-    /// Last time `ctforge-apply` ran to completion (Unix ms), if ever.
-    pub last_apply_ms: Option<i64>,
-    /// `ctforge-apply.service` ActiveState.
-    pub active_state: String,
-    /// Its SubState.
-    pub sub_state: String,
-    /// Its last `Result` (`success`, `exit-code`, …).
-    pub result: String,
-    /// Whether it runs on boot.
-    pub enabled: bool,
-}
-
-/// What one batched check found; each part succeeded or failed on its own.
-#[derive(Debug)]
-pub struct Report {
-    /// `systemctl show` of the tracked units.
-    pub units: Result<Vec<UnitState>, String>,
-    /// Listening TCP ports.
-    pub ports: Result<Vec<Listener>, String>,
-    /// Credential files (name, value).
-    pub credentials: Result<Vec<(String, Plain)>, String>,
-    /// The config-manager's last run and unit.
-    pub config_manager: Result<ConfigManager, String>,
-    /// Wall time of the command.
-    pub duration: Duration,
-}
-
-impl Report {
-    /// Per-part status for the API and the UI: `(part, error)` for each failed part.
-    pub fn failures(&self) -> Vec<(&'static str, &str)> {
-        let mut out = Vec::new();
-        if let Err(e) = &self.units {
-            out.push(("units", e.as_str()));
-        }
-        if let Err(e) = &self.ports {
-            out.push(("ports", e.as_str()));
-        }
-        if let Err(e) = &self.credentials {
-            out.push(("credentials", e.as_str()));
-        }
-        if let Err(e) = &self.config_manager {
-            out.push(("config_manager", e.as_str()));
-        }
-        out
-    }
-}
-
-/// The whole check could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum MonitorError {
-    /// No SSH session to the node.
-    #[error("SSH to node {node} failed: {message}")]
-    Ssh {
-        /// Node.
-        node: String,
-        /// Why.
-        message: String,
-    },
-    /// The command could not be run or did not finish.
-    #[error("the check could not run in CT {vmid}: {source}")]
-    Transport {
-        /// CT.
-        vmid: u32,
-        /// Why.
-        source: SshError,
-    },
-    /// The command ran but printed none of its sections (`pct exec` refused, no shell).
-    #[error("the check printed nothing in CT {vmid} (exit {exit_code}){detail}")]
-    NoOutput {
-        /// CT.
-        vmid: u32,
-        /// Exit status.
-        exit_code: u32,
-        /// `: <last lines>` or empty.
-        detail: String,
-    },
-    /// The records could not be updated.
-    #[error("cannot record the check's result: {0}")]
-    Store(#[from] StoreError),
-}
-
-struct Section {
-    body: String,
-    rc: Option<u32>,
-}
-
-/// Splits the batched command's output into its sections by the run's markers.
-fn sections(stdout: &str, nonce: &str) -> HashMap<String, Section> {
-    let marker = commands::monitor_marker(nonce);
-    let rc_prefix = format!("{marker}rc:");
-    let mut out: HashMap<String, Section> = HashMap::new();
-    let mut current: Option<String> = None;
-    for line in stdout.lines() {
-        if let Some(rc) = line.strip_prefix(&rc_prefix) {
-            if let Some(name) = current.take()
-                && let Some(section) = out.get_mut(&name)
-            {
-                section.rc = rc.trim().parse().ok();
-            }
-        } else if let Some(name) = line.strip_prefix(&marker) {
-            current = Some(name.to_owned());
-            out.insert(
-                name.to_owned(),
-                Section {
-                    body: String::new(),
-                    rc: None,
-                },
-            );
-        } else if let Some(name) = &current
-            && let Some(section) = out.get_mut(name)
-        {
-            section.body.push_str(line);
-            section.body.push('\n');
-        }
-    }
-    out
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no output")
-}
-
-/// A section's body when its command succeeded, else the error explaining why not.
-fn section_body<'a>(
-    all: &'a HashMap<String, Section>,
-    name: &str,
-    what: &str,
-) -> Result<&'a str, String> {
-    let section = all
-        .get(name)
-        .ok_or_else(|| format!("{what}: missing from the output (the check stopped before it)"))?;
-    match section.rc {
-        Some(0) => Ok(&section.body),
-        Some(127) => Err(format!(
-            "{what}: the command is not installed in the container ({})",
-            last_line(&section.body)
-        )),
-        Some(rc) => Err(format!(
-            "{what}: exited with {rc} ({})",
-            last_line(&section.body)
-        )),
-        None => Err(format!("{what}: did not finish")),
-    }
-}
-
-/// Parses the batched command's stdout into a report (pure; `check` runs the command).
-pub fn parse_report(stdout: &str, nonce: &str, duration: Duration) -> Option<Report> {
-    let all = sections(stdout, nonce);
-    if all.is_empty() {
-        return None;
-    }
-    let units = section_body(&all, "units", "systemctl show").map(parse::parse_show);
-    let ports = section_body(&all, "ports", "ss -tlnp").map(parse::parse_ports);
-    let credentials = section_body(&all, "credentials", "reading the credentials")
-        .and_then(|body| {
-            parse::parse_credentials_archive(body)
-                .map_err(|e| format!("reading the credentials: {e}"))
-        })
-        .map(|list| {
-            list.into_iter()
-                .map(|(name, value)| (name, Plain::new(value)))
-                .collect()
-        });
-    let last_apply = section_body(&all, "last-apply", "reading the config-manager's last run")
-        .and_then(|body| {
-            let text = body.trim();
-            if text.is_empty() {
-                return Ok(None);
-            }
-            text.parse::<i64>()
-                .map(|secs| Some(secs.saturating_mul(1000)))
-                .map_err(|_| {
-                    format!(
-                        "{} holds {:?}, not a Unix time",
-                        commands::LAST_APPLY,
-                        text.chars().take(40).collect::<String>()
-                    )
-                })
-        });
-    let apply_unit =
-        section_body(&all, "apply-unit", "systemctl show ctforge-apply.service").map(|body| {
-            parse::show_blocks(body)
-                .into_iter()
-                .next()
-                .unwrap_or_default()
-        });
-    let config_manager = match (last_apply, apply_unit) {
-        (Ok(last_apply_ms), Ok(unit)) => {
-            let get = |k: &str| unit.get(k).cloned().unwrap_or_default();
-            Ok(ConfigManager {
-                last_apply_ms,
-                active_state: get("ActiveState"),
-                sub_state: get("SubState"),
-                result: get("Result"),
-                enabled: get("UnitFileState") == "enabled",
-            })
-        }
-        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    Some(Report {
-        units,
-        ports,
-        credentials,
-        config_manager,
-        duration,
-    })
-}
-
-/// Runs the batched check for `units` over `channel` (CT `vmid`).
-pub async fn check(
-    channel: &dyn RemoteExec,
-    vmid: u32,
-    units: &[String],
-) -> Result<Report, MonitorError> {
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let script = commands::monitor_script(units, &nonce);
-    let mut stdout = String::new();
-    let mut stderr: Vec<String> = Vec::new();
-    let started = Instant::now();
-    let output = {
-        let mut on_line = |stream: Stream, line: &str| match stream {
-            Stream::Stdout if stdout.len() < MAX_OUTPUT => {
-                stdout.push_str(line);
-                stdout.push('\n');
-            }
-            Stream::Stdout => {}
-            Stream::Stderr => {
-                if stderr.len() >= 5 {
-                    stderr.remove(0);
-                }
-                stderr.push(line.to_owned());
-            }
-        };
-        channel
-            .exec(&script, &mut on_line)
-            .await
-            .map_err(|source| MonitorError::Transport { vmid, source })?
-    };
-    let duration = started.elapsed();
-    parse_report(&stdout, &nonce, duration).ok_or_else(|| MonitorError::NoOutput {
-        vmid,
-        exit_code: output.exit_code,
-        detail: if stderr.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", stderr.join(" / "))
-        },
-    })
-}
 
 /// A container event emitted by a check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -534,20 +266,15 @@ pub async fn check_container(
     probe_all: bool,
 ) -> Result<Checked, MonitorError> {
     let vmid = u32::try_from(container.vmid).unwrap_or_default();
-    let session = crate::provisioning::pipeline::connect(&state.store, &state.keyring, cluster)
+    let session = state
+        .guests
+        .connect(cluster)
         .await
         .map_err(|e| MonitorError::Ssh {
             node: node.to_owned(),
             message: e.to_string(),
         })?;
-    let session = Arc::new(session);
-    let channel = PctChannel::new(session.clone(), vmid).with_options(PctOptions {
-        push_mode: PushMode::ExecCat,
-        command_timeout: Some(COMMAND_TIMEOUT),
-        // Killed inside the CT too, so a hung probe leaves nothing behind.
-        guest_timeout: Some(COMMAND_TIMEOUT - Duration::from_secs(10)),
-        ..PctOptions::default()
-    });
+    let channel = session.channel(vmid, Some(COMMAND_TIMEOUT));
     let units: Vec<String> = state
         .store
         .list_services(container.id)
@@ -555,7 +282,7 @@ pub async fn check_container(
         .into_iter()
         .map(|s| s.unit)
         .collect();
-    let report = check(&channel, vmid, &units).await;
+    let report = check(channel.as_ref(), vmid, &units).await;
     session.close().await;
     let report = report?;
     let applied = apply(state, container, &report, actor, probe_all).await?;
@@ -715,7 +442,7 @@ pub async fn refresh(
         )));
     }
     let client = client_for(state, user, &target.cluster)?;
-    let (node, status) = lifecycle::locate(&client, target)
+    let (node, status) = lifecycle::locate(client.as_ref(), target)
         .await
         .map_err(|e| pve_error(e, target.vmid))?;
     if !status.is_running() {
@@ -891,7 +618,7 @@ pub async fn run_round(state: &AppState, owner: &str) -> Round {
 
 /// Running CTs of a cluster by VMID → node, with the cluster's API token.
 async fn running_cts(state: &AppState, cluster: &Cluster) -> Result<HashMap<u32, String>, String> {
-    let client = crate::pve::service_client(cluster, &state.keyring).map_err(|e| e.to_string())?;
+    let client = state.pve.service(cluster).map_err(|e| e.to_string())?;
     let resources = client
         .cluster_resources(Some(ResourceKind::Vm))
         .await
@@ -901,93 +628,4 @@ async fn running_cts(state: &AppState, cluster: &Cluster) -> Result<HashMap<u32,
         .filter(|r| r.kind == "lxc" && r.status.as_deref() == Some("running"))
         .filter_map(|r| Some((r.vmid?, r.node?)))
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn output(nonce: &str, parts: &[(&str, &str, u32)], end: bool) -> String {
-        let m = commands::monitor_marker(nonce);
-        let mut s = String::new();
-        for (name, body, rc) in parts {
-            s.push_str(&format!("{m}{name}\n{body}{m}rc:{rc}\n"));
-        }
-        if end {
-            s.push_str(&format!("{m}end\n"));
-        }
-        s
-    }
-
-    #[test]
-    fn parts_fail_independently() {
-        let text = output(
-            "abc",
-            &[
-                (
-                    "units",
-                    "Id=nginx.service\nActiveState=inactive\nSubState=dead\nUnitFileState=enabled\nMainPID=0\n",
-                    0,
-                ),
-                ("ports", "sh: 1: ss: not found\n", 127),
-                ("credentials", "", 0),
-                ("last-apply", "1700000000\n", 0),
-                (
-                    "apply-unit",
-                    "ActiveState=active\nSubState=exited\nResult=success\nUnitFileState=enabled\n",
-                    0,
-                ),
-            ],
-            true,
-        );
-        let report = parse_report(&text, "abc", Duration::from_millis(5)).unwrap();
-        assert_eq!(report.units.as_ref().unwrap()[0].active, "inactive");
-        let ports = report.ports.as_ref().unwrap_err();
-        assert!(
-            ports.contains("ss -tlnp")
-                && ports.contains("not installed")
-                && ports.contains("ss: not found"),
-            "{ports}"
-        );
-        assert!(report.credentials.as_ref().unwrap().is_empty());
-        let cm = report.config_manager.as_ref().unwrap();
-        assert_eq!(cm.last_apply_ms, Some(1_700_000_000_000));
-        assert_eq!((cm.result.as_str(), cm.enabled), ("success", true));
-        assert_eq!(report.failures().len(), 1);
-    }
-
-    #[test]
-    fn forged_markers_and_missing_sections() {
-        // A section body cannot fake another run's marker, and a cut-off output fails the
-        // parts it did not reach.
-        let text = output(
-            "n1",
-            &[
-                (
-                    "units",
-                    "@@ctforge-evil:rc:0\nId=a.service\nActiveState=active\n",
-                    0,
-                ),
-                ("ports", "", 0),
-            ],
-            false,
-        );
-        let report = parse_report(&text, "n1", Duration::ZERO).unwrap();
-        assert_eq!(report.units.as_ref().unwrap().len(), 1);
-        assert!(report.ports.as_ref().unwrap().is_empty());
-        assert!(report.credentials.as_ref().unwrap_err().contains("missing"));
-        assert!(report.config_manager.is_err());
-        let bad = output("n2", &[("last-apply", "garbage\n", 0)], true);
-        let report = parse_report(&bad, "n2", Duration::ZERO).unwrap();
-        assert!(
-            report
-                .config_manager
-                .as_ref()
-                .unwrap_err()
-                .contains("not a Unix time"),
-            "{:?}",
-            report.config_manager
-        );
-        assert!(parse_report("pct: CT 100 not running\n", "n3", Duration::ZERO).is_none());
-    }
 }

@@ -7,21 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ctforge_pve::{CreateOutcome, PveApi, PveClient, TaskExit, TaskProgress, WaitOptions};
-use ctforge_ssh::{
-    HostKeyPolicy, PctChannel, PctOptions, PushMode, RemoteExec, SshAuth, SshSession, SshTarget,
-    Stream,
-};
+use ctforge_pve::{CreateOutcome, PveApi, TaskExit, TaskProgress, WaitOptions};
+use ctforge_ssh::{RemoteExec, Stream};
 
-use super::commands;
-use super::plan::{PHASES, Plan, Step};
+use super::plan::{Phase, Plan, Step};
 use super::submit::{CreatePayload, JOB_KIND};
 use super::waits::{self, Limits};
-use crate::containers::{monitor, parse};
+use crate::guest::{GuestConnector, GuestSession, commands, parse, probe as batch};
 use crate::jobs::{JobContext, JobHandler, StepError};
+use crate::pve::PveConnector;
 use crate::secrets::Keyring;
 use crate::storage::Store;
-use crate::storage::model::{Cluster, ClusterInput, Container, ContainerService, Job};
+use crate::storage::model::{Cluster, Container, ContainerService, Job};
 
 /// Longest time a CT may take to accept commands after start.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -30,7 +27,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct CreateContainer {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
-    sessions: Mutex<HashMap<i64, Arc<SshSession>>>,
+    pve: Arc<dyn PveConnector>,
+    guests: Arc<dyn GuestConnector>,
+    sessions: Mutex<HashMap<i64, Arc<dyn GuestSession>>>,
     limits: Limits,
 }
 
@@ -40,10 +39,13 @@ impl std::fmt::Debug for CreateContainer {
     }
 }
 
-struct Loaded {
+/// What every phase works on: the records, the plan re-derived from the job's payload, and a
+/// Proxmox client with the cluster's service token.
+struct Work {
     container: Container,
     cluster: Cluster,
     plan: Plan,
+    client: Arc<dyn PveApi>,
 }
 
 fn fail(message: impl Into<String>) -> StepError {
@@ -51,11 +53,19 @@ fn fail(message: impl Into<String>) -> StepError {
 }
 
 impl CreateContainer {
-    /// A handler using `store` and `keyring`.
-    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> Self {
+    /// A handler using `store`, `keyring` (the root password, credentials), `pve` (the
+    /// cluster's service token) and `guests` (commands in the CT).
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        pve: Arc<dyn PveConnector>,
+        guests: Arc<dyn GuestConnector>,
+    ) -> Self {
         Self {
             store,
             keyring,
+            pve,
+            guests,
             sessions: Mutex::new(HashMap::new()),
             limits: Limits::default(),
         }
@@ -67,7 +77,7 @@ impl CreateContainer {
         self
     }
 
-    async fn load(&self, job: &Job) -> Result<Loaded, StepError> {
+    async fn load(&self, job: &Job) -> Result<Work, StepError> {
         let container_id = job
             .container_id
             .ok_or_else(|| fail("the job has no container record; destroy it and create again"))?;
@@ -94,38 +104,54 @@ impl CreateContainer {
             None => None,
         };
         let plan = payload.plan(password).map_err(|e| fail(e.to_string()))?;
-        Ok(Loaded {
+        let client = self
+            .pve
+            .service(&cluster)
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Work {
             container,
             cluster,
             plan,
+            client,
         })
     }
 
-    fn client(&self, cluster: &Cluster) -> Result<PveClient, StepError> {
-        crate::pve::service_client(cluster, &self.keyring).map_err(|e| fail(e.to_string()))
-    }
-
-    /// The job's SSH session to the node, opened once and reused for every command.
+    /// A channel into the CT over the job's guest session, opened once and reused for every
+    /// command; each command is killed in the CT after the command limit.
     async fn channel(
         &self,
         ctx: &JobContext,
         cluster: &Cluster,
         vmid: u32,
-    ) -> Result<PctChannel, StepError> {
+    ) -> Result<Box<dyn RemoteExec>, StepError> {
+        self.bounded(ctx, cluster, vmid, self.limits.command).await
+    }
+
+    /// [`Self::channel`] with another limit per command.
+    async fn bounded(
+        &self,
+        ctx: &JobContext,
+        cluster: &Cluster,
+        vmid: u32,
+        limit: Duration,
+    ) -> Result<Box<dyn RemoteExec>, StepError> {
         let cached = self
             .sessions
             .lock()
             .ok()
             .and_then(|s| s.get(&ctx.job_id()).cloned());
-        let limit = Some(self.limits.command);
         if let Some(session) = cached.filter(|s| !s.is_closed()) {
-            return Ok(pct(session, vmid).with_guest_timeout(limit));
+            return Ok(session.channel(vmid, Some(limit)));
         }
-        let session = Arc::new(connect(&self.store, &self.keyring, cluster).await?);
+        let session = self
+            .guests
+            .connect(cluster)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.insert(ctx.job_id(), session.clone());
         }
-        Ok(pct(session, vmid).with_guest_timeout(limit))
+        Ok(session.channel(vmid, Some(limit)))
     }
 
     fn forget_session(&self, job_id: i64) {
@@ -133,75 +159,6 @@ impl CreateContainer {
             sessions.remove(&job_id);
         }
     }
-}
-
-/// A `pct` channel that pushes files with `pct exec … cat > DEST` (content on stdin): it works
-/// on real nodes and on the simulator and leaves no temporary file on the node.
-fn pct(session: Arc<SshSession>, vmid: u32) -> PctChannel {
-    PctChannel::new(session, vmid).with_options(PctOptions {
-        push_mode: PushMode::ExecCat,
-        ..PctOptions::default()
-    })
-}
-
-/// Opens an SSH session to a cluster's node with its stored credentials. The host key is
-/// pinned: the first connection records it, later ones must match.
-pub async fn connect(
-    store: &Arc<dyn Store>,
-    keyring: &Keyring,
-    cluster: &Cluster,
-) -> Result<SshSession, StepError> {
-    let host = url::Url::parse(&cluster.url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .ok_or_else(|| fail(format!("cluster {} has no host in its URL", cluster.name)))?;
-    let open = |sealed: &Option<String>| -> Result<Option<String>, StepError> {
-        sealed
-            .as_deref()
-            .map(|s| {
-                keyring
-                    .open(s)
-                    .map(|p| p.expose().to_owned())
-                    .map_err(|e| fail(e.to_string()))
-            })
-            .transpose()
-    };
-    let auth = match (
-        open(&cluster.ssh_key_sealed)?,
-        open(&cluster.ssh_password_sealed)?,
-    ) {
-        (Some(key), _) => SshAuth::Key {
-            private_key_pem: key.into(),
-            passphrase: None,
-        },
-        (None, Some(pw)) => SshAuth::Password(pw.into()),
-        (None, None) => {
-            return Err(fail(format!(
-                "cluster {} has no SSH password or key; add one in Settings → Clusters",
-                cluster.name
-            )));
-        }
-    };
-    let policy = match &cluster.ssh_host_key {
-        Some(key) if !key.is_empty() => HostKeyPolicy::Pinned(key.clone()),
-        _ => HostKeyPolicy::TrustOnFirstUse,
-    };
-    let trust_on_first_use = policy == HostKeyPolicy::TrustOnFirstUse;
-    let port = u16::try_from(cluster.ssh_port).unwrap_or(22);
-    let target = SshTarget::new(host, port, cluster.ssh_user.clone(), auth, policy);
-    let session = SshSession::connect(&target)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if trust_on_first_use {
-        let input = ClusterInput {
-            ssh_host_key: Some(session.host_key_fingerprint().to_owned()),
-            ..ClusterInput::from(cluster)
-        };
-        if let Err(e) = store.update_cluster(cluster.id, &input).await {
-            tracing::warn!(error = %e, "cannot pin the SSH host key");
-        }
-    }
-    Ok(session)
 }
 
 /// Runs a command, streaming its lines to the job log; non-zero exits fail with the tail.
@@ -272,7 +229,7 @@ const PROBE_MAX_BYTES: usize = 4 << 20;
 
 async fn wait(
     ctx: &JobContext,
-    client: &PveClient,
+    client: &dyn PveApi,
     node: &str,
     upid: &ctforge_pve::types::Upid,
     what: &str,
@@ -316,7 +273,7 @@ impl JobHandler for CreateContainer {
     }
 
     fn steps(&self, _job: &Job) -> Vec<&'static str> {
-        PHASES.to_vec()
+        Phase::ALL.iter().map(|p| p.as_str()).collect()
     }
 
     /// Longest a step may go without a log line: its longest single bounded wait (a command
@@ -325,7 +282,7 @@ impl JobHandler for CreateContainer {
         let scripts = serde_json::from_str::<CreatePayload>(&job.payload_json)
             .ok()
             .and_then(|p| p.plan(None).ok())
-            .map(|plan| {
+            .and_then(|plan| {
                 plan.steps
                     .iter()
                     .filter_map(|s| match s {
@@ -335,8 +292,7 @@ impl JobHandler for CreateContainer {
                         _ => None,
                     })
                     .max()
-            })
-            .unwrap_or_default();
+            });
         let command = scripts.unwrap_or_default().max(self.limits.command);
         let boot = READY_TIMEOUT + self.limits.settle * 2 + self.limits.probe * 3;
         Some(
@@ -348,399 +304,18 @@ impl JobHandler for CreateContainer {
     }
 
     async fn run_step(&self, ctx: &JobContext, step: &str) -> Result<(), StepError> {
-        let Loaded {
-            container,
-            cluster,
-            plan,
-        } = self.load(&ctx.job).await?;
-        let client = self.client(&cluster)?;
-        let node = plan.node.clone();
-        let vmid = plan.vmid;
-        match step {
-            "create" => {
-                if client.lxc_config_get(&node, vmid, false).await.is_ok() {
-                    let _ = ctx
-                        .log(format!("CT {vmid} exists already on {node}; continuing"))
-                        .await;
-                    wait_unlocked(ctx, &client, &node, vmid).await?;
-                } else {
-                    let _ = ctx
-                        .log(format!("creating CT {vmid} ({}) on {node}", plan.hostname))
-                        .await;
-                    match ctforge_pve::create_lxc_checked(&client, &node, &plan.params)
-                        .await
-                        .map_err(|e| fail(format!("create: {e}")))?
-                    {
-                        CreateOutcome::Task(upid) => {
-                            wait(ctx, &client, &node, &upid, "create task").await?
-                        }
-                        CreateOutcome::ExistsAfterLostResponse { .. } => {
-                            wait_unlocked(ctx, &client, &node, vmid).await?
-                        }
-                    }
-                }
-                let _ = self
-                    .store
-                    .add_container_event(
-                        container.id,
-                        "created",
-                        &format!("CT {vmid} created on {node}"),
-                        "",
-                        "{}",
-                    )
-                    .await;
-            }
-            "start" => {
-                let status = client
-                    .lxc_status_current(&node, vmid)
-                    .await
-                    .map_err(|e| fail(format!("status: {e}")))?;
-                if status.status != "running" {
-                    let upid = client
-                        .lxc_start(&node, vmid)
-                        .await
-                        .map_err(|e| fail(format!("start: {e}")))?;
-                    wait(ctx, &client, &node, &upid, "start task").await?;
-                }
-                let channel = self.channel(ctx, &cluster, vmid).await?;
-                let quick = channel.clone().with_guest_timeout(Some(self.limits.probe));
-                let started = tokio::time::Instant::now();
-                loop {
-                    match probe(&quick, "true").await {
-                        Ok((0, _)) => break,
-                        _ if started.elapsed() > READY_TIMEOUT => {
-                            return Err(fail(
-                                "the container does not accept commands 2 minutes after start",
-                            ));
-                        }
-                        _ => tokio::time::sleep(Duration::from_millis(500)).await,
-                    }
-                }
-                // Let boot settle (apt and systemctl misbehave while systemd is still starting).
-                waits::settle(ctx, &channel, &self.limits, "boot").await?;
-                let (_, units) = probe(&quick, commands::LIST_UNITS).await?;
-                let (exists, _) = probe(
-                    &quick,
-                    &format!("test -e {}", ctforge_ssh::quote(commands::BASELINE)),
-                )
-                .await?;
-                if exists != 0 {
-                    run(
-                        ctx,
-                        &channel,
-                        "prepare",
-                        &format!("mkdir -p {}", ctforge_ssh::quote(commands::STATE_DIR)),
-                    )
-                    .await?;
-                    channel
-                        .push(
-                            parse::unit_names(&units).join("\n").as_bytes(),
-                            commands::BASELINE,
-                            Some(0o600),
-                            None,
-                        )
-                        .await
-                        .map_err(|e| fail(e.to_string()))?;
-                }
-                let _ = ctx.log("container is up and accepts commands").await;
-            }
-            "deploy" => {
-                let files: Vec<(String, String, String, String)> = plan
-                    .steps
-                    .iter()
-                    .filter_map(|s| match s {
-                        Step::DeployFile {
-                            name,
-                            path,
-                            policy,
-                            content,
-                        } => Some((name.clone(), path.clone(), policy.clone(), content.clone())),
-                        _ => None,
-                    })
-                    .collect();
-                if !plan.steps.contains(&Step::ConfigManager) {
-                    let _ = ctx.log("nothing to deploy").await;
-                    return Ok(());
-                }
-                let channel = self.channel(ctx, &cluster, vmid).await?;
-                run(
-                    ctx,
-                    &channel,
-                    "prepare",
-                    &format!(
-                        "mkdir -p {}/files {}/scripts /usr/local/sbin /etc/systemd/system",
-                        commands::STATE_DIR,
-                        commands::STATE_DIR
-                    ),
-                )
-                .await?;
-                let stamp = time::OffsetDateTime::now_utc();
-                let stamp = format!(
-                    "{:04}{:02}{:02}{:02}{:02}{:02}",
-                    stamp.year(),
-                    u8::from(stamp.month()),
-                    stamp.day(),
-                    stamp.hour(),
-                    stamp.minute(),
-                    stamp.second()
-                );
-                for (i, (name, path, policy, content)) in files.iter().enumerate() {
-                    let staged = commands::staged_path(name);
-                    channel
-                        .push(content.as_bytes(), &staged, Some(0o600), None)
-                        .await
-                        .map_err(|e| fail(format!("push {name}: {e}")))?;
-                    let (exists, _) =
-                        probe(&channel, &format!("test -e {}", ctforge_ssh::quote(path))).await?;
-                    let q = ctforge_ssh::quote;
-                    match (policy.as_str(), exists == 0) {
-                        ("default", true) => {
-                            let _ = ctx
-                                .log(format!("{path}: exists, kept (policy default)"))
-                                .await;
-                        }
-                        ("backup", true) => {
-                            let backup = format!("{path}.bak.{stamp}");
-                            run(
-                                ctx,
-                                &channel,
-                                &format!("backup {path}"),
-                                &format!("cp -p {} {}", q(path), q(&backup)),
-                            )
-                            .await?;
-                            run(
-                                ctx,
-                                &channel,
-                                &format!("deploy {name}"),
-                                &format!(
-                                    "mkdir -p {} && cp {} {}",
-                                    q(commands::parent(path)),
-                                    q(&staged),
-                                    q(path)
-                                ),
-                            )
-                            .await?;
-                            let _ = ctx
-                                .log(format!(
-                                    "{path}: backed up to {backup} and replaced (policy backup)"
-                                ))
-                                .await;
-                        }
-                        _ => {
-                            run(
-                                ctx,
-                                &channel,
-                                &format!("deploy {name}"),
-                                &format!(
-                                    "mkdir -p {} && cp {} {}",
-                                    q(commands::parent(path)),
-                                    q(&staged),
-                                    q(path)
-                                ),
-                            )
-                            .await?;
-                            let _ = ctx.log(format!("{path}: written (policy {policy})")).await;
-                        }
-                    }
-                    let _ = ctx
-                        .percent(u8::try_from((i + 1) * 80 / files.len().max(1)).unwrap_or(80))
-                        .await;
-                }
-                let manifest: Vec<(String, String, String)> = files
-                    .iter()
-                    .map(|(n, p, pol, _)| (n.clone(), p.clone(), pol.clone()))
-                    .collect();
-                channel
-                    .push(
-                        commands::apply_script(&manifest).as_bytes(),
-                        commands::APPLY_SCRIPT,
-                        Some(0o755),
-                        None,
-                    )
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                channel
-                    .push(
-                        commands::apply_unit().as_bytes(),
-                        commands::APPLY_UNIT,
-                        Some(0o644),
-                        None,
-                    )
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                run(
-                    ctx,
-                    &channel,
-                    "config-manager",
-                    "systemctl daemon-reload && systemctl enable ctforge-apply.service",
-                )
-                .await?;
-                let _ = ctx.log("config-manager installed (ctforge-apply.service re-applies the files on boot)").await;
-            }
-            "install" => {
-                let channel = self.channel(ctx, &cluster, vmid).await?;
-                run(
-                    ctx,
-                    &channel,
-                    "prepare",
-                    &format!("mkdir -p {}/scripts", commands::STATE_DIR),
-                )
-                .await?;
-                let installs: Vec<&Step> = plan
-                    .steps
-                    .iter()
-                    .filter(|s| matches!(s, Step::Install { .. } | Step::CustomInstaller { .. }))
-                    .collect();
-                if installs.is_empty() {
-                    let _ = ctx.log("no packages to install").await;
-                }
-                for (i, s) in installs.iter().enumerate() {
-                    match s {
-                        Step::Install { manager, packages } => {
-                            let _ = ctx
-                                .log(format!("installing with {manager}: {}", packages.join(" ")))
-                                .await;
-                            run(
-                                ctx,
-                                &channel,
-                                &format!("{manager} install"),
-                                &commands::install(manager, packages),
-                            )
-                            .await?;
-                        }
-                        Step::CustomInstaller { content } => {
-                            let path = format!("{}/custom.sh", commands::STATE_DIR);
-                            channel
-                                .push(content.as_bytes(), &path, Some(0o755), None)
-                                .await
-                                .map_err(|e| fail(e.to_string()))?;
-                            let limit =
-                                waits::script_timeout(content).unwrap_or(self.limits.command);
-                            run(
-                                ctx,
-                                &channel.clone().with_guest_timeout(Some(limit)),
-                                "custom installer",
-                                &commands::run_script(&path, &plan.hostname),
-                            )
-                            .await?;
-                        }
-                        _ => {}
-                    }
-                    let _ = ctx
-                        .percent(u8::try_from((i + 1) * 100 / installs.len()).unwrap_or(100))
-                        .await;
-                }
-            }
-            "scripts" => {
-                let channel = self.channel(ctx, &cluster, vmid).await?;
-                let scripts: Vec<(&String, &String)> = plan
-                    .steps
-                    .iter()
-                    .filter_map(|s| {
-                        if let Step::RunScript { name, content } = s {
-                            Some((name, content))
-                        } else {
-                            None
-                        }
-                    })
-                    .collect();
-                if scripts.is_empty() {
-                    let _ = ctx.log("no scripts to run").await;
-                }
-                for (i, (name, content)) in scripts.iter().enumerate() {
-                    let path = commands::script_path(name);
-                    channel
-                        .push(content.as_bytes(), &path, Some(0o755), None)
-                        .await
-                        .map_err(|e| fail(format!("push {name}: {e}")))?;
-                    let _ = ctx.log(format!("running {name}")).await;
-                    let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
-                    run(
-                        ctx,
-                        &channel.clone().with_guest_timeout(Some(limit)),
-                        &format!("script {name}"),
-                        &commands::run_script(&path, &plan.hostname),
-                    )
-                    .await?;
-                    let _ = ctx
-                        .percent(u8::try_from((i + 1) * 100 / scripts.len()).unwrap_or(100))
-                        .await;
-                }
-            }
-            "discover" => {
-                let channel = self.channel(ctx, &cluster, vmid).await?;
-                // Units the scripts started may still be starting; discovery should see them
-                // settled, but never waits for them longer than the bound.
-                waits::settle(ctx, &channel, &self.limits, "before discovery").await?;
-                let quick = channel.clone().with_guest_timeout(Some(self.limits.probe));
-                let report = discover(&quick, &client, &node, vmid, plan.ip.as_deref()).await?;
-                let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-                let services: Vec<ContainerService> = report
-                    .services
-                    .iter()
-                    .map(|s| ContainerService {
-                        unit: s.unit.clone(),
-                        active_state: s.active.clone(),
-                        sub_state: s.sub.clone(),
-                        enabled: s.enabled,
-                        port: s.port.map(i64::from),
-                        url: s
-                            .port
-                            .zip(report.ip.as_ref())
-                            .map(|(p, ip)| format!("http://{ip}:{p}")),
-                        updated_at: now,
-                        ..ContainerService::default()
-                    })
-                    .collect();
-                self.store
-                    .replace_services(container.id, &services)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                for (name, value) in &report.credentials {
-                    let sealed = self.keyring.seal(value).map_err(|e| fail(e.to_string()))?;
-                    self.store
-                        .put_credential(container.id, name, &sealed)
-                        .await
-                        .map_err(|e| fail(e.to_string()))?;
-                }
-                for warning in &report.warnings {
-                    let _ = ctx.log(format!("! not checked: {warning}")).await;
-                }
-                for s in &services {
-                    let _ = ctx
-                        .log(format!(
-                            "service {} is {} {}",
-                            s.unit,
-                            s.active_state,
-                            s.url.clone().unwrap_or_default()
-                        ))
-                        .await;
-                }
-                let _ = ctx
-                    .log(format!(
-                        "{} credential(s) stored sealed",
-                        report.credentials.len()
-                    ))
-                    .await;
-                self.store
-                    .update_container_status(container.id, "ready", report.ip.as_deref())
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                let _ = self
-                    .store
-                    .add_container_event(
-                        container.id,
-                        "ready",
-                        &format!("{} is ready", plan.hostname),
-                        "",
-                        "{}",
-                    )
-                    .await;
-                self.forget_session(ctx.job_id());
-            }
-            other => return Err(fail(format!("unknown step {other}"))),
+        let phase = step
+            .parse::<Phase>()
+            .map_err(|()| fail(format!("unknown step {step}")))?;
+        let work = self.load(&ctx.job).await?;
+        match phase {
+            Phase::Create => self.create(ctx, &work).await,
+            Phase::Start => self.start(ctx, &work).await,
+            Phase::Deploy => self.deploy(ctx, &work).await,
+            Phase::Install => self.install(ctx, &work).await,
+            Phase::Scripts => self.scripts(ctx, &work).await,
+            Phase::Discover => self.discover(ctx, &work).await,
         }
-        Ok(())
     }
 
     async fn on_failed(&self, ctx: &JobContext, step: &str, error: &StepError) {
@@ -761,9 +336,462 @@ impl JobHandler for CreateContainer {
     }
 }
 
+/// One function per [`Phase`]; each is idempotent (a resumed job re-runs its current phase).
+impl CreateContainer {
+    /// Creates the CT (or adopts the one a lost answer created) and waits for its lock.
+    async fn create(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
+        let Work {
+            container,
+            plan,
+            client,
+            ..
+        } = work;
+        let node = plan.node.clone();
+        let vmid = plan.vmid;
+        if client.lxc_config_get(&node, vmid, false).await.is_ok() {
+            let _ = ctx
+                .log(format!("CT {vmid} exists already on {node}; continuing"))
+                .await;
+            wait_unlocked(ctx, client.as_ref(), &node, vmid).await?;
+        } else {
+            let _ = ctx
+                .log(format!("creating CT {vmid} ({}) on {node}", plan.hostname))
+                .await;
+            match ctforge_pve::create_lxc_checked(client.as_ref(), &node, &plan.params)
+                .await
+                .map_err(|e| fail(format!("create: {e}")))?
+            {
+                CreateOutcome::Task(upid) => {
+                    wait(ctx, client.as_ref(), &node, &upid, "create task").await?
+                }
+                CreateOutcome::ExistsAfterLostResponse { .. } => {
+                    wait_unlocked(ctx, client.as_ref(), &node, vmid).await?
+                }
+            }
+        }
+        let _ = self
+            .store
+            .add_container_event(
+                container.id,
+                "created",
+                &format!("CT {vmid} created on {node}"),
+                "",
+                "{}",
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Starts the CT, waits until it accepts commands and records the unit baseline.
+    async fn start(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
+        let Work {
+            cluster,
+            plan,
+            client,
+            ..
+        } = work;
+        let node = plan.node.clone();
+        let vmid = plan.vmid;
+        let status = client
+            .lxc_status_current(&node, vmid)
+            .await
+            .map_err(|e| fail(format!("status: {e}")))?;
+        if status.status != "running" {
+            let upid = client
+                .lxc_start(&node, vmid)
+                .await
+                .map_err(|e| fail(format!("start: {e}")))?;
+            wait(ctx, client.as_ref(), &node, &upid, "start task").await?;
+        }
+        let channel = self.channel(ctx, cluster, vmid).await?;
+        let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
+        let started = tokio::time::Instant::now();
+        loop {
+            match probe(quick.as_ref(), "true").await {
+                Ok((0, _)) => break,
+                _ if started.elapsed() > READY_TIMEOUT => {
+                    return Err(fail(
+                        "the container does not accept commands 2 minutes after start",
+                    ));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+        // Let boot settle (apt and systemctl misbehave while systemd is still starting).
+        let settling = self.bounded(ctx, cluster, vmid, self.limits.settle).await?;
+        waits::settle(ctx, settling.as_ref(), quick.as_ref(), &self.limits, "boot").await?;
+        let (_, units) = probe(quick.as_ref(), commands::LIST_UNITS).await?;
+        let (exists, _) = probe(
+            quick.as_ref(),
+            &format!("test -e {}", ctforge_ssh::quote(commands::BASELINE)),
+        )
+        .await?;
+        if exists != 0 {
+            run(
+                ctx,
+                channel.as_ref(),
+                "prepare",
+                &format!("mkdir -p {}", ctforge_ssh::quote(commands::STATE_DIR)),
+            )
+            .await?;
+            channel
+                .push(
+                    parse::unit_names(&units).join("\n").as_bytes(),
+                    commands::BASELINE,
+                    Some(0o600),
+                    None,
+                )
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let _ = ctx.log("container is up and accepts commands").await;
+        Ok(())
+    }
+
+    /// Pushes the template's files by policy and installs the config-manager.
+    async fn deploy(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
+        let Work { cluster, plan, .. } = work;
+        let vmid = plan.vmid;
+        let files: Vec<(String, String, String, String)> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::DeployFile {
+                    name,
+                    path,
+                    policy,
+                    content,
+                } => Some((name.clone(), path.clone(), policy.clone(), content.clone())),
+                _ => None,
+            })
+            .collect();
+        if !plan.steps.contains(&Step::ConfigManager) {
+            let _ = ctx.log("nothing to deploy").await;
+            return Ok(());
+        }
+        let channel = self.channel(ctx, cluster, vmid).await?;
+        run(
+            ctx,
+            channel.as_ref(),
+            "prepare",
+            &format!(
+                "mkdir -p {}/files {}/scripts /usr/local/sbin /etc/systemd/system",
+                commands::STATE_DIR,
+                commands::STATE_DIR
+            ),
+        )
+        .await?;
+        let stamp = time::OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            stamp.year(),
+            u8::from(stamp.month()),
+            stamp.day(),
+            stamp.hour(),
+            stamp.minute(),
+            stamp.second()
+        );
+        for (i, (name, path, policy, content)) in files.iter().enumerate() {
+            let staged = commands::staged_path(name);
+            channel
+                .push(content.as_bytes(), &staged, Some(0o600), None)
+                .await
+                .map_err(|e| fail(format!("push {name}: {e}")))?;
+            let (exists, _) = probe(
+                channel.as_ref(),
+                &format!("test -e {}", ctforge_ssh::quote(path)),
+            )
+            .await?;
+            let q = ctforge_ssh::quote;
+            match (policy.as_str(), exists == 0) {
+                ("default", true) => {
+                    let _ = ctx
+                        .log(format!("{path}: exists, kept (policy default)"))
+                        .await;
+                }
+                ("backup", true) => {
+                    let backup = format!("{path}.bak.{stamp}");
+                    run(
+                        ctx,
+                        channel.as_ref(),
+                        &format!("backup {path}"),
+                        &format!("cp -p {} {}", q(path), q(&backup)),
+                    )
+                    .await?;
+                    run(
+                        ctx,
+                        channel.as_ref(),
+                        &format!("deploy {name}"),
+                        &format!(
+                            "mkdir -p {} && cp {} {}",
+                            q(commands::parent(path)),
+                            q(&staged),
+                            q(path)
+                        ),
+                    )
+                    .await?;
+                    let _ = ctx
+                        .log(format!(
+                            "{path}: backed up to {backup} and replaced (policy backup)"
+                        ))
+                        .await;
+                }
+                _ => {
+                    run(
+                        ctx,
+                        channel.as_ref(),
+                        &format!("deploy {name}"),
+                        &format!(
+                            "mkdir -p {} && cp {} {}",
+                            q(commands::parent(path)),
+                            q(&staged),
+                            q(path)
+                        ),
+                    )
+                    .await?;
+                    let _ = ctx.log(format!("{path}: written (policy {policy})")).await;
+                }
+            }
+            let _ = ctx
+                .percent(u8::try_from((i + 1) * 80 / files.len().max(1)).unwrap_or(80))
+                .await;
+        }
+        let manifest: Vec<(String, String, String)> = files
+            .iter()
+            .map(|(n, p, pol, _)| (n.clone(), p.clone(), pol.clone()))
+            .collect();
+        channel
+            .push(
+                commands::apply_script(&manifest).as_bytes(),
+                commands::APPLY_SCRIPT,
+                Some(0o755),
+                None,
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        channel
+            .push(
+                commands::apply_unit().as_bytes(),
+                commands::APPLY_UNIT,
+                Some(0o644),
+                None,
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        run(
+            ctx,
+            channel.as_ref(),
+            "config-manager",
+            "systemctl daemon-reload && systemctl enable ctforge-apply.service",
+        )
+        .await?;
+        let _ = ctx
+            .log("config-manager installed (ctforge-apply.service re-applies the files on boot)")
+            .await;
+        Ok(())
+    }
+
+    /// Installs packages and runs the custom installer.
+    async fn install(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
+        let Work { cluster, plan, .. } = work;
+        let vmid = plan.vmid;
+        let channel = self.channel(ctx, cluster, vmid).await?;
+        run(
+            ctx,
+            channel.as_ref(),
+            "prepare",
+            &format!("mkdir -p {}/scripts", commands::STATE_DIR),
+        )
+        .await?;
+        let installs: Vec<&Step> = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Install { .. } | Step::CustomInstaller { .. }))
+            .collect();
+        if installs.is_empty() {
+            let _ = ctx.log("no packages to install").await;
+        }
+        for (i, s) in installs.iter().enumerate() {
+            match s {
+                Step::Install { manager, packages } => {
+                    let _ = ctx
+                        .log(format!("installing with {manager}: {}", packages.join(" ")))
+                        .await;
+                    run(
+                        ctx,
+                        channel.as_ref(),
+                        &format!("{manager} install"),
+                        &commands::install(manager, packages),
+                    )
+                    .await?;
+                }
+                Step::CustomInstaller { content } => {
+                    let path = format!("{}/custom.sh", commands::STATE_DIR);
+                    channel
+                        .push(content.as_bytes(), &path, Some(0o755), None)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
+                    let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+                    run(
+                        ctx,
+                        limited.as_ref(),
+                        "custom installer",
+                        &commands::run_script(&path, &plan.hostname),
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
+            let _ = ctx
+                .percent(u8::try_from((i + 1) * 100 / installs.len()).unwrap_or(100))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Runs the template's scripts in order.
+    async fn scripts(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
+        let Work { cluster, plan, .. } = work;
+        let vmid = plan.vmid;
+        let channel = self.channel(ctx, cluster, vmid).await?;
+        let scripts: Vec<(&String, &String)> = plan
+            .steps
+            .iter()
+            .filter_map(|s| {
+                if let Step::RunScript { name, content } = s {
+                    Some((name, content))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if scripts.is_empty() {
+            let _ = ctx.log("no scripts to run").await;
+        }
+        for (i, (name, content)) in scripts.iter().enumerate() {
+            let path = commands::script_path(name);
+            channel
+                .push(content.as_bytes(), &path, Some(0o755), None)
+                .await
+                .map_err(|e| fail(format!("push {name}: {e}")))?;
+            let _ = ctx.log(format!("running {name}")).await;
+            let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
+            let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+            run(
+                ctx,
+                limited.as_ref(),
+                &format!("script {name}"),
+                &commands::run_script(&path, &plan.hostname),
+            )
+            .await?;
+            let _ = ctx
+                .percent(u8::try_from((i + 1) * 100 / scripts.len()).unwrap_or(100))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Records services, credentials and the address; the container is ready.
+    async fn discover(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
+        let Work {
+            container,
+            cluster,
+            plan,
+            client,
+        } = work;
+        let node = plan.node.clone();
+        let vmid = plan.vmid;
+        // Units the scripts started may still be starting; discovery should see them settled,
+        // but never waits for them longer than the bound.
+        let settling = self.bounded(ctx, cluster, vmid, self.limits.settle).await?;
+        let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
+        waits::settle(
+            ctx,
+            settling.as_ref(),
+            quick.as_ref(),
+            &self.limits,
+            "before discovery",
+        )
+        .await?;
+        let report = discover(
+            quick.as_ref(),
+            client.as_ref(),
+            &node,
+            vmid,
+            plan.ip.as_deref(),
+        )
+        .await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let services: Vec<ContainerService> = report
+            .services
+            .iter()
+            .map(|s| ContainerService {
+                unit: s.unit.clone(),
+                active_state: s.active.clone(),
+                sub_state: s.sub.clone(),
+                enabled: s.enabled,
+                port: s.port.map(i64::from),
+                url: s
+                    .port
+                    .zip(report.ip.as_ref())
+                    .map(|(p, ip)| format!("http://{ip}:{p}")),
+                updated_at: now,
+                ..ContainerService::default()
+            })
+            .collect();
+        self.store
+            .replace_services(container.id, &services)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        for (name, value) in &report.credentials {
+            let sealed = self.keyring.seal(value).map_err(|e| fail(e.to_string()))?;
+            self.store
+                .put_credential(container.id, name, &sealed)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        for warning in &report.warnings {
+            let _ = ctx.log(format!("! not checked: {warning}")).await;
+        }
+        for s in &services {
+            let _ = ctx
+                .log(format!(
+                    "service {} is {} {}",
+                    s.unit,
+                    s.active_state,
+                    s.url.clone().unwrap_or_default()
+                ))
+                .await;
+        }
+        let _ = ctx
+            .log(format!(
+                "{} credential(s) stored sealed",
+                report.credentials.len()
+            ))
+            .await;
+        self.store
+            .update_container_status(container.id, "ready", report.ip.as_deref())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let _ = self
+            .store
+            .add_container_event(
+                container.id,
+                "ready",
+                &format!("{} is ready", plan.hostname),
+                "",
+                "{}",
+            )
+            .await;
+        self.forget_session(ctx.job_id());
+        Ok(())
+    }
+}
+
 async fn wait_unlocked(
     ctx: &JobContext,
-    client: &PveClient,
+    client: &dyn PveApi,
     node: &str,
     vmid: u32,
 ) -> Result<(), StepError> {
@@ -824,7 +852,7 @@ pub struct Discovery {
 
 /// Discovers services (units added since the baseline), their ports, credentials and the
 /// address: the unit listing and the baseline, then monitoring's one batched check
-/// ([`monitor::check`]) for the new units, so both read a container the same way. Parts of the
+/// ([`batch::check`]) for the new units, so both read a container the same way. Parts of the
 /// check that failed are reported in [`Discovery::warnings`].
 pub async fn discover(
     channel: &dyn RemoteExec,
@@ -846,7 +874,7 @@ pub async fn discover(
         .collect();
     units.sort();
     units.dedup();
-    let report = monitor::check(channel, vmid, &units)
+    let report = batch::check(channel, vmid, &units)
         .await
         .map_err(|e| fail(e.to_string()))?;
     let warnings = report

@@ -153,10 +153,54 @@ impl Step {
     }
 }
 
-/// Every job step of container creation, in order.
-pub const PHASES: &[&str] = &[
-    "create", "start", "deploy", "install", "scripts", "discover",
-];
+/// A phase of container creation: one job step each, run in [`Phase::ALL`] order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Create the CT in Proxmox.
+    Create,
+    /// Start it and wait until it accepts commands.
+    Start,
+    /// Deploy files and the config-manager.
+    Deploy,
+    /// Install packages.
+    Install,
+    /// Run scripts.
+    Scripts,
+    /// Discover services, credentials and the address.
+    Discover,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 6] = [
+        Phase::Create,
+        Phase::Start,
+        Phase::Deploy,
+        Phase::Install,
+        Phase::Scripts,
+        Phase::Discover,
+    ];
+
+    /// The job step name (stored as text).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Create => "create",
+            Phase::Start => "start",
+            Phase::Deploy => "deploy",
+            Phase::Install => "install",
+            Phase::Scripts => "scripts",
+            Phase::Discover => "discover",
+        }
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == s).ok_or(())
+    }
+}
 
 /// A resolved plan.
 #[derive(Clone, Debug, Serialize)]

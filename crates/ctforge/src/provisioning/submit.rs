@@ -90,12 +90,12 @@ pub fn client_for(
     state: &AppState,
     user: &CurrentUser,
     cluster: &Cluster,
-) -> Result<ctforge_pve::PveClient, AppError> {
+) -> Result<std::sync::Arc<dyn ctforge_pve::PveApi>, AppError> {
     match &user.ticket {
         Some(data) if data.cluster_id == cluster.id => {
-            crate::pve::user_client(cluster, data, &user.username)
+            state.pve.user(cluster, data, &user.username)
         }
-        _ => crate::pve::service_client(cluster, &state.keyring),
+        _ => state.pve.service(cluster),
     }
 }
 
@@ -130,7 +130,7 @@ async fn load_template(
 /// otherwise get the same one).
 async fn free_vmid(
     state: &AppState,
-    client: &ctforge_pve::PveClient,
+    client: &dyn ctforge_pve::PveApi,
     cluster: &Cluster,
     start: u32,
 ) -> Result<u32, AppError> {
@@ -180,11 +180,12 @@ pub async fn prepare(
         Some(t) => Some(state.store.get_template_by_name(&t.name).await?.row.id),
         None => None,
     };
-    let mut environment = environment::lookup(&client, &cluster, request.node.as_deref())
+    let mut environment = environment::lookup(client.as_ref(), &cluster, request.node.as_deref())
         .await
         .map_err(AppError::Unavailable)?;
     if request.vmid.is_none() {
-        environment.next_vmid = free_vmid(state, &client, &cluster, environment.next_vmid).await?;
+        environment.next_vmid =
+            free_vmid(state, client.as_ref(), &cluster, environment.next_vmid).await?;
     }
     let plan = plan::resolve(request, template.as_ref(), &environment).map_err(|fields| {
         AppError::Invalid {
@@ -257,7 +258,7 @@ async fn submit_once(
     }
     // Re-check the VMID at submit time: someone may have taken it since the form was drawn.
     let client = client_for(state, user, &prepared.cluster)?;
-    if let Err(e) = ctforge_pve::PveApi::cluster_nextid(&client, Some(plan.vmid)).await {
+    if let Err(e) = ctforge_pve::PveApi::cluster_nextid(client.as_ref(), Some(plan.vmid)).await {
         return Err(AppError::Invalid {
             message: "the VMID is taken".into(),
             fields: vec![(
@@ -330,17 +331,20 @@ async fn submit_once(
             "{}",
         )
         .await;
-    let _ = state
-        .store
-        .add_audit(&crate::storage::model::NewAudit {
-            actor: user.username.clone(),
-            action: "ct.create".into(),
-            target: format!("{}/{}", prepared.cluster.name, plan.vmid),
-            remote_addr: remote.to_owned(),
-            outcome: "ok".into(),
-            detail_json: String::new(),
-        })
-        .await;
+    let entry = crate::audit::Entry::new(
+        &user.username,
+        "ct.create",
+        format!("{}/{}", prepared.cluster.name, plan.vmid),
+        remote,
+    )
+    .detail(serde_json::json!({ "id": id, "job": job_id }));
+    if let Err(e) = crate::audit::record(state.store.as_ref(), entry).await {
+        // An unaudited creation does not run: the job is cancelled before a worker acts on it.
+        if let Err(cancel) = state.jobs.cancel(job_id, &user.username).await {
+            tracing::error!(job_id, error = %cancel, "cannot cancel the unaudited creation job");
+        }
+        return Err(e);
+    }
     Ok(Submitted {
         id,
         vmid: plan.vmid,

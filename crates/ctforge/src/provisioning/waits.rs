@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use ctforge_ssh::{PctChannel, RemoteExec, SshError, Stream};
+use ctforge_ssh::{RemoteExec, SshError, Stream};
 
 use crate::config::ProvisioningConfig;
 use crate::jobs::{JobContext, StepError};
@@ -84,15 +84,9 @@ pub fn pending_units(list_jobs: &str) -> Vec<String> {
 }
 
 /// Runs a read-only command with the probe limit; its exit code and stdout.
-async fn read(
-    channel: &PctChannel,
-    limit: Duration,
-    command: &str,
-) -> Result<(u32, String), SshError> {
+async fn read(channel: &dyn RemoteExec, command: &str) -> Result<(u32, String), SshError> {
     let mut stdout = String::new();
     let out = channel
-        .clone()
-        .with_guest_timeout(Some(limit))
         .exec(command, &mut |stream, line| {
             if stream == Stream::Stdout && stdout.len() < 64 * 1024 {
                 stdout.push_str(line);
@@ -104,18 +98,19 @@ async fn read(
 }
 
 /// Waits up to `limits.settle` for systemd to finish booting
-/// (`systemctl is-system-running --wait`, killed in the guest at the bound) and for its job
-/// queue to empty; past the bound, logs a warning naming the units still activating and
-/// returns, so the job goes on. Containers without systemd settle at once.
+/// (`systemctl is-system-running --wait` over `settling`, a channel limited to the bound, so
+/// the wait is killed in the guest) and for its job queue to empty (polled over `quick`);
+/// past the bound, logs a warning naming the units still activating and returns, so the job
+/// goes on. Containers without systemd settle at once.
 pub async fn settle(
     ctx: &JobContext,
-    channel: &PctChannel,
+    settling: &dyn RemoteExec,
+    quick: &dyn RemoteExec,
     limits: &Limits,
     when: &str,
 ) -> Result<(), StepError> {
     let started = Instant::now();
-    let boot = channel.clone().with_guest_timeout(Some(limits.settle));
-    match boot
+    match settling
         .exec("systemctl is-system-running --wait", &mut |_, _| {})
         .await
     {
@@ -127,7 +122,7 @@ pub async fn settle(
         }
     }
     loop {
-        let (_, jobs) = read(channel, limits.probe, "systemctl list-jobs --no-legend")
+        let (_, jobs) = read(quick, "systemctl list-jobs --no-legend")
             .await
             .map_err(|e| StepError::failed(format!("{when}: listing systemd jobs: {e}")))?;
         let units = pending_units(&jobs);

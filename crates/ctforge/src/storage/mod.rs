@@ -200,6 +200,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_job(&self, id: i64) -> StoreResult<Job>;
     /// Jobs, newest first.
     async fn list_jobs(&self, limit: i64) -> StoreResult<Vec<Job>>;
+    /// How many jobs are in each state (one aggregate query; states with no job are absent).
+    async fn count_jobs_by_state(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// The newest job of a container (its creation job for containers ctforge created).
+    async fn latest_container_job(&self, container_id: i64) -> StoreResult<Option<i64>>;
     /// Appends a progress event and returns its sequence number.
     async fn append_job_event(
         &self,
@@ -213,6 +217,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         job_id: i64,
         after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<JobEvent>>;
+    /// The last `limit` events of a job before `before_seq`, in order (paging backwards).
+    async fn job_events_before(
+        &self,
+        job_id: i64,
+        before_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<JobEvent>>;
 

@@ -863,6 +863,25 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
+            async fn count_jobs_by_state(&self) -> StoreResult<Vec<(String, i64)>> {
+                sqlx::query_as::<$db, (String, i64)>(
+                    "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)
+            }
+
+            async fn latest_container_job(&self, container_id: i64) -> StoreResult<Option<i64>> {
+                sqlx::query_scalar::<$db, i64>(
+                    "SELECT id FROM jobs WHERE container_id = $1 ORDER BY id DESC LIMIT 1",
+                )
+                .bind(container_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)
+            }
+
             async fn append_job_event(&self, job_id: i64, kind: &str, step: Option<&str>, data: &str) -> StoreResult<i64> {
                 // One statement computes the next sequence number; the UNIQUE (job_id, seq)
                 // constraint turns a concurrent writer into a retry instead of a duplicate.
@@ -897,6 +916,20 @@ macro_rules! impl_store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_err)
+            }
+
+            async fn job_events_before(&self, job_id: i64, before_seq: i64, limit: i64) -> StoreResult<Vec<JobEvent>> {
+                let mut events = sqlx::query_as::<$db, JobEvent>(
+                    "SELECT job_id, seq, kind, step, data, created_at FROM job_events WHERE job_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+                )
+                .bind(job_id)
+                .bind(before_seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                events.reverse();
+                Ok(events)
             }
 
             async fn put_session(&self, s: &SessionRow) -> StoreResult<()> {

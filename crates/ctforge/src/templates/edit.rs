@@ -27,6 +27,9 @@ pub enum SaveError {
     /// Anything else.
     #[error(transparent)]
     Templates(#[from] TemplatesError),
+    /// Saved, but its audit entry could not be written (see [`crate::audit`]).
+    #[error(transparent)]
+    Audit(Box<crate::error::AppError>),
 }
 
 impl From<StoreError> for SaveError {
@@ -58,6 +61,7 @@ impl From<SaveError> for crate::error::AppError {
             }
             SaveError::NameTaken(_) => Self::Conflict(e.to_string()),
             SaveError::Templates(e) => e.into(),
+            SaveError::Audit(e) => *e,
         }
     }
 }

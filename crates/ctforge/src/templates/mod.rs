@@ -7,12 +7,14 @@
 //!   idempotent.
 //! - [`discovery`]: scan roots, upsert what changed (one transaction per template), report.
 //! - [`edit`]: save templates edited in the UI or the API; parse pasted bucket lists.
+//! - [`manage`]: the audited use-cases (discover, save, delete, duplicate) both front ends call.
 //! - [`export`]: write a stored template as a directory or as a `.tar.gz` archive.
 
 pub mod convert;
 pub mod discovery;
 pub mod edit;
 pub mod export;
+pub mod manage;
 
 pub use convert::{StoredConfig, content_hash, record_to_template, template_to_record};
 pub use discovery::{

@@ -3,7 +3,7 @@
 use axum::extract::{Query, State};
 use maud::{Markup, html};
 
-use crate::api::v1::settings::{AuditQuery, require_auditor};
+use crate::audit::{self, AuditQuery};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -16,9 +16,8 @@ pub async fn show(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Markup, AppError> {
-    require_auditor(&user)?;
     let filter = query.filter();
-    let entries = state.store.list_audit(&filter).await?;
+    let entries = audit::list(state.store.as_ref(), &user, &query).await?;
     let actor = query.actor.clone().unwrap_or_default();
     let action = query.action.clone().unwrap_or_default();
     let next = entries

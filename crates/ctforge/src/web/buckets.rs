@@ -10,13 +10,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use ctforge_template::PackageManager;
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::api::v1::buckets::{audit, check_name, counts, name_conflict, parse_additions};
+use crate::audit::Caller;
 use crate::auth::CurrentUser;
+use crate::buckets::{self, counts};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::storage::StoreError;
 use crate::web::components::{self as ui, Confirm, Field, Tone};
 use crate::web::home::viewer;
 
@@ -46,11 +45,14 @@ async fn list_page(
     notice: Option<(Tone, String)>,
 ) -> Result<Markup, AppError> {
     let v = viewer(user);
-    let mut rows = Vec::new();
-    for b in state.store.list_buckets().await? {
-        let packages = state.store.list_bucket_packages(b.id).await?;
-        rows.push((b, packages.len(), counts(&packages)));
-    }
+    let rows: Vec<_> = buckets::list(state.store.as_ref())
+        .await?
+        .into_iter()
+        .map(|(b, packages)| {
+            let per = counts(&packages);
+            (b, packages.len(), per)
+        })
+        .collect();
     let body = html! { div.stack {
         (ui::breadcrumbs(&[("/buckets", "Package buckets")]))
         h1 { "Package buckets" }
@@ -112,27 +114,13 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Form(form): Form<BucketForm>,
 ) -> Result<Response, AppError> {
-    let result = match check_name(&form.name) {
-        Ok(name) => state
-            .store
-            .create_bucket(&name, form.description.trim())
-            .await
-            .map_err(|e| name_conflict(e, &name)),
-        Err(e) => Err(e),
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
     };
-    match result {
-        Ok(id) => {
-            audit(
-                &state,
-                &user,
-                remote,
-                "bucket.create",
-                form.name.trim(),
-                json!({ "id": id }),
-            )
-            .await;
-            Ok(Redirect::to(&format!("/buckets/{id}")).into_response())
-        }
+    match buckets::create(state.store.as_ref(), caller, &form.name, &form.description).await {
+        Ok(id) => Ok(Redirect::to(&format!("/buckets/{id}")).into_response()),
         Err(e @ AppError::Invalid { .. }) => {
             let message = field_error(&e);
             let page = list_page(
@@ -181,12 +169,7 @@ async fn bucket_page(
     s: EditorState<'_>,
 ) -> Result<Markup, AppError> {
     let v = viewer(user);
-    let b = match state.store.get_bucket(id).await {
-        Ok(b) => b,
-        Err(StoreError::NotFound) => return Err(AppError::NotFound(format!("bucket {id}"))),
-        Err(e) => return Err(e.into()),
-    };
-    let packages = state.store.list_bucket_packages(id).await?;
+    let (b, packages) = buckets::get(state.store.as_ref(), id).await?;
     let per = counts(&packages);
     let mut manager_opts = vec![(String::new(), "from the manager: prefix".to_owned())];
     manager_opts.extend(
@@ -276,25 +259,21 @@ pub async fn rename(
     Path(id): Path<i64>,
     Form(form): Form<BucketForm>,
 ) -> Result<Response, AppError> {
-    let result = match check_name(&form.name) {
-        Ok(name) => state
-            .store
-            .update_bucket(id, &name, form.description.trim())
-            .await
-            .map_err(|e| name_conflict(e, &name)),
-        Err(e) => Err(e),
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
     };
+    let result = buckets::update(
+        state.store.as_ref(),
+        caller,
+        id,
+        &form.name,
+        Some(&form.description),
+    )
+    .await;
     match result {
         Ok(()) => {
-            audit(
-                &state,
-                &user,
-                remote,
-                "bucket.update",
-                form.name.trim(),
-                json!({ "id": id }),
-            )
-            .await;
             let page = bucket_page(
                 &state,
                 &user,
@@ -333,21 +312,12 @@ pub async fn delete(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
-    let b = match state.store.get_bucket(id).await {
-        Ok(b) => b,
-        Err(StoreError::NotFound) => return Err(AppError::NotFound(format!("bucket {id}"))),
-        Err(e) => return Err(e.into()),
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
     };
-    state.store.delete_bucket(id).await?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "bucket.delete",
-        &b.name,
-        json!({ "id": id }),
-    )
-    .await;
+    let b = buckets::delete(state.store.as_ref(), caller, id).await?;
     let page = list_page(
         &state,
         &user,
@@ -378,32 +348,21 @@ pub async fn add_packages(
     Form(form): Form<PasteForm>,
 ) -> Result<Response, AppError> {
     let text = form.text.replace("\r\n", "\n");
-    match parse_additions(Some(&form.manager), &text) {
-        Ok(additions) => {
-            state
-                .store
-                .add_bucket_packages(id, &additions)
-                .await
-                .map_err(|e| match e {
-                    StoreError::NotFound => AppError::NotFound(format!("bucket {id}")),
-                    other => other.into(),
-                })?;
-            audit(
-                &state,
-                &user,
-                remote,
-                "bucket.packages.add",
-                &id.to_string(),
-                json!({ "count": additions.len() }),
-            )
-            .await;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    match buckets::add_packages(state.store.as_ref(), caller, id, Some(&form.manager), &text).await
+    {
+        Ok(added) => {
             let page = bucket_page(
                 &state,
                 &user,
                 id,
                 EditorState {
                     manager: &form.manager,
-                    notice: Some((Tone::Ok, format!("{} packages added.", additions.len()))),
+                    notice: Some((Tone::Ok, format!("{added} packages added."))),
                     ..EditorState::default()
                 },
             )
@@ -448,16 +407,12 @@ pub async fn remove_packages(
             "Nothing selected: tick the packages to delete.".to_owned(),
         )
     } else {
-        let removed = state.store.remove_bucket_packages(id, &ids).await?;
-        audit(
-            &state,
-            &user,
-            remote,
-            "bucket.packages.remove",
-            &id.to_string(),
-            json!({ "removed": removed }),
-        )
-        .await;
+        let remote = remote.ip().to_string();
+        let caller = Caller {
+            username: &user.username,
+            remote: &remote,
+        };
+        let removed = buckets::remove_packages(state.store.as_ref(), caller, id, &ids).await?;
         (Tone::Ok, format!("{removed} packages deleted."))
     };
     let page = bucket_page(

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
-use ctforge_pve::PveApi;
 use ctforge_pve::types::ResourceKind;
 use maud::{Markup, html};
 

@@ -4,8 +4,9 @@
 //! persisted so far without JavaScript; the script then follows the SSE stream from the last
 //! event it has.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::containers::bulk::JOB_KIND as BULK_KIND;
@@ -15,11 +16,22 @@ use crate::storage::StoreError;
 use crate::web::components::{self as ui, Tone};
 use crate::web::home::viewer;
 
-/// `GET /jobs/{id}`.
+/// Most log events one page shows; older ones are a link away (`?before=<seq>`).
+pub const LOG_PAGE: i64 = 2_000;
+
+/// `?before=<seq>`: show the log lines before this sequence number (a static page of history).
+#[derive(Debug, Default, Deserialize)]
+pub struct LogQuery {
+    /// Show events older than this sequence number.
+    pub before: Option<i64>,
+}
+
+/// `GET /jobs/{id}[?before=<seq>]`.
 pub async fn show(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
+    Query(query): Query<LogQuery>,
 ) -> Result<Markup, AppError> {
     let job = state.store.get_job(id).await.map_err(|e| match e {
         StoreError::NotFound => AppError::NotFound(format!("job {id}")),
@@ -34,8 +46,17 @@ pub async fn show(
         .split(',')
         .filter(|s| !s.is_empty())
         .collect();
-    let events = state.store.job_events_after(id, 0, 100_000).await?;
+    let history = query.before.filter(|b| *b > 0);
+    let events = state
+        .store
+        .job_events_before(id, history.unwrap_or(i64::MAX), LOG_PAGE)
+        .await?;
     let last_seq = events.last().map(|e| e.seq).unwrap_or(0);
+    let older = events.first().map(|e| e.seq).filter(|seq| *seq > 1);
+    // A history page is static: the live stream only follows the newest page.
+    let stream = history
+        .is_none()
+        .then(|| format!("/api/v1/jobs/{id}/events"));
     let percent = if steps.is_empty() {
         0
     } else {
@@ -69,7 +90,7 @@ pub async fn show(
         &v,
         html! {
             h1 { (title) }
-            div.card.stack data-job-stream={ "/api/v1/jobs/" (id) "/events" } data-last-seq=(last_seq) data-state=(job.state) {
+            div.card.stack data-job-stream=[stream] data-last-seq=(last_seq) data-state=(job.state) {
                 div.row {
                     span { "State: " }
                     span data-job-state { (ui::badge(Some(match job.state.as_str() { "succeeded" => Tone::Ok, "failed" | "cancelled" => Tone::Err, _ => Tone::Info }), &job.state)) }
@@ -96,6 +117,12 @@ pub async fn show(
                     input id="log-search" type="search" data-log-search;
                     button.btn type="button" data-log-copy { "Copy log" }
                     span.muted data-log-follow aria-live="polite" { "following" }
+                }
+                @if older.is_some() || history.is_some() {
+                    p.row {
+                        @if let Some(seq) = older { a href={ "/jobs/" (id) "?before=" (seq) } { "Older log lines" } }
+                        @if history.is_some() { a href={ "/jobs/" (id) } { "Newest log lines (live)" } }
+                    }
                 }
                 pre.code.log data-job-log tabindex="0" role="region" aria-label="Job log" style="max-height:28rem;overflow:auto" {
                     @for e in &events {

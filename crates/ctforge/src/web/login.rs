@@ -7,14 +7,13 @@ use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use ctforge_pve::PveApi;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::api::v1::auth::session_cookie;
 use crate::auth::login::{LoginError, LoginInput, SignIn};
 use crate::auth::middleware::cookie;
 use crate::auth::session::COOKIE;
+use crate::auth::session::session_cookie;
 use crate::auth::{AuthMethod, CurrentUser};
 use crate::state::AppState;
 use crate::web::components::{self as ui, Field, Tone, Viewer};
@@ -71,7 +70,7 @@ async fn realms(state: &AppState) -> (Vec<(String, String)>, Option<String>) {
         Ok(c) => c,
         Err(e) => return (fallback, Some(e.to_string())),
     };
-    let client = match ctforge_pve::PveClient::new(crate::pve::base_config(&cluster)) {
+    let client = match state.pve.anonymous(&cluster) {
         Ok(c) => c,
         Err(e) => return (fallback, Some(e.to_string())),
     };

@@ -5,7 +5,6 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use ctforge_pve::PveApi;
 use ctforge_pve::types::Timeframe;
 use maud::html;
 use serde::Deserialize;
@@ -70,7 +69,7 @@ pub async fn show(
     let client = client_for(&state, &user, &cluster)?;
     let points = match client.node_rrddata(&name, timeframe, None).await {
         Ok(p) => {
-            containers::mark_up(cluster.id);
+            state.down.mark_up(cluster.id);
             Ok(p)
         }
         Err(e) if e.is_not_found() => {
@@ -80,7 +79,7 @@ pub async fn show(
             )));
         }
         Err(e) if containers::is_unreachable(&e) => {
-            containers::mark_down(cluster.id, state.clock.now_ms());
+            state.down.mark_down(cluster.id, state.clock.now_ms());
             Err(e.to_string())
         }
         Err(e) => {

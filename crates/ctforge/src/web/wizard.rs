@@ -243,8 +243,12 @@ async fn context(state: &AppState, user: &CurrentUser, w: &Wizard) -> Result<Con
     let environment = match crate::auth::login::pick_cluster(state, Some(w.get("cluster"))).await {
         Ok(cluster) => match submit::client_for(state, user, &cluster) {
             Ok(client) => {
-                crate::provisioning::environment::lookup(&client, &cluster, Some(w.get("node")))
-                    .await
+                crate::provisioning::environment::lookup(
+                    client.as_ref(),
+                    &cluster,
+                    Some(w.get("node")),
+                )
+                .await
             }
             Err(e) => Err(e.to_string()),
         },

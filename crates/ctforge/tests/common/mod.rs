@@ -172,6 +172,27 @@ pub async fn spawn_app_clocked(
     }
 }
 
+/// The simulator an integration test talks to: TLS (its fingerprint is pinned by
+/// [`sim_cluster`]), the SSH `pct` endpoint, and `scenario` (TOML as for `ctforge sim
+/// --scenario`; empty for none). `adjust` sets what differs per test (nodes, timings, generated
+/// containers).
+pub async fn sim(
+    scenario: &str,
+    adjust: impl FnOnce(ctforge_pve_sim::SimConfig) -> ctforge_pve_sim::SimConfig,
+) -> ctforge_pve_sim::SimHandle {
+    let mut config = ctforge_pve_sim::SimConfig::for_tests()
+        .with_tls(true)
+        .with_ssh();
+    if !scenario.trim().is_empty() {
+        let parsed: ctforge_pve_sim::scenario::Scenario = toml::from_str(scenario)
+            .unwrap_or_else(|e| panic!("the test's simulator scenario does not parse: {e}"));
+        config = config.with_scenario(parsed);
+    }
+    ctforge_pve_sim::start(adjust(config))
+        .await
+        .unwrap_or_else(|e| panic!("the simulator did not start: {e}"))
+}
+
 /// The `[[clusters]]` entry for a running simulator (API token, pinned TLS fingerprint, SSH
 /// password when the simulator has SSH).
 pub fn sim_cluster(sim: &ctforge_pve_sim::SimHandle) -> ctforge::config::ClusterBootstrap {

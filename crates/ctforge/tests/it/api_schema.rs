@@ -13,7 +13,6 @@ use crate::common;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ctforge_pve_sim::SimConfig;
 use serde_json::json;
 
 fn schemathesis() -> PathBuf {
@@ -34,15 +33,7 @@ fn schemathesis() -> PathBuf {
 async fn schemathesis_finds_no_server_error_or_schema_violation() {
     let binary = schemathesis();
     ctforge::install_crypto_provider();
-    let sim = ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_ssh()
-            .with_nodes(2)
-            .with_containers(3),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim("", |c| c.with_nodes(2).with_containers(3)).await;
     let cluster = common::sim_cluster(&sim);
     let root = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),

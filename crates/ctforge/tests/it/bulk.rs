@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ctforge::config::{ClusterBootstrap, Secret};
 use ctforge::storage::model::{AuditFilter, NewContainer, NewJob};
-use ctforge_pve_sim::{SimConfig, SimHandle, Timings};
+use ctforge_pve_sim::{SimHandle, Timings};
 use serde_json::{Value, json};
 
 /// Six CTs; dave may power-manage 200, 201, 202, 204 and 205 but not 203.
@@ -67,16 +67,7 @@ fn scenario_with_dave() -> String {
 
 async fn sim_from(scenario: &str, timings: Timings) -> SimHandle {
     ctforge::install_crypto_provider();
-    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(scenario).unwrap();
-    ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_nodes(2)
-            .with_scenario(scenario)
-            .with_timings(timings),
-    )
-    .await
-    .unwrap()
+    common::sim(scenario, |c| c.with_nodes(2).with_timings(timings)).await
 }
 
 fn cluster(sim: &SimHandle) -> ClusterBootstrap {

@@ -8,7 +8,7 @@ use crate::common;
 
 use ctforge::config::{ClusterBootstrap, Secret};
 use ctforge::web::components::chart::{Chart, Series, Unit, fmt_value, line_chart};
-use ctforge_pve_sim::{SimConfig, SimHandle};
+use ctforge_pve_sim::SimHandle;
 use serde_json::{Value, json};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -101,15 +101,7 @@ status = "running"
 
 async fn sim() -> SimHandle {
     ctforge::install_crypto_provider();
-    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(SCENARIO).unwrap();
-    ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_nodes(1)
-            .with_scenario(scenario),
-    )
-    .await
-    .unwrap()
+    common::sim(SCENARIO, |c| c.with_nodes(1)).await
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ctforge::config::{ClusterBootstrap, Secret};
 use ctforge::storage::model::{ContainerCredential, ContainerService, NewContainer, NewJob};
-use ctforge_pve_sim::{SimConfig, SimHandle, Timings};
+use ctforge_pve_sim::{SimHandle, Timings};
 use serde_json::{Value, json};
 
 const SCENARIO: &str = r#"
@@ -48,16 +48,7 @@ tags = "db;cache"
 
 async fn sim_with(timings: Timings) -> SimHandle {
     ctforge::install_crypto_provider();
-    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(SCENARIO).unwrap();
-    ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_nodes(2)
-            .with_scenario(scenario)
-            .with_timings(timings),
-    )
-    .await
-    .unwrap()
+    common::sim(SCENARIO, |c| c.with_nodes(2).with_timings(timings)).await
 }
 
 fn cluster(sim: &SimHandle) -> ClusterBootstrap {
@@ -558,14 +549,7 @@ async fn dashboard_merges_filters_and_pages() {
 #[tokio::test]
 async fn pagination_keeps_large_clusters_fast() {
     ctforge::install_crypto_provider();
-    let sim = ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_nodes(3)
-            .with_containers(120),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim("", |c| c.with_nodes(3).with_containers(120)).await;
     let app = app_for(&sim).await;
     let s = root(&app, &sim).await;
     let first = get_json(&app, &s, "/api/v1/containers").await;

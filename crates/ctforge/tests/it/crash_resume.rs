@@ -12,7 +12,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use ctforge::jobs::{Worker, WorkerOptions};
-use ctforge_pve_sim::{HoldPoint, SimConfig};
+use ctforge_pve_sim::HoldPoint;
 use serde_json::json;
 
 fn options(owner: &str) -> WorkerOptions {
@@ -27,9 +27,7 @@ fn options(owner: &str) -> WorkerOptions {
 #[tokio::test]
 async fn killing_the_worker_mid_step_never_loses_or_duplicates() {
     ctforge::install_crypto_provider();
-    let sim = ctforge_pve_sim::start(SimConfig::for_tests().with_tls(true).with_ssh())
-        .await
-        .unwrap();
+    let sim = common::sim("", |c| c).await;
     let cluster = common::sim_cluster(&sim);
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -70,7 +68,7 @@ async fn killing_the_worker_mid_step_never_loses_or_duplicates() {
         ("scripts", HoldPoint::Exec("CTFORGE_HOSTNAME=".into())),
         (
             "discover",
-            HoldPoint::Exec(format!("cat {}", ctforge::provisioning::commands::BASELINE)),
+            HoldPoint::Exec(format!("cat {}", ctforge::guest::commands::BASELINE)),
         ),
     ];
     for (i, (step, point)) in holds.into_iter().enumerate() {

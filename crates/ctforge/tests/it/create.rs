@@ -10,12 +10,12 @@ use crate::common;
 use std::time::Duration;
 
 use ctforge::config::ClusterBootstrap;
-use ctforge_pve_sim::{SimConfig, SimHandle};
+use ctforge_pve_sim::SimHandle;
 use serde_json::json;
 
 async fn sim() -> SimHandle {
     ctforge::install_crypto_provider();
-    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(
+    common::sim(
         r#"
         [[containers]]
         vmid = 150
@@ -23,17 +23,9 @@ async fn sim() -> SimHandle {
         hostname = "legacy"
         status = "running"
         "#,
-    )
-    .unwrap();
-    ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_ssh()
-            .with_nodes(2)
-            .with_scenario(scenario),
+        |c| c.with_nodes(2),
     )
     .await
-    .unwrap()
 }
 
 fn cluster(sim: &SimHandle) -> ClusterBootstrap {

@@ -5,20 +5,12 @@
 
 use crate::common;
 
-use ctforge_pve_sim::SimConfig;
 use serde_json::json;
 
 #[tokio::test]
 async fn list_create_follow_and_stop_from_the_cli() {
     ctforge::install_crypto_provider();
-    let sim = ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_ssh()
-            .with_containers(2),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim("", |c| c.with_containers(2)).await;
     let cluster = common::sim_cluster(&sim);
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -875,3 +875,71 @@ async fn redis_bus_delivers_between_instances_and_unsubscribes() {
         .unwrap();
     assert_eq!(got.job_id, 2);
 }
+
+/// The job page renders the newest `LOG_PAGE` log lines (following them live) and links to
+/// the older ones, which render as a static page with a way back; nothing loads every event.
+#[tokio::test]
+async fn job_page_shows_the_newest_log_lines_and_pages_older_ones() {
+    let app = common::spawn_app_with("sqlite", |c| c.workers.concurrency = 0).await;
+    let (cookie, _) = signed_in(&app).await;
+    let id = app
+        .state
+        .jobs
+        .enqueue(&new_job("paged", None))
+        .await
+        .unwrap();
+    let page = ctforge::web::jobs::LOG_PAGE;
+    let total = page + 3;
+    for i in 1..=total {
+        app.state
+            .store
+            .append_job_event(id, "log", Some("one"), &format!("line {i}"))
+            .await
+            .unwrap();
+    }
+    let get = |query: &'static str| {
+        let request = app
+            .client
+            .get(format!("{}/jobs/{id}{query}", app.address))
+            .header("cookie", &cookie);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "GET /jobs/{id}{query}");
+            response.text().await.unwrap()
+        }
+    };
+    let newest = get("").await;
+    assert!(
+        newest.contains(&format!("data-seq=\"{total}\"")),
+        "newest line shown"
+    );
+    assert!(newest.contains("data-seq=\"4\""), "a full page is shown");
+    assert!(
+        !newest.contains("data-seq=\"3\""),
+        "older lines are not loaded"
+    );
+    assert!(
+        newest.contains("data-job-stream"),
+        "the newest page follows live"
+    );
+    assert!(
+        newest.contains(&format!("href=\"/jobs/{id}?before=4\"")),
+        "a link leads to the older lines"
+    );
+    let older = get("?before=4").await;
+    for seq in 1..=3 {
+        assert!(
+            older.contains(&format!("data-seq=\"{seq}\"")),
+            "line {seq} on the older page"
+        );
+    }
+    assert!(!older.contains("data-seq=\"4\""));
+    assert!(
+        !older.contains("data-job-stream"),
+        "a history page is static"
+    );
+    assert!(
+        older.contains(&format!("href=\"/jobs/{id}\"")),
+        "a link leads back"
+    );
+}

@@ -12,7 +12,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use ctforge::storage::model::{ContainerService, NewContainer, NewJob};
-use ctforge_pve_sim::{SimConfig, SimHandle};
+use ctforge_pve_sim::SimHandle;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -50,7 +50,7 @@ async fn web_server() -> (u16, tokio::task::JoinHandle<()>) {
 
 async fn sim(web_port: u16) -> SimHandle {
     ctforge::install_crypto_provider();
-    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(&format!(
+    common::sim(&format!(
         r#"
         [[users]]
         userid = "bob@pve"
@@ -77,16 +77,7 @@ async fn sim(web_port: u16) -> SimHandle {
         hostname = "foreign"
         status = "running"
         "#
-    ))
-    .unwrap();
-    ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_ssh()
-            .with_scenario(scenario),
-    )
-    .await
-    .unwrap()
+    ), |c| c).await
 }
 
 /// A signed-in session (cookie and CSRF token).

@@ -10,7 +10,6 @@ use crate::common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ctforge_pve_sim::SimConfig;
 use serde_json::json;
 
 struct Kill(Vec<Child>);
@@ -35,14 +34,7 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn serve_and_two_workers_on_postgres_and_redis() {
     ctforge::install_crypto_provider();
-    let sim = ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_ssh()
-            .with_nodes(2),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim("", |c| c.with_nodes(2)).await;
     let dir = tempfile::tempdir().unwrap();
     let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/templates");
     let config = dir.path().join("ctforge.toml");

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use ctforge_pve_sim::{SimConfig, SimHandle};
+use ctforge_pve_sim::SimHandle;
 use serde_json::json;
 
 struct Signed {
@@ -39,9 +39,7 @@ impl Signed {
 
 async fn sim() -> SimHandle {
     ctforge::install_crypto_provider();
-    ctforge_pve_sim::start(SimConfig::for_tests().with_tls(true).with_nodes(2))
-        .await
-        .unwrap()
+    common::sim("", |c| c.with_nodes(2)).await
 }
 
 /// An app with no cluster configured; a user signed in through a session made directly.
@@ -369,4 +367,65 @@ async fn settings_pages_render_and_keep_input_on_errors() {
     );
     assert!(!html.contains("s3cr3t"), "secrets are not echoed");
     assert!(html.contains("aria-invalid=\"true\""));
+}
+
+/// The audit rule: an action that cannot be audited is not reported as done. With the audit
+/// log refusing writes, creating a token answers 503 and never shows a secret, a bucket change
+/// answers 503 (web and API alike), and reading the log says why.
+#[tokio::test]
+async fn an_action_that_cannot_be_audited_is_not_reported_as_done() {
+    let s = signed_in_app("root@pam", true).await;
+    let pool = sqlx::SqlitePool::connect(&s.app.state.config.database_url())
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER audit_refused BEFORE INSERT ON audit_log \
+         BEGIN SELECT RAISE(ABORT, 'audit log unavailable (test)'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let r = s
+        .send("POST", "/api/v1/tokens", Some(json!({ "name": "ci" })))
+        .await;
+    assert_eq!(r.status(), 503, "no token without its audit entry");
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("ctf_"), "the secret is never shown: {body}");
+    assert!(
+        body.contains("audit log"),
+        "the error names the audit log: {body}"
+    );
+
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/buckets",
+            Some(json!({ "name": "web-base" })),
+        )
+        .await;
+    assert_eq!(r.status(), 503, "API: not reported as created");
+    let r = s
+        .app
+        .client
+        .post(s.url("/buckets"))
+        .header("cookie", &s.cookie)
+        .form(&[
+            ("csrf_token", s.csrf.as_str()),
+            ("name", "other"),
+            ("description", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "web: the same use-case, the same rule");
+
+    sqlx::query("DROP TRIGGER audit_refused")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = s
+        .send("POST", "/api/v1/tokens", Some(json!({ "name": "ci-2" })))
+        .await;
+    assert_eq!(r.status(), 201, "works again once the audit log does");
 }

@@ -6,11 +6,11 @@
 use crate::common;
 
 use ctforge::config::{ClusterBootstrap, Secret};
-use ctforge_pve_sim::{SimConfig, SimHandle};
+use ctforge_pve_sim::SimHandle;
 
 async fn sim() -> SimHandle {
     ctforge::install_crypto_provider();
-    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(
+    common::sim(
         r#"
         [[users]]
         userid = "bob@pve"
@@ -18,16 +18,9 @@ async fn sim() -> SimHandle {
         role = "PVEVMAdmin"
         totp_secret = "JBSWY3DPEHPK3PXP"
         "#,
-    )
-    .unwrap();
-    ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_containers(3)
-            .with_scenario(scenario),
+        |c| c.with_containers(3),
     )
     .await
-    .unwrap()
 }
 
 fn cluster(sim: &SimHandle, fingerprint: &str) -> ClusterBootstrap {

@@ -307,6 +307,22 @@ async fn containers_jobs_events(backend: &str) {
     }
     let after = store.job_events_after(job_id, 1, 100).await.unwrap();
     assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+    // Paging backwards: the newest page first, in order, then the one before it.
+    let newest = store.job_events_before(job_id, i64::MAX, 2).await.unwrap();
+    assert_eq!(newest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+    let older = store.job_events_before(job_id, 2, 2).await.unwrap();
+    assert_eq!(older.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        store.latest_container_job(ct).await.unwrap(),
+        Some(job_id),
+        "a container's job is found without listing jobs"
+    );
+    assert_eq!(store.latest_container_job(ct + 1000).await.unwrap(), None);
+    assert_eq!(
+        store.count_jobs_by_state().await.unwrap(),
+        vec![("queued".to_owned(), 1)],
+        "one aggregate row per state that has jobs"
+    );
 
     store
         .update_container_status(ct, "ready", Some("10.0.0.5"))

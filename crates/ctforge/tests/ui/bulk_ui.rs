@@ -8,7 +8,7 @@ use crate::browser;
 use crate::common;
 
 use ctforge::config::{ClusterBootstrap, Secret};
-use ctforge_pve_sim::{SimConfig, Timings};
+use ctforge_pve_sim::Timings;
 use serde_json::json;
 
 const SCENARIO: &str = r#"
@@ -36,15 +36,7 @@ status = "running"
 #[tokio::test]
 async fn select_confirm_in_the_dialog_and_follow_the_job() {
     ctforge::install_crypto_provider();
-    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(SCENARIO).unwrap();
-    let sim = ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_scenario(scenario)
-            .with_timings(Timings::instant()),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim(SCENARIO, |c| c.with_timings(Timings::instant())).await;
     let cluster = ClusterBootstrap {
         name: "sim".into(),
         url: sim.base_url.clone(),

@@ -13,7 +13,7 @@ use crate::common;
 
 use chromiumoxide::Page;
 use ctforge::storage::model::{AuditFilter, ContainerService, NewContainer, NewJob};
-use ctforge_pve_sim::{SimConfig, SimHandle, Timings};
+use ctforge_pve_sim::{SimHandle, Timings};
 use serde_json::Value;
 
 /// 46 generated CTs (every fifth stopped) plus these four: 50 in all, one page.
@@ -88,16 +88,10 @@ fn sorted(mut v: Vec<u32>) -> Vec<u32> {
 #[tokio::test]
 async fn filters_quick_stop_tabs_and_credential_reveal_in_the_browser() {
     ctforge::install_crypto_provider();
-    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(SCENARIO).unwrap();
-    let sim = ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_nodes(2)
-            .with_scenario(scenario)
-            .with_timings(Timings::instant()),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim(SCENARIO, |c| {
+        c.with_nodes(2).with_timings(Timings::instant())
+    })
+    .await;
     let cluster = common::sim_cluster(&sim);
     let app = common::spawn_app_with("sqlite", move |c| {
         c.clusters = vec![cluster];

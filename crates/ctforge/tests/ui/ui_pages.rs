@@ -17,7 +17,7 @@ use crate::common;
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use ctforge_pve_sim::{SimConfig, SimHandle};
+use ctforge_pve_sim::SimHandle;
 use serde_json::{Value, json};
 
 const SCENARIO: &str = r#"
@@ -135,16 +135,7 @@ async fn axe(page: &Page, name: &str) -> anyhow::Result<()> {
 #[tokio::test]
 async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
     ctforge::install_crypto_provider();
-    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(SCENARIO).unwrap();
-    let sim = ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_ssh()
-            .with_nodes(2)
-            .with_scenario(scenario),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim(SCENARIO, |c| c.with_nodes(2)).await;
     let cluster = common::sim_cluster(&sim);
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -7,20 +7,12 @@
 use crate::browser;
 use crate::common;
 
-use ctforge_pve_sim::SimConfig;
 use serde_json::json;
 
 #[tokio::test]
 async fn walk_the_wizard_read_the_plan_create_and_watch_progress() {
     ctforge::install_crypto_provider();
-    let sim = ctforge_pve_sim::start(
-        SimConfig::for_tests()
-            .with_tls(true)
-            .with_ssh()
-            .with_containers(1),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim("", |c| c.with_containers(1)).await;
     let cluster = common::sim_cluster(&sim);
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),

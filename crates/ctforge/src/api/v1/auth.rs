@@ -9,23 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::login::{LoginError, LoginInput, SignIn, done_json};
-use crate::auth::session::COOKIE;
+use crate::auth::session::{COOKIE, session_cookie};
 use crate::auth::{AuthMethod, CurrentUser};
 use crate::error::AppError;
 use crate::state::AppState;
-
-/// The `Set-Cookie` value for a session (HttpOnly, SameSite=Lax, Secure under TLS).
-pub fn session_cookie(name: &str, token: &str, max_age_s: i64, headers: &HeaderMap) -> String {
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        == Some("https");
-    format!(
-        "{name}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        max_age_s.max(0),
-        if secure { "; Secure" } else { "" }
-    )
-}
 
 /// Maps sign-in failures to responses.
 pub fn login_error_response(e: LoginError) -> Response {

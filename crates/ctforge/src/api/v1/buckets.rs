@@ -1,7 +1,6 @@
 //! `/api/v1/buckets`: package buckets (named, reusable package lists): list, create, read,
 //! rename, delete, add packages (one or a pasted list) and bulk-delete packages.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::Json;
@@ -12,21 +11,12 @@ use ctforge_template::{Package, PackageManager};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::audit::Caller;
 use crate::auth::CurrentUser;
+use crate::buckets::{self, counts};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::storage::StoreError;
-use crate::storage::model::{Bucket, BucketPackage, NewAudit};
-use crate::templates::edit::parse_paste;
-
-/// Counts of packages per manager.
-pub fn counts(packages: &[BucketPackage]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for p in packages {
-        *out.entry(p.manager.clone()).or_insert(0) += 1;
-    }
-    out
-}
+use crate::storage::model::{Bucket, BucketPackage};
 
 fn bucket_json(b: &Bucket, packages: &[BucketPackage]) -> Value {
     json!({
@@ -55,78 +45,13 @@ fn package_json(p: &BucketPackage) -> Value {
     json!({ "id": p.id, "manager": p.manager, "name": p.name, "version": p.version, "spec": spec })
 }
 
-/// Checks a bucket name: not empty, at most 100 characters, one line.
-pub fn check_name(name: &str) -> Result<String, AppError> {
-    let name = name.trim();
-    let problem = if name.is_empty() {
-        Some("enter a name, like `web-base`")
-    } else if name.chars().count() > 100 {
-        Some("use at most 100 characters")
-    } else if name.contains(['\n', '\r']) {
-        Some("use one line")
-    } else {
-        None
-    };
-    match problem {
-        Some(message) => Err(AppError::Invalid {
-            message: format!("invalid bucket name: {message}"),
-            fields: vec![("name".to_owned(), message.to_owned())],
-        }),
-        None => Ok(name.to_owned()),
-    }
-}
-
-/// Maps a storage conflict on bucket names to a helpful message.
-pub fn name_conflict(e: StoreError, name: &str) -> AppError {
-    match e {
-        StoreError::Conflict(_) => AppError::Invalid {
-            message: format!("a bucket named `{name}` already exists"),
-            fields: vec![(
-                "name".to_owned(),
-                format!("a bucket named `{name}` already exists: choose another name"),
-            )],
-        },
-        StoreError::NotFound => AppError::NotFound("bucket".to_owned()),
-        other => other.into(),
-    }
-}
-
-fn not_found(e: StoreError) -> AppError {
-    match e {
-        StoreError::NotFound => AppError::NotFound("bucket".to_owned()),
-        other => other.into(),
-    }
-}
-
-/// Writes an audit entry (failures are logged, not returned).
-pub async fn audit(
-    state: &AppState,
-    user: &CurrentUser,
-    remote: SocketAddr,
-    action: &str,
-    target: &str,
-    detail: Value,
-) {
-    let entry = NewAudit {
-        actor: user.username.clone(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        remote_addr: remote.ip().to_string(),
-        outcome: "ok".to_owned(),
-        detail_json: detail.to_string(),
-    };
-    if let Err(e) = state.store.add_audit(&entry).await {
-        tracing::warn!(error = %e, action, "cannot write audit entry");
-    }
-}
-
 /// `GET /api/v1/buckets`.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    let mut out = Vec::new();
-    for b in state.store.list_buckets().await? {
-        let packages = state.store.list_bucket_packages(b.id).await?;
-        out.push(bucket_json(&b, &packages));
-    }
+    let out: Vec<Value> = buckets::list(state.store.as_ref())
+        .await?
+        .iter()
+        .map(|(b, packages)| bucket_json(b, packages))
+        .collect();
     Ok(Json(json!({ "buckets": out })))
 }
 
@@ -148,22 +73,13 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Json(body): Json<BucketBody>,
 ) -> Result<Response, AppError> {
-    let name = check_name(&body.name)?;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
     let description = body.description.unwrap_or_default();
-    let id = state
-        .store
-        .create_bucket(&name, description.trim())
-        .await
-        .map_err(|e| name_conflict(e, &name))?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "bucket.create",
-        &name,
-        json!({ "id": id }),
-    )
-    .await;
+    let id = buckets::create(state.store.as_ref(), caller, &body.name, &description).await?;
     let b = state.store.get_bucket(id).await?;
     Ok((StatusCode::CREATED, Json(bucket_json(&b, &[]))).into_response())
 }
@@ -173,8 +89,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
-    let b = state.store.get_bucket(id).await.map_err(not_found)?;
-    let packages = state.store.list_bucket_packages(id).await?;
+    let (b, packages) = buckets::get(state.store.as_ref(), id).await?;
     let mut out = bucket_json(&b, &packages);
     out["packages"] = json!(packages.iter().map(package_json).collect::<Vec<_>>());
     Ok(Json(out))
@@ -188,25 +103,20 @@ pub async fn update(
     Path(id): Path<i64>,
     Json(body): Json<BucketBody>,
 ) -> Result<Json<Value>, AppError> {
-    let old = state.store.get_bucket(id).await.map_err(not_found)?;
-    let name = check_name(&body.name)?;
-    let description = body.description.unwrap_or(old.description);
-    state
-        .store
-        .update_bucket(id, &name, description.trim())
-        .await
-        .map_err(|e| name_conflict(e, &name))?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "bucket.update",
-        &name,
-        json!({ "id": id, "old_name": old.name }),
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    buckets::update(
+        state.store.as_ref(),
+        caller,
+        id,
+        &body.name,
+        body.description.as_deref(),
     )
-    .await;
-    let b = state.store.get_bucket(id).await?;
-    let packages = state.store.list_bucket_packages(id).await?;
+    .await?;
+    let (b, packages) = buckets::get(state.store.as_ref(), id).await?;
     Ok(Json(bucket_json(&b, &packages)))
 }
 
@@ -217,17 +127,12 @@ pub async fn delete(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, AppError> {
-    let b = state.store.get_bucket(id).await.map_err(not_found)?;
-    state.store.delete_bucket(id).await?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "bucket.delete",
-        &b.name,
-        json!({ "id": id }),
-    )
-    .await;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    buckets::delete(state.store.as_ref(), caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -245,43 +150,6 @@ pub struct AddPackages {
     pub packages: Vec<String>,
 }
 
-/// Parses what to add: all or nothing. Errors are `line N` → message.
-pub fn parse_additions(
-    manager: Option<&str>,
-    text: &str,
-) -> Result<Vec<(String, String, Option<String>)>, AppError> {
-    let manager = match manager.map(str::trim).filter(|m| !m.is_empty()) {
-        Some(m) => Some(m.parse::<PackageManager>().map_err(|e| AppError::Invalid {
-            message: e.to_string(),
-            fields: vec![("manager".to_owned(), e.to_string())],
-        })?),
-        None => None,
-    };
-    let (ok, errors) = parse_paste(text, manager);
-    if !errors.is_empty() {
-        return Err(AppError::Invalid {
-            message: format!(
-                "{} line(s) could not be read; nothing was added",
-                errors.len()
-            ),
-            fields: errors
-                .into_iter()
-                .map(|(line, m)| (format!("line {line}"), m))
-                .collect(),
-        });
-    }
-    if ok.is_empty() {
-        return Err(AppError::Invalid {
-            message: "no packages given: write one package per line".to_owned(),
-            fields: vec![("text".to_owned(), "write one package per line".to_owned())],
-        });
-    }
-    Ok(ok
-        .into_iter()
-        .map(|(m, p)| (m.as_str().to_owned(), p.name, p.version))
-        .collect())
-}
-
 /// `POST /api/v1/buckets/{id}/packages`: adds (or re-pins) packages.
 pub async fn add_packages(
     State(state): State<AppState>,
@@ -290,26 +158,27 @@ pub async fn add_packages(
     Path(id): Path<i64>,
     Json(body): Json<AddPackages>,
 ) -> Result<Json<Value>, AppError> {
-    let b = state.store.get_bucket(id).await.map_err(not_found)?;
     let mut text = body.text.unwrap_or_default();
     for spec in &body.packages {
         text.push('\n');
         text.push_str(spec);
     }
-    let additions = parse_additions(body.manager.as_deref(), &text)?;
-    state.store.add_bucket_packages(id, &additions).await?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "bucket.packages.add",
-        &b.name,
-        json!({ "count": additions.len() }),
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let added = buckets::add_packages(
+        state.store.as_ref(),
+        caller,
+        id,
+        body.manager.as_deref(),
+        &text,
     )
-    .await;
-    let packages = state.store.list_bucket_packages(id).await?;
+    .await?;
+    let (b, packages) = buckets::get(state.store.as_ref(), id).await?;
     let mut out = bucket_json(&b, &packages);
-    out["added"] = json!(additions.len());
+    out["added"] = json!(added);
     out["packages"] = json!(packages.iter().map(package_json).collect::<Vec<_>>());
     Ok(Json(out))
 }
@@ -330,16 +199,11 @@ pub async fn remove_packages(
     Path(id): Path<i64>,
     Json(body): Json<RemovePackages>,
 ) -> Result<Json<Value>, AppError> {
-    let b = state.store.get_bucket(id).await.map_err(not_found)?;
-    let removed = state.store.remove_bucket_packages(id, &body.ids).await?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "bucket.packages.remove",
-        &b.name,
-        json!({ "removed": removed }),
-    )
-    .await;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let removed = buckets::remove_packages(state.store.as_ref(), caller, id, &body.ids).await?;
     Ok(Json(json!({ "removed": removed })))
 }

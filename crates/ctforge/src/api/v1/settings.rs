@@ -9,28 +9,17 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::CurrentUser;
+use crate::audit::{self, AuditQuery};
+use crate::auth::{CurrentUser, require_admin};
 use crate::clusters::{self, ClusterForm, ClusterView, Saved};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::storage::model::AuditFilter;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 fn body<T>(body: JsonBody<T>) -> Result<T, AppError> {
     body.map(|Json(v)| v)
         .map_err(|r| AppError::invalid(r.body_text()))
-}
-
-/// Cluster settings need `Sys.Modify` on the nodes in Proxmox.
-pub fn require_admin(user: &CurrentUser) -> Result<(), AppError> {
-    if user.can("nodes", "Sys.Modify") {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "changing clusters needs the Sys.Modify privilege in Proxmox".into(),
-        ))
-    }
 }
 
 /// `GET /api/v1/clusters`.
@@ -221,50 +210,13 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Filters of the audit log (`?actor=&action=&before=&limit=`).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct AuditQuery {
-    /// Only this user.
-    pub actor: Option<String>,
-    /// Only this action.
-    pub action: Option<String>,
-    /// Entries older than this id.
-    pub before: Option<i64>,
-    /// Page size (default 50, at most 500).
-    pub limit: Option<i64>,
-}
-
-impl AuditQuery {
-    /// The store filter.
-    pub fn filter(&self) -> AuditFilter {
-        AuditFilter {
-            actor: self.actor.clone().filter(|s| !s.is_empty()),
-            action: self.action.clone().filter(|s| !s.is_empty()),
-            before_id: self.before,
-            limit: self.limit.unwrap_or(50).clamp(1, 500),
-        }
-    }
-}
-
-/// Reading the audit log needs `Sys.Audit` in Proxmox.
-pub fn require_auditor(user: &CurrentUser) -> Result<(), AppError> {
-    if user.can("nodes", "Sys.Audit") {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "reading the audit log needs the Sys.Audit privilege in Proxmox".into(),
-        ))
-    }
-}
-
 /// `GET /api/v1/audit`.
 pub async fn audit(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    require_auditor(&user)?;
-    let entries = state.store.list_audit(&query.filter()).await?;
+    let entries = audit::list(state.store.as_ref(), &user, &query).await?;
     let items: Vec<_> = entries
         .iter()
         .map(|e| json!({ "id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "target": e.target, "remote_addr": e.remote_addr, "outcome": e.outcome }))

@@ -10,11 +10,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::audit::Caller;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::storage::model::{NewAudit, TemplateRow};
-use crate::templates::{self, StoredConfig, TemplatesError};
+use crate::storage::model::TemplateRow;
+use crate::templates::manage::{self, Deleted, Via};
+use crate::templates::{self, StoredConfig};
 
 /// Filters of `GET /api/v1/templates`.
 #[derive(Debug, Default, Deserialize)]
@@ -174,27 +176,6 @@ pub async fn show(
     Ok(Json(Value::Object(out)))
 }
 
-async fn audit(
-    state: &AppState,
-    user: &CurrentUser,
-    remote: SocketAddr,
-    action: &str,
-    target: &str,
-    detail: Value,
-) {
-    let entry = NewAudit {
-        actor: user.username.clone(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        remote_addr: remote.ip().to_string(),
-        outcome: "ok".to_owned(),
-        detail_json: detail.to_string(),
-    };
-    if let Err(e) = state.store.add_audit(&entry).await {
-        tracing::warn!(error = %e, action, "cannot write audit entry");
-    }
-}
-
 /// `POST /api/v1/templates/discover`: scans the configured roots; returns the report.
 pub async fn discover(
     State(state): State<AppState>,
@@ -208,21 +189,12 @@ pub async fn discover(
              the config file) and restart ctforge",
         ));
     }
-    let report = templates::discover_roots(state.store.as_ref(), &roots).await?;
-    let detail = json!({
-        "added": report.count(templates::Status::Added),
-        "changed": report.count(templates::Status::Changed),
-        "failed": report.count(templates::Status::Failed),
-    });
-    audit(
-        &state,
-        &user,
-        remote,
-        "template.discover",
-        "templates",
-        detail,
-    )
-    .await;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let report = manage::discover(state.store.as_ref(), caller, &roots, Via::Api).await?;
     Ok(Json(
         serde_json::to_value(&report).map_err(|e| AppError::Internal(e.into()))?,
     ))
@@ -237,30 +209,17 @@ pub async fn delete(
     Path(name): Path<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<StatusCode, AppError> {
-    let record = match state.store.get_template_by_name(&name).await {
-        Ok(record) => record,
-        Err(crate::storage::StoreError::NotFound) => {
-            return Err(TemplatesError::NotFound(name).into());
-        }
-        Err(e) => return Err(e.into()),
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
     };
-    let used = state.store.count_template_containers(record.row.id).await?;
-    if used > 0 && !query.force {
-        return Err(AppError::Conflict(format!(
+    match manage::delete(state.store.as_ref(), caller, &name, query.force, Via::Api).await? {
+        Deleted::Done { .. } => Ok(StatusCode::NO_CONTENT),
+        Deleted::InUse(used) => Err(AppError::Conflict(format!(
             "referenced by {used} containers; pass ?force=true to delete it anyway"
-        )));
+        ))),
     }
-    state.store.delete_template(record.row.id).await?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "template.delete",
-        &name,
-        json!({ "containers": used, "force": query.force }),
-    )
-    .await;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/templates/{name}/export`: the directory layout as `<name>.tar.gz`.
@@ -470,16 +429,12 @@ pub async fn create(
     Json(body): Json<TemplateBody>,
 ) -> Result<Response, AppError> {
     let template = body.into_template()?;
-    let record = templates::edit::create_custom(state.store.as_ref(), &template).await?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "template.create",
-        &record.row.name,
-        json!({ "via": "api" }),
-    )
-    .await;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let record = manage::save(state.store.as_ref(), caller, None, &template, Via::Api).await?;
     let Json(out) = show(State(state), Path(record.row.name)).await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
@@ -495,16 +450,19 @@ pub async fn update(
 ) -> Result<Json<Value>, AppError> {
     body.name = name.clone();
     let template = body.into_template()?;
-    let record = templates::edit::update(state.store.as_ref(), &name, &template).await?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "template.update",
-        &record.row.name,
-        json!({ "via": "api" }),
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let record = manage::save(
+        state.store.as_ref(),
+        caller,
+        Some(&name),
+        &template,
+        Via::Api,
     )
-    .await;
+    .await?;
     show(State(state), Path(record.row.name)).await
 }
 
@@ -524,24 +482,20 @@ pub async fn duplicate(
     Path(name): Path<String>,
     body: Option<Json<DuplicateBody>>,
 ) -> Result<Response, AppError> {
-    let wanted = body
-        .and_then(|Json(b)| b.name)
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
-    let new_name = match wanted {
-        Some(n) => n,
-        None => templates::edit::copy_name(state.store.as_ref(), &name).await?,
+    let wanted = body.and_then(|Json(b)| b.name);
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
     };
-    let record = templates::edit::duplicate(state.store.as_ref(), &name, &new_name).await?;
-    audit(
-        &state,
-        &user,
-        remote,
-        "template.duplicate",
-        &record.row.name,
-        json!({ "from": name }),
+    let record = manage::duplicate(
+        state.store.as_ref(),
+        caller,
+        &name,
+        wanted.as_deref(),
+        Via::Api,
     )
-    .await;
+    .await?;
     let Json(out) = show(State(state), Path(record.row.name)).await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }

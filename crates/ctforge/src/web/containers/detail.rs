@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use ctforge_pve::PveApi;
 use ctforge_pve::types::{IpConfig, LxcConfig, LxcInterface, LxcStatus, Timeframe};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -63,17 +62,19 @@ async fn fetch_live(
     target: &Target,
 ) -> Result<Option<Live>, String> {
     let client = client_for(state, user, &target.cluster).map_err(|e| e.to_string())?;
-    let (node, status) = match lifecycle::locate(&client, target).await {
+    let (node, status) = match lifecycle::locate(client.as_ref(), target).await {
         Ok(found) => found,
         Err(e) if e.is_not_found() && target.record.is_none() => return Ok(None),
         Err(e) => {
             if containers::is_unreachable(&e) {
-                containers::mark_down(target.cluster.id, state.clock.now_ms());
+                state
+                    .down
+                    .mark_down(target.cluster.id, state.clock.now_ms());
             }
             return Err(e.to_string());
         }
     };
-    containers::mark_up(target.cluster.id);
+    state.down.mark_up(target.cluster.id);
     let config = client.lxc_config_get(&node, target.vmid, false).await.ok();
     let dhcp = config.as_ref().is_some_and(|c| {
         c.nets
@@ -218,12 +219,10 @@ pub async fn refresh(
 async fn creation_job(state: &AppState, container_id: i64) -> Option<i64> {
     state
         .store
-        .list_jobs(500)
+        .latest_container_job(container_id)
         .await
-        .ok()?
-        .into_iter()
-        .find(|j| j.container_id == Some(container_id))
-        .map(|j| j.id)
+        .ok()
+        .flatten()
 }
 
 fn progress_page_exists() -> bool {

@@ -230,7 +230,7 @@ async fn form_action(
             // When Proxmox is unreachable a delete of a managed CT removes the record only.
             let record_only = action == Action::Delete
                 && target.record.is_some()
-                && crate::containers::down_since(target.cluster.id).is_some();
+                && state.down.since(target.cluster.id).is_some();
             let opts = Options {
                 timeout,
                 record_only,

@@ -182,7 +182,7 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Form(web): Form<WebClusterForm>,
 ) -> Result<Response, AppError> {
-    crate::api::v1::settings::require_admin(&user)?;
+    crate::auth::require_admin(&user)?;
     let kept = WebClusterForm {
         token_secret: String::new(),
         ssh_password: String::new(),
@@ -312,7 +312,7 @@ pub async fn delete(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Redirect, AppError> {
-    crate::api::v1::settings::require_admin(&user)?;
+    crate::auth::require_admin(&user)?;
     clusters::delete(&state, id, &user.username, &remote.ip().to_string()).await?;
     Ok(Redirect::to("/settings/clusters"))
 }

@@ -14,13 +14,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::json;
 
+use crate::audit::Caller;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::storage::model::{NewAudit, TemplateSummary};
+use crate::storage::model::TemplateSummary;
 use crate::templates::edit::{self, SaveError};
+use crate::templates::manage::{self, Deleted, Via};
 use crate::templates::{self, DiscoveryReport, Status, StoredConfig};
 use crate::web::components::{self as ui, Tone, Viewer};
 use crate::web::home::viewer;
@@ -255,26 +256,6 @@ pub async fn list(
     ))
 }
 
-async fn audit(
-    state: &AppState,
-    user: &CurrentUser,
-    remote: SocketAddr,
-    action: &str,
-    target: &str,
-) {
-    let entry = NewAudit {
-        actor: user.username.clone(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        remote_addr: remote.ip().to_string(),
-        outcome: "ok".to_owned(),
-        detail_json: json!({ "via": "ui" }).to_string(),
-    };
-    if let Err(e) = state.store.add_audit(&entry).await {
-        tracing::warn!(error = %e, action, "cannot write audit entry");
-    }
-}
-
 /// `POST /templates/discover`: runs discovery and shows the report above the list.
 pub async fn discover(
     State(state): State<AppState>,
@@ -298,8 +279,12 @@ pub async fn discover(
             )),
         ));
     }
-    let report = templates::discover_roots(state.store.as_ref(), &configured).await?;
-    audit(&state, &user, remote, "template.discover", "templates").await;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let report = manage::discover(state.store.as_ref(), caller, &configured, Via::Ui).await?;
     let all = state.store.list_templates().await?;
     Ok(list_page(
         &v,
@@ -499,18 +484,15 @@ async fn submit(
             let diags = edit::check(&template);
             form::place(&diags, &paths, &mut field_errors);
             if field_errors.is_empty() {
-                let saved = match editing {
-                    Some(name) => edit::update(state.store.as_ref(), name, &template).await,
-                    None => edit::create_custom(state.store.as_ref(), &template).await,
+                let remote = remote.ip().to_string();
+                let caller = Caller {
+                    username: &user.username,
+                    remote: &remote,
                 };
+                let saved =
+                    manage::save(state.store.as_ref(), caller, editing, &template, Via::Ui).await;
                 match saved {
                     Ok(record) => {
-                        let verb = if editing.is_some() {
-                            "template.update"
-                        } else {
-                            "template.create"
-                        };
-                        audit(state, user, remote, verb, &record.row.name).await;
                         let to = format!("/templates/{}?saved=1", urlencode(&record.row.name));
                         return Ok(Redirect::to(&to).into_response());
                     }
@@ -526,6 +508,7 @@ async fn submit(
                         form::place(&diags, &paths, &mut field_errors);
                     }
                     Err(SaveError::Templates(e)) => return Err(e.into()),
+                    Err(SaveError::Audit(e)) => return Err(*e),
                 }
             }
             errors = field_errors;
@@ -635,16 +618,14 @@ pub async fn delete(
     Path(name): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
-    let record = match state.store.get_template_by_name(&name).await {
-        Ok(record) => record,
-        Err(crate::storage::StoreError::NotFound) => {
-            return Err(templates::TemplatesError::NotFound(name).into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let used = state.store.count_template_containers(record.row.id).await?;
     let force = form.force.is_some_and(|f| !f.is_empty() && f != "0");
-    if used > 0 && !force {
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let deleted = manage::delete(state.store.as_ref(), caller, &name, force, Via::Ui).await?;
+    if let Deleted::InUse(used) = deleted {
         let page = detail::page(
             &state,
             &user,
@@ -660,8 +641,6 @@ pub async fn delete(
         .await?;
         return Ok((StatusCode::CONFLICT, page).into_response());
     }
-    state.store.delete_template(record.row.id).await?;
-    audit(&state, &user, remote, "template.delete", &name).await;
     Ok(Redirect::to("/templates").into_response())
 }
 
@@ -681,27 +660,26 @@ pub async fn duplicate(
     Path(name): Path<String>,
     Form(form): Form<DuplicateForm>,
 ) -> Result<Response, AppError> {
-    let new_name = if form.new_name.trim().is_empty() {
-        edit::copy_name(state.store.as_ref(), &name).await?
-    } else {
-        form.new_name.trim().to_owned()
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
     };
-    match edit::duplicate(state.store.as_ref(), &name, &new_name).await {
-        Ok(record) => {
-            audit(
-                &state,
-                &user,
-                remote,
-                "template.duplicate",
-                &record.row.name,
-            )
-            .await;
-            Ok(
-                Redirect::to(&format!("/templates/{}/edit", urlencode(&record.row.name)))
-                    .into_response(),
-            )
-        }
+    let copied = manage::duplicate(
+        state.store.as_ref(),
+        caller,
+        &name,
+        Some(&form.new_name),
+        Via::Ui,
+    )
+    .await;
+    match copied {
+        Ok(record) => Ok(
+            Redirect::to(&format!("/templates/{}/edit", urlencode(&record.row.name)))
+                .into_response(),
+        ),
         Err(SaveError::Templates(e)) => Err(e.into()),
+        Err(SaveError::Audit(e)) => Err(*e),
         Err(e) => {
             let message = match &e {
                 SaveError::Invalid(diags) => diags

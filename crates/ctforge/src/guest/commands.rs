@@ -1,5 +1,6 @@
-//! The shell commands provisioning sends into a container, built from plan steps with proper
-//! quoting. Pure functions, so the Review page, the tests and the executor share them.
+//! The shell commands provisioning and monitoring send into a container, built from plan steps
+//! with proper quoting. Pure functions, so the Review page, the tests and the executor share
+//! them.
 
 use ctforge_ssh::quote;
 
@@ -159,7 +160,7 @@ pub fn monitor_script(units: &[String], nonce: &str) -> String {
     } else {
         format!(
             "systemctl show -p {} {unit_list} 2>&1",
-            crate::containers::parse::UNIT_PROPERTIES
+            super::parse::UNIT_PROPERTIES
         )
     };
     let cred = quote(CREDENTIALS_DIR);

@@ -1,0 +1,16 @@
+//! Inside the guest: everything ctforge runs in a container and reads back, shared by
+//! provisioning (the `create_container` job) and monitoring, so neither imports the other.
+//!
+//! - [`connector`]: the [`GuestConnector`] trait carried in `AppState` (SSH to the node and
+//!   `pct exec` / `pct push` today; the VM guest agent later), its SSH implementation and an
+//!   in-process fake for unit tests.
+//! - [`commands`]: every in-guest command line, built from plan steps with proper quoting.
+//! - [`parse`]: parsers of what those commands print.
+//! - [`probe`]: the batched monitoring probe and its per-part [`probe::Report`].
+
+pub mod commands;
+pub mod connector;
+pub mod parse;
+pub mod probe;
+
+pub use connector::{FakeConnector, GuestConnector, GuestError, GuestSession, SshConnector};
