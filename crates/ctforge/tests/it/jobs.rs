@@ -182,16 +182,34 @@ async fn setup(backend: &str) -> Setup {
     }
 }
 
+/// Waits until the job is in `state` and, for a terminal state, its terminal event is stored
+/// too (the worker stores that event right after the job row is final, so a reader that only
+/// watched the row could look at the events a moment too early).
 async fn wait_state(store: &dyn Store, id: i64, state: &str) -> Job {
-    let mut job = store.get_job(id).await.unwrap();
-    for _ in 0..500 {
+    let terminal_event = match state {
+        "succeeded" => Some("done"),
+        "failed" => Some("error"),
+        "cancelled" => Some("cancelled"),
+        _ => None,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = store.get_job(id).await.unwrap();
         if job.state == state {
-            return job;
+            let Some(kind) = terminal_event else {
+                return job;
+            };
+            let events = store.job_events_after(id, 0, 10_000).await.unwrap();
+            if events.last().is_some_and(|e| e.kind == kind) {
+                return job;
+            }
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} did not reach {state} (with its terminal event) within 60 s: {job:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
-        job = store.get_job(id).await.unwrap();
     }
-    panic!("job {id} never reached {state}: {job:?}");
 }
 
 async fn all_events(store: &dyn Store, id: i64) -> Vec<JobEvent> {
