@@ -20,6 +20,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod hold;
 pub mod rrd;
 pub mod scenario;
 pub mod server;
@@ -35,6 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use config::{Backend, LxcOptions, SimConfig, Timings};
+pub use hold::{Hold, HoldPoint};
 pub use scenario::Scenario;
 pub use state::SimState;
 

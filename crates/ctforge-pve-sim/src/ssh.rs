@@ -271,6 +271,7 @@ async fn run_command(state: SimState, h: Handle, ch: ChannelId, argv: Vec<String
             if cmd.is_empty() {
                 return finish(h, ch, Vec::new(), b"missing command\n".to_vec(), 255).await;
             }
+            state.holds().exec(&cmd.join(" ")).await;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let fut = state.backend().exec(vmid, cmd, stdin, tx);
             let h2 = h.clone();

@@ -96,9 +96,11 @@ where
     let fut = body(ctx);
     let st = state.clone();
     let u = upid.clone();
+    let t = ttype.to_string();
     match tokio::runtime::Handle::try_current() {
         Ok(h) => {
             let join = h.spawn(async move {
+                st.holds().task(&t).await;
                 let res = fut.await;
                 finish(&st, &u, res);
             });

@@ -6,11 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::pct::{Shell, cat_script, check_dest};
+use crate::pct::{Shell, cat_script, check_dest, deadline, guarded, timed_out};
 use crate::remote::truncate;
-use crate::{
-    DEFAULT_TAIL_LINES, ExecOutput, RemoteExec, SshError, SshSession, SshTarget, Stream, quote,
-};
+use crate::{DEFAULT_TAIL_LINES, ExecOutput, RemoteExec, SshError, SshSession, SshTarget, Stream};
 
 /// The provisioning channel over an SSH session into the container itself.
 #[derive(Debug, Clone)]
@@ -19,11 +17,12 @@ pub struct DirectChannel {
     shell: Shell,
     tail_lines: usize,
     command_timeout: Option<Duration>,
+    guest_timeout: Option<Duration>,
 }
 
-/// `<shell> -c <script>`, quoted, as the command line for the CT's sshd.
-pub(crate) fn direct_exec_line(shell: &Shell, script: &str) -> String {
-    format!("{} -c {}", quote(shell.program()), quote(script))
+/// `[timeout -k 5 <secs>] <shell> -c <script>`, quoted, as the command line for the CT's sshd.
+pub(crate) fn direct_exec_line(shell: &Shell, script: &str, limit: Option<Duration>) -> String {
+    guarded(shell, script, limit)
 }
 
 impl DirectChannel {
@@ -39,6 +38,7 @@ impl DirectChannel {
             shell: Shell::Sh,
             tail_lines: DEFAULT_TAIL_LINES,
             command_timeout: None,
+            guest_timeout: None,
         }
     }
 
@@ -54,6 +54,16 @@ impl DirectChannel {
         self
     }
 
+    /// Limit each command inside the container (see [`crate::PctOptions::guest_timeout`]).
+    pub fn with_guest_timeout(mut self, t: Option<Duration>) -> DirectChannel {
+        self.guest_timeout = t;
+        self
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        deadline(self.command_timeout, self.guest_timeout)
+    }
+
     /// The underlying session.
     pub fn session(&self) -> &Arc<SshSession> {
         &self.session
@@ -67,10 +77,12 @@ impl RemoteExec for DirectChannel {
         cmd: &str,
         on_line: &mut (dyn for<'l> FnMut(Stream, &'l str) + Send),
     ) -> Result<ExecOutput, SshError> {
-        let line = direct_exec_line(&self.shell, cmd);
-        self.session
-            .run(&line, None, self.tail_lines, self.command_timeout, on_line)
-            .await
+        let line = direct_exec_line(&self.shell, cmd, self.guest_timeout);
+        let out = self
+            .session
+            .run(&line, None, self.tail_lines, self.deadline(), on_line)
+            .await?;
+        timed_out(out, self.guest_timeout, cmd)
     }
 
     async fn push(
@@ -81,16 +93,10 @@ impl RemoteExec for DirectChannel {
         owner: Option<(&str, &str)>,
     ) -> Result<(), SshError> {
         check_dest(dest)?;
-        let line = direct_exec_line(&Shell::Sh, &cat_script(dest, mode, owner));
+        let line = direct_exec_line(&Shell::Sh, &cat_script(dest, mode, owner), None);
         let out = self
             .session
-            .run(
-                &line,
-                Some(content),
-                20,
-                self.command_timeout,
-                &mut |_, _| {},
-            )
+            .run(&line, Some(content), 20, self.deadline(), &mut |_, _| {})
             .await?;
         if out.success() {
             Ok(())
@@ -107,7 +113,7 @@ impl RemoteExec for DirectChannel {
     async fn status(&self) -> Result<String, SshError> {
         let out = self
             .session
-            .run("true", None, 5, self.command_timeout, &mut |_, _| {})
+            .run("true", None, 5, self.deadline(), &mut |_, _| {})
             .await?;
         Ok(if out.success() { "running" } else { "unknown" }.to_string())
     }
@@ -119,6 +125,6 @@ mod tests {
 
     #[test]
     fn direct_line() {
-        assert_eq!(direct_exec_line(&Shell::Sh, "a; b"), "sh -c 'a; b'");
+        assert_eq!(direct_exec_line(&Shell::Sh, "a; b", None), "sh -c 'a; b'");
     }
 }

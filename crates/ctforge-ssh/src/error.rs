@@ -70,6 +70,21 @@ pub enum SshError {
         /// The limit that was hit.
         after: Duration,
     },
+    /// A command ran longer than its in-guest limit and was killed inside the container
+    /// (`timeout -k`), so nothing of it keeps running there.
+    #[error(
+        "{what} was stopped after {:.1}s: it exceeded its {}s timeout and was killed inside the container; raise the timeout if it needs longer",
+        .ran.as_secs_f64(),
+        .limit.as_secs()
+    )]
+    GuestTimeout {
+        /// The command (truncated).
+        what: String,
+        /// The limit it was given.
+        limit: Duration,
+        /// How long it ran until it was killed.
+        ran: Duration,
+    },
     /// A helper command of the channel (`pct push`, `pct status`, upload) exited non-zero.
     #[error("{what} failed with exit code {exit_code}: {message}")]
     Remote {

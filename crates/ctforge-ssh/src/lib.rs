@@ -16,6 +16,10 @@
 //!   node before it is trusted.
 //! * Output lines stream to a callback as they arrive; exit codes are data
 //!   ([`ExecOutput`]), not errors.
+//! * Every command can be bounded inside the container ([`PctOptions::guest_timeout`]:
+//!   `timeout -k` kills it there) and on the channel (a backstop deadline); keep-alives
+//!   detect a dead connection, and a session whose connection died is reopened once when
+//!   the next command opens its channel.
 //! * Commands are traced (`tracing`) with duration and truncated text; pushed
 //!   content and credentials never appear in logs or errors.
 
@@ -31,7 +35,7 @@ mod target;
 pub use direct::DirectChannel;
 pub use error::SshError;
 pub use fake::{FakeRemote, FakeReply, PushedFile};
-pub use pct::{PctChannel, PctOptions, PushMode, Shell};
+pub use pct::{BACKSTOP, KILL_GRACE, PctChannel, PctOptions, PushMode, Shell};
 pub use quote::{command_line, quote};
 pub use remote::{DEFAULT_TAIL_LINES, ExecOutput, OutputLine, RemoteExec, Stream};
 pub use session::{SshSession, fetch_host_key};

@@ -61,8 +61,15 @@ pub struct PctOptions {
     pub push_mode: PushMode,
     /// Lines kept in [`ExecOutput::tail`] (default 50).
     pub tail_lines: usize,
-    /// Limit per command (default none: package installs can be slow).
+    /// Channel-level limit per command (default none); see [`PctOptions::guest_timeout`]
+    /// for the limit that also kills the command inside the container.
     pub command_timeout: Option<Duration>,
+    /// Limit per command inside the container (default none): each exec runs as
+    /// `timeout -k 5 <secs> <shell> -c <script>` in the CT, so an overrunning command is
+    /// killed there (with its children) and [`RemoteExec::exec`] fails with
+    /// [`SshError::GuestTimeout`]. The channel itself gives up [`BACKSTOP`] later in case
+    /// the container stops answering altogether.
+    pub guest_timeout: Option<Duration>,
     /// Directory on the node for [`PushMode::NodeTempFile`] (default `/tmp`).
     pub node_tmp_dir: String,
 }
@@ -74,6 +81,7 @@ impl Default for PctOptions {
             push_mode: PushMode::NodeTempFile,
             tail_lines: DEFAULT_TAIL_LINES,
             command_timeout: None,
+            guest_timeout: None,
             node_tmp_dir: "/tmp".into(),
         }
     }
@@ -131,7 +139,18 @@ impl PctChannel {
 
     /// The node command line that runs `script` in the CT (for plans and logs).
     pub fn exec_command_line(&self, script: &str) -> String {
-        pct_exec_line(self.vmid, &self.opts.shell, script)
+        pct_exec_line(self.vmid, &self.opts.shell, script, self.opts.guest_timeout)
+    }
+
+    /// This channel with another in-guest limit per command (e.g. a script's own timeout).
+    pub fn with_guest_timeout(mut self, limit: Option<Duration>) -> PctChannel {
+        self.opts.guest_timeout = limit;
+        self
+    }
+
+    /// How long the channel waits for any one command before giving up on it.
+    fn deadline(&self) -> Option<Duration> {
+        deadline(self.opts.command_timeout, self.opts.guest_timeout)
     }
 
     async fn helper(
@@ -142,7 +161,7 @@ impl PctChannel {
     ) -> Result<ExecOutput, SshError> {
         let out = self
             .session
-            .run(cmd, stdin, 20, self.opts.command_timeout, &mut |_, _| {})
+            .run(cmd, stdin, 20, self.deadline(), &mut |_, _| {})
             .await?;
         if out.success() {
             Ok(out)
@@ -156,13 +175,66 @@ impl PctChannel {
     }
 }
 
-/// `pct exec <vmid> -- <shell> -c <script>`, quoted.
-pub(crate) fn pct_exec_line(vmid: u32, shell: &Shell, script: &str) -> String {
-    format!(
-        "pct exec {vmid} -- {} -c {}",
-        quote(shell.program()),
-        quote(script)
-    )
+/// Time the in-guest `timeout` gives a command between TERM and KILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// How much longer than the in-guest limit (plus [`KILL_GRACE`]) the channel waits before it
+/// gives up on a command itself: the backstop for a container that stops answering.
+pub const BACKSTOP: Duration = Duration::from_secs(30);
+
+/// The channel-level deadline: the explicit one, or the in-guest limit plus grace and backstop.
+pub(crate) fn deadline(explicit: Option<Duration>, guest: Option<Duration>) -> Option<Duration> {
+    let backstop = guest.map(|g| g + KILL_GRACE + BACKSTOP);
+    match (explicit, backstop) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `<shell> -c <script>`, under `timeout -k 5 <secs>` when there is a limit, quoted.
+pub(crate) fn guarded(shell: &Shell, script: &str, limit: Option<Duration>) -> String {
+    let run = format!("{} -c {}", quote(shell.program()), quote(script));
+    match limit {
+        Some(l) => format!(
+            "timeout -k {} {} {run}",
+            KILL_GRACE.as_secs(),
+            l.as_secs().max(1)
+        ),
+        None => run,
+    }
+}
+
+/// An exit of a command run under [`guarded`] that means the limit killed it: `timeout`
+/// exits 124 (137 when it had to KILL), and only after the limit passed.
+pub(crate) fn timed_out(
+    out: ExecOutput,
+    limit: Option<Duration>,
+    script: &str,
+) -> Result<ExecOutput, SshError> {
+    match limit {
+        Some(limit)
+            if matches!(out.exit_code, 124 | 137)
+                && out.duration + Duration::from_millis(500)
+                    >= Duration::from_secs(limit.as_secs().max(1)) =>
+        {
+            Err(SshError::GuestTimeout {
+                what: format!("command `{}`", truncate(script, 120)),
+                limit,
+                ran: out.duration,
+            })
+        }
+        _ => Ok(out),
+    }
+}
+
+/// `pct exec <vmid> -- [timeout -k 5 <secs>] <shell> -c <script>`, quoted.
+pub(crate) fn pct_exec_line(
+    vmid: u32,
+    shell: &Shell,
+    script: &str,
+    limit: Option<Duration>,
+) -> String {
+    format!("pct exec {vmid} -- {}", guarded(shell, script, limit))
 }
 
 /// `pct push <vmid> <src> <dest> [--perms MODE] [--user U] [--group G]`, quoted.
@@ -245,14 +317,9 @@ impl RemoteExec for PctChannel {
         let line = self.exec_command_line(cmd);
         let out = self
             .session
-            .run(
-                &line,
-                None,
-                self.opts.tail_lines,
-                self.opts.command_timeout,
-                on_line,
-            )
+            .run(&line, None, self.opts.tail_lines, self.deadline(), on_line)
             .await?;
+        let out = timed_out(out, self.opts.guest_timeout, cmd)?;
         tracing::info!(
             vmid = self.vmid,
             cmd = %truncate(cmd, 200),
@@ -292,7 +359,7 @@ impl RemoteExec for PctChannel {
                             &format!("rm -f {qt}"),
                             None,
                             0,
-                            self.opts.command_timeout,
+                            self.deadline(),
                             &mut |_, _| {},
                         )
                         .await;
@@ -370,12 +437,16 @@ mod tests {
     #[test]
     fn command_lines() {
         assert_eq!(
-            pct_exec_line(100, &Shell::Sh, "echo 'hi'; rm -rf $(x)"),
+            pct_exec_line(100, &Shell::Sh, "echo 'hi'; rm -rf $(x)", None),
             r"pct exec 100 -- sh -c 'echo '\''hi'\''; rm -rf $(x)'"
         );
         assert_eq!(
-            pct_exec_line(7, &Shell::Bash, "true"),
+            pct_exec_line(7, &Shell::Bash, "true", None),
             "pct exec 7 -- bash -c true"
+        );
+        assert_eq!(
+            pct_exec_line(7, &Shell::Sh, "sleep 9", Some(Duration::from_secs(90))),
+            "pct exec 7 -- timeout -k 5 90 sh -c 'sleep 9'"
         );
         assert_eq!(
             pct_push_line(
@@ -391,6 +462,33 @@ mod tests {
             pct_push_line(1, "/tmp/x", "/y", None, None),
             "pct push 1 /tmp/x /y"
         );
+    }
+
+    #[test]
+    fn deadlines_and_timeouts() {
+        let s = Duration::from_secs;
+        assert_eq!(deadline(None, None), None);
+        assert_eq!(deadline(Some(s(10)), None), Some(s(10)));
+        assert_eq!(deadline(None, Some(s(60))), Some(s(95)));
+        assert_eq!(deadline(Some(s(10)), Some(s(60))), Some(s(10)));
+        let out = |code, secs| ExecOutput {
+            exit_code: code,
+            signal: None,
+            tail: Vec::new(),
+            duration: s(secs),
+        };
+        let e = timed_out(out(124, 3), Some(s(3)), "sleep 600").unwrap_err();
+        assert!(
+            e.to_string().contains("`sleep 600` was stopped after 3.0s")
+                && e.to_string().contains("3s timeout"),
+            "{e}"
+        );
+        assert!(timed_out(out(137, 4), Some(s(3)), "x").is_err());
+        assert!(
+            timed_out(out(124, 0), Some(s(3)), "exit 124").is_ok(),
+            "exited early by itself"
+        );
+        assert!(timed_out(out(124, 9), None, "x").is_ok());
     }
 
     #[test]

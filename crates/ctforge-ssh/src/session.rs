@@ -13,8 +13,12 @@ use crate::remote::{LineSink, truncate};
 use crate::target::normalize_fingerprint;
 use crate::{ExecOutput, HostKeyPolicy, SshAuth, SshError, SshTarget, Stream};
 
-/// Keepalive interval: long silent commands (package installs) keep the session alive.
-const KEEPALIVE: Duration = Duration::from_secs(30);
+/// Keepalive interval: long silent commands (package installs) keep the session alive, and a
+/// peer that stops answering is noticed after [`KEEPALIVE_MAX`] missed replies (45 s), which
+/// closes the session (a running command then fails with [`SshError::ChannelClosed`]).
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Unanswered keep-alives before the connection counts as dead.
+const KEEPALIVE_MAX: usize = 3;
 
 pub(crate) struct ClientHandler {
     pinned: Option<String>,
@@ -47,7 +51,7 @@ impl client::Handler for ClientHandler {
 fn client_config() -> Arc<client::Config> {
     Arc::new(client::Config {
         keepalive_interval: Some(KEEPALIVE),
-        keepalive_max: 4,
+        keepalive_max: KEEPALIVE_MAX,
         nodelay: true,
         ..Default::default()
     })
@@ -112,10 +116,16 @@ pub async fn fetch_host_key(host: &str, port: u16) -> Result<String, SshError> {
 /// An authenticated SSH connection. Cheap to share (`Arc`); commands may run
 /// concurrently, each on its own channel.
 pub struct SshSession {
-    handle: client::Handle<ClientHandler>,
+    handle: Mutex<Arc<client::Handle<ClientHandler>>>,
+    /// Where to reconnect to when the connection died (host key pinned to the first one).
+    target: SshTarget,
+    reopen: tokio::sync::Mutex<()>,
     host: String,
     fingerprint: String,
     commands: AtomicU64,
+    reopened: AtomicU64,
+    /// Closed with [`SshSession::close`]: never reopened.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SshSession {
@@ -124,6 +134,7 @@ impl std::fmt::Debug for SshSession {
             .field("host", &self.host)
             .field("fingerprint", &self.fingerprint)
             .field("commands", &self.commands_run())
+            .field("reopened", &self.reopened())
             .finish()
     }
 }
@@ -157,6 +168,24 @@ impl SshSession {
     }
 
     async fn connect_inner(target: &SshTarget) -> Result<SshSession, SshError> {
+        let (handle, fingerprint) = Self::open(target).await?;
+        let mut target = target.clone();
+        // A reopened connection must reach the same host as the first one.
+        target.host_key = HostKeyPolicy::Pinned(fingerprint.clone());
+        Ok(SshSession {
+            handle: Mutex::new(Arc::new(handle)),
+            host: target.host.clone(),
+            target,
+            reopen: tokio::sync::Mutex::new(()),
+            fingerprint,
+            commands: AtomicU64::new(0),
+            reopened: AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Handshake and authentication: a connected handle and the host key fingerprint.
+    async fn open(target: &SshTarget) -> Result<(client::Handle<ClientHandler>, String), SshError> {
         let pinned = match &target.host_key {
             HostKeyPolicy::Pinned(p) => Some(p.as_str()),
             HostKeyPolicy::TrustOnFirstUse => None,
@@ -195,12 +224,63 @@ impl SshSession {
                 method: target.auth.method(),
             });
         }
-        Ok(SshSession {
-            handle,
-            host: target.host.clone(),
-            fingerprint,
-            commands: AtomicU64::new(0),
-        })
+        Ok((handle, fingerprint))
+    }
+
+    fn current(&self) -> Arc<client::Handle<ClientHandler>> {
+        match self.handle.lock() {
+            Ok(h) => h.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces a dead connection with a new one (once per caller; concurrent callers share
+    /// the new connection), within the connect timeout.
+    async fn reconnect(&self, dead: &Arc<client::Handle<ClientHandler>>) -> Result<(), SshError> {
+        let _one = self.reopen.lock().await;
+        if !Arc::ptr_eq(dead, &self.current()) {
+            return Ok(()); // someone else reopened it meanwhile
+        }
+        let limit = self.target.connect_timeout;
+        let (handle, _) = tokio::time::timeout(limit, Self::open(&self.target))
+            .await
+            .map_err(|_| SshError::Timeout {
+                what: format!("reconnecting to {} over ssh", self.host),
+                after: limit,
+            })??;
+        match self.handle.lock() {
+            Ok(mut h) => *h = Arc::new(handle),
+            Err(p) => *p.into_inner() = Arc::new(handle),
+        }
+        self.reopened.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(host = %self.host, "ssh connection was dead; reopened it");
+        Ok(())
+    }
+
+    /// How often a dead connection was replaced.
+    pub fn reopened(&self) -> u64 {
+        self.reopened.load(Ordering::Relaxed)
+    }
+
+    /// Opens a channel, reopening the connection once when it turns out to be dead (nothing
+    /// ran yet, so trying again is safe).
+    async fn channel(&self) -> Result<russh::Channel<client::Msg>, russh::Error> {
+        let handle = self.current();
+        if !handle.is_closed() {
+            match handle.channel_open_session().await {
+                Ok(c) => return Ok(c),
+                Err(russh::Error::SendError | russh::Error::Disconnect | russh::Error::HUP) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(russh::Error::Disconnect);
+        }
+        if let Err(e) = self.reconnect(&handle).await {
+            tracing::warn!(host = %self.host, error = %e, "cannot reopen the ssh connection");
+            return Err(russh::Error::Disconnect);
+        }
+        self.current().channel_open_session().await
     }
 
     /// The server's host key fingerprint (`SHA256:…`); store it after a
@@ -219,15 +299,16 @@ impl SshSession {
         self.commands.load(Ordering::Relaxed)
     }
 
-    /// Whether the connection is gone.
+    /// Whether the connection is gone (the next command reopens it once).
     pub fn is_closed(&self) -> bool {
-        self.handle.is_closed()
+        self.current().is_closed()
     }
 
-    /// Disconnect politely.
+    /// Disconnect politely; later commands fail with [`SshError::ChannelClosed`].
     pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         let _ = self
-            .handle
+            .current()
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
     }
@@ -306,7 +387,7 @@ impl SshSession {
             },
             other => SshError::protocol(other),
         };
-        let channel = self.handle.channel_open_session().await.map_err(closed)?;
+        let channel = self.channel().await.map_err(closed)?;
         channel.exec(true, command).await.map_err(closed)?;
         let (mut read, write) = channel.split();
 

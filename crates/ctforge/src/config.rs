@@ -105,6 +105,32 @@ impl Default for MonitoringConfig {
     }
 }
 
+/// Bounds of provisioning's waits (`[provisioning]`): nothing a job does in a container waits
+/// forever.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvisioningConfig {
+    /// Seconds one in-guest command (package install, script, file step) may run; then it is
+    /// killed inside the container and the step fails. A script may set its own limit with a
+    /// `# ctforge-timeout: SECS` line.
+    pub command_timeout_secs: u64,
+    /// Seconds to wait for systemd to settle after start and before discovery; past that the
+    /// job goes on with a warning naming the units still activating.
+    pub settle_timeout_secs: u64,
+    /// Seconds a short read-only probe may take (readiness, unit listings, monitoring).
+    pub probe_timeout_secs: u64,
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        Self {
+            command_timeout_secs: 1800,
+            settle_timeout_secs: 120,
+            probe_timeout_secs: 60,
+        }
+    }
+}
+
 /// A cluster bootstrapped from the configuration file (`[[clusters]]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -174,6 +200,9 @@ pub struct Config {
     /// Background monitoring of managed containers.
     #[serde(default)]
     pub monitoring: MonitoringConfig,
+    /// Bounds of provisioning's waits.
+    #[serde(default)]
+    pub provisioning: ProvisioningConfig,
     /// Clusters created on start if they do not exist yet.
     #[serde(default)]
     pub clusters: Vec<ClusterBootstrap>,
@@ -193,6 +222,7 @@ impl Default for Config {
             templates: TemplatesConfig::default(),
             workers: WorkersConfig::default(),
             monitoring: MonitoringConfig::default(),
+            provisioning: ProvisioningConfig::default(),
             clusters: Vec::new(),
         }
     }
@@ -450,7 +480,10 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         "workers.concurrency"
         | "workers.per_node"
         | "monitoring.interval_secs"
-        | "monitoring.concurrency" => value
+        | "monitoring.concurrency"
+        | "provisioning.command_timeout_secs"
+        | "provisioning.settle_timeout_secs"
+        | "provisioning.probe_timeout_secs" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_owned())),
@@ -495,6 +528,9 @@ fn known_env_keys() -> BTreeSet<String> {
         "monitoring__interval_secs",
         "monitoring__concurrency",
         "monitoring__web_links",
+        "provisioning__command_timeout_secs",
+        "provisioning__settle_timeout_secs",
+        "provisioning__probe_timeout_secs",
     ]
     .into_iter()
     .map(str::to_owned)

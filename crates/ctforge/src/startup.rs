@@ -139,7 +139,10 @@ pub fn register_job_handlers(state: &AppState) {
             state.keyring.clone(),
             state.pve.clone(),
             state.guests.clone(),
-        ),
+        )
+        .with_limits(crate::provisioning::waits::Limits::from(
+            &state.config.provisioning,
+        )),
     ));
     state
         .jobs

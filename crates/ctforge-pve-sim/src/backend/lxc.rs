@@ -14,6 +14,12 @@
 //! configuration (also set by LXC itself), a `resolv.conf` that points only at the
 //! bridge address, the apt proxy (`Acquire::http::Proxy "http://<bridge>:3142";`),
 //! the root password, authorized keys and fresh SSH host keys.
+//!
+//! Other containers may share the bridge (left over from other work, or another tool's), so
+//! the backend never relies on its claim files alone: an address is only handed out when
+//! nothing on the bridge answers for it (the host's neighbour table, the host's own
+//! addresses and the addresses of running LXC containers), and a CT does not start while a
+//! host interface with its veth name exists.
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -281,6 +287,10 @@ impl LxcBackend {
             .flat_map(|(_, g)| g.nics.iter().filter_map(|n| n.ip.map(|x| x.0)))
             .collect();
         used.push(net);
+        // Addresses chosen for the CT must be free on the wire too; an address the request
+        // names is the requester's choice, as on Proxmox.
+        let mut busy = used.clone();
+        busy.extend(live_addresses(&self.opts.bridge));
         let mut nics = Vec::new();
         for (k, v) in conf.iter().filter(|(k, _)| k.starts_with("net")) {
             let Ok(index) = k[3..].parse::<u32>() else {
@@ -300,12 +310,13 @@ impl LxcBackend {
                     Some((ip, p))
                 }
                 _ if index == 0 || prop(v, "ip").is_some() => {
-                    self.free_ip(&used, vmid).map(|ip| (ip, prefix))
+                    self.free_ip(&busy, vmid).map(|ip| (ip, prefix))
                 }
                 _ => None,
             };
             if let Some((ip, _)) = ip {
                 used.push(ip);
+                busy.push(ip);
             }
             nics.push(Nic {
                 index,
@@ -670,6 +681,41 @@ impl LxcBackend {
     }
 }
 
+/// Addresses something on the machine already uses, whatever created it: the neighbours the
+/// host has seen on `bridge` (not failed ones), the host's own addresses, and the addresses
+/// of running LXC containers in the default LXC path (`lxc-ls --active`).
+fn live_addresses(bridge: &str) -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let text = |cmd: &mut Command| {
+        run(cmd, None)
+            .ok()
+            .filter(|o| o.code == 0)
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let neigh = text(Command::new("ip").args(["-4", "neigh", "show", "dev", bridge]));
+    out.extend(
+        neigh
+            .lines()
+            .filter(|l| !l.contains("FAILED") && !l.contains("INCOMPLETE"))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<Ipv4Addr>().ok()),
+    );
+    let addrs = text(Command::new("ip").args(["-4", "-o", "addr", "show"]));
+    out.extend(addrs.lines().filter_map(|l| {
+        let cidr = l.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+        parse_cidr(cidr).map(|(ip, _)| ip)
+    }));
+    if which("lxc-ls").is_some() {
+        let lxc = text(Command::new("lxc-ls").args(["--active", "-f", "-F", "IPV4"]));
+        out.extend(
+            lxc.lines()
+                .flat_map(|l| l.split([',', ' ']))
+                .filter_map(|w| w.trim().parse::<Ipv4Addr>().ok()),
+        );
+    }
+    out
+}
+
 fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -782,6 +828,20 @@ impl CtBackend for LxcBackend {
         }
         if self.is_running(vmid) {
             return Ok(());
+        }
+        let nics = self
+            .lock()
+            .get(&vmid)
+            .map(|g| g.nics.clone())
+            .unwrap_or_default();
+        if let Some(n) = nics
+            .iter()
+            .find(|n| Path::new("/sys/class/net").join(&n.veth).exists())
+        {
+            return Err(format!(
+                "host interface {} already exists: another container on this machine uses it; stop that container or give this simulator another state directory",
+                n.veth
+            ));
         }
         let dir = self.dir(vmid);
         let o = run(

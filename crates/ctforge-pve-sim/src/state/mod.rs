@@ -44,6 +44,7 @@ struct Inner {
     creds: Credentials,
     state_dir: Option<PathBuf>,
     aborts: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    holds: crate::hold::Holds,
 }
 
 /// Shared handle on the simulator state (cheap to clone).
@@ -83,6 +84,7 @@ impl SimState {
                 creds,
                 state_dir,
                 aborts: Mutex::new(HashMap::new()),
+                holds: crate::hold::Holds::default(),
             }),
         }
     }
@@ -98,6 +100,16 @@ impl SimState {
     /// Run `f` with the cluster locked.
     pub fn with<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> R {
         f(&mut self.lock())
+    }
+
+    /// Holds a CT command or a task at `point` until the returned [`crate::Hold`] is
+    /// released (tests choose where a job is interrupted).
+    pub fn hold(&self, point: crate::HoldPoint) -> crate::Hold {
+        self.inner.holds.add(point)
+    }
+
+    pub(crate) fn holds(&self) -> &crate::hold::Holds {
+        &self.inner.holds
     }
 
     /// The container backend.

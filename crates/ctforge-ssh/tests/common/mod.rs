@@ -63,6 +63,36 @@ pub async fn counting_proxy(upstream: SocketAddr) -> (SocketAddr, Arc<AtomicUsiz
     (addr, n)
 }
 
+/// A TCP proxy to `upstream` counting accepted connections, whose open connections the test
+/// cuts with `Notify::notify_waiters` (what a node that reboots or a dropped route looks like).
+#[allow(dead_code)]
+pub async fn cuttable_proxy(
+    upstream: SocketAddr,
+) -> (SocketAddr, Arc<AtomicUsize>, Arc<tokio::sync::Notify>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let n = Arc::new(AtomicUsize::new(0));
+    let cut = Arc::new(tokio::sync::Notify::new());
+    let (n2, cut2) = (n.clone(), cut.clone());
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            n2.fetch_add(1, Ordering::SeqCst);
+            let cut = cut2.clone();
+            tokio::spawn(async move {
+                if let Ok(mut u) = tokio::net::TcpStream::connect(upstream).await {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut c, &mut u) => {}
+                        () = cut.notified() => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, n, cut)
+}
+
 /// Run a script, collect (stream, line) pairs.
 pub async fn run(
     ch: &dyn ctforge_ssh::RemoteExec,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{channel, counting_proxy, opts, run, sim, target, target_at};
+use common::{channel, counting_proxy, cuttable_proxy, opts, run, sim, target, target_at};
 use ctforge_ssh::{
     HostKeyPolicy, PctChannel, PushMode, RemoteExec, SshAuth, SshError, SshSession, Stream,
     fetch_host_key, quote,
@@ -440,5 +440,54 @@ async fn connect_errors_and_timeouts() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let e = ch.exec("echo x", &mut |_, _| {}).await.unwrap_err();
     assert!(matches!(e, SshError::ChannelClosed { .. }), "{e:?}");
+    h.shutdown().await;
+}
+
+/// A connection that died is noticed and reopened once, on the next command; an in-guest limit
+/// ends a command that never would, as [`SshError::GuestTimeout`].
+#[tokio::test]
+async fn a_dead_connection_is_reopened_and_commands_are_bounded() {
+    let h = sim().await;
+    let (addr, accepts, cut) = cuttable_proxy(h.ssh_addr.unwrap()).await;
+    let session = Arc::new(SshSession::connect(&target_at(&h, addr)).await.unwrap());
+    let ch = PctChannel::new(session.clone(), 100).with_options(opts(PushMode::PctStdin));
+    assert_eq!(run(&ch, "echo before").await.0, 0);
+    cut.notify_waiters();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !session.is_closed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the client noticed the dead connection within 30 s");
+    let (code, lines) = run(&ch, "echo after").await;
+    assert_eq!((code, lines[0].1.as_str()), (0, "after"));
+    assert_eq!(session.reopened(), 1);
+    assert_eq!(accepts.load(Ordering::SeqCst), 2);
+
+    let limited = ch.clone().with_guest_timeout(Some(Duration::from_secs(1)));
+    assert_eq!(
+        limited.exec_command_line("sleep infinity"),
+        "pct exec 100 -- timeout -k 5 1 sh -c 'sleep infinity'"
+    );
+    let err = limited
+        .exec("sleep infinity", &mut |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SshError::GuestTimeout { limit, .. } if *limit == Duration::from_secs(1)),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("`sleep infinity` was stopped after 1."),
+        "{err}"
+    );
+    assert_eq!(
+        run(&limited, "echo quick").await.0,
+        0,
+        "quick commands pass"
+    );
+    session.close().await;
     h.shutdown().await;
 }

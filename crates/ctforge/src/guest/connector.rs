@@ -33,8 +33,10 @@ pub enum GuestError {
 /// An open session to a cluster's node, handing out channels into its containers.
 #[async_trait]
 pub trait GuestSession: Send + Sync {
-    /// A channel into CT `vmid`; each command ends after `command_timeout` when given.
-    fn channel(&self, vmid: u32, command_timeout: Option<Duration>) -> Box<dyn RemoteExec>;
+    /// A channel into CT `vmid`; with a `limit`, each command is killed inside the CT when it
+    /// runs longer (`timeout -k`, failing with [`SshError::GuestTimeout`]) and the channel
+    /// gives up [`ctforge_ssh::BACKSTOP`] later in case the CT stops answering.
+    fn channel(&self, vmid: u32, limit: Option<Duration>) -> Box<dyn RemoteExec>;
     /// The node's host key fingerprint, when the transport has one.
     fn host_key(&self) -> Option<String>;
     /// Whether the session is gone (a new one must be opened).
@@ -139,11 +141,11 @@ struct PctSession(Arc<SshSession>);
 impl GuestSession for PctSession {
     /// Files are pushed with `pct exec … cat > DEST` (content on stdin): it works on real nodes
     /// and on the simulator and leaves no temporary file on the node.
-    fn channel(&self, vmid: u32, command_timeout: Option<Duration>) -> Box<dyn RemoteExec> {
+    fn channel(&self, vmid: u32, limit: Option<Duration>) -> Box<dyn RemoteExec> {
         Box::new(
             PctChannel::new(self.0.clone(), vmid).with_options(PctOptions {
                 push_mode: PushMode::ExecCat,
-                command_timeout,
+                guest_timeout: limit,
                 ..PctOptions::default()
             }),
         )
@@ -202,7 +204,7 @@ struct FakeSession(Arc<FakeRemote>);
 
 #[async_trait]
 impl GuestSession for FakeSession {
-    fn channel(&self, _vmid: u32, _command_timeout: Option<Duration>) -> Box<dyn RemoteExec> {
+    fn channel(&self, _vmid: u32, _limit: Option<Duration>) -> Box<dyn RemoteExec> {
         Box::new(Shared(self.0.clone()))
     }
 

@@ -62,6 +62,13 @@ pub trait JobHandler: Send + Sync {
     /// Runs one step. Must be idempotent: after a crash it may run again. Long steps should
     /// watch [`JobContext::cancelled`].
     async fn run_step(&self, ctx: &JobContext, step: &str) -> Result<(), StepError>;
+    /// Longest `step` may go without progress (a log line, a percent, an event) before the
+    /// worker's watchdog fails it; `None` takes the worker's default
+    /// ([`WorkerOptions::step_timeout`]).
+    fn step_timeout(&self, job: &Job, step: &str) -> Option<std::time::Duration> {
+        let _ = (job, step);
+        None
+    }
     /// Called once when the job fails at `step` (clean-up hook); the default does nothing.
     async fn on_failed(&self, ctx: &JobContext, step: &str, error: &StepError) {
         let _ = (ctx, step, error);
@@ -81,6 +88,8 @@ pub struct JobContext {
     total: usize,
     cancel: CancellationToken,
     owner: String,
+    /// When the step last reported progress (the watchdog's reference).
+    progress_at: Arc<Mutex<tokio::time::Instant>>,
 }
 
 impl JobContext {
@@ -99,8 +108,23 @@ impl JobContext {
         self.job.id
     }
 
+    fn touch(&self) {
+        if let Ok(mut at) = self.progress_at.lock() {
+            *at = tokio::time::Instant::now();
+        }
+    }
+
+    /// How long since the step last reported progress.
+    pub fn idle(&self) -> std::time::Duration {
+        self.progress_at
+            .lock()
+            .map(|at| at.elapsed())
+            .unwrap_or_default()
+    }
+
     /// Persists and publishes one log line of the running step.
     pub async fn log(&self, line: impl Into<String>) -> StoreResult<i64> {
+        self.touch();
         self.progress
             .emit(
                 self.job.id,
@@ -114,6 +138,7 @@ impl JobContext {
     /// Reports progress within the running step (0–100); the event also carries the job's
     /// overall percent.
     pub async fn percent(&self, step_percent: u8) -> StoreResult<i64> {
+        self.touch();
         let step_percent = step_percent.min(100);
         let overall = overall_percent(self.index, self.total, step_percent);
         self.progress
@@ -128,6 +153,7 @@ impl JobContext {
 
     /// Emits a custom event for this step.
     pub async fn emit(&self, kind: &str, data: serde_json::Value) -> StoreResult<i64> {
+        self.touch();
         self.progress
             .emit(self.job.id, kind, Some(&self.step), data)
             .await

@@ -38,6 +38,9 @@ pub struct WorkerOptions {
     pub max_attempts: i64,
     /// On stop, how long running steps may take before their contexts are cancelled.
     pub shutdown_grace: Duration,
+    /// Longest a step may go without progress when its handler does not say
+    /// ([`JobHandler::step_timeout`]); then the watchdog fails it.
+    pub step_timeout: Duration,
     /// Lease owner id (unique per worker).
     pub owner: String,
 }
@@ -63,6 +66,7 @@ impl Default for WorkerOptions {
             idle_poll: Duration::from_millis(200),
             max_attempts: 20,
             shutdown_grace: Duration::from_secs(20),
+            step_timeout: Duration::from_secs(3600),
             owner: default_owner(),
         }
     }
@@ -422,9 +426,26 @@ impl Runner {
                 total,
                 cancel: self.token.clone(),
                 owner: owner.clone(),
+                progress_at: Arc::new(std::sync::Mutex::new(tokio::time::Instant::now())),
             };
             let started = std::time::Instant::now();
-            let result = run_isolated(handler.clone(), ctx.clone(), step).await;
+            let limit = handler
+                .step_timeout(&job, step)
+                .unwrap_or(self.options.step_timeout);
+            // The watchdog: a step without progress for longer than it allows is stopped (its
+            // task aborted) and fails like any other step, so the job keeps its log, can be
+            // retried, and no longer counts against its node's limit.
+            let result = tokio::select! {
+                result = run_isolated(handler.clone(), ctx.clone(), step) => result,
+                idle = stalled(&ctx, limit) => {
+                    tracing::warn!(job_id = job.id, step, idle_s = idle.as_secs(), "job step stalled; the watchdog stops it");
+                    Err(StepError::failed(format!(
+                        "no progress for {}s (the step allows {}s), so the watchdog stopped it; the log is kept and the job can be retried",
+                        idle.as_secs(),
+                        limit.as_secs()
+                    )))
+                }
+            };
             metrics::histogram!(
                 "ctforge_job_step_duration_seconds",
                 "kind" => job.kind.clone(),
@@ -485,6 +506,17 @@ impl Runner {
             .await?;
         tracing::info!(job_id = job.id, "job succeeded");
         Ok(())
+    }
+}
+
+/// Resolves once `ctx` has gone `limit` without progress, with how long it has.
+async fn stalled(ctx: &JobContext, limit: Duration) -> Duration {
+    loop {
+        let idle = ctx.idle();
+        if idle >= limit {
+            return idle;
+        }
+        tokio::time::sleep(limit - idle).await;
     }
 }
 

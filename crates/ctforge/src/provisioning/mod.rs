@@ -5,3 +5,4 @@ pub mod environment;
 pub mod pipeline;
 pub mod plan;
 pub mod submit;
+pub mod waits;

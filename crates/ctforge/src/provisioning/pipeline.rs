@@ -12,6 +12,7 @@ use ctforge_ssh::{RemoteExec, Stream};
 
 use super::plan::{Phase, Plan, Step};
 use super::submit::{CreatePayload, JOB_KIND};
+use super::waits::{self, Limits};
 use crate::guest::{GuestConnector, GuestSession, commands, parse, probe as batch};
 use crate::jobs::{JobContext, JobHandler, StepError};
 use crate::pve::PveConnector;
@@ -29,6 +30,7 @@ pub struct CreateContainer {
     pve: Arc<dyn PveConnector>,
     guests: Arc<dyn GuestConnector>,
     sessions: Mutex<HashMap<i64, Arc<dyn GuestSession>>>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for CreateContainer {
@@ -65,7 +67,14 @@ impl CreateContainer {
             pve,
             guests,
             sessions: Mutex::new(HashMap::new()),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same handler with other bounds for its waits (`[provisioning]`).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     async fn load(&self, job: &Job) -> Result<Work, StepError> {
@@ -108,12 +117,23 @@ impl CreateContainer {
     }
 
     /// A channel into the CT over the job's guest session, opened once and reused for every
-    /// command.
+    /// command; each command is killed in the CT after the command limit.
     async fn channel(
         &self,
         ctx: &JobContext,
         cluster: &Cluster,
         vmid: u32,
+    ) -> Result<Box<dyn RemoteExec>, StepError> {
+        self.bounded(ctx, cluster, vmid, self.limits.command).await
+    }
+
+    /// [`Self::channel`] with another limit per command.
+    async fn bounded(
+        &self,
+        ctx: &JobContext,
+        cluster: &Cluster,
+        vmid: u32,
+        limit: Duration,
     ) -> Result<Box<dyn RemoteExec>, StepError> {
         let cached = self
             .sessions
@@ -121,7 +141,7 @@ impl CreateContainer {
             .ok()
             .and_then(|s| s.get(&ctx.job_id()).cloned());
         if let Some(session) = cached.filter(|s| !s.is_closed()) {
-            return Ok(session.channel(vmid, None));
+            return Ok(session.channel(vmid, Some(limit)));
         }
         let session = self
             .guests
@@ -131,7 +151,7 @@ impl CreateContainer {
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.insert(ctx.job_id(), session.clone());
         }
-        Ok(session.channel(vmid, None))
+        Ok(session.channel(vmid, Some(limit)))
     }
 
     fn forget_session(&self, job_id: i64) {
@@ -256,6 +276,33 @@ impl JobHandler for CreateContainer {
         Phase::ALL.iter().map(|p| p.as_str()).collect()
     }
 
+    /// Longest a step may go without a log line: its longest single bounded wait (a command
+    /// or script under its limit, the boot wait plus readiness) and a margin.
+    fn step_timeout(&self, job: &Job, _step: &str) -> Option<Duration> {
+        let scripts = serde_json::from_str::<CreatePayload>(&job.payload_json)
+            .ok()
+            .and_then(|p| p.plan(None).ok())
+            .and_then(|plan| {
+                plan.steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::RunScript { content, .. } | Step::CustomInstaller { content } => {
+                            waits::script_timeout(content)
+                        }
+                        _ => None,
+                    })
+                    .max()
+            });
+        let command = scripts.unwrap_or_default().max(self.limits.command);
+        let boot = READY_TIMEOUT + self.limits.settle * 2 + self.limits.probe * 3;
+        Some(
+            command.max(boot)
+                + ctforge_ssh::KILL_GRACE
+                + ctforge_ssh::BACKSTOP
+                + Duration::from_secs(60),
+        )
+    }
+
     async fn run_step(&self, ctx: &JobContext, step: &str) -> Result<(), StepError> {
         let phase = step
             .parse::<Phase>()
@@ -360,9 +407,10 @@ impl CreateContainer {
             wait(ctx, client.as_ref(), &node, &upid, "start task").await?;
         }
         let channel = self.channel(ctx, cluster, vmid).await?;
+        let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
         let started = tokio::time::Instant::now();
         loop {
-            match probe(channel.as_ref(), "true").await {
+            match probe(quick.as_ref(), "true").await {
                 Ok((0, _)) => break,
                 _ if started.elapsed() > READY_TIMEOUT => {
                     return Err(fail(
@@ -373,10 +421,11 @@ impl CreateContainer {
             }
         }
         // Let boot settle (apt and systemctl misbehave while systemd is still starting).
-        let _ = probe(channel.as_ref(), "systemctl is-system-running --wait").await;
-        let (_, units) = probe(channel.as_ref(), commands::LIST_UNITS).await?;
+        let settling = self.bounded(ctx, cluster, vmid, self.limits.settle).await?;
+        waits::settle(ctx, settling.as_ref(), quick.as_ref(), &self.limits, "boot").await?;
+        let (_, units) = probe(quick.as_ref(), commands::LIST_UNITS).await?;
         let (exists, _) = probe(
-            channel.as_ref(),
+            quick.as_ref(),
             &format!("test -e {}", ctforge_ssh::quote(commands::BASELINE)),
         )
         .await?;
@@ -585,9 +634,11 @@ impl CreateContainer {
                         .push(content.as_bytes(), &path, Some(0o755), None)
                         .await
                         .map_err(|e| fail(e.to_string()))?;
+                    let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
+                    let limited = self.bounded(ctx, cluster, vmid, limit).await?;
                     run(
                         ctx,
-                        channel.as_ref(),
+                        limited.as_ref(),
                         "custom installer",
                         &commands::run_script(&path, &plan.hostname),
                     )
@@ -628,9 +679,11 @@ impl CreateContainer {
                 .await
                 .map_err(|e| fail(format!("push {name}: {e}")))?;
             let _ = ctx.log(format!("running {name}")).await;
+            let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
+            let limited = self.bounded(ctx, cluster, vmid, limit).await?;
             run(
                 ctx,
-                channel.as_ref(),
+                limited.as_ref(),
                 &format!("script {name}"),
                 &commands::run_script(&path, &plan.hostname),
             )
@@ -652,9 +705,20 @@ impl CreateContainer {
         } = work;
         let node = plan.node.clone();
         let vmid = plan.vmid;
-        let channel = self.channel(ctx, cluster, vmid).await?;
+        // Units the scripts started may still be starting; discovery should see them settled,
+        // but never waits for them longer than the bound.
+        let settling = self.bounded(ctx, cluster, vmid, self.limits.settle).await?;
+        let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
+        waits::settle(
+            ctx,
+            settling.as_ref(),
+            quick.as_ref(),
+            &self.limits,
+            "before discovery",
+        )
+        .await?;
         let report = discover(
-            channel.as_ref(),
+            quick.as_ref(),
             client.as_ref(),
             &node,
             vmid,

@@ -72,6 +72,23 @@ pub struct Provisioned {
 }
 
 impl Provisioned {
+    /// The job's events as the API shows them.
+    pub async fn events(&self) -> serde_json::Value {
+        self.app
+            .client
+            .get(format!(
+                "{}/api/v1/jobs/{}/events",
+                self.app.address, self.job_id
+            ))
+            .header("cookie", &self.session.cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A `pct` channel into the container over the simulator's SSH endpoint.
     pub async fn channel(&self) -> ctforge_ssh::PctChannel {
         use ctforge_ssh::{
@@ -96,6 +113,27 @@ impl Provisioned {
 /// with each policy, a credential script) and waits for the job; panics with its events when
 /// it fails. `web_links` turns on port probing (the CT is on this machine's test bridge).
 pub async fn provision_nginx(hostname: &str, vmid: u32, web_links: bool) -> Provisioned {
+    let (p, job) = provision("lxc-templates", "nginx", hostname, vmid, move |c| {
+        c.monitoring.web_links = web_links;
+    })
+    .await;
+    if job["state"] != "succeeded" {
+        let events = p.events().await;
+        panic!("job failed: {job}\n{events}");
+    }
+    p
+}
+
+/// Provisions `hostname` as CT `vmid` from `template` of the fixture root
+/// `tests/fixtures/<fixtures>` on real LXC, with `tweak` applied to the app's configuration,
+/// and waits for the job to end (10 minutes at most); the job as the API shows it.
+pub async fn provision(
+    fixtures: &str,
+    template: &str,
+    hostname: &str,
+    vmid: u32,
+    tweak: impl FnOnce(&mut ctforge::config::Config) + Send + 'static,
+) -> (Provisioned, serde_json::Value) {
     use serde_json::json;
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
@@ -105,14 +143,13 @@ pub async fn provision_nginx(hostname: &str, vmid: u32, web_links: bool) -> Prov
         ssh_host_key: sim.ssh_host_key_fingerprint.clone(),
         ..super::sim_cluster(&sim)
     };
-    let root = std::path::PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/lxc-templates"
-    ));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixtures);
     let app = super::spawn_app_with("sqlite", move |c| {
         c.clusters = vec![cluster];
         c.templates.roots = vec![root];
-        c.monitoring.web_links = web_links;
+        tweak(c);
     })
     .await;
     let session =
@@ -132,7 +169,7 @@ pub async fn provision_nginx(hostname: &str, vmid: u32, web_links: bool) -> Prov
             &app.client,
             &app.address,
             "/api/v1/containers",
-            json!({ "template": "nginx", "hostname": hostname, "vmid": vmid, "password": "provision-me" }),
+            json!({ "template": template, "hostname": hostname, "vmid": vmid, "password": "provision-me" }),
         )
         .await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
@@ -164,17 +201,12 @@ pub async fn provision_nginx(hostname: &str, vmid: u32, web_links: bool) -> Prov
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let pipeline = started.elapsed();
-    if job["state"] != "succeeded" {
-        let events: serde_json::Value = get(format!("/api/v1/jobs/{job_id}/events"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        panic!("job failed: {job}\n{events}");
-    }
-    println!("provisioning pipeline took {:.1} s", pipeline.as_secs_f64());
-    Provisioned {
+    println!(
+        "provisioning pipeline ({template}) took {:.1} s and {}",
+        pipeline.as_secs_f64(),
+        job["state"]
+    );
+    let p = Provisioned {
         dir,
         sim,
         app,
@@ -183,5 +215,6 @@ pub async fn provision_nginx(hostname: &str, vmid: u32, web_links: bool) -> Prov
         job_id,
         vmid,
         pipeline,
-    }
+    };
+    (p, job)
 }

@@ -1,6 +1,9 @@
 //! Killing the worker in the middle of each creation step in turn: every job still ends ready,
 //! with no duplicate CT and no lost or repeated event. A killed worker's lease expires and a new
 //! worker resumes from the first step not completed.
+//!
+//! The kill point is explicit: the simulator holds a task or an in-CT command of the step
+//! (`SimState::hold`) until the test has killed the worker, so no step can finish first.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,6 +12,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use ctforge::jobs::{Worker, WorkerOptions};
+use ctforge_pve_sim::HoldPoint;
 use serde_json::json;
 
 fn options(owner: &str) -> WorkerOptions {
@@ -52,15 +56,23 @@ async fn killing_the_worker_mid_step_never_loses_or_duplicates() {
             .status(),
         200
     );
-    // Every Proxmox call takes a while, so each step is long enough to be interrupted.
-    sim.state().set_latency(Duration::from_millis(60));
-
-    for (i, step) in [
-        "create", "start", "deploy", "install", "scripts", "discover",
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    // Where each step is held: its Proxmox task, or an in-CT command only that step runs.
+    let holds = [
+        ("create", HoldPoint::Task("vzcreate".into())),
+        ("start", HoldPoint::Task("vzstart".into())),
+        (
+            "deploy",
+            HoldPoint::Exec("enable ctforge-apply.service".into()),
+        ),
+        ("install", HoldPoint::Exec("apt-get install".into())),
+        ("scripts", HoldPoint::Exec("CTFORGE_HOSTNAME=".into())),
+        (
+            "discover",
+            HoldPoint::Exec(format!("cat {}", ctforge::guest::commands::BASELINE)),
+        ),
+    ];
+    for (i, (step, point)) in holds.into_iter().enumerate() {
+        let hold = sim.state().hold(point);
         let r = post(
             "/api/v1/containers",
             json!({ "template": "webapp", "hostname": format!("crash-{i}") }),
@@ -76,23 +88,21 @@ async fn killing_the_worker_mid_step_never_loses_or_duplicates() {
         );
 
         let first = Worker::new(app.state.jobs.clone(), options(&format!("first-{i}"))).spawn();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        if tokio::time::timeout(Duration::from_secs(60), hold.reached())
+            .await
+            .is_err()
+        {
             let job = app.state.store.get_job(job_id).await.unwrap();
-            if job.current_step.as_deref() == Some(step) && job.state == "running" {
-                break;
-            }
-            assert!(
-                job.state != "succeeded",
-                "step {step} finished before the kill could happen"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "job never reached {step}: {job:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            panic!("the job did not reach the hold in step {step} within 60 s: {job:?}");
         }
+        let job = app.state.store.get_job(job_id).await.unwrap();
+        assert_eq!(
+            (job.current_step.as_deref(), job.state.as_str()),
+            (Some(step), "running"),
+            "held in step {step}"
+        );
         first.abort();
+        hold.release();
 
         let second = Worker::new(app.state.jobs.clone(), options(&format!("second-{i}"))).spawn();
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -66,23 +66,25 @@ impl Session {
 }
 
 async fn signed_in(sim: &SimHandle) -> Session {
-    signed_in_with(sim, true).await
-}
-
-/// A signed-in session on an app whose job workers run (`workers`) or not (the test starts
-/// them itself once it is ready to watch).
-async fn signed_in_with(sim: &SimHandle, workers: bool) -> Session {
-    let c = cluster(sim);
     let root = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/templates"
     ));
+    signed_in_with(sim, root, |_| {}).await
+}
+
+/// An app with `root` as its template root and `tweak` applied to its configuration, signed
+/// in as root@pam, templates discovered.
+async fn signed_in_with(
+    sim: &SimHandle,
+    root: std::path::PathBuf,
+    tweak: impl FnOnce(&mut ctforge::config::Config) + Send + 'static,
+) -> Session {
+    let c = cluster(sim);
     let app = common::spawn_app_with("sqlite", move |config| {
         config.clusters = vec![c];
         config.templates.roots = vec![root];
-        if !workers {
-            config.workers.concurrency = 0;
-        }
+        tweak(config);
     })
     .await;
     let r = app
@@ -244,8 +246,16 @@ async fn plan_then_create_provisions_a_ready_container() {
     );
 
     // Every log line was persisted and the job replays.
-    let events = s.get(&format!("/api/v1/jobs/{job_id}/events")).await;
-    let text = events.to_string();
+    let text: String = s
+        .app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e.data))
+        .collect();
     assert!(text.contains("running 10-credentials.sh"), "{text}");
 
     // What the job did is visible to Prometheus.
@@ -315,6 +325,156 @@ async fn bad_requests_name_their_fields_and_create_nothing() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// The bounded-wait fixtures (`tests/fixtures/wait-templates`), a 2 s settle bound.
+async fn bounded_waits(sim: &SimHandle) -> Session {
+    let root = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/wait-templates"
+    ));
+    signed_in_with(sim, root, |c| c.provisioning.settle_timeout_secs = 2).await
+}
+
+#[tokio::test]
+async fn a_unit_that_never_finishes_starting_delays_the_job_by_the_bound_then_warns() {
+    let sim = sim().await;
+    let s = bounded_waits(&sim).await;
+    let started = std::time::Instant::now();
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "stuck-unit", "hostname": "stuck-01" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job_id = created["job_id"].as_i64().unwrap();
+    let job = wait_for_job(&s, job_id).await;
+    println!(
+        "stuck-unit job took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let text: String = s
+        .app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e.data))
+        .collect();
+    assert!(
+        text.contains("WARNING: before discovery: systemd did not settle within 2s; still activating: stuck.service; continuing"),
+        "{text}"
+    );
+    let vmid = u32::try_from(created["vmid"].as_u64().unwrap()).unwrap();
+    let guest = sim.state().memory_backend().unwrap().guest(vmid).unwrap();
+    assert!(guest.data.activating.contains("stuck"), "still activating");
+}
+
+/// A unit that holds up the boot (enabled, never finishes starting): the wait after start
+/// ends at the bound with a warning naming it, and the job goes on. The test adds the unit
+/// while the simulator holds the start task, so the boot is stuck from its first moment.
+#[tokio::test]
+async fn a_boot_that_never_settles_is_waited_for_only_up_to_the_bound() {
+    use ctforge_pve_sim::backend::CtBackend as _;
+    let sim = sim().await;
+    let s = bounded_waits(&sim).await;
+    let hold = sim
+        .state()
+        .hold(ctforge_pve_sim::HoldPoint::Task("vzstart".into()));
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "stuck-unit", "hostname": "boot-01" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job_id = created["job_id"].as_i64().unwrap();
+    let vmid = u32::try_from(created["vmid"].as_u64().unwrap()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), hold.reached())
+        .await
+        .expect("the job reached the start task within 30 s");
+    let state = sim.state();
+    let memory = state.memory_backend().unwrap();
+    memory.write_file(
+        vmid,
+        "/etc/systemd/system/boot-stuck.service",
+        b"[Service]\nExecStartPre=/bin/sleep infinity\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    let (_, _, code) = memory.run(
+        vmid,
+        &["systemctl".into(), "enable".into(), "boot-stuck".into()],
+        b"",
+    );
+    assert_eq!(code, 0);
+    hold.release();
+    let job = wait_for_job(&s, job_id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let text: String = s
+        .app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e.data))
+        .collect();
+    assert!(
+        text.contains("WARNING: boot: systemd did not settle within 2s; still activating: boot-stuck.service; continuing"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_script_over_its_timeout_is_killed_in_the_container_and_fails_the_step() {
+    let sim = sim().await;
+    let s = bounded_waits(&sim).await;
+    let started = std::time::Instant::now();
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "slow-script", "hostname": "slow-01" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job = wait_for_job(&s, created["job_id"].as_i64().unwrap()).await;
+    println!(
+        "slow-script job took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["current_step"], "scripts");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("script 10-slow.sh")
+            && error.contains("exceeded its 3s timeout and was killed inside the container"),
+        "{error}"
+    );
+    let vmid = u32::try_from(created["vmid"].as_u64().unwrap()).unwrap();
+    let guest = sim.state().memory_backend().unwrap().guest(vmid).unwrap();
+    assert!(
+        guest.data.procs.values().all(|p| !p.contains("sleep")),
+        "nothing of the script runs any more: {:?}",
+        guest.data.procs
+    );
+    let (out, _, code) = sim.state().memory_backend().unwrap().run(
+        vmid,
+        &["pgrep".into(), "-af".into(), "sleep infinit[y]".into()],
+        b"",
+    );
+    assert_eq!(
+        code,
+        1,
+        "pgrep finds no sleep: {}",
+        String::from_utf8_lossy(&out)
     );
 }
 
@@ -500,7 +660,12 @@ impl Session {
 #[tokio::test]
 async fn container_read_events_stream_and_job_filters() {
     let sim = sim().await;
-    let s = signed_in_with(&sim, false).await;
+    let root = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/templates"
+    ));
+    // No workers yet: the test starts them once its viewer is subscribed.
+    let s = signed_in_with(&sim, root, |c| c.workers.concurrency = 0).await;
     let r = s
         .post(
             "/api/v1/containers",

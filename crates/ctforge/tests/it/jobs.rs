@@ -513,6 +513,58 @@ async fn per_node_limit_postgres_two_workers() {
     per_node_limit("postgres", 2).await;
 }
 
+/// A step that stops making progress is failed by the watchdog after the limit: the job keeps
+/// its log, frees its node for the next job, and a retry resumes at that step.
+#[tokio::test]
+async fn the_watchdog_fails_a_stalled_step_and_frees_its_node() {
+    let s = setup("sqlite").await;
+    s.handler.block_at(Some("two"));
+    let worker = Worker::new(
+        s.queue.clone(),
+        WorkerOptions {
+            step_timeout: Duration::from_secs(1),
+            ..options(2, 1)
+        },
+    )
+    .spawn();
+    let store = s.queue.store().clone();
+    let stalled = s
+        .queue
+        .enqueue(&new_job("test", Some("pve1")))
+        .await
+        .unwrap();
+    s.handler.wait_entered().await;
+    let job = wait_state(store.as_ref(), stalled, "failed").await;
+    assert_eq!(job.current_step.as_deref(), Some("two"));
+    let error = job.error.unwrap();
+    assert!(
+        error.starts_with(
+            "step two failed: no progress for 1s (the step allows 1s), so the watchdog stopped it"
+        ),
+        "{error}"
+    );
+    let events = all_events(store.as_ref(), stalled).await;
+    assert!(
+        summary(&events).contains(&"log:two: begin".to_owned()),
+        "the log is kept"
+    );
+    assert_eq!(events.last().unwrap().kind, "error");
+
+    // The node's only slot is free again.
+    s.handler.block_at(None);
+    let next = s
+        .queue
+        .enqueue(&new_job("test", Some("pve1")))
+        .await
+        .unwrap();
+    wait_state(store.as_ref(), next, "succeeded").await;
+
+    s.queue.retry(stalled, "root@pam").await.unwrap();
+    let job = wait_state(store.as_ref(), stalled, "succeeded").await;
+    assert_eq!(job.completed_steps, "one,two,three");
+    worker.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // SSE over real HTTP.
 

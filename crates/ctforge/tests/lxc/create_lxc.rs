@@ -108,3 +108,91 @@ async fn real_provisioning_on_lxc() {
         secret.trim()
     );
 }
+
+/// Milliseconds from the `step` event of `step` to the job's next event of `kind` (`error` or
+/// `complete`), and every event's data as one text.
+async fn step_span(p: &common::lxc::Provisioned, step: &str, kind: &str) -> (i64, String) {
+    let events = p
+        .app
+        .state
+        .store
+        .job_events_after(p.job_id, 0, 100_000)
+        .await
+        .unwrap();
+    let at = |k: &str| {
+        events
+            .iter()
+            .filter(|e| e.kind == k && e.step.as_deref() == Some(step))
+            .map(|e| e.created_at)
+            .next_back()
+            .unwrap_or_default()
+    };
+    let text = events.iter().map(|e| format!("{}\n", e.data)).collect();
+    (at(kind) - at("step"), text)
+}
+
+/// A unit that stays `activating` forever (its `ExecStartPre` sleeps): the job waits for
+/// systemd to settle only up to the bound (5 s here), then goes on with a warning naming the
+/// unit, and the container is provisioned.
+#[tokio::test]
+async fn a_unit_stuck_activating_delays_the_job_only_by_the_bound_on_lxc() {
+    if common::lxc::unavailable("a_unit_stuck_activating_delays_the_job_only_by_the_bound_on_lxc") {
+        return;
+    }
+    let (p, job) =
+        common::lxc::provision("wait-templates", "stuck-unit", "stuck-real", 4311, |c| {
+            c.provisioning.settle_timeout_secs = 5;
+        })
+        .await;
+    let (discover_ms, text) = step_span(&p, "discover", "complete").await;
+    assert_eq!(job["state"], "succeeded", "{job}\n{text}");
+    let warning = text
+        .lines()
+        .find(|l| l.contains("WARNING: before discovery: systemd did not settle within 5s"))
+        .unwrap_or_else(|| panic!("no settle warning in the log:\n{text}"));
+    assert!(warning.contains("stuck.service"), "{warning}");
+    println!(
+        "discover step (settle bound 5 s) took {:.1} s; {warning}",
+        discover_ms as f64 / 1000.0
+    );
+    assert!(
+        discover_ms >= 5000,
+        "waited for the bound: {discover_ms} ms"
+    );
+    let ct = p.channel().await;
+    assert_eq!(
+        sh(&ct, "systemctl is-active stuck.service").await.1.trim(),
+        "activating",
+        "the unit really is stuck"
+    );
+}
+
+/// A script that runs far longer than its own timeout (`# ctforge-timeout: 3`): the step fails
+/// after about 3 s naming the script and the limit, and nothing of it keeps running in the
+/// container.
+#[tokio::test]
+async fn a_script_over_its_timeout_is_killed_inside_the_container_on_lxc() {
+    if common::lxc::unavailable("a_script_over_its_timeout_is_killed_inside_the_container_on_lxc") {
+        return;
+    }
+    let (p, job) =
+        common::lxc::provision("wait-templates", "slow-script", "slow-real", 4312, |_| {}).await;
+    let (scripts_ms, text) = step_span(&p, "scripts", "error").await;
+    assert_eq!(job["state"], "failed", "{job}\n{text}");
+    assert_eq!(job["current_step"], "scripts");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("script 10-slow.sh")
+            && error.contains("exceeded its 3s timeout and was killed inside the container"),
+        "{error}"
+    );
+    println!(
+        "scripts step (script limit 3 s) failed after {:.1} s: {error}",
+        scripts_ms as f64 / 1000.0
+    );
+    let ct = p.channel().await;
+    let (code, found) = sh(&ct, "pgrep -af 'sleep infinit[y]'").await;
+    assert_eq!(code, 1, "the script's sleep is gone: {found}");
+    let (_, found) = sh(&ct, "ps -eo args | grep '[1]0-slow.sh' || true").await;
+    assert_eq!(found.trim(), "", "the script's shell is gone");
+}

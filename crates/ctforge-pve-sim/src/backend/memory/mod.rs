@@ -19,11 +19,18 @@
 //!   `npm install -g`; well-known packages add a service (nginx → 80,
 //!   postgresql → 5432, redis-server → 6379, …). A package whose name starts
 //!   with `no-such-` fails with `E: Unable to locate package`.
+//! * Commands that never end: `sleep infinity`, `systemctl start` of a unit that never
+//!   finishes starting (an `ExecStart=`/`ExecStartPre=` line running `sleep infinity`: the
+//!   unit stays `activating`, `systemctl list-jobs` shows its job), and
+//!   `systemctl is-system-running --wait` while such a unit holds up the boot. A command
+//!   that never ends ends the emulated script there: it shows in `ps`/`pgrep -f` and its
+//!   exec waits forever, unless it runs under `timeout [-k K] SECS …`, which kills it after
+//!   SECS real seconds (exit 124, the process gone). `sleep N` returns at once.
 //! * Anything else succeeds with empty output (and is recorded).
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -92,6 +99,15 @@ pub struct GuestData {
     /// Commands that are not installed (they fail with 127, `not found`).
     #[serde(default)]
     pub missing: BTreeSet<String>,
+    /// Units that were started but never finish starting (`activating`).
+    #[serde(default)]
+    pub activating: BTreeSet<String>,
+    /// Whether the boot still waits for an activating unit (`is-system-running`: `starting`).
+    #[serde(default)]
+    pub booting: bool,
+    /// Processes of commands that have not ended, pid → command line.
+    #[serde(default)]
+    pub procs: BTreeMap<u32, String>,
 }
 
 /// One guest.
@@ -110,7 +126,19 @@ pub struct Guest {
 /// The in-memory backend.
 #[derive(Default)]
 pub struct MemoryBackend {
-    guests: Mutex<HashMap<u32, Guest>>,
+    guests: Arc<Mutex<HashMap<u32, Guest>>>,
+}
+
+/// Stdout, stderr, status, and the command that blocked with the pids it runs as.
+type RunOutcome = (Vec<u8>, Vec<u8>, u32, Option<(Blocked, Vec<u32>)>);
+
+/// A command that does not end by itself (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Blocked {
+    /// The command that blocks, as written.
+    what: String,
+    /// The `timeout` it runs under, if any.
+    limit: Option<std::time::Duration>,
 }
 
 const KNOWN_SERVICES: &[(&str, &str, Option<u16>, &str, &str)] = &[
@@ -349,15 +377,33 @@ impl MemoryBackend {
         .is_some()
     }
 
-    /// Run a command synchronously (what `exec` does), returning stdout, stderr, status.
+    /// Run a command synchronously (what `exec` does), returning stdout, stderr, status. A
+    /// command that never ends stops the script where it blocks (status 0 here).
     pub fn run(&self, vmid: u32, argv: &[String], stdin: &[u8]) -> (Vec<u8>, Vec<u8>, u32) {
+        let (o, e, code, _) = self.run_full(vmid, argv, stdin, false);
+        (o, e, code)
+    }
+
+    /// [`MemoryBackend::run`], plus the command that blocked, registered as a process when
+    /// `register` (an exec that will wait for it).
+    fn run_full(&self, vmid: u32, argv: &[String], stdin: &[u8], register: bool) -> RunOutcome {
         self.with_guest(vmid, |g| {
             g.commands.push(argv.join(" "));
             let mut sh = Shell::new(&mut g.data);
             let code = sh.run_argv(argv, stdin);
-            (sh.out, sh.err, code)
+            let (out, err, blocked) = (sh.out, sh.err, sh.blocked);
+            let blocked = blocked.filter(|_| register).map(|b| {
+                let mut pids = Vec::new();
+                for line in [argv.join(" "), b.what.clone()] {
+                    let pid = g.data.procs.keys().next_back().map_or(1000, |p| p + 1);
+                    g.data.procs.insert(pid, line);
+                    pids.push(pid);
+                }
+                (b, pids)
+            });
+            (out, err, code, blocked)
         })
-        .unwrap_or_else(|| (Vec::new(), b"no such container\n".to_vec(), 255))
+        .unwrap_or_else(|| (Vec::new(), b"no such container\n".to_vec(), 255, None))
     }
 }
 
@@ -403,8 +449,21 @@ impl CtBackend for MemoryBackend {
 
     fn start(&self, vmid: u32) -> Result<(), String> {
         self.with_guest(vmid, |g| {
+            let stuck: Vec<String> = g
+                .data
+                .services
+                .keys()
+                .filter(|n| never_starts(&g.data, n))
+                .cloned()
+                .collect();
             for s in g.data.services.values_mut() {
-                s.active = s.enabled;
+                s.active = s.enabled && !stuck.contains(&s.name);
+            }
+            for n in stuck {
+                if g.data.services.get(&n).is_some_and(|s| s.enabled) {
+                    g.data.activating.insert(n);
+                    g.data.booting = true;
+                }
             }
         })
         .ok_or_else(|| format!("guest {vmid} missing"))
@@ -415,6 +474,9 @@ impl CtBackend for MemoryBackend {
             for s in g.data.services.values_mut() {
                 s.active = false;
             }
+            g.data.activating.clear();
+            g.data.booting = false;
+            g.data.procs.clear();
         })
         .ok_or_else(|| format!("guest {vmid} missing"))
     }
@@ -435,7 +497,8 @@ impl CtBackend for MemoryBackend {
         stdin: Vec<u8>,
         out: UnboundedSender<ExecChunk>,
     ) -> ExecFuture {
-        let (o, e, code) = self.run(vmid, &argv, &stdin);
+        let (o, e, code, blocked) = self.run_full(vmid, &argv, &stdin, true);
+        let guests = self.guests.clone();
         Box::pin(async move {
             // Stream stdout line by line, then stderr.
             for line in o.split_inclusive(|b| *b == b'\n') {
@@ -444,7 +507,24 @@ impl CtBackend for MemoryBackend {
             if !e.is_empty() {
                 let _ = out.send(ExecChunk::Stderr(e));
             }
-            code
+            let Some((blocked, pids)) = blocked else {
+                return code;
+            };
+            let Some(limit) = blocked.limit else {
+                return std::future::pending::<u32>().await;
+            };
+            // `timeout` kills the command (and its children) when the limit passes.
+            tokio::time::sleep(limit).await;
+            let mut m = match guests.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            if let Some(g) = m.get_mut(&vmid) {
+                for pid in pids {
+                    g.data.procs.remove(&pid);
+                }
+            }
+            124
         })
     }
 

@@ -12,6 +12,8 @@ pub(super) struct Shell<'a> {
     pub(super) depth: u32,
     /// Status of the last command (`$?`).
     pub(super) status: u32,
+    /// The command that never ends, once one ran (the script stops there).
+    pub(super) blocked: Option<Blocked>,
 }
 
 impl<'a> Shell<'a> {
@@ -24,6 +26,7 @@ impl<'a> Shell<'a> {
             exited: None,
             depth: 0,
             status: 0,
+            blocked: None,
         }
     }
 
@@ -214,6 +217,80 @@ impl<'a> Shell<'a> {
         true
     }
 
+    /// A command that never ends: the script stops here.
+    pub(super) fn block(&mut self, what: String) {
+        if self.blocked.is_none() {
+            self.blocked = Some(Blocked { what, limit: None });
+        }
+        self.exited = Some(0);
+    }
+
+    /// `timeout [-k K] [-s SIG] SECS CMD…`: runs CMD; when it never ends, it is killed after
+    /// SECS (see [`MemoryBackend`]'s exec).
+    pub(super) fn timeout(&mut self, args: &[String], stdin: &[u8]) -> u32 {
+        let mut i = 0;
+        while let Some(a) = args.get(i) {
+            match a.as_str() {
+                "-k" | "-s" | "--kill-after" | "--signal" => i += 2,
+                a if a.starts_with('-') => i += 1,
+                _ => break,
+            }
+        }
+        let Some(limit) = args.get(i).and_then(|d| parse_duration(d)) else {
+            self.e("timeout: invalid time interval\n".into());
+            return 125;
+        };
+        let inner = &args[i + 1..];
+        if inner.is_empty() {
+            self.e("timeout: missing operand\n".into());
+            return 125;
+        }
+        let code = self.run_argv(inner, stdin);
+        if let Some(b) = self.blocked.as_mut()
+            && b.limit.is_none()
+        {
+            b.limit = Some(limit);
+        }
+        code
+    }
+
+    /// `ps` (any options): one line per running process, `PID ARGS`.
+    pub(super) fn ps(&self, out: &mut Vec<u8>) {
+        out.extend(b"    PID COMMAND\n");
+        out.extend(b"      1 /sbin/init\n");
+        for (pid, cmd) in &self.g.procs {
+            out.extend(format!("{pid:>7} {cmd}\n").bytes());
+        }
+    }
+
+    /// `pgrep [-f] [-a] PATTERN`: running processes whose command line (`-f`) or name contains
+    /// PATTERN (a one-character class like `[s]` counts as that character).
+    pub(super) fn pgrep(&self, args: &[String], out: &mut Vec<u8>) -> u32 {
+        let full = args.iter().any(|a| a.starts_with('-') && a.contains('f'));
+        let list = args.iter().any(|a| a.starts_with('-') && a.contains('a'));
+        let Some(pattern) = args.iter().find(|a| !a.starts_with('-')) else {
+            return 2;
+        };
+        let pattern = literal(pattern);
+        let mut found = false;
+        for (pid, cmd) in &self.g.procs {
+            let hay = if full {
+                cmd.as_str()
+            } else {
+                cmd.split_whitespace().next().unwrap_or("")
+            };
+            if hay.contains(&pattern) {
+                found = true;
+                if list {
+                    out.extend(format!("{pid} {cmd}\n").bytes());
+                } else {
+                    out.extend(format!("{pid}\n").bytes());
+                }
+            }
+        }
+        if found { 0 } else { 1 }
+    }
+
     pub(super) fn e(&mut self, s: String) {
         self.err.extend(s.into_bytes());
     }
@@ -241,6 +318,16 @@ impl<'a> Shell<'a> {
         }
         let code: u32 = match cmd.as_str() {
             "tar" => self.tar(&args, &mut out),
+            "sleep" if pos.first().is_some_and(|d| d == "infinity" || d == "inf") => {
+                self.block(argv.join(" "));
+                0
+            }
+            "timeout" => self.timeout(&args, stdin),
+            "ps" => {
+                self.ps(&mut out);
+                0
+            }
+            "pgrep" => self.pgrep(&args, &mut out),
             "true" | ":" | "sleep" | "sync" | "export" | "cd" | "umask" | "daemon-reload"
             | "source" | "." => 0,
             "false" => 1,
@@ -398,6 +485,60 @@ impl<'a> Shell<'a> {
     }
 }
 
+/// Whether a unit's file makes it never finish starting: an `ExecStart=` or `ExecStartPre=`
+/// that runs `sleep infinity`.
+pub(super) fn never_starts(g: &GuestData, name: &str) -> bool {
+    [
+        "/etc/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    ]
+    .iter()
+    .filter_map(|dir| g.files.get(&format!("{dir}/{name}.service")))
+    .any(|f| {
+        String::from_utf8_lossy(&f.data).lines().any(|l| {
+            (l.starts_with("ExecStart=") || l.starts_with("ExecStartPre="))
+                && l.contains("sleep infinity")
+        })
+    })
+}
+
+/// `timeout`'s duration: `N`, `Ns`, `Nm`, `Nh`, `Nd` (fractions allowed).
+pub(super) fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let (num, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let n: f64 = num.parse().ok()?;
+    let secs = n * match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86400.0,
+        _ => return None,
+    };
+    std::time::Duration::try_from_secs_f64(secs).ok()
+}
+
+/// A `pgrep` pattern with one-character classes (`[s]leep`) turned into their character.
+pub(super) fn literal(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut s = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '[' && chars.get(i + 2) == Some(&']') {
+            if let Some(c) = chars.get(i + 1) {
+                s.push(*c);
+            }
+            i += 3;
+        } else {
+            s.push(chars[i]);
+            i += 1;
+        }
+    }
+    s
+}
+
 pub(super) fn port_in(line: &str) -> Option<u16> {
     static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let re = RE
@@ -493,6 +634,17 @@ pub(crate) fn argv_reads_stdin(argv: &[String]) -> bool {
                 .cloned()
                 .unwrap_or_default();
             script_reads_stdin(&script)
+        }
+        "timeout" => {
+            let mut i = 1;
+            while let Some(a) = argv.get(i) {
+                match a.as_str() {
+                    "-k" | "-s" | "--kill-after" | "--signal" => i += 2,
+                    a if a.starts_with('-') => i += 1,
+                    _ => break,
+                }
+            }
+            argv.get(i + 1..).is_some_and(argv_reads_stdin)
         }
         _ => simple_reads_stdin(argv),
     }

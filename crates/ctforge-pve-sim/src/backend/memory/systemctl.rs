@@ -55,6 +55,8 @@ impl Shell<'_> {
 
     pub(super) fn systemctl(&mut self, args: &[String], out: &mut Vec<u8>) -> u32 {
         let now_flag = args.iter().any(|a| a == "--now");
+        let no_block = args.iter().any(|a| a == "--no-block");
+        let wait = args.iter().any(|a| a == "--wait");
         let value_only = args.iter().any(|a| a == "--value");
         let mut props: Vec<String> = Vec::new();
         let mut pos: Vec<String> = Vec::new();
@@ -88,9 +90,49 @@ impl Shell<'_> {
                         ));
                         return 5;
                     }
+                    if never_starts(self.g, u) {
+                        self.g.activating.insert(u.clone());
+                        if !no_block {
+                            self.block(format!("systemctl {sub} {u}.service"));
+                            return 0;
+                        }
+                        continue;
+                    }
                     if let Some(s) = self.g.services.get_mut(u) {
                         s.active = true;
                     }
+                }
+                0
+            }
+            "is-system-running" => {
+                if self.g.booting && !self.g.activating.is_empty() {
+                    if wait {
+                        self.block("systemctl is-system-running --wait".into());
+                        return 0;
+                    }
+                    out.extend(b"starting\n");
+                    1
+                } else {
+                    out.extend(b"running\n");
+                    0
+                }
+            }
+            "list-jobs" => {
+                let legend = !args.iter().any(|a| a == "--no-legend");
+                if self.g.activating.is_empty() {
+                    if legend {
+                        out.extend(b"No jobs running.\n");
+                    }
+                    return 0;
+                }
+                if legend {
+                    out.extend(b"JOB UNIT TYPE STATE\n");
+                }
+                for (i, u) in self.g.activating.iter().enumerate() {
+                    out.extend(format!("{} {u}.service start running\n", 100 + i).bytes());
+                }
+                if legend {
+                    out.extend(format!("\n{} jobs listed.\n", self.g.activating.len()).bytes());
                 }
                 0
             }
@@ -133,7 +175,14 @@ impl Shell<'_> {
                 for u in &units {
                     let a = self.g.services.get(u).map(|s| s.active).unwrap_or(false);
                     all &= a;
-                    out.extend(if a { "active\n" } else { "inactive\n" }.bytes());
+                    let state = if a {
+                        "active\n"
+                    } else if self.g.activating.contains(u) {
+                        "activating\n"
+                    } else {
+                        "inactive\n"
+                    };
+                    out.extend(state.bytes());
                 }
                 if all { 0 } else { 3 }
             }

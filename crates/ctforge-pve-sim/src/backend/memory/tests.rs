@@ -146,6 +146,58 @@ fn status_tar_and_missing_commands() {
     assert!(o.contains("sshd"), "{o}");
 }
 
+#[tokio::test]
+async fn never_ending_commands_block_until_their_timeout_kills_them() {
+    let (b, vmid) = guest();
+    b.write_file(
+        vmid,
+        "/etc/systemd/system/stuck.service",
+        b"[Service]\nExecStartPre=/bin/sleep infinity\nExecStart=/bin/true\n",
+    );
+    let (_, _, c) = sh(
+        &b,
+        "systemctl enable stuck && systemctl start --no-block stuck",
+    );
+    assert_eq!(c, 0);
+    assert_eq!(sh(&b, "systemctl is-active stuck").0, "activating\n");
+    assert_eq!(
+        sh(&b, "systemctl list-jobs --no-legend").0,
+        "100 stuck.service start running\n"
+    );
+    assert_eq!(
+        sh(&b, "systemctl is-system-running").0,
+        "running\n",
+        "booted"
+    );
+    b.stop(vmid).unwrap();
+    b.start(vmid).unwrap();
+    assert_eq!(sh(&b, "systemctl is-system-running").0, "starting\n");
+
+    let argv = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let run = b.exec(
+        vmid,
+        argv("timeout -k 5 1 systemctl is-system-running --wait"),
+        Vec::new(),
+        tx,
+    );
+    assert_eq!(
+        sh(&b, "pgrep -f is-system-running").2,
+        0,
+        "running while it waits"
+    );
+    assert_eq!(run.await, 124, "killed by timeout");
+    assert_eq!(sh(&b, "pgrep -f is-system-running").2, 1, "and gone");
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let forever = b.exec(vmid, argv("sleep infinity"), Vec::new(), tx);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(100), forever)
+            .await
+            .is_err(),
+        "without timeout it never ends"
+    );
+}
+
 #[test]
 fn stdin_detection() {
     let b = MemoryBackend::new();
