@@ -47,15 +47,29 @@ pub enum Backend {
 
 /// Everything ctforge persists. One implementation per database, chosen at start-up.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store:
+    ClusterStore
+    + TemplateStore
+    + BucketStore
+    + ContainerStore
+    + JobStore
+    + AccessStore
+    + AuditStore
+    + LockStore
+    + KeyStore
+    + std::fmt::Debug
+{
     /// Which backend this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
     /// Checks the database answers and every migration is applied.
     async fn ready(&self) -> StoreResult<()>;
+}
 
-    // Clusters.
+/// Clusters and their nodes.
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
     /// Creates a cluster; a taken name is a [`StoreError::Conflict`].
     async fn insert_cluster(&self, input: &ClusterInput) -> StoreResult<i64>;
     /// Replaces a cluster's fields.
@@ -76,8 +90,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     /// Known nodes of a cluster.
     async fn list_cluster_nodes(&self, cluster_id: i64) -> StoreResult<Vec<ClusterNode>>;
+}
 
-    // Templates.
+/// Templates (with scripts, files and packages).
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
     /// Inserts or replaces a template and everything it owns in one transaction. Returns the id
     /// and the previous record, if there was one.
     async fn upsert_template(
@@ -94,8 +111,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_template(&self, id: i64) -> StoreResult<()>;
     /// Number of container records referencing a template.
     async fn count_template_containers(&self, id: i64) -> StoreResult<i64>;
+}
 
-    // Buckets.
+/// Package buckets and their packages.
+#[async_trait]
+pub trait BucketStore: Send + Sync {
     /// Creates a bucket.
     async fn create_bucket(&self, name: &str, description: &str) -> StoreResult<i64>;
     /// Renames a bucket / changes its description.
@@ -116,8 +136,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn remove_bucket_packages(&self, bucket_id: i64, ids: &[i64]) -> StoreResult<u64>;
     /// Packages of a bucket.
     async fn list_bucket_packages(&self, bucket_id: i64) -> StoreResult<Vec<BucketPackage>>;
+}
 
-    // Containers.
+/// Containers ctforge created, their services, credentials and events.
+#[async_trait]
+pub trait ContainerStore: Send + Sync {
     /// Creates a container record and its creation job atomically.
     async fn create_container_with_job(
         &self,
@@ -180,8 +203,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         before_id: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<ContainerEvent>>;
+}
 
-    // Jobs.
+/// The job queue: leases, steps, results and progress events.
+#[async_trait]
+pub trait JobStore: Send + Sync {
     /// Enqueues a job.
     async fn enqueue_job(&self, job: &NewJob) -> StoreResult<i64>;
     /// Claims the oldest runnable job (queued, or running with an expired lease) for `owner`,
@@ -241,8 +267,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         before_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<JobEvent>>;
+}
 
-    // Sessions and tokens.
+/// Sign-in sessions and API tokens.
+#[async_trait]
+pub trait AccessStore: Send + Sync {
     /// Stores a session.
     async fn put_session(&self, session: &SessionRow) -> StoreResult<()>;
     /// One unexpired session.
@@ -266,20 +295,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_api_tokens(&self, username: &str) -> StoreResult<Vec<ApiToken>>;
     /// Revokes a token of a user.
     async fn revoke_api_token(&self, username: &str, id: i64) -> StoreResult<()>;
+}
 
-    // Audit.
+/// The audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     /// Records an audit entry.
     async fn add_audit(&self, entry: &NewAudit) -> StoreResult<i64>;
     /// Audit entries, newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+}
 
-    // Locks.
+/// Named leases (the database lock backend).
+#[async_trait]
+pub trait LockStore: Send + Sync {
     /// Takes a named lease if free or expired; true if `owner` now holds it.
     async fn try_lock(&self, name: &str, owner: &str, ttl_ms: i64) -> StoreResult<bool>;
     /// Releases a lease only if `owner` holds it.
     async fn unlock(&self, name: &str, owner: &str) -> StoreResult<bool>;
+}
 
-    // Secrets.
+/// Sealed values and the key ids that sealed them (key rotation).
+#[async_trait]
+pub trait KeyStore: Send + Sync {
     /// Every sealed value in the database.
     async fn list_sealed(&self) -> StoreResult<Vec<SealedRef>>;
     /// Rewrites sealed values in one transaction and records the new key id.

@@ -1,0 +1,267 @@
+//! The one SQL implementation of [`Store`], instantiated for SQLite and PostgreSQL: connection
+//! and pool setup, the row helpers, and `impl_store!`, which expands each aggregate's half (one
+//! file per aggregate: `clusters`, `templates`, `buckets`, `containers`, `jobs`, `access`,
+//! `audit`, `locks`, `keys`) for a backend.
+//!
+//! Queries are portable (`$n` placeholders, `RETURNING`, `ON CONFLICT`); the few that are not
+//! are passed to the macro per backend. Invariant: timestamps come from the injected [`Clock`].
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::model::*;
+use super::{
+    AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
+    KeyStore, LockStore, Store, StoreError, StoreResult, TemplateStore,
+};
+use crate::clock::Clock;
+use crate::status::{JobState, RecordStatus};
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_owned())
+        }
+        other => StoreError::Database(other),
+    }
+}
+
+fn affected(rows: u64) -> StoreResult<()> {
+    if rows == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// SQLite-backed store (the embedded default).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    clock: Arc<dyn Clock>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the SQLite file with WAL and foreign keys on.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> StoreResult<Self> {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(map_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool, clock })
+    }
+}
+
+/// PostgreSQL-backed store (the scale-out profile).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+}
+
+impl PgStore {
+    /// Connects to PostgreSQL.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool, clock })
+    }
+}
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+const TEMPLATE_SUMMARY_SQL: &str = "SELECT t.*, \
+    (SELECT COUNT(*) FROM template_scripts s WHERE s.template_id = t.id) AS script_count, \
+    (SELECT COUNT(*) FROM template_files f WHERE f.template_id = t.id) AS file_count, \
+    (SELECT COUNT(*) FROM template_packages p WHERE p.template_id = t.id) AS package_count \
+    FROM templates t ORDER BY t.name";
+
+/// Every sealed column: (table, column, primary key, SELECT, UPDATE).
+const SEALED_COLUMNS: &[(&str, &str, &str, &str)] = &[
+    (
+        "clusters",
+        "token_secret_sealed",
+        "SELECT CAST(id AS TEXT), token_secret_sealed FROM clusters WHERE token_secret_sealed IS NOT NULL",
+        "UPDATE clusters SET token_secret_sealed = $1 WHERE CAST(id AS TEXT) = $2",
+    ),
+    (
+        "clusters",
+        "ssh_password_sealed",
+        "SELECT CAST(id AS TEXT), ssh_password_sealed FROM clusters WHERE ssh_password_sealed IS NOT NULL",
+        "UPDATE clusters SET ssh_password_sealed = $1 WHERE CAST(id AS TEXT) = $2",
+    ),
+    (
+        "clusters",
+        "ssh_key_sealed",
+        "SELECT CAST(id AS TEXT), ssh_key_sealed FROM clusters WHERE ssh_key_sealed IS NOT NULL",
+        "UPDATE clusters SET ssh_key_sealed = $1 WHERE CAST(id AS TEXT) = $2",
+    ),
+    (
+        "containers",
+        "root_password_sealed",
+        "SELECT CAST(id AS TEXT), root_password_sealed FROM containers WHERE root_password_sealed IS NOT NULL",
+        "UPDATE containers SET root_password_sealed = $1 WHERE CAST(id AS TEXT) = $2",
+    ),
+    (
+        "container_credentials",
+        "value_sealed",
+        "SELECT CAST(id AS TEXT), value_sealed FROM container_credentials",
+        "UPDATE container_credentials SET value_sealed = $1 WHERE CAST(id AS TEXT) = $2",
+    ),
+    (
+        "sessions",
+        "data_sealed",
+        "SELECT id_hash, data_sealed FROM sessions",
+        "UPDATE sessions SET data_sealed = $1 WHERE id_hash = $2",
+    ),
+];
+
+#[macro_use]
+mod clusters;
+#[macro_use]
+mod templates;
+#[macro_use]
+mod buckets;
+#[macro_use]
+mod containers;
+#[macro_use]
+mod jobs;
+#[macro_use]
+mod access;
+#[macro_use]
+mod audit;
+#[macro_use]
+mod locks;
+#[macro_use]
+mod keys;
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:expr, $migrator:expr, $claim_lock:expr, $claim_sql:expr) => {
+        impl $store {
+            fn now(&self) -> i64 {
+                self.clock.now_ms()
+            }
+
+            async fn load_template(&self, row: TemplateRow) -> StoreResult<TemplateRecord> {
+                let scripts = sqlx::query_as::<$db, TemplateScript>(
+                    "SELECT position, name, content, enabled FROM template_scripts WHERE template_id = $1 ORDER BY position, name",
+                )
+                .bind(row.id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let files = sqlx::query_as::<$db, TemplateFile>(
+                    "SELECT name, target_dir, policy, content FROM template_files WHERE template_id = $1 ORDER BY name",
+                )
+                .bind(row.id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let packages = sqlx::query_as::<$db, TemplatePackage>(
+                    "SELECT bucket, manager, name, version, position FROM template_packages WHERE template_id = $1 ORDER BY bucket, manager, position",
+                )
+                .bind(row.id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(TemplateRecord { row, scripts, files, packages })
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> Backend {
+                $backend
+            }
+            async fn migrate(&self) -> StoreResult<()> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+            async fn ready(&self) -> StoreResult<()> {
+                let applied: i64 = sqlx::query_scalar::<$db, i64>(
+                    "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let expected = i64::try_from($migrator.iter().count()).unwrap_or(i64::MAX);
+                if applied < expected {
+                    return Err(StoreError::Migrate(sqlx::migrate::MigrateError::VersionMissing(applied + 1)));
+                }
+                Ok(())
+            }
+        }
+
+        impl_clusters_store!($store, $db, $claim_lock, $claim_sql);
+        impl_templates_store!($store, $db, $claim_lock, $claim_sql);
+        impl_buckets_store!($store, $db, $claim_lock, $claim_sql);
+        impl_containers_store!($store, $db, $claim_lock, $claim_sql);
+        impl_jobs_store!($store, $db, $claim_lock, $claim_sql);
+        impl_access_store!($store, $db, $claim_lock, $claim_sql);
+        impl_audit_store!($store, $db, $claim_lock, $claim_sql);
+        impl_locks_store!($store, $db, $claim_lock, $claim_sql);
+        impl_keys_store!($store, $db, $claim_lock, $claim_sql);
+    };
+}
+
+impl_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    Backend::Sqlite,
+    SQLITE_MIGRATOR,
+    "SELECT 1",
+    // SQLite serialises writers, so one UPDATE … RETURNING is an atomic claim.
+    "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires = $2, attempts = attempts + 1, \
+     started_at = COALESCE(started_at, $3) \
+     WHERE id = (SELECT j.id FROM jobs j WHERE (j.state = 'queued' OR (j.state = 'running' AND j.lease_expires < $3)) \
+       AND (j.node IS NULL OR (SELECT COUNT(*) FROM jobs r WHERE r.node = j.node AND r.id <> j.id AND r.state = 'running' AND r.lease_expires >= $3) < $4) \
+       ORDER BY j.id LIMIT 1) \
+     RETURNING *"
+);
+
+impl_store!(
+    PgStore,
+    sqlx::Postgres,
+    Backend::Postgres,
+    PG_MIGRATOR,
+    "SELECT pg_advisory_xact_lock(7274727)",
+    // SKIP LOCKED lets any number of workers claim concurrently without blocking each other.
+    "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires = $2, attempts = attempts + 1, \
+     started_at = COALESCE(started_at, $3) \
+     WHERE id = (SELECT j.id FROM jobs j WHERE (j.state = 'queued' OR (j.state = 'running' AND j.lease_expires < $3)) \
+       AND (j.node IS NULL OR (SELECT COUNT(*) FROM jobs r WHERE r.node = j.node AND r.id <> j.id AND r.state = 'running' AND r.lease_expires >= $3) < $4) \
+       ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING *"
+);
