@@ -18,6 +18,19 @@ pub struct Connection {
     /// API token from Settings → API tokens [env: CTFORGE_TOKEN].
     #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// `text` for people; `json` prints `--follow`'s events as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+/// How `--follow` prints a job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Steps, percent and log lines (a bar on a terminal).
+    #[default]
+    Text,
+    /// The raw event envelopes, one per line.
+    Json,
 }
 
 /// The `ct` subcommands.
@@ -59,6 +72,14 @@ pub enum CtCommand {
     Reboot {
         /// Container.
         id: String,
+    },
+    /// Retry a failed or cancelled job (e.g. a container creation) from the step that failed.
+    Retry {
+        /// Job id (printed by `create` and after a failure).
+        job: i64,
+        /// Follow the job until it ends.
+        #[arg(long)]
+        follow: bool,
     },
     /// Delete a container (stops it first, purges it).
     Delete {
@@ -133,6 +154,7 @@ struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
+    output: Output,
 }
 
 impl Api {
@@ -150,7 +172,12 @@ impl Api {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()?;
-        Ok(Self { base, token, http })
+        Ok(Self {
+            base,
+            token,
+            http,
+            output: conn.output,
+        })
     }
 
     async fn send(
@@ -246,6 +273,27 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         CtCommand::Create(args) => create(&api, *args).await,
+        CtCommand::Retry {
+            job,
+            follow: and_follow,
+        } => {
+            let out = api
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/jobs/{job}/retry"),
+                    None,
+                )
+                .await?;
+            println!(
+                "job {job} queued again from step {}",
+                out["current_step"].as_str().unwrap_or("1")
+            );
+            if and_follow {
+                follow(&api, job).await
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
         CtCommand::Start { id } => action(&api, &id, "start", "").await,
         CtCommand::Stop { id } => action(&api, &id, "stop", "").await,
         CtCommand::Reboot { id } => action(&api, &id, "reboot", "").await,
@@ -375,16 +423,11 @@ async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
     follow(api, job_id).await
 }
 
-/// Streams a job's events: a progress bar with the current step, and every log line.
+/// Streams a job's events: a bar with the current step and percent on a terminal, plain lines
+/// otherwise, every log line; `--output json` prints the event envelopes instead.
 async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
     use futures_util::StreamExt;
-    let bar = indicatif::ProgressBar::new(100);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos:>3}% {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut screen = crate::ct_progress::Screen::new(api.output == Output::Json);
     let mut last_id = 0i64;
     loop {
         let response = api
@@ -396,6 +439,17 @@ async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
             .send()
             .await
             .context("cannot follow the job")?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            // Finished before we looked, and nothing new: the job's row says how.
+            let job = api
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/jobs/{job_id}"),
+                    None,
+                )
+                .await?;
+            return Ok(screen.finished_without_events(job_id, &job));
+        }
         if !response.status().is_success() {
             bail!(
                 "cannot follow job {job_id}: HTTP {}",
@@ -404,56 +458,27 @@ async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
         }
         let mut stream = response.bytes_stream();
         let mut buffer = String::new();
-        let (mut event, mut data) = (String::new(), String::new());
+        let mut data = String::new();
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else { break };
             buffer.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(pos) = buffer.find('\n') {
                 let line = buffer[..pos].trim_end_matches('\r').to_owned();
                 buffer.drain(..=pos);
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_owned();
-                } else if let Some(v) = line.strip_prefix("data:") {
+                if let Some(v) = line.strip_prefix("data:") {
                     data.push_str(v.strip_prefix(' ').unwrap_or(v));
                 } else if let Some(v) = line.strip_prefix("id:") {
                     last_id = v.trim().parse().unwrap_or(last_id);
-                } else if line.is_empty() && !event.is_empty() {
-                    let value: Value =
-                        serde_json::from_str(&data).unwrap_or(Value::String(data.clone()));
-                    match event.as_str() {
-                        "log" => {
-                            let text = value
-                                .as_str()
-                                .map(str::to_owned)
-                                .unwrap_or_else(|| value.to_string());
-                            if bar.is_hidden() {
-                                println!("{text}");
-                            } else {
-                                bar.println(text);
+                } else if line.is_empty() && !data.is_empty() {
+                    let raw = std::mem::take(&mut data);
+                    match serde_json::from_str::<crate::events::BusEvent>(&raw) {
+                        Ok(event) => {
+                            if let Some(code) = screen.show(job_id, &event, &raw) {
+                                return Ok(code);
                             }
                         }
-                        "step" => bar.set_message(value["step"].as_str().unwrap_or("").to_owned()),
-                        "progress" => bar.set_position(value["percent"].as_u64().unwrap_or(0)),
-                        "done" => {
-                            bar.set_position(100);
-                            bar.finish_with_message("ready");
-                            return Ok(ExitCode::SUCCESS);
-                        }
-                        "error" | "cancelled" => {
-                            bar.abandon_with_message("failed");
-                            eprintln!(
-                                "error: {}",
-                                value["message"].as_str().unwrap_or(&value.to_string())
-                            );
-                            eprintln!("retry with: POST /api/v1/jobs/{job_id}/retry");
-                            return Ok(ExitCode::FAILURE);
-                        }
-                        _ => {}
+                        Err(e) => tracing::debug!(error = %e, "unreadable job event"),
                     }
-                    event.clear();
-                    data.clear();
-                } else if line.is_empty() {
-                    data.clear();
                 }
             }
         }

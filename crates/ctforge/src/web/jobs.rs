@@ -94,15 +94,20 @@ pub async fn show(
                 div.row {
                     span { "State: " }
                     span data-job-state { (ui::badge(Some(match job.state.as_str() { "succeeded" => Tone::Ok, "failed" | "cancelled" => Tone::Err, _ => Tone::Info }), &job.state)) }
-                    span.muted { "attempt " (job.attempts) }
+                    span.muted data-job-attempt { "attempt " (job.attempts) }
                 }
+                p data-job-current aria-live="polite" { (current_label(&steps, &done, &job)) }
                 ol.stepper aria-label="Steps" {
                     @for s in &steps {
                         @let class = if done.contains(&s.as_str()) { "done" } else if job.current_step.as_deref() == Some(s) && job.state == "running" { "current" } else if job.current_step.as_deref() == Some(s) && job.state == "failed" { "failed" } else { "todo" };
                         li data-step=(s) class=(class) aria-current=[(class == "current").then_some("step")] { (s) }
                     }
                 }
-                progress data-job-percent max="100" value=(if job.state == "succeeded" { 100 } else { percent }) aria-label="Progress" { (percent) "%" }
+                @let percent = if job.state == "succeeded" { 100 } else { percent };
+                div.row {
+                    progress data-job-percent max="100" value=(percent) aria-label="Progress" { (percent) "%" }
+                    span data-job-percent-label { (percent) " %" }
+                }
                 @if let Some(error) = &job.error {
                     div data-job-error { (ui::alert(Tone::Err, error)) }
                     div.row {
@@ -126,7 +131,7 @@ pub async fn show(
                 }
                 pre.code.log data-job-log tabindex="0" role="region" aria-label="Job log" style="max-height:28rem;overflow:auto" {
                     @for e in &events {
-                        @if e.kind == "log" { span data-seq=(e.seq) { (e.data) "\n" } }
+                        @if e.kind == "log" { span class=(log_level(&e.data)) data-seq=(e.seq) { (e.data) "\n" } }
                         @else if e.kind == "step" || e.kind == "error" || e.kind == "done" { span.muted data-seq=(e.seq) { "── " (e.kind) " " (e.step.clone().unwrap_or_default()) " ──\n" } }
                     }
                 }
@@ -166,4 +171,36 @@ pub async fn retry(
             .await;
     }
     Ok(axum::response::Redirect::to(&format!("/jobs/{id}")))
+}
+
+/// "Step 2 of 5: name" for the step being run (or that failed), or what the job is waiting for.
+fn current_label(steps: &[String], done: &[&str], job: &crate::storage::model::Job) -> String {
+    match job.state.as_str() {
+        "succeeded" => "All steps done".to_owned(),
+        "queued" => "Waiting for a worker".to_owned(),
+        _ => match job.current_step.as_deref() {
+            Some(step) => {
+                let index = steps.iter().position(|s| s == step).unwrap_or(done.len());
+                format!("Step {} of {}: {step}", index + 1, steps.len())
+            }
+            None => String::new(),
+        },
+    }
+}
+
+/// The style of a log line by its level: errors and warnings stand out (same rule as app.js).
+pub fn log_level(line: &str) -> &'static str {
+    let lower = line.to_ascii_lowercase();
+    let word = |w: &str| {
+        lower
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|token| token == w)
+    };
+    if lower.starts_with("e:") || word("error") || word("failed") || word("fatal") {
+        "log-err"
+    } else if lower.starts_with("w:") || lower.starts_with("warn") || word("warning") {
+        "log-warn"
+    } else {
+        ""
+    }
 }
