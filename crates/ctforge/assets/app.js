@@ -218,9 +218,12 @@
     var s = box.querySelector("[data-job-state] .badge");
     if (s) { s.className = "badge badge-" + tone; s.textContent = state; }
   }
-  function setAttempt(n) {
+  // "attempt N" counts the user's tries (retries + 1); the server renders it, a retry adds one.
+  function nextAttempt() {
     var a = box.querySelector("[data-job-attempt]");
-    if (a && n != null) a.textContent = "attempt " + n;
+    if (!a) return;
+    var n = parseInt(a.textContent.replace(/\D+/g, ""), 10) || 1;
+    a.textContent = "attempt " + (n + 1);
   }
   var after = box.getAttribute("data-last-seq") || "0";
   var es = new EventSource(box.getAttribute("data-job-stream") + "?after=" + encodeURIComponent(after));
@@ -234,7 +237,6 @@
   es.addEventListener("start", function (ev) {
     var e = envelope(ev), d = payload(e);
     setState("running", "info");
-    setAttempt(d.attempt);
     (d.completed || []).forEach(function (s) { setStep(s, "done"); });
   });
   es.addEventListener("log", function (ev) {
@@ -260,7 +262,8 @@
   es.addEventListener("progress", function (ev) { setPercent(payload(envelope(ev)).percent); });
   es.addEventListener("retry", function (ev) {
     var d = payload(envelope(ev));
-    setState("queued", "info");
+    setState("queued", "warn");
+    nextAttempt();
     line("── retry from " + (d.from_step || "the start") + (d.by ? " by " + d.by : "") + " ──", "muted");
   });
   es.addEventListener("result", function (ev) { document.dispatchEvent(new CustomEvent("ctforge:job-result", { detail: envelope(ev) })); });

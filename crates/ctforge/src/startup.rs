@@ -474,6 +474,8 @@ fn routes() -> Routes {
             "/containers/new",
             get(web::wizard::show).post(web::wizard::advance),
         )
+        .protected(&["GET"], "/jobs", get(web::jobs::list))
+        .protected(&["POST"], "/jobs/{id}/cancel", post(web::jobs::cancel))
         .protected(&["GET"], "/jobs/{id}", get(web::jobs::show))
         .protected(&["POST"], "/jobs/{id}/retry", post(web::jobs::retry))
         .protected(

@@ -872,6 +872,16 @@ macro_rules! impl_store {
                 .map_err(map_err)
             }
 
+            async fn job_retry_counts(&self, min_job_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+                sqlx::query_as::<$db, (i64, i64)>(
+                    "SELECT job_id, COUNT(*) FROM job_events WHERE job_id >= $1 AND kind = 'retry' GROUP BY job_id",
+                )
+                .bind(min_job_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)
+            }
+
             async fn latest_container_job(&self, container_id: i64) -> StoreResult<Option<i64>> {
                 sqlx::query_scalar::<$db, i64>(
                     "SELECT id FROM jobs WHERE container_id = $1 ORDER BY id DESC LIMIT 1",

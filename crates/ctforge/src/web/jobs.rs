@@ -83,10 +83,17 @@ pub async fn show(
             job.current_step.clone().unwrap_or_default()
         ),
     };
+    let retries = state
+        .store
+        .job_retry_counts(id)
+        .await?
+        .into_iter()
+        .find(|(job_id, _)| *job_id == id)
+        .map_or(0, |(_, n)| n);
     let v = viewer(&user);
     Ok(ui::layout(
         &title,
-        "/",
+        "/jobs",
         &v,
         html! {
             h1 { (title) }
@@ -94,7 +101,11 @@ pub async fn show(
                 div.row {
                     span { "State: " }
                     span data-job-state { (ui::badge(Some(match job.state.as_str() { "succeeded" => Tone::Ok, "failed" | "cancelled" => Tone::Err, _ => Tone::Info }), &job.state)) }
-                    span.muted data-job-attempt { "attempt " (job.attempts) }
+                    span.muted data-job-attempt { "attempt " (attempt_of(retries)) }
+                    @if matches!(job.state.as_str(), "queued" | "running") {
+                        form method="post" action={ "/jobs/" (id) "/cancel" } { (ui::csrf_field(&v)) button.btn type="submit" { "Cancel" } }
+                    }
+                    a href="/jobs" { "All jobs" }
                 }
                 p data-job-current aria-live="polite" { (current_label(&steps, &done, &job)) }
                 ol.stepper aria-label="Steps" {
@@ -203,4 +214,177 @@ pub fn log_level(line: &str) -> &'static str {
     } else {
         ""
     }
+}
+
+/// `GET /jobs?state=&kind=`: filters of the jobs list.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// Only jobs in this state (`queued`, `running`, `succeeded`, `failed`, `cancelled`).
+    pub state: Option<String>,
+    /// Only jobs of this kind (`create_container`, `bulk_action`).
+    pub kind: Option<String>,
+}
+
+/// Jobs the list looks at (newest first); older ones are in the API.
+const LIST_LIMIT: i64 = 200;
+const STATES: &[&str] = &["queued", "running", "succeeded", "failed", "cancelled"];
+const KINDS: &[(&str, &str)] = &[
+    (crate::provisioning::submit::JOB_KIND, "Create container"),
+    (BULK_KIND, "Bulk action"),
+];
+
+/// The tone of a job state's badge.
+pub fn state_tone(state: &str) -> Tone {
+    match state {
+        "succeeded" => Tone::Ok,
+        "failed" | "cancelled" => Tone::Err,
+        "running" => Tone::Info,
+        _ => Tone::Warn,
+    }
+}
+
+/// "attempt N" as the user counts: one more than the retries they asked for.
+pub fn attempt_of(retries: i64) -> i64 {
+    retries + 1
+}
+
+fn duration_text(job: &crate::storage::model::Job, now: i64) -> String {
+    let Some(started) = job.started_at else {
+        return "—".to_owned();
+    };
+    let secs = (job.finished_at.unwrap_or(now) - started).max(0) / 1000;
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
+        _ => format!("{} h {} min", secs / 3600, (secs % 3600) / 60),
+    }
+}
+
+/// `GET /jobs`: recent jobs like Proxmox's task list — what, on which guest, who, started,
+/// duration, state — filtered in the URL, refreshed live, with Cancel and Retry.
+pub async fn list(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Query(query): Query<ListQuery>,
+) -> Result<Markup, AppError> {
+    let wanted_state = query.state.as_deref().filter(|s| !s.is_empty());
+    let wanted_kind = query.kind.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = wanted_state.filter(|s| !STATES.contains(s)) {
+        return Err(AppError::invalid(format!(
+            "unknown job state {s:?}; use one of {}",
+            STATES.join(", ")
+        )));
+    }
+    let jobs: Vec<_> = state
+        .store
+        .list_jobs(LIST_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|j| wanted_state.is_none_or(|s| j.state == s))
+        .filter(|j| wanted_kind.is_none_or(|k| j.kind == k))
+        .collect();
+    let min_id = jobs.iter().map(|j| j.id).min().unwrap_or(0);
+    let retries: std::collections::HashMap<i64, i64> = state
+        .store
+        .job_retry_counts(min_id)
+        .await?
+        .into_iter()
+        .collect();
+    let containers: std::collections::HashMap<i64, crate::storage::model::Container> = state
+        .store
+        .list_containers()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let now = state.clock.now_ms();
+    let v = viewer(&user);
+    let kind_label = |kind: &str| {
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or_else(|| kind.to_owned(), |(_, l)| (*l).to_owned())
+    };
+    Ok(ui::layout(
+        "Jobs",
+        "/jobs",
+        &v,
+        html! {
+            h1 { "Jobs" }
+            form.row method="get" action="/jobs" role="search" aria-label="Filter jobs" {
+                div.field {
+                    label for="jobs-state" { "State" }
+                    select id="jobs-state" name="state" {
+                        option value="" selected[wanted_state.is_none()] { "Any" }
+                        @for s in STATES { option value=(s) selected[wanted_state == Some(*s)] { (s) } }
+                    }
+                }
+                div.field {
+                    label for="jobs-kind" { "Kind" }
+                    select id="jobs-kind" name="kind" {
+                        option value="" selected[wanted_kind.is_none()] { "Any" }
+                        @for (k, label) in KINDS { option value=(k) selected[wanted_kind == Some(*k)] { (label) } }
+                    }
+                }
+                button.btn type="submit" { "Filter" }
+            }
+            div id="jobs-live" data-refresh="5" {
+                @if jobs.is_empty() {
+                    (ui::empty_state("No jobs", "No job matches these filters.", None))
+                } @else {
+                    table.table data-jobs {
+                        thead { tr {
+                            th scope="col" { "Job" } th scope="col" { "What" } th scope="col" { "Guest" }
+                            th scope="col" { "Who" } th scope="col" { "Started" } th scope="col" { "Duration" }
+                            th scope="col" { "State" } th scope="col" { span.sr-only { "Actions" } }
+                        } }
+                        tbody {
+                            @for j in &jobs {
+                                @let guest = j.container_id.and_then(|id| containers.get(&id));
+                                @let what = if j.kind == BULK_KIND { crate::web::bulk::job_title(j).unwrap_or_else(|| kind_label(&j.kind)) } else { kind_label(&j.kind) };
+                                tr data-job-id=(j.id) data-job-row-state=(j.state) {
+                                    td { a href={ "/jobs/" (j.id) } { "#" (j.id) } }
+                                    td { a href={ "/jobs/" (j.id) } { (what) } @if let Some(step) = j.current_step.as_deref().filter(|_| j.state != "succeeded") { br; span.muted { "step " (step) } } }
+                                    td { @match guest {
+                                        Some(c) => a href={ "/containers/" (c.id) } { (c.hostname) " (CT " (c.vmid) ")" },
+                                        None => span.muted { (j.node.clone().unwrap_or_else(|| "—".to_owned())) },
+                                    } }
+                                    td { (j.created_by) }
+                                    td { (j.started_at.map(ui::fmt_time).unwrap_or_else(|| "not yet".to_owned())) }
+                                    td { (duration_text(j, now)) }
+                                    td {
+                                        (ui::badge(Some(state_tone(&j.state)), &j.state))
+                                        " " span.muted data-attempt { "attempt " (attempt_of(retries.get(&j.id).copied().unwrap_or(0))) }
+                                    }
+                                    td {
+                                        @if matches!(j.state.as_str(), "queued" | "running") {
+                                            form method="post" action={ "/jobs/" (j.id) "/cancel" } {
+                                                (ui::csrf_field(&v))
+                                                button.btn type="submit" aria-label={ "Cancel job " (j.id) } { "Cancel" }
+                                            }
+                                        } @else if matches!(j.state.as_str(), "failed" | "cancelled") {
+                                            form method="post" action={ "/jobs/" (j.id) "/retry" } {
+                                                (ui::csrf_field(&v))
+                                                button.btn type="submit" aria-label={ "Retry job " (j.id) } { "Retry" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// `POST /jobs/{id}/cancel`: cancels a queued or running job, back to the jobs list.
+pub async fn cancel(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<axum::response::Redirect, AppError> {
+    state.jobs.cancel(id, &user.username).await?;
+    Ok(axum::response::Redirect::to("/jobs"))
 }
