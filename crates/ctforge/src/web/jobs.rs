@@ -388,3 +388,55 @@ pub async fn cancel(
     state.jobs.cancel(id, &user.username).await?;
     Ok(axum::response::Redirect::to("/jobs"))
 }
+
+/// Log lines the failure panel of a container page shows.
+const FAILURE_TAIL: i64 = 15;
+
+/// The panel a container page shows when its creation job failed or was cancelled: the step,
+/// the message, the last log lines, and View log / Retry (Delete is among the page's actions).
+/// `None` when the job is not in such a state.
+pub async fn failure_panel(
+    state: &AppState,
+    viewer: &crate::web::components::Viewer,
+    job_id: i64,
+) -> Option<Markup> {
+    let job = state.store.get_job(job_id).await.ok()?;
+    if !matches!(job.state.as_str(), "failed" | "cancelled") {
+        return None;
+    }
+    let events = state
+        .store
+        .job_events_before(job_id, i64::MAX, 200)
+        .await
+        .unwrap_or_default();
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "log")
+        .map(|e| e.data.as_str())
+        .collect();
+    let tail = &lines[lines
+        .len()
+        .saturating_sub(usize::try_from(FAILURE_TAIL).unwrap_or(15))..];
+    let step = job.current_step.clone().unwrap_or_else(|| "?".to_owned());
+    let message = job.error.clone().unwrap_or_else(|| job.state.clone());
+    Some(html! {
+        section.card.stack data-failure aria-labelledby="failure-title" {
+            h2 id="failure-title" { @if job.state == "cancelled" { "Creation cancelled" } @else { "Creation failed at step " (step) } }
+            div data-failure-message { (ui::alert(Tone::Err, &message)) }
+            @if !tail.is_empty() {
+                p.muted { "Last log lines:" }
+                pre.code.log data-failure-log tabindex="0" role="region" aria-label="Last log lines" {
+                    @for line in tail { span class=(log_level(line)) { (line) "\n" } }
+                }
+            }
+            div.row {
+                a.btn href={ "/jobs/" (job_id) } { "View log" }
+                form method="post" action={ "/jobs/" (job_id) "/retry" } {
+                    (ui::csrf_field(viewer))
+                    button.btn.btn-primary type="submit" { "Retry from " (step) }
+                }
+                span.muted { "or Delete the container with the button above." }
+            }
+        }
+    })
+}

@@ -30,7 +30,7 @@ pub fn broken_templates() -> tempfile::TempDir {
 struct Journey {
     app: common::TestApp,
     session: common::ApiSession,
-    _sim: ctforge_pve_sim::SimHandle,
+    sim: ctforge_pve_sim::SimHandle,
     _templates: tempfile::TempDir,
 }
 
@@ -64,7 +64,7 @@ async fn journey(create_secs: u64) -> Journey {
     Journey {
         app,
         session,
-        _sim: sim,
+        sim,
         _templates: templates,
     }
 }
@@ -221,5 +221,95 @@ async fn the_jobs_page_lists_filters_retries_and_cancels() {
     assert!(
         r.contains("cancelled") && r.contains(&format!("/jobs/{running}/retry")),
         "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_creation_can_be_read_retried_stopped_and_deleted() {
+    let j = journey(0).await;
+    let (job, id) = j.create("broken-01").await;
+    j.wait_job(job, "failed").await;
+    let record = j.app.state.store.get_container(id).await.unwrap();
+    assert_eq!(record.status, "error");
+    let vmid = u32::try_from(record.vmid).unwrap();
+
+    // The container page says what failed, shows the last lines, and offers the way out.
+    let (status, html) = j.page(&format!("/containers/{id}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Creation failed at step scripts"), "{html}");
+    assert!(html.contains("data-failure-message"), "{html}");
+    assert!(
+        html.contains("preparing the database"),
+        "the last log lines: {html}"
+    );
+    assert!(
+        html.contains("class=\"log-warn\""),
+        "warnings are styled: {html}"
+    );
+    assert!(html.contains(&format!("href=\"/jobs/{job}\"")), "View log");
+    assert!(
+        html.contains(&format!("action=\"/jobs/{job}/retry\"")),
+        "Retry"
+    );
+    assert!(html.contains(&format!("/containers/{id}/delete")), "Delete");
+    assert!(!html.contains("Proxmox is unreachable"), "{html}");
+    // The guest runs although its record says "error": it can be stopped and started.
+    assert!(
+        html.contains(&format!("/containers/{id}/stop")),
+        "Stop offered: {html}"
+    );
+    let r = j
+        .session
+        .post(
+            &j.app.client,
+            &j.app.address,
+            &format!("/api/v1/containers/{id}/stop"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(j.sim.state().ct_running(vmid), Some(false));
+    let html = j.page(&format!("/containers/{id}")).await.1;
+    assert!(
+        html.contains(&format!("/containers/{id}/start")),
+        "Start offered: {html}"
+    );
+    let r = j
+        .session
+        .post(
+            &j.app.client,
+            &j.app.address,
+            &format!("/api/v1/containers/{id}/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(j.sim.state().ct_running(vmid), Some(true));
+
+    // Someone removes the guest in Proxmox: the page says so, and Delete removes the record.
+    j.sim.state().lock().cts.remove(&vmid);
+    let (status, html) = j.page(&format!("/containers/{id}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("no longer exists in Proxmox"), "{html}");
+    assert!(!html.contains("Proxmox is unreachable"), "{html}");
+    let r = j
+        .app
+        .client
+        .delete(format!("{}/api/v1/containers/{id}", j.app.address))
+        .header("cookie", &j.session.cookie)
+        .header("x-csrf-token", &j.session.csrf)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("no longer exists in Proxmox"),
+        "it says so: {body}"
+    );
+    assert!(
+        j.app.state.store.get_container(id).await.is_err(),
+        "the record is gone"
     );
 }

@@ -64,7 +64,8 @@ async fn fetch_live(
     let client = client_for(state, user, &target.cluster).map_err(|e| e.to_string())?;
     let (node, status) = match lifecycle::locate(client.as_ref(), target).await {
         Ok(found) => found,
-        Err(e) if e.is_not_found() && target.record.is_none() => return Ok(None),
+        // Gone from Proxmox: the caller shows the record (if any) without the unreachable banner.
+        Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => {
             if containers::is_unreachable(&e) {
                 state
@@ -243,8 +244,15 @@ async fn render(
     notice: Option<&(Tone, String)>,
 ) -> Result<Markup, AppError> {
     let viewer = viewer(user);
+    // A record whose guest Proxmox no longer has (e.g. its creation failed at `create`): the
+    // page still shows the record, and Delete removes it.
+    let mut gone = false;
     let live = match fetch_live(state, user, target).await {
         Ok(Some(live)) => Ok(live),
+        Ok(None) if target.record.is_some() => {
+            gone = true;
+            Err(format!("CT {} no longer exists in Proxmox", target.vmid))
+        }
         Ok(None) => {
             return Err(AppError::NotFound(format!(
                 "CT {} in cluster {}",
@@ -259,7 +267,13 @@ async fn render(
             r.status.clone()
         }
         (Ok(l), _) => l.status.status.clone(),
+        (Err(_), _) if gone => "missing".to_owned(),
         (Err(_), _) => "unknown".to_owned(),
+    };
+    // A guest in state "error" keeps its power controls: they follow what Proxmox reports.
+    let power = match (&live, status.as_str()) {
+        (Ok(l), "error") => l.status.status.clone(),
+        _ => status.clone(),
     };
     let node = match (&live, record) {
         (Ok(l), _) => l.node.clone(),
@@ -276,7 +290,7 @@ async fn render(
                 .or_else(|| l.status.name.clone())
         })
         .unwrap_or_else(|| target.display_name());
-    let unavailable = live.as_ref().err().cloned();
+    let unavailable = live.as_ref().err().cloned().filter(|_| !gone);
     let key = target.url_id();
     let lock = live
         .as_ref()
@@ -287,7 +301,7 @@ async fn render(
         key: &key,
         name: &hostname,
         vmid: target.vmid,
-        status: &status,
+        status: &power,
         unavailable: unavailable.as_deref(),
         lock: lock.as_deref(),
         back,
@@ -307,11 +321,21 @@ async fn render(
         "resources" => resources_tab(state, user, target, live.as_ref().ok(), query).await,
         _ => overview_tab(target, live.as_ref().ok(), &node),
     };
+    let failure = match record.filter(|r| r.status == "error") {
+        Some(r) => match creation_job(state, r.id).await {
+            Some(job) => crate::web::jobs::failure_panel(state, &viewer, job).await,
+            None => None,
+        },
+        None => None,
+    };
     Ok(html! {
         (ui::breadcrumbs(&[("/", "Containers"), ("", &crumb)]))
         (flash_markup(notice))
         @if let Some(reason) = &unavailable {
             (ui::banner(Tone::Warn, "Proxmox is unreachable.", &format!("Showing ctforge's record; actions that need Proxmox are disabled. ({reason})")))
+        }
+        @if gone {
+            (ui::alert(Tone::Warn, &format!("CT {} no longer exists in Proxmox. Delete removes ctforge's record of it.", target.vmid)))
         }
         @if status == "creating" {
             (ui::alert(Tone::Info, "This container is still being created; its progress page is not available yet. This page shows its record."))
@@ -328,6 +352,7 @@ async fn render(
             }
             (action_buttons(user, &viewer, &ctx, true))
         }
+        @if let Some(panel) = failure { (panel) }
         (ui::tabs("Container", &tabs, tab, content))
     })
 }
