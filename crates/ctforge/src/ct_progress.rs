@@ -97,9 +97,7 @@ impl Tracker {
                 update.lines.push(format!("── {label}"));
                 update.message = Some(label);
                 let total = u64::try_from(total).unwrap_or(0);
-                if total > 0 {
-                    self.advance(Some(index * 100 / total), &mut update);
-                }
+                self.advance((index * 100).checked_div(total), &mut update);
             }
             kind::COMPLETE | kind::PROGRESS => {
                 self.advance(
