@@ -332,11 +332,12 @@ pub async fn list(
                 @if jobs.is_empty() {
                     (ui::empty_state("No jobs", "No job matches these filters.", None))
                 } @else {
+                    div.table-wrap tabindex="0" role="region" aria-label="Jobs list" {
                     table.table data-jobs {
                         thead { tr {
                             th scope="col" { "Job" } th scope="col" { "What" } th scope="col" { "Guest" }
                             th scope="col" { "Who" } th scope="col" { "Started" } th scope="col" { "Duration" }
-                            th scope="col" { "State" } th scope="col" { span.sr-only { "Actions" } }
+                            th scope="col" { "State" } th scope="col" { "Actions" }
                         } }
                         tbody {
                             @for j in &jobs {
@@ -372,6 +373,7 @@ pub async fn list(
                                 }
                             }
                         }
+                    }
                     }
                 }
             }
