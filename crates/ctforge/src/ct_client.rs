@@ -158,6 +158,14 @@ struct Api {
 }
 
 impl Api {
+    /// A message for people: stdout, or stderr when stdout carries `--output json`.
+    fn say(&self, text: &str) {
+        match self.output {
+            Output::Text => println!("{text}"),
+            Output::Json => eprintln!("{text}"),
+        }
+    }
+
     fn new(conn: &Connection) -> anyhow::Result<Self> {
         let base = conn
             .url
@@ -277,6 +285,12 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
             job,
             follow: and_follow,
         } => {
+            // Follow only what this retry adds, not the earlier attempt's end.
+            let before = if and_follow {
+                last_seq(&api, job).await?
+            } else {
+                0
+            };
             let out = api
                 .send(
                     reqwest::Method::POST,
@@ -284,12 +298,12 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
                     None,
                 )
                 .await?;
-            println!(
+            api.say(&format!(
                 "job {job} queued again from step {}",
                 out["current_step"].as_str().unwrap_or("1")
-            );
+            ));
             if and_follow {
-                follow(&api, job).await
+                follow(&api, job, before).await
             } else {
                 Ok(ExitCode::SUCCESS)
             }
@@ -413,22 +427,44 @@ async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
     let job_id = created["job_id"]
         .as_i64()
         .context("the answer has no job id")?;
-    println!(
+    api.say(&format!(
         "container {} (VMID {}) queued as job {job_id}",
         created["id"], created["vmid"]
-    );
+    ));
     if !a.follow {
         return Ok(ExitCode::SUCCESS);
     }
-    follow(api, job_id).await
+    follow(api, job_id, 0).await
+}
+
+/// The sequence number of the job's newest event (0 when it has none).
+async fn last_seq(api: &Api, job_id: i64) -> anyhow::Result<i64> {
+    let mut after = 0i64;
+    loop {
+        let page = api
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/jobs/{job_id}/events?after={after}&limit=1000"),
+                None,
+            )
+            .await?;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let Some(last) = events.last().and_then(|e| e["seq"].as_i64()) else {
+            return Ok(after);
+        };
+        after = last;
+        if events.len() < 1000 {
+            return Ok(after);
+        }
+    }
 }
 
 /// Streams a job's events: a bar with the current step and percent on a terminal, plain lines
 /// otherwise, every log line; `--output json` prints the event envelopes instead.
-async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
+async fn follow(api: &Api, job_id: i64, after: i64) -> anyhow::Result<ExitCode> {
     use futures_util::StreamExt;
     let mut screen = crate::ct_progress::Screen::new(api.output == Output::Json);
-    let mut last_id = 0i64;
+    let mut last_id = after;
     loop {
         let response = api
             .http

@@ -313,3 +313,67 @@ async fn a_failed_creation_can_be_read_retried_stopped_and_deleted() {
         "the record is gone"
     );
 }
+
+#[tokio::test]
+async fn the_cli_reports_a_failure_in_words_and_retries_it() {
+    let j = journey(0).await;
+    let (_, secret) = ctforge::tokens::create(&j.app.state, "root@pam", "cli", "127.0.0.1")
+        .await
+        .unwrap();
+    let run = |args: Vec<String>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctforge"));
+        cmd.args(["ct", "--url", &j.app.address])
+            .args(args)
+            .env("CTFORGE_TOKEN", &secret)
+            .env_remove("CTFORGE_DATABASE_URL");
+        async move {
+            tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let args = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    let out = run(args(
+        "create --template broken --hostname cli-broken --password secret99 --follow",
+    ))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("{\"") && !stderr.contains("{\""),
+        "no raw JSON:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("step 5/6 scripts"),
+        "plain step lines:\n{stdout}"
+    );
+    assert!(stdout.contains("preparing the database"), "{stdout}");
+    assert!(stderr.contains("error: step scripts failed"), "{stderr}");
+    let job = j.app.state.store.list_jobs(1).await.unwrap()[0].id;
+    let hint = format!("retry with: ctforge ct retry {job} --follow");
+    assert!(stderr.contains(&hint), "{stderr}");
+    assert!(!stderr.contains("POST /api"), "{stderr}");
+
+    // The suggested command runs the job again and follows only the new attempt.
+    let out = run(args(&format!("retry {job} --follow"))).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("queued again from step scripts"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("step 1/6 create"),
+        "only the new attempt:\n{stdout}"
+    );
+    assert!(stdout.contains("step 5/6 scripts"), "{stdout}");
+    assert!(stderr.contains(&hint), "{stderr}");
+    let out = run(args(&format!("--output json retry {job} --follow"))).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !stdout.is_empty() && stdout.lines().all(|l| l.starts_with("{\"")),
+        "machine output is JSON lines:\n{stdout}"
+    );
+}
