@@ -162,6 +162,8 @@
 })();
 
 // Job progress: follow the SSE stream, keep the log scrolled unless the reader scrolled up.
+// Every SSE message carries the whole event envelope `{job_id, seq, kind, step, data, at}`;
+// `data` is the payload (the line for `log`, an object for the others).
 (function () {
   "use strict";
   var box = document.querySelector("[data-job-stream]");
@@ -175,40 +177,119 @@
   });
   function scroll() { if (follow) log.scrollTop = log.scrollHeight; }
   scroll();
+  function level(text) {
+    if (/^(error|fatal|e:)|\b(error|failed|fatal)\b/i.test(text)) return "log-err";
+    if (/^(warn|w:)|\bwarning\b/i.test(text)) return "log-warn";
+    return "";
+  }
   function line(text, cls) {
     var span = document.createElement("span");
-    if (cls) span.className = cls;
+    span.className = cls || level(text);
     span.textContent = text + "\n";
     log.appendChild(span);
     var q = box.querySelector("[data-log-search]");
     if (q && q.value) span.hidden = span.textContent.toLowerCase().indexOf(q.value.toLowerCase()) < 0;
     scroll();
   }
+  function steps() { return Array.prototype.slice.call(box.querySelectorAll("[data-step]")); }
   function setStep(step, cls) {
-    var li = box.querySelector('[data-step="' + step + '"]');
+    var li = box.querySelector('[data-step="' + (window.CSS && CSS.escape ? CSS.escape(step) : step) + '"]');
     if (!li) return;
     li.className = cls;
     if (cls === "current") li.setAttribute("aria-current", "step"); else li.removeAttribute("aria-current");
   }
+  function setCurrent(text) {
+    var c = box.querySelector("[data-job-current]");
+    if (c) c.textContent = text;
+  }
+  var shown = 0;
+  function setPercent(p) {
+    if (typeof p !== "number" || p < shown) return;
+    shown = Math.min(100, Math.round(p));
+    var bar = box.querySelector("[data-job-percent]");
+    if (bar) { bar.value = shown; bar.textContent = shown + "%"; }
+    var label = box.querySelector("[data-job-percent-label]");
+    if (label) label.textContent = shown + " %";
+  }
+  var initial = box.querySelector("[data-job-percent]");
+  if (initial) shown = Number(initial.value) || 0;
+  function setState(state, tone) {
+    box.setAttribute("data-state", state);
+    var s = box.querySelector("[data-job-state] .badge");
+    if (s) { s.className = "badge badge-" + tone; s.textContent = state; }
+  }
+  // "attempt N" counts the user's tries (retries + 1); the server renders it, a retry adds one.
+  function nextAttempt() {
+    var a = box.querySelector("[data-job-attempt]");
+    if (!a) return;
+    var n = parseInt(a.textContent.replace(/\D+/g, ""), 10) || 1;
+    a.textContent = "attempt " + (n + 1);
+  }
   var after = box.getAttribute("data-last-seq") || "0";
   var es = new EventSource(box.getAttribute("data-job-stream") + "?after=" + encodeURIComponent(after));
-  function data(ev) { try { return JSON.parse(ev.data); } catch (e) { return ev.data; } }
-  es.addEventListener("log", function (ev) { var d = data(ev); line(typeof d === "string" ? d : JSON.stringify(d)); });
-  es.addEventListener("step", function (ev) { var d = data(ev); if (d && d.step) { setStep(d.step, "current"); line("── step " + d.step + " ──", "muted"); } });
-  es.addEventListener("complete", function (ev) { var d = data(ev); if (d && d.step) setStep(d.step, "done"); });
-  es.addEventListener("result", function (ev) { document.dispatchEvent(new CustomEvent("ctforge:job-result", { detail: data(ev) })); });
-  es.addEventListener("progress", function (ev) { var d = data(ev); var p = box.querySelector("[data-job-percent]"); if (p && d && typeof d.percent === "number") { p.value = d.percent; p.textContent = d.percent + "%"; } });
-  function finish(label) {
+  function envelope(ev) {
+    var e;
+    try { e = JSON.parse(ev.data); } catch (err) { e = null; }
+    if (!e || typeof e !== "object") return { kind: ev.type, step: null, data: ev.data };
+    return e;
+  }
+  function payload(e) { return e.data && typeof e.data === "object" ? e.data : {}; }
+  es.addEventListener("start", function (ev) {
+    var e = envelope(ev), d = payload(e);
+    setState("running", "info");
+    (d.completed || []).forEach(function (s) { setStep(s, "done"); });
+  });
+  es.addEventListener("log", function (ev) {
+    var e = envelope(ev);
+    line(typeof e.data === "string" ? e.data : String(e.data && e.data.line || ""));
+  });
+  es.addEventListener("step", function (ev) {
+    var e = envelope(ev), d = payload(e), name = e.step || d.name;
+    if (!name) return;
+    setState("running", "info");
+    steps().forEach(function (li) { if (li.className === "current") li.className = "done"; });
+    setStep(name, "current");
+    var total = d.total || steps().length;
+    setCurrent("Step " + ((d.index || 0) + 1) + " of " + total + ": " + name);
+    if (total) setPercent(Math.floor((d.index || 0) * 100 / total));
+    line("── step " + name + " ──", "muted");
+  });
+  es.addEventListener("complete", function (ev) {
+    var e = envelope(ev), d = payload(e);
+    if (e.step) setStep(e.step, "done");
+    setPercent(d.percent);
+  });
+  es.addEventListener("progress", function (ev) { setPercent(payload(envelope(ev)).percent); });
+  es.addEventListener("retry", function (ev) {
+    var d = payload(envelope(ev));
+    setState("queued", "warn");
+    nextAttempt();
+    line("── retry from " + (d.from_step || "the start") + (d.by ? " by " + d.by : "") + " ──", "muted");
+  });
+  es.addEventListener("result", function (ev) { document.dispatchEvent(new CustomEvent("ctforge:job-result", { detail: envelope(ev) })); });
+  function finish(state, tone) {
     es.close();
-    var s = box.querySelector("[data-job-state]");
-    if (s) s.textContent = label;
+    setState(state, tone);
     setTimeout(function () { window.location.reload(); }, 600);
   }
-  es.addEventListener("done", function () { finish("succeeded"); });
-  es.addEventListener("error", function (ev) {
-    if (ev.data) { var d = data(ev); line("error: " + (d && d.message ? d.message : ev.data), "muted"); finish("failed"); }
+  es.addEventListener("done", function () {
+    setPercent(100);
+    steps().forEach(function (li) { li.className = "done"; li.removeAttribute("aria-current"); });
+    setCurrent("All steps done");
+    finish("succeeded", "ok");
   });
-  es.addEventListener("cancelled", function () { finish("cancelled"); });
+  es.addEventListener("error", function (ev) {
+    if (!ev.data) return; // a connection error: EventSource reconnects by itself
+    var e = envelope(ev), d = payload(e), step = e.step || d.step;
+    if (step) setStep(step, "failed");
+    line("error: " + (d.message || (typeof e.data === "string" ? e.data : "the job failed")), "log-err");
+    finish("failed", "err");
+  });
+  es.addEventListener("cancelled", function (ev) {
+    var d = payload(envelope(ev));
+    line("cancelled" + (d.by ? " by " + d.by : ""), "log-warn");
+    finish("cancelled", "err");
+  });
   var search = box.querySelector("[data-log-search]");
   if (search) search.addEventListener("input", function () {
     var q = search.value.toLowerCase();

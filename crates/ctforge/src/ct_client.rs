@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use crate::containers::lifecycle::Outcome;
 use crate::containers::listing::Listing;
 use crate::error::ErrorBody;
-use crate::events::BusEvent;
 use crate::provisioning::plan::{PlanView, Step};
 use crate::provisioning::submit::Submitted;
 
@@ -26,6 +25,19 @@ pub struct Connection {
     /// API token from Settings → API tokens [env: CTFORGE_TOKEN].
     #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// `text` for people; `json` prints `--follow`'s events as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+/// How `--follow` prints a job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Steps, percent and log lines (a bar on a terminal).
+    #[default]
+    Text,
+    /// The raw event envelopes, one per line.
+    Json,
 }
 
 /// The `ct` subcommands.
@@ -67,6 +79,14 @@ pub enum CtCommand {
     Reboot {
         /// Container.
         id: String,
+    },
+    /// Retry a failed or cancelled job (e.g. a container creation) from the step that failed.
+    Retry {
+        /// Job id (printed by `create` and after a failure).
+        job: i64,
+        /// Follow the job until it ends.
+        #[arg(long)]
+        follow: bool,
     },
     /// Delete a container (stops it first, purges it).
     Delete {
@@ -141,9 +161,18 @@ struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
+    output: Output,
 }
 
 impl Api {
+    /// A message for people: stdout, or stderr when stdout carries `--output json`.
+    fn say(&self, text: &str) {
+        match self.output {
+            Output::Text => println!("{text}"),
+            Output::Json => eprintln!("{text}"),
+        }
+    }
+
     fn new(conn: &Connection) -> anyhow::Result<Self> {
         let base = conn
             .url
@@ -158,7 +187,12 @@ impl Api {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()?;
-        Ok(Self { base, token, http })
+        Ok(Self {
+            base,
+            token,
+            http,
+            output: conn.output,
+        })
     }
 
     /// Sends a request and reads the API's typed answer (or its error document).
@@ -250,6 +284,33 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         CtCommand::Create(args) => create(&api, *args).await,
+        CtCommand::Retry {
+            job,
+            follow: and_follow,
+        } => {
+            // Follow only what this retry adds, not the earlier attempt's end.
+            let before = if and_follow {
+                last_seq(&api, job).await?
+            } else {
+                0
+            };
+            let out: crate::api::v1::jobs::JobView = api
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/jobs/{job}/retry"),
+                    None,
+                )
+                .await?;
+            api.say(&format!(
+                "job {job} queued again from step {}",
+                out.current_step.as_deref().unwrap_or("1")
+            ));
+            if and_follow {
+                follow(&api, job, before).await
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
         CtCommand::Start { id } => action(&api, &id, "start", "").await,
         CtCommand::Stop { id } => action(&api, &id, "stop", "").await,
         CtCommand::Reboot { id } => action(&api, &id, "reboot", "").await,
@@ -366,27 +427,44 @@ async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
         .send(reqwest::Method::POST, "/api/v1/containers", Some(body))
         .await?;
     let job_id = created.job_id;
-    println!(
+    api.say(&format!(
         "container {} (VMID {}) queued as job {job_id}",
         created.id, created.vmid
-    );
+    ));
     if !a.follow {
         return Ok(ExitCode::SUCCESS);
     }
-    follow(api, job_id).await
+    follow(api, job_id, 0).await
 }
 
-/// Streams a job's events: a progress bar with the current step, and every log line.
-async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
+/// The sequence number of the job's newest event (0 when it has none).
+async fn last_seq(api: &Api, job_id: i64) -> anyhow::Result<i64> {
+    let mut after = 0i64;
+    loop {
+        let page: crate::api::v1::jobs::JobEventsPage = api
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/jobs/{job_id}/events?after={after}&limit=1000"),
+                None,
+            )
+            .await?;
+        let events = page.events;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(after);
+        };
+        after = last;
+        if events.len() < 1000 {
+            return Ok(after);
+        }
+    }
+}
+
+/// Streams a job's events: a bar with the current step and percent on a terminal, plain lines
+/// otherwise, every log line; `--output json` prints the event envelopes instead.
+async fn follow(api: &Api, job_id: i64, after: i64) -> anyhow::Result<ExitCode> {
     use futures_util::StreamExt;
-    let bar = indicatif::ProgressBar::new(100);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos:>3}% {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let mut last_id = 0i64;
+    let mut screen = crate::ct_progress::Screen::new(api.output == Output::Json);
+    let mut last_id = after;
     loop {
         let response = api
             .http
@@ -397,6 +475,17 @@ async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
             .send()
             .await
             .context("cannot follow the job")?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            // Finished before we looked, and nothing new: the job's row says how.
+            let job = api
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/jobs/{job_id}"),
+                    None,
+                )
+                .await?;
+            return Ok(screen.finished_without_events(job_id, &job));
+        }
         if !response.status().is_success() {
             bail!(
                 "cannot follow job {job_id}: HTTP {}",
@@ -405,65 +494,27 @@ async fn follow(api: &Api, job_id: i64) -> anyhow::Result<ExitCode> {
         }
         let mut stream = response.bytes_stream();
         let mut buffer = String::new();
-        let (mut event, mut data) = (String::new(), String::new());
+        let mut data = String::new();
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else { break };
             buffer.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(pos) = buffer.find('\n') {
                 let line = buffer[..pos].trim_end_matches('\r').to_owned();
                 buffer.drain(..=pos);
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_owned();
-                } else if let Some(v) = line.strip_prefix("data:") {
+                if let Some(v) = line.strip_prefix("data:") {
                     data.push_str(v.strip_prefix(' ').unwrap_or(v));
                 } else if let Some(v) = line.strip_prefix("id:") {
                     last_id = v.trim().parse().unwrap_or(last_id);
-                } else if line.is_empty() && !event.is_empty() {
-                    let Ok(value) = serde_json::from_str::<BusEvent>(&data) else {
-                        event.clear();
-                        data.clear();
-                        continue;
-                    };
-                    match event.as_str() {
-                        "log" => {
-                            let text = value
-                                .data
-                                .as_str()
-                                .map(str::to_owned)
-                                .unwrap_or_else(|| value.data.to_string());
-                            if bar.is_hidden() {
-                                println!("{text}");
-                            } else {
-                                bar.println(text);
+                } else if line.is_empty() && !data.is_empty() {
+                    let raw = std::mem::take(&mut data);
+                    match serde_json::from_str::<crate::events::BusEvent>(&raw) {
+                        Ok(event) => {
+                            if let Some(code) = screen.show(job_id, &event, &raw) {
+                                return Ok(code);
                             }
                         }
-                        "step" => bar.set_message(value.step.clone().unwrap_or_default()),
-                        "progress" => {
-                            bar.set_position(value.data["percent"].as_u64().unwrap_or(0));
-                        }
-                        "done" => {
-                            bar.set_position(100);
-                            bar.finish_with_message("ready");
-                            return Ok(ExitCode::SUCCESS);
-                        }
-                        "error" | "cancelled" => {
-                            bar.abandon_with_message("failed");
-                            eprintln!(
-                                "error: {}",
-                                value.data["message"]
-                                    .as_str()
-                                    .map(str::to_owned)
-                                    .unwrap_or_else(|| value.data.to_string())
-                            );
-                            eprintln!("retry with: POST /api/v1/jobs/{job_id}/retry");
-                            return Ok(ExitCode::FAILURE);
-                        }
-                        _ => {}
+                        Err(e) => tracing::debug!(error = %e, "unreadable job event"),
                     }
-                    event.clear();
-                    data.clear();
-                } else if line.is_empty() {
-                    data.clear();
                 }
             }
         }

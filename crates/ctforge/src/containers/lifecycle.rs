@@ -447,6 +447,32 @@ async fn delete_record_only(
     Ok(outcome)
 }
 
+/// The outcome of deleting a managed CT that Proxmox no longer has (`execute` then removes the
+/// record and says so).
+fn gone_from_proxmox(target: &Target) -> Outcome {
+    let text = format!(
+        "CT {} no longer exists in Proxmox; only ctforge's record is removed",
+        target.vmid
+    );
+    Outcome {
+        ok: true,
+        action: Action::Delete,
+        cluster: target.cluster.name.clone(),
+        vmid: target.vmid,
+        id: target.record.as_ref().map(|r| r.id),
+        hostname: target.display_name(),
+        node: target
+            .record
+            .as_ref()
+            .map(|r| r.node.clone())
+            .unwrap_or_default(),
+        status: "deleted".to_owned(),
+        forced: false,
+        steps: vec![Step::new("gone", text.clone(), None)],
+        warning: Some(text),
+    }
+}
+
 /// Finds the node of the CT and its current status: the record's node first, else one
 /// `/cluster/resources` lookup (unmanaged or migrated CTs).
 pub async fn locate(client: &dyn PveApi, target: &Target) -> Result<(String, LxcStatus), PveError> {
@@ -505,9 +531,14 @@ async fn perform(
     opts: Options,
 ) -> Result<Outcome, Failure> {
     let vmid = target.vmid;
-    let (node, status) = locate(client, target)
-        .await
-        .map_err(|e| Failure::refused(pve_error(e, vmid)))?;
+    let (node, status) = match locate(client, target).await {
+        Ok(found) => found,
+        // Nothing left to delete in Proxmox: deleting means removing ctforge's record.
+        Err(e) if action == Action::Delete && target.record.is_some() && e.is_not_found() => {
+            return Ok(gone_from_proxmox(target));
+        }
+        Err(e) => return Err(Failure::refused(pve_error(e, vmid))),
+    };
     let running = status.is_running();
     let refuse = |text: String| Err(Failure::refused(AppError::Conflict(text)));
     match action {

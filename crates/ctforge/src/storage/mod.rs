@@ -241,6 +241,10 @@ pub trait JobStore: Send + Sync {
     async fn list_jobs(&self, limit: i64) -> StoreResult<Vec<Job>>;
     /// How many jobs are in each state (one aggregate query; states with no job are absent).
     async fn count_jobs_by_state(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// How many times each job with an id of at least `min_job_id` was retried by a user
+    /// (its `retry` events); jobs never retried are absent. The number a user sees as
+    /// "attempt N" is one more ([`Job::attempts`] counts worker claims since the last retry).
+    async fn job_retry_counts(&self, min_job_id: i64) -> StoreResult<Vec<(i64, i64)>>;
     /// The newest job of a container (its creation job for containers ctforge created).
     async fn latest_container_job(&self, container_id: i64) -> StoreResult<Option<i64>>;
     /// Jobs matching `filter`, newest first.

@@ -63,8 +63,10 @@ pub fn routes(r: Routes) -> Routes {
         )
         .get("/containers/new", wizard::show, page())
         .post("/containers/new", wizard::advance, page())
+        .get("/jobs", jobs::list, page())
         .get("/jobs/{id}", jobs::show, page())
         .post("/jobs/{id}/retry", jobs::retry, page())
+        .post("/jobs/{id}/cancel", jobs::cancel, page())
         .get("/settings/clusters", settings::clusters::show, page())
         .post("/settings/clusters", settings::clusters::create, page())
         .post(

@@ -14,6 +14,7 @@ mod crash_resume;
 mod create;
 mod ct_cli;
 mod jobs;
+mod journey;
 mod locks;
 mod monitor;
 mod scale_out;

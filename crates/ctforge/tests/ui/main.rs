@@ -7,6 +7,8 @@ mod common;
 
 mod bulk_ui;
 mod dashboard_ui;
+mod failure_ui;
+mod progress_ui;
 mod templates_ui;
 mod ui_pages;
 mod wizard_ui;

@@ -199,6 +199,7 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
         ("template-detail", "/templates/webapp".to_owned()),
         ("buckets", "/buckets".to_owned()),
         ("job-progress", format!("/jobs/{job}")),
+        ("jobs", "/jobs".to_owned()),
         ("settings-clusters", "/settings/clusters".to_owned()),
         ("settings-tokens", "/settings/tokens".to_owned()),
         ("node", "/nodes/pve1".to_owned()),
@@ -322,6 +323,8 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
             for (name, path) in [
                 ("dashboard-phone", "/".to_owned()),
                 ("detail-phone", format!("/containers/{ct}")),
+                ("jobs-phone", "/jobs".to_owned()),
+                ("job-progress-phone", format!("/jobs/{job}")),
             ] {
                 visit(&page, &base, &path).await?;
                 let overflow: f64 = browser::eval(

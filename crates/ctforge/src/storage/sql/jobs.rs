@@ -137,6 +137,16 @@ macro_rules! impl_jobs_store {
                 .await
                 .map_err(map_err)
             }
+            async fn job_retry_counts(&self, min_job_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+                sqlx::query_as::<$db, (i64, i64)>(
+                    "SELECT job_id, COUNT(*) FROM job_events WHERE job_id >= $1 AND kind = 'retry' GROUP BY job_id",
+                )
+                .bind(min_job_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)
+            }
+
             async fn find_jobs(&self, f: &JobFilter) -> StoreResult<Vec<Job>> {
                 sqlx::query_as::<$db, Job>(
                     "SELECT * FROM jobs WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR kind = $2) \

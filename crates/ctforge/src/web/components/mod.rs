@@ -21,7 +21,9 @@ const NAV: &[(&str, &str)] = &[
     ("/buckets", "Buckets"),
     ("/settings/clusters", "Clusters"),
     ("/settings/tokens", "API tokens"),
+    ("/jobs", "Jobs"),
     ("/audit", "Audit log"),
+    ("/api/docs", "API docs"),
 ];
 
 /// The page shell: head, skip link, header with navigation, main content.

@@ -65,7 +65,8 @@ async fn fetch_live(
     let client = client_for(state, user, &target.cluster).map_err(|e| e.to_string())?;
     let (node, status) = match lifecycle::locate(client.as_ref(), target).await {
         Ok(found) => found,
-        Err(e) if e.is_not_found() && target.record.is_none() => return Ok(None),
+        // Gone from Proxmox: the caller shows the record (if any) without the unreachable banner.
+        Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => {
             if containers::is_unreachable(&e) {
                 state
@@ -247,8 +248,15 @@ async fn render(
     notice: Option<&(Tone, String)>,
 ) -> Result<Markup, AppError> {
     let viewer = viewer(user);
+    // A record whose guest Proxmox no longer has (e.g. its creation failed at `create`): the
+    // page still shows the record, and Delete removes it.
+    let mut gone = false;
     let live = match fetch_live(state, user, target).await {
         Ok(Some(live)) => Ok(live),
+        Ok(None) if target.record.is_some() => {
+            gone = true;
+            Err(format!("CT {} no longer exists in Proxmox", target.vmid))
+        }
         Ok(None) => {
             return Err(AppError::NotFound(format!(
                 "CT {} in cluster {}",
@@ -261,7 +269,15 @@ async fn render(
     let status = match (record.and_then(|r| r.status.overrides()), &live) {
         (Some(s), _) => s,
         (None, Ok(l)) => ContainerStatus::from_proxmox(Some(l.status.status.as_str())),
+        (None, Err(_)) if gone => ContainerStatus::Missing,
         (None, Err(_)) => ContainerStatus::Unknown,
+    };
+    // A guest in state "error" keeps its power controls: they follow what Proxmox reports.
+    let power = match (&live, status) {
+        (Ok(l), ContainerStatus::Error) => {
+            ContainerStatus::from_proxmox(Some(l.status.status.as_str()))
+        }
+        _ => status,
     };
     let node = match (&live, record) {
         (Ok(l), _) => l.node.clone(),
@@ -278,7 +294,7 @@ async fn render(
                 .or_else(|| l.status.name.clone())
         })
         .unwrap_or_else(|| target.display_name());
-    let unavailable = live.as_ref().err().cloned();
+    let unavailable = live.as_ref().err().cloned().filter(|_| !gone);
     let key = target.url_id();
     let lock = live
         .as_ref()
@@ -289,7 +305,7 @@ async fn render(
         key: &key,
         name: &hostname,
         vmid: target.vmid,
-        status,
+        status: power,
         unavailable: unavailable.as_deref(),
         lock: lock.as_deref(),
         back,
@@ -309,11 +325,21 @@ async fn render(
         "resources" => resources_tab(state, user, target, live.as_ref().ok(), query).await,
         _ => overview_tab(target, live.as_ref().ok(), &node),
     };
+    let failure = match record.filter(|r| r.status == "error") {
+        Some(r) => match creation_job(state, r.id).await {
+            Some(job) => crate::web::jobs::failure_panel(state, &viewer, job).await,
+            None => None,
+        },
+        None => None,
+    };
     Ok(html! {
         (ui::breadcrumbs(&[("/", "Containers"), ("", &crumb)]))
         (flash_markup(notice))
         @if let Some(reason) = &unavailable {
             (ui::banner(Tone::Warn, "Proxmox is unreachable.", &format!("Showing ctforge's record; actions that need Proxmox are disabled. ({reason})")))
+        }
+        @if gone {
+            (ui::alert(Tone::Warn, &format!("CT {} no longer exists in Proxmox. Delete removes ctforge's record of it.", target.vmid)))
         }
         @if status == ContainerStatus::Creating {
             (ui::alert(Tone::Info, "This container is still being created; its progress page is not available yet. This page shows its record."))
@@ -330,6 +356,7 @@ async fn render(
             }
             (action_buttons(user, &viewer, &ctx, true))
         }
+        @if let Some(panel) = failure { (panel) }
         (ui::tabs("Container", &tabs, tab, content))
     })
 }
