@@ -405,6 +405,20 @@ async fn refresh_tracks_transitions_parts_and_web_links() {
     let bob = login(&app, "bob", "bob", "pve").await;
     let (status, body) = refresh(&app, &bob, &key).await;
     assert_eq!(status, 403, "{body}");
+    // The container read and its event stream are held to the same privilege.
+    for path in [
+        format!("/api/v1/containers/{key}"),
+        format!("/api/v1/containers/{key}/events"),
+    ] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .header("cookie", &bob.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path} as a user without VM.Audit");
+    }
     let r = app
         .client
         .post(format!(

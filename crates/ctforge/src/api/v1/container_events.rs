@@ -28,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::containers::ContainerEventView;
 use super::jobs::{KEEP_ALIVE, PAGE, delivery};
+use crate::auth::CurrentUser;
+use crate::containers::monitor::REFRESH_PRIVILEGE;
 use crate::containers::resolve;
 use crate::error::AppError;
 use crate::events::{BusEvent, Delivery, RecvError, job_topic};
@@ -108,9 +110,15 @@ type Live = SelectAll<BoxStream<'static, Result<Arc<Delivery>, RecvError>>>;
 /// `GET /api/v1/containers/{id}/events`.
 pub async fn events(
     State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    if !user.can("vms", REFRESH_PRIVILEGE) {
+        return Err(AppError::Forbidden(format!(
+            "reading a container's events needs {REFRESH_PRIVILEGE}; ask an administrator"
+        )));
+    }
     let cursor = match headers.get("last-event-id") {
         None => Cursor::default(),
         Some(value) => value.to_str().ok().and_then(Cursor::parse).ok_or_else(|| {

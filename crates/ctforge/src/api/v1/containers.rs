@@ -185,6 +185,14 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<ContainerDetail>, AppError> {
     let target = resolve(&state, &id).await?;
+    if !user.can("vms", monitor::REFRESH_PRIVILEGE) {
+        return Err(AppError::Forbidden(format!(
+            "reading CT {} needs {} on /vms/{}; ask an administrator",
+            target.vmid,
+            monitor::REFRESH_PRIVILEGE,
+            target.vmid
+        )));
+    }
     let item = listing::one(&state, &user, &target).await?;
     let mut detail = ContainerDetail {
         events: EventsSummary {
