@@ -131,6 +131,131 @@ impl Default for ProvisioningConfig {
     }
 }
 
+/// The HTTP side (`[server]`): how ctforge is reached, which proxy to believe.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The address users reach ctforge at, e.g. `https://ctforge.example` (redirect targets
+    /// are resolved against it; an `https` URL turns `secure_cookies` on).
+    pub public_url: Option<String>,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Unset: on when `public_url`
+    /// is `https`, otherwise when the request says it came over HTTPS (`X-Forwarded-Proto`).
+    pub secure_cookies: Option<bool>,
+    /// A header a reverse proxy sets to the client's address (e.g. `X-Forwarded-For`); read
+    /// only on connections from `trusted_proxies`, otherwise the socket peer is the client.
+    pub trusted_proxy_header: Option<String>,
+    /// Addresses or networks (`10.0.0.0/8`) of the reverse proxies whose header is believed;
+    /// empty: loopback only.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerConfig {
+    /// Whether session cookies carry `Secure` for a request with these headers.
+    pub fn secure_cookies(&self, headers: &axum::http::HeaderMap) -> bool {
+        if let Some(explicit) = self.secure_cookies {
+            return explicit;
+        }
+        if let Some(url) = &self.public_url {
+            return url
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("https://");
+        }
+        headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            == Some("https")
+    }
+
+    /// The parsed `trusted_proxies` (loopback when empty).
+    pub fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        if self.trusted_proxies.is_empty() {
+            return Ok(vec![
+                ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
+                ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+            ]);
+        }
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "server.trusted_proxies: {entry:?} is not an address or network like 10.0.0.0/8"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// The client of a request: the address the trusted proxy reports in
+    /// `trusted_proxy_header` (the right-most entry not itself a trusted proxy) when the socket
+    /// peer is a trusted proxy, otherwise the peer.
+    pub fn client_addr(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        let Some(name) = &self.trusted_proxy_header else {
+            return peer;
+        };
+        let trusted = self.trusted_networks().unwrap_or_default();
+        let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+        if !is_trusted(&peer) {
+            return peer;
+        }
+        let mut client = peer;
+        let hops = headers
+            .get_all(name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            let Some(ip) = parse_hop(hop) else {
+                // Garbage in the chain: nothing left of it can be believed.
+                break;
+            };
+            client = ip;
+            if !is_trusted(&ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// One entry of a forwarding header: `1.2.3.4`, `1.2.3.4:5678`, `[::1]:5678` or `::1`.
+fn parse_hop(hop: &str) -> Option<std::net::IpAddr> {
+    hop.parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// Caps of a job's log (`[job_log]`): a step that prints more keeps its first `head_lines` and
+/// its last `tail_lines` lines and one line saying how many were dropped in between.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobLogConfig {
+    /// Lines kept from the start of each step.
+    pub head_lines: u32,
+    /// Lines kept from the end of each step.
+    pub tail_lines: u32,
+}
+
+impl Default for JobLogConfig {
+    fn default() -> Self {
+        Self {
+            head_lines: 1000,
+            tail_lines: 1000,
+        }
+    }
+}
+
 /// A cluster bootstrapped from the configuration file (`[[clusters]]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -203,6 +328,12 @@ pub struct Config {
     /// Bounds of provisioning's waits.
     #[serde(default)]
     pub provisioning: ProvisioningConfig,
+    /// The HTTP side: public URL, cookies, trusted proxy.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Caps of a job's log per step.
+    #[serde(default)]
+    pub job_log: JobLogConfig,
     /// Clusters created on start if they do not exist yet.
     #[serde(default)]
     pub clusters: Vec<ClusterBootstrap>,
@@ -223,6 +354,8 @@ impl Default for Config {
             workers: WorkersConfig::default(),
             monitoring: MonitoringConfig::default(),
             provisioning: ProvisioningConfig::default(),
+            server: ServerConfig::default(),
+            job_log: JobLogConfig::default(),
             clusters: Vec::new(),
         }
     }
@@ -387,6 +520,17 @@ impl Config {
                 "redis_url must start with redis:// or rediss://; fix CTFORGE_REDIS_URL".to_owned(),
             ));
         }
+        self.server.trusted_networks()?;
+        if let Some(public) = &self.server.public_url {
+            let parsed = url::Url::parse(public).map_err(|e| {
+                ConfigError(format!("server.public_url {public:?} is not a URL: {e}"))
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError(format!(
+                    "server.public_url {public:?} must start with http:// or https://"
+                )));
+            }
+        }
         for cluster in &self.clusters {
             url::Url::parse(&cluster.url).map_err(|e| {
                 ConfigError(format!(
@@ -483,15 +627,27 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         | "monitoring.concurrency"
         | "provisioning.command_timeout_secs"
         | "provisioning.settle_timeout_secs"
-        | "provisioning.probe_timeout_secs" => value
+        | "provisioning.probe_timeout_secs"
+        | "job_log.head_lines"
+        | "job_log.tail_lines" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_owned())),
-        "monitoring.web_links" => match value.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
-            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
-            _ => toml::Value::String(value.to_owned()),
-        },
+        "server.trusted_proxies" => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+        "monitoring.web_links" | "server.secure_cookies" => {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+                "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+                _ => toml::Value::String(value.to_owned()),
+            }
+        }
         _ => toml::Value::String(value.to_owned()),
     }
 }
@@ -531,6 +687,12 @@ fn known_env_keys() -> BTreeSet<String> {
         "provisioning__command_timeout_secs",
         "provisioning__settle_timeout_secs",
         "provisioning__probe_timeout_secs",
+        "server__public_url",
+        "server__secure_cookies",
+        "server__trusted_proxy_header",
+        "server__trusted_proxies",
+        "job_log__head_lines",
+        "job_log__tail_lines",
     ]
     .into_iter()
     .map(str::to_owned)

@@ -46,13 +46,34 @@ pub async fn track(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("ctforge_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
+    metrics::counter!("ctforge_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
     metrics::histogram!("ctforge_http_request_duration_seconds", "route" => route, "method" => method).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The `method` label: the standard methods by name, anything else (a client may send any
+/// token as a method) as `other`, so made-up methods cannot grow the label set.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, name)| name)
 }
 
 /// One open Server-Sent Events stream, counted in the `ctforge_sse_connections` gauge from
@@ -103,6 +124,17 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, AppError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        use axum::http::Method;
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for made_up in ["ZZTOPA", "ZZTOPB", "PROPFIND"] {
+            let method = Method::from_bytes(made_up.as_bytes()).expect("a valid token");
+            assert_eq!(method_label(&method), "other");
+        }
+    }
 
     #[test]
     fn sse_connections_are_counted_while_open() {

@@ -64,6 +64,36 @@ pub fn bus_prefix(config: &Config) -> String {
     format!("{}events:", config.redis_prefix)
 }
 
+/// Creates the data directory readable by ctforge's user only (0700: it holds the secret key
+/// and the SQLite database) and tightens an existing one that others can read.
+pub fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let context = || format!("cannot create data directory {}", dir.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(context)?;
+        let mode = std::fs::metadata(dir)
+            .with_context(context)?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        {
+            tracing::warn!(
+                "the data directory {} is readable by others and cannot be made private (0700): {e}",
+                dir.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).with_context(context)?;
+    Ok(())
+}
+
 /// Everything but the listener: store (migrated), keyring, clusters, sessions, event bus, job
 /// queue. `serve` (through [`App::build`]) and `worker` both start from here.
 pub async fn build_state(
@@ -72,8 +102,7 @@ pub async fn build_state(
     bus: Option<Arc<dyn EventBus>>,
 ) -> anyhow::Result<AppState> {
     let started = Instant::now();
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    create_data_dir(&config.data_dir)?;
     let keyring = open_keyring(&config)?;
     let store = open_store(&config, clock.clone()).await?;
     store.record_key(keyring.active_key_id()).await?;
@@ -158,7 +187,10 @@ pub fn register_job_handlers(state: &AppState) {
 pub fn start_workers(state: &AppState) -> WorkerHandle {
     Worker::new(
         state.jobs.clone(),
-        WorkerOptions::from_config(&state.config.workers),
+        WorkerOptions {
+            log: state.config.job_log,
+            ..WorkerOptions::from_config(&state.config.workers)
+        },
     )
     .spawn()
 }
@@ -182,9 +214,7 @@ impl App {
         bus: Option<Arc<dyn EventBus>>,
     ) -> anyhow::Result<Self> {
         let addr = config.listen_addr()?;
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
-        })?;
+        create_data_dir(&config.data_dir)?;
         let listener = bind(addr).await?;
         let state = build_state(config, clock, bus).await?;
         Ok(Self { listener, state })
@@ -319,6 +349,7 @@ pub fn router(state: AppState) -> Router {
             state,
             web::errors::html_errors,
         ))
+        .layer(axum::middleware::from_fn(web::security::headers))
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(

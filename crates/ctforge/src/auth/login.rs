@@ -130,12 +130,16 @@ pub async fn sign_in(
 ) -> Result<SignIn, LoginError> {
     let (user, realm) = split_user(input);
     let userid = format!("{user}@{realm}");
-    let keys = vec![format!("ip:{remote}"), format!("user:{userid}")];
+    let key = super::limiter::key(&userid, remote);
     let now = state.clock.now_ms();
-    if let Some(wait) = state.limiter.wait_ms(&keys, now) {
-        audit(state, &userid, "login_failed", remote, "rate_limited").await?;
-        return Err(LoginError::RateLimited((wait + 999) / 1000));
-    }
+    // Reserved before Proxmox is asked: parallel guesses beyond the allowance stop here.
+    let attempt = match state.limiter.reserve(&key, now) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            audit(state, &userid, "login_failed", remote, "rate_limited").await?;
+            return Err(LoginError::RateLimited((wait + 999) / 1000));
+        }
+    };
     let cluster = pick_cluster(state, input.cluster.as_deref()).await?;
     let config = crate::pve::base_config(&cluster);
     let outcome = ctforge_pve::login(&config, &user, &realm, &input.password).await;
@@ -167,15 +171,18 @@ pub async fn sign_in(
     };
     match &result {
         Ok(SignIn::Done { username, .. }) => {
-            state.limiter.success(&keys);
+            attempt.succeeded();
             audit(state, username, "login", remote, "ok").await?;
         }
-        Ok(SignIn::NeedSecondFactor { .. }) => {}
+        Ok(SignIn::NeedSecondFactor { .. }) => attempt.succeeded(),
         Err(LoginError::Failed) => {
-            state.limiter.failure(&keys, now);
+            attempt.failed(now);
             audit(state, &userid, "login_failed", remote, "denied").await?;
         }
-        Err(_) => audit(state, &userid, "login_failed", remote, "error").await?,
+        Err(_) => {
+            drop(attempt);
+            audit(state, &userid, "login_failed", remote, "error").await?;
+        }
     }
     result
 }
@@ -228,10 +235,11 @@ pub async fn complete_second_factor(
         .await
         .map_err(|e| AppError::Internal(e.into()))?
         .ok_or(LoginError::Failed)?;
-    let keys = vec![format!("ip:{remote}"), format!("user:{}", row.username)];
-    if let Some(wait) = state.limiter.wait_ms(&keys, now) {
-        return Err(LoginError::RateLimited((wait + 999) / 1000));
-    }
+    let key = super::limiter::key(&row.username, remote);
+    let attempt = state
+        .limiter
+        .reserve(&key, now)
+        .map_err(|wait| LoginError::RateLimited((wait + 999) / 1000))?;
     let data = open(state, &row.data_sealed)?;
     let Some(challenge_ticket) = data.tfa_challenge else {
         return Err(LoginError::Failed);
@@ -260,7 +268,7 @@ pub async fn complete_second_factor(
     {
         Ok(ticket) => {
             let _ = state.sessions.delete(&id_hash).await;
-            state.limiter.success(&keys);
+            attempt.succeeded();
             let done = create_session(
                 state,
                 crate::pve::from_ticket(cluster.id, &ticket),
@@ -273,7 +281,7 @@ pub async fn complete_second_factor(
         Err(e) => {
             let err = map_pve(e, &cluster);
             if matches!(err, LoginError::Failed) {
-                state.limiter.failure(&keys, now);
+                attempt.failed(now);
                 audit(state, &row.username, "login_failed", remote, "denied").await?;
             }
             Err(err)

@@ -16,17 +16,9 @@ use crate::storage::{Store, StoreError};
 /// Name of the session cookie.
 pub const COOKIE: &str = "ctforge_session";
 
-/// The `Set-Cookie` value for a session (HttpOnly, SameSite=Lax, Secure under TLS).
-pub fn session_cookie(
-    name: &str,
-    token: &str,
-    max_age_s: i64,
-    headers: &axum::http::HeaderMap,
-) -> String {
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        == Some("https");
+/// The `Set-Cookie` value for a session (HttpOnly, SameSite=Lax; `Secure` as
+/// [`crate::config::ServerConfig::secure_cookies`] decides).
+pub fn session_cookie(name: &str, token: &str, max_age_s: i64, secure: bool) -> String {
     format!(
         "{name}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
         max_age_s.max(0),

@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use super::weblink::{Probe, Prober};
+use super::weblink::{self, Probe, Prober};
 use super::{Target, client_for, lifecycle, pve_error};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
@@ -79,12 +79,14 @@ fn describe(active: &str, sub: &str) -> String {
 /// Records `report` for `container`: services, new credentials, transition events and web
 /// links. `probe_all` re-probes every web link (explicit refresh); otherwise only ports first
 /// seen or changed, services whose state changed and links that did not answer last time.
+/// Web links are probed on `web_link_target` only ([`web_link_target`] decides it).
 pub async fn apply(
     state: &AppState,
     container: &Container,
     report: &Report,
     actor: &str,
     probe_all: bool,
+    web_link_target: Option<IpAddr>,
 ) -> Result<Applied, StoreError> {
     let now = state.clock.now_ms();
     let previous = state.store.list_services(container.id).await?;
@@ -141,10 +143,7 @@ pub async fn apply(
         }
     }
     if state.config.monitoring.web_links
-        && let Some(ip) = container
-            .ip
-            .as_deref()
-            .and_then(|ip| ip.parse::<IpAddr>().ok())
+        && let Some(ip) = web_link_target
     {
         probe_links(&mut services, &previous, ip, probe_all, now).await;
     }
@@ -197,6 +196,62 @@ pub async fn apply(
         events,
         credentials_added,
     })
+}
+
+/// The address to probe the container's web links on: its recorded address, and only when
+/// Proxmox reports that address for the CT (a static `ip=`/`ip6=` of a `netN`, or an address
+/// of its interfaces) and it is not one [`weblink::refused`] names (loopback, link-local, …,
+/// ctforge's own host).
+pub async fn web_link_target(
+    state: &AppState,
+    cluster: &Cluster,
+    container: &Container,
+    node: &str,
+    vmid: u32,
+) -> Option<IpAddr> {
+    let ip = container
+        .ip
+        .as_deref()
+        .and_then(|ip| ip.split('/').next())
+        .and_then(|ip| ip.parse::<IpAddr>().ok())?;
+    if let Some(reason) = weblink::refused(ip, state.config.listen_addr().ok()) {
+        tracing::debug!(vmid, %ip, reason, "web links not probed");
+        return None;
+    }
+    let client = state.pve.service(cluster).ok()?;
+    let mut reported: Vec<IpAddr> = Vec::new();
+    if let Ok(config) = client.lxc_config_get(node, vmid, true).await {
+        for net in config.nets.values() {
+            if let Some(ctforge_pve::types::IpConfig::Static(cidr)) = &net.ip {
+                reported.extend(address_of(cidr));
+            }
+            if let Some(ctforge_pve::types::Ip6Config::Static(cidr)) = &net.ip6 {
+                reported.extend(address_of(cidr));
+            }
+        }
+    }
+    if let Ok(interfaces) = client.lxc_interfaces(node, vmid).await {
+        for interface in interfaces {
+            reported.extend(interface.inet.as_deref().and_then(address_of));
+            reported.extend(interface.inet6.as_deref().and_then(address_of));
+            reported.extend(
+                interface
+                    .ip_addresses
+                    .iter()
+                    .filter_map(|a| a.ip_address.as_deref().and_then(address_of)),
+            );
+        }
+    }
+    if reported.contains(&ip) {
+        Some(ip)
+    } else {
+        tracing::debug!(vmid, %ip, "web links not probed: Proxmox does not report this address for the CT");
+        None
+    }
+}
+
+fn address_of(cidr: &str) -> Option<IpAddr> {
+    cidr.split('/').next()?.trim().parse().ok()
 }
 
 async fn probe_links(
@@ -286,7 +341,12 @@ pub async fn check_container(
     let report = check(channel.as_ref(), vmid, &units).await;
     session.close().await;
     let report = report?;
-    let applied = apply(state, container, &report, actor, probe_all).await?;
+    let target = if state.config.monitoring.web_links {
+        web_link_target(state, cluster, container, node, vmid).await
+    } else {
+        None
+    };
+    let applied = apply(state, container, &report, actor, probe_all, target).await?;
     Ok(Checked { report, applied })
 }
 

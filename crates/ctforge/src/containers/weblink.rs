@@ -4,8 +4,11 @@
 //! One probe per service: TCP connect, a TLS handshake (any certificate is accepted — this
 //! only fetches a title; nothing secret is sent), else plain HTTP on a new connection, then
 //! `GET /` (HTTP/1.0, no cookies, no credentials), at most [`MAX_BODY`] bytes read, and up to
-//! two same-address redirects followed. The whole probe is bounded by one deadline
-//! ([`DEFAULT_TIMEOUT`]), so a silent server costs about two seconds, never more.
+//! two same-address redirects followed (never to another host). The whole probe is bounded by
+//! one deadline ([`DEFAULT_TIMEOUT`]), so a silent server costs about two seconds, never more.
+//!
+//! What may be probed is decided by the caller (`containers::monitor`): only an address
+//! Proxmox reports for the CT, and never one [`refused`] names.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -83,6 +86,58 @@ fn host_port(ip: IpAddr, port: u16) -> String {
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),
         IpAddr::V4(v4) => format!("{v4}:{port}"),
     }
+}
+
+/// Why an address is never probed, if it is one of those: ctforge probes a container's
+/// services, not its own host or special addresses (a CT created with `127.0.0.1` must not
+/// make ctforge read a page of a service on its own machine). Refused: loopback, unspecified,
+/// link-local, multicast, broadcast, and ctforge's own addresses: its `listen` address and
+/// every address of its host (an address ctforge can bind is its own).
+pub fn refused(ip: IpAddr, listen: Option<SocketAddr>) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let special = match ip {
+        IpAddr::V4(v4) => {
+            if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4.is_unspecified() {
+                Some("the unspecified address")
+            } else if v4.is_link_local() {
+                Some("a link-local address")
+            } else if v4.is_multicast() || v4.is_broadcast() {
+                Some("a multicast or broadcast address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if v6.is_loopback() {
+                Some("a loopback address")
+            } else if v6.is_unspecified() {
+                Some("the unspecified address")
+            } else if v6.is_unicast_link_local() {
+                Some("a link-local address")
+            } else if v6.is_multicast() {
+                Some("a multicast address")
+            } else {
+                None
+            }
+        }
+    };
+    if special.is_some() {
+        return special;
+    }
+    if listen.is_some_and(|l| l.ip() == ip) {
+        return Some("ctforge's own listen address");
+    }
+    is_local(ip).then_some("an address of ctforge's host")
+}
+
+/// Whether `ip` belongs to this machine (binding to it succeeds only then).
+fn is_local(ip: IpAddr) -> bool {
+    std::net::TcpListener::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// Probes web links; cheap to clone.
@@ -556,6 +611,33 @@ impl ServerCertVerifier for AnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn special_and_own_addresses_are_never_probed() {
+        let listen: Option<SocketAddr> = "10.9.8.7:8080".parse().ok();
+        for ip in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "169.254.169.254",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "10.9.8.7",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            assert!(refused(parsed, listen).is_some(), "{ip} must be refused");
+        }
+        // Documentation addresses stand for a container on its own network.
+        for ip in ["203.0.113.10", "2001:db8::10"] {
+            let parsed: IpAddr = ip.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+            assert_eq!(refused(parsed, listen), None, "{ip}");
+        }
+    }
 
     #[test]
     fn titles_are_found_and_decoded() {

@@ -337,4 +337,37 @@ impl JobProgress {
         }
         Ok(seq)
     }
+
+    /// Appends log lines of a step in one transaction, then publishes each.
+    pub async fn emit_lines(
+        &self,
+        job_id: i64,
+        step: Option<&str>,
+        lines: Vec<String>,
+    ) -> StoreResult<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let first = self
+            .store
+            .append_job_events(job_id, kind::LOG, step, &lines)
+            .await?;
+        let at = self.clock.now_ms();
+        let topic = job_topic(job_id);
+        for (seq, line) in (first..).zip(lines) {
+            let event = BusEvent {
+                job_id,
+                seq,
+                kind: kind::LOG.to_owned(),
+                step: step.map(str::to_owned),
+                data: serde_json::Value::String(line),
+                at,
+            };
+            if let Err(e) = self.bus.publish(&topic, &event).await {
+                tracing::warn!(job_id, seq, error = %e, "event persisted but not published");
+                break;
+            }
+        }
+        Ok(())
+    }
 }

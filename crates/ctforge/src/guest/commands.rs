@@ -21,10 +21,19 @@ pub fn parent(path: &str) -> &str {
     }
 }
 
-/// Where a deployed file's content is staged before the policy decides what to do with it.
+/// Where a deployed file's content is staged before the policy decides what to do with it:
+/// a readable form of `name` (other characters as `_`) plus a hash of the exact name, so two
+/// names that read the same (`a b.conf`, `a_b.conf`) never share a staged file.
 pub fn staged_path(name: &str) -> String {
+    format!("{STATE_DIR}/files/{}", staged_name(name))
+}
+
+/// The file name [`staged_path`] and [`script_path`] use for `name`.
+fn staged_name(name: &str) -> String {
+    use sha2::{Digest, Sha256};
     let safe: String = name
         .chars()
+        .take(64)
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._-".contains(c) {
                 c
@@ -33,7 +42,9 @@ pub fn staged_path(name: &str) -> String {
             }
         })
         .collect();
-    format!("{STATE_DIR}/files/{safe}")
+    let digest = Sha256::digest(name.as_bytes());
+    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{safe}.{hash}")
 }
 
 /// The boot-time shell fragment applying one staged file by its policy: `replace` always
@@ -98,12 +109,10 @@ pub fn install(manager: &str, packages: &[String]) -> String {
     }
 }
 
-/// Where a script is stored in the container.
+/// Where a script is stored in the container (named like [`staged_path`], so distinct names
+/// never collide).
 pub fn script_path(name: &str) -> String {
-    format!(
-        "{STATE_DIR}/scripts/{}",
-        staged_path(name).rsplit('/').next().unwrap_or("script")
-    )
+    format!("{STATE_DIR}/scripts/{}", staged_name(name))
 }
 
 /// The command running a stored script with the ctforge environment.
@@ -201,10 +210,30 @@ mod tests {
         assert!(cmd.contains("'/etc/a b/$(reboot);'\\''q'\\''\nz'"), "{cmd}");
         let words = shell_words::split(&install("apt", &["a b".into(), "$(x)".into()])).unwrap();
         assert!(words.contains(&"a b".to_owned()) && words.contains(&"$(x)".to_owned()));
-        assert_eq!(
-            staged_path("../../etc/passwd"),
-            "/var/lib/ctforge/files/.._.._etc_passwd"
+        let staged = staged_path("../../etc/passwd");
+        assert!(
+            staged.starts_with("/var/lib/ctforge/files/.._.._etc_passwd."),
+            "{staged}"
         );
+        assert_eq!(
+            staged.matches('/').count(),
+            4,
+            "stays in the staging dir: {staged}"
+        );
+    }
+
+    #[test]
+    fn names_that_read_the_same_are_staged_apart() {
+        let a = "a b$(id)'q`x`.conf";
+        let b = "a_b_(id)_q_x_.conf";
+        assert_ne!(staged_path(a), staged_path(b));
+        assert_ne!(script_path(a), script_path(b));
+        assert_eq!(
+            staged_path(a),
+            staged_path(a),
+            "stable across runs (boot re-apply)"
+        );
+        assert!(!staged_path(a).contains(['$', '\'', '`', ' ', '(']));
     }
 
     #[test]

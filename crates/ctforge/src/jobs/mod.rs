@@ -7,6 +7,7 @@
 //! idempotent. Every state change is a persisted, published progress event (see
 //! [`crate::events`]).
 
+pub mod log_cap;
 mod worker;
 
 use std::collections::HashMap;
@@ -90,6 +91,8 @@ pub struct JobContext {
     owner: String,
     /// When the step last reported progress (the watchdog's reference).
     progress_at: Arc<Mutex<tokio::time::Instant>>,
+    /// The step's log cap (shared by the context's clones).
+    log_cap: Arc<Mutex<log_cap::LogCap>>,
 }
 
 impl JobContext {
@@ -122,16 +125,42 @@ impl JobContext {
             .unwrap_or_default()
     }
 
-    /// Persists and publishes one log line of the running step.
-    pub async fn log(&self, line: impl Into<String>) -> StoreResult<i64> {
+    /// Persists and publishes one log line of the running step (within the step's cap, see
+    /// [`log_cap`]).
+    pub async fn log(&self, line: impl Into<String>) -> StoreResult<()> {
+        self.log_lines(vec![line.into()]).await
+    }
+
+    /// Persists and publishes log lines of the running step in one transaction, within the
+    /// step's cap (the first lines, a running count while lines are dropped; the last lines
+    /// when the step ends, [`JobContext::finish_log`]).
+    pub async fn log_lines(&self, lines: Vec<String>) -> StoreResult<()> {
         self.touch();
+        let store = self
+            .log_cap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(lines, std::time::Instant::now());
+        self.emit_lines(store).await
+    }
+
+    /// Stores what the cap held back when the step ends: the count of dropped lines and the
+    /// last lines. The worker calls it after every step, whatever its outcome.
+    pub async fn finish_log(&self) -> StoreResult<()> {
+        let store = self
+            .log_cap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .finish();
+        self.emit_lines(store).await
+    }
+
+    async fn emit_lines(&self, lines: Vec<String>) -> StoreResult<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
         self.progress
-            .emit(
-                self.job.id,
-                kind::LOG,
-                Some(&self.step),
-                serde_json::Value::String(line.into()),
-            )
+            .emit_lines(self.job.id, Some(&self.step), lines)
             .await
     }
 

@@ -38,6 +38,8 @@ pub struct WorkerOptions {
     pub max_attempts: i64,
     /// On stop, how long running steps may take before their contexts are cancelled.
     pub shutdown_grace: Duration,
+    /// The per-step cap of a job's log (`[job_log]`).
+    pub log: crate::config::JobLogConfig,
     /// Longest a step may go without progress when its handler does not say
     /// ([`JobHandler::step_timeout`]); then the watchdog fails it.
     pub step_timeout: Duration,
@@ -66,6 +68,7 @@ impl Default for WorkerOptions {
             idle_poll: Duration::from_millis(200),
             max_attempts: 20,
             shutdown_grace: Duration::from_secs(20),
+            log: crate::config::JobLogConfig::default(),
             step_timeout: Duration::from_secs(3600),
             owner: default_owner(),
         }
@@ -276,6 +279,10 @@ impl Runner {
         if let Err(e) = self.run_steps(job).await {
             tracing::warn!(job_id, error = %e, "job interrupted by a database error; its lease will expire and it will resume");
         }
+        // A job may have written much: give the journal space back (SQLite's WAL).
+        if let Err(e) = self.queue.store().compact().await {
+            tracing::debug!(job_id, error = %e, "cannot checkpoint the database journal");
+        }
         side.abort_all();
     }
 
@@ -427,6 +434,9 @@ impl Runner {
                 cancel: self.token.clone(),
                 owner: owner.clone(),
                 progress_at: Arc::new(std::sync::Mutex::new(tokio::time::Instant::now())),
+                log_cap: Arc::new(std::sync::Mutex::new(super::log_cap::LogCap::new(
+                    self.options.log,
+                ))),
             };
             let started = std::time::Instant::now();
             let limit = handler
@@ -446,6 +456,11 @@ impl Runner {
                     )))
                 }
             };
+            // What the log cap held back (the dropped count, the last lines) comes before
+            // the step's outcome.
+            if let Err(e) = ctx.finish_log().await {
+                tracing::warn!(job_id = job.id, step, error = %e, "cannot store the end of the step's log");
+            }
             metrics::histogram!(
                 "ctforge_job_step_duration_seconds",
                 "kind" => job.kind.clone(),

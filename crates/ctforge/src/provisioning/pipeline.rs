@@ -161,6 +161,9 @@ impl CreateContainer {
     }
 }
 
+/// Most log lines stored in one transaction.
+const LOG_BATCH: usize = 1000;
+
 /// Runs a command, streaming its lines to the job log; non-zero exits fail with the tail.
 async fn run(
     ctx: &JobContext,
@@ -170,9 +173,17 @@ async fn run(
 ) -> Result<String, StepError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut collected = String::new();
+    // Lines that arrived while the previous batch was stored go to the store together, in
+    // one transaction (a command printing fast is not one round-trip per line).
     let forward = async {
         while let Some(line) = rx.recv().await {
-            let _ = ctx.log(line).await;
+            let mut batch = vec![line];
+            while batch.len() < LOG_BATCH
+                && let Ok(line) = rx.try_recv()
+            {
+                batch.push(line);
+            }
+            let _ = ctx.log_lines(batch).await;
         }
     };
     let exec = async {

@@ -65,6 +65,9 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<()>;
     /// Checks the database answers and every migration is applied.
     async fn ready(&self) -> StoreResult<()>;
+    /// Returns journal space to the filesystem: on SQLite a `wal_checkpoint(TRUNCATE)` (after a
+    /// job and periodically), nothing on PostgreSQL.
+    async fn compact(&self) -> StoreResult<()>;
 }
 
 /// Clusters and their nodes.
@@ -257,6 +260,15 @@ pub trait JobStore: Send + Sync {
         step: Option<&str>,
         data: &str,
     ) -> StoreResult<i64>;
+    /// Appends events of one kind and step in one transaction (a batch of log lines) and
+    /// returns the sequence number of the first; `data` empty stores nothing.
+    async fn append_job_events(
+        &self,
+        job_id: i64,
+        kind: &str,
+        step: Option<&str>,
+        data: &[String],
+    ) -> StoreResult<i64>;
     /// Events of a job after `after_seq`, in order.
     async fn job_events_after(
         &self,
@@ -299,6 +311,18 @@ pub trait AccessStore: Send + Sync {
     async fn list_api_tokens(&self, username: &str) -> StoreResult<Vec<ApiToken>>;
     /// Revokes a token of a user.
     async fn revoke_api_token(&self, username: &str, id: i64) -> StoreResult<()>;
+    /// Stores (or replaces) a wizard draft's sealed secret; expired drafts are purged.
+    async fn put_wizard_draft(
+        &self,
+        id_hash: &str,
+        username: &str,
+        secret_sealed: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// The sealed secret of `username`'s unexpired draft.
+    async fn get_wizard_draft(&self, id_hash: &str, username: &str) -> StoreResult<String>;
+    /// Deletes a draft (after the creation it served).
+    async fn delete_wizard_draft(&self, id_hash: &str) -> StoreResult<()>;
 }
 
 /// The audit log.

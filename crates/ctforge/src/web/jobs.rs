@@ -141,7 +141,7 @@ pub async fn show(
                         @if history.is_some() { a href={ "/jobs/" (id) } { "Newest log lines (live)" } }
                     }
                 }
-                pre.code.log data-job-log tabindex="0" role="region" aria-label="Job log" style="max-height:28rem;overflow:auto" {
+                pre.code.log.log-scroll data-job-log tabindex="0" role="region" aria-label="Job log" {
                     @for e in &events {
                         @if e.kind == "log" { span class=(log_level(&e.data)) data-seq=(e.seq) { (e.data) "\n" } }
                         @else if e.kind == "step" || e.kind == "error" || e.kind == "done" { span.muted data-seq=(e.seq) { "── " (e.kind) " " (e.step.clone().unwrap_or_default()) " ──\n" } }

@@ -23,17 +23,7 @@ const TFA_COOKIE: &str = "ctforge_tfa";
 
 /// Only same-site, path-absolute targets are honoured.
 pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && !n.contains("://") =>
-        {
-            n.to_owned()
-        }
-        _ => "/".to_owned(),
-    }
+    super::redirect::local_or_root(next)
 }
 
 /// Query of `GET /login`.
@@ -166,7 +156,17 @@ pub async fn submit(
         cluster: None,
     };
     let next = safe_next(Some(&form.next));
-    match crate::auth::login::sign_in(&state, &input, &remote.ip().to_string()).await {
+    match crate::auth::login::sign_in(
+        &state,
+        &input,
+        &state
+            .config
+            .server
+            .client_addr(remote.ip(), &headers)
+            .to_string(),
+    )
+    .await
+    {
         Ok(SignIn::Done {
             token, expires_at, ..
         }) => {
@@ -174,12 +174,17 @@ pub async fn submit(
                 COOKIE,
                 &token,
                 (expires_at - state.clock.now_ms()) / 1000,
-                &headers,
+                state.config.server.secure_cookies(&headers),
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }
         Ok(SignIn::NeedSecondFactor { pending_token }) => {
-            let cookie = session_cookie(TFA_COOKIE, &pending_token, 300, &headers);
+            let cookie = session_cookie(
+                TFA_COOKIE,
+                &pending_token,
+                300,
+                state.config.server.secure_cookies(&headers),
+            );
             let target = format!(
                 "/login/tfa?next={}",
                 url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
@@ -257,7 +262,11 @@ pub async fn submit_tfa(
         &state,
         pending,
         &form.otp,
-        &remote.ip().to_string(),
+        &state
+            .config
+            .server
+            .client_addr(remote.ip(), &headers)
+            .to_string(),
     )
     .await
     {
@@ -268,9 +277,14 @@ pub async fn submit_tfa(
                 COOKIE,
                 &token,
                 (expires_at - state.clock.now_ms()) / 1000,
-                &headers,
+                state.config.server.secure_cookies(&headers),
             );
-            let clear = session_cookie(TFA_COOKIE, "", 0, &headers);
+            let clear = session_cookie(
+                TFA_COOKIE,
+                "",
+                0,
+                state.config.server.secure_cookies(&headers),
+            );
             let mut response = Redirect::to(&next).into_response();
             for c in [session, clear] {
                 if let Ok(v) = c.parse() {
@@ -296,12 +310,20 @@ pub async fn logout(
     axum::Extension(user): axum::Extension<CurrentUser>,
 ) -> Response {
     if let AuthMethod::Session { id_hash, .. } = &user.method
-        && let Err(e) =
-            crate::auth::login::sign_out(&state, id_hash, &user.username, &remote.ip().to_string())
-                .await
+        && let Err(e) = crate::auth::login::sign_out(
+            &state,
+            id_hash,
+            &user.username,
+            &state
+                .config
+                .server
+                .client_addr(remote.ip(), &headers)
+                .to_string(),
+        )
+        .await
     {
         return e.into_response();
     }
-    let clear = session_cookie(COOKIE, "", 0, &headers);
+    let clear = session_cookie(COOKIE, "", 0, state.config.server.secure_cookies(&headers));
     ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
 }

@@ -18,6 +18,8 @@ pub mod home;
 pub mod jobs;
 pub mod login;
 pub mod nodes;
+pub mod redirect;
+pub mod security;
 pub mod settings;
 pub mod templates;
 pub mod wizard;
@@ -37,6 +39,7 @@ pub fn routes(r: Routes) -> Routes {
         .public_get("/readyz", health::readyz, page())
         .public_get("/static/app.css", assets::css, page())
         .public_get("/static/app.js", assets::js, page())
+        .public_get("/static/theme.js", assets::theme_js, page())
         .public_get("/login", login::show, page())
         .public_post("/login", login::submit, page())
         .public_get("/login/tfa", login::show_tfa, page())

@@ -2,6 +2,8 @@
 //! Scripts → Review). Every value travels with the form, each step is validated on the server
 //! by the same `plan::resolve` that the job executes, and going back or failing validation
 //! never loses what the user typed. Review shows the exact plan; nothing exists until Create.
+//! The root password is the exception: it is sealed into a server-side draft
+//! (`provisioning::drafts`) as soon as it arrives and the pages carry only the draft's id.
 
 use std::net::SocketAddr;
 
@@ -14,7 +16,7 @@ use maud::{Markup, html};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::provisioning::plan::{self, CreateRequest, ScriptChoice, Step};
-use crate::provisioning::submit;
+use crate::provisioning::{drafts, submit};
 use crate::state::AppState;
 use crate::web::components::{self as ui, Field, Tone, Viewer};
 use crate::web::home::viewer;
@@ -27,6 +29,9 @@ const STEPS: &[(&str, &str)] = &[
     ("scripts", "Scripts"),
     ("review", "Review"),
 ];
+
+/// The form field carrying the id of the draft that holds the root password.
+const DRAFT_KEY: &str = "secret_draft";
 
 /// Which request fields each step owns (errors are shown on the step that owns the field).
 fn step_of(field: &str) -> &'static str {
@@ -70,6 +75,10 @@ impl Wizard {
             .filter(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
             .collect()
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.values.retain(|(k, _)| k != key);
     }
 
     fn set(&mut self, key: &str, value: impl Into<String>) {
@@ -305,7 +314,9 @@ fn page(
                     }
                     (ui::field(&Field { value: w.get("hostname"), required: true, error: error_for(errors, "hostname"), hint: Some("letters, digits and '-', e.g. web-01"), ..Field::new("hostname", "Hostname") }))
                     (ui::field(&Field { value: w.get("vmid"), kind: "number", error: error_for(errors, "vmid"), hint: Some("next free id suggested; checked again when you create"), ..Field::new("vmid", "VMID") }))
-                    (ui::field(&Field { value: w.get("password"), kind: "password", error: error_for(errors, "password"), autocomplete: Some("new-password"), hint: Some("root password (optional with an SSH key)"), ..Field::new("password", "Root password") }))
+                    // Never echoed: a password typed earlier stays in its sealed draft.
+                    @let hint = if w.get(DRAFT_KEY).is_empty() { "root password (optional with an SSH key)" } else { "a password is set (kept on the server); type a new one to change it" };
+                    (ui::field(&Field { value: "", kind: "password", error: error_for(errors, "password"), autocomplete: Some("new-password"), hint: Some(hint), ..Field::new("password", "Root password") }))
                     (ui::field(&Field { value: w.get("ssh_public_keys"), kind: "textarea", error: error_for(errors, "ssh_public_keys"), hint: Some("one per line"), ..Field::new("ssh_public_keys", "SSH public keys") }))
                     div.grid {
                         (ui::field(&Field { value: w.get("cores"), kind: "number", error: error_for(errors, "cores"), ..Field::new("cores", "Cores") }))
@@ -364,7 +375,7 @@ fn page(
                                         @let order = if untouched { ((i + 1) * 10).to_string() } else { w.get(&order_key).to_owned() };
                                         tr {
                                             td { input type="hidden" name="script" value=(s.name); input type="checkbox" name="enabled" value=(s.name) aria-label={ "Run " (s.name) } checked[untouched || enabled.contains(&s.name.as_str())]; }
-                                            td { input type="number" name=(order_key) value=(order) aria-label={ "Order of " (s.name) } style="width:5rem"; }
+                                            td { input type="number" name=(order_key) value=(order) aria-label={ "Order of " (s.name) } class="input-order"; }
                                             td { code { (s.name) } }
                                         }
                                     }
@@ -553,6 +564,19 @@ pub async fn advance(
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| "next".into());
     let mut w = Wizard::from_pairs(pairs);
+    // The root password goes into a sealed draft at once; no page carries it back.
+    let typed = w.get("password").to_owned();
+    w.remove("password");
+    let password = if typed.is_empty() {
+        drafts::open(&state, &user.username, w.get(DRAFT_KEY)).await?
+    } else {
+        let id = drafts::keep(&state, &user.username, Some(w.get(DRAFT_KEY)), &typed).await?;
+        w.set(DRAFT_KEY, id);
+        Some(typed)
+    };
+    if password.is_none() {
+        w.remove(DRAFT_KEY);
+    }
     let index = STEPS.iter().position(|(k, _)| *k == step).unwrap_or(0);
     let v = viewer(&user);
     if go == "back" {
@@ -561,7 +585,8 @@ pub async fn advance(
         return Ok(page(&v, target, &w, &ctx, &[], None).into_response());
     }
     let ctx = context(&state, &user, &w).await?;
-    let (request, mut errors) = w.request();
+    let (mut request, mut errors) = w.request();
+    request.password = password;
     let resolved = match &ctx.environment {
         Ok(env) => plan::resolve(&request, ctx.template.as_ref(), env)
             .map_err(|e| e.into_iter().collect::<Vec<_>>()),
@@ -572,7 +597,13 @@ pub async fn advance(
     }
     if go == "create" {
         return match submit::submit(&state, &user, &request, &remote.ip().to_string()).await {
-            Ok(done) => Ok(Redirect::to(&format!("/jobs/{}", done.job_id)).into_response()),
+            Ok(done) => {
+                // The job holds what it needs (sealed with the container); the draft goes.
+                if let Err(e) = drafts::discard(&state, w.get(DRAFT_KEY)).await {
+                    tracing::warn!(error = %e, "cannot delete the wizard's draft; it expires on its own");
+                }
+                Ok(Redirect::to(&format!("/jobs/{}", done.job_id)).into_response())
+            }
             Err(AppError::Invalid { fields, .. }) => Ok((
                 StatusCode::BAD_REQUEST,
                 page(&v, "review", &w, &ctx, &fields, None),

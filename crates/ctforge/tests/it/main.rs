@@ -13,6 +13,7 @@ mod containers;
 mod crash_resume;
 mod create;
 mod ct_cli;
+mod hardening;
 mod jobs;
 mod journey;
 mod locks;

@@ -20,12 +20,25 @@ const WEB: u32 = 300;
 const STOPPED: u32 = 301;
 const UNMANAGED: u32 = 302;
 
-/// A local web server standing in for the CT's nginx (the CT's address is 127.0.0.1).
+/// A web server on ctforge's host where the CT's nginx would be (the CT's address is
+/// 127.0.0.1): ctforge must never probe it. Counts the connections it gets.
 async fn web_server() -> (u16, tokio::task::JoinHandle<()>) {
+    let (port, task, _) = counting_web_server().await;
+    (port, task)
+}
+
+async fn counting_web_server() -> (
+    u16,
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
     let task = tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut buf = [0u8; 2048];
                 let n = stream.read(&mut buf).await.unwrap_or(0);
@@ -45,7 +58,7 @@ async fn web_server() -> (u16, tokio::task::JoinHandle<()>) {
             });
         }
     });
-    (port, task)
+    (port, task, hits)
 }
 
 async fn sim(web_port: u16) -> SimHandle {
@@ -104,6 +117,11 @@ async fn refresh(app: &common::TestApp, s: &Session, id: &str) -> (u16, Value) {
 
 /// A managed record with an address and tracked services, as provisioning leaves it.
 async fn managed(app: &common::TestApp, vmid: u32, services: &[(&str, &str)]) -> i64 {
+    managed_at(app, vmid, services, "127.0.0.1").await
+}
+
+/// [`managed`] with the record's address `ip`.
+async fn managed_at(app: &common::TestApp, vmid: u32, services: &[(&str, &str)], ip: &str) -> i64 {
     let store = &app.state.store;
     let cluster = store.get_cluster_by_name("sim").await.unwrap();
     let (id, _) = store
@@ -131,7 +149,7 @@ async fn managed(app: &common::TestApp, vmid: u32, services: &[(&str, &str)]) ->
         .await
         .unwrap();
     store
-        .update_container_status(id, ctforge::status::RecordStatus::Ready, Some("127.0.0.1"))
+        .update_container_status(id, ctforge::status::RecordStatus::Ready, Some(ip))
         .await
         .unwrap();
     let rows: Vec<ContainerService> = services
@@ -187,7 +205,7 @@ async fn refresh_tracks_transitions_parts_and_web_links() {
     let app = common::spawn_app_with("sqlite", move |c| {
         c.clusters = vec![cluster];
         c.workers.concurrency = 0;
-        c.monitoring.web_links = true; // the CT's address is 127.0.0.1: the local server
+        c.monitoring.web_links = true; // the CT's address is 127.0.0.1: never probed
     })
     .await;
     let root = login(&app, "root", &sim.root_password, "pam").await;
@@ -203,8 +221,9 @@ async fn refresh_tracks_transitions_parts_and_web_links() {
     .await;
     let key = id.to_string();
 
-    // First check: states recorded, the credential sealed, the web link probed; no event for
-    // worker.service, seen for the first time (inactive).
+    // First check: states recorded, the credential sealed, the web link not probed (the CT's
+    // address is ctforge's own loopback); no event for worker.service, seen for the first
+    // time (inactive).
     let started = Instant::now();
     let (status, body) = refresh(&app, &root, &key).await;
     let took = started.elapsed();
@@ -223,9 +242,8 @@ async fn refresh_tracks_transitions_parts_and_web_links() {
         (&nginx["active_state"], &nginx["sub_state"], &nginx["port"]),
         (&json!("active"), &json!("running"), &json!(web_port))
     );
-    assert_eq!(nginx["url"], format!("http://127.0.0.1:{web_port}"));
-    assert_eq!(nginx["web_title"], "Shop & Admin");
-    assert_eq!(nginx["web_answered"], true);
+    assert_eq!(nginx["web_title"], Value::Null);
+    assert_eq!(nginx["web_answered"], Value::Null);
     assert_eq!(service(&body, "worker.service")["active_state"], "inactive");
     assert!(event_kinds(&body).is_empty(), "{body}");
     assert_eq!(body["credentials_added"], json!(["admin-password"]));
@@ -344,35 +362,10 @@ async fn refresh_tracks_transitions_parts_and_web_links() {
         html.contains("Not checked: ss -tlnp"),
         "notice names the failed part"
     );
-    assert!(html.contains(&format!(
-        r#"href="http://127.0.0.1:{web_port}" target="_blank" rel="noopener noreferrer""#
-    )));
-    assert!(html.contains(">Shop &amp; Admin</a>"), "{html}");
+    assert!(!html.contains("Shop &amp; Admin"), "{html}");
     assert!(html.contains(&format!(r#"action="/containers/{id}/services/refresh""#)));
-    assert!(!html.contains("not answering"));
-
-    // The web server goes away: the link stays, marked as not answering.
     web_task.abort();
     let _ = web_task.await;
-    let (_, body) = refresh(&app, &root, &key).await;
-    let nginx = service(&body, "nginx.service");
-    assert_eq!(nginx["web_answered"], false, "{body}");
-    assert_eq!(nginx["url"], format!("http://127.0.0.1:{web_port}"));
-    let html = app
-        .client
-        .get(format!("{}/containers/{id}?tab=services", app.address))
-        .header("cookie", &root.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains("not answering"), "{html}");
-    assert!(
-        html.contains(&format!(">nginx :{web_port}</a>")),
-        "fallback label"
-    );
 
     // The services as last checked, without a new check.
     let r = app
@@ -384,7 +377,10 @@ async fn refresh_tracks_transitions_parts_and_web_links() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let listed: Value = r.json().await.unwrap();
-    assert_eq!(service(&listed, "nginx.service")["web_answered"], false);
+    assert_eq!(
+        service(&listed, "nginx.service")["web_answered"],
+        Value::Null
+    );
     assert_eq!(service(&listed, "app.service")["active_state"], "inactive");
     assert_eq!(listed["credentials"], json!(["admin-password"]));
 
@@ -555,4 +551,96 @@ async fn the_periodic_loop_picks_up_changes_and_respects_leases() {
     let started = Instant::now();
     app.stop().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Finding 6 (SSRF): a CT whose address is ctforge's own loopback (created with
+/// `ip=127.0.0.1/8`) must not make ctforge read a page of a service on its host, and only an
+/// address Proxmox reports for the CT is probed at all.
+#[tokio::test]
+async fn web_links_are_probed_only_on_reported_addresses_never_on_ctforge_host() {
+    const LOOPBACK_CT: u32 = 310;
+    const REMOTE_CT: u32 = 311;
+    let (port, task, hits) = counting_web_server().await;
+    ctforge::install_crypto_provider();
+    let sim = common::sim(
+        &format!(
+            r#"
+            [[containers]]
+            vmid = {LOOPBACK_CT}
+            node = "pve1"
+            hostname = "loopy"
+            status = "running"
+            ip = "127.0.0.1/8"
+            services = [{{ name = "nginx", port = {port} }}]
+
+            [[containers]]
+            vmid = {REMOTE_CT}
+            node = "pve1"
+            hostname = "remote"
+            status = "running"
+            ip = "203.0.113.50/24"
+            services = [{{ name = "nginx", port = {port} }}]
+            "#
+        ),
+        |c| c,
+    )
+    .await;
+    let cluster = common::sim_cluster(&sim);
+    let app = common::spawn_app_with("sqlite", move |c| {
+        c.clusters = vec![cluster];
+        c.workers.concurrency = 0;
+        c.monitoring.web_links = true;
+    })
+    .await;
+    let root = login(&app, "root", &sim.root_password, "pam").await;
+
+    let loopy = managed_at(
+        &app,
+        LOOPBACK_CT,
+        &[("nginx.service", "active")],
+        "127.0.0.1",
+    )
+    .await;
+    let (status, body) = refresh(&app, &root, &loopy.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let nginx = service(&body, "nginx.service");
+    assert_eq!(nginx["port"], json!(port), "{body}");
+    assert_eq!(nginx["web_checked_at"], Value::Null, "not probed: {body}");
+    assert_eq!(nginx["web_title"], Value::Null);
+
+    // A record address Proxmox does not report for the CT is not probed either.
+    let remote = managed_at(
+        &app,
+        REMOTE_CT,
+        &[("nginx.service", "active")],
+        "198.51.100.77",
+    )
+    .await;
+    let (_, body) = refresh(&app, &root, &remote.to_string()).await;
+    assert_eq!(
+        service(&body, "nginx.service")["web_checked_at"],
+        Value::Null,
+        "{body}"
+    );
+    // The address Proxmox reports is (nothing listens there: not answering).
+    app.state
+        .store
+        .update_container_status(
+            remote,
+            ctforge::status::RecordStatus::Ready,
+            Some("203.0.113.50"),
+        )
+        .await
+        .unwrap();
+    let (_, body) = refresh(&app, &root, &remote.to_string()).await;
+    let nginx = service(&body, "nginx.service");
+    assert!(nginx["web_checked_at"].is_i64(), "probed: {body}");
+    assert_eq!(nginx["web_answered"], false, "{body}");
+
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no probe reached the listener on ctforge's host"
+    );
+    task.abort();
 }

@@ -1,4 +1,4 @@
-//! Browser tests: headless Chromium against the real app (pages, accessibility, screenshots, the wizard, templates, dashboard and bulk flows).
+//! Browser tests: headless Chromium against the real app (pages, accessibility, screenshots, the wizard, templates, dashboard and bulk flows, the CSP).
 
 #[path = "../browser/mod.rs"]
 mod browser;
@@ -9,6 +9,7 @@ mod bulk_ui;
 mod dashboard_ui;
 mod failure_ui;
 mod progress_ui;
+mod security_ui;
 mod templates_ui;
 mod ui_pages;
 mod wizard_ui;

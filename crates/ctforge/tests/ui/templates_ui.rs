@@ -551,7 +551,10 @@ async fn discovery_detail_tabs_and_divergence() {
     assert!(html.contains("data-template=\"disk\""));
     assert!(!html.contains("data-template=\"other\""));
     assert!(html.contains("filesystem"));
-    assert!(html.contains("--tag-hue:"));
+    assert!(
+        html.contains("class=\"tag tag-h"),
+        "tag chips carry a hue class"
+    );
     let (_, _, html) = s.get("/templates?q=disk+app").await;
     assert!(html.contains("data-template=\"disk\""));
     assert!(!html.contains("data-template=\"other\""));

@@ -296,7 +296,7 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
             visit(&page, &base, "/").await?;
             browser::eval::<bool>(
                 &page,
-                "(document.querySelector('main').insertAdjacentHTML('beforeend', '<p style=\"color:#bbb;background:#fff\">faint text</p><input type=text><button></button>'), true)",
+                "(document.querySelector('main').insertAdjacentHTML('beforeend', '<p id=\"axe-faint\">faint text</p><input type=text><button></button>'), document.getElementById('axe-faint').style.cssText = 'color:#bbb;background:#fff', true)",
             )
             .await?;
             let found = browser::axe_check(&page, "axe-self-test").await?;

@@ -1,6 +1,6 @@
 //! File and text commands of the shell emulator: `printf`, `cat`, `tee`, `mkdir`, `test`,
 //! `touch`, `cp`/`mv`, `rm`, `chmod`, `chown`, `ln`, `ls`, `head`/`tail`, `wc`, `grep`, `base64`,
-//! `sha256sum`, working on the guest's file table.
+//! `sha256sum`, `seq`, working on the guest's file table.
 
 use super::*;
 
@@ -368,6 +368,49 @@ impl Shell<'_> {
                 0
             }
             "grep" => self.grep(args, stdin, out),
+            // `seq [FIRST [INCREMENT]] LAST`, integers (what scripts use to count or flood).
+            "seq" => {
+                const HELP: &str = "Try 'seq --help' for more information.\n";
+                let mut numbers = Vec::with_capacity(3);
+                for a in args {
+                    match a.parse::<i64>() {
+                        Ok(n) => numbers.push(n),
+                        Err(_) => {
+                            self.e(format!(
+                                "seq: invalid floating point argument: ‘{a}’\n{HELP}"
+                            ));
+                            return 1;
+                        }
+                    }
+                }
+                let (first, step, last) = match numbers.as_slice() {
+                    [last] => (1, 1, *last),
+                    [first, last] => (*first, 1, *last),
+                    [first, step, last] => (*first, *step, *last),
+                    [] => {
+                        self.e(format!("seq: missing operand\n{HELP}"));
+                        return 1;
+                    }
+                    [_, _, _, extra, ..] => {
+                        self.e(format!("seq: extra operand ‘{extra}’\n{HELP}"));
+                        return 1;
+                    }
+                };
+                if step == 0 {
+                    self.e(format!("seq: invalid Zero increment value: ‘0’\n{HELP}"));
+                    return 1;
+                }
+                let mut n = first;
+                while (step > 0 && n <= last) || (step < 0 && n >= last) {
+                    out.extend(n.to_string().bytes());
+                    out.push(b'\n');
+                    match n.checked_add(step) {
+                        Some(next) => n = next,
+                        None => break,
+                    }
+                }
+                0
+            }
             "base64" => {
                 if flags.contains('d') {
                     let text: String = String::from_utf8_lossy(stdin).split_whitespace().collect();

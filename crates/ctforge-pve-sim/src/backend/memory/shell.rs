@@ -360,7 +360,7 @@ impl<'a> Shell<'a> {
             }
             "printf" | "cat" | "tee" | "mkdir" | "test" | "[" | "touch" | "cp" | "mv" | "rm"
             | "chmod" | "chown" | "ln" | "ls" | "head" | "tail" | "wc" | "grep" | "base64"
-            | "sha256sum" => self.coreutils(&cmd, &args, &pos, &flags, stdin, &mut out),
+            | "sha256sum" | "seq" => self.coreutils(&cmd, &args, &pos, &flags, stdin, &mut out),
             "hostname" => {
                 if flags.contains('I') {
                     out.extend(b"10.10.0.100 \n");
@@ -473,6 +473,7 @@ impl<'a> Shell<'a> {
                 | "grep"
                 | "base64"
                 | "sha256sum"
+                | "seq"
                 | "curl"
                 | "tar"
                 | "head"

@@ -208,3 +208,22 @@ fn stdin_detection() {
     assert!(b.needs_stdin(&v(&["bash", "-s"])));
     assert!(!b.needs_stdin(&v(&["bash", "/root/x.sh"])));
 }
+
+#[test]
+fn seq_counts_like_coreutils() {
+    let (b, _) = guest();
+    assert_eq!(sh(&b, "seq 3"), ("1\n2\n3\n".into(), String::new(), 0));
+    assert_eq!(sh(&b, "seq 2 2 6").0, "2\n4\n6\n");
+    assert_eq!(sh(&b, "seq 3 -1 1").0, "3\n2\n1\n");
+    let (o, _, c) = sh(&b, "seq 1000000");
+    assert_eq!((o.lines().count(), c), (1_000_000, 0));
+    assert!(o.ends_with("999999\n1000000\n"));
+    let (_, e, c) = sh(&b, "seq x");
+    assert_eq!(c, 1);
+    assert!(
+        e.starts_with("seq: invalid floating point argument: ‘x’"),
+        "{e}"
+    );
+    let (_, e, c) = sh(&b, "seq");
+    assert_eq!((e.lines().next(), c), (Some("seq: missing operand"), 1));
+}

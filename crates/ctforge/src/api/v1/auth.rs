@@ -111,7 +111,17 @@ pub async fn login(
         Ok(body) => body,
         Err(rejection) => return AppError::invalid(rejection.body_text()).into_response(),
     };
-    match crate::auth::login::sign_in(&state, &input, &remote.ip().to_string()).await {
+    match crate::auth::login::sign_in(
+        &state,
+        &input,
+        &state
+            .config
+            .server
+            .client_addr(remote.ip(), &headers)
+            .to_string(),
+    )
+    .await
+    {
         Ok(SignIn::Done {
             token,
             csrf_token,
@@ -119,7 +129,12 @@ pub async fn login(
             expires_at,
         }) => {
             let max_age = (expires_at - state.clock.now_ms()) / 1000;
-            let cookie = session_cookie(COOKIE, &token, max_age, &headers);
+            let cookie = session_cookie(
+                COOKIE,
+                &token,
+                max_age,
+                state.config.server.secure_cookies(&headers),
+            );
             (
                 [(header::SET_COOKIE, cookie)],
                 Json(SignedIn {
@@ -149,11 +164,21 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     axum::Extension(user): axum::Extension<CurrentUser>,
 ) -> Result<Response, AppError> {
     if let AuthMethod::Session { id_hash, .. } = &user.method {
-        crate::auth::login::sign_out(&state, id_hash, &user.username, &remote.ip().to_string())
-            .await?;
+        crate::auth::login::sign_out(
+            &state,
+            id_hash,
+            &user.username,
+            &state
+                .config
+                .server
+                .client_addr(remote.ip(), &headers)
+                .to_string(),
+        )
+        .await?;
     }
     let clear = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
     Ok(([(header::SET_COOKIE, clear)], Json(LoggedOut { ok: true })).into_response())

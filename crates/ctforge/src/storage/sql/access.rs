@@ -1,4 +1,4 @@
-//! SQL for sign-in sessions and API tokens: the [`crate::storage::AccessStore`] half of `impl_store!`, expanded
+//! SQL for sign-in sessions, API tokens and the wizard's sealed drafts: the [`crate::storage::AccessStore`] half of `impl_store!`, expanded
 //! once per database in `storage/sql`.
 
 macro_rules! impl_access_store {
@@ -51,6 +51,47 @@ macro_rules! impl_access_store {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(map_err)
+            }
+            async fn put_wizard_draft(&self, id_hash: &str, username: &str, secret_sealed: &str, expires_at: i64) -> StoreResult<()> {
+                let now = self.now();
+                sqlx::query::<$db>("DELETE FROM wizard_drafts WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query::<$db>(
+                    "INSERT INTO wizard_drafts (id_hash, username, secret_sealed, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (id_hash) DO UPDATE SET secret_sealed = excluded.secret_sealed, expires_at = excluded.expires_at \
+                     WHERE wizard_drafts.username = excluded.username",
+                )
+                .bind(id_hash)
+                .bind(username)
+                .bind(secret_sealed)
+                .bind(expires_at)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+            async fn get_wizard_draft(&self, id_hash: &str, username: &str) -> StoreResult<String> {
+                sqlx::query_scalar::<$db, String>(
+                    "SELECT secret_sealed FROM wizard_drafts WHERE id_hash = $1 AND username = $2 AND expires_at > $3",
+                )
+                .bind(id_hash)
+                .bind(username)
+                .bind(self.now())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)
+            }
+            async fn delete_wizard_draft(&self, id_hash: &str) -> StoreResult<()> {
+                sqlx::query::<$db>("DELETE FROM wizard_drafts WHERE id_hash = $1")
+                    .bind(id_hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
             }
             async fn create_api_token(&self, username: &str, name: &str, token_hash: &str) -> StoreResult<i64> {
                 sqlx::query_scalar::<$db, i64>(

@@ -193,6 +193,45 @@ macro_rules! impl_jobs_store {
                 }
                 Err(StoreError::Conflict("job event sequence contended".to_owned()))
             }
+            async fn append_job_events(&self, job_id: i64, kind: &str, step: Option<&str>, data: &[String]) -> StoreResult<i64> {
+                if data.is_empty() {
+                    return Ok(0);
+                }
+                // One transaction per batch: its first insert takes the write lock, so the
+                // following ones cannot race; a concurrent writer (PostgreSQL) makes the whole
+                // batch retry.
+                'attempt: for _ in 0..5 {
+                    let mut tx = self.pool.begin().await.map_err(map_err)?;
+                    let mut first = None;
+                    for line in data {
+                        let result = sqlx::query_scalar::<$db, i64>(
+                            "INSERT INTO job_events (job_id, seq, kind, step, data, created_at) \
+                             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM job_events WHERE job_id = $1 RETURNING seq",
+                        )
+                        .bind(job_id)
+                        .bind(kind)
+                        .bind(step)
+                        .bind(line.as_str())
+                        .bind(self.now())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_err);
+                        match result {
+                            Ok(seq) => {
+                                first.get_or_insert(seq);
+                            }
+                            Err(StoreError::Conflict(_)) => continue 'attempt,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    match tx.commit().await.map_err(map_err) {
+                        Ok(()) => return Ok(first.unwrap_or(0)),
+                        Err(StoreError::Conflict(_)) => continue 'attempt,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(StoreError::Conflict("job event sequence contended".to_owned()))
+            }
             async fn job_events_after(&self, job_id: i64, after_seq: i64, limit: i64) -> StoreResult<Vec<JobEvent>> {
                 sqlx::query_as::<$db, JobEvent>(
                     "SELECT job_id, seq, kind, step, data, created_at FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",

@@ -62,12 +62,19 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
+        if path != ":memory:" && !path.is_empty() {
+            private_file(std::path::Path::new(path))
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(map_err)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // A checkpoint that resets the WAL also shrinks it back to this size, so a burst of
+            // writes does not leave a huge file behind.
+            .pragma("journal_size_limit", SQLITE_JOURNAL_SIZE_LIMIT.to_string())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -76,6 +83,61 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(Self { pool, clock })
+    }
+}
+
+/// Bytes of WAL SQLite keeps after a checkpoint (`PRAGMA journal_size_limit`).
+const SQLITE_JOURNAL_SIZE_LIMIT: u64 = 16 << 20;
+
+/// Creates the database file readable by its owner only (0600) before SQLite opens it; SQLite
+/// gives the WAL and shared-memory files the database file's mode. An existing file is
+/// tightened to 0600 as well: it holds sessions and sealed secrets.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+                    if let Ok(meta) = std::fs::metadata(&file)
+                        && meta.permissions().mode() & 0o077 != 0
+                    {
+                        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Checkpoints the WAL into the database and truncates it to zero bytes (readers still on
+    /// an older snapshot make SQLite checkpoint what it can; the next call finishes it).
+    async fn compact_journal(&self) -> StoreResult<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    /// PostgreSQL manages its own write-ahead log.
+    #[allow(clippy::unused_async)]
+    async fn compact_journal(&self) -> StoreResult<()> {
+        Ok(())
     }
 }
 
@@ -146,6 +208,12 @@ const SEALED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         "SELECT id_hash, data_sealed FROM sessions",
         "UPDATE sessions SET data_sealed = $1 WHERE id_hash = $2",
     ),
+    (
+        "wizard_drafts",
+        "secret_sealed",
+        "SELECT id_hash, secret_sealed FROM wizard_drafts",
+        "UPDATE wizard_drafts SET secret_sealed = $1 WHERE id_hash = $2",
+    ),
 ];
 
 #[macro_use]
@@ -208,6 +276,9 @@ macro_rules! impl_store {
             async fn migrate(&self) -> StoreResult<()> {
                 $migrator.run(&self.pool).await?;
                 Ok(())
+            }
+            async fn compact(&self) -> StoreResult<()> {
+                self.compact_journal().await
             }
             async fn ready(&self) -> StoreResult<()> {
                 let applied: i64 = sqlx::query_scalar::<$db, i64>(

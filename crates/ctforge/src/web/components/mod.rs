@@ -37,7 +37,7 @@ pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Mark
                 title { (title) " · ctforge" }
                 // The stored theme choice, applied before the first paint (no flash of the
                 // other theme); `assets/app.js` stores it when the toggle is used.
-                script { (PreEscaped(THEME_BOOT)) }
+                script src="/static/theme.js" {}
                 link rel="stylesheet" href="/static/app.css";
                 script src="/static/app.js" defer {}
             }
@@ -64,7 +64,7 @@ pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Mark
                             }
                         }
                     } @else {
-                        div style="flex:1" {}
+                        div.grow {}
                         (theme_toggle())
                     }
                 }
@@ -73,9 +73,6 @@ pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Mark
         }
     }
 }
-
-/// Applies `localStorage["ctforge-theme"]` (`light` or `dark`) to `<html data-theme>`.
-const THEME_BOOT: &str = "try{var t=localStorage.getItem('ctforge-theme');if(t==='light'||t==='dark')document.documentElement.setAttribute('data-theme',t)}catch(e){}";
 
 /// The light/dark switch: a toggle button named "Dark theme", pressed while the dark theme is
 /// shown. Hidden until `assets/app.js` runs, since it needs the script.
@@ -351,11 +348,12 @@ pub fn status_badge(status: &str) -> Markup {
 
 /// A tag chip whose colour is derived from the tag name (stable across pages).
 pub fn tag_chip(tag: &str) -> Markup {
+    // One of 24 hues (a class in `assets/app.css`: the CSP refuses `style=` attributes).
     let hue = tag
         .bytes()
         .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-        % 360;
-    html! { span.tag style={ "--tag-hue:" (hue) } { (tag) } }
+        % 24;
+    html! { span class={ "tag tag-h" (hue) } { (tag) } }
 }
 
 /// A usage bar: `used` of `limit` with a text read-out and colour thresholds (70 %, 90 %).
@@ -373,7 +371,10 @@ pub fn usage_bar(label: &str, fraction: Option<f64>, text: &str) -> Markup {
             div.usage-head { span { (label) } span.muted { (text) } }
             @if let Some(p) = pct {
                 div.usage-track role="meter" aria-label=(label) aria-valuemin="0" aria-valuemax="100" aria-valuenow=(format!("{p:.0}")) {
-                    div class={ "usage-fill usage-" (level) } style={ "width:" (format!("{p:.1}")) "%" } {}
+                    // An SVG bar: its width is an attribute, not a `style=` the CSP refuses.
+                    svg.usage-svg viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true" focusable="false" {
+                        rect class={ "usage-fill usage-" (level) } x="0" y="0" height="1" width=(format!("{p:.1}")) {}
+                    }
                 }
             } @else {
                 div.usage-track aria-hidden="true" {}

@@ -205,10 +205,7 @@ pub struct ActionForm {
 
 /// A safe local redirect target.
 pub fn safe_back(back: Option<&str>) -> String {
-    match back {
-        Some(b) if b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') => b.to_owned(),
-        _ => "/".to_owned(),
-    }
+    crate::web::redirect::local_or_root(back)
 }
 
 async fn form_action(

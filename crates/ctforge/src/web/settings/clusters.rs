@@ -108,7 +108,7 @@ fn page(
                         tr {
                             td { (c.name) " " @if c.default { (ui::badge(Some(Tone::Info), "default")) } }
                             td { code { (c.url) } br; span.muted { (c.token_id) } }
-                            td { @match &c.fingerprint { Some(fp) => { code style="font-size:.75rem;word-break:break-all" { (fp) } } None => { span.muted { "system trust store" } } } }
+                            td { @match &c.fingerprint { Some(fp) => { code.fingerprint { (fp) } } None => { span.muted { "system trust store" } } } }
                             td { (c.ssh_user) "@:" (c.ssh_port) br; span.muted { @match &c.ssh_host_key { Some(k) => { "host key " code { (k) } } None => { "host key pinned on first use" } } } }
                             td.row {
                                 form method="post" action={ "/settings/clusters/" (c.id) "/test" } { (ui::csrf_field(v)) button.btn type="submit" { "Test" } }
@@ -131,7 +131,7 @@ fn page(
                 @if let Some(fp) = confirm {
                     div.alert.alert-warn role="status" {
                         p { "Confirm the server's TLS certificate. Compare this SHA-256 fingerprint with the output of " code { "pvenode cert info" } " on the node:" }
-                        p { code style="word-break:break-all" { (fp) } }
+                        p { code.break-all { (fp) } }
                     }
                     input type="hidden" name="fingerprint" value=(fp);
                 } @else {

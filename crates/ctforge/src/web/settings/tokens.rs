@@ -50,7 +50,7 @@ async fn page(
             @if let Some(secret) = created {
                 div.alert.alert-ok role="status" {
                     p { "Token created. Copy it now; it is not shown again:" }
-                    p { code style="word-break:break-all" { (secret) } }
+                    p { code.break-all { (secret) } }
                 }
             }
             @if tokens.is_empty() {

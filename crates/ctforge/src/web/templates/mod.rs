@@ -138,7 +138,7 @@ fn list_page(
                         p { "Configured roots:" }
                         ul.roots { @for r in roots { li { code { (r) } } } }
                     }
-                    div.row style="justify-content:center" {
+                    div.row.row-center {
                         (discover_form)
                         a.btn.btn-primary href="/templates/new" { "New template" }
                     }
