@@ -217,7 +217,7 @@ mod tests {
         );
         assert_eq!(
             staged.matches('/').count(),
-            4,
+            5,
             "stays in the staging dir: {staged}"
         );
     }
