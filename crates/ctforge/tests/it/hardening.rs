@@ -112,6 +112,15 @@ async fn every_page_of_the_route_table_carries_the_security_headers() {
             .headers()
             .get("content-type")
             .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/html"));
+        let cache = response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_owned());
+        if route.path.starts_with("/static/") {
+            assert_eq!(cache.as_deref(), Some("public, max-age=3600"), "{what}");
+        } else {
+            assert_eq!(cache.as_deref(), Some("no-store"), "{what}: pages may carry secrets");
+        }
         if matches!(route.doc.answer, Answer::Page) && is_html {
             pages += 1;
             let html = response.text().await.unwrap();

@@ -311,10 +311,30 @@ async fn containers_jobs_events(backend: &str) {
             .unwrap();
         assert_eq!(seq, i + 1);
     }
-    let after = store.job_events_after(job_id, 1, 100).await.unwrap();
+    // A batch (one transaction) continues the sequence; an empty one stores nothing.
+    let lines: Vec<String> = (0..3).map(|i| format!("batch {i}")).collect();
+    let first = store
+        .append_job_events(job_id, "log", Some("install"), &lines)
+        .await
+        .unwrap();
+    assert_eq!(first, 4);
+    assert_eq!(store.append_job_events(job_id, "log", None, &[]).await.unwrap(), 0);
+    let batch = store.job_events_after(job_id, 3, 100).await.unwrap();
+    assert_eq!(
+        batch.iter().map(|e| (e.seq, e.data.as_str())).collect::<Vec<_>>(),
+        vec![(4, "batch 0"), (5, "batch 1"), (6, "batch 2")]
+    );
+    store.compact().await.unwrap();
+    let after: Vec<_> = store
+        .job_events_after(job_id, 1, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .take(2)
+        .collect();
     assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
     // Paging backwards: the newest page first, in order, then the one before it.
-    let newest = store.job_events_before(job_id, i64::MAX, 2).await.unwrap();
+    let newest = store.job_events_before(job_id, 4, 2).await.unwrap();
     assert_eq!(newest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
     let older = store.job_events_before(job_id, 2, 2).await.unwrap();
     assert_eq!(older.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
@@ -466,8 +486,31 @@ async fn sessions_tokens_audit_locks(backend: &str) {
     };
     store.put_session(&session).await.unwrap();
     assert_eq!(store.get_session("h1").await.unwrap(), session);
+    // Wizard drafts: bound to their owner, gone when expired or deleted.
+    store
+        .put_wizard_draft("d1", "root@pam", "v1:k:sealed", now + 1000)
+        .await
+        .unwrap();
+    assert_eq!(store.get_wizard_draft("d1", "root@pam").await.unwrap(), "v1:k:sealed");
+    assert!(store.get_wizard_draft("d1", "alice@pve").await.is_err());
+    store
+        .put_wizard_draft("d1", "alice@pve", "v1:k:other", now + 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_wizard_draft("d1", "root@pam").await.unwrap(),
+        "v1:k:sealed",
+        "another user cannot overwrite a draft"
+    );
+    store.delete_wizard_draft("d1").await.unwrap();
+    assert!(store.get_wizard_draft("d1", "root@pam").await.is_err());
+    store
+        .put_wizard_draft("d2", "root@pam", "v1:k:s", now + 10)
+        .await
+        .unwrap();
     assert_eq!(store.count_sessions().await.unwrap(), 1);
     clock.advance(1001);
+    assert!(store.get_wizard_draft("d2", "root@pam").await.is_err(), "expired");
     assert!(
         matches!(store.get_session("h1").await, Err(StoreError::NotFound)),
         "expired sessions are gone"
