@@ -7,6 +7,7 @@
 //! idempotent. Every state change is a persisted, published progress event (see
 //! [`crate::events`]).
 
+pub mod access;
 mod worker;
 
 use std::collections::HashMap;

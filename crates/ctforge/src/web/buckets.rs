@@ -114,6 +114,7 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Form(form): Form<BucketForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -259,6 +260,7 @@ pub async fn rename(
     Path(id): Path<i64>,
     Form(form): Form<BucketForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -312,6 +314,7 @@ pub async fn delete(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -347,6 +350,7 @@ pub async fn add_packages(
     Path(id): Path<i64>,
     Form(form): Form<PasteForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let text = form.text.replace("\r\n", "\n");
     let remote = remote.ip().to_string();
     let caller = Caller {
@@ -396,6 +400,7 @@ pub async fn remove_packages(
     Path(id): Path<i64>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let ids: Vec<i64> = pairs
         .iter()
         .filter(|(k, _)| k == "ids")

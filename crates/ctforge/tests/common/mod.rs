@@ -210,6 +210,7 @@ pub fn sim_cluster(sim: &ctforge_pve_sim::SimHandle) -> ctforge::config::Cluster
         ssh_key_file: None,
         ssh_host_key: None,
         default: true,
+        allow_insecure_http: false,
     }
 }
 

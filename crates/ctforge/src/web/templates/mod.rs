@@ -262,6 +262,7 @@ pub async fn discover(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     axum::Extension(user): axum::Extension<CurrentUser>,
 ) -> Result<Markup, AppError> {
+    crate::auth::require_editor(&user)?;
     let v = viewer(&user);
     let configured = state.config.templates.roots.clone();
     if configured.is_empty() {
@@ -354,6 +355,7 @@ pub async fn new_form(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
 ) -> Result<Markup, AppError> {
+    crate::auth::require_editor(&user)?;
     editor_page(
         &state,
         &user,
@@ -376,6 +378,7 @@ pub async fn edit_form(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(name): Path<String>,
 ) -> Result<Markup, AppError> {
+    crate::auth::require_editor(&user)?;
     let (record, template) = templates::load_template(state.store.as_ref(), &name).await?;
     let form = TemplateForm::from_template(&template);
     editor_page(
@@ -401,6 +404,7 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     submit(&state, &user, remote, None, None, &pairs).await
 }
 
@@ -412,6 +416,7 @@ pub async fn update(
     Path(name): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let record = match state.store.get_template_by_name(&name).await {
         Ok(record) => record,
         Err(crate::storage::StoreError::NotFound) => {
@@ -618,6 +623,7 @@ pub async fn delete(
     Path(name): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let force = form.force.is_some_and(|f| !f.is_empty() && f != "0");
     let remote = remote.ip().to_string();
     let caller = Caller {
@@ -660,6 +666,7 @@ pub async fn duplicate(
     Path(name): Path<String>,
     Form(form): Form<DuplicateForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
