@@ -501,6 +501,14 @@ fn one_line(text: &str) -> String {
 /// Environment values are strings; lists (`a,b`) and numbers are recognised for known keys.
 fn parse_env_value(key: &str, value: &str) -> toml::Value {
     match key {
+        "auth.admins" => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
         "templates.roots" => toml::Value::Array(
             value
                 .split([',', ':'])
@@ -562,6 +570,7 @@ fn known_env_keys() -> BTreeSet<String> {
         "provisioning__command_timeout_secs",
         "provisioning__settle_timeout_secs",
         "provisioning__probe_timeout_secs",
+        "auth__admins",
     ]
     .into_iter()
     .map(str::to_owned)

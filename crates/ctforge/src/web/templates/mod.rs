@@ -107,7 +107,9 @@ fn list_page(
     let mut tag_options = vec![(String::new(), "all tags".to_owned())];
     tag_options.extend(all_tags.iter().map(|t| (t.clone(), t.clone())));
     let discover_form = html! {
-        @if roots.is_empty() {
+        @if !v.editor {
+            (ui::disabled_button("Discover now", "changing templates needs the ctforge admin or template editor role"))
+        } @else if roots.is_empty() {
             (ui::disabled_button("Discover now", "no templates root is configured (CTFORGE_TEMPLATES__ROOTS)"))
         } @else {
             form.inline method="post" action="/templates/discover" {
@@ -122,7 +124,7 @@ fn list_page(
             h1 { "Templates" }
             div.row {
                 (discover_form)
-                a.btn.btn-primary href="/templates/new" { "New template" }
+                @if v.editor { a.btn.btn-primary href="/templates/new" { "New template" } }
             }
         }
         @if let Some((tone, text)) = &notice { (ui::alert(*tone, text)) }
@@ -140,7 +142,7 @@ fn list_page(
                     }
                     div.row style="justify-content:center" {
                         (discover_form)
-                        a.btn.btn-primary href="/templates/new" { "New template" }
+                        @if v.editor { a.btn.btn-primary href="/templates/new" { "New template" } }
                     }
                 },
             ))
