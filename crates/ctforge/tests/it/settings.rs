@@ -306,6 +306,11 @@ async fn api_tokens_are_shown_once_hashed_and_revocable() {
         .unwrap();
     assert_eq!(me["username"], "root@pam");
     assert_eq!(me["via"], "token");
+    assert_eq!(
+        me["roles"],
+        json!(["admin"]),
+        "the token acts as root@pam on the cluster it was made on"
+    );
     let r = s
         .app
         .client
