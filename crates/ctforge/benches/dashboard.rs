@@ -92,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         ssh_key_file: None,
         ssh_host_key: None,
         default: true,
+        allow_insecure_http: false,
     }];
     let app = ctforge::startup::App::build(config).await?;
     let address = format!("http://127.0.0.1:{}", app.port());

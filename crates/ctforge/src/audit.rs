@@ -128,15 +128,9 @@ impl AuditQuery {
     }
 }
 
-/// Reading the audit log needs `Sys.Audit` in Proxmox.
+/// Reading the audit log needs the ctforge admin or auditor role (`roles`).
 pub fn require_auditor(user: &CurrentUser) -> Result<(), AppError> {
-    if user.can("nodes", "Sys.Audit") {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "reading the audit log needs the Sys.Audit privilege in Proxmox".into(),
-        ))
-    }
+    crate::roles::require_auditor(user, "reading the audit log")
 }
 
 /// One page of the audit log for `user` (who must be an auditor).

@@ -1,5 +1,12 @@
 //! Cluster settings as a use-case: validate what the user typed, seal secrets, pin the TLS
-//! fingerprint, audit every change, and test a connection. Web and API handlers both call here.
+//! fingerprint, audit every change, and test a connection. Web and API handlers both call here
+//! (after `auth::require_admin`: cluster settings are a ctforge admin's).
+//!
+//! Stored secrets never follow a cluster to a new address: changing the API URL or the SSH port
+//! (SSH goes to the URL's host) needs every stored secret typed again, so whoever edits a
+//! cluster cannot point it at a listener of theirs and have ctforge send the old token there.
+//! `http://` is refused unless `allow_insecure_http = true` is set for the cluster's name in
+//! `[[clusters]]` of the configuration file.
 
 use serde::{Deserialize, Serialize};
 
@@ -220,6 +227,31 @@ pub async fn save(
         });
     }
     let url = form.url.trim().trim_end_matches('/').to_owned();
+    let name = form.name.trim();
+    if url.starts_with("http://")
+        && !state
+            .config
+            .clusters
+            .iter()
+            .any(|c| c.name == name && c.allow_insecure_http)
+    {
+        let message = format!(
+            "http:// would send the API token and users' passwords in clear; use https://, or set allow_insecure_http = true for cluster {name:?} in the configuration file"
+        );
+        return Err(AppError::Invalid {
+            message: message.clone(),
+            fields: vec![("url".into(), message)],
+        });
+    }
+    if let Some(old) = &existing {
+        let missing = secrets_to_reenter(old, form, &url);
+        if !missing.is_empty() {
+            return Err(AppError::Invalid {
+                message: "the cluster's address changed: enter every secret again (stored secrets are never sent to a new address)".into(),
+                fields: missing,
+            });
+        }
+    }
     let fingerprint = match non_empty(&form.fingerprint).and_then(normalise_fingerprint) {
         Some(fp) => Some(fp),
         None if url.starts_with("https://") => {
@@ -306,13 +338,59 @@ pub async fn save(
     Ok(Saved::Done(Box::new(state.store.get_cluster(id).await?)))
 }
 
-/// Deletes a cluster (and ctforge's records of its containers).
+/// The secrets an edit of `old` must carry: every stored one when the API URL (`url`,
+/// normalised) or the SSH port changes; none otherwise.
+fn secrets_to_reenter(old: &Cluster, form: &ClusterForm, url: &str) -> Vec<(String, String)> {
+    let port = i64::from(form.ssh_port.unwrap_or(22));
+    if old.url.trim_end_matches('/') == url && old.ssh_port == port {
+        return Vec::new();
+    }
+    let again = "the address changed: enter this secret again".to_owned();
+    let mut missing = Vec::new();
+    if non_empty(&form.token_secret).is_none() {
+        missing.push(("token_secret".to_owned(), again.clone()));
+    }
+    if old.ssh_password_sealed.is_some() && non_empty(&form.ssh_password).is_none() {
+        missing.push(("ssh_password".to_owned(), again.clone()));
+    }
+    if old.ssh_key_sealed.is_some() && non_empty(&form.ssh_private_key).is_none() {
+        missing.push(("ssh_private_key".to_owned(), again));
+    }
+    missing
+}
+
+/// Makes cluster `id` the default (the one sign-in offers first); audited.
+pub async fn make_default(
+    state: &AppState,
+    id: i64,
+    actor: &str,
+    remote: &str,
+) -> Result<(), AppError> {
+    let cluster = state
+        .store
+        .get_cluster(id)
+        .await
+        .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
+    let mut input = ClusterInput::from(&cluster);
+    input.is_default = true;
+    state.store.update_cluster(id, &input).await?;
+    crate::audit::record(
+        state.store.as_ref(),
+        audit_entry(actor, "cluster.default", &cluster.name, remote),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a cluster (and ctforge's records of its containers, its role grants and tokens);
+/// refused when it holds the last ctforge admin.
 pub async fn delete(state: &AppState, id: i64, actor: &str, remote: &str) -> Result<(), AppError> {
     let cluster = state
         .store
         .get_cluster(id)
         .await
         .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
+    crate::roles::check_cluster_delete(state, id).await?;
     state.store.delete_cluster(id).await?;
     crate::audit::record(
         state.store.as_ref(),

@@ -287,6 +287,20 @@ pub struct ClusterBootstrap {
     /// Whether this is the default cluster.
     #[serde(default)]
     pub default: bool,
+    /// Allow an `http://` API URL for this cluster (in this file and in Settings). Off by
+    /// default: the service token and users' passwords would cross the network in clear.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+/// Who holds ctforge's own roles from the start (`[auth]`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Cluster-qualified identities that are always ctforge admins, `user@realm@cluster`
+    /// (`root@pam@lab`). Empty: `root@pam` of the first configured cluster.
+    #[serde(default)]
+    pub admins: Vec<String>,
 }
 
 fn default_ssh_user() -> String {
@@ -337,6 +351,9 @@ pub struct Config {
     /// Clusters created on start if they do not exist yet.
     #[serde(default)]
     pub clusters: Vec<ClusterBootstrap>,
+    /// ctforge's own roles: the bootstrap admins.
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -357,6 +374,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             job_log: JobLogConfig::default(),
             clusters: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -532,12 +550,25 @@ impl Config {
             }
         }
         for cluster in &self.clusters {
-            url::Url::parse(&cluster.url).map_err(|e| {
+            let url = url::Url::parse(&cluster.url).map_err(|e| {
                 ConfigError(format!(
                     "cluster {:?} has an invalid url {:?}: {e}",
                     cluster.name, cluster.url
                 ))
             })?;
+            if url.scheme() == "http" && !cluster.allow_insecure_http {
+                return Err(ConfigError(format!(
+                    "cluster {:?} has an http:// url; use https:// or set allow_insecure_http = true for it",
+                    cluster.name
+                )));
+            }
+        }
+        for admin in &self.auth.admins {
+            if crate::roles::split_identity(admin).is_none() {
+                return Err(ConfigError(format!(
+                    "[auth] admins: {admin:?} is not user@realm@cluster (e.g. root@pam@lab)"
+                )));
+            }
         }
         Ok(())
     }
@@ -614,6 +645,14 @@ fn one_line(text: &str) -> String {
 /// Environment values are strings; lists (`a,b`) and numbers are recognised for known keys.
 fn parse_env_value(key: &str, value: &str) -> toml::Value {
     match key {
+        "auth.admins" => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
         "templates.roots" => toml::Value::Array(
             value
                 .split([',', ':'])
@@ -693,6 +732,7 @@ fn known_env_keys() -> BTreeSet<String> {
         "server__trusted_proxies",
         "job_log__head_lines",
         "job_log__tail_lines",
+        "auth__admins",
     ]
     .into_iter()
     .map(str::to_owned)

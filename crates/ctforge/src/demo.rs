@@ -80,6 +80,7 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Demo> {
         ssh_key_file: None,
         ssh_host_key: sim.ssh_host_key_fingerprint.clone(),
         default: true,
+        allow_insecure_http: false,
     }];
     Ok(Demo { sim, password })
 }

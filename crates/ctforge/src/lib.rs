@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod provisioning;
 pub mod pve;
+pub mod roles;
 pub mod routes;
 pub mod secrets;
 pub mod startup;

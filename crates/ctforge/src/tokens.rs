@@ -1,8 +1,11 @@
 //! ctforge API tokens for automation: created by a signed-in user, shown once, stored hashed,
-//! revocable, and acting as that user.
+//! revocable, and acting as that user on the cluster the user was signed in to. A user manages
+//! only their own tokens (same user id, same cluster); other users' tokens are a ctforge admin's
+//! (`roles`).
 
 use serde::Serialize;
 
+use crate::auth::CurrentUser;
 use crate::auth::session::{hash_token, random_token};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -25,6 +28,10 @@ pub struct TokenView {
     pub last_used: Option<i64>,
     /// Revocation time (Unix ms).
     pub revoked_at: Option<i64>,
+    /// Owner (Proxmox user id).
+    pub username: String,
+    /// The cluster it acts on (absent: the default cluster).
+    pub cluster_id: Option<i64>,
 }
 
 impl From<ApiToken> for TokenView {
@@ -35,6 +42,8 @@ impl From<ApiToken> for TokenView {
             created_at: t.created_at,
             last_used: t.last_used,
             revoked_at: t.revoked_at,
+            username: t.username,
+            cluster_id: t.cluster_id,
         }
     }
 }
@@ -54,10 +63,36 @@ async fn audit(
     Ok(())
 }
 
-/// Creates a token for `username`; returns its view and the secret (shown once).
+/// Creates a token for `user` on the cluster it signed in to; returns its view and the secret
+/// (shown once).
+pub async fn create_as(
+    state: &AppState,
+    user: &CurrentUser,
+    name: &str,
+    remote: &str,
+) -> Result<(TokenView, String), AppError> {
+    let Some(cluster_id) = user.roles.cluster_id else {
+        return Err(AppError::Forbidden(
+            "a token acts on the cluster you signed in to; sign in to a cluster first".into(),
+        ));
+    };
+    create_on(state, &user.username, Some(cluster_id), name, remote).await
+}
+
+/// Creates a token for `username` on the default cluster (for tools that hold no session).
 pub async fn create(
     state: &AppState,
     username: &str,
+    name: &str,
+    remote: &str,
+) -> Result<(TokenView, String), AppError> {
+    create_on(state, username, None, name, remote).await
+}
+
+async fn create_on(
+    state: &AppState,
+    username: &str,
+    cluster_id: Option<i64>,
     name: &str,
     remote: &str,
 ) -> Result<(TokenView, String), AppError> {
@@ -83,43 +118,84 @@ pub async fn create(
             },
             other => other.into(),
         })?;
+    if let Some(cluster_id) = cluster_id
+        && let Err(e) = state.store.set_api_token_cluster(id, cluster_id).await
+    {
+        // A token not tied to its cluster would act on the default one: never hand it out.
+        let _ = state.store.revoke_api_token(username, id).await;
+        return Err(e.into());
+    }
     audit(state, username, "token.create", name, remote).await?;
-    let view = state
-        .store
-        .list_api_tokens(username)
-        .await?
-        .into_iter()
-        .find(|t| t.id == id)
-        .map(TokenView::from)
-        .ok_or_else(|| AppError::NotFound("token".into()))?;
+    let view = TokenView::from(state.store.get_api_token(id).await?);
     Ok((view, secret))
 }
 
-/// Tokens of a user.
-pub async fn list(state: &AppState, username: &str) -> Result<Vec<TokenView>, AppError> {
+async fn default_cluster(state: &AppState) -> Option<i64> {
+    crate::auth::login::pick_cluster(state, None)
+        .await
+        .ok()
+        .map(|c| c.id)
+}
+
+/// Whether `token` is `user`'s own: same user id, same cluster.
+fn owns(user: &CurrentUser, token: &ApiToken, default: Option<i64>) -> bool {
+    token.username == user.username
+        && token.cluster_id.or(default).is_some()
+        && token.cluster_id.or(default) == user.roles.cluster_id
+}
+
+/// The user's own tokens.
+pub async fn list(state: &AppState, user: &CurrentUser) -> Result<Vec<TokenView>, AppError> {
+    let default = default_cluster(state).await;
     Ok(state
         .store
-        .list_api_tokens(username)
+        .list_api_tokens(&user.username)
+        .await?
+        .into_iter()
+        .filter(|t| owns(user, t, default))
+        .map(TokenView::from)
+        .collect())
+}
+
+/// Every user's tokens (ctforge admins only).
+pub async fn list_all(state: &AppState, user: &CurrentUser) -> Result<Vec<TokenView>, AppError> {
+    crate::roles::require_admin(user, "listing other users' API tokens")?;
+    Ok(state
+        .store
+        .list_all_api_tokens()
         .await?
         .into_iter()
         .map(TokenView::from)
         .collect())
 }
 
-/// Revokes a token of the user.
+/// Revokes token `id`: the user's own, or anyone's for a ctforge admin.
 pub async fn revoke(
     state: &AppState,
-    username: &str,
+    user: &CurrentUser,
     id: i64,
     remote: &str,
 ) -> Result<(), AppError> {
+    let token = match state.store.get_api_token(id).await {
+        Ok(t) => t,
+        Err(StoreError::NotFound) => return Err(AppError::NotFound(format!("token {id}"))),
+        Err(e) => return Err(e.into()),
+    };
+    if !owns(user, &token, default_cluster(state).await) {
+        crate::roles::require_admin(user, "revoking another user's API token")?;
+    }
     state
         .store
-        .revoke_api_token(username, id)
+        .revoke_api_token(&token.username, id)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => AppError::NotFound(format!("token {id}")),
             other => other.into(),
         })?;
-    audit(state, username, "token.revoke", &id.to_string(), remote).await
+    let target = if token.username == user.username {
+        id.to_string()
+    } else {
+        format!("{id} ({})", token.username)
+    };
+    audit(state, &user.username, "token.revoke", &target, remote).await
 }

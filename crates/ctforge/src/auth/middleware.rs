@@ -48,12 +48,35 @@ pub async fn identify(
     {
         return match state.store.use_api_token(&hash_token(token.trim())).await {
             Ok(row) => {
-                let token_caps = Some(super::permissions::for_user(state, &row.username).await);
+                // A token acts as its owner on the cluster it was created for (older tokens:
+                // the default cluster).
+                let cluster_id = match row.cluster_id {
+                    Some(id) => Some(id),
+                    None => super::login::pick_cluster(state, None)
+                        .await
+                        .ok()
+                        .map(|c| c.id),
+                };
+                let token_caps =
+                    Some(super::permissions::for_user(state, &row.username, cluster_id).await);
+                let roles = match cluster_id {
+                    Some(id) => {
+                        crate::roles::resolve(
+                            &state.config,
+                            state.store.as_ref(),
+                            &row.username,
+                            id,
+                        )
+                        .await?
+                    }
+                    None => crate::roles::Roles::default(),
+                };
                 Ok(Some(CurrentUser {
                     username: row.username,
                     method: AuthMethod::ApiToken { token_id: row.id },
                     ticket: None,
                     token_caps,
+                    roles,
                 }))
             }
             Err(StoreError::NotFound) => Ok(None),
@@ -82,6 +105,13 @@ pub async fn identify(
         Err(_) => return Ok(None),
     };
     let data = renew_if_needed(state, &row, data).await;
+    let roles = crate::roles::resolve(
+        &state.config,
+        state.store.as_ref(),
+        &row.username,
+        data.cluster_id,
+    )
+    .await?;
     Ok(Some(CurrentUser {
         username: row.username,
         method: AuthMethod::Session {
@@ -90,6 +120,7 @@ pub async fn identify(
         },
         ticket: Some(data),
         token_caps: None,
+        roles,
     }))
 }
 

@@ -41,6 +41,9 @@ pub struct CurrentUser {
     /// For API-token users: the token owner's privileges as Proxmox reports them
     /// (`/access/permissions`, scope → privilege), so a token never does more than its owner.
     pub token_caps: Option<Caps>,
+    /// ctforge's own roles of this identity (the user on the cluster it signed in to; a token's
+    /// owner on the token's cluster).
+    pub roles: crate::roles::Roles,
 }
 
 /// Privileges by scope (`vms`, `storage`, `nodes`, `access`, `dc`, …).
@@ -71,15 +74,16 @@ impl CurrentUser {
     }
 }
 
-/// Cluster settings need `Sys.Modify` on the nodes in Proxmox.
+/// ctforge's settings (clusters, roles, other users' tokens) need the ctforge admin role;
+/// Proxmox privileges grant no ctforge role (`roles`).
 pub fn require_admin(user: &CurrentUser) -> Result<(), crate::error::AppError> {
-    if user.can("nodes", "Sys.Modify") {
-        Ok(())
-    } else {
-        Err(crate::error::AppError::Forbidden(
-            "changing clusters needs the Sys.Modify privilege in Proxmox".into(),
-        ))
-    }
+    crate::roles::require_admin(user, "changing ctforge's settings")
+}
+
+/// Templates, discovery and package buckets need the ctforge admin or template editor role: a
+/// template is code that runs as root in every container made from it.
+pub fn require_editor(user: &CurrentUser) -> Result<(), crate::error::AppError> {
+    crate::roles::require_editor(user, "changing templates, discovery or package buckets")
 }
 
 /// What a session keeps server-side (sealed at rest).

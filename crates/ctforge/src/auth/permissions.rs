@@ -83,11 +83,14 @@ pub fn caps_from_permissions(
     caps
 }
 
-/// The owner's privileges on the default cluster; empty (nothing allowed) when Proxmox cannot
-/// tell.
-pub async fn for_user(state: &AppState, username: &str) -> Caps {
+/// The owner's privileges on cluster `cluster_id` (a token's cluster; `None`: the default
+/// cluster); empty (nothing allowed) when Proxmox cannot tell.
+pub async fn for_user(state: &AppState, username: &str, cluster_id: Option<i64>) -> Caps {
     let caps = async {
-        let cluster = crate::auth::login::pick_cluster(state, None).await?;
+        let cluster = match cluster_id {
+            Some(id) => state.store.get_cluster(id).await?,
+            None => crate::auth::login::pick_cluster(state, None).await?,
+        };
         let api = state.pve.service(&cluster)?;
         let caps = state
             .permissions

@@ -247,6 +247,10 @@ pub struct Payload {
     pub timeout: u32,
     /// The submitter's address (for the audit log).
     pub remote: String,
+    /// The cluster the submitter was signed in to (`jobs::access`: the submitter is that user on
+    /// that cluster); absent in jobs queued before it was recorded.
+    #[serde(default)]
+    pub cluster_id: Option<i64>,
 }
 
 /// Enqueues the job for `request` as `user`; returns its id.
@@ -261,6 +265,7 @@ pub async fn submit(
         ids: request.ids.clone(),
         timeout: request.timeout,
         remote: remote.to_owned(),
+        cluster_id: user.roles.cluster_id,
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
     let id = state
@@ -730,6 +735,7 @@ mod tests {
             ids: ids(&["1", "2", "3"]),
             timeout: 60,
             remote: String::new(),
+            cluster_id: None,
         };
         let mut done = item.clone();
         done.id = "2".into();

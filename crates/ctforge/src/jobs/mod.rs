@@ -7,6 +7,7 @@
 //! idempotent. Every state change is a persisted, published progress event (see
 //! [`crate::events`]).
 
+pub mod access;
 pub mod log_cap;
 mod worker;
 

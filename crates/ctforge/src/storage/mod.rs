@@ -55,6 +55,7 @@ pub trait Store:
     + JobStore
     + AccessStore
     + AuditStore
+    + RoleStore
     + LockStore
     + KeyStore
     + std::fmt::Debug
@@ -323,6 +324,31 @@ pub trait AccessStore: Send + Sync {
     async fn get_wizard_draft(&self, id_hash: &str, username: &str) -> StoreResult<String>;
     /// Deletes a draft (after the creation it served).
     async fn delete_wizard_draft(&self, id_hash: &str) -> StoreResult<()>;
+}
+
+/// ctforge role grants, and the cluster each API token acts on.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// Every stored grant, oldest first.
+    async fn list_role_grants(&self) -> StoreResult<Vec<RoleGrant>>;
+    /// The roles stored for `username` signed in to cluster `cluster_id`.
+    async fn roles_of(&self, username: &str, cluster_id: i64) -> StoreResult<Vec<String>>;
+    /// Stores a grant; an existing identical grant is a [`StoreError::Conflict`].
+    async fn insert_role_grant(
+        &self,
+        username: &str,
+        cluster_id: i64,
+        role: &str,
+        granted_by: &str,
+    ) -> StoreResult<i64>;
+    /// Deletes a grant.
+    async fn delete_role_grant(&self, id: i64) -> StoreResult<()>;
+    /// Ties an API token to the cluster it acts on.
+    async fn set_api_token_cluster(&self, token_id: i64, cluster_id: i64) -> StoreResult<()>;
+    /// One API token by id (revoked or not).
+    async fn get_api_token(&self, token_id: i64) -> StoreResult<ApiToken>;
+    /// Every user's API tokens, newest first.
+    async fn list_all_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
 }
 
 /// The audit log.

@@ -453,6 +453,26 @@ pub struct ApiToken {
     pub last_used: Option<i64>,
     /// Revocation time.
     pub revoked_at: Option<i64>,
+    /// The cluster the token acts on (its creator's sign-in); `None` for tokens older than
+    /// this column: they act on the default cluster.
+    pub cluster_id: Option<i64>,
+}
+
+/// A stored ctforge role grant (`role_grants`).
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct RoleGrant {
+    /// Row id.
+    pub id: i64,
+    /// Proxmox user id (`alice@pve`).
+    pub username: String,
+    /// The cluster the identity signs in to.
+    pub cluster_id: i64,
+    /// `admin`, `editor` or `auditor`.
+    pub role: String,
+    /// Who granted it.
+    pub granted_by: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
 }
 
 /// One audited action.

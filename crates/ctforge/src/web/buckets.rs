@@ -77,7 +77,7 @@ async fn list_page(
                 }
             }
         }
-        section.card {
+        @if v.editor { section.card {
             h2 { "New bucket" }
             form.form method="post" action="/buckets" {
                 (ui::csrf_field(&v))
@@ -85,7 +85,7 @@ async fn list_page(
                 (ui::field(&Field { value: description, ..Field::new("description", "Description") }))
                 button.btn.btn-primary type="submit" { "Create bucket" }
             }
-        }
+        } }
     } };
     Ok(ui::layout("Package buckets", "/buckets", &v, body))
 }
@@ -114,6 +114,7 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Form(form): Form<BucketForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -182,7 +183,7 @@ async fn bucket_page(
         (ui::breadcrumbs(&[("/buckets", "Package buckets"), ("", &b.name)]))
         div.page-head {
             h1 { (b.name) }
-            (ui::confirm_button(&Confirm {
+            @if v.editor { (ui::confirm_button(&Confirm {
                 id: "delete-bucket",
                 label: "Delete bucket",
                 title: &format!("Delete bucket {}?", b.name),
@@ -190,11 +191,11 @@ async fn bucket_page(
                 action: &format!("{base}/delete"),
                 confirm: "Delete",
                 hidden: &[],
-            }, &v))
+            }, &v)) }
         }
         @if let Some((tone, text)) = &s.notice { (ui::alert(*tone, text)) }
         p { @for (m, n) in &per { (ui::badge(None, &format!("{m} {n}"))) " " } }
-        section.card {
+        @if v.editor { section.card {
             h2 { "Add packages" }
             form.form method="post" action={ (base) "/packages" } {
                 (ui::csrf_field(&v))
@@ -202,13 +203,14 @@ async fn bucket_page(
                 (ui::field(&Field { kind: "textarea", value: s.paste, error: s.paste_error.as_deref(), hint: Some("One package per line: apt:curl=7.88, npm:pm2@5, pip:requests==2.31, or plain names with the manager above. # starts a comment."), ..Field::new("text", "Packages") }))
                 button.btn.btn-primary type="submit" { "Add packages" }
             }
-        }
+        } }
         section {
             h2 { "Packages (" (packages.len()) ")" }
             @if packages.is_empty() {
                 (ui::empty_state("Empty bucket", "Paste a list above to fill it.", None))
             } @else {
                 form method="post" action={ (base) "/packages/delete" } {
+                    @if !v.editor { p.muted { "Changing buckets needs the ctforge admin or template editor role." } }
                     (ui::csrf_field(&v))
                     div.table-wrap {
                         table.table {
@@ -225,11 +227,11 @@ async fn bucket_page(
                             }
                         }
                     }
-                    button.btn.btn-danger type="submit" { "Delete selected" }
+                    @if v.editor { button.btn.btn-danger type="submit" { "Delete selected" } }
                 }
             }
         }
-        section.card {
+        @if v.editor { section.card {
             h2 { "Rename" }
             form.form method="post" action=(base) {
                 (ui::csrf_field(&v))
@@ -237,7 +239,7 @@ async fn bucket_page(
                 (ui::field(&Field { value: s.description.unwrap_or(&b.description), ..Field::new("description", "Description") }))
                 button.btn type="submit" { "Save" }
             }
-        }
+        } }
     } };
     Ok(ui::layout(&b.name, "/buckets", &v, body))
 }
@@ -259,6 +261,7 @@ pub async fn rename(
     Path(id): Path<i64>,
     Form(form): Form<BucketForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -312,6 +315,7 @@ pub async fn delete(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -347,6 +351,7 @@ pub async fn add_packages(
     Path(id): Path<i64>,
     Form(form): Form<PasteForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let text = form.text.replace("\r\n", "\n");
     let remote = remote.ip().to_string();
     let caller = Caller {
@@ -396,6 +401,7 @@ pub async fn remove_packages(
     Path(id): Path<i64>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let ids: Vec<i64> = pairs
         .iter()
         .filter(|(k, _)| k == "ids")

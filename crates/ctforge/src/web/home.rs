@@ -9,5 +9,8 @@ pub fn viewer(user: &CurrentUser) -> Viewer {
     Viewer {
         username: Some(user.username.clone()),
         csrf_token: user.csrf_token().map(str::to_owned),
+        admin: user.roles.is_admin(),
+        editor: user.roles.can_edit_templates(),
+        auditor: user.roles.can_read_audit(),
     }
 }

@@ -4,16 +4,18 @@
 //! persisted so far without JavaScript; the script then follows the SSE stream from the last
 //! event it has.
 
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::containers::bulk::JOB_KIND as BULK_KIND;
 use crate::error::AppError;
+use crate::jobs::access::{self, Access, Use};
 use crate::state::AppState;
 use crate::status::{JobState, RecordStatus};
-use crate::storage::StoreError;
 use crate::web::components::{self as ui, Tone};
 use crate::web::home::viewer;
 
@@ -34,10 +36,10 @@ pub async fn show(
     Path(id): Path<i64>,
     Query(query): Query<LogQuery>,
 ) -> Result<Markup, AppError> {
-    let job = state.store.get_job(id).await.map_err(|e| match e {
-        StoreError::NotFound => AppError::NotFound(format!("job {id}")),
-        other => other.into(),
-    })?;
+    let job = access::read(&state, &user, id).await?;
+    let can_control = Access::new(&state, &user)
+        .allows(&job, Use::Control)
+        .await?;
     let steps: Vec<String> = match state.jobs.registry().get(&job.kind) {
         Some(handler) => handler.steps(&job).into_iter().map(str::to_owned).collect(),
         None => Vec::new(),
@@ -103,7 +105,7 @@ pub async fn show(
                     span { "State: " }
                     span data-job-state { (ui::badge(Some(match job.state { JobState::Succeeded => Tone::Ok, JobState::Failed | JobState::Cancelled => Tone::Err, _ => Tone::Info }), job.state.as_str())) }
                     span.muted data-job-attempt { "attempt " (attempt_of(retries)) }
-                    @if matches!(job.state, JobState::Queued | JobState::Running) {
+                    @if can_control && matches!(job.state, JobState::Queued | JobState::Running) {
                         form method="post" action={ "/jobs/" (id) "/cancel" } { (ui::csrf_field(&v)) button.btn type="submit" { "Cancel" } }
                     }
                     a href="/jobs" { "All jobs" }
@@ -123,7 +125,9 @@ pub async fn show(
                 @if let Some(error) = &job.error {
                     div data-job-error { (ui::alert(Tone::Err, error)) }
                     div.row {
-                        form method="post" action={ "/jobs/" (id) "/retry" } { (ui::csrf_field(&v)) button.btn.btn-primary type="submit" { (retry_label) } }
+                        @if can_control {
+                            form method="post" action={ "/jobs/" (id) "/retry" } { (ui::csrf_field(&v)) button.btn.btn-primary type="submit" { (retry_label) } }
+                        }
                         @if let Some(c) = &container { a.btn href={ "/containers/" (c.id) } { "Container page (destroy)" } }
                     }
                 } @else {
@@ -163,17 +167,14 @@ pub async fn show(
     ))
 }
 
-/// `POST /jobs/{id}/retry`: re-queues a failed job from its failed step.
+/// `POST /jobs/{id}/retry`: re-queues a failed job from its failed step (audited).
 pub async fn retry(
     State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<axum::response::Redirect, AppError> {
-    state
-        .jobs
-        .retry(id, &user.username)
-        .await
-        .map_err(|e| AppError::Conflict(e.to_string()))?;
+    access::retry(&state, &user, id, &remote.ip().to_string()).await?;
     if let Ok(job) = state.store.get_job(id).await
         && let Some(cid) = job.container_id
     {
@@ -284,6 +285,16 @@ pub async fn list(
         .filter(|j| wanted_state.is_none_or(|s| j.state == s))
         .filter(|j| wanted_kind.is_none_or(|k| j.kind == k))
         .collect();
+    let mut access = Access::new(&state, &user);
+    let jobs = access.visible(jobs).await?;
+    let mut controllable = std::collections::HashSet::new();
+    for j in &jobs {
+        if (!j.state.is_finished() || matches!(j.state, JobState::Failed | JobState::Cancelled))
+            && access.allows(j, Use::Control).await?
+        {
+            controllable.insert(j.id);
+        }
+    }
     let min_id = jobs.iter().map(|j| j.id).min().unwrap_or(0);
     let retries: std::collections::HashMap<i64, i64> = state
         .store
@@ -359,7 +370,8 @@ pub async fn list(
                                         " " span.muted data-attempt { "attempt " (attempt_of(retries.get(&j.id).copied().unwrap_or(0))) }
                                     }
                                     td {
-                                        @if matches!(j.state.as_str(), "queued" | "running") {
+                                        @if !controllable.contains(&j.id) {
+                                        } @else if matches!(j.state.as_str(), "queued" | "running") {
                                             form method="post" action={ "/jobs/" (j.id) "/cancel" } {
                                                 (ui::csrf_field(&v))
                                                 button.btn type="submit" aria-label={ "Cancel job " (j.id) } { "Cancel" }
@@ -382,13 +394,14 @@ pub async fn list(
     ))
 }
 
-/// `POST /jobs/{id}/cancel`: cancels a queued or running job, back to the jobs list.
+/// `POST /jobs/{id}/cancel`: cancels a queued or running job (audited), back to the jobs list.
 pub async fn cancel(
     State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<axum::response::Redirect, AppError> {
-    state.jobs.cancel(id, &user.username).await?;
+    access::cancel(&state, &user, id, &remote.ip().to_string()).await?;
     Ok(axum::response::Redirect::to("/jobs"))
 }
 

@@ -82,6 +82,18 @@ pub fn routes(r: Routes) -> Routes {
             settings::clusters::delete,
             page(),
         )
+        .post(
+            "/settings/clusters/{id}/default",
+            settings::clusters::make_default,
+            page(),
+        )
+        .get("/settings/roles", settings::roles::show, page())
+        .post("/settings/roles", settings::roles::grant, page())
+        .post(
+            "/settings/roles/{id}/revoke",
+            settings::roles::revoke,
+            page(),
+        )
         .get("/settings/tokens", settings::tokens::show, page())
         .post("/settings/tokens", settings::tokens::create, page())
         .post(

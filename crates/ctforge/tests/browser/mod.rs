@@ -118,7 +118,7 @@ pub async fn set_session_cookie(page: &Page, base: &str, session_token: &str) {
 /// value and the CSRF token.
 pub async fn session(state: &ctforge::state::AppState, username: &str) -> (String, String) {
     let data = ctforge::auth::SessionData {
-        cluster_id: 0,
+        cluster_id: crate::common::home_cluster(state).await,
         ticket: "PVE:x".into(),
         pve_csrf: "x".into(),
         cap: Default::default(),

@@ -210,7 +210,35 @@ pub fn sim_cluster(sim: &ctforge_pve_sim::SimHandle) -> ctforge::config::Cluster
         ssh_key_file: None,
         ssh_host_key: None,
         default: true,
+        allow_insecure_http: false,
     }
+}
+
+/// The cluster sessions made directly in tests are signed in to: the oldest stored cluster, or
+/// a placeholder `home` (never contacted) stored now. With no `[[clusters]]` configured, its
+/// `root@pam` is the bootstrap ctforge admin.
+pub async fn home_cluster(state: &ctforge::state::AppState) -> i64 {
+    let clusters = state.store.list_clusters().await.expect("clusters");
+    if let Some(id) = clusters.iter().map(|c| c.id).min() {
+        return id;
+    }
+    state
+        .store
+        .insert_cluster(&ctforge::storage::model::ClusterInput {
+            name: "home".into(),
+            url: "https://home.invalid:8006".into(),
+            token_id: "root@pam!ctforge".into(),
+            token_secret_sealed: None,
+            fingerprint: None,
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            ssh_password_sealed: None,
+            ssh_key_sealed: None,
+            ssh_host_key: None,
+            is_default: true,
+        })
+        .await
+        .expect("placeholder cluster")
 }
 
 /// A session signed in through `POST /api/v1/auth/login` (a real Proxmox login against the

@@ -18,7 +18,7 @@ fn concrete(path: &str) -> String {
 
 async fn signed_in(app: &common::TestApp) -> (String, String) {
     let data = SessionData {
-        cluster_id: 0,
+        cluster_id: common::home_cluster(&app.state).await,
         ticket: "PVE:root@pam:00000000::sig".into(),
         pve_csrf: "x".into(),
         cap: Default::default(),

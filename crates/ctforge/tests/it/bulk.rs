@@ -84,6 +84,7 @@ fn cluster(sim: &SimHandle) -> ClusterBootstrap {
         ssh_key_file: None,
         ssh_host_key: None,
         default: true,
+        allow_insecure_http: false,
     }
 }
 

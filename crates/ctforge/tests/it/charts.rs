@@ -120,6 +120,7 @@ async fn resources_tab_and_node_page_show_five_charts_per_timeframe() {
         ssh_key_file: None,
         ssh_host_key: None,
         default: true,
+        allow_insecure_http: false,
     };
     let app = common::spawn_app_with("sqlite", move |config| {
         config.clusters = vec![c];

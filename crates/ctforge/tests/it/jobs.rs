@@ -570,7 +570,7 @@ async fn the_watchdog_fails_a_stalled_step_and_frees_its_node() {
 
 async fn signed_in(app: &common::TestApp) -> (String, String) {
     let data = SessionData {
-        cluster_id: 0,
+        cluster_id: common::home_cluster(&app.state).await,
         ticket: "PVE:root@pam:00000000::sig".into(),
         pve_csrf: "x".into(),
         cap: Default::default(),

@@ -18,6 +18,7 @@ mod jobs;
 mod journey;
 mod locks;
 mod monitor;
+mod roles;
 mod scale_out;
 mod settings;
 mod signin;

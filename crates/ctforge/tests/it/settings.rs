@@ -42,23 +42,50 @@ async fn sim() -> SimHandle {
     common::sim("", |c| c.with_nodes(2)).await
 }
 
-/// An app with no cluster configured; a user signed in through a session made directly.
+/// The cluster every session of these tests is signed in to: stored before any other, so its
+/// `root@pam` is the bootstrap ctforge admin. It points nowhere and is never contacted.
+const HOME: &str = "home";
+
+/// An app with one placeholder cluster ([`HOME`]); a user signed in to it through a session
+/// made directly. `root@pam` is the bootstrap admin; `admin` grants the ctforge admin role to
+/// any other user (stored like a grant made in Settings).
 async fn signed_in_app(username: &str, admin: bool) -> Signed {
     let app = common::spawn_app("sqlite").await;
-    let mut cap = std::collections::BTreeMap::new();
-    if admin {
-        cap.insert(
-            "nodes".to_owned(),
-            [
-                ("Sys.Modify".to_owned(), true),
-                ("Sys.Audit".to_owned(), true),
-            ]
-            .into_iter()
-            .collect(),
-        );
+    let home = app
+        .state
+        .store
+        .insert_cluster(&ctforge::storage::model::ClusterInput {
+            name: HOME.into(),
+            url: "https://home.invalid:8006".into(),
+            token_id: "root@pam!ctforge".into(),
+            token_secret_sealed: None,
+            fingerprint: None,
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            ssh_password_sealed: None,
+            ssh_key_sealed: None,
+            ssh_host_key: None,
+            is_default: true,
+        })
+        .await
+        .unwrap();
+    if admin && username != "root@pam" {
+        app.state
+            .store
+            .insert_role_grant(username, home, "admin", "test")
+            .await
+            .unwrap();
     }
+    // Proxmox privileges grant no ctforge role: even Sys.Modify everywhere changes nothing.
+    let cap = std::collections::BTreeMap::from([(
+        "nodes".to_owned(),
+        std::collections::BTreeMap::from([
+            ("Sys.Modify".to_owned(), true),
+            ("Sys.Audit".to_owned(), true),
+        ]),
+    )]);
     let data = ctforge::auth::SessionData {
-        cluster_id: 0,
+        cluster_id: home,
         ticket: "PVE:x".into(),
         pve_csrf: "x".into(),
         cap,
@@ -90,8 +117,9 @@ async fn add_cluster_with_fingerprint_confirmation_then_test_it() {
     assert_eq!(r.status(), 409, "the certificate must be confirmed first");
     let answer: serde_json::Value = r.json().await.unwrap();
     assert_eq!(answer["fingerprint_to_confirm"], sim.fingerprint.as_str());
-    assert!(
-        s.app.state.store.list_clusters().await.unwrap().is_empty(),
+    assert_eq!(
+        s.app.state.store.list_clusters().await.unwrap().len(),
+        1,
         "nothing stored before confirmation"
     );
 
@@ -106,17 +134,17 @@ async fn add_cluster_with_fingerprint_confirmation_then_test_it() {
     );
     assert_eq!(created["has_token_secret"], true);
     assert_eq!(
-        created["default"], true,
-        "the first cluster becomes the default"
+        created["default"], false,
+        "the placeholder cluster stays the default"
     );
     let text = serde_json::to_string(&created).unwrap();
     assert!(
         !text.contains(&sim.token_secret),
         "secrets are never returned"
     );
-    let stored = s.app.state.store.list_clusters().await.unwrap();
+    let stored = s.app.state.store.get_cluster_by_name("lab").await.unwrap();
     assert!(
-        !stored[0]
+        !stored
             .token_secret_sealed
             .as_ref()
             .unwrap()
@@ -234,7 +262,10 @@ async fn non_admins_cannot_change_clusters_or_read_the_audit_log() {
     let r = s.send("POST", "/api/v1/clusters", Some(json!({ "name": "x", "url": "https://x:8006", "token_id": "a@b!c", "token_secret": "s" }))).await;
     assert_eq!(r.status(), 403);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("Sys.Modify"));
+    assert!(
+        body["error"].as_str().unwrap().contains("admin role"),
+        "Sys.Modify in Proxmox is no ctforge role: {body}"
+    );
     assert_eq!(s.send("GET", "/api/v1/audit", None).await.status(), 403);
     assert_eq!(s.send("GET", "/audit", None).await.status(), 403);
 }
@@ -275,6 +306,11 @@ async fn api_tokens_are_shown_once_hashed_and_revocable() {
         .unwrap();
     assert_eq!(me["username"], "root@pam");
     assert_eq!(me["via"], "token");
+    assert_eq!(
+        me["roles"],
+        json!(["admin"]),
+        "the token acts as root@pam on the cluster it was made on"
+    );
     let r = s
         .app
         .client

@@ -37,6 +37,7 @@ fn cluster(sim: &SimHandle, fingerprint: &str) -> ClusterBootstrap {
         ssh_key_file: None,
         ssh_host_key: None,
         default: true,
+        allow_insecure_http: false,
     }
 }
 

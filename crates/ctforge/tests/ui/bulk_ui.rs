@@ -50,6 +50,7 @@ async fn select_confirm_in_the_dialog_and_follow_the_job() {
         ssh_key_file: None,
         ssh_host_key: None,
         default: true,
+        allow_insecure_http: false,
     };
     let app = common::spawn_app_with("sqlite", move |c| c.clusters = vec![cluster]).await;
     let login = app

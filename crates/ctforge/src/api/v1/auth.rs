@@ -74,6 +74,9 @@ pub struct Me {
     pub csrf_token: Option<String>,
     /// How the caller authenticated.
     pub via: Via,
+    /// ctforge roles of this identity (the user on the cluster it signed in to).
+    #[serde(default)]
+    pub roles: Vec<crate::roles::Role>,
 }
 
 /// Maps sign-in failures to responses.
@@ -192,6 +195,7 @@ pub async fn me(axum::Extension(user): axum::Extension<CurrentUser>) -> Json<Me>
             AuthMethod::Session { .. } => Via::Session,
             AuthMethod::ApiToken { .. } => Via::Token,
         },
+        roles: user.roles.held(),
         username: user.username,
     })
 }

@@ -183,6 +183,7 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Json(body): Json<BucketBody>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -211,6 +212,7 @@ pub async fn update(
     Path(id): Path<i64>,
     Json(body): Json<BucketBody>,
 ) -> Result<Json<BucketView>, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -235,6 +237,7 @@ pub async fn delete(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -266,6 +269,7 @@ pub async fn add_packages(
     Path(id): Path<i64>,
     Json(body): Json<AddPackages>,
 ) -> Result<Json<PackagesAdded>, AppError> {
+    crate::auth::require_editor(&user)?;
     let mut text = body.text.unwrap_or_default();
     for spec in &body.packages {
         text.push('\n');
@@ -307,6 +311,7 @@ pub async fn remove_packages(
     Path(id): Path<i64>,
     Json(body): Json<RemovePackages>,
 ) -> Result<Json<PackagesRemoved>, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,

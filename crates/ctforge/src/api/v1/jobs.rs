@@ -9,11 +9,12 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::events::{BusEvent, Delivery, Subscription, job_topic};
+use crate::jobs::access::{self, Access};
 use crate::jobs::{JobState, completed_steps};
 use crate::routes::{Answer, Doc, Routes, schema};
 use crate::state::AppState;
@@ -177,9 +179,12 @@ fn set(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// `GET /api/v1/jobs?state=&kind=&container=&before=&limit=`: jobs, newest first.
+/// `GET /api/v1/jobs?state=&kind=&container=&before=&limit=`: the jobs the caller may see
+/// (`jobs::access`), newest first. A page may hold fewer than `limit` jobs; `next_before` still
+/// continues after the last job looked at.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<JobList>, AppError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
@@ -220,6 +225,7 @@ pub async fn list(
     } else {
         None
     };
+    let jobs = Access::new(&state, &user).visible(jobs).await?;
     Ok(Json(JobList {
         jobs: jobs.iter().map(|job| JobView::of(&state, job)).collect(),
         next_before,
@@ -229,29 +235,33 @@ pub async fn list(
 /// `GET /api/v1/jobs/{id}`: state, step, attempts, completed steps, error.
 pub async fn show(
     State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Json<JobView>, AppError> {
-    let job = load(state.store.as_ref(), id).await?;
+    let job = access::read(&state, &user, id).await?;
     Ok(Json(JobView::of(&state, &job)))
 }
 
-/// `POST /api/v1/jobs/{id}/retry`: re-queues a failed or cancelled job from its failed step.
+/// `POST /api/v1/jobs/{id}/retry`: re-queues a failed or cancelled job from its failed step
+/// (audited).
 pub async fn retry(
     State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Extension(user): Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Json<JobView>, AppError> {
-    let job = state.jobs.retry(id, &user.username).await?;
+    let job = access::retry(&state, &user, id, &remote.ip().to_string()).await?;
     Ok(Json(JobView::of(&state, &job)))
 }
 
-/// `POST /api/v1/jobs/{id}/cancel`: cancels a queued or running job.
+/// `POST /api/v1/jobs/{id}/cancel`: cancels a queued or running job (audited).
 pub async fn cancel(
     State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Extension(user): Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Json<JobView>, AppError> {
-    let job = state.jobs.cancel(id, &user.username).await?;
+    let job = access::cancel(&state, &user, id, &remote.ip().to_string()).await?;
     Ok(Json(JobView::of(&state, &job)))
 }
 
@@ -281,10 +291,12 @@ pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, AppError
 /// number, `event:` = kind, `data:` = the event as JSON); otherwise a JSON page of events.
 pub async fn events(
     State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
     Path(id): Path<i64>,
     Query(query): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    access::read(&state, &user, id).await?;
     let after = last_event_id(&headers)?.or(query.after).unwrap_or(0).max(0);
     if !wants_sse(&headers) {
         let job = load(state.store.as_ref(), id).await?;

@@ -1,4 +1,5 @@
-//! `/api/v1/clusters`, `/api/v1/tokens` and `/api/v1/audit`: the settings of ctforge itself.
+//! `/api/v1/clusters`, `/api/v1/tokens`, `/api/v1/roles` and `/api/v1/audit`: the settings of
+//! ctforge itself.
 
 use std::net::SocketAddr;
 
@@ -13,6 +14,7 @@ use crate::audit::{self, AuditQuery};
 use crate::auth::{CurrentUser, require_admin};
 use crate::clusters::{self, ClusterForm, ClusterView, Saved};
 use crate::error::{AppError, ErrorBody};
+use crate::roles::{GrantForm, GrantView};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 use crate::tokens::TokenView;
@@ -58,6 +60,13 @@ pub fn routes(r: Routes) -> Routes {
     )
     .delete("/api/v1/tokens/{id}", revoke_token, Doc::no_content())
     .get("/api/v1/audit", audit, Doc::json::<AuditPage>())
+    .get("/api/v1/roles", list_roles, Doc::json::<Vec<GrantView>>())
+    .post(
+        "/api/v1/roles",
+        grant_role,
+        Doc::status::<GrantView>(201).body::<GrantForm>(),
+    )
+    .delete("/api/v1/roles/{id}", revoke_role, Doc::no_content())
 }
 
 /// `409` of a cluster save: the server's certificate must be confirmed first.
@@ -227,11 +236,13 @@ pub async fn delete_cluster(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/v1/clusters/{id}/test`.
+/// `POST /api/v1/clusters/{id}/test`: talks to the cluster with its secrets (admins only).
 pub async fn test_cluster(
     State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Json<clusters::ConnectionReport>, AppError> {
+    require_admin(&user)?;
     let cluster = state
         .store
         .get_cluster(id)
@@ -279,12 +290,24 @@ pub struct NewToken {
     name: String,
 }
 
-/// `GET /api/v1/tokens`: the caller's tokens.
+/// Options of `GET /api/v1/tokens`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokensQuery {
+    /// `true`: every user's tokens (ctforge admins only).
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// `GET /api/v1/tokens[?all=true]`: the caller's tokens, or every user's for an admin.
 pub async fn list_tokens(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
+    Query(query): Query<TokensQuery>,
 ) -> Result<Json<Vec<TokenView>>, AppError> {
-    Ok(Json(crate::tokens::list(&state, &user.username).await?))
+    if query.all {
+        return Ok(Json(crate::tokens::list_all(&state, &user).await?));
+    }
+    Ok(Json(crate::tokens::list(&state, &user).await?))
 }
 
 /// `POST /api/v1/tokens`: creates a token and shows its secret once.
@@ -295,13 +318,8 @@ pub async fn create_token(
     input: JsonBody<NewToken>,
 ) -> Result<Response, AppError> {
     let input = body(input)?;
-    let (view, secret) = crate::tokens::create(
-        &state,
-        &user.username,
-        &input.name,
-        &remote.ip().to_string(),
-    )
-    .await?;
+    let (view, secret) =
+        crate::tokens::create_as(&state, &user, &input.name, &remote.ip().to_string()).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -321,7 +339,7 @@ pub async fn revoke_token(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, AppError> {
-    crate::tokens::revoke(&state, &user.username, id, &remote.ip().to_string()).await?;
+    crate::tokens::revoke(&state, &user, id, &remote.ip().to_string()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -348,4 +366,36 @@ pub async fn audit(
         next_before: entries.last().map(|e| e.id),
         items,
     }))
+}
+
+/// `GET /api/v1/roles`: every ctforge role holder (admins only).
+pub async fn list_roles(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+) -> Result<Json<Vec<GrantView>>, AppError> {
+    Ok(Json(crate::roles::list(&state, &user).await?))
+}
+
+/// `POST /api/v1/roles`: grants a role to `user@realm@cluster` (admins only; audited).
+pub async fn grant_role(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    form: JsonBody<GrantForm>,
+) -> Result<Response, AppError> {
+    crate::auth::require_admin(&user)?;
+    let form = body(form)?;
+    let view = crate::roles::grant(&state, &user, &form, &remote.ip().to_string()).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// `DELETE /api/v1/roles/{id}`: revokes a stored grant (admins only; never the last admin).
+pub async fn revoke_role(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    crate::roles::revoke(&state, &user, id, &remote.ip().to_string()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -328,6 +328,7 @@ pub async fn discover(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     axum::Extension(user): axum::Extension<CurrentUser>,
 ) -> Result<Json<DiscoveryReport>, AppError> {
+    crate::auth::require_editor(&user)?;
     let roots = state.config.templates.roots.clone();
     if roots.is_empty() {
         return Err(AppError::invalid(
@@ -353,6 +354,7 @@ pub async fn delete(
     Path(name): Path<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<StatusCode, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
@@ -572,6 +574,7 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Json(body): Json<TemplateBody>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let template = body.into_template()?;
     let remote = remote.ip().to_string();
     let caller = Caller {
@@ -592,6 +595,7 @@ pub async fn update(
     Path(name): Path<String>,
     Json(mut body): Json<TemplateBody>,
 ) -> Result<Json<TemplateView>, AppError> {
+    crate::auth::require_editor(&user)?;
     body.name = name.clone();
     let template = body.into_template()?;
     let remote = remote.ip().to_string();
@@ -626,6 +630,7 @@ pub async fn duplicate(
     Path(name): Path<String>,
     body: Option<Json<DuplicateBody>>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let wanted = body.and_then(|Json(b)| b.name);
     let remote = remote.ip().to_string();
     let caller = Caller {

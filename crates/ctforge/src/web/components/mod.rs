@@ -12,6 +12,12 @@ pub struct Viewer {
     pub username: Option<String>,
     /// CSRF token for forms.
     pub csrf_token: Option<String>,
+    /// A ctforge admin: clusters, roles, other users' tokens (controls hidden otherwise).
+    pub admin: bool,
+    /// A ctforge admin or template editor: template, discovery and bucket controls.
+    pub editor: bool,
+    /// A ctforge admin or auditor: the audit log.
+    pub auditor: bool,
 }
 
 /// Navigation entries: (path, label).
@@ -23,8 +29,18 @@ const NAV: &[(&str, &str)] = &[
     ("/settings/tokens", "API tokens"),
     ("/jobs", "Jobs"),
     ("/audit", "Audit log"),
+    ("/settings/roles", "Roles"),
     ("/api/docs", "API docs"),
 ];
+
+/// Whether `viewer` may open the navigation entry `path` (the others are not shown).
+fn nav_visible(viewer: &Viewer, path: &str) -> bool {
+    match path {
+        "/audit" => viewer.auditor,
+        "/settings/roles" => viewer.admin,
+        _ => true,
+    }
+}
 
 /// The page shell: head, skip link, header with navigation, main content.
 pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Markup {
@@ -47,7 +63,7 @@ pub fn layout(title: &str, current: &str, viewer: &Viewer, body: Markup) -> Mark
                     a.brand href="/" { "ctforge" }
                     @if let Some(user) = &viewer.username {
                         nav aria-label="Main" {
-                            @for (path, label) in NAV {
+                            @for (path, label) in NAV.iter().filter(|(p, _)| nav_visible(viewer, p)) {
                                 @if *path == current {
                                     a href=(path) aria-current="page" { (label) }
                                 } @else {

@@ -1,5 +1,6 @@
-//! `/settings/clusters`: list, add (with TLS fingerprint confirmation), test and delete
-//! clusters. A rejected form keeps everything but the secrets the user typed.
+//! `/settings/clusters`: list, add (with TLS fingerprint confirmation), test, make default and
+//! delete clusters — every change and test for ctforge admins only (others see the list without
+//! controls). A rejected form keeps everything but the secrets the user typed.
 
 use std::net::SocketAddr;
 
@@ -111,16 +112,24 @@ fn page(
                             td { @match &c.fingerprint { Some(fp) => { code.fingerprint { (fp) } } None => { span.muted { "system trust store" } } } }
                             td { (c.ssh_user) "@:" (c.ssh_port) br; span.muted { @match &c.ssh_host_key { Some(k) => { "host key " code { (k) } } None => { "host key pinned on first use" } } } }
                             td.row {
-                                form method="post" action={ "/settings/clusters/" (c.id) "/test" } { (ui::csrf_field(v)) button.btn type="submit" { "Test" } }
-                                (ui::dialog_opener(&format!("del-{}", c.id), "Delete", true))
-                                (ui::confirm_dialog(&format!("del-{}", c.id), &format!("Delete cluster {}?", c.name), "ctforge forgets this cluster and its container records. The containers themselves stay on Proxmox.", &format!("/settings/clusters/{}/delete", c.id), "Delete", v))
+                                @if v.admin {
+                                    form method="post" action={ "/settings/clusters/" (c.id) "/test" } { (ui::csrf_field(v)) button.btn type="submit" { "Test" } }
+                                    @if !c.default {
+                                        form method="post" action={ "/settings/clusters/" (c.id) "/default" } { (ui::csrf_field(v)) button.btn type="submit" { "Make default" } }
+                                    }
+                                    (ui::dialog_opener(&format!("del-{}", c.id), "Delete", true))
+                                    (ui::confirm_dialog(&format!("del-{}", c.id), &format!("Delete cluster {}?", c.name), "ctforge forgets this cluster and its container records. The containers themselves stay on Proxmox.", &format!("/settings/clusters/{}/delete", c.id), "Delete", v))
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        section.card.stack aria-labelledby="add-title" {
+        @if !v.admin {
+            p.muted { "Changing clusters needs the ctforge admin role." }
+        }
+        @if v.admin { section.card.stack aria-labelledby="add-title" {
             h2 id="add-title" { "Add a cluster" }
             form.form method="post" action="/settings/clusters" {
                 (ui::csrf_field(v))
@@ -144,7 +153,7 @@ fn page(
                 div.field { label { input type="checkbox" name="default" checked[form.default.is_some()]; " Default cluster" } }
                 button.btn.btn-primary type="submit" { @if confirm.is_some() { "Confirm and add" } @else { "Add cluster" } }
             }
-        }
+        } }
     };
     ui::layout("Clusters", "/settings/clusters", v, body)
 }
@@ -260,12 +269,13 @@ pub async fn create(
     }
 }
 
-/// `POST /settings/clusters/{id}/test`.
+/// `POST /settings/clusters/{id}/test` (admins only: it sends the cluster's secrets).
 pub async fn test(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Markup, AppError> {
+    crate::auth::require_admin(&user)?;
     let cluster = state
         .store
         .get_cluster(id)
@@ -314,5 +324,17 @@ pub async fn delete(
 ) -> Result<Redirect, AppError> {
     crate::auth::require_admin(&user)?;
     clusters::delete(&state, id, &user.username, &remote.ip().to_string()).await?;
+    Ok(Redirect::to("/settings/clusters"))
+}
+
+/// `POST /settings/clusters/{id}/default` (admins only).
+pub async fn make_default(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Redirect, AppError> {
+    crate::auth::require_admin(&user)?;
+    clusters::make_default(&state, id, &user.username, &remote.ip().to_string()).await?;
     Ok(Redirect::to("/settings/clusters"))
 }

@@ -1,4 +1,5 @@
-//! Settings pages: clusters and API tokens.
+//! Settings pages: clusters, API tokens and ctforge roles.
 
 pub mod clusters;
+pub mod roles;
 pub mod tokens;

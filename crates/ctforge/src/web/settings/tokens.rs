@@ -1,4 +1,5 @@
-//! `/settings/tokens`: the signed-in user's API tokens (create, shown once; revoke).
+//! `/settings/tokens`: the signed-in user's API tokens (create, shown once; revoke), and for
+//! ctforge admins every other user's tokens (revoke).
 
 use std::net::SocketAddr;
 
@@ -38,7 +39,23 @@ async fn page(
     name: &str,
     error: Option<&str>,
 ) -> Result<Markup, AppError> {
-    let tokens: Vec<TokenView> = crate::tokens::list(state, &user.username).await?;
+    let tokens: Vec<TokenView> = crate::tokens::list(state, user).await?;
+    let own: std::collections::BTreeSet<i64> = tokens.iter().map(|t| t.id).collect();
+    let others: Vec<TokenView> = if user.roles.is_admin() {
+        crate::tokens::list_all(state, user)
+            .await?
+            .into_iter()
+            .filter(|t| !own.contains(&t.id))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let clusters = state.store.list_clusters().await?;
+    let cluster_name = |id: Option<i64>| {
+        id.and_then(|id| clusters.iter().find(|c| c.id == id))
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| "default cluster".to_owned())
+    };
     let v = viewer(user);
     Ok(ui::layout(
         "API tokens",
@@ -69,6 +86,31 @@ async fn page(
                                     @if t.revoked_at.is_none() {
                                         (ui::dialog_opener(&format!("revoke-{}", t.id), "Revoke", true))
                                         (ui::confirm_dialog(&format!("revoke-{}", t.id), &format!("Revoke token {}?", t.name), "Scripts using it stop working at once.", &format!("/settings/tokens/{}/revoke", t.id), "Revoke", &v))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !others.is_empty() {
+                section.card.stack aria-labelledby="others-title" {
+                    h2 id="others-title" { "Other users' tokens" }
+                    p.muted { "As a ctforge admin you can revoke any user's token." }
+                    table.table {
+                        thead { tr { th scope="col" { "Owner" } th scope="col" { "Name" } th scope="col" { "Last used" } th scope="col" { "State" } th scope="col" { span.skip { "Actions" } } } }
+                        tbody {
+                            @for t in &others {
+                                tr {
+                                    td { (t.username) "@" (cluster_name(t.cluster_id)) }
+                                    td { (t.name) }
+                                    td { (when(t.last_used)) }
+                                    td { @if t.revoked_at.is_some() { (ui::badge(Some(Tone::Err), "revoked")) } @else { (ui::badge(Some(Tone::Ok), "active")) } }
+                                    td {
+                                        @if t.revoked_at.is_none() {
+                                            (ui::dialog_opener(&format!("revoke-{}", t.id), "Revoke", true))
+                                            (ui::confirm_dialog(&format!("revoke-{}", t.id), &format!("Revoke {}'s token {}?", t.username, t.name), "Scripts using it stop working at once.", &format!("/settings/tokens/{}/revoke", t.id), "Revoke", &v))
+                                        }
                                     }
                                 }
                             }
@@ -110,8 +152,7 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Form(form): Form<NewTokenForm>,
 ) -> Result<Response, AppError> {
-    match crate::tokens::create(&state, &user.username, &form.name, &remote.ip().to_string()).await
-    {
+    match crate::tokens::create_as(&state, &user, &form.name, &remote.ip().to_string()).await {
         Ok((_, secret)) => Ok(page(&state, &user, Some(&secret), "", None)
             .await?
             .into_response()),
@@ -134,6 +175,6 @@ pub async fn revoke(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Redirect, AppError> {
-    crate::tokens::revoke(&state, &user.username, id, &remote.ip().to_string()).await?;
+    crate::tokens::revoke(&state, &user, id, &remote.ip().to_string()).await?;
     Ok(Redirect::to("/settings/tokens"))
 }

@@ -116,16 +116,16 @@ pub async fn page(
                     @if let Some(path) = &row.source_path { span.mono.muted { (path) } } }
             }
             div.row {
-                a.btn.btn-primary href={ (base) "/edit" } { "Edit" }
-                (ui::disclosure("Duplicate…", html! {
+                @if v.editor { a.btn.btn-primary href={ (base) "/edit" } { "Edit" } }
+                @if v.editor { (ui::disclosure("Duplicate…", html! {
                     form.form method="post" action={ (base) "/duplicate" } {
                         (ui::csrf_field(&v))
                         (ui::field(&Field { value: "", hint: Some("Leave empty for <name>-copy. The copy is a custom template."), ..Field::new("new_name", "Name of the copy") }))
                         button.btn.btn-primary type="submit" { "Duplicate" }
                     }
-                }))
+                })) }
                 a.btn href={ "/api/v1/templates/" (urlencode(name)) "/export" } download { "Export .tar.gz" }
-                (ui::confirm_button(&Confirm {
+                @if v.editor { (ui::confirm_button(&Confirm {
                     id: "delete-template",
                     label: if used > 0 { "Delete…" } else { "Delete" },
                     title: &format!("Delete template {name}?"),
@@ -133,7 +133,7 @@ pub async fn page(
                     action: &format!("{base}/delete"),
                     confirm: if used > 0 { "Delete anyway" } else { "Delete" },
                     hidden,
-                }, &v))
+                }, &v)) }
             }
         }
         @if let Some((tone, text)) = &notice { (ui::alert(*tone, text)) }

@@ -107,7 +107,9 @@ fn list_page(
     let mut tag_options = vec![(String::new(), "all tags".to_owned())];
     tag_options.extend(all_tags.iter().map(|t| (t.clone(), t.clone())));
     let discover_form = html! {
-        @if roots.is_empty() {
+        @if !v.editor {
+            (ui::disabled_button("Discover now", "changing templates needs the ctforge admin or template editor role"))
+        } @else if roots.is_empty() {
             (ui::disabled_button("Discover now", "no templates root is configured (CTFORGE_TEMPLATES__ROOTS)"))
         } @else {
             form.inline method="post" action="/templates/discover" {
@@ -122,7 +124,7 @@ fn list_page(
             h1 { "Templates" }
             div.row {
                 (discover_form)
-                a.btn.btn-primary href="/templates/new" { "New template" }
+                @if v.editor { a.btn.btn-primary href="/templates/new" { "New template" } }
             }
         }
         @if let Some((tone, text)) = &notice { (ui::alert(*tone, text)) }
@@ -140,7 +142,7 @@ fn list_page(
                     }
                     div.row.row-center {
                         (discover_form)
-                        a.btn.btn-primary href="/templates/new" { "New template" }
+                        @if v.editor { a.btn.btn-primary href="/templates/new" { "New template" } }
                     }
                 },
             ))
@@ -262,6 +264,7 @@ pub async fn discover(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     axum::Extension(user): axum::Extension<CurrentUser>,
 ) -> Result<Markup, AppError> {
+    crate::auth::require_editor(&user)?;
     let v = viewer(&user);
     let configured = state.config.templates.roots.clone();
     if configured.is_empty() {
@@ -354,6 +357,7 @@ pub async fn new_form(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
 ) -> Result<Markup, AppError> {
+    crate::auth::require_editor(&user)?;
     editor_page(
         &state,
         &user,
@@ -376,6 +380,7 @@ pub async fn edit_form(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(name): Path<String>,
 ) -> Result<Markup, AppError> {
+    crate::auth::require_editor(&user)?;
     let (record, template) = templates::load_template(state.store.as_ref(), &name).await?;
     let form = TemplateForm::from_template(&template);
     editor_page(
@@ -401,6 +406,7 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     submit(&state, &user, remote, None, None, &pairs).await
 }
 
@@ -412,6 +418,7 @@ pub async fn update(
     Path(name): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let record = match state.store.get_template_by_name(&name).await {
         Ok(record) => record,
         Err(crate::storage::StoreError::NotFound) => {
@@ -618,6 +625,7 @@ pub async fn delete(
     Path(name): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let force = form.force.is_some_and(|f| !f.is_empty() && f != "0");
     let remote = remote.ip().to_string();
     let caller = Caller {
@@ -660,6 +668,7 @@ pub async fn duplicate(
     Path(name): Path<String>,
     Form(form): Form<DuplicateForm>,
 ) -> Result<Response, AppError> {
+    crate::auth::require_editor(&user)?;
     let remote = remote.ip().to_string();
     let caller = Caller {
         username: &user.username,
