@@ -247,6 +247,10 @@ pub struct Payload {
     pub timeout: u32,
     /// The submitter's address (for the audit log).
     pub remote: String,
+    /// The cluster a session submitter signed in to (`None` for API tokens): containers of
+    /// other clusters are refused, never acted on with their cluster's token.
+    #[serde(default)]
+    pub signed_in_cluster: Option<i64>,
 }
 
 /// Enqueues the job for `request` as `user`; returns its id.
@@ -261,6 +265,7 @@ pub async fn submit(
         ids: request.ids.clone(),
         timeout: request.timeout,
         remote: remote.to_owned(),
+        signed_in_cluster: user.ticket.as_ref().map(|t| t.cluster_id),
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
     let id = state
@@ -398,6 +403,13 @@ impl BulkAction {
         attempt: i64,
     ) -> ItemResult {
         let mut item = ItemResult::for_target(id, target, attempt);
+        if payload
+            .signed_in_cluster
+            .is_some_and(|c| c != target.cluster.id)
+        {
+            item.message = crate::authz::other_cluster(&target.cluster).to_string();
+            return item;
+        }
         let client = match self.pve.service(&target.cluster) {
             Ok(c) => c,
             Err(e) => {
@@ -419,6 +431,7 @@ impl BulkAction {
             self.store.as_ref(),
             self.locks.as_ref(),
             client.as_ref(),
+            Some(client.as_ref()),
             &actor,
             target,
             action,
@@ -730,6 +743,7 @@ mod tests {
             ids: ids(&["1", "2", "3"]),
             timeout: 60,
             remote: String::new(),
+            signed_in_cluster: None,
         };
         let mut done = item.clone();
         done.id = "2".into();
