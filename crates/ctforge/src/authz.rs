@@ -129,7 +129,6 @@ impl Rights<'static> {
             (None, AuthMethod::Session { .. }) => Err(AppError::Unauthorized),
         }
     }
-
 }
 
 impl<'a> Rights<'a> {
@@ -251,8 +250,13 @@ impl<'a> Rights<'a> {
     /// (`GET /access/permissions` without a path), for listings.
     pub async fn effective(&self) -> Result<Effective, AppError> {
         if self.username == "root@pam" {
-            let all = ALL.iter().map(|p| ((*p).to_owned(), serde_json::Value::from(1)));
-            return Ok(Effective(BTreeMap::from([("/vms".to_owned(), all.collect())])));
+            let all = ALL
+                .iter()
+                .map(|p| ((*p).to_owned(), serde_json::Value::from(1)));
+            return Ok(Effective(BTreeMap::from([(
+                "/vms".to_owned(),
+                all.collect(),
+            )])));
         }
         let perms = self
             .client
@@ -286,26 +290,56 @@ impl Effective {
 
 /// Reading a guest (detail, services, events, refresh): VM.Audit on `/vms/<vmid>` of its
 /// cluster.
-pub async fn read(state: &AppState, user: &CurrentUser, cluster: &Cluster, vmid: u32) -> Result<(), AppError> {
-    Rights::of(state, user, cluster)?.require(&vm_path(vmid), READ).await
+pub async fn read(
+    state: &AppState,
+    user: &CurrentUser,
+    cluster: &Cluster,
+    vmid: u32,
+) -> Result<(), AppError> {
+    Rights::of(state, user, cluster)?
+        .require(&vm_path(vmid), READ)
+        .await
 }
 
 /// Revealing a guest's credential: [`REVEAL`] on `/vms/<vmid>`.
-pub async fn reveal(state: &AppState, user: &CurrentUser, cluster: &Cluster, vmid: u32) -> Result<(), AppError> {
-    Rights::of(state, user, cluster)?.require(&vm_path(vmid), REVEAL).await
+pub async fn reveal(
+    state: &AppState,
+    user: &CurrentUser,
+    cluster: &Cluster,
+    vmid: u32,
+) -> Result<(), AppError> {
+    Rights::of(state, user, cluster)?
+        .require(&vm_path(vmid), REVEAL)
+        .await
 }
 
 /// Removing a guest's record only: [`RECORD_DELETE`] on `/vms/<vmid>`.
-pub async fn record_delete(state: &AppState, user: &CurrentUser, cluster: &Cluster, vmid: u32) -> Result<(), AppError> {
-    Rights::of(state, user, cluster)?.require(&vm_path(vmid), RECORD_DELETE).await
+pub async fn record_delete(
+    state: &AppState,
+    user: &CurrentUser,
+    cluster: &Cluster,
+    vmid: u32,
+) -> Result<(), AppError> {
+    Rights::of(state, user, cluster)?
+        .require(&vm_path(vmid), RECORD_DELETE)
+        .await
 }
 
 /// A lifecycle action done with the service token: what Proxmox checks for each call the
 /// action makes (delete of a running guest stops it first: VM.PowerMgmt and VM.Allocate).
-pub async fn lifecycle(rights: &Rights<'_>, vmid: u32, action: Action, running: bool) -> Result<(), AppError> {
+pub async fn lifecycle(
+    rights: &Rights<'_>,
+    vmid: u32,
+    action: Action,
+    running: bool,
+) -> Result<(), AppError> {
     let path = vm_path(vmid);
     match action {
-        Action::Delete if running => rights.require(&path, &["VM.PowerMgmt", "VM.Allocate"]).await,
+        Action::Delete if running => {
+            rights
+                .require(&path, &["VM.PowerMgmt", "VM.Allocate"])
+                .await
+        }
         Action::Delete => rights.require(&path, &["VM.Allocate"]).await,
         _ => rights.require(&path, &["VM.PowerMgmt"]).await,
     }
@@ -353,8 +387,15 @@ fn property(value: &str, key: &str) -> Option<String> {
 /// Datastore.AllocateSpace or Datastore.Audit on the OS template's storage; features other than
 /// nesting (and any feature of a privileged CT), devices, bind mounts and hookscripts only for
 /// `root@pam` itself ([`CreateNeeds::root_ticket`]).
-pub async fn create(rights: &Rights<'_>, form: &[(String, String)]) -> Result<CreateNeeds, AppError> {
-    let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+pub async fn create(
+    rights: &Rights<'_>,
+    form: &[(String, String)],
+) -> Result<CreateNeeds, AppError> {
+    let get = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let vmid: u32 = get("vmid")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| AppError::invalid("the creation has no VMID"))?;
@@ -434,7 +475,11 @@ pub async fn create(rights: &Rights<'_>, form: &[(String, String)]) -> Result<Cr
             if let Some(bridge) = property(value, "bridge") {
                 let path = format!("/sdn/zones/localnetwork/{bridge}");
                 match property(value, "tag") {
-                    Some(tag) => rights.require(&format!("{path}/{tag}"), &["SDN.Use"]).await?,
+                    Some(tag) => {
+                        rights
+                            .require(&format!("{path}/{tag}"), &["SDN.Use"])
+                            .await?
+                    }
                     None if property(value, "trunks").is_none() => {
                         rights.require(&path, &["SDN.Use"]).await?
                     }
@@ -449,10 +494,8 @@ pub async fn create(rights: &Rights<'_>, form: &[(String, String)]) -> Result<Cr
                 vm_priv("VM.Config.Network").await?;
             }
         } else if opt == "features" {
-            let flags: BTreeMap<&str, &str> = value
-                .split(',')
-                .filter_map(|p| p.split_once('='))
-                .collect();
+            let flags: BTreeMap<&str, &str> =
+                value.split(',').filter_map(|p| p.split_once('=')).collect();
             let nesting_only = flags.len() == 1
                 && flags
                     .get("nesting")
@@ -482,7 +525,9 @@ pub async fn create(rights: &Rights<'_>, form: &[(String, String)]) -> Result<Cr
         }
     }
     if !is_root
-        && let Some(sid) = get("ostemplate").and_then(|t| t.split_once(':')).map(|(s, _)| s)
+        && let Some(sid) = get("ostemplate")
+            .and_then(|t| t.split_once(':'))
+            .map(|(s, _)| s)
     {
         let path = format!("/storage/{sid}");
         if !rights.holds(&path, "Datastore.Allocate").await? {
@@ -503,7 +548,11 @@ pub async fn create(rights: &Rights<'_>, form: &[(String, String)]) -> Result<Cr
 /// Which guests of `cluster` a listing shows `user`: Proxmox's answer for the identity, so
 /// `None` means "as listed by the user's own ticket" (Proxmox filtered already), `Some` the
 /// token owner's view to filter the service token's listing with.
-pub async fn visible(state: &AppState, user: &CurrentUser, cluster: &Cluster) -> Result<Option<Effective>, AppError> {
+pub async fn visible(
+    state: &AppState,
+    user: &CurrentUser,
+    cluster: &Cluster,
+) -> Result<Option<Effective>, AppError> {
     match (&user.ticket, &user.method) {
         (None, AuthMethod::ApiToken { .. }) => {
             Ok(Some(Rights::of(state, user, cluster)?.effective().await?))

@@ -273,13 +273,19 @@ fn check_config_perm(
                 .and_then(|m| m.get("volume").cloned())
                 .unwrap_or_default();
             if volume.starts_with('/') {
-                let kind = if volume.starts_with("/dev/") { "device" } else { "bind" };
+                let kind = if volume.starts_with("/dev/") {
+                    "device"
+                } else {
+                    "bind"
+                };
                 return Err(ApiError::perm_text(&format!(
                     "mount point type {kind} is only allowed for root@pam"
                 )));
             }
-            let new_disk = validate::perl_regex(r"(?:([^/:\s]+):)?(\d+(\.\d+)?)")
-                .and_then(|re| re.captures(&volume).map(|cap| cap.get(1).map(|m| m.as_str().to_owned())));
+            let new_disk = validate::perl_regex(r"(?:([^/:\s]+):)?(\d+(\.\d+)?)").and_then(|re| {
+                re.captures(&volume)
+                    .map(|cap| cap.get(1).map(|m| m.as_str().to_owned()))
+            });
             match new_disk {
                 Some(sid) => {
                     let path = format!("/storage/{}", sid.unwrap_or_default());
@@ -305,13 +311,13 @@ fn check_config_perm(
                             return Err(ApiError::perm(&path, "SDN.Use"));
                         }
                     }
-                    None if !net.contains_key("trunks") => {
-                        if !c.has_bridge_access(ident, zone, bridge) {
-                            return Err(ApiError::perm(
-                                &format!("/sdn/zones/{zone}/{bridge}"),
-                                "SDN.Use",
-                            ));
-                        }
+                    None if !net.contains_key("trunks")
+                        && !c.has_bridge_access(ident, zone, bridge) =>
+                    {
+                        return Err(ApiError::perm(
+                            &format!("/sdn/zones/{zone}/{bridge}"),
+                            "SDN.Use",
+                        ));
                     }
                     None => {}
                 }
@@ -359,7 +365,12 @@ fn check_config_perm(
 
 /// `PVE::Storage::check_volume_access` for an existing volume used as a mount point: the
 /// guest's own disks, else Datastore.Allocate on its storage.
-fn check_volume_owner(c: &Cluster, ident: &Identity, vmid: u32, volid: &str) -> Result<(), ApiError> {
+fn check_volume_owner(
+    c: &Cluster,
+    ident: &Identity,
+    vmid: u32,
+    volid: &str,
+) -> Result<(), ApiError> {
     let sid = volid.split_once(':').map(|(s, _)| s).unwrap_or_default();
     let own = volid.contains(&format!("-{vmid}-"));
     let path = format!("/storage/{sid}");
@@ -459,7 +470,11 @@ pub fn create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     check_template_access(&c, &ident, &p.str("ostemplate").unwrap_or_default())?;
     if !p.has("rootfs") {
         let storage = p.str("storage").unwrap_or_else(|| "local".into());
-        if !c.has_priv(&ident, &format!("/storage/{storage}"), "Datastore.AllocateSpace") {
+        if !c.has_priv(
+            &ident,
+            &format!("/storage/{storage}"),
+            "Datastore.AllocateSpace",
+        ) {
             return Err(ApiError::perm(
                 &format!("/storage/{storage}"),
                 "Datastore.AllocateSpace",

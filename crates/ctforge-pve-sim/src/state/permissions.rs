@@ -73,7 +73,10 @@ impl Cluster {
                     .is_some_and(|sid| pool.storages.contains(sid)),
             };
             if member {
-                pool_roles.extend(self.acl_roles(ugid, is_token, &format!("/pool/{id}")).into_keys());
+                pool_roles.extend(
+                    self.acl_roles(ugid, is_token, &format!("/pool/{id}"))
+                        .into_keys(),
+                );
             }
         }
         if !pool_roles.is_empty() && !roles.contains_key("NoAccess") {

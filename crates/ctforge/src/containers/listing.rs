@@ -286,9 +286,8 @@ async fn fetch(state: &AppState, user: &CurrentUser, cluster: &Cluster) -> Fetch
             if token {
                 // The service token sees every guest: keep what the owner may see.
                 items.retain(|r| {
-                    r.vmid.is_some_and(|v| {
-                        effective.as_ref().is_some_and(|e| e.vm_audit(v))
-                    })
+                    r.vmid
+                        .is_some_and(|v| effective.as_ref().is_some_and(|e| e.vm_audit(v)))
                 });
             }
             Fetched::Live(items, effective)
@@ -393,7 +392,10 @@ pub async fn one(state: &AppState, user: &CurrentUser, target: &Target) -> Resul
             .await
             .map_err(|e| {
                 if is_unreachable(&e) {
-                    (format!("proxmox at {} is unreachable: {e}", cluster.url), true)
+                    (
+                        format!("proxmox at {} is unreachable: {e}", cluster.url),
+                        true,
+                    )
                 } else {
                     (format!("proxmox at {} answered: {e}", cluster.url), false)
                 }
