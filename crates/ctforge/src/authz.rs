@@ -240,8 +240,13 @@ impl<'a> Rights<'a> {
 
     /// A refusal for an option only `root@pam` may set.
     fn root_only(&self, what: &str) -> AppError {
+        let hint = if what.contains("feature") {
+            "; keyctl/fuse can only be set by root@pam in Proxmox"
+        } else {
+            ""
+        };
         AppError::Forbidden(format!(
-            "Permission check failed ({what}): {} on cluster {}",
+            "Permission check failed ({what}): {} on cluster {}{hint}",
             self.username, self.cluster
         ))
     }
@@ -343,6 +348,35 @@ pub async fn lifecycle(
         Action::Delete => rights.require(&path, &["VM.Allocate"]).await,
         _ => rights.require(&path, &["VM.PowerMgmt"]).await,
     }
+}
+
+/// Why only `root@pam` can create with these parameters (features other than nesting, such as
+/// keyctl or fuse, or features of a privileged CT), for the wizard's Review step; `None` when
+/// anyone with the privileges can.
+pub fn root_only_reason(form: &[(String, String)]) -> Option<&'static str> {
+    let get = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let features: Vec<&str> = get("features")
+        .map(|f| {
+            f.split(',')
+                .filter_map(|p| p.split_once('=').map(|(k, _)| k))
+                .collect()
+        })
+        .unwrap_or_default();
+    if features.is_empty() {
+        return None;
+    }
+    if get("unprivileged") == Some("0") {
+        return Some(
+            "features of a privileged container can only be set by root@pam in Proxmox: only root@pam, signed in with its password, can create this container",
+        );
+    }
+    (features != ["nesting"]).then_some(
+        "keyctl/fuse can only be set by root@pam in Proxmox: only root@pam, signed in with its password, can create this container",
+    )
 }
 
 /// What a permitted creation needs from the one who performs it.
@@ -538,7 +572,7 @@ pub async fn create(
     }
     if needs.root_ticket && !rights.root_ticket {
         return Err(AppError::Forbidden(format!(
-            "Permission check failed (root@pam only): these container options (features other than nesting, such as keyctl or fuse, or features of a privileged container) can only be set by root@pam in Proxmox, signed in with its own password on cluster {}",
+            "keyctl/fuse can only be set by root@pam in Proxmox: these options (features other than nesting, or features of a privileged container) need root@pam signed in with its own password on cluster {}, not an API token",
             rights.cluster
         )));
     }

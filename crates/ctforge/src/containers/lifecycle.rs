@@ -267,8 +267,9 @@ pub async fn unreachable_now(state: &AppState, cluster: &crate::storage::model::
     }
 }
 
-/// The lifecycle action itself, for every caller: permission check (service token only), the
-/// container's lock, the state check, the Proxmox task, container events and the audit entry.
+/// The lifecycle action itself, for every caller: permission check on `/vms/<vmid>` (asked of
+/// Proxmox), the container's lock, the state check, the Proxmox task, container events and the
+/// audit entry.
 #[allow(clippy::too_many_arguments)]
 pub async fn execute(
     store: &dyn Store,
@@ -280,9 +281,9 @@ pub async fn execute(
     action: Action,
     opts: Options,
 ) -> Result<Outcome, AppError> {
-    if actor.authority == Authority::ServiceToken
-        && let Err(error) = authorize(client, actor.username, target, action).await
-    {
+    // The privilege first, on the exact guest, also with the user's own ticket: a refusal is
+    // a refusal whatever state the guest is in.
+    if let Err(error) = authorize(client, actor.username, target, action).await {
         let result = Err(Failure::refused(error));
         record(store, actor, target, action, &result).await?;
         return result.map_err(|f| f.error);

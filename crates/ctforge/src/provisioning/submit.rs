@@ -243,6 +243,18 @@ async fn submit_once(
     request: &CreateRequest,
     remote: &str,
 ) -> Result<Submitted, AppError> {
+    // Proxmox decides VM.Allocate on the VMID before looking at anything else; so does ctforge,
+    // before resolving a plan the user may not even see the storages for.
+    if let Some(vmid) = request.vmid {
+        let cluster = crate::auth::login::pick_cluster(state, request.cluster.as_deref()).await?;
+        let rights = crate::authz::Rights::of(state, user, &cluster)?;
+        if request.unprivileged == Some(false) {
+            rights.require("/", &["Sys.Modify"]).await?;
+        }
+        rights
+            .require(&crate::authz::vm_path(vmid), &["VM.Allocate"])
+            .await?;
+    }
     let prepared = prepare(state, user, request).await?;
     let plan = &prepared.plan;
     // The job runs with the cluster's token: first the decision Proxmox would make for this
