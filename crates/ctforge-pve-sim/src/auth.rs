@@ -164,6 +164,16 @@ pub fn role_privs(role: &str) -> Vec<&'static str> {
             "VM.GuestAgent.Audit",
         ],
         "SimCtViewer" => vec!["VM.Audit", "VM.Console"],
+        "PVESDNUser" => vec!["SDN.Audit", "SDN.Use"],
+        "PVEDatastoreUser" => vec!["Datastore.AllocateSpace", "Datastore.Audit"],
+        "PVEDatastoreAdmin" => vec![
+            "Datastore.Allocate",
+            "Datastore.AllocateSpace",
+            "Datastore.AllocateTemplate",
+            "Datastore.Audit",
+        ],
+        "PVEPoolUser" => vec!["Pool.Audit"],
+        "PVEPoolAdmin" => vec!["Pool.Allocate", "Pool.Audit"],
         _ => Vec::new(),
     }
 }

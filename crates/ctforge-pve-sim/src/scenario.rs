@@ -38,6 +38,21 @@
 //! role = "PVEVMAdmin"
 //! totp_secret = "JBSWY3DPEHPK3PXP"
 //!
+//! [[acl]]                           # more roles: a user, `@group` or token on a path
+//! path = "/storage/tank"
+//! ugid = "bob@pve"
+//! role = "PVEDatastoreUser"
+//! propagate = true                   # default
+//!
+//! [[groups]]
+//! id = "ops"
+//! members = ["bob@pve"]
+//!
+//! [[pools]]                          # guests and storages lending the pool's roles
+//! id = "team"
+//! vms = [150]
+//! storages = ["tank"]
+//!
 //! [[tokens]]
 //! id = "bob@pve!ci"
 //! secret = "2f0b2a8e-0000-4000-8000-000000000001"
@@ -86,6 +101,12 @@ pub struct Scenario {
     pub users: Vec<UserSpec>,
     /// Extra API tokens.
     pub tokens: Vec<TokenSpec>,
+    /// Extra ACL entries (after each user's `role`/`path`).
+    pub acl: Vec<AclSpec>,
+    /// Groups of users (`@id` in ACL entries).
+    pub groups: Vec<GroupSpec>,
+    /// Resource pools.
+    pub pools: Vec<PoolSpec>,
     /// Password of `alice@pve` (default `alice`).
     pub alice_password: Option<String>,
     /// Ticket lifetime in seconds (default 7200).
@@ -209,6 +230,46 @@ pub struct UserSpec {
     /// Disabled users get 401 everywhere.
     #[serde(default = "yes")]
     pub enabled: bool,
+}
+
+/// An ACL entry: `role` for `ugid` (a user id, `@group` or full token id) on `path`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclSpec {
+    /// ACL path (`/vms/100`, `/pool/team`, `/storage/local`, `/sdn/zones/localnetwork`).
+    pub path: String,
+    /// User id, `@group` or `user@realm!token`.
+    pub ugid: String,
+    /// Role name.
+    pub role: String,
+    /// Whether the role reaches paths below `path` (default true).
+    #[serde(default = "yes")]
+    pub propagate: bool,
+}
+
+/// A group of users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Group name.
+    pub id: String,
+    /// Member user ids.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// A resource pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    /// Pool id.
+    pub id: String,
+    /// Member VMIDs.
+    #[serde(default)]
+    pub vms: Vec<u32>,
+    /// Member storages.
+    #[serde(default)]
+    pub storages: Vec<String>,
 }
 
 /// An extra API token.

@@ -163,28 +163,21 @@ pub fn permissions(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         }
         _ => me,
     };
-    let mut paths: Vec<String> = match ctx.params.str("path") {
-        Some(p) => vec![p],
-        None => {
-            let mut v: Vec<String> = ["/", "/vms", "/storage", "/nodes", "/access", "/pool"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            v.extend(c.acl.iter().map(|e| e.path.clone()));
-            v
-        }
+    // With `path`, exactly that path (even when empty); without, every effective path that
+    // grants something. Each privilege carries its propagate flag, as Proxmox answers.
+    let (paths, keep_empty): (Vec<String>, bool) = match ctx.params.str("path") {
+        Some(p) => (vec![p], true),
+        None => (c.effective_paths().into_iter().collect(), false),
     };
-    paths.sort();
-    paths.dedup();
     let mut out = Map::new();
     for p in paths {
-        let privs = c.privs(&ident, &p);
-        if privs.is_empty() {
+        let privs = c.permissions(&ident, &p);
+        if privs.is_empty() && !keep_empty {
             continue;
         }
         let m: Map<String, Value> = privs
             .into_iter()
-            .map(|k| (k.to_string(), json!(1)))
+            .map(|(k, prop)| (k.to_string(), json!(i32::from(prop))))
             .collect();
         out.insert(p, Value::Object(m));
     }

@@ -234,6 +234,177 @@ fn features_without_nesting(v: Option<&String>) -> BTreeMap<String, String> {
     p
 }
 
+/// `PVE::LXC::check_ct_modify_config_perm` for a new CT (no old config, nothing deleted):
+/// the privilege each option needs on the guest (or its pool), storage space for new disks,
+/// `SDN.Use` on each bridge, and the options only `root@pam` may set. Options are checked in
+/// sorted order (Proxmox walks a hash, so its first complaint may differ).
+fn check_config_perm(
+    c: &Cluster,
+    ident: &Identity,
+    vmid: u32,
+    pool: Option<&str>,
+    config: &[(String, String)],
+    unprivileged: bool,
+) -> Result<(), ApiError> {
+    if ident.is_root_pam() {
+        return Ok(());
+    }
+    let vm = |privilege: &str| -> Result<(), ApiError> {
+        if c.has_vm_priv(ident, vmid, pool, privilege) {
+            Ok(())
+        } else {
+            Err(ApiError::perm(&format!("/vms/{vmid}"), privilege))
+        }
+    };
+    let mut sorted: Vec<&(String, String)> = config.iter().collect();
+    sorted.sort();
+    for (opt, value) in sorted {
+        let opt = opt.as_str();
+        let numbered = |prefix: &str| {
+            opt.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if matches!(opt, "cores" | "cpuunits" | "cpulimit") {
+            vm("VM.Config.CPU")?;
+        } else if opt == "rootfs" || numbered("mp") {
+            vm("VM.Config.Disk")?;
+            let volume = validate::config_format(opt)
+                .and_then(|fmt| validate::parse_property_string(fmt, value, opt).ok())
+                .and_then(|m| m.get("volume").cloned())
+                .unwrap_or_default();
+            if volume.starts_with('/') {
+                let kind = if volume.starts_with("/dev/") {
+                    "device"
+                } else {
+                    "bind"
+                };
+                return Err(ApiError::perm_text(&format!(
+                    "mount point type {kind} is only allowed for root@pam"
+                )));
+            }
+            let new_disk = validate::perl_regex(r"(?:([^/:\s]+):)?(\d+(\.\d+)?)").and_then(|re| {
+                re.captures(&volume)
+                    .map(|cap| cap.get(1).map(|m| m.as_str().to_owned()))
+            });
+            match new_disk {
+                Some(sid) => {
+                    let path = format!("/storage/{}", sid.unwrap_or_default());
+                    if !c.has_priv(ident, &path, "Datastore.AllocateSpace") {
+                        return Err(ApiError::perm(&path, "Datastore.AllocateSpace"));
+                    }
+                }
+                None => check_volume_owner(c, ident, vmid, &volume)?,
+            }
+        } else if matches!(opt, "memory" | "swap") {
+            vm("VM.Config.Memory")?;
+        } else if numbered("net") {
+            vm("VM.Config.Network")?;
+            let net = validate::config_format(opt)
+                .and_then(|fmt| validate::parse_property_string(fmt, value, opt).ok())
+                .unwrap_or_default();
+            if let Some(bridge) = net.get("bridge") {
+                let zone = "localnetwork";
+                match net.get("tag") {
+                    Some(tag) => {
+                        let path = format!("/sdn/zones/{zone}/{bridge}/{tag}");
+                        if !c.has_priv(ident, &path, "SDN.Use") {
+                            return Err(ApiError::perm(&path, "SDN.Use"));
+                        }
+                    }
+                    None if !net.contains_key("trunks")
+                        && !c.has_bridge_access(ident, zone, bridge) =>
+                    {
+                        return Err(ApiError::perm(
+                            &format!("/sdn/zones/{zone}/{bridge}"),
+                            "SDN.Use",
+                        ));
+                    }
+                    None => {}
+                }
+            }
+        } else if numbered("dev") {
+            return Err(ApiError::perm_text(
+                "configuring device passthrough is only allowed for root@pam",
+            ));
+        } else if matches!(opt, "nameserver" | "searchdomain" | "hostname") {
+            vm("VM.Config.Network")?;
+        } else if opt == "features" {
+            if !unprivileged {
+                return Err(ApiError::perm_text(
+                    "changing feature flags for privileged container is only allowed for root@pam",
+                ));
+            }
+            let features = validate::config_format("features")
+                .and_then(|fmt| validate::parse_property_string(fmt, value, "features").ok())
+                .unwrap_or_default();
+            let nesting_on = features
+                .get("nesting")
+                .is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "no" | "off"));
+            if features.len() == 1 && nesting_on {
+                vm("VM.Allocate")?;
+            } else if !features.is_empty() {
+                return Err(ApiError::perm_text(
+                    "changing feature flags (except nesting) is only allowed for root@pam",
+                ));
+            }
+        } else if opt == "hookscript" {
+            return Err(ApiError::perm_text(
+                "changing the hookscript is only allowed for root@pam",
+            ));
+        } else if opt == "tags" {
+            // `assert_tag_permissions` with the default `user-tag-access` (free tags).
+            if !c.has_priv(ident, &format!("/vms/{vmid}"), "VM.Config.Options") {
+                return Err(ApiError::perm(&format!("/vms/{vmid}"), "VM.Config.Options"));
+            }
+        } else {
+            vm("VM.Config.Options")?;
+        }
+    }
+    Ok(())
+}
+
+/// `PVE::Storage::check_volume_access` for an existing volume used as a mount point: the
+/// guest's own disks, else Datastore.Allocate on its storage.
+fn check_volume_owner(
+    c: &Cluster,
+    ident: &Identity,
+    vmid: u32,
+    volid: &str,
+) -> Result<(), ApiError> {
+    let sid = volid.split_once(':').map(|(s, _)| s).unwrap_or_default();
+    let own = volid.contains(&format!("-{vmid}-"));
+    let path = format!("/storage/{sid}");
+    if own || c.has_priv(ident, &path, "Datastore.Allocate") {
+        Ok(())
+    } else {
+        Err(ApiError::perm(&path, "Datastore.Allocate"))
+    }
+}
+
+/// `PVE::Storage::check_volume_access` for the OS template (`vztmpl`): read access to its
+/// storage, since custom templates may be sensitive.
+fn check_template_access(c: &Cluster, ident: &Identity, ostemplate: &str) -> Result<(), ApiError> {
+    if ident.is_root_pam() {
+        return Ok(());
+    }
+    let Some((sid, _)) = ostemplate.split_once(':') else {
+        return Err(ApiError::internal(
+            "Only root can pass arbitrary filesystem paths.",
+        ));
+    };
+    let path = format!("/storage/{sid}");
+    if c.has_priv(ident, &path, "Datastore.Allocate")
+        || c.has_priv(ident, &path, "Datastore.AllocateSpace")
+        || c.has_priv(ident, &path, "Datastore.Audit")
+    {
+        Ok(())
+    } else {
+        Err(ApiError::perm_text(&format!(
+            "{path}, Datastore.AllocateSpace|Datastore.Audit"
+        )))
+    }
+}
+
 /// `POST /nodes/{node}/lxc`: create a CT (task `vzcreate`).
 pub fn create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let node = ctx.p("node")?;
@@ -242,34 +413,17 @@ pub fn create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let p = &ctx.params;
     let mut c = ctx.state.lock();
     let pool = p.str("pool");
-    let vm_path = format!("/vms/{vmid}");
-    let allowed = c.has_priv(&ident, &vm_path, "VM.Allocate")
-        || pool
-            .as_ref()
-            .map(|pl| c.has_priv(&ident, &format!("/pool/{pl}"), "VM.Allocate"))
-            .unwrap_or(false);
-    if !allowed {
-        return Err(ApiError::perm(&vm_path, "VM.Allocate"));
-    }
-    if let Some(pl) = &pool
-        && !c.pools.contains_key(pl)
-    {
-        return Err(ApiError::perm_text(&format!("pool '{pl}' does not exist")));
+    // The order of Proxmox's `create_vm`: privileged needs Sys.Modify on `/`, the VMID must be
+    // free, the keys must parse, the pool must exist, then VM.Allocate on the guest or pool.
+    let unprivileged = p.flag("unprivileged", true);
+    if !unprivileged && !c.has_priv(&ident, "/", "Sys.Modify") {
+        return Err(ApiError::perm("/", "Sys.Modify"));
     }
     if let Some(existing) = c.cts.get(&vmid) {
         return Err(ApiError::internal(format!(
             "CT {vmid} already exists on node '{}'",
             existing.node
         )));
-    }
-    let unprivileged = p.flag("unprivileged", true);
-    if !unprivileged && !c.has_priv(&ident, "/", "Sys.Modify") {
-        return Err(ApiError::perm("/", "Sys.Modify"));
-    }
-    if !ident.is_root_pam() && !features_without_nesting(p.str("features").as_ref()).is_empty() {
-        return Err(ApiError::perm_text(
-            "changing feature flags (except nesting) is only allowed for root@pam",
-        ));
     }
     if let Some(keys) = p.str("ssh-public-keys") {
         for line in keys
@@ -292,6 +446,39 @@ pub fn create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                     format!("unable to parse ssh public key '{line}'"),
                 ));
             }
+        }
+    }
+    if let Some(pl) = &pool
+        && !c.pools.contains_key(pl)
+    {
+        return Err(ApiError::perm_text(&format!("pool '{pl}' does not exist")));
+    }
+    let vm_path = format!("/vms/{vmid}");
+    let allowed = c.has_priv(&ident, &vm_path, "VM.Allocate")
+        || pool
+            .as_ref()
+            .is_some_and(|pl| c.has_priv(&ident, &format!("/pool/{pl}"), "VM.Allocate"));
+    if !allowed {
+        return Err(ApiError::perm(&vm_path, "VM.Allocate"));
+    }
+    let config: Vec<(String, String)> = p
+        .iter()
+        .filter(|(k, _)| !CREATE_ONLY.contains(&k.as_str()) && k.as_str() != "unprivileged")
+        .map(|(k, v)| (k.clone(), v.to_text()))
+        .collect();
+    check_config_perm(&c, &ident, vmid, pool.as_deref(), &config, unprivileged)?;
+    check_template_access(&c, &ident, &p.str("ostemplate").unwrap_or_default())?;
+    if !p.has("rootfs") {
+        let storage = p.str("storage").unwrap_or_else(|| "local".into());
+        if !c.has_priv(
+            &ident,
+            &format!("/storage/{storage}"),
+            "Datastore.AllocateSpace",
+        ) {
+            return Err(ApiError::perm(
+                &format!("/storage/{storage}"),
+                "Datastore.AllocateSpace",
+            ));
         }
     }
     let ostemplate = ctx.p("ostemplate")?;

@@ -289,6 +289,33 @@ impl SimState {
                 });
             }
         }
+        for a in &scen.acl {
+            acl.push(AclEntry {
+                path: a.path.clone(),
+                ugid: a.ugid.clone(),
+                role: a.role.clone(),
+                propagate: a.propagate,
+            });
+        }
+        let groups: BTreeMap<String, BTreeSet<String>> = scen
+            .groups
+            .iter()
+            .map(|g| (g.id.clone(), g.members.iter().cloned().collect()))
+            .collect();
+        let pools: BTreeMap<String, Pool> = scen
+            .pools
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    Pool {
+                        comment: None,
+                        vms: p.vms.iter().copied().collect(),
+                        storages: p.storages.iter().cloned().collect(),
+                    },
+                )
+            })
+            .collect();
         let faults = scen.faults.clone().unwrap_or_default();
         for r in &faults.rules {
             if regex::Regex::new(&r.path).is_err() {
@@ -311,7 +338,8 @@ impl SimState {
             users,
             tokens,
             acl,
-            pools: BTreeMap::new(),
+            pools,
+            groups,
             ticket_lifetime: scen.ticket_lifetime_secs.unwrap_or(7200),
             timings: scen.timings.clone().unwrap_or_else(|| cfg.timings.clone()),
             fault_hits: faults

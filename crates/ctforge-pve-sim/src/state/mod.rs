@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::SimError;
-use crate::auth::{AclEntry, Identity, Token, User, acl_privs};
+use crate::auth::{AclEntry, Identity, Token, User};
 use crate::backend::{CtBackend, memory::MemoryBackend};
 use crate::config::{Backend, SimConfig, Timings};
 use crate::scenario::{ContainerSpec, FaultRule, FaultsSpec, ServiceSpec, StorageSpec};

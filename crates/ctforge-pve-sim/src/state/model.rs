@@ -320,6 +320,9 @@ pub struct Cluster {
     pub acl: Vec<AclEntry>,
     /// Pools.
     pub pools: BTreeMap<String, Pool>,
+    /// Groups (name → member user ids); ACL entries name a group as `@name`.
+    #[serde(default)]
+    pub groups: BTreeMap<String, BTreeSet<String>>,
     /// Ticket lifetime in seconds.
     pub ticket_lifetime: u64,
     /// Task durations.

@@ -1,61 +1,207 @@
-//! Proxmox's permission queries on the simulated cluster: effective privileges of a user or
-//! API token on an ACL path (roles, propagation, token privilege separation).
+//! Proxmox's permission computation on the simulated cluster, as `PVE::AccessControl::roles`
+//! and `PVE::RPCEnvironment::permissions` do it: the ACL is walked from `/` down to the path,
+//! a deeper level replaces what a higher one granted (only propagating entries reach below
+//! their path), a user's own entries at a level win over its groups' entries there, `NoAccess`
+//! empties the result, pools lend their roles (without propagation) to their member guests and
+//! storages, and a privilege-separated API token holds the intersection of its own ACL and its
+//! user's. `root@pam` holds everything.
 
 use super::*;
 
+/// Privilege → propagate flag, as `GET /access/permissions` reports it.
+pub type PrivMap = BTreeMap<&'static str, bool>;
+
 impl Cluster {
+    /// The roles of `ugid` (a user id or a full token id) on `path` with their propagate
+    /// flags, pools not considered (`PVE::AccessControl::roles`).
+    fn acl_roles(&self, ugid: &str, is_token: bool, path: &str) -> BTreeMap<String, bool> {
+        let acl_paths: BTreeSet<&str> = self.acl.iter().map(|e| e.path.as_str()).collect();
+        let mut roles: BTreeMap<String, bool> = BTreeMap::new();
+        for p in acl_paths {
+            let last = p == path;
+            if !(p == "/" || last || path.starts_with(&format!("{p}/"))) {
+                continue;
+            }
+            let applies = |e: &&AclEntry| e.path == p && (last || e.propagate);
+            let own: BTreeMap<String, bool> = self
+                .acl
+                .iter()
+                .filter(|e| e.ugid == ugid)
+                .filter(applies)
+                .map(|e| (e.role.clone(), e.propagate))
+                .collect();
+            if !own.is_empty() {
+                // A user's (or token's) own entries override its groups' at this level.
+                roles = own;
+                continue;
+            }
+            if is_token {
+                continue;
+            }
+            let groups: BTreeMap<String, bool> = self
+                .acl
+                .iter()
+                .filter(|e| {
+                    e.ugid
+                        .strip_prefix('@')
+                        .and_then(|g| self.groups.get(g))
+                        .is_some_and(|members| members.contains(ugid))
+                })
+                .filter(applies)
+                .map(|e| (e.role.clone(), e.propagate))
+                .collect();
+            if !groups.is_empty() {
+                roles = groups;
+            }
+        }
+        if let Some(flag) = roles.get("NoAccess").copied() {
+            return BTreeMap::from([("NoAccess".to_owned(), flag)]);
+        }
+        roles
+    }
+
+    /// Privileges of `ugid` on `path` including pool roles (`compile_acl_path`), before the
+    /// token/user intersection.
+    fn compiled(&self, ugid: &str, is_token: bool, path: &str) -> PrivMap {
+        let mut roles = self.acl_roles(ugid, is_token, path);
+        let mut pool_roles: BTreeSet<String> = BTreeSet::new();
+        for (id, pool) in &self.pools {
+            let member = match path.strip_prefix("/vms/") {
+                Some(vmid) => vmid.parse::<u32>().is_ok_and(|v| pool.vms.contains(&v)),
+                None => path
+                    .strip_prefix("/storage/")
+                    .is_some_and(|sid| pool.storages.contains(sid)),
+            };
+            if member {
+                pool_roles.extend(
+                    self.acl_roles(ugid, is_token, &format!("/pool/{id}"))
+                        .into_keys(),
+                );
+            }
+        }
+        if !pool_roles.is_empty() && !roles.contains_key("NoAccess") {
+            if pool_roles.contains("NoAccess") {
+                roles = BTreeMap::from([("NoAccess".to_owned(), false)]);
+            } else {
+                for role in pool_roles {
+                    roles.entry(role).or_insert(false);
+                }
+            }
+        }
+        let mut privs = PrivMap::new();
+        for (role, propagate) in roles {
+            for p in crate::auth::role_privs(&role) {
+                let e = privs.entry(p).or_insert(false);
+                *e = *e || propagate;
+            }
+        }
+        privs
+    }
+
+    fn user_enabled(&self, userid: &str) -> bool {
+        self.users.get(userid).is_some_and(|u| u.enabled)
+    }
+
+    /// Effective privileges of an identity on an ACL path, with propagate flags
+    /// (`PVE::RPCEnvironment::permissions`).
+    pub fn permissions(&self, ident: &Identity, path: &str) -> PrivMap {
+        let user_privs = if ident.userid == "root@pam" {
+            crate::auth::ALL_PRIVS.iter().map(|p| (*p, true)).collect()
+        } else if !self.user_enabled(&ident.userid) {
+            PrivMap::new()
+        } else {
+            self.compiled(&ident.userid, false, path)
+        };
+        let Some(t) = &ident.tokenid else {
+            return user_privs;
+        };
+        let full = format!("{}!{t}", ident.userid);
+        match self.tokens.get(&full) {
+            None => PrivMap::new(),
+            Some(tok) if !tok.privsep => user_privs,
+            Some(_) => {
+                let own = self.compiled(&full, true, path);
+                own.into_iter()
+                    .filter_map(|(p, prop)| user_privs.get(p).map(|u| (p, prop && *u)))
+                    .collect()
+            }
+        }
+    }
+
     /// Effective privileges of an identity on an ACL path.
     pub fn privs(&self, ident: &Identity, path: &str) -> BTreeSet<&'static str> {
-        let user_privs = if ident.userid == "root@pam" {
-            crate::auth::ALL_PRIVS.iter().copied().collect()
-        } else {
-            acl_privs(&self.acl, &ident.userid, path)
-        };
-        match &ident.tokenid {
-            None => user_privs,
-            Some(t) => {
-                let full = format!("{}!{t}", ident.userid);
-                match self.tokens.get(&full) {
-                    Some(tok) if !tok.privsep => user_privs,
-                    Some(_) => {
-                        let tp = acl_privs(&self.acl, &full, path);
-                        user_privs.intersection(&tp).copied().collect()
-                    }
-                    None => BTreeSet::new(),
-                }
-            }
-        }
+        self.permissions(ident, path).into_keys().collect()
     }
 
-    /// Whether the identity has `privilege` on `path`.
+    /// Whether the identity has `privilege` on `path` (`$rpcenv->check`).
     pub fn has_priv(&self, ident: &Identity, path: &str, privilege: &str) -> bool {
-        if ident.userid == "root@pam" {
-            match &ident.tokenid {
-                None => return true,
-                Some(t) => {
-                    if let Some(tok) = self.tokens.get(&format!("root@pam!{t}"))
-                        && !tok.privsep
-                    {
-                        return true;
-                    }
-                }
-            }
-        }
-        self.privs(ident, path).contains(privilege)
+        self.permissions(ident, path).contains_key(privilege)
     }
 
-    /// Whether the identity holds `privilege` anywhere below `prefix` (for `cap`).
+    /// `$rpcenv->check_vm_perm`: on the pool if one is named, else on `/vms/<vmid>`.
+    pub fn has_vm_priv(
+        &self,
+        ident: &Identity,
+        vmid: u32,
+        pool: Option<&str>,
+        privilege: &str,
+    ) -> bool {
+        pool.is_some_and(|p| self.has_priv(ident, &format!("/pool/{p}"), privilege))
+            || self.has_priv(ident, &format!("/vms/{vmid}"), privilege)
+    }
+
+    /// `$rpcenv->check_sdn_bridge` with `SDN.Use`: on the bridge of `zone`, or on one of its
+    /// VLANs that has an ACL of its own.
+    pub fn has_bridge_access(&self, ident: &Identity, zone: &str, bridge: &str) -> bool {
+        let path = format!("/sdn/zones/{zone}/{bridge}");
+        if self.has_priv(ident, &path, "SDN.Use") {
+            return true;
+        }
+        let below = format!("{path}/");
+        self.acl
+            .iter()
+            .filter_map(|e| e.path.strip_prefix(&below))
+            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+            .any(|vlan| self.has_priv(ident, &format!("{path}/{vlan}"), "SDN.Use"))
+    }
+
+    /// The paths `GET /access/permissions` reports without `path`
+    /// (`get_effective_permissions`): the top levels, every ACL path and every pool member.
+    pub fn effective_paths(&self) -> BTreeSet<String> {
+        let mut paths: BTreeSet<String> = [
+            "/",
+            "/access",
+            "/access/groups",
+            "/nodes",
+            "/pool",
+            "/sdn",
+            "/storage",
+            "/vms",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        paths.extend(self.acl.iter().map(|e| e.path.clone()));
+        for pool in self.pools.values() {
+            paths.extend(pool.vms.iter().map(|v| format!("/vms/{v}")));
+            paths.extend(pool.storages.iter().map(|s| format!("/storage/{s}")));
+        }
+        paths
+    }
+
+    /// Whether the identity holds `privilege` on `prefix` or any path below it that has an ACL
+    /// entry or is a pool member (for the ticket's `cap`, `compute_api_permission`); pool ACLs
+    /// count for `/vms` and `/storage`.
     pub fn has_priv_below(&self, ident: &Identity, prefix: &str, privilege: &str) -> bool {
         if self.has_priv(ident, prefix, privilege) {
             return true;
         }
-        let ugids = [ident.userid.clone(), ident.auth_id()];
-        self.acl
+        let under = |p: &str| prefix == "/" || p == prefix || p.starts_with(&format!("{prefix}/"));
+        let pool_counts = (prefix == "/vms" && privilege.starts_with("VM."))
+            || (prefix == "/storage" && privilege.starts_with("Datastore."));
+        self.effective_paths()
             .iter()
-            .filter(|e| ugids.contains(&e.ugid))
-            .filter(|e| {
-                prefix == "/" || e.path == prefix || e.path.starts_with(&format!("{prefix}/"))
-            })
-            .any(|e| self.has_priv(ident, &e.path, privilege))
+            .filter(|p| under(p) || (pool_counts && p.starts_with("/pool/")))
+            .any(|p| self.has_priv(ident, p, privilege))
     }
 }

@@ -251,6 +251,10 @@ pub struct Payload {
     /// that cluster); absent in jobs queued before it was recorded.
     #[serde(default)]
     pub cluster_id: Option<i64>,
+    /// The cluster a session submitter signed in to (`None` for API tokens): containers of
+    /// other clusters are refused, never acted on with their cluster's token.
+    #[serde(default)]
+    pub signed_in_cluster: Option<i64>,
 }
 
 /// Enqueues the job for `request` as `user`; returns its id.
@@ -266,6 +270,7 @@ pub async fn submit(
         timeout: request.timeout,
         remote: remote.to_owned(),
         cluster_id: user.roles.cluster_id,
+        signed_in_cluster: user.ticket.as_ref().map(|t| t.cluster_id),
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
     let id = state
@@ -403,6 +408,13 @@ impl BulkAction {
         attempt: i64,
     ) -> ItemResult {
         let mut item = ItemResult::for_target(id, target, attempt);
+        if payload
+            .signed_in_cluster
+            .is_some_and(|c| c != target.cluster.id)
+        {
+            item.message = crate::authz::other_cluster(&target.cluster).to_string();
+            return item;
+        }
         let client = match self.pve.service(&target.cluster) {
             Ok(c) => c,
             Err(e) => {
@@ -424,6 +436,7 @@ impl BulkAction {
             self.store.as_ref(),
             self.locks.as_ref(),
             client.as_ref(),
+            Some(client.as_ref()),
             &actor,
             target,
             action,
@@ -736,6 +749,7 @@ mod tests {
             timeout: 60,
             remote: String::new(),
             cluster_id: None,
+            signed_in_cluster: None,
         };
         let mut done = item.clone();
         done.id = "2".into();

@@ -10,8 +10,9 @@ use crate::error::AppError;
 use crate::secrets::Plain;
 use crate::state::AppState;
 
-/// The Proxmox privilege a reveal needs on `/vms`: a user with console access could read the
-/// credential files anyway, so console access is the bar.
+/// The Proxmox privilege a reveal needs on `/vms/<vmid>` besides VM.Audit
+/// ([`crate::authz::REVEAL`]): a user with console access could read the credential files
+/// anyway, so console access is the bar.
 pub const REVEAL_PRIVILEGE: &str = "VM.Console";
 
 /// Decrypts credential `name` of `target` for `user`; every attempt is audited.
@@ -57,11 +58,7 @@ async fn open(
             target.vmid
         )));
     };
-    if !user.can("vms", REVEAL_PRIVILEGE) {
-        return Err(AppError::Forbidden(format!(
-            "revealing credentials needs {REVEAL_PRIVILEGE} on /vms; ask an administrator"
-        )));
-    }
+    crate::authz::reveal(state, user, &target.cluster, target.vmid).await?;
     let credentials = state.store.list_credentials(record.id).await?;
     let credential = credentials
         .iter()

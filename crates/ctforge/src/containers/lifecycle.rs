@@ -239,10 +239,14 @@ pub async fn run(
         authority,
         job: None,
     };
+    // Absence from Proxmox is confirmed with the service token (a user's own listing hides
+    // guests they may not see).
+    let service = state.pve.service(&target.cluster).ok();
     execute(
         state.store.as_ref(),
         state.locks.as_ref(),
         client.as_ref(),
+        service.as_deref(),
         &actor,
         target,
         action,
@@ -251,20 +255,35 @@ pub async fn run(
     .await
 }
 
-/// The lifecycle action itself, for every caller: permission check (service token only), the
-/// container's lock, the state check, the Proxmox task, container events and the audit entry.
+/// Whether `cluster` cannot be reached right now, asked afresh with its service token: the
+/// down map alone never turns a Delete into a record-only delete.
+pub async fn unreachable_now(state: &AppState, cluster: &crate::storage::model::Cluster) -> bool {
+    match state.pve.service(cluster) {
+        Ok(service) => match service.version().await {
+            Ok(_) => false,
+            Err(e) => super::is_unreachable(&e),
+        },
+        Err(_) => false,
+    }
+}
+
+/// The lifecycle action itself, for every caller: permission check on `/vms/<vmid>` (asked of
+/// Proxmox), the container's lock, the state check, the Proxmox task, container events and the
+/// audit entry.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     store: &dyn Store,
     locks: &dyn Locks,
     client: &dyn PveApi,
+    service: Option<&dyn PveApi>,
     actor: &Actor<'_>,
     target: &Target,
     action: Action,
     opts: Options,
 ) -> Result<Outcome, AppError> {
-    if actor.authority == Authority::ServiceToken
-        && let Err(error) = authorize(client, actor.username, target, action).await
-    {
+    // The privilege first, on the exact guest, also with the user's own ticket: a refusal is
+    // a refusal whatever state the guest is in.
+    if let Err(error) = authorize(client, actor.username, target, action).await {
         let result = Err(Failure::refused(error));
         record(store, actor, target, action, &result).await?;
         return result.map_err(|f| f.error);
@@ -278,7 +297,21 @@ pub async fn execute(
             target.vmid
         )));
     }
-    let result = perform(client, target, action, opts).await;
+    let guard = match actor.authority {
+        Authority::ServiceToken => Some(crate::authz::Rights::on_behalf(
+            client,
+            actor.username,
+            &target.cluster.name,
+        )),
+        Authority::OwnTicket => None,
+    };
+    let ctx = Perform {
+        client,
+        service,
+        username: actor.username,
+        guard: guard.as_ref(),
+    };
+    let result = perform(&ctx, target, action, opts).await;
     match locks.unlock(&lock, &owner).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(lock, "lifecycle lock expired before the action finished"),
@@ -311,27 +344,16 @@ pub async fn execute(
     result.map_err(|f| f.error)
 }
 
-/// Asks Proxmox (with the service token) whether `username` may run `action` on the CT.
+/// Asks Proxmox (with the service token) whether `username` may run `action` on the CT: the
+/// privilege of the action on exactly `/vms/<vmid>` ([`crate::authz::lifecycle`]).
 async fn authorize(
     client: &dyn PveApi,
     username: &str,
     target: &Target,
     action: Action,
 ) -> Result<(), AppError> {
-    let path = format!("/vms/{}", target.vmid);
-    let privilege = action.privilege();
-    match crate::auth::permissions::holds(client, username, &path, privilege).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(AppError::Forbidden(format!(
-            "permission denied: {username} lacks {privilege} on {path}; ask an administrator"
-        ))),
-        Err(e) => Err(match pve_error(e, target.vmid) {
-            AppError::Forbidden(text) => AppError::Unavailable(format!(
-                "cannot check {username}'s permissions: the cluster's API token may not read them ({text}); give it Sys.Audit on /access"
-            )),
-            other => other,
-        }),
-    }
+    let rights = crate::authz::Rights::on_behalf(client, username, &target.cluster.name);
+    crate::authz::lifecycle(&rights, target.vmid, action, false).await
 }
 
 async fn record(
@@ -416,12 +438,7 @@ async fn delete_record_only(
             target.vmid
         )));
     };
-    if !user.can("vms", "VM.Allocate") {
-        return Err(AppError::Forbidden(
-            "deleting a container record needs VM.Allocate on /vms; ask an administrator"
-                .to_owned(),
-        ));
-    }
+    crate::authz::record_delete(state, user, &target.cluster, target.vmid).await?;
     state.store.delete_container(record.id).await?;
     let warning = format!(
         "only ctforge's record was removed; CT {} may still exist in Proxmox on node {} — delete it there once the cluster is reachable",
@@ -524,18 +541,64 @@ async fn run_task(
 
 const TASK_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// What [`perform`] acts with.
+struct Perform<'a> {
+    /// The client of the action (own ticket or service token).
+    client: &'a dyn PveApi,
+    /// The cluster's service token, to confirm a guest's absence.
+    service: Option<&'a dyn PveApi>,
+    /// Who acts.
+    username: &'a str,
+    /// The submitter's rights when the service token acts.
+    guard: Option<&'a crate::authz::Rights<'a>>,
+}
+
+/// Whether Proxmox has no CT `vmid` on any node, asked with the service token (which sees every
+/// guest): `Ok(true)` only when every node answers 404.
+async fn absent_everywhere(service: &dyn PveApi, vmid: u32) -> Result<bool, PveError> {
+    for node in service.nodes().await? {
+        match service.lxc_status_current(&node.node, vmid).await {
+            Ok(_) => return Ok(false),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 async fn perform(
-    client: &dyn PveApi,
+    ctx: &Perform<'_>,
     target: &Target,
     action: Action,
     opts: Options,
 ) -> Result<Outcome, Failure> {
+    let client = ctx.client;
+    let guard = ctx.guard;
     let vmid = target.vmid;
     let (node, status) = match locate(client, target).await {
         Ok(found) => found,
-        // Nothing left to delete in Proxmox: deleting means removing ctforge's record.
+        // Nothing left to delete in Proxmox — once the service token confirms it on every
+        // node — means removing ctforge's record, which needs VM.Allocate on the guest.
         Err(e) if action == Action::Delete && target.record.is_some() && e.is_not_found() => {
-            return Ok(gone_from_proxmox(target));
+            let Some(service) = ctx.service else {
+                return Err(Failure::refused(AppError::Unavailable(format!(
+                    "cannot confirm that CT {vmid} is gone from Proxmox: cluster {} has no API token",
+                    target.cluster.name
+                ))));
+            };
+            return match absent_everywhere(service, vmid).await {
+                Ok(true) => {
+                    let rights =
+                        crate::authz::Rights::on_behalf(client, ctx.username, &target.cluster.name);
+                    rights
+                        .require(&crate::authz::vm_path(vmid), crate::authz::RECORD_DELETE)
+                        .await
+                        .map_err(Failure::refused)?;
+                    Ok(gone_from_proxmox(target))
+                }
+                Ok(false) => Err(Failure::refused(pve_error(e, vmid))),
+                Err(e) => Err(Failure::refused(pve_error(e, vmid))),
+            };
         }
         Err(e) => return Err(Failure::refused(pve_error(e, vmid))),
     };
@@ -648,6 +711,12 @@ async fn perform(
         }
         Action::Delete => {
             if running {
+                // Proxmox checks the stop too: VM.PowerMgmt besides VM.Allocate.
+                if let Some(rights) = guard {
+                    crate::authz::lifecycle(rights, vmid, action, true)
+                        .await
+                        .map_err(Failure::refused)?;
+                }
                 let upid = stop(client, &node, vmid)
                     .await
                     .map_err(|e| fail(e, &mut steps))?;

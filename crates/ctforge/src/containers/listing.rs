@@ -242,29 +242,79 @@ pub struct Listing {
     pub any: bool,
 }
 
-/// Fetches live state (one `/cluster/resources` per cluster, concurrently) and merges it.
+/// What one cluster contributed to a listing.
+enum Fetched {
+    /// The guests Proxmox shows the identity, and its rights there (for records without a
+    /// live guest).
+    Live(Vec<ClusterResource>, Option<crate::authz::Effective>),
+    /// The session belongs to another cluster: nothing of this one is shown (and it is not
+    /// "down").
+    NotSignedIn,
+    /// Proxmox did not answer; `transport` when it could not be reached at all (only that marks
+    /// the cluster down for everyone).
+    Failed { reason: String, transport: bool },
+}
+
+async fn fetch(state: &AppState, user: &CurrentUser, cluster: &Cluster) -> Fetched {
+    let rights = match crate::authz::Rights::of(state, user, cluster) {
+        Ok(r) => r,
+        Err(AppError::Forbidden(_)) => return Fetched::NotSignedIn,
+        Err(e) => {
+            return Fetched::Failed {
+                reason: e.to_string(),
+                transport: false,
+            };
+        }
+    };
+    let client = match client_for(state, user, cluster) {
+        Ok(c) => c,
+        Err(e) => {
+            return Fetched::Failed {
+                reason: e.to_string(),
+                transport: false,
+            };
+        }
+    };
+    let (items, effective) = tokio::join!(
+        client.cluster_resources(Some(ResourceKind::Vm)),
+        rights.effective()
+    );
+    match items {
+        Ok(mut items) => {
+            let token = user.ticket.is_none();
+            let effective = effective.ok();
+            if token {
+                // The service token sees every guest: keep what the owner may see.
+                items.retain(|r| {
+                    r.vmid
+                        .is_some_and(|v| effective.as_ref().is_some_and(|e| e.vm_audit(v)))
+                });
+            }
+            Fetched::Live(items, effective)
+        }
+        Err(e) => Fetched::Failed {
+            transport: is_unreachable(&e),
+            reason: if is_unreachable(&e) {
+                format!("proxmox at {} is unreachable: {e}", cluster.url)
+            } else {
+                format!("proxmox at {} answered: {e}", cluster.url)
+            },
+        },
+    }
+}
+
+/// Fetches live state (one `/cluster/resources` per cluster, concurrently) and merges it with
+/// the records of guests the identity may see: those Proxmox lists for it, plus records it
+/// holds VM.Audit on; nothing of a cluster the session is not signed in to.
 pub async fn list(
     state: &AppState,
     user: &CurrentUser,
     filter: &Filter,
 ) -> Result<Listing, AppError> {
     let clusters = state.store.list_clusters().await?;
-    let fetches = clusters.iter().map(|cluster| async move {
-        let result = match client_for(state, user, cluster) {
-            Ok(client) => client
-                .cluster_resources(Some(ResourceKind::Vm))
-                .await
-                .map_err(|e| {
-                    if is_unreachable(&e) {
-                        format!("proxmox at {} is unreachable: {e}", cluster.url)
-                    } else {
-                        format!("proxmox at {} answered: {e}", cluster.url)
-                    }
-                }),
-            Err(e) => Err(e.to_string()),
-        };
-        (cluster, result)
-    });
+    let fetches = clusters
+        .iter()
+        .map(|cluster| async move { (cluster, fetch(state, user, cluster).await) });
     // Proxmox answers while the database is read.
     let (live, records, templates) = tokio::join!(
         futures_util::future::join_all(fetches),
@@ -279,14 +329,24 @@ pub async fn list(
     let now = state.clock.now_ms();
     let mut unreachable = Vec::new();
     let mut resources: Vec<(&Cluster, Vec<ClusterResource>)> = Vec::new();
-    for (cluster, result) in live {
-        match result {
-            Ok(items) => {
+    let mut rights: HashMap<i64, Option<crate::authz::Effective>> = HashMap::new();
+    let mut hidden: BTreeSet<i64> = BTreeSet::new();
+    for (cluster, fetched) in live {
+        match fetched {
+            Fetched::Live(items, effective) => {
                 state.down.mark_up(cluster.id);
+                rights.insert(cluster.id, effective);
                 resources.push((cluster, items));
             }
-            Err(reason) => {
-                let since = state.down.mark_down(cluster.id, now);
+            Fetched::NotSignedIn => {
+                hidden.insert(cluster.id);
+            }
+            Fetched::Failed { reason, transport } => {
+                let since = if transport {
+                    state.down.mark_down(cluster.id, now)
+                } else {
+                    now
+                };
                 unreachable.push(Unreachable {
                     cluster: cluster.name.clone(),
                     reason,
@@ -295,6 +355,29 @@ pub async fn list(
             }
         }
     }
+    let listed: BTreeSet<(i64, u32)> = resources
+        .iter()
+        .flat_map(|(c, items)| items.iter().filter_map(|r| r.vmid.map(|v| (c.id, v))))
+        .collect();
+    let records: Vec<Container> = records
+        .into_iter()
+        .filter(|r| {
+            let Ok(vmid) = u32::try_from(r.vmid) else {
+                return false;
+            };
+            if hidden.contains(&r.cluster_id) {
+                return false;
+            }
+            match rights.get(&r.cluster_id) {
+                Some(effective) => {
+                    listed.contains(&(r.cluster_id, vmid))
+                        || effective.as_ref().is_some_and(|e| e.vm_audit(vmid))
+                }
+                // Proxmox cannot be asked: only root@pam's rights are known without it.
+                None => user.username == "root@pam",
+            }
+        })
+        .collect();
     let rows = merge(&clusters, &resources, &records, &templates, &unreachable);
     Ok(paginate(rows, filter, unreachable))
 }
@@ -309,12 +392,15 @@ pub async fn one(state: &AppState, user: &CurrentUser, target: &Target) -> Resul
             .await
             .map_err(|e| {
                 if is_unreachable(&e) {
-                    format!("proxmox at {} is unreachable: {e}", cluster.url)
+                    (
+                        format!("proxmox at {} is unreachable: {e}", cluster.url),
+                        true,
+                    )
                 } else {
-                    format!("proxmox at {} answered: {e}", cluster.url)
+                    (format!("proxmox at {} answered: {e}", cluster.url), false)
                 }
             }),
-        Err(e) => Err(e.to_string()),
+        Err(e) => return Err(e),
     };
     let templates: HashMap<i64, String> = match target.record.as_ref().and_then(|r| r.template_id) {
         Some(id) => match state.store.get_template(id).await {
@@ -335,8 +421,13 @@ pub async fn one(state: &AppState, user: &CurrentUser, target: &Target) -> Resul
                 .collect();
             resources.push((cluster, items));
         }
-        Err(reason) => {
-            let since = state.down.mark_down(cluster.id, state.clock.now_ms());
+        Err((reason, transport)) => {
+            let now = state.clock.now_ms();
+            let since = if transport {
+                state.down.mark_down(cluster.id, now)
+            } else {
+                now
+            };
             unreachable.push(Unreachable {
                 cluster: cluster.name.clone(),
                 reason,

@@ -177,10 +177,7 @@ pub fn client_for(
         (Some(data), _) if data.cluster_id == cluster.id => {
             state.pve.user(cluster, data, &user.username)
         }
-        (Some(_), _) => Err(AppError::Unavailable(format!(
-            "you are signed in to another cluster; sign in to cluster {} to manage its containers",
-            cluster.name
-        ))),
+        (Some(_), _) => Err(crate::authz::other_cluster(cluster)),
         (None, AuthMethod::ApiToken { .. }) => state.pve.service(cluster),
         (None, AuthMethod::Session { .. }) => Err(AppError::Unauthorized),
     }

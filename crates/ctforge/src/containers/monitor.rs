@@ -485,12 +485,7 @@ pub async fn refresh(
             target.vmid
         )));
     };
-    if !user.can("vms", REFRESH_PRIVILEGE) {
-        return Err(AppError::Forbidden(format!(
-            "refreshing services needs {REFRESH_PRIVILEGE} on /vms/{}; ask an administrator",
-            target.vmid
-        )));
-    }
+    crate::authz::read(state, user, &target.cluster, target.vmid).await?;
     if matches!(
         record.status,
         RecordStatus::Creating | RecordStatus::Deleting

@@ -46,6 +46,8 @@ struct Work {
     cluster: Cluster,
     plan: Plan,
     client: Arc<dyn PveApi>,
+    /// root@pam's sealed ticket for a plan only root@pam may create.
+    root_ticket_sealed: Option<String>,
 }
 
 fn fail(message: impl Into<String>) -> StepError {
@@ -113,6 +115,7 @@ impl CreateContainer {
             cluster,
             plan,
             client,
+            root_ticket_sealed: payload.root_ticket_sealed,
         })
     }
 
@@ -352,6 +355,39 @@ impl JobHandler for CreateContainer {
 
 /// One function per [`Phase`]; each is idempotent (a resumed job re-runs its current phase).
 impl CreateContainer {
+    /// The client the create call is made with, after the submitter's rights were checked
+    /// again (they may have been revoked since the submission): the service token, or
+    /// root@pam's own ticket for options only root@pam may set.
+    async fn creator(&self, work: &Work) -> Result<Arc<dyn PveApi>, StepError> {
+        let mut rights = crate::authz::Rights::on_behalf(
+            work.client.as_ref(),
+            &work.container.created_by,
+            &work.cluster.name,
+        );
+        let root = match &work.root_ticket_sealed {
+            Some(sealed) if work.container.created_by == "root@pam" => {
+                let data: crate::auth::SessionData = self
+                    .keyring
+                    .open(sealed)
+                    .ok()
+                    .and_then(|plain| serde_json::from_str(plain.expose()).ok())
+                    .ok_or_else(|| fail("cannot open root@pam's sealed ticket; create again"))?;
+                rights.root_ticket = true;
+                Some(data)
+            }
+            _ => None,
+        };
+        crate::authz::create(&rights, &work.plan.params.to_form())
+            .await
+            .map_err(|e| fail(format!("permission denied: {e}")))?;
+        let Some(data) = root else {
+            return Ok(work.client.clone());
+        };
+        self.pve
+            .user(&work.cluster, &data, "root@pam")
+            .map_err(|e| fail(e.to_string()))
+    }
+
     /// Creates the CT (or adopts the one a lost answer created) and waits for its lock.
     async fn create(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work {
@@ -368,12 +404,18 @@ impl CreateContainer {
                 .await;
             wait_unlocked(ctx, client.as_ref(), &node, vmid).await?;
         } else {
+            let creator = self.creator(work).await?;
             let _ = ctx
                 .log(format!("creating CT {vmid} ({}) on {node}", plan.hostname))
                 .await;
-            match ctforge_pve::create_lxc_checked(client.as_ref(), &node, &plan.params)
+            match ctforge_pve::create_lxc_checked(creator.as_ref(), &node, &plan.params)
                 .await
-                .map_err(|e| fail(format!("create: {e}")))?
+                .map_err(|e| match e {
+                    ctforge_pve::PveError::Unauthorized { .. } if work.root_ticket_sealed.is_some() => fail(
+                        "root@pam's sign-in this creation needs (keyctl/fuse can only be set by root@pam in Proxmox) has expired; sign in as root@pam again and create it again",
+                    ),
+                    e => fail(format!("create: {e}")),
+                })?
             {
                 CreateOutcome::Task(upid) => {
                     wait(ctx, client.as_ref(), &node, &upid, "create task").await?
@@ -713,6 +755,7 @@ impl CreateContainer {
             cluster,
             plan,
             client,
+            ..
         } = work;
         let node = plan.node.clone();
         let vmid = plan.vmid;

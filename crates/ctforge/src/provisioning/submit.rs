@@ -26,6 +26,10 @@ pub struct CreatePayload {
     pub template: Option<ctforge_template::Template>,
     /// The environment the plan was resolved in.
     pub environment: EnvironmentSnapshot,
+    /// root@pam's own Proxmox ticket (sealed [`crate::auth::SessionData`]), when the plan has
+    /// options only root@pam may set: the create call is made with it.
+    #[serde(default)]
+    pub root_ticket_sealed: Option<String>,
 }
 
 /// Serializable copy of [`Environment`].
@@ -85,18 +89,15 @@ impl CreatePayload {
     }
 }
 
-/// A client acting for `user`: their own ticket for sessions, the cluster token for API tokens.
+/// A client acting for `user`: their own ticket for a session signed in to `cluster`, the
+/// cluster token for API tokens; a session of another cluster is refused (it must sign in
+/// there), never handed that cluster's token.
 pub fn client_for(
     state: &AppState,
     user: &CurrentUser,
     cluster: &Cluster,
 ) -> Result<std::sync::Arc<dyn ctforge_pve::PveApi>, AppError> {
-    match &user.ticket {
-        Some(data) if data.cluster_id == cluster.id => {
-            state.pve.user(cluster, data, &user.username)
-        }
-        _ => state.pve.service(cluster),
-    }
+    crate::containers::client_for(state, user, cluster)
 }
 
 async fn load_template(
@@ -242,20 +243,33 @@ async fn submit_once(
     request: &CreateRequest,
     remote: &str,
 ) -> Result<Submitted, AppError> {
+    // Proxmox decides VM.Allocate on the VMID before looking at anything else; so does ctforge,
+    // before resolving a plan the user may not even see the storages for.
+    if let Some(vmid) = request.vmid {
+        let cluster = crate::auth::login::pick_cluster(state, request.cluster.as_deref()).await?;
+        let rights = crate::authz::Rights::of(state, user, &cluster)?;
+        if request.unprivileged == Some(false) {
+            rights.require("/", &["Sys.Modify"]).await?;
+        }
+        rights
+            .require(&crate::authz::vm_path(vmid), &["VM.Allocate"])
+            .await?;
+    }
     let prepared = prepare(state, user, request).await?;
     let plan = &prepared.plan;
-    // The ticket's capabilities say what Proxmox allows this user; the job itself runs with the
-    // cluster's token, so it must never do more than this.
-    for (scope, privilege) in [
-        ("vms", "VM.Allocate"),
-        ("storage", "Datastore.AllocateSpace"),
-    ] {
-        if !user.can(scope, privilege) {
-            return Err(AppError::Forbidden(format!(
-                "creating containers needs {privilege} in Proxmox; ask an administrator for it"
-            )));
-        }
-    }
+    // The job runs with the cluster's token: first the decision Proxmox would make for this
+    // user with these parameters (the job makes it again when it starts).
+    let rights = crate::authz::Rights::of(state, user, &prepared.cluster)?;
+    let needs = crate::authz::create(&rights, &plan.params.to_form()).await?;
+    let root_ticket_sealed = match (&user.ticket, needs.root_ticket) {
+        (Some(data), true) => Some(
+            state
+                .keyring
+                .seal(&serde_json::to_string(data).map_err(|e| AppError::Internal(e.into()))?)
+                .map_err(|e| AppError::Internal(e.into()))?,
+        ),
+        _ => None,
+    };
     // Re-check the VMID at submit time: someone may have taken it since the form was drawn.
     let client = client_for(state, user, &prepared.cluster)?;
     if let Err(e) = ctforge_pve::PveApi::cluster_nextid(client.as_ref(), Some(plan.vmid)).await {
@@ -287,6 +301,7 @@ async fn submit_once(
         request: stored_request,
         template: prepared.template.clone(),
         environment: EnvironmentSnapshot::from(&prepared.environment),
+        root_ticket_sealed,
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
     let container = NewContainer {

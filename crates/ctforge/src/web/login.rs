@@ -30,6 +30,9 @@ pub fn safe_next(next: Option<&str>) -> String {
 #[derive(Debug, Default, Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
+    /// The cluster to sign in to (a session belongs to one cluster; acting on another one
+    /// links here with its name).
+    cluster: Option<String>,
 }
 
 /// The form of `POST /login`.
@@ -43,6 +46,8 @@ pub struct LoginForm {
     realm: String,
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    cluster: String,
 }
 
 async fn realms(state: &AppState) -> (Vec<(String, String)>, Option<String>) {
@@ -114,6 +119,10 @@ fn login_page(
                 @if let Some(e) = error { (ui::alert(Tone::Err, e)) }
                 form.form method="post" action="/login" {
                     input type="hidden" name="next" value=(form.next);
+                    @if !form.cluster.is_empty() {
+                        input type="hidden" name="cluster" value=(form.cluster);
+                        p.muted { "Cluster " strong { (form.cluster) } }
+                    }
                     (ui::field(&Field { value: &form.username, required: true, autocomplete: Some("username"), ..Field::new("username", "User name") }))
                     (ui::field(&Field { kind: "password", required: true, autocomplete: Some("current-password"), ..Field::new("password", "Password") }))
                     (ui::select("realm", "Realm", realm_list, realm, None))
@@ -130,12 +139,16 @@ pub async fn show(
     Query(query): Query<LoginQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Ok(Some(_)) = crate::auth::middleware::identify(&state, &headers).await {
+    // Signing in to a named cluster is offered even to a session of another one.
+    if query.cluster.is_none()
+        && let Ok(Some(_)) = crate::auth::middleware::identify(&state, &headers).await
+    {
         return Redirect::to(&safe_next(query.next.as_deref())).into_response();
     }
     let (list, warning) = realms(&state).await;
     let form = LoginForm {
         next: safe_next(query.next.as_deref()),
+        cluster: query.cluster.unwrap_or_default(),
         ..Default::default()
     };
     login_page(&list, warning.as_deref(), None, &form).into_response()
@@ -153,7 +166,7 @@ pub async fn submit(
         password: form.password.clone(),
         realm: Some(form.realm.clone()),
         otp: None,
-        cluster: None,
+        cluster: Some(form.cluster.clone()).filter(|c| !c.is_empty()),
     };
     let next = safe_next(Some(&form.next));
     match crate::auth::login::sign_in(

@@ -389,6 +389,9 @@ fn page(
                 _ => {
                     (w.hidden(&[]))
                     @if let Some(plan) = plan {
+                        @if let Some(reason) = crate::authz::root_only_reason(&plan.create_params) {
+                            (ui::alert(Tone::Warn, reason))
+                        }
                         section.card.stack {
                             h2 { "Proxmox create call" }
                             p.muted { code { "POST /nodes/" (plan.node) "/lxc" } " on cluster " (plan.cluster) }

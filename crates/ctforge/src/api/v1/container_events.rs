@@ -29,7 +29,6 @@ use tokio_util::sync::CancellationToken;
 use super::containers::ContainerEventView;
 use super::jobs::{KEEP_ALIVE, PAGE, delivery};
 use crate::auth::CurrentUser;
-use crate::containers::monitor::REFRESH_PRIVILEGE;
 use crate::containers::resolve;
 use crate::error::AppError;
 use crate::events::{BusEvent, Delivery, RecvError, job_topic};
@@ -114,11 +113,6 @@ pub async fn events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if !user.can("vms", REFRESH_PRIVILEGE) {
-        return Err(AppError::Forbidden(format!(
-            "reading a container's events needs {REFRESH_PRIVILEGE}; ask an administrator"
-        )));
-    }
     let cursor = match headers.get("last-event-id") {
         None => Cursor::default(),
         Some(value) => value.to_str().ok().and_then(Cursor::parse).ok_or_else(|| {
@@ -126,6 +120,7 @@ pub async fn events(
         })?,
     };
     let target = resolve(&state, &id).await?;
+    crate::authz::read(&state, &user, &target.cluster, target.vmid).await?;
     let Some(record) = target.record else {
         return Err(AppError::NotFound(format!(
             "events of unmanaged CT {} (ctforge records events of containers it created)",

@@ -185,14 +185,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<ContainerDetail>, AppError> {
     let target = resolve(&state, &id).await?;
-    if !user.can("vms", monitor::REFRESH_PRIVILEGE) {
-        return Err(AppError::Forbidden(format!(
-            "reading CT {} needs {} on /vms/{}; ask an administrator",
-            target.vmid,
-            monitor::REFRESH_PRIVILEGE,
-            target.vmid
-        )));
-    }
+    crate::authz::read(&state, &user, &target.cluster, target.vmid).await?;
     let item = listing::one(&state, &user, &target).await?;
     let mut detail = ContainerDetail {
         events: EventsSummary {
@@ -487,13 +480,7 @@ pub async fn services(
             target.vmid
         )));
     };
-    if !user.can("vms", monitor::REFRESH_PRIVILEGE) {
-        return Err(AppError::Forbidden(format!(
-            "reading services needs {} on /vms/{}; ask an administrator",
-            monitor::REFRESH_PRIVILEGE,
-            target.vmid
-        )));
-    }
+    crate::authz::read(&state, &user, &target.cluster, target.vmid).await?;
     let services = state.store.list_services(record.id).await?;
     let credentials: Vec<String> = state
         .store

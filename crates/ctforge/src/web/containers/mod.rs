@@ -225,10 +225,12 @@ async fn form_action(
                 .as_deref()
                 .and_then(|t| t.trim().parse::<u32>().ok())
                 .unwrap_or(lifecycle::DEFAULT_SHUTDOWN_TIMEOUT);
-            // When Proxmox is unreachable a delete of a managed CT removes the record only.
+            // When Proxmox is unreachable a delete of a managed CT removes the record only —
+            // confirmed afresh, never on the down map's word alone.
             let record_only = action == Action::Delete
                 && target.record.is_some()
-                && state.down.since(target.cluster.id).is_some();
+                && state.down.since(target.cluster.id).is_some()
+                && lifecycle::unreachable_now(&state, &target.cluster).await;
             let opts = Options {
                 timeout,
                 record_only,
