@@ -435,3 +435,66 @@
     });
   });
 })();
+
+// Wizard Configure step (form[data-check]): the VMID and hostname are checked by the server
+// while the user types (GET /api/v1/containers/check); the answer shows next to the field.
+// Without this script the same check happens when the user presses Next.
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-check]");
+  if (!form) return;
+  var url = form.getAttribute("data-check");
+  var timer = null, seq = 0;
+  function value(name) {
+    var el = form.querySelector("[name='" + name + "']:not([type=hidden])") || form.querySelector("[name='" + name + "']");
+    return el ? el.value : "";
+  }
+  function show(name, verdict) {
+    var input = form.querySelector("#" + name);
+    if (!input) return;
+    var field = input.closest(".field");
+    var id = name + "-error";
+    var box = document.getElementById(id);
+    if (!verdict || verdict.ok) {
+      if (box) box.remove();
+      input.removeAttribute("aria-invalid");
+    } else {
+      if (!box) {
+        box = document.createElement("div");
+        box.className = "error";
+        box.id = id;
+        box.setAttribute("aria-live", "polite");
+        field.appendChild(box);
+      }
+      box.textContent = verdict.message || "This value is refused.";
+      input.setAttribute("aria-invalid", "true");
+    }
+    var hint = document.getElementById(name + "-hint");
+    var ids = [];
+    if (document.getElementById(id)) ids.push(id);
+    if (hint) ids.push(hint.id);
+    if (ids.length) input.setAttribute("aria-describedby", ids.join(" "));
+  }
+  function check() {
+    if (!form.querySelector("#vmid") && !form.querySelector("#hostname")) return;
+    var mine = ++seq;
+    var q = new URLSearchParams();
+    if (form.querySelector("#vmid")) q.set("vmid", value("vmid"));
+    if (form.querySelector("#hostname") && value("hostname") !== "") q.set("hostname", value("hostname"));
+    q.set("cluster", value("cluster"));
+    fetch(url + "?" + q.toString(), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (a) {
+        if (!a || mine !== seq) return;
+        if (form.querySelector("#vmid")) show("vmid", a.vmid);
+        if (form.querySelector("#hostname")) show("hostname", a.hostname);
+      })
+      .catch(function () { /* the server checks again on Next */ });
+  }
+  form.addEventListener("input", function (ev) {
+    var n = ev.target && ev.target.name;
+    if (n !== "vmid" && n !== "hostname" && n !== "cluster") return;
+    clearTimeout(timer);
+    timer = setTimeout(check, 350);
+  });
+})();

@@ -1,4 +1,5 @@
-//! Logging setup: `tracing` with human or JSON output, filtered by `log_level` or `RUST_LOG`.
+//! Logging setup: `tracing` with human or JSON output, filtered by `log_level` or `RUST_LOG`;
+//! colours only when stderr is a terminal.
 
 use tracing_subscriber::EnvFilter;
 
@@ -11,7 +12,9 @@ pub fn init(format: LogFormat, level: &str) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into files or journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -213,6 +213,10 @@ pub struct Unreachable {
     pub reason: String,
     /// Since when (Unix ms; first failure seen by this process).
     pub since: i64,
+    /// True when Proxmox could not be reached at all (connection, TLS, timeout); false when it
+    /// answered with an error (permissions, a failing node), which is not "unreachable".
+    #[serde(default)]
+    pub transport: bool,
 }
 
 /// A page of the dashboard.
@@ -256,12 +260,15 @@ pub async fn list(
                 .await
                 .map_err(|e| {
                     if is_unreachable(&e) {
-                        format!("proxmox at {} is unreachable: {e}", cluster.url)
+                        (
+                            format!("proxmox at {} is unreachable: {e}", cluster.url),
+                            true,
+                        )
                     } else {
-                        format!("proxmox at {} answered: {e}", cluster.url)
+                        (format!("proxmox at {} answered: {e}", cluster.url), false)
                     }
                 }),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err((e.to_string(), false)),
         };
         (cluster, result)
     });
@@ -285,12 +292,17 @@ pub async fn list(
                 state.down.mark_up(cluster.id);
                 resources.push((cluster, items));
             }
-            Err(reason) => {
-                let since = state.down.mark_down(cluster.id, now);
+            Err((reason, transport)) => {
+                let since = if transport {
+                    state.down.mark_down(cluster.id, now)
+                } else {
+                    now
+                };
                 unreachable.push(Unreachable {
                     cluster: cluster.name.clone(),
                     reason,
                     since,
+                    transport,
                 });
             }
         }
@@ -309,12 +321,15 @@ pub async fn one(state: &AppState, user: &CurrentUser, target: &Target) -> Resul
             .await
             .map_err(|e| {
                 if is_unreachable(&e) {
-                    format!("proxmox at {} is unreachable: {e}", cluster.url)
+                    (
+                        format!("proxmox at {} is unreachable: {e}", cluster.url),
+                        true,
+                    )
                 } else {
-                    format!("proxmox at {} answered: {e}", cluster.url)
+                    (format!("proxmox at {} answered: {e}", cluster.url), false)
                 }
             }),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err((e.to_string(), false)),
     };
     let templates: HashMap<i64, String> = match target.record.as_ref().and_then(|r| r.template_id) {
         Some(id) => match state.store.get_template(id).await {
@@ -335,12 +350,18 @@ pub async fn one(state: &AppState, user: &CurrentUser, target: &Target) -> Resul
                 .collect();
             resources.push((cluster, items));
         }
-        Err(reason) => {
-            let since = state.down.mark_down(cluster.id, state.clock.now_ms());
+        Err((reason, transport)) => {
+            let now = state.clock.now_ms();
+            let since = if transport {
+                state.down.mark_down(cluster.id, now)
+            } else {
+                now
+            };
             unreachable.push(Unreachable {
                 cluster: cluster.name.clone(),
                 reason,
                 since,
+                transport,
             });
         }
     }

@@ -77,11 +77,19 @@ fn live_region(
 ) -> Markup {
     html! {
         @for u in &listing.unreachable {
-            (ui::banner(
-                Tone::Warn,
-                &format!("Cluster {} unreachable since {}.", u.cluster, ui::fmt_time(u.since)),
-                &format!("Showing ctforge's records; actions that need Proxmox are disabled. ({})", u.reason),
-            ))
+            @if u.transport {
+                (ui::banner(
+                    Tone::Warn,
+                    &format!("Cluster {} unreachable since {}.", u.cluster, ui::fmt_time(u.since)),
+                    &format!("Showing ctforge's records; actions that need Proxmox are disabled. ({})", u.reason),
+                ))
+            } @else {
+                (ui::banner(
+                    Tone::Warn,
+                    &format!("Cluster {} could not list its containers.", u.cluster),
+                    &format!("Showing ctforge's records. ({})", u.reason),
+                ))
+            }
         }
         (summary(filter, listing))
         @if !listing.any {
@@ -110,7 +118,7 @@ fn live_region(
                 @let table = format!("/?{}", filter.query_with(&[("view", Some("table"))]));
                 a.btn href=(grid) aria-current=[(!filter.table()).then_some("true")] { "Grid" }
                 a.btn href=(table) aria-current=[filter.table().then_some("true")] { "Table" }
-                span.muted { (listing.matching) " containers" }
+                span.muted { (ui::count(listing.matching, "container")) }
             }
             @if filter.table() {
                 (table_view(user, viewer, listing, back, select_all))
@@ -194,6 +202,14 @@ fn ctx<'a>(row: &'a Row, back: &'a str) -> ActionCtx<'a> {
     }
 }
 
+/// The node page of a row's node (`/nodes/<node>?cluster=<cluster>`).
+fn node_href(row: &Row) -> String {
+    let node: String = url::form_urlencoded::byte_serialize(row.node.as_bytes()).collect();
+    let cluster =
+        serde_urlencoded::to_string([("cluster", row.cluster.as_str())]).unwrap_or_default();
+    format!("/nodes/{node}?{cluster}")
+}
+
 fn cpu_bar(row: &Row) -> Markup {
     let text = match (row.cpu, row.maxcpu) {
         (Some(c), Some(m)) => format!("{:.0} % of {m} CPU", c * 100.0),
@@ -223,7 +239,7 @@ fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: 
             }
             dl.ct-facts {
                 dt { "VMID" } dd.mono { (row.vmid) }
-                dt { "Node" } dd { (row.node) }
+                dt { "Node" } dd { a href=(node_href(row)) { (row.node) } }
                 dt { "IP" } dd.mono { (row.ip.as_deref().unwrap_or("–")) }
                 dt { "Template" } dd {
                     @match &row.template {
@@ -269,7 +285,7 @@ fn table_view(
                             td { (bulk::pick(row, select_all)) }
                             td { a href={ "/containers/" (row.key) } { (row.hostname) } }
                             td.mono { (row.vmid) }
-                            td { (row.node) }
+                            td { a href=(node_href(row)) { (row.node) } }
                             td { (ui::status_badge(row.status.as_str())) }
                             td.mono { (row.ip.as_deref().unwrap_or("–")) }
                             td {

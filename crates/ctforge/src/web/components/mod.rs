@@ -382,6 +382,17 @@ pub fn usage_bar(label: &str, fraction: Option<f64>, text: &str) -> Markup {
     }
 }
 
+/// A count with its noun in the right number: `1 template`, `2 templates` (`plural` for nouns
+/// whose plural is not `noun` + `s`).
+pub fn count(n: impl std::fmt::Display, noun: &str) -> String {
+    let n = n.to_string();
+    if n == "1" {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Bytes as a human reads them (`1.5 GiB`).
 pub fn fmt_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

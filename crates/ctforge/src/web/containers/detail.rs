@@ -336,7 +336,13 @@ async fn render(
         (ui::breadcrumbs(&[("/", "Containers"), ("", &crumb)]))
         (flash_markup(notice))
         @if let Some(reason) = &unavailable {
-            (ui::banner(Tone::Warn, "Proxmox is unreachable.", &format!("Showing ctforge's record; actions that need Proxmox are disabled. ({reason})")))
+            // "Unreachable" only for transport failures (the down map says so); any other
+            // refusal is shown as what Proxmox answered.
+            @if state.down.since(target.cluster.id).is_some() {
+                (ui::banner(Tone::Warn, "Proxmox is unreachable.", &format!("Showing ctforge's record; actions that need Proxmox are disabled. ({reason})")))
+            } @else {
+                (ui::banner(Tone::Warn, "Proxmox could not show this container.", &format!("Showing ctforge's record. Proxmox answered: {reason}")))
+            }
         }
         @if gone {
             (ui::alert(Tone::Warn, &format!("CT {} no longer exists in Proxmox. Delete removes ctforge's record of it.", target.vmid)))

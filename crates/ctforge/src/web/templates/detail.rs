@@ -116,7 +116,8 @@ pub async fn page(
                     @if let Some(path) = &row.source_path { span.mono.muted { (path) } } }
             }
             div.row {
-                a.btn.btn-primary href={ (base) "/edit" } { "Edit" }
+                a.btn.btn-primary href={ "/containers/new?template=" (urlencode(name)) } { "Create container" }
+                a.btn href={ (base) "/edit" } { "Edit" }
                 (ui::disclosure("Duplicate…", html! {
                     form.form method="post" action={ (base) "/duplicate" } {
                         (ui::csrf_field(&v))
