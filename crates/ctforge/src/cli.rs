@@ -198,6 +198,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 for warning in &report.warnings {
                     tracing::warn!("{warning}");
                 }
+                for failed in report
+                    .templates
+                    .iter()
+                    .filter(|t| t.status == crate::templates::discovery::Status::Failed)
+                {
+                    tracing::warn!(
+                        "template {} ({}) was not loaded: {}",
+                        failed.name,
+                        failed.dir,
+                        failed.reason.as_deref().unwrap_or("it has errors")
+                    );
+                }
                 println!(
                     "{}",
                     crate::demo::banner(&format!("http://127.0.0.1:{}", app.port()), demo)

@@ -135,6 +135,12 @@ pub async fn show(
     )
     .await?;
     let title = format!("{} (CT {})", target.display_name(), target.vmid);
+    // Refreshed like the dashboard, and at once when the container's event stream says
+    // something happened (assets/app.js).
+    let events = format!("/api/v1/containers/{id}/events");
+    let body = html! {
+        div id="ct-detail" data-refresh="30" data-events=(events) { (body) }
+    };
     Ok(page_response(
         ui::layout(&title, "/", &viewer(&user), body),
         flash.map(|f| f.1),
@@ -355,7 +361,7 @@ async fn render(
                 h1 { (hostname) " " span.muted.mono { "CT " (target.vmid) } }
                 div.row {
                     (ui::status_badge(status.as_str()))
-                    span { "Node " strong { (node) } }
+                    span { "Node " strong { a href={ "/nodes/" (node) "?" (serde_urlencoded::to_string([("cluster", target.cluster.name.as_str())]).unwrap_or_default()) } { (node) } } }
                     span { "Cluster " strong { (target.cluster.name) } }
                     @if record.is_none() { (ui::badge(None, "unmanaged")) }
                 }
