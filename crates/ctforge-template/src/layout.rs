@@ -31,6 +31,44 @@ pub const CONTENT_DIRS: [&str; 3] = [SCRIPTS, FILES, PACKAGES];
 /// Longest file name accepted, in bytes (the usual filesystem limit).
 pub const MAX_NAME_LEN: usize = 255;
 
+/// Longest template name accepted, in bytes.
+pub const MAX_TEMPLATE_NAME_LEN: usize = 64;
+
+/// Checks that `name` can be a template's name: the name of its directory, portable across
+/// filesystems and usable as one URL path segment without escaping — letters, digits, `.`,
+/// `_` and `-`, starting with a letter or digit, at most [`MAX_TEMPLATE_NAME_LEN`] bytes.
+pub fn check_template_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty template name: give it a name".to_owned());
+    }
+    if name.len() > MAX_TEMPLATE_NAME_LEN {
+        return Err(format!(
+            "template name is longer than {MAX_TEMPLATE_NAME_LEN} bytes: shorten it"
+        ));
+    }
+    if is_hidden(name) {
+        return check_file_name(name, "template name");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "template name `{}` must start with a letter or digit: it names a directory",
+            name.escape_debug()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "template name `{}` contains `{}`: it names a directory, so use only letters, \
+             digits, `.`, `_` and `-` (like `web-server`)",
+            name.escape_debug(),
+            bad.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 /// `container-configs/<dir>/<name>`, relative to the template directory.
 pub fn content_path(dir: &str, name: &str) -> PathBuf {
     [CONTAINER_CONFIGS, dir, name].iter().collect()

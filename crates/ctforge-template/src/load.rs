@@ -307,6 +307,9 @@ struct Content {
 }
 
 fn assemble(name: &str, nodes: BTreeMap<PathBuf, Node>, mut diags: Vec<Diagnostic>) -> Loaded {
+    if let Err(message) = crate::layout::check_template_name(name) {
+        diags.push(Diagnostic::error(PathBuf::new(), None, message));
+    }
     let mut conf_node = None;
     let mut content = Content::default();
     let mut warned_folders = BTreeSet::new();

@@ -77,7 +77,7 @@ impl Template {
     /// diagnostics already cover the same checks.
     pub fn validate(&self) -> Vec<Diagnostic> {
         let mut diags = Vec::new();
-        if let Err(message) = layout::check_file_name(&self.name, "template name") {
+        if let Err(message) = layout::check_template_name(&self.name) {
             diags.push(Diagnostic::error(PathBuf::new(), None, message));
         }
         diags.extend(conf::check_representable(&self.config));

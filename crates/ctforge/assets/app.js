@@ -146,6 +146,31 @@
     var secs = parseInt(region.getAttribute("data-refresh"), 10) || 30;
     setInterval(function () { refresh(region); }, secs * 1000);
   });
+  // Regions with data-events follow a server event stream (the container page: its job and
+  // container events) and refresh as soon as something happens; the stream ends (204) once
+  // nothing runs, and the timer keeps going.
+  document.querySelectorAll("[data-refresh][id][data-events]").forEach(function (region) {
+    if (!window.EventSource) return;
+    var pending = null, opened = Date.now();
+    var es = new EventSource(region.getAttribute("data-events"));
+    // Every event is named by its kind; log lines alone change nothing on this page.
+    var kinds = ["start", "step", "complete", "progress", "done", "error", "cancelled", "retry", "result",
+      "created", "ready", "create_failed", "service_down", "service_up"];
+    ["start", "stop", "shutdown", "reboot", "delete", "snapshot"].forEach(function (a) {
+      kinds.push(a, a + "ed", a + "_failed", "ct." + a);
+    });
+    function seen(ev) {
+      // The stream first replays what happened before this page was drawn: nothing new there.
+      var at = 0;
+      try { var d = JSON.parse(ev.data); at = d.at || d.created_at || 0; } catch (e) { at = 0; }
+      if (at && at < opened - 2000) return;
+      clearTimeout(pending);
+      pending = setTimeout(function () { refresh(region); }, 400);
+    }
+    kinds.forEach(function (k) { es.addEventListener(k, seen); });
+    es.onmessage = seen;
+    es.onerror = function () { if (es.readyState === EventSource.CLOSED) es.close(); };
+  });
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible") {
       document.querySelectorAll("[data-refresh][id]").forEach(refresh);
@@ -315,6 +340,8 @@
   if (all) all.setAttribute("role", "button");
   function update() {
     var n = picked().length, total = boxes().length;
+    // Nothing ticked, nothing to act on: the action buttons wait for a selection.
+    form.querySelectorAll("button[data-bulk-action]").forEach(function (b) { b.disabled = n === 0; });
     var label = form.querySelector("[data-bulk-count]");
     if (label) label.textContent = n === 0 ? "Tick containers to act on several at once." : count(n) + " selected.";
     if (all) {
@@ -433,5 +460,68 @@
       ta.addEventListener("scroll", function () { gutter.scrollTop = ta.scrollTop; });
       number();
     });
+  });
+})();
+
+// Wizard Configure step (form[data-check]): the VMID and hostname are checked by the server
+// while the user types (GET /api/v1/containers/check); the answer shows next to the field.
+// Without this script the same check happens when the user presses Next.
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-check]");
+  if (!form) return;
+  var url = form.getAttribute("data-check");
+  var timer = null, seq = 0;
+  function value(name) {
+    var el = form.querySelector("[name='" + name + "']:not([type=hidden])") || form.querySelector("[name='" + name + "']");
+    return el ? el.value : "";
+  }
+  function show(name, verdict) {
+    var input = form.querySelector("#" + name);
+    if (!input) return;
+    var field = input.closest(".field");
+    var id = name + "-error";
+    var box = document.getElementById(id);
+    if (!verdict || verdict.ok) {
+      if (box) box.remove();
+      input.removeAttribute("aria-invalid");
+    } else {
+      if (!box) {
+        box = document.createElement("div");
+        box.className = "error";
+        box.id = id;
+        box.setAttribute("aria-live", "polite");
+        field.appendChild(box);
+      }
+      box.textContent = verdict.message || "This value is refused.";
+      input.setAttribute("aria-invalid", "true");
+    }
+    var hint = document.getElementById(name + "-hint");
+    var ids = [];
+    if (document.getElementById(id)) ids.push(id);
+    if (hint) ids.push(hint.id);
+    if (ids.length) input.setAttribute("aria-describedby", ids.join(" "));
+  }
+  function check() {
+    if (!form.querySelector("#vmid") && !form.querySelector("#hostname")) return;
+    var mine = ++seq;
+    var q = new URLSearchParams();
+    if (form.querySelector("#vmid")) q.set("vmid", value("vmid"));
+    if (form.querySelector("#hostname") && value("hostname") !== "") q.set("hostname", value("hostname"));
+    q.set("cluster", value("cluster"));
+    fetch(url + "?" + q.toString(), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (a) {
+        if (!a || mine !== seq) return;
+        if (form.querySelector("#vmid")) show("vmid", a.vmid);
+        if (form.querySelector("#hostname")) show("hostname", a.hostname);
+      })
+      .catch(function () { /* the server checks again on Next */ });
+  }
+  form.addEventListener("input", function (ev) {
+    var n = ev.target && ev.target.name;
+    if (n !== "vmid" && n !== "hostname" && n !== "cluster") return;
+    clearTimeout(timer);
+    timer = setTimeout(check, 350);
   });
 })();

@@ -75,6 +75,9 @@ struct ServeArgs {
     /// Also start the built-in Proxmox simulator with example templates.
     #[arg(long)]
     demo: bool,
+    /// A templates root to scan besides the configured ones (repeatable).
+    #[arg(long = "templates", value_name = "DIR")]
+    templates: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +179,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let mut config = config;
+            config
+                .templates
+                .roots
+                .extend(args.templates.iter().cloned());
             let demo = if args.demo {
                 Some(crate::demo::prepare(&mut config).await?)
             } else {
@@ -184,9 +191,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let app = App::build(config).await?;
             if let Some(demo) = &demo {
                 let roots = app.state().config.templates.roots.clone();
-                crate::templates::discovery::discover_roots(app.state().store.as_ref(), &roots)
-                    .await
-                    .context("cannot load the example templates")?;
+                let report =
+                    crate::templates::discovery::discover_roots(app.state().store.as_ref(), &roots)
+                        .await
+                        .context("cannot load the templates")?;
+                for warning in &report.warnings {
+                    tracing::warn!("{warning}");
+                }
+                for failed in report
+                    .templates
+                    .iter()
+                    .filter(|t| t.status == crate::templates::discovery::Status::Failed)
+                {
+                    tracing::warn!(
+                        "template {} ({}) was not loaded: {}",
+                        failed.name,
+                        failed.dir,
+                        failed.reason.as_deref().unwrap_or("it has errors")
+                    );
+                }
                 println!(
                     "{}",
                     crate::demo::banner(&format!("http://127.0.0.1:{}", app.port()), demo)

@@ -1,7 +1,8 @@
 //! `ctforge serve --demo`: everything a newcomer needs in one process — an embedded Proxmox
 //! simulator (memory backend, 3 nodes, a few existing containers), configured as the cluster,
 //! and the example templates that ship with ctforge (a web server, a database, a dev box),
-//! discovered on start. The demo keeps its own database under `<data-dir>/demo`, recreated on
+//! discovered on start together with the configured roots (`templates.roots`,
+//! `CTFORGE_TEMPLATES__ROOTS`, `serve --templates DIR`). The demo keeps its own database under `<data-dir>/demo`, recreated on
 //! every start, because the simulated cluster starts fresh too.
 
 use std::path::Path;
@@ -32,7 +33,8 @@ pub fn write_examples(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the example templates to {}", dir.display()))
 }
 
-/// Starts the simulator and points `config` at it (cluster, templates, fresh demo database).
+/// Starts the simulator and points `config` at it (cluster, fresh demo database, the example
+/// templates ahead of the configured roots, so a user's own templates show up in the demo too).
 pub async fn prepare(config: &mut Config) -> anyhow::Result<Demo> {
     let demo_dir = config.data_dir.join("demo");
     for file in ["ctforge.db", "ctforge.db-wal", "ctforge.db-shm"] {
@@ -64,7 +66,8 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Demo> {
 
     config.data_dir = demo_dir;
     config.database_url = None;
-    config.templates.roots = vec![templates];
+    let own = std::mem::take(&mut config.templates.roots);
+    config.templates.roots = std::iter::once(templates).chain(own).collect();
     // The demo's containers are simulated; their addresses lead nowhere.
     config.monitoring.web_links = false;
     config.clusters = vec![ClusterBootstrap {

@@ -1,4 +1,5 @@
-//! Logging setup: `tracing` with human or JSON output, filtered by `log_level` or `RUST_LOG`.
+//! Logging setup: `tracing` with human or JSON output, filtered by `log_level` or `RUST_LOG`;
+//! colours only when stderr is a terminal.
 //! The human output escapes control characters inside an event ([`Escaping`]): guest output
 //! that reaches a log message (a failed step's last lines) cannot start a new line, rewind one
 //! (`\r`) or drive the terminal. JSON output is escaped by its encoder.

@@ -738,10 +738,16 @@ impl CtBackend for LxcBackend {
     fn create(&self, vmid: u32, spec: &CreateSpec) -> Result<Vec<String>, String> {
         let dir = self.dir(vmid);
         if self.is_running(vmid) {
-            return Err(format!(
-                "container {} is running",
-                self.container_name(vmid)
-            ));
+            if self.lock().contains_key(&vmid) {
+                return Err(format!(
+                    "container {} is running",
+                    self.container_name(vmid)
+                ));
+            }
+            // Left running by an earlier simulator with the same state dir (real containers
+            // outlive the process): this simulator starts its cluster afresh, so it goes.
+            run_ok(self.lxc("lxc-stop", vmid).arg("-k"), None)
+                .map_err(|e| format!("cannot stop the leftover container {vmid}: {e}"))?;
         }
         if dir.exists() {
             // Leftover of an earlier run with the same state dir.

@@ -29,10 +29,11 @@ pub async fn reveal(
         Err(AppError::Forbidden(_)) => "denied",
         Err(_) => "error",
     };
+    // The target names the credential, so the audit log says which secret was read.
     let entry = Entry::new(
         &user.username,
         "credential.reveal",
-        target.audit_target(),
+        format!("{} credential {name}", target.audit_target()),
         remote,
     )
     .outcome(outcome)

@@ -37,7 +37,16 @@ pub struct Filter {
     pub page: Option<String>,
     /// `table` for the table view; anything else is the grid.
     pub view: Option<String>,
+    /// Sort column ([`SORT_KEYS`]); cluster then VMID when absent or unknown.
+    pub sort: Option<String>,
+    /// `desc` for descending; ascending otherwise.
+    pub dir: Option<String>,
 }
+
+/// The columns the listing sorts by (`?sort=`).
+pub const SORT_KEYS: [&str; 10] = [
+    "hostname", "vmid", "node", "status", "ip", "template", "tags", "cpu", "memory", "uptime",
+];
 
 fn set(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
@@ -71,6 +80,38 @@ impl Filter {
             .filter(|p| *p > 0)
             .unwrap_or(1)
     }
+    /// The sort column (one of [`SORT_KEYS`]), if one is chosen.
+    pub fn sort(&self) -> Option<&'static str> {
+        let wanted = set(&self.sort)?;
+        SORT_KEYS.iter().find(|k| **k == wanted).copied()
+    }
+    /// Whether the sort is descending.
+    pub fn descending(&self) -> bool {
+        set(&self.dir) == Some("desc")
+    }
+
+    fn order(&self, a: &Row, b: &Row) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let Some(key) = self.sort() else {
+            return Ordering::Equal;
+        };
+        let by = match key {
+            "vmid" => a.vmid.cmp(&b.vmid),
+            "node" => a.node.cmp(&b.node),
+            "status" => a.status.as_str().cmp(b.status.as_str()),
+            "ip" => a.ip.cmp(&b.ip),
+            "template" => a.template.cmp(&b.template),
+            "tags" => a.tags.cmp(&b.tags),
+            "cpu" => a.cpu.partial_cmp(&b.cpu).unwrap_or(Ordering::Equal),
+            "memory" => a.mem.cmp(&b.mem),
+            "uptime" => a.uptime.cmp(&b.uptime),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| a.hostname.to_lowercase().cmp(&b.hostname.to_lowercase()))
+        .then_with(|| a.vmid.cmp(&b.vmid));
+        if self.descending() { by.reverse() } else { by }
+    }
+
     /// Whether the table view is selected.
     pub fn table(&self) -> bool {
         set(&self.view) == Some("table")
@@ -87,6 +128,8 @@ impl Filter {
             ("template", self.template()),
             ("q", self.q()),
             ("view", set(&self.view)),
+            ("sort", set(&self.sort)),
+            ("dir", set(&self.dir)),
         ];
         for (key, value) in current {
             if changes.iter().any(|(k, _)| *k == key) {
@@ -213,6 +256,10 @@ pub struct Unreachable {
     pub reason: String,
     /// Since when (Unix ms; first failure seen by this process).
     pub since: i64,
+    /// True when Proxmox could not be reached at all (connection, TLS, timeout); false when it
+    /// answered with an error (permissions, a failing node), which is not "unreachable".
+    #[serde(default)]
+    pub transport: bool,
 }
 
 /// A page of the dashboard.
@@ -351,6 +398,7 @@ pub async fn list(
                     cluster: cluster.name.clone(),
                     reason,
                     since,
+                    transport,
                 });
             }
         }
@@ -432,6 +480,7 @@ pub async fn one(state: &AppState, user: &CurrentUser, target: &Target) -> Resul
                 cluster: cluster.name.clone(),
                 reason,
                 since,
+                transport,
             });
         }
     }
@@ -598,6 +647,7 @@ fn paginate(rows: Vec<Row>, filter: &Filter, unreachable: Vec<Unreachable>) -> L
             matching_rows.push(row);
         }
     }
+    matching_rows.sort_by(|a, b| filter.order(a, b));
     let matching = matching_rows.len();
     let pages = matching.div_ceil(PER_PAGE).max(1);
     let page = filter.page().min(pages);

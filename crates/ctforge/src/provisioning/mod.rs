@@ -2,6 +2,7 @@
 //! Review step shows) and executing that same plan as a durable job.
 
 pub mod drafts;
+pub mod check;
 pub mod environment;
 pub mod pipeline;
 pub mod plan;

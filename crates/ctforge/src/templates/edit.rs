@@ -19,7 +19,7 @@ use super::{SOURCE_CUSTOM, SOURCE_FILESYSTEM, TemplatesError};
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
     /// The template has errors; nothing was saved.
-    #[error("the template has {} error(s): fix them and save again", .0.iter().filter(|d| d.is_error()).count())]
+    #[error("the template has {}: fix them and save again", errors_text(.0))]
     Invalid(Vec<Diagnostic>),
     /// The name is taken by another template.
     #[error("a template named `{0}` already exists: choose another name")]
@@ -30,6 +30,13 @@ pub enum SaveError {
     /// Saved, but its audit entry could not be written (see [`crate::audit`]).
     #[error(transparent)]
     Audit(Box<crate::error::AppError>),
+}
+
+fn errors_text(diags: &[Diagnostic]) -> String {
+    match diags.iter().filter(|d| d.is_error()).count() {
+        1 => "1 error".to_owned(),
+        n => format!("{n} errors"),
+    }
 }
 
 impl From<StoreError> for SaveError {

@@ -105,7 +105,7 @@ pub fn bar(
                     Some(reason) => (ui::disabled_button(action.label(), &reason)),
                     None => {
                         @let (title, text) = confirm_copy(action, "{n}", "{names}");
-                        button.btn type="submit" name="action" value=(action.as_str())
+                        button.btn type="submit" name="action" value=(action.as_str()) data-bulk-action
                             data-bulk-confirm=[action.destructive().then(|| dialog_id(action))]
                             data-bulk-title=(title) data-bulk-text=(text) {
                             (action.label())

@@ -77,11 +77,19 @@ fn live_region(
 ) -> Markup {
     html! {
         @for u in &listing.unreachable {
-            (ui::banner(
-                Tone::Warn,
-                &format!("Cluster {} unreachable since {}.", u.cluster, ui::fmt_time(u.since)),
-                &format!("Showing ctforge's records; actions that need Proxmox are disabled. ({})", u.reason),
-            ))
+            @if u.transport {
+                (ui::banner(
+                    Tone::Warn,
+                    &format!("Cluster {} unreachable since {}.", u.cluster, ui::fmt_time(u.since)),
+                    &format!("Showing ctforge's records; actions that need Proxmox are disabled. ({})", u.reason),
+                ))
+            } @else {
+                (ui::banner(
+                    Tone::Warn,
+                    &format!("Cluster {} could not list its containers.", u.cluster),
+                    &format!("Showing ctforge's records. ({})", u.reason),
+                ))
+            }
         }
         (summary(filter, listing))
         @if !listing.any {
@@ -110,10 +118,10 @@ fn live_region(
                 @let table = format!("/?{}", filter.query_with(&[("view", Some("table"))]));
                 a.btn href=(grid) aria-current=[(!filter.table()).then_some("true")] { "Grid" }
                 a.btn href=(table) aria-current=[filter.table().then_some("true")] { "Table" }
-                span.muted { (listing.matching) " containers" }
+                span.muted { (ui::count(listing.matching, "container")) }
             }
             @if filter.table() {
-                (table_view(user, viewer, listing, back, select_all))
+                (table_view(user, viewer, filter, listing, back, select_all))
             } @else {
                 div.grid.ct-grid {
                     @for row in &listing.items { (card(user, viewer, row, back, select_all)) }
@@ -194,6 +202,57 @@ fn ctx<'a>(row: &'a Row, back: &'a str) -> ActionCtx<'a> {
     }
 }
 
+/// A sortable column head: a link that sorts by it (again: the other way), `aria-sort` on the
+/// current one.
+fn sort_header(filter: &Filter, key: &str, label: &str) -> Markup {
+    let current = filter.sort() == Some(key);
+    let desc = current && filter.descending();
+    let next_dir = if current && !desc { Some("desc") } else { None };
+    let href = format!(
+        "/?{}",
+        filter.query_with(&[("sort", Some(key)), ("dir", next_dir), ("page", None)])
+    );
+    let aria = current.then_some(if desc { "descending" } else { "ascending" });
+    html! {
+        th scope="col" aria-sort=[aria] {
+            a.sort href=(href) {
+                (label)
+                @if current { span aria-hidden="true" { (if desc { " ▼" } else { " ▲" }) } }
+                span.skip { (if current && !desc { ", sorted ascending; sort descending" } else if desc { ", sorted descending; sort ascending" } else { ", sort" }) }
+            }
+        }
+    }
+}
+
+/// The table's CPU cell: the column head names it, so only the value and a bar.
+fn cpu_cell(row: &Row) -> Markup {
+    let text = match (row.cpu, row.maxcpu) {
+        (Some(c), Some(m)) => format!("{:.0} % of {m}", c * 100.0),
+        _ => "–".to_owned(),
+    };
+    ui::usage_cell("CPU", row.cpu, &text)
+}
+
+/// The table's memory cell.
+fn mem_cell(row: &Row) -> Markup {
+    let (fraction, text) = match (row.mem, row.maxmem) {
+        (Some(u), Some(m)) if m > 0 => (
+            Some(u as f64 / m as f64),
+            format!("{} / {}", ui::fmt_bytes(u), ui::fmt_bytes(m)),
+        ),
+        _ => (None, "–".to_owned()),
+    };
+    ui::usage_cell("Memory", fraction, &text)
+}
+
+/// The node page of a row's node (`/nodes/<node>?cluster=<cluster>`).
+fn node_href(row: &Row) -> String {
+    let node: String = url::form_urlencoded::byte_serialize(row.node.as_bytes()).collect();
+    let cluster =
+        serde_urlencoded::to_string([("cluster", row.cluster.as_str())]).unwrap_or_default();
+    format!("/nodes/{node}?{cluster}")
+}
+
 fn cpu_bar(row: &Row) -> Markup {
     let text = match (row.cpu, row.maxcpu) {
         (Some(c), Some(m)) => format!("{:.0} % of {m} CPU", c * 100.0),
@@ -223,7 +282,7 @@ fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: 
             }
             dl.ct-facts {
                 dt { "VMID" } dd.mono { (row.vmid) }
-                dt { "Node" } dd { (row.node) }
+                dt { "Node" } dd { a href=(node_href(row)) { (row.node) } }
                 dt { "IP" } dd.mono { (row.ip.as_deref().unwrap_or("–")) }
                 dt { "Template" } dd {
                     @match &row.template {
@@ -249,6 +308,7 @@ fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: 
 fn table_view(
     user: &CurrentUser,
     viewer: &Viewer,
+    filter: &Filter,
     listing: &Listing,
     back: &str,
     select_all: bool,
@@ -258,10 +318,10 @@ fn table_view(
             table.table.ct-table {
                 thead { tr {
                     th scope="col" { span.skip { "Select" } }
-                    th scope="col" { "Hostname" } th scope="col" { "VMID" } th scope="col" { "Node" }
-                    th scope="col" { "Status" } th scope="col" { "IP" } th scope="col" { "Template" }
-                    th scope="col" { "Tags" } th scope="col" { "CPU" } th scope="col" { "Memory" }
-                    th scope="col" { "Uptime" } th scope="col" { span.skip { "Actions" } }
+                    @for (key, label) in [("hostname", "Hostname"), ("vmid", "VMID"), ("node", "Node"), ("status", "Status"), ("ip", "IP"), ("template", "Template"), ("tags", "Tags"), ("cpu", "CPU"), ("memory", "Memory"), ("uptime", "Uptime")] {
+                        (sort_header(filter, key, label))
+                    }
+                    th scope="col" { span.skip { "Actions" } }
                 } }
                 tbody {
                     @for row in &listing.items {
@@ -269,7 +329,7 @@ fn table_view(
                             td { (bulk::pick(row, select_all)) }
                             td { a href={ "/containers/" (row.key) } { (row.hostname) } }
                             td.mono { (row.vmid) }
-                            td { (row.node) }
+                            td { a href=(node_href(row)) { (row.node) } }
                             td { (ui::status_badge(row.status.as_str())) }
                             td.mono { (row.ip.as_deref().unwrap_or("–")) }
                             td {
@@ -280,8 +340,8 @@ fn table_view(
                                 }
                             }
                             td { @for t in &row.tags { (ui::tag_chip(t)) " " } }
-                            td { @if row.live { (cpu_bar(row)) } }
-                            td { @if row.live { (mem_bar(row)) } }
+                            td { @if row.live { (cpu_cell(row)) } }
+                            td { @if row.live { (mem_cell(row)) } }
                             td { (row.uptime.map(ui::fmt_duration).unwrap_or_default()) }
                             td { (action_buttons(user, viewer, &ctx(row, back), false)) }
                         }

@@ -1,15 +1,20 @@
-//! `/nodes/{name}`: a Proxmox node's resource history (CPU, memory, root disk, network, disk
-//! I/O) from `/nodes/{node}/rrddata`, read with the user's own ticket, with the same
-//! hour/day/week/month/year toggle as the container Resources tab (`?timeframe=day`). The
-//! cluster is `?cluster=<name>`, else the one the user signed in to, else the default one.
+//! `/nodes/{name}`: a Proxmox node's page — its status (uptime, CPU, memory, load from
+//! `/nodes/{node}/status`), storage usage (`/nodes/{node}/storage`), its guests (the dashboard
+//! listing filtered to the node, each linked to its container page) and its resource history
+//! (CPU, memory, root disk, network, disk I/O) from `/nodes/{node}/rrddata` with the same
+//! hour/day/week/month/year toggle as the container Resources tab (`?timeframe=day`). Everything
+//! is read with the user's own ticket. The cluster is `?cluster=<name>`, else the one the user
+//! signed in to, else the default one.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use ctforge_pve::types::Timeframe;
-use maud::html;
+use ctforge_pve::types::{NodeStatus, Storage};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
+use crate::containers::listing::{self, Filter, Row};
 use crate::containers::{self, client_for};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -95,10 +100,30 @@ pub async fn show(
             Err(e.to_string())
         }
     };
+    let filter = Filter {
+        node: Some(name.clone()),
+        ..Filter::default()
+    };
+    let (status, storages, guests) = tokio::join!(
+        client.node_status(&name),
+        client.node_storage(&name, None),
+        listing::list(&state, &user, &filter),
+    );
+    let guests = guests?;
+    let guests: Vec<&Row> = guests
+        .items
+        .iter()
+        .filter(|r| r.cluster == cluster.name)
+        .collect();
     let cluster_q =
         serde_urlencoded::to_string([("cluster", cluster.name.as_str())]).unwrap_or_default();
     let path_name: String = url_segment(&name);
     let href = |t: Timeframe| format!("/nodes/{path_name}?timeframe={}&{cluster_q}", t.as_str());
+    let all_guests = format!(
+        "/?{}",
+        serde_urlencoded::to_string([("node", name.as_str()), ("view", "table")])
+            .unwrap_or_default()
+    );
     let title = format!("Node {name}");
     let body = html! {
         (ui::breadcrumbs(&[("/", "Containers"), ("", &title)]))
@@ -106,6 +131,51 @@ pub async fn show(
             div {
                 h1 { "Node " (name) }
                 div.row { span { "Cluster " strong { (cluster.name) } } }
+            }
+        }
+        div.grid.node-grid {
+            section.card aria-labelledby="node-status" {
+                h2 id="node-status" { "Status" }
+                @match &status {
+                    Ok(s) => (status_card(s)),
+                    Err(e) => (ui::alert(Tone::Err, &format!("Could not read the node's status: {e}"))),
+                }
+            }
+            section.card aria-labelledby="node-storage" {
+                h2 id="node-storage" { "Storage" }
+                @match &storages {
+                    Ok(list) if list.is_empty() => p.muted { "No storage on this node." },
+                    Ok(list) => (storage_card(list)),
+                    Err(e) => (ui::alert(Tone::Err, &format!("Could not read the node's storage: {e}"))),
+                }
+            }
+        }
+        section.card aria-labelledby="node-guests" {
+            div.row.resources-head {
+                h2 id="node-guests" { "Guests" }
+                a href=(all_guests) { "Show on the dashboard" }
+            }
+            @if guests.is_empty() {
+                p.muted { "No container on this node." }
+            } @else {
+                div.table-wrap {
+                    table.table {
+                        thead { tr {
+                            th scope="col" { "VMID" } th scope="col" { "Name" }
+                            th scope="col" { "Status" } th scope="col" { "Template" }
+                        } }
+                        tbody {
+                            @for row in &guests {
+                                tr {
+                                    td.mono { a href={ "/containers/" (row.key) } { (row.vmid) } }
+                                    td { a href={ "/containers/" (row.key) } { (row.hostname) } }
+                                    td { (ui::status_badge(row.status.as_str())) }
+                                    td { (row.template.as_deref().unwrap_or("–")) }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         section.card.resources {
@@ -120,6 +190,46 @@ pub async fn show(
         }
     };
     Ok(ui::layout(&title, "/", &viewer(&user), body).into_response())
+}
+
+fn fraction(used: Option<u64>, total: Option<u64>) -> (Option<f64>, String) {
+    match (used, total) {
+        (Some(u), Some(t)) if t > 0 => (
+            Some(u as f64 / t as f64),
+            format!("{} of {}", ui::fmt_bytes(u), ui::fmt_bytes(t)),
+        ),
+        _ => (None, "–".to_owned()),
+    }
+}
+
+fn status_card(s: &NodeStatus) -> Markup {
+    let cpu_text = match (s.cpu, s.cpuinfo.cpus) {
+        (Some(c), Some(n)) => format!("{:.0} % of {n} CPUs", c * 100.0),
+        (Some(c), None) => format!("{:.0} %", c * 100.0),
+        _ => "–".to_owned(),
+    };
+    let (mem, mem_text) = fraction(s.memory.used, s.memory.total);
+    let (root, root_text) = fraction(s.rootfs.used, s.rootfs.total);
+    html! {
+        dl.facts {
+            dt { "Uptime" } dd { (s.uptime.map(ui::fmt_duration).unwrap_or_else(|| "–".to_owned())) }
+            dt { "Load average" } dd.mono { (if s.loadavg.is_empty() { "–".to_owned() } else { s.loadavg.join(" ") }) }
+            @if let Some(v) = &s.pveversion { dt { "Version" } dd { (v) } }
+        }
+        (ui::usage_bar("CPU", s.cpu, &cpu_text))
+        (ui::usage_bar("Memory", mem, &mem_text))
+        (ui::usage_bar("Root disk", root, &root_text))
+    }
+}
+
+fn storage_card(list: &[Storage]) -> Markup {
+    html! {
+        @for st in list {
+            @let (f, text) = fraction(st.used, st.total);
+            @let label = format!("{} ({})", st.storage, st.kind);
+            (ui::usage_bar(&label, f, &text))
+        }
+    }
 }
 
 /// Percent-encodes a path segment (node names are simple, but never trust input).

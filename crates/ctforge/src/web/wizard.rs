@@ -15,6 +15,7 @@ use maud::{Markup, html};
 
 use crate::auth::CurrentUser;
 use crate::error::AppError;
+use crate::provisioning::check::{self, CheckQuery, FieldCheck, IdentityCheck};
 use crate::provisioning::plan::{self, CreateRequest, ScriptChoice, Step};
 use crate::provisioning::{drafts, submit};
 use crate::state::AppState;
@@ -288,8 +289,18 @@ fn page(
         (stepper(step))
         @if let Err(e) = &ctx.environment { (ui::alert(Tone::Warn, &format!("Proxmox is unreachable: {e}. You can fill in the form; the plan needs the cluster."))) }
         @let step_errors: Vec<&(String, String)> = errors.iter().filter(|(f, _)| step_of(f) == step || step == "review").collect();
-        @if !step_errors.is_empty() { (ui::alert(Tone::Err, "Some values need attention; see the fields below.")) }
-        form.form.wizard method="post" action="/containers/new" {
+        @let unplaced: Vec<&&(String, String)> = step_errors.iter().filter(|(f, _)| !shown_on(step, f, ctx)).collect();
+        @if step != "review" && !step_errors.is_empty() {
+            @if unplaced.is_empty() {
+                (ui::alert(Tone::Err, &attention(step_errors.len())))
+            } @else {
+                div.alert.alert-err role="alert" {
+                    p { "Some values need attention:" }
+                    ul { @for (f, m) in &unplaced { li { strong { (f) } ": " (m) } } }
+                }
+            }
+        }
+        form.form.wizard method="post" action="/containers/new" data-check="/api/v1/containers/check" {
             (ui::csrf_field(v))
             input type="hidden" name="step" value=(step);
             @match step {
@@ -308,37 +319,53 @@ fn page(
                     @let editing = ["cluster", "node", "hostname", "vmid", "password", "ssh_public_keys", "cores", "memory", "swap", "disk", "storage", "bridge", "ip", "gateway", "nameserver", "unprivileged", "nesting", "keyctl", "fuse", "tags", "ostemplate"];
                     (w.hidden(&editing))
                     @let env = ctx.environment.as_ref().ok();
-                    @if ctx.clusters.len() > 1 { (ui::select("cluster", "Cluster", &ctx.clusters, w.get("cluster"), error_for(errors, "cluster"))) }
-                    @if let Some(env) = env {
-                        (ui::select("node", "Node", &options(&env.nodes), w.get("node"), error_for(errors, "node")))
-                    }
-                    (ui::field(&Field { value: w.get("hostname"), required: true, error: error_for(errors, "hostname"), hint: Some("letters, digits and '-', e.g. web-01"), ..Field::new("hostname", "Hostname") }))
-                    (ui::field(&Field { value: w.get("vmid"), kind: "number", error: error_for(errors, "vmid"), hint: Some("next free id suggested; checked again when you create"), ..Field::new("vmid", "VMID") }))
-                    // Never echoed: a password typed earlier stays in its sealed draft.
-                    @let hint = if w.get(DRAFT_KEY).is_empty() { "root password (optional with an SSH key)" } else { "a password is set (kept on the server); type a new one to change it" };
-                    (ui::field(&Field { value: "", kind: "password", error: error_for(errors, "password"), autocomplete: Some("new-password"), hint: Some(hint), ..Field::new("password", "Root password") }))
-                    (ui::field(&Field { value: w.get("ssh_public_keys"), kind: "textarea", error: error_for(errors, "ssh_public_keys"), hint: Some("one per line"), ..Field::new("ssh_public_keys", "SSH public keys") }))
-                    div.grid {
-                        (ui::field(&Field { value: w.get("cores"), kind: "number", error: error_for(errors, "cores"), ..Field::new("cores", "Cores") }))
-                        (ui::field(&Field { value: w.get("memory"), kind: "number", error: error_for(errors, "memory"), ..Field::new("memory", "Memory (MiB)") }))
-                        (ui::field(&Field { value: w.get("swap"), kind: "number", error: error_for(errors, "swap"), ..Field::new("swap", "Swap (MiB)") }))
-                        (ui::field(&Field { value: w.get("disk"), kind: "number", error: error_for(errors, "disk"), ..Field::new("disk", "Disk (GiB)") }))
-                    }
-                    @if let Some(env) = env {
-                        (ui::select("storage", "Storage", &options(&env.rootdir_storages), w.get("storage"), error_for(errors, "storage")))
-                        (ui::select("bridge", "Bridge", &options(&env.bridges), w.get("bridge"), error_for(errors, "bridge")))
-                        (ui::select("ostemplate", "OS template", &options(&env.ostemplates), w.get("ostemplate"), error_for(errors, "ostemplate")))
-                    }
-                    (ui::field(&Field { value: w.get("ip"), error: error_for(errors, "ip"), hint: Some("dhcp, or a static address like 192.168.1.50/24"), ..Field::new("ip", "IPv4") }))
-                    (ui::field(&Field { value: w.get("gateway"), error: error_for(errors, "gateway"), hint: Some("for static addresses"), ..Field::new("gateway", "Gateway") }))
-                    (ui::field(&Field { value: w.get("nameserver"), error: error_for(errors, "nameserver"), ..Field::new("nameserver", "DNS server") }))
-                    (ui::field(&Field { value: w.get("tags"), error: error_for(errors, "tags"), hint: Some("separated by ';'"), ..Field::new("tags", "Tags") }))
-                    fieldset {
-                        legend { "Features" }
-                        @for (key, label) in [("unprivileged", "Unprivileged"), ("nesting", "Nesting"), ("keyctl", "keyctl"), ("fuse", "FUSE")] {
-                            input type="hidden" name=(key) value="0";
-                            label.choice { input type="checkbox" name=(key) value="1" checked[w.flag(key) == Some(true)]; " " (label) }
+                    div.configure {
+                        div.configure-fields {
+                            fieldset {
+                                legend { "Identity" }
+                                @if ctx.clusters.len() > 1 { (ui::select("cluster", "Cluster", &ctx.clusters, w.get("cluster"), error_for(errors, "cluster"))) }
+                                @if let Some(env) = env {
+                                    (ui::select("node", "Node", &options(&env.nodes), w.get("node"), error_for(errors, "node")))
+                                }
+                                (ui::field(&Field { value: w.get("hostname"), required: true, error: error_for(errors, "hostname"), hint: Some("letters, digits and '-', e.g. web-01"), ..Field::new("hostname", "Hostname") }))
+                                (ui::field(&Field { value: w.get("vmid"), kind: "number", error: error_for(errors, "vmid"), hint: Some("next free id suggested; checked as you type and again when you create"), ..Field::new("vmid", "VMID") }))
+                                // Never echoed: a password typed earlier stays in its sealed draft.
+                                @let hint = if w.get(DRAFT_KEY).is_empty() { "root password (optional with an SSH key)" } else { "a password is set (kept on the server); type a new one to change it" };
+                                (ui::field(&Field { value: "", kind: "password", error: error_for(errors, "password"), autocomplete: Some("new-password"), hint: Some(hint), ..Field::new("password", "Root password") }))
+                                (ui::field(&Field { value: w.get("ssh_public_keys"), kind: "textarea", error: error_for(errors, "ssh_public_keys"), hint: Some("one per line"), ..Field::new("ssh_public_keys", "SSH public keys") }))
+                                (ui::field(&Field { value: w.get("tags"), error: error_for(errors, "tags"), hint: Some("separated by ';'"), ..Field::new("tags", "Tags") }))
+                            }
+                            fieldset {
+                                legend { "Resources" }
+                                div.grid.field-pairs {
+                                    (ui::field(&Field { value: w.get("cores"), kind: "number", error: error_for(errors, "cores"), ..Field::new("cores", "Cores") }))
+                                    (ui::field(&Field { value: w.get("memory"), kind: "number", error: error_for(errors, "memory"), ..Field::new("memory", "Memory (MiB)") }))
+                                    (ui::field(&Field { value: w.get("swap"), kind: "number", error: error_for(errors, "swap"), ..Field::new("swap", "Swap (MiB)") }))
+                                    (ui::field(&Field { value: w.get("disk"), kind: "number", error: error_for(errors, "disk"), ..Field::new("disk", "Disk (GiB)") }))
+                                }
+                                @if let Some(env) = env {
+                                    (ui::select("storage", "Storage", &options(&env.rootdir_storages), w.get("storage"), error_for(errors, "storage")))
+                                    (ui::select("ostemplate", "OS template", &options(&env.ostemplates), w.get("ostemplate"), error_for(errors, "ostemplate")))
+                                }
+                            }
+                            fieldset {
+                                legend { "Network" }
+                                @if let Some(env) = env {
+                                    (ui::select("bridge", "Bridge", &options(&env.bridges), w.get("bridge"), error_for(errors, "bridge")))
+                                }
+                                (ui::field(&Field { value: w.get("ip"), error: error_for(errors, "ip"), hint: Some("dhcp, or a static address like 192.168.1.50/24"), ..Field::new("ip", "IPv4") }))
+                                (ui::field(&Field { value: w.get("gateway"), error: error_for(errors, "gateway"), hint: Some("for static addresses"), ..Field::new("gateway", "Gateway") }))
+                                (ui::field(&Field { value: w.get("nameserver"), error: error_for(errors, "nameserver"), ..Field::new("nameserver", "DNS server") }))
+                            }
+                            fieldset {
+                                legend { "Features" }
+                                @for (key, label) in [("unprivileged", "Unprivileged"), ("nesting", "Nesting"), ("keyctl", "keyctl"), ("fuse", "FUSE")] {
+                                    input type="hidden" name=(key) value="0";
+                                    label.choice { input type="checkbox" name=(key) value="1" checked[w.flag(key) == Some(true)]; " " (label) }
+                                }
+                            }
                         }
+                        (template_summary(ctx.template.as_ref()))
                     }
                 }
                 "packages" => {
@@ -424,6 +451,64 @@ fn page(
         }
     };
     ui::layout("New container", "/", v, body)
+}
+
+/// The summary above a step whose errors are all shown next to their fields.
+fn attention(n: usize) -> String {
+    if n == 1 {
+        "One value needs attention; it is marked below.".to_owned()
+    } else {
+        format!("{n} values need attention; they are marked below.")
+    }
+}
+
+/// Whether `step` draws the field `field` (so its error shows next to it).
+fn shown_on(step: &str, field: &str, ctx: &Context) -> bool {
+    let env = ctx.environment.is_ok();
+    match step {
+        "template" => field == "template",
+        "configure" => match field {
+            "cluster" => ctx.clusters.len() > 1,
+            "node" | "storage" | "bridge" | "ostemplate" => env,
+            _ => step_of(field) == "configure",
+        },
+        "packages" => matches!(field, "extra_packages" | "buckets"),
+        "scripts" => field == "scripts",
+        _ => false,
+    }
+}
+
+/// The template the container starts from, beside the Configure form.
+fn template_summary(template: Option<&ctforge_template::Template>) -> Markup {
+    html! {
+        aside.card.template-summary aria-labelledby="template-summary" {
+            @match template {
+                Some(t) => {
+                    h2 id="template-summary" { "Template " span.mono { (t.name) } }
+                    @if let Some(app) = &t.config.app { p { strong { (app) } } }
+                    @if let Some(d) = &t.config.description { p.muted { (d) } }
+                    dl.facts {
+                        dt { "Defaults" }
+                        dd {
+                            (t.config.cpu.map(|c| format!("{c} cores")).unwrap_or_else(|| "1 core".to_owned()))
+                            " · " (t.config.ram_mib.map(|m| format!("{m} MiB")).unwrap_or_else(|| "512 MiB".to_owned()))
+                            " · " (t.config.disk_gib.map(|d| format!("{d} GiB")).unwrap_or_else(|| "8 GiB".to_owned()))
+                        }
+                        @if let Some(os) = &t.config.os {
+                            dt { "OS" } dd { (os) " " (t.config.os_version.as_deref().unwrap_or("")) }
+                        }
+                        dt { "Provisioning" }
+                        dd { (ui::count(t.scripts.len(), "script")) " · " (ui::count(t.packages.iter().map(|l| l.packages.len()).sum::<usize>(), "package")) " · " (ui::count(t.files.len(), "file")) }
+                    }
+                    a href={ "/templates/" (crate::web::templates::form::urlencode(&t.name)) } { "View the template" }
+                }
+                None => {
+                    h2 id="template-summary" { "From scratch" }
+                    p.muted { "A bare container from the OS template you choose; nothing is installed or run inside it." }
+                }
+            }
+        }
+    }
 }
 
 fn describe(step: &Step) -> Markup {
@@ -598,6 +683,26 @@ pub async fn advance(
     if let Err(e) = &resolved {
         errors.extend(e.iter().cloned());
     }
+    // Without JavaScript the VMID is checked here, on Next, as the page's script does while
+    // the user types.
+    if step == "configure" && go == "next" && !errors.iter().any(|(f, _)| f == "vmid") {
+        let query = CheckQuery {
+            vmid: Some(w.get("vmid").to_owned()).filter(|v| !v.trim().is_empty()),
+            hostname: None,
+            cluster: Some(w.get("cluster").to_owned()),
+        };
+        if let Ok(IdentityCheck {
+            vmid:
+                Some(FieldCheck {
+                    ok: false,
+                    message: Some(m),
+                }),
+            ..
+        }) = check::check(&state, &user, &query).await
+        {
+            errors.push(("vmid".to_owned(), m));
+        }
+    }
     if go == "create" {
         return match submit::submit(&state, &user, &request, &remote.ip().to_string()).await {
             Ok(done) => {
@@ -607,11 +712,19 @@ pub async fn advance(
                 }
                 Ok(Redirect::to(&format!("/jobs/{}", done.job_id)).into_response())
             }
-            Err(AppError::Invalid { fields, .. }) => Ok((
-                StatusCode::BAD_REQUEST,
-                page(&v, "review", &w, &ctx, &fields, None),
-            )
-                .into_response()),
+            // Back to the first step with a refused value, the error next to its field.
+            Err(AppError::Invalid { fields, .. }) => {
+                let target = fields
+                    .iter()
+                    .map(|(f, _)| step_of(f))
+                    .min_by_key(|s| STEPS.iter().position(|(k, _)| k == s).unwrap_or(0))
+                    .unwrap_or("review");
+                Ok((
+                    StatusCode::BAD_REQUEST,
+                    page(&v, target, &w, &ctx, &fields, None),
+                )
+                    .into_response())
+            }
             Err(e) => {
                 let status = e.status();
                 Ok((

@@ -324,7 +324,38 @@ impl Shell<'_> {
                             .find_map(|a| a.strip_prefix('-').and_then(|x| x.parse().ok()))
                     })
                     .unwrap_or(10);
-                let data = match pos.iter().find(|p| p.parse::<usize>().is_err()) {
+                let bytes = args
+                    .windows(2)
+                    .find(|w| w[0] == "-c")
+                    .and_then(|w| w[1].parse::<usize>().ok())
+                    .or_else(|| {
+                        args.iter()
+                            .find_map(|a| a.strip_prefix("-c").and_then(|x| x.parse().ok()))
+                    });
+                let file = pos.iter().find(|p| p.parse::<usize>().is_err());
+                if let Some(n) = bytes {
+                    let data = match file {
+                        Some(f) => match Shell::device(f, Some(n)) {
+                            Some(d) => d,
+                            None => match self.g.files.get(&abs(f)) {
+                                Some(file) => file.data.clone(),
+                                None => {
+                                    self.e(format!("{cmd}: cannot open '{f}' for reading: No such file or directory\n"));
+                                    return 1;
+                                }
+                            },
+                        },
+                        None => stdin.to_vec(),
+                    };
+                    let sel = if cmd == "head" {
+                        &data[..n.min(data.len())]
+                    } else {
+                        &data[data.len().saturating_sub(n)..]
+                    };
+                    out.extend_from_slice(sel);
+                    return 0;
+                }
+                let data = match file {
                     Some(f) => {
                         match self.g.files.get(&abs(f)) {
                             Some(file) => file.data.clone(),

@@ -4,10 +4,13 @@
 //!
 //! * `bash -c '…'` / `sh -c` / `bash FILE` / `bash -s` (script on stdin): the
 //!   script is split on `;`, `&&`, `||`, newlines and `|`, with heredocs
-//!   (`<<EOF`) and redirections (`>`, `>>`, `<`, `2>…`) honoured; `set -e` works.
+//!   (`<<EOF`) and redirections (`>`, `>>`, `<`, `2>…`) honoured. The language of `sh`
+//!   scripts (`script.rs`): variables (`VAR=value`, `export`, `$NAME`, `${NAME:-word}`,
+//!   `$(command)`), `if … then … elif … else … fi`, `set -e` with POSIX's exceptions, child
+//!   shells (`sh FILE`, `su USER -c`, `runuser`) that see only exported variables.
 //! * Files: `cat`, `echo`, `printf`, `tee`, `mkdir -p`, `test`/`[`, `cp`, `mv`,
 //!   `rm`, `touch`, `chmod`, `chown`, `ls`, `ln -s`, `head`, `tail`, `wc -l`,
-//!   `grep`, `base64 -d`, `sha256sum`.
+//!   `grep`, `base64 [-d]`, `sha256sum`, `tr`, `head -c` of `/dev/urandom`.
 //! * Services: `systemctl start|stop|restart|enable|disable|is-active|is-enabled|
 //!   status|show|list-units|list-unit-files|daemon-reload`, `service`,
 //!   `ss -tlnp`, `curl` against a local port.
@@ -44,6 +47,7 @@ use crate::scenario::ServiceSpec;
 mod coreutils;
 mod packages;
 mod parse;
+mod script;
 mod shell;
 mod systemctl;
 mod tools;

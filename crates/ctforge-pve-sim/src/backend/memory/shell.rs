@@ -14,6 +14,14 @@ pub(super) struct Shell<'a> {
     pub(super) status: u32,
     /// The command that never ends, once one ran (the script stops there).
     pub(super) blocked: Option<Blocked>,
+    /// Shell variables.
+    pub(super) vars: BTreeMap<String, String>,
+    /// The names of exported variables (what a child shell sees).
+    pub(super) exported: BTreeSet<String>,
+    /// How many `if` conditions are running (`set -e` does not apply inside one).
+    pub(super) conditions: u32,
+    /// The status of the last command substitution of the current command.
+    pub(super) substitution: Option<u32>,
 }
 
 impl<'a> Shell<'a> {
@@ -27,6 +35,26 @@ impl<'a> Shell<'a> {
             depth: 0,
             status: 0,
             blocked: None,
+            vars: [
+                ("HOME", "/root"),
+                (
+                    "PATH",
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                ),
+                ("USER", "root"),
+                ("LOGNAME", "root"),
+                ("SHELL", "/bin/bash"),
+                ("PWD", "/root"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            exported: ["HOME", "PATH", "USER", "LOGNAME", "SHELL", "PWD"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            conditions: 0,
+            substitution: None,
         }
     }
 
@@ -78,38 +106,8 @@ impl<'a> Shell<'a> {
             self.err.extend(b"bash: maximum nesting level exceeded\n");
             return 1;
         }
-        let mut last = 0u32;
-        for seg in split_script(script) {
-            if self.exited.is_some() {
-                break;
-            }
-            match seg.sep {
-                Sep::And if last != 0 => continue,
-                Sep::Or if last == 0 => continue,
-                _ => {}
-            }
-            let mut input: Vec<u8> = stdin.to_vec();
-            let n = seg.pipeline.len();
-            for (idx, cmd) in seg.pipeline.iter().enumerate() {
-                let stage_in = cmd.heredoc.clone().unwrap_or_else(|| input.clone());
-                let (out, code) = self.command(&cmd.text, &stage_in);
-                last = code;
-                self.status = code;
-                if idx + 1 < n {
-                    input = out;
-                } else {
-                    self.out.extend(out);
-                }
-            }
-            if let Some(code) = self.exited {
-                self.depth -= 1;
-                return code;
-            }
-            if self.errexit && last != 0 && seg.sep == Sep::Seq {
-                self.depth -= 1;
-                return last;
-            }
-        }
+        let segs = split_script(script);
+        let last = self.run_segments(&segs, stdin);
         self.depth -= 1;
         last
     }
@@ -117,6 +115,8 @@ impl<'a> Shell<'a> {
     /// One command with redirections; returns (stdout not redirected, status).
     pub(super) fn command(&mut self, text: &str, stdin: &[u8]) -> (Vec<u8>, u32) {
         let text = expand_status(text, self.status);
+        self.substitution = None;
+        let text = self.expand(&text);
         let words = match shell_words::split(&text) {
             Ok(w) => w,
             Err(_) => {
@@ -149,9 +149,19 @@ impl<'a> Shell<'a> {
                 _ => argv.push(w),
             }
         }
-        // Leading VAR=value assignments.
+        // Leading VAR=value assignments: shell variables on their own, else the command's
+        // environment.
+        let mut env = Vec::new();
         while argv.first().map(|a| is_assignment(a)).unwrap_or(false) {
-            argv.remove(0);
+            env.push(argv.remove(0));
+        }
+        if argv.is_empty() {
+            self.assign(&env, false);
+            return (Vec::new(), self.substitution.unwrap_or(0));
+        }
+        if argv.first().is_some_and(|a| a == "export") {
+            self.assign(&argv[1..], true);
+            return (Vec::new(), 0);
         }
         let input = match in_file {
             Some(f) => match self.g.files.get(&abs(&f)) {
@@ -167,13 +177,12 @@ impl<'a> Shell<'a> {
         let err_before = self.err.len();
         let (out, code) = if argv
             .first()
-            .map(|a| matches!(a.rsplit('/').next().unwrap_or(a), "bash" | "sh"))
+            .map(|a| matches!(a.rsplit('/').next().unwrap_or(a), "bash" | "sh" | "dash"))
             .unwrap_or(false)
         {
-            let saved = std::mem::take(&mut self.out);
-            let code = self.run_argv(&argv, &input);
-            let produced = std::mem::replace(&mut self.out, saved);
-            (produced, code)
+            self.child_shell(&argv, &env, &input)
+        } else if let Some(done) = self.as_user(&argv, &input) {
+            done
         } else {
             self.simple(&argv, &input)
         };
@@ -328,6 +337,7 @@ impl<'a> Shell<'a> {
                 0
             }
             "pgrep" => self.pgrep(&args, &mut out),
+            "tr" => self.tr(&args, stdin, &mut out),
             "true" | ":" | "sleep" | "sync" | "export" | "cd" | "umask" | "daemon-reload"
             | "source" | "." => 0,
             "false" => 1,

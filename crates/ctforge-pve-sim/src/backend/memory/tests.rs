@@ -226,4 +226,114 @@ fn seq_counts_like_coreutils() {
     );
     let (_, e, c) = sh(&b, "seq");
     assert_eq!((e.lines().next(), c), (Some("seq: missing operand"), 1));
+/// Runs `script` as ctforge runs a template's script: stored in the guest, then
+/// `mkdir -p CRED && … CTFORGE_CREDENTIALS_DIR=CRED … sh FILE`.
+fn run_stored(b: &MemoryBackend, script: &str) -> (String, String, u32) {
+    b.with_guest(100, |g| {
+        g.data.dirs.insert("/var/lib/ctforge".into());
+        g.data.dirs.insert("/var/lib/ctforge/scripts".into());
+        g.data.files.insert(
+            "/var/lib/ctforge/scripts/10-x.sh".into(),
+            GFile {
+                data: script.as_bytes().to_vec(),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        );
+    });
+    sh(
+        b,
+        "mkdir -p /etc/ctforge/credentials && chmod 700 /etc/ctforge/credentials && \
+         CTFORGE_CREDENTIALS_DIR=/etc/ctforge/credentials CTFORGE_HOSTNAME=db sh /var/lib/ctforge/scripts/10-x.sh",
+    )
+}
+
+#[test]
+fn variables_expand_like_sh() {
+    let (b, _) = guest();
+    let (o, _, c) = sh(
+        &b,
+        "A=one; B=\"two words\"; echo $A \"$B\" ${A} ${NOPE:-dflt} \"${A:-x}/y\" '$A' $HOME",
+    );
+    assert_eq!(
+        (o.as_str(), c),
+        ("one two words one dflt one/y $A /root\n", 0)
+    );
+    let (o, _, _) = sh(&b, "echo hi > /tmp/f; X=\"$(cat /tmp/f)\"; echo \"[$X]\"");
+    assert_eq!(o, "[hi]\n");
+    // A child shell sees exported variables only, plus its own environment.
+    let (o, _, _) = sh(
+        &b,
+        "A=1; export B=2; C=3 sh -c 'echo \"[$A][$B][$C]\"'; echo \"[$C]\"",
+    );
+    assert_eq!(o, "[][2][3]\n[]\n");
+}
+
+#[test]
+fn if_blocks_and_errexit_follow_posix_sh() {
+    let (b, _) = guest();
+    let (o, _, c) = sh(
+        &b,
+        "set -e\nif [ -f /nope ]; then\n  echo yes\nelif false; then echo no\nelse\n  echo else\nfi\necho after",
+    );
+    assert_eq!((o.as_str(), c), ("else\nafter\n", 0));
+    // `set -e` ignores a failure followed by `||` or `&&`.
+    let (o, _, c) = sh(
+        &b,
+        "set -e\nfalse || echo rescued\nfalse && echo never\necho end",
+    );
+    assert_eq!((o.as_str(), c), ("rescued\nend\n", 0));
+    let (o, _, c) = sh(
+        &b,
+        "set -e\nif true; then false; echo never; fi\necho never",
+    );
+    assert_eq!((o.as_str(), c), ("", 1));
+    let (_, e, c) = sh(&b, "if true; then echo x");
+    assert_eq!(c, 2, "{e}");
+    // A child shell's `exit` and `set -e` end only the child.
+    let (o, _, c) = sh(&b, "sh -c 'set -e; false; echo never'; echo status $?");
+    assert_eq!((o.as_str(), c), ("status 1\n", 0));
+}
+
+#[test]
+fn random_bytes_tr_and_su() {
+    let (b, _) = guest();
+    let (o, _, c) = sh(&b, "head -c 18 /dev/urandom | base64 | tr -d '/+='");
+    assert_eq!(c, 0);
+    assert!(
+        o.trim().len() >= 20 && o.trim().chars().all(|c| c.is_ascii_alphanumeric()),
+        "{o}"
+    );
+    let (o, _, _) = sh(&b, "echo hello | tr a-z A-Z");
+    assert_eq!(o, "HELLO\n");
+    let (o, _, c) = sh(&b, "su postgres -c \"echo 'as postgres'\"");
+    assert_eq!((o.as_str(), c), ("as postgres\n", 0));
+}
+
+/// The shipped `postgres-db` example's script runs as on Debian 12 and leaves its password in
+/// the credentials directory; a second run (a retry) keeps it.
+#[test]
+fn postgres_example_script_runs() {
+    let (b, _) = guest();
+    let (_, e, c) = sh(&b, "apt-get update && apt-get install -y postgresql");
+    assert_eq!(c, 0, "{e}");
+    let script = include_str!(
+        "../../../../../examples/templates/postgres-db/container-configs/scripts/10-database.sh"
+    );
+    let (o, e, c) = run_stored(&b, script);
+    assert_eq!(c, 0, "stdout: {o}\nstderr: {e}");
+    let pw = b
+        .file(100, "/etc/ctforge/credentials/postgres-app-password")
+        .expect("password file");
+    let pw = String::from_utf8_lossy(&pw).trim().to_string();
+    assert!(pw.len() >= 20, "{pw:?}");
+    let (_, e, c) = run_stored(&b, script);
+    assert_eq!(c, 0, "{e}");
+    let again = b
+        .file(100, "/etc/ctforge/credentials/postgres-app-password")
+        .map(|p| String::from_utf8_lossy(&p).trim().to_string());
+    assert_eq!(again.as_deref(), Some(pw.as_str()));
+    let (o, _, _) = sh(&b, "systemctl is-active postgresql");
+    assert_eq!(o, "active\n");
 }

@@ -1,15 +1,18 @@
 //! `POST /api/v1/containers/plan` (the dry run) and `POST /api/v1/containers` (create).
 //! Both take the same body; unknown fields are rejected with a 400 that names them.
+//! `GET /api/v1/containers/check?vmid=&hostname=&cluster=` judges a VMID and hostname as typed
+//! (the wizard calls it while the user types).
 
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::CurrentUser;
 use crate::error::AppError;
+use crate::provisioning::check::{self, CheckQuery, IdentityCheck};
 use crate::provisioning::plan::{CreateRequest, PlanView};
 use crate::provisioning::submit::{self, Submitted};
 use crate::routes::{Doc, Routes};
@@ -27,6 +30,21 @@ pub fn routes(r: Routes) -> Routes {
         create,
         Doc::status::<Submitted>(202).body::<CreateRequest>(),
     )
+    .get(
+        "/api/v1/containers/check",
+        check_identity,
+        Doc::json::<IdentityCheck>(),
+    )
+}
+
+/// `GET /api/v1/containers/check`: is this VMID free and this hostname valid?
+pub async fn check_identity(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    query: Result<Query<CheckQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<IdentityCheck>, AppError> {
+    let Query(query) = query.map_err(|r| AppError::invalid(r.body_text()))?;
+    Ok(Json(check::check(&state, &user, &query).await?))
 }
 
 type Body = Result<Json<CreateRequest>, axum::extract::rejection::JsonRejection>;

@@ -399,6 +399,38 @@ pub fn usage_bar(label: &str, fraction: Option<f64>, text: &str) -> Markup {
     }
 }
 
+/// A usage bar for a table cell: the column head names it, so the label is only for screen
+/// readers (on the meter).
+pub fn usage_cell(label: &str, fraction: Option<f64>, text: &str) -> Markup {
+    let pct = fraction
+        .filter(|f| f.is_finite())
+        .map(|f| (f * 100.0).clamp(0.0, 100.0));
+    let level = match pct {
+        Some(p) if p >= 90.0 => "high",
+        Some(p) if p >= 70.0 => "mid",
+        _ => "low",
+    };
+    html! {
+        div.usage.usage-compact {
+            span.usage-text { (text) }
+            @if let Some(p) = pct {
+                meter class={ "usage-meter usage-" (level) } min="0" max="100" value=(format!("{p:.0}")) aria-label=(label) {}
+            }
+        }
+    }
+}
+
+/// A count with its noun in the right number: `1 template`, `2 templates` (`plural` for nouns
+/// whose plural is not `noun` + `s`).
+pub fn count(n: impl std::fmt::Display, noun: &str) -> String {
+    let n = n.to_string();
+    if n == "1" {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Bytes as a human reads them (`1.5 GiB`).
 pub fn fmt_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -135,6 +135,12 @@ pub async fn show(
     )
     .await?;
     let title = format!("{} (CT {})", target.display_name(), target.vmid);
+    // Refreshed like the dashboard, and at once when the container's event stream says
+    // something happened (assets/app.js).
+    let events = format!("/api/v1/containers/{id}/events");
+    let body = html! {
+        div id="ct-detail" data-refresh="30" data-events=(events) { (body) }
+    };
     Ok(page_response(
         ui::layout(&title, "/", &viewer(&user), body),
         flash.map(|f| f.1),
@@ -336,7 +342,13 @@ async fn render(
         (ui::breadcrumbs(&[("/", "Containers"), ("", &crumb)]))
         (flash_markup(notice))
         @if let Some(reason) = &unavailable {
-            (ui::banner(Tone::Warn, "Proxmox is unreachable.", &format!("Showing ctforge's record; actions that need Proxmox are disabled. ({reason})")))
+            // "Unreachable" only for transport failures (the down map says so); any other
+            // refusal is shown as what Proxmox answered.
+            @if state.down.since(target.cluster.id).is_some() {
+                (ui::banner(Tone::Warn, "Proxmox is unreachable.", &format!("Showing ctforge's record; actions that need Proxmox are disabled. ({reason})")))
+            } @else {
+                (ui::banner(Tone::Warn, "Proxmox could not show this container.", &format!("Showing ctforge's record. Proxmox answered: {reason}")))
+            }
         }
         @if gone {
             (ui::alert(Tone::Warn, &format!("CT {} no longer exists in Proxmox. Delete removes ctforge's record of it.", target.vmid)))
@@ -349,7 +361,7 @@ async fn render(
                 h1 { (hostname) " " span.muted.mono { "CT " (target.vmid) } }
                 div.row {
                     (ui::status_badge(status.as_str()))
-                    span { "Node " strong { (node) } }
+                    span { "Node " strong { a href={ "/nodes/" (node) "?" (serde_urlencoded::to_string([("cluster", target.cluster.name.as_str())]).unwrap_or_default()) } { (node) } } }
                     span { "Cluster " strong { (target.cluster.name) } }
                     @if record.is_none() { (ui::badge(None, "unmanaged")) }
                 }

@@ -116,7 +116,8 @@ pub async fn page(
                     @if let Some(path) = &row.source_path { span.mono.muted { (path) } } }
             }
             div.row {
-                @if v.editor { a.btn.btn-primary href={ (base) "/edit" } { "Edit" } }
+                a.btn.btn-primary href={ "/containers/new?template=" (urlencode(name)) } { "Create container" }
+                @if v.editor { a.btn href={ (base) "/edit" } { "Edit" } }
                 @if v.editor { (ui::disclosure("Duplicate…", html! {
                     form.form method="post" action={ (base) "/duplicate" } {
                         (ui::csrf_field(&v))

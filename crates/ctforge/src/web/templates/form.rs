@@ -681,7 +681,7 @@ pub fn render(form: &TemplateForm, view: &EditorView<'_>) -> Markup {
     let error_count: usize = view.errors.values().map(Vec::len).sum();
     html! {
         @if error_count > 0 {
-            (ui::alert(ui::Tone::Err, &format!("The template was not saved: {error_count} problem(s) are marked below. Everything you typed is kept.")))
+            (ui::alert(ui::Tone::Err, &format!("The template was not saved: {} marked below. Everything you typed is kept.", if error_count == 1 { "1 problem is".to_owned() } else { format!("{error_count} problems are") })))
         }
         (ui::problem_list("Other problems", &general))
         @if let Some(notice) = &view.notice { (ui::alert(ui::Tone::Ok, notice)) }

@@ -156,7 +156,7 @@ fn list_page(
                 button.btn type="submit" { "Filter" }
                 @if !query.q.is_empty() || !query.tag.is_empty() { a.btn href="/templates" { "Clear" } }
             }
-            p.muted { (shown.len()) " of " (all.len()) " templates" }
+            p.muted { (shown.len()) " of " (ui::count(all.len(), "template")) }
             @if shown.is_empty() {
                 (ui::empty_state("No template matches", "Try another search or tag.", Some(("/templates", "Show all"))))
             } @else {
@@ -173,7 +173,10 @@ fn list_page(
                             @if !row.description.is_empty() { p { (row.description) } }
                             div.tags { @for t in tags_of(&row.tags) { (ui::tag_link(&t, &tag_href(&t))) } }
                             div.muted { (resources(&config)) }
-                            div.muted { (s.script_count) " scripts · " (s.package_count) " packages · " (s.file_count) " files" }
+                            div.muted { (ui::count(s.script_count, "script")) " · " (ui::count(s.package_count, "package")) " · " (ui::count(s.file_count, "file")) }
+                            div.row.card-actions {
+                                a.btn.btn-primary href={ "/containers/new?template=" (urlencode(&row.name)) } aria-label={ "Create container from " (row.name) } { "Create container" }
+                            }
                         }
                     }
                 }
