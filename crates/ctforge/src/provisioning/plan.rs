@@ -224,6 +224,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Static IP without prefix, if any (for web URLs before discovery).
     pub ip: Option<String>,
+    /// The template's `TEMPLATE_CONTAINER_USER`: the runtime's `CONTAINER_USER` (otherwise
+    /// the library's detection rules pick it).
+    #[serde(default)]
+    pub container_user: Option<String>,
 }
 
 /// What is shown to users: the Proxmox parameters with the password masked.
@@ -508,6 +512,26 @@ pub fn resolve(
         }
     }
 
+    let container_user = template.and_then(|t| {
+        t.config
+            .extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "TEMPLATE_CONTAINER_USER")
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    });
+    if let Some(user) = &container_user
+        && !valid_user_name(user)
+    {
+        errors.push((
+            "template".into(),
+            format!(
+                "TEMPLATE_CONTAINER_USER {user:?} is not a user name (lowercase letters, digits, - and _, at most 32)"
+            ),
+        ));
+    }
+
     // Packages: the chosen buckets in template order, then extras.
     let mut steps = vec![Step::Create, Step::Start];
     if let Some(t) = template {
@@ -655,7 +679,18 @@ pub fn resolve(
         params,
         steps,
         ip: static_ip,
+        container_user,
     })
+}
+
+/// A portable Linux user name (what `useradd` accepts by default).
+pub fn valid_user_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 #[cfg(test)]
