@@ -153,6 +153,15 @@ pub fn run_script(path: &str, hostname: &str) -> String {
     )
 }
 
+/// A command line of a template (a `.custom` check or install) run in bash with the runtime.
+pub fn run_inline(command: &str) -> String {
+    format!(
+        "BASH_ENV={} bash -c {}",
+        quote(RUNTIME_PATH),
+        quote(command)
+    )
+}
+
 /// Marks the first run complete (`CONFIG_MANAGER_FIRST_RUN` is `false` from now on).
 pub fn mark_first_run() -> String {
     format!(
@@ -210,8 +219,14 @@ pub const LAST_APPLY: &str = "/var/lib/ctforge/last-apply";
 pub const APPLY_UNIT_NAME: &str = "ctforge-apply.service";
 
 /// The sections of [`monitor_script`], in order.
-pub const MONITOR_SECTIONS: [&str; 5] =
-    ["units", "ports", "credentials", "last-apply", "apply-unit"];
+pub const MONITOR_SECTIONS: [&str; 6] = [
+    "units",
+    "ports",
+    "credentials",
+    "last-apply",
+    "apply-unit",
+    "library-credentials",
+];
 
 /// The marker line prefix of [`monitor_script`] for a run's `nonce`. Content inside the
 /// container cannot forge it because the nonce is random per run.
@@ -222,8 +237,9 @@ pub fn monitor_marker(nonce: &str) -> String {
 /// Monitoring's one batched command: a `sh` script printing, each between marker lines with
 /// its exit status, `systemctl show` of the tracked `units`, the listening ports, the
 /// credentials directory as a base64 tar archive (so file contents cannot break the
-/// sections), the config-manager's last-run stamp and its unit's state. Every part runs even
-/// when another fails.
+/// sections), the config-manager's last-run stamp and its unit's state, and the library's
+/// credentials ([`LIBRARY_CREDENTIALS`], a file or a directory: archived as it is). Every
+/// part runs even when another fails.
 pub fn monitor_script(units: &[String], nonce: &str) -> String {
     let marker = monitor_marker(nonce);
     let unit_list = units.iter().map(|u| quote(u)).collect::<Vec<_>>().join(" ");
@@ -245,6 +261,17 @@ pub fn monitor_script(units: &[String], nonce: &str) -> String {
         format!(
             "systemctl show -p ActiveState,SubState,Result,UnitFileState {} 2>&1",
             quote(APPLY_UNIT_NAME)
+        ),
+        format!(
+            "[ ! -e {lib} ] || tar -C {dir} -cf - {name} | base64",
+            lib = quote(LIBRARY_CREDENTIALS),
+            dir = quote(parent(LIBRARY_CREDENTIALS)),
+            name = quote(
+                LIBRARY_CREDENTIALS
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("credentials")
+            )
         ),
     ];
     let mut script = String::new();
@@ -292,7 +319,7 @@ mod tests {
                 "{script}"
             );
         }
-        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 5);
+        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 6);
         assert!(script.ends_with("echo @@ctforge-n1:end\n"));
         assert!(monitor_script(&[], "n").contains("@@ctforge-n:units\ntrue\n"));
     }

@@ -632,11 +632,19 @@ impl CreateContainer {
         let installs: Vec<&Step> = plan
             .steps
             .iter()
-            .filter(|s| matches!(s, Step::Install { .. } | Step::CustomInstaller { .. }))
+            .filter(|s| {
+                matches!(
+                    s,
+                    Step::Install { .. }
+                        | Step::CustomPackage { .. }
+                        | Step::CustomInstaller { .. }
+                )
+            })
             .collect();
         if installs.is_empty() {
             let _ = ctx.log("no packages to install").await;
         }
+        let mut runtime_ready = false;
         for (i, s) in installs.iter().enumerate() {
             match s {
                 Step::Install { manager, packages } => {
@@ -651,8 +659,47 @@ impl CreateContainer {
                     )
                     .await?;
                 }
+                Step::CustomPackage {
+                    name,
+                    check,
+                    install,
+                    timeout_secs,
+                } => {
+                    if !runtime_ready {
+                        self.install_runtime(ctx, channel.as_ref(), plan).await?;
+                        runtime_ready = true;
+                    }
+                    // The check decides, in bash with the runtime, as the library runs it.
+                    let (code, _) = probe(channel.as_ref(), &commands::run_inline(check)).await?;
+                    if code == 0 {
+                        let _ = ctx
+                            .log(format!("{name}: already installed (check passed), skipped"))
+                            .await;
+                    } else {
+                        let limit = timeout_secs
+                            .map(Duration::from_secs)
+                            .unwrap_or(self.limits.command);
+                        let _ = ctx
+                            .log(format!(
+                                "{name}: check failed (status {code}), installing (limit {}s)",
+                                limit.as_secs()
+                            ))
+                            .await;
+                        let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+                        run(
+                            ctx,
+                            limited.as_ref(),
+                            &format!("custom package {name}"),
+                            &commands::run_inline(install),
+                        )
+                        .await?;
+                    }
+                }
                 Step::CustomInstaller { content } => {
-                    self.install_runtime(ctx, channel.as_ref(), plan).await?;
+                    if !runtime_ready {
+                        self.install_runtime(ctx, channel.as_ref(), plan).await?;
+                        runtime_ready = true;
+                    }
                     let path = format!("{}/custom.sh", commands::STATE_DIR);
                     channel
                         .push(content.as_bytes(), &path, Some(0o755), None)

@@ -123,6 +123,18 @@ pub enum Step {
         /// Package specs (`name`, `name=1.2`, `name@1.2`, `name==1.2`).
         packages: Vec<String>,
     },
+    /// Install one package of a `.custom` list: `check` decides (status 0: there already),
+    /// else `install` runs, within `timeout_secs` when given.
+    CustomPackage {
+        /// Name.
+        name: String,
+        /// Check command.
+        check: String,
+        /// Install command.
+        install: String,
+        /// Limit of the install, seconds.
+        timeout_secs: Option<u64>,
+    },
     /// Run the template's custom installer.
     CustomInstaller {
         /// Script text.
@@ -146,7 +158,9 @@ impl Step {
             Step::Create => "create",
             Step::Start => "start",
             Step::DeployFile { .. } | Step::ConfigManager => "deploy",
-            Step::Install { .. } | Step::CustomInstaller { .. } => "install",
+            Step::Install { .. } | Step::CustomPackage { .. } | Step::CustomInstaller { .. } => {
+                "install"
+            }
             Step::RunScript { .. } => "scripts",
             Step::Discover => "discover",
         }
@@ -550,7 +564,13 @@ pub fn resolve(
         steps.push(Step::ConfigManager);
     }
     let bucket_names: BTreeSet<String> = template
-        .map(|t| t.packages.iter().map(|p| p.bucket.clone()).collect())
+        .map(|t| {
+            t.packages
+                .iter()
+                .map(|p| p.bucket.clone())
+                .chain(t.custom_lists.iter().map(|l| l.bucket.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let chosen: Option<BTreeSet<String>> = req.buckets.clone().map(|b| b.into_iter().collect());
     if let Some(chosen) = &chosen {
@@ -593,6 +613,20 @@ pub fn resolve(
             manager: manager.as_str().to_owned(),
             packages,
         });
+    }
+    if let Some(t) = template {
+        for list in &t.custom_lists {
+            if chosen.as_ref().is_none_or(|c| c.contains(&list.bucket)) {
+                for p in list.parse().0 {
+                    steps.push(Step::CustomPackage {
+                        name: p.name,
+                        check: p.check,
+                        install: p.install,
+                        timeout_secs: p.timeout_secs,
+                    });
+                }
+            }
+        }
     }
     if let Some(custom) = template.and_then(|t| t.custom_installer.clone()) {
         steps.push(Step::CustomInstaller { content: custom });
