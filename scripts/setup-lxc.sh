@@ -9,8 +9,11 @@
 #   3. starts apt-cacher-ng listening on 127.0.0.1 and the bridge address, port 3142, with
 #      its Debian backend set to http://deb.debian.org/debian/ (containers cannot reach the
 #      mirror directly; the proxy can);
+#   3b. puts a stand-in for the internet on the bridge (see below): a DNS server (dnsmasq)
+#      answering every name with the bridge address, and 8.8.8.8 answering ping;
 #   4. builds a Debian 12 (bookworm) root filesystem once (minbase + systemd, sshd, iproute2,
-#      ca-certificates) and caches it as $CTFORGE_SIM_CACHE/debian-12.tar.zst
+#      ca-certificates, iputils-ping as in Proxmox's standard template) and caches it as
+#      $CTFORGE_SIM_CACHE/debian-12.tar.zst (rebuilt when its recipe version changes)
 #      (default /var/cache/ctforge-sim): console-getty masked, machine-id emptied, no SSH
 #      host keys (the simulator generates them per container).
 #
@@ -41,7 +44,7 @@ fi
 # 1. packages
 t0=$(now)
 need=()
-for p in lxc mmdebstrap debootstrap apt-cacher-ng iproute2 zstd openssh-client; do
+for p in lxc mmdebstrap debootstrap apt-cacher-ng iproute2 zstd openssh-client dnsmasq-base; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -91,8 +94,28 @@ if ! acng_up; then
 fi
 log "apt-cacher-ng on http://$BRIDGE_IP:$ACNG_PORT (backend $MIRROR)"
 
-# 4. Debian 12 template, built once
-if [ -s "$TEMPLATE" ]; then
+# 3b. A stand-in for the internet. Containers on a Proxmox node reach the internet; these
+# cannot (nothing leaves the bridge). Templates check connectivity before they start (the
+# library's 00-pre-checks.sh pings 8.8.8.8 and resolves github.com), so the bridge stands in
+# for it: every name resolves to the bridge address (where only the apt proxy answers, so a
+# download fails with "connection refused", as a blocked firewall would), and 8.8.8.8 is an
+# address of the bridge, so it answers ping. The host's own resolver is untouched.
+STANDIN_PING="${CTFORGE_SIM_PING_ADDR:-8.8.8.8}"
+if ! ip -4 addr show dev "$BRIDGE" | grep -qw "inet $STANDIN_PING/32"; then
+  ip addr add "$STANDIN_PING/32" dev "$BRIDGE"
+fi
+DNS_PID=/run/ctforge-sim-dnsmasq.pid
+if ! { [ -s "$DNS_PID" ] && kill -0 "$(cat "$DNS_PID")" 2>/dev/null; }; then
+  dnsmasq --conf-file=/dev/null --bind-interfaces --listen-address="$BRIDGE_IP" --port=53 \
+    --no-resolv --no-hosts --address="/#/$BRIDGE_IP" --user=nobody --group=nogroup \
+    --pid-file="$DNS_PID" </dev/null >/tmp/ctforge-setup-lxc-dnsmasq.log 2>&1 \
+    || { cat /tmp/ctforge-setup-lxc-dnsmasq.log >&2; die "dnsmasq did not start on $BRIDGE_IP:53"; }
+fi
+log "internet stand-in: DNS on $BRIDGE_IP:53 (every name -> $BRIDGE_IP), $STANDIN_PING answers ping"
+
+# 4. Debian 12 template, built once per recipe version (bump RECIPE when the list changes)
+RECIPE=2
+if [ -s "$TEMPLATE" ] && [ "$(cat "$TEMPLATE.recipe" 2>/dev/null || echo 1)" = "$RECIPE" ]; then
   log "template $TEMPLATE cached ($(du -h "$TEMPLATE" | cut -f1))"
 else
   t1=$(now)
@@ -101,7 +124,7 @@ else
   trap 'rm -f "$tmp"' EXIT
   log "building $TEMPLATE with mmdebstrap (about a minute and a half)"
   mmdebstrap --variant=minbase --mode=root \
-    --include=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,procps,less \
+    --include=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,procps,less,iputils-ping \
     --customize-hook='ln -sf /dev/null "$1/etc/systemd/system/console-getty.service"' \
     --customize-hook='ln -sf /dev/null "$1/etc/systemd/system/getty@tty1.service"' \
     --customize-hook='ln -sf /dev/null "$1/etc/systemd/system/systemd-journald-audit.socket"' \
@@ -111,6 +134,7 @@ else
     bookworm "$tmp" "$MIRROR" </dev/null >/tmp/ctforge-setup-lxc-mmdebstrap.log 2>&1 \
     || { tail -n 40 /tmp/ctforge-setup-lxc-mmdebstrap.log >&2; die "mmdebstrap failed"; }
   mv -f "$tmp" "$TEMPLATE"
+  printf '%s\n' "$RECIPE" >"$TEMPLATE.recipe"
   trap - EXIT
   log "template built in $(secs "$t1") s ($(du -h "$TEMPLATE" | cut -f1))"
 fi

@@ -13,6 +13,7 @@
 //!     files/<name>.policy             ... replace | default | backup
 //!     packages/<bucket>.apt|.apk|.dnf|.npm|.pip
 //!     packages/custom.sh              custom installers (optional)
+//!     packages/<bucket>.custom        the library's custom packages (optional)
 //! ```
 //!
 //! Every problem is a [`Diagnostic`] (file, line, error or warning, and a
@@ -49,7 +50,9 @@ pub use conf::{TemplateConfig, parse_conf, render_conf, render_conf_canonical};
 pub use diagnostic::{Diagnostic, Severity};
 pub use files::{FilePolicy, TemplateFile, validate_target_path};
 pub use load::{Loaded, MAX_FILE_SIZE, discover, load_dir, load_files};
-pub use packages::{Package, PackageList, PackageManager, parse_package_list};
+pub use packages::{
+    CustomList, CustomPackage, Package, PackageList, PackageManager, parse_package_list,
+};
 pub use scripts::{Script, parse_script_name};
 pub use template::Template;
 pub use write::{render_files, write_dir};

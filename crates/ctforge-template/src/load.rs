@@ -20,7 +20,9 @@ use crate::files::{
 };
 use crate::layout::{CONTAINER_CONFIGS, CONTENT_DIRS, FILES, PACKAGES, SCRIPTS, content_path};
 use crate::layout::{is_hidden, is_readme};
-use crate::packages::{CUSTOM_INSTALLER, PackageList, PackageManager, parse_package_list};
+use crate::packages::{
+    CUSTOM_EXTENSION, CUSTOM_INSTALLER, CustomList, PackageList, PackageManager, parse_package_list,
+};
 use crate::scripts::{Script, ScriptNameError, parse_script_name};
 use crate::template::Template;
 
@@ -445,9 +447,10 @@ fn assemble(name: &str, nodes: BTreeMap<PathBuf, Node>, mut diags: Vec<Diagnosti
     template.config = config;
     template.scripts = load_scripts(content.scripts, &mut diags);
     template.files = load_template_files(content.files, &mut diags);
-    let (packages, custom) = load_packages(content.packages, &mut diags);
+    let (packages, custom, custom_lists) = load_packages(content.packages, &mut diags);
     template.packages = packages;
     template.custom_installer = custom;
+    template.custom_lists = custom_lists;
     finish(Some(template), diags)
 }
 
@@ -704,9 +707,10 @@ fn push_sidecar_issues(
 fn load_packages(
     nodes: BTreeMap<String, Node>,
     diags: &mut Vec<Diagnostic>,
-) -> (Vec<PackageList>, Option<String>) {
+) -> (Vec<PackageList>, Option<String>, Vec<CustomList>) {
     let mut lists = Vec::new();
     let mut custom = None;
+    let mut custom_lists = Vec::new();
     for (name, node) in nodes {
         let path = content_path(PACKAGES, &name);
         if is_hidden(&name) {
@@ -714,6 +718,29 @@ fn load_packages(
         }
         if name == CUSTOM_INSTALLER {
             custom = text_of(node, &path, "custom installer", "it is skipped", diags);
+            continue;
+        }
+        if let Some(bucket) = name
+            .strip_suffix(CUSTOM_EXTENSION)
+            .and_then(|b| b.strip_suffix('.'))
+            .filter(|b| !b.is_empty())
+        {
+            let Some(text) = text_of(node, &path, "custom package list", "it is skipped", diags)
+            else {
+                continue;
+            };
+            let list = CustomList {
+                bucket: bucket.to_string(),
+                raw: text,
+            };
+            for (line, message) in list.parse().1 {
+                diags.push(Diagnostic::warning(
+                    &path,
+                    u32::try_from(line).ok(),
+                    format!("{message}; the line is skipped"),
+                ));
+            }
+            custom_lists.push(list);
             continue;
         }
         let list = name
@@ -747,5 +774,5 @@ fn load_packages(
             )),
         }
     }
-    (lists, custom)
+    (lists, custom, custom_lists)
 }

@@ -20,6 +20,91 @@ use crate::diagnostic::{Diagnostic, Severity, line_no};
 /// File name of the optional custom installer script in `packages/`.
 pub const CUSTOM_INSTALLER: &str = "custom.sh";
 
+/// Extension of the library's custom package lists (`packages/<bucket>.custom`).
+pub const CUSTOM_EXTENSION: &str = "custom";
+
+/// A `packages/<bucket>.custom` list, kept as its text (written back unchanged); its lines
+/// are `name|check_command|install_command[|timeout_seconds]` (see [`CustomList::parse`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomList {
+    /// Bucket (the file name without `.custom`).
+    pub bucket: String,
+    /// The file's text.
+    pub raw: String,
+}
+
+/// One line of a custom list: `check` decides whether `install` runs (status 0: installed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomPackage {
+    /// Name shown in the log.
+    pub name: String,
+    /// Shell command; status 0 means the package is already there.
+    pub check: String,
+    /// Shell command installing it.
+    pub install: String,
+    /// Limit of the install command, seconds.
+    pub timeout_secs: Option<u64>,
+}
+
+impl CustomList {
+    /// File name: `<bucket>.custom`.
+    pub fn file_name(&self) -> String {
+        format!("{}.{CUSTOM_EXTENSION}", self.bucket)
+    }
+
+    /// The packages of the list, and problems as (line, message). `#` starts a comment line;
+    /// blank lines are skipped.
+    pub fn parse(&self) -> (Vec<CustomPackage>, Vec<(usize, String)>) {
+        let mut packages = Vec::new();
+        let mut problems = Vec::new();
+        for (i, line) in self.raw.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let parts: Vec<&str> = trimmed.splitn(4, '|').map(str::trim).collect();
+            let (name, check, install) = match parts.as_slice() {
+                [name, check, install, ..] => (*name, *check, *install),
+                _ => {
+                    problems.push((
+                        i + 1,
+                        "expected `name|check_command|install_command[|timeout_seconds]`"
+                            .to_owned(),
+                    ));
+                    continue;
+                }
+            };
+            if name.is_empty() || check.is_empty() || install.is_empty() {
+                problems.push((
+                    i + 1,
+                    "name, check command and install command must not be empty".to_owned(),
+                ));
+                continue;
+            }
+            let timeout_secs = match parts.get(3) {
+                None => None,
+                Some(t) => match t.parse::<u64>() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => {
+                        problems.push((
+                            i + 1,
+                            format!("timeout `{t}` is not a whole number of seconds"),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            packages.push(CustomPackage {
+                name: name.to_owned(),
+                check: check.to_owned(),
+                install: install.to_owned(),
+                timeout_secs,
+            });
+        }
+        (packages, problems)
+    }
+}
+
 /// A package manager; also the extension of its package list files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -586,6 +671,26 @@ pub fn parse_package_list(text: &str, manager: PackageManager) -> (Vec<Package>,
         }
     }
     (packages, diags)
+}
+
+#[cfg(test)]
+mod custom_tests {
+    use super::*;
+
+    #[test]
+    fn custom_lines_parse_with_optional_timeout() {
+        let list = CustomList {
+            bucket: "tools".into(),
+            raw: "# tools\nfoundry|command -v forge|curl -L x -o /tmp/f|300\n\nbad line\nx|true|echo hi|soon\nnode | node -v | apt-get install -y nodejs\n".into(),
+        };
+        let (packages, problems) = list.parse();
+        assert_eq!(packages.len(), 2);
+        assert_eq!(packages[0].name, "foundry");
+        assert_eq!(packages[0].install, "curl -L x -o /tmp/f");
+        assert_eq!(packages[0].timeout_secs, Some(300));
+        assert_eq!(packages[1].timeout_secs, None);
+        assert_eq!(problems.iter().map(|p| p.0).collect::<Vec<_>>(), vec![4, 5]);
+    }
 }
 
 #[cfg(test)]

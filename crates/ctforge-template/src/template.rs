@@ -9,7 +9,7 @@ use crate::conf::{self, TemplateConfig};
 use crate::diagnostic::{Diagnostic, line_no};
 use crate::files::{PATH_SUFFIX, POLICY_SUFFIX, TemplateFile, validate_target_path};
 use crate::layout::{self, FILES, PACKAGES, SCRIPTS, content_path};
-use crate::packages::{Package, PackageList};
+use crate::packages::{CustomList, Package, PackageList};
 use crate::scripts::{Script, parse_script_name};
 
 /// A whole template: what one template directory holds.
@@ -27,6 +27,9 @@ pub struct Template {
     pub packages: Vec<PackageList>,
     /// `packages/custom.sh`, the custom installer script, if any.
     pub custom_installer: Option<String>,
+    /// The library's `packages/<bucket>.custom` lists, sorted by file name.
+    #[serde(default)]
+    pub custom_lists: Vec<CustomList>,
 }
 
 impl Template {
@@ -56,6 +59,7 @@ impl Template {
                 })
                 .collect(),
             custom_installer: self.custom_installer.clone(),
+            custom_lists: self.custom_lists.clone(),
         }
     }
 

@@ -47,6 +47,9 @@ pub fn render_files(t: &Template) -> Vec<(PathBuf, String)> {
     for list in &t.packages {
         out.push((content_path(PACKAGES, &list.file_name()), list.render()));
     }
+    for list in &t.custom_lists {
+        out.push((content_path(PACKAGES, &list.file_name()), list.raw.clone()));
+    }
     if let Some(custom) = &t.custom_installer {
         out.push((content_path(PACKAGES, CUSTOM_INSTALLER), custom.clone()));
     }

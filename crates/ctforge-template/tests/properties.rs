@@ -169,6 +169,7 @@ fn template() -> impl Strategy<Value = Template> {
                     files,
                     packages,
                     custom_installer,
+                    custom_lists: Vec::new(),
                 };
                 // The loader's order: scripts by number, then name.
                 t.sort();

@@ -170,6 +170,7 @@ fn golden_template_model() {
             },
         ],
         custom_installer: Some(read(&dir, "container-configs/packages/custom.sh")),
+        custom_lists: Vec::new(),
     };
     assert_eq!(t, expected);
     assert!(t.scripts.iter().all(|s| s.enabled));

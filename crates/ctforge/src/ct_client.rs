@@ -531,6 +531,7 @@ fn step_line(step: &Step) -> (&'static str, &str) {
         Step::DeployFile { name, .. } => ("deploy_file", name),
         Step::ConfigManager => ("config_manager", ""),
         Step::Install { manager, .. } => ("install", manager),
+        Step::CustomPackage { name, .. } => ("custom_package", name),
         Step::CustomInstaller { .. } => ("custom_installer", ""),
         Step::RunScript { name, .. } => ("run_script", name),
         Step::Discover => ("discover", ""),

@@ -431,6 +431,28 @@ impl LxcBackend {
             .and_then(|m| m.parse().ok())
             .unwrap_or(512);
         let cores: Option<u64> = g.conf.get("cores").and_then(|c| c.parse().ok());
+        // On Proxmox, lxcfs makes /proc/meminfo show the CT's own memory, and scripts size
+        // themselves by it (the library's pre-checks warn below 2 GB). The same view, bound
+        // over the container's /proc/meminfo (the static form of what lxcfs serves).
+        let swap: u64 = g
+            .conf
+            .get("swap")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(512);
+        let meminfo = dir.join("meminfo");
+        let (total, swap_kb) = (mem * 1024, swap * 1024);
+        std::fs::write(
+            &meminfo,
+            format!(
+                "MemTotal:       {total:>8} kB\nMemFree:        {free:>8} kB\nMemAvailable:   {free:>8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nSwapTotal:      {swap_kb:>8} kB\nSwapFree:       {swap_kb:>8} kB\n",
+                free = total * 9 / 10
+            ),
+        )
+        .map_err(|e| format!("{}: {e}", meminfo.display()))?;
+        s.push_str(&format!(
+            "lxc.mount.entry = {} proc/meminfo none bind,ro,optional 0 0\n",
+            meminfo.display()
+        ));
         let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         if v2 {
             s.push_str(&format!("lxc.cgroup2.memory.max = {}\n", mem * 1024 * 1024));

@@ -115,14 +115,95 @@ pub fn script_path(name: &str) -> String {
     format!("{STATE_DIR}/scripts/{}", staged_name(name))
 }
 
-/// The command running a stored script with the ctforge environment.
+/// The version of the script runtime ([`RUNTIME`]); part of its path, so a container keeps
+/// the runtime its scripts were written against until ctforge pushes a newer one.
+pub const RUNTIME_VERSION: u32 = 1;
+/// Where the script runtime lives in the container.
+pub const RUNTIME_PATH: &str = "/usr/local/lib/ctforge/runtime-v1.sh";
+/// The unversioned name of the current runtime (a symlink), for users' own shells.
+pub const RUNTIME_LINK: &str = "/usr/local/lib/ctforge/runtime.sh";
+/// The script runtime: the variables and functions of the library's contract
+/// (`log_info`, `ensure_installed`, `run_as_user`, `save_credential`, `CONTAINER_USER`, …),
+/// sourced by bash before every template script.
+pub const RUNTIME: &str = include_str!("runtime.sh");
+/// The library's credentials file (`save_credential` appends `KEY=VALUE` lines to it; an
+/// older layout made it a directory of files). Read besides [`CREDENTIALS_DIR`].
+pub const LIBRARY_CREDENTIALS: &str = "/etc/infrahaus/credentials";
+/// The library's first-run marker: present once a run has completed.
+pub const FIRST_RUN_MARKER: &str = "/var/log/config-manager/.first-run-complete";
+/// The boot unit's configuration (the library's file, mode 600).
+pub const CONFIG_ENV: &str = "/etc/config-manager/config.env";
+
+/// Links the current runtime under its unversioned name.
+pub fn link_runtime() -> String {
+    format!("ln -sfn {} {}", quote(RUNTIME_PATH), quote(RUNTIME_LINK))
+}
+
+/// Installing bash where the image lacks it (Alpine and other small images): for each
+/// package manager, the command telling whether it is there and the install command.
+pub const BASH_INSTALLERS: [(&str, &str); 3] = [
+    ("command -v apk", "apk add --no-cache bash"),
+    (
+        "command -v apt-get",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q bash",
+    ),
+    ("command -v dnf", "dnf install -y bash"),
+];
+
+/// The command running a stored script in bash with the runtime sourced first (`BASH_ENV`),
+/// the credentials directory ready and the ctforge environment set.
 pub fn run_script(path: &str, hostname: &str) -> String {
     format!(
-        "mkdir -p {cred} && chmod 700 {cred} && CTFORGE_CREDENTIALS_DIR={cred} CTFORGE_HOSTNAME={host} sh {path}",
+        "mkdir -p {cred} && chmod 700 {cred} && CTFORGE_CREDENTIALS_DIR={cred} CTFORGE_HOSTNAME={host} BASH_ENV={rt} bash {path}",
         cred = quote(CREDENTIALS_DIR),
         host = quote(hostname),
+        rt = quote(RUNTIME_PATH),
         path = quote(path)
     )
+}
+
+/// A command line of a template (a `.custom` check or install) run in bash with the runtime.
+pub fn run_inline(command: &str) -> String {
+    format!(
+        "BASH_ENV={} bash -c {}",
+        quote(RUNTIME_PATH),
+        quote(command)
+    )
+}
+
+/// Marks the first run complete (`CONFIG_MANAGER_FIRST_RUN` is `false` from now on).
+pub fn mark_first_run() -> String {
+    format!(
+        "mkdir -p {dir} && date '+%Y-%m-%d %H:%M:%S' > {marker}",
+        dir = quote(parent(FIRST_RUN_MARKER)),
+        marker = quote(FIRST_RUN_MARKER)
+    )
+}
+
+/// The boot unit's configuration file: the configured container user (a template's
+/// `TEMPLATE_CONTAINER_USER`), read by the runtime as `CONFIG_CONTAINER_USER`.
+pub fn config_env(container_user: Option<&str>) -> String {
+    let mut text = String::from("# Written by ctforge: the config-manager's configuration.\n");
+    if let Some(user) = container_user {
+        text.push_str(&format!("CONFIG_CONTAINER_USER={user}\n"));
+    }
+    text
+}
+
+/// The level of a runtime log line (`[YYYY-mm-dd HH:MM:SS] [LEVEL  ] message`), if it is one.
+pub fn helper_level(line: &str) -> Option<&'static str> {
+    let rest = line.strip_prefix("! ").unwrap_or(line).strip_prefix('[')?;
+    let (stamp, rest) = rest.split_once("] [")?;
+    if stamp.len() != 19 {
+        return None;
+    }
+    let (level, _) = rest.split_once(']')?;
+    match level.trim() {
+        "INFO" => Some("info"),
+        "WARNING" | "WARN" => Some("warning"),
+        "ERROR" => Some("error"),
+        _ => None,
+    }
 }
 
 /// Lists the service units systemd knows (first column is the unit name).
@@ -147,8 +228,14 @@ pub const LAST_APPLY: &str = "/var/lib/ctforge/last-apply";
 pub const APPLY_UNIT_NAME: &str = "ctforge-apply.service";
 
 /// The sections of [`monitor_script`], in order.
-pub const MONITOR_SECTIONS: [&str; 5] =
-    ["units", "ports", "credentials", "last-apply", "apply-unit"];
+pub const MONITOR_SECTIONS: [&str; 6] = [
+    "units",
+    "ports",
+    "credentials",
+    "last-apply",
+    "apply-unit",
+    "library-credentials",
+];
 
 /// The marker line prefix of [`monitor_script`] for a run's `nonce`. Content inside the
 /// container cannot forge it because the nonce is random per run.
@@ -159,8 +246,9 @@ pub fn monitor_marker(nonce: &str) -> String {
 /// Monitoring's one batched command: a `sh` script printing, each between marker lines with
 /// its exit status, `systemctl show` of the tracked `units`, the listening ports, the
 /// credentials directory as a base64 tar archive (so file contents cannot break the
-/// sections), the config-manager's last-run stamp and its unit's state. Every part runs even
-/// when another fails.
+/// sections), the config-manager's last-run stamp and its unit's state, and the library's
+/// credentials ([`LIBRARY_CREDENTIALS`], a file or a directory: archived as it is). Every
+/// part runs even when another fails.
 pub fn monitor_script(units: &[String], nonce: &str) -> String {
     let marker = monitor_marker(nonce);
     let unit_list = units.iter().map(|u| quote(u)).collect::<Vec<_>>().join(" ");
@@ -182,6 +270,17 @@ pub fn monitor_script(units: &[String], nonce: &str) -> String {
         format!(
             "systemctl show -p ActiveState,SubState,Result,UnitFileState {} 2>&1",
             quote(APPLY_UNIT_NAME)
+        ),
+        format!(
+            "[ ! -e {lib} ] || tar -C {dir} -cf - {name} | base64",
+            lib = quote(LIBRARY_CREDENTIALS),
+            dir = quote(parent(LIBRARY_CREDENTIALS)),
+            name = quote(
+                LIBRARY_CREDENTIALS
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("credentials")
+            )
         ),
     ];
     let mut script = String::new();
@@ -249,9 +348,62 @@ mod tests {
                 "{script}"
             );
         }
-        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 5);
+        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 6);
         assert!(script.ends_with("echo @@ctforge-n1:end\n"));
         assert!(monitor_script(&[], "n").contains("@@ctforge-n:units\ntrue\n"));
+    }
+
+    #[test]
+    fn helper_lines_carry_their_level() {
+        assert_eq!(
+            helper_level("[2026-01-02 03:04:05] [WARNING]   Memory is below recommended 2GB."),
+            Some("warning")
+        );
+        assert_eq!(
+            helper_level("[2026-01-02 03:04:05] [INFO   ] x"),
+            Some("info")
+        );
+        assert_eq!(
+            helper_level("! [2026-01-02 03:04:05] [ERROR  ] x"),
+            Some("error")
+        );
+        assert_eq!(helper_level("[x] [WARNING] not a stamp"), None);
+        assert_eq!(helper_level("plain output"), None);
+    }
+
+    #[test]
+    fn scripts_run_in_bash_with_the_runtime() {
+        let cmd = run_script("/var/lib/ctforge/scripts/00-a.sh", "h");
+        assert!(
+            cmd.ends_with("BASH_ENV=/usr/local/lib/ctforge/runtime-v1.sh bash /var/lib/ctforge/scripts/00-a.sh"),
+            "{cmd}"
+        );
+        for name in [
+            "log_info",
+            "log_warn",
+            "log_error",
+            "is_installed",
+            "ensure_installed",
+            "wait_for_apt_lock",
+            "run_as_user",
+            "generate_password",
+            "save_credential",
+            "detect_container_os",
+            "detect_container_user",
+            "detect_package_manager",
+            "detect_first_run",
+            "mark_first_run_complete",
+            "export_script_env",
+        ] {
+            assert!(
+                RUNTIME.contains(&format!("\n{name}() {{")),
+                "{name} missing"
+            );
+        }
+        assert_eq!(
+            config_env(Some("dev")).lines().last(),
+            Some("CONFIG_CONTAINER_USER=dev")
+        );
     }
 
     #[test]

@@ -177,6 +177,72 @@ pub fn parse_credentials_archive(base64_text: &str) -> Result<Vec<(String, Strin
     Ok(out)
 }
 
+/// Decodes the library's credentials as `tar -C /etc/infrahaus -cf - credentials | base64`
+/// prints them, in either form: a `KEY=VALUE` file (`#` comments and blank lines skipped, the
+/// last value of a key wins) or a directory of files (name, content). Sorted by name.
+pub fn parse_library_credentials(base64_text: &str) -> Result<Vec<(String, String)>, String> {
+    let compact: String = base64_text.split_whitespace().collect();
+    if compact.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|e| format!("the credentials archive is not valid base64: {e}"))?;
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("the credentials archive is unreadable: {e}"))?;
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("the credentials archive is corrupt: {e}"))?;
+        if !entry.header().entry_type().is_file() || entry.size() > MAX_CREDENTIAL_BYTES {
+            continue;
+        }
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = raw
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
+        let mut content = Vec::new();
+        entry
+            .read_to_end(&mut content)
+            .map_err(|e| format!("cannot read {path:?} from the archive: {e}"))?;
+        let text = String::from_utf8_lossy(&content).into_owned();
+        match path.split_once('/') {
+            None => {
+                for line in text.lines() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    let line = line.strip_prefix("export ").unwrap_or(line);
+                    if let Some((key, value)) = line.split_once('=') {
+                        let key = key.trim();
+                        if !key.is_empty() && !key.contains(char::is_whitespace) {
+                            found.insert(key.to_owned(), unquote(value.trim()).to_owned());
+                        }
+                    }
+                }
+            }
+            Some((_, name)) if !name.is_empty() && !name.contains('/') => {
+                found.insert(name.to_owned(), text.trim_end_matches('\n').to_owned());
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(found.into_iter().collect())
+}
+
+/// A value without one pair of surrounding quotes.
+fn unquote(value: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = value.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +323,31 @@ mod tests {
             builder.append(&h, *data).unwrap();
         }
         base64::engine::general_purpose::STANDARD.encode(builder.into_inner().unwrap())
+    }
+
+    #[test]
+    fn library_credentials_in_both_forms() {
+        let file = archive(&[(
+            "credentials",
+            b"# Credentials\n\nCODE_SERVER_PASSWORD=abc=def\nDB_PASS=\"q\"\nCODE_SERVER_PASSWORD=new\n",
+        )]);
+        assert_eq!(
+            parse_library_credentials(&file).unwrap(),
+            vec![
+                ("CODE_SERVER_PASSWORD".to_owned(), "new".to_owned()),
+                ("DB_PASS".to_owned(), "q".to_owned())
+            ]
+        );
+        let dir = archive(&[
+            ("./credentials/", b""),
+            ("./credentials/FILEBROWSER_PASSWORD", b"pw\n"),
+            ("./credentials/deep/x", b"skip"),
+        ]);
+        assert_eq!(
+            parse_library_credentials(&dir).unwrap(),
+            vec![("FILEBROWSER_PASSWORD".to_owned(), "pw".to_owned())]
+        );
+        assert_eq!(parse_library_credentials("").unwrap(), vec![]);
     }
 
     #[test]

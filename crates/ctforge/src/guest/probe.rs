@@ -186,7 +186,20 @@ pub fn parse_report(stdout: &str, nonce: &str, duration: Duration) -> Option<Rep
             parse::parse_credentials_archive(body)
                 .map_err(|e| format!("reading the credentials: {e}"))
         })
-        .map(|list| {
+        .map(|mut list| {
+            // The library's credentials (read when the section is there); ctforge's own
+            // directory wins on a name both have.
+            let library = all
+                .get("library-credentials")
+                .filter(|s| s.rc == Some(0))
+                .and_then(|s| parse::parse_library_credentials(&s.body).ok())
+                .unwrap_or_default();
+            for (name, value) in library {
+                if !list.iter().any(|(n, _)| *n == name) {
+                    list.push((name, value));
+                }
+            }
+            list.sort();
             list.into_iter()
                 .map(|(name, value)| (name, Plain::new(value)))
                 .collect()

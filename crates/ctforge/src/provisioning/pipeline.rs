@@ -174,6 +174,24 @@ async fn run(
     what: &str,
     command: &str,
 ) -> Result<String, StepError> {
+    run_counted(ctx, channel, what, command, &mut Levels::default()).await
+}
+
+/// How many runtime log lines of each level a command printed (`log_warn` → warnings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Levels {
+    warnings: usize,
+    errors: usize,
+}
+
+/// [`run`], counting the runtime's `WARNING` and `ERROR` lines into `levels`.
+async fn run_counted(
+    ctx: &JobContext,
+    channel: &dyn RemoteExec,
+    what: &str,
+    command: &str,
+    levels: &mut Levels,
+) -> Result<String, StepError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut collected = String::new();
     // Lines that arrived while the previous batch was stored go to the store together, in
@@ -185,6 +203,13 @@ async fn run(
                 && let Ok(line) = rx.try_recv()
             {
                 batch.push(line);
+            }
+            for line in &batch {
+                match commands::helper_level(line) {
+                    Some("warning") => levels.warnings += 1,
+                    Some("error") => levels.errors += 1,
+                    _ => {}
+                }
             }
             let _ = ctx.log_lines(batch).await;
         }
@@ -662,11 +687,19 @@ impl CreateContainer {
         let installs: Vec<&Step> = plan
             .steps
             .iter()
-            .filter(|s| matches!(s, Step::Install { .. } | Step::CustomInstaller { .. }))
+            .filter(|s| {
+                matches!(
+                    s,
+                    Step::Install { .. }
+                        | Step::CustomPackage { .. }
+                        | Step::CustomInstaller { .. }
+                )
+            })
             .collect();
         if installs.is_empty() {
             let _ = ctx.log("no packages to install").await;
         }
+        let mut runtime_ready = false;
         for (i, s) in installs.iter().enumerate() {
             match s {
                 Step::Install { manager, packages } => {
@@ -681,7 +714,47 @@ impl CreateContainer {
                     )
                     .await?;
                 }
+                Step::CustomPackage {
+                    name,
+                    check,
+                    install,
+                    timeout_secs,
+                } => {
+                    if !runtime_ready {
+                        self.install_runtime(ctx, channel.as_ref(), plan).await?;
+                        runtime_ready = true;
+                    }
+                    // The check decides, in bash with the runtime, as the library runs it.
+                    let (code, _) = probe(channel.as_ref(), &commands::run_inline(check)).await?;
+                    if code == 0 {
+                        let _ = ctx
+                            .log(format!("{name}: already installed (check passed), skipped"))
+                            .await;
+                    } else {
+                        let limit = timeout_secs
+                            .map(Duration::from_secs)
+                            .unwrap_or(self.limits.command);
+                        let _ = ctx
+                            .log(format!(
+                                "{name}: check failed (status {code}), installing (limit {}s)",
+                                limit.as_secs()
+                            ))
+                            .await;
+                        let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+                        run(
+                            ctx,
+                            limited.as_ref(),
+                            &format!("custom package {name}"),
+                            &commands::run_inline(install),
+                        )
+                        .await?;
+                    }
+                }
                 Step::CustomInstaller { content } => {
+                    if !runtime_ready {
+                        self.install_runtime(ctx, channel.as_ref(), plan).await?;
+                        runtime_ready = true;
+                    }
                     let path = format!("{}/custom.sh", commands::STATE_DIR);
                     channel
                         .push(content.as_bytes(), &path, Some(0o755), None)
@@ -724,7 +797,10 @@ impl CreateContainer {
             .collect();
         if scripts.is_empty() {
             let _ = ctx.log("no scripts to run").await;
+        } else {
+            self.install_runtime(ctx, channel.as_ref(), plan).await?;
         }
+        let mut total = Levels::default();
         for (i, (name, content)) in scripts.iter().enumerate() {
             let path = commands::script_path(name);
             channel
@@ -734,17 +810,113 @@ impl CreateContainer {
             let _ = ctx.log(format!("running {name}")).await;
             let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
             let limited = self.bounded(ctx, cluster, vmid, limit).await?;
-            run(
+            let mut levels = Levels::default();
+            run_counted(
                 ctx,
                 limited.as_ref(),
                 &format!("script {name}"),
                 &commands::run_script(&path, &plan.hostname),
+                &mut levels,
             )
             .await?;
+            let _ = ctx
+                .log(format!(
+                    "{name}: done, {} warning(s), {} error line(s)",
+                    levels.warnings, levels.errors
+                ))
+                .await;
+            total.warnings += levels.warnings;
+            total.errors += levels.errors;
             let _ = ctx
                 .percent(u8::try_from((i + 1) * 100 / scripts.len()).unwrap_or(100))
                 .await;
         }
+        if !scripts.is_empty() {
+            let _ = ctx
+                .emit(
+                    "summary",
+                    serde_json::json!({
+                        "scripts": scripts.len(),
+                        "warnings": total.warnings,
+                        "errors": total.errors,
+                    }),
+                )
+                .await;
+            let _ = ctx
+                .log(format!(
+                    "scripts: {} run, {} warning(s), {} error line(s)",
+                    scripts.len(),
+                    total.warnings,
+                    total.errors
+                ))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Pushes the script runtime (the library's helpers and variables), makes sure bash is
+    /// there, and writes the boot unit's configuration (the template's container user).
+    async fn install_runtime(
+        &self,
+        ctx: &JobContext,
+        channel: &dyn RemoteExec,
+        plan: &Plan,
+    ) -> Result<(), StepError> {
+        run(
+            ctx,
+            channel,
+            "prepare runtime",
+            &format!(
+                "mkdir -p {} {}",
+                ctforge_ssh::quote(commands::parent(commands::RUNTIME_PATH)),
+                ctforge_ssh::quote(commands::parent(commands::CONFIG_ENV))
+            ),
+        )
+        .await?;
+        channel
+            .push(
+                commands::RUNTIME.as_bytes(),
+                commands::RUNTIME_PATH,
+                Some(0o644),
+                None,
+            )
+            .await
+            .map_err(|e| fail(format!("push the script runtime: {e}")))?;
+        channel
+            .push(
+                commands::config_env(plan.container_user.as_deref()).as_bytes(),
+                commands::CONFIG_ENV,
+                Some(0o600),
+                None,
+            )
+            .await
+            .map_err(|e| fail(format!("push {}: {e}", commands::CONFIG_ENV)))?;
+        // Every step a simple command, so each decision is logged (and the memory backend's
+        // shell follows it).
+        if probe(channel, "command -v bash").await?.0 != 0 {
+            let mut installed = false;
+            for (check, install) in commands::BASH_INSTALLERS {
+                if probe(channel, check).await?.0 == 0 {
+                    let _ = ctx.log("bash is missing: installing it").await;
+                    run(ctx, channel, "install bash", install).await?;
+                    installed = true;
+                    break;
+                }
+            }
+            if !installed {
+                return Err(fail(
+                    "template scripts need bash, and the container has neither bash nor a package manager to install it",
+                ));
+            }
+        }
+        run(ctx, channel, "link runtime", &commands::link_runtime()).await?;
+        let _ = ctx
+            .log(format!(
+                "script runtime v{} installed ({})",
+                commands::RUNTIME_VERSION,
+                commands::RUNTIME_PATH
+            ))
+            .await;
         Ok(())
     }
 
@@ -827,6 +999,9 @@ impl CreateContainer {
                 report.credentials.len()
             ))
             .await;
+        // The first run is complete: later runs (boot unit, re-apply) see
+        // CONFIG_MANAGER_FIRST_RUN=false.
+        probe(quick.as_ref(), &commands::mark_first_run()).await?;
         self.store
             .update_container_status(
                 container.id,

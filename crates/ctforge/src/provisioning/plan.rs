@@ -123,6 +123,18 @@ pub enum Step {
         /// Package specs (`name`, `name=1.2`, `name@1.2`, `name==1.2`).
         packages: Vec<String>,
     },
+    /// Install one package of a `.custom` list: `check` decides (status 0: there already),
+    /// else `install` runs, within `timeout_secs` when given.
+    CustomPackage {
+        /// Name.
+        name: String,
+        /// Check command.
+        check: String,
+        /// Install command.
+        install: String,
+        /// Limit of the install, seconds.
+        timeout_secs: Option<u64>,
+    },
     /// Run the template's custom installer.
     CustomInstaller {
         /// Script text.
@@ -146,7 +158,9 @@ impl Step {
             Step::Create => "create",
             Step::Start => "start",
             Step::DeployFile { .. } | Step::ConfigManager => "deploy",
-            Step::Install { .. } | Step::CustomInstaller { .. } => "install",
+            Step::Install { .. } | Step::CustomPackage { .. } | Step::CustomInstaller { .. } => {
+                "install"
+            }
             Step::RunScript { .. } => "scripts",
             Step::Discover => "discover",
         }
@@ -224,6 +238,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Static IP without prefix, if any (for web URLs before discovery).
     pub ip: Option<String>,
+    /// The template's `TEMPLATE_CONTAINER_USER`: the runtime's `CONTAINER_USER` (otherwise
+    /// the library's detection rules pick it).
+    #[serde(default)]
+    pub container_user: Option<String>,
 }
 
 /// What is shown to users: the Proxmox parameters with the password masked.
@@ -508,6 +526,26 @@ pub fn resolve(
         }
     }
 
+    let container_user = template.and_then(|t| {
+        t.config
+            .extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "TEMPLATE_CONTAINER_USER")
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    });
+    if let Some(user) = &container_user
+        && !valid_user_name(user)
+    {
+        errors.push((
+            "template".into(),
+            format!(
+                "TEMPLATE_CONTAINER_USER {user:?} is not a user name (lowercase letters, digits, - and _, at most 32)"
+            ),
+        ));
+    }
+
     // Packages: the chosen buckets in template order, then extras.
     let mut steps = vec![Step::Create, Step::Start];
     if let Some(t) = template {
@@ -526,7 +564,13 @@ pub fn resolve(
         steps.push(Step::ConfigManager);
     }
     let bucket_names: BTreeSet<String> = template
-        .map(|t| t.packages.iter().map(|p| p.bucket.clone()).collect())
+        .map(|t| {
+            t.packages
+                .iter()
+                .map(|p| p.bucket.clone())
+                .chain(t.custom_lists.iter().map(|l| l.bucket.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let chosen: Option<BTreeSet<String>> = req.buckets.clone().map(|b| b.into_iter().collect());
     if let Some(chosen) = &chosen {
@@ -569,6 +613,20 @@ pub fn resolve(
             manager: manager.as_str().to_owned(),
             packages,
         });
+    }
+    if let Some(t) = template {
+        for list in &t.custom_lists {
+            if chosen.as_ref().is_none_or(|c| c.contains(&list.bucket)) {
+                for p in list.parse().0 {
+                    steps.push(Step::CustomPackage {
+                        name: p.name,
+                        check: p.check,
+                        install: p.install,
+                        timeout_secs: p.timeout_secs,
+                    });
+                }
+            }
+        }
     }
     if let Some(custom) = template.and_then(|t| t.custom_installer.clone()) {
         steps.push(Step::CustomInstaller { content: custom });
@@ -655,7 +713,18 @@ pub fn resolve(
         params,
         steps,
         ip: static_ip,
+        container_user,
     })
+}
+
+/// A portable Linux user name (what `useradd` accepts by default).
+pub fn valid_user_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 #[cfg(test)]

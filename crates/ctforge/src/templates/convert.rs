@@ -30,6 +30,9 @@ pub struct StoredConfig {
     /// `packages/custom.sh`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_installer: Option<String>,
+    /// The library's `packages/<bucket>.custom` lists, as their text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_lists: Vec<ctforge_template::CustomList>,
     /// Every package list in file order, with its original text (kept even when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub package_lists: Vec<StoredList>,
@@ -76,6 +79,7 @@ pub fn template_to_record(t: &Template, source_path: Option<&str>) -> TemplateRe
     let stored = StoredConfig {
         config: t.config.clone(),
         custom_installer: t.custom_installer.clone(),
+        custom_lists: t.custom_lists.clone(),
         package_lists: t
             .packages
             .iter()
@@ -277,6 +281,7 @@ pub fn record_to_template(record: &TemplateRecord) -> Result<Template, Templates
         files,
         packages,
         custom_installer: stored.custom_installer,
+        custom_lists: stored.custom_lists,
     })
 }
 

@@ -441,6 +441,9 @@ pub fn diff(old: &TemplateRecord, new: &TemplateRecord) -> Changes {
         if let Some(custom) = &c.custom_installer {
             map.insert("custom.sh".to_owned(), Some(custom.clone()));
         }
+        for list in &c.custom_lists {
+            map.insert(list.file_name(), Some(list.raw.clone()));
+        }
         map
     };
     let mut changes = Changes {

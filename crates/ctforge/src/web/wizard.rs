@@ -528,6 +528,14 @@ fn describe(step: &Step) -> Markup {
         Step::Install { manager, packages } => {
             html! { "Install with " strong { (manager) } ": " code { (packages.join(" ")) } }
         }
+        Step::CustomPackage {
+            name,
+            check,
+            install,
+            ..
+        } => {
+            html! { "Install " strong { (name) } " with " code { (install) } " unless " code { (check) } " succeeds" }
+        }
         Step::CustomInstaller { .. } => html! { "Run the template's custom installer" },
         Step::RunScript { name, .. } => html! { "Run script " code { (name) } },
         Step::Discover => {

@@ -134,8 +134,24 @@ pub async fn provision(
     vmid: u32,
     tweak: impl FnOnce(&mut ctforge::config::Config) + Send + 'static,
 ) -> (Provisioned, serde_json::Value) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixtures);
+    let body = serde_json::json!({ "template": template, "hostname": hostname, "vmid": vmid, "password": "provision-me" });
+    provision_from(root, body, tweak).await
+}
+
+/// Provisions the create request `body` (its `template` from the template root `root`,
+/// its `vmid` given) on real LXC, as [`provision`] does.
+pub async fn provision_from(
+    root: std::path::PathBuf,
+    body: serde_json::Value,
+    tweak: impl FnOnce(&mut ctforge::config::Config) + Send + 'static,
+) -> (Provisioned, serde_json::Value) {
     use serde_json::json;
     use std::time::{Duration, Instant};
+    let template = body["template"].as_str().unwrap_or("-").to_owned();
+    let vmid = u32::try_from(body["vmid"].as_u64().unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sim = sim(dir.path(), Vec::new()).await;
     let cluster = ctforge::config::ClusterBootstrap {
@@ -143,9 +159,6 @@ pub async fn provision(
         ssh_host_key: sim.ssh_host_key_fingerprint.clone(),
         ..super::sim_cluster(&sim)
     };
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(fixtures);
     let app = super::spawn_app_with("sqlite", move |c| {
         c.clusters = vec![cluster];
         c.templates.roots = vec![root];
@@ -165,12 +178,7 @@ pub async fn provision(
     assert_eq!(discovered.status(), 200);
     let started = Instant::now();
     let r = session
-        .post(
-            &app.client,
-            &app.address,
-            "/api/v1/containers",
-            json!({ "template": template, "hostname": hostname, "vmid": vmid, "password": "provision-me" }),
-        )
+        .post(&app.client, &app.address, "/api/v1/containers", body)
         .await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     let created: serde_json::Value = r.json().await.unwrap();

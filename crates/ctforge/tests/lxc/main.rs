@@ -5,4 +5,5 @@ mod common;
 
 mod create_lxc;
 mod install_script;
+mod library_lxc;
 mod monitor_lxc;

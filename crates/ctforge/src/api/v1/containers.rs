@@ -489,11 +489,24 @@ pub async fn services(
         .into_iter()
         .map(|c| c.name)
         .collect();
+    let units: Vec<&str> = services.iter().map(|s| s.unit.as_str()).collect();
+    let credential_services = credentials
+        .iter()
+        .filter_map(|name| {
+            crate::containers::credentials::service_for(name, &units).map(|unit| {
+                CredentialService {
+                    credential: name.clone(),
+                    unit: unit.to_owned(),
+                }
+            })
+        })
+        .collect();
     Ok(Json(ServicesView {
         id: record.id,
         vmid: target.vmid,
         services,
         credentials,
+        credential_services,
     }))
 }
 
@@ -508,4 +521,16 @@ pub struct ServicesView {
     pub services: Vec<ContainerService>,
     /// Stored credential names.
     pub credentials: Vec<String>,
+    /// Credentials whose name says which service they belong to.
+    #[serde(default)]
+    pub credential_services: Vec<CredentialService>,
+}
+
+/// A credential linked to its service by its name (`CODE_SERVER_PASSWORD` → code-server).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CredentialService {
+    /// Credential name.
+    pub credential: String,
+    /// The service's unit.
+    pub unit: String,
 }

@@ -542,6 +542,16 @@ async fn services_tab(
     };
     let services = state.store.list_services(record.id).await?;
     let credentials = state.store.list_credentials(record.id).await?;
+    let units: Vec<&str> = services.iter().map(|s| s.unit.as_str()).collect();
+    let links: Vec<(String, Option<String>)> = credentials
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                credentials::service_for(&c.name, &units).map(str::to_owned),
+            )
+        })
+        .collect();
     let can_reveal = user.can("vms", credentials::REVEAL_PRIVILEGE);
     let can_refresh = user.can("vms", monitor::REFRESH_PRIVILEGE);
     let key = target.url_id();
@@ -559,7 +569,7 @@ async fn services_tab(
                 p.muted { "No services tracked yet." }
             } @else {
                 table.table {
-                    thead { tr { th scope="col" { "Unit" } th scope="col" { "State" } th scope="col" { "Enabled" } th scope="col" { "Port" } th scope="col" { "Checked" } th scope="col" { "Web UI" } } }
+                    thead { tr { th scope="col" { "Unit" } th scope="col" { "State" } th scope="col" { "Enabled" } th scope="col" { "Port" } th scope="col" { "Checked" } th scope="col" { "Web UI" } th scope="col" { "Credentials" } } }
                     tbody {
                         @for s in &services {
                             tr {
@@ -569,6 +579,11 @@ async fn services_tab(
                                 td.mono { (s.port.map(|p| p.to_string()).unwrap_or_default()) }
                                 td { (ui::fmt_time(s.updated_at)) }
                                 td { (web_link(s)) }
+                                td {
+                                    @for (name, _) in links.iter().filter(|(_, u)| u.as_deref() == Some(s.unit.as_str())) {
+                                        span.mono { (name) } " " span.muted { "(sealed)" } " "
+                                    }
+                                }
                             }
                         }
                     }
@@ -584,6 +599,9 @@ async fn services_tab(
                     @for c in &credentials {
                         li.row {
                             span.mono { (c.name) }
+                            @if let Some(unit) = links.iter().find(|(n, _)| *n == c.name).and_then(|(_, u)| u.as_deref()) {
+                                span.muted { "for " (unit) }
+                            }
                             @match revealed.as_ref().filter(|(n, _)| *n == c.name) {
                                 Some((_, value)) => {
                                     input.mono.secret readonly value=(value) size=(value.chars().count().clamp(12, 64)) aria-label={ "Value of " (c.name) };

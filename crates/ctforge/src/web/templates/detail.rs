@@ -205,7 +205,7 @@ fn scripts_tab(record: &TemplateRecord) -> Markup {
 
 fn packages_tab(t: &Template) -> Markup {
     html! {
-        @if t.packages.is_empty() && t.custom_installer.is_none() {
+        @if t.packages.is_empty() && t.custom_installer.is_none() && t.custom_lists.is_empty() {
             (ui::empty_state("No packages", "Package lists are installed with their manager. Add a list or copy a bucket in the editor.", None))
         }
         @for manager in PackageManager::ALL {
@@ -218,6 +218,14 @@ fn packages_tab(t: &Template) -> Markup {
                         @if l.packages.is_empty() { p.muted { "empty list" } }
                         ul.pkg-list { @for p in &l.packages { li { code { (p.spec(manager)) } } } }
                     }
+                }
+            }
+        }
+        @for list in &t.custom_lists {
+            h3.manager-head.mono { (list.file_name()) }
+            ul.pkg-list {
+                @for p in list.parse().0 {
+                    li { code { (p.name) } " " span.muted { "installed by " } code { (p.install) } " " span.muted { "unless " } code { (p.check) } }
                 }
             }
         }
