@@ -226,6 +226,8 @@ fn seq_counts_like_coreutils() {
     );
     let (_, e, c) = sh(&b, "seq");
     assert_eq!((e.lines().next(), c), (Some("seq: missing operand"), 1));
+}
+
 /// Runs `script` as ctforge runs a template's script: stored in the guest, then
 /// `mkdir -p CRED && … CTFORGE_CREDENTIALS_DIR=CRED … sh FILE`.
 fn run_stored(b: &MemoryBackend, script: &str) -> (String, String, u32) {
