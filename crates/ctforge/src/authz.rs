@@ -132,6 +132,17 @@ impl Rights<'static> {
 }
 
 impl<'a> Rights<'a> {
+    /// The rights of the user whose own ticket `client` carries.
+    pub fn own(client: &'a dyn PveApi, username: &str, cluster: &str) -> Self {
+        Self::new(
+            Via::Borrowed(client),
+            None,
+            username,
+            cluster,
+            username == "root@pam",
+        )
+    }
+
     /// `username`'s rights asked with `service` (the cluster's token) on their behalf.
     pub fn on_behalf(service: &'a dyn PveApi, username: &str, cluster: &str) -> Self {
         Self::new(
@@ -216,7 +227,7 @@ impl<'a> Rights<'a> {
         let held = self.on(path).await?;
         match privileges.iter().find(|p| !held.contains(**p)) {
             None => Ok(()),
-            Some(missing) => Err(self.denied(&format!("{path}, {missing}"))),
+            Some(missing) => Err(self.denied(path, missing)),
         }
     }
 
@@ -226,16 +237,20 @@ impl<'a> Rights<'a> {
         if privileges.iter().any(|p| held.contains(*p)) {
             Ok(())
         } else {
-            Err(self.denied(&format!("{path}, {}", privileges.join("|"))))
+            Err(self.denied(path, &privileges.join("|")))
         }
     }
 
-    /// A refusal in Proxmox's words, naming who and where.
-    pub fn denied(&self, what: &str) -> AppError {
-        AppError::Forbidden(format!(
-            "Permission check failed ({what}): {} on cluster {}; ask an administrator",
-            self.username, self.cluster
-        ))
+    /// A refusal: Proxmox's own words when the identity asked with its own ticket (as Proxmox
+    /// would have answered the call), else naming whom the service token asked for.
+    pub fn denied(&self, path: &str, privileges: &str) -> AppError {
+        match &self.on_behalf {
+            None => AppError::Forbidden(format!("Permission check failed ({path}, {privileges})")),
+            Some(user) => AppError::Forbidden(format!(
+                "permission denied: {user} lacks {privileges} on {path} (cluster {}); ask an administrator",
+                self.cluster
+            )),
+        }
     }
 
     /// A refusal for an option only `root@pam` may set.
@@ -448,7 +463,7 @@ pub async fn create(
         }
     };
     if !rights.holds(&vm, "VM.Allocate").await? && !on_pool("VM.Allocate").await? {
-        return Err(rights.denied(&format!("{vm}, VM.Allocate")));
+        return Err(rights.denied(&vm, "VM.Allocate"));
     }
     let vm_priv = |privilege: &'static str| {
         let vm = vm.clone();
@@ -456,7 +471,7 @@ pub async fn create(
             if on_pool(privilege).await? || rights.holds(&vm, privilege).await? {
                 Ok(())
             } else {
-                Err(rights.denied(&format!("{vm}, {privilege}")))
+                Err(rights.denied(&vm, privilege))
             }
         }
     };

@@ -945,10 +945,7 @@ async fn create_job_rechecks_rights_revoked_after_submit() {
     workers.stop().await;
     assert_eq!(row.state.as_str(), "failed");
     let error = row.error.clone().unwrap_or_default();
-    assert!(
-        error.contains("Permission check failed (/vms/151, VM.Allocate)"),
-        "{error}"
-    );
+    assert!(error.contains("lacks VM.Allocate on /vms/151"), "{error}");
     assert!(w.sims[0].state().with(|c| !c.cts.contains_key(&151)));
 }
 
@@ -1039,4 +1036,104 @@ async fn finding10_down_map_only_for_transport_failures_and_delete_confirms() {
         w.sims[0].state().with(|c| !c.cts.contains_key(&120)),
         "CT 120 must be deleted in Proxmox, not only its record"
     );
+}
+
+/// The shipped dev-box (keyctl, which only root@pam may set in Proxmox) reaches Ready when root
+/// creates it (the create call carries root's own sealed ticket), and is refused at submit to an
+/// administrator who is not root@pam and to root's API token.
+#[tokio::test]
+async fn dev_box_is_created_with_roots_own_ticket_and_refused_to_others() {
+    ctforge::install_crypto_provider();
+    let sim = common::sim(
+        "[[users]]\nuserid = \"admin@pve\"\npassword = \"adminpw1\"\nrole = \"PVEAdmin\"\npath = \"/\"\n",
+        |c| c.with_nodes(1).with_timings(Timings::instant()),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    ctforge::demo::write_examples(dir.path()).unwrap();
+    let roots = vec![dir.path().to_owned()];
+    let cluster = common::sim_cluster(&sim);
+    let app = common::spawn_app_with("sqlite", move |c| {
+        c.clusters = vec![cluster];
+        c.templates.roots = roots.clone();
+    })
+    .await;
+    ctforge::templates::discover_roots(app.state.store.as_ref(), &app.state.config.templates.roots)
+        .await
+        .unwrap();
+    let base = &app.address;
+    let admin = common::api_login(&app.client, base, "admin", "adminpw1", "pve").await;
+    let r = admin
+        .post(
+            &app.client,
+            base,
+            "/api/v1/containers",
+            json!({ "template": "dev-box", "hostname": "dev2" }),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("keyctl/fuse can only be set by root@pam"),
+        "{text}"
+    );
+
+    let secret = format!("ctf_{}", uuid::Uuid::new_v4().simple());
+    app.state
+        .store
+        .create_api_token(
+            "root@pam",
+            "t",
+            &ctforge::auth::session::hash_token(&secret),
+        )
+        .await
+        .unwrap();
+    let r = app
+        .client
+        .post(format!("{base}/api/v1/containers"))
+        .bearer_auth(&secret)
+        .json(&json!({ "template": "dev-box", "hostname": "dev3" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "root's API token carries no root ticket");
+
+    let root = common::api_login(&app.client, base, "root", &sim.root_password, "pam").await;
+    let r = root
+        .post(
+            &app.client,
+            base,
+            "/api/v1/containers",
+            json!({ "template": "dev-box", "hostname": "dev1" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let created: Value = r.json().await.unwrap();
+    let job = created["job_id"].as_i64().unwrap();
+    let vmid = u32::try_from(created["vmid"].as_u64().unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let row = loop {
+        let row = app.state.store.get_job(job).await.unwrap();
+        if row.state.is_finished() || Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
+    let features = sim
+        .state()
+        .with(|c| {
+            c.cts
+                .get(&vmid)
+                .and_then(|ct| ct.conf.get("features").cloned())
+        })
+        .unwrap_or_default();
+    assert!(features.contains("keyctl=1"), "{features}");
+    let record = app
+        .state
+        .store
+        .get_container(created["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(record.status.as_str(), "ready");
 }
