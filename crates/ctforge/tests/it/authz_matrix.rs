@@ -1157,3 +1157,56 @@ async fn dev_box_is_created_with_roots_own_ticket_and_refused_to_others() {
         .unwrap();
     assert_eq!(record.status.as_str(), "ready");
 }
+
+/// The sign-in a refusal on another cluster offers: `/login?cluster=NAME` signs in there, even
+/// from a session of another cluster.
+#[tokio::test]
+async fn login_page_signs_in_to_the_named_cluster() {
+    let w = world().await;
+    let other = w.session("other@pve", PW, "b").await.unwrap();
+    let page = w
+        .app
+        .client
+        .get(format!("{}/login?cluster=a", w.app.address))
+        .header("cookie", &other.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the form is offered, not a redirect");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"name="cluster" value="a""#), "{html}");
+    let r = w
+        .app
+        .client
+        .post(format!("{}/login", w.app.address))
+        .form(&[
+            ("username", "vm"),
+            ("password", PW),
+            ("realm", "pve"),
+            ("next", "/"),
+            ("cluster", "b"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    // Signed in to b: CT 100 of b is readable, the one of a answers with the sign-in offer.
+    let get = |path: &str| {
+        w.app
+            .client
+            .get(format!("{}{path}", w.app.address))
+            .header("cookie", &cookie)
+            .send()
+    };
+    assert_eq!(get("/api/v1/containers/b:100").await.unwrap().status(), 200);
+    let r = get("/api/v1/containers/a:100").await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("/login?cluster=a"));
+}
