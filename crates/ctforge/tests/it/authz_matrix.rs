@@ -1029,6 +1029,23 @@ async fn finding10_down_map_only_for_transport_failures_and_delete_confirms() {
             .iter()
             .all(|i| i["cluster"] == "b")
     );
+    assert_eq!(
+        listing["sign_in"],
+        json!(["a"]),
+        "the dashboard offers the sign-in"
+    );
+    let html = w
+        .app
+        .client
+        .get(format!("{}/", w.app.address))
+        .header("cookie", &other.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("/login?cluster=a"), "{html}");
 
     // Even when the down map says so (wrongly), root's Delete deletes in Proxmox.
     let id = w.ensure_record(0).await;
