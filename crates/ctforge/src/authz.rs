@@ -132,6 +132,17 @@ impl Rights<'static> {
 }
 
 impl<'a> Rights<'a> {
+    /// The rights of the user whose own ticket `client` carries.
+    pub fn own(client: &'a dyn PveApi, username: &str, cluster: &str) -> Self {
+        Self::new(
+            Via::Borrowed(client),
+            None,
+            username,
+            cluster,
+            username == "root@pam",
+        )
+    }
+
     /// `username`'s rights asked with `service` (the cluster's token) on their behalf.
     pub fn on_behalf(service: &'a dyn PveApi, username: &str, cluster: &str) -> Self {
         Self::new(
@@ -216,7 +227,7 @@ impl<'a> Rights<'a> {
         let held = self.on(path).await?;
         match privileges.iter().find(|p| !held.contains(**p)) {
             None => Ok(()),
-            Some(missing) => Err(self.denied(&format!("{path}, {missing}"))),
+            Some(missing) => Err(self.denied(path, missing)),
         }
     }
 
@@ -226,16 +237,20 @@ impl<'a> Rights<'a> {
         if privileges.iter().any(|p| held.contains(*p)) {
             Ok(())
         } else {
-            Err(self.denied(&format!("{path}, {}", privileges.join("|"))))
+            Err(self.denied(path, &privileges.join("|")))
         }
     }
 
-    /// A refusal in Proxmox's words, naming who and where.
-    pub fn denied(&self, what: &str) -> AppError {
-        AppError::Forbidden(format!(
-            "Permission check failed ({what}): {} on cluster {}; ask an administrator",
-            self.username, self.cluster
-        ))
+    /// A refusal: Proxmox's own words when the identity asked with its own ticket (as Proxmox
+    /// would have answered the call), else naming whom the service token asked for.
+    pub fn denied(&self, path: &str, privileges: &str) -> AppError {
+        match &self.on_behalf {
+            None => AppError::Forbidden(format!("Permission check failed ({path}, {privileges})")),
+            Some(user) => AppError::Forbidden(format!(
+                "permission denied: {user} lacks {privileges} on {path} (cluster {}); ask an administrator",
+                self.cluster
+            )),
+        }
     }
 
     /// A refusal for an option only `root@pam` may set.
@@ -448,7 +463,7 @@ pub async fn create(
         }
     };
     if !rights.holds(&vm, "VM.Allocate").await? && !on_pool("VM.Allocate").await? {
-        return Err(rights.denied(&format!("{vm}, VM.Allocate")));
+        return Err(rights.denied(&vm, "VM.Allocate"));
     }
     let vm_priv = |privilege: &'static str| {
         let vm = vm.clone();
@@ -456,7 +471,7 @@ pub async fn create(
             if on_pool(privilege).await? || rights.holds(&vm, privilege).await? {
                 Ok(())
             } else {
-                Err(rights.denied(&format!("{vm}, {privilege}")))
+                Err(rights.denied(&vm, privilege))
             }
         }
     };
@@ -592,5 +607,133 @@ pub async fn visible(
             Ok(Some(Rights::of(state, user, cluster)?.effective().await?))
         }
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pve::fake::FakePve;
+
+    fn form(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut f: Vec<(String, String)> = [
+            ("vmid", "151"),
+            ("ostemplate", "local:vztmpl/debian-12.tar.zst"),
+            ("hostname", "x"),
+            ("cores", "1"),
+            ("memory", "512"),
+            ("rootfs", "local-lvm:8"),
+            ("net0", "name=eth0,bridge=vmbr0,ip=dhcp"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        f.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        f
+    }
+
+    fn creator(pve: &FakePve) {
+        for p in [
+            "VM.Allocate",
+            "VM.Config.CPU",
+            "VM.Config.Memory",
+            "VM.Config.Disk",
+            "VM.Config.Network",
+            "VM.Config.Options",
+        ] {
+            pve.grant("u@pve", "/vms/151", p);
+        }
+        pve.grant("u@pve", "/storage/local-lvm", "Datastore.AllocateSpace");
+        pve.grant("u@pve", "/storage/local", "Datastore.Audit");
+        pve.grant("u@pve", "/sdn/zones/localnetwork/vmbr0", "SDN.Use");
+    }
+
+    #[tokio::test]
+    async fn create_needs_each_path_proxmox_checks() {
+        let pve = FakePve::new("9.1.9", &["pve1"]);
+        creator(&pve);
+        let rights = Rights::on_behalf(&pve, "u@pve", "lab");
+        assert_eq!(
+            create(&rights, &form(&[("features", "nesting=1")]))
+                .await
+                .unwrap(),
+            CreateNeeds::default()
+        );
+        let refused = |r: Result<CreateNeeds, AppError>| match r {
+            Err(AppError::Forbidden(text)) => text,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let other_vmid: Vec<(String, String)> = form(&[])
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "vmid" {
+                    (k, "152".to_owned())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        assert!(refused(create(&rights, &other_vmid).await).contains("VM.Allocate on /vms/152"));
+        assert!(
+            refused(create(&rights, &form(&[("unprivileged", "0")])).await)
+                .contains("Sys.Modify on /")
+        );
+        assert!(
+            refused(create(&rights, &form(&[("features", "nesting=1,keyctl=1")])).await)
+                .contains("keyctl/fuse can only be set by root@pam")
+        );
+        let elsewhere: Vec<(String, String)> = form(&[])
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "rootfs" {
+                    (k, "tank:8".to_owned())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        assert!(
+            refused(create(&rights, &elsewhere).await)
+                .contains("Datastore.AllocateSpace on /storage/tank")
+        );
+    }
+
+    #[tokio::test]
+    async fn root_only_options_need_roots_own_ticket() {
+        let pve = FakePve::new("9.1.9", &["pve1"]);
+        let mut rights = Rights::on_behalf(&pve, "root@pam", "lab");
+        let keyctl = form(&[("features", "nesting=1,keyctl=1")]);
+        assert!(create(&rights, &keyctl).await.is_err(), "no ticket of root");
+        rights.root_ticket = true;
+        assert!(create(&rights, &keyctl).await.unwrap().root_ticket);
+        assert_eq!(
+            pve.calls("access_permissions"),
+            0,
+            "root@pam holds everything"
+        );
+    }
+
+    #[test]
+    fn review_names_root_only_options_and_listings_inherit_from_vms() {
+        assert!(root_only_reason(&form(&[("features", "nesting=1")])).is_none());
+        assert!(
+            root_only_reason(&form(&[("features", "keyctl=1,nesting=1")]))
+                .is_some_and(|r| r.contains("keyctl/fuse"))
+        );
+        let perms: ctforge_pve::api::Permissions = serde_json::from_str(
+            r#"{"/vms":{"VM.Audit":1},"/vms/7":{"VM.PowerMgmt":1},"/vms/8":{"VM.Audit":0}}"#,
+        )
+        .unwrap();
+        let e = Effective(perms);
+        assert!(e.vm_audit(5), "propagated from /vms");
+        assert!(!e.vm_audit(7), "its own ACL replaces");
+        assert!(e.vm_audit(8));
+        let none: ctforge_pve::api::Permissions =
+            serde_json::from_str(r#"{"/vms":{"VM.Audit":0}}"#).unwrap();
+        assert!(!Effective(none).vm_audit(5), "not propagated");
     }
 }

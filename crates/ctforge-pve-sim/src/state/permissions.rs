@@ -205,3 +205,152 @@ impl Cluster {
             .any(|p| self.has_priv(ident, p, privilege))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    fn cluster(scenario: &str) -> Cluster {
+        let s: Scenario = toml::from_str(scenario).unwrap();
+        let state = SimState::build(&crate::SimConfig::for_tests().with_scenario(s)).unwrap();
+        state.lock().clone()
+    }
+
+    fn user(id: &str) -> Identity {
+        Identity {
+            userid: id.into(),
+            tokenid: None,
+        }
+    }
+
+    const USERS: &str = r#"
+[[users]]
+userid = "u@pve"
+password = "pw-123456"
+[[users]]
+userid = "g@pve"
+password = "pw-123456"
+[[groups]]
+id = "ops"
+members = ["g@pve"]
+[[pools]]
+id = "team"
+vms = [101]
+storages = ["tank"]
+"#;
+
+    #[test]
+    fn deeper_acl_replaces_and_only_propagating_entries_reach_below() {
+        let c = cluster(&format!(
+            "{USERS}
+[[acl]]
+path = \"/vms\"
+ugid = \"u@pve\"
+role = \"PVEVMAdmin\"
+[[acl]]
+path = \"/vms/100\"
+ugid = \"u@pve\"
+role = \"PVEAuditor\"
+[[acl]]
+path = \"/storage\"
+ugid = \"u@pve\"
+role = \"PVEDatastoreUser\"
+propagate = false
+"
+        ));
+        let u = user("u@pve");
+        assert!(c.has_priv(&u, "/vms/105", "VM.PowerMgmt"), "inherited");
+        assert!(c.has_priv(&u, "/vms/100", "VM.Audit"));
+        assert!(
+            !c.has_priv(&u, "/vms/100", "VM.PowerMgmt"),
+            "the deeper ACL replaces"
+        );
+        assert!(c.has_priv(&u, "/storage", "Datastore.Audit"));
+        assert!(
+            !c.has_priv(&u, "/storage/local", "Datastore.Audit"),
+            "not propagated"
+        );
+        assert_eq!(c.permissions(&u, "/vms").get("VM.Allocate"), Some(&true));
+        assert_eq!(
+            c.permissions(&u, "/storage").get("Datastore.Audit"),
+            Some(&false)
+        );
+    }
+
+    #[test]
+    fn user_entries_beat_group_entries_and_no_access_empties() {
+        let c = cluster(&format!(
+            "{USERS}
+[[acl]]
+path = \"/vms\"
+ugid = \"@ops\"
+role = \"PVEVMAdmin\"
+[[acl]]
+path = \"/vms/100\"
+ugid = \"g@pve\"
+role = \"PVEAuditor\"
+[[acl]]
+path = \"/vms/102\"
+ugid = \"@ops\"
+role = \"NoAccess\"
+"
+        ));
+        let g = user("g@pve");
+        assert!(
+            c.has_priv(&g, "/vms/101", "VM.Allocate"),
+            "through the group"
+        );
+        assert!(!c.has_priv(&g, "/vms/100", "VM.Allocate"), "own entry wins");
+        assert!(c.permissions(&g, "/vms/102").is_empty(), "NoAccess");
+        assert!(c.permissions(&user("u@pve"), "/vms/101").is_empty());
+    }
+
+    #[test]
+    fn pools_lend_their_roles_to_members_only() {
+        let c = cluster(&format!(
+            "{USERS}
+[[acl]]
+path = \"/pool/team\"
+ugid = \"u@pve\"
+role = \"PVEVMAdmin\"
+"
+        ));
+        let u = user("u@pve");
+        assert!(c.has_priv(&u, "/vms/101", "VM.PowerMgmt"));
+        assert_eq!(
+            c.permissions(&u, "/vms/101").get("VM.PowerMgmt"),
+            Some(&false)
+        );
+        assert!(!c.has_priv(&u, "/vms/100", "VM.PowerMgmt"));
+        assert!(c.has_priv(&u, "/storage/tank", "Datastore.AllocateSpace"));
+        assert!(c.effective_paths().contains("/vms/101"));
+        assert!(c.has_vm_priv(&u, 555, Some("team"), "VM.Allocate"));
+    }
+
+    #[test]
+    fn separated_tokens_hold_the_intersection_and_root_everything() {
+        let c = cluster(&format!(
+            "{USERS}
+[[acl]]
+path = \"/vms\"
+ugid = \"u@pve\"
+role = \"PVEVMUser\"
+[[tokens]]
+id = \"u@pve!t\"
+secret = \"00000000-0000-4000-8000-000000000001\"
+role = \"PVEVMAdmin\"
+"
+        ));
+        let t = Identity {
+            userid: "u@pve".into(),
+            tokenid: Some("t".into()),
+        };
+        assert!(c.has_priv(&t, "/vms/1", "VM.PowerMgmt"), "both hold it");
+        assert!(
+            !c.has_priv(&t, "/vms/1", "VM.Allocate"),
+            "the user lacks it"
+        );
+        assert!(c.has_priv(&user("root@pam"), "/anything", "Sys.Modify"));
+    }
+}

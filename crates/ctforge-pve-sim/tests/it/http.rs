@@ -1290,3 +1290,85 @@ async fn json_bodies_are_accepted() {
     assert_eq!(cfg.data()["onboot"], 1);
     assert_eq!(cfg.data()["cores"], 2);
 }
+
+/// `POST /nodes/{node}/lxc` decides like `create_vm`: privileged needs Sys.Modify on `/`,
+/// VM.Allocate on the VMID, each option its VM.Config.* privilege, space on the disk's storage,
+/// SDN.Use on the bridge, read access to the template's storage; `/access/permissions?path=`
+/// answers exactly that path with propagate flags.
+#[tokio::test]
+async fn create_checks_every_path_like_proxmox() {
+    let scenario: Scenario = toml::from_str(
+        r#"
+[[users]]
+userid = "v@pve"
+password = "vpw-12345"
+role = "PVEVMAdmin"
+path = "/vms/151"
+[[acl]]
+path = "/storage/local-lvm"
+ugid = "v@pve"
+role = "PVEDatastoreUser"
+"#,
+    )
+    .expect("scenario");
+    let sim = Sim::start(SimConfig::for_tests().with_scenario(scenario)).await;
+    let login = sim.login("v@pve", "vpw-12345").await;
+    let d = login.data();
+    let v = Auth::Ticket {
+        ticket: d["ticket"].as_str().expect("t").into(),
+        csrf: Some(d["CSRFPreventionToken"].as_str().expect("c").into()),
+    };
+    let template = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
+    let create = |vmid: &'static str, extra: &'static [(&'static str, &'static str)]| {
+        let mut form = vec![
+            ("vmid", vmid),
+            ("ostemplate", template),
+            ("rootfs", "local-lvm:8"),
+            ("net0", "name=eth0,bridge=vmbr0,ip=dhcp"),
+            ("hostname", "x"),
+        ];
+        form.extend_from_slice(extra);
+        form
+    };
+    let msg = |r: &common::Resp| r.message().trim_end().to_owned();
+    let r = sim
+        .call("POST", "/nodes/pve1/lxc", &v, &create("152", &[]))
+        .await;
+    assert_eq!(msg(&r), "Permission check failed (/vms/152, VM.Allocate)");
+    let r = sim
+        .call(
+            "POST",
+            "/nodes/pve1/lxc",
+            &v,
+            &create("151", &[("unprivileged", "0")]),
+        )
+        .await;
+    assert_eq!(msg(&r), "Permission check failed (/, Sys.Modify)");
+    let r = sim
+        .call(
+            "POST",
+            "/nodes/pve1/lxc",
+            &v,
+            &create("151", &[("features", "nesting=1,keyctl=1")]),
+        )
+        .await;
+    assert_eq!(
+        msg(&r),
+        "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)"
+    );
+    let r = sim
+        .call("POST", "/nodes/pve1/lxc", &v, &create("151", &[]))
+        .await;
+    assert_eq!(
+        msg(&r),
+        "Permission check failed (/sdn/zones/localnetwork/vmbr0, SDN.Use)"
+    );
+    let perms = sim
+        .call("GET", "/access/permissions", &v, &[("path", "/vms/151")])
+        .await;
+    assert_eq!(perms.data()["/vms/151"]["VM.Allocate"], 1);
+    let perms = sim
+        .call("GET", "/access/permissions", &v, &[("path", "/vms/152")])
+        .await;
+    assert_eq!(perms.data()["/vms/152"], serde_json::json!({}));
+}

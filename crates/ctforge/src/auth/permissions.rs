@@ -2,7 +2,8 @@
 //! service token (`GET /access/permissions?userid=…`) and cached for a minute per cluster and
 //! user ([`PermissionCache`], carried in `AppState`, timed by the injected `Clock`). Proxmox's
 //! ticket `cap` lists, per scope, every privilege held anywhere under it; this builds the same
-//! shape.
+//! shape. The caps are hints for what pages offer; decisions are made on the exact guest path
+//! by [`crate::authz`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -105,24 +106,6 @@ pub async fn for_user(state: &AppState, username: &str, cluster_id: Option<i64>)
     })
 }
 
-/// Whether `username` holds `privilege` on exactly `path` (`/vms/105`), as Proxmox computes it
-/// with inheritance, pools and groups (`GET /access/permissions?userid=…&path=…`, asked with
-/// `client`, the cluster's service token). Proxmox answers privilege → propagate flag, so a
-/// listed privilege is held whatever its flag.
-pub async fn holds(
-    client: &dyn PveApi,
-    username: &str,
-    path: &str,
-    privilege: &str,
-) -> Result<bool, PveError> {
-    let perms = client
-        .access_permissions(Some(username), Some(path))
-        .await?;
-    Ok(perms
-        .get(path)
-        .is_some_and(|privs| privs.contains_key(privilege)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,27 +141,6 @@ mod tests {
             pve.calls("access_permissions"),
             3,
             "expired on ctforge's clock"
-        );
-    }
-
-    #[tokio::test]
-    async fn holds_reads_exactly_the_path() {
-        let pve = FakePve::new("9.1.9", &["pve1"]);
-        pve.grant("bob@pve", "/vms/105", "VM.PowerMgmt");
-        assert!(
-            holds(&pve, "bob@pve", "/vms/105", "VM.PowerMgmt")
-                .await
-                .unwrap()
-        );
-        assert!(
-            !holds(&pve, "bob@pve", "/vms/106", "VM.PowerMgmt")
-                .await
-                .unwrap()
-        );
-        assert!(
-            !holds(&pve, "bob@pve", "/vms/105", "VM.Allocate")
-                .await
-                .unwrap()
         );
     }
 

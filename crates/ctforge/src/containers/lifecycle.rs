@@ -283,7 +283,7 @@ pub async fn execute(
 ) -> Result<Outcome, AppError> {
     // The privilege first, on the exact guest, also with the user's own ticket: a refusal is
     // a refusal whatever state the guest is in.
-    if let Err(error) = authorize(client, actor.username, target, action).await {
+    if let Err(error) = authorize(client, actor, target, action).await {
         let result = Err(Failure::refused(error));
         record(store, actor, target, action, &result).await?;
         return result.map_err(|f| f.error);
@@ -348,11 +348,18 @@ pub async fn execute(
 /// privilege of the action on exactly `/vms/<vmid>` ([`crate::authz::lifecycle`]).
 async fn authorize(
     client: &dyn PveApi,
-    username: &str,
+    actor: &Actor<'_>,
     target: &Target,
     action: Action,
 ) -> Result<(), AppError> {
-    let rights = crate::authz::Rights::on_behalf(client, username, &target.cluster.name);
+    let rights = match actor.authority {
+        Authority::OwnTicket => {
+            crate::authz::Rights::own(client, actor.username, &target.cluster.name)
+        }
+        Authority::ServiceToken => {
+            crate::authz::Rights::on_behalf(client, actor.username, &target.cluster.name)
+        }
+    };
     crate::authz::lifecycle(&rights, target.vmid, action, false).await
 }
 
@@ -588,8 +595,16 @@ async fn perform(
             };
             return match absent_everywhere(service, vmid).await {
                 Ok(true) => {
-                    let rights =
-                        crate::authz::Rights::on_behalf(client, ctx.username, &target.cluster.name);
+                    let rights = match ctx.guard {
+                        Some(_) => crate::authz::Rights::on_behalf(
+                            client,
+                            ctx.username,
+                            &target.cluster.name,
+                        ),
+                        None => {
+                            crate::authz::Rights::own(client, ctx.username, &target.cluster.name)
+                        }
+                    };
                     rights
                         .require(&crate::authz::vm_path(vmid), crate::authz::RECORD_DELETE)
                         .await

@@ -279,6 +279,10 @@ pub struct Listing {
     pub per_page: usize,
     /// Clusters whose live state is missing.
     pub unreachable: Vec<Unreachable>,
+    /// Clusters the session is not signed in to (nothing of them is shown; signing in there,
+    /// `/login?cluster=NAME`, shows them).
+    #[serde(default)]
+    pub sign_in: Vec<String>,
     /// Node names seen (for the filter).
     pub nodes: Vec<String>,
     /// Tags seen (for the filter).
@@ -427,7 +431,13 @@ pub async fn list(
         })
         .collect();
     let rows = merge(&clusters, &resources, &records, &templates, &unreachable);
-    Ok(paginate(rows, filter, unreachable))
+    let mut listing = paginate(rows, filter, unreachable);
+    listing.sign_in = clusters
+        .iter()
+        .filter(|c| hidden.contains(&c.id))
+        .map(|c| c.name.clone())
+        .collect();
+    Ok(listing)
 }
 
 /// One container as [`list`] shows it (one `/cluster/resources` call on its cluster): 404 when
@@ -664,6 +674,7 @@ fn paginate(rows: Vec<Row>, filter: &Filter, unreachable: Vec<Unreachable>) -> L
         pages,
         per_page: PER_PAGE,
         unreachable,
+        sign_in: Vec::new(),
         nodes: nodes.into_iter().filter(|n| !n.is_empty()).collect(),
         tags: tags.into_iter().collect(),
         templates: templates.into_iter().collect(),

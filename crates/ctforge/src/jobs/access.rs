@@ -6,7 +6,8 @@
 //!   an identity: `root@pam` of another cluster is someone else);
 //! - ctforge admins (`roles`);
 //! - holders of the privilege Proxmox requires on the job's guest, in the job's cluster, asked
-//!   with that cluster's service token (`permissions::holds` on `/vms/<vmid>`): `VM.Audit` to
+//!   as Proxmox answers (`authz::Rights` on `/vms/<vmid>`: the user's own ticket, or the
+//!   service token on an API token owner's behalf): `VM.Audit` to
 //!   read, `VM.Allocate` to retry or cancel a creation; a bulk job needs the privilege on every
 //!   one of its containers (`VM.Audit` to read; the action's privilege to retry or cancel).
 //!
@@ -122,14 +123,10 @@ impl<'a> Access<'a> {
         }
         let answer = async {
             let cluster = self.state.store.get_cluster(cluster_id).await?;
-            let api = self.state.pve.service(&cluster)?;
-            let held = crate::auth::permissions::holds(
-                api.as_ref(),
-                &self.user.username,
-                &format!("/vms/{vmid}"),
-                privilege,
-            )
-            .await?;
+            let rights = crate::authz::Rights::of(self.state, self.user, &cluster)?;
+            let held = rights
+                .holds(&crate::authz::vm_path(vmid), privilege)
+                .await?;
             anyhow::Ok(held)
         }
         .await;

@@ -91,6 +91,13 @@ fn live_region(
                 ))
             }
         }
+        @for name in &listing.sign_in {
+            p.muted {
+                "You are signed in to another cluster; the containers of cluster " strong { (name) } " need a sign-in there: "
+                a href=(format!("/login?cluster={}", url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>())) { "sign in to " (name) }
+                "."
+            }
+        }
         (summary(filter, listing))
         @if !listing.any {
             @if listing.unreachable.is_empty() {

@@ -109,6 +109,7 @@ pub async fn show(
     uri: Uri,
 ) -> Result<Response, AppError> {
     let target = resolve(&state, &id).await?;
+    crate::authz::read(&state, &user, &target.cluster, target.vmid).await?;
     if let Some(record) = target
         .record
         .as_ref()
@@ -552,8 +553,16 @@ async fn services_tab(
             )
         })
         .collect();
-    let can_reveal = user.can("vms", credentials::REVEAL_PRIVILEGE);
-    let can_refresh = user.can("vms", monitor::REFRESH_PRIVILEGE);
+    // What the user holds on exactly this guest (one question to Proxmox).
+    let held = match crate::authz::Rights::of(state, user, &target.cluster) {
+        Ok(rights) => rights
+            .on(&crate::authz::vm_path(target.vmid))
+            .await
+            .unwrap_or_default(),
+        Err(_) => Default::default(),
+    };
+    let can_reveal = crate::authz::REVEAL.iter().all(|p| held.contains(*p));
+    let can_refresh = crate::authz::READ.iter().all(|p| held.contains(*p));
     let key = target.url_id();
     Ok(html! {
         section.card {
@@ -562,7 +571,7 @@ async fn services_tab(
                 @if can_refresh {
                     (ui::action_form(&format!("/containers/{key}/services/refresh"), "Refresh", false, &[], viewer))
                 } @else {
-                    (ui::disabled_button("Refresh", &format!("refreshing needs {} on /vms", monitor::REFRESH_PRIVILEGE)))
+                    (ui::disabled_button("Refresh", &format!("refreshing needs {} on /vms/{}", monitor::REFRESH_PRIVILEGE, target.vmid)))
                 }
             }
             @if services.is_empty() {
@@ -612,7 +621,7 @@ async fn services_tab(
                                     @if can_reveal {
                                         (ui::action_form(&format!("/containers/{key}/credentials/reveal"), "Reveal", false, &[("name", c.name.as_str())], viewer))
                                     } @else {
-                                        (ui::disabled_button("Reveal", &format!("revealing needs {} on /vms", credentials::REVEAL_PRIVILEGE)))
+                                        (ui::disabled_button("Reveal", &format!("revealing needs VM.Audit and {} on /vms/{}", credentials::REVEAL_PRIVILEGE, target.vmid)))
                                     }
                                 }
                             }
