@@ -652,6 +652,25 @@ async fn finding_3_templates_and_jobs_need_a_role_or_the_guest() {
         .send(&alice, "GET", &format!("/templates/{name}"), None)
         .await;
     assert_eq!(templates.0, 200, "reading templates stays open");
+    for path in [
+        "/settings/roles",
+        "/audit",
+        "/templates/new",
+        &format!("/templates/{name}/edit"),
+    ] {
+        let (status, page) = w.send(&alice, "GET", path, None).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(page.contains("<html"), "{path} answers the 403 page");
+    }
+    assert!(
+        !templates.1.contains("href=\"/audit\"")
+            && !templates.1.contains("href=\"/settings/roles\""),
+        "the navigation hides what alice may not open"
+    );
+    assert!(
+        !templates.1.contains("/templates/new"),
+        "no New template for alice"
+    );
     assert!(
         !templates.1.contains(&format!("/templates/{name}/edit")),
         "no edit control for alice"
