@@ -972,6 +972,49 @@ async fn finding_4_cluster_moves_need_secrets_and_https() {
     // The admin's page has them, and "Make default" works.
     let page = w.send(&w.admin, "GET", "/settings/clusters", None).await.1;
     assert!(page.contains("Make default") && page.contains("Add a cluster"));
+    let Auth::Cookie { cookie, csrf } = &w.admin.auth else {
+        unreachable!()
+    };
+    let r = w
+        .app
+        .client
+        .post(format!(
+            "{}/settings/clusters/{}/default",
+            w.app.address, plain.id
+        ))
+        .header("cookie", cookie)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        w.app
+            .state
+            .store
+            .get_cluster(plain.id)
+            .await
+            .unwrap()
+            .is_default
+    );
+    assert!(
+        !w.app
+            .state
+            .store
+            .get_cluster(lab.id)
+            .await
+            .unwrap()
+            .is_default
+    );
+    let (_, audit) = w
+        .send(
+            &w.admin,
+            "GET",
+            "/api/v1/audit?action=cluster.default",
+            None,
+        )
+        .await;
+    assert!(audit.contains("plain"), "audited: {audit}");
 }
 
 /// The last admin cannot be revoked, nor can the cluster holding it be deleted; roles are
