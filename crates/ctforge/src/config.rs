@@ -811,6 +811,36 @@ mod tests {
     }
 
     #[test]
+    fn admins_and_insecure_http_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let load = |text: &str, vars: &[(&str, &str)]| {
+            std::fs::write(&file, text).unwrap();
+            let cli = CliOverrides {
+                config_file: Some(file.clone()),
+                ..Default::default()
+            };
+            Config::load_from(&cli, &env(vars))
+        };
+        let cluster =
+            "[[clusters]]\nname = \"lab\"\nurl = \"http://pve:8006\"\ntoken_id = \"root@pam!c\"\n";
+        let err = load(cluster, &[]).unwrap_err().to_string();
+        assert!(err.contains("allow_insecure_http"), "{err}");
+        let allowed = format!("{cluster}allow_insecure_http = true\n");
+        assert!(load(&allowed, &[]).unwrap().config.clusters[0].allow_insecure_http);
+        let loaded = load(
+            "[auth]\nadmins = [\"root@pam@lab\"]\n",
+            &[("CTFORGE_AUTH__ADMINS", "alice@pve@lab, bob@pve@b")],
+        )
+        .unwrap();
+        assert_eq!(loaded.config.auth.admins, ["alice@pve@lab", "bob@pve@b"]);
+        let err = load("[auth]\nadmins = [\"root@pam\"]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("user@realm@cluster"), "{err}");
+    }
+
+    #[test]
     fn secret_from_file_and_redacted() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key");

@@ -32,6 +32,12 @@ userid = "dave@pve"
 password = "davepw12"
 role = "PVEVMUser"
 path = "/vms/100"
+
+[[users]]
+userid = "erin@pve"
+password = "erinpw12"
+role = "PVEVMUser"
+path = "/vms"
 "#;
 
 /// The VMID of root's jobs' guest (on cluster `lab`).
@@ -646,6 +652,25 @@ async fn finding_3_templates_and_jobs_need_a_role_or_the_guest() {
         .send(&alice, "GET", &format!("/templates/{name}"), None)
         .await;
     assert_eq!(templates.0, 200, "reading templates stays open");
+    for path in [
+        "/settings/roles",
+        "/audit",
+        "/templates/new",
+        &format!("/templates/{name}/edit"),
+    ] {
+        let (status, page) = w.send(&alice, "GET", path, None).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(page.contains("<html"), "{path} answers the 403 page");
+    }
+    assert!(
+        !templates.1.contains("href=\"/audit\"")
+            && !templates.1.contains("href=\"/settings/roles\""),
+        "the navigation hides what alice may not open"
+    );
+    assert!(
+        !templates.1.contains("/templates/new"),
+        "no New template for alice"
+    );
     assert!(
         !templates.1.contains(&format!("/templates/{name}/edit")),
         "no edit control for alice"
@@ -947,6 +972,49 @@ async fn finding_4_cluster_moves_need_secrets_and_https() {
     // The admin's page has them, and "Make default" works.
     let page = w.send(&w.admin, "GET", "/settings/clusters", None).await.1;
     assert!(page.contains("Make default") && page.contains("Add a cluster"));
+    let Auth::Cookie { cookie, csrf } = &w.admin.auth else {
+        unreachable!()
+    };
+    let r = w
+        .app
+        .client
+        .post(format!(
+            "{}/settings/clusters/{}/default",
+            w.app.address, plain.id
+        ))
+        .header("cookie", cookie)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        w.app
+            .state
+            .store
+            .get_cluster(plain.id)
+            .await
+            .unwrap()
+            .is_default
+    );
+    assert!(
+        !w.app
+            .state
+            .store
+            .get_cluster(lab.id)
+            .await
+            .unwrap()
+            .is_default
+    );
+    let (_, audit) = w
+        .send(
+            &w.admin,
+            "GET",
+            "/api/v1/audit?action=cluster.default",
+            None,
+        )
+        .await;
+    assert!(audit.contains("plain"), "audited: {audit}");
 }
 
 /// The last admin cannot be revoked, nor can the cluster holding it be deleted; roles are
@@ -1083,5 +1151,77 @@ async fn the_last_admin_stays() {
     assert!(
         actions.contains(&"role.grant") && actions.contains(&"role.revoke"),
         "{actions:?}"
+    );
+}
+
+/// A bulk job is read, retried and cancelled per item: the privilege on every one of its
+/// containers, in the job's cluster.
+#[tokio::test]
+async fn bulk_jobs_need_the_privilege_on_every_container() {
+    let w = world().await;
+    let payload = json!({ "action": "stop", "ids": ["lab:100", "lab:101"], "timeout": 60, "remote": "127.0.0.1", "cluster_id": w.lab });
+    let job = w
+        .app
+        .state
+        .jobs
+        .enqueue(&NewJob {
+            kind: "bulk_action".into(),
+            container_id: None,
+            node: None,
+            payload_json: payload.to_string(),
+            created_by: "root@pam".into(),
+        })
+        .await
+        .unwrap();
+    w.app.state.jobs.cancel(job, "root@pam").await.unwrap();
+    let as_user = |user: &'static str, pw: &'static str| {
+        let app = &w.app;
+        async move {
+            Who {
+                label: user.into(),
+                kind: Kind::Plain,
+                auth: login(app, user, pw, "pve", "lab").await,
+            }
+        }
+    };
+    // dave holds rights on CT 100 only: not on every container of the job.
+    let dave = as_user("dave", "davepw12").await;
+    assert_eq!(
+        w.send(&dave, "GET", &format!("/api/v1/jobs/{job}"), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        w.send(&dave, "POST", &format!("/api/v1/jobs/{job}/retry"), None)
+            .await
+            .0,
+        404
+    );
+    // alice may see every container, and stop none.
+    let alice = as_user("alice", "alice").await;
+    assert_eq!(
+        w.send(&alice, "GET", &format!("/api/v1/jobs/{job}"), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        w.send(&alice, "POST", &format!("/api/v1/jobs/{job}/retry"), None)
+            .await
+            .0,
+        403
+    );
+    // erin holds VM.PowerMgmt on every CT: she may retry root's stop.
+    let erin = as_user("erin", "erinpw12").await;
+    let (status, body) = w
+        .send(&erin, "POST", &format!("/api/v1/jobs/{job}/retry"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        w.send(&erin, "POST", &format!("/api/v1/jobs/{job}/cancel"), None)
+            .await
+            .0,
+        200
     );
 }

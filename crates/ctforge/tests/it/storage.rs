@@ -598,6 +598,65 @@ async fn sessions_tokens_audit_locks(backend: &str) {
     assert!(store.try_lock("ct:1", "o1", 1000).await.unwrap());
 }
 
+async fn role_grants_and_token_clusters(backend: &str) {
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    let lab = store.insert_cluster(&cluster_input("lab")).await.unwrap();
+    let other = store.insert_cluster(&cluster_input("other")).await.unwrap();
+    let g = store
+        .insert_role_grant("alice@pve", lab, "editor", "root@pam")
+        .await
+        .unwrap();
+    store
+        .insert_role_grant("alice@pve", lab, "auditor", "root@pam")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_role_grant("alice@pve", lab, "editor", "x")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .insert_role_grant("alice@pve", lab, "superuser", "x")
+            .await
+            .is_err(),
+        "only known roles"
+    );
+    let mut roles = store.roles_of("alice@pve", lab).await.unwrap();
+    roles.sort();
+    assert_eq!(roles, ["auditor", "editor"]);
+    assert!(
+        store.roles_of("alice@pve", other).await.unwrap().is_empty(),
+        "a grant is for one cluster"
+    );
+    store.delete_role_grant(g).await.unwrap();
+    assert!(matches!(
+        store.delete_role_grant(g).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.list_role_grants().await.unwrap().len(), 1);
+
+    let t = store.create_api_token("bob@pve", "ci", "h").await.unwrap();
+    assert_eq!(store.get_api_token(t).await.unwrap().cluster_id, None);
+    store.set_api_token_cluster(t, other).await.unwrap();
+    assert_eq!(
+        store.get_api_token(t).await.unwrap().cluster_id,
+        Some(other)
+    );
+    assert_eq!(store.list_all_api_tokens().await.unwrap().len(), 1);
+    store.delete_cluster(other).await.unwrap();
+    assert!(
+        matches!(store.get_api_token(t).await, Err(StoreError::NotFound)),
+        "a cluster's tokens go with it"
+    );
+    store.delete_cluster(lab).await.unwrap();
+    assert!(
+        store.list_role_grants().await.unwrap().is_empty(),
+        "and its grants"
+    );
+}
+
 fn clock_now(clock: &ctforge::clock::ManualClock) -> i64 {
     use ctforge::clock::Clock;
     clock.now_ms()
@@ -620,5 +679,6 @@ conformance!(
     containers_jobs_events,
     concurrent_claims,
     per_node_limit,
-    sessions_tokens_audit_locks
+    sessions_tokens_audit_locks,
+    role_grants_and_token_clusters
 );
