@@ -119,7 +119,11 @@ async fn every_page_of_the_route_table_carries_the_security_headers() {
         if route.path.starts_with("/static/") {
             assert_eq!(cache.as_deref(), Some("public, max-age=3600"), "{what}");
         } else {
-            assert_eq!(cache.as_deref(), Some("no-store"), "{what}: pages may carry secrets");
+            assert_eq!(
+                cache.as_deref(),
+                Some("no-store"),
+                "{what}: pages may carry secrets"
+            );
         }
         if matches!(route.doc.answer, Answer::Page) && is_html {
             pages += 1;
