@@ -291,7 +291,7 @@ impl Runner {
         if let Err(e) = self.run_steps(job).await {
             tracing::warn!(job_id, error = %e, "job interrupted by a database error; its lease will expire and it will resume");
         }
-        // A job may have written much: give the journal space back (SQLite's WAL).
+        // A job may have written much: checkpoint the journal (SQLite's WAL).
         if let Err(e) = self.queue.store().compact().await {
             tracing::debug!(job_id, error = %e, "cannot checkpoint the database journal");
         }
