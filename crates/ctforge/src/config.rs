@@ -841,6 +841,63 @@ mod tests {
     }
 
     #[test]
+    fn server_and_job_log_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\npublic_url = \"https://ctforge.example\"\ntrusted_proxy_header = \"X-Forwarded-For\"\n[job_log]\nhead_lines = 10\n",
+        )
+        .unwrap();
+        let cli = CliOverrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        let loaded = Config::load_from(
+            &cli,
+            &env(&[
+                ("CTFORGE_SERVER__TRUSTED_PROXIES", "10.0.0.1, 10.1.0.0/16"),
+                ("CTFORGE_JOB_LOG__TAIL_LINES", "20"),
+            ]),
+        )
+        .unwrap();
+        let c = &loaded.config;
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!((c.job_log.head_lines, c.job_log.tail_lines), (10, 20));
+        let none = axum::http::HeaderMap::new();
+        assert!(c.server.secure_cookies(&none), "https public URL");
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_static("203.0.113.7, 10.1.2.3"),
+        );
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // From a trusted proxy: the right-most address that is not a proxy.
+        assert_eq!(
+            c.server.client_addr(ip("10.0.0.1"), &headers),
+            ip("203.0.113.7")
+        );
+        // From anyone else: the peer, whatever the header says.
+        assert_eq!(
+            c.server.client_addr(ip("198.51.100.1"), &headers),
+            ip("198.51.100.1")
+        );
+        // No header configured: the peer.
+        assert_eq!(
+            ServerConfig::default().client_addr(ip("127.0.0.1"), &headers),
+            ip("127.0.0.1")
+        );
+        let bad = Config::load_from(
+            &CliOverrides::default(),
+            &env(&[("CTFORGE_SERVER__TRUSTED_PROXIES", "not-an-address")]),
+        );
+        assert!(
+            bad.is_err_and(|e| e.to_string().contains("trusted_proxies")),
+            "a bad proxy address stops start-up"
+        );
+    }
+
+    #[test]
     fn secret_from_file_and_redacted() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key");

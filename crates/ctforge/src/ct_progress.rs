@@ -110,7 +110,10 @@ impl Tracker {
                     serde_json::Value::String(line) => line.clone(),
                     other => text("line").map_or_else(|| other.to_string(), str::to_owned),
                 };
-                update.lines.extend(line.lines().map(str::to_owned));
+                // Guest output reaches the user's terminal: no control sequences.
+                update
+                    .lines
+                    .extend(line.lines().map(crate::telemetry::escape_controls));
             }
             kind::RETRY => {
                 let from = text("from_step").unwrap_or("the start");

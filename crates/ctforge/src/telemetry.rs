@@ -107,6 +107,26 @@ pub fn escape_event(event: &[u8], ansi: bool) -> Vec<u8> {
     out
 }
 
+/// `line` with its control characters written escaped (`\r`, `\x1b`, …; a tab stays): a
+/// line of guest output shown on a terminal (`ctforge ct … --follow`) cannot move the cursor,
+/// rewrite what was printed or send the terminal escape sequences.
+pub fn escape_controls(line: &str) -> String {
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return line.to_owned();
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Length of a colour sequence (`ESC [ [0-9;]* m`) at the start of `s`.
 fn sgr_len(s: &[u8]) -> Option<usize> {
     if s.get(1) != Some(&b'[') {
@@ -158,6 +178,15 @@ mod tests {
         assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
         assert!(text.contains("last lines:\\nok\\r2026"), "{text:?}");
         assert!(text.contains("\\x1b[2Jgone"), "{text:?}");
+    }
+
+    #[test]
+    fn terminal_lines_have_their_controls_escaped() {
+        assert_eq!(escape_controls("plain\ttext"), "plain\ttext");
+        assert_eq!(
+            escape_controls("50%\r\x1b]0;owned\x07done"),
+            "50%\\r\\x1b]0;owned\\x07done"
+        );
     }
 
     #[test]

@@ -174,7 +174,9 @@ pub async fn sign_in(
             attempt.succeeded();
             audit(state, username, "login", remote, "ok").await?;
         }
-        Ok(SignIn::NeedSecondFactor { .. }) => attempt.succeeded(),
+        // The password was right but the sign-in is not done: failures (of the second
+        // factor too) are kept until it is.
+        Ok(SignIn::NeedSecondFactor { .. }) => drop(attempt),
         Err(LoginError::Failed) => {
             attempt.failed(now);
             audit(state, &userid, "login_failed", remote, "denied").await?;

@@ -154,6 +154,7 @@ impl Worker {
         let lease_ms = i64::try_from(options.lease.as_millis()).unwrap_or(30_000);
         let mut tasks = JoinSet::new();
         tracing::info!(owner = %options.owner, concurrency = options.concurrency, "worker started");
+        let mut last_compact = std::time::Instant::now();
         loop {
             while tasks.try_join_next().is_some() {}
             let permit = tokio::select! {
@@ -180,6 +181,14 @@ impl Worker {
                 }
                 Ok(None) => {
                     drop(permit);
+                    // Idle: give the journal space back now and then (SQLite's WAL), besides
+                    // after every job.
+                    if last_compact.elapsed() >= COMPACT_EVERY {
+                        last_compact = std::time::Instant::now();
+                        if let Err(e) = queue.store().compact().await {
+                            tracing::debug!(error = %e, "cannot checkpoint the database journal");
+                        }
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(options.idle_poll) => {}
                         () = queue.woken() => {}
@@ -219,6 +228,9 @@ impl Worker {
         tracing::info!(owner = %options.owner, "worker stopped");
     }
 }
+
+/// How often an idle worker checkpoints the database journal.
+const COMPACT_EVERY: Duration = Duration::from_secs(300);
 
 /// Removes a job from the running map however its task ends (abort included).
 struct Tracked {
@@ -279,7 +291,7 @@ impl Runner {
         if let Err(e) = self.run_steps(job).await {
             tracing::warn!(job_id, error = %e, "job interrupted by a database error; its lease will expire and it will resume");
         }
-        // A job may have written much: give the journal space back (SQLite's WAL).
+        // A job may have written much: checkpoint the journal (SQLite's WAL).
         if let Err(e) = self.queue.store().compact().await {
             tracing::debug!(job_id, error = %e, "cannot checkpoint the database journal");
         }

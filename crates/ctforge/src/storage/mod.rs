@@ -66,8 +66,8 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<()>;
     /// Checks the database answers and every migration is applied.
     async fn ready(&self) -> StoreResult<()>;
-    /// Returns journal space to the filesystem: on SQLite a `wal_checkpoint(TRUNCATE)` (after a
-    /// job and periodically), nothing on PostgreSQL.
+    /// Returns journal space to the filesystem (after a job and periodically): on SQLite a
+    /// WAL checkpoint that truncates a grown WAL, nothing on PostgreSQL.
     async fn compact(&self) -> StoreResult<()>;
 }
 

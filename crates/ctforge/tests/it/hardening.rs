@@ -119,7 +119,11 @@ async fn every_page_of_the_route_table_carries_the_security_headers() {
         if route.path.starts_with("/static/") {
             assert_eq!(cache.as_deref(), Some("public, max-age=3600"), "{what}");
         } else {
-            assert_eq!(cache.as_deref(), Some("no-store"), "{what}: pages may carry secrets");
+            assert_eq!(
+                cache.as_deref(),
+                Some("no-store"),
+                "{what}: pages may carry secrets"
+            );
         }
         if matches!(route.doc.answer, Answer::Page) && is_html {
             pages += 1;
@@ -873,5 +877,62 @@ async fn wizard_steps_never_carry_the_root_password_and_creation_still_uses_it()
             .unwrap(),
         None,
         "the draft is gone after the creation"
+    );
+}
+
+/// The WAL of the original report grew to 1.28 GB because readers kept SQLite from resetting
+/// it: once the reader is gone, `compact` (run after every job) truncates it to zero bytes.
+#[tokio::test]
+async fn a_wal_grown_behind_a_reader_is_truncated_by_compact() {
+    let (store, _clock, dir) = common::fresh_store("sqlite").await;
+    let db = dir.path().join("test.db");
+    let wal = dir.path().join("test.db-wal");
+    let job_id = store
+        .enqueue_job(&ctforge::storage::model::NewJob {
+            kind: "k".into(),
+            payload_json: "{}".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A reader holding a snapshot: checkpoints cannot complete, the WAL only grows.
+    let reader = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let mut snapshot = reader.begin().await.unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+        .fetch_one(&mut *snapshot)
+        .await
+        .unwrap();
+    let line = "x".repeat(1000);
+    for _ in 0..20 {
+        let batch = vec![line.clone(); 500];
+        store
+            .append_job_events(job_id, "log", Some("s"), &batch)
+            .await
+            .unwrap();
+    }
+    let grown = file_size(&wal);
+    assert!(
+        grown > 8_000_000,
+        "the WAL grew behind the reader: {grown} bytes"
+    );
+    snapshot.rollback().await.unwrap();
+    reader.close().await;
+    store.compact().await.unwrap();
+    let after = file_size(&wal);
+    println!(
+        "WAL behind a reader: {:.1} MB, after compact: {after} bytes",
+        grown as f64 / 1e6
+    );
+    assert_eq!(after, 0, "truncated");
+    assert_eq!(
+        store
+            .job_events_after(job_id, 0, 20_000)
+            .await
+            .unwrap()
+            .len(),
+        10_000,
+        "nothing lost"
     );
 }

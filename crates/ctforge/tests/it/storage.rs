@@ -318,10 +318,19 @@ async fn containers_jobs_events(backend: &str) {
         .await
         .unwrap();
     assert_eq!(first, 4);
-    assert_eq!(store.append_job_events(job_id, "log", None, &[]).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .append_job_events(job_id, "log", None, &[])
+            .await
+            .unwrap(),
+        0
+    );
     let batch = store.job_events_after(job_id, 3, 100).await.unwrap();
     assert_eq!(
-        batch.iter().map(|e| (e.seq, e.data.as_str())).collect::<Vec<_>>(),
+        batch
+            .iter()
+            .map(|e| (e.seq, e.data.as_str()))
+            .collect::<Vec<_>>(),
         vec![(4, "batch 0"), (5, "batch 1"), (6, "batch 2")]
     );
     store.compact().await.unwrap();
@@ -491,7 +500,10 @@ async fn sessions_tokens_audit_locks(backend: &str) {
         .put_wizard_draft("d1", "root@pam", "v1:k:sealed", now + 1000)
         .await
         .unwrap();
-    assert_eq!(store.get_wizard_draft("d1", "root@pam").await.unwrap(), "v1:k:sealed");
+    assert_eq!(
+        store.get_wizard_draft("d1", "root@pam").await.unwrap(),
+        "v1:k:sealed"
+    );
     assert!(store.get_wizard_draft("d1", "alice@pve").await.is_err());
     store
         .put_wizard_draft("d1", "alice@pve", "v1:k:other", now + 1000)
@@ -510,7 +522,10 @@ async fn sessions_tokens_audit_locks(backend: &str) {
         .unwrap();
     assert_eq!(store.count_sessions().await.unwrap(), 1);
     clock.advance(1001);
-    assert!(store.get_wizard_draft("d2", "root@pam").await.is_err(), "expired");
+    assert!(
+        store.get_wizard_draft("d2", "root@pam").await.is_err(),
+        "expired"
+    );
     assert!(
         matches!(store.get_session("h1").await, Err(StoreError::NotFound)),
         "expired sessions are gone"

@@ -127,6 +127,9 @@ pub struct Guest {
     pub root_password: Option<String>,
 }
 
+/// Most stdout bytes sent in one chunk (a pipe's block buffer).
+const STDOUT_CHUNK: usize = 8 * 1024;
+
 /// The in-memory backend.
 #[derive(Default)]
 pub struct MemoryBackend {
@@ -504,9 +507,18 @@ impl CtBackend for MemoryBackend {
         let (o, e, code, blocked) = self.run_full(vmid, &argv, &stdin, true);
         let guests = self.guests.clone();
         Box::pin(async move {
-            // Stream stdout line by line, then stderr.
+            // Stream stdout in whole lines of up to 8 KiB per chunk (a process writing into a
+            // pipe is block-buffered; a million-line output is not a million SSH packets), then
+            // stderr.
+            let mut chunk = Vec::new();
             for line in o.split_inclusive(|b| *b == b'\n') {
-                let _ = out.send(ExecChunk::Stdout(line.to_vec()));
+                if !chunk.is_empty() && chunk.len() + line.len() > STDOUT_CHUNK {
+                    let _ = out.send(ExecChunk::Stdout(std::mem::take(&mut chunk)));
+                }
+                chunk.extend_from_slice(line);
+            }
+            if !chunk.is_empty() {
+                let _ = out.send(ExecChunk::Stdout(chunk));
             }
             if !e.is_empty() {
                 let _ = out.send(ExecChunk::Stderr(e));

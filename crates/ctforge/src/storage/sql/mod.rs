@@ -121,14 +121,27 @@ fn private_file(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// WAL frames (pages) past which [`SqliteStore::compact_journal`] truncates the WAL: SQLite's
+/// own auto-checkpoint size (about 4 MB with 4 KiB pages).
+const SQLITE_TRUNCATE_AT_FRAMES: i64 = 1000;
+
 impl SqliteStore {
-    /// Checkpoints the WAL into the database and truncates it to zero bytes (readers still on
-    /// an older snapshot make SQLite checkpoint what it can; the next call finishes it).
+    /// Checkpoints the WAL into the database without blocking anyone (`PASSIVE`); when the WAL
+    /// has grown past [`SQLITE_TRUNCATE_AT_FRAMES`], checkpoints again with `TRUNCATE`, which
+    /// briefly holds writers back and leaves a zero-byte WAL. (Readers still on an older
+    /// snapshot make SQLite checkpoint what it can; the next call finishes it.)
     async fn compact_journal(&self) -> StoreResult<()> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let (_busy, frames, _checkpointed): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+        if frames >= SQLITE_TRUNCATE_AT_FRAMES {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        }
         Ok(())
     }
 }
