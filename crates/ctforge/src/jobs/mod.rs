@@ -412,6 +412,16 @@ impl JobQueue {
             )));
         }
         let keep = completed_steps(&job);
+        // The retry event is stored before the job is claimable again: a worker that picks it
+        // up at once must find its `start` after the `retry` in the log.
+        self.progress
+            .emit(
+                job_id,
+                kind::RETRY,
+                job.current_step.as_deref(),
+                json!({ "by": by, "from_step": job.current_step, "kept": keep }),
+            )
+            .await?;
         match self.store.retry_job(job_id, &keep).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => {
@@ -421,14 +431,6 @@ impl JobQueue {
             }
             Err(e) => return Err(e.into()),
         }
-        self.progress
-            .emit(
-                job_id,
-                kind::RETRY,
-                job.current_step.as_deref(),
-                json!({ "by": by, "from_step": job.current_step, "kept": keep }),
-            )
-            .await?;
         self.wake();
         self.get(job_id).await
     }
