@@ -558,7 +558,7 @@ async fn services_tab(
             @if services.is_empty() {
                 p.muted { "No services tracked yet." }
             } @else {
-                table.table {
+                div.table-wrap role="region" aria-label="Services" tabindex="0" { table.table {
                     thead { tr { th scope="col" { "Unit" } th scope="col" { "State" } th scope="col" { "Enabled" } th scope="col" { "Port" } th scope="col" { "Checked" } th scope="col" { "Web UI" } } }
                     tbody {
                         @for s in &services {
@@ -572,7 +572,7 @@ async fn services_tab(
                             }
                         }
                     }
-                }
+                } }
             }
         }
         section.card {
