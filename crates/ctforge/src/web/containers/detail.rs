@@ -137,9 +137,9 @@ pub async fn show(
     let title = format!("{} (CT {})", target.display_name(), target.vmid);
     // Refreshed like the dashboard, and at once when the container's event stream says
     // something happened (assets/app.js).
-    let events = format!("/api/v1/containers/{id}/events");
+    // Refreshed on the dashboard's timer (assets/app.js, `[data-refresh]`).
     let body = html! {
-        div id="ct-detail" data-refresh="30" data-events=(events) { (body) }
+        div id="ct-detail" data-refresh="30" { (body) }
     };
     Ok(page_response(
         ui::layout(&title, "/", &viewer(&user), body),
