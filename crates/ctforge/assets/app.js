@@ -146,31 +146,6 @@
     var secs = parseInt(region.getAttribute("data-refresh"), 10) || 30;
     setInterval(function () { refresh(region); }, secs * 1000);
   });
-  // Regions with data-events follow a server event stream (the container page: its job and
-  // container events) and refresh as soon as something happens; the stream ends (204) once
-  // nothing runs, and the timer keeps going.
-  document.querySelectorAll("[data-refresh][id][data-events]").forEach(function (region) {
-    if (!window.EventSource) return;
-    var pending = null, opened = Date.now();
-    var es = new EventSource(region.getAttribute("data-events"));
-    // Every event is named by its kind; log lines alone change nothing on this page.
-    var kinds = ["start", "step", "complete", "progress", "done", "error", "cancelled", "retry", "result",
-      "created", "ready", "create_failed", "service_down", "service_up"];
-    ["start", "stop", "shutdown", "reboot", "delete", "snapshot"].forEach(function (a) {
-      kinds.push(a, a + "ed", a + "_failed", "ct." + a);
-    });
-    function seen(ev) {
-      // The stream first replays what happened before this page was drawn: nothing new there.
-      var at = 0;
-      try { var d = JSON.parse(ev.data); at = d.at || d.created_at || 0; } catch (e) { at = 0; }
-      if (at && at < opened - 2000) return;
-      clearTimeout(pending);
-      pending = setTimeout(function () { refresh(region); }, 400);
-    }
-    kinds.forEach(function (k) { es.addEventListener(k, seen); });
-    es.onmessage = seen;
-    es.onerror = function () { if (es.readyState === EventSource.CLOSED) es.close(); };
-  });
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible") {
       document.querySelectorAll("[data-refresh][id]").forEach(refresh);

@@ -72,6 +72,16 @@ pub fn routes(r: Routes) -> Routes {
         .post("/jobs/{id}/cancel", jobs::cancel, page())
         .get("/settings/clusters", settings::clusters::show, page())
         .post("/settings/clusters", settings::clusters::create, page())
+        .get(
+            "/settings/clusters/{id}/edit",
+            settings::clusters::edit_form,
+            page(),
+        )
+        .post(
+            "/settings/clusters/{id}/edit",
+            settings::clusters::update,
+            page(),
+        )
         .post(
             "/settings/clusters/{id}/test",
             settings::clusters::test,

@@ -490,7 +490,7 @@ fn template_summary(template: Option<&ctforge_template::Template>) -> Markup {
                     dl.facts {
                         dt { "Defaults" }
                         dd {
-                            (t.config.cpu.map(|c| format!("{c} cores")).unwrap_or_else(|| "1 core".to_owned()))
+                            (ui::count(t.config.cpu.unwrap_or(1), "core"))
                             " · " (t.config.ram_mib.map(|m| format!("{m} MiB")).unwrap_or_else(|| "512 MiB".to_owned()))
                             " · " (t.config.disk_gib.map(|d| format!("{d} GiB")).unwrap_or_else(|| "8 GiB".to_owned()))
                         }

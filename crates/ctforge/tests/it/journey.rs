@@ -377,3 +377,322 @@ async fn the_cli_reports_a_failure_in_words_and_retries_it() {
         "machine output is JSON lines:\n{stdout}"
     );
 }
+
+/// An app over a 2-node simulator with 4 existing guests, the shipped example templates and
+/// `broken`, discovered.
+async fn examples_app() -> Journey {
+    ctforge::install_crypto_provider();
+    let sim = common::sim("", |c| {
+        c.with_nodes(2)
+            .with_containers(4)
+            .with_timings(ctforge_pve_sim::Timings::instant())
+    })
+    .await;
+    let cluster = common::sim_cluster(&sim);
+    let templates = broken_templates();
+    let examples = templates.path().join("examples");
+    ctforge::demo::write_examples(&examples).unwrap();
+    let roots = vec![examples, templates.path().to_path_buf()];
+    let app = common::spawn_app_with("sqlite", move |c| {
+        c.clusters = vec![cluster];
+        c.templates.roots = roots;
+        c.monitoring.web_links = false;
+    })
+    .await;
+    let session =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let r = session
+        .post(
+            &app.client,
+            &app.address,
+            "/api/v1/templates/discover",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    Journey {
+        app,
+        session,
+        sim,
+        _templates: templates,
+    }
+}
+
+/// The shipped `postgres-db` and `nginx-web` examples are provisioned to Ready on the memory
+/// backend; the database's generated password is found as a credential.
+#[tokio::test]
+async fn the_shipped_examples_reach_ready_on_the_memory_backend() {
+    let j = examples_app().await;
+    for (template, host) in [("postgres-db", "db1"), ("nginx-web", "web1")] {
+        let r = j
+            .session
+            .post(
+                &j.app.client,
+                &j.app.address,
+                "/api/v1/containers",
+                json!({ "template": template, "hostname": host, "password": "secret99" }),
+            )
+            .await;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{template}: {body}");
+        let job = body["job_id"].as_i64().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let job = j.app.state.store.get_job(job).await.unwrap();
+            if job.state.is_finished() {
+                assert_eq!(
+                    job.state.as_str(),
+                    "succeeded",
+                    "{template} failed: {:?}",
+                    job.error
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "{template} did not finish");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (code, page) = j
+            .page(&format!("/containers/{}?tab=services", body["id"]))
+            .await;
+        assert_eq!(code, 200);
+        if template == "postgres-db" {
+            assert!(page.contains("postgres-app-password"), "{page}");
+        }
+    }
+}
+
+/// Node names link to the node page, which shows its status, storage and guests.
+#[tokio::test]
+async fn node_pages_show_status_storage_and_guests() {
+    let j = examples_app().await;
+    let (_, dashboard) = j.page("/?view=table").await;
+    assert!(
+        dashboard.contains("href=\"/nodes/pve1?cluster="),
+        "{dashboard}"
+    );
+    let (code, node) = j.page("/nodes/pve1").await;
+    assert_eq!(code, 200, "{node}");
+    for words in [
+        "Uptime",
+        "Load average",
+        "Storage",
+        "Guests",
+        "Resource history",
+    ] {
+        assert!(node.contains(words), "the node page lacks {words:?}");
+    }
+    // The simulator spreads guests over the nodes: 100 and 102 live on pve1, 101 on pve2.
+    assert!(
+        node.contains(">100</a>") && node.contains(">102</a>"),
+        "{node}"
+    );
+    assert!(!node.contains(">101</a>"), "pve2's guest is listed on pve1");
+    let (code, _) = j.page("/nodes/nope").await;
+    assert_eq!(code, 404);
+}
+
+/// The dashboard table sorts by a column, both ways, and says so.
+#[tokio::test]
+async fn the_dashboard_table_sorts_by_every_column() {
+    let j = examples_app().await;
+    let vmids = |html: &str| -> Vec<u32> {
+        html.match_indices("<tr data-vmid=\"")
+            .filter_map(|(i, m)| {
+                let rest = &html[i + m.len()..];
+                rest[..rest.find('"')?].parse().ok()
+            })
+            .collect()
+    };
+    let (_, up) = j.page("/?view=table&sort=vmid").await;
+    let (_, down) = j.page("/?view=table&sort=vmid&dir=desc").await;
+    let (up, down_ids) = (vmids(&up), vmids(&down));
+    assert_eq!(up, vec![100, 101, 102, 103]);
+    assert_eq!(down_ids, vec![103, 102, 101, 100]);
+    assert!(down.contains("aria-sort=\"descending\""));
+    for key in [
+        "hostname", "node", "status", "ip", "template", "tags", "cpu", "memory", "uptime",
+    ] {
+        let (code, html) = j.page(&format!("/?view=table&sort={key}")).await;
+        assert_eq!(code, 200);
+        assert_eq!(vmids(&html).len(), 4, "sort by {key}");
+    }
+    let (_, grid) = j.page("/?view=table").await;
+    assert!(
+        !grid.contains("CPU</span>"),
+        "the table repeats the CPU label in cells"
+    );
+}
+
+/// The identity check answers while the user types; the wizard checks again on Next and puts
+/// the error next to the VMID field.
+#[tokio::test]
+async fn vmid_and_hostname_are_checked_as_typed_and_on_next() {
+    let j = examples_app().await;
+    let check = |q: &'static str| {
+        let j = &j;
+        async move {
+            let (code, body) = j.page(&format!("/api/v1/containers/check?{q}")).await;
+            assert_eq!(code, 200, "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let taken = check("vmid=100&hostname=bad%20name!").await;
+    assert_eq!(taken["vmid"]["ok"], false);
+    assert!(
+        taken["vmid"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in use")
+    );
+    assert_eq!(taken["hostname"]["ok"], false);
+    let free = check("vmid=4242&hostname=web-01").await;
+    assert_eq!(free["vmid"]["ok"], true);
+    assert_eq!(free["hostname"]["ok"], true);
+    assert_eq!(check("vmid=12").await["vmid"]["ok"], false);
+
+    let (code, wizard) = j.page("/containers/new?template=postgres-db").await;
+    assert_eq!(code, 200);
+    for legend in ["Identity", "Resources", "Network", "Features"] {
+        assert!(
+            wizard.contains(&format!("<legend>{legend}</legend>")),
+            "{legend}"
+        );
+    }
+    assert!(wizard.contains("template-summary") && wizard.contains("postgres-db"));
+    let r = j
+        .app
+        .client
+        .post(format!("{}/containers/new", j.app.address))
+        .header("cookie", &j.session.cookie)
+        .form(&[
+            ("csrf_token", j.session.csrf.as_str()),
+            ("step", "configure"),
+            ("go", "next"),
+            ("template", "postgres-db"),
+            ("hostname", "db-2"),
+            ("vmid", "100"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"vmid-error\""), "{html}");
+    assert!(html.contains("VMID 100 is already in use"));
+    assert!(!html.contains("see the fields below"));
+}
+
+/// Template names are directory names everywhere: the API refuses `bad name!` with the reason,
+/// discovery skips such a directory, and template cards and pages offer Create container.
+#[tokio::test]
+async fn template_names_are_directory_names_and_templates_offer_create() {
+    let j = examples_app().await;
+    let r = j
+        .session
+        .post(
+            &j.app.client,
+            &j.app.address,
+            "/api/v1/templates",
+            json!({ "name": "bad name!", "config": { "app": "Bad" } }),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["fields"]["name"]
+            .as_str()
+            .unwrap()
+            .contains("names a directory"),
+        "{body}"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let bad = root.path().join("bad name!");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("template.conf"), "TEMPLATE_APP=\"Bad\"\n").unwrap();
+    let report = ctforge::templates::discovery::discover_roots(
+        j.app.state.store.as_ref(),
+        &[root.path().to_path_buf()],
+    )
+    .await
+    .unwrap();
+    let t = report.get("bad name!").expect("reported");
+    assert_eq!(t.status, ctforge::templates::discovery::Status::Failed);
+
+    let (_, list) = j.page("/templates").await;
+    assert!(list.contains("href=\"/containers/new?template=postgres-db\""));
+    let (_, page) = j.page("/templates/nginx-web").await;
+    assert!(page.contains("href=\"/containers/new?template=nginx-web\""));
+    assert!(list.contains("1 script") || list.contains("scripts"));
+    assert!(!list.contains("1 scripts"));
+}
+
+/// A cluster is edited after creation; SSH reads `user@host:port`; secrets are kept.
+#[tokio::test]
+async fn clusters_are_editable_after_creation() {
+    let j = examples_app().await;
+    let cluster = j.app.state.store.list_clusters().await.unwrap().remove(0);
+    let (_, list) = j.page("/settings/clusters").await;
+    assert!(list.contains("root@127.0.0.1:"), "{list}");
+    assert!(!list.contains("root@:"));
+    let (code, form) = j
+        .page(&format!("/settings/clusters/{}/edit", cluster.id))
+        .await;
+    assert_eq!(code, 200, "{form}");
+    assert!(form.contains("Leave empty to keep the stored one"));
+    let port = cluster.ssh_port.to_string();
+    let r = j
+        .app
+        .client
+        .post(format!(
+            "{}/settings/clusters/{}/edit",
+            j.app.address, cluster.id
+        ))
+        .header("cookie", &j.session.cookie)
+        .form(&[
+            ("csrf_token", j.session.csrf.as_str()),
+            ("name", "renamed"),
+            ("url", cluster.url.as_str()),
+            ("token_id", cluster.token_id.as_str()),
+            ("fingerprint", cluster.fingerprint.as_deref().unwrap_or("")),
+            ("ssh_user", "root"),
+            ("ssh_port", port.as_str()),
+            ("default", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(
+        status.is_success() || status.is_redirection(),
+        "{status}: {text}"
+    );
+    let after = j.app.state.store.get_cluster(cluster.id).await.unwrap();
+    assert_eq!(after.name, "renamed");
+    assert_eq!(after.token_secret_sealed, cluster.token_secret_sealed);
+}
+
+/// `serve --demo` keeps the configured templates roots (`CTFORGE_TEMPLATES__ROOTS`,
+/// `--templates`) after its own examples, so a user's templates show up in the demo.
+#[tokio::test]
+async fn the_demo_keeps_the_configured_template_roots() {
+    ctforge::install_crypto_provider();
+    let data = tempfile::tempdir().unwrap();
+    let mine = tempfile::tempdir().unwrap();
+    let mut config = ctforge::config::Config {
+        data_dir: data.path().to_path_buf(),
+        ..Default::default()
+    };
+    config.templates.roots = vec![mine.path().to_path_buf()];
+    let demo = ctforge::demo::prepare(&mut config).await.unwrap();
+    assert_eq!(
+        config.templates.roots.len(),
+        2,
+        "{:?}",
+        config.templates.roots
+    );
+    assert!(config.templates.roots[0].ends_with("demo/templates"));
+    assert_eq!(config.templates.roots[1], mine.path());
+    assert!(ctforge::demo::banner("http://127.0.0.1:1", &demo).contains("simulator: https://"));
+}

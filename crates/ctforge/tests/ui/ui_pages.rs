@@ -141,9 +141,24 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/templates"
     ));
+    // A template whose script fails, for the container page's failure panel.
+    let broken = tempfile::tempdir().unwrap();
+    let scripts = broken.path().join("broken/container-configs/scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        broken.path().join("broken/template.conf"),
+        "TEMPLATE_APP=\"Broken\"\nTEMPLATE_CPU=1\nTEMPLATE_RAM=256\nTEMPLATE_DISK=2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        scripts.join("10-fail.sh"),
+        "#!/bin/sh\necho 'error: cannot reach the mirror' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let broken_root = broken.path().to_path_buf();
     let app = common::spawn_app_with("sqlite", move |c| {
         c.clusters = vec![cluster];
-        c.templates.roots = vec![root];
+        c.templates.roots = vec![root, broken_root];
     })
     .await;
     let s = sign_in(&app, &sim).await;
@@ -178,6 +193,25 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(state["state"], "succeeded", "{state}");
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "broken", "hostname": "fails-01", "password": "ui-pages-pw1" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let failed: Value = r.json().await.unwrap();
+    let (failed_ct, failed_job) = (
+        failed["id"].as_i64().unwrap(),
+        failed["job_id"].as_i64().unwrap(),
+    );
+    for _ in 0..600 {
+        if s.get(&format!("/api/v1/jobs/{failed_job}")).await["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cluster_id = app.state.store.list_clusters().await.unwrap()[0].id;
     let store = &app.state.store;
     assert!(!store.list_services(ct).await.unwrap().is_empty());
     assert!(!store.list_credentials(ct).await.unwrap().is_empty());
@@ -194,6 +228,16 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
             format!("/containers/{ct}?tab=resources"),
         ),
         ("detail-unmanaged", "/containers/sim:202".to_owned()),
+        ("detail-failed", format!("/containers/{failed_ct}")),
+        ("job-failed", format!("/jobs/{failed_job}")),
+        (
+            "wizard-from-template",
+            "/containers/new?template=webapp".to_owned(),
+        ),
+        (
+            "settings-cluster-edit",
+            format!("/settings/clusters/{cluster_id}/edit"),
+        ),
         ("wizard", "/containers/new".to_owned()),
         ("templates", "/templates".to_owned()),
         ("template-detail", "/templates/webapp".to_owned()),
@@ -268,6 +312,26 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
                 .await?;
                 axe(&page, &format!("wizard-configure-{theme}")).await?;
                 browser::screenshot(&page, &format!("wizard-configure-{theme}")).await;
+                // The later steps: Packages, Scripts, Review.
+                browser::eval::<bool>(
+                    &page,
+                    "(document.querySelector('#hostname').value = 'shop-02', true)",
+                )
+                .await?;
+                for step in ["packages", "scripts", "review"] {
+                    browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
+                    browser::wait_for(
+                        &page,
+                        &format!(
+                            "document.querySelector('input[name=\"step\"][value=\"{step}\"]')"
+                        ),
+                        10,
+                    )
+                    .await?;
+                    let shot = format!("wizard-{step}-{theme}");
+                    axe(&page, &shot).await?;
+                    browser::screenshot(&page, &shot).await;
+                }
                 Ok(())
             })
             .await;
@@ -315,18 +379,16 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
         })
         .await;
 
-    // Phone width (390 px): the dashboard and the detail page.
-    failures
-        .check("phone", &page, async {
-            set_theme(&page, "light").await?;
+    // Phone width (390 px): every page, in both themes.
+    for theme in ["light", "dark"] {
+        failures
+        .check(&format!("phone-{theme}"), &page, async {
+            set_theme(&page, theme).await?;
             browser::viewport(&page, 390, 844, true).await?;
-            for (name, path) in [
-                ("dashboard-phone", "/".to_owned()),
-                ("detail-phone", format!("/containers/{ct}")),
-                ("jobs-phone", "/jobs".to_owned()),
-                ("job-progress-phone", format!("/jobs/{job}")),
-            ] {
-                visit(&page, &base, &path).await?;
+            for (name, path) in &pages {
+                let name = format!("{name}-phone-{theme}");
+                let name = name.as_str();
+                visit(&page, &base, path).await?;
                 let overflow: f64 = browser::eval(
                     &page,
                     "document.documentElement.scrollWidth - document.documentElement.clientWidth",
@@ -345,6 +407,7 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
             Ok(())
         })
         .await;
+    }
 
     // Theme toggle: follows the system until used, then the choice sticks.
     failures

@@ -138,9 +138,9 @@ pub async fn show(
     let title = format!("{} (CT {})", target.display_name(), target.vmid);
     // Refreshed like the dashboard, and at once when the container's event stream says
     // something happened (assets/app.js).
-    let events = format!("/api/v1/containers/{id}/events");
+    // Refreshed on the dashboard's timer (assets/app.js, `[data-refresh]`).
     let body = html! {
-        div id="ct-detail" data-refresh="30" data-events=(events) { (body) }
+        div id="ct-detail" data-refresh="30" { (body) }
     };
     Ok(page_response(
         ui::layout(&title, "/", &viewer(&user), body),
@@ -577,7 +577,7 @@ async fn services_tab(
             @if services.is_empty() {
                 p.muted { "No services tracked yet." }
             } @else {
-                table.table {
+                div.table-wrap role="region" aria-label="Services" tabindex="0" { table.table {
                     thead { tr { th scope="col" { "Unit" } th scope="col" { "State" } th scope="col" { "Enabled" } th scope="col" { "Port" } th scope="col" { "Checked" } th scope="col" { "Web UI" } th scope="col" { "Credentials" } } }
                     tbody {
                         @for s in &services {
@@ -596,7 +596,7 @@ async fn services_tab(
                             }
                         }
                     }
-                }
+                } }
             }
         }
         section.card {

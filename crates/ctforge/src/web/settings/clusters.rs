@@ -1,5 +1,6 @@
-//! `/settings/clusters`: list, add (with TLS fingerprint confirmation), test, make default and
-//! delete clusters — every change and test for ctforge admins only (others see the list without
+//! `/settings/clusters`: list, add (with TLS fingerprint confirmation), edit (secrets kept unless
+//! re-entered; a new URL or SSH port needs every secret again), test, make default and delete
+//! clusters — every change and test for ctforge admins only (others see the list without
 //! controls). A rejected form keeps everything but the secrets the user typed.
 
 use std::net::SocketAddr;
@@ -110,9 +111,10 @@ fn page(
                             td { (c.name) " " @if c.default { (ui::badge(Some(Tone::Info), "default")) } }
                             td { code { (c.url) } br; span.muted { (c.token_id) } }
                             td { @match &c.fingerprint { Some(fp) => { code.fingerprint { (fp) } } None => { span.muted { "system trust store" } } } }
-                            td { (c.ssh_user) "@:" (c.ssh_port) br; span.muted { @match &c.ssh_host_key { Some(k) => { "host key " code { (k) } } None => { "host key pinned on first use" } } } }
+                            td { code { (ssh_target(c)) } br; span.muted { @match &c.ssh_host_key { Some(k) => { "host key " code { (k) } } None => { "host key pinned on first use" } } } }
                             td.row {
                                 @if v.admin {
+                                    a.btn href={ "/settings/clusters/" (c.id) "/edit" } aria-label={ "Edit cluster " (c.name) } { "Edit" }
                                     form method="post" action={ "/settings/clusters/" (c.id) "/test" } { (ui::csrf_field(v)) button.btn type="submit" { "Test" } }
                                     @if !c.default {
                                         form method="post" action={ "/settings/clusters/" (c.id) "/default" } { (ui::csrf_field(v)) button.btn type="submit" { "Make default" } }
@@ -133,10 +135,29 @@ fn page(
             h2 id="add-title" { "Add a cluster" }
             form.form method="post" action="/settings/clusters" {
                 (ui::csrf_field(v))
+                (cluster_fields(form, errors, confirm, false))
+                div.field { label { input type="checkbox" name="default" checked[form.default.is_some()]; " Default cluster" } }
+                button.btn.btn-primary type="submit" { @if confirm.is_some() { "Confirm and add" } @else { "Add cluster" } }
+            }
+        } }
+    };
+    ui::layout("Clusters", "/settings/clusters", v, body)
+}
+
+/// The fields of the add and edit forms. When editing, secrets are never shown: an empty
+/// secret keeps the stored one (the `clusters` module decides when one must be re-entered).
+fn cluster_fields(
+    form: &WebClusterForm,
+    errors: &[(String, String)],
+    confirm: Option<&str>,
+    editing: bool,
+) -> Markup {
+    let keep = editing.then_some("Leave empty to keep the stored one");
+    html! {
                 (ui::field(&Field { value: &form.name, required: true, error: error_for(errors, "name"), hint: Some("A short name, e.g. home"), ..Field::new("name", "Name") }))
                 (ui::field(&Field { value: &form.url, required: true, error: error_for(errors, "url"), hint: Some("https://pve1.example:8006"), ..Field::new("url", "API URL") }))
                 (ui::field(&Field { value: &form.token_id, required: true, error: error_for(errors, "token_id"), hint: Some("user@realm!name, used for background jobs"), ..Field::new("token_id", "API token id") }))
-                (ui::field(&Field { kind: "password", error: error_for(errors, "token_secret"), autocomplete: Some("off"), ..Field::new("token_secret", "API token secret") }))
+                (ui::field(&Field { kind: "password", error: error_for(errors, "token_secret"), autocomplete: Some("off"), hint: keep, ..Field::new("token_secret", "API token secret") }))
                 @if let Some(fp) = confirm {
                     div.alert.alert-warn role="status" {
                         p { "Confirm the server's TLS certificate. Compare this SHA-256 fingerprint with the output of " code { "pvenode cert info" } " on the node:" }
@@ -148,14 +169,18 @@ fn page(
                 }
                 (ui::field(&Field { value: &form.ssh_user, hint: Some("default root"), ..Field::new("ssh_user", "SSH user") }))
                 (ui::field(&Field { value: &form.ssh_port, kind: "number", error: error_for(errors, "ssh_port"), hint: Some("default 22"), ..Field::new("ssh_port", "SSH port") }))
-                (ui::field(&Field { kind: "password", autocomplete: Some("off"), ..Field::new("ssh_password", "SSH password") }))
+                (ui::field(&Field { kind: "password", autocomplete: Some("off"), error: error_for(errors, "ssh_password"), hint: keep, ..Field::new("ssh_password", "SSH password") }))
                 (ui::field(&Field { kind: "textarea", hint: Some("OpenSSH private key, instead of a password"), ..Field::new("ssh_private_key", "SSH private key") }))
-                div.field { label { input type="checkbox" name="default" checked[form.default.is_some()]; " Default cluster" } }
-                button.btn.btn-primary type="submit" { @if confirm.is_some() { "Confirm and add" } @else { "Add cluster" } }
-            }
-        } }
-    };
-    ui::layout("Clusters", "/settings/clusters", v, body)
+    }
+}
+
+/// SSH as a person reads it: `user@host:port`, the host being the API URL's.
+fn ssh_target(c: &ClusterView) -> String {
+    let host = url::Url::parse(&c.url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
+    format!("{}@{host}:{}", c.ssh_user, c.ssh_port)
 }
 
 async fn render(
@@ -191,21 +216,123 @@ pub async fn create(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Form(web): Form<WebClusterForm>,
 ) -> Result<Response, AppError> {
+    submit(&state, &user, &remote, None, web).await
+}
+
+/// `GET /settings/clusters/{id}/edit`: the cluster's settings, secrets not shown.
+pub async fn edit_form(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Markup, AppError> {
     crate::auth::require_admin(&user)?;
+    let c = load(&state, id).await?;
+    let form = WebClusterForm {
+        name: c.name.clone(),
+        url: c.url.clone(),
+        token_id: c.token_id.clone(),
+        fingerprint: c.fingerprint.clone().unwrap_or_default(),
+        ssh_user: c.ssh_user.clone(),
+        ssh_port: c.ssh_port.to_string(),
+        default: c.default.then(|| "on".to_owned()),
+        ..WebClusterForm::default()
+    };
+    Ok(edit_page(&viewer(&user), &c, &form, &[], None, None))
+}
+
+/// `POST /settings/clusters/{id}/edit`.
+pub async fn update(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Form(web): Form<WebClusterForm>,
+) -> Result<Response, AppError> {
+    submit(&state, &user, &remote, Some(id), web).await
+}
+
+async fn load(state: &AppState, id: i64) -> Result<ClusterView, AppError> {
+    state
+        .store
+        .get_cluster(id)
+        .await
+        .map(|c| ClusterView::from(&c))
+        .map_err(|_| AppError::NotFound(format!("cluster {id}")))
+}
+
+fn edit_page(
+    v: &Viewer,
+    c: &ClusterView,
+    form: &WebClusterForm,
+    errors: &[(String, String)],
+    notice: Option<(Tone, String)>,
+    confirm: Option<&str>,
+) -> Markup {
+    let title = format!("Edit cluster {}", c.name);
+    let body = html! {
+        (ui::breadcrumbs(&[("/settings/clusters", "Clusters"), ("", &title)]))
+        h1 { (title) }
+        @if let Some((tone, text)) = &notice { (ui::alert(*tone, text)) }
+        section.card.stack aria-labelledby="edit-title" {
+            h2 id="edit-title" { "Settings" }
+            p.muted { "Stored: " (if c.has_token_secret { "API token secret" } else { "no API token secret" }) ", " (if c.has_ssh_key { "SSH key" } else if c.has_ssh_password { "SSH password" } else { "no SSH secret" }) "." }
+            form.form method="post" action={ "/settings/clusters/" (c.id) "/edit" } {
+                (ui::csrf_field(v))
+                (cluster_fields(form, errors, confirm, true))
+                div.field { label { input type="checkbox" name="default" checked[form.default.is_some()]; " Default cluster" } }
+                div.row {
+                    button.btn.btn-primary type="submit" { @if confirm.is_some() { "Confirm and save" } @else { "Save" } }
+                    a.btn href="/settings/clusters" { "Cancel" }
+                }
+            }
+        }
+    };
+    ui::layout(&title, "/settings/clusters", v, body)
+}
+
+/// Adds (`id` None) or updates a cluster through [`clusters::save`], and renders the answer:
+/// the list (adding) or the edit page, keeping everything typed except secrets.
+async fn submit(
+    state: &AppState,
+    user: &CurrentUser,
+    remote: &SocketAddr,
+    id: Option<i64>,
+    web: WebClusterForm,
+) -> Result<Response, AppError> {
+    crate::auth::require_admin(user)?;
+    let editing = match id {
+        Some(id) => Some(load(state, id).await?),
+        None => None,
+    };
     let kept = WebClusterForm {
         token_secret: String::new(),
         ssh_password: String::new(),
         ssh_private_key: String::new(),
         ..web.clone()
     };
+    let answer =
+        |errors: Vec<(String, String)>, notice: Option<(Tone, String)>, confirm: Option<String>| {
+            let kept = kept.clone();
+            let editing = editing.clone();
+            async move {
+                match &editing {
+                    Some(c) => Ok::<Markup, AppError>(edit_page(
+                        &viewer(user),
+                        c,
+                        &kept,
+                        &errors,
+                        notice,
+                        confirm.as_deref(),
+                    )),
+                    None => render(state, user, &kept, &errors, notice, confirm.as_deref()).await,
+                }
+            }
+        };
     let form = match web.to_form() {
         Ok(f) => f,
         Err(field_error) => {
-            let markup = render(
-                &state,
-                &user,
-                &kept,
-                &[field_error],
+            let markup = answer(
+                vec![field_error],
                 Some((Tone::Err, "The cluster settings need attention.".into())),
                 None,
             )
@@ -213,57 +340,33 @@ pub async fn create(
             return Ok((StatusCode::BAD_REQUEST, markup).into_response());
         }
     };
-    match clusters::save(
-        &state,
-        None,
-        &form,
-        &user.username,
-        &remote.ip().to_string(),
-    )
-    .await
-    {
+    match clusters::save(state, id, &form, &user.username, &remote.ip().to_string()).await {
+        Ok(Saved::Done(c)) if id.is_some() => {
+            Ok(Redirect::to(&format!("/settings/clusters?saved={}", c.id)).into_response())
+        }
         Ok(Saved::Done(c)) => {
             Ok(Redirect::to(&format!("/settings/clusters?added={}", c.id)).into_response())
         }
         Ok(Saved::ConfirmFingerprint(fp)) => {
             // The secrets must be sent again with the confirmation; they are never echoed.
-            let markup = render(
-                &state,
-                &user,
-                &kept,
-                &[(
+            let markup = answer(
+                vec![(
                     "token_secret".into(),
                     "enter the secret again to confirm".into(),
                 )],
                 None,
-                Some(&fp),
+                Some(fp),
             )
             .await?;
             Ok(markup.into_response())
         }
         Err(AppError::Invalid { message, fields }) => {
-            let markup = render(
-                &state,
-                &user,
-                &kept,
-                &fields,
-                Some((Tone::Err, message)),
-                None,
-            )
-            .await?;
+            let markup = answer(fields, Some((Tone::Err, message)), None).await?;
             Ok((StatusCode::BAD_REQUEST, markup).into_response())
         }
         Err(e) => {
             let status = e.status();
-            let markup = render(
-                &state,
-                &user,
-                &kept,
-                &[],
-                Some((Tone::Err, e.to_string())),
-                None,
-            )
-            .await?;
+            let markup = answer(Vec::new(), Some((Tone::Err, e.to_string())), None).await?;
             Ok((status, markup).into_response())
         }
     }

@@ -165,7 +165,7 @@ fn config_tab(t: &Template) -> Markup {
     html! {
         dl.facts {
             dt { "App" } dd { (text(&c.app)) }
-            dt { "CPU" } dd { (num(c.cpu, "cores")) }
+            dt { "CPU" } dd { (c.cpu.map_or("not set".to_owned(), |n| ui::count(n, "core"))) }
             dt { "RAM" } dd { (num(c.ram_mib, "MiB")) }
             dt { "Disk" } dd { (num(c.disk_gib, "GiB")) }
             dt { "Swap" } dd { (num(c.swap_mib, "MiB")) }

@@ -79,7 +79,7 @@ fn tag_href(tag: &str) -> String {
 
 fn resources(config: &StoredConfig) -> String {
     let c = &config.config;
-    let cpu = c.cpu.map_or("– cores".to_owned(), |n| format!("{n} cores"));
+    let cpu = c.cpu.map_or("– cores".to_owned(), |n| ui::count(n, "core"));
     let ram = c.ram_mib.map_or("– RAM".to_owned(), |n| {
         ui::fmt_bytes(u64::from(n) * 1024 * 1024)
     });
