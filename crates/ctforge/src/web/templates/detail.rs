@@ -175,7 +175,15 @@ fn config_tab(t: &Template) -> Markup {
             dt { "FUSE" } dd { (yes_no(c.fuse)) }
             dt { "Storage" } dd { (text(&c.storage)) }
             dt { "Bridge" } dd { (text(&c.bridge)) }
-            @for (k, val) in &c.extra { dt.mono { (k) } dd { (val) } }
+            @for (k, val) in &c.extra {
+                dt.mono { (k) }
+                dd {
+                    (val)
+                    @if let Some(note) = ctforge_template::conf::library_key_note(k) {
+                        " " span.muted { "(information: " (note) ")" }
+                    }
+                }
+            }
         }
         h2 { "template.conf" }
         (ui::code_view("template.conf", &highlight::shell(&conf)))
