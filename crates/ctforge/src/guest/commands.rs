@@ -62,6 +62,8 @@ pub const MANIFEST_DIR: &str = "/var/lib/ctforge/manifest";
 pub const LAST_RESULT: &str = "/var/lib/ctforge/last-result";
 /// The managed files in conflict at the last run, one per line.
 pub const CONFLICTS: &str = "/var/lib/ctforge/conflicts";
+/// The config-manager's log (the library's path).
+pub const CONFIG_MANAGER_LOG: &str = "/var/log/config-manager/sync.log";
 
 /// The config-manager's file manifest: `name<TAB>staged<TAB>target<TAB>policy` per file.
 pub fn files_manifest(files: &[(String, String, String)]) -> String {
@@ -225,13 +227,14 @@ pub const LAST_APPLY: &str = "/var/lib/ctforge/last-apply";
 pub const APPLY_UNIT_NAME: &str = "ctforge-apply.service";
 
 /// The sections of [`monitor_script`], in order.
-pub const MONITOR_SECTIONS: [&str; 6] = [
+pub const MONITOR_SECTIONS: [&str; 7] = [
     "units",
     "ports",
     "credentials",
     "last-apply",
     "apply-unit",
     "library-credentials",
+    "config-manager",
 ];
 
 /// The marker line prefix of [`monitor_script`] for a run's `nonce`. Content inside the
@@ -279,6 +282,12 @@ pub fn monitor_script(units: &[String], nonce: &str) -> String {
                     .unwrap_or("credentials")
             )
         ),
+        format!(
+            "[ ! -f {res} ] || sed 's/^/result /' {res}; [ ! -f {con} ] || sed 's/^/conflict /' {con}; [ ! -f {log} ] || tail -n 20 {log} | sed 's/^/log /'",
+            res = quote(LAST_RESULT),
+            con = quote(CONFLICTS),
+            log = quote(CONFIG_MANAGER_LOG)
+        ),
     ];
     let mut script = String::new();
     for (name, command) in MONITOR_SECTIONS.iter().zip(parts) {
@@ -325,7 +334,7 @@ mod tests {
                 "{script}"
             );
         }
-        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 6);
+        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 7);
         assert!(script.ends_with("echo @@ctforge-n1:end\n"));
         assert!(monitor_script(&[], "n").contains("@@ctforge-n:units\ntrue\n"));
     }
