@@ -169,6 +169,7 @@ fn golden_template_model() {
         ],
         custom_installer: Some(read(&dir, "container-configs/packages/custom.sh")),
         custom_lists: Vec::new(),
+        docs: t.docs.clone(),
     };
     assert_eq!(t, expected);
     assert!(t.scripts.iter().all(|s| s.enabled));
@@ -270,6 +271,32 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 #[test]
+fn the_library_web3_dev_template_round_trips_byte_identical() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/original-templates/web3-dev");
+    if !dir.join("template.conf").is_file() {
+        println!("SKIPPED: no web3-dev at {} (../shared)", dir.display());
+        return;
+    }
+    let loaded = load_dir(&dir);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    let t = loaded.template.clone().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("web3-dev");
+    write_dir(&t, &target).unwrap();
+    let (original, written) = (tree(&dir), tree(&target));
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        original.keys().collect::<Vec<_>>(),
+        "every file of the directory, docs included"
+    );
+    for (rel, bytes) in &original {
+        assert_eq!(&written[rel], bytes, "{} differs", rel.display());
+    }
+    assert_eq!(load_dir(&target).template, Some(t));
+}
+
+#[test]
 fn round_trip_is_byte_identical() {
     let dir = good_dir();
     let loaded = load_dir(&dir);
@@ -280,19 +307,13 @@ fn round_trip_is_byte_identical() {
 
     let mut original = tree(&dir);
     let written = tree(&target);
-    // Documentation and the skipped script are not content, so not written.
+    // Documents (next to template.conf, the folders' READMEs and `.gitkeep`s) are kept and
+    // written; other hidden files, the skipped script and a README directly in
+    // container-configs are not.
     let not_content = [
-        "README.md",
-        "build.sh",
         "container-configs/README.md",
-        "container-configs/scripts/README.md",
-        "container-configs/scripts/.gitkeep",
         "container-configs/scripts/cleanup.sh",
-        "container-configs/files/README.md",
-        "container-configs/files/.gitkeep",
         "container-configs/files/.bashrc-extra",
-        "container-configs/packages/README.md",
-        "container-configs/packages/.gitkeep",
     ];
     for rel in not_content {
         assert!(
