@@ -5,7 +5,8 @@
 //! optional leading `export `. Values follow bash quoting (see the `shell`
 //! module): `"..."`, `'...'`, `${VAR:-default}` (the default is the value) and
 //! trailing `# comments`. Keys ctforge does not know are kept, in order, in
-//! [`TemplateConfig::extra`] and reported as warnings; when a key is set twice
+//! [`TemplateConfig::extra`] and reported as warnings (except the template library's own
+//! keys, [`library_key_note`], which are informational); when a key is set twice
 //! the last value wins, as in bash.
 //!
 //! The original text is kept in [`TemplateConfig::raw`]. When the file is written
@@ -303,7 +304,9 @@ pub fn parse_conf(text: &str) -> (TemplateConfig, Vec<Diagnostic>) {
             None => match extra_index.get(key).and_then(|&i| config.extra.get_mut(i)) {
                 Some(slot) => slot.1 = value,
                 None => {
-                    diags.push(at(Severity::Warning, unknown_key_message(key)));
+                    if library_key_note(key).is_none() {
+                        diags.push(at(Severity::Warning, unknown_key_message(key)));
+                    }
                     extra_index.insert(key.to_string(), config.extra.len());
                     config.extra.push((key.to_string(), value));
                 }
@@ -346,6 +349,24 @@ fn not_an_assignment(statement: &str, at: impl Fn(Severity, String) -> Diagnosti
          lines, `#` comments and blank lines"
             .to_string(),
     )
+}
+
+/// Keys of the template library ctforge replaces that are not ctforge's own: kept (and
+/// written back) like every extra key, but harmless, so no warning; the note says what ctforge
+/// makes of them (shown as information).
+pub fn library_key_note(key: &str) -> Option<&'static str> {
+    match key {
+        "TEMPLATE_CONFIG_PATH" => Some(
+            "where the library's config-manager found this template in its repository; ctforge reads the template from its own root, so this is kept for the library only",
+        ),
+        "TEMPLATE_CONTAINER_USER" => Some(
+            "the container's user: ctforge passes it to the scripts as CONTAINER_USER (CONFIG_CONTAINER_USER of the boot unit)",
+        ),
+        "TEMPLATE_HELPER_PATH" | "TEMPLATE_REPO_URL" | "TEMPLATE_BRANCH" => Some(
+            "a setting of the library's config-manager; ctforge pushes the template itself, so this is kept for the library only",
+        ),
+        _ => None,
+    }
 }
 
 fn unknown_key_message(key: &str) -> String {
@@ -600,7 +621,7 @@ pub(crate) fn check_representable(c: &TemplateConfig) -> Vec<Diagnostic> {
                 None,
                 format!("duplicate extra key `{key}`: keep only one"),
             ));
-        } else {
+        } else if library_key_note(key).is_none() {
             diags.push(Diagnostic::warning(file, None, unknown_key_message(key)));
         }
         if value.contains('\n') {

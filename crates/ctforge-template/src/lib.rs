@@ -54,5 +54,5 @@ pub use packages::{
     CustomList, CustomPackage, Package, PackageList, PackageManager, parse_package_list,
 };
 pub use scripts::{Script, parse_script_name};
-pub use template::Template;
+pub use template::{Template, TemplateDoc};
 pub use write::{render_files, write_dir};

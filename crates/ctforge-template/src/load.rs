@@ -24,7 +24,7 @@ use crate::packages::{
     CUSTOM_EXTENSION, CUSTOM_INSTALLER, CustomList, PackageList, PackageManager, parse_package_list,
 };
 use crate::scripts::{Script, ScriptNameError, parse_script_name};
-use crate::template::Template;
+use crate::template::{Template, TemplateDoc};
 
 /// Largest file ctforge reads from a template, in bytes (16 MiB). Larger files
 /// are reported and skipped.
@@ -71,6 +71,7 @@ pub fn load_dir(dir: &Path) -> Loaded {
     let mut nodes = BTreeMap::new();
     let mut diags = Vec::new();
     read_conf(dir, &mut nodes, &mut diags);
+    read_docs(dir, &mut nodes, &mut diags);
     read_container_configs(dir, &mut nodes, &mut diags);
     assemble(&name, nodes, diags)
 }
@@ -205,6 +206,32 @@ fn read_conf(dir: &Path, nodes: &mut BTreeMap<PathBuf, Node>, diags: &mut Vec<Di
     }
 }
 
+/// The regular files next to `template.conf` (the template's documents and tools, e.g.
+/// `README.md`, `container.sh`); hidden files and symbolic links are left out.
+fn read_docs(dir: &Path, nodes: &mut BTreeMap<PathBuf, Node>, diags: &mut Vec<Diagnostic>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == CONF_FILE || is_hidden(&name) {
+            continue;
+        }
+        let Ok(meta) = fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if meta.is_file() {
+            read_file(
+                &entry.path(),
+                PathBuf::from(&name),
+                meta.len(),
+                nodes,
+                diags,
+            );
+        }
+    }
+}
+
 fn read_container_configs(
     dir: &Path,
     nodes: &mut BTreeMap<PathBuf, Node>,
@@ -313,6 +340,7 @@ fn assemble(name: &str, nodes: BTreeMap<PathBuf, Node>, mut diags: Vec<Diagnosti
         diags.push(Diagnostic::error(PathBuf::new(), None, message));
     }
     let mut conf_node = None;
+    let mut docs = Vec::new();
     let mut content = Content::default();
     let mut warned_folders = BTreeSet::new();
 
@@ -336,9 +364,27 @@ fn assemble(name: &str, nodes: BTreeMap<PathBuf, Node>, mut diags: Vec<Diagnosti
             conf_node = Some(node);
             continue;
         }
-        // Anything else at the top level is documentation or tooling.
+        // Anything else at the top level is documentation or tooling: kept as a document.
         if parts.first() != Some(&CONTAINER_CONFIGS) {
+            if let ([doc], Node::File(bytes)) = (parts.as_slice(), &node)
+                && let Ok(text) = std::str::from_utf8(bytes)
+            {
+                docs.push(TemplateDoc {
+                    path: (*doc).to_owned(),
+                    content: text.to_owned(),
+                });
+            }
             continue;
+        }
+        if let ([_, folder, entry], Node::File(bytes)) = (parts.as_slice(), &node)
+            && CONTENT_DIRS.contains(folder)
+            && (is_readme(entry) || *entry == ".gitkeep")
+            && let Ok(text) = std::str::from_utf8(bytes)
+        {
+            docs.push(TemplateDoc {
+                path: path.to_string_lossy().into_owned(),
+                content: text.to_owned(),
+            });
         }
         match parts.as_slice() {
             [_, entry] => {
@@ -451,6 +497,7 @@ fn assemble(name: &str, nodes: BTreeMap<PathBuf, Node>, mut diags: Vec<Diagnosti
     template.packages = packages;
     template.custom_installer = custom;
     template.custom_lists = custom_lists;
+    template.docs = docs;
     finish(Some(template), diags)
 }
 

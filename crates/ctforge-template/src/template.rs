@@ -30,6 +30,20 @@ pub struct Template {
     /// The library's `packages/<bucket>.custom` lists, sorted by file name.
     #[serde(default)]
     pub custom_lists: Vec<CustomList>,
+    /// The template's other documents (`README.md`, `CREDENTIALS.md`, `container.sh` next to
+    /// `template.conf`, and `container-configs/<folder>/README*`), kept verbatim so an export
+    /// reproduces the whole directory; sorted by path.
+    #[serde(default)]
+    pub docs: Vec<TemplateDoc>,
+}
+
+/// A document of a template: its path relative to the template directory and its text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateDoc {
+    /// Relative path, e.g. `README.md` or `container-configs/files/README.md`.
+    pub path: String,
+    /// Text.
+    pub content: String,
 }
 
 impl Template {
@@ -60,6 +74,7 @@ impl Template {
                 .collect(),
             custom_installer: self.custom_installer.clone(),
             custom_lists: self.custom_lists.clone(),
+            docs: self.docs.clone(),
         }
     }
 

@@ -53,6 +53,9 @@ pub fn render_files(t: &Template) -> Vec<(PathBuf, String)> {
     if let Some(custom) = &t.custom_installer {
         out.push((content_path(PACKAGES, CUSTOM_INSTALLER), custom.clone()));
     }
+    for doc in &t.docs {
+        out.push((PathBuf::from(&doc.path), doc.content.clone()));
+    }
     out
 }
 
@@ -62,7 +65,8 @@ fn is_safe_layout_path(path: &Path) -> bool {
     let parts: Vec<Component<'_>> = path.components().collect();
     let plain = parts.iter().all(|c| matches!(c, Component::Normal(_)));
     let shape = match parts.as_slice() {
-        [Component::Normal(name)] => *name == CONF_FILE,
+        // `template.conf` or a document next to it.
+        [Component::Normal(_)] => true,
         [
             Component::Normal(root),
             Component::Normal(_),

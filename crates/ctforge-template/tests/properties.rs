@@ -170,6 +170,7 @@ fn template() -> impl Strategy<Value = Template> {
                     packages,
                     custom_installer,
                     custom_lists: Vec::new(),
+                    docs: Vec::new(),
                 };
                 // The loader's order: scripts by number, then name.
                 t.sort();

@@ -52,9 +52,7 @@ fn golden_template_model() {
         render_diagnostics(&loaded),
         "container-configs/scripts/cleanup.sh: warning: script name `cleanup.sh` does not \
          match `NN-name.sh`, so it is skipped: add a number for its place in the run order, \
-         like `50-cleanup.sh`\n\
-         template.conf:27: warning: unknown key `TEMPLATE_CONFIG_PATH` is kept but not used by \
-         ctforge: check the spelling or remove it if nothing needs it\n"
+         like `50-cleanup.sh`\n"
     );
     assert!(!loaded.has_errors());
     assert!(
@@ -171,20 +169,16 @@ fn golden_template_model() {
         ],
         custom_installer: Some(read(&dir, "container-configs/packages/custom.sh")),
         custom_lists: Vec::new(),
+        docs: t.docs.clone(),
     };
     assert_eq!(t, expected);
     assert!(t.scripts.iter().all(|s| s.enabled));
 
-    // A loaded template passes validation with the same warning about the
-    // unknown key and no errors.
+    // A loaded template passes validation; `TEMPLATE_CONFIG_PATH`, a key of the template
+    // library, is kept without a warning (its note is information).
     let validation: Vec<String> = t.validate().iter().map(ToString::to_string).collect();
-    assert_eq!(
-        validation,
-        [
-            "template.conf: warning: unknown key `TEMPLATE_CONFIG_PATH` is kept but not used by \
-          ctforge: check the spelling or remove it if nothing needs it"
-        ]
-    );
+    assert!(validation.is_empty(), "{validation:?}");
+    assert!(ctforge_template::conf::library_key_note("TEMPLATE_CONFIG_PATH").is_some());
 
     // The model survives serde (the app stores it as JSON).
     let json = serde_json::to_string(&t).unwrap();
@@ -277,6 +271,32 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 #[test]
+fn the_library_web3_dev_template_round_trips_byte_identical() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/original-templates/web3-dev");
+    if !dir.join("template.conf").is_file() {
+        println!("SKIPPED: no web3-dev at {} (../shared)", dir.display());
+        return;
+    }
+    let loaded = load_dir(&dir);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    let t = loaded.template.clone().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("web3-dev");
+    write_dir(&t, &target).unwrap();
+    let (original, written) = (tree(&dir), tree(&target));
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        original.keys().collect::<Vec<_>>(),
+        "every file of the directory, docs included"
+    );
+    for (rel, bytes) in &original {
+        assert_eq!(&written[rel], bytes, "{} differs", rel.display());
+    }
+    assert_eq!(load_dir(&target).template, Some(t));
+}
+
+#[test]
 fn round_trip_is_byte_identical() {
     let dir = good_dir();
     let loaded = load_dir(&dir);
@@ -287,19 +307,13 @@ fn round_trip_is_byte_identical() {
 
     let mut original = tree(&dir);
     let written = tree(&target);
-    // Documentation and the skipped script are not content, so not written.
+    // Documents (next to template.conf, the folders' READMEs and `.gitkeep`s) are kept and
+    // written; other hidden files, the skipped script and a README directly in
+    // container-configs are not.
     let not_content = [
-        "README.md",
-        "build.sh",
         "container-configs/README.md",
-        "container-configs/scripts/README.md",
-        "container-configs/scripts/.gitkeep",
         "container-configs/scripts/cleanup.sh",
-        "container-configs/files/README.md",
-        "container-configs/files/.gitkeep",
         "container-configs/files/.bashrc-extra",
-        "container-configs/packages/README.md",
-        "container-configs/packages/.gitkeep",
     ];
     for rel in not_content {
         assert!(
@@ -321,11 +335,11 @@ fn round_trip_is_byte_identical() {
         assert_eq!(&written[rel], bytes);
     }
 
-    // Loading the export gives the same model (raw texts included) and only
-    // the unknown-key warning (the skipped script is gone).
+    // Loading the export gives the same model (raw texts included) and no
+    // diagnostics (the skipped script is gone; the library's key is information).
     let again = load_dir(&target);
     assert_eq!(again.template.as_ref(), Some(&t));
-    assert_eq!(again.diagnostics.len(), 1);
+    assert_eq!(again.diagnostics.len(), 0);
 
     // discover finds the exported template.
     let found = discover(out.path());

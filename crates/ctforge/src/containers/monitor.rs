@@ -442,6 +442,24 @@ impl RefreshView {
                 self.credentials_added.join(", ")
             ));
         }
+        if let Some(cm) = &self.config_manager
+            && let Some(code) = cm.last_exit
+        {
+            let meaning = match code {
+                0 => "ok",
+                2 => "another run held the lock",
+                3 => "configuration error",
+                4 => "template unavailable",
+                5 => "conflict, nothing applied",
+                _ => "error",
+            };
+            text.push_str(&format!(
+                "; config-manager: last run exit {code} ({meaning})"
+            ));
+            if !cm.conflicts.is_empty() {
+                text.push_str(&format!(" in {}", cm.conflicts.join(", ")));
+            }
+        }
         let failed: Vec<String> = self
             .parts
             .values()

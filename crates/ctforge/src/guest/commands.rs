@@ -62,26 +62,34 @@ pub fn apply_file(staged: &str, target: &str, policy: &str) -> String {
     }
 }
 
-/// The config-manager: one script re-applying every file by its policy, run on every boot.
-pub fn apply_script(files: &[(String, String, String)]) -> String {
-    let mut script = String::from(
-        "#!/bin/sh\n# Written by ctforge: re-applies the template's files on boot.\nset -e\n",
-    );
-    for (name, target, policy) in files {
-        script.push_str(&apply_file(&staged_path(name), target, policy));
-        script.push('\n');
-    }
-    script.push_str(&format!(
-        "date +%s > {}\n",
-        quote(&format!("{STATE_DIR}/last-apply"))
-    ));
-    script
+/// The config-manager run on every boot (and by hand): re-applies the template ctforge pushed
+/// (scripts → files → packages, the library's order) from the manifests in [`MANIFEST_DIR`],
+/// with the library's lock, exit codes and conflict check.
+pub const CONFIG_MANAGER: &str = include_str!("config-manager.sh");
+/// Where the config-manager's manifests live: `files` (name, staged copy, target, policy; tab
+/// separated), `scripts` (script paths in order), `packages.sh` (the install commands).
+pub const MANIFEST_DIR: &str = "/var/lib/ctforge/manifest";
+/// The config-manager's last result: `<unix time> <exit code>`.
+pub const LAST_RESULT: &str = "/var/lib/ctforge/last-result";
+/// The managed files in conflict at the last run, one per line.
+pub const CONFLICTS: &str = "/var/lib/ctforge/conflicts";
+/// The config-manager's log (the library's path).
+pub const CONFIG_MANAGER_LOG: &str = "/var/log/config-manager/sync.log";
+
+/// The config-manager's file manifest: `name<TAB>staged<TAB>target<TAB>policy` per file.
+pub fn files_manifest(files: &[(String, String, String)]) -> String {
+    files
+        .iter()
+        .map(|(name, target, policy)| {
+            format!("{name}\t{}\t{target}\t{policy}\n", staged_path(name))
+        })
+        .collect()
 }
 
 /// The oneshot unit running the config-manager on boot.
 pub fn apply_unit() -> String {
     format!(
-        "[Unit]\nDescription=ctforge: re-apply template files\nAfter=local-fs.target\n\n[Service]\nType=oneshot\nExecStart={APPLY_SCRIPT}\nRemainAfterExit=yes\n\n[Install]\nWantedBy=multi-user.target\n"
+        "[Unit]\nDescription=ctforge config-manager: re-apply the template on boot\nAfter=local-fs.target network.target\n\n[Service]\nType=oneshot\nExecStart={APPLY_SCRIPT}\nRemainAfterExit=yes\n\n[Install]\nWantedBy=multi-user.target\n"
     )
 }
 
@@ -228,13 +236,14 @@ pub const LAST_APPLY: &str = "/var/lib/ctforge/last-apply";
 pub const APPLY_UNIT_NAME: &str = "ctforge-apply.service";
 
 /// The sections of [`monitor_script`], in order.
-pub const MONITOR_SECTIONS: [&str; 6] = [
+pub const MONITOR_SECTIONS: [&str; 7] = [
     "units",
     "ports",
     "credentials",
     "last-apply",
     "apply-unit",
     "library-credentials",
+    "config-manager",
 ];
 
 /// The marker line prefix of [`monitor_script`] for a run's `nonce`. Content inside the
@@ -281,6 +290,12 @@ pub fn monitor_script(units: &[String], nonce: &str) -> String {
                     .next()
                     .unwrap_or("credentials")
             )
+        ),
+        format!(
+            "[ ! -f {res} ] || sed 's/^/result /' {res}; [ ! -f {con} ] || sed 's/^/conflict /' {con}; [ ! -f {log} ] || tail -n 20 {log} | sed 's/^/log /'",
+            res = quote(LAST_RESULT),
+            con = quote(CONFLICTS),
+            log = quote(CONFIG_MANAGER_LOG)
         ),
     ];
     let mut script = String::new();
@@ -348,7 +363,7 @@ mod tests {
                 "{script}"
             );
         }
-        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 6);
+        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 7);
         assert!(script.ends_with("echo @@ctforge-n1:end\n"));
         assert!(monitor_script(&[], "n").contains("@@ctforge-n:units\ntrue\n"));
     }

@@ -34,6 +34,19 @@ pub struct ConfigManager {
     pub result: String,
     /// Whether it runs on boot.
     pub enabled: bool,
+    /// Exit code of its last run (0 ok, 1 error, 2 locked, 3 configuration, 4 source
+    /// unavailable, 5 conflict), when it ran.
+    #[serde(default)]
+    pub last_exit: Option<i32>,
+    /// When that run ended (Unix ms).
+    #[serde(default)]
+    pub last_run_ms: Option<i64>,
+    /// Managed files in conflict at the last run.
+    #[serde(default)]
+    pub conflicts: Vec<String>,
+    /// The end of its log (`/var/log/config-manager/sync.log`).
+    #[serde(default)]
+    pub log_tail: Vec<String>,
 }
 
 /// What one batched check found; each part succeeded or failed on its own.
@@ -230,13 +243,35 @@ pub fn parse_report(stdout: &str, nonce: &str, duration: Duration) -> Option<Rep
     let config_manager = match (last_apply, apply_unit) {
         (Ok(last_apply_ms), Ok(unit)) => {
             let get = |k: &str| unit.get(k).cloned().unwrap_or_default();
-            Ok(ConfigManager {
+            let mut state = ConfigManager {
                 last_apply_ms,
                 active_state: get("ActiveState"),
                 sub_state: get("SubState"),
                 result: get("Result"),
                 enabled: get("UnitFileState") == "enabled",
-            })
+                last_exit: None,
+                last_run_ms: None,
+                conflicts: Vec::new(),
+                log_tail: Vec::new(),
+            };
+            // Its own state files (older containers have none: the fields stay empty).
+            if let Some(section) = all.get("config-manager").filter(|s| s.rc == Some(0)) {
+                for line in section.body.lines() {
+                    if let Some(rest) = line.strip_prefix("result ") {
+                        let mut words = rest.split_whitespace();
+                        state.last_run_ms = words
+                            .next()
+                            .and_then(|t| t.parse::<i64>().ok())
+                            .map(|t| t.saturating_mul(1000));
+                        state.last_exit = words.next().and_then(|c| c.parse().ok());
+                    } else if let Some(path) = line.strip_prefix("conflict ") {
+                        state.conflicts.push(path.to_owned());
+                    } else if let Some(text) = line.strip_prefix("log ") {
+                        state.log_tail.push(text.to_owned());
+                    }
+                }
+            }
+            Ok(state)
         }
         (Err(a), Err(b)) => Err(format!("{a}; {b}")),
         (Err(e), _) | (_, Err(e)) => Err(e),
@@ -306,6 +341,59 @@ mod tests {
             s.push_str(&format!("{m}end\n"));
         }
         s
+    }
+
+    #[test]
+    fn config_manager_state_and_library_credentials_are_read() {
+        let library = {
+            let mut builder = tar::Builder::new(Vec::new());
+            let body = b"# saved\nCODE_SERVER_PASSWORD=pw1\n";
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            builder
+                .append_data(&mut h, "credentials", &body[..])
+                .unwrap();
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(builder.into_inner().unwrap())
+        };
+        let text = output(
+            "n",
+            &[
+                ("units", "", 0),
+                ("ports", "", 0),
+                ("credentials", "", 0),
+                ("last-apply", "1700000000\n", 0),
+                (
+                    "apply-unit",
+                    "ActiveState=failed\nSubState=failed\nResult=exit-code\nUnitFileState=enabled\n",
+                    0,
+                ),
+                ("library-credentials", &format!("{library}\n"), 0),
+                (
+                    "config-manager",
+                    "result 1700000100 5\nconflict /etc/app.conf\nlog [x] [ERROR  ] conflict\n",
+                    0,
+                ),
+            ],
+            true,
+        );
+        let report = parse_report(&text, "n", Duration::from_millis(1)).unwrap();
+        let cm = report.config_manager.unwrap();
+        assert_eq!(
+            (cm.last_exit, cm.last_run_ms, cm.conflicts.as_slice()),
+            (
+                Some(5),
+                Some(1_700_000_100_000),
+                ["/etc/app.conf".to_owned()].as_slice()
+            )
+        );
+        assert_eq!(cm.log_tail, ["[x] [ERROR  ] conflict"]);
+        let creds = report.credentials.unwrap();
+        assert_eq!(creds.len(), 1);
+        assert_eq!(creds[0].0, "CODE_SERVER_PASSWORD");
+        assert_eq!(creds[0].1.expose(), "pw1");
     }
 
     #[test]

@@ -643,13 +643,35 @@ impl CreateContainer {
             .collect();
         channel
             .push(
-                commands::apply_script(&manifest).as_bytes(),
+                commands::CONFIG_MANAGER.as_bytes(),
                 commands::APPLY_SCRIPT,
                 Some(0o755),
                 None,
             )
             .await
             .map_err(|e| fail(e.to_string()))?;
+        run(
+            ctx,
+            channel.as_ref(),
+            "prepare",
+            &format!("mkdir -p {}", ctforge_ssh::quote(commands::MANIFEST_DIR)),
+        )
+        .await?;
+        for (name, content) in [
+            ("files", commands::files_manifest(&manifest)),
+            ("scripts", scripts_manifest(plan)),
+            ("packages.sh", packages_manifest(plan)),
+        ] {
+            channel
+                .push(
+                    content.as_bytes(),
+                    &format!("{}/{name}", commands::MANIFEST_DIR),
+                    Some(0o600),
+                    None,
+                )
+                .await
+                .map_err(|e| fail(format!("push the config-manager's {name}: {e}")))?;
+        }
         channel
             .push(
                 commands::apply_unit().as_bytes(),
@@ -667,7 +689,7 @@ impl CreateContainer {
         )
         .await?;
         let _ = ctx
-            .log("config-manager installed (ctforge-apply.service re-applies the files on boot)")
+            .log("config-manager installed (ctforge-apply.service re-applies the template on boot: scripts, files, packages)")
             .await;
         Ok(())
     }
@@ -1002,6 +1024,21 @@ impl CreateContainer {
         // The first run is complete: later runs (boot unit, re-apply) see
         // CONFIG_MANAGER_FIRST_RUN=false.
         probe(quick.as_ref(), &commands::mark_first_run()).await?;
+        if plan.steps.contains(&Step::ConfigManager) {
+            // The baseline of the config-manager's conflict check.
+            let (code, _) = probe(
+                quick.as_ref(),
+                &format!("{} --record", commands::APPLY_SCRIPT),
+            )
+            .await?;
+            if code != 0 {
+                let _ = ctx
+                    .log(format!(
+                        "! warning: the config-manager could not record the checksums of the managed files (exit {code})"
+                    ))
+                    .await;
+            }
+        }
         self.store
             .update_container_status(
                 container.id,
@@ -1023,6 +1060,53 @@ impl CreateContainer {
         self.forget_session(ctx.job_id());
         Ok(())
     }
+}
+
+/// The config-manager's script list: the plan's scripts, in order, where provisioning stores
+/// them.
+fn scripts_manifest(plan: &Plan) -> String {
+    plan.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::RunScript { name, .. } => Some(format!("{}\n", commands::script_path(name))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The config-manager's package phase: the plan's install commands, one per line, each
+/// stopping the run when it fails.
+fn packages_manifest(plan: &Plan) -> String {
+    let q = ctforge_ssh::quote;
+    let mut text = String::from("# Written by ctforge: the template's packages.\nset -e\n");
+    for step in &plan.steps {
+        match step {
+            Step::Install { manager, packages } => {
+                text.push_str(&commands::install(manager, packages));
+                text.push('\n');
+            }
+            Step::CustomPackage {
+                check,
+                install,
+                timeout_secs,
+                ..
+            } => {
+                let limit = timeout_secs
+                    .map(|t| format!("timeout {t} "))
+                    .unwrap_or_default();
+                text.push_str(&format!(
+                    "bash -c {} || {limit}bash -c {}\n",
+                    q(check),
+                    q(install)
+                ));
+            }
+            Step::CustomInstaller { .. } => {
+                text.push_str(&format!("bash {}/custom.sh\n", commands::STATE_DIR));
+            }
+            _ => {}
+        }
+    }
+    text
 }
 
 async fn wait_unlocked(

@@ -33,6 +33,9 @@ pub struct StoredConfig {
     /// The library's `packages/<bucket>.custom` lists, as their text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub custom_lists: Vec<ctforge_template::CustomList>,
+    /// The template's other documents (README.md, CREDENTIALS.md, container.sh, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docs: Vec<ctforge_template::TemplateDoc>,
     /// Every package list in file order, with its original text (kept even when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub package_lists: Vec<StoredList>,
@@ -80,6 +83,7 @@ pub fn template_to_record(t: &Template, source_path: Option<&str>) -> TemplateRe
         config: t.config.clone(),
         custom_installer: t.custom_installer.clone(),
         custom_lists: t.custom_lists.clone(),
+        docs: t.docs.clone(),
         package_lists: t
             .packages
             .iter()
@@ -282,6 +286,7 @@ pub fn record_to_template(record: &TemplateRecord) -> Result<Template, Templates
         packages,
         custom_installer: stored.custom_installer,
         custom_lists: stored.custom_lists,
+        docs: stored.docs,
     })
 }
 

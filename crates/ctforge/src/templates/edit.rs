@@ -169,6 +169,13 @@ pub async fn update(
     refuse_errors(&edited)?;
     if let Ok(old) = record_to_template(&previous) {
         keep_raw(&mut edited, &old);
+        // The editor does not edit documents and `.custom` lists: an edit keeps them.
+        if edited.docs.is_empty() {
+            edited.docs = old.docs.clone();
+        }
+        if edited.custom_lists.is_empty() {
+            edited.custom_lists = old.custom_lists.clone();
+        }
     }
     let mut record = template_to_record(&edited, previous.row.source_path.as_deref());
     record.row.source = previous.row.source.clone();

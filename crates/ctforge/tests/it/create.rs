@@ -839,3 +839,56 @@ async fn container_read_events_stream_and_job_filters() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// The library's `.custom` package lists: the check decides whether the install runs, the
+/// install's output is in the job log, and its timeout is honoured.
+#[tokio::test]
+async fn custom_packages_follow_their_check_and_timeout() {
+    let sim = sim().await;
+    let root = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/library-templates"
+    ));
+    let s = signed_in_with(&sim, root, |_| {}).await;
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "custom-pkgs", "hostname": "custom-01" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job_id = created["job_id"].as_i64().unwrap();
+    let job = wait_for_job(&s, job_id).await;
+    let events = s.get(&format!("/api/v1/jobs/{job_id}/events")).await;
+    let text = events.to_string();
+    assert_eq!(job["state"], "succeeded", "{job}\n{text}");
+    assert!(
+        text.contains("present: already installed (check passed), skipped"),
+        "{text}"
+    );
+    assert!(!text.contains("should-not-run"), "{text}");
+    assert!(
+        text.contains("fresh: check failed (status 1), installing (limit 60s)"),
+        "{text}"
+    );
+    let vmid = u32::try_from(created["vmid"].as_u64().unwrap()).unwrap();
+    let guest = sim.state().memory_backend().unwrap().guest(vmid).unwrap();
+    assert!(guest.data.packages.contains("apt:freshtool"), "installed");
+
+    let r = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "custom-timeout", "hostname": "custom-02" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let job = wait_for_job(&s, created["job_id"].as_i64().unwrap()).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("custom package slow") && error.contains("2s timeout"),
+        "{error}"
+    );
+}

@@ -688,3 +688,73 @@ async fn reference_template(store: &dyn Store, id: i64) {
         .await
         .unwrap();
 }
+
+/// Every file under `dir`, recursively (relative path → bytes).
+fn whole_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                let rel = path.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The library's real `web3-dev` (from `../shared`, never copied into the repository):
+/// discovered, exported and discovered again, every file of the directory (its docs,
+/// `container.sh`, the folders' READMEs) is byte-identical and the second discovery sees no
+/// change.
+#[tokio::test]
+async fn the_library_web3_dev_exports_and_imports_byte_identical() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/original-templates/web3-dev");
+    if !source.join("template.conf").is_file() {
+        println!("SKIPPED: no web3-dev at {} (../shared)", source.display());
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    copy_dir(&source, &root.path().join("web3-dev"));
+    let (store, _clock, _db) = common::fresh_store("sqlite").await;
+    let report = discover_roots(store.as_ref(), &[root.path().to_path_buf()])
+        .await
+        .unwrap();
+    assert!(!report.has_failures(), "{report:?}");
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("web3-dev");
+    ctforge::templates::export(store.as_ref(), "web3-dev", &target)
+        .await
+        .unwrap();
+    let (expected, actual) = (whole_dir(&source), whole_dir(&target));
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        actual.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &expected {
+        assert_eq!(bytes, &actual[path], "{path} byte-identical");
+    }
+    // Importing the export (discovery of its directory) changes nothing.
+    let (again, _clock2, _db2) = common::fresh_store("sqlite").await;
+    discover_roots(again.as_ref(), &[out.path().to_path_buf()])
+        .await
+        .unwrap();
+    let (_, a) = ctforge::templates::load_template(store.as_ref(), "web3-dev")
+        .await
+        .unwrap();
+    let (_, b) = ctforge::templates::load_template(again.as_ref(), "web3-dev")
+        .await
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        a.docs.len(),
+        10,
+        "{:?}",
+        a.docs.iter().map(|d| &d.path).collect::<Vec<_>>()
+    );
+}

@@ -243,4 +243,84 @@ async fn every_runtime_helper_works_on_lxc() {
             .any(|l| l["credential"] == "DEMO_APP_PASSWORD" && l["unit"] == "demo-app.service"),
         "{services}"
     );
+
+    // The config-manager: on boot it re-applies the template, no longer a first run.
+    assert_eq!(sh(&ct, "test -s /var/lib/ctforge/checksums").await.0, 0);
+    let r = p
+        .session
+        .post(
+            &p.app.client,
+            &p.app.address,
+            &format!("/api/v1/containers/{}/reboot", p.id),
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let started = std::time::Instant::now();
+    let result = loop {
+        let mut ignore = |_: ctforge_ssh::Stream, _: &str| {};
+        if let Ok(out) = p
+            .channel()
+            .await
+            .exec("cat /var/lib/ctforge/last-result", &mut ignore)
+            .await
+            && out.exit_code == 0
+        {
+            break out.stream_text(ctforge_ssh::Stream::Stdout);
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "the config-manager did not run after the reboot"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    let ct = p.channel().await;
+    let (_, log) = sh(&ct, "cat /var/log/config-manager/sync.log").await;
+    assert!(result.trim().ends_with(" 0"), "{result}\n{log}");
+    assert_eq!(
+        sh(&ct, "cat /var/lib/runtime-demo/runs").await.1,
+        "true\nfalse\n",
+        "CONFIG_MANAGER_FIRST_RUN=false on the boot run\n{log}"
+    );
+    assert!(log.contains("running 10-runtime.sh"), "{log}");
+
+    // Another run holding the lock: exit 2.
+    let (_, locked) = sh(
+        &ct,
+        "flock /run/config-manager.lock sleep 3 & sleep 0.5; /usr/local/sbin/ctforge-apply >/dev/null; echo $?; wait",
+    )
+    .await;
+    assert_eq!(locked.trim(), "2");
+
+    // A managed file changed here and in the template: conflict, exit 5, nothing applied.
+    sh(&ct, "echo 'local edit' >> /etc/runtime-demo/demo.conf").await;
+    sh(
+        &ct,
+        "echo 'managed by the template, version 2' > /var/lib/ctforge/files/demo.conf",
+    )
+    .await;
+    let (_, code) = sh(&ct, "/usr/local/sbin/ctforge-apply >/dev/null; echo $?").await;
+    assert_eq!(code.trim(), "5");
+    assert_eq!(
+        sh(&ct, "cat /etc/runtime-demo/demo.conf").await.1,
+        "managed by the template, version 1\nlocal edit\n",
+        "nothing applied"
+    );
+    assert_eq!(
+        sh(&ct, "cat /var/lib/runtime-demo/runs").await.1,
+        "true\nfalse\n",
+        "no script ran"
+    );
+    assert_eq!(
+        sh(&ct, "cat /var/lib/ctforge/conflicts").await.1,
+        "/etc/runtime-demo/demo.conf\n"
+    );
+    assert!(
+        sh(&ct, "cat /var/lib/ctforge/last-result")
+            .await
+            .1
+            .trim()
+            .ends_with(" 5"),
+        "the result is recorded"
+    );
 }

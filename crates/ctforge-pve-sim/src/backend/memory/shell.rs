@@ -22,6 +22,8 @@ pub(super) struct Shell<'a> {
     pub(super) conditions: u32,
     /// The status of the last command substitution of the current command.
     pub(super) substitution: Option<u32>,
+    /// Shell functions a `BASH_ENV` file defined (the script runtime's helpers).
+    pub(super) functions: BTreeSet<String>,
 }
 
 impl<'a> Shell<'a> {
@@ -55,6 +57,7 @@ impl<'a> Shell<'a> {
                 .collect(),
             conditions: 0,
             substitution: None,
+            functions: BTreeSet::new(),
         }
     }
 
@@ -93,11 +96,128 @@ impl<'a> Shell<'a> {
                 i += 1;
             }
             let script = script.unwrap_or_else(|| String::from_utf8_lossy(stdin).into_owned());
+            if base != "bash" {
+                // Debian's /bin/sh is dash: bash-only syntax fails there, with dash's words.
+                let label = argv
+                    .iter()
+                    .skip(1)
+                    .find(|a| !a.starts_with('-'))
+                    .filter(|_| {
+                        !argv
+                            .iter()
+                            .skip(1)
+                            .any(|a| a.starts_with('-') && a.contains('c'))
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| base.clone());
+                return self.run_dash(&script, &label, stdin);
+            }
             return self.run_script(&script, stdin);
         }
         let (out, code) = self.simple(argv, stdin);
         self.out.extend(out);
         code
+    }
+
+    /// Runs `script` as dash would: up to the first bash-only construct, which fails with
+    /// dash's message (`LABEL: LINE: …`) — `set -o pipefail` and an array assignment end the
+    /// script with status 2, `[[` is a command not found (127).
+    pub(super) fn run_dash(&mut self, script: &str, label: &str, stdin: &[u8]) -> u32 {
+        let Some((line, problem)) = dash_incompatibility(script) else {
+            return self.run_script(script, stdin);
+        };
+        let lines: Vec<&str> = script.lines().collect();
+        let before = lines[..line - 1].join("\n");
+        let code = self.run_script(&before, stdin);
+        if self.exited.is_some() || (self.errexit && code != 0) {
+            return code;
+        }
+        match problem {
+            DashProblem::NotFound(word) => {
+                self.e(format!("{label}: {line}: {word}: not found\n"));
+                self.status = 127;
+                if self.errexit {
+                    self.exited = Some(127);
+                    return 127;
+                }
+                let rest = lines[line..].join("\n");
+                self.run_script(&rest, stdin)
+            }
+            DashProblem::Fatal(message) => {
+                self.e(format!("{label}: {line}: {message}\n"));
+                self.status = 2;
+                self.exited = Some(2);
+                2
+            }
+        }
+    }
+
+    /// A call of a function the `BASH_ENV` file defined: the script runtime's helpers do what
+    /// the runtime does (log lines in its format, credentials in the library's file, …);
+    /// other functions succeed without effect.
+    fn helper(&mut self, name: &str, args: &[String], out: &mut Vec<u8>) -> u32 {
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        let level = match name {
+            "log_info" => Some("INFO"),
+            "log_warn" => Some("WARNING"),
+            "log_error" => Some("ERROR"),
+            _ => None,
+        };
+        if let Some(level) = level {
+            out.extend(format!("[{stamp}] [{level:<7}] {}\n", args.join(" ")).bytes());
+            return 0;
+        }
+        match name {
+            "is_installed" if args.len() == 1 => u32::from(!self.has_binary(&args[0])),
+            "is_installed" | "ensure_installed" if args.len() != 1 => 2,
+            "ensure_installed" => {
+                if self.has_binary(&args[0]) {
+                    0
+                } else {
+                    self.pkg(
+                        "apt",
+                        &["install".into(), "-y".into(), args[0].clone()],
+                        out,
+                    )
+                }
+            }
+            "run_as_user" => {
+                let (o, c) = self.simple(args, b"");
+                out.extend(o);
+                c
+            }
+            "generate_password" => {
+                let len: usize = args.first().and_then(|n| n.parse().ok()).unwrap_or(16);
+                let set = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+                let pw: String = (0..len)
+                    .map(|_| set[rand::random_range(0..set.len())] as char)
+                    .collect();
+                out.extend(format!("{pw}\n").bytes());
+                0
+            }
+            "save_credential" if args.len() == 2 => {
+                let file = "/etc/infrahaus/credentials";
+                self.g.dirs.insert("/etc/infrahaus".into());
+                self.g.dirs.insert("/etc".into());
+                let line = format!("{}={}\n", args[0], args[1]);
+                self.write(file, line.as_bytes(), true);
+                if let Some(f) = self.g.files.get_mut(file) {
+                    f.mode = 0o600;
+                }
+                0
+            }
+            "save_credential" => 2,
+            _ => 0,
+        }
     }
 
     pub(super) fn run_script(&mut self, script: &str, stdin: &[u8]) -> u32 {
@@ -150,10 +270,17 @@ impl<'a> Shell<'a> {
             }
         }
         // Leading VAR=value assignments: shell variables on their own, else the command's
-        // environment.
+        // environment; bash sources a `BASH_ENV` file first (its functions become commands).
         let mut env = Vec::new();
         while argv.first().map(|a| is_assignment(a)).unwrap_or(false) {
-            env.push(argv.remove(0));
+            let a = argv.remove(0);
+            if let Some(path) = a.strip_prefix("BASH_ENV=")
+                && let Some(file) = self.g.files.get(&abs(path))
+            {
+                let text = String::from_utf8_lossy(&file.data).into_owned();
+                self.functions.extend(function_names(&text));
+            }
+            env.push(a);
         }
         if argv.is_empty() {
             self.assign(&env, false);
@@ -324,6 +451,10 @@ impl<'a> Shell<'a> {
         if self.g.missing.contains(&cmd) {
             self.e(format!("sh: 1: {cmd}: not found\n"));
             return (out, 127);
+        }
+        if self.functions.contains(&cmd) {
+            let code = self.helper(&cmd, &args, &mut out);
+            return (out, code);
         }
         let code: u32 = match cmd.as_str() {
             "tar" => self.tar(&args, &mut out),
@@ -512,6 +643,78 @@ pub(super) fn never_starts(g: &GuestData, name: &str) -> bool {
                 && l.contains("sleep infinity")
         })
     })
+}
+
+/// Names of the functions a shell file defines (`name() {` at the start of a line).
+pub(super) fn function_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once("()")?;
+            let ok = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && rest.trim_start().starts_with('{');
+            ok.then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// What dash makes of a bash-only construct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DashProblem {
+    /// A command dash does not have (`[[`): status 127, the script goes on.
+    NotFound(String),
+    /// An error that ends the script with status 2 (the message after `LABEL: LINE: `).
+    Fatal(String),
+}
+
+/// The first line (1-based) of `script` that dash cannot run, and why.
+pub(super) fn dash_incompatibility(script: &str) -> Option<(usize, DashProblem)> {
+    for (i, line) in script.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line).trim();
+        if code.starts_with('#') || code.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = code.split_whitespace().collect();
+        if words.first() == Some(&"set") {
+            let mut it = words.iter().skip(1).peekable();
+            while let Some(w) = it.next() {
+                if (w.starts_with('-') && w.ends_with('o'))
+                    && let Some(opt) = it.peek()
+                    && matches!(**opt, "pipefail" | "errtrace" | "functrace")
+                {
+                    return Some((
+                        i + 1,
+                        DashProblem::Fatal(format!("set: Illegal option -o {opt}")),
+                    ));
+                }
+            }
+        }
+        if words.contains(&"[[")
+            && words.first().is_some_and(|w| {
+                matches!(
+                    *w,
+                    "[[" | "if" | "while" | "until" | "elif" | "!" | "&&" | "||"
+                )
+            })
+        {
+            return Some((i + 1, DashProblem::NotFound("[[".into())));
+        }
+        let first = words.first().copied().unwrap_or("");
+        if let Some((name, value)) = first.split_once('=')
+            && value.starts_with('(')
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Some((
+                i + 1,
+                DashProblem::Fatal("Syntax error: \"(\" unexpected".into()),
+            ));
+        }
+        if matches!(first, "declare" | "typeset") {
+            return Some((i + 1, DashProblem::NotFound(first.to_owned())));
+        }
+    }
+    None
 }
 
 /// `timeout`'s duration: `N`, `Ns`, `Nm`, `Nh`, `Nd` (fractions allowed).

@@ -339,3 +339,73 @@ fn postgres_example_script_runs() {
     let (o, _, _) = sh(&b, "systemctl is-active postgresql");
     assert_eq!(o, "active\n");
 }
+
+fn run(b: &MemoryBackend, argv: &[&str]) -> (String, String, u32) {
+    let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+    let (o, e, c) = b.run(100, &argv, b"");
+    (
+        String::from_utf8_lossy(&o).into(),
+        String::from_utf8_lossy(&e).into(),
+        c,
+    )
+}
+
+#[test]
+fn sh_is_dash_and_rejects_bash_only_syntax() {
+    let (b, _) = guest();
+    let script = "echo before\nset -euo pipefail\necho after\n";
+    let (o, e, c) = run(&b, &["sh", "-c", script]);
+    assert_eq!(
+        (o.as_str(), e.as_str(), c),
+        ("before\n", "sh: 2: set: Illegal option -o pipefail\n", 2)
+    );
+    let (o, e, c) = run(&b, &["bash", "-c", script]);
+    assert_eq!((o.as_str(), e.as_str(), c), ("before\nafter\n", "", 0));
+
+    // A script file: dash names it in the message.
+    let (_, _, c) = sh(
+        &b,
+        "mkdir -p /opt && printf 'set -e\\nA=(x y)\\necho no\\n' > /opt/a.sh",
+    );
+    assert_eq!(c, 0);
+    let (o, e, c) = run(&b, &["sh", "/opt/a.sh"]);
+    assert_eq!(
+        (o.as_str(), e.as_str(), c),
+        ("", "/opt/a.sh: 2: Syntax error: \"(\" unexpected\n", 2)
+    );
+
+    // `[[` is a command dash does not have: not found, fatal under set -e.
+    let (o, e, c) = run(&b, &["sh", "-c", "[[ -d /tmp ]]\necho went on"]);
+    assert_eq!(
+        (o.as_str(), e.as_str(), c),
+        ("went on\n", "sh: 1: [[: not found\n", 0)
+    );
+    let (_, e, c) = run(&b, &["sh", "-c", "set -e\n[[ -d /tmp ]]\necho no"]);
+    assert_eq!((e.as_str(), c), ("sh: 2: [[: not found\n", 127));
+    let (_, e, c) = run(&b, &["dash", "-c", "set -o pipefail"]);
+    assert_eq!(
+        (e.as_str(), c),
+        ("dash: 1: set: Illegal option -o pipefail\n", 2)
+    );
+}
+
+#[test]
+fn bash_env_helpers_behave_like_the_runtime() {
+    let (b, _) = guest();
+    let (_, _, c) = sh(
+        &b,
+        "mkdir -p /usr/local/lib/ctforge && printf 'log_info() {\\n:\\n}\\nlog_warn() {\\n:\\n}\\nsave_credential() {\\n:\\n}\\nis_installed() {\\n:\\n}\\n' > /usr/local/lib/ctforge/rt.sh && printf 'log_info hello world\\nlog_warn low memory\\nsave_credential CODE_SERVER_PASSWORD s3cret\\nis_installed nope || echo missing\\n' > /root/s.sh",
+    );
+    assert_eq!(c, 0);
+    let (o, e, c) = sh(&b, "BASH_ENV=/usr/local/lib/ctforge/rt.sh bash /root/s.sh");
+    assert_eq!(c, 0, "{e}");
+    let lines: Vec<&str> = o.lines().collect();
+    assert!(lines[0].ends_with("] [INFO   ] hello world"), "{o}");
+    assert!(lines[1].ends_with("] [WARNING] low memory"), "{o}");
+    assert_eq!(lines[2], "missing");
+    let (o, _, _) = sh(&b, "cat /etc/infrahaus/credentials");
+    assert_eq!(o, "CODE_SERVER_PASSWORD=s3cret\n");
+    // Without BASH_ENV the names are unknown commands, as in a shell without the runtime.
+    let (o, _, _) = run(&b, &["bash", "-c", "log_info x"]);
+    assert_eq!(o, "");
+}

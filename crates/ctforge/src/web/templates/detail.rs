@@ -73,7 +73,7 @@ pub async fn page(
     let used = state.store.count_template_containers(record.row.id).await?;
     let v = viewer(user);
     let tab = match tab {
-        "scripts" | "packages" | "files" => tab,
+        "scripts" | "packages" | "files" | "docs" => tab,
         _ => "config",
     };
     let base = format!("/templates/{}", urlencode(name));
@@ -82,6 +82,7 @@ pub async fn page(
         ("scripts", "Scripts", format!("{base}?tab=scripts")),
         ("packages", "Packages", format!("{base}?tab=packages")),
         ("files", "Files", format!("{base}?tab=files")),
+        ("docs", "Docs", format!("{base}?tab=docs")),
     ];
     let tab_items: Vec<(&str, &str, String)> =
         tabs.iter().map(|(k, t, h)| (*k, *t, h.clone())).collect();
@@ -149,11 +150,72 @@ pub async fn page(
                 "scripts" => { (scripts_tab(&record)) }
                 "packages" => { (packages_tab(&template)) }
                 "files" => { (files_tab(&template)) }
+                "docs" => { (docs_tab(&template)) }
                 _ => { (config_tab(&template)) }
             }
         }))
     };
     Ok(ui::layout(&row.app, "/templates", &v, body))
+}
+
+/// The template's documents: Markdown rendered (raw HTML shown as text, only http(s),
+/// mailto and relative links kept), other files as code.
+fn docs_tab(t: &Template) -> Markup {
+    html! {
+        @if t.docs.is_empty() {
+            (ui::empty_state("No documents", "README.md, CREDENTIALS.md and other files next to template.conf are kept with the template and shown here.", None))
+        }
+        @for d in &t.docs {
+            h2.mono { (d.path) }
+            @if d.path.to_ascii_lowercase().ends_with(".md") {
+                div.markdown { (maud::PreEscaped(markdown_html(&d.content))) }
+            } @else {
+                (ui::code_view(&d.path, &highlight::shell(&d.content)))
+            }
+        }
+    }
+}
+
+/// Markdown to HTML without raw HTML: HTML in the text is escaped, and links or images to
+/// anything but http(s), mailto or a relative address lose their target.
+pub fn markdown_html(text: &str) -> String {
+    use pulldown_cmark::{CowStr, Event, Parser, Tag};
+    let safe = |url: &CowStr<'_>| {
+        let lower = url.to_ascii_lowercase();
+        !lower.contains(':')
+            || lower.starts_with("http://")
+            || lower.starts_with("https://")
+            || lower.starts_with("mailto:")
+    };
+    let events = Parser::new(text).map(|event| match event {
+        Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe(&dest_url) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: CowStr::Borrowed("#"),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe(&dest_url) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: CowStr::Borrowed("#"),
+            title,
+            id,
+        }),
+        other => other,
+    });
+    let mut out = String::new();
+    pulldown_cmark::html::push_html(&mut out, events);
+    out
 }
 
 fn config_tab(t: &Template) -> Markup {
@@ -176,7 +238,15 @@ fn config_tab(t: &Template) -> Markup {
             dt { "FUSE" } dd { (yes_no(c.fuse)) }
             dt { "Storage" } dd { (text(&c.storage)) }
             dt { "Bridge" } dd { (text(&c.bridge)) }
-            @for (k, val) in &c.extra { dt.mono { (k) } dd { (val) } }
+            @for (k, val) in &c.extra {
+                dt.mono { (k) }
+                dd {
+                    (val)
+                    @if let Some(note) = ctforge_template::conf::library_key_note(k) {
+                        " " span.muted { "(information: " (note) ")" }
+                    }
+                }
+            }
         }
         h2 { "template.conf" }
         (ui::code_view("template.conf", &highlight::shell(&conf)))
@@ -248,5 +318,21 @@ fn files_tab(t: &Template) -> Markup {
                 (ui::code_view(&f.name, &highlight::plain(&f.content)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod markdown_tests {
+    #[test]
+    fn markdown_renders_without_raw_html_or_script_links() {
+        let html = super::markdown_html(
+            "# Title\n\n<script>alert(1)</script>\n\n[ok](https://x.org) [bad](javascript:alert(1)) `code`",
+        );
+        assert!(html.contains("<h1>Title</h1>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("href=\"https://x.org\""), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(html.contains("<code>code</code>"), "{html}");
     }
 }
