@@ -175,7 +175,11 @@ async fn resources_tab_and_node_page_show_five_charts_per_timeframe() {
 
         let (status, body) = get(format!("/nodes/pve1?timeframe={tf}")).await;
         assert_eq!(status, 200, "node {tf}: {body}");
-        assert_eq!(body.matches("<svg").count(), 5, "node {tf}");
+        assert_eq!(
+            body.matches("<svg class=\"chart-svg\"").count(),
+            5,
+            "node {tf}"
+        );
     }
     let (status, body) = get("/nodes/nope".to_owned()).await;
     assert_eq!(status, 404, "{body}");

@@ -296,7 +296,10 @@ async fn every_runtime_helper_works_on_lxc() {
     sh(&ct, "echo 'local edit' >> /etc/runtime-demo/demo.conf").await;
     sh(
         &ct,
-        "echo 'managed by the template, version 2' > /var/lib/ctforge/files/demo.conf",
+        &format!(
+            "echo 'managed by the template, version 2' > {}",
+            ctforge_ssh::quote(&ctforge::guest::commands::staged_path("demo.conf"))
+        ),
     )
     .await;
     let (_, code) = sh(&ct, "/usr/local/sbin/ctforge-apply >/dev/null; echo $?").await;
