@@ -33,7 +33,12 @@ async fn ready(name: &str, body: serde_json::Value) -> common::lxc::Provisioned 
         .filter(|e| e.kind == "log")
         .map(|e| e.data)
         .collect();
-    assert_eq!(job["state"], "succeeded", "{name}: {job}\n{}", log.join("\n"));
+    assert_eq!(
+        job["state"],
+        "succeeded",
+        "{name}: {job}\n{}",
+        log.join("\n")
+    );
     let record = p.app.state.store.get_container(p.id).await.unwrap();
     assert_eq!(record.status, "ready", "{name}");
     p
@@ -51,7 +56,10 @@ async fn the_shipped_examples_reach_ready_on_lxc() {
     )
     .await;
     let ct = p.channel().await;
-    assert_eq!(sh(&ct, "systemctl is-active nginx").await.1.trim(), "active");
+    assert_eq!(
+        sh(&ct, "systemctl is-active nginx").await.1.trim(),
+        "active"
+    );
     drop(ct);
     drop(p);
 
