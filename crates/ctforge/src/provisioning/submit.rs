@@ -317,6 +317,12 @@ async fn submit_once(
         template_git: prepared.template_git.clone(),
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
+    let mut spec = serde_json::to_value(plan.view()).map_err(|e| AppError::Internal(e.into()))?;
+    // The container's own record keeps the commit too, for its page.
+    if let (Some(git), Some(object)) = (&prepared.template_git, spec.as_object_mut()) {
+        let git = serde_json::to_value(git).map_err(|e| AppError::Internal(e.into()))?;
+        object.insert("template_git".to_owned(), git);
+    }
     let container = NewContainer {
         cluster_id: prepared.cluster.id,
         node: plan.node.clone(),
@@ -324,7 +330,7 @@ async fn submit_once(
         hostname: plan.hostname.clone(),
         template_id: prepared.template_id,
         status: crate::status::RecordStatus::Creating,
-        spec_json: serde_json::to_string(&plan.view()).map_err(|e| AppError::Internal(e.into()))?,
+        spec_json: spec.to_string(),
         root_password_sealed: password_sealed,
         created_by: user.username.clone(),
     };

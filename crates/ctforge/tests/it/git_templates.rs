@@ -205,6 +205,46 @@ async fn git_source_is_discovered_resynced_and_recorded_on_containers() {
         format!("webapp@{}", &second[..12]),
         "{detail}"
     );
+    let page = |path: String| {
+        let (client, cookie) = (app.client.clone(), session.cookie.clone());
+        async move {
+            client
+                .get(path)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    // The page shows the job while the container is being created: wait for the job.
+    let job_id = created["job_id"].as_i64().unwrap();
+    for _ in 0..400 {
+        let job = page(format!("{}/api/v1/jobs/{job_id}", app.address)).await;
+        let job: serde_json::Value = serde_json::from_str(&job).unwrap();
+        if matches!(
+            job["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            assert_eq!(job["state"], "succeeded", "{job}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let html = page(format!("{}/containers/{id}", app.address)).await;
+    assert!(
+        html.contains(&format!("webapp@{}", &second[..12])),
+        "{html}"
+    );
+    let html = page(format!("{}/templates/webapp", app.address)).await;
+    assert!(
+        html.contains(&format!("from git {url} (main)@{}", &second[..12])),
+        "{html}"
+    );
+    let api = page(format!("{}/api/v1/templates/webapp", app.address)).await;
+    assert!(api.contains(&second), "{api}");
 
     // Option injection through the URL is refused before git runs.
     let bad = ctforge::config::GitSource {

@@ -96,6 +96,8 @@ pub struct TemplateHeader {
     pub source: String,
     /// Directory it was discovered in.
     pub source_path: Option<String>,
+    /// Repository, branch and commit of a template discovered in a `[[templates.git]]` source.
+    pub git: Option<crate::templates::git::GitOrigin>,
     /// A filesystem template edited here.
     pub diverged: bool,
     /// Content hash.
@@ -225,6 +227,7 @@ fn header(row: &TemplateRow, config: &StoredConfig) -> TemplateHeader {
         tags: tags_of(row),
         source: row.source.clone(),
         source_path: row.source_path.clone(),
+        git: config.git.clone(),
         diverged: row.diverged,
         content_hash: row.content_hash.clone(),
         resources: Resources {
