@@ -93,6 +93,8 @@ enum TemplatesCommand {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+    /// Fetch the `[[templates.git]]` repositories, then scan all sources and store what changed.
+    Sync,
     /// Write a stored template back to the on-disk layout.
     Export {
         /// Template name.
@@ -258,7 +260,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `ctforge templates validate|discover|export`.
+/// `ctforge templates validate|discover|sync|export`.
 async fn templates_command(config: &Config, command: TemplatesCommand) -> anyhow::Result<ExitCode> {
     match command {
         TemplatesCommand::Validate { dirs } => Ok(validate_templates(&dirs)),
@@ -277,6 +279,28 @@ async fn templates_command(config: &Config, command: TemplatesCommand) -> anyhow
             let report = crate::templates::discover_roots(store.as_ref(), &roots).await?;
             print!("{}", report.render());
             Ok(if report.has_failures() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        TemplatesCommand::Sync => {
+            if config.templates.git.is_empty() && config.templates.roots.is_empty() {
+                anyhow::bail!(
+                    "no template sources configured: add [[templates.git]] entries (url, branch, \
+                     path) or templates.roots to the config file"
+                );
+            }
+            let store = startup::open_store(config, Arc::new(SystemClock)).await?;
+            let report = crate::templates::manage::sync_sources(
+                store.as_ref(),
+                &config.data_dir,
+                &config.templates.roots,
+                &config.templates.git,
+            )
+            .await?;
+            print!("{}", report.render());
+            Ok(if report.has_failures() || !report.warnings.is_empty() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

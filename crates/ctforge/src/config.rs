@@ -54,12 +54,52 @@ pub enum LogFormat {
 }
 
 /// Where templates are discovered from.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplatesConfig {
     /// Directories that each contain one folder per template.
     #[serde(default)]
     pub roots: Vec<PathBuf>,
+    /// Git repositories holding templates (`[[templates.git]]`), fetched into
+    /// `<data_dir>/git/` and discovered like `roots`.
+    #[serde(default)]
+    pub git: Vec<GitSource>,
+    /// Seconds between background syncs of the git sources (also synced at startup); 0 turns
+    /// both off (sync on demand only).
+    #[serde(default = "default_git_sync_interval")]
+    pub git_sync_interval_secs: u64,
+}
+
+impl Default for TemplatesConfig {
+    fn default() -> Self {
+        Self {
+            roots: Vec::new(),
+            git: Vec::new(),
+            git_sync_interval_secs: default_git_sync_interval(),
+        }
+    }
+}
+
+fn default_git_sync_interval() -> u64 {
+    3600
+}
+
+/// One git repository that holds templates.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GitSource {
+    /// Clone URL (`https://…`, `file://…`, `ssh://…`, `git@host:…`).
+    pub url: String,
+    /// Branch to follow.
+    #[serde(default = "default_git_branch")]
+    pub branch: String,
+    /// Subdirectory holding the template folders (default: the repository root).
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+fn default_git_branch() -> String {
+    "main".to_owned()
 }
 
 /// Background job workers.
@@ -661,6 +701,7 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
                 .collect(),
         ),
         "workers.concurrency"
+        | "templates.git_sync_interval_secs"
         | "workers.per_node"
         | "monitoring.interval_secs"
         | "monitoring.concurrency"
@@ -718,6 +759,7 @@ fn known_env_keys() -> BTreeSet<String> {
         "log_format",
         "log_level",
         "templates__roots",
+        "templates__git_sync_interval_secs",
         "workers__concurrency",
         "workers__per_node",
         "monitoring__interval_secs",

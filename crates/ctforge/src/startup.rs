@@ -244,6 +244,7 @@ impl App {
         } else {
             None
         };
+        let git_schedule = crate::templates::manage::spawn_git_schedule(&self.state);
         let stopping = self.state.shutdown.clone();
         let served = axum::serve(
             self.listener,
@@ -255,6 +256,9 @@ impl App {
         })
         .await;
         self.state.shutdown.cancel();
+        if let Some(git_schedule) = git_schedule {
+            git_schedule.abort();
+        }
         if let Some(monitor) = monitor {
             monitor.stop().await;
         }

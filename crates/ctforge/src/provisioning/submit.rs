@@ -30,6 +30,9 @@ pub struct CreatePayload {
     /// options only root@pam may set: the create call is made with it.
     #[serde(default)]
     pub root_ticket_sealed: Option<String>,
+    /// The git repository and commit of a git-sourced template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_git: Option<crate::templates::git::GitOrigin>,
 }
 
 /// Serializable copy of [`Environment`].
@@ -162,6 +165,8 @@ pub struct Prepared {
     pub template: Option<ctforge_template::Template>,
     /// Template id.
     pub template_id: Option<i64>,
+    /// Repository and commit of a git-sourced template.
+    pub template_git: Option<crate::templates::git::GitOrigin>,
     /// Environment.
     pub environment: Environment,
     /// The resolved plan.
@@ -177,9 +182,15 @@ pub async fn prepare(
     let cluster = crate::auth::login::pick_cluster(state, request.cluster.as_deref()).await?;
     let client = client_for(state, user, &cluster)?;
     let template = load_template(state, request.template.as_deref()).await?;
-    let template_id = match &template {
-        Some(t) => Some(state.store.get_template_by_name(&t.name).await?.row.id),
-        None => None,
+    let (template_id, template_git) = match &template {
+        Some(t) => {
+            let row = state.store.get_template_by_name(&t.name).await?.row;
+            let git = crate::templates::StoredConfig::parse(&row.name, &row.config_json)
+                .ok()
+                .and_then(|c| c.git);
+            (Some(row.id), git)
+        }
+        None => (None, None),
     };
     let mut environment = environment::lookup(client.as_ref(), &cluster, request.node.as_deref())
         .await
@@ -198,6 +209,7 @@ pub async fn prepare(
         cluster,
         template,
         template_id,
+        template_git,
         environment,
         plan,
     })
@@ -302,8 +314,15 @@ async fn submit_once(
         template: prepared.template.clone(),
         environment: EnvironmentSnapshot::from(&prepared.environment),
         root_ticket_sealed,
+        template_git: prepared.template_git.clone(),
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
+    let mut spec = serde_json::to_value(plan.view()).map_err(|e| AppError::Internal(e.into()))?;
+    // The container's own record keeps the commit too, for its page.
+    if let (Some(git), Some(object)) = (&prepared.template_git, spec.as_object_mut()) {
+        let git = serde_json::to_value(git).map_err(|e| AppError::Internal(e.into()))?;
+        object.insert("template_git".to_owned(), git);
+    }
     let container = NewContainer {
         cluster_id: prepared.cluster.id,
         node: plan.node.clone(),
@@ -311,7 +330,7 @@ async fn submit_once(
         hostname: plan.hostname.clone(),
         template_id: prepared.template_id,
         status: crate::status::RecordStatus::Creating,
-        spec_json: serde_json::to_string(&plan.view()).map_err(|e| AppError::Internal(e.into()))?,
+        spec_json: spec.to_string(),
         root_password_sealed: password_sealed,
         created_by: user.username.clone(),
     };

@@ -42,6 +42,10 @@ pub struct StoredConfig {
     /// Original `.path` / `.policy` text per file name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub file_sidecars: BTreeMap<String, StoredSidecars>,
+    /// The git repository and commit a git-sourced template was discovered at. Set after
+    /// hashing, so a new commit that leaves the template alone does not change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<super::git::GitOrigin>,
 }
 
 /// One package list's identity and original text.
@@ -107,6 +111,7 @@ pub fn template_to_record(t: &Template, source_path: Option<&str>) -> TemplateRe
                 )
             })
             .collect(),
+        git: None,
     };
     // Serializing plain data with string keys cannot fail; fall back to an empty object.
     let config_json = serde_json::to_string(&stored).unwrap_or_else(|_| "{}".to_owned());

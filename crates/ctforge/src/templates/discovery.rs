@@ -22,6 +22,7 @@ use crate::storage::model::TemplateRecord;
 use crate::storage::{Store, StoreError};
 
 use super::convert::{StoredConfig, template_to_record};
+use super::git::{GitOrigin, Synced};
 use super::{SOURCE_FILESYSTEM, TemplatesError};
 
 /// What discovery did with one template.
@@ -231,6 +232,22 @@ pub async fn discover_roots(
     store: &dyn Store,
     roots: &[PathBuf],
 ) -> Result<DiscoveryReport, TemplatesError> {
+    discover_sources(store, roots, &[]).await
+}
+
+/// [`discover_roots`] over `roots` plus the fetched git sources `git`: a template found under
+/// a git checkout records its repository and commit ([`GitOrigin`]).
+pub async fn discover_sources(
+    store: &dyn Store,
+    roots: &[PathBuf],
+    git: &[Synced],
+) -> Result<DiscoveryReport, TemplatesError> {
+    let roots: Vec<PathBuf> = roots
+        .iter()
+        .cloned()
+        .chain(git.iter().map(|g| g.root.clone()))
+        .collect();
+    let roots = roots.as_slice();
     let owned = roots.to_vec();
     let scanned = tokio::task::spawn_blocking(move || {
         owned
@@ -268,7 +285,20 @@ pub async fn discover_roots(
         .iter()
         .map(|(dir, _)| dir.display().to_string())
         .collect();
-    let mut report = discover_loaded(store, all).await?;
+    let mut report = DiscoveryReport::default();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (dir, loaded) in all {
+        let origin = git
+            .iter()
+            .find(|g| dir.starts_with(&g.root))
+            .map(|g| GitOrigin {
+                url: g.source.url.clone(),
+                branch: g.source.branch.clone(),
+                commit: g.commit.clone(),
+            });
+        let entry = discover_one(store, &dir, loaded, &mut seen, origin.as_ref()).await?;
+        report.templates.push(entry);
+    }
     // Filesystem templates whose directory vanished from a scanned root are kept (containers
     // may reference them) and reported, so a re-discovery shows every change.
     if let Ok(stored) = store.list_templates().await {
@@ -301,7 +331,7 @@ pub async fn discover_loaded(
     let mut report = DiscoveryReport::default();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (dir, loaded) in found {
-        let entry = discover_one(store, &dir, loaded, &mut seen).await?;
+        let entry = discover_one(store, &dir, loaded, &mut seen, None).await?;
         report.templates.push(entry);
     }
     Ok(report)
@@ -312,6 +342,7 @@ async fn discover_one(
     dir: &Path,
     loaded: Loaded,
     seen: &mut BTreeMap<String, String>,
+    origin: Option<&GitOrigin>,
 ) -> Result<TemplateReport, TemplatesError> {
     let dir_text = dir.display().to_string();
     let name = loaded
@@ -347,7 +378,14 @@ async fn discover_one(
             return Ok(entry);
         }
     };
-    let record = template_to_record(&template, Some(&dir_text));
+    let mut record = template_to_record(&template, Some(&dir_text));
+    if let Some(origin) = origin {
+        // After hashing: the commit alone does not make the template "changed".
+        let mut stored = StoredConfig::parse(&name, &record.row.config_json)?;
+        stored.git = Some(origin.clone());
+        record.row.config_json =
+            serde_json::to_string(&stored).unwrap_or_else(|_| record.row.config_json.clone());
+    }
     let previous = match store.get_template_by_name(&name).await {
         Ok(previous) => Some(previous),
         Err(StoreError::NotFound) => None,

@@ -1,5 +1,5 @@
 //! The audited template use-cases behind `/templates` and `/api/v1/templates`: discover,
-//! create, update, delete and duplicate — each the change plus its audit entry, once, whichever
+//! sync (git sources), create, update, delete and duplicate — each the change plus its audit entry, once, whichever
 //! front end asked.
 
 use std::path::PathBuf;
@@ -56,6 +56,78 @@ pub async fn discover(
                 "changed": report.count(Status::Changed),
                 "failed": report.count(Status::Failed),
             })),
+    )
+    .await?;
+    Ok(report)
+}
+
+/// Fetches every `[[templates.git]]` source into `<data_dir>/git/`, then discovers templates
+/// under `roots` and the checkouts. A source that cannot be fetched becomes a warning in the
+/// report (its previous checkout, if any, is still scanned so its templates are kept).
+pub async fn sync_sources(
+    store: &dyn Store,
+    data_dir: &std::path::Path,
+    roots: &[PathBuf],
+    sources: &[crate::config::GitSource],
+) -> Result<DiscoveryReport, AppError> {
+    // One sync at a time per process: the schedule and an on-demand sync share checkouts.
+    static SYNC: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = SYNC.lock().await;
+    let mut synced = Vec::new();
+    let mut warnings = Vec::new();
+    for source in sources {
+        match super::git::sync(data_dir, source).await {
+            Ok(s) => synced.push(s),
+            Err(e) => {
+                tracing::warn!("{e}");
+                warnings.push(e.to_string());
+            }
+        }
+    }
+    let mut report = super::discover_sources(store, roots, &synced).await?;
+    for s in &synced {
+        if let Some(i) = report
+            .roots
+            .iter()
+            .position(|r| *r == s.root.display().to_string())
+        {
+            report.roots[i] = format!(
+                "{} ({}@{}, {})",
+                s.source.url,
+                s.source.branch,
+                s.commit.get(..12).unwrap_or(&s.commit),
+                s.root.display()
+            );
+        }
+    }
+    report.warnings.splice(0..0, warnings);
+    Ok(report)
+}
+
+/// [`sync_sources`] for the configured sources, audited as `template.sync`.
+pub async fn sync(
+    store: &dyn Store,
+    caller: Caller<'_>,
+    config: &crate::config::Config,
+    via: Via,
+) -> Result<DiscoveryReport, AppError> {
+    let report = sync_sources(
+        store,
+        &config.data_dir,
+        &config.templates.roots,
+        &config.templates.git,
+    )
+    .await?;
+    audit::record(
+        store,
+        caller.entry("template.sync", "templates").detail(json!({
+            "via": via.as_str(),
+            "sources": config.templates.git.len(),
+            "added": report.count(Status::Added),
+            "changed": report.count(Status::Changed),
+            "failed": report.count(Status::Failed),
+            "warnings": report.warnings.len(),
+        })),
     )
     .await?;
     Ok(report)
@@ -151,4 +223,40 @@ pub async fn duplicate(
     )
     .await?;
     Ok(record)
+}
+
+/// Syncs the git sources at startup and then every `templates.git_sync_interval_secs` until
+/// shutdown; nothing when there are no git sources or the interval is 0.
+pub fn spawn_git_schedule(state: &crate::state::AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let config = state.config.clone();
+    let every = config.templates.git_sync_interval_secs;
+    if config.templates.git.is_empty() || every == 0 {
+        return None;
+    }
+    let store = state.store.clone();
+    let stop = state.shutdown.clone();
+    Some(tokio::spawn(async move {
+        loop {
+            match sync_sources(
+                store.as_ref(),
+                &config.data_dir,
+                &config.templates.roots,
+                &config.templates.git,
+            )
+            .await
+            {
+                Ok(report) => tracing::info!(
+                    added = report.count(Status::Added),
+                    changed = report.count(Status::Changed),
+                    failed = report.count(Status::Failed),
+                    "templates synced from git"
+                ),
+                Err(e) => tracing::warn!("template git sync failed: {e}"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(every)) => {}
+            }
+        }
+    }))
 }

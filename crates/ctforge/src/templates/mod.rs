@@ -9,16 +9,19 @@
 //! - [`edit`]: save templates edited in the UI or the API; parse pasted bucket lists.
 //! - [`manage`]: the audited use-cases (discover, save, delete, duplicate) both front ends call.
 //! - [`export`]: write a stored template as a directory or as a `.tar.gz` archive.
+//! - [`git`]: fetch `[[templates.git]]` repositories into the data dir for discovery.
 
 pub mod convert;
 pub mod discovery;
 pub mod edit;
 pub mod export;
+pub mod git;
 pub mod manage;
 
 pub use convert::{StoredConfig, content_hash, record_to_template, template_to_record};
 pub use discovery::{
     Changes, DiscoveryReport, NameChanges, Status, TemplateReport, discover_loaded, discover_roots,
+    discover_sources,
 };
 pub use export::{export, export_tar_gz, load_template};
 

@@ -156,6 +156,10 @@ pub struct TemplateRef {
     pub name: String,
     /// Display name.
     pub app: String,
+    /// `name@<short sha>` for a git-sourced template, else the name.
+    pub label: String,
+    /// The repository and commit it was created from (git-sourced templates).
+    pub git: Option<crate::templates::git::GitOrigin>,
 }
 
 /// `GET /api/v1/containers/{id}`: the list item plus services, events, jobs and template.
@@ -229,19 +233,30 @@ pub async fn show(
         .await?
         .first()
         .map(|j| JobView::of(&state, j));
-    detail.creation_job = state
+    let creation = state
         .store
         .find_jobs(&jobs(Some(crate::provisioning::submit::JOB_KIND)))
-        .await?
-        .first()
-        .map(|j| JobView::of(&state, j));
+        .await?;
+    detail.creation_job = creation.first().map(|j| JobView::of(&state, j));
+    // The commit is the one recorded when the container was created, not today's.
+    let git = creation.first().and_then(|j| {
+        serde_json::from_str::<crate::provisioning::submit::CreatePayload>(&j.payload_json)
+            .ok()
+            .and_then(|p| p.template_git)
+    });
     if let Some(template_id) = record.template_id {
         match state.store.get_template(template_id).await {
             Ok(t) => {
+                let label = match &git {
+                    Some(g) => format!("{}@{}", t.row.name, g.short()),
+                    None => t.row.name.clone(),
+                };
                 detail.template_ref = Some(TemplateRef {
                     id: t.row.id,
                     name: t.row.name,
                     app: t.row.app,
+                    label,
+                    git,
                 });
             }
             Err(crate::storage::StoreError::NotFound) => {}

@@ -1,4 +1,4 @@
-//! `/api/v1/templates`: list, read, create, update, duplicate, discover, delete and export
+//! `/api/v1/templates`: list, read, create, update, duplicate, discover, sync, delete and export
 //! templates.
 
 use std::net::SocketAddr;
@@ -32,6 +32,11 @@ pub fn routes(r: Routes) -> Routes {
         .post(
             "/api/v1/templates/discover",
             discover,
+            Doc::json::<DiscoveryReport>(),
+        )
+        .post(
+            "/api/v1/templates/sync",
+            sync,
             Doc::json::<DiscoveryReport>(),
         )
         .get(
@@ -91,6 +96,8 @@ pub struct TemplateHeader {
     pub source: String,
     /// Directory it was discovered in.
     pub source_path: Option<String>,
+    /// Repository, branch and commit of a template discovered in a `[[templates.git]]` source.
+    pub git: Option<crate::templates::git::GitOrigin>,
     /// A filesystem template edited here.
     pub diverged: bool,
     /// Content hash.
@@ -220,6 +227,7 @@ fn header(row: &TemplateRow, config: &StoredConfig) -> TemplateHeader {
         tags: tags_of(row),
         source: row.source.clone(),
         source_path: row.source_path.clone(),
+        git: config.git.clone(),
         diverged: row.diverged,
         content_hash: row.content_hash.clone(),
         resources: Resources {
@@ -342,6 +350,29 @@ pub async fn discover(
         remote: &remote,
     };
     let report = manage::discover(state.store.as_ref(), caller, &roots, Via::Api).await?;
+    Ok(Json(report))
+}
+
+/// `POST /api/v1/templates/sync`: fetch the `[[templates.git]]` repositories, then discover
+/// (editors and admins).
+pub async fn sync(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+) -> Result<Json<DiscoveryReport>, AppError> {
+    crate::auth::require_editor(&user)?;
+    if state.config.templates.git.is_empty() && state.config.templates.roots.is_empty() {
+        return Err(AppError::invalid(
+            "no template sources configured: add [[templates.git]] entries or templates.roots \
+             to the config file and restart ctforge",
+        ));
+    }
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let report = manage::sync(state.store.as_ref(), caller, &state.config, Via::Api).await?;
     Ok(Json(report))
 }
 

@@ -517,13 +517,22 @@ fn overview_tab(target: &Target, live: Option<&Live>, node: &str) -> Markup {
     }
 }
 
-/// The template name recorded in the creation request, if any.
+/// The template name recorded in the creation request, if any, as `name@<short sha>` when
+/// it came from git.
 fn spec_template(spec_json: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(spec_json).ok()?;
-    value.get("template").and_then(|t| {
+    let name = value.get("template").and_then(|t| {
         t.as_str()
             .map(str::to_owned)
             .or_else(|| t.get("name")?.as_str().map(str::to_owned))
+    })?;
+    let commit = value
+        .get("template_git")
+        .and_then(|g| g.get("commit"))
+        .and_then(|c| c.as_str());
+    Some(match commit {
+        Some(commit) => format!("{name}@{}", commit.get(..12).unwrap_or(commit)),
+        None => name,
     })
 }
 

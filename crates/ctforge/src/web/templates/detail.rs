@@ -114,7 +114,9 @@ pub async fn page(
             div {
                 h1 { (row.app) " " span.mono.muted { "(" (row.name) ")" } }
                 div.row { (source_badges(&row.source, row.diverged))
-                    @if let Some(path) = &row.source_path { span.mono.muted { (path) } } }
+                    @if let Some(git) = templates::StoredConfig::parse(&row.name, &row.config_json).ok().and_then(|c| c.git) {
+                        span.mono.muted { "from git " (git.url) " (" (git.branch) ")@" (git.short()) }
+                    } @else if let Some(path) = &row.source_path { span.mono.muted { (path) } } }
             }
             div.row {
                 a.btn.btn-primary href={ "/containers/new?template=" (urlencode(name)) } { "Create container" }
