@@ -161,6 +161,58 @@
   });
 })();
 
+// The container page follows the container's events live: ONE EventSource per page (never
+// beside a job stream: browsers allow six HTTP/1.1 connections per host, and a page holding
+// several streams starves its own forms), closed when the page is left. A new event is added
+// to the Events list at once, then the page region is refreshed (status badge, actions).
+(function () {
+  "use strict";
+  var region = document.querySelector("[data-container-events]");
+  if (!region || !window.EventSource || document.querySelector("[data-job-stream]")) return;
+  var es = new EventSource(region.getAttribute("data-container-events"));
+  var pending = null;
+  function refreshSoon() {
+    if (pending) return;
+    pending = setTimeout(function () {
+      pending = null;
+      if (window.ctforgeRefresh) window.ctforgeRefresh();
+    }, 300);
+  }
+  function parse(ev) {
+    try { return JSON.parse(ev.data); } catch (err) { return null; }
+  }
+  es.addEventListener("container", function (ev) {
+    var e = parse(ev);
+    if (!e) return;
+    var list = region.querySelector("[data-live-events]");
+    if (list) {
+      var li = document.createElement("li");
+      li.className = "event event-info";
+      li.setAttribute("data-event-id", String(e.id));
+      var head = document.createElement("div");
+      head.className = "row";
+      var kind = document.createElement("strong");
+      kind.textContent = String(e.kind || "").replace(/_/g, " ");
+      var when = document.createElement("span");
+      when.className = "muted";
+      when.textContent = new Date(e.at).toLocaleString() + (e.actor ? " · " + e.actor : "");
+      head.appendChild(kind); head.appendChild(document.createTextNode(" ")); head.appendChild(when);
+      var msg = document.createElement("div");
+      msg.textContent = e.message || "";
+      var body = document.createElement("div");
+      body.appendChild(head); body.appendChild(msg);
+      li.appendChild(body);
+      list.insertBefore(li, list.firstChild);
+    }
+    refreshSoon();
+  });
+  es.addEventListener("job", function (ev) {
+    var e = parse(ev);
+    if (e && /^(done|error|cancelled)$/.test(e.kind)) refreshSoon();
+  });
+  window.addEventListener("pagehide", function () { es.close(); });
+})();
+
 // Job progress: follow the SSE stream, keep the log scrolled unless the reader scrolled up.
 // Every SSE message carries the whole event envelope `{job_id, seq, kind, step, data, at}`;
 // `data` is the payload (the line for `log`, an object for the others).

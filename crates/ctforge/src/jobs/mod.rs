@@ -75,6 +75,22 @@ pub trait JobHandler: Send + Sync {
     async fn on_failed(&self, ctx: &JobContext, step: &str, error: &StepError) {
         let _ = (ctx, step, error);
     }
+    /// Called before failed or cancelled `job` is queued again: may bring its payload up to
+    /// date with records changed since the failed attempt (a [`JobError::Conflict`] refuses the
+    /// retry with its message); the default keeps the job as it is.
+    async fn prepare_retry(&self, job: &Job) -> Result<RetryPrep, JobError> {
+        let _ = job;
+        Ok(RetryPrep::default())
+    }
+}
+
+/// What [`JobHandler::prepare_retry`] changes before a retry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetryPrep {
+    /// The job's new payload, if it changed.
+    pub payload_json: Option<String>,
+    /// Lines for the job log saying what changed since the last attempt.
+    pub notes: Vec<String>,
 }
 
 /// What a step sees: the job, the store, progress reporting, cancellation.
@@ -412,6 +428,21 @@ impl JobQueue {
             )));
         }
         let keep = completed_steps(&job);
+        let prep = match self.registry.get(&job.kind) {
+            Some(handler) => handler.prepare_retry(&job).await?,
+            None => RetryPrep::default(),
+        };
+        if let Some(payload) = &prep.payload_json {
+            match self.store.set_job_payload(job_id, payload).await {
+                Ok(()) => {}
+                Err(StoreError::NotFound) => {
+                    return Err(JobError::Conflict(format!(
+                        "job {job_id} changed state; reload and try again"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         // The retry event is stored before the job is claimable again: a worker that picks it
         // up at once must find its `start` after the `retry` in the log.
         self.progress
@@ -421,6 +452,9 @@ impl JobQueue {
                 job.current_step.as_deref(),
                 json!({ "by": by, "from_step": job.current_step, "kept": keep }),
             )
+            .await?;
+        self.progress
+            .emit_lines(job_id, job.current_step.as_deref(), prep.notes)
             .await?;
         match self.store.retry_job(job_id, &keep).await {
             Ok(()) => {}

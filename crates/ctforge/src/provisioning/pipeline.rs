@@ -14,11 +14,11 @@ use super::plan::{Phase, Plan, Step};
 use super::submit::{CreatePayload, JOB_KIND};
 use super::waits::{self, Limits};
 use crate::guest::{GuestConnector, GuestSession, commands, parse, probe as batch};
-use crate::jobs::{JobContext, JobHandler, StepError};
+use crate::jobs::{JobContext, JobError, JobHandler, RetryPrep, StepError};
 use crate::pve::PveConnector;
 use crate::secrets::Keyring;
-use crate::storage::Store;
 use crate::storage::model::{Cluster, Container, ContainerService, Job};
+use crate::storage::{Store, StoreError};
 
 /// Longest time a CT may take to accept commands after start.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -355,6 +355,55 @@ impl JobHandler for CreateContainer {
             Phase::Scripts => self.scripts(ctx, &work).await,
             Phase::Discover => self.discover(ctx, &work).await,
         }
+    }
+
+    /// A retry runs the template as it is now (the user has usually just fixed the script
+    /// that failed), re-deriving the plan from it; a deleted template refuses the retry.
+    async fn prepare_retry(&self, job: &Job) -> Result<RetryPrep, JobError> {
+        let mut payload: CreatePayload = serde_json::from_str(&job.payload_json)
+            .map_err(|e| JobError::Conflict(format!("the job's plan is unreadable: {e}")))?;
+        let Some(old) = payload.template.as_ref() else {
+            return Ok(RetryPrep::default());
+        };
+        let name = old.name.clone();
+        let record = match self.store.get_template_by_name(&name).await {
+            Ok(record) => record,
+            Err(StoreError::NotFound) => {
+                return Err(JobError::Conflict(format!(
+                    "template {name} was deleted since the last attempt; \
+                     delete this container and create it again from another template"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let current = crate::templates::convert::record_to_template(&record).map_err(|e| {
+            JobError::Conflict(format!(
+                "template {name} cannot be read: {e}; fix it and retry"
+            ))
+        })?;
+        if payload.template.as_ref() == Some(&current) {
+            return Ok(RetryPrep::default());
+        }
+        payload.template = Some(current);
+        if let Err(crate::error::AppError::Invalid { fields, .. }) = payload.plan(None) {
+            let reasons = fields
+                .iter()
+                .map(|(field, message)| format!("{field}: {message}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(JobError::Conflict(format!(
+                "template {name} changed and no longer fits this container ({reasons}); \
+                 fix the template or delete the container and create it again"
+            )));
+        }
+        let payload_json = serde_json::to_string(&payload)
+            .map_err(|e| JobError::Conflict(format!("cannot store the job's plan: {e}")))?;
+        Ok(RetryPrep {
+            payload_json: Some(payload_json),
+            notes: vec![format!(
+                "template {name} changed since the last attempt; using the current version"
+            )],
+        })
     }
 
     async fn on_failed(&self, ctx: &JobContext, step: &str, error: &StepError) {

@@ -239,6 +239,9 @@ pub trait JobStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Puts a failed job back in the queue to resume from `from_step` (earlier steps stay done).
     async fn retry_job(&self, job_id: i64, keep_steps: &[String]) -> StoreResult<()>;
+    /// Replaces the payload of a failed or cancelled job (before a retry); `NotFound` if the
+    /// job is in another state.
+    async fn set_job_payload(&self, job_id: i64, payload_json: &str) -> StoreResult<()>;
     /// One job.
     async fn get_job(&self, id: i64) -> StoreResult<Job>;
     /// Jobs, newest first.

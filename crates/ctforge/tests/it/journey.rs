@@ -314,6 +314,110 @@ async fn a_failed_creation_can_be_read_retried_stopped_and_deleted() {
     );
 }
 
+/// Retry after fixing the template runs the template as it is now and reaches Ready; a retry
+/// of a job whose template was deleted is refused with the reason.
+#[tokio::test]
+async fn retry_after_fixing_the_template_reaches_ready() {
+    let j = journey(0).await;
+    let (job, id) = j.create("broken-fix").await;
+    let (orphan_job, _) = j.create("broken-orphan").await;
+    j.wait_job(job, "failed").await;
+    j.wait_job(orphan_job, "failed").await;
+
+    // The user fixes the script through the API (GET, edit, PUT back).
+    let r = j
+        .app
+        .client
+        .get(format!("{}/api/v1/templates/broken", j.app.address))
+        .header("cookie", &j.session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let view: serde_json::Value = r.json().await.unwrap();
+    let mut scripts = view["scripts"].as_array().unwrap().clone();
+    scripts[0]["content"] = json!("#!/bin/sh\ntrue\n");
+    let r = j
+        .app
+        .client
+        .put(format!("{}/api/v1/templates/broken", j.app.address))
+        .header("cookie", &j.session.cookie)
+        .header("x-csrf-token", &j.session.csrf)
+        .json(&json!({ "config": view["config"], "scripts": scripts }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(status, 200, "{}", r.text().await.unwrap());
+
+    let r = j
+        .session
+        .post(
+            &j.app.client,
+            &j.app.address,
+            &format!("/api/v1/jobs/{job}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    j.wait_job(job, "succeeded").await;
+    let record = j.app.state.store.get_container(id).await.unwrap();
+    assert_eq!(record.status, "ready");
+    let events = j
+        .app
+        .state
+        .store
+        .job_events_after(job, 0, 10_000)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "log"
+            && e.data
+                == "template broken changed since the last attempt; using the current version"),
+        "the log says the template changed: {events:?}"
+    );
+    // Completed steps stayed completed: the container was created once.
+    let starts = events
+        .iter()
+        .filter(|e| e.kind == "step" && e.step.as_deref() == Some("create"))
+        .count();
+    assert!(starts <= 1, "create ran once: {events:?}");
+
+    // The template is deleted: the other failed job cannot be retried, and says why.
+    let r = j
+        .app
+        .client
+        .delete(format!(
+            "{}/api/v1/templates/broken?force=true",
+            j.app.address
+        ))
+        .header("cookie", &j.session.cookie)
+        .header("x-csrf-token", &j.session.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let r = j
+        .session
+        .post(
+            &j.app.client,
+            &j.app.address,
+            &format!("/api/v1/jobs/{orphan_job}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("template broken was deleted since the last attempt"),
+        "{body}"
+    );
+    assert_eq!(
+        j.app.state.store.get_job(orphan_job).await.unwrap().state,
+        "failed"
+    );
+}
+
 #[tokio::test]
 async fn the_cli_reports_a_failure_in_words_and_retries_it() {
     let j = journey(0).await;

@@ -299,6 +299,47 @@ async fn filters_quick_stop_tabs_and_credential_reveal_in_the_browser() {
             );
         }
 
+        // 6a. The Events tab follows the container live: a stop and a start made through the
+        //     API appear in the list and the status badge without a reload; the page holds one
+        //     stream, so the Reveal below still gets its answer.
+        browser::goto(&page, &format!("{base}/containers/{web1}?tab=events")).await?;
+        browser::eval::<bool>(&page, "(window.__sameDocument = true, true)").await?;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        for (action, kind, status) in [("stop", "stopped", "stopped"), ("start", "started", "running")] {
+            let r = app
+                .client
+                .post(format!("{base}/api/v1/containers/{web1}/{action}"))
+                .header("cookie", format!("ctforge_session={token}"))
+                .header("x-csrf-token", &_csrf)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().is_success(), "{action} web1: {}", r.status());
+            browser::wait_for(
+                &page,
+                &format!(
+                    "(document.querySelector('[data-live-events] li') || {{}}).innerText?.includes('{kind}')"
+                ),
+                15,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("the {kind} event did not appear live: {e}"))?;
+            browser::wait_for(
+                &page,
+                &format!("document.querySelector('.ct-detail-head').innerText.includes('{status}')"),
+                15,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("the badge did not become {status}: {e}"))?;
+        }
+        let same: bool = browser::eval(&page, "window.__sameDocument === true").await?;
+        anyhow::ensure!(same, "the page was not reloaded");
+        let streams: u32 = browser::eval(
+            &page,
+            "document.querySelectorAll('[data-container-events]').length + document.querySelectorAll('[data-job-stream]').length",
+        )
+        .await?;
+        anyhow::ensure!(streams == 1, "one stream source on the page, found {streams}");
+
         // 6. Credential reveal on the Services tab: hidden, Reveal, shown with a copy button.
         browser::goto(&page, &format!("{base}/containers/{web1}?tab=services")).await?;
         let html = page.content().await?;

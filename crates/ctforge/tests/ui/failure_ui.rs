@@ -127,6 +127,59 @@ async fn a_failed_creation_leads_somewhere() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The user fixes the script (PUT through the API) and retries from the container page:
+    // the retry runs the template as it is now, reaches Ready, and the log says why.
+    let view: serde_json::Value = app
+        .client
+        .get(format!("{}/api/v1/templates/broken", app.address))
+        .header("cookie", format!("ctforge_session={token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut scripts = view["scripts"].as_array().unwrap().clone();
+    scripts[0]["content"] = json!("#!/bin/sh\ntrue\n");
+    let r = app
+        .client
+        .put(format!("{}/api/v1/templates/broken", app.address))
+        .header("cookie", format!("ctforge_session={token}"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "config": view["config"], "scripts": scripts }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    browser::run("failure-fixed-retry", &page, async {
+        browser::goto(&page, &format!("{base}/containers/{id}")).await?;
+        browser::click(
+            &page,
+            &format!("[data-failure] form[action='/jobs/{job}/retry'] button"),
+        )
+        .await?;
+        browser::wait_for(&page, &format!("location.pathname === '/jobs/{job}'"), 10).await?;
+        browser::wait_for(
+            &page,
+            "document.querySelector('[data-job-log]').innerText.includes('changed since the last attempt')",
+            30,
+        )
+        .await?;
+        Ok(())
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.state.store.get_job(job).await.unwrap().state != "succeeded" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retry of the fixed template did not succeed within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.state.store.get_container(id).await.unwrap().status,
+        "ready"
+    );
     // The guest disappears from Proxmox; Delete removes the record and says so.
     sim.state().lock().cts.remove(&vmid);
     browser::run("failure-delete-gone", &page, async {

@@ -9,14 +9,18 @@
 //! de-duplicates by sequence number. Container events are read from the store once a second
 //! and whenever a job ends. The stream closes once a job's terminal event was sent and no job
 //! of the container is queued or running any more; a viewer of a container with nothing
-//! running gets the replay and the stream closes (`204` when there is nothing to replay).
+//! running gets the replay and the stream closes (`204` when there is nothing to replay) —
+//! unless it asks `?follow=true` (the container page): then the stream stays open for the
+//! container's own events (a stop, a service going down) until the viewer leaves; it starts
+//! at the present (no replay unless resumed with `Last-Event-ID`) and names every event by its
+//! source (`container` or `job`), so a page listens to two names whatever the kinds.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -104,6 +108,14 @@ impl Item {
     }
 }
 
+/// Options of the stream.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub struct StreamQuery {
+    /// Stay open while nothing runs (the container's own events keep coming).
+    #[serde(default)]
+    pub follow: bool,
+}
+
 type Live = SelectAll<BoxStream<'static, Result<Arc<Delivery>, RecvError>>>;
 
 /// `GET /api/v1/containers/{id}/events`.
@@ -111,8 +123,10 @@ pub async fn events(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<String>,
+    Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    let resumed = headers.contains_key("last-event-id");
     let cursor = match headers.get("last-event-id") {
         None => Cursor::default(),
         Some(value) => value.to_str().ok().and_then(Cursor::parse).ok_or_else(|| {
@@ -152,7 +166,8 @@ pub async fn events(
         queued: cursor.clone(),
         cursor,
         pending: VecDeque::new(),
-        running: jobs.iter().any(|j| !j.state.is_finished()),
+        running: query.follow || jobs.iter().any(|j| !j.state.is_finished()),
+        follow: query.follow,
         recheck: false,
         live,
         poll: tokio::time::interval(CONTAINER_POLL),
@@ -171,7 +186,12 @@ pub async fn events(
     );
     // Stable: events of the same millisecond keep their order within each source.
     backlog.sort_by_key(Item::order);
-    feed.pending.extend(backlog);
+    if query.follow && !resumed {
+        // A page that just rendered the container shows all of this already.
+        feed.cursor = feed.queued.clone();
+    } else {
+        feed.pending.extend(backlog);
+    }
     if feed.pending.is_empty() && !feed.running {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -202,6 +222,8 @@ struct Feed {
     pending: VecDeque<Item>,
     /// Some job of the container was queued or running when last checked.
     running: bool,
+    /// Stays open while nothing runs (`?follow=true`).
+    follow: bool,
     /// A job's terminal event was sent: re-read which jobs still run.
     recheck: bool,
     live: Live,
@@ -262,6 +284,11 @@ impl Feed {
                 )
             }
         };
+        let kind = match (&data, self.follow) {
+            (StreamEvent::Job(_), true) => "job".to_owned(),
+            (StreamEvent::Container(_), true) => "container".to_owned(),
+            (_, false) => kind,
+        };
         let data = serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_owned());
         Event::default()
             .id(self.cursor.to_string())
@@ -283,7 +310,9 @@ impl Feed {
             if self.recheck {
                 self.recheck = false;
                 match jobs_of(self.store.as_ref(), self.container_id).await {
-                    Ok(jobs) => self.running = jobs.iter().any(|j| !j.state.is_finished()),
+                    Ok(jobs) => {
+                        self.running = self.follow || jobs.iter().any(|j| !j.state.is_finished());
+                    }
                     Err(e) => {
                         tracing::warn!(container_id = self.container_id, error = %e, "cannot read the container's jobs; closing the stream");
                         return None;
@@ -304,7 +333,8 @@ impl Feed {
                         return None;
                     }
                 }
-                received = self.live.next() => match received {
+                // No job to follow (a followed container at rest): only the poll and shutdown.
+                received = self.live.next(), if !self.live.is_empty() => match received {
                     Some(Ok(event)) => {
                         let queued = self.queued.job(event.job_id);
                         if event.seq <= queued {
@@ -330,7 +360,7 @@ impl Feed {
                         }
                     }
                     // Every subscription ended (bus closed): nothing more will arrive live.
-                    None => self.running = false,
+                    None => self.running = self.follow,
                 },
             }
         }

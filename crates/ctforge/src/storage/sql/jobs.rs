@@ -115,6 +115,18 @@ macro_rules! impl_jobs_store {
                 .rows_affected();
                 affected(rows)
             }
+            async fn set_job_payload(&self, job_id: i64, payload_json: &str) -> StoreResult<()> {
+                let rows = sqlx::query::<$db>(
+                    "UPDATE jobs SET payload_json = $1 WHERE id = $2 AND state IN ('failed', 'cancelled')",
+                )
+                .bind(payload_json)
+                .bind(job_id)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                affected(rows)
+            }
             async fn get_job(&self, id: i64) -> StoreResult<Job> {
                 sqlx::query_as::<$db, Job>("SELECT * FROM jobs WHERE id = $1")
                     .bind(id)

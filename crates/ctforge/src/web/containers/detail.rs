@@ -137,10 +137,13 @@ pub async fn show(
     .await?;
     let title = format!("{} (CT {})", target.display_name(), target.vmid);
     // Refreshed like the dashboard, and at once when the container's event stream says
-    // something happened (assets/app.js).
-    // Refreshed on the dashboard's timer (assets/app.js, `[data-refresh]`).
+    // something happened (assets/app.js, `[data-refresh]` and `[data-container-events]`).
+    let stream = target
+        .record
+        .as_ref()
+        .map(|_| format!("/api/v1/containers/{}/events?follow=true", target.url_id()));
     let body = html! {
-        div id="ct-detail" data-refresh="30" { (body) }
+        div id="ct-detail" data-refresh="30" data-container-events=[stream] { (body) }
     };
     Ok(page_response(
         ui::layout(&title, "/", &viewer(&user), body),
@@ -722,7 +725,7 @@ async fn events_tab(
         @if events.is_empty() {
             p.muted { "No events." }
         } @else {
-            ol.timeline {
+            ol.timeline data-live-events {
                 @for e in &events {
                     @let (tone, icon) = event_icon(&e.kind);
                     li class={ "event event-" (tone) } {
