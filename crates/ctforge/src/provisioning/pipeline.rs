@@ -360,8 +360,11 @@ impl JobHandler for CreateContainer {
     /// A retry runs the template as it is now (the user has usually just fixed the script
     /// that failed), re-deriving the plan from it; a deleted template refuses the retry.
     async fn prepare_retry(&self, job: &Job) -> Result<RetryPrep, JobError> {
-        let mut payload: CreatePayload = serde_json::from_str(&job.payload_json)
-            .map_err(|e| JobError::Conflict(format!("the job's plan is unreadable: {e}")))?;
+        // A payload this version cannot read is retried as it is: the run reports it, as it
+        // did before retries refreshed the template.
+        let Ok(mut payload) = serde_json::from_str::<CreatePayload>(&job.payload_json) else {
+            return Ok(RetryPrep::default());
+        };
         let Some(old) = payload.template.as_ref() else {
             return Ok(RetryPrep::default());
         };
