@@ -247,14 +247,15 @@ pub struct Payload {
     pub timeout: u32,
     /// The submitter's address (for the audit log).
     pub remote: String,
-    /// The cluster the submitter was signed in to (`jobs::access`: the submitter is that user on
-    /// that cluster); absent in jobs queued before it was recorded.
+    /// The cluster the submitter was signed in to, or their API token was made on
+    /// (`jobs::access`: the submitter is that user on that cluster); absent in jobs queued
+    /// before it was recorded.
     #[serde(default)]
     pub cluster_id: Option<i64>,
-    /// The cluster a session submitter signed in to (`None` for API tokens): containers of
-    /// other clusters are refused, never acted on with their cluster's token.
+    /// Whether a browser session submitted the job: a session acts on its own cluster only, so
+    /// containers of other clusters are refused, never acted on with their cluster's token.
     #[serde(default)]
-    pub signed_in_cluster: Option<i64>,
+    pub by_session: bool,
 }
 
 /// Enqueues the job for `request` as `user`; returns its id.
@@ -270,7 +271,7 @@ pub async fn submit(
         timeout: request.timeout,
         remote: remote.to_owned(),
         cluster_id: user.roles.cluster_id,
-        signed_in_cluster: user.ticket.as_ref().map(|t| t.cluster_id),
+        by_session: user.ticket.is_some(),
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
     let id = state
@@ -408,10 +409,7 @@ impl BulkAction {
         attempt: i64,
     ) -> ItemResult {
         let mut item = ItemResult::for_target(id, target, attempt);
-        if payload
-            .signed_in_cluster
-            .is_some_and(|c| c != target.cluster.id)
-        {
+        if payload.by_session && payload.cluster_id.is_some_and(|c| c != target.cluster.id) {
             item.message = crate::authz::other_cluster(&target.cluster).to_string();
             return item;
         }
@@ -749,7 +747,7 @@ mod tests {
             timeout: 60,
             remote: String::new(),
             cluster_id: None,
-            signed_in_cluster: None,
+            by_session: false,
         };
         let mut done = item.clone();
         done.id = "2".into();
