@@ -73,6 +73,9 @@ pub const MANIFEST_DIR: &str = "/var/lib/ctforge/manifest";
 pub const LAST_RESULT: &str = "/var/lib/ctforge/last-result";
 /// The managed files in conflict at the last run, one per line.
 pub const CONFLICTS: &str = "/var/lib/ctforge/conflicts";
+/// What the config-manager last applied: `commit <sha>` (a git-sourced template) or
+/// `template <name> <content hash>`, one line.
+pub const APPLIED: &str = "/var/lib/ctforge/applied";
 /// The config-manager's log (the library's path).
 pub const CONFIG_MANAGER_LOG: &str = "/var/log/config-manager/sync.log";
 
@@ -190,10 +193,23 @@ pub fn mark_first_run() -> String {
 
 /// The boot unit's configuration file: the configured container user (a template's
 /// `TEMPLATE_CONTAINER_USER`), read by the runtime as `CONFIG_CONTAINER_USER`.
-pub fn config_env(container_user: Option<&str>) -> String {
+///
+/// With `follow` (`url`, `branch`, `path` of the template's `container-configs` in the
+/// repository: sync on boot) it also names the repository the boot unit fetches itself, in
+/// the library's keys `CONFIG_REPO_URL`, `CONFIG_BRANCH` and `CONFIG_PATH` (quoted: the file is
+/// sourced by bash).
+pub fn config_env(container_user: Option<&str>, follow: Option<(&str, &str, &str)>) -> String {
     let mut text = String::from("# Written by ctforge: the config-manager's configuration.\n");
     if let Some(user) = container_user {
         text.push_str(&format!("CONFIG_CONTAINER_USER={user}\n"));
+    }
+    if let Some((url, branch, path)) = follow {
+        text.push_str(&format!(
+            "CONFIG_REPO_URL={}\nCONFIG_BRANCH={}\nCONFIG_PATH={}\n",
+            quote(url),
+            quote(branch),
+            quote(path)
+        ));
     }
     text
 }
@@ -292,7 +308,8 @@ pub fn monitor_script(units: &[String], nonce: &str) -> String {
             )
         ),
         format!(
-            "[ ! -f {res} ] || sed 's/^/result /' {res}; [ ! -f {con} ] || sed 's/^/conflict /' {con}; [ ! -f {log} ] || tail -n 20 {log} | sed 's/^/log /'",
+            "[ ! -f {res} ] || sed 's/^/result /' {res}; [ ! -f {con} ] || sed 's/^/conflict /' {con}; [ ! -f {app} ] || head -n 1 {app} | sed 's/^/applied /'; [ ! -f {log} ] || tail -n 40 {log} | sed 's/^/log /'",
+            app = quote(APPLIED),
             res = quote(LAST_RESULT),
             con = quote(CONFLICTS),
             log = quote(CONFIG_MANAGER_LOG)
@@ -416,7 +433,7 @@ mod tests {
             );
         }
         assert_eq!(
-            config_env(Some("dev")).lines().last(),
+            config_env(Some("dev"), None).lines().last(),
             Some("CONFIG_CONTAINER_USER=dev")
         );
     }

@@ -47,6 +47,9 @@ pub struct ConfigManager {
     /// The end of its log (`/var/log/config-manager/sync.log`).
     #[serde(default)]
     pub log_tail: Vec<String>,
+    /// What it last applied (`commit <sha>` or `template <name> <hash>`), when recorded.
+    #[serde(default)]
+    pub applied: Option<String>,
 }
 
 /// What one batched check found; each part succeeded or failed on its own.
@@ -253,6 +256,7 @@ pub fn parse_report(stdout: &str, nonce: &str, duration: Duration) -> Option<Rep
                 last_run_ms: None,
                 conflicts: Vec::new(),
                 log_tail: Vec::new(),
+                applied: None,
             };
             // Its own state files (older containers have none: the fields stay empty).
             if let Some(section) = all.get("config-manager").filter(|s| s.rc == Some(0)) {
@@ -266,6 +270,8 @@ pub fn parse_report(stdout: &str, nonce: &str, duration: Duration) -> Option<Rep
                         state.last_exit = words.next().and_then(|c| c.parse().ok());
                     } else if let Some(path) = line.strip_prefix("conflict ") {
                         state.conflicts.push(path.to_owned());
+                    } else if let Some(text) = line.strip_prefix("applied ") {
+                        state.applied = Some(text.trim().to_owned()).filter(|t| !t.is_empty());
                     } else if let Some(text) = line.strip_prefix("log ") {
                         state.log_tail.push(text.to_owned());
                     }
