@@ -104,7 +104,8 @@ pub struct GitSource {
     #[serde(default)]
     pub deploy_key_env: Option<String>,
     /// ssh sources: the confirmed fingerprint (`SHA256:…`) of the git server's host key;
-    /// nothing is fetched over ssh until it is pinned here or in Templates → Sources.
+    /// nothing is fetched over ssh until it is pinned here or in Settings → Template
+    /// sources.
     #[serde(default)]
     pub host_key: Option<String>,
 }

@@ -252,14 +252,17 @@ pub const LAST_APPLY: &str = "/var/lib/ctforge/last-apply";
 pub const APPLY_UNIT_NAME: &str = "ctforge-apply.service";
 
 /// The sections of [`monitor_script`], in order.
-pub const MONITOR_SECTIONS: [&str; 7] = [
+pub const MONITOR_SECTIONS: [&str; 10] = [
     "units",
     "ports",
     "credentials",
     "last-apply",
     "apply-unit",
     "library-credentials",
-    "config-manager",
+    "cm-result",
+    "cm-conflicts",
+    "cm-applied",
+    "cm-log",
 ];
 
 /// The marker line prefix of [`monitor_script`] for a run's `nonce`. Content inside the
@@ -307,11 +310,13 @@ pub fn monitor_script(units: &[String], nonce: &str) -> String {
                     .unwrap_or("credentials")
             )
         ),
+        // The config-manager's own state files, one section each (plain `cat`/`head`/`tail`:
+        // nothing a minimal image lacks).
+        format!("[ ! -f {res} ] || cat {res}", res = quote(LAST_RESULT)),
+        format!("[ ! -f {con} ] || cat {con}", con = quote(CONFLICTS)),
+        format!("[ ! -f {app} ] || head -n 1 {app}", app = quote(APPLIED)),
         format!(
-            "[ ! -f {res} ] || sed 's/^/result /' {res}; [ ! -f {con} ] || sed 's/^/conflict /' {con}; [ ! -f {app} ] || head -n 1 {app} | sed 's/^/applied /'; [ ! -f {log} ] || tail -n 40 {log} | sed 's/^/log /'",
-            app = quote(APPLIED),
-            res = quote(LAST_RESULT),
-            con = quote(CONFLICTS),
+            "[ ! -f {log} ] || tail -n 40 {log}",
             log = quote(CONFIG_MANAGER_LOG)
         ),
     ];

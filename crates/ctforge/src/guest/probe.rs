@@ -259,24 +259,33 @@ pub fn parse_report(stdout: &str, nonce: &str, duration: Duration) -> Option<Rep
                 applied: None,
             };
             // Its own state files (older containers have none: the fields stay empty).
-            if let Some(section) = all.get("config-manager").filter(|s| s.rc == Some(0)) {
-                for line in section.body.lines() {
-                    if let Some(rest) = line.strip_prefix("result ") {
-                        let mut words = rest.split_whitespace();
-                        state.last_run_ms = words
-                            .next()
-                            .and_then(|t| t.parse::<i64>().ok())
-                            .map(|t| t.saturating_mul(1000));
-                        state.last_exit = words.next().and_then(|c| c.parse().ok());
-                    } else if let Some(path) = line.strip_prefix("conflict ") {
-                        state.conflicts.push(path.to_owned());
-                    } else if let Some(text) = line.strip_prefix("applied ") {
-                        state.applied = Some(text.trim().to_owned()).filter(|t| !t.is_empty());
-                    } else if let Some(text) = line.strip_prefix("log ") {
-                        state.log_tail.push(text.to_owned());
-                    }
-                }
+            let body = |name: &str| {
+                all.get(name)
+                    .filter(|s| s.rc == Some(0))
+                    .map(|s| s.body.as_str())
+                    .unwrap_or_default()
+            };
+            if let Some(line) = body("cm-result").lines().next() {
+                let mut words = line.split_whitespace();
+                state.last_run_ms = words
+                    .next()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .map(|t| t.saturating_mul(1000));
+                state.last_exit = words.next().and_then(|c| c.parse().ok());
             }
+            state.conflicts = body("cm-conflicts")
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
+            state.applied = body("cm-applied")
+                .lines()
+                .next()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned);
+            state.log_tail = body("cm-log").lines().map(str::to_owned).collect();
             Ok(state)
         }
         (Err(a), Err(b)) => Err(format!("{a}; {b}")),
@@ -377,11 +386,10 @@ mod tests {
                     0,
                 ),
                 ("library-credentials", &format!("{library}\n"), 0),
-                (
-                    "config-manager",
-                    "result 1700000100 5\nconflict /etc/app.conf\nlog [x] [ERROR  ] conflict\n",
-                    0,
-                ),
+                ("cm-result", "1700000100 5\n", 0),
+                ("cm-conflicts", "/etc/app.conf\n", 0),
+                ("cm-applied", "commit 0123456789abcdef\n", 0),
+                ("cm-log", "[x] [ERROR  ] conflict\n", 0),
             ],
             true,
         );
@@ -396,6 +404,7 @@ mod tests {
             )
         );
         assert_eq!(cm.log_tail, ["[x] [ERROR  ] conflict"]);
+        assert_eq!(cm.applied.as_deref(), Some("commit 0123456789abcdef"));
         let creds = report.credentials.unwrap();
         assert_eq!(creds.len(), 1);
         assert_eq!(creds[0].0, "CODE_SERVER_PASSWORD");

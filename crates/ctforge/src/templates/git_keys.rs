@@ -1,5 +1,5 @@
 //! Deploy keys of ssh git sources: stored sealed with the keyring (`git_source_keys`), given
-//! in Templates → Sources, `PUT /api/v1/templates/sources/key` or the config
+//! in Settings → Template sources, `PUT /api/v1/template-sources/key` or the config
 //! (`deploy_key_file` / `deploy_key_env` of a `[[templates.git]]` entry, imported at each
 //! sync), never logged and never shown back — only the public key's fingerprint. The pinned
 //! host key fingerprint is kept next to it. [`access_for`] opens a key for one sync.
@@ -32,7 +32,7 @@ pub struct SourceView {
     pub host_key: Option<String>,
 }
 
-/// `PUT /api/v1/templates/sources/key` (and the Sources form).
+/// `PUT /api/v1/template-sources/key` (and the Template sources form).
 #[derive(Clone, Deserialize, schemars::JsonSchema)]
 pub struct SetKeyBody {
     /// The configured source's URL.

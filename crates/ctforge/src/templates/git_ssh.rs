@@ -74,6 +74,12 @@ impl SshEnv {
         let scanned = keyscan(&host.0, host.1)
             .await
             .map_err(|e| failed(format!("cannot read the host key of {}:{}: {e}", host.0, host.1)))?;
+        if !scanned.lines().any(|l| ctforge_ssh::public_key_fingerprint(l).is_some()) {
+            return Err(failed(format!(
+                "cannot read the host key of {}:{}: no ssh server answered",
+                host.0, host.1
+            )));
+        }
         let lines = pinned_lines(&scanned, access.host_key.as_deref()).map_err(|seen| {
             GitError::Invalid {
                 url: url.to_owned(),
@@ -81,7 +87,7 @@ impl SshEnv {
                     None => format!(
                         "the host key of {}:{} is not confirmed yet; the server shows {}: compare it with the \
                          server's own (ssh-keygen -lf on the server) and pin it as host_key in \
-                         [[templates.git]] or in Templates → Sources",
+                         [[templates.git]] or in Settings → Template sources",
                         host.0, host.1, seen
                     ),
                     Some(pin) => format!(

@@ -443,6 +443,9 @@ fn page(
                                     li { (describe(s)) }
                                 }
                             }
+                            @if w.flag("sync_on_boot") == Some(true) {
+                                p data-sync-on-boot { "Sync on boot: the config-manager fetches the template's git branch itself on every boot and applies it." }
+                            }
                         }
                     } @else {
                         (ui::alert(Tone::Err, "The plan cannot be built yet: go back and fix the marked values."))

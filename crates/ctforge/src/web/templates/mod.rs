@@ -206,6 +206,9 @@ fn report_view(report: &DiscoveryReport) -> Markup {
     html! {
         section.card.discovery-report {
             (ui::alert(tone, &summary))
+            @if !report.roots.is_empty() {
+                p.muted { "Scanned: " span.mono { (report.roots.join("; ")) } }
+            }
             @for w in &report.warnings { (ui::alert(Tone::Warn, w)) }
             @if !report.templates.is_empty() {
                 table.table {
