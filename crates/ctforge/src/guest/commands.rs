@@ -385,7 +385,10 @@ mod tests {
                 "{script}"
             );
         }
-        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 7);
+        assert_eq!(
+            script.matches("echo \"@@ctforge-n1:rc:$?\"").count(),
+            MONITOR_SECTIONS.len()
+        );
         assert!(script.ends_with("echo @@ctforge-n1:end\n"));
         assert!(monitor_script(&[], "n").contains("@@ctforge-n:units\ntrue\n"));
     }

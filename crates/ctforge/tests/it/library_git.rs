@@ -186,7 +186,8 @@ async fn library_sync_button_diverged_git_template_and_the_way_back() {
     // Edited in ctforge: diverged from git @ sha, and sync leaves it alone.
     let view: Value = serde_json::from_str(&get_text(&app, &root, "/api/v1/templates/webapp").await).unwrap();
     let mut body = view.clone();
-    body["description"] = json!("edited in ctforge");
+    let edited = format!("{}\n# edited in ctforge\n", body["scripts"][0]["content"].as_str().unwrap());
+    body["scripts"][0]["content"] = json!(edited);
     let r = app
         .client
         .put(format!("{}/api/v1/templates/webapp", app.address))
@@ -205,11 +206,17 @@ async fn library_sync_button_diverged_git_template_and_the_way_back() {
         .await;
     let report: Value = r.json().await.unwrap();
     assert_eq!(report["templates"][0]["status"], "diverged", "{report}");
+    let edited_in_ctforge = |t: &ctforge::storage::model::TemplateRecord| {
+        t.scripts.iter().any(|s| s.content.contains("# edited in ctforge"))
+    };
     let stored = app.state.store.get_template_by_name("webapp").await.unwrap();
-    assert_eq!(stored.row.description, "edited in ctforge");
+    assert!(edited_in_ctforge(&stored), "sync did not overwrite the edit");
     let html = get_text(&app, &root, "/templates/webapp").await;
     assert!(
-        html.contains(&format!("Diverged from git {url} (main) @ {}", &second[..12])),
+        html.contains(&format!(
+            "Diverged from git <span class=\"mono\">{url} (main) @ {}",
+            &second[..12]
+        )),
         "{html}"
     );
     assert!(html.contains("Return to git"), "{html}");
@@ -220,7 +227,7 @@ async fn library_sync_button_diverged_git_template_and_the_way_back() {
     assert_eq!(status, 200, "{html}");
     let stored = app.state.store.get_template_by_name("webapp").await.unwrap();
     assert!(!stored.row.diverged);
-    assert_ne!(stored.row.description, "edited in ctforge");
+    assert!(!edited_in_ctforge(&stored));
     let conf = ctforge::templates::StoredConfig::parse("webapp", &stored.row.config_json).unwrap();
     assert_eq!(conf.git.unwrap().commit, third);
     assert!(
@@ -431,10 +438,11 @@ async fn library_sync_on_boot_configures_the_boot_unit_and_the_panel_shows_its_s
     // The boot unit's configuration names the branch (the library's keys), what was applied
     // is the commit, and the disabled script stays disabled on boot.
     let env = in_ct(&sim, vmid, "cat /etc/config-manager/config.env");
-    assert!(env.contains(&format!("CONFIG_REPO_URL='{url}'")), "{env}");
-    assert!(env.contains("CONFIG_BRANCH='main'"), "{env}");
+    let q = ctforge_ssh::quote;
+    assert!(env.contains(&format!("CONFIG_REPO_URL={}\n", q(&url))), "{env}");
+    assert!(env.contains("CONFIG_BRANCH=main\n"), "{env}");
     assert!(
-        env.contains("CONFIG_PATH='library/webapp/container-configs'"),
+        env.contains("CONFIG_PATH=library/webapp/container-configs\n"),
         "{env}"
     );
     let applied = in_ct(&sim, vmid, "cat /var/lib/ctforge/applied");

@@ -92,10 +92,10 @@ async fn library_config_manager_panel_on_the_container_page() {
         );
         anyhow::ensure!(text.contains("template webapp "), "the applied version: {text}");
         // The log is collapsed, then readable once opened.
-        let visible = "(() => { const p = document.querySelector('#config-manager .cm-log'); return !!p && p.offsetParent !== null; })()";
-        anyhow::ensure!(!browser::eval::<bool>(&page, visible).await?, "log starts collapsed");
+        let open = "document.querySelector('#config-manager details').open";
+        anyhow::ensure!(!browser::eval::<bool>(&page, open).await?, "log starts collapsed");
         browser::click(&page, "#config-manager details summary").await?;
-        browser::wait_for(&page, visible, 5).await?;
+        browser::wait_for(&page, open, 5).await?;
         let log: String =
             browser::eval(&page, "document.querySelector('#config-manager .cm-log').innerText").await?;
         anyhow::ensure!(log.contains("was changed here and in the template"), "{log}");
