@@ -292,8 +292,10 @@ async fn templates_command(config: &Config, command: TemplatesCommand) -> anyhow
                 );
             }
             let store = startup::open_store(config, Arc::new(SystemClock)).await?;
+            let keyring = startup::open_keyring(config)?;
             let report = crate::templates::manage::sync_sources(
                 store.as_ref(),
+                &keyring,
                 &config.data_dir,
                 &config.templates.roots,
                 &config.templates.git,

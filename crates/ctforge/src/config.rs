@@ -85,7 +85,7 @@ fn default_git_sync_interval() -> u64 {
 }
 
 /// One git repository that holds templates.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GitSource {
     /// Clone URL (`https://…`, `file://…`, `ssh://…`, `git@host:…`).
@@ -96,6 +96,18 @@ pub struct GitSource {
     /// Subdirectory holding the template folders (default: the repository root).
     #[serde(default)]
     pub path: Option<String>,
+    /// ssh sources: a file holding the private deploy key. Read once at start (and on each
+    /// sync), stored sealed in the database; the file can then go.
+    #[serde(default)]
+    pub deploy_key_file: Option<std::path::PathBuf>,
+    /// ssh sources: an environment variable holding the private deploy key (as above).
+    #[serde(default)]
+    pub deploy_key_env: Option<String>,
+    /// ssh sources: the confirmed fingerprint (`SHA256:…`) of the git server's host key;
+    /// nothing is fetched over ssh until it is pinned here or in Settings → Template
+    /// sources.
+    #[serde(default)]
+    pub host_key: Option<String>,
 }
 
 fn default_git_branch() -> String {

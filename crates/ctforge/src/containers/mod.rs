@@ -14,6 +14,7 @@
 //! when there is a record).
 
 pub mod bulk;
+pub mod config_manager;
 pub mod credentials;
 pub mod lifecycle;
 pub mod listing;

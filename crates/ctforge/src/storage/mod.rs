@@ -58,6 +58,7 @@ pub trait Store:
     + RoleStore
     + LockStore
     + KeyStore
+    + LibraryStore
     + std::fmt::Debug
 {
     /// Which backend this is.
@@ -383,6 +384,24 @@ pub trait KeyStore: Send + Sync {
     async fn record_key(&self, key_id: &str) -> StoreResult<()>;
     /// Known key ids.
     async fn list_keys(&self) -> StoreResult<Vec<(String, i64, Option<i64>)>>;
+}
+
+/// The template library's state: deploy keys of git sources and the config-manager state
+/// monitoring read from each container (migration `0012_library`).
+#[async_trait]
+pub trait LibraryStore: Send + Sync {
+    /// Stores (or replaces) the sealed deploy key of git source `url`.
+    async fn put_git_key(&self, key: &GitSourceKey) -> StoreResult<()>;
+    /// The deploy key of git source `url`, if one is stored.
+    async fn get_git_key(&self, url: &str) -> StoreResult<Option<GitSourceKey>>;
+    /// Every stored deploy key.
+    async fn list_git_keys(&self) -> StoreResult<Vec<GitSourceKey>>;
+    /// Forgets the deploy key of `url`; [`StoreError::NotFound`] when none is stored.
+    async fn delete_git_key(&self, url: &str) -> StoreResult<()>;
+    /// Records the config-manager state (JSON) last read from container `container_id`.
+    async fn put_config_manager_state(&self, container_id: i64, state_json: &str) -> StoreResult<()>;
+    /// The last recorded config-manager state of `container_id` and when it was read.
+    async fn get_config_manager_state(&self, container_id: i64) -> StoreResult<Option<(String, i64)>>;
 }
 
 /// Opens the database at `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if

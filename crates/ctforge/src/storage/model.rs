@@ -553,3 +553,28 @@ pub struct SealedRef {
     /// The sealed value.
     pub value: String,
 }
+
+/// The deploy key of an ssh git template source (`git_source_keys`).
+#[derive(Clone, FromRow, PartialEq, Eq)]
+pub struct GitSourceKey {
+    /// The source's URL (as configured).
+    pub url: String,
+    /// The private key, sealed with the keyring.
+    pub deploy_key_sealed: String,
+    /// The public key's fingerprint (`SHA256:…`), the only form ever shown.
+    pub key_fingerprint: String,
+    /// The pinned fingerprint of the git server's host key (`SHA256:…`), once confirmed.
+    pub host_key: Option<String>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for GitSourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSourceKey")
+            .field("url", &self.url)
+            .field("key_fingerprint", &self.key_fingerprint)
+            .field("host_key", &self.host_key)
+            .finish_non_exhaustive()
+    }
+}

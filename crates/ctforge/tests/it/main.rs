@@ -15,6 +15,7 @@ mod crash_resume;
 mod create;
 mod ct_cli;
 mod git_templates;
+mod library_git;
 mod hardening;
 mod jobs;
 mod journey;

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use super::model::*;
 use super::{
     AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    KeyStore, LockStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
+    KeyStore, LibraryStore, LockStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
 };
 use crate::clock::Clock;
 use crate::status::{JobState, RecordStatus};
@@ -216,6 +216,12 @@ const SEALED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         "UPDATE container_credentials SET value_sealed = $1 WHERE CAST(id AS TEXT) = $2",
     ),
     (
+        "git_source_keys",
+        "deploy_key_sealed",
+        "SELECT url, deploy_key_sealed FROM git_source_keys",
+        "UPDATE git_source_keys SET deploy_key_sealed = $1 WHERE url = $2",
+    ),
+    (
         "sessions",
         "data_sealed",
         "SELECT id_hash, data_sealed FROM sessions",
@@ -249,6 +255,8 @@ mod roles;
 mod locks;
 #[macro_use]
 mod keys;
+#[macro_use]
+mod library;
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr, $claim_lock:expr, $claim_sql:expr) => {
@@ -320,6 +328,7 @@ macro_rules! impl_store {
         impl_roles_store!($store, $db, $claim_lock, $claim_sql);
         impl_locks_store!($store, $db, $claim_lock, $claim_sql);
         impl_keys_store!($store, $db, $claim_lock, $claim_sql);
+        impl_library_store!($store, $db, $claim_lock, $claim_sql);
     };
 }
 
