@@ -19,7 +19,8 @@ use sqlx::sqlite::{
 use super::model::*;
 use super::{
     AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    KeyStore, LockStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
+    KeyStore, LockStore, NotificationStore, RoleStore, Store, StoreError, StoreResult,
+    TemplateStore,
 };
 use crate::clock::Clock;
 use crate::status::{JobState, RecordStatus};
@@ -227,6 +228,12 @@ const SEALED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         "SELECT id_hash, secret_sealed FROM wizard_drafts",
         "UPDATE wizard_drafts SET secret_sealed = $1 WHERE id_hash = $2",
     ),
+    (
+        "notification_targets",
+        "secret_sealed",
+        "SELECT CAST(id AS TEXT), secret_sealed FROM notification_targets WHERE secret_sealed IS NOT NULL",
+        "UPDATE notification_targets SET secret_sealed = $1 WHERE CAST(id AS TEXT) = $2",
+    ),
 ];
 
 #[macro_use]
@@ -249,6 +256,8 @@ mod roles;
 mod locks;
 #[macro_use]
 mod keys;
+#[macro_use]
+mod notifications;
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr, $claim_lock:expr, $claim_sql:expr) => {
@@ -320,6 +329,7 @@ macro_rules! impl_store {
         impl_roles_store!($store, $db, $claim_lock, $claim_sql);
         impl_locks_store!($store, $db, $claim_lock, $claim_sql);
         impl_keys_store!($store, $db, $claim_lock, $claim_sql);
+        impl_notifications_store!($store, $db, $claim_lock, $claim_sql);
     };
 }
 

@@ -1,5 +1,6 @@
-//! Settings pages: clusters, API tokens and ctforge roles.
+//! Settings pages: clusters, API tokens, ctforge roles and notifications.
 
 pub mod clusters;
+pub mod notifications;
 pub mod roles;
 pub mod tokens;
