@@ -18,10 +18,18 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::mpsc;
+
+use super::config::NotificationsConfig;
 use super::targets::Target;
-use super::transport::DeliveryError;
+use super::transport::{DeliveryError, Transport};
 use super::{Event, EventContainer, EventKind, Signal, scrub};
+use crate::clock::Clock;
+use crate::containers::DownMap;
+use crate::locks::Locks;
+use crate::secrets::Keyring;
 use crate::state::AppState;
+use crate::storage::Store;
 use crate::storage::model::NotificationDelivery;
 
 /// Deliveries in flight per process.
@@ -45,11 +53,49 @@ impl DispatchHandle {
 
 /// A link into ctforge for `path`, when `server.public_url` is configured.
 pub fn link(config: &crate::config::Config, path: &str) -> Option<String> {
-    config
-        .server
-        .public_url
-        .as_deref()
-        .map(|base| format!("{}{path}", base.trim_end_matches('/')))
+    link_from(config.server.public_url.as_deref(), path)
+}
+
+fn link_from(public_url: Option<&str>, path: &str) -> Option<String> {
+    public_url.map(|base| format!("{}{path}", base.trim_end_matches('/')))
+}
+
+/// What the dispatcher works with, taken from `AppState` at start-up ([`Deps::of`]); unit
+/// tests assemble their own (an in-memory store, a recording transport).
+#[derive(Clone, Debug)]
+pub struct Deps {
+    /// Targets, deliveries, jobs and containers.
+    pub store: Arc<dyn Store>,
+    /// Deduplication leases.
+    pub locks: Arc<dyn Locks>,
+    /// Opens targets' secrets.
+    pub keyring: Arc<Keyring>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// How notifications leave.
+    pub transport: Arc<dyn Transport>,
+    /// `[notifications]`.
+    pub config: NotificationsConfig,
+    /// `server.public_url`, for links.
+    pub public_url: Option<String>,
+    /// Clusters that do not answer.
+    pub down: Arc<DownMap>,
+}
+
+impl Deps {
+    /// The dependencies of `state`.
+    pub fn of(state: &AppState) -> Self {
+        Self {
+            store: state.store.clone(),
+            locks: state.locks.clone(),
+            keyring: state.keyring.clone(),
+            clock: state.clock.clone(),
+            transport: state.notifier.transport().clone(),
+            config: state.config.notifications.clone(),
+            public_url: state.config.server.public_url.clone(),
+            down: state.down.clone(),
+        }
+    }
 }
 
 /// At most `limit` sends per target within any minute.
@@ -74,7 +120,7 @@ impl RateLimit {
 }
 
 struct Dispatcher {
-    state: AppState,
+    state: Deps,
     limits: Mutex<RateLimit>,
     permits: Arc<Semaphore>,
     cancel: CancellationToken,
@@ -82,10 +128,18 @@ struct Dispatcher {
 
 /// Starts this process's dispatcher, unless one runs already. It stops with the application.
 pub fn spawn(state: &AppState) -> Option<DispatchHandle> {
-    let mut rx = state.notifier.take_receiver()?;
-    let cancel = state.shutdown.child_token();
+    let rx = state.notifier.take_receiver()?;
+    Some(start(Deps::of(state), rx, state.shutdown.child_token()))
+}
+
+/// Runs a dispatcher over `rx` until `cancel` (or until every sender is gone).
+pub fn start(
+    deps: Deps,
+    mut rx: mpsc::Receiver<Signal>,
+    cancel: CancellationToken,
+) -> DispatchHandle {
     let dispatcher = Arc::new(Dispatcher {
-        state: state.clone(),
+        state: deps,
         limits: Mutex::default(),
         permits: Arc::new(Semaphore::new(CONCURRENCY)),
         cancel: cancel.clone(),
@@ -106,7 +160,7 @@ pub fn spawn(state: &AppState) -> Option<DispatchHandle> {
         }
         tracing::debug!("notification dispatcher stopped");
     });
-    Some(DispatchHandle { cancel, task })
+    DispatchHandle { cancel, task }
 }
 
 impl Dispatcher {
@@ -130,7 +184,7 @@ impl Dispatcher {
                 return;
             }
         };
-        let config = &self.state.config.notifications;
+        let config = &self.state.config;
         let event = Arc::new(event);
         for row in rows.iter().filter(|r| r.enabled) {
             let target = match Target::from_row(row) {
@@ -181,14 +235,8 @@ impl Dispatcher {
 
     /// Whether `event` is the first of its key for `target` within the window.
     async fn first_in_window(&self, target: &Target, event: &Event) -> bool {
-        let window_ms = i64::try_from(
-            self.state
-                .config
-                .notifications
-                .dedupe_window_secs
-                .saturating_mul(1000),
-        )
-        .unwrap_or(i64::MAX);
+        let window_ms = i64::try_from(self.state.config.dedupe_window_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
         if window_ms <= 0 {
             return true;
         }
@@ -205,7 +253,7 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, target: &Target, event: &Event) {
-        let config = &self.state.config.notifications;
+        let config = &self.state.config;
         let mut wait = Duration::from_millis(config.retry_backoff_ms);
         for attempt in 1..=i64::from(config.retries) + 1 {
             match deliver_once(&self.state, target, event, attempt).await {
@@ -246,7 +294,7 @@ impl Dispatcher {
             );
             event.cluster = Some(name);
             event.down_for_mins = Some(mins);
-            event.link = link(&self.state.config, "/");
+            event.link = link_from(self.state.public_url.as_deref(), "/");
             self.route(event).await;
         }
     }
@@ -254,22 +302,16 @@ impl Dispatcher {
 
 /// One attempt to deliver `event` to `target`, stored with its outcome.
 pub async fn deliver_once(
-    state: &AppState,
+    state: &Deps,
     target: &Target,
     event: &Event,
     attempt: i64,
 ) -> Result<(), DeliveryError> {
-    let budget = Duration::from_secs(state.config.notifications.timeout_secs.max(1) + 5);
+    let budget = Duration::from_secs(state.config.timeout_secs.max(1) + 5);
     let result = match target.secret(&state.keyring) {
         Ok(secret) => {
-            match tokio::time::timeout(
-                budget,
-                state
-                    .notifier
-                    .transport()
-                    .send(target, secret.as_ref(), event),
-            )
-            .await
+            match tokio::time::timeout(budget, state.transport.send(target, secret.as_ref(), event))
+                .await
             {
                 Ok(result) => result,
                 Err(_) => Err(DeliveryError::Timeout(budget.as_secs())),
@@ -288,7 +330,7 @@ pub async fn deliver_once(
 }
 
 async fn record(
-    state: &AppState,
+    state: &Deps,
     target: &Target,
     event: &Event,
     attempt: i64,
@@ -314,7 +356,7 @@ async fn record(
 
 /// The event of a job's end, read from the store: what it did, on which container, and (for a
 /// failure) its scrubbed error. `None` when the job is gone.
-async fn job_event(state: &AppState, job_id: i64, failed: bool, at: i64) -> Option<Event> {
+async fn job_event(state: &Deps, job_id: i64, failed: bool, at: i64) -> Option<Event> {
     let job = state.store.get_job(job_id).await.ok()?;
     let container = match job.container_id {
         Some(id) => state.store.get_container(id).await.ok(),
@@ -366,13 +408,155 @@ async fn job_event(state: &AppState, job_id: i64, failed: bool, at: i64) -> Opti
         hostname: Some(c.hostname),
         node: Some(c.node),
     });
-    event.link = link(&state.config, &format!("/jobs/{job_id}"));
+    event.link = link_from(state.public_url.as_deref(), &format!("/jobs/{job_id}"));
     Some(event)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::notify::Notifier;
+    use crate::notify::transport::RecordingTransport;
+    use crate::storage::model::{ClusterInput, NotificationTargetInput};
+
+    const T0: i64 = 1_700_000_000_000;
+
+    async fn target(store: &dyn Store, name: &str, events: &str) -> i64 {
+        store
+            .insert_notification_target(&NotificationTargetInput {
+                name: name.into(),
+                kind: "webhook".into(),
+                settings_json: r#"{"url":"https://hooks.example/x"}"#.into(),
+                rules_json: format!(r#"{{"events":{events},"unreachable_after_mins":5}}"#),
+                secret_sealed: None,
+                enabled: true,
+                source: "settings".into(),
+                actor: "test".into(),
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn rows(store: &dyn Store, count: usize) -> Vec<NotificationDelivery> {
+        for _ in 0..500 {
+            let rows = store
+                .list_notification_deliveries(None, None, 500)
+                .await
+                .unwrap();
+            if rows.len() >= count {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("fewer than {count} deliveries recorded");
+    }
+
+    fn event(key: &str) -> Event {
+        Event::new(EventKind::ServiceDown, key, key, "went down", T0)
+    }
+
+    /// The dispatcher with a recording transport (failing its first send), a manual clock and
+    /// the database lock backend: retries, deduplication, rules, the per-minute cap, the window
+    /// passing, and the down map becoming `proxmox_unreachable`.
+    #[tokio::test]
+    async fn dedupes_retries_caps_and_watches_the_down_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = crate::storage::connect(&url, clock.clone()).await.unwrap();
+        store.migrate().await.unwrap();
+        let hook = target(
+            store.as_ref(),
+            "hook",
+            r#"["service_down","proxmox_unreachable"]"#,
+        )
+        .await;
+        target(store.as_ref(), "jobs-only", r#"["job_failed"]"#).await;
+        let cluster = store
+            .insert_cluster(&ClusterInput {
+                name: "lab".into(),
+                url: "https://lab.invalid:8006".into(),
+                token_id: "root@pam!t".into(),
+                ssh_user: "root".into(),
+                ssh_port: 22,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let down = Arc::new(DownMap::default());
+        down.mark_down(cluster, T0 - 6 * 60_000);
+        let transport = Arc::new(RecordingTransport::failing_first(1));
+        let notifier = Notifier::new(100, transport.clone());
+        let deps = Deps {
+            store: store.clone(),
+            locks: Arc::new(crate::locks::DbLocks(store.clone())),
+            keyring: Arc::new(Keyring::load_or_create(dir.path()).unwrap()),
+            clock: clock.clone(),
+            transport: transport.clone(),
+            config: NotificationsConfig {
+                max_per_minute: 4,
+                retry_backoff_ms: 1,
+                ..NotificationsConfig::default()
+            },
+            public_url: None,
+            down,
+        };
+        let handle = start(
+            deps,
+            notifier.take_receiver().unwrap(),
+            CancellationToken::new(),
+        );
+
+        // The first tick sees the cluster down for 6 minutes (rule: 5): one notification,
+        // whose first attempt fails and is retried.
+        let recorded = rows(store.as_ref(), 2).await;
+        assert_eq!(
+            recorded
+                .iter()
+                .map(|d| (d.attempt, d.status.as_str(), d.event_kind.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (2, "sent", "proxmox_unreachable"),
+                (1, "failed", "proxmox_unreachable")
+            ]
+        );
+        assert!(recorded[1].error.as_deref().unwrap_or("").contains("503"));
+
+        // 50 identical events: one send, to the target whose rules want it.
+        for _ in 0..50 {
+            notifier.emit(event("burst"));
+        }
+        // Five more distinct ones: with the two sends above, the cap of 4 a minute lets two
+        // through and suppresses three (stored as such).
+        for n in 0..5 {
+            notifier.emit(event(&format!("other-{n}")));
+        }
+        let recorded = rows(store.as_ref(), 2 + 1 + 5).await;
+        let of = |key: &str| recorded.iter().filter(|d| d.event_key == key).count();
+        assert_eq!(of("burst"), 1);
+        let count = |status: &str| {
+            recorded
+                .iter()
+                .filter(|d| d.event_key.starts_with("other-") && d.status == status)
+                .count()
+        };
+        assert_eq!((count("sent"), count("suppressed")), (2, 3));
+        assert!(recorded.iter().all(|d| d.target_id == Some(hook)));
+        let sent = transport.sent();
+        assert_eq!(sent.iter().filter(|(_, e)| e.key == "burst").count(), 1);
+        assert!(sent.iter().all(|(name, _)| name == "hook"));
+
+        // Once the window has passed, the same key is sent again.
+        clock.advance(601_000);
+        notifier.emit(event("burst"));
+        let recorded = rows(store.as_ref(), 2 + 1 + 5 + 1).await;
+        assert_eq!(
+            (recorded[0].event_key.as_str(), recorded[0].status.as_str()),
+            ("burst", "sent")
+        );
+        handle.stop().await;
+    }
 
     #[test]
     fn rate_limit_counts_per_target_per_minute() {

@@ -668,7 +668,8 @@ pub async fn test(
         now,
     );
     event.link = super::dispatch::link(&state.config, "/settings/notifications");
-    let outcome = super::dispatch::deliver_once(state, &target, &event, 1).await;
+    let outcome =
+        super::dispatch::deliver_once(&super::dispatch::Deps::of(state), &target, &event, 1).await;
     let caller = Caller {
         username: &user.username,
         remote,
