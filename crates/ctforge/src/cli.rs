@@ -225,6 +225,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = startup::build_state(config, Arc::new(SystemClock), None).await?;
             let workers = startup::start_workers(&state);
             let monitor = crate::containers::monitor::spawn(&state);
+            let notifications = crate::notify::dispatch::spawn(&state);
             tracing::info!(owner = %workers.owner(), "ctforge worker running; SIGINT or SIGTERM stops it");
             startup::shutdown_signal().await;
             state.shutdown.cancel();
@@ -232,6 +233,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 monitor.stop().await;
             }
             workers.stop().await;
+            if let Some(notifications) = notifications {
+                notifications.stop().await;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

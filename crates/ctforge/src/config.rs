@@ -406,6 +406,9 @@ pub struct Config {
     /// ctforge's own roles: the bootstrap admins.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Notifications: delivery limits and targets created on start (`[[notifications.targets]]`).
+    #[serde(default)]
+    pub notifications: crate::notify::config::NotificationsConfig,
 }
 
 impl Default for Config {
@@ -427,6 +430,7 @@ impl Default for Config {
             job_log: JobLogConfig::default(),
             clusters: Vec::new(),
             auth: AuthConfig::default(),
+            notifications: crate::notify::config::NotificationsConfig::default(),
         }
     }
 }
@@ -555,6 +559,17 @@ impl Config {
                 one_line(&e.to_string())
             ))
         })?;
+        for target in &mut config.notifications.targets {
+            if target.secret.is_none()
+                && let Some(file) = &target.secret_file
+            {
+                let secret = read_secret_file(
+                    &format!("notifications.targets.{}.secret_file", target.name),
+                    file,
+                )?;
+                target.secret = Some(Secret::new(secret));
+            }
+        }
         for cluster in &mut config.clusters {
             if cluster.token_secret.is_none()
                 && let Some(file) = &cluster.token_secret_file
@@ -615,6 +630,7 @@ impl Config {
                 )));
             }
         }
+        self.notifications.validate().map_err(ConfigError)?;
         for admin in &self.auth.admins {
             if crate::roles::split_identity(admin).is_none() {
                 return Err(ConfigError(format!(
@@ -721,7 +737,13 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         | "provisioning.settle_timeout_secs"
         | "provisioning.probe_timeout_secs"
         | "job_log.head_lines"
-        | "job_log.tail_lines" => value
+        | "job_log.tail_lines"
+        | "notifications.dedupe_window_secs"
+        | "notifications.max_per_minute"
+        | "notifications.queue_capacity"
+        | "notifications.retries"
+        | "notifications.retry_backoff_ms"
+        | "notifications.timeout_secs" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_owned())),
@@ -787,6 +809,12 @@ fn known_env_keys() -> BTreeSet<String> {
         "job_log__head_lines",
         "job_log__tail_lines",
         "auth__admins",
+        "notifications__dedupe_window_secs",
+        "notifications__max_per_minute",
+        "notifications__queue_capacity",
+        "notifications__retries",
+        "notifications__retry_backoff_ms",
+        "notifications__timeout_secs",
     ]
     .into_iter()
     .map(str::to_owned)

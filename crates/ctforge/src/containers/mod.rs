@@ -241,6 +241,14 @@ impl DownMap {
         }
     }
 
+    /// Every unreachable cluster and since when (cluster id, Unix milliseconds).
+    pub fn snapshot(&self) -> Vec<(i64, i64)> {
+        self.0
+            .lock()
+            .map(|map| map.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default()
+    }
+
     /// Since when `cluster_id` has been unreachable, if it is.
     pub fn since(&self, cluster_id: i64) -> Option<i64> {
         self.0.lock().ok()?.get(&cluster_id).copied()

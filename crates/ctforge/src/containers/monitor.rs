@@ -194,6 +194,27 @@ pub async fn apply(
             )
             .await?;
     }
+    if !events.is_empty() {
+        let cluster = state
+            .store
+            .get_cluster(container.cluster_id)
+            .await
+            .ok()
+            .map(|c| c.name);
+        for event in &events {
+            if let Some(notification) = crate::notify::service_event(
+                &state.config,
+                container,
+                cluster.as_deref(),
+                &event.kind,
+                &event.unit,
+                &event.message,
+                now,
+            ) {
+                state.notifier.emit(notification);
+            }
+        }
+    }
     Ok(Applied {
         services,
         events,

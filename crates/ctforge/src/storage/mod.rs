@@ -58,6 +58,7 @@ pub trait Store:
     + RoleStore
     + LockStore
     + KeyStore
+    + NotificationStore
     + LibraryStore
     + std::fmt::Debug
 {
@@ -402,6 +403,40 @@ pub trait LibraryStore: Send + Sync {
     async fn put_config_manager_state(&self, container_id: i64, state_json: &str) -> StoreResult<()>;
     /// The last recorded config-manager state of `container_id` and when it was read.
     async fn get_config_manager_state(&self, container_id: i64) -> StoreResult<Option<(String, i64)>>;
+}
+
+/// Notification targets and their delivery attempts (`notify`).
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// Creates a target; a taken name is a [`StoreError::Conflict`].
+    async fn insert_notification_target(&self, input: &NotificationTargetInput)
+    -> StoreResult<i64>;
+    /// Replaces a target's fields (not its source or creator).
+    async fn update_notification_target(
+        &self,
+        id: i64,
+        input: &NotificationTargetInput,
+    ) -> StoreResult<()>;
+    /// Deletes a target (its deliveries stay, without the link).
+    async fn delete_notification_target(&self, id: i64) -> StoreResult<()>;
+    /// One target.
+    async fn get_notification_target(&self, id: i64) -> StoreResult<NotificationTargetRow>;
+    /// One target by name.
+    async fn get_notification_target_by_name(
+        &self,
+        name: &str,
+    ) -> StoreResult<NotificationTargetRow>;
+    /// Every target, by name.
+    async fn list_notification_targets(&self) -> StoreResult<Vec<NotificationTargetRow>>;
+    /// Records a delivery attempt (`id` and `created_at` are assigned).
+    async fn add_notification_delivery(&self, delivery: &NotificationDelivery) -> StoreResult<i64>;
+    /// Delivery attempts, newest first, optionally of one target, before an id.
+    async fn list_notification_deliveries(
+        &self,
+        target_id: Option<i64>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<NotificationDelivery>>;
 }
 
 /// Opens the database at `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if

@@ -119,6 +119,36 @@ pub fn routes(r: Routes) -> Routes {
             settings::template_sources::forget,
             page(),
         )
+        .get(
+            "/settings/notifications",
+            settings::notifications::show,
+            page(),
+        )
+        .post(
+            "/settings/notifications",
+            settings::notifications::create,
+            page(),
+        )
+        .get(
+            "/settings/notifications/{id}/edit",
+            settings::notifications::edit_form,
+            page(),
+        )
+        .post(
+            "/settings/notifications/{id}/edit",
+            settings::notifications::update,
+            page(),
+        )
+        .post(
+            "/settings/notifications/{id}/test",
+            settings::notifications::test,
+            page(),
+        )
+        .post(
+            "/settings/notifications/{id}/delete",
+            settings::notifications::delete,
+            page(),
+        )
         .get("/settings/tokens", settings::tokens::show, page())
         .post("/settings/tokens", settings::tokens::create, page())
         .post(

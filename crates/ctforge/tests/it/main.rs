@@ -21,6 +21,7 @@ mod jobs;
 mod journey;
 mod locks;
 mod monitor;
+mod notifications;
 mod roles;
 mod scale_out;
 mod settings;

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use super::model::*;
 use super::{
     AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    KeyStore, LibraryStore, LockStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
+    KeyStore, LibraryStore, LockStore, NotificationStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
 };
 use crate::clock::Clock;
 use crate::status::{JobState, RecordStatus};
@@ -233,6 +233,12 @@ const SEALED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         "SELECT id_hash, secret_sealed FROM wizard_drafts",
         "UPDATE wizard_drafts SET secret_sealed = $1 WHERE id_hash = $2",
     ),
+    (
+        "notification_targets",
+        "secret_sealed",
+        "SELECT CAST(id AS TEXT), secret_sealed FROM notification_targets WHERE secret_sealed IS NOT NULL",
+        "UPDATE notification_targets SET secret_sealed = $1 WHERE CAST(id AS TEXT) = $2",
+    ),
 ];
 
 #[macro_use]
@@ -255,6 +261,8 @@ mod roles;
 mod locks;
 #[macro_use]
 mod keys;
+#[macro_use]
+mod notifications;
 #[macro_use]
 mod library;
 
@@ -326,6 +334,7 @@ macro_rules! impl_store {
         impl_access_store!($store, $db, $claim_lock, $claim_sql);
         impl_audit_store!($store, $db, $claim_lock, $claim_sql);
         impl_roles_store!($store, $db, $claim_lock, $claim_sql);
+        impl_notifications_store!($store, $db, $claim_lock, $claim_sql);
         impl_locks_store!($store, $db, $claim_lock, $claim_sql);
         impl_keys_store!($store, $db, $claim_lock, $claim_sql);
         impl_library_store!($store, $db, $claim_lock, $claim_sql);
