@@ -298,7 +298,7 @@ async fn package_life_cycle(
     );
     assert!(state.starts_with("enabled\n"), "{state}");
     assert!(
-        state.contains("ctforge:ctforge 750"),
+        state.contains("ctforge:ctforge 700"),
         "data directory: {state}"
     );
     assert!(state.contains("root:ctforge 640"), "configuration: {state}");
