@@ -1,4 +1,4 @@
-//! The command line: `ctforge serve|worker|migrate|sim|templates|ct|config|secrets`.
+//! The command line: `ctforge serve|worker|migrate|sim|templates|ct|config|secrets|backup|restore`.
 //!
 //! Every failure ends in one `error: …` line on stderr and a non-zero exit code; no panics,
 //! no backtraces.
@@ -58,6 +58,23 @@ enum Command {
     /// Manage the keys that encrypt secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Write an encrypted backup of the database and the secret key (safe while ctforge runs).
+    Backup {
+        /// The backup file to write (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// File whose first line is the passphrase [default: `[backup] passphrase_file`].
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Restore a backup into an empty data directory (and an empty database).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// File whose first line is the passphrase [default: `[backup] passphrase_file`].
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Check that a running ctforge is ready (`GET /readyz`); exit 0 when it is (for container
     /// health checks and scripts).
     Healthcheck {
@@ -261,7 +278,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(&config).await,
+        Command::Backup {
+            out,
+            passphrase_file,
+        } => {
+            let passphrase = backup_passphrase(&config, passphrase_file.as_deref())?;
+            let summary = crate::backup::create(
+                &config,
+                &out,
+                &passphrase,
+                crate::backup::KdfCost::default(),
+                &SystemClock,
+            )
+            .await?;
+            println!(
+                "backup written to {} ({} bytes, {} database at schema {})",
+                summary.path.display(),
+                summary.bytes,
+                summary.manifest.backend,
+                summary.manifest.schema_version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            file,
+            passphrase_file,
+        } => {
+            let passphrase = backup_passphrase(&config, passphrase_file.as_deref())?;
+            let summary = crate::backup::restore(&config, &file, &passphrase).await?;
+            println!(
+                "restored the backup of {} (ctforge {}, schema {}) into {}; {} sealed secrets open with its key ring",
+                crate::backup::schedule::file_name(summary.manifest.created_at_ms)
+                    .trim_start_matches("ctforge-backup-")
+                    .trim_end_matches(".ctforge"),
+                summary.manifest.ctforge_version,
+                summary.manifest.schema_version,
+                config.data_dir.display(),
+                summary.sealed_values
+            );
+            if summary.key_from_config {
+                println!(
+                    "note: CTFORGE_SECRET_KEY (secret_key) is set; it is used instead of the restored secret.key"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The passphrase of `backup`/`restore`: `--passphrase-file`, else `[backup] passphrase_file`.
+fn backup_passphrase(
+    config: &Config,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<crate::secrets::Plain> {
+    let Some(file) = file.or(config.backup.passphrase_file.as_deref()) else {
+        anyhow::bail!(
+            "no passphrase: pass --passphrase-file FILE (or set [backup] passphrase_file)"
+        );
+    };
+    Ok(crate::backup::read_passphrase(file)?)
 }
 
 /// `ctforge templates validate|discover|sync|export`.

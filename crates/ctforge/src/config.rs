@@ -308,6 +308,32 @@ impl Default for JobLogConfig {
     }
 }
 
+/// Scheduled backups (`[backup]`): every `interval_secs` the serving process writes an
+/// encrypted backup (`ctforge backup`'s format) into `dir` and keeps the newest `keep`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Where backups go; unset turns scheduled backups off.
+    pub dir: Option<PathBuf>,
+    /// Seconds between backups.
+    pub interval_secs: u64,
+    /// How many backups to keep (older ones are deleted after a new one is written).
+    pub keep: u32,
+    /// File holding the passphrase that encrypts them (first line).
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            interval_secs: 86_400,
+            keep: 7,
+            passphrase_file: None,
+        }
+    }
+}
+
 /// A cluster bootstrapped from the configuration file (`[[clusters]]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -409,6 +435,9 @@ pub struct Config {
     /// Notifications: delivery limits and targets created on start (`[[notifications.targets]]`).
     #[serde(default)]
     pub notifications: crate::notify::config::NotificationsConfig,
+    /// Scheduled backups.
+    #[serde(default)]
+    pub backup: BackupConfig,
 }
 
 impl Default for Config {
@@ -431,6 +460,7 @@ impl Default for Config {
             clusters: Vec::new(),
             auth: AuthConfig::default(),
             notifications: crate::notify::config::NotificationsConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -631,6 +661,18 @@ impl Config {
             }
         }
         self.notifications.validate().map_err(ConfigError)?;
+        if self.backup.dir.is_some() {
+            if self.backup.passphrase_file.is_none() {
+                return Err(ConfigError(
+                    "[backup] dir is set but passphrase_file is not: name a file holding the backup passphrase".to_owned(),
+                ));
+            }
+            if self.backup.keep == 0 || self.backup.interval_secs < 60 {
+                return Err(ConfigError(
+                    "[backup] keep must be at least 1 and interval_secs at least 60".to_owned(),
+                ));
+            }
+        }
         for admin in &self.auth.admins {
             if crate::roles::split_identity(admin).is_none() {
                 return Err(ConfigError(format!(
@@ -815,6 +857,10 @@ fn known_env_keys() -> BTreeSet<String> {
         "notifications__retries",
         "notifications__retry_backoff_ms",
         "notifications__timeout_secs",
+        "backup__dir",
+        "backup__interval_secs",
+        "backup__keep",
+        "backup__passphrase_file",
     ]
     .into_iter()
     .map(str::to_owned)

@@ -7,6 +7,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod backup;
 pub mod buckets;
 pub mod cli;
 pub mod clock;

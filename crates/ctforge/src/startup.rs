@@ -258,6 +258,7 @@ impl App {
         };
         let git_schedule = crate::templates::manage::spawn_git_schedule(&self.state);
         let notifications = crate::notify::dispatch::spawn(&self.state);
+        let backup_schedule = crate::backup::schedule::spawn(&self.state);
         let stopping = self.state.shutdown.clone();
         let served = axum::serve(
             self.listener,
@@ -271,6 +272,9 @@ impl App {
         self.state.shutdown.cancel();
         if let Some(git_schedule) = git_schedule {
             git_schedule.abort();
+        }
+        if let Some(backup_schedule) = backup_schedule {
+            backup_schedule.abort();
         }
         if let Some(monitor) = monitor {
             monitor.stop().await;

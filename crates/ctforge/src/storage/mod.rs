@@ -439,6 +439,21 @@ pub trait NotificationStore: Send + Sync {
     ) -> StoreResult<Vec<NotificationDelivery>>;
 }
 
+/// The newest migration version this binary applies on `backend` (a backup records the
+/// version it holds; a restore refuses one newer than this).
+pub fn latest_migration(backend: Backend) -> i64 {
+    sql::latest_migration(backend)
+}
+
+/// Which backend a database URL names (the same rule as [`connect`]).
+pub fn backend_of(url: &str) -> Backend {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
 /// Opens the database at `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if
 /// needed, and returns the matching store. Does not migrate.
 pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> StoreResult<Arc<dyn Store>> {

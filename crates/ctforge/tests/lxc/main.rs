@@ -5,6 +5,7 @@ mod common;
 
 mod create_lxc;
 mod examples_lxc;
+mod image;
 mod install_script;
 mod library_lxc;
 mod monitor_lxc;

@@ -177,6 +177,15 @@ impl PgStore {
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The newest migration version this binary carries for `backend`.
+pub(crate) fn latest_migration(backend: Backend) -> i64 {
+    let migrator = match backend {
+        Backend::Sqlite => &SQLITE_MIGRATOR,
+        Backend::Postgres => &PG_MIGRATOR,
+    };
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 const TEMPLATE_SUMMARY_SQL: &str = "SELECT t.*, \
     (SELECT COUNT(*) FROM template_scripts s WHERE s.template_id = t.id) AS script_count, \
     (SELECT COUNT(*) FROM template_files f WHERE f.template_id = t.id) AS file_count, \
