@@ -49,6 +49,8 @@ pub struct AppState {
     pub permissions: Arc<PermissionCache>,
     /// Clusters that did not answer, and since when.
     pub down: Arc<DownMap>,
+    /// Proxmox guest lists shared by concurrent views of one identity (`[dashboard]`).
+    pub reads: Arc<crate::containers::shared_read::SharedReads>,
     /// Cancelled when the server shuts down (long-lived streams end on it).
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod lifecycle;
 pub mod listing;
 pub mod monitor;
+pub mod shared_read;
 pub mod weblink;
 
 use std::collections::HashMap;

@@ -20,6 +20,7 @@ mod jobs;
 mod journey;
 mod locks;
 mod monitor;
+mod perf;
 mod roles;
 mod scale_out;
 mod settings;
