@@ -37,10 +37,18 @@ struct Opts {
     #[arg(long, default_value_t = 2000)]
     templates: usize,
     /// PostgreSQL server (a database is created per run); `none` skips the PostgreSQL rows.
-    #[arg(long, env = "CTFORGE_TEST_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "CTFORGE_TEST_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     pg: String,
     /// Redis for the scale-out profile.
-    #[arg(long, env = "CTFORGE_TEST_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "CTFORGE_TEST_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     redis: String,
     /// Work directory (default: a new directory under the system's temp dir, removed after).
     #[arg(long)]
@@ -104,7 +112,10 @@ async fn start_sim(opts: &Opts, dir: &Path, nodes: u32, containers: u32) -> Resu
     let deadline = Instant::now() + Duration::from_secs(120);
     let ticket = loop {
         if Instant::now() > deadline {
-            bail!("the simulator did not start (see {}/sim.log)", dir.display());
+            bail!(
+                "the simulator did not start (see {}/sim.log)",
+                dir.display()
+            );
         }
         if cluster_toml.exists()
             && let Ok(r) = http
@@ -157,7 +168,10 @@ enum Db {
     Sqlite,
     /// PostgreSQL database URL, with Redis (sessions, locks, the bus, wake-ups) if given; with
     /// Redis a separate `ctforge worker` process runs the jobs.
-    Postgres { url: String, redis: Option<String> },
+    Postgres {
+        url: String,
+        redis: Option<String>,
+    },
 }
 
 impl Db {
@@ -231,7 +245,9 @@ async fn start_app(opts: &Opts, dir: &Path, sim: &Sim, db: Db) -> Result<App> {
         if let Some(n) = workers {
             cmd.env("CTFORGE_WORKERS__CONCURRENCY", n);
         }
-        Ok(Proc { child: cmd.spawn()? })
+        Ok(Proc {
+            child: cmd.spawn()?,
+        })
     };
     let mut procs = vec![spawn(
         &["serve", "--listen", &format!("127.0.0.1:{port}")],
@@ -436,7 +452,10 @@ async fn creation(opts: &Opts, dir: &Path, db: Db, rows: &mut Vec<Row>) -> Resul
     times.sort_by(f64::total_cmp);
     let (median, p99) = (percentile(&times, 50.0), percentile(&times, 99.0));
     rows.push(row(
-        format!("creation request→finished, {} jobs, instant tasks ({label}): median", opts.jobs),
+        format!(
+            "creation request→finished, {} jobs, instant tasks ({label}): median",
+            opts.jobs
+        ),
         format!("{median:.1} ms"),
         "≤ 40 ms",
         Some(median <= 40.0),
@@ -467,19 +486,20 @@ async fn dashboard(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
         async move {
             let mut n = 0u64;
             while started.elapsed() < window {
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        if r.bytes().await.is_ok() {
-                            n += 1;
-                        }
-                    }
-                    _ => {}
+                if let Ok(r) = client.get(&url).send().await
+                    && r.status().is_success()
+                    && r.bytes().await.is_ok()
+                {
+                    n += 1;
                 }
             }
             n
         }
     });
-    let views: u64 = futures_util::future::join_all(viewers).await.into_iter().sum();
+    let views: u64 = futures_util::future::join_all(viewers)
+        .await
+        .into_iter()
+        .sum();
     let elapsed = started.elapsed().as_secs_f64();
     let calls = sim.resource_calls().await? - before;
     let per_s = views as f64 / elapsed;
@@ -496,7 +516,10 @@ async fn dashboard(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     ));
     rows.push(row(
         "  Proxmox /cluster/resources calls received by the simulator",
-        format!("{calls} in {elapsed:.1} s ({:.2} per 2 s window)", calls as f64 / windows),
+        format!(
+            "{calls} in {elapsed:.1} s ({:.2} per 2 s window)",
+            calls as f64 / windows
+        ),
         "≤ 1 per window",
         Some(calls as f64 <= windows + 1.0),
     ));
@@ -505,11 +528,21 @@ async fn dashboard(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
 
     let sim = start_sim(opts, dir, 8, 5000).await?;
     let app = start_app(opts, dir, &sim, Db::Sqlite).await?;
-    app.client.get(&url_of(&app, "/")).send().await?.bytes().await?;
+    app.client
+        .get(url_of(&app, "/"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
     let mut times = Vec::new();
     for _ in 0..100 {
         let t = Instant::now();
-        app.client.get(url_of(&app, "/")).send().await?.bytes().await?;
+        app.client
+            .get(url_of(&app, "/"))
+            .send()
+            .await?
+            .bytes()
+            .await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     times.sort_by(f64::total_cmp);
@@ -619,19 +652,42 @@ fn commit() -> String {
 }
 
 fn print_table(rows: &[Row], commit: &str) {
-    let w0 = rows.iter().map(|r| r.figure.chars().count()).max().unwrap_or(6);
-    let w1 = rows.iter().map(|r| r.value.chars().count()).max().unwrap_or(5);
-    let w2 = rows.iter().map(|r| r.floor.chars().count()).max().unwrap_or(5);
+    let w0 = rows
+        .iter()
+        .map(|r| r.figure.chars().count())
+        .max()
+        .unwrap_or(6);
+    let w1 = rows
+        .iter()
+        .map(|r| r.value.chars().count())
+        .max()
+        .unwrap_or(5);
+    let w2 = rows
+        .iter()
+        .map(|r| r.floor.chars().count())
+        .max()
+        .unwrap_or(5);
     println!("\nctforge performance, commit {commit}");
-    println!("| {:<w0$} | {:<w1$} | {:<w2$} | ok |", "figure", "value", "floor");
-    println!("|{}|{}|{}|----|", "-".repeat(w0 + 2), "-".repeat(w1 + 2), "-".repeat(w2 + 2));
+    println!(
+        "| {:<w0$} | {:<w1$} | {:<w2$} | ok |",
+        "figure", "value", "floor"
+    );
+    println!(
+        "|{}|{}|{}|----|",
+        "-".repeat(w0 + 2),
+        "-".repeat(w1 + 2),
+        "-".repeat(w2 + 2)
+    );
     for r in rows {
         let ok = match r.ok {
             Some(true) => "yes",
             Some(false) => "NO",
             None => "",
         };
-        println!("| {:<w0$} | {:<w1$} | {:<w2$} | {ok:<2} |", r.figure, r.value, r.floor);
+        println!(
+            "| {:<w0$} | {:<w1$} | {:<w2$} | {ok:<2} |",
+            r.figure, r.value, r.floor
+        );
     }
 }
 
@@ -648,14 +704,19 @@ async fn main() -> Result<()> {
     let owned_scratch = opts.scratch.is_none();
     let dir = match &opts.scratch {
         Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("ctforge-bench-{}", uuid::Uuid::new_v4().simple())),
+        None => {
+            std::env::temp_dir().join(format!("ctforge-bench-{}", uuid::Uuid::new_v4().simple()))
+        }
     };
     std::fs::create_dir_all(&dir)?;
     let commit = commit();
     let mut rows = Vec::new();
     let skip_pg = opts.pg == "none";
     let steps: Vec<(&str, Result<()>)> = vec![
-        ("creation (SQLite)", creation(&opts, &dir, Db::Sqlite, &mut rows).await),
+        (
+            "creation (SQLite)",
+            creation(&opts, &dir, Db::Sqlite, &mut rows).await,
+        ),
         (
             "creation (PostgreSQL + Redis)",
             if skip_pg {

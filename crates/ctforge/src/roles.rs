@@ -156,10 +156,7 @@ pub async fn resolve(
     // Both on every request: concurrently (one round trip on a server database).
     let (clusters, grants) =
         tokio::try_join!(store.list_clusters(), store.roles_of(username, cluster_id))?;
-    let mut held: BTreeSet<Role> = grants
-        .iter()
-        .filter_map(|r| Role::parse(r))
-        .collect();
+    let mut held: BTreeSet<Role> = grants.iter().filter_map(|r| Role::parse(r)).collect();
     if configured_admins(config, &clusters)
         .iter()
         .any(|(user, id)| user == username && *id == cluster_id)

@@ -134,7 +134,8 @@ pub async fn build_state(
     };
     let registry = Arc::new(JobRegistry::new());
     let progress = JobProgress::new(store.clone(), bus.clone(), clock.clone());
-    let channel = crate::jobs::WakeChannel::choose(config.redis_url.is_some(), store.as_ref(), &bus);
+    let channel =
+        crate::jobs::WakeChannel::choose(config.redis_url.is_some(), store.as_ref(), &bus);
     let jobs = Arc::new(JobQueue::new(store.clone(), progress, registry).with_channel(channel));
     let keyring = Arc::new(keyring);
     let state = AppState {

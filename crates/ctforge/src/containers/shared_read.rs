@@ -141,14 +141,19 @@ mod tests {
     async fn concurrent_views_share_one_read_and_reuse_it_while_fresh() {
         let reads = SharedReads::default();
         let calls = Arc::new(AtomicUsize::new(0));
-        let views = (0..8).map(|_| reads.get(id("alice@pve"), 1000, 2000, || counting(&calls, 1000, true)));
+        let views =
+            (0..8).map(|_| reads.get(id("alice@pve"), 1000, 2000, || counting(&calls, 1000, true)));
         let got = futures_util::future::join_all(views).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(got.iter().all(|s| s.as_of == 1000));
         // Still fresh 1.9 s later; stale at 2 s.
-        reads.get(id("alice@pve"), 2900, 2000, || counting(&calls, 2900, true)).await;
+        reads
+            .get(id("alice@pve"), 2900, 2000, || counting(&calls, 2900, true))
+            .await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        let s = reads.get(id("alice@pve"), 3000, 2000, || counting(&calls, 3000, true)).await;
+        let s = reads
+            .get(id("alice@pve"), 3000, 2000, || counting(&calls, 3000, true))
+            .await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(s.as_of, 3000);
     }
@@ -157,13 +162,26 @@ mod tests {
     async fn identities_never_share_and_failures_are_not_kept() {
         let reads = SharedReads::default();
         let calls = Arc::new(AtomicUsize::new(0));
-        reads.get(id("alice@pve"), 0, 2000, || counting(&calls, 0, true)).await;
-        reads.get(id("bob@pve"), 0, 2000, || counting(&calls, 0, true)).await;
-        let token = Identity { via_token: true, ..id("alice@pve") };
-        reads.get(token, 0, 2000, || counting(&calls, 0, true)).await;
+        reads
+            .get(id("alice@pve"), 0, 2000, || counting(&calls, 0, true))
+            .await;
+        reads
+            .get(id("bob@pve"), 0, 2000, || counting(&calls, 0, true))
+            .await;
+        let token = Identity {
+            via_token: true,
+            ..id("alice@pve")
+        };
+        reads
+            .get(token, 0, 2000, || counting(&calls, 0, true))
+            .await;
         assert_eq!(calls.load(Ordering::SeqCst), 3);
-        reads.get(id("carol@pve"), 0, 2000, || counting(&calls, 0, false)).await;
-        reads.get(id("carol@pve"), 1, 2000, || counting(&calls, 1, true)).await;
+        reads
+            .get(id("carol@pve"), 0, 2000, || counting(&calls, 0, false))
+            .await;
+        reads
+            .get(id("carol@pve"), 1, 2000, || counting(&calls, 1, true))
+            .await;
         assert_eq!(calls.load(Ordering::SeqCst), 5);
     }
 }

@@ -123,9 +123,14 @@ async fn listen_once(queue: &JobQueue) -> Listen {
             };
             subscribed(queue);
             loop {
-                // `false`: the connection dropped, signals may be lost: look anyway.
                 match signals.next().await {
-                    Ok(_) => queue.wake_local(),
+                    Ok(true) => queue.wake_local(),
+                    // The connection dropped (it reconnects on the next call) and signals may
+                    // be lost: look at the queue anyway, without spinning on a dead server.
+                    Ok(false) => {
+                        queue.wake_local();
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                     Err(e) => return Listen::Broken(e.to_string()),
                 }
             }

@@ -107,7 +107,9 @@ async fn a_job_submitted_by_another_process_wakes_the_worker_through_postgres_no
     let url = common::fresh_pg_url().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Two stores (two pools) on one database: a web process and a worker process.
-    let web = ctforge::storage::connect(&url, clock.clone()).await.unwrap();
+    let web = ctforge::storage::connect(&url, clock.clone())
+        .await
+        .unwrap();
     web.migrate().await.unwrap();
     let worker = ctforge::storage::connect(&url, clock).await.unwrap();
     let bus: Arc<dyn EventBus> = Arc::new(LocalBus::new());
@@ -179,7 +181,8 @@ async fn concurrent_views_share_one_proxmox_read_per_identity_and_window() {
         clock.clone(),
     )
     .await;
-    let root = common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let root =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
     let root = Auth::Cookie(root.cookie);
     sim.state().reset_calls();
 
@@ -255,7 +258,10 @@ async fn streaming_discovery_stores_every_template_once_and_compares_by_content(
     for i in 0..40 {
         template(root.path(), &format!("app-{i:02}"), "curl");
     }
-    write(&root.path().join("broken/template.conf"), "TEMPLATE_APP=\"x\nTEMPLATE_RAM=lots\n");
+    write(
+        &root.path().join("broken/template.conf"),
+        "TEMPLATE_APP=\"x\nTEMPLATE_RAM=lots\n",
+    );
     template(other.path(), "app-07", "wget"); // a second `app-07`: not stored
     let roots = vec![root.path().to_owned(), other.path().to_owned()];
 
