@@ -157,6 +157,22 @@ impl Default for MonitoringConfig {
     }
 }
 
+/// The dashboard's reads of Proxmox (`[dashboard]`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Milliseconds a cluster's guest list (`/cluster/resources`) read for one identity is
+    /// reused by every view of that identity (dashboard, API listing, live refresh); views
+    /// show the read's time as "as of". 0 still shares reads in flight.
+    pub fresh_ms: u64,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self { fresh_ms: 2000 }
+    }
+}
+
 /// Bounds of provisioning's waits (`[provisioning]`): nothing a job does in a container waits
 /// forever.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -420,6 +436,9 @@ pub struct Config {
     /// Bounds of provisioning's waits.
     #[serde(default)]
     pub provisioning: ProvisioningConfig,
+    /// The dashboard's shared Proxmox reads.
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
     /// The HTTP side: public URL, cookies, trusted proxy.
     #[serde(default)]
     pub server: ServerConfig,
@@ -455,6 +474,7 @@ impl Default for Config {
             workers: WorkersConfig::default(),
             monitoring: MonitoringConfig::default(),
             provisioning: ProvisioningConfig::default(),
+            dashboard: DashboardConfig::default(),
             server: ServerConfig::default(),
             job_log: JobLogConfig::default(),
             clusters: Vec::new(),
@@ -778,6 +798,7 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         | "provisioning.command_timeout_secs"
         | "provisioning.settle_timeout_secs"
         | "provisioning.probe_timeout_secs"
+        | "dashboard.fresh_ms"
         | "job_log.head_lines"
         | "job_log.tail_lines"
         | "notifications.dedupe_window_secs"
@@ -844,6 +865,7 @@ fn known_env_keys() -> BTreeSet<String> {
         "provisioning__command_timeout_secs",
         "provisioning__settle_timeout_secs",
         "provisioning__probe_timeout_secs",
+        "dashboard__fresh_ms",
         "server__public_url",
         "server__secure_cookies",
         "server__trusted_proxy_header",

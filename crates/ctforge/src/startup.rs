@@ -145,7 +145,9 @@ pub async fn build_state(
     ));
     let progress =
         JobProgress::new(store.clone(), bus.clone(), clock.clone()).with_observer(notifier.clone());
-    let jobs = Arc::new(JobQueue::new(store.clone(), progress, registry));
+    let channel =
+        crate::jobs::WakeChannel::choose(config.redis_url.is_some(), store.as_ref(), &bus);
+    let jobs = Arc::new(JobQueue::new(store.clone(), progress, registry).with_channel(channel));
     let keyring = Arc::new(keyring);
     let state = AppState {
         config: Arc::new(config),
@@ -156,6 +158,7 @@ pub async fn build_state(
         )),
         permissions: Arc::default(),
         down: Arc::default(),
+        reads: Arc::default(),
         store,
         sessions,
         limiter: Arc::new(LoginLimiter::default()),

@@ -45,6 +45,8 @@ struct Inner {
     state_dir: Option<PathBuf>,
     aborts: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     holds: crate::hold::Holds,
+    /// API requests received, by `METHOD /path` (`GET /sim/admin/calls`).
+    calls: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Shared handle on the simulator state (cheap to clone).
@@ -85,6 +87,7 @@ impl SimState {
                 state_dir,
                 aborts: Mutex::new(HashMap::new()),
                 holds: crate::hold::Holds::default(),
+                calls: Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -184,6 +187,35 @@ impl SimState {
             c.faults = FaultsSpec::default();
             c.fault_hits.clear();
         });
+    }
+
+    /// Counts one API request (`rel`: the path under `/api2/json`, without the query).
+    pub fn count_call(&self, method: &str, rel: &str) {
+        let mut calls = self
+            .inner
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *calls.entry(format!("{method} {rel}")).or_insert(0) += 1;
+    }
+
+    /// API requests received since start or the last [`SimState::reset_calls`], by
+    /// `METHOD /path`.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.inner
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets the counted requests.
+    pub fn reset_calls(&self) {
+        self.inner
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// Set the latency added to every API call.

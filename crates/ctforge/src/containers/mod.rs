@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod lifecycle;
 pub mod listing;
 pub mod monitor;
+pub mod shared_read;
 pub mod weblink;
 
 use std::collections::HashMap;

@@ -539,6 +539,7 @@ impl CreateContainer {
         let channel = self.channel(ctx, cluster, vmid).await?;
         let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
         let started = tokio::time::Instant::now();
+        let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(500));
         loop {
             match probe(quick.as_ref(), "true").await {
                 Ok((0, _)) => break,
@@ -547,7 +548,7 @@ impl CreateContainer {
                         "the container does not accept commands 2 minutes after start",
                     ));
                 }
-                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                _ => tokio::time::sleep(backoff.next_pause()).await,
             }
         }
         // Let boot settle (apt and systemctl misbehave while systemd is still starting).
@@ -1204,6 +1205,7 @@ async fn wait_unlocked(
     vmid: u32,
 ) -> Result<(), StepError> {
     let started = tokio::time::Instant::now();
+    let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(500));
     loop {
         let config = client
             .lxc_config_get(node, vmid, false)
@@ -1226,7 +1228,7 @@ async fn wait_unlocked(
                 ))
                 .await;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(backoff.next_pause()).await;
     }
 }
 

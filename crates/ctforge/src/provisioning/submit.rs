@@ -474,6 +474,8 @@ async fn submit_once(
         }
         return Err(e);
     }
+    // Audited: now a worker may start it (this process's at once, others' by signal).
+    state.jobs.wake().await;
     Ok(Submitted {
         id,
         vmid: plan.vmid,

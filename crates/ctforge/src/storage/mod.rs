@@ -8,6 +8,8 @@
 pub mod model;
 mod sql;
 
+pub use sql::JobSignals;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -71,6 +73,12 @@ pub trait Store:
     /// Returns journal space to the filesystem (after a job and periodically): on SQLite a
     /// WAL checkpoint that truncates a grown WAL, nothing on PostgreSQL.
     async fn compact(&self) -> StoreResult<()>;
+    /// Tells workers in other processes sharing this database that a job may be claimable
+    /// (PostgreSQL `NOTIFY`); nothing on SQLite.
+    async fn signal_jobs(&self) -> StoreResult<()>;
+    /// Those signals as sent by any process (PostgreSQL `LISTEN` on a connection of its own);
+    /// `None` where the backend has none (SQLite).
+    async fn job_signals(&self) -> StoreResult<Option<JobSignals>>;
 }
 
 /// Clusters and their nodes.

@@ -23,6 +23,7 @@ mod journey;
 mod locks;
 mod monitor;
 mod notifications;
+mod perf;
 mod roles;
 mod scale_out;
 mod settings;
