@@ -449,7 +449,7 @@ async fn webhook_and_smtp_receive_a_failed_job_and_a_service_down_once_each() {
         .await
         .unwrap();
     // (The fixture job has no handler: the worker fails it, which notifies as well.)
-    app.state.jobs.wake();
+    app.state.jobs.wake().await;
     store
         .update_container_status(ct, ctforge::status::RecordStatus::Ready, Some("10.0.0.9"))
         .await
