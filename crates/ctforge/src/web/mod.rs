@@ -20,6 +20,7 @@ pub mod login;
 pub mod nodes;
 pub mod redirect;
 pub mod security;
+pub mod presets;
 pub mod settings;
 pub mod templates;
 pub mod wizard;
@@ -121,6 +122,11 @@ pub fn routes(r: Routes) -> Routes {
         .post("/templates/{name}/edit", templates::update, page())
         .post("/templates/{name}/delete", templates::delete, page())
         .post("/templates/{name}/duplicate", templates::duplicate, page())
+        .get("/presets", presets::list, page())
+        .post("/presets", presets::create, page())
+        .get("/presets/{name}", presets::show, page())
+        .post("/presets/{name}", presets::update, page())
+        .post("/presets/{name}/delete", presets::delete, page())
         .get("/buckets", buckets::list, page())
         .post("/buckets", buckets::create, page())
         .get("/buckets/{id}", buckets::show, page())

@@ -6,6 +6,7 @@ mod common;
 mod api_schema;
 mod app;
 mod auth;
+mod automation;
 mod authz_matrix;
 mod bulk;
 mod charts;

@@ -124,6 +124,7 @@ fn list_page(
             h1 { "Templates" }
             div.row {
                 (discover_form)
+                a.btn href="/presets" { "Presets" }
                 @if v.editor { a.btn.btn-primary href="/templates/new" { "New template" } }
             }
         }
