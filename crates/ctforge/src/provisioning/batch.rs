@@ -196,6 +196,26 @@ pub fn place(
         .collect()
 }
 
+/// The node of a single creation under `placement`: least-loaded picks the online node with
+/// the most free memory; the other rules (and a named node) leave the request as it is.
+pub async fn pick_node(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &CreateRequest,
+    placement: Option<Placement>,
+) -> Result<Option<String>, AppError> {
+    if request.node.is_some() || placement != Some(Placement::LeastLoaded) {
+        return Ok(request.node.clone());
+    }
+    let cluster = crate::auth::login::pick_cluster(state, request.cluster.as_deref()).await?;
+    let client = submit::client_for(state, user, &cluster)?;
+    let nodes = online_nodes(client.as_ref()).await?;
+    Ok(place(Placement::LeastLoaded, None, &nodes, 1, 0)
+        .into_iter()
+        .next()
+        .flatten())
+}
+
 /// Submits `count` containers from `request` (hostname pattern, placement) and the batch job
 /// following them.
 pub async fn submit_many(

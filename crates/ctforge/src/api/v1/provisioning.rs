@@ -131,7 +131,9 @@ pub async fn create(
             .await?,
         ),
         None => {
-            CreateAccepted::One(submit::submit(&state, &user, &expanded.request, &remote).await?)
+            let mut request = expanded.request;
+            request.node = batch::pick_node(&state, &user, &request, expanded.placement).await?;
+            CreateAccepted::One(submit::submit(&state, &user, &request, &remote).await?)
         }
     };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
