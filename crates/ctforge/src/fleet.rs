@@ -540,7 +540,8 @@ pub async fn change_config(
         )
         .detail(Value::Object(detail)),
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// Plans and executes the fleet (see the module documentation).

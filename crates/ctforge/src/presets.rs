@@ -310,7 +310,8 @@ pub async fn delete(
         state.store.as_ref(),
         caller.entry("preset.delete", &preset.name),
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// A create body with its preset applied: the request, and the batch fields.

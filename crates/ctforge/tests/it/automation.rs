@@ -480,7 +480,7 @@ async fn cli_completions_man_page_and_profile_file() {
         ),
     )
     .unwrap();
-    let run = |args: Vec<String>| {
+    let run = move |args: Vec<String>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctforge"));
         cmd.args(args)
             .env("CTFORGE_CLI_CONFIG", &profile)
