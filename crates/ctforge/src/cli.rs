@@ -333,7 +333,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::cli_api::tokens(&connection, command).await,
         Command::Api { connection, args } => crate::cli_api::raw(&connection, args).await,
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "ctforge", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ctforge",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { dir } => man(dir.as_deref()),

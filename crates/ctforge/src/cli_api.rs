@@ -192,7 +192,9 @@ pub struct RawArgs {
 
 fn body_of(data: &str) -> anyhow::Result<Value> {
     let text = match data.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        }
         None => data.to_owned(),
     };
     serde_json::from_str(&text).context("the body is not JSON")
@@ -285,7 +287,14 @@ pub async fn presets(conn: &Connection, command: PresetsCommand) -> anyhow::Resu
     match command {
         PresetsCommand::List => call(&api, Method::GET, "/api/v1/presets", None, &cols).await,
         PresetsCommand::Show { name } => {
-            call(&api, Method::GET, &format!("/api/v1/presets/{}", enc(&name)), None, &[]).await
+            call(
+                &api,
+                Method::GET,
+                &format!("/api/v1/presets/{}", enc(&name)),
+                None,
+                &[],
+            )
+            .await
         }
         PresetsCommand::Create(a) => {
             let body = preset_body(&a)?;
@@ -297,8 +306,12 @@ pub async fn presets(conn: &Connection, command: PresetsCommand) -> anyhow::Resu
             call(&api, Method::PUT, &path, Some(body), &[]).await
         }
         PresetsCommand::Delete { name } => {
-            api.send_value(Method::DELETE, &format!("/api/v1/presets/{}", enc(&name)), None)
-                .await?;
+            api.send_value(
+                Method::DELETE,
+                &format!("/api/v1/presets/{}", enc(&name)),
+                None,
+            )
+            .await?;
             api.say(&format!("preset {name} deleted"));
             Ok(ExitCode::SUCCESS)
         }
@@ -332,33 +345,70 @@ pub async fn jobs(conn: &Connection, command: JobsCommand) -> anyhow::Result<Exi
             call(&api, Method::GET, &format!("/api/v1/jobs/{id}"), None, &[]).await
         }
         JobsCommand::Cancel { id } => {
-            call(&api, Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None, &[]).await
+            call(
+                &api,
+                Method::POST,
+                &format!("/api/v1/jobs/{id}/cancel"),
+                None,
+                &[],
+            )
+            .await
         }
         JobsCommand::Retry { id } => {
-            call(&api, Method::POST, &format!("/api/v1/jobs/{id}/retry"), None, &[]).await
+            call(
+                &api,
+                Method::POST,
+                &format!("/api/v1/jobs/{id}/retry"),
+                None,
+                &[],
+            )
+            .await
         }
     }
 }
 
 /// Runs the API side of `ctforge templates …`.
-pub async fn templates(conn: &Connection, command: TemplatesApiCommand) -> anyhow::Result<ExitCode> {
+pub async fn templates(
+    conn: &Connection,
+    command: TemplatesApiCommand,
+) -> anyhow::Result<ExitCode> {
     use reqwest::Method;
     let api = Api::new(conn)?;
     let cols = ["name", "app", "source", "description"];
     match command {
-        TemplatesApiCommand::List => call(&api, Method::GET, "/api/v1/templates", None, &cols).await,
+        TemplatesApiCommand::List => {
+            call(&api, Method::GET, "/api/v1/templates", None, &cols).await
+        }
         TemplatesApiCommand::Show { name } => {
-            call(&api, Method::GET, &format!("/api/v1/templates/{}", enc(&name)), None, &[]).await
+            call(
+                &api,
+                Method::GET,
+                &format!("/api/v1/templates/{}", enc(&name)),
+                None,
+                &[],
+            )
+            .await
         }
         TemplatesApiCommand::Delete { name } => {
-            api.send_value(Method::DELETE, &format!("/api/v1/templates/{}", enc(&name)), None)
-                .await?;
+            api.send_value(
+                Method::DELETE,
+                &format!("/api/v1/templates/{}", enc(&name)),
+                None,
+            )
+            .await?;
             api.say(&format!("template {name} deleted"));
             Ok(ExitCode::SUCCESS)
         }
         TemplatesApiCommand::Duplicate { name, new_name } => {
             let path = format!("/api/v1/templates/{}/duplicate", enc(&name));
-            call(&api, Method::POST, &path, Some(json!({ "name": new_name })), &[]).await
+            call(
+                &api,
+                Method::POST,
+                &path,
+                Some(json!({ "name": new_name })),
+                &[],
+            )
+            .await
         }
         TemplatesApiCommand::RemoteDiscover => {
             call(&api, Method::POST, "/api/v1/templates/discover", None, &[]).await
@@ -377,13 +427,34 @@ pub async fn clusters(conn: &Connection, command: ClustersCommand) -> anyhow::Re
     match command {
         ClustersCommand::List => call(&api, Method::GET, "/api/v1/clusters", None, &cols).await,
         ClustersCommand::Show { id } => {
-            call(&api, Method::GET, &format!("/api/v1/clusters/{id}"), None, &[]).await
+            call(
+                &api,
+                Method::GET,
+                &format!("/api/v1/clusters/{id}"),
+                None,
+                &[],
+            )
+            .await
         }
         ClustersCommand::Test { id } => {
-            call(&api, Method::POST, &format!("/api/v1/clusters/{id}/test"), None, &[]).await
+            call(
+                &api,
+                Method::POST,
+                &format!("/api/v1/clusters/{id}/test"),
+                None,
+                &[],
+            )
+            .await
         }
         ClustersCommand::Add { data } => {
-            call(&api, Method::POST, "/api/v1/clusters", Some(body_of(&data)?), &[]).await
+            call(
+                &api,
+                Method::POST,
+                "/api/v1/clusters",
+                Some(body_of(&data)?),
+                &[],
+            )
+            .await
         }
         ClustersCommand::Update { id, data } => {
             let path = format!("/api/v1/clusters/{id}");
@@ -408,7 +479,14 @@ pub async fn tokens(conn: &Connection, command: TokensCommand) -> anyhow::Result
             call(&api, Method::GET, "/api/v1/tokens", None, &cols).await
         }
         TokensCommand::Create { name } => {
-            call(&api, Method::POST, "/api/v1/tokens", Some(json!({ "name": name })), &[]).await
+            call(
+                &api,
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({ "name": name })),
+                &[],
+            )
+            .await
         }
         TokensCommand::Revoke { id } => {
             api.send_value(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
@@ -513,7 +591,11 @@ pub async fn apply(conn: &Connection, args: ApplyArgs) -> anyhow::Result<ExitCod
 async fn wait_job(api: &Api, job_id: i64) -> anyhow::Result<Value> {
     loop {
         let job: Value = api
-            .send_value(reqwest::Method::GET, &format!("/api/v1/jobs/{job_id}"), None)
+            .send_value(
+                reqwest::Method::GET,
+                &format!("/api/v1/jobs/{job_id}"),
+                None,
+            )
             .await?;
         if matches!(
             job["state"].as_str(),

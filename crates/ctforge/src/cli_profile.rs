@@ -60,7 +60,9 @@ pub fn load(name: Option<&str>) -> anyhow::Result<Profile> {
     let name = name.or(env_name.as_deref()).filter(|n| !n.is_empty());
     let Some(path) = path() else {
         return match name {
-            Some(n) => bail!("profile {n:?} asked for, but no profile file location (set HOME or CTFORGE_CLI_CONFIG)"),
+            Some(n) => bail!(
+                "profile {n:?} asked for, but no profile file location (set HOME or CTFORGE_CLI_CONFIG)"
+            ),
             None => Ok(Profile::default()),
         };
     };
@@ -68,7 +70,10 @@ pub fn load(name: Option<&str>) -> anyhow::Result<Profile> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return match name {
-                Some(n) => bail!("profile {n:?} asked for, but {} does not exist", path.display()),
+                Some(n) => bail!(
+                    "profile {n:?} asked for, but {} does not exist",
+                    path.display()
+                ),
                 None => Ok(Profile::default()),
             };
         }
@@ -117,7 +122,10 @@ mod tests {
     fn reads_top_level_and_named_profiles() {
         let text = "url = \"http://a\"\ntoken = \"t1\"\n[profiles.lab]\nurl = \"http://b\"\ntoken = \"t2\"\n";
         assert_eq!(parse(text, None).unwrap().url.as_deref(), Some("http://a"));
-        assert_eq!(parse(text, Some("lab")).unwrap().token.as_deref(), Some("t2"));
+        assert_eq!(
+            parse(text, Some("lab")).unwrap().token.as_deref(),
+            Some("t2")
+        );
         let err = parse(text, Some("prod")).unwrap_err().to_string();
         assert!(err.contains("lab"), "{err}");
         assert!(parse("urll = 1", None).is_err());

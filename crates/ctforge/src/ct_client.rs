@@ -10,11 +10,11 @@ use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::api::v1::provisioning::CreateAccepted;
 use crate::containers::lifecycle::Outcome;
 use crate::containers::listing::Listing;
 use crate::error::ErrorBody;
 use crate::provisioning::plan::{PlanView, Step};
-use crate::api::v1::provisioning::CreateAccepted;
 
 /// Where the API is and how to authenticate.
 #[derive(Debug, Args)]

@@ -222,15 +222,19 @@ async fn desired(
             return Err(guest_error(index, "", "needs a name (its hostname)"));
         }
         if guest.contains_key("hostname") {
-            return Err(guest_error(index, &name, "the name is the hostname; drop hostname"));
+            return Err(guest_error(
+                index,
+                &name,
+                "the name is the hostname; drop hostname",
+            ));
         }
         let mut body = guest.clone();
         body.remove("name");
         let count = match body.remove("count") {
             None => None,
-            Some(v) => Some(
-                batch::check_count(v.as_u64()).map_err(|m| guest_error(index, &name, m))?,
-            ),
+            Some(v) => {
+                Some(batch::check_count(v.as_u64()).map_err(|m| guest_error(index, &name, m))?)
+            }
         };
         let names: Vec<String> = match count {
             Some(n) if name.contains(PLACEHOLDER) => {
@@ -370,7 +374,11 @@ async fn compare(
     {
         changes.push(FieldChange {
             field: "template".to_owned(),
-            from: format!("{} version {}", prepared.plan.template.clone().unwrap_or_default(), short(&was)),
+            from: format!(
+                "{} version {}",
+                prepared.plan.template.clone().unwrap_or_default(),
+                short(&was)
+            ),
             to: format!("{} (re-apply not yet available)", short(now)),
             applicable: false,
         });
@@ -505,7 +513,10 @@ pub async fn change_config(
             .require(&crate::authz::vm_path(vmid), &[privilege])
             .await?;
         update = update.set(change.field.clone(), value.to_string());
-        detail.insert(change.field.clone(), json!({ "from": change.from, "to": value }));
+        detail.insert(
+            change.field.clone(),
+            json!({ "from": change.from, "to": value }),
+        );
     }
     let client = crate::containers::client_for(state, user, cluster)?;
     client
@@ -576,8 +587,7 @@ pub async fn apply(
             ChangeKind::Update if change.changes.iter().any(|c| c.applicable) => {
                 let Some(id) = change.id else { continue };
                 let container = state.store.get_container(id).await?;
-                change_config(state, user, remote, &d.cluster, &container, &change.changes)
-                    .await?;
+                change_config(state, user, remote, &d.cluster, &container, &change.changes).await?;
                 applied = true;
             }
             _ => {}
@@ -738,8 +748,14 @@ mod tests {
         };
         let text = render(&plan, false);
         assert!(text.contains("  + a\n"), "{text}");
-        assert!(text.contains("  ~ b (pve1, VMID 100)\n      memory: 512 → 1024\n"), "{text}");
-        assert!(text.contains("Plan: 1 to create, 1 to change, 0 to remove"), "{text}");
+        assert!(
+            text.contains("  ~ b (pve1, VMID 100)\n      memory: 512 → 1024\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Plan: 1 to create, 1 to change, 0 to remove"),
+            "{text}"
+        );
         let none = FleetPlan {
             guests: vec![],
             summary: Summary::default(),

@@ -154,16 +154,15 @@ async fn online_nodes(client: &dyn ctforge_pve::PveApi) -> Result<Vec<(String, u
         .into_iter()
         .filter(|n| n.status == "online")
         .map(|n| {
-            let free = n
-                .maxmem
-                .unwrap_or(0)
-                .saturating_sub(n.mem.unwrap_or(0));
+            let free = n.maxmem.unwrap_or(0).saturating_sub(n.mem.unwrap_or(0));
             (n.node, free)
         })
         .collect();
     nodes.sort();
     if nodes.is_empty() {
-        return Err(AppError::Unavailable("no node of the cluster is online".into()));
+        return Err(AppError::Unavailable(
+            "no node of the cluster is online".into(),
+        ));
     }
     Ok(nodes)
 }
@@ -183,12 +182,13 @@ pub fn place(
             Placement::RoundRobin => nodes.get(i % nodes.len().max(1)).map(|(n, _)| n.clone()),
             Placement::LeastLoaded => {
                 // Most free memory; ties go to the first by name (stable and predictable).
-                let best = free
-                    .iter_mut()
-                    .fold(None::<&mut (String, u64)>, |best, candidate| match best {
+                let best = free.iter_mut().fold(
+                    None::<&mut (String, u64)>,
+                    |best, candidate| match best {
                         Some(b) if b.1 >= candidate.1 => Some(b),
                         _ => Some(candidate),
-                    })?;
+                    },
+                )?;
                 best.1 = best.1.saturating_sub(memory_bytes);
                 Some(best.0.clone())
             }
@@ -232,7 +232,9 @@ pub async fn submit_many(
             message: "the hostname needs a number placeholder".into(),
             fields: vec![(
                 "hostname".into(),
-                format!("with count {count}, give a pattern with {PLACEHOLDER}, e.g. web-{PLACEHOLDER}"),
+                format!(
+                    "with count {count}, give a pattern with {PLACEHOLDER}, e.g. web-{PLACEHOLDER}"
+                ),
             )],
         });
     }

@@ -545,7 +545,10 @@ fn fill_from_preset(w: &mut Wizard, preset: &crate::presets::PresetView) {
 
 /// The preset values of the wizard's answers: the request's fields without the password and
 /// a fixed VMID, plus the batch fields.
-fn preset_values(w: &Wizard, request: &CreateRequest) -> serde_json::Map<String, serde_json::Value> {
+fn preset_values(
+    w: &Wizard,
+    request: &CreateRequest,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut values = match serde_json::to_value(request) {
         Ok(serde_json::Value::Object(map)) => map,
         _ => serde_json::Map::new(),
@@ -865,7 +868,14 @@ pub async fn advance(
                 };
                 Ok((
                     StatusCode::BAD_REQUEST,
-                    page(&v, "review", &w, &ctx, &[("preset_name".to_owned(), message)], view.as_ref()),
+                    page(
+                        &v,
+                        "review",
+                        &w,
+                        &ctx,
+                        &[("preset_name".to_owned(), message)],
+                        view.as_ref(),
+                    ),
                 )
                     .into_response())
             }
@@ -901,14 +911,27 @@ pub async fn advance(
         }
     }
     if go == "create" && errors.iter().any(|(f, _)| f == "count") {
-        return Ok((StatusCode::BAD_REQUEST, page(&v, "review", &w, &ctx, &errors, None)).into_response());
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            page(&v, "review", &w, &ctx, &errors, None),
+        )
+            .into_response());
     }
     if go == "create" && (count > 1 || pattern.contains(batch::PLACEHOLDER)) {
         let mut many = request.clone();
         many.hostname = pattern.clone();
         // Several at once take successive free VMIDs (the suggested one is for one container).
         many.vmid = None;
-        return match batch::submit_many(&state, &user, &many, count, placement, &remote.ip().to_string()).await {
+        return match batch::submit_many(
+            &state,
+            &user,
+            &many,
+            count,
+            placement,
+            &remote.ip().to_string(),
+        )
+        .await
+        {
             Ok(done) => {
                 if let Err(e) = drafts::discard(&state, w.get(DRAFT_KEY)).await {
                     tracing::warn!(error = %e, "cannot delete the wizard's draft; it expires on its own");
@@ -920,7 +943,11 @@ pub async fn advance(
                     AppError::Invalid { fields, .. } => fields,
                     other => vec![("cluster".into(), other.to_string())],
                 };
-                Ok((StatusCode::BAD_REQUEST, page(&v, "review", &w, &ctx, &fields, None)).into_response())
+                Ok((
+                    StatusCode::BAD_REQUEST,
+                    page(&v, "review", &w, &ctx, &fields, None),
+                )
+                    .into_response())
             }
         };
     }

@@ -62,7 +62,9 @@ async fn fixture() -> Fixture {
         token,
         templates,
     };
-    let (status, body) = f.call("POST", "/api/v1/templates/discover", json!({})).await;
+    let (status, body) = f
+        .call("POST", "/api/v1/templates/discover", json!({}))
+        .await;
     assert_eq!(status, 200, "{body}");
     f
 }
@@ -86,7 +88,9 @@ impl Fixture {
 
     async fn wait_job(&self, id: i64) -> Value {
         loop {
-            let (status, job) = self.call("GET", &format!("/api/v1/jobs/{id}"), json!({})).await;
+            let (status, job) = self
+                .call("GET", &format!("/api/v1/jobs/{id}"), json!({}))
+                .await;
             assert_eq!(status, 200, "{job}");
             if matches!(
                 job["state"].as_str(),
@@ -204,7 +208,9 @@ async fn presets_are_validated_owned_and_audited() {
             .is_ok(),
         "shared presets are visible to everyone"
     );
-    let (status, _) = f.call("DELETE", "/api/v1/presets/web-small", json!({})).await;
+    let (status, _) = f
+        .call("DELETE", "/api/v1/presets/web-small", json!({}))
+        .await;
     assert_eq!(status, 204);
     let audit = f
         .app
@@ -245,10 +251,17 @@ async fn count_three_from_a_preset_round_robin_with_a_concurrent_creation() {
     assert_eq!(batch.0, 202, "{}", batch.1);
     assert_eq!(single.0, 202, "{}", single.1);
     let items = batch.1["items"].as_array().unwrap().clone();
-    let hostnames: Vec<&str> = items.iter().map(|i| i["hostname"].as_str().unwrap()).collect();
+    let hostnames: Vec<&str> = items
+        .iter()
+        .map(|i| i["hostname"].as_str().unwrap())
+        .collect();
     assert_eq!(hostnames, ["web-1", "web-2", "web-3"]);
     let nodes: Vec<&str> = items.iter().map(|i| i["node"].as_str().unwrap()).collect();
-    assert_eq!(nodes, ["pve1", "pve2", "pve3"], "round-robin over the nodes");
+    assert_eq!(
+        nodes,
+        ["pve1", "pve2", "pve3"],
+        "round-robin over the nodes"
+    );
     let mut vmids: Vec<u64> = items.iter().map(|i| i["vmid"].as_u64().unwrap()).collect();
     vmids.push(single.1["vmid"].as_u64().unwrap());
     let distinct: std::collections::BTreeSet<u64> = vmids.iter().copied().collect();
@@ -352,12 +365,21 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
 
     let (code, out, err) = f.cli(&["apply", &path, "--plan-only"]).await;
     assert_eq!(code, 2, "plan with changes exits 2: {out}{err}");
-    assert!(out.contains("  + api-1") && out.contains("  + api-2"), "{out}");
-    assert!(out.contains("Plan: 2 to create, 0 to change, 0 to remove"), "{out}");
+    assert!(
+        out.contains("  + api-1") && out.contains("  + api-2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Plan: 2 to create, 0 to change, 0 to remove"),
+        "{out}"
+    );
 
     let (code, out, err) = f.cli(&["apply", &path]).await;
     assert_eq!(code, 2, "first apply: {out}{err}");
-    assert!(out.contains("api-1: ok") && out.contains("api-2: ok"), "{out}");
+    assert!(
+        out.contains("api-1: ok") && out.contains("api-2: ok"),
+        "{out}"
+    );
 
     let (code, out, err) = f.cli(&["apply", &path]).await;
     assert_eq!(code, 0, "second apply: {out}{err}");
@@ -365,10 +387,7 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
 
     // Memory of one guest, and a new template version for both.
     write(1024, true);
-    let script = f
-        .templates
-        .path()
-        .join("webapp/container-configs/scripts");
+    let script = f.templates.path().join("webapp/container-configs/scripts");
     let first = std::fs::read_dir(&script)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -377,7 +396,9 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
     let mut content = std::fs::read_to_string(&first).unwrap();
     content.push_str("\n# v2\n");
     std::fs::write(&first, content).unwrap();
-    let (status, body) = f.call("POST", "/api/v1/templates/discover", json!({})).await;
+    let (status, body) = f
+        .call("POST", "/api/v1/templates/discover", json!({}))
+        .await;
     assert_eq!(status, 200, "{body}");
 
     let (code, out, err) = f.cli(&["apply", &path, "--plan-only"]).await;
@@ -385,7 +406,10 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
     assert!(out.contains("  ~ api-2"), "{out}");
     assert!(out.contains("memory: 768 → 1024"), "{out}");
     assert!(out.contains("re-apply not yet available"), "{out}");
-    assert!(out.contains("Plan: 0 to create, 1 to change, 0 to remove"), "{out}");
+    assert!(
+        out.contains("Plan: 0 to create, 1 to change, 0 to remove"),
+        "{out}"
+    );
 
     let (code, out, err) = f.cli(&["apply", &path, "--output", "json"]).await;
     assert_eq!(code, 2, "{out}{err}");
@@ -395,16 +419,18 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
         .containers()
         .await
         .iter()
-        .map(|r| (r["hostname"].as_str().unwrap().to_owned(), r["vmid"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["hostname"].as_str().unwrap().to_owned(),
+                r["vmid"].as_u64().unwrap(),
+            )
+        })
         .collect();
     let cluster = f.app.state.store.get_cluster_by_name("sim").await.unwrap();
     let client = f.app.state.pve.service(&cluster).unwrap();
     let listed = f.containers().await;
     let node = |h: &str| {
-        listed
-            .iter()
-            .find(|r| r["hostname"] == h)
-            .unwrap()["node"]
+        listed.iter().find(|r| r["hostname"] == h).unwrap()["node"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -455,17 +481,21 @@ async fn cli_completions_man_page_and_profile_file() {
     let f = fixture().await;
     let (code, out, err) = f.cli(&["completions", "bash"]).await;
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("ctforge") && out.contains("presets"), "bash completion");
+    assert!(
+        out.contains("ctforge") && out.contains("presets"),
+        "bash completion"
+    );
     let (code, out, _) = f.cli(&["completions", "zsh"]).await;
     assert_eq!(code, 0);
     assert!(out.contains("#compdef ctforge"));
     let (code, out, err) = f.cli(&["man"]).await;
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(".TH ctforge") && out.contains("apply"), "{out}");
+    assert!(
+        out.contains(".TH ctforge") && out.contains("apply"),
+        "{out}"
+    );
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = f
-        .cli(&["man", "--dir", dir.path().to_str().unwrap()])
-        .await;
+    let (code, _, err) = f.cli(&["man", "--dir", dir.path().to_str().unwrap()]).await;
     assert_eq!(code, 0, "{err}");
     assert!(dir.path().join("ctforge.1").exists());
     assert!(dir.path().join("ctforge-apply.1").exists());
@@ -490,11 +520,9 @@ async fn cli_completions_man_page_and_profile_file() {
         cmd.output().unwrap()
     };
     let out = tokio::task::spawn_blocking(move || {
-        run(
-            ["presets", "--profile", "lab", "--output", "json", "list"]
-                .map(String::from)
-                .to_vec(),
-        )
+        run(["presets", "--profile", "lab", "--output", "json", "list"]
+            .map(String::from)
+            .to_vec())
     })
     .await
     .unwrap();

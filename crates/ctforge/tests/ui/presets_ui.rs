@@ -12,6 +12,28 @@ use crate::common;
 
 use serde_json::{Value, json};
 
+/// Clicks through the DOM once the page has loaded (a node looked up during a navigation
+/// would be gone by the time it is clicked).
+async fn tap(page: &chromiumoxide::Page, selector: &str) -> anyhow::Result<()> {
+    browser::wait_for(page, "document.readyState === 'complete'", 10).await?;
+    browser::wait_for(
+        page,
+        &format!(
+            "document.querySelector({})",
+            serde_json::to_string(selector)?
+        ),
+        10,
+    )
+    .await?;
+    let js = format!(
+        "(() => {{ const el = document.querySelector({}); if (!el) return false; el.click(); return true; }})()",
+        serde_json::to_string(selector)?
+    );
+    let done: bool = browser::eval(page, &js).await?;
+    anyhow::ensure!(done, "no element matches `{selector}`");
+    Ok(())
+}
+
 #[tokio::test]
 async fn save_a_preset_from_the_wizard_and_create_three_from_it() {
     ctforge::install_crypto_provider();
@@ -50,17 +72,17 @@ async fn save_a_preset_from_the_wizard_and_create_three_from_it() {
     let base = app.address.clone();
     browser::run("preset-save", &page, async {
         browser::goto(&page, &format!("{base}/containers/new")).await?;
-        browser::click(&page, "input[name=\"template\"][value=\"webapp\"]").await?;
-        browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
+        tap(&page, "input[name=\"template\"][value=\"webapp\"]").await?;
+        tap(&page, "button[name=\"go\"][value=\"next\"]").await?;
         browser::wait_for(&page, "document.querySelector('input[name=\"hostname\"]')", 10).await?;
         browser::set_value(&page, "input[name=\"hostname\"]", "web-{n}").await?;
         browser::set_value(&page, "input[name=\"memory\"]", "640").await?;
         browser::set_value(&page, "input[name=\"password\"]", "wizard-pw-1").await?;
-        browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
+        tap(&page, "button[name=\"go\"][value=\"next\"]").await?;
         browser::wait_for(&page, "document.querySelector('input[name=\"bucket\"]')", 10).await?;
-        browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
+        tap(&page, "button[name=\"go\"][value=\"next\"]").await?;
         browser::wait_for(&page, "document.querySelector('input[name=\"enabled\"]')", 10).await?;
-        browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
+        tap(&page, "button[name=\"go\"][value=\"next\"]").await?;
         // Review: the plan of the first container, and the batch fields.
         browser::wait_for(&page, "document.body.innerText.includes('Proxmox create call')", 10)
             .await?;
@@ -69,15 +91,15 @@ async fn save_a_preset_from_the_wizard_and_create_three_from_it() {
         browser::set_value(&page, "input[name=\"count\"]", "3").await?;
         browser::set_value(&page, "select[name=\"placement\"]", "round-robin").await?;
         browser::set_value(&page, "input[name=\"preset_name\"]", "web-small").await?;
-        browser::click(&page, "button[name=\"go\"][value=\"save_preset\"]").await?;
+        tap(&page, "button[name=\"go\"][value=\"save_preset\"]").await?;
         browser::wait_for(&page, "document.body.innerText.includes('Preset web-small saved.')", 10)
             .await?;
         browser::screenshot(&page, "preset-saved").await;
 
         // A new wizard from the preset: its values fill the form.
         browser::goto(&page, &format!("{base}/containers/new")).await?;
-        browser::click(&page, "input[name=\"preset\"][value=\"web-small\"]").await?;
-        browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
+        tap(&page, "input[name=\"preset\"][value=\"web-small\"]").await?;
+        tap(&page, "button[name=\"go\"][value=\"next\"]").await?;
         browser::wait_for(
             &page,
             "document.querySelector('input[name=\"memory\"]') && document.querySelector('input[name=\"memory\"]').value === '640'",
@@ -91,11 +113,11 @@ async fn save_a_preset_from_the_wizard_and_create_three_from_it() {
         )
         .await?;
         browser::set_value(&page, "input[name=\"password\"]", "wizard-pw-1").await?;
-        browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
+        tap(&page, "button[name=\"go\"][value=\"next\"]").await?;
         browser::wait_for(&page, "document.querySelector('input[name=\"bucket\"]')", 10).await?;
-        browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
+        tap(&page, "button[name=\"go\"][value=\"next\"]").await?;
         browser::wait_for(&page, "document.querySelector('input[name=\"enabled\"]')", 10).await?;
-        browser::click(&page, "button[name=\"go\"][value=\"next\"]").await?;
+        tap(&page, "button[name=\"go\"][value=\"next\"]").await?;
         browser::wait_for(
             &page,
             "document.querySelector('input[name=\"count\"]') && document.querySelector('input[name=\"count\"]').value === '3'",
@@ -131,7 +153,7 @@ async fn save_a_preset_from_the_wizard_and_create_three_from_it() {
     );
     let create = async {
         browser::run("preset-create", &page, async {
-            browser::click(&page, "button[name=\"go\"][value=\"create\"]").await?;
+            tap(&page, "button[name=\"go\"][value=\"create\"]").await?;
             browser::wait_for(&page, "location.pathname.startsWith('/jobs/')", 10).await?;
             Ok(())
         })
@@ -152,7 +174,10 @@ async fn save_a_preset_from_the_wizard_and_create_three_from_it() {
             .json()
             .await
             .unwrap();
-        if matches!(job["state"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+        if matches!(
+            job["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
             break job;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -165,8 +190,16 @@ async fn save_a_preset_from_the_wizard_and_create_three_from_it() {
     let mut vmids: Vec<i64> = containers.iter().map(|c| c.vmid).collect();
     vmids.sort_unstable();
     vmids.dedup();
-    assert_eq!(vmids.len(), containers.len(), "no VMID shared: {containers:?}");
-    assert!(containers.iter().any(|c| c.vmid == solo["vmid"].as_i64().unwrap()));
+    assert_eq!(
+        vmids.len(),
+        containers.len(),
+        "no VMID shared: {containers:?}"
+    );
+    assert!(
+        containers
+            .iter()
+            .any(|c| c.vmid == solo["vmid"].as_i64().unwrap())
+    );
     for (h, node) in [("web-1", "pve1"), ("web-2", "pve2"), ("web-3", "pve3")] {
         let c = containers
             .iter()

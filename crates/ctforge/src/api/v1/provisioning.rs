@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::CurrentUser;
 use crate::error::AppError;
-use crate::provisioning::check::{self, CheckQuery, IdentityCheck};
 use crate::provisioning::batch::{self, BatchAccepted};
+use crate::provisioning::check::{self, CheckQuery, IdentityCheck};
 use crate::provisioning::plan::{CreateRequest, PlanView};
 use crate::provisioning::submit::{self, Submitted};
 use crate::routes::{Doc, Routes, schema};
