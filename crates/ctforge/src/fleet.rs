@@ -190,6 +190,10 @@ struct Desired {
     name: String,
     cluster: Cluster,
     request: CreateRequest,
+    /// Where a new guest goes when no node is named.
+    placement: Option<batch::Placement>,
+    /// Its position among the guests of its `[[guest]]` table (round-robin).
+    position: usize,
 }
 
 fn guest_error(index: usize, name: &str, message: impl std::fmt::Display) -> AppError {
@@ -249,14 +253,12 @@ async fn desired(
             }
             _ => vec![name.clone()],
         };
-        // The node rule is only about where new guests go; it is not a create field.
-        body.remove("placement");
         let tags: Vec<Value> = match body.remove("tags") {
             Some(Value::Array(t)) => t,
             None | Some(Value::Null) => Vec::new(),
             Some(_) => return Err(guest_error(index, &name, "tags must be a list")),
         };
-        for one in names {
+        for (position, one) in names.into_iter().enumerate() {
             let mut body = body.clone();
             body.insert("hostname".into(), Value::String(one.clone()));
             let expanded = crate::presets::expand(state, user, &Value::Object(body))
@@ -277,6 +279,8 @@ async fn desired(
                 name: one,
                 cluster,
                 request: req,
+                placement: expanded.placement,
+                position,
             });
         }
         if out.len() > MAX_GUESTS {
@@ -565,10 +569,42 @@ pub async fn apply(
     let (plan, desired, removals) = plan_with(state, user, request).await?;
     let mut created = Vec::new();
     let mut applied = false;
+    // Free memory per cluster's online nodes, as the least-loaded rule spends it.
+    let mut free: std::collections::HashMap<i64, Vec<(String, u64)>> = Default::default();
     for (change, d) in plan.guests.iter().zip(desired.iter()) {
         match change.action {
             ChangeKind::Create => {
-                let s = submit::submit(state, user, &d.request, remote).await?;
+                let mut request = d.request.clone();
+                if request.node.is_none()
+                    && let Some(
+                        rule @ (batch::Placement::RoundRobin | batch::Placement::LeastLoaded),
+                    ) = d.placement
+                {
+                    if !free.contains_key(&d.cluster.id) {
+                        let client = crate::containers::client_for(state, user, &d.cluster)?;
+                        free.insert(d.cluster.id, batch::online_nodes(client.as_ref()).await?);
+                    }
+                    let nodes = free.entry(d.cluster.id).or_default();
+                    let memory = request.memory.unwrap_or(512).saturating_mul(1024 * 1024);
+                    request.node = match rule {
+                        batch::Placement::RoundRobin => nodes
+                            .get(d.position % nodes.len().max(1))
+                            .map(|(n, _)| n.clone()),
+                        _ => {
+                            let picked = batch::place(rule, None, nodes, 1, memory)
+                                .into_iter()
+                                .next()
+                                .flatten();
+                            if let Some(n) =
+                                nodes.iter_mut().find(|(n, _)| Some(n) == picked.as_ref())
+                            {
+                                n.1 = n.1.saturating_sub(memory);
+                            }
+                            picked
+                        }
+                    };
+                }
+                let s = submit::submit(state, user, &request, remote).await?;
                 let node = state
                     .store
                     .get_container(s.id)

@@ -146,7 +146,9 @@ pub fn hostname_for(pattern: &str, n: u32) -> String {
 }
 
 /// Online nodes with their free memory in bytes, by name.
-async fn online_nodes(client: &dyn ctforge_pve::PveApi) -> Result<Vec<(String, u64)>, AppError> {
+pub(crate) async fn online_nodes(
+    client: &dyn ctforge_pve::PveApi,
+) -> Result<Vec<(String, u64)>, AppError> {
     let mut nodes: Vec<(String, u64)> = client
         .nodes()
         .await

@@ -546,3 +546,53 @@ async fn cli_completions_man_page_and_profile_file() {
         assert_eq!(code, 0, "{args:?}: {out}{err}");
     }
 }
+
+#[tokio::test]
+async fn fleet_counts_place_round_robin_and_converge() {
+    let f = fixture().await;
+    let (status, body) = f
+        .call(
+            "POST",
+            "/api/v1/presets",
+            json!({"name": "small", "template": "webapp", "values": {"memory": 256}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let fleet = json!({"guests": [{"name": "rr-{n}", "count": 3, "preset": "small", "placement": "round-robin"}]});
+    let (status, applied) = f.call("POST", "/api/v1/fleet/apply", fleet.clone()).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["applied"], true);
+    let created = applied["created"].as_array().unwrap();
+    let placed: Vec<(&str, &str)> = created
+        .iter()
+        .map(|c| (c["hostname"].as_str().unwrap(), c["node"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        placed,
+        [("rr-1", "pve1"), ("rr-2", "pve2"), ("rr-3", "pve3")]
+    );
+    let job = f.wait_job(applied["job_id"].as_i64().unwrap()).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let (status, plan) = f.call("POST", "/api/v1/fleet/plan", fleet).await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["summary"]["unchanged"], 3, "{plan}");
+    assert_eq!(plan["summary"]["create"], 0, "{plan}");
+    // A name without {n} cannot take a count above one; unknown fields are named.
+    let (status, body) = f
+        .call(
+            "POST",
+            "/api/v1/fleet/plan",
+            json!({"guests": [{"name": "one", "count": 2, "preset": "small"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = f
+        .call(
+            "POST",
+            "/api/v1/fleet/plan",
+            json!({"guests": [{"name": "one", "preset": "small", "memroy": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("memroy"), "{body}");
+}
