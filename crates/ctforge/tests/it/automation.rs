@@ -317,6 +317,53 @@ async fn count_three_from_a_preset_round_robin_with_a_concurrent_creation() {
         .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["items"][0]["hostname"], "web-4");
+
+    // The CLI: a preset plus an override, planned then created.
+    let (code, out, err) = f
+        .cli(&[
+            "ct",
+            "create",
+            "--preset",
+            "web-small",
+            "--hostname",
+            "web-7",
+            "--plan",
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("hostname=web-7") && out.contains("memory=512"),
+        "{out}"
+    );
+    let (code, out, err) = f
+        .cli(&[
+            "ct",
+            "create",
+            "--preset",
+            "web-small",
+            "--hostname",
+            "web-7",
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("queued as job"), "{out}");
+    let (code, out, err) = f
+        .cli(&[
+            "ct",
+            "create",
+            "--preset",
+            "web-small",
+            "--count",
+            "2",
+            "--hostname",
+            "cli-{n}",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let batch: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(batch["items"].as_array().unwrap().len(), 2, "{batch}");
 }
 
 #[tokio::test]
