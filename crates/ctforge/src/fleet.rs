@@ -580,11 +580,13 @@ pub async fn apply(
                         rule @ (batch::Placement::RoundRobin | batch::Placement::LeastLoaded),
                     ) = d.placement
                 {
-                    if !free.contains_key(&d.cluster.id) {
-                        let client = crate::containers::client_for(state, user, &d.cluster)?;
-                        free.insert(d.cluster.id, batch::online_nodes(client.as_ref()).await?);
-                    }
-                    let nodes = free.entry(d.cluster.id).or_default();
+                    let nodes = match free.entry(d.cluster.id) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            let client = crate::containers::client_for(state, user, &d.cluster)?;
+                            e.insert(batch::online_nodes(client.as_ref()).await?)
+                        }
+                    };
                     let memory = request.memory.unwrap_or(512).saturating_mul(1024 * 1024);
                     request.node = match rule {
                         batch::Placement::RoundRobin => nodes
