@@ -1,4 +1,5 @@
-//! The command line: `ctforge serve|worker|migrate|sim|templates|ct|config|secrets|backup|restore`.
+//! The command line: `ctforge serve|worker|migrate|sim|templates|ct|apply|presets|jobs|clusters|
+//! tokens|api|config|secrets|backup|restore|completions|man`.
 //!
 //! Every failure ends in one `error: …` line on stderr and a non-zero exit code; no panics,
 //! no backtraces.
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::clock::SystemClock;
 use crate::config::{CliOverrides, Config};
@@ -51,6 +52,60 @@ enum Command {
         connection: crate::ct_client::Connection,
         #[command(subcommand)]
         command: crate::ct_client::CtCommand,
+    },
+    /// Converge on a fleet file: plan, then create, change and (with --prune) remove
+    /// containers (exit 0 no changes, 2 changes applied, 1 error).
+    Apply {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(flatten)]
+        args: crate::cli_api::ApplyArgs,
+    },
+    /// Saved creation answers (presets) through the API.
+    Presets {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::PresetsCommand,
+    },
+    /// Jobs through the API.
+    Jobs {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::JobsCommand,
+    },
+    /// Proxmox clusters through the API (admins).
+    Clusters {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::ClustersCommand,
+    },
+    /// Your API tokens through the API.
+    Tokens {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::TokensCommand,
+    },
+    /// Any JSON API operation: `ctforge api GET /api/v1/containers`.
+    Api {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(flatten)]
+        args: crate::cli_api::RawArgs,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (or write one page per command into --dir).
+    Man {
+        /// Directory for `ctforge.1` and a page per subcommand.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Inspect the configuration.
     #[command(subcommand)]
@@ -119,6 +174,13 @@ enum TemplatesCommand {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Stored templates through a running ctforge's API (list, show, delete, duplicate, …).
+    Remote {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::TemplatesApiCommand,
     },
 }
 
@@ -273,6 +335,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connection,
             command,
         } => crate::ct_client::run(&connection, command).await,
+        Command::Apply { connection, args } => crate::cli_api::apply(&connection, args).await,
+        Command::Presets {
+            connection,
+            command,
+        } => crate::cli_api::presets(&connection, command).await,
+        Command::Jobs {
+            connection,
+            command,
+        } => crate::cli_api::jobs(&connection, command).await,
+        Command::Clusters {
+            connection,
+            command,
+        } => crate::cli_api::clusters(&connection, command).await,
+        Command::Tokens {
+            connection,
+            command,
+        } => crate::cli_api::tokens(&connection, command).await,
+        Command::Api { connection, args } => crate::cli_api::raw(&connection, args).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ctforge",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_redacted_toml());
             Ok(ExitCode::SUCCESS)
@@ -342,6 +432,10 @@ fn backup_passphrase(
 /// `ctforge templates validate|discover|sync|export`.
 async fn templates_command(config: &Config, command: TemplatesCommand) -> anyhow::Result<ExitCode> {
     match command {
+        TemplatesCommand::Remote {
+            connection,
+            command,
+        } => crate::cli_api::templates(&connection, command).await,
         TemplatesCommand::Validate { dirs } => Ok(validate_templates(&dirs)),
         TemplatesCommand::Discover { root } => {
             let roots = match root {
@@ -460,6 +554,26 @@ fn validate_templates(dirs: &[PathBuf]) -> ExitCode {
 ///
 /// Order matters for crash safety: the new key is added to the keyring first (old keys kept),
 /// then every value is re-sealed in one transaction, and only then are old keys retired.
+/// `ctforge man`: the man page on stdout, or every page into `dir`.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let command = Cli::command();
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+        }
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(command).render(&mut out)?;
+            use std::io::Write;
+            std::io::stdout().write_all(&out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn rotate_secrets(config: &Config) -> anyhow::Result<ExitCode> {
     let store = startup::open_store(config, Arc::new(SystemClock)).await?;
     let mut keyring = startup::open_keyring(config)?;

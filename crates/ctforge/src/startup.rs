@@ -196,6 +196,13 @@ pub fn register_job_handlers(state: &AppState) {
             state.pve.clone(),
             state.locks.clone(),
         )));
+    state
+        .jobs
+        .registry()
+        .register(Arc::new(crate::provisioning::batch::CreateBatch::new(
+            state.store.clone(),
+            Arc::downgrade(&state.jobs),
+        )));
 }
 
 /// Starts this process's job workers with the `[workers]` configuration.

@@ -23,6 +23,8 @@ pub fn routes(r: Routes) -> Routes {
     let r = v1::settings::routes(r);
     let r = v1::templates::routes(r);
     let r = v1::notifications::routes(r);
+    let r = v1::presets::routes(r);
+    let r = v1::fleet::routes(r);
     v1::buckets::routes(r)
 }
 

@@ -176,6 +176,8 @@ pub struct Prepared {
     pub template_git: Option<crate::templates::git::GitOrigin>,
     /// What the config-manager applies.
     pub config_source: Option<plan::ConfigSource>,
+    /// The template's content hash (its version, for the fleet's drift check).
+    pub template_hash: Option<String>,
     /// Environment.
     pub environment: Environment,
     /// The resolved plan.
@@ -191,21 +193,21 @@ pub async fn prepare(
     let cluster = crate::auth::login::pick_cluster(state, request.cluster.as_deref()).await?;
     let client = client_for(state, user, &cluster)?;
     let template = load_template(state, request.template.as_deref()).await?;
-    let (template_id, template_git, config_source) = match &template {
+    let (template_id, template_git, config_source, template_hash) = match &template {
         Some(t) => {
             let row = state.store.get_template_by_name(&t.name).await?.row;
             let git = crate::templates::StoredConfig::parse(&row.name, &row.config_json)
                 .ok()
                 .and_then(|c| c.git);
             let source = config_source(state, request, &row, git.as_ref())?;
-            (Some(row.id), git, Some(source))
+            (Some(row.id), git, Some(source), Some(row.content_hash))
         }
         None if request.sync_on_boot => {
             return Err(sync_on_boot_refused(
                 "sync on boot needs a template from a git source",
             ));
         }
-        None => (None, None, None),
+        None => (None, None, None, None),
     };
     let mut environment = environment::lookup(client.as_ref(), &cluster, request.node.as_deref())
         .await
@@ -226,6 +228,7 @@ pub async fn prepare(
         template_id,
         template_git,
         config_source,
+        template_hash,
         environment,
         plan,
     })
@@ -417,6 +420,13 @@ async fn submit_once(
     if let (Some(git), Some(object)) = (&prepared.template_git, spec.as_object_mut()) {
         let git = serde_json::to_value(git).map_err(|e| AppError::Internal(e.into()))?;
         object.insert("template_git".to_owned(), git);
+    }
+    // And the template's version, which the fleet compares with today's.
+    if let (Some(hash), Some(object)) = (&prepared.template_hash, spec.as_object_mut()) {
+        object.insert(
+            crate::fleet::SPEC_TEMPLATE_HASH.to_owned(),
+            serde_json::Value::String(hash.clone()),
+        );
     }
     let container = NewContainer {
         cluster_id: prepared.cluster.id,

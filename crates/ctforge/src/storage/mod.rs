@@ -58,6 +58,7 @@ pub trait Store:
     + AccessStore
     + AuditStore
     + RoleStore
+    + PresetStore
     + LockStore
     + KeyStore
     + NotificationStore
@@ -362,6 +363,21 @@ pub trait RoleStore: Send + Sync {
     async fn get_api_token(&self, token_id: i64) -> StoreResult<ApiToken>;
     /// Every user's API tokens, newest first.
     async fn list_all_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+}
+
+/// Presets (saved creation answers).
+#[async_trait]
+pub trait PresetStore: Send + Sync {
+    /// Every preset, by name.
+    async fn list_presets(&self) -> StoreResult<Vec<Preset>>;
+    /// One preset by name.
+    async fn get_preset(&self, name: &str) -> StoreResult<Preset>;
+    /// Stores a preset; a taken name is a [`StoreError::Conflict`].
+    async fn insert_preset(&self, input: &PresetInput) -> StoreResult<i64>;
+    /// Replaces a preset's fields.
+    async fn update_preset(&self, id: i64, input: &PresetInput) -> StoreResult<()>;
+    /// Deletes a preset.
+    async fn delete_preset(&self, id: i64) -> StoreResult<()>;
 }
 
 /// The audit log.

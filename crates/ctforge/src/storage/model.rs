@@ -652,3 +652,39 @@ pub struct NotificationDelivery {
     /// When.
     pub created_at: i64,
 }
+
+/// A saved set of creation answers (`presets`).
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct Preset {
+    /// Row id.
+    pub id: i64,
+    /// Unique name (`web-small`).
+    pub name: String,
+    /// Template name.
+    pub template: String,
+    /// The create request's fields as a JSON object.
+    pub values_json: String,
+    /// Who saved it.
+    pub owner: String,
+    /// Visible to every user (set by an admin).
+    pub shared: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// The fields of a preset to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresetInput {
+    /// Unique name.
+    pub name: String,
+    /// Template name.
+    pub template: String,
+    /// The values as a JSON object.
+    pub values_json: String,
+    /// Owner.
+    pub owner: String,
+    /// Shared with everyone.
+    pub shared: bool,
+}

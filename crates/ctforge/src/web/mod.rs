@@ -18,6 +18,7 @@ pub mod home;
 pub mod jobs;
 pub mod login;
 pub mod nodes;
+pub mod presets;
 pub mod redirect;
 pub mod security;
 pub mod settings;
@@ -168,6 +169,11 @@ pub fn routes(r: Routes) -> Routes {
         .post("/templates/{name}/delete", templates::delete, page())
         .post("/templates/{name}/duplicate", templates::duplicate, page())
         .post("/templates/{name}/reattach", templates::reattach, page())
+        .get("/presets", presets::list, page())
+        .post("/presets", presets::create, page())
+        .get("/presets/{name}", presets::show, page())
+        .post("/presets/{name}", presets::update, page())
+        .post("/presets/{name}/delete", presets::delete, page())
         .get("/buckets", buckets::list, page())
         .post("/buckets", buckets::create, page())
         .get("/buckets/{id}", buckets::show, page())

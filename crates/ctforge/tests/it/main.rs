@@ -8,6 +8,7 @@ mod app;
 mod auth;
 mod authz_matrix;
 mod backup;
+mod automation;
 mod bulk;
 mod charts;
 mod cli;

@@ -242,6 +242,7 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
         ("templates", "/templates".to_owned()),
         ("template-detail", "/templates/webapp".to_owned()),
         ("buckets", "/buckets".to_owned()),
+        ("presets", "/presets".to_owned()),
         ("job-progress", format!("/jobs/{job}")),
         ("jobs", "/jobs".to_owned()),
         ("settings-clusters", "/settings/clusters".to_owned()),

@@ -1,7 +1,7 @@
 //! The one SQL implementation of [`Store`], instantiated for SQLite and PostgreSQL: connection
 //! and pool setup, the row helpers, and `impl_store!`, which expands each aggregate's half (one
 //! file per aggregate: `clusters`, `templates`, `buckets`, `containers`, `jobs`, `access`,
-//! `audit`, `roles`, `locks`, `keys`) for a backend.
+//! `audit`, `roles`, `presets`, `locks`, `keys`) for a backend.
 //!
 //! Queries are portable (`$n` placeholders, `RETURNING`, `ON CONFLICT`); the few that are not
 //! are passed to the macro per backend. Invariant: timestamps come from the injected [`Clock`].
@@ -19,7 +19,8 @@ use sqlx::sqlite::{
 use super::model::*;
 use super::{
     AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    KeyStore, LibraryStore, LockStore, NotificationStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
+    KeyStore, LibraryStore, LockStore, NotificationStore, PresetStore, RoleStore, Store,
+    StoreError, StoreResult, TemplateStore,
 };
 use crate::clock::Clock;
 use crate::status::{JobState, RecordStatus};
@@ -274,6 +275,8 @@ mod audit;
 #[macro_use]
 mod roles;
 #[macro_use]
+mod presets;
+#[macro_use]
 mod locks;
 #[macro_use]
 mod keys;
@@ -355,6 +358,7 @@ macro_rules! impl_store {
         impl_audit_store!($store, $db, $claim_lock, $claim_sql);
         impl_roles_store!($store, $db, $claim_lock, $claim_sql);
         impl_notifications_store!($store, $db, $claim_lock, $claim_sql);
+        impl_presets_store!($store, $db, $claim_lock, $claim_sql);
         impl_locks_store!($store, $db, $claim_lock, $claim_sql);
         impl_keys_store!($store, $db, $claim_lock, $claim_sql);
         impl_library_store!($store, $db, $claim_lock, $claim_sql);

@@ -127,6 +127,7 @@ fn list_page(
             div.row {
                 (sync_form)
                 (discover_form)
+                a.btn href="/presets" { "Presets" }
                 @if v.editor { a.btn.btn-primary href="/templates/new" { "New template" } }
             }
         }
