@@ -751,7 +751,9 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         | "provisioning.settle_timeout_secs"
         | "provisioning.probe_timeout_secs"
         | "job_log.head_lines"
-        | "job_log.tail_lines" => value
+        | "job_log.tail_lines"
+        | "backup.interval_secs"
+        | "backup.keep" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_owned())),
