@@ -242,6 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = startup::build_state(config, Arc::new(SystemClock), None).await?;
             let workers = startup::start_workers(&state);
             let monitor = crate::containers::monitor::spawn(&state);
+            let notifications = crate::notify::dispatch::spawn(&state);
             tracing::info!(owner = %workers.owner(), "ctforge worker running; SIGINT or SIGTERM stops it");
             startup::shutdown_signal().await;
             state.shutdown.cancel();
@@ -249,6 +250,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 monitor.stop().await;
             }
             workers.stop().await;
+            if let Some(notifications) = notifications {
+                notifications.stop().await;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
@@ -367,8 +371,10 @@ async fn templates_command(config: &Config, command: TemplatesCommand) -> anyhow
                 );
             }
             let store = startup::open_store(config, Arc::new(SystemClock)).await?;
+            let keyring = startup::open_keyring(config)?;
             let report = crate::templates::manage::sync_sources(
                 store.as_ref(),
+                &keyring,
                 &config.data_dir,
                 &config.templates.roots,
                 &config.templates.git,

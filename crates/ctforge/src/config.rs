@@ -85,7 +85,7 @@ fn default_git_sync_interval() -> u64 {
 }
 
 /// One git repository that holds templates.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GitSource {
     /// Clone URL (`https://…`, `file://…`, `ssh://…`, `git@host:…`).
@@ -96,6 +96,18 @@ pub struct GitSource {
     /// Subdirectory holding the template folders (default: the repository root).
     #[serde(default)]
     pub path: Option<String>,
+    /// ssh sources: a file holding the private deploy key. Read once at start (and on each
+    /// sync), stored sealed in the database; the file can then go.
+    #[serde(default)]
+    pub deploy_key_file: Option<std::path::PathBuf>,
+    /// ssh sources: an environment variable holding the private deploy key (as above).
+    #[serde(default)]
+    pub deploy_key_env: Option<String>,
+    /// ssh sources: the confirmed fingerprint (`SHA256:…`) of the git server's host key;
+    /// nothing is fetched over ssh until it is pinned here or in Settings → Template
+    /// sources.
+    #[serde(default)]
+    pub host_key: Option<String>,
 }
 
 fn default_git_branch() -> String {
@@ -420,6 +432,9 @@ pub struct Config {
     /// ctforge's own roles: the bootstrap admins.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Notifications: delivery limits and targets created on start (`[[notifications.targets]]`).
+    #[serde(default)]
+    pub notifications: crate::notify::config::NotificationsConfig,
     /// Scheduled backups.
     #[serde(default)]
     pub backup: BackupConfig,
@@ -444,6 +459,7 @@ impl Default for Config {
             job_log: JobLogConfig::default(),
             clusters: Vec::new(),
             auth: AuthConfig::default(),
+            notifications: crate::notify::config::NotificationsConfig::default(),
             backup: BackupConfig::default(),
         }
     }
@@ -573,6 +589,17 @@ impl Config {
                 one_line(&e.to_string())
             ))
         })?;
+        for target in &mut config.notifications.targets {
+            if target.secret.is_none()
+                && let Some(file) = &target.secret_file
+            {
+                let secret = read_secret_file(
+                    &format!("notifications.targets.{}.secret_file", target.name),
+                    file,
+                )?;
+                target.secret = Some(Secret::new(secret));
+            }
+        }
         for cluster in &mut config.clusters {
             if cluster.token_secret.is_none()
                 && let Some(file) = &cluster.token_secret_file
@@ -633,6 +660,7 @@ impl Config {
                 )));
             }
         }
+        self.notifications.validate().map_err(ConfigError)?;
         if self.backup.dir.is_some() {
             if self.backup.passphrase_file.is_none() {
                 return Err(ConfigError(
@@ -753,7 +781,13 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         | "job_log.head_lines"
         | "job_log.tail_lines"
         | "backup.interval_secs"
-        | "backup.keep" => value
+        | "backup.keep"
+        | "notifications.dedupe_window_secs"
+        | "notifications.max_per_minute"
+        | "notifications.queue_capacity"
+        | "notifications.retries"
+        | "notifications.retry_backoff_ms"
+        | "notifications.timeout_secs" => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_owned())),
@@ -819,6 +853,12 @@ fn known_env_keys() -> BTreeSet<String> {
         "job_log__head_lines",
         "job_log__tail_lines",
         "auth__admins",
+        "notifications__dedupe_window_secs",
+        "notifications__max_per_minute",
+        "notifications__queue_capacity",
+        "notifications__retries",
+        "notifications__retry_backoff_ms",
+        "notifications__timeout_secs",
         "backup__dir",
         "backup__interval_secs",
         "backup__keep",

@@ -23,6 +23,7 @@ pub mod guest;
 pub mod jobs;
 pub mod locks;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod provisioning;
 pub mod pve;

@@ -107,6 +107,7 @@ pub async fn build_state(
     let store = open_store(&config, clock.clone()).await?;
     store.record_key(keyring.active_key_id()).await?;
     bootstrap_clusters(&config, store.as_ref(), &keyring).await?;
+    crate::notify::targets::bootstrap(&config, store.as_ref(), &keyring).await?;
     let sessions: Arc<dyn SessionStore> = match &config.redis_url {
         Some(url) => Arc::new(
             RedisSessions::connect(url.expose(), &config.redis_prefix)
@@ -133,7 +134,17 @@ pub async fn build_state(
         .context("cannot open the event bus; check CTFORGE_REDIS_URL and that Redis is running")?,
     };
     let registry = Arc::new(JobRegistry::new());
-    let progress = JobProgress::new(store.clone(), bus.clone(), clock.clone());
+    let notifier = Arc::new(crate::notify::Notifier::new(
+        config.notifications.queue_capacity,
+        Arc::new(
+            crate::notify::transport::NetTransport::new(Duration::from_secs(
+                config.notifications.timeout_secs.max(1),
+            ))
+            .map_err(|e| anyhow::anyhow!("notifications: {e}"))?,
+        ),
+    ));
+    let progress =
+        JobProgress::new(store.clone(), bus.clone(), clock.clone()).with_observer(notifier.clone());
     let jobs = Arc::new(JobQueue::new(store.clone(), progress, registry));
     let keyring = Arc::new(keyring);
     let state = AppState {
@@ -154,6 +165,7 @@ pub async fn build_state(
         bus,
         jobs,
         locks,
+        notifier,
         shutdown: CancellationToken::new(),
     };
     register_job_handlers(&state);
@@ -245,6 +257,7 @@ impl App {
             None
         };
         let git_schedule = crate::templates::manage::spawn_git_schedule(&self.state);
+        let notifications = crate::notify::dispatch::spawn(&self.state);
         let backup_schedule = crate::backup::schedule::spawn(&self.state);
         let stopping = self.state.shutdown.clone();
         let served = axum::serve(
@@ -268,6 +281,9 @@ impl App {
         }
         if let Some(workers) = workers {
             workers.stop().await;
+        }
+        if let Some(notifications) = notifications {
+            notifications.stop().await;
         }
         served.context("server error")
     }

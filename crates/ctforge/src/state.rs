@@ -13,6 +13,7 @@ use crate::events::EventBus;
 use crate::guest::GuestConnector;
 use crate::jobs::JobQueue;
 use crate::locks::Locks;
+use crate::notify::Notifier;
 use crate::pve::PveConnector;
 use crate::secrets::Keyring;
 use crate::storage::Store;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub permissions: Arc<PermissionCache>,
     /// Clusters that did not answer, and since when.
     pub down: Arc<DownMap>,
+    /// Notifications: the queue events are emitted to and the delivery transport.
+    pub notifier: Arc<Notifier>,
     /// Cancelled when the server shuts down (long-lived streams end on it).
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -22,6 +22,7 @@ pub fn routes(r: Routes) -> Routes {
     let r = v1::jobs::routes(r);
     let r = v1::settings::routes(r);
     let r = v1::templates::routes(r);
+    let r = v1::notifications::routes(r);
     v1::buckets::routes(r)
 }
 

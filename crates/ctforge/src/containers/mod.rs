@@ -14,6 +14,7 @@
 //! when there is a record).
 
 pub mod bulk;
+pub mod config_manager;
 pub mod credentials;
 pub mod lifecycle;
 pub mod listing;
@@ -238,6 +239,14 @@ impl DownMap {
         if let Ok(mut map) = self.0.lock() {
             map.remove(&cluster_id);
         }
+    }
+
+    /// Every unreachable cluster and since when (cluster id, Unix milliseconds).
+    pub fn snapshot(&self) -> Vec<(i64, i64)> {
+        self.0
+            .lock()
+            .map(|map| map.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default()
     }
 
     /// Since when `cluster_id` has been unreachable, if it is.

@@ -179,6 +179,9 @@ pub async fn apply(
             }
         }
     }
+    if let Ok(cm) = &report.config_manager {
+        super::config_manager::record(state.store.as_ref(), container.id, cm).await?;
+    }
     for event in &events {
         state
             .store
@@ -190,6 +193,27 @@ pub async fn apply(
                 &json!({ "unit": event.unit }).to_string(),
             )
             .await?;
+    }
+    if !events.is_empty() {
+        let cluster = state
+            .store
+            .get_cluster(container.cluster_id)
+            .await
+            .ok()
+            .map(|c| c.name);
+        for event in &events {
+            if let Some(notification) = crate::notify::service_event(
+                &state.config,
+                container,
+                cluster.as_deref(),
+                &event.kind,
+                &event.unit,
+                &event.message,
+                now,
+            ) {
+                state.notifier.emit(notification);
+            }
+        }
     }
     Ok(Applied {
         services,
@@ -445,14 +469,7 @@ impl RefreshView {
         if let Some(cm) = &self.config_manager
             && let Some(code) = cm.last_exit
         {
-            let meaning = match code {
-                0 => "ok",
-                2 => "another run held the lock",
-                3 => "configuration error",
-                4 => "template unavailable",
-                5 => "conflict, nothing applied",
-                _ => "error",
-            };
+            let meaning = super::config_manager::Outcome::from_code(code).meaning();
             text.push_str(&format!(
                 "; config-manager: last run exit {code} ({meaning})"
             ));

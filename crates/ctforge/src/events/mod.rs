@@ -282,18 +282,38 @@ impl Drop for Subscription {
     }
 }
 
+/// Told when a job ends (after its terminal event is stored): notifications listen here. Must
+/// not block; the job runner calls it inline.
+pub trait JobObserver: Send + Sync + std::fmt::Debug {
+    /// Job `job_id` failed (`failed`) or succeeded at `at` (Unix milliseconds).
+    fn job_ended(&self, job_id: i64, failed: bool, at: i64);
+}
+
 /// Persist-then-publish emitter of job progress events.
 #[derive(Clone, Debug)]
 pub struct JobProgress {
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn JobObserver>>,
 }
 
 impl JobProgress {
     /// An emitter writing to `store` and publishing on `bus`.
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, bus, clock }
+        Self {
+            store,
+            bus,
+            clock,
+            observer: None,
+        }
+    }
+
+    /// The same emitter, also telling `observer` when a job succeeds or fails.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn JobObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The bus.
@@ -334,6 +354,11 @@ impl JobProgress {
         };
         if let Err(e) = self.bus.publish(&job_topic(job_id), &event).await {
             tracing::warn!(job_id, seq, error = %e, "event persisted but not published");
+        }
+        if let Some(observer) = &self.observer
+            && matches!(kind, kind::DONE | kind::ERROR)
+        {
+            observer.job_ended(job_id, kind == kind::ERROR, event.at);
         }
         Ok(seq)
     }

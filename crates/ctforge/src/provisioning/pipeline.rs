@@ -724,6 +724,35 @@ impl CreateContainer {
                 .await
                 .map_err(|e| fail(format!("push the config-manager's {name}: {e}")))?;
         }
+        if let Some(source) = &plan.config_source {
+            channel
+                .push(
+                    format!("{}\n", source.applied).as_bytes(),
+                    commands::APPLIED,
+                    Some(0o644),
+                    None,
+                )
+                .await
+                .map_err(|e| fail(format!("push {}: {e}", commands::APPLIED)))?;
+            if let Some(follow) = &source.follow {
+                let skip: String = follow.skip_scripts.iter().map(|n| format!("{n}\n")).collect();
+                channel
+                    .push(
+                        skip.as_bytes(),
+                        &format!("{}/skip-scripts", commands::MANIFEST_DIR),
+                        Some(0o600),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| fail(format!("push the config-manager's skip-scripts: {e}")))?;
+                let _ = ctx
+                    .log(format!(
+                        "sync on boot: the config-manager fetches {} ({}) /{} itself on every boot",
+                        follow.url, follow.branch, follow.path
+                    ))
+                    .await;
+            }
+        }
         channel
             .push(
                 commands::apply_unit().as_bytes(),
@@ -958,7 +987,14 @@ impl CreateContainer {
             .map_err(|e| fail(format!("push the script runtime: {e}")))?;
         channel
             .push(
-                commands::config_env(plan.container_user.as_deref()).as_bytes(),
+                commands::config_env(
+                    plan.container_user.as_deref(),
+                    plan.config_source
+                        .as_ref()
+                        .and_then(|c| c.follow.as_ref())
+                        .map(|f| (f.url.as_str(), f.branch.as_str(), f.path.as_str())),
+                )
+                .as_bytes(),
                 commands::CONFIG_ENV,
                 Some(0o600),
                 None,

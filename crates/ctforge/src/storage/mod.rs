@@ -58,6 +58,8 @@ pub trait Store:
     + RoleStore
     + LockStore
     + KeyStore
+    + NotificationStore
+    + LibraryStore
     + std::fmt::Debug
 {
     /// Which backend this is.
@@ -383,6 +385,58 @@ pub trait KeyStore: Send + Sync {
     async fn record_key(&self, key_id: &str) -> StoreResult<()>;
     /// Known key ids.
     async fn list_keys(&self) -> StoreResult<Vec<(String, i64, Option<i64>)>>;
+}
+
+/// The template library's state: deploy keys of git sources and the config-manager state
+/// monitoring read from each container (migration `0012_library`).
+#[async_trait]
+pub trait LibraryStore: Send + Sync {
+    /// Stores (or replaces) the sealed deploy key of git source `url`.
+    async fn put_git_key(&self, key: &GitSourceKey) -> StoreResult<()>;
+    /// The deploy key of git source `url`, if one is stored.
+    async fn get_git_key(&self, url: &str) -> StoreResult<Option<GitSourceKey>>;
+    /// Every stored deploy key.
+    async fn list_git_keys(&self) -> StoreResult<Vec<GitSourceKey>>;
+    /// Forgets the deploy key of `url`; [`StoreError::NotFound`] when none is stored.
+    async fn delete_git_key(&self, url: &str) -> StoreResult<()>;
+    /// Records the config-manager state (JSON) last read from container `container_id`.
+    async fn put_config_manager_state(&self, container_id: i64, state_json: &str) -> StoreResult<()>;
+    /// The last recorded config-manager state of `container_id` and when it was read.
+    async fn get_config_manager_state(&self, container_id: i64) -> StoreResult<Option<(String, i64)>>;
+}
+
+/// Notification targets and their delivery attempts (`notify`).
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// Creates a target; a taken name is a [`StoreError::Conflict`].
+    async fn insert_notification_target(&self, input: &NotificationTargetInput)
+    -> StoreResult<i64>;
+    /// Replaces a target's fields (not its source or creator).
+    async fn update_notification_target(
+        &self,
+        id: i64,
+        input: &NotificationTargetInput,
+    ) -> StoreResult<()>;
+    /// Deletes a target (its deliveries stay, without the link).
+    async fn delete_notification_target(&self, id: i64) -> StoreResult<()>;
+    /// One target.
+    async fn get_notification_target(&self, id: i64) -> StoreResult<NotificationTargetRow>;
+    /// One target by name.
+    async fn get_notification_target_by_name(
+        &self,
+        name: &str,
+    ) -> StoreResult<NotificationTargetRow>;
+    /// Every target, by name.
+    async fn list_notification_targets(&self) -> StoreResult<Vec<NotificationTargetRow>>;
+    /// Records a delivery attempt (`id` and `created_at` are assigned).
+    async fn add_notification_delivery(&self, delivery: &NotificationDelivery) -> StoreResult<i64>;
+    /// Delivery attempts, newest first, optionally of one target, before an id.
+    async fn list_notification_deliveries(
+        &self,
+        target_id: Option<i64>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<NotificationDelivery>>;
 }
 
 /// The newest migration version this binary applies on `backend` (a backup records the

@@ -553,3 +553,102 @@ pub struct SealedRef {
     /// The sealed value.
     pub value: String,
 }
+
+/// The deploy key of an ssh git template source (`git_source_keys`).
+#[derive(Clone, FromRow, PartialEq, Eq)]
+pub struct GitSourceKey {
+    /// The source's URL (as configured).
+    pub url: String,
+    /// The private key, sealed with the keyring.
+    pub deploy_key_sealed: String,
+    /// The public key's fingerprint (`SHA256:…`), the only form ever shown.
+    pub key_fingerprint: String,
+    /// The pinned fingerprint of the git server's host key (`SHA256:…`), once confirmed.
+    pub host_key: Option<String>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for GitSourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSourceKey")
+            .field("url", &self.url)
+            .field("key_fingerprint", &self.key_fingerprint)
+            .field("host_key", &self.host_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored notification target (`notification_targets`); `settings_json` and `rules_json`
+/// are decoded by `notify::targets`.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct NotificationTargetRow {
+    /// Row id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// `webhook`, `ntfy`, `gotify` or `email`.
+    pub kind: String,
+    /// Non-secret settings as JSON.
+    pub settings_json: String,
+    /// Event kinds and parameters as JSON.
+    pub rules_json: String,
+    /// The sealed secret (HMAC key, token or SMTP password).
+    pub secret_sealed: Option<String>,
+    /// Whether events are sent to it.
+    pub enabled: bool,
+    /// `settings` or `configuration`.
+    pub source: String,
+    /// Who created it.
+    pub created_by: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// The fields of a notification target as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotificationTargetInput {
+    /// Unique name.
+    pub name: String,
+    /// `webhook`, `ntfy`, `gotify` or `email`.
+    pub kind: String,
+    /// Non-secret settings as JSON.
+    pub settings_json: String,
+    /// Event kinds and parameters as JSON.
+    pub rules_json: String,
+    /// The sealed secret.
+    pub secret_sealed: Option<String>,
+    /// Whether events are sent to it.
+    pub enabled: bool,
+    /// `settings` or `configuration`.
+    pub source: String,
+    /// Who creates or changes it.
+    pub actor: String,
+}
+
+/// One delivery attempt of a notification (`notification_deliveries`).
+#[derive(Clone, Debug, Default, FromRow, PartialEq, Eq)]
+pub struct NotificationDelivery {
+    /// Row id.
+    pub id: i64,
+    /// The target, unless it was deleted since.
+    pub target_id: Option<i64>,
+    /// The target's name at the time.
+    pub target_name: String,
+    /// Event kind (`job_failed`, …, or `test`).
+    pub event_kind: String,
+    /// Deduplication key of the event.
+    pub event_key: String,
+    /// The notification's title.
+    pub title: String,
+    /// Attempt number, from 1.
+    pub attempt: i64,
+    /// `sent`, `failed` or `suppressed` (rate limit).
+    pub status: String,
+    /// Why it failed or was suppressed.
+    pub error: Option<String>,
+    /// When.
+    pub created_at: i64,
+}

@@ -104,6 +104,51 @@ pub fn routes(r: Routes) -> Routes {
             settings::roles::revoke,
             page(),
         )
+        .get(
+            "/settings/template-sources",
+            settings::template_sources::show,
+            page(),
+        )
+        .post(
+            "/settings/template-sources",
+            settings::template_sources::save,
+            page(),
+        )
+        .post(
+            "/settings/template-sources/forget",
+            settings::template_sources::forget,
+            page(),
+        )
+        .get(
+            "/settings/notifications",
+            settings::notifications::show,
+            page(),
+        )
+        .post(
+            "/settings/notifications",
+            settings::notifications::create,
+            page(),
+        )
+        .get(
+            "/settings/notifications/{id}/edit",
+            settings::notifications::edit_form,
+            page(),
+        )
+        .post(
+            "/settings/notifications/{id}/edit",
+            settings::notifications::update,
+            page(),
+        )
+        .post(
+            "/settings/notifications/{id}/test",
+            settings::notifications::test,
+            page(),
+        )
+        .post(
+            "/settings/notifications/{id}/delete",
+            settings::notifications::delete,
+            page(),
+        )
         .get("/settings/tokens", settings::tokens::show, page())
         .post("/settings/tokens", settings::tokens::create, page())
         .post(
@@ -114,6 +159,7 @@ pub fn routes(r: Routes) -> Routes {
         .get("/audit", audit::show, page())
         .get("/templates", templates::list, page())
         .post("/templates/discover", templates::discover, page())
+        .post("/templates/sync", templates::sync, page())
         .get("/templates/new", templates::new_form, page())
         .post("/templates/new", templates::create, page())
         .get("/templates/{name}", templates::detail::show, page())
@@ -121,6 +167,7 @@ pub fn routes(r: Routes) -> Routes {
         .post("/templates/{name}/edit", templates::update, page())
         .post("/templates/{name}/delete", templates::delete, page())
         .post("/templates/{name}/duplicate", templates::duplicate, page())
+        .post("/templates/{name}/reattach", templates::reattach, page())
         .get("/buckets", buckets::list, page())
         .post("/buckets", buckets::create, page())
         .get("/buckets/{id}", buckets::show, page())

@@ -39,7 +39,7 @@ fn step_of(field: &str) -> &'static str {
     match field {
         "template" => "template",
         "buckets" | "extra_packages" => "packages",
-        "scripts" => "scripts",
+        "scripts" | "sync_on_boot" => "scripts",
         "files" => "review",
         _ => "configure",
     }
@@ -176,6 +176,7 @@ impl Wizard {
             buckets,
             extra_packages: extra,
             scripts,
+            sync_on_boot: self.flag("sync_on_boot") == Some(true),
         };
         (request, errors)
     }
@@ -388,7 +389,7 @@ fn page(
                     @if let Some(e) = error_for(errors, "buckets") { (ui::alert(Tone::Err, e)) }
                 }
                 "scripts" => {
-                    (w.hidden(&["script", "order", "enabled", "touched_scripts"]))
+                    (w.hidden(&["script", "order", "enabled", "touched_scripts", "sync_on_boot"]))
                     input type="hidden" name="touched_scripts" value="1";
                     @match &ctx.template {
                         Some(t) if !t.scripts.is_empty() => {
@@ -412,6 +413,15 @@ fn page(
                         _ => { p.muted { "No scripts to run." } }
                     }
                     @if let Some(e) = error_for(errors, "scripts") { (ui::alert(Tone::Err, e)) }
+                    @if ctx.template.is_some() {
+                        fieldset {
+                            legend { "On boot" }
+                            input type="hidden" name="sync_on_boot" value="0";
+                            label.choice { input type="checkbox" name="sync_on_boot" value="1" checked[w.flag("sync_on_boot") == Some(true)] aria-describedby="sync_on_boot-hint"; " Sync on boot: the config-manager fetches the template's git branch itself on every boot" }
+                            div.hint id="sync_on_boot-hint" { "For templates synced from a git source (https, git or file URL). Otherwise ctforge pushes the template version it knows and the config-manager re-applies that." }
+                            @if let Some(e) = error_for(errors, "sync_on_boot") { div.error { (e) } }
+                        }
+                    }
                 }
                 _ => {
                     (w.hidden(&[]))
@@ -432,6 +442,9 @@ fn page(
                                 @for s in &plan.steps {
                                     li { (describe(s)) }
                                 }
+                            }
+                            @if w.flag("sync_on_boot") == Some(true) {
+                                p data-sync-on-boot { "Sync on boot: the config-manager fetches the template's git branch itself on every boot and applies it." }
                             }
                         }
                     } @else {
@@ -473,7 +486,7 @@ fn shown_on(step: &str, field: &str, ctx: &Context) -> bool {
             _ => step_of(field) == "configure",
         },
         "packages" => matches!(field, "extra_packages" | "buckets"),
-        "scripts" => field == "scripts",
+        "scripts" => field == "scripts" || (field == "sync_on_boot" && ctx.template.is_some()),
         _ => false,
     }
 }

@@ -8,6 +8,7 @@ mod common;
 mod bulk_ui;
 mod dashboard_ui;
 mod failure_ui;
+mod library_ui;
 mod progress_ui;
 mod security_ui;
 mod templates_ui;

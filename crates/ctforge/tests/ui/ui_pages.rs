@@ -246,6 +246,10 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
         ("jobs", "/jobs".to_owned()),
         ("settings-clusters", "/settings/clusters".to_owned()),
         ("settings-tokens", "/settings/tokens".to_owned()),
+        (
+            "settings-notifications",
+            "/settings/notifications".to_owned(),
+        ),
         ("node", "/nodes/pve1".to_owned()),
         ("audit", "/audit".to_owned()),
     ]

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use super::model::*;
 use super::{
     AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    KeyStore, LockStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
+    KeyStore, LibraryStore, LockStore, NotificationStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
 };
 use crate::clock::Clock;
 use crate::status::{JobState, RecordStatus};
@@ -225,6 +225,12 @@ const SEALED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         "UPDATE container_credentials SET value_sealed = $1 WHERE CAST(id AS TEXT) = $2",
     ),
     (
+        "git_source_keys",
+        "deploy_key_sealed",
+        "SELECT url, deploy_key_sealed FROM git_source_keys",
+        "UPDATE git_source_keys SET deploy_key_sealed = $1 WHERE url = $2",
+    ),
+    (
         "sessions",
         "data_sealed",
         "SELECT id_hash, data_sealed FROM sessions",
@@ -235,6 +241,12 @@ const SEALED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         "secret_sealed",
         "SELECT id_hash, secret_sealed FROM wizard_drafts",
         "UPDATE wizard_drafts SET secret_sealed = $1 WHERE id_hash = $2",
+    ),
+    (
+        "notification_targets",
+        "secret_sealed",
+        "SELECT CAST(id AS TEXT), secret_sealed FROM notification_targets WHERE secret_sealed IS NOT NULL",
+        "UPDATE notification_targets SET secret_sealed = $1 WHERE CAST(id AS TEXT) = $2",
     ),
 ];
 
@@ -258,6 +270,10 @@ mod roles;
 mod locks;
 #[macro_use]
 mod keys;
+#[macro_use]
+mod notifications;
+#[macro_use]
+mod library;
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr, $claim_lock:expr, $claim_sql:expr) => {
@@ -327,8 +343,10 @@ macro_rules! impl_store {
         impl_access_store!($store, $db, $claim_lock, $claim_sql);
         impl_audit_store!($store, $db, $claim_lock, $claim_sql);
         impl_roles_store!($store, $db, $claim_lock, $claim_sql);
+        impl_notifications_store!($store, $db, $claim_lock, $claim_sql);
         impl_locks_store!($store, $db, $claim_lock, $claim_sql);
         impl_keys_store!($store, $db, $claim_lock, $claim_sql);
+        impl_library_store!($store, $db, $claim_lock, $claim_sql);
     };
 }
 

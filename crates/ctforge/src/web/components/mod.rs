@@ -30,6 +30,7 @@ const NAV: &[(&str, &str)] = &[
     ("/jobs", "Jobs"),
     ("/audit", "Audit log"),
     ("/settings/roles", "Roles"),
+    ("/settings/notifications", "Notifications"),
     ("/api/docs", "API docs"),
 ];
 
@@ -37,7 +38,7 @@ const NAV: &[(&str, &str)] = &[
 fn nav_visible(viewer: &Viewer, path: &str) -> bool {
     match path {
         "/audit" => viewer.auditor,
-        "/settings/roles" => viewer.admin,
+        "/settings/roles" | "/settings/notifications" => viewer.admin,
         _ => true,
     }
 }
