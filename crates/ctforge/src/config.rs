@@ -801,6 +801,8 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         | "dashboard.fresh_ms"
         | "job_log.head_lines"
         | "job_log.tail_lines"
+        | "backup.interval_secs"
+        | "backup.keep"
         | "notifications.dedupe_window_secs"
         | "notifications.max_per_minute"
         | "notifications.queue_capacity"

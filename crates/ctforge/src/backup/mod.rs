@@ -204,7 +204,7 @@ impl Drop for Staging {
 fn pg_command(tool: &str, url: &str) -> Result<tokio::process::Command, BackupError> {
     let mut parsed = url::Url::parse(url)
         .map_err(|e| BackupError::Tool(format!("the database URL is not a URL: {e}")))?;
-    let password = parsed.password().map(|p| percent_decode(p));
+    let password = parsed.password().map(percent_decode);
     let _ = parsed.set_password(None);
     let mut command = tokio::process::Command::new(tool);
     command.arg(format!("--dbname={parsed}"));
@@ -238,8 +238,7 @@ async fn run_tool(tool: &str, mut command: tokio::process::Command) -> Result<()
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stderr
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .next_back()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or("no message");
     Err(BackupError::Tool(format!(
         "{tool} failed ({}): {last}",
@@ -508,7 +507,7 @@ fn unpack(
             manifest = Some(check_manifest(&text, target)?);
             continue;
         };
-        if !m.files.iter().any(|f| *f == name) || seen.contains(&name) {
+        if !m.files.contains(&name) || seen.contains(&name) {
             return Err(BackupError::Invalid(format!("unexpected entry {name:?}")));
         }
         // Names come from the fixed list, never paths from the archive.

@@ -305,3 +305,28 @@ async fn scheduled_backups_keep_the_newest() {
     backup::restore(&config, &written, &pass).await.unwrap();
     app.stop().await.unwrap();
 }
+
+#[test]
+fn scheduled_backups_need_a_passphrase_file() {
+    use ctforge::config::{CliOverrides, Config};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ctforge.toml");
+    std::fs::write(&file, "[backup]\ndir = \"/var/backups/ctforge\"\n").unwrap();
+    let cli = CliOverrides {
+        config_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let err = Config::load_from(&cli, &[]).unwrap_err().to_string();
+    assert!(err.contains("passphrase_file"), "{err}");
+    let env = vec![
+        (
+            "CTFORGE_BACKUP__PASSPHRASE_FILE".to_owned(),
+            "/etc/ctforge/backup.pass".to_owned(),
+        ),
+        ("CTFORGE_BACKUP__KEEP".to_owned(), "3".to_owned()),
+    ];
+    let loaded = Config::load_from(&cli, &env).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(loaded.config.backup.keep, 3);
+    assert_eq!(loaded.config.backup.interval_secs, 86_400);
+}
