@@ -361,10 +361,7 @@ pub async fn sync(
             )),
         )
     } else {
-        (
-            Some(manage::sync(&state, caller, Via::Ui).await?),
-            None,
-        )
+        (Some(manage::sync(&state, caller, Via::Ui).await?), None)
     };
     let all = state.store.list_templates().await?;
     Ok(list_page(
@@ -402,7 +399,12 @@ pub async fn reattach(
         &roots(&state),
         &git_sources(&state),
         Some(&report),
-        Some((Tone::Ok, format!("{name}: the edits made in ctforge were dropped; the template follows its source again."))),
+        Some((
+            Tone::Ok,
+            format!(
+                "{name}: the edits made in ctforge were dropped; the template follows its source again."
+            ),
+        )),
     ))
 }
 
