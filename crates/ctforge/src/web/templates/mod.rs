@@ -333,6 +333,7 @@ fn sync_button(v: &Viewer, git_sources: &[String]) -> Markup {
                 (ui::csrf_field(v))
                 button.btn type="submit" title={ "Fetch " (git_sources.join(", ")) " and discover" } { "Sync sources" }
             }
+            a.btn href="/settings/template-sources" { "Sources" }
         }
     }
 }
