@@ -47,7 +47,8 @@ mod tests {
     use super::*;
 
     // A throwaway ed25519 key made for this test (`ssh-keygen -t ed25519 -N ''`).
-    const PUBLIC: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG01LhGftcy7JR4fotkZh0qZVlnTECXzd9U+XrseGs6K test";
+    const PUBLIC: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG01LhGftcy7JR4fotkZh0qZVlnTECXzd9U+XrseGs6K test";
 
     #[test]
     fn public_lines_with_and_without_host() {
@@ -59,15 +60,20 @@ mod tests {
             Some(fp.clone())
         );
         assert!(same_fingerprint(&fp, fp.trim_start_matches("SHA256:")));
-        assert_eq!(public_key_fingerprint("# git.example:22 SSH-2.0-OpenSSH"), None);
+        assert_eq!(
+            public_key_fingerprint("# git.example:22 SSH-2.0-OpenSSH"),
+            None
+        );
         assert_eq!(public_key_fingerprint("not a key"), None);
     }
 
     #[test]
     fn a_bad_private_key_is_an_error_without_its_text() {
-        let err = private_key_fingerprint("-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0\n-----END OPENSSH PRIVATE KEY-----\n")
-            .unwrap_err()
-            .to_string();
+        let err = private_key_fingerprint(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0\n-----END OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(!err.contains("c2VjcmV0"), "{err}");
     }
 }

@@ -48,9 +48,15 @@ impl Outcome {
             Self::Ok => "applied",
             Self::Error => "failed: a script, file or package step failed (see the log)",
             Self::Locked => "skipped: another run held the lock",
-            Self::Configuration => "configuration error: /etc/config-manager/config.env is missing or unreadable",
-            Self::SourceUnavailable => "template unavailable: the source could not be fetched and no copy is cached",
-            Self::Conflict => "conflict, nothing applied: keep or discard the local change of the files listed",
+            Self::Configuration => {
+                "configuration error: /etc/config-manager/config.env is missing or unreadable"
+            }
+            Self::SourceUnavailable => {
+                "template unavailable: the source could not be fetched and no copy is cached"
+            }
+            Self::Conflict => {
+                "conflict, nothing applied: keep or discard the local change of the files listed"
+            }
             Self::Unknown => "unexpected exit code",
         }
     }

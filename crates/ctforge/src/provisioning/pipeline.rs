@@ -736,7 +736,11 @@ impl CreateContainer {
                 .await
                 .map_err(|e| fail(format!("push {}: {e}", commands::APPLIED)))?;
             if let Some(follow) = &source.follow {
-                let skip: String = follow.skip_scripts.iter().map(|n| format!("{n}\n")).collect();
+                let skip: String = follow
+                    .skip_scripts
+                    .iter()
+                    .map(|n| format!("{n}\n"))
+                    .collect();
                 channel
                     .push(
                         skip.as_bytes(),

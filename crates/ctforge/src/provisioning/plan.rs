@@ -291,7 +291,10 @@ pub struct PlanView {
     pub hostname: String,
     /// Template.
     pub template: Option<String>,
-    /// `POST /nodes/{node}/lxc` parameters, exactly as sent (password masked).
+    /// `POST /nodes/{node}/lxc` parameters, exactly as sent (password masked), as
+    /// `[name, value]` pairs. (Described as two-string arrays: a tuple's schema uses the
+    /// array form of `items`, which OpenAPI 3.1 validators reject.)
+    #[schemars(with = "Vec<[String; 2]>")]
     pub create_params: Vec<(String, String)>,
     /// Steps.
     pub steps: Vec<Step>,

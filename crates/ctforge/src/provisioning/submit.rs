@@ -290,7 +290,9 @@ fn config_source(
         .and_then(|p| p.strip_prefix(&checkout).ok())
         .map(|p| p.display().to_string())
         .ok_or_else(|| {
-            sync_on_boot_refused("the template's place in its repository is unknown: sync sources first")
+            sync_on_boot_refused(
+                "the template's place in its repository is unknown: sync sources first",
+            )
         })?;
     let path = if dir.is_empty() {
         ctforge_template::layout::CONTAINER_CONFIGS.to_owned()

@@ -424,9 +424,16 @@ pub trait LibraryStore: Send + Sync {
     /// Forgets the deploy key of `url`; [`StoreError::NotFound`] when none is stored.
     async fn delete_git_key(&self, url: &str) -> StoreResult<()>;
     /// Records the config-manager state (JSON) last read from container `container_id`.
-    async fn put_config_manager_state(&self, container_id: i64, state_json: &str) -> StoreResult<()>;
+    async fn put_config_manager_state(
+        &self,
+        container_id: i64,
+        state_json: &str,
+    ) -> StoreResult<()>;
     /// The last recorded config-manager state of `container_id` and when it was read.
-    async fn get_config_manager_state(&self, container_id: i64) -> StoreResult<Option<(String, i64)>>;
+    async fn get_config_manager_state(
+        &self,
+        container_id: i64,
+    ) -> StoreResult<Option<(String, i64)>>;
 }
 
 /// Notification targets and their delivery attempts (`notify`).

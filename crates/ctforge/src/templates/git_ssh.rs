@@ -71,10 +71,16 @@ impl SshEnv {
             url: url.to_owned(),
             reason,
         };
-        let scanned = keyscan(&host.0, host.1)
-            .await
-            .map_err(|e| failed(format!("cannot read the host key of {}:{}: {e}", host.0, host.1)))?;
-        if !scanned.lines().any(|l| ctforge_ssh::public_key_fingerprint(l).is_some()) {
+        let scanned = keyscan(&host.0, host.1).await.map_err(|e| {
+            failed(format!(
+                "cannot read the host key of {}:{}: {e}",
+                host.0, host.1
+            ))
+        })?;
+        if !scanned
+            .lines()
+            .any(|l| ctforge_ssh::public_key_fingerprint(l).is_some())
+        {
             return Err(failed(format!(
                 "cannot read the host key of {}:{}: no ssh server answered",
                 host.0, host.1
@@ -235,10 +241,19 @@ mod tests {
     #[test]
     fn hosts_of_ssh_urls() {
         let h = |u: &str| ssh_host(u);
-        assert_eq!(h("ssh://git@git.example/t.git"), Some(("git.example".into(), 22)));
-        assert_eq!(h("ssh://git@git.example:2222/t.git"), Some(("git.example".into(), 2222)));
+        assert_eq!(
+            h("ssh://git@git.example/t.git"),
+            Some(("git.example".into(), 22))
+        );
+        assert_eq!(
+            h("ssh://git@git.example:2222/t.git"),
+            Some(("git.example".into(), 2222))
+        );
         assert_eq!(h("ssh://git@[::1]:2222/t.git"), Some(("::1".into(), 2222)));
-        assert_eq!(h("git@github.com:org/t.git"), Some(("github.com".into(), 22)));
+        assert_eq!(
+            h("git@github.com:org/t.git"),
+            Some(("github.com".into(), 22))
+        );
         assert_eq!(h("https://example.com/t.git"), None);
         assert_eq!(h("file:///srv/t.git"), None);
     }
@@ -256,17 +271,27 @@ mod tests {
     #[tokio::test]
     async fn key_file_is_private_the_command_pins_and_all_is_removed() {
         let access = SshAccess {
-            private_key: Some(Plain::new("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----".to_owned())),
+            private_key: Some(Plain::new(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----"
+                    .to_owned(),
+            )),
             host_key: Some(PIN.to_owned()),
         };
         let lines = pinned_lines(SCANNED, access.host_key.as_deref()).unwrap();
         // `prepare` without the network: the same steps on the scanned text above.
-        let dir = tempfile::Builder::new().prefix("ctforge-git-ssh-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ctforge-git-ssh-")
+            .tempdir()
+            .unwrap();
         let known_hosts = dir.path().join("known_hosts");
         std::fs::write(&known_hosts, lines.join("\n")).unwrap();
         let key = dir.path().join("deploy_key");
         write_private(&key, access.private_key.as_ref().unwrap().expose()).unwrap();
-        let env = SshEnv { dir, key: Some(key.clone()), known_hosts };
+        let env = SshEnv {
+            dir,
+            key: Some(key.clone()),
+            known_hosts,
+        };
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -276,12 +301,21 @@ mod tests {
         let command = env.command();
         assert!(command.contains("StrictHostKeyChecking=yes"), "{command}");
         assert!(!command.contains("StrictHostKeyChecking=no"), "{command}");
-        assert!(command.contains(&format!("-i {}", ctforge_ssh::quote(&key.display().to_string()))), "{command}");
+        assert!(
+            command.contains(&format!(
+                "-i {}",
+                ctforge_ssh::quote(&key.display().to_string())
+            )),
+            "{command}"
+        );
         assert!(command.contains("IdentitiesOnly=yes"), "{command}");
         assert!(!command.contains("PRIVATE KEY"), "{command}");
         let dir = env.dir().to_path_buf();
         assert!(dir.join("known_hosts").exists());
         drop(env);
-        assert!(!dir.exists(), "the key file and known_hosts are removed after the sync");
+        assert!(
+            !dir.exists(),
+            "the key file and known_hosts are removed after the sync"
+        );
     }
 }

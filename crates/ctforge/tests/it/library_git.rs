@@ -148,7 +148,8 @@ async fn library_sync_button_diverged_git_template_and_the_way_back() {
         config.templates.git_sync_interval_secs = 0;
     })
     .await;
-    let root = common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let root =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
 
     // The Templates page offers "Sync sources"; pressing it fetches and lists the template.
     let page = get_text(&app, &root, "/templates").await;
@@ -174,8 +175,16 @@ async fn library_sync_button_diverged_git_template_and_the_way_back() {
     let (_, html) = post_form(&app, &root, "/templates/sync", &[]).await;
     assert!(html.contains("changed"), "{html}");
     assert!(html.contains("~20-start.sh"), "{html}");
-    assert!(html.contains(&second[..12]), "the source line names the commit: {html}");
-    let audit = app.state.store.list_audit(&Default::default()).await.unwrap();
+    assert!(
+        html.contains(&second[..12]),
+        "the source line names the commit: {html}"
+    );
+    let audit = app
+        .state
+        .store
+        .list_audit(&Default::default())
+        .await
+        .unwrap();
     assert!(
         audit
             .iter()
@@ -184,9 +193,13 @@ async fn library_sync_button_diverged_git_template_and_the_way_back() {
     );
 
     // Edited in ctforge: diverged from git @ sha, and sync leaves it alone.
-    let view: Value = serde_json::from_str(&get_text(&app, &root, "/api/v1/templates/webapp").await).unwrap();
+    let view: Value =
+        serde_json::from_str(&get_text(&app, &root, "/api/v1/templates/webapp").await).unwrap();
     let mut body = view.clone();
-    let edited = format!("{}\n# edited in ctforge\n", body["scripts"][0]["content"].as_str().unwrap());
+    let edited = format!(
+        "{}\n# edited in ctforge\n",
+        body["scripts"][0]["content"].as_str().unwrap()
+    );
     body["scripts"][0]["content"] = json!(edited);
     let r = app
         .client
@@ -198,19 +211,39 @@ async fn library_sync_button_diverged_git_template_and_the_way_back() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let stored = app.state.store.get_template_by_name("webapp").await.unwrap();
+    let stored = app
+        .state
+        .store
+        .get_template_by_name("webapp")
+        .await
+        .unwrap();
     assert!(stored.row.diverged);
     let third = repo.change_script("echo third");
     let r = root
-        .post(&app.client, &app.address, "/api/v1/templates/sync", json!({}))
+        .post(
+            &app.client,
+            &app.address,
+            "/api/v1/templates/sync",
+            json!({}),
+        )
         .await;
     let report: Value = r.json().await.unwrap();
     assert_eq!(report["templates"][0]["status"], "diverged", "{report}");
     let edited_in_ctforge = |t: &ctforge::storage::model::TemplateRecord| {
-        t.scripts.iter().any(|s| s.content.contains("# edited in ctforge"))
+        t.scripts
+            .iter()
+            .any(|s| s.content.contains("# edited in ctforge"))
     };
-    let stored = app.state.store.get_template_by_name("webapp").await.unwrap();
-    assert!(edited_in_ctforge(&stored), "sync did not overwrite the edit");
+    let stored = app
+        .state
+        .store
+        .get_template_by_name("webapp")
+        .await
+        .unwrap();
+    assert!(
+        edited_in_ctforge(&stored),
+        "sync did not overwrite the edit"
+    );
     let html = get_text(&app, &root, "/templates/webapp").await;
     assert!(
         html.contains(&format!(
@@ -225,7 +258,12 @@ async fn library_sync_button_diverged_git_template_and_the_way_back() {
     // The way back: the edits are dropped and the branch's version (third commit) is taken.
     let (status, html) = post_form(&app, &root, "/templates/webapp/reattach", &[]).await;
     assert_eq!(status, 200, "{html}");
-    let stored = app.state.store.get_template_by_name("webapp").await.unwrap();
+    let stored = app
+        .state
+        .store
+        .get_template_by_name("webapp")
+        .await
+        .unwrap();
     assert!(!stored.row.diverged);
     assert!(!edited_in_ctforge(&stored));
     let conf = ctforge::templates::StoredConfig::parse("webapp", &stored.row.config_json).unwrap();
@@ -255,8 +293,16 @@ fn keygen(dir: &Path) -> (String, String) {
         .arg(&key)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let fp = Command::new("ssh-keygen").arg("-lf").arg(&key).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fp = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&key)
+        .output()
+        .unwrap();
     let fp = String::from_utf8_lossy(&fp.stdout)
         .split_whitespace()
         .nth(1)
@@ -285,34 +331,66 @@ async fn library_ssh_deploy_key_is_sealed_only_its_fingerprint_shown_and_host_ke
         config.templates.git_sync_interval_secs = 0;
     })
     .await;
-    let root = common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let root =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
 
     // A sync imports the configured key (sealed) and stops before git: no host key.
     let r = root
-        .post(&app.client, &app.address, "/api/v1/templates/sync", json!({}))
+        .post(
+            &app.client,
+            &app.address,
+            "/api/v1/templates/sync",
+            json!({}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let report: Value = r.json().await.unwrap();
     let warnings = report["warnings"].to_string();
-    assert!(warnings.contains("cannot read the host key of 127.0.0.1:1"), "{warnings}");
+    assert!(
+        warnings.contains("cannot read the host key of 127.0.0.1:1"),
+        "{warnings}"
+    );
     assert!(!warnings.contains("PRIVATE KEY"), "{warnings}");
-    let stored = app.state.store.get_git_key(&ssh_url).await.unwrap().unwrap();
-    assert!(stored.deploy_key_sealed.starts_with("v1:"), "sealed at rest");
+    let stored = app
+        .state
+        .store
+        .get_git_key(&ssh_url)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.deploy_key_sealed.starts_with("v1:"),
+        "sealed at rest"
+    );
     assert!(!stored.deploy_key_sealed.contains("PRIVATE KEY"));
     assert_eq!(
-        app.state.keyring.open(&stored.deploy_key_sealed).unwrap().expose(),
+        app.state
+            .keyring
+            .open(&stored.deploy_key_sealed)
+            .unwrap()
+            .expose(),
         private_key.trim()
     );
     assert_eq!(stored.key_fingerprint, fingerprint);
-    assert!(!format!("{stored:?}").contains("v1:"), "Debug hides the sealed key");
+    assert!(
+        !format!("{stored:?}").contains("v1:"),
+        "Debug hides the sealed key"
+    );
 
     // The API shows the fingerprint, never the key.
     let text = get_text(&app, &root, "/api/v1/template-sources").await;
     let sources: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(sources[0]["key_fingerprint"], fingerprint.as_str(), "{sources}");
+    assert_eq!(
+        sources[0]["key_fingerprint"],
+        fingerprint.as_str(),
+        "{sources}"
+    );
     assert_eq!(sources[0]["ssh"], true);
     assert_eq!(sources[1]["key_fingerprint"], Value::Null);
-    assert!(!text.contains("PRIVATE KEY") && !text.contains("v1:"), "{text}");
+    assert!(
+        !text.contains("PRIVATE KEY") && !text.contains("v1:"),
+        "{text}"
+    );
 
     // Given through the API for the other source, with a host key pin; audited without it.
     let put = |body: Value| {
@@ -350,7 +428,12 @@ async fn library_ssh_deploy_key_is_sealed_only_its_fingerprint_shown_and_host_ke
         view["host_key"],
         "SHA256:ow5kPoAmkyp1UETZeRHZfAPgUFAnUzJQKSnbTyvzDGM"
     );
-    let audit = app.state.store.list_audit(&Default::default()).await.unwrap();
+    let audit = app
+        .state
+        .store
+        .list_audit(&Default::default())
+        .await
+        .unwrap();
     let entry = audit
         .iter()
         .find(|e| e.action == "template.source_key")
@@ -377,7 +460,14 @@ async fn library_ssh_deploy_key_is_sealed_only_its_fingerprint_shown_and_host_ke
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert!(app.state.store.get_git_key(&other_url).await.unwrap().is_none());
+    assert!(
+        app.state
+            .store
+            .get_git_key(&other_url)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 fn urlencode(text: &str) -> String {
@@ -406,9 +496,15 @@ async fn library_sync_on_boot_configures_the_boot_unit_and_the_panel_shows_its_s
         config.templates.git_sync_interval_secs = 0;
     })
     .await;
-    let root = common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let root =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
     let r = root
-        .post(&app.client, &app.address, "/api/v1/templates/sync", json!({}))
+        .post(
+            &app.client,
+            &app.address,
+            "/api/v1/templates/sync",
+            json!({}),
+        )
         .await;
     assert_eq!(r.status(), 200);
 
@@ -439,7 +535,10 @@ async fn library_sync_on_boot_configures_the_boot_unit_and_the_panel_shows_its_s
     // is the commit, and the disabled script stays disabled on boot.
     let env = in_ct(&sim, vmid, "cat /etc/config-manager/config.env");
     let q = ctforge_ssh::quote;
-    assert!(env.contains(&format!("CONFIG_REPO_URL={}\n", q(&url))), "{env}");
+    assert!(
+        env.contains(&format!("CONFIG_REPO_URL={}\n", q(&url))),
+        "{env}"
+    );
     assert!(env.contains("CONFIG_BRANCH=main\n"), "{env}");
     assert!(
         env.contains("CONFIG_PATH=library/webapp/container-configs\n"),
@@ -450,7 +549,10 @@ async fn library_sync_on_boot_configures_the_boot_unit_and_the_panel_shows_its_s
     let skip = in_ct(&sim, vmid, "cat /var/lib/ctforge/manifest/skip-scripts");
     assert_eq!(skip.trim(), "20-start.sh");
     let manager = in_ct(&sim, vmid, "cat /usr/local/sbin/ctforge-apply");
-    assert!(manager.contains("git_sync"), "the boot unit can follow the branch");
+    assert!(
+        manager.contains("git_sync"),
+        "the boot unit can follow the branch"
+    );
 
     // Without sync on boot ctforge pushes what it knows: no repository in the configuration.
     let r = root
@@ -470,7 +572,12 @@ async fn library_sync_on_boot_configures_the_boot_unit_and_the_panel_shows_its_s
     assert!(!env.contains("CONFIG_REPO_URL"), "{env}");
 
     // A template that is not from git cannot sync on boot: the field says why.
-    let stored = app.state.store.get_template_by_name("webapp").await.unwrap();
+    let stored = app
+        .state
+        .store
+        .get_template_by_name("webapp")
+        .await
+        .unwrap();
     let mut custom = ctforge::templates::record_to_template(&stored).unwrap();
     custom.name = "local".to_owned();
     ctforge::templates::edit::create_custom(app.state.store.as_ref(), &custom)
@@ -526,6 +633,9 @@ async fn library_sync_on_boot_configures_the_boot_unit_and_the_panel_shows_its_s
     assert!(html.contains("id=\"config-manager\""), "{html}");
     assert!(html.contains("exit 5"), "{html}");
     assert!(html.contains("conflict, nothing applied"), "{html}");
-    assert!(html.contains(&format!("git commit {}", &commit[..12])), "{html}");
+    assert!(
+        html.contains(&format!("git commit {}", &commit[..12])),
+        "{html}"
+    );
     assert!(html.contains("Log: last 1 lines"), "{html}");
 }

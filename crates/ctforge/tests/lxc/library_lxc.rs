@@ -383,7 +383,10 @@ async fn config_manager_follows_the_git_branch_on_lxc() {
     // (the keys the wizard's "sync on boot" writes).
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("work");
-    git(tmp.path(), &["init", "--bare", "--initial-branch=main", "templates.git"]);
+    git(
+        tmp.path(),
+        &["init", "--bare", "--initial-branch=main", "templates.git"],
+    );
     git(tmp.path(), &["clone", "templates.git", "work"]);
     git(&work, &["checkout", "-B", "main"]);
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -408,10 +411,19 @@ async fn config_manager_follows_the_git_branch_on_lxc() {
             "runtime-demo/container-configs",
         )),
     );
-    ct.push(env.as_bytes(), "/etc/config-manager/config.env", Some(0o600), None)
-        .await
-        .unwrap();
-    let (_, code) = sh(&ct, "/usr/local/sbin/ctforge-apply >/dev/null 2>&1; echo $?").await;
+    ct.push(
+        env.as_bytes(),
+        "/etc/config-manager/config.env",
+        Some(0o600),
+        None,
+    )
+    .await
+    .unwrap();
+    let (_, code) = sh(
+        &ct,
+        "/usr/local/sbin/ctforge-apply >/dev/null 2>&1; echo $?",
+    )
+    .await;
     let (_, log) = sh(&ct, "cat /var/log/config-manager/sync.log").await;
     assert_eq!(code.trim(), "0", "{log}");
     assert!(log.contains(&format!("at commit {first}")), "{log}");
@@ -430,7 +442,11 @@ async fn config_manager_follows_the_git_branch_on_lxc() {
     git(&work, &["push", "origin", "main"]);
     let second = git(&work, &["rev-parse", "HEAD"]);
     serve_repo(&ct, tmp.path()).await;
-    let (_, code) = sh(&ct, "/usr/local/sbin/ctforge-apply >/dev/null 2>&1; echo $?").await;
+    let (_, code) = sh(
+        &ct,
+        "/usr/local/sbin/ctforge-apply >/dev/null 2>&1; echo $?",
+    )
+    .await;
     let (_, log) = sh(&ct, "cat /var/log/config-manager/sync.log").await;
     assert_eq!(code.trim(), "0", "{log}");
     assert_eq!(
@@ -441,7 +457,11 @@ async fn config_manager_follows_the_git_branch_on_lxc() {
 
     // The source gone with a cached copy: applied from the cache, still exit 0.
     sh(&ct, "rm -rf /srv/templates.git").await;
-    let (_, code) = sh(&ct, "/usr/local/sbin/ctforge-apply >/dev/null 2>&1; echo $?").await;
+    let (_, code) = sh(
+        &ct,
+        "/usr/local/sbin/ctforge-apply >/dev/null 2>&1; echo $?",
+    )
+    .await;
     let (_, log) = sh(&ct, "cat /var/log/config-manager/sync.log").await;
     assert_eq!(code.trim(), "0", "{log}");
     assert!(log.contains("applying the cached copy"), "{log}");
@@ -473,7 +493,9 @@ async fn config_manager_follows_the_git_branch_on_lxc() {
     assert_eq!(cm["exit_code"], 0, "{detail}");
     assert_eq!(cm["outcome"], "ok", "{detail}");
     assert!(
-        cm["log_tail"].to_string().contains("applying the cached copy"),
+        cm["log_tail"]
+            .to_string()
+            .contains("applying the cached copy"),
         "{detail}"
     );
 }

@@ -17,7 +17,8 @@ async fn library_config_manager_panel_on_the_container_page() {
     ctforge::install_crypto_provider();
     let sim = common::sim("", |c| c.with_timings(Timings::instant())).await;
     let cluster = common::sim_cluster(&sim);
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
     let app = common::spawn_app_with("sqlite", move |c| {
         c.clusters = vec![cluster];
         c.templates.roots = vec![examples];
@@ -55,7 +56,10 @@ async fn library_config_manager_panel_on_the_container_page() {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while app.state.store.get_job(job).await.unwrap().state != "succeeded" {
-        assert!(std::time::Instant::now() < deadline, "job {job} did not succeed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} did not succeed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let vmid = u32::try_from(app.state.store.get_container(id).await.unwrap().vmid).unwrap();
@@ -71,9 +75,12 @@ async fn library_config_manager_panel_on_the_container_page() {
         let (_, err, code) = backend.run(vmid, &argv, b"");
         assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
     }
-    let r = post(format!("/api/v1/containers/{id}/services/refresh"), json!({}))
-        .await
-        .unwrap();
+    let r = post(
+        format!("/api/v1/containers/{id}/services/refresh"),
+        json!({}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 
     let b = browser::Browser::launch().await;
@@ -90,19 +97,35 @@ async fn library_config_manager_panel_on_the_container_page() {
             text.contains("/etc/nginx/sites-enabled/site.conf"),
             "the conflict is listed: {text}"
         );
-        anyhow::ensure!(text.contains("template webapp "), "the applied version: {text}");
+        anyhow::ensure!(
+            text.contains("template webapp "),
+            "the applied version: {text}"
+        );
         // The log is collapsed, then readable once opened.
         let open = "document.querySelector('#config-manager details').open";
-        anyhow::ensure!(!browser::eval::<bool>(&page, open).await?, "log starts collapsed");
+        anyhow::ensure!(
+            !browser::eval::<bool>(&page, open).await?,
+            "log starts collapsed"
+        );
         browser::click(&page, "#config-manager details summary").await?;
         browser::wait_for(&page, open, 5).await?;
-        let log: String =
-            browser::eval(&page, "document.querySelector('#config-manager .cm-log').innerText").await?;
-        anyhow::ensure!(log.contains("was changed here and in the template"), "{log}");
+        let log: String = browser::eval(
+            &page,
+            "document.querySelector('#config-manager .cm-log').innerText",
+        )
+        .await?;
+        anyhow::ensure!(
+            log.contains("was changed here and in the template"),
+            "{log}"
+        );
         browser::screenshot(&page, "container-config-manager").await;
         let violations = browser::axe_check(&page, "config-manager-panel").await?;
         let serious: Vec<_> = violations.iter().filter(|v| v.is_serious()).collect();
-        anyhow::ensure!(serious.is_empty(), "{}", browser::axe_report("config-manager-panel", &violations));
+        anyhow::ensure!(
+            serious.is_empty(),
+            "{}",
+            browser::axe_report("config-manager-panel", &violations)
+        );
         Ok(())
     })
     .await;

@@ -98,7 +98,9 @@ pub async fn reattach(
         username: &user.username,
         remote: &remote,
     };
-    Ok(Json(manage::reattach(&state, caller, &name, Via::Api).await?))
+    Ok(Json(
+        manage::reattach(&state, caller, &name, Via::Api).await?,
+    ))
 }
 
 /// `GET /api/v1/template-sources`: the configured git sources, each with its deploy key's

@@ -334,6 +334,7 @@ fn sync_button(v: &Viewer, git_sources: &[String]) -> Markup {
                 (ui::csrf_field(v))
                 button.btn type="submit" title={ "Fetch " (git_sources.join(", ")) " and discover" } { "Sync sources" }
             }
+            a.btn href="/settings/template-sources" { "Sources" }
         }
     }
 }
@@ -362,10 +363,7 @@ pub async fn sync(
             )),
         )
     } else {
-        (
-            Some(manage::sync(&state, caller, Via::Ui).await?),
-            None,
-        )
+        (Some(manage::sync(&state, caller, Via::Ui).await?), None)
     };
     let all = state.store.list_templates().await?;
     Ok(list_page(
@@ -403,7 +401,12 @@ pub async fn reattach(
         &roots(&state),
         &git_sources(&state),
         Some(&report),
-        Some((Tone::Ok, format!("{name}: the edits made in ctforge were dropped; the template follows its source again."))),
+        Some((
+            Tone::Ok,
+            format!(
+                "{name}: the edits made in ctforge were dropped; the template follows its source again."
+            ),
+        )),
     ))
 }
 
