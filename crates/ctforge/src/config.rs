@@ -394,6 +394,24 @@ pub struct Config {
     /// ctforge's own roles: the bootstrap admins.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Per-node SSH address/port overrides (`[[node_ssh]]`), applied on start.
+    #[serde(default)]
+    pub node_ssh: Vec<NodeSshBootstrap>,
+}
+
+/// A node reached elsewhere than its `/cluster/status` address and the cluster's SSH port
+/// (`[[node_ssh]]`: NAT, a management network, the simulator's per-node ports).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSshBootstrap {
+    /// The cluster's name (`[[clusters]]` `name`).
+    pub cluster: String,
+    /// The node's name.
+    pub node: String,
+    /// Address to reach its SSH at (default: its `/cluster/status` ip).
+    pub address: Option<String>,
+    /// Port (default: the cluster's `ssh_port`).
+    pub port: Option<u16>,
 }
 
 impl Default for Config {
@@ -415,6 +433,7 @@ impl Default for Config {
             job_log: JobLogConfig::default(),
             clusters: Vec::new(),
             auth: AuthConfig::default(),
+            node_ssh: Vec::new(),
         }
     }
 }

@@ -18,11 +18,13 @@ use crate::scenario::{ContainerSpec, FaultRule, FaultsSpec, ServiceSpec, Storage
 
 mod build;
 mod model;
+mod node_ssh;
 mod permissions;
 mod views;
 
 pub use self::build::{random_password, template_format};
 pub use self::model::*;
+pub use self::node_ssh::SshCommand;
 
 /// Credentials generated or configured at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +47,7 @@ struct Inner {
     state_dir: Option<PathBuf>,
     aborts: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     holds: crate::hold::Holds,
+    node_ssh: node_ssh::NodeSsh,
 }
 
 /// Shared handle on the simulator state (cheap to clone).
@@ -85,6 +88,7 @@ impl SimState {
                 state_dir,
                 aborts: Mutex::new(HashMap::new()),
                 holds: crate::hold::Holds::default(),
+                node_ssh: node_ssh::NodeSsh::default(),
             }),
         }
     }

@@ -17,6 +17,7 @@ pub mod bulk;
 pub mod credentials;
 pub mod lifecycle;
 pub mod listing;
+pub mod migrate;
 pub mod monitor;
 pub mod weblink;
 

@@ -19,6 +19,7 @@ mod hardening;
 mod jobs;
 mod journey;
 mod locks;
+mod migrate;
 mod monitor;
 mod roles;
 mod scale_out;

@@ -5,6 +5,7 @@ pub mod buckets;
 pub mod container_events;
 pub mod containers;
 pub mod jobs;
+pub mod migrate;
 pub mod provisioning;
 pub mod settings;
 pub mod templates;

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use super::model::*;
 use super::{
     AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    KeyStore, LockStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
+    KeyStore, LockStore, NodeSshStore, RoleStore, Store, StoreError, StoreResult, TemplateStore,
 };
 use crate::clock::Clock;
 use crate::status::{JobState, RecordStatus};
@@ -249,6 +249,8 @@ mod roles;
 mod locks;
 #[macro_use]
 mod keys;
+#[macro_use]
+mod node_ssh;
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr, $claim_lock:expr, $claim_sql:expr) => {
@@ -320,6 +322,7 @@ macro_rules! impl_store {
         impl_roles_store!($store, $db, $claim_lock, $claim_sql);
         impl_locks_store!($store, $db, $claim_lock, $claim_sql);
         impl_keys_store!($store, $db, $claim_lock, $claim_sql);
+        impl_node_ssh_store!($store, $db);
     };
 }
 

@@ -3,6 +3,7 @@
 //! message), and the pieces the dashboard shares (action buttons, flash messages).
 
 pub mod detail;
+pub mod migrate;
 
 use std::net::SocketAddr;
 
