@@ -79,14 +79,20 @@ struct NodeConn {
     permits: Arc<Semaphore>,
 }
 
+/// One node's shared connection, opened by whoever needs it first.
+type ConnSlot = Arc<tokio::sync::Mutex<Option<NodeConn>>>;
+
+/// A node as `/cluster/status` lists it: name, `ip`, whether it answered the API (`local`).
+type StatusNode = (String, Option<String>, bool);
+
 /// Resolves guests to nodes and nodes to shared connections (one per process, in the
 /// connector).
 pub struct NodeRouter {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     pve: Arc<dyn PveConnector>,
-    conns: Mutex<HashMap<(i64, String), Arc<tokio::sync::Mutex<Option<NodeConn>>>>>,
-    addresses: Mutex<HashMap<i64, (Instant, Vec<(String, Option<String>, bool)>)>>,
+    conns: Mutex<HashMap<(i64, String), ConnSlot>>,
+    addresses: Mutex<HashMap<i64, (Instant, Vec<StatusNode>)>>,
     locations: Mutex<HashMap<(i64, u32), String>>,
 }
 
@@ -160,7 +166,7 @@ impl NodeRouter {
     }
 
     /// The nodes of a cluster: (name, ip, answers the API), from `/cluster/status` (cached).
-    async fn nodes(&self, cluster: &Cluster) -> Vec<(String, Option<String>, bool)> {
+    async fn nodes(&self, cluster: &Cluster) -> Vec<StatusNode> {
         if let Ok(m) = self.addresses.lock()
             && let Some((at, nodes)) = m.get(&cluster.id)
             && at.elapsed() < ADDRESS_TTL
