@@ -450,6 +450,29 @@ impl MigrateContainer {
     }
 }
 
+/// How long a services check waits for an action holding the container (a restart migration
+/// shuts it down, moves it and starts it again).
+pub const ACTION_WAIT: Duration = Duration::from_secs(120);
+
+/// Waits (at most [`ACTION_WAIT`]) until no action holds the container lock `lock`; 409 when
+/// one still does.
+pub async fn wait_for_actions(locks: &dyn Locks, lock: &str) -> Result<(), AppError> {
+    let probe = uuid::Uuid::new_v4().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        if locks.try_lock(lock, &probe, 1_000).await? {
+            let _ = locks.unlock(lock, &probe).await;
+            return Ok(());
+        }
+        if started.elapsed() >= ACTION_WAIT {
+            return Err(AppError::Conflict(format!(
+                "another action is still running on {lock}; try again once it finished"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Waits for Proxmox's task, its log lines going to the job log as they come.
 async fn wait(
     ctx: &JobContext,

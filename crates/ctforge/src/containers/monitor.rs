@@ -534,6 +534,9 @@ pub async fn refresh(
             }
         )));
     }
+    // An action holding the container (a migration moving it, a reboot) ends first: a check
+    // in its middle would find the CT stopped on its way.
+    super::migrate::wait_for_actions(state.locks.as_ref(), &target.lock_name()).await?;
     let client = client_for(state, user, &target.cluster)?;
     let (node, status) = lifecycle::locate(client.as_ref(), target)
         .await
