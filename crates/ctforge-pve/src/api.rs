@@ -47,6 +47,16 @@ pub trait PveApi: Send + Sync {
     ) -> Result<Vec<RrdPoint>>;
     /// `GET /cluster/resources[?type=]`.
     async fn cluster_resources(&self, kind: Option<ResourceKind>) -> Result<Vec<ClusterResource>>;
+    /// `GET /cluster/status`: the cluster and its nodes with their addresses.
+    async fn cluster_status(&self) -> Result<Vec<crate::types::ClusterStatusEntry>>;
+    /// `POST /nodes/{node}/lxc/{vmid}/migrate` — starts a `vzmigrate` task (offline, or
+    /// restart mode).
+    async fn lxc_migrate(
+        &self,
+        node: &str,
+        vmid: u32,
+        params: &crate::types::MigrateParams,
+    ) -> Result<Upid>;
     /// `GET /cluster/nextid[?vmid=]` — next free VMID, or assert `vmid` is free
     /// (a used id gives [`crate::PveError::Parameter`]).
     async fn cluster_nextid(&self, vmid: Option<u32>) -> Result<u32>;

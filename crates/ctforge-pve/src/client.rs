@@ -633,6 +633,17 @@ impl PveApi for PveClient {
     async fn cluster_resources(&self, kind: Option<ResourceKind>) -> Result<Vec<ClusterResource>> {
         self.list(request::cluster_resources(kind)).await
     }
+    async fn cluster_status(&self) -> Result<Vec<crate::types::ClusterStatusEntry>> {
+        self.list(request::cluster_status()).await
+    }
+    async fn lxc_migrate(
+        &self,
+        node: &str,
+        vmid: u32,
+        params: &crate::types::MigrateParams,
+    ) -> Result<Upid> {
+        self.upid(request::lxc_migrate(node, vmid, params)).await
+    }
     async fn cluster_nextid(&self, vmid: Option<u32>) -> Result<u32> {
         let body = self.execute(&request::cluster_nextid(vmid)).await?;
         serde_json::from_slice::<NextId>(&body)

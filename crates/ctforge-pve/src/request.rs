@@ -273,6 +273,19 @@ pub fn lxc_start(node: &str, vmid: u32) -> RequestSpec {
     RequestSpec::new(Method::Post, format!("{}/status/start", lxc(node, vmid)))
 }
 
+/// `GET /cluster/status`
+pub fn cluster_status() -> RequestSpec {
+    RequestSpec::new(Method::Get, "/cluster/status".into())
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/migrate`
+pub fn lxc_migrate(node: &str, vmid: u32, p: &crate::types::MigrateParams) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/migrate", lxc(node, vmid)))
+        .param("target", p.target.as_str())
+        .flag("restart", p.restart)
+        .opt("timeout", p.timeout.map(|t| t.to_string()))
+}
+
 /// `POST /nodes/{node}/lxc/{vmid}/status/stop`
 pub fn lxc_stop(node: &str, vmid: u32) -> RequestSpec {
     RequestSpec::new(Method::Post, format!("{}/status/stop", lxc(node, vmid)))

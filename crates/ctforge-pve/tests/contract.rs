@@ -132,6 +132,24 @@ fn all_requests() -> Vec<RequestSpec> {
         request::node_status("pve-01"),
         request::cluster_resources(None),
         request::cluster_nextid(None),
+        request::cluster_status(),
+        request::lxc_migrate(
+            "pve-01",
+            101,
+            &ctforge_pve::types::MigrateParams {
+                target: "pve-03".into(),
+                restart: true,
+                timeout: Some(120),
+            },
+        ),
+        request::lxc_migrate(
+            "pve-01",
+            101,
+            &ctforge_pve::types::MigrateParams {
+                target: "pve-02".into(),
+                ..Default::default()
+            },
+        ),
         request::cluster_nextid(Some(150)),
         request::lxc_list("pve-01"),
         request::lxc_create("pve-01", &full_create()),
@@ -397,4 +415,49 @@ fn checker_rejects_wrong_requests() {
         &s,
         "invalid key in comma-separated list property: backup",
     );
+}
+
+/// Every field ctforge reads from `GET /cluster/status` (`ClusterStatusEntry`) is one the
+/// official schema documents for its answer, and a documented answer decodes.
+#[test]
+fn cluster_status_fields_are_documented() {
+    let text = std::fs::read_to_string(schema_path()).expect("schema readable");
+    let root: serde_json::Value = serde_json::from_str(&text).expect("schema parses");
+    fn find<'a>(n: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+        if n.get("path").and_then(|p| p.as_str()) == Some(path) {
+            return Some(n);
+        }
+        let children = n.get("children").and_then(|c| c.as_array())?;
+        children.iter().find_map(|c| find(c, path))
+    }
+    let node = root
+        .as_array()
+        .expect("array")
+        .iter()
+        .find_map(|n| find(n, "/cluster/status"))
+        .expect("/cluster/status documented");
+    let props = &node["info"]["GET"]["returns"]["items"]["properties"];
+    let sample = ctforge_pve::types::ClusterStatusEntry {
+        kind: "node".into(),
+        id: "node/pve1".into(),
+        name: "pve1".into(),
+        ip: Some("192.0.2.10".into()),
+        online: Some(true),
+        local: Some(true),
+    };
+    let fields = serde_json::to_value(&sample).expect("serialises");
+    for key in fields.as_object().expect("object").keys() {
+        assert!(
+            props.get(key).is_some(),
+            "/cluster/status does not document `{key}`"
+        );
+    }
+    let answer = serde_json::json!([
+        {"type": "cluster", "id": "cluster", "name": "c", "nodes": 2, "quorate": 1, "version": 3},
+        {"type": "node", "id": "node/pve1", "name": "pve1", "nodeid": 1, "online": 1, "local": 1, "ip": "192.0.2.10", "level": ""}
+    ]);
+    let entries: Vec<ctforge_pve::types::ClusterStatusEntry> =
+        serde_json::from_value(answer).expect("decodes");
+    assert_eq!(entries[1].ip.as_deref(), Some("192.0.2.10"));
+    assert!(entries[1].is_node() && !entries[0].is_node());
 }

@@ -39,6 +39,7 @@ const ALL: &[&str] = &[
     "VM.Allocate",
     "VM.Audit",
     "VM.Console",
+    "VM.Migrate",
     "VM.PowerMgmt",
     "VM.Config.CPU",
     "VM.Config.Disk",

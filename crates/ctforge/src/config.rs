@@ -457,6 +457,24 @@ pub struct Config {
     /// Scheduled backups.
     #[serde(default)]
     pub backup: BackupConfig,
+    /// Per-node SSH address/port overrides (`[[node_ssh]]`), applied on start.
+    #[serde(default)]
+    pub node_ssh: Vec<NodeSshBootstrap>,
+}
+
+/// A node reached elsewhere than its `/cluster/status` address and the cluster's SSH port
+/// (`[[node_ssh]]`: NAT, a management network, the simulator's per-node ports).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSshBootstrap {
+    /// The cluster's name (`[[clusters]]` `name`).
+    pub cluster: String,
+    /// The node's name.
+    pub node: String,
+    /// Address to reach its SSH at (default: its `/cluster/status` ip).
+    pub address: Option<String>,
+    /// Port (default: the cluster's `ssh_port`).
+    pub port: Option<u16>,
 }
 
 impl Default for Config {
@@ -481,6 +499,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             notifications: crate::notify::config::NotificationsConfig::default(),
             backup: BackupConfig::default(),
+            node_ssh: Vec::new(),
         }
     }
 }

@@ -93,6 +93,20 @@ pub enum CtCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Migrate a container to another node (a job; `--restart` moves a running one).
+    Migrate {
+        /// Container.
+        id: String,
+        /// Target node.
+        #[arg(long)]
+        target: String,
+        /// Restart mode: shut down, move, start on the target (needed for a running CT).
+        #[arg(long)]
+        restart: bool,
+        /// Follow the job: the migration's log until it ends.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Delete a container (stops it first, purges it).
     Delete {
         /// Container.
@@ -352,6 +366,33 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
         CtCommand::Reboot { id } => action(&api, &id, "reboot", "").await,
         CtCommand::Shutdown { id, timeout } => {
             action(&api, &id, "shutdown", &format!("?timeout={timeout}")).await
+        }
+        CtCommand::Migrate {
+            id,
+            target,
+            restart,
+            follow: and_follow,
+        } => {
+            let out: crate::containers::migrate::MigrateAccepted = api
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/containers/{id}/migrate"),
+                    Some(json!({ "target": target, "restart": restart })),
+                )
+                .await?;
+            api.say(&format!(
+                "CT {} migrating from {} to {}{}: job {}",
+                out.vmid,
+                out.from,
+                out.target,
+                if out.restart { " (restart mode)" } else { "" },
+                out.job_id
+            ));
+            if and_follow {
+                follow(&api, out.job_id, 0).await
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
         }
         CtCommand::Delete { id, yes } => {
             if !yes {

@@ -149,12 +149,15 @@ pub async fn build_state(
         crate::jobs::WakeChannel::choose(config.redis_url.is_some(), store.as_ref(), &bus);
     let jobs = Arc::new(JobQueue::new(store.clone(), progress, registry).with_channel(channel));
     let keyring = Arc::new(keyring);
+    let pve: Arc<dyn crate::pve::PveConnector> =
+        Arc::new(crate::pve::PooledConnector::new(keyring.clone()));
     let state = AppState {
         config: Arc::new(config),
-        pve: Arc::new(crate::pve::PooledConnector::new(keyring.clone())),
+        pve: pve.clone(),
         guests: Arc::new(crate::guest::SshConnector::new(
             store.clone(),
             keyring.clone(),
+            pve,
         )),
         permissions: Arc::default(),
         down: Arc::default(),
@@ -188,6 +191,15 @@ pub fn register_job_handlers(state: &AppState) {
             &state.config.provisioning,
         )),
     ));
+    state
+        .jobs
+        .registry()
+        .register(Arc::new(crate::containers::migrate::MigrateContainer::new(
+            state.store.clone(),
+            state.pve.clone(),
+            state.guests.clone(),
+            state.locks.clone(),
+        )));
     state
         .jobs
         .registry()
@@ -352,6 +364,25 @@ async fn bootstrap_clusters(
         };
         store.insert_cluster(&input).await?;
         tracing::info!(cluster = %cluster.name, "cluster bootstrapped from configuration");
+    }
+    for n in &config.node_ssh {
+        let cluster = store
+            .get_cluster_by_name(&n.cluster)
+            .await
+            .with_context(|| {
+                format!(
+                    "[[node_ssh]] names cluster {:?}, which does not exist",
+                    n.cluster
+                )
+            })?;
+        store
+            .set_node_ssh_override(
+                cluster.id,
+                &n.node,
+                n.address.as_deref(),
+                n.port.map(i64::from),
+            )
+            .await?;
     }
     Ok(())
 }

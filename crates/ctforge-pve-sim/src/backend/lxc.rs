@@ -928,6 +928,33 @@ impl CtBackend for LxcBackend {
         Ok(())
     }
 
+    /// The LXC name is the vmid under one LXC path, as on Proxmox where a migrated CT keeps its
+    /// id: migrating stops the container (a restart migration starts it again afterwards) and
+    /// moves it to the target node's namespace, recorded in `<dir>/node`.
+    fn migrate(&self, vmid: u32, target: &str) -> Result<Vec<String>, String> {
+        let dir = self.dir(vmid);
+        if !dir.exists() {
+            return Err(format!(
+                "container {vmid} has no directory {}",
+                dir.display()
+            ));
+        }
+        if self.is_running(vmid) {
+            run_ok(self.lxc("lxc-stop", vmid).args(["-t", "30"]), None)?;
+        }
+        if let Some(g) = self.lock().get_mut(&vmid) {
+            g.started = None;
+            g.init_pid = None;
+        }
+        let marker = dir.join("node");
+        std::fs::write(&marker, format!("{target}\n"))
+            .map_err(|e| format!("{}: {e}", marker.display()))?;
+        Ok(vec![format!(
+            "moved container {vmid} ({}) to node '{target}'",
+            dir.display()
+        )])
+    }
+
     fn destroy(&self, vmid: u32) -> Result<(), String> {
         let dir = self.dir(vmid);
         if self.is_running(vmid) {

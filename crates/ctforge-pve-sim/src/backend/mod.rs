@@ -111,6 +111,11 @@ pub trait CtBackend: Send + Sync + 'static {
     fn interfaces(&self, _vmid: u32) -> Option<Value> {
         None
     }
+    /// Move a stopped guest to node `target` (migration); returns extra task log lines.
+    /// Backends without a notion of nodes have nothing to move.
+    fn migrate(&self, _vmid: u32, _target: &str) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
     /// Remove the guest entirely.
     fn destroy(&self, vmid: u32) -> Result<(), String>;
     /// Run `argv` in the guest with `stdin`, streaming output to `out`.

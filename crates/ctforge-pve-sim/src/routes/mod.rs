@@ -8,6 +8,7 @@ pub mod access;
 pub mod admin;
 pub mod cluster;
 pub mod lxc;
+pub mod lxc_migrate;
 pub mod nodes;
 pub mod pools;
 pub mod storage;
@@ -378,6 +379,12 @@ pub static ROUTES: &[RouteDef] = &[
         "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback",
         Perm::VmAny(&["VM.Snapshot", "VM.Snapshot.Rollback"]),
         lxc::snapshot_rollback
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/lxc/{vmid}/migrate",
+        Perm::Vm("VM.Migrate"),
+        lxc_migrate::migrate
     ),
     r!("GET", "/pools", Perm::Authenticated, pools::index),
     r!("POST", "/pools", Perm::Pool("Pool.Allocate"), pools::create),

@@ -18,11 +18,13 @@ use crate::scenario::{ContainerSpec, FaultRule, FaultsSpec, ServiceSpec, Storage
 
 mod build;
 mod model;
+mod node_ssh;
 mod permissions;
 mod views;
 
 pub use self::build::{random_password, template_format};
 pub use self::model::*;
+pub use self::node_ssh::SshCommand;
 
 /// Credentials generated or configured at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +49,7 @@ struct Inner {
     holds: crate::hold::Holds,
     /// API requests received, by `METHOD /path` (`GET /sim/admin/calls`).
     calls: Mutex<BTreeMap<String, u64>>,
+    node_ssh: node_ssh::NodeSsh,
 }
 
 /// Shared handle on the simulator state (cheap to clone).
@@ -88,6 +91,7 @@ impl SimState {
                 aborts: Mutex::new(HashMap::new()),
                 holds: crate::hold::Holds::default(),
                 calls: Mutex::new(BTreeMap::new()),
+                node_ssh: node_ssh::NodeSsh::default(),
             }),
         }
     }

@@ -5,5 +5,6 @@ mod common;
 
 mod http;
 mod lxc_e2e;
+mod nodes;
 mod schema;
 mod ssh;

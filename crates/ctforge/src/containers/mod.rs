@@ -18,6 +18,7 @@ pub mod config_manager;
 pub mod credentials;
 pub mod lifecycle;
 pub mod listing;
+pub mod migrate;
 pub mod monitor;
 pub mod shared_read;
 pub mod weblink;

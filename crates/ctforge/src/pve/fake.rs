@@ -145,6 +145,19 @@ impl PveApi for FakePve {
         Err(self.unscripted("cluster_resources"))
     }
 
+    async fn cluster_status(&self) -> Result<Vec<ctforge_pve::types::ClusterStatusEntry>> {
+        Err(self.unscripted("cluster_status"))
+    }
+
+    async fn lxc_migrate(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _params: &ctforge_pve::types::MigrateParams,
+    ) -> Result<Upid> {
+        Err(self.unscripted("lxc_migrate"))
+    }
+
     async fn cluster_nextid(&self, _vmid: Option<u32>) -> Result<u32> {
         Err(self.unscripted("cluster_nextid"))
     }

@@ -63,6 +63,7 @@ pub trait Store:
     + KeyStore
     + NotificationStore
     + LibraryStore
+    + NodeSshStore
     + std::fmt::Debug
 {
     /// Which backend this is.
@@ -105,6 +106,31 @@ pub trait ClusterStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Known nodes of a cluster.
     async fn list_cluster_nodes(&self, cluster_id: i64) -> StoreResult<Vec<ClusterNode>>;
+}
+
+/// Per-node SSH: address/port overrides and pinned host keys (`node_ssh`).
+#[async_trait]
+pub trait NodeSshStore: Send + Sync {
+    /// Every node of a cluster with SSH settings, by node name.
+    async fn list_node_ssh(&self, cluster_id: i64) -> StoreResult<Vec<NodeSsh>>;
+    /// Sets (or clears, with `None`) a node's address and port override; the pin stays unless
+    /// the address or port changes, since the key belongs to the host that was reached.
+    async fn set_node_ssh_override(
+        &self,
+        cluster_id: i64,
+        node: &str,
+        address: Option<&str>,
+        port: Option<i64>,
+    ) -> StoreResult<()>;
+    /// Pins (or forgets, with `None`) a node's host key.
+    async fn pin_node_host_key(
+        &self,
+        cluster_id: i64,
+        node: &str,
+        host_key: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Records that a container record's guest is now on `node` (after a migration).
+    async fn move_container_record(&self, id: i64, node: &str) -> StoreResult<()>;
 }
 
 /// Templates (with scripts, files and packages).

@@ -83,6 +83,23 @@ impl From<&Cluster> for ClusterInput {
     }
 }
 
+/// A node's SSH settings: an address/port override and the pinned host key (migration 0010).
+#[derive(Clone, Debug, FromRow, PartialEq, Eq, Default)]
+pub struct NodeSsh {
+    /// Owning cluster.
+    pub cluster_id: i64,
+    /// Node name.
+    pub node: String,
+    /// Address override (`None`: the node's ip from `/cluster/status`).
+    pub address: Option<String>,
+    /// Port override (`None`: the cluster's `ssh_port`).
+    pub port: Option<i64>,
+    /// Pinned host key fingerprint (`SHA256:…`).
+    pub host_key: Option<String>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
 /// A node of a cluster as last seen.
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct ClusterNode {

@@ -54,6 +54,16 @@ pub fn routes(r: Routes) -> Routes {
         .post("/containers/{id}/shutdown", containers::shutdown, page())
         .post("/containers/{id}/reboot", containers::reboot, page())
         .post("/containers/{id}/delete", containers::delete, page())
+        .get(
+            "/containers/{id}/migrate",
+            containers::migrate::show,
+            page(),
+        )
+        .post(
+            "/containers/{id}/migrate",
+            containers::migrate::submit,
+            page(),
+        )
         .post(
             "/containers/{id}/credentials/reveal",
             containers::detail::reveal,

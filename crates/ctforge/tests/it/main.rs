@@ -22,6 +22,7 @@ mod jobs;
 mod journey;
 mod library_git;
 mod locks;
+mod migrate;
 mod monitor;
 mod notifications;
 mod perf;

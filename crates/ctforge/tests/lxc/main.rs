@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cluster_lxc;
 mod create_lxc;
 mod examples_lxc;
 mod image;

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod jobs;
 pub mod notifications;
 pub mod presets;
+pub mod migrate;
 pub mod provisioning;
 pub mod settings;
 pub mod templates;

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use super::model::*;
 use super::{
     AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    KeyStore, LibraryStore, LockStore, NotificationStore, PresetStore, RoleStore, Store,
+    KeyStore, LibraryStore, LockStore, NodeSshStore, NotificationStore, PresetStore, RoleStore, Store,
     StoreError, StoreResult, TemplateStore,
 };
 use crate::clock::Clock;
@@ -284,6 +284,8 @@ mod keys;
 mod notifications;
 #[macro_use]
 mod library;
+#[macro_use]
+mod node_ssh;
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr, $claim_lock:expr, $claim_sql:expr) => {
@@ -362,6 +364,7 @@ macro_rules! impl_store {
         impl_locks_store!($store, $db, $claim_lock, $claim_sql);
         impl_keys_store!($store, $db, $claim_lock, $claim_sql);
         impl_library_store!($store, $db, $claim_lock, $claim_sql);
+        impl_node_ssh_store!($store, $db);
     };
 }
 

@@ -381,7 +381,10 @@ async fn render(
                     @if record.is_none() { (ui::badge(None, "unmanaged")) }
                 }
             }
-            (action_buttons(user, &viewer, &ctx, true))
+            div.row {
+                (action_buttons(user, &viewer, &ctx, true))
+                @if unavailable.is_none() && !gone { a.btn href={ (base) "/migrate" } { "Migrate…" } }
+            }
         }
         @if let Some(panel) = failure { (panel) }
         (ui::tabs("Container", &tabs, tab, content))

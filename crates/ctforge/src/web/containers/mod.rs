@@ -4,6 +4,7 @@
 
 pub mod config_manager;
 pub mod detail;
+pub mod migrate;
 
 use std::net::SocketAddr;
 
