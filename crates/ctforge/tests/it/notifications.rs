@@ -34,8 +34,11 @@ const WEB: u32 = 300;
 struct Hooks {
     got: Arc<Mutex<Vec<(bool, Value)>>>,
     failed_once: Arc<Mutex<bool>>,
-    pushes: Arc<Mutex<Vec<(String, String, String, String)>>>,
+    pushes: Arc<Mutex<Vec<Push>>>,
 }
+
+/// One ntfy or Gotify request: (path, credential header, `Title`, body).
+type Push = (String, String, String, String);
 
 impl Hooks {
     fn all(&self) -> Vec<(bool, Value)> {
