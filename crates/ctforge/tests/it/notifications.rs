@@ -752,3 +752,88 @@ async fn webhook_and_smtp_receive_a_failed_job_and_a_service_down_once_each() {
         "the page shows targets and delivery errors"
     );
 }
+
+/// The notification half of the store, the same on SQLite and PostgreSQL.
+async fn store_story(backend: &str) {
+    use ctforge::storage::StoreError;
+    use ctforge::storage::model::{NotificationDelivery, NotificationTargetInput};
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    let input = NotificationTargetInput {
+        name: "ops".into(),
+        kind: "webhook".into(),
+        settings_json: r#"{"url":"https://hooks.example/x"}"#.into(),
+        rules_json: r#"{"events":["job_failed"],"unreachable_after_mins":5}"#.into(),
+        secret_sealed: Some("v1:k:abc".into()),
+        enabled: true,
+        source: "settings".into(),
+        actor: "root@pam".into(),
+    };
+    let id = store.insert_notification_target(&input).await.unwrap();
+    assert!(matches!(
+        store.insert_notification_target(&input).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut changed = input.clone();
+    changed.enabled = false;
+    changed.secret_sealed = None;
+    store
+        .update_notification_target(id, &changed)
+        .await
+        .unwrap();
+    let row = store.get_notification_target_by_name("ops").await.unwrap();
+    assert_eq!((row.id, row.enabled, row.secret_sealed), (id, false, None));
+    assert_eq!(row.created_by, "root@pam");
+    for (attempt, status) in [(1, "failed"), (2, "sent")] {
+        store
+            .add_notification_delivery(&NotificationDelivery {
+                target_id: Some(id),
+                target_name: "ops".into(),
+                event_kind: "job_failed".into(),
+                event_key: "job_failed:1".into(),
+                title: "Job 1 failed".into(),
+                attempt,
+                status: status.into(),
+                error: (status == "failed").then(|| "HTTP 503".to_owned()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let all = store
+        .list_notification_deliveries(Some(id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.attempt).collect::<Vec<_>>(),
+        [2, 1],
+        "newest first"
+    );
+    let older = store
+        .list_notification_deliveries(None, Some(all[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].error.as_deref(), Some("HTTP 503"));
+    store.delete_notification_target(id).await.unwrap();
+    assert!(store.list_notification_targets().await.unwrap().is_empty());
+    let kept = store
+        .list_notification_deliveries(None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 2, "history outlives its target");
+    assert!(kept.iter().all(|d| d.target_id.is_none()));
+    assert!(matches!(
+        store.delete_notification_target(id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn notification_store_story_sqlite() {
+    store_story("sqlite").await;
+}
+
+#[tokio::test]
+async fn notification_store_story_postgres() {
+    store_story("postgres").await;
+}
