@@ -109,3 +109,49 @@ impl TargetConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_from_toml_are_checked_with_their_name() {
+        let text = r#"
+            retries = 1
+            [[targets]]
+            name = "ops-hook"
+            kind = "webhook"
+            url = "https://hooks.example.org/ctforge"
+            secret = "k"
+            events = ["job_failed", "proxmox_unreachable"]
+            unreachable_after_mins = 10
+
+            [[targets]]
+            name = "ops-mail"
+            kind = "email"
+            smtp = { host = "mail.example.org", from = "ctforge@example.org", to = ["ops@example.org"] }
+            events = ["job_failed"]
+        "#;
+        let config: NotificationsConfig = toml::from_str(text).unwrap();
+        assert_eq!((config.retries, config.dedupe_window_secs), (1, 600));
+        assert!(config.validate().is_ok());
+        assert_eq!(
+            config.targets[1].smtp.as_ref().map(SmtpSettings::port),
+            Some(587)
+        );
+        assert_eq!(
+            format!("{:?}", config.targets[0].secret),
+            "Some(<redacted>)"
+        );
+
+        let bad: NotificationsConfig =
+            toml::from_str("[[targets]]\nname = \"x\"\nkind = \"ntfy\"\nurl = \"mailto:a@b\"")
+                .unwrap();
+        let error = bad.validate().unwrap_err();
+        assert!(error.contains("\"x\"") && error.contains("url"), "{error}");
+        assert!(
+            toml::from_str::<NotificationsConfig>("[[targets]]\nname = \"x\"\nkind = \"pager\"")
+                .is_err()
+        );
+    }
+}

@@ -28,12 +28,17 @@ const HMAC_KEY: &str = "hook-signing-key-7f3a";
 const SMTP_PASSWORD: &str = "smtp-pass-91c2";
 const WEB: u32 = 300;
 
-/// What the webhook receiver got: (signature valid, body).
+/// What the webhook receiver got: (signature valid, body); and what its ntfy and Gotify
+/// endpoints got: (path, `Authorization` or `X-Gotify-Key`, `Title`, body).
 #[derive(Clone, Default)]
 struct Hooks {
     got: Arc<Mutex<Vec<(bool, Value)>>>,
     failed_once: Arc<Mutex<bool>>,
+    pushes: Arc<Mutex<Vec<Push>>>,
 }
+
+/// One ntfy or Gotify request: (path, credential header, `Title`, body).
+type Push = (String, String, String, String);
 
 impl Hooks {
     fn all(&self) -> Vec<(bool, Value)> {
@@ -75,6 +80,30 @@ async fn webhook_receiver() -> (String, Hooks) {
             }
         }),
     );
+    let pushes = hooks.pushes.clone();
+    let push = move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+        let pushes = pushes.clone();
+        async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let auth = format!("{}{}", header("authorization"), header("x-gotify-key"));
+            pushes.lock().unwrap().push((
+                uri.path().to_owned(),
+                auth,
+                header("title"),
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+            StatusCode::OK
+        }
+    };
+    let app = app
+        .route("/ntfy/alerts", axum::routing::post(push.clone()))
+        .route("/gotify/message", axum::routing::post(push));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -566,6 +595,112 @@ async fn webhook_and_smtp_receive_a_failed_job_and_a_service_down_once_each() {
             .all(|d| d["target"].is_string() && d["status"].is_string())
     );
 
+    // ntfy, added with the Settings form (CSRF, secret typed once), then its Test button.
+    let base = hook_url.trim_end_matches("/hook").to_owned();
+    let form = [
+        ("csrf_token", root.csrf.as_str()),
+        ("name", "phone"),
+        ("kind", "ntfy"),
+        ("url", &format!("{base}/ntfy/alerts")),
+        ("secret", "tk_ntfy_0042"),
+        ("event_service_down", "on"),
+        ("enabled", "on"),
+    ];
+    let r = app
+        .client
+        .post(format!("{}/settings/notifications", app.address))
+        .header("cookie", &root.cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let phone = app
+        .state
+        .store
+        .get_notification_target_by_name("phone")
+        .await
+        .unwrap();
+    let r = app
+        .client
+        .post(format!(
+            "{}/settings/notifications/{}/test",
+            app.address, phone.id
+        ))
+        .header("cookie", &root.cookie)
+        .form(&[("csrf_token", root.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Test sent"));
+    // Saving the edit form without a secret keeps the stored one.
+    let r = app
+        .client
+        .post(format!(
+            "{}/settings/notifications/{}/edit",
+            app.address, phone.id
+        ))
+        .header("cookie", &root.cookie)
+        .form(&[
+            ("csrf_token", root.csrf.as_str()),
+            ("name", "phone"),
+            ("kind", "ntfy"),
+            ("url", &format!("{base}/ntfy/alerts")),
+            ("event_job_failed", "on"),
+            ("enabled", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let edited = app
+        .state
+        .store
+        .get_notification_target(phone.id)
+        .await
+        .unwrap();
+    assert_eq!(edited.secret_sealed, phone.secret_sealed);
+    assert!(
+        edited.rules_json.contains("job_failed") && !edited.rules_json.contains("service_down")
+    );
+    // Gotify over the API: the token goes in X-Gotify-Key, the message to <url>/message.
+    let r = root
+        .post(&app.client, &app.address, "/api/v1/notifications/targets", json!({ "name": "gotify", "kind": "gotify", "url": format!("{base}/gotify"), "secret": "gtk_0043" }))
+        .await;
+    assert_eq!(r.status(), 201);
+    let gotify_id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let r = root
+        .post(
+            &app.client,
+            &app.address,
+            &format!("/api/v1/notifications/targets/{gotify_id}/test"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["ok"], true);
+    let pushes = hooks.pushes.lock().unwrap().clone();
+    assert_eq!(pushes.len(), 2, "{pushes:?}");
+    let (path, auth, title, body) = &pushes[0];
+    assert_eq!(
+        (path.as_str(), auth.as_str()),
+        ("/ntfy/alerts", "Bearer tk_ntfy_0042")
+    );
+    assert!(
+        title.contains("test notification for phone") && body.contains("the target works"),
+        "{title} {body}"
+    );
+    let (path, auth, _, body) = &pushes[1];
+    assert_eq!(
+        (path.as_str(), auth.as_str()),
+        ("/gotify/message", "gtk_0043")
+    );
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert!(
+        body["title"].as_str().unwrap().contains("gotify") && body["priority"].is_number(),
+        "{body}"
+    );
+
     // Nothing any target got carries a credential.
     let everything = format!("{:?}{:?}", hooks.all(), mails.lock().unwrap());
     for secret in [
@@ -616,4 +751,89 @@ async fn webhook_and_smtp_receive_a_failed_job_and_a_service_down_once_each() {
         html.contains("ops-mail") && html.contains("Latest deliveries") && html.contains("503"),
         "the page shows targets and delivery errors"
     );
+}
+
+/// The notification half of the store, the same on SQLite and PostgreSQL.
+async fn store_story(backend: &str) {
+    use ctforge::storage::StoreError;
+    use ctforge::storage::model::{NotificationDelivery, NotificationTargetInput};
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    let input = NotificationTargetInput {
+        name: "ops".into(),
+        kind: "webhook".into(),
+        settings_json: r#"{"url":"https://hooks.example/x"}"#.into(),
+        rules_json: r#"{"events":["job_failed"],"unreachable_after_mins":5}"#.into(),
+        secret_sealed: Some("v1:k:abc".into()),
+        enabled: true,
+        source: "settings".into(),
+        actor: "root@pam".into(),
+    };
+    let id = store.insert_notification_target(&input).await.unwrap();
+    assert!(matches!(
+        store.insert_notification_target(&input).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut changed = input.clone();
+    changed.enabled = false;
+    changed.secret_sealed = None;
+    store
+        .update_notification_target(id, &changed)
+        .await
+        .unwrap();
+    let row = store.get_notification_target_by_name("ops").await.unwrap();
+    assert_eq!((row.id, row.enabled, row.secret_sealed), (id, false, None));
+    assert_eq!(row.created_by, "root@pam");
+    for (attempt, status) in [(1, "failed"), (2, "sent")] {
+        store
+            .add_notification_delivery(&NotificationDelivery {
+                target_id: Some(id),
+                target_name: "ops".into(),
+                event_kind: "job_failed".into(),
+                event_key: "job_failed:1".into(),
+                title: "Job 1 failed".into(),
+                attempt,
+                status: status.into(),
+                error: (status == "failed").then(|| "HTTP 503".to_owned()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let all = store
+        .list_notification_deliveries(Some(id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.attempt).collect::<Vec<_>>(),
+        [2, 1],
+        "newest first"
+    );
+    let older = store
+        .list_notification_deliveries(None, Some(all[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].error.as_deref(), Some("HTTP 503"));
+    store.delete_notification_target(id).await.unwrap();
+    assert!(store.list_notification_targets().await.unwrap().is_empty());
+    let kept = store
+        .list_notification_deliveries(None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 2, "history outlives its target");
+    assert!(kept.iter().all(|d| d.target_id.is_none()));
+    assert!(matches!(
+        store.delete_notification_target(id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn notification_store_story_sqlite() {
+    store_story("sqlite").await;
+}
+
+#[tokio::test]
+async fn notification_store_story_postgres() {
+    store_story("postgres").await;
 }
