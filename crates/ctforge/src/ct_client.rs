@@ -88,6 +88,9 @@ pub enum CtCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Day-two operations: set, resize, snapshot, rollback, clone, template.
+    #[command(flatten)]
+    DayTwo(crate::ct_daytwo::DayTwoCommand),
     /// Delete a container (stops it first, purges it).
     Delete {
         /// Container.
@@ -157,7 +160,7 @@ pub struct CreateArgs {
     follow: bool,
 }
 
-struct Api {
+pub(crate) struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
@@ -166,7 +169,7 @@ struct Api {
 
 impl Api {
     /// A message for people: stdout, or stderr when stdout carries `--output json`.
-    fn say(&self, text: &str) {
+    pub(crate) fn say(&self, text: &str) {
         match self.output {
             Output::Text => println!("{text}"),
             Output::Json => eprintln!("{text}"),
@@ -196,7 +199,7 @@ impl Api {
     }
 
     /// Sends a request and reads the API's typed answer (or its error document).
-    async fn send<T: DeserializeOwned>(
+    pub(crate) async fn send<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -284,6 +287,7 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         CtCommand::Create(args) => create(&api, *args).await,
+        CtCommand::DayTwo(command) => crate::ct_daytwo::run(&api, command).await,
         CtCommand::Retry {
             job,
             follow: and_follow,

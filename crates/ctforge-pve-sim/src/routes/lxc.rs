@@ -52,7 +52,7 @@ const CREATE_ONLY: &[&str] = &[
     "lock",
 ];
 
-fn get_ct<'c>(c: &'c Cluster, node: &str, vmid: u32) -> Result<&'c Ct, ApiError> {
+pub(crate) fn get_ct<'c>(c: &'c Cluster, node: &str, vmid: u32) -> Result<&'c Ct, ApiError> {
     c.cts
         .get(&vmid)
         .filter(|ct| ct.node == node)
@@ -66,7 +66,7 @@ fn get_ct_mut<'c>(c: &'c mut Cluster, node: &str, vmid: u32) -> Result<&'c mut C
         .ok_or_else(|| ApiError::no_config(node, vmid))
 }
 
-fn check_lock(ct: &Ct, skiplock: bool) -> Result<(), String> {
+pub(crate) fn check_lock(ct: &Ct, skiplock: bool) -> Result<(), String> {
     match ct.lock() {
         Some(l) if !skiplock && l != "mounted" => Err(format!("CT is locked ({l})")),
         _ => Ok(()),
@@ -1380,6 +1380,9 @@ pub fn snapshot_create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         )));
     }
     check_lock(ct, false).map_err(ApiError::internal)?;
+    if !super::lxc_daytwo::snapshot_feature(&c, &ct.conf) {
+        return Err(ApiError::internal("snapshot feature is not available"));
+    }
     let upid = spawn_task(
         ctx.state,
         &mut c,
@@ -1490,6 +1493,9 @@ pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         )));
     }
     check_lock(ct, false).map_err(ApiError::internal)?;
+    if let Some(e) = super::lxc_daytwo::rollback_blocked(&c, ct, &name) {
+        return Err(ApiError::internal(e));
+    }
     let state = ctx.state.clone();
     let node2 = node.clone();
     let ident2 = ident.clone();

@@ -15,6 +15,8 @@
 
 pub mod bulk;
 pub mod credentials;
+pub mod daytwo;
+pub mod edit;
 pub mod lifecycle;
 pub mod listing;
 pub mod monitor;
