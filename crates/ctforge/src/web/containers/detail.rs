@@ -370,7 +370,10 @@ async fn render(
                     @if record.is_none() { (ui::badge(None, "unmanaged")) }
                 }
             }
-            (action_buttons(user, &viewer, &ctx, true))
+            div {
+                (action_buttons(user, &viewer, &ctx, true))
+                @if !gone { (super::daytwo::links(target, &node)) }
+            }
         }
         @if let Some(panel) = failure { (panel) }
         (ui::tabs("Container", &tabs, tab, content))

@@ -2,6 +2,7 @@
 //! (`POST /containers/{id}/{start|stop|shutdown|reboot|delete}`, redirecting back with a flash
 //! message), and the pieces the dashboard shares (action buttons, flash messages).
 
+pub mod daytwo;
 pub mod detail;
 
 use std::net::SocketAddr;
