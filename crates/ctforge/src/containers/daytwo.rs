@@ -935,6 +935,35 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
     .await
 }
 
+/// The keys waiting for the next start of each of `vmids` on `node` (a few asked at a time;
+/// a CT Proxmox does not answer for is left out).
+pub async fn pending_keys(
+    client: &dyn PveApi,
+    node: &str,
+    vmids: &[u32],
+) -> BTreeMap<u32, Vec<String>> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(vmids.iter().copied())
+        .map(|vmid| async move {
+            let keys = client
+                .lxc_pending(node, vmid)
+                .await
+                .map(|entries| {
+                    entries
+                        .into_iter()
+                        .filter(PendingEntry::is_pending)
+                        .map(|e| e.key)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            (vmid, keys)
+        })
+        .buffer_unordered(8)
+        .filter(|(_, keys)| std::future::ready(!keys.is_empty()))
+        .collect()
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 mod common;
 
 mod create_lxc;
+mod daytwo_lxc;
 mod examples_lxc;
 mod install_script;
 mod library_lxc;

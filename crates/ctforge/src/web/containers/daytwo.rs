@@ -47,6 +47,36 @@ pub fn console_url(cluster_url: &str, vmid: u32, node: &str) -> String {
     format!("{base}/?console=lxc&vmid={vmid}&node={node}&xtermjs=1")
 }
 
+/// The day-two part of the container page's head: what waits for a restart (asked of
+/// Proxmox for a running CT) and the Edit, Snapshots and Console links.
+pub async fn head_extras(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+    node: &str,
+    running: bool,
+) -> Markup {
+    let pending = if running {
+        match crate::containers::client_for(state, user, &target.cluster) {
+            Ok(client) => daytwo::pending_keys(client.as_ref(), node, &[target.vmid])
+                .await
+                .remove(&target.vmid)
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    html! {
+        @if !pending.is_empty() {
+            a.pending-badge href={ "/containers/" (target.url_id()) "/edit" } {
+                (ui::badge(Some(Tone::Warn), &format!("pending until restart: {}", pending.join(", "))))
+            }
+        }
+        (links(target, node))
+    }
+}
+
 /// The day-two links of the container page: Edit, Snapshots and Console (a new tab).
 pub fn links(target: &Target, node: &str) -> Markup {
     let key = target.url_id();

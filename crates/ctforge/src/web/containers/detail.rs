@@ -342,6 +342,12 @@ async fn render(
         },
         None => None,
     };
+    let extras = if gone {
+        html! {}
+    } else {
+        super::daytwo::head_extras(state, user, target, &node, power == ContainerStatus::Running)
+            .await
+    };
     Ok(html! {
         (ui::breadcrumbs(&[("/", "Containers"), ("", &crumb)]))
         (flash_markup(notice))
@@ -372,7 +378,7 @@ async fn render(
             }
             div {
                 (action_buttons(user, &viewer, &ctx, true))
-                @if !gone { (super::daytwo::links(target, &node)) }
+                (extras)
             }
         }
         @if let Some(panel) = failure { (panel) }
