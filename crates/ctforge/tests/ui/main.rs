@@ -6,6 +6,7 @@ mod browser;
 mod common;
 
 mod bulk_ui;
+mod daytwo_ui;
 mod dashboard_ui;
 mod failure_ui;
 mod progress_ui;
