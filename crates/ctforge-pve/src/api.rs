@@ -6,10 +6,10 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::types::{
-    AplInfo, CloneParams, PendingEntry, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig, LxcConfigUpdate,
-    LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus, Pool,
-    ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog, TaskStatus, Timeframe,
-    Upid, Version,
+    AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
+    LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
+    PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
+    TaskStatus, Timeframe, Upid, Version,
 };
 
 /// `GET /access/permissions`: ACL path → privilege → propagate flag (`0`/`1`).

@@ -27,10 +27,10 @@ use crate::error::{PveError, Result};
 use crate::request::{self, Method, RequestSpec};
 use crate::tls::{self, FingerprintVerifier, TlsMode};
 use crate::types::{
-    AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig, LxcConfigUpdate, PendingEntry,
-    LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus, Pool,
-    ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog, TaskLogLine, TaskStatus,
-    Timeframe, Upid, Version, de,
+    AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
+    LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
+    PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
+    TaskLogLine, TaskStatus, Timeframe, Upid, Version, de,
 };
 
 /// Characters percent-encoded in path segments (`%` is left alone: the request

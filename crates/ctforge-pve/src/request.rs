@@ -10,7 +10,8 @@
 use std::fmt;
 
 use crate::types::{
-    CloneParams, ConsolidationFn, DeleteOptions, LxcConfigUpdate, LxcCreateParams, ResourceKind, Timeframe, Upid,
+    CloneParams, ConsolidationFn, DeleteOptions, LxcConfigUpdate, LxcCreateParams, ResourceKind,
+    Timeframe, Upid,
 };
 
 /// HTTP method (PVE accepts exactly these four).
@@ -270,7 +271,13 @@ pub fn lxc_pending(node: &str, vmid: u32) -> RequestSpec {
 
 /// `PUT /nodes/{node}/lxc/{vmid}/resize` (`disk`: `rootfs` or `mpN`; `size`: `+2G` grows by,
 /// `10G` grows to).
-pub fn lxc_resize(node: &str, vmid: u32, disk: &str, size: &str, digest: Option<&str>) -> RequestSpec {
+pub fn lxc_resize(
+    node: &str,
+    vmid: u32,
+    disk: &str,
+    size: &str,
+    digest: Option<&str>,
+) -> RequestSpec {
     RequestSpec::new(Method::Put, format!("{}/resize", lxc(node, vmid)))
         .param("disk", disk)
         .param("size", size)

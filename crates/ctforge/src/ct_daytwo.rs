@@ -166,7 +166,9 @@ fn pairs(spec: &str) -> anyhow::Result<(String, Vec<(String, String)>)> {
 
 fn parse_net(spec: &str) -> anyhow::Result<(u8, NetEdit)> {
     let (index, kv) = pairs(spec)?;
-    let index: u8 = index.parse().with_context(|| format!("{index:?} is not an interface index"))?;
+    let index: u8 = index
+        .parse()
+        .with_context(|| format!("{index:?} is not an interface index"))?;
     let mut n = NetEdit::default();
     for (k, v) in kv {
         match k.as_str() {
@@ -178,7 +180,9 @@ fn parse_net(spec: &str) -> anyhow::Result<(u8, NetEdit)> {
             "mtu" => n.mtu = Some(v.parse().context("mtu must be a number")?),
             "bridge" => n.bridge = Some(v),
             "name" => n.name = Some(v),
-            other => bail!("unknown network key {other:?} (ip, gw, tag, firewall, rate, mtu, bridge, name)"),
+            other => bail!(
+                "unknown network key {other:?} (ip, gw, tag, firewall, rate, mtu, bridge, name)"
+            ),
         }
     }
     Ok((index, n))
@@ -186,7 +190,9 @@ fn parse_net(spec: &str) -> anyhow::Result<(u8, NetEdit)> {
 
 fn parse_mp(spec: &str) -> anyhow::Result<(u16, MountEdit)> {
     let (index, kv) = pairs(spec)?;
-    let index: u16 = index.parse().with_context(|| format!("{index:?} is not a mount point index"))?;
+    let index: u16 = index
+        .parse()
+        .with_context(|| format!("{index:?} is not a mount point index"))?;
     let mut m = MountEdit::default();
     for (k, v) in kv {
         match k.as_str() {
@@ -196,7 +202,9 @@ fn parse_mp(spec: &str) -> anyhow::Result<(u16, MountEdit)> {
             "path" | "mp" => m.path = Some(v),
             "backup" => m.backup = Some(flag(&v)?),
             "ro" => m.ro = Some(flag(&v)?),
-            other => bail!("unknown mount point key {other:?} (storage, size, host, path, backup, ro)"),
+            other => {
+                bail!("unknown mount point key {other:?} (storage, size, host, path, backup, ro)")
+            }
         }
     }
     Ok((index, m))
@@ -205,7 +213,9 @@ fn parse_mp(spec: &str) -> anyhow::Result<(u16, MountEdit)> {
 fn parse_startup(spec: &str) -> anyhow::Result<Startup> {
     let mut s = Startup::default();
     for part in spec.split(',').filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').with_context(|| format!("{part:?}: use key=value"))?;
+        let (k, v) = part
+            .split_once('=')
+            .with_context(|| format!("{part:?}: use key=value"))?;
         let v: u32 = v.parse().with_context(|| format!("{k} must be a number"))?;
         match k {
             "order" => s.order = Some(v),
@@ -224,7 +234,13 @@ fn edit_of(a: &SetArgs) -> anyhow::Result<ConfigEdit> {
         net.insert(i, n);
     }
     for i in &a.remove_net {
-        net.insert(*i, NetEdit { remove: true, ..NetEdit::default() });
+        net.insert(
+            *i,
+            NetEdit {
+                remove: true,
+                ..NetEdit::default()
+            },
+        );
     }
     let mut mp = BTreeMap::new();
     for spec in &a.mp {
@@ -232,7 +248,13 @@ fn edit_of(a: &SetArgs) -> anyhow::Result<ConfigEdit> {
         mp.insert(i, m);
     }
     for i in &a.remove_mp {
-        mp.insert(*i, MountEdit { remove: true, ..MountEdit::default() });
+        mp.insert(
+            *i,
+            MountEdit {
+                remove: true,
+                ..MountEdit::default()
+            },
+        );
     }
     Ok(ConfigEdit {
         cores: a.cores,
@@ -278,7 +300,7 @@ fn print_outcome(out: &OpOutcome) {
 }
 
 /// Runs a day-two subcommand.
-pub async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<ExitCode> {
     use reqwest::Method;
     match command {
         DayTwoCommand::Set(a) => {
@@ -286,16 +308,26 @@ pub async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<ExitCode> 
             let body = serde_json::to_value(&edit)?;
             if a.dry_run {
                 let p: ConfigPreview = api
-                    .send(Method::POST, &format!("/api/v1/containers/{}/config/preview", a.id), Some(body))
+                    .send(
+                        Method::POST,
+                        &format!("/api/v1/containers/{}/config/preview", a.id),
+                        Some(body),
+                    )
                     .await?;
                 print_changes(&p.changes);
                 if p.running && !p.changes.is_empty() {
-                    println!("(the CT runs: what Proxmox cannot change live waits for the next start)");
+                    println!(
+                        "(the CT runs: what Proxmox cannot change live waits for the next start)"
+                    );
                 }
                 return Ok(ExitCode::SUCCESS);
             }
             let out: OpOutcome = api
-                .send(Method::PUT, &format!("/api/v1/containers/{}/config", a.id), Some(body))
+                .send(
+                    Method::PUT,
+                    &format!("/api/v1/containers/{}/config", a.id),
+                    Some(body),
+                )
                 .await?;
             print_changes(&out.changes);
             for p in &out.pending {
@@ -327,7 +359,11 @@ pub async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<ExitCode> 
         } => {
             if list || name.is_none() {
                 let l: SnapshotList = api
-                    .send(Method::GET, &format!("/api/v1/containers/{id}/snapshots"), None)
+                    .send(
+                        Method::GET,
+                        &format!("/api/v1/containers/{id}/snapshots"),
+                        None,
+                    )
                     .await?;
                 for s in &l.snapshots {
                     let here = if l.current_parent.as_deref() == Some(s.name.as_str()) {
@@ -355,24 +391,42 @@ pub async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<ExitCode> 
                 if let Some(d) = description {
                     body["description"] = Value::from(d);
                 }
-                api.send(Method::POST, &format!("/api/v1/containers/{id}/snapshots"), Some(body))
-                    .await?
+                api.send(
+                    Method::POST,
+                    &format!("/api/v1/containers/{id}/snapshots"),
+                    Some(body),
+                )
+                .await?
             };
             print_outcome(&out);
             Ok(ExitCode::SUCCESS)
         }
-        DayTwoCommand::Rollback { id, name, start, yes } => {
+        DayTwoCommand::Rollback {
+            id,
+            name,
+            start,
+            yes,
+        } => {
             if !yes {
                 use std::io::{BufRead, Write};
                 let l: SnapshotList = api
-                    .send(Method::GET, &format!("/api/v1/containers/{id}/snapshots"), None)
+                    .send(
+                        Method::GET,
+                        &format!("/api/v1/containers/{id}/snapshots"),
+                        None,
+                    )
                     .await?;
                 let Some(snap) = l.snapshots.iter().find(|s| s.name == name) else {
                     bail!("CT {id} has no snapshot {name:?}");
                 };
-                eprintln!("rolling back to {name} loses the current state of CT {id} (everything since the snapshot).");
+                eprintln!(
+                    "rolling back to {name} loses the current state of CT {id} (everything since the snapshot)."
+                );
                 if !snap.newer.is_empty() {
-                    eprintln!("newer snapshots no longer lead to the current state: {}", snap.newer.join(", "));
+                    eprintln!(
+                        "newer snapshots no longer lead to the current state: {}",
+                        snap.newer.join(", ")
+                    );
                 }
                 eprint!("type 'yes' to roll back: ");
                 let _ = std::io::stderr().flush();
@@ -421,7 +475,11 @@ pub async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<ExitCode> 
                 body["snapshot"] = json!(s);
             }
             let out: OpOutcome = api
-                .send(Method::POST, &format!("/api/v1/containers/{id}/clone"), Some(body))
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/containers/{id}/clone"),
+                    Some(body),
+                )
                 .await?;
             print_outcome(&out);
             if let Some(new_id) = out.new_id {
@@ -431,7 +489,11 @@ pub async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<ExitCode> 
         }
         DayTwoCommand::Template { id } => {
             let out: OpOutcome = api
-                .send(Method::POST, &format!("/api/v1/containers/{id}/template"), None)
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/containers/{id}/template"),
+                    None,
+                )
                 .await?;
             print_outcome(&out);
             Ok(ExitCode::SUCCESS)

@@ -77,8 +77,7 @@ pub fn resize(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     check_lock(ct, false).map_err(ApiError::internal)?;
     // `check_ct_modify_config_perm` sees the remaining parameter `disk`, which is no mount
     // point key: Proxmox asks for VM.Config.Options on top of the route's VM.Config.Disk.
-    if !ident.is_root_pam() && !c.has_priv(&ident, &format!("/vms/{vmid}"), "VM.Config.Options")
-    {
+    if !ident.is_root_pam() && !c.has_priv(&ident, &format!("/vms/{vmid}"), "VM.Config.Options") {
         return Err(ApiError::perm(&format!("/vms/{vmid}"), "VM.Config.Options"));
     }
     if let Some(d) = ctx.params.str("digest")
@@ -150,10 +149,7 @@ pub fn resize(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                 ct.conf.insert(disk.clone(), new_value);
                 Ok::<(), String>(())
             })?;
-            t.log(format!(
-                "Resizing image: {volid} to {} bytes",
-                newsize
-            ));
+            t.log(format!("Resizing image: {volid} to {} bytes", newsize));
             Ok(0)
         },
     );
@@ -205,7 +201,8 @@ pub fn template(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                     if let Some(volid) = mp.get("volume").cloned()
                         && !volid.starts_with('/')
                     {
-                        let based = volid.replacen(&format!("vm-{vmid}-"), &format!("base-{vmid}-"), 1);
+                        let based =
+                            volid.replacen(&format!("vm-{vmid}-"), &format!("base-{vmid}-"), 1);
                         mp.insert("volume".into(), based);
                         let printed = print_mp(&key, &mp, &value);
                         ct.conf.insert(key, printed);
@@ -303,7 +300,11 @@ pub fn clone(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
             let mut mp = parse_mp(opt, value);
             let volid = mp.get("volume").cloned().unwrap_or_default();
             if volid.starts_with('/') {
-                let kind = if volid.starts_with("/dev/") { "device" } else { "bind" };
+                let kind = if volid.starts_with("/dev/") {
+                    "device"
+                } else {
+                    "bind"
+                };
                 return Err(ApiError::internal(format!(
                     "unable to clone mountpoint '{opt}' (type {kind})"
                 )));

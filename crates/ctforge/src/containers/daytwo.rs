@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use ctforge_pve::types::{CloneParams, LxcConfig, PendingEntry, Snapshot, Upid};
 use ctforge_pve::{PveApi, PveError, TaskProgress, WaitOptions};
+use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -36,8 +37,8 @@ use crate::auth::CurrentUser;
 use crate::authz::{Rights, vm_path};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::storage::model::NewContainer;
 use crate::storage::StoreError;
+use crate::storage::model::NewContainer;
 
 /// How long an operation may hold the container's lock.
 const LOCK_TTL_MS: i64 = 15 * 60 * 1000;
@@ -240,13 +241,13 @@ pub struct Actor<'a> {
     pub target: &'a Target,
 }
 
-/// What an operation's body works with.
-struct Env<'a> {
-    client: &'a dyn PveApi,
-    rights: &'a Rights<'static>,
+/// What an operation's body works with (owned, so the body's future borrows nothing of
+/// the runner).
+struct Env {
+    client: Arc<dyn PveApi>,
+    rights: Rights<'static>,
     node: String,
-    running: bool,
-    username: &'a str,
+    username: String,
 }
 
 /// Maps a Proxmox failure of an operation: Proxmox's text, as 409 for refusals of the guest's
@@ -264,9 +265,14 @@ fn op_error(e: PveError, vmid: u32) -> AppError {
 }
 
 /// Runs `body` under the container's lock and audits the outcome.
-async fn guarded<F>(actor: &Actor<'_>, op: Operation, detail: Value, body: F) -> Result<OpOutcome, AppError>
+async fn guarded<'a, F>(
+    actor: &'a Actor<'a>,
+    op: Operation,
+    detail: Value,
+    body: F,
+) -> Result<OpOutcome, AppError>
 where
-    F: for<'e> FnOnce(&'e Env<'e>) -> futures_util::future::BoxFuture<'e, Result<OpOutcome, AppError>>,
+    F: FnOnce(Env) -> BoxFuture<'a, Result<OpOutcome, AppError>>,
 {
     let target = actor.target;
     let result = async {
@@ -274,7 +280,12 @@ where
         let client: Arc<dyn PveApi> = client_for(actor.state, actor.user, &target.cluster)?;
         let lock = target.lock_name();
         let owner = uuid::Uuid::new_v4().to_string();
-        if !actor.state.locks.try_lock(&lock, &owner, LOCK_TTL_MS).await? {
+        if !actor
+            .state
+            .locks
+            .try_lock(&lock, &owner, LOCK_TTL_MS)
+            .await?
+        {
             return Err(AppError::Conflict(format!(
                 "another action is running on CT {}; wait for it to finish and retry",
                 target.vmid
@@ -284,15 +295,14 @@ where
             .await
             .map_err(|e| op_error(e, target.vmid));
         let result = match located {
-            Ok((node, status)) => {
+            Ok((node, _status)) => {
                 let env = Env {
-                    client: client.as_ref(),
-                    rights: &rights,
+                    client,
+                    rights,
                     node,
-                    running: status.status == "running",
-                    username: &actor.user.username,
+                    username: actor.user.username.clone(),
                 };
-                body(&env).await
+                body(env).await
             }
             Err(e) => Err(e),
         };
@@ -339,12 +349,21 @@ async fn record(
     if let Some(rec) = &target.record {
         let (kind, message) = match result {
             Ok(o) => (op.as_str().to_owned(), o.message.clone()),
-            Err(e) => (format!("{}_failed", op.as_str()), format!("{} failed: {e}", op.as_str())),
+            Err(e) => (
+                format!("{}_failed", op.as_str()),
+                format!("{} failed: {e}", op.as_str()),
+            ),
         };
         if let Err(e) = actor
             .state
             .store
-            .add_container_event(rec.id, &kind, &message, &actor.user.username, &detail.to_string())
+            .add_container_event(
+                rec.id,
+                &kind,
+                &message,
+                &actor.user.username,
+                &detail.to_string(),
+            )
             .await
         {
             tracing::warn!(error = %e, "cannot record container event");
@@ -363,7 +382,12 @@ async fn record(
 }
 
 /// Follows a task to its end; its log lines, or Proxmox's error with them.
-async fn follow(client: &dyn PveApi, node: &str, upid: &Upid, vmid: u32) -> Result<Vec<String>, AppError> {
+async fn follow(
+    client: &dyn PveApi,
+    node: &str,
+    upid: &Upid,
+    vmid: u32,
+) -> Result<Vec<String>, AppError> {
     let mut lines = Vec::new();
     let opts = WaitOptions {
         timeout: TASK_TIMEOUT,
@@ -385,7 +409,7 @@ async fn follow(client: &dyn PveApi, node: &str, upid: &Upid, vmid: u32) -> Resu
     }
 }
 
-fn outcome(actor: &Actor<'_>, env: &Env<'_>, op: Operation, message: String) -> OpOutcome {
+fn outcome(actor: &Actor<'_>, env: &Env, op: Operation, message: String) -> OpOutcome {
     OpOutcome {
         ok: true,
         operation: op.as_str().to_owned(),
@@ -398,7 +422,11 @@ fn outcome(actor: &Actor<'_>, env: &Env<'_>, op: Operation, message: String) -> 
     }
 }
 
-async fn read_config(client: &dyn PveApi, node: &str, vmid: u32) -> Result<(LxcConfig, Vec<PendingEntry>), AppError> {
+async fn read_config(
+    client: &dyn PveApi,
+    node: &str,
+    vmid: u32,
+) -> Result<(LxcConfig, Vec<PendingEntry>), AppError> {
     let config = client
         .lxc_config_get(node, vmid, false)
         .await
@@ -413,7 +441,10 @@ async fn read_config(client: &dyn PveApi, node: &str, vmid: u32) -> Result<(LxcC
 /// The privileges pve-container's `check_ct_modify_config_perm` asks for these keys.
 fn privileges_for_keys<'k>(keys: impl Iterator<Item = &'k str>) -> BTreeSet<&'static str> {
     keys.map(|k| {
-        let numbered = |p: &str| k.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let numbered = |p: &str| {
+            k.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
         if matches!(k, "cores" | "cpulimit" | "cpuunits") {
             "VM.Config.CPU"
         } else if matches!(k, "memory" | "swap") {
@@ -430,7 +461,11 @@ fn privileges_for_keys<'k>(keys: impl Iterator<Item = &'k str>) -> BTreeSet<&'st
 }
 
 /// The current configuration for the Edit form (needs VM.Audit).
-pub async fn config(state: &AppState, user: &CurrentUser, target: &Target) -> Result<ConfigView, AppError> {
+pub async fn config(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+) -> Result<ConfigView, AppError> {
     crate::authz::read(state, user, &target.cluster, target.vmid).await?;
     let client = client_for(state, user, &target.cluster)?;
     let (node, status) = lifecycle::locate(client.as_ref(), target)
@@ -474,13 +509,15 @@ pub async fn preview(
 /// waits for the next start and is listed in `pending`.
 pub async fn edit_config(actor: &Actor<'_>, edit: ConfigEdit) -> Result<OpOutcome, AppError> {
     if edit.is_empty() {
-        return Err(AppError::invalid("nothing to change: give at least one key"));
+        return Err(AppError::invalid(
+            "nothing to change: give at least one key",
+        ));
     }
     let detail = json!({ "request": edit });
-    guarded(actor, Operation::Config, detail, |env| {
+    guarded(actor, Operation::Config, detail, move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
-            let (config, pending) = read_config(env.client, &env.node, vmid).await?;
+            let (config, pending) = read_config(env.client.as_ref(), &env.node, vmid).await?;
             let plan = edit.plan(&config, &effective_values(&pending))?;
             let path = vm_path(vmid);
             let keys: Vec<&str> = plan.changes.iter().map(|c| c.key.as_str()).collect();
@@ -499,7 +536,7 @@ pub async fn edit_config(actor: &Actor<'_>, edit: ConfigEdit) -> Result<OpOutcom
                     .require(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"])
                     .await?;
             }
-            let mut out = outcome(actor, env, Operation::Config, String::new());
+            let mut out = outcome(actor, &env, Operation::Config, String::new());
             if plan.changes.is_empty() {
                 out.message = "nothing changed: the configuration already has these values".into();
                 out.pending = pending_changes(&pending);
@@ -542,14 +579,21 @@ pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, 
     let size_ok = {
         let s = req.size.strip_prefix('+').unwrap_or(&req.size);
         let digits = s.trim_end_matches(['K', 'M', 'G', 'T']);
-        !digits.is_empty() && digits.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0) && !digits.contains(['e', 'E', '-'])
+        !digits.is_empty()
+            && digits
+                .parse::<f64>()
+                .is_ok_and(|v| v.is_finite() && v >= 0.0)
+            && !digits.contains(['e', 'E', '-'])
     };
     let mut fields = Vec::new();
     if !valid_disk {
         fields.push(("disk".to_owned(), "disk must be rootfs or mpN".to_owned()));
     }
     if !size_ok {
-        fields.push(("size".to_owned(), "size must look like +2G (grow by) or 10G (grow to)".to_owned()));
+        fields.push((
+            "size".to_owned(),
+            "size must look like +2G (grow by) or 10G (grow to)".to_owned(),
+        ));
     }
     if !fields.is_empty() {
         return Err(AppError::Invalid {
@@ -558,7 +602,7 @@ pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, 
         });
     }
     let detail = json!({ "disk": req.disk, "size": req.size });
-    guarded(actor, Operation::Resize, detail, |env| {
+    guarded(actor, Operation::Resize, detail, move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
             env.rights
@@ -589,10 +633,10 @@ pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, 
                 .lxc_resize(&env.node, vmid, &req.disk, &req.size, None)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client, &env.node, &upid, vmid).await?;
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
             let mut out = outcome(
                 actor,
-                env,
+                &env,
                 Operation::Resize,
                 format!("resized {} by/to {}", req.disk, req.size),
             );
@@ -605,7 +649,11 @@ pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, 
 }
 
 /// The snapshot tree (needs VM.Audit).
-pub async fn snapshots(state: &AppState, user: &CurrentUser, target: &Target) -> Result<SnapshotList, AppError> {
+pub async fn snapshots(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+) -> Result<SnapshotList, AppError> {
     crate::authz::read(state, user, &target.cluster, target.vmid).await?;
     let client = client_for(state, user, &target.cluster)?;
     let (node, status) = lifecycle::locate(client.as_ref(), target)
@@ -653,7 +701,8 @@ pub fn snapshot_tree(list: &[Snapshot], running: bool) -> SnapshotList {
             .and_then(|s| s.parent.clone());
     }
     let mut out = Vec::new();
-    let mut stack: Vec<(&Snapshot, usize)> = children(None).into_iter().rev().map(|s| (s, 0)).collect();
+    let mut stack: Vec<(&Snapshot, usize)> =
+        children(None).into_iter().rev().map(|s| (s, 0)).collect();
     while let Some((s, depth)) = stack.pop() {
         if out.len() > snaps.len() {
             break;
@@ -691,7 +740,9 @@ pub fn snapshot_tree(list: &[Snapshot], running: bool) -> SnapshotList {
 fn valid_snapshot_name(name: &str) -> bool {
     (2..=40).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn check_snapshot_name(name: &str) -> Result<(), AppError> {
@@ -712,7 +763,7 @@ fn check_snapshot_name(name: &str) -> Result<(), AppError> {
 pub async fn snapshot(actor: &Actor<'_>, req: SnapshotRequest) -> Result<OpOutcome, AppError> {
     check_snapshot_name(&req.name)?;
     let detail = json!({ "name": req.name, "description": req.description });
-    guarded(actor, Operation::Snapshot, detail, |env| {
+    guarded(actor, Operation::Snapshot, detail, move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
             env.rights.require(&vm_path(vmid), &["VM.Snapshot"]).await?;
@@ -721,8 +772,13 @@ pub async fn snapshot(actor: &Actor<'_>, req: SnapshotRequest) -> Result<OpOutco
                 .snapshot_create(&env.node, vmid, &req.name, req.description.as_deref())
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client, &env.node, &upid, vmid).await?;
-            let mut out = outcome(actor, env, Operation::Snapshot, format!("took snapshot {}", req.name));
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let mut out = outcome(
+                actor,
+                &env,
+                Operation::Snapshot,
+                format!("took snapshot {}", req.name),
+            );
             out.upid = Some(upid.to_string());
             out.task_log = log;
             Ok(out)
@@ -732,10 +788,14 @@ pub async fn snapshot(actor: &Actor<'_>, req: SnapshotRequest) -> Result<OpOutco
 }
 
 /// Rolls back to a snapshot (`POST …/rollback`, task `vzrollback`): the current state is lost.
-pub async fn rollback(actor: &Actor<'_>, name: &str, req: RollbackRequest) -> Result<OpOutcome, AppError> {
+pub async fn rollback(
+    actor: &Actor<'_>,
+    name: &str,
+    req: RollbackRequest,
+) -> Result<OpOutcome, AppError> {
     check_snapshot_name(name)?;
     let detail = json!({ "name": name, "start": req.start });
-    guarded(actor, Operation::Rollback, detail, |env| {
+    guarded(actor, Operation::Rollback, detail, move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
             env.rights
@@ -746,10 +806,10 @@ pub async fn rollback(actor: &Actor<'_>, name: &str, req: RollbackRequest) -> Re
                 .snapshot_rollback(&env.node, vmid, name, req.start)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client, &env.node, &upid, vmid).await?;
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
             let mut out = outcome(
                 actor,
-                env,
+                &env,
                 Operation::Rollback,
                 format!("rolled back to snapshot {name}; the state since then is gone"),
             );
@@ -765,7 +825,7 @@ pub async fn rollback(actor: &Actor<'_>, name: &str, req: RollbackRequest) -> Re
 pub async fn delete_snapshot(actor: &Actor<'_>, name: &str) -> Result<OpOutcome, AppError> {
     check_snapshot_name(name)?;
     let detail = json!({ "name": name });
-    guarded(actor, Operation::SnapshotDelete, detail, |env| {
+    guarded(actor, Operation::SnapshotDelete, detail, move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
             env.rights.require(&vm_path(vmid), &["VM.Snapshot"]).await?;
@@ -774,8 +834,13 @@ pub async fn delete_snapshot(actor: &Actor<'_>, name: &str) -> Result<OpOutcome,
                 .snapshot_delete(&env.node, vmid, name, false)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client, &env.node, &upid, vmid).await?;
-            let mut out = outcome(actor, env, Operation::SnapshotDelete, format!("deleted snapshot {name}"));
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let mut out = outcome(
+                actor,
+                &env,
+                Operation::SnapshotDelete,
+                format!("deleted snapshot {name}"),
+            );
             out.upid = Some(upid.to_string());
             out.task_log = log;
             Ok(out)
@@ -786,7 +851,7 @@ pub async fn delete_snapshot(actor: &Actor<'_>, name: &str) -> Result<OpOutcome,
 
 /// Converts a stopped CT into a template (`POST …/template`, task `vztemplate`).
 pub async fn template(actor: &Actor<'_>) -> Result<OpOutcome, AppError> {
-    guarded(actor, Operation::Template, json!({}), |env| {
+    guarded(actor, Operation::Template, json!({}), move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
             env.rights.require(&vm_path(vmid), &["VM.Allocate"]).await?;
@@ -814,7 +879,7 @@ pub async fn template(actor: &Actor<'_>) -> Result<OpOutcome, AppError> {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Ok(outcome(actor, env, Operation::Template, format!("CT {vmid} is now a template")))
+            Ok(outcome(actor, &env, Operation::Template, format!("CT {vmid} is now a template")))
         })
     })
     .await
@@ -839,7 +904,7 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
         "newid": req.newid, "hostname": req.hostname, "full": req.full,
         "storage": req.storage, "snapshot": req.snapshot,
     });
-    guarded(actor, Operation::Clone, detail, |env| {
+    guarded(actor, Operation::Clone, detail, move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
             env.rights.require(&vm_path(vmid), &["VM.Clone"]).await?;
@@ -854,7 +919,9 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
                 )),
                 other => op_error(other, vmid),
             })?;
-            env.rights.require(&vm_path(newid), &["VM.Allocate"]).await?;
+            env.rights
+                .require(&vm_path(newid), &["VM.Allocate"])
+                .await?;
             let config = env
                 .client
                 .lxc_config_get(&env.node, vmid, true)
@@ -894,7 +961,7 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
                 .lxc_clone(&env.node, vmid, &params)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client, &env.node, &upid, vmid).await?;
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
             let hostname = req
                 .hostname
                 .clone()
@@ -902,7 +969,7 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
                 .unwrap_or_else(|| format!("CT{newid}"));
             let mut out = outcome(
                 actor,
-                env,
+                &env,
                 Operation::Clone,
                 format!("cloned CT {vmid} as CT {newid} ({hostname})"),
             );
@@ -919,7 +986,7 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
                     status: record.status,
                     spec_json: record.spec_json.clone(),
                     root_password_sealed: record.root_password_sealed.clone(),
-                    created_by: env.username.to_owned(),
+                    created_by: env.username.clone(),
                 };
                 match actor.state.store.create_container(&new).await {
                     Ok(id) => out.new_id = Some(id),
@@ -991,7 +1058,11 @@ mod tests {
             },
         ];
         let t = snapshot_tree(&list, true);
-        let order: Vec<(&str, usize)> = t.snapshots.iter().map(|s| (s.name.as_str(), s.depth)).collect();
+        let order: Vec<(&str, usize)> = t
+            .snapshots
+            .iter()
+            .map(|s| (s.name.as_str(), s.depth))
+            .collect();
         assert_eq!(order, [("a", 0), ("b", 1), ("c", 2), ("x", 1)]);
         assert_eq!(t.snapshots[1].newer, ["c"]);
         assert!(t.snapshots[3].ancestor_of_current && !t.snapshots[1].ancestor_of_current);
@@ -1003,7 +1074,13 @@ mod tests {
         let p: Vec<&str> = p.into_iter().collect();
         assert_eq!(
             p,
-            ["VM.Config.CPU", "VM.Config.Disk", "VM.Config.Memory", "VM.Config.Network", "VM.Config.Options"]
+            [
+                "VM.Config.CPU",
+                "VM.Config.Disk",
+                "VM.Config.Memory",
+                "VM.Config.Network",
+                "VM.Config.Options"
+            ]
         );
     }
 }

@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use ctforge_pve::types::{IpConfig, LxcConfig, LxcConfigUpdate, MountPoint, NetConfig, PendingEntry};
+use ctforge_pve::types::{
+    IpConfig, LxcConfig, LxcConfigUpdate, MountPoint, NetConfig, PendingEntry,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -268,7 +270,11 @@ impl ConfigEdit {
             }
         }
         if let Some(tags) = &self.tags {
-            let tags: Vec<&str> = tags.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).collect();
+            let tags: Vec<&str> = tags
+                .iter()
+                .map(|t| t.trim())
+                .filter(|t| !t.is_empty())
+                .collect();
             if let Some(bad) = tags.iter().find(|t| !valid_tag(t)) {
                 field(
                     &mut fields,
@@ -287,7 +293,11 @@ impl ConfigEdit {
             ("searchdomain", &self.searchdomain),
         ] {
             if let Some(v) = value {
-                let v = if key == "description" { v.as_str() } else { v.trim() };
+                let v = if key == "description" {
+                    v.as_str()
+                } else {
+                    v.trim()
+                };
                 if v.is_empty() {
                     deletes.push(key.into());
                 } else if key != "description" && v.chars().any(|c| c.is_control()) {
@@ -300,7 +310,11 @@ impl ConfigEdit {
         for (idx, edit) in &self.net {
             let key = format!("net{idx}");
             if *idx > MAX_NET {
-                field(&mut fields, &key, format!("network interfaces go up to net{MAX_NET}"));
+                field(
+                    &mut fields,
+                    &key,
+                    format!("network interfaces go up to net{MAX_NET}"),
+                );
                 continue;
             }
             if edit.remove {
@@ -317,7 +331,11 @@ impl ConfigEdit {
         for (idx, edit) in &self.mp {
             let key = format!("mp{idx}");
             if *idx > MAX_MP {
-                field(&mut fields, &key, format!("mount points go up to mp{MAX_MP}"));
+                field(
+                    &mut fields,
+                    &key,
+                    format!("mount points go up to mp{MAX_MP}"),
+                );
                 continue;
             }
             if edit.remove {
@@ -392,14 +410,20 @@ fn merge_net(idx: u8, current: Option<&NetConfig>, edit: &NetEdit) -> Result<Net
     if let Some(name) = &edit.name {
         let ok = !name.is_empty()
             && name.len() <= 15
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !ok {
             return Err(format!("interface name {name:?} is not valid"));
         }
         net.name = name.clone();
     }
     if let Some(bridge) = &edit.bridge {
-        if bridge.is_empty() || !bridge.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        if bridge.is_empty()
+            || !bridge
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
             return Err(format!("bridge {bridge:?} is not valid"));
         }
         net.bridge = Some(bridge.clone());
@@ -453,7 +477,10 @@ enum Volume {
     Bind,
 }
 
-fn merge_mount(current: Option<&MountPoint>, edit: &MountEdit) -> Result<(MountPoint, Volume), String> {
+fn merge_mount(
+    current: Option<&MountPoint>,
+    edit: &MountEdit,
+) -> Result<(MountPoint, Volume), String> {
     let (mut mp, kind) = match (current, &edit.storage, &edit.host_path) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
             return Err(
@@ -495,7 +522,9 @@ fn merge_mount(current: Option<&MountPoint>, edit: &MountEdit) -> Result<(MountP
     };
     if let Some(path) = &edit.path {
         if !path.starts_with('/') || path == "/" || path.contains(',') || path.contains("..") {
-            return Err(format!("path {path:?} must be an absolute path other than /"));
+            return Err(format!(
+                "path {path:?} must be an absolute path other than /"
+            ));
         }
         mp.mp = path.clone();
     }
@@ -550,7 +579,10 @@ mod tests {
         assert_eq!(keys, ["cores", "net0"]);
         let net0 = plan.changes[1].new.clone().unwrap_or_default();
         assert!(net0.contains("hwaddr=BC:24:11:00:00:01"), "{net0}");
-        assert!(net0.contains("tag=20") && net0.contains("gw=192.0.2.1"), "{net0}");
+        assert!(
+            net0.contains("tag=20") && net0.contains("gw=192.0.2.1"),
+            "{net0}"
+        );
     }
 
     #[test]
@@ -566,7 +598,13 @@ mod tests {
                     ..NetEdit::default()
                 },
             )]),
-            mp: BTreeMap::from([(0, MountEdit { storage: Some("local-lvm".into()), ..MountEdit::default() })]),
+            mp: BTreeMap::from([(
+                0,
+                MountEdit {
+                    storage: Some("local-lvm".into()),
+                    ..MountEdit::default()
+                },
+            )]),
             ..ConfigEdit::default()
         };
         let Err(AppError::Invalid { fields, .. }) = edit.plan(&c, &v) else {

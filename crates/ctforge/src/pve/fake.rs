@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ctforge_pve::types::{
-    AplInfo, CloneParams, ClusterResource, PendingEntry, ConsolidationFn, DeleteOptions, Domain, LxcConfig, LxcConfigUpdate,
-    LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus, Pool,
-    ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog, TaskStatus, Timeframe,
-    Upid, Version,
+    AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
+    LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
+    PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
+    TaskStatus, Timeframe, Upid, Version,
 };
 use ctforge_pve::{Permissions, PveApi, PveError, Result};
 

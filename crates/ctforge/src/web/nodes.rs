@@ -120,8 +120,7 @@ pub async fn show(
         .filter(|r| r.status == crate::status::ContainerStatus::Running)
         .map(|r| r.vmid)
         .collect();
-    let pending =
-        crate::containers::daytwo::pending_keys(client.as_ref(), &name, &running).await;
+    let pending = crate::containers::daytwo::pending_keys(client.as_ref(), &name, &running).await;
     let cluster_q =
         serde_urlencoded::to_string([("cluster", cluster.name.as_str())]).unwrap_or_default();
     let path_name: String = url_segment(&name);

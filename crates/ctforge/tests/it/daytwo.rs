@@ -48,7 +48,10 @@ path = "/vms/200"
 
 async fn setup() -> (SimHandle, common::TestApp) {
     ctforge::install_crypto_provider();
-    let sim = common::sim(&scenario(), |c| c.with_nodes(2).with_timings(Timings::instant())).await;
+    let sim = common::sim(&scenario(), |c| {
+        c.with_nodes(2).with_timings(Timings::instant())
+    })
+    .await;
     let cluster = common::sim_cluster(&sim);
     let app = common::spawn_app_with("sqlite", move |config| {
         config.clusters = vec![cluster];
@@ -99,7 +102,14 @@ use reqwest::Method;
 async fn config_edit_shows_the_diff_applies_it_and_names_what_waits_for_a_restart() {
     let (sim, app) = setup().await;
     let s = root(&app, &sim).await;
-    let (st, cfg) = call(&app, &s, Method::GET, "/api/v1/containers/sim:200/config", None).await;
+    let (st, cfg) = call(
+        &app,
+        &s,
+        Method::GET,
+        "/api/v1/containers/sim:200/config",
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{cfg}");
     assert_eq!(cfg["running"], true);
     let old_net0 = cfg["values"]["net0"].as_str().unwrap().to_owned();
@@ -133,16 +143,33 @@ async fn config_edit_shows_the_diff_applies_it_and_names_what_waits_for_a_restar
     let net0 = &preview["changes"][2];
     assert_eq!(net0["current"], old_net0.as_str());
     let new_net0 = net0["new"].as_str().unwrap();
-    assert!(new_net0.contains(&hwaddr), "the MAC address is kept: {new_net0}");
+    assert!(
+        new_net0.contains(&hwaddr),
+        "the MAC address is kept: {new_net0}"
+    );
     assert!(new_net0.contains("tag=20") && new_net0.contains("ip=192.0.2.10/24"));
 
     // Nothing applied by the preview.
-    let (_, again) = call(&app, &s, Method::GET, "/api/v1/containers/sim:200/config", None).await;
+    let (_, again) = call(
+        &app,
+        &s,
+        Method::GET,
+        "/api/v1/containers/sim:200/config",
+        None,
+    )
+    .await;
     assert_eq!(again["values"]["memory"], cfg["values"]["memory"]);
 
     let mut apply = edit.clone();
     apply["digest"] = preview["digest"].clone();
-    let (st, out) = call(&app, &s, Method::PUT, "/api/v1/containers/sim:200/config", Some(apply)).await;
+    let (st, out) = call(
+        &app,
+        &s,
+        Method::PUT,
+        "/api/v1/containers/sim:200/config",
+        Some(apply),
+    )
+    .await;
     assert_eq!(st, 200, "{out}");
     // Memory and the interface change live; the DNS server waits for the next start, as in
     // Proxmox.
@@ -153,7 +180,12 @@ async fn config_edit_shows_the_diff_applies_it_and_names_what_waits_for_a_restar
         .map(|p| p["key"].as_str().unwrap())
         .collect();
     assert_eq!(pending, ["nameserver"], "{out}");
-    assert!(out["message"].as_str().unwrap().contains("pending until restart: nameserver"));
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("pending until restart: nameserver")
+    );
 
     let (_, detail) = call(&app, &s, Method::GET, "/api/v1/containers/sim:200", None).await;
     assert_eq!(detail["maxmem"], 1536 * 1024 * 1024, "{detail}");
@@ -168,7 +200,12 @@ async fn config_edit_shows_the_diff_applies_it_and_names_what_waits_for_a_restar
     )
     .await;
     assert_eq!(st, 409, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("detected modified configuration"));
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("detected modified configuration")
+    );
 
     // Invalid fields are named, nothing sent.
     let (st, err) = call(
@@ -182,8 +219,14 @@ async fn config_edit_shows_the_diff_applies_it_and_names_what_waits_for_a_restar
     assert_eq!(st, 422, "{err}");
 
     let actions = audit(&app).await;
-    assert!(actions.contains(&("ct.config".into(), "ok".into())), "{actions:?}");
-    assert!(actions.contains(&("ct.config".into(), "refused".into())), "{actions:?}");
+    assert!(
+        actions.contains(&("ct.config".into(), "ok".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("ct.config".into(), "refused".into())),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +242,10 @@ async fn each_operation_asks_for_proxmox_privileges_on_the_guest() {
     )
     .await;
     assert_eq!(st, 403, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("VM.Config.Memory"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("VM.Config.Memory"),
+        "{err}"
+    );
     let (st, err) = call(
         &app,
         &viewer,
@@ -209,7 +255,10 @@ async fn each_operation_asks_for_proxmox_privileges_on_the_guest() {
     )
     .await;
     assert_eq!(st, 403, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("VM.Snapshot"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("VM.Snapshot"),
+        "{err}"
+    );
     let (st, _) = call(
         &app,
         &viewer,
@@ -220,7 +269,14 @@ async fn each_operation_asks_for_proxmox_privileges_on_the_guest() {
     .await;
     assert_eq!(st, 403);
     // Reading the snapshots is VM.Audit, which the viewer has.
-    let (st, _) = call(&app, &viewer, Method::GET, "/api/v1/containers/sim:200/snapshots", None).await;
+    let (st, _) = call(
+        &app,
+        &viewer,
+        Method::GET,
+        "/api/v1/containers/sim:200/snapshots",
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
 
     let admin = common::api_login(&app.client, &app.address, "vmadmin", PW, "pve").await;
@@ -246,27 +302,70 @@ async fn each_operation_asks_for_proxmox_privileges_on_the_guest() {
     assert!(err["error"].as_str().unwrap().contains("/vms/300"), "{err}");
     let _ = root(&app, &sim).await;
     let actions = audit(&app).await;
-    assert!(actions.contains(&("ct.config".into(), "denied".into())), "{actions:?}");
-    assert!(actions.contains(&("ct.snapshot".into(), "ok".into())), "{actions:?}");
-    assert!(actions.contains(&("ct.clone".into(), "denied".into())), "{actions:?}");
+    assert!(
+        actions.contains(&("ct.config".into(), "denied".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("ct.snapshot".into(), "ok".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("ct.clone".into(), "denied".into())),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
 async fn operations_wait_for_the_containers_lock() {
     let (sim, app) = setup().await;
     let s = root(&app, &sim).await;
-    assert!(app.state.locks.try_lock("ct:sim:200", "someone", 60_000).await.unwrap());
+    assert!(
+        app.state
+            .locks
+            .try_lock("ct:sim:200", "someone", 60_000)
+            .await
+            .unwrap()
+    );
     for (method, path, body) in [
-        (Method::PUT, "/api/v1/containers/sim:200/config", json!({"memory": 1024})),
-        (Method::POST, "/api/v1/containers/sim:200/snapshots", json!({"name": "s1"})),
-        (Method::POST, "/api/v1/containers/sim:200/resize", json!({"disk": "rootfs", "size": "+1G"})),
-        (Method::POST, "/api/v1/containers/sim:200/clone", json!({"newid": 310})),
+        (
+            Method::PUT,
+            "/api/v1/containers/sim:200/config",
+            json!({"memory": 1024}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/containers/sim:200/snapshots",
+            json!({"name": "s1"}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/containers/sim:200/resize",
+            json!({"disk": "rootfs", "size": "+1G"}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/containers/sim:200/clone",
+            json!({"newid": 310}),
+        ),
     ] {
         let (st, err) = call(&app, &s, method, path, Some(body)).await;
         assert_eq!(st, 409, "{path}: {err}");
-        assert!(err["error"].as_str().unwrap().contains("another action is running"), "{err}");
+        assert!(
+            err["error"]
+                .as_str()
+                .unwrap()
+                .contains("another action is running"),
+            "{err}"
+        );
     }
-    assert!(app.state.locks.unlock("ct:sim:200", "someone").await.unwrap());
+    assert!(
+        app.state
+            .locks
+            .unlock("ct:sim:200", "someone")
+            .await
+            .unwrap()
+    );
     let (st, out) = call(
         &app,
         &s,
@@ -292,9 +391,19 @@ async fn snapshots_form_a_tree_and_roll_back() {
         )
         .await;
         assert_eq!(st, 200, "{out}");
-        assert!(out["upid"].as_str().unwrap().contains(":vzsnapshot:200:"), "{out}");
+        assert!(
+            out["upid"].as_str().unwrap().contains(":vzsnapshot:200:"),
+            "{out}"
+        );
     }
-    let (st, list) = call(&app, &s, Method::GET, "/api/v1/containers/sim:200/snapshots", None).await;
+    let (st, list) = call(
+        &app,
+        &s,
+        Method::GET,
+        "/api/v1/containers/sim:200/snapshots",
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(list["current_parent"], "s2");
     assert_eq!(list["snapshots"][0]["name"], "s1");
@@ -311,7 +420,12 @@ async fn snapshots_form_a_tree_and_roll_back() {
     )
     .await;
     assert_eq!(st, 409, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("snapshot name 's1' already used"));
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("snapshot name 's1' already used")
+    );
 
     let (st, out) = call(
         &app,
@@ -322,15 +436,39 @@ async fn snapshots_form_a_tree_and_roll_back() {
     )
     .await;
     assert_eq!(st, 200, "{out}");
-    let (_, list) = call(&app, &s, Method::GET, "/api/v1/containers/sim:200/snapshots", None).await;
+    let (_, list) = call(
+        &app,
+        &s,
+        Method::GET,
+        "/api/v1/containers/sim:200/snapshots",
+        None,
+    )
+    .await;
     assert_eq!(list["current_parent"], "s1");
-    let (st, out) = call(&app, &s, Method::DELETE, "/api/v1/containers/sim:200/snapshots/s2", None).await;
+    let (st, out) = call(
+        &app,
+        &s,
+        Method::DELETE,
+        "/api/v1/containers/sim:200/snapshots/s2",
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{out}");
-    let (_, list) = call(&app, &s, Method::GET, "/api/v1/containers/sim:200/snapshots", None).await;
+    let (_, list) = call(
+        &app,
+        &s,
+        Method::GET,
+        "/api/v1/containers/sim:200/snapshots",
+        None,
+    )
+    .await;
     assert_eq!(list["snapshots"].as_array().unwrap().len(), 1);
     let actions = audit(&app).await;
     for want in ["ct.snapshot", "ct.rollback", "ct.snapshot_delete"] {
-        assert!(actions.contains(&(want.into(), "ok".into())), "{want} in {actions:?}");
+        assert!(
+            actions.contains(&(want.into(), "ok".into())),
+            "{want} in {actions:?}"
+        );
     }
 }
 
@@ -338,7 +476,14 @@ async fn snapshots_form_a_tree_and_roll_back() {
 async fn resize_only_grows() {
     let (sim, app) = setup().await;
     let s = root(&app, &sim).await;
-    let (_, cfg) = call(&app, &s, Method::GET, "/api/v1/containers/sim:200/config", None).await;
+    let (_, cfg) = call(
+        &app,
+        &s,
+        Method::GET,
+        "/api/v1/containers/sim:200/config",
+        None,
+    )
+    .await;
     let before = cfg["values"]["rootfs"].as_str().unwrap().to_owned();
     let (st, out) = call(
         &app,
@@ -349,8 +494,18 @@ async fn resize_only_grows() {
     )
     .await;
     assert_eq!(st, 200, "{out}");
-    assert!(out["upid"].as_str().unwrap().contains(":resize:200:"), "{out}");
-    let (_, cfg) = call(&app, &s, Method::GET, "/api/v1/containers/sim:200/config", None).await;
+    assert!(
+        out["upid"].as_str().unwrap().contains(":resize:200:"),
+        "{out}"
+    );
+    let (_, cfg) = call(
+        &app,
+        &s,
+        Method::GET,
+        "/api/v1/containers/sim:200/config",
+        None,
+    )
+    .await;
     let after = cfg["values"]["rootfs"].as_str().unwrap();
     assert_ne!(before, after, "size changed");
     let (st, err) = call(
@@ -395,9 +550,21 @@ async fn clones_and_templates_follow_proxmox_rules() {
         .unwrap();
 
     // A running CT is cloned fully only from a snapshot.
-    let (st, err) = call(&app, &s, Method::POST, "/api/v1/containers/sim:200/clone", Some(json!({"newid": 300}))).await;
+    let (st, err) = call(
+        &app,
+        &s,
+        Method::POST,
+        "/api/v1/containers/sim:200/clone",
+        Some(json!({"newid": 300})),
+    )
+    .await;
     assert_eq!(st, 409, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("Cannot do full clones on a running container without snapshots"));
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot do full clones on a running container without snapshots")
+    );
 
     // A linked clone needs a template.
     let (st, err) = call(
@@ -409,7 +576,13 @@ async fn clones_and_templates_follow_proxmox_rules() {
     )
     .await;
     assert_eq!(st, 409, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("Linked clone feature"), "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("Linked clone feature"),
+        "{err}"
+    );
 
     let (st, out) = call(
         &app,
@@ -425,13 +598,39 @@ async fn clones_and_templates_follow_proxmox_rules() {
     let copy = app.state.store.get_container(new_id).await.unwrap();
     assert_eq!((copy.vmid, copy.hostname.as_str()), (302, "legacy-copy"));
 
-    let (st, out) = call(&app, &s, Method::POST, &format!("/api/v1/containers/{record}/template"), None).await;
+    let (st, out) = call(
+        &app,
+        &s,
+        Method::POST,
+        &format!("/api/v1/containers/{record}/template"),
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{out}");
-    let (_, cfg) = call(&app, &s, Method::GET, &format!("/api/v1/containers/{record}/config"), None).await;
+    let (_, cfg) = call(
+        &app,
+        &s,
+        Method::GET,
+        &format!("/api/v1/containers/{record}/config"),
+        None,
+    )
+    .await;
     assert_eq!(cfg["template"], true, "{cfg}");
-    let (st, err) = call(&app, &s, Method::POST, &format!("/api/v1/containers/{record}/template"), None).await;
+    let (st, err) = call(
+        &app,
+        &s,
+        Method::POST,
+        &format!("/api/v1/containers/{record}/template"),
+        None,
+    )
+    .await;
     assert_eq!(st, 409);
-    assert!(err["error"].as_str().unwrap().contains("you can't convert a template to a template"));
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("you can't convert a template to a template")
+    );
     let (st, out) = call(
         &app,
         &s,
@@ -441,8 +640,21 @@ async fn clones_and_templates_follow_proxmox_rules() {
     )
     .await;
     assert_eq!(st, 200, "{out}");
-    let (_, cfg) = call(&app, &s, Method::GET, "/api/v1/containers/sim:303/config", None).await;
-    assert!(cfg["values"]["rootfs"].as_str().unwrap().contains("base-202-disk-0/"), "{cfg}");
+    let (_, cfg) = call(
+        &app,
+        &s,
+        Method::GET,
+        "/api/v1/containers/sim:303/config",
+        None,
+    )
+    .await;
+    assert!(
+        cfg["values"]["rootfs"]
+            .as_str()
+            .unwrap()
+            .contains("base-202-disk-0/"),
+        "{cfg}"
+    );
     let actions = audit(&app).await;
     assert!(actions.contains(&("ct.clone".into(), "ok".into())));
     assert!(actions.contains(&("ct.template".into(), "ok".into())));

@@ -23,7 +23,10 @@ async fn sh(channel: &PctChannel, cmd: &str) -> (u32, String) {
 }
 
 async fn call(p: &common::lxc::Provisioned, path: &str, body: Value) -> (u16, Value) {
-    let r = p.session.post(&p.app.client, &p.app.address, path, body).await;
+    let r = p
+        .session
+        .post(&p.app.client, &p.app.address, path, body)
+        .await;
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -33,7 +36,8 @@ async fn snapshot_change_rollback_restores_the_files_on_lxc() {
     if common::lxc::unavailable("snapshot_change_rollback_restores_the_files_on_lxc") {
         return;
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lxc-templates");
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lxc-templates");
     let body = json!({ "hostname": "snap-real", "vmid": 4341, "password": "provision-me" });
     let (p, job) = common::lxc::provision_from(root, body, |_| {}).await;
     assert_eq!(job["state"], "succeeded", "{job}\n{}", p.events().await);
@@ -41,15 +45,35 @@ async fn snapshot_change_rollback_restores_the_files_on_lxc() {
     let ct = p.channel().await;
     assert_eq!(sh(&ct, "echo before > /root/marker.txt").await.0, 0);
 
-    let (st, out) = call(&p, &format!("/api/v1/containers/{id}/snapshots"), json!({"name": "before", "description": "real"})).await;
+    let (st, out) = call(
+        &p,
+        &format!("/api/v1/containers/{id}/snapshots"),
+        json!({"name": "before", "description": "real"}),
+    )
+    .await;
     assert_eq!(st, 200, "{out}");
-    let snapdir = p.dir.path().join("lxc").join("4341").join("snapshots").join("before");
+    let snapdir = p
+        .dir
+        .path()
+        .join("lxc")
+        .join("4341")
+        .join("snapshots")
+        .join("before");
     assert!(
-        snapdir.join("root/marker.txt").is_file() || p.dir.path().join("4341/snapshots/before/root/marker.txt").is_file(),
+        snapdir.join("root/marker.txt").is_file()
+            || p.dir
+                .path()
+                .join("4341/snapshots/before/root/marker.txt")
+                .is_file(),
         "the snapshot holds a copy of the root filesystem"
     );
 
-    assert_eq!(sh(&ct, "echo after > /root/marker.txt && touch /root/new-file").await.0, 0);
+    assert_eq!(
+        sh(&ct, "echo after > /root/marker.txt && touch /root/new-file")
+            .await
+            .0,
+        0
+    );
     assert_eq!(sh(&ct, "cat /root/marker.txt").await.1, "after\n");
 
     let (st, out) = call(
@@ -72,5 +96,9 @@ async fn snapshot_change_rollback_restores_the_files_on_lxc() {
     };
     assert_eq!((code, text.as_str()), (0, "before\n"), "the file is back");
     let ct = p.channel().await;
-    assert_ne!(sh(&ct, "test -e /root/new-file").await.0, 0, "the newer file is gone");
+    assert_ne!(
+        sh(&ct, "test -e /root/new-file").await.0,
+        0,
+        "the newer file is gone"
+    );
 }

@@ -6,8 +6,8 @@ mod browser;
 mod common;
 
 mod bulk_ui;
-mod daytwo_ui;
 mod dashboard_ui;
+mod daytwo_ui;
 mod failure_ui;
 mod progress_ui;
 mod security_ui;

@@ -99,7 +99,9 @@ fn lock_reason(view: &ConfigView) -> Option<String> {
 }
 
 fn net_of(values: &BTreeMap<String, String>, idx: u8) -> Option<NetConfig> {
-    values.get(&format!("net{idx}")).and_then(|v| v.parse().ok())
+    values
+        .get(&format!("net{idx}"))
+        .and_then(|v| v.parse().ok())
 }
 
 /// What the form shows for each field, from the current values.
@@ -109,7 +111,10 @@ fn shown(values: &BTreeMap<String, String>) -> Form {
     f.insert("cores".into(), get("cores", "1"));
     f.insert("memory".into(), get("memory", "512"));
     f.insert("swap".into(), get("swap", "512"));
-    f.insert("onboot".into(), if get("onboot", "0") == "1" { "1" } else { "0" }.into());
+    f.insert(
+        "onboot".into(),
+        if get("onboot", "0") == "1" { "1" } else { "0" }.into(),
+    );
     let startup = get("startup", "");
     for part in ["order", "up", "down"] {
         let v = startup
@@ -137,15 +142,25 @@ fn shown(values: &BTreeMap<String, String>) -> Form {
         f.insert(p("ip"), ip);
         f.insert(p("gw"), net.gw.clone().unwrap_or_default());
         f.insert(p("tag"), net.tag.map(|t| t.to_string()).unwrap_or_default());
-        f.insert(p("firewall"), if net.firewall == Some(true) { "1" } else { "0" }.into());
-        f.insert(p("rate"), net.rate.map(|r| r.to_string()).unwrap_or_default());
+        f.insert(
+            p("firewall"),
+            if net.firewall == Some(true) { "1" } else { "0" }.into(),
+        );
+        f.insert(
+            p("rate"),
+            net.rate.map(|r| r.to_string()).unwrap_or_default(),
+        );
         f.insert(p("mtu"), net.mtu.map(|m| m.to_string()).unwrap_or_default());
         f.insert(p("bridge"), net.bridge.clone().unwrap_or_default());
     }
     f
 }
 
-fn num<T: std::str::FromStr>(form: &Form, key: &str, errors: &mut Vec<(String, String)>) -> Option<T> {
+fn num<T: std::str::FromStr>(
+    form: &Form,
+    key: &str,
+    errors: &mut Vec<(String, String)>,
+) -> Option<T> {
     let v = form.get(key).map(|s| s.trim()).unwrap_or("");
     if v.is_empty() {
         return None;
@@ -185,7 +200,10 @@ fn edit_of(form: &Form, values: &BTreeMap<String, String>) -> Result<ConfigEdit,
     if changed("onboot") {
         e.onboot = Some(val("onboot") == "1");
     }
-    if ["startup_order", "startup_up", "startup_down"].iter().any(|k| changed(k)) {
+    if ["startup_order", "startup_up", "startup_down"]
+        .iter()
+        .any(|k| changed(k))
+    {
         e.startup = Some(Startup {
             order: num(form, "startup_order", &mut errors),
             up: num(form, "startup_up", &mut errors),
@@ -214,7 +232,13 @@ fn edit_of(form: &Form, values: &BTreeMap<String, String>) -> Result<ConfigEdit,
         let p = |k: &str| format!("net{idx}_{k}");
         let exists = net_of(values, idx).is_some();
         if exists && checked(form, &p("remove")) {
-            e.net.insert(idx, NetEdit { remove: true, ..NetEdit::default() });
+            e.net.insert(
+                idx,
+                NetEdit {
+                    remove: true,
+                    ..NetEdit::default()
+                },
+            );
             continue;
         }
         if !exists {
@@ -277,7 +301,8 @@ fn edit_of(form: &Form, values: &BTreeMap<String, String>) -> Result<ConfigEdit,
     }
     let mp_path = val("mpnew_path");
     if !mp_path.is_empty() {
-        let idx = (0..=crate::containers::edit::MAX_MP).find(|i| !values.contains_key(&format!("mp{i}")));
+        let idx =
+            (0..=crate::containers::edit::MAX_MP).find(|i| !values.contains_key(&format!("mp{i}")));
         let host = val("mpnew_host");
         let storage = val("mpnew_storage");
         if let Some(idx) = idx {
@@ -344,9 +369,18 @@ fn diff_table(changes: &[Change]) -> Markup {
     }
 }
 
-fn text_field(form: &Form, name: &str, label: &str, hint: Option<&str>, errors: &[(String, String)]) -> Markup {
+fn text_field(
+    form: &Form,
+    name: &str,
+    label: &str,
+    hint: Option<&str>,
+    errors: &[(String, String)],
+) -> Markup {
     let value = form.get(name).map(String::as_str).unwrap_or("");
-    let error = errors.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let error = errors
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str());
     ui::field(&ui::Field {
         value,
         hint,
@@ -440,7 +474,8 @@ fn edit_form(
 fn extra_forms(key: &str, view: &ConfigView, viewer: &Viewer) -> Markup {
     let locked = lock_reason(view);
     let disabled = |label: &str, why: Option<String>| -> Option<Markup> {
-        why.or_else(|| locked.clone()).map(|r| ui::disabled_button(label, &r))
+        why.or_else(|| locked.clone())
+            .map(|r| ui::disabled_button(label, &r))
     };
     html! {
         section.card {
@@ -556,7 +591,15 @@ pub async fn edit(
 ) -> Result<Response, AppError> {
     let target = resolve(&state, &id).await?;
     let flash = take_flash(&headers);
-    let page = edit_page(&state, &user, &target, None, &[], flash.as_ref().map(|f| &f.0)).await?;
+    let page = edit_page(
+        &state,
+        &user,
+        &target,
+        None,
+        &[],
+        flash.as_ref().map(|f| &f.0),
+    )
+    .await?;
     Ok(page_response(page, flash.map(|f| f.1)))
 }
 
@@ -594,7 +637,11 @@ pub async fn edit_submit(
                 let page = edit_page(&state, &user, &target, Some(&form), &fields, None).await?;
                 page.into_response()
             }
-            Err(e) => redirect_with(&format!("/containers/{key}/edit"), Tone::Err, &e.to_string()),
+            Err(e) => redirect_with(
+                &format!("/containers/{key}/edit"),
+                Tone::Err,
+                &e.to_string(),
+            ),
         });
     }
     let preview = match daytwo::preview(&state, &user, &target, &edit).await {
@@ -653,10 +700,25 @@ pub async fn resize_submit(
     let target = resolve(&state, &id).await?;
     let form = form_of(pairs);
     let remote = remote.ip().to_string();
-    let actor = Actor { state: &state, user: &user, remote: &remote, target: &target };
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
     let req = ResizeRequest {
-        disk: form.get("disk").cloned().unwrap_or_default().trim().to_owned(),
-        size: form.get("size").cloned().unwrap_or_default().trim().to_owned(),
+        disk: form
+            .get("disk")
+            .cloned()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        size: form
+            .get("size")
+            .cloned()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
     };
     let back = format!("/containers/{}/edit", target.url_id());
     Ok(match daytwo::resize(&actor, req).await {
@@ -676,20 +738,41 @@ pub async fn clone_submit(
     let target = resolve(&state, &id).await?;
     let form = form_of(pairs);
     let remote = remote.ip().to_string();
-    let actor = Actor { state: &state, user: &user, remote: &remote, target: &target };
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
     let back = format!("/containers/{}/edit", target.url_id());
-    let newid = match form.get("newid").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    let newid = match form
+        .get("newid")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         Some(n) => match n.parse::<u32>() {
             Ok(n) => Some(n),
-            Err(_) => return Ok(redirect_with(&back, Tone::Err, "the new VMID must be a number")),
+            Err(_) => {
+                return Ok(redirect_with(
+                    &back,
+                    Tone::Err,
+                    "the new VMID must be a number",
+                ));
+            }
         },
         None => None,
     };
     let req = CloneRequest {
         newid,
-        hostname: form.get("hostname").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        hostname: form
+            .get("hostname")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
         full: Some(!checked(&form, "linked")),
-        snapshot: form.get("snapshot").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        snapshot: form
+            .get("snapshot")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
         ..CloneRequest::default()
     };
     Ok(match daytwo::clone(&actor, req).await {
@@ -714,7 +797,12 @@ pub async fn template_submit(
 ) -> Result<Response, AppError> {
     let target = resolve(&state, &id).await?;
     let remote = remote.ip().to_string();
-    let actor = Actor { state: &state, user: &user, remote: &remote, target: &target };
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
     let back = format!("/containers/{}/edit", target.url_id());
     Ok(match daytwo::template(&actor).await {
         Ok(out) => redirect_with(&back, Tone::Ok, &out.message),
@@ -857,10 +945,20 @@ pub async fn snapshot_submit(
     let target = resolve(&state, &id).await?;
     let form = form_of(pairs);
     let remote = remote.ip().to_string();
-    let actor = Actor { state: &state, user: &user, remote: &remote, target: &target };
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
     let back = format!("/containers/{}/snapshots", target.url_id());
     let req = SnapshotRequest {
-        name: form.get("name").cloned().unwrap_or_default().trim().to_owned(),
+        name: form
+            .get("name")
+            .cloned()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
         description: form.get("description").cloned().filter(|d| !d.is_empty()),
     };
     Ok(match daytwo::snapshot(&actor, req).await {
@@ -878,12 +976,19 @@ pub async fn rollback_submit(
 ) -> Result<Response, AppError> {
     let target = resolve(&state, &id).await?;
     let remote = remote.ip().to_string();
-    let actor = Actor { state: &state, user: &user, remote: &remote, target: &target };
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
     let back = format!("/containers/{}/snapshots", target.url_id());
-    Ok(match daytwo::rollback(&actor, &name, RollbackRequest::default()).await {
-        Ok(out) => redirect_with(&back, Tone::Ok, &out.message),
-        Err(e) => redirect_with(&back, Tone::Err, &e.to_string()),
-    })
+    Ok(
+        match daytwo::rollback(&actor, &name, RollbackRequest::default()).await {
+            Ok(out) => redirect_with(&back, Tone::Ok, &out.message),
+            Err(e) => redirect_with(&back, Tone::Err, &e.to_string()),
+        },
+    )
 }
 
 /// `POST /containers/{id}/snapshots/{name}/delete` (form).
@@ -895,7 +1000,12 @@ pub async fn delete_snapshot_submit(
 ) -> Result<Response, AppError> {
     let target = resolve(&state, &id).await?;
     let remote = remote.ip().to_string();
-    let actor = Actor { state: &state, user: &user, remote: &remote, target: &target };
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
     let back = format!("/containers/{}/snapshots", target.url_id());
     Ok(match daytwo::delete_snapshot(&actor, &name).await {
         Ok(out) => redirect_with(&back, Tone::Ok, &out.message),

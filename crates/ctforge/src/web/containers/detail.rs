@@ -345,8 +345,14 @@ async fn render(
     let extras = if gone {
         html! {}
     } else {
-        super::daytwo::head_extras(state, user, target, &node, power == ContainerStatus::Running)
-            .await
+        super::daytwo::head_extras(
+            state,
+            user,
+            target,
+            &node,
+            power == ContainerStatus::Running,
+        )
+        .await
     };
     Ok(html! {
         (ui::breadcrumbs(&[("/", "Containers"), ("", &crumb)]))
