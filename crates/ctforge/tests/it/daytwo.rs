@@ -216,7 +216,7 @@ async fn config_edit_shows_the_diff_applies_it_and_names_what_waits_for_a_restar
         Some(json!({"memory": 4, "net": {"1": {"ip": "dhcp", "gw": "192.0.2.1"}}})),
     )
     .await;
-    assert_eq!(st, 422, "{err}");
+    assert_eq!(st, 400, "{err}");
 
     let actions = audit(&app).await;
     assert!(
@@ -526,7 +526,7 @@ async fn resize_only_grows() {
         Some(json!({"disk": "rootfs", "size": "-1G"})),
     )
     .await;
-    assert_eq!(st, 422);
+    assert_eq!(st, 400);
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! `/api/v1/containers/{id}/…` day-two operations ([`crate::containers::daytwo`]): each
 //! answers once Proxmox is done (the task followed to its end, its log in `task_log`), 403
 //! with the privilege that is missing, 409 when the container's lock is held or Proxmox
-//! refuses in the guest's state (with Proxmox's text), 422 naming invalid fields.
+//! refuses in the guest's state (with Proxmox's text), 400 naming invalid fields.
 //!
 //! - `GET …/config`: every key with its effective value, the digest, Proxmox's `lock`, and
 //!   what waits for the next start (`pending`)
