@@ -168,7 +168,7 @@ pub fn pending_changes(entries: &[PendingEntry]) -> Vec<PendingChange> {
 pub fn effective_values(entries: &[PendingEntry]) -> BTreeMap<String, String> {
     entries
         .iter()
-        .filter(|e| !e.delete.is_some_and(|d| d > 0))
+        .filter(|e| e.delete.is_none_or(|d| d == 0))
         .filter_map(|e| {
             e.pending
                 .clone()
@@ -457,7 +457,7 @@ fn merge_net(idx: u8, current: Option<&NetConfig>, edit: &NetEdit) -> Result<Net
         net.firewall = Some(f);
     }
     match edit.rate {
-        Some(r) if r == 0.0 => net.rate = None,
+        Some(0.0) => net.rate = None,
         Some(r) if r.is_finite() && r > 0.0 => net.rate = Some(r),
         Some(_) => return Err("rate must be a positive number of MB/s".into()),
         None => {}
