@@ -17,6 +17,7 @@ pub mod bulk;
 pub mod credentials;
 pub mod daytwo;
 pub mod edit;
+pub mod journal;
 pub mod lifecycle;
 pub mod listing;
 pub mod monitor;

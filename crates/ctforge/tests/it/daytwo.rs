@@ -659,3 +659,41 @@ async fn clones_and_templates_follow_proxmox_rules() {
     assert!(actions.contains(&("ct.clone".into(), "ok".into())));
     assert!(actions.contains(&("ct.template".into(), "ok".into())));
 }
+
+#[tokio::test]
+async fn the_boot_log_streams_over_the_pct_channel() {
+    let (sim, app) = setup().await;
+    let s = root(&app, &sim).await;
+    let r = app
+        .client
+        .get(format!("{}/api/v1/containers/sim:200/journal", app.address))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // The memory backend has no journal and no syslog: the view ends at once and says so.
+    let body = tokio::time::timeout(std::time::Duration::from_secs(20), r.text())
+        .await
+        .expect("the view ends")
+        .unwrap();
+    assert!(body.contains("event: end"), "{body}");
+    assert!(body.contains("the log view ended"), "{body}");
+
+    // Reading the guest's log needs console access, which the viewer role lacks on other CTs.
+    let viewer = common::api_login(&app.client, &app.address, "viewer", PW, "pve").await;
+    let r = app
+        .client
+        .get(format!("{}/api/v1/containers/sim:202/journal", app.address))
+        .header("cookie", &viewer.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

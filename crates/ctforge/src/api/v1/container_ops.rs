@@ -14,11 +14,17 @@
 //!   `{"start": false}`, `DELETE …/snapshots/{name}`
 //! - `POST …/clone` with `{"newid": 120, "hostname": "web-2", "full": true}`
 //! - `POST …/template` (a stopped CT without snapshots)
+//! - `GET …/journal`: the guest's boot log, live, as Server-Sent Events (`line` events with
+//!   `{"stream", "line"}`; an `end` event when the view ends; VM.Console needed)
 
 use std::net::SocketAddr;
 
+use std::convert::Infallible;
+
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 
 use crate::auth::CurrentUser;
 use crate::containers::daytwo::{
@@ -26,9 +32,10 @@ use crate::containers::daytwo::{
     RollbackRequest, SnapshotList, SnapshotRequest,
 };
 use crate::containers::edit::ConfigEdit;
+use crate::containers::journal::{self, JournalLine};
 use crate::containers::resolve;
 use crate::error::AppError;
-use crate::routes::{Doc, Routes};
+use crate::routes::{Answer, Doc, Routes, schema};
 use crate::state::AppState;
 
 /// The day-two routes.
@@ -80,6 +87,37 @@ pub fn routes(r: Routes) -> Routes {
         outcome().body::<CloneRequest>(),
     )
     .post("/api/v1/containers/{id}/template", template, outcome())
+    .get(
+        "/api/v1/containers/{id}/journal",
+        journal_events,
+        Doc::answer(Answer::Events {
+            event: schema::<JournalLine>,
+            json: None,
+        }),
+    )
+}
+
+/// `GET …/journal`: the guest's boot log as Server-Sent Events.
+pub async fn journal_events(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let target = resolve(&state, &id).await?;
+    let rx = journal::follow(&state, &user, &target).await?;
+    let open = crate::metrics::SseConnection::open("container_journal");
+    let stream = futures_util::stream::unfold((rx, open), |(mut rx, open)| async move {
+        let line = rx.recv().await?;
+        let name = if line.stream == "end" { "end" } else { "line" };
+        let event = Event::default()
+            .event(name)
+            .json_data(&line)
+            .unwrap_or_else(|_| Event::default().event(name).data(line.line.clone()));
+        Some((Ok::<_, Infallible>(event), (rx, open)))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// `GET …/config`.

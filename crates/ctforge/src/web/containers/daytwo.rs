@@ -84,6 +84,7 @@ pub fn links(target: &Target, node: &str) -> Markup {
         div.row.actions {
             a.btn href={ "/containers/" (key) "/edit" } { "Edit" }
             a.btn href={ "/containers/" (key) "/snapshots" } { "Snapshots" }
+            a.btn href={ "/containers/" (key) "/journal" } { "Boot log" }
             a.btn href=(console_url(&target.cluster.url, target.vmid, node)) target="_blank" rel="noopener noreferrer" {
                 "Console" span.sr-only { " (opens Proxmox in a new tab)" }
             }
@@ -1011,4 +1012,33 @@ pub async fn delete_snapshot_submit(
         Ok(out) => redirect_with(&back, Tone::Ok, &out.message),
         Err(e) => redirect_with(&back, Tone::Err, &e.to_string()),
     })
+}
+
+/// `GET /containers/{id}/journal`: the guest's boot log, live and read-only (the page's
+/// script follows `GET /api/v1/containers/{id}/journal`).
+pub async fn journal(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let target = resolve(&state, &id).await?;
+    crate::authz::read(&state, &user, &target.cluster, target.vmid).await?;
+    let key = target.url_id();
+    let crumb = format!("{} (CT {})", target.display_name(), target.vmid);
+    let ct_href = format!("/containers/{key}");
+    let page = ui::layout(
+        &format!("Boot log of {crumb}"),
+        "/",
+        &viewer(&user),
+        html! {
+            (ui::breadcrumbs(&[("/", "Containers"), (&ct_href, &crumb), ("", "Boot log")]))
+            h1 { "Boot log of " (crumb) }
+            p.muted { "Read-only: the guest's journal since boot (the syslog where it has none), followed live for five minutes. Needs console access (VM.Console)." }
+            section.card.journal data-journal-src={ "/api/v1/containers/" (key) "/journal" } {
+                p role="status" data-journal-status { "Following…" }
+                pre.mono tabindex="0" aria-label="Boot log" {}
+            }
+        },
+    );
+    Ok(page.into_response())
 }
