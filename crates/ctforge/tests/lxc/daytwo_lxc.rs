@@ -101,4 +101,25 @@ async fn snapshot_change_rollback_restores_the_files_on_lxc() {
         0,
         "the newer file is gone"
     );
+
+    // The boot log of the real guest, live over the pct channel.
+    let mut r = p
+        .app
+        .client
+        .get(format!("{}/api/v1/containers/{id}/journal", p.app.address))
+        .header("cookie", &p.session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !body.contains("event: line") && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), r.chunk()).await {
+            Ok(Ok(Some(chunk))) => body.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    assert!(body.contains("event: line"), "boot log lines: {body}");
 }
