@@ -90,6 +90,29 @@ fn full_create() -> LxcCreateParams {
         .storage("local-lvm")
 }
 
+/// What the day-two edit sends: every field of the Edit form at once.
+fn day_two_update() -> LxcConfigUpdate {
+    LxcConfigUpdate::new()
+        .cores(2)
+        .memory(1536)
+        .swap(0)
+        .onboot(true)
+        .set("startup", "order=3,up=30,down=60")
+        .tags(&["web", "prod"])
+        .description("front end")
+        .nameserver("192.0.2.53 9.9.9.9")
+        .searchdomain("lab.example")
+        .net(
+            0,
+            &"name=eth0,bridge=vmbr0,ip=192.0.2.10/24,gw=192.0.2.1,tag=20,firewall=1,rate=12.5,mtu=1400"
+                .parse()
+                .expect("net0"),
+        )
+        .net(1, &"name=eth1,bridge=vmbr1,ip=dhcp".parse().expect("net1"))
+        .mount(0, &"local-lvm:8,mp=/srv/data,backup=1".parse().expect("mp0"))
+        .mount(1, &"/mnt/media,mp=/media,ro=1".parse().expect("mp1"))
+}
+
 /// Every request the client can build, with all options exercised.
 fn all_requests() -> Vec<RequestSpec> {
     let u = upid();
@@ -163,6 +186,48 @@ fn all_requests() -> Vec<RequestSpec> {
         request::lxc_config_get("pve-01", 101, false),
         request::lxc_config_get("pve-01", 101, true),
         request::lxc_config_put("pve-01", 101, &update),
+        request::lxc_config_put("pve-01", 101, &day_two_update()),
+        request::lxc_pending("pve-01", 101),
+        request::lxc_resize("pve-01", 101, "rootfs", "+2G", None),
+        request::lxc_resize(
+            "pve-01",
+            101,
+            "mp3",
+            "40G",
+            Some("0123456789abcdef0123456789abcdef01234567"),
+        ),
+        request::lxc_clone(
+            "pve-01",
+            101,
+            &CloneParams {
+                newid: 150,
+                ..Default::default()
+            },
+        ),
+        request::lxc_clone(
+            "pve-01",
+            101,
+            &CloneParams {
+                newid: 151,
+                hostname: Some("web-clone".into()),
+                description: Some("clone of web".into()),
+                full: Some(true),
+                pool: Some("lab".into()),
+                snapname: Some("before-upgrade".into()),
+                storage: Some("local-lvm".into()),
+                target: Some("pve-02".into()),
+            },
+        ),
+        request::lxc_clone(
+            "pve-01",
+            9000,
+            &CloneParams {
+                newid: 152,
+                full: Some(false),
+                ..Default::default()
+            },
+        ),
+        request::lxc_template("pve-01", 101),
         request::lxc_status_current("pve-01", 101),
         request::lxc_start("pve-01", 101),
         request::lxc_stop("pve-01", 101),

@@ -107,6 +107,9 @@ pub enum CtCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Day-two operations: set, resize, snapshot, rollback, clone, template.
+    #[command(flatten)]
+    DayTwo(crate::ct_daytwo::DayTwoCommand),
     /// Delete a container (stops it first, purges it).
     Delete {
         /// Container.
@@ -334,6 +337,7 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         CtCommand::Create(args) => create(&api, *args).await,
+        CtCommand::DayTwo(command) => crate::ct_daytwo::run(&api, command).await,
         CtCommand::Retry {
             job,
             follow: and_follow,

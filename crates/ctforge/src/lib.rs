@@ -17,6 +17,7 @@ pub mod clusters;
 pub mod config;
 pub mod containers;
 pub mod ct_client;
+pub mod ct_daytwo;
 pub mod ct_progress;
 pub mod demo;
 pub mod error;

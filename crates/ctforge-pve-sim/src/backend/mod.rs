@@ -139,6 +139,9 @@ pub trait CtBackend: Send + Sync + 'static {
     fn rollback(&self, vmid: u32, name: &str) -> Result<(), String>;
     /// Delete a guest snapshot.
     fn delete_snapshot(&self, vmid: u32, name: &str) -> Result<(), String>;
+    /// Create guest `newid` as a copy of guest `vmid` (a clone): its files are copied, its
+    /// identity (hostname, network, config) comes from `spec`. Returns extra task log lines.
+    fn clone_guest(&self, vmid: u32, newid: u32, spec: &CreateSpec) -> Result<Vec<String>, String>;
     /// Replace the guest's service table (scripted backends; others ignore it).
     fn set_services(&self, vmid: u32, services: &[ServiceSpec]);
     /// Write a file without `pct push` semantics (scenario setup).

@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod daytwo;
 mod http;
 mod lxc_e2e;
 mod nodes;

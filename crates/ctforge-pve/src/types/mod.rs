@@ -16,7 +16,7 @@ pub mod upid;
 
 pub use cluster::{ClusterStatusEntry, MigrateParams};
 pub use models::*;
-pub use params::{DeleteOptions, LxcConfigUpdate, LxcCreateParams};
+pub use params::{CloneParams, DeleteOptions, LxcConfigUpdate, LxcCreateParams};
 pub use propstring::{
     DiskSize, Features, Ip6Config, IpConfig, KeyOrder, MountPoint, NetConfig, PropertyError,
     RootFs, VolumeOptions,

@@ -16,6 +16,9 @@
 pub mod bulk;
 pub mod config_manager;
 pub mod credentials;
+pub mod daytwo;
+pub mod edit;
+pub mod journal;
 pub mod lifecycle;
 pub mod listing;
 pub mod migrate;

@@ -188,6 +188,8 @@ pub trait ContainerStore: Send + Sync {
         container: &NewContainer,
         job: &NewJob,
     ) -> StoreResult<(i64, i64)>;
+    /// Creates a container record without a job (a clone of a managed container).
+    async fn create_container(&self, container: &NewContainer) -> StoreResult<i64>;
     /// One container.
     async fn get_container(&self, id: i64) -> StoreResult<Container>;
     /// One container by cluster and VMID.

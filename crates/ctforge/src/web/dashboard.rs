@@ -296,6 +296,7 @@ fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: 
                 (bulk::pick(row, select_all))
                 a.ct-name href={ "/containers/" (row.key) } { (row.hostname) }
                 (ui::status_badge(row.status.as_str()))
+                @if let Some(l) = &row.lock { (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))) }
             }
             dl.ct-facts {
                 dt { "VMID" } dd.mono { (row.vmid) }
@@ -347,7 +348,10 @@ fn table_view(
                             td { a href={ "/containers/" (row.key) } { (row.hostname) } }
                             td.mono { (row.vmid) }
                             td { a href=(node_href(row)) { (row.node) } }
-                            td { (ui::status_badge(row.status.as_str())) }
+                            td {
+                                (ui::status_badge(row.status.as_str()))
+                                @if let Some(l) = &row.lock { " " (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))) }
+                            }
                             td.mono { (row.ip.as_deref().unwrap_or("–")) }
                             td {
                                 @match &row.template {

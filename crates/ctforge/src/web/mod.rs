@@ -75,6 +75,47 @@ pub fn routes(r: Routes) -> Routes {
             containers::detail::refresh,
             page(),
         )
+        .get("/containers/{id}/edit", containers::daytwo::edit, page())
+        .post(
+            "/containers/{id}/edit",
+            containers::daytwo::edit_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/resize",
+            containers::daytwo::resize_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/clone",
+            containers::daytwo::clone_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/template",
+            containers::daytwo::template_submit,
+            page(),
+        )
+        .get(
+            "/containers/{id}/snapshots",
+            containers::daytwo::snapshots,
+            page(),
+        )
+        .post(
+            "/containers/{id}/snapshots",
+            containers::daytwo::snapshot_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/snapshots/{name}/rollback",
+            containers::daytwo::rollback_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/snapshots/{name}/delete",
+            containers::daytwo::delete_snapshot_submit,
+            page(),
+        )
         .get("/containers/new", wizard::show, page())
         .post("/containers/new", wizard::advance, page())
         .get("/jobs", jobs::list, page())

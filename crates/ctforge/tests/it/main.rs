@@ -16,6 +16,7 @@ mod containers;
 mod crash_resume;
 mod create;
 mod ct_cli;
+mod daytwo;
 mod git_templates;
 mod hardening;
 mod jobs;

@@ -7,6 +7,7 @@ mod common;
 
 mod bulk_ui;
 mod dashboard_ui;
+mod daytwo_ui;
 mod failure_ui;
 mod library_ui;
 mod presets_ui;

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod buckets;
 pub mod container_events;
+pub mod container_ops;
 pub mod containers;
 pub mod fleet;
 pub mod jobs;

@@ -353,6 +353,18 @@ async fn render(
         },
         None => None,
     };
+    let extras = if gone {
+        html! {}
+    } else {
+        super::daytwo::head_extras(
+            state,
+            user,
+            target,
+            &node,
+            power == ContainerStatus::Running,
+        )
+        .await
+    };
     Ok(html! {
         (ui::breadcrumbs(&[("/", "Containers"), ("", &crumb)]))
         (flash_markup(notice))
@@ -381,9 +393,9 @@ async fn render(
                     @if record.is_none() { (ui::badge(None, "unmanaged")) }
                 }
             }
-            div.row {
+            div {
                 (action_buttons(user, &viewer, &ctx, true))
-                @if unavailable.is_none() && !gone { a.btn href={ (base) "/migrate" } { "Migrate…" } }
+                (extras)
             }
         }
         @if let Some(panel) = failure { (panel) }

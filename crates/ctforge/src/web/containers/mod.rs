@@ -3,6 +3,7 @@
 //! message), and the pieces the dashboard shares (action buttons, flash messages).
 
 pub mod config_manager;
+pub mod daytwo;
 pub mod detail;
 pub mod migrate;
 
