@@ -19,8 +19,8 @@ use sqlx::sqlite::{
 use super::model::*;
 use super::{
     AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    KeyStore, LibraryStore, LockStore, NodeSshStore, NotificationStore, PresetStore, RoleStore, Store,
-    StoreError, StoreResult, TemplateStore,
+    KeyStore, LibraryStore, LockStore, NodeSshStore, NotificationStore, PresetStore, RoleStore,
+    Store, StoreError, StoreResult, TemplateStore,
 };
 use crate::clock::Clock;
 use crate::status::{JobState, RecordStatus};
