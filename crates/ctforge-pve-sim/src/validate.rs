@@ -644,6 +644,7 @@ pub const KNOWN_FORMATS: &[&str] = &[
     "pve-iface",
     "pve-task-status-type-list",
     "pve-tfa-secret",
+    "storage-pair-list",
 ];
 
 /// Check a value against a named PVE format; `Err` holds pve-common's text.
@@ -669,6 +670,19 @@ pub fn check_named_format(fmt: &str, v: &str) -> Result<(), String> {
             &format!("storage ID '{v}' contains illegal characters"),
         ),
         "pve-storage-id-list" => list(&|i| check_named_format("pve-storage-id", i)),
+        // pve-common's `verify_storagepair` → `parse_idmap(…, 'pve-storage-id')`: each entry
+        // is `1` (identity), a target storage, or `source:target`.
+        "storage-pair-list" => list(&|i| {
+            if i == "1" {
+                return Ok(());
+            }
+            for id in i.splitn(2, ':') {
+                if check_named_format("pve-storage-id", id).is_err() {
+                    return Err(format!("entry '{i}' contains invalid ID '{id}'"));
+                }
+            }
+            Ok(())
+        }),
         "pve-configid" => ok_if(
             rx(r"(?i)[a-z][a-z0-9_-]+", v),
             &format!("invalid configuration ID '{v}'"),

@@ -144,6 +144,9 @@ pub struct NetTransport {
 impl NetTransport {
     /// A transport whose attempts each get `timeout`.
     pub fn new(timeout: Duration) -> Result<Self, DeliveryError> {
+        // reqwest is built without a default provider: the process's one (ring) must exist
+        // before a client does, also where `build_state` runs outside the CLI (unit tests).
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
