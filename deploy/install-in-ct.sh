@@ -2,7 +2,12 @@
 # Sets ctforge up inside a new LXC container on a Proxmox VE host, like the community scripts:
 # run it on the host as root. Idempotent: an existing container with the same VMID is reused.
 #
-#   CTFORGE_BINARY=/path/to/ctforge deploy/install-in-ct.sh [VMID]
+#   CTFORGE_DEB=/path/to/ctforge_<version>_amd64.deb deploy/install-in-ct.sh [VMID]
+#
+# It installs ctforge's Debian package (`cargo deb -p ctforge`; default: the newest
+# target/debian/ctforge_*.deb of this checkout) in the CT: the package creates the `ctforge`
+# user, the hardened systemd units and /etc/ctforge/ctforge.toml (a conffile); the script sets
+# `listen` there if it is unset and starts the service the package enabled.
 #
 # Settings (environment): CT_HOSTNAME (ctforge), CT_STORAGE (local-lvm), CT_BRIDGE (vmbr0),
 # CT_TEMPLATE (a debian-12 vztmpl volume; the newest one on `local` by default),
@@ -12,8 +17,9 @@ set -euo pipefail
 die() { echo "error: $*" >&2; exit 1; }
 command -v pct >/dev/null || die "pct not found: run this on a Proxmox VE host"
 [ "$(id -u)" -eq 0 ] || die "run as root"
-BIN="${CTFORGE_BINARY:-$(command -v ctforge || true)}"
-[ -n "$BIN" ] && [ -x "$BIN" ] || die "set CTFORGE_BINARY to a built ctforge binary (cargo build --release)"
+SCRIPT_DIR="$(cd "$(dirname "$0")" && pwd)"
+DEB="${CTFORGE_DEB:-$(ls -t "$SCRIPT_DIR"/../target/debian/ctforge_*.deb 2>/dev/null | head -n1 || true)}"
+[ -n "$DEB" ] && [ -f "$DEB" ] || die "set CTFORGE_DEB to ctforge's Debian package (cargo install cargo-deb; cargo deb -p ctforge)"
 
 VMID="${1:-$(pvesh get /cluster/nextid)}"
 HOSTNAME="${CT_HOSTNAME:-ctforge}"
@@ -33,14 +39,16 @@ fi
 [ "$(pct status "$VMID" | awk '{print $2}')" = running ] || pct start "$VMID"
 for _ in $(seq 1 60); do pct exec "$VMID" -- true 2>/dev/null && break; sleep 1; done
 
-pct exec "$VMID" -- sh -c 'id ctforge >/dev/null 2>&1 || useradd --system --home /var/lib/ctforge --shell /usr/sbin/nologin ctforge'
-pct exec "$VMID" -- install -d -m 0750 /etc/ctforge
-pct push "$VMID" "$BIN" /usr/local/bin/ctforge --perms 0755
-SCRIPT_DIR="$(cd "$(dirname "$0")" && pwd)"
-pct push "$VMID" "$SCRIPT_DIR/ctforge.service" /etc/systemd/system/ctforge.service --perms 0644
-pct exec "$VMID" -- sh -c '[ -f /etc/ctforge/ctforge.toml ] || printf "listen = \"0.0.0.0:8080\"\n" > /etc/ctforge/ctforge.toml; chown -R root:ctforge /etc/ctforge; chmod 0640 /etc/ctforge/ctforge.toml'
-pct exec "$VMID" -- systemctl daemon-reload
-pct exec "$VMID" -- systemctl enable --now ctforge
+pct push "$VMID" "$DEB" /tmp/ctforge.deb --perms 0644
+# apt resolves the package's dependencies (all part of a Debian 12 CT already); an installed
+# ctforge is upgraded in place, keeping its data and edited configuration.
+pct exec "$VMID" -- env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+  -o Dpkg::Options::=--force-confold /tmp/ctforge.deb
+pct exec "$VMID" -- rm -f /tmp/ctforge.deb
+# Reachable from the network by default in a CT (the package's default is loopback only); a
+# listen line the admin wrote is kept. Top of the file: before any [table].
+pct exec "$VMID" -- sh -c 'grep -q "^listen *=" /etc/ctforge/ctforge.toml || sed -i "1i listen = \"0.0.0.0:8080\"" /etc/ctforge/ctforge.toml'
+pct exec "$VMID" -- systemctl enable ctforge
 pct exec "$VMID" -- systemctl restart ctforge
 
 IP=""

@@ -16,9 +16,11 @@ pub struct SimArgs {
     /// HTTP(S) listen address of the API.
     #[arg(long, default_value = "127.0.0.1:8006")]
     pub listen: SocketAddr,
-    /// SSH listen address for `pct exec/push/status`.
-    #[arg(long, default_value = "127.0.0.1:2222")]
-    pub ssh_listen: SocketAddr,
+    /// SSH listen address of the nodes' `pct` endpoints: one address (node 1; on 127.0.0.1
+    /// node N listens on 127.0.0.N with the same port, elsewhere on port + N - 1) or a comma
+    /// list with one address per node.
+    #[arg(long, default_value = "127.0.0.1:2222", value_delimiter = ',')]
+    pub ssh_listen: Vec<SocketAddr>,
     /// Disable the SSH endpoint.
     #[arg(long)]
     pub no_ssh: bool,
@@ -97,7 +99,12 @@ impl SimArgs {
             ssh_listen: if self.no_ssh {
                 None
             } else {
-                Some(self.ssh_listen)
+                self.ssh_listen.first().copied()
+            },
+            ssh_node_listen: if self.ssh_listen.len() > 1 {
+                self.ssh_listen.clone()
+            } else {
+                Vec::new()
             },
             tls: !self.plain_http,
             nodes: self.nodes,
@@ -141,6 +148,20 @@ pub fn cluster_toml(h: &crate::SimHandle) -> String {
     }
     s.push_str(&format!("ssh_password = {}\n", toml_str(&h.root_password)));
     s.push_str("default = true\n");
+    // A node whose endpoint is not at its `/cluster/status` address with the cluster's SSH
+    // port gets an override, so ctforge reaches every node.
+    let port = h.ssh_addr.map(|a| a.port());
+    for n in &h.ssh_nodes {
+        if Some(n.addr.port()) != port {
+            s.push_str("\n[[node_ssh]]\ncluster = \"sim\"\n");
+            s.push_str(&format!("node = {}\n", toml_str(&n.node)));
+            s.push_str(&format!(
+                "address = {}\n",
+                toml_str(&n.addr.ip().to_string())
+            ));
+            s.push_str(&format!("port = {}\n", n.addr.port()));
+        }
+    }
     s
 }
 
@@ -174,14 +195,17 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     println!(
         "  alice@pve:       alice (VM.Audit + VM.Console)   carol@pve: carol + TOTP JBSWY3DPEHPK3PXP"
     );
-    match handle.ssh_addr {
-        Some(a) => println!(
-            "  SSH:             root@{} port {} ({})",
-            a.ip(),
-            a.port(),
-            handle.ssh_host_key_fingerprint.clone().unwrap_or_default()
-        ),
-        None => println!("  SSH:             disabled"),
+    if handle.ssh_nodes.is_empty() {
+        println!("  SSH:             disabled");
+    }
+    for n in &handle.ssh_nodes {
+        println!(
+            "  SSH {:<12} root@{} port {} ({})",
+            format!("{}:", n.node),
+            n.addr.ip(),
+            n.addr.port(),
+            n.fingerprint
+        );
     }
     println!("  cluster config:  {}", toml_path.display());
     println!("Press Ctrl-C to stop.");

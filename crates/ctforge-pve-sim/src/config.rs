@@ -196,8 +196,12 @@ pub(crate) mod millis {
 pub struct SimConfig {
     /// HTTP(S) listen address; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// SSH listen address for `pct`; `None` disables SSH.
+    /// SSH listen address for `pct` of the first node; `None` disables SSH. The other nodes
+    /// listen on 127.0.0.N (same port) when this is 127.0.0.1, else on port + N - 1
+    /// (`crate::ssh::spawn_nodes`).
     pub ssh_listen: Option<SocketAddr>,
+    /// Explicit SSH addresses, one per node in order (overrides the rule above).
+    pub ssh_node_listen: Vec<SocketAddr>,
     /// Serve HTTPS with a self-signed certificate (true) or plain HTTP (false).
     pub tls: bool,
     /// Number of nodes (`pve1…pveN`) when the scenario does not name them.
@@ -229,6 +233,7 @@ impl Default for SimConfig {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8006)),
             ssh_listen: Some(SocketAddr::from(([127, 0, 0, 1], 2222))),
+            ssh_node_listen: Vec::new(),
             tls: true,
             nodes: 3,
             containers: 20,

@@ -24,6 +24,7 @@ pub mod hold;
 pub mod rrd;
 pub mod scenario;
 pub mod server;
+pub mod sftp;
 pub mod ssh;
 pub mod state;
 pub mod tasks;
@@ -85,6 +86,8 @@ pub struct SimHandle {
     pub ssh_addr: Option<SocketAddr>,
     /// SHA-256 fingerprint of the SSH host key (`SHA256:…` OpenSSH style), when enabled.
     pub ssh_host_key_fingerprint: Option<String>,
+    /// Every node's SSH endpoint, in node order (the first is `ssh_addr`).
+    pub ssh_nodes: Vec<ssh::NodeEndpoint>,
     state: SimState,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     joins: Vec<tokio::task::JoinHandle<()>>,
@@ -150,14 +153,20 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         shutdown_rx.clone(),
     )));
 
-    let mut ssh_addr = None;
-    let mut ssh_fp = None;
+    let mut ssh_nodes = Vec::new();
     if let Some(addr) = cfg.ssh_listen {
-        let (addr, fp, join) = ssh::spawn(state.clone(), addr, shutdown_rx.clone()).await?;
-        ssh_addr = Some(addr);
-        ssh_fp = Some(fp);
-        joins.push(join);
+        let (nodes, j) = ssh::spawn_nodes(
+            state.clone(),
+            addr,
+            &cfg.ssh_node_listen,
+            shutdown_rx.clone(),
+        )
+        .await?;
+        ssh_nodes = nodes;
+        joins.extend(j);
     }
+    let ssh_addr = ssh_nodes.first().map(|n| n.addr);
+    let ssh_fp = ssh_nodes.first().map(|n| n.fingerprint.clone());
     let creds = state.credentials();
     Ok(SimHandle {
         base_url,
@@ -170,6 +179,7 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         http_addr,
         ssh_addr,
         ssh_host_key_fingerprint: ssh_fp,
+        ssh_nodes,
         state,
         shutdown_tx,
         joins,

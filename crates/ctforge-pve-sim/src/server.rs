@@ -446,6 +446,7 @@ pub async fn handle(
         rel.to_string()
     };
 
+    state.count_call(&method, &rel);
     match apply_faults(state, &method, &rel).await {
         FaultAction::Drop => return Err(DropConnection),
         FaultAction::Error(e) => return Ok(error_response(&e)),

@@ -1,4 +1,8 @@
-//! SSH endpoint for the provisioning channel (russh server, ring crypto).
+//! SSH endpoints of the nodes (russh server, ring crypto): one per node, each with its own
+//! host key, serving `pct` for the guests that node holds — as a real cluster, where
+//! `pct exec` on a node that does not hold the guest fails. Every command line is logged per
+//! node ([`SimState::ssh_log`]). The `sftp` subsystem is served as by a node's OpenSSH
+//! (see [`crate::sftp`]).
 //!
 //! Login as `root` with the root password or a public key from the config or
 //! scenario. Each exec request runs one command line (parsed with shell
@@ -35,6 +39,7 @@ use crate::state::SimState;
 struct SshServer {
     state: SimState,
     keys: Arc<Vec<PublicKey>>,
+    node: Arc<str>,
 }
 
 impl russh::server::Server for SshServer {
@@ -43,7 +48,9 @@ impl russh::server::Server for SshServer {
         SshSession {
             state: self.state.clone(),
             keys: self.keys.clone(),
+            node: self.node.clone(),
             pending: HashMap::new(),
+            channels: HashMap::new(),
         }
     }
 }
@@ -56,7 +63,10 @@ struct PendingExec {
 struct SshSession {
     state: SimState,
     keys: Arc<Vec<PublicKey>>,
+    node: Arc<str>,
     pending: HashMap<ChannelId, PendingExec>,
+    /// Opened channels not yet claimed by a request (the sftp subsystem takes its channel).
+    channels: HashMap<ChannelId, Channel<Msg>>,
 }
 
 impl russh::server::Handler for SshSession {
@@ -106,11 +116,29 @@ impl russh::server::Handler for SshSession {
 
     async fn channel_open_session(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        self.channels.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        match (name, self.channels.remove(&channel)) {
+            ("sftp", Some(ch)) => {
+                self.state.log_ssh_command(&self.node, "subsystem sftp");
+                session.channel_success(channel)?;
+                crate::sftp::serve(ch, self.state.clone(), &self.node).await;
+            }
+            _ => session.channel_failure(channel)?,
+        }
         Ok(())
     }
 
@@ -121,7 +149,9 @@ impl russh::server::Handler for SshSession {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         session.channel_success(channel)?;
+        self.channels.remove(&channel);
         let line = String::from_utf8_lossy(data).into_owned();
+        self.state.log_ssh_command(&self.node, &line);
         let argv = match shell_words::split(&line) {
             Ok(a) => a,
             Err(_) => {
@@ -147,6 +177,7 @@ impl russh::server::Handler for SshSession {
         } else {
             tokio::spawn(run_command(
                 self.state.clone(),
+                self.node.clone(),
                 session.handle(),
                 channel,
                 argv,
@@ -176,6 +207,7 @@ impl russh::server::Handler for SshSession {
         if let Some(p) = self.pending.remove(&channel) {
             tokio::spawn(run_command(
                 self.state.clone(),
+                self.node.clone(),
                 session.handle(),
                 channel,
                 p.argv,
@@ -191,6 +223,7 @@ impl russh::server::Handler for SshSession {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.pending.remove(&channel);
+        self.channels.remove(&channel);
         Ok(())
     }
 }
@@ -222,31 +255,40 @@ async fn finish(h: Handle, ch: ChannelId, out: Vec<u8>, err: Vec<u8>, code: u32)
     let _ = h.close(ch).await;
 }
 
-/// Where a CT lives and whether it runs, or pct's error text.
-fn locate(state: &SimState, vmid_s: &str) -> Result<(u32, bool), String> {
-    let first = state
-        .node_names()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "pve1".into());
+/// Whether this node holds the CT and it runs, or pct's error text (a guest of another node
+/// has no config file here, as on a real node).
+fn locate(state: &SimState, node: &str, vmid_s: &str) -> Result<(u32, bool), String> {
     let Ok(vmid) = vmid_s.parse::<u32>() else {
         return Err(format!(
             "400 Parameter verification failed.\nvmid: type check ('integer') failed - got '{vmid_s}'\n"
         ));
     };
-    match state.ct_running(vmid) {
+    let here = state.with(|c| {
+        c.cts
+            .get(&vmid)
+            .filter(|ct| ct.node == node)
+            .map(|ct| ct.running)
+    });
+    match here {
         Some(r) => Ok((vmid, r)),
         None => Err(format!(
-            "Configuration file 'nodes/{first}/lxc/{vmid}.conf' does not exist\n"
+            "Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist\n"
         )),
     }
 }
 
-async fn run_command(state: SimState, h: Handle, ch: ChannelId, argv: Vec<String>, stdin: Vec<u8>) {
+async fn run_command(
+    state: SimState,
+    node: Arc<str>,
+    h: Handle,
+    ch: ChannelId,
+    argv: Vec<String>,
+    stdin: Vec<u8>,
+) {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["pct", "exec", vmid, rest @ ..] => {
-            let (vmid, running) = match locate(&state, vmid) {
+            let (vmid, running) = match locate(&state, &node, vmid) {
                 Ok(x) => x,
                 Err(e) => return finish(h, ch, Vec::new(), e.into_bytes(), 255).await,
             };
@@ -288,7 +330,7 @@ async fn run_command(state: SimState, h: Handle, ch: ChannelId, argv: Vec<String
             finish(h, ch, Vec::new(), Vec::new(), code).await
         }
         ["pct", "push", vmid, src, dst, opts @ ..] => {
-            let (vmid, running) = match locate(&state, vmid) {
+            let (vmid, running) = match locate(&state, &node, vmid) {
                 Ok(x) => x,
                 Err(e) => return finish(h, ch, Vec::new(), e.into_bytes(), 255).await,
             };
@@ -347,7 +389,7 @@ async fn run_command(state: SimState, h: Handle, ch: ChannelId, argv: Vec<String
             }
         }
         ["pct", "pull", vmid, src, _dst, ..] => {
-            let (vmid, running) = match locate(&state, vmid) {
+            let (vmid, running) = match locate(&state, &node, vmid) {
                 Ok(x) => x,
                 Err(e) => return finish(h, ch, Vec::new(), e.into_bytes(), 255).await,
             };
@@ -366,7 +408,7 @@ async fn run_command(state: SimState, h: Handle, ch: ChannelId, argv: Vec<String
                 Err(e) => finish(h, ch, Vec::new(), format!("{e}\n").into_bytes(), 255).await,
             }
         }
-        ["pct", "status", vmid, ..] => match locate(&state, vmid) {
+        ["pct", "status", vmid, ..] => match locate(&state, &node, vmid) {
             Ok((_, r)) => {
                 let s = if r {
                     "status: running\n"
@@ -377,7 +419,7 @@ async fn run_command(state: SimState, h: Handle, ch: ChannelId, argv: Vec<String
             }
             Err(e) => finish(h, ch, Vec::new(), e.into_bytes(), 255).await,
         },
-        ["pct", "config", vmid, ..] => match locate(&state, vmid) {
+        ["pct", "config", vmid, ..] => match locate(&state, &node, vmid) {
             Ok((vmid, _)) => {
                 let text = state.with(|c| {
                     c.cts
@@ -398,7 +440,7 @@ async fn run_command(state: SimState, h: Handle, ch: ChannelId, argv: Vec<String
             let text = state.with(|c| {
                 let mut s =
                     String::from("VMID       Status     Lock         Name                \n");
-                for ct in c.cts.values() {
+                for ct in c.cts.values().filter(|ct| *ct.node == *node) {
                     s.push_str(&format!(
                         "{:<10} {:<10} {:<12} {}\n",
                         ct.vmid,
@@ -426,10 +468,7 @@ async fn run_command(state: SimState, h: Handle, ch: ChannelId, argv: Vec<String
             )
             .await
         }
-        ["hostname"] => {
-            let n = state.node_names().into_iter().next().unwrap_or_default();
-            finish(h, ch, format!("{n}\n").into_bytes(), Vec::new(), 0).await
-        }
+        ["hostname"] => finish(h, ch, format!("{node}\n").into_bytes(), Vec::new(), 0).await,
         ["pveversion", ..] => {
             finish(
                 h,
@@ -448,9 +487,11 @@ async fn run_command(state: SimState, h: Handle, ch: ChannelId, argv: Vec<String
     }
 }
 
-fn host_key(state_dir: Option<&std::path::Path>) -> Result<PrivateKey, SimError> {
+/// The node's host key: the first node keeps `ssh_host_ed25519_key` (as before nodes had
+/// endpoints of their own), the others `ssh_host_ed25519_key.<node>`.
+fn host_key(state_dir: Option<&std::path::Path>, file: &str) -> Result<PrivateKey, SimError> {
     if let Some(dir) = state_dir {
-        let p = dir.join("ssh_host_ed25519_key");
+        let p = dir.join(file);
         if let Ok(text) = std::fs::read_to_string(&p) {
             return PrivateKey::from_openssh(text).map_err(|e| SimError::Ssh(e.to_string()));
         }
@@ -465,19 +506,94 @@ fn host_key(state_dir: Option<&std::path::Path>) -> Result<PrivateKey, SimError>
         let text = key
             .to_openssh(russh::keys::ssh_key::LineEnding::LF)
             .map_err(|e| SimError::Ssh(e.to_string()))?;
-        std::fs::write(dir.join("ssh_host_ed25519_key"), text.as_bytes())?;
+        std::fs::write(dir.join(file), text.as_bytes())?;
     }
     Ok(key)
 }
 
-/// Start the SSH server; returns the bound address, the host key fingerprint
+/// A node's SSH endpoint once bound.
+#[derive(Debug, Clone)]
+pub struct NodeEndpoint {
+    /// Node name.
+    pub node: String,
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Host key fingerprint (`SHA256:…`).
+    pub fingerprint: String,
+}
+
+/// Where each node listens, from `--ssh-listen`: an explicit address per node when given
+/// (`explicit`, node order); otherwise from the one `base` address: on 127.0.0.1, node N
+/// listens on 127.0.0.N with the same port (each node its own address, one port, as a real
+/// cluster; port 0 takes the port the first node got); on any other address node N listens
+/// on port + N - 1.
+fn node_addr(base: SocketAddr, explicit: &[SocketAddr], i: usize, first_port: u16) -> SocketAddr {
+    if let Some(a) = explicit.get(i) {
+        return *a;
+    }
+    let step = u16::try_from(i).unwrap_or(u16::MAX);
+    match base.ip() {
+        std::net::IpAddr::V4(v4) if v4 == std::net::Ipv4Addr::LOCALHOST => {
+            let last = u8::try_from(i + 1).unwrap_or(u8::MAX);
+            SocketAddr::from(([127, 0, 0, last], first_port))
+        }
+        ip if base.port() == 0 => SocketAddr::new(ip, 0),
+        ip => SocketAddr::new(ip, base.port().saturating_add(step)),
+    }
+}
+
+/// Start one SSH endpoint per node (see [`node_addr`]); returns them in node order with the
+/// server tasks. Each node's address is recorded for `/cluster/status`.
+pub async fn spawn_nodes(
+    state: SimState,
+    base: SocketAddr,
+    explicit: &[SocketAddr],
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Vec<NodeEndpoint>, Vec<tokio::task::JoinHandle<()>>), SimError> {
+    let mut out = Vec::new();
+    let mut joins = Vec::new();
+    let mut first_port = base.port();
+    for (i, node) in state.node_names().into_iter().enumerate() {
+        let want = node_addr(base, explicit, i, first_port);
+        let file = if i == 0 {
+            "ssh_host_ed25519_key".to_string()
+        } else {
+            format!("ssh_host_ed25519_key.{node}")
+        };
+        let bound = match spawn(state.clone(), &node, &file, want, shutdown.clone()).await {
+            Ok(x) => x,
+            // The first node's ephemeral port may be taken on another loopback address.
+            Err(_) if i > 0 && base.port() == 0 && explicit.get(i).is_none() => {
+                let any = SocketAddr::new(want.ip(), 0);
+                spawn(state.clone(), &node, &file, any, shutdown.clone()).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let (addr, fingerprint, join) = bound;
+        if i == 0 {
+            first_port = addr.port();
+        }
+        state.set_node_ip(&node, &addr.ip().to_string());
+        joins.push(join);
+        out.push(NodeEndpoint {
+            node,
+            addr,
+            fingerprint,
+        });
+    }
+    Ok((out, joins))
+}
+
+/// Start the SSH server of `node`; returns the bound address, the host key fingerprint
 /// (`SHA256:…`) and the server task.
 pub async fn spawn(
     state: SimState,
+    node: &str,
+    key_file: &str,
     addr: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, String, tokio::task::JoinHandle<()>), SimError> {
-    let key = host_key(state.state_dir().as_deref())?;
+    let key = host_key(state.state_dir().as_deref(), key_file)?;
     let fp = key
         .public_key()
         .fingerprint(russh::keys::HashAlg::Sha256)
@@ -500,6 +616,7 @@ pub async fn spawn(
     let mut server = SshServer {
         state,
         keys: Arc::new(keys),
+        node: Arc::from(node),
     };
     let join = tokio::spawn(async move {
         let running = server.run_on_socket(config, &listener);

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::types::{
-    AplInfo, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig, LxcConfigUpdate,
-    LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus, Pool,
-    ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog, TaskStatus, Timeframe,
-    Upid, Version,
+    AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
+    LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
+    PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
+    TaskStatus, Timeframe, Upid, Version,
 };
 
 /// `GET /access/permissions`: ACL path → privilege → propagate flag (`0`/`1`).
@@ -47,6 +47,16 @@ pub trait PveApi: Send + Sync {
     ) -> Result<Vec<RrdPoint>>;
     /// `GET /cluster/resources[?type=]`.
     async fn cluster_resources(&self, kind: Option<ResourceKind>) -> Result<Vec<ClusterResource>>;
+    /// `GET /cluster/status`: the cluster and its nodes with their addresses.
+    async fn cluster_status(&self) -> Result<Vec<crate::types::ClusterStatusEntry>>;
+    /// `POST /nodes/{node}/lxc/{vmid}/migrate` — starts a `vzmigrate` task (offline, or
+    /// restart mode).
+    async fn lxc_migrate(
+        &self,
+        node: &str,
+        vmid: u32,
+        params: &crate::types::MigrateParams,
+    ) -> Result<Upid>;
     /// `GET /cluster/nextid[?vmid=]` — next free VMID, or assert `vmid` is free
     /// (a used id gives [`crate::PveError::Parameter`]).
     async fn cluster_nextid(&self, vmid: Option<u32>) -> Result<u32>;
@@ -59,6 +69,22 @@ pub trait PveApi: Send + Sync {
     async fn lxc_config_get(&self, node: &str, vmid: u32, current: bool) -> Result<LxcConfig>;
     /// `PUT /nodes/{node}/lxc/{vmid}/config`.
     async fn lxc_config_put(&self, node: &str, vmid: u32, update: &LxcConfigUpdate) -> Result<()>;
+    /// `GET /nodes/{node}/lxc/{vmid}/pending`: each key's current and pending value.
+    async fn lxc_pending(&self, node: &str, vmid: u32) -> Result<Vec<PendingEntry>>;
+    /// `PUT …/resize` — starts a `resize` task (grow only).
+    async fn lxc_resize(
+        &self,
+        node: &str,
+        vmid: u32,
+        disk: &str,
+        size: &str,
+        digest: Option<&str>,
+    ) -> Result<Upid>;
+    /// `POST …/clone` — starts a `vzclone` task on the source.
+    async fn lxc_clone(&self, node: &str, vmid: u32, params: &CloneParams) -> Result<Upid>;
+    /// `POST …/template` — converts a stopped CT (answers `null`; the `vztemplate` task runs
+    /// on; the CT keeps `lock` until it ends).
+    async fn lxc_template(&self, node: &str, vmid: u32) -> Result<()>;
     /// `GET /nodes/{node}/lxc/{vmid}/status/current`.
     async fn lxc_status_current(&self, node: &str, vmid: u32) -> Result<LxcStatus>;
     /// `POST …/status/start`.

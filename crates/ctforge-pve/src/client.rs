@@ -27,10 +27,10 @@ use crate::error::{PveError, Result};
 use crate::request::{self, Method, RequestSpec};
 use crate::tls::{self, FingerprintVerifier, TlsMode};
 use crate::types::{
-    AplInfo, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig, LxcConfigUpdate,
-    LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus, Pool,
-    ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog, TaskLogLine, TaskStatus,
-    Timeframe, Upid, Version, de,
+    AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
+    LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
+    PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
+    TaskLogLine, TaskStatus, Timeframe, Upid, Version, de,
 };
 
 /// Characters percent-encoded in path segments (`%` is left alone: the request
@@ -633,6 +633,17 @@ impl PveApi for PveClient {
     async fn cluster_resources(&self, kind: Option<ResourceKind>) -> Result<Vec<ClusterResource>> {
         self.list(request::cluster_resources(kind)).await
     }
+    async fn cluster_status(&self) -> Result<Vec<crate::types::ClusterStatusEntry>> {
+        self.list(request::cluster_status()).await
+    }
+    async fn lxc_migrate(
+        &self,
+        node: &str,
+        vmid: u32,
+        params: &crate::types::MigrateParams,
+    ) -> Result<Upid> {
+        self.upid(request::lxc_migrate(node, vmid, params)).await
+    }
     async fn cluster_nextid(&self, vmid: Option<u32>) -> Result<u32> {
         let body = self.execute(&request::cluster_nextid(vmid)).await?;
         serde_json::from_slice::<NextId>(&body)
@@ -657,6 +668,28 @@ impl PveApi for PveClient {
             ));
         }
         self.execute(&request::lxc_config_put(node, vmid, update))
+            .await
+            .map(|_| ())
+    }
+    async fn lxc_pending(&self, node: &str, vmid: u32) -> Result<Vec<PendingEntry>> {
+        self.list(request::lxc_pending(node, vmid)).await
+    }
+    async fn lxc_resize(
+        &self,
+        node: &str,
+        vmid: u32,
+        disk: &str,
+        size: &str,
+        digest: Option<&str>,
+    ) -> Result<Upid> {
+        self.upid(request::lxc_resize(node, vmid, disk, size, digest))
+            .await
+    }
+    async fn lxc_clone(&self, node: &str, vmid: u32, params: &CloneParams) -> Result<Upid> {
+        self.upid(request::lxc_clone(node, vmid, params)).await
+    }
+    async fn lxc_template(&self, node: &str, vmid: u32) -> Result<()> {
+        self.execute(&request::lxc_template(node, vmid))
             .await
             .map(|_| ())
     }

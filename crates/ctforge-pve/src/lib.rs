@@ -43,5 +43,5 @@ pub use client::{
 };
 pub use error::{PveError, Result};
 pub use request::{Method, RequestSpec};
-pub use task::{TaskExit, TaskProgress, WaitOptions, wait_task};
+pub use task::{Backoff, TaskExit, TaskProgress, WaitOptions, wait_task};
 pub use tls::{TlsMode, fetch_fingerprint};

@@ -10,7 +10,8 @@
 use std::fmt;
 
 use crate::types::{
-    ConsolidationFn, DeleteOptions, LxcConfigUpdate, LxcCreateParams, ResourceKind, Timeframe, Upid,
+    CloneParams, ConsolidationFn, DeleteOptions, LxcConfigUpdate, LxcCreateParams, ResourceKind,
+    Timeframe, Upid,
 };
 
 /// HTTP method (PVE accepts exactly these four).
@@ -263,6 +264,38 @@ pub fn lxc_config_put(node: &str, vmid: u32, update: &LxcConfigUpdate) -> Reques
     r
 }
 
+/// `GET /nodes/{node}/lxc/{vmid}/pending`
+pub fn lxc_pending(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/pending", lxc(node, vmid)))
+}
+
+/// `PUT /nodes/{node}/lxc/{vmid}/resize` (`disk`: `rootfs` or `mpN`; `size`: `+2G` grows by,
+/// `10G` grows to).
+pub fn lxc_resize(
+    node: &str,
+    vmid: u32,
+    disk: &str,
+    size: &str,
+    digest: Option<&str>,
+) -> RequestSpec {
+    RequestSpec::new(Method::Put, format!("{}/resize", lxc(node, vmid)))
+        .param("disk", disk)
+        .param("size", size)
+        .opt("digest", digest)
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/clone`
+pub fn lxc_clone(node: &str, vmid: u32, params: &CloneParams) -> RequestSpec {
+    let mut r = RequestSpec::new(Method::Post, format!("{}/clone", lxc(node, vmid)));
+    r.params = params.to_form();
+    r
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/template`
+pub fn lxc_template(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/template", lxc(node, vmid)))
+}
+
 /// `GET /nodes/{node}/lxc/{vmid}/status/current`
 pub fn lxc_status_current(node: &str, vmid: u32) -> RequestSpec {
     RequestSpec::new(Method::Get, format!("{}/status/current", lxc(node, vmid)))
@@ -271,6 +304,19 @@ pub fn lxc_status_current(node: &str, vmid: u32) -> RequestSpec {
 /// `POST /nodes/{node}/lxc/{vmid}/status/start`
 pub fn lxc_start(node: &str, vmid: u32) -> RequestSpec {
     RequestSpec::new(Method::Post, format!("{}/status/start", lxc(node, vmid)))
+}
+
+/// `GET /cluster/status`
+pub fn cluster_status() -> RequestSpec {
+    RequestSpec::new(Method::Get, "/cluster/status".into())
+}
+
+/// `POST /nodes/{node}/lxc/{vmid}/migrate`
+pub fn lxc_migrate(node: &str, vmid: u32, p: &crate::types::MigrateParams) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/migrate", lxc(node, vmid)))
+        .param("target", p.target.as_str())
+        .flag("restart", p.restart)
+        .opt("timeout", p.timeout.map(|t| t.to_string()))
 }
 
 /// `POST /nodes/{node}/lxc/{vmid}/status/stop`

@@ -1,8 +1,11 @@
 //! Waiting for Proxmox tasks (UPIDs).
 //!
-//! [`wait_task`] polls `GET /nodes/{node}/tasks/{upid}/status`, fetches the
-//! task log incrementally (`start` = number of lines already seen) and hands
-//! every new line to a progress callback, then maps the final `exitstatus`:
+//! [`wait_task`] polls `GET /nodes/{node}/tasks/{upid}/status` — at once, then
+//! after growing pauses ([`Backoff`]: 20 → 50 → 100 → 250 ms, capped at the
+//! poll interval), so an instant task costs no oversleep and a long one few
+//! requests — fetches the task log incrementally in the same loop (`start` =
+//! number of lines already seen) and hands every new line to a progress
+//! callback, then maps the final `exitstatus`:
 //! `OK` → [`TaskExit::Success`], `WARNINGS: n` → [`TaskExit::Warnings`],
 //! anything else → [`TaskExit::Error`] (REFERENCE.md §1.5).
 
@@ -67,7 +70,7 @@ pub enum TaskProgress {
 pub struct WaitOptions {
     /// Give up after this long ([`PveError::TaskTimeout`]; the task keeps running).
     pub timeout: Duration,
-    /// Pause between polls.
+    /// Longest pause between polls (the first ones are shorter, see [`Backoff`]).
     pub poll_interval: Duration,
     /// Log lines fetched per request.
     pub log_page: u64,
@@ -80,6 +83,34 @@ impl Default for WaitOptions {
             poll_interval: Duration::from_millis(500),
             log_page: 500,
         }
+    }
+}
+
+/// Pauses between status checks: short at first (most tasks end within
+/// milliseconds, or within the first second), growing to `cap`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: usize,
+    cap: Duration,
+}
+
+impl Backoff {
+    /// The pauses before the cap: 20, 50, 100, 250 ms.
+    pub const STEPS_MS: [u64; 4] = [20, 50, 100, 250];
+
+    /// A back-off growing to `cap`.
+    pub fn new(cap: Duration) -> Self {
+        Backoff { next: 0, cap }
+    }
+
+    /// The next pause.
+    pub fn next_pause(&mut self) -> Duration {
+        let pause = match Self::STEPS_MS.get(self.next) {
+            Some(ms) => Duration::from_millis(*ms).min(self.cap),
+            None => self.cap,
+        };
+        self.next = self.next.saturating_add(1);
+        pause
     }
 }
 
@@ -131,6 +162,7 @@ pub async fn wait_task(
 ) -> Result<TaskExit> {
     let started = Instant::now();
     let mut seen = 0u64;
+    let mut backoff = Backoff::new(opts.poll_interval);
     loop {
         let status = api.task_status(node, upid).await?;
         let running = status.is_running();
@@ -149,13 +181,23 @@ pub async fn wait_task(
                 waited_ms: elapsed.as_millis() as u64,
             });
         }
-        tokio::time::sleep(opts.poll_interval.min(opts.timeout - elapsed)).await;
+        tokio::time::sleep(backoff.next_pause().min(opts.timeout - elapsed)).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_cap() {
+        let mut b = Backoff::new(Duration::from_millis(500));
+        let pauses: Vec<u64> = (0..6).map(|_| b.next_pause().as_millis() as u64).collect();
+        assert_eq!(pauses, [20, 50, 100, 250, 500, 500]);
+        let mut b = Backoff::new(Duration::from_millis(60));
+        let pauses: Vec<u64> = (0..4).map(|_| b.next_pause().as_millis() as u64).collect();
+        assert_eq!(pauses, [20, 50, 60, 60]);
+    }
 
     #[test]
     fn maps_exit_status() {

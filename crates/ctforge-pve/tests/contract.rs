@@ -90,6 +90,29 @@ fn full_create() -> LxcCreateParams {
         .storage("local-lvm")
 }
 
+/// What the day-two edit sends: every field of the Edit form at once.
+fn day_two_update() -> LxcConfigUpdate {
+    LxcConfigUpdate::new()
+        .cores(2)
+        .memory(1536)
+        .swap(0)
+        .onboot(true)
+        .set("startup", "order=3,up=30,down=60")
+        .tags(&["web", "prod"])
+        .description("front end")
+        .nameserver("192.0.2.53 9.9.9.9")
+        .searchdomain("lab.example")
+        .net(
+            0,
+            &"name=eth0,bridge=vmbr0,ip=192.0.2.10/24,gw=192.0.2.1,tag=20,firewall=1,rate=12.5,mtu=1400"
+                .parse()
+                .expect("net0"),
+        )
+        .net(1, &"name=eth1,bridge=vmbr1,ip=dhcp".parse().expect("net1"))
+        .mount(0, &"local-lvm:8,mp=/srv/data,backup=1".parse().expect("mp0"))
+        .mount(1, &"/mnt/media,mp=/media,ro=1".parse().expect("mp1"))
+}
+
 /// Every request the client can build, with all options exercised.
 fn all_requests() -> Vec<RequestSpec> {
     let u = upid();
@@ -132,6 +155,24 @@ fn all_requests() -> Vec<RequestSpec> {
         request::node_status("pve-01"),
         request::cluster_resources(None),
         request::cluster_nextid(None),
+        request::cluster_status(),
+        request::lxc_migrate(
+            "pve-01",
+            101,
+            &ctforge_pve::types::MigrateParams {
+                target: "pve-03".into(),
+                restart: true,
+                timeout: Some(120),
+            },
+        ),
+        request::lxc_migrate(
+            "pve-01",
+            101,
+            &ctforge_pve::types::MigrateParams {
+                target: "pve-02".into(),
+                ..Default::default()
+            },
+        ),
         request::cluster_nextid(Some(150)),
         request::lxc_list("pve-01"),
         request::lxc_create("pve-01", &full_create()),
@@ -145,6 +186,48 @@ fn all_requests() -> Vec<RequestSpec> {
         request::lxc_config_get("pve-01", 101, false),
         request::lxc_config_get("pve-01", 101, true),
         request::lxc_config_put("pve-01", 101, &update),
+        request::lxc_config_put("pve-01", 101, &day_two_update()),
+        request::lxc_pending("pve-01", 101),
+        request::lxc_resize("pve-01", 101, "rootfs", "+2G", None),
+        request::lxc_resize(
+            "pve-01",
+            101,
+            "mp3",
+            "40G",
+            Some("0123456789abcdef0123456789abcdef01234567"),
+        ),
+        request::lxc_clone(
+            "pve-01",
+            101,
+            &CloneParams {
+                newid: 150,
+                ..Default::default()
+            },
+        ),
+        request::lxc_clone(
+            "pve-01",
+            101,
+            &CloneParams {
+                newid: 151,
+                hostname: Some("web-clone".into()),
+                description: Some("clone of web".into()),
+                full: Some(true),
+                pool: Some("lab".into()),
+                snapname: Some("before-upgrade".into()),
+                storage: Some("local-lvm".into()),
+                target: Some("pve-02".into()),
+            },
+        ),
+        request::lxc_clone(
+            "pve-01",
+            9000,
+            &CloneParams {
+                newid: 152,
+                full: Some(false),
+                ..Default::default()
+            },
+        ),
+        request::lxc_template("pve-01", 101),
         request::lxc_status_current("pve-01", 101),
         request::lxc_start("pve-01", 101),
         request::lxc_stop("pve-01", 101),
@@ -397,4 +480,49 @@ fn checker_rejects_wrong_requests() {
         &s,
         "invalid key in comma-separated list property: backup",
     );
+}
+
+/// Every field ctforge reads from `GET /cluster/status` (`ClusterStatusEntry`) is one the
+/// official schema documents for its answer, and a documented answer decodes.
+#[test]
+fn cluster_status_fields_are_documented() {
+    let text = std::fs::read_to_string(schema_path()).expect("schema readable");
+    let root: serde_json::Value = serde_json::from_str(&text).expect("schema parses");
+    fn find<'a>(n: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+        if n.get("path").and_then(|p| p.as_str()) == Some(path) {
+            return Some(n);
+        }
+        let children = n.get("children").and_then(|c| c.as_array())?;
+        children.iter().find_map(|c| find(c, path))
+    }
+    let node = root
+        .as_array()
+        .expect("array")
+        .iter()
+        .find_map(|n| find(n, "/cluster/status"))
+        .expect("/cluster/status documented");
+    let props = &node["info"]["GET"]["returns"]["items"]["properties"];
+    let sample = ctforge_pve::types::ClusterStatusEntry {
+        kind: "node".into(),
+        id: "node/pve1".into(),
+        name: "pve1".into(),
+        ip: Some("192.0.2.10".into()),
+        online: Some(true),
+        local: Some(true),
+    };
+    let fields = serde_json::to_value(&sample).expect("serialises");
+    for key in fields.as_object().expect("object").keys() {
+        assert!(
+            props.get(key).is_some(),
+            "/cluster/status does not document `{key}`"
+        );
+    }
+    let answer = serde_json::json!([
+        {"type": "cluster", "id": "cluster", "name": "c", "nodes": 2, "quorate": 1, "version": 3},
+        {"type": "node", "id": "node/pve1", "name": "pve1", "nodeid": 1, "online": 1, "local": 1, "ip": "192.0.2.10", "level": ""}
+    ]);
+    let entries: Vec<ctforge_pve::types::ClusterStatusEntry> =
+        serde_json::from_value(answer).expect("decodes");
+    assert_eq!(entries[1].ip.as_deref(), Some("192.0.2.10"));
+    assert!(entries[1].is_node() && !entries[0].is_node());
 }

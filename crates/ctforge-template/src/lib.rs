@@ -49,7 +49,7 @@ pub mod write;
 pub use conf::{TemplateConfig, parse_conf, render_conf, render_conf_canonical};
 pub use diagnostic::{Diagnostic, Severity};
 pub use files::{FilePolicy, TemplateFile, validate_target_path};
-pub use load::{Loaded, MAX_FILE_SIZE, discover, load_dir, load_files};
+pub use load::{Loaded, MAX_FILE_SIZE, discover, load_dir, load_files, template_dirs};
 pub use packages::{
     CustomList, CustomPackage, Package, PackageList, PackageManager, parse_package_list,
 };

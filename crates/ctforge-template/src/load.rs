@@ -110,6 +110,19 @@ pub fn load_files(name: &str, files: impl IntoIterator<Item = (PathBuf, Vec<u8>)
 /// `template.conf`) and loads it. Sorted by directory name. An unreadable
 /// `root` yields no templates.
 pub fn discover(root: &Path) -> Vec<(PathBuf, Loaded)> {
+    template_dirs(root)
+        .into_iter()
+        .map(|dir| {
+            let loaded = load_dir(&dir);
+            (dir, loaded)
+        })
+        .collect()
+}
+
+/// The template directories under `root` (subdirectories with a `template.conf`), sorted by
+/// name, without loading them: a caller that loads one at a time ([`load_dir`]) holds one
+/// template in memory however many there are.
+pub fn template_dirs(root: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(root) else {
         return Vec::new();
     };
@@ -119,12 +132,7 @@ pub fn discover(root: &Path) -> Vec<(PathBuf, Loaded)> {
         .filter(|p| p.is_dir() && fs::symlink_metadata(p.join(CONF_FILE)).is_ok())
         .collect();
     dirs.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    dirs.into_iter()
-        .map(|dir| {
-            let loaded = load_dir(&dir);
-            (dir, loaded)
-        })
-        .collect()
+    dirs
 }
 
 fn too_large(path: &Path) -> Diagnostic {

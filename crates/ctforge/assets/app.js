@@ -552,3 +552,36 @@
     timer = setTimeout(check, 350);
   });
 })();
+
+// The guest's boot log, live and read-only: one EventSource on the journal page, lines
+// appended as text (never as HTML), the newest kept in view unless the reader scrolled up.
+(function () {
+  var box = document.querySelector("[data-journal-src]");
+  if (!box || !window.EventSource) return;
+  var out = box.querySelector("pre");
+  var status = box.querySelector("[data-journal-status]");
+  var es = new EventSource(box.getAttribute("data-journal-src"));
+  var lines = 0;
+  function add(text, cls) {
+    var atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
+    var span = document.createElement("span");
+    if (cls) span.className = cls;
+    span.textContent = text + "\n";
+    out.appendChild(span);
+    lines += 1;
+    if (lines > 5000 && out.firstChild) { out.removeChild(out.firstChild); }
+    if (atEnd) out.scrollTop = out.scrollHeight;
+  }
+  es.addEventListener("line", function (ev) {
+    try { var d = JSON.parse(ev.data); add(d.line, d.stream === "stderr" ? "log-err" : ""); } catch (e) { add(ev.data, ""); }
+  });
+  es.addEventListener("end", function (ev) {
+    var text = ev.data;
+    try { text = JSON.parse(ev.data).line; } catch (e) { /* plain text */ }
+    if (status) status.textContent = text;
+    es.close();
+  });
+  es.onerror = function () {
+    if (status && es.readyState === 2) status.textContent = "The log view is closed; reload to follow it again.";
+  };
+})();

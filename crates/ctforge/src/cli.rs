@@ -1,4 +1,5 @@
-//! The command line: `ctforge serve|worker|migrate|sim|templates|ct|config|secrets`.
+//! The command line: `ctforge serve|worker|migrate|sim|templates|ct|apply|presets|jobs|clusters|
+//! tokens|api|config|secrets|backup|restore|completions|man`.
 //!
 //! Every failure ends in one `error: …` line on stderr and a non-zero exit code; no panics,
 //! no backtraces.
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::clock::SystemClock;
 use crate::config::{CliOverrides, Config};
@@ -52,12 +53,83 @@ enum Command {
         #[command(subcommand)]
         command: crate::ct_client::CtCommand,
     },
+    /// Converge on a fleet file: plan, then create, change and (with --prune) remove
+    /// containers (exit 0 no changes, 2 changes applied, 1 error).
+    Apply {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(flatten)]
+        args: crate::cli_api::ApplyArgs,
+    },
+    /// Saved creation answers (presets) through the API.
+    Presets {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::PresetsCommand,
+    },
+    /// Jobs through the API.
+    Jobs {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::JobsCommand,
+    },
+    /// Proxmox clusters through the API (admins).
+    Clusters {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::ClustersCommand,
+    },
+    /// Your API tokens through the API.
+    Tokens {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::TokensCommand,
+    },
+    /// Any JSON API operation: `ctforge api GET /api/v1/containers`.
+    Api {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(flatten)]
+        args: crate::cli_api::RawArgs,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (or write one page per command into --dir).
+    Man {
+        /// Directory for `ctforge.1` and a page per subcommand.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Manage the keys that encrypt secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Write an encrypted backup of the database and the secret key (safe while ctforge runs).
+    Backup {
+        /// The backup file to write (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// File whose first line is the passphrase [default: `[backup] passphrase_file`].
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Restore a backup into an empty data directory (and an empty database).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// File whose first line is the passphrase [default: `[backup] passphrase_file`].
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Check that a running ctforge is ready (`GET /readyz`); exit 0 when it is (for container
     /// health checks and scripts).
     Healthcheck {
@@ -102,6 +174,13 @@ enum TemplatesCommand {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Stored templates through a running ctforge's API (list, show, delete, duplicate, …).
+    Remote {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_api::TemplatesApiCommand,
     },
 }
 
@@ -256,17 +335,107 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connection,
             command,
         } => crate::ct_client::run(&connection, command).await,
+        Command::Apply { connection, args } => crate::cli_api::apply(&connection, args).await,
+        Command::Presets {
+            connection,
+            command,
+        } => crate::cli_api::presets(&connection, command).await,
+        Command::Jobs {
+            connection,
+            command,
+        } => crate::cli_api::jobs(&connection, command).await,
+        Command::Clusters {
+            connection,
+            command,
+        } => crate::cli_api::clusters(&connection, command).await,
+        Command::Tokens {
+            connection,
+            command,
+        } => crate::cli_api::tokens(&connection, command).await,
+        Command::Api { connection, args } => crate::cli_api::raw(&connection, args).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ctforge",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_redacted_toml());
             Ok(ExitCode::SUCCESS)
         }
         Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(&config).await,
+        Command::Backup {
+            out,
+            passphrase_file,
+        } => {
+            let passphrase = backup_passphrase(&config, passphrase_file.as_deref())?;
+            let summary = crate::backup::create(
+                &config,
+                &out,
+                &passphrase,
+                crate::backup::KdfCost::default(),
+                &SystemClock,
+            )
+            .await?;
+            println!(
+                "backup written to {} ({} bytes, {} database at schema {})",
+                summary.path.display(),
+                summary.bytes,
+                summary.manifest.backend,
+                summary.manifest.schema_version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            file,
+            passphrase_file,
+        } => {
+            let passphrase = backup_passphrase(&config, passphrase_file.as_deref())?;
+            let summary = crate::backup::restore(&config, &file, &passphrase).await?;
+            println!(
+                "restored the backup of {} (ctforge {}, schema {}) into {}; {} sealed secrets open with its key ring",
+                crate::backup::schedule::file_name(summary.manifest.created_at_ms)
+                    .trim_start_matches("ctforge-backup-")
+                    .trim_end_matches(".ctforge"),
+                summary.manifest.ctforge_version,
+                summary.manifest.schema_version,
+                config.data_dir.display(),
+                summary.sealed_values
+            );
+            if summary.key_from_config {
+                println!(
+                    "note: CTFORGE_SECRET_KEY (secret_key) is set; it is used instead of the restored secret.key"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The passphrase of `backup`/`restore`: `--passphrase-file`, else `[backup] passphrase_file`.
+fn backup_passphrase(
+    config: &Config,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<crate::secrets::Plain> {
+    let Some(file) = file.or(config.backup.passphrase_file.as_deref()) else {
+        anyhow::bail!(
+            "no passphrase: pass --passphrase-file FILE (or set [backup] passphrase_file)"
+        );
+    };
+    Ok(crate::backup::read_passphrase(file)?)
 }
 
 /// `ctforge templates validate|discover|sync|export`.
 async fn templates_command(config: &Config, command: TemplatesCommand) -> anyhow::Result<ExitCode> {
     match command {
+        TemplatesCommand::Remote {
+            connection,
+            command,
+        } => crate::cli_api::templates(&connection, command).await,
         TemplatesCommand::Validate { dirs } => Ok(validate_templates(&dirs)),
         TemplatesCommand::Discover { root } => {
             let roots = match root {
@@ -296,8 +465,10 @@ async fn templates_command(config: &Config, command: TemplatesCommand) -> anyhow
                 );
             }
             let store = startup::open_store(config, Arc::new(SystemClock)).await?;
+            let keyring = startup::open_keyring(config)?;
             let report = crate::templates::manage::sync_sources(
                 store.as_ref(),
+                &keyring,
                 &config.data_dir,
                 &config.templates.roots,
                 &config.templates.git,
@@ -383,6 +554,26 @@ fn validate_templates(dirs: &[PathBuf]) -> ExitCode {
 ///
 /// Order matters for crash safety: the new key is added to the keyring first (old keys kept),
 /// then every value is re-sealed in one transaction, and only then are old keys retired.
+/// `ctforge man`: the man page on stdout, or every page into `dir`.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let command = Cli::command();
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+        }
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(command).render(&mut out)?;
+            use std::io::Write;
+            std::io::stdout().write_all(&out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn rotate_secrets(config: &Config) -> anyhow::Result<ExitCode> {
     let store = startup::open_store(config, Arc::new(SystemClock)).await?;
     let mut keyring = startup::open_keyring(config)?;

@@ -116,6 +116,9 @@ pub struct ConnectionReport {
     pub ssh_host_key: Option<String>,
     /// SSH problem (unreachable, wrong credentials, changed host key), if any.
     pub ssh_error: Option<String>,
+    /// Each node's SSH: where it was tried, whether it answered, its host key and pin.
+    #[serde(default)]
+    pub ssh_nodes: Vec<crate::guest::nodes::NodeReport>,
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -411,6 +414,23 @@ pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionR
         }
         Err(e) => (cluster.ssh_host_key.clone(), Some(e.to_string())),
     };
+    let ssh_nodes = if ssh_error.is_none() {
+        state.guests.test_nodes(cluster).await
+    } else {
+        Vec::new()
+    };
+    // Pins recorded by the test (first use) show at once.
+    let ssh_host_key = match state.store.get_cluster(cluster.id).await {
+        Ok(c) if c.ssh_host_key.is_some() => c.ssh_host_key,
+        _ => ssh_host_key,
+    };
+    let ssh_error = ssh_error.or_else(|| {
+        let down: Vec<String> = ssh_nodes
+            .iter()
+            .filter_map(|n| n.error.as_ref().map(|e| format!("{}: {e}", n.node)))
+            .collect();
+        (!down.is_empty()).then(|| down.join("; "))
+    });
     let client = match state.pve.service(cluster) {
         Ok(c) => c,
         Err(e) => {
@@ -420,6 +440,7 @@ pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionR
                 api_error: Some(e.to_string()),
                 ssh_host_key,
                 ssh_error,
+                ssh_nodes,
             };
         }
     };
@@ -438,6 +459,7 @@ pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionR
                 api_error: None,
                 ssh_host_key,
                 ssh_error,
+                ssh_nodes,
             }
         }
         (Err(e), _) | (_, Err(e)) => ConnectionReport {
@@ -446,6 +468,7 @@ pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionR
             api_error: Some(e.to_string()),
             ssh_host_key,
             ssh_error,
+            ssh_nodes,
         },
     }
 }

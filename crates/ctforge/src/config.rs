@@ -85,7 +85,7 @@ fn default_git_sync_interval() -> u64 {
 }
 
 /// One git repository that holds templates.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GitSource {
     /// Clone URL (`https://…`, `file://…`, `ssh://…`, `git@host:…`).
@@ -96,6 +96,18 @@ pub struct GitSource {
     /// Subdirectory holding the template folders (default: the repository root).
     #[serde(default)]
     pub path: Option<String>,
+    /// ssh sources: a file holding the private deploy key. Read once at start (and on each
+    /// sync), stored sealed in the database; the file can then go.
+    #[serde(default)]
+    pub deploy_key_file: Option<std::path::PathBuf>,
+    /// ssh sources: an environment variable holding the private deploy key (as above).
+    #[serde(default)]
+    pub deploy_key_env: Option<String>,
+    /// ssh sources: the confirmed fingerprint (`SHA256:…`) of the git server's host key;
+    /// nothing is fetched over ssh until it is pinned here or in Settings → Template
+    /// sources.
+    #[serde(default)]
+    pub host_key: Option<String>,
 }
 
 fn default_git_branch() -> String {
@@ -142,6 +154,22 @@ impl Default for MonitoringConfig {
             concurrency: 4,
             web_links: true,
         }
+    }
+}
+
+/// The dashboard's reads of Proxmox (`[dashboard]`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Milliseconds a cluster's guest list (`/cluster/resources`) read for one identity is
+    /// reused by every view of that identity (dashboard, API listing, live refresh); views
+    /// show the read's time as "as of". 0 still shares reads in flight.
+    pub fresh_ms: u64,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self { fresh_ms: 2000 }
     }
 }
 
@@ -296,6 +324,32 @@ impl Default for JobLogConfig {
     }
 }
 
+/// Scheduled backups (`[backup]`): every `interval_secs` the serving process writes an
+/// encrypted backup (`ctforge backup`'s format) into `dir` and keeps the newest `keep`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Where backups go; unset turns scheduled backups off.
+    pub dir: Option<PathBuf>,
+    /// Seconds between backups.
+    pub interval_secs: u64,
+    /// How many backups to keep (older ones are deleted after a new one is written).
+    pub keep: u32,
+    /// File holding the passphrase that encrypts them (first line).
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            interval_secs: 86_400,
+            keep: 7,
+            passphrase_file: None,
+        }
+    }
+}
+
 /// A cluster bootstrapped from the configuration file (`[[clusters]]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -382,6 +436,9 @@ pub struct Config {
     /// Bounds of provisioning's waits.
     #[serde(default)]
     pub provisioning: ProvisioningConfig,
+    /// The dashboard's shared Proxmox reads.
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
     /// The HTTP side: public URL, cookies, trusted proxy.
     #[serde(default)]
     pub server: ServerConfig,
@@ -397,6 +454,27 @@ pub struct Config {
     /// Notifications: delivery limits and targets created on start (`[[notifications.targets]]`).
     #[serde(default)]
     pub notifications: crate::notify::config::NotificationsConfig,
+    /// Scheduled backups.
+    #[serde(default)]
+    pub backup: BackupConfig,
+    /// Per-node SSH address/port overrides (`[[node_ssh]]`), applied on start.
+    #[serde(default)]
+    pub node_ssh: Vec<NodeSshBootstrap>,
+}
+
+/// A node reached elsewhere than its `/cluster/status` address and the cluster's SSH port
+/// (`[[node_ssh]]`: NAT, a management network, the simulator's per-node ports).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSshBootstrap {
+    /// The cluster's name (`[[clusters]]` `name`).
+    pub cluster: String,
+    /// The node's name.
+    pub node: String,
+    /// Address to reach its SSH at (default: its `/cluster/status` ip).
+    pub address: Option<String>,
+    /// Port (default: the cluster's `ssh_port`).
+    pub port: Option<u16>,
 }
 
 impl Default for Config {
@@ -414,11 +492,14 @@ impl Default for Config {
             workers: WorkersConfig::default(),
             monitoring: MonitoringConfig::default(),
             provisioning: ProvisioningConfig::default(),
+            dashboard: DashboardConfig::default(),
             server: ServerConfig::default(),
             job_log: JobLogConfig::default(),
             clusters: Vec::new(),
             auth: AuthConfig::default(),
             notifications: crate::notify::config::NotificationsConfig::default(),
+            backup: BackupConfig::default(),
+            node_ssh: Vec::new(),
         }
     }
 }
@@ -619,6 +700,18 @@ impl Config {
             }
         }
         self.notifications.validate().map_err(ConfigError)?;
+        if self.backup.dir.is_some() {
+            if self.backup.passphrase_file.is_none() {
+                return Err(ConfigError(
+                    "[backup] dir is set but passphrase_file is not: name a file holding the backup passphrase".to_owned(),
+                ));
+            }
+            if self.backup.keep == 0 || self.backup.interval_secs < 60 {
+                return Err(ConfigError(
+                    "[backup] keep must be at least 1 and interval_secs at least 60".to_owned(),
+                ));
+            }
+        }
         for admin in &self.auth.admins {
             if crate::roles::split_identity(admin).is_none() {
                 return Err(ConfigError(format!(
@@ -724,8 +817,11 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         | "provisioning.command_timeout_secs"
         | "provisioning.settle_timeout_secs"
         | "provisioning.probe_timeout_secs"
+        | "dashboard.fresh_ms"
         | "job_log.head_lines"
         | "job_log.tail_lines"
+        | "backup.interval_secs"
+        | "backup.keep"
         | "notifications.dedupe_window_secs"
         | "notifications.max_per_minute"
         | "notifications.queue_capacity"
@@ -790,6 +886,7 @@ fn known_env_keys() -> BTreeSet<String> {
         "provisioning__command_timeout_secs",
         "provisioning__settle_timeout_secs",
         "provisioning__probe_timeout_secs",
+        "dashboard__fresh_ms",
         "server__public_url",
         "server__secure_cookies",
         "server__trusted_proxy_header",
@@ -803,6 +900,10 @@ fn known_env_keys() -> BTreeSet<String> {
         "notifications__retries",
         "notifications__retry_backoff_ms",
         "notifications__timeout_secs",
+        "backup__dir",
+        "backup__interval_secs",
+        "backup__keep",
+        "backup__passphrase_file",
     ]
     .into_iter()
     .map(str::to_owned)

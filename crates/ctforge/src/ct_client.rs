@@ -10,11 +10,11 @@ use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::api::v1::provisioning::CreateAccepted;
 use crate::containers::lifecycle::Outcome;
 use crate::containers::listing::Listing;
 use crate::error::ErrorBody;
 use crate::provisioning::plan::{PlanView, Step};
-use crate::provisioning::submit::Submitted;
 
 /// Where the API is and how to authenticate.
 #[derive(Debug, Args)]
@@ -25,16 +25,21 @@ pub struct Connection {
     /// API token from Settings → API tokens [env: CTFORGE_TOKEN].
     #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// `text` for people; `json` prints `--follow`'s events as one JSON object per line.
+    /// `text` (or `table`) for people; `json` for scripts (`--follow` prints one event per line).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
-    output: Output,
+    pub(crate) output: Output,
+    /// Profile of the CLI's profile file (`~/.config/ctforge/cli.toml`) with the URL and token
+    /// [env: CTFORGE_PROFILE].
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
 }
 
 /// How `--follow` prints a job.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
-    /// Steps, percent and log lines (a bar on a terminal).
+    /// Steps, percent and log lines (a bar on a terminal); lists as tables.
     #[default]
+    #[value(alias = "table")]
     Text,
     /// The raw event envelopes, one per line.
     Json,
@@ -88,6 +93,23 @@ pub enum CtCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Migrate a container to another node (a job; `--restart` moves a running one).
+    Migrate {
+        /// Container.
+        id: String,
+        /// Target node.
+        #[arg(long)]
+        target: String,
+        /// Restart mode: shut down, move, start on the target (needed for a running CT).
+        #[arg(long)]
+        restart: bool,
+        /// Follow the job: the migration's log until it ends.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Day-two operations: set, resize, snapshot, rollback, clone, template.
+    #[command(flatten)]
+    DayTwo(crate::ct_daytwo::DayTwoCommand),
     /// Delete a container (stops it first, purges it).
     Delete {
         /// Container.
@@ -104,9 +126,18 @@ pub struct CreateArgs {
     /// Template name (omit for a bare container).
     #[arg(long)]
     template: Option<String>,
-    /// Hostname.
+    /// A preset's name: its saved answers, with these options over them.
     #[arg(long)]
-    hostname: String,
+    preset: Option<String>,
+    /// Hostname (a pattern with `{n}` for `--count`; may come from the preset).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Create this many (hostname pattern `web-{n}`), as one batch job.
+    #[arg(long)]
+    count: Option<u32>,
+    /// Where a batch goes: fixed, round-robin or least-loaded.
+    #[arg(long)]
+    placement: Option<String>,
     /// Node (default: the first online node).
     #[arg(long)]
     node: Option<String>,
@@ -157,32 +188,36 @@ pub struct CreateArgs {
     follow: bool,
 }
 
-struct Api {
+/// A client of the JSON API (shared by every API command of the CLI).
+pub(crate) struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
-    output: Output,
+    pub(crate) output: Output,
 }
 
 impl Api {
     /// A message for people: stdout, or stderr when stdout carries `--output json`.
-    fn say(&self, text: &str) {
+    pub(crate) fn say(&self, text: &str) {
         match self.output {
             Output::Text => println!("{text}"),
             Output::Json => eprintln!("{text}"),
         }
     }
 
-    fn new(conn: &Connection) -> anyhow::Result<Self> {
+    /// URL and token: the flags, else the environment, else the profile file.
+    pub(crate) fn new(conn: &Connection) -> anyhow::Result<Self> {
+        let profile = crate::cli_profile::load(conn.profile.as_deref())?;
         let base = conn
             .url
             .clone()
             .or_else(|| std::env::var("CTFORGE_URL").ok())
+            .or(profile.url)
             .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned())
             .trim_end_matches('/')
             .to_owned();
-        let token = conn.token.clone().or_else(|| std::env::var("CTFORGE_TOKEN").ok()).filter(|t| !t.is_empty()).context(
-            "an API token is needed: create one in Settings → API tokens and pass --token or set CTFORGE_TOKEN",
+        let token = conn.token.clone().or_else(|| std::env::var("CTFORGE_TOKEN").ok()).or(profile.token).filter(|t| !t.is_empty()).context(
+            "an API token is needed: create one in Settings → API tokens and pass --token, set CTFORGE_TOKEN or put it in the CLI profile file (~/.config/ctforge/cli.toml)",
         )?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -196,7 +231,7 @@ impl Api {
     }
 
     /// Sends a request and reads the API's typed answer (or its error document).
-    async fn send<T: DeserializeOwned>(
+    pub(crate) async fn send<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -230,12 +265,30 @@ impl Api {
             }
             bail!("{}: {fields} (HTTP {})", error.error, status.as_u16());
         }
+        // `204 No Content` reads as JSON `null`.
+        let text = if text.trim().is_empty() {
+            "null".to_owned()
+        } else {
+            text
+        };
         serde_json::from_str(&text).with_context(|| {
             format!(
                 "unexpected answer from {path} (is ctforge at {} the same version?)",
                 self.base
             )
         })
+    }
+}
+
+impl Api {
+    /// Sends a request and returns the answer as JSON (`null` for `204`).
+    pub(crate) async fn send_value(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        self.send(method, path, body).await
     }
 }
 
@@ -284,6 +337,7 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         CtCommand::Create(args) => create(&api, *args).await,
+        CtCommand::DayTwo(command) => crate::ct_daytwo::run(&api, command).await,
         CtCommand::Retry {
             job,
             follow: and_follow,
@@ -316,6 +370,33 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
         CtCommand::Reboot { id } => action(&api, &id, "reboot", "").await,
         CtCommand::Shutdown { id, timeout } => {
             action(&api, &id, "shutdown", &format!("?timeout={timeout}")).await
+        }
+        CtCommand::Migrate {
+            id,
+            target,
+            restart,
+            follow: and_follow,
+        } => {
+            let out: crate::containers::migrate::MigrateAccepted = api
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/containers/{id}/migrate"),
+                    Some(json!({ "target": target, "restart": restart })),
+                )
+                .await?;
+            api.say(&format!(
+                "CT {} migrating from {} to {}{}: job {}",
+                out.vmid,
+                out.from,
+                out.target,
+                if out.restart { " (restart mode)" } else { "" },
+                out.job_id
+            ));
+            if and_follow {
+                follow(&api, out.job_id, 0).await
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
         }
         CtCommand::Delete { id, yes } => {
             if !yes {
@@ -379,8 +460,12 @@ async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let mut body = json!({ "hostname": a.hostname });
-    let fields: [(&str, Option<Value>); 15] = [
+    let mut body = json!({});
+    let fields: [(&str, Option<Value>); 19] = [
+        ("hostname", a.hostname.map(Value::from)),
+        ("preset", a.preset.map(Value::from)),
+        ("count", a.count.map(Value::from)),
+        ("placement", a.placement.map(Value::from)),
         ("template", a.template.map(Value::from)),
         ("node", a.node.map(Value::from)),
         ("cluster", a.cluster.map(Value::from)),
@@ -423,9 +508,31 @@ async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let created: Submitted = api
-        .send(reqwest::Method::POST, "/api/v1/containers", Some(body))
-        .await?;
+    let created = match api
+        .send::<CreateAccepted>(reqwest::Method::POST, "/api/v1/containers", Some(body))
+        .await?
+    {
+        CreateAccepted::One(one) => one,
+        CreateAccepted::Many(batch) => {
+            if api.output == Output::Json {
+                println!("{}", serde_json::to_string(&batch)?);
+            }
+            for item in &batch.items {
+                api.say(&format!(
+                    "container {} {} (VMID {}) on {} queued as job {}",
+                    item.id, item.hostname, item.vmid, item.node, item.job_id
+                ));
+            }
+            for failed in &batch.not_queued {
+                eprintln!("warning: {} not queued: {}", failed.hostname, failed.error);
+            }
+            api.say(&format!("batch job {}", batch.job_id));
+            if !a.follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return follow(api, batch.job_id, 0).await;
+        }
+    };
     let job_id = created.job_id;
     api.say(&format!(
         "container {} (VMID {}) queued as job {job_id}",

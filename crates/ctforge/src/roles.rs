@@ -153,13 +153,10 @@ pub async fn resolve(
     username: &str,
     cluster_id: i64,
 ) -> Result<Roles, StoreError> {
-    let clusters = store.list_clusters().await?;
-    let mut held: BTreeSet<Role> = store
-        .roles_of(username, cluster_id)
-        .await?
-        .iter()
-        .filter_map(|r| Role::parse(r))
-        .collect();
+    // Both on every request: concurrently (one round trip on a server database).
+    let (clusters, grants) =
+        tokio::try_join!(store.list_clusters(), store.roles_of(username, cluster_id))?;
+    let mut held: BTreeSet<Role> = grants.iter().filter_map(|r| Role::parse(r)).collect();
     if configured_admins(config, &clusters)
         .iter()
         .any(|(user, id)| user == username && *id == cluster_id)

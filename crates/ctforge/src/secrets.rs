@@ -176,11 +176,7 @@ impl Keyring {
         let Some(path) = &self.file else {
             return Ok(());
         };
-        let mut text =
-            String::from("# ctforge secret keys: <key id> <base64 key>; the first is active\n");
-        for key in &self.keys {
-            text.push_str(&format!("{} {}\n", key.id, B64.encode(key.raw)));
-        }
+        let text = self.to_file_text();
         let io = |source| SecretError::Io {
             path: path.clone(),
             source,
@@ -188,6 +184,16 @@ impl Keyring {
         let tmp = path.with_extension("key.tmp");
         write_private(&tmp, text.as_bytes()).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// The keyring in `secret.key`'s format (backups carry it; it holds the raw keys).
+    pub fn to_file_text(&self) -> String {
+        let mut text =
+            String::from("# ctforge secret keys: <key id> <base64 key>; the first is active\n");
+        for key in &self.keys {
+            text.push_str(&format!("{} {}\n", key.id, B64.encode(key.raw)));
+        }
+        text
     }
 
     /// Whether the keyring lives in a file ctforge may rewrite.

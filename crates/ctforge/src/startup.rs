@@ -145,17 +145,23 @@ pub async fn build_state(
     ));
     let progress =
         JobProgress::new(store.clone(), bus.clone(), clock.clone()).with_observer(notifier.clone());
-    let jobs = Arc::new(JobQueue::new(store.clone(), progress, registry));
+    let channel =
+        crate::jobs::WakeChannel::choose(config.redis_url.is_some(), store.as_ref(), &bus);
+    let jobs = Arc::new(JobQueue::new(store.clone(), progress, registry).with_channel(channel));
     let keyring = Arc::new(keyring);
+    let pve: Arc<dyn crate::pve::PveConnector> =
+        Arc::new(crate::pve::PooledConnector::new(keyring.clone()));
     let state = AppState {
         config: Arc::new(config),
-        pve: Arc::new(crate::pve::PooledConnector::new(keyring.clone())),
+        pve: pve.clone(),
         guests: Arc::new(crate::guest::SshConnector::new(
             store.clone(),
             keyring.clone(),
+            pve,
         )),
         permissions: Arc::default(),
         down: Arc::default(),
+        reads: Arc::default(),
         store,
         sessions,
         limiter: Arc::new(LoginLimiter::default()),
@@ -188,10 +194,26 @@ pub fn register_job_handlers(state: &AppState) {
     state
         .jobs
         .registry()
+        .register(Arc::new(crate::containers::migrate::MigrateContainer::new(
+            state.store.clone(),
+            state.pve.clone(),
+            state.guests.clone(),
+            state.locks.clone(),
+        )));
+    state
+        .jobs
+        .registry()
         .register(Arc::new(crate::containers::bulk::BulkAction::new(
             state.store.clone(),
             state.pve.clone(),
             state.locks.clone(),
+        )));
+    state
+        .jobs
+        .registry()
+        .register(Arc::new(crate::provisioning::batch::CreateBatch::new(
+            state.store.clone(),
+            Arc::downgrade(&state.jobs),
         )));
 }
 
@@ -258,6 +280,7 @@ impl App {
         };
         let git_schedule = crate::templates::manage::spawn_git_schedule(&self.state);
         let notifications = crate::notify::dispatch::spawn(&self.state);
+        let backup_schedule = crate::backup::schedule::spawn(&self.state);
         let stopping = self.state.shutdown.clone();
         let served = axum::serve(
             self.listener,
@@ -271,6 +294,9 @@ impl App {
         self.state.shutdown.cancel();
         if let Some(git_schedule) = git_schedule {
             git_schedule.abort();
+        }
+        if let Some(backup_schedule) = backup_schedule {
+            backup_schedule.abort();
         }
         if let Some(monitor) = monitor {
             monitor.stop().await;
@@ -338,6 +364,25 @@ async fn bootstrap_clusters(
         };
         store.insert_cluster(&input).await?;
         tracing::info!(cluster = %cluster.name, "cluster bootstrapped from configuration");
+    }
+    for n in &config.node_ssh {
+        let cluster = store
+            .get_cluster_by_name(&n.cluster)
+            .await
+            .with_context(|| {
+                format!(
+                    "[[node_ssh]] names cluster {:?}, which does not exist",
+                    n.cluster
+                )
+            })?;
+        store
+            .set_node_ssh_override(
+                cluster.id,
+                &n.node,
+                n.address.as_deref(),
+                n.port.map(i64::from),
+            )
+            .await?;
     }
     Ok(())
 }

@@ -52,6 +52,8 @@ pub struct AppState {
     pub down: Arc<DownMap>,
     /// Notifications: the queue events are emitted to and the delivery transport.
     pub notifier: Arc<Notifier>,
+    /// Proxmox guest lists shared by concurrent views of one identity (`[dashboard]`).
+    pub reads: Arc<crate::containers::shared_read::SharedReads>,
     /// Cancelled when the server shuts down (long-lived streams end on it).
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -113,6 +113,21 @@ fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Result<Out, String> {
     })
 }
 
+/// A copy of a directory tree with owners, modes, links and times (`cp -a`, reflinked where
+/// the filesystem can).
+fn copy_tree(src: &Path, dest: &Path) -> Result<(), String> {
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg("--reflink=auto")
+            .arg("--")
+            .arg(src)
+            .arg(dest),
+        None,
+    )
+    .map(|_| ())
+}
+
 fn run_ok(cmd: &mut Command, stdin: Option<&[u8]>) -> Result<Out, String> {
     let desc = format!("{:?}", cmd);
     let o = run(cmd, stdin)?;
@@ -234,6 +249,19 @@ impl LxcBackend {
 
     fn rootfs(&self, vmid: u32) -> PathBuf {
         self.dir(vmid).join("rootfs")
+    }
+
+    /// Where snapshot `name` of a CT keeps its copy of the root filesystem.
+    fn snapshot_dir(&self, vmid: u32, name: &str) -> Result<PathBuf, String> {
+        // Proxmox's `pve-configid` names; refuse anything that could leave the directory.
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!("invalid snapshot name '{name}'"));
+        }
+        Ok(self.dir(vmid).join("snapshots").join(name))
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<u32, Guest>> {
@@ -928,6 +956,33 @@ impl CtBackend for LxcBackend {
         Ok(())
     }
 
+    /// The LXC name is the vmid under one LXC path, as on Proxmox where a migrated CT keeps its
+    /// id: migrating stops the container (a restart migration starts it again afterwards) and
+    /// moves it to the target node's namespace, recorded in `<dir>/node`.
+    fn migrate(&self, vmid: u32, target: &str) -> Result<Vec<String>, String> {
+        let dir = self.dir(vmid);
+        if !dir.exists() {
+            return Err(format!(
+                "container {vmid} has no directory {}",
+                dir.display()
+            ));
+        }
+        if self.is_running(vmid) {
+            run_ok(self.lxc("lxc-stop", vmid).args(["-t", "30"]), None)?;
+        }
+        if let Some(g) = self.lock().get_mut(&vmid) {
+            g.started = None;
+            g.init_pid = None;
+        }
+        let marker = dir.join("node");
+        std::fs::write(&marker, format!("{target}\n"))
+            .map_err(|e| format!("{}: {e}", marker.display()))?;
+        Ok(vec![format!(
+            "moved container {vmid} ({}) to node '{target}'",
+            dir.display()
+        )])
+    }
+
     fn destroy(&self, vmid: u32) -> Result<(), String> {
         let dir = self.dir(vmid);
         if self.is_running(vmid) {
@@ -1074,16 +1129,80 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
         Ok(o.stdout)
     }
 
-    fn snapshot(&self, _vmid: u32, _name: &str) -> Result<(), String> {
-        Err("snapshots are not supported by the lxc backend".into())
+    fn snapshot(&self, vmid: u32, name: &str) -> Result<(), String> {
+        let dest = self.snapshot_dir(vmid, name)?;
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        copy_tree(&self.rootfs(vmid), &dest)
     }
 
-    fn rollback(&self, _vmid: u32, _name: &str) -> Result<(), String> {
-        Err("snapshots are not supported by the lxc backend".into())
+    fn rollback(&self, vmid: u32, name: &str) -> Result<(), String> {
+        let src = self.snapshot_dir(vmid, name)?;
+        if !src.is_dir() {
+            return Err(format!("snapshot '{name}' does not exist"));
+        }
+        // The API task stops a running CT first; the files are swapped while nothing runs.
+        let rootfs = self.rootfs(vmid);
+        let old = self.dir(vmid).join("rootfs.before-rollback");
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| format!("{}: {e}", old.display()))?;
+        }
+        std::fs::rename(&rootfs, &old).map_err(|e| format!("{}: {e}", rootfs.display()))?;
+        if let Err(e) = copy_tree(&src, &rootfs) {
+            // Put the current state back rather than leave a CT without a root.
+            let _ = std::fs::remove_dir_all(&rootfs);
+            let _ = std::fs::rename(&old, &rootfs);
+            return Err(e);
+        }
+        std::fs::remove_dir_all(&old).map_err(|e| format!("{}: {e}", old.display()))
     }
 
-    fn delete_snapshot(&self, _vmid: u32, _name: &str) -> Result<(), String> {
-        Err("snapshots are not supported by the lxc backend".into())
+    fn delete_snapshot(&self, vmid: u32, name: &str) -> Result<(), String> {
+        let dir = self.snapshot_dir(vmid, name)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    fn clone_guest(&self, vmid: u32, newid: u32, spec: &CreateSpec) -> Result<Vec<String>, String> {
+        let dir = self.dir(newid);
+        if dir.exists() {
+            self.unmount_leftovers(newid);
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let t0 = Instant::now();
+        let g = Guest {
+            hostname: spec.hostname.clone(),
+            conf: spec.conf.clone(),
+            nics: self.plan_nics(newid, &spec.conf),
+            started: None,
+            cpu_sample: None,
+            init_pid: None,
+        };
+        self.lock().insert(newid, g.clone());
+        let res = (|| {
+            copy_tree(&self.rootfs(vmid), &self.rootfs(newid))?;
+            let mut lines = vec![format!(
+                "copied the root filesystem of CT {vmid} in {:.2} s",
+                t0.elapsed().as_secs_f64()
+            )];
+            self.write_guest_files(newid, &g)?;
+            self.write_lxc_config(newid, &g)?;
+            lines.extend(self.keygen(newid, &spec.hostname)?);
+            Ok::<_, String>(lines)
+        })();
+        if res.is_err() {
+            self.lock().remove(&newid);
+            self.release_claims(newid);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        res
     }
 
     fn set_services(&self, _vmid: u32, _services: &[ServiceSpec]) {}

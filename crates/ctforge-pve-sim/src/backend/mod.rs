@@ -111,6 +111,11 @@ pub trait CtBackend: Send + Sync + 'static {
     fn interfaces(&self, _vmid: u32) -> Option<Value> {
         None
     }
+    /// Move a stopped guest to node `target` (migration); returns extra task log lines.
+    /// Backends without a notion of nodes have nothing to move.
+    fn migrate(&self, _vmid: u32, _target: &str) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
     /// Remove the guest entirely.
     fn destroy(&self, vmid: u32) -> Result<(), String>;
     /// Run `argv` in the guest with `stdin`, streaming output to `out`.
@@ -134,6 +139,9 @@ pub trait CtBackend: Send + Sync + 'static {
     fn rollback(&self, vmid: u32, name: &str) -> Result<(), String>;
     /// Delete a guest snapshot.
     fn delete_snapshot(&self, vmid: u32, name: &str) -> Result<(), String>;
+    /// Create guest `newid` as a copy of guest `vmid` (a clone): its files are copied, its
+    /// identity (hostname, network, config) comes from `spec`. Returns extra task log lines.
+    fn clone_guest(&self, vmid: u32, newid: u32, spec: &CreateSpec) -> Result<Vec<String>, String>;
     /// Replace the guest's service table (scripted backends; others ignore it).
     fn set_services(&self, vmid: u32, services: &[ServiceSpec]);
     /// Write a file without `pct push` semantics (scenario setup).

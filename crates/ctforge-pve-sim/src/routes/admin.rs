@@ -3,6 +3,8 @@
 //! | method | path | body |
 //! |---|---|---|
 //! | GET | `/sim/admin/state` | – |
+//! | GET | `/sim/admin/calls` | – (API requests received by `METHOD /path`) |
+//! | DELETE | `/sim/admin/calls` | – (reset the counts) |
 //! | POST | `/sim/admin/nodes/{node}/down` | `{"code":595}` (optional) |
 //! | POST | `/sim/admin/nodes/{node}/up` | – |
 //! | POST | `/sim/admin/faults` | a [`FaultRule`] |
@@ -46,6 +48,11 @@ pub fn handle(
                 "clock_offset": c.clock_offset, "backend": state.backend().name(),
             })
         })),
+        ("GET", ["calls"]) => Ok(json!(state.calls())),
+        ("DELETE", ["calls"]) => {
+            state.reset_calls();
+            Ok(Value::Null)
+        }
         ("POST", ["nodes", node, action]) if *action == "down" || *action == "up" => {
             let code = body.get("code").and_then(Value::as_u64).unwrap_or(595) as u16;
             if state.set_node_online(node, *action == "up", code) {

@@ -80,7 +80,8 @@ pub fn nextid(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::data(json!(c.next_vmid().to_string())))
 }
 
-/// `GET /cluster/status`.
+/// `GET /cluster/status`: each node's `ip` is where its SSH endpoint listens (documentation
+/// addresses when SSH is off).
 pub fn status(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let c = ctx.state.lock();
     let online = c.nodes.iter().filter(|n| n.online).count();
@@ -92,7 +93,8 @@ pub fn status(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         out.push(json!({
             "type": "node", "id": format!("node/{}", n.name), "name": n.name, "nodeid": i + 1,
             "online": if n.online { 1 } else { 0 }, "local": if i == 0 { 1 } else { 0 },
-            "ip": format!("192.0.2.{}", 10 + i), "level": "",
+            "ip": ctx.state.node_ip(&n.name).unwrap_or_else(|| format!("192.0.2.{}", 10 + i)),
+            "level": "",
         }));
     }
     Ok(Reply::data(Value::Array(out)))

@@ -52,7 +52,7 @@ const CREATE_ONLY: &[&str] = &[
     "lock",
 ];
 
-fn get_ct<'c>(c: &'c Cluster, node: &str, vmid: u32) -> Result<&'c Ct, ApiError> {
+pub(crate) fn get_ct<'c>(c: &'c Cluster, node: &str, vmid: u32) -> Result<&'c Ct, ApiError> {
     c.cts
         .get(&vmid)
         .filter(|ct| ct.node == node)
@@ -66,7 +66,7 @@ fn get_ct_mut<'c>(c: &'c mut Cluster, node: &str, vmid: u32) -> Result<&'c mut C
         .ok_or_else(|| ApiError::no_config(node, vmid))
 }
 
-fn check_lock(ct: &Ct, skiplock: bool) -> Result<(), String> {
+pub(crate) fn check_lock(ct: &Ct, skiplock: bool) -> Result<(), String> {
     match ct.lock() {
         Some(l) if !skiplock && l != "mounted" => Err(format!("CT is locked ({l})")),
         _ => Ok(()),
@@ -1380,6 +1380,9 @@ pub fn snapshot_create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         )));
     }
     check_lock(ct, false).map_err(ApiError::internal)?;
+    if !super::lxc_daytwo::snapshot_feature(&c, &ct.conf) {
+        return Err(ApiError::internal("snapshot feature is not available"));
+    }
     let upid = spawn_task(
         ctx.state,
         &mut c,
@@ -1412,14 +1415,25 @@ pub fn snapshot_create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                 "create full clone of mountpoint rootfs (snapshot '{name}')"
             ));
             t.sleep(d).await;
-            let _ = t.state().backend().snapshot(vmid, &name);
+            // A real backend copies files: off the runtime's threads.
+            let backend = t.state().backend().clone();
+            let snap = name.clone();
+            let res = tokio::task::spawn_blocking(move || backend.snapshot(vmid, &snap))
+                .await
+                .unwrap_or_else(|e| Err(format!("backend task failed: {e}")));
             t.with(|c| {
                 if let Some(ct) = c.cts.get_mut(&vmid) {
                     ct.conf.remove("lock");
-                    ct.parent = Some(name.clone());
+                    match &res {
+                        Ok(()) => ct.parent = Some(name.clone()),
+                        Err(_) => {
+                            ct.snapshots.remove(&name);
+                        }
+                    }
                 }
             });
-            Ok(0)
+            res.map(|()| 0)
+                .map_err(|e| format!("snapshot '{name}' failed: {e}"))
         },
     );
     Ok(Reply::data(json!(upid)))
@@ -1468,8 +1482,11 @@ pub fn snapshot_delete(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                     }
                 }
             });
-            let _ = t.state().backend().delete_snapshot(vmid, &name);
-            Ok(0)
+            let backend = t.state().backend().clone();
+            tokio::task::spawn_blocking(move || backend.delete_snapshot(vmid, &name))
+                .await
+                .unwrap_or_else(|e| Err(format!("backend task failed: {e}")))
+                .map(|()| 0)
         },
     );
     Ok(Reply::data(json!(upid)))
@@ -1490,6 +1507,9 @@ pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         )));
     }
     check_lock(ct, false).map_err(ApiError::internal)?;
+    if let Some(e) = super::lxc_daytwo::rollback_blocked(&c, ct, &name) {
+        return Err(ApiError::internal(e));
+    }
     let state = ctx.state.clone();
     let node2 = node.clone();
     let ident2 = ident.clone();
@@ -1502,8 +1522,14 @@ pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         &ident,
         move |t| async move {
             let d = t.with(|c| c.timings.snapshot);
-            let was_running = t.with(|c| c.cts.get(&vmid).map(|ct| ct.running).unwrap_or(false));
-            if was_running {
+            // Proxmox holds `lock: rollback` in the config while it runs.
+            let was_running = t.with(|c| {
+                c.cts.get_mut(&vmid).map(|ct| {
+                    ct.conf.insert("lock".into(), "rollback".into());
+                    ct.running
+                })
+            });
+            if was_running == Some(true) {
                 stop_now(&t, vmid, false).await;
             }
             t.sleep(d).await;
@@ -1512,12 +1538,23 @@ pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                     && let Some(s) = ct.snapshots.get(&name).cloned()
                 {
                     ct.conf = s.conf;
+                    ct.conf.insert("lock".into(), "rollback".into());
                     ct.pending.clear();
                     ct.pending_delete.clear();
                     ct.parent = Some(name.clone());
                 }
             });
-            let _ = t.state().backend().rollback(vmid, &name);
+            let backend = t.state().backend().clone();
+            let snap = name.clone();
+            let res = tokio::task::spawn_blocking(move || backend.rollback(vmid, &snap))
+                .await
+                .unwrap_or_else(|e| Err(format!("backend task failed: {e}")));
+            t.with(|c| {
+                if let Some(ct) = c.cts.get_mut(&vmid) {
+                    ct.conf.remove("lock");
+                }
+            });
+            res.map_err(|e| format!("rollback to '{name}' failed: {e}"))?;
             if start_after {
                 t.with(|c| {
                     spawn_start(&state, c, &node2, vmid, false, &ident2);

@@ -8,6 +8,8 @@ pub mod access;
 pub mod admin;
 pub mod cluster;
 pub mod lxc;
+pub mod lxc_migrate;
+pub mod lxc_daytwo;
 pub mod nodes;
 pub mod pools;
 pub mod storage;
@@ -378,6 +380,30 @@ pub static ROUTES: &[RouteDef] = &[
         "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback",
         Perm::VmAny(&["VM.Snapshot", "VM.Snapshot.Rollback"]),
         lxc::snapshot_rollback
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/lxc/{vmid}/migrate",
+        Perm::Vm("VM.Migrate"),
+        lxc_migrate::migrate
+    ),
+    r!(
+        "PUT",
+        "/nodes/{node}/lxc/{vmid}/resize",
+        Perm::Vm("VM.Config.Disk"),
+        lxc_daytwo::resize
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/lxc/{vmid}/clone",
+        Perm::Handler,
+        lxc_daytwo::clone
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/lxc/{vmid}/template",
+        Perm::Vm("VM.Allocate"),
+        lxc_daytwo::template
     ),
     r!("GET", "/pools", Perm::Authenticated, pools::index),
     r!("POST", "/pools", Perm::Pool("Pool.Allocate"), pools::create),

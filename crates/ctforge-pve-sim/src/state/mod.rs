@@ -18,11 +18,13 @@ use crate::scenario::{ContainerSpec, FaultRule, FaultsSpec, ServiceSpec, Storage
 
 mod build;
 mod model;
+mod node_ssh;
 mod permissions;
 mod views;
 
 pub use self::build::{random_password, template_format};
 pub use self::model::*;
+pub use self::node_ssh::SshCommand;
 
 /// Credentials generated or configured at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +47,9 @@ struct Inner {
     state_dir: Option<PathBuf>,
     aborts: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     holds: crate::hold::Holds,
+    /// API requests received, by `METHOD /path` (`GET /sim/admin/calls`).
+    calls: Mutex<BTreeMap<String, u64>>,
+    node_ssh: node_ssh::NodeSsh,
 }
 
 /// Shared handle on the simulator state (cheap to clone).
@@ -85,6 +90,8 @@ impl SimState {
                 state_dir,
                 aborts: Mutex::new(HashMap::new()),
                 holds: crate::hold::Holds::default(),
+                calls: Mutex::new(BTreeMap::new()),
+                node_ssh: node_ssh::NodeSsh::default(),
             }),
         }
     }
@@ -184,6 +191,35 @@ impl SimState {
             c.faults = FaultsSpec::default();
             c.fault_hits.clear();
         });
+    }
+
+    /// Counts one API request (`rel`: the path under `/api2/json`, without the query).
+    pub fn count_call(&self, method: &str, rel: &str) {
+        let mut calls = self
+            .inner
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *calls.entry(format!("{method} {rel}")).or_insert(0) += 1;
+    }
+
+    /// API requests received since start or the last [`SimState::reset_calls`], by
+    /// `METHOD /path`.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.inner
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets the counted requests.
+    pub fn reset_calls(&self) {
+        self.inner
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// Set the latency added to every API call.

@@ -3,7 +3,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod daytwo;
 mod http;
 mod lxc_e2e;
+mod nodes;
 mod schema;
 mod ssh;

@@ -7,14 +7,16 @@
 //! * [`models`] — response structs;
 //! * [`params`] — request parameter builders.
 
+pub mod cluster;
 pub mod de;
 pub mod models;
 pub mod params;
 pub mod propstring;
 pub mod upid;
 
+pub use cluster::{ClusterStatusEntry, MigrateParams};
 pub use models::*;
-pub use params::{DeleteOptions, LxcConfigUpdate, LxcCreateParams};
+pub use params::{CloneParams, DeleteOptions, LxcConfigUpdate, LxcCreateParams};
 pub use propstring::{
     DiskSize, Features, Ip6Config, IpConfig, KeyOrder, MountPoint, NetConfig, PropertyError,
     RootFs, VolumeOptions,

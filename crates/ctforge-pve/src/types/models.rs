@@ -871,6 +871,30 @@ pub struct LxcInterface {
     pub ip_addresses: Vec<IpAddress>,
 }
 
+/// One key of `GET …/lxc/{vmid}/pending`: the current value, the value waiting for the next
+/// start (`pending`), or a delete waiting for it (`delete`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PendingEntry {
+    /// Config key (`memory`, `net0`, …).
+    pub key: String,
+    /// Current value.
+    #[serde(default, deserialize_with = "de::opt_string")]
+    pub value: Option<String>,
+    /// Value applied at the next start.
+    #[serde(default, deserialize_with = "de::opt_string")]
+    pub pending: Option<String>,
+    /// `1` (or `2`, forced) when the key is deleted at the next start.
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    pub delete: Option<u32>,
+}
+
+impl PendingEntry {
+    /// Whether a change of this key waits for the next start.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some() || self.delete.is_some_and(|d| d > 0)
+    }
+}
+
 /// A snapshot, `GET …/lxc/{vmid}/snapshot` (`current` is the live state).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Snapshot {

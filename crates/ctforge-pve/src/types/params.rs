@@ -428,3 +428,47 @@ mod tests {
         );
     }
 }
+
+/// Parameters of `POST /nodes/{node}/lxc/{vmid}/clone`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloneParams {
+    /// VMID of the new CT.
+    pub newid: u32,
+    /// Hostname of the new CT.
+    pub hostname: Option<String>,
+    /// Description of the new CT.
+    pub description: Option<String>,
+    /// `Some(true)`: full copy; `Some(false)`: linked clone (templates only); `None`:
+    /// Proxmox's default (linked for a template, full otherwise).
+    pub full: Option<bool>,
+    /// Pool of the new CT.
+    pub pool: Option<String>,
+    /// Clone from this snapshot.
+    pub snapname: Option<String>,
+    /// Target storage (full clones only).
+    pub storage: Option<String>,
+    /// Target node (shared storage only).
+    pub target: Option<String>,
+}
+
+impl CloneParams {
+    /// The form parameters, in a stable order.
+    pub fn to_form(&self) -> Vec<(String, String)> {
+        let mut out = vec![("newid".to_owned(), self.newid.to_string())];
+        let mut opt = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                out.push((k.to_owned(), v.clone()));
+            }
+        };
+        opt("hostname", &self.hostname);
+        opt("description", &self.description);
+        opt("pool", &self.pool);
+        opt("snapname", &self.snapname);
+        opt("storage", &self.storage);
+        opt("target", &self.target);
+        if let Some(full) = self.full {
+            out.push(("full".to_owned(), b01(full)));
+        }
+        out
+    }
+}

@@ -18,11 +18,15 @@ pub fn routes(r: Routes) -> Routes {
     );
     let r = v1::auth::routes(r);
     let r = v1::containers::routes(r);
+    let r = v1::migrate::routes(r);
+    let r = v1::container_ops::routes(r);
     let r = v1::provisioning::routes(r);
     let r = v1::jobs::routes(r);
     let r = v1::settings::routes(r);
     let r = v1::templates::routes(r);
     let r = v1::notifications::routes(r);
+    let r = v1::presets::routes(r);
+    let r = v1::fleet::routes(r);
     v1::buckets::routes(r)
 }
 

@@ -242,7 +242,7 @@ pub async fn run(
     // Absence from Proxmox is confirmed with the service token (a user's own listing hides
     // guests they may not see).
     let service = state.pve.service(&target.cluster).ok();
-    execute(
+    let outcome = execute(
         state.store.as_ref(),
         state.locks.as_ref(),
         client.as_ref(),
@@ -252,7 +252,10 @@ pub async fn run(
         action,
         opts,
     )
-    .await
+    .await;
+    // The next view shows the action's effect, not the shared read from before it.
+    state.reads.invalidate(target.cluster.id);
+    outcome
 }
 
 /// Whether `cluster` cannot be reached right now, asked afresh with its service token: the

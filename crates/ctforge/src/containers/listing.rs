@@ -5,10 +5,13 @@
 //! with the record's status (`creating`, `error`) or `missing`/`unknown`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use ctforge_pve::types::{ClusterResource, ResourceKind};
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
+use super::shared_read::{Identity, ReadFailure, Snapshot};
 use super::{Target, client_for, is_unreachable, url_id};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
@@ -291,13 +294,17 @@ pub struct Listing {
     pub templates: Vec<String>,
     /// Whether any container exists at all (before filters).
     pub any: bool,
+    /// When the oldest of the Proxmox reads shown was made (Unix ms; reads are shared for
+    /// `[dashboard] fresh_ms`); `None` when no cluster answered.
+    #[serde(default)]
+    pub as_of: Option<i64>,
 }
 
 /// What one cluster contributed to a listing.
 enum Fetched {
     /// The guests Proxmox shows the identity, and its rights there (for records without a
-    /// live guest).
-    Live(Vec<ClusterResource>, Option<crate::authz::Effective>),
+    /// live guest): a shared read ([`super::shared_read`]), successful.
+    Live(Arc<Snapshot>),
     /// The session belongs to another cluster: nothing of this one is shown (and it is not
     /// "down").
     NotSignedIn,
@@ -307,8 +314,9 @@ enum Fetched {
 }
 
 async fn fetch(state: &AppState, user: &CurrentUser, cluster: &Cluster) -> Fetched {
-    let rights = match crate::authz::Rights::of(state, user, cluster) {
-        Ok(r) => r,
+    // Who may read this cluster at all is decided per request, never shared.
+    match crate::authz::Rights::of(state, user, cluster) {
+        Ok(_) => {}
         Err(AppError::Forbidden(_)) => return Fetched::NotSignedIn,
         Err(e) => {
             return Fetched::Failed {
@@ -316,15 +324,48 @@ async fn fetch(state: &AppState, user: &CurrentUser, cluster: &Cluster) -> Fetch
                 transport: false,
             };
         }
+    }
+    if let Err(e) = client_for(state, user, cluster) {
+        return Fetched::Failed {
+            reason: e.to_string(),
+            transport: false,
+        };
+    }
+    let identity = Identity {
+        cluster_id: cluster.id,
+        username: user.username.clone(),
+        via_token: user.ticket.is_none(),
+    };
+    let fresh_ms = i64::try_from(state.config.dashboard.fresh_ms).unwrap_or(i64::MAX);
+    let snapshot = state
+        .reads
+        .get(identity, state.clock.now_ms(), fresh_ms, || {
+            let (state, user, cluster) = (state.clone(), user.clone(), cluster.clone());
+            async move { read(&state, &user, &cluster).await }.boxed()
+        })
+        .await;
+    match &snapshot.result {
+        Ok(_) => Fetched::Live(snapshot),
+        Err(failure) => Fetched::Failed {
+            reason: failure.reason.clone(),
+            transport: failure.transport,
+        },
+    }
+}
+
+/// One read of `cluster` for `user`: its guests as Proxmox shows them to it and its rights.
+async fn read(state: &AppState, user: &CurrentUser, cluster: &Cluster) -> Snapshot {
+    let failed = |reason: String, transport: bool| Snapshot {
+        result: Err(ReadFailure { reason, transport }),
+        as_of: state.clock.now_ms(),
+    };
+    let rights = match crate::authz::Rights::of(state, user, cluster) {
+        Ok(r) => r,
+        Err(e) => return failed(e.to_string(), false),
     };
     let client = match client_for(state, user, cluster) {
         Ok(c) => c,
-        Err(e) => {
-            return Fetched::Failed {
-                reason: e.to_string(),
-                transport: false,
-            };
-        }
+        Err(e) => return failed(e.to_string(), false),
     };
     let (items, effective) = tokio::join!(
         client.cluster_resources(Some(ResourceKind::Vm)),
@@ -341,16 +382,20 @@ async fn fetch(state: &AppState, user: &CurrentUser, cluster: &Cluster) -> Fetch
                         .is_some_and(|v| effective.as_ref().is_some_and(|e| e.vm_audit(v)))
                 });
             }
-            Fetched::Live(items, effective)
+            Snapshot {
+                result: Ok((items, effective)),
+                as_of: state.clock.now_ms(),
+            }
         }
-        Err(e) => Fetched::Failed {
-            transport: is_unreachable(&e),
-            reason: if is_unreachable(&e) {
+        Err(e) => {
+            let transport = is_unreachable(&e);
+            let reason = if transport {
                 format!("proxmox at {} is unreachable: {e}", cluster.url)
             } else {
                 format!("proxmox at {} answered: {e}", cluster.url)
-            },
-        },
+            };
+            failed(reason, transport)
+        }
     }
 }
 
@@ -379,15 +424,15 @@ pub async fn list(
         .collect();
     let now = state.clock.now_ms();
     let mut unreachable = Vec::new();
-    let mut resources: Vec<(&Cluster, Vec<ClusterResource>)> = Vec::new();
-    let mut rights: HashMap<i64, Option<crate::authz::Effective>> = HashMap::new();
+    let mut snapshots: Vec<(&Cluster, Arc<Snapshot>)> = Vec::new();
     let mut hidden: BTreeSet<i64> = BTreeSet::new();
+    let mut as_of: Option<i64> = None;
     for (cluster, fetched) in live {
         match fetched {
-            Fetched::Live(items, effective) => {
+            Fetched::Live(snapshot) => {
                 state.down.mark_up(cluster.id);
-                rights.insert(cluster.id, effective);
-                resources.push((cluster, items));
+                as_of = Some(as_of.map_or(snapshot.as_of, |a| a.min(snapshot.as_of)));
+                snapshots.push((cluster, snapshot));
             }
             Fetched::NotSignedIn => {
                 hidden.insert(cluster.id);
@@ -405,6 +450,14 @@ pub async fn list(
                     transport,
                 });
             }
+        }
+    }
+    let mut resources: Vec<(&Cluster, &[ClusterResource])> = Vec::new();
+    let mut rights: HashMap<i64, Option<&crate::authz::Effective>> = HashMap::new();
+    for (cluster, snapshot) in &snapshots {
+        if let Ok((items, effective)) = &snapshot.result {
+            rights.insert(cluster.id, effective.as_ref());
+            resources.push((cluster, items.as_slice()));
         }
     }
     let listed: BTreeSet<(i64, u32)> = resources
@@ -432,6 +485,7 @@ pub async fn list(
         .collect();
     let rows = merge(&clusters, &resources, &records, &templates, &unreachable);
     let mut listing = paginate(rows, filter, unreachable);
+    listing.as_of = as_of;
     listing.sign_in = clusters
         .iter()
         .filter(|c| hidden.contains(&c.id))
@@ -495,6 +549,10 @@ pub async fn one(state: &AppState, user: &CurrentUser, target: &Target) -> Resul
         }
     }
     let records: Vec<Container> = target.record.iter().cloned().collect();
+    let resources: Vec<(&Cluster, &[ClusterResource])> = resources
+        .iter()
+        .map(|(c, items): &(&Cluster, Vec<ClusterResource>)| (*c, items.as_slice()))
+        .collect();
     let rows = merge(
         std::slice::from_ref(cluster),
         &resources,
@@ -517,7 +575,7 @@ pub async fn one(state: &AppState, user: &CurrentUser, target: &Target) -> Resul
 /// Merges live resources with records (pure; O(records + resources)).
 pub fn merge(
     clusters: &[Cluster],
-    resources: &[(&Cluster, Vec<ClusterResource>)],
+    resources: &[(&Cluster, &[ClusterResource])],
     records: &[Container],
     templates: &HashMap<i64, String>,
     unreachable: &[Unreachable],
@@ -535,7 +593,7 @@ pub fn merge(
     let mut rows =
         Vec::with_capacity(records.len() + resources.iter().map(|r| r.1.len()).sum::<usize>());
     for (cluster, items) in resources {
-        for res in items {
+        for res in items.iter() {
             if res.kind != "lxc" || res.template == Some(true) {
                 continue;
             }
@@ -679,5 +737,6 @@ fn paginate(rows: Vec<Row>, filter: &Filter, unreachable: Vec<Unreachable>) -> L
         tags: tags.into_iter().collect(),
         templates: templates.into_iter().collect(),
         any,
+        as_of: None,
     }
 }

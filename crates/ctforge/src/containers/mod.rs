@@ -14,10 +14,16 @@
 //! when there is a record).
 
 pub mod bulk;
+pub mod config_manager;
 pub mod credentials;
+pub mod daytwo;
+pub mod edit;
+pub mod journal;
 pub mod lifecycle;
 pub mod listing;
+pub mod migrate;
 pub mod monitor;
+pub mod shared_read;
 pub mod weblink;
 
 use std::collections::HashMap;

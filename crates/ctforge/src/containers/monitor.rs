@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctforge_pve::types::ResourceKind;
+use ctforge_ssh::SshError;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
@@ -178,6 +179,9 @@ pub async fn apply(
                 }
             }
         }
+    }
+    if let Ok(cm) = &report.config_manager {
+        super::config_manager::record(state.store.as_ref(), container.id, cm).await?;
     }
     for event in &events {
         state
@@ -361,7 +365,22 @@ pub async fn check_container(
         .collect();
     let report = check(channel.as_ref(), vmid, &units).await;
     session.close().await;
-    let report = report?;
+    // The node's connection opens with the first command: failing to reach the node is
+    // still "SSH to the node failed", not a failure inside the CT.
+    let report = report.map_err(|e| match e {
+        MonitorError::Transport {
+            source:
+                source @ (SshError::Connect { .. }
+                | SshError::Auth { .. }
+                | SshError::HostKeyMismatch { .. }
+                | SshError::InvalidKey { .. }),
+            ..
+        } => MonitorError::Ssh {
+            node: node.to_owned(),
+            message: source.to_string(),
+        },
+        other => other,
+    })?;
     let target = if state.config.monitoring.web_links {
         web_link_target(state, cluster, container, node, vmid).await
     } else {
@@ -466,14 +485,7 @@ impl RefreshView {
         if let Some(cm) = &self.config_manager
             && let Some(code) = cm.last_exit
         {
-            let meaning = match code {
-                0 => "ok",
-                2 => "another run held the lock",
-                3 => "configuration error",
-                4 => "template unavailable",
-                5 => "conflict, nothing applied",
-                _ => "error",
-            };
+            let meaning = super::config_manager::Outcome::from_code(code).meaning();
             text.push_str(&format!(
                 "; config-manager: last run exit {code} ({meaning})"
             ));
@@ -539,6 +551,9 @@ pub async fn refresh(
             }
         )));
     }
+    // An action holding the container (a migration moving it, a reboot) ends first: a check
+    // in its middle would find the CT stopped on its way.
+    super::migrate::wait_for_actions(state.locks.as_ref(), &target.lock_name()).await?;
     let client = client_for(state, user, &target.cluster)?;
     let (node, status) = lifecycle::locate(client.as_ref(), target)
         .await

@@ -73,6 +73,9 @@ pub const MANIFEST_DIR: &str = "/var/lib/ctforge/manifest";
 pub const LAST_RESULT: &str = "/var/lib/ctforge/last-result";
 /// The managed files in conflict at the last run, one per line.
 pub const CONFLICTS: &str = "/var/lib/ctforge/conflicts";
+/// What the config-manager last applied: `commit <sha>` (a git-sourced template) or
+/// `template <name> <content hash>`, one line.
+pub const APPLIED: &str = "/var/lib/ctforge/applied";
 /// The config-manager's log (the library's path).
 pub const CONFIG_MANAGER_LOG: &str = "/var/log/config-manager/sync.log";
 
@@ -190,10 +193,23 @@ pub fn mark_first_run() -> String {
 
 /// The boot unit's configuration file: the configured container user (a template's
 /// `TEMPLATE_CONTAINER_USER`), read by the runtime as `CONFIG_CONTAINER_USER`.
-pub fn config_env(container_user: Option<&str>) -> String {
+///
+/// With `follow` (`url`, `branch`, `path` of the template's `container-configs` in the
+/// repository: sync on boot) it also names the repository the boot unit fetches itself, in
+/// the library's keys `CONFIG_REPO_URL`, `CONFIG_BRANCH` and `CONFIG_PATH` (quoted: the file is
+/// sourced by bash).
+pub fn config_env(container_user: Option<&str>, follow: Option<(&str, &str, &str)>) -> String {
     let mut text = String::from("# Written by ctforge: the config-manager's configuration.\n");
     if let Some(user) = container_user {
         text.push_str(&format!("CONFIG_CONTAINER_USER={user}\n"));
+    }
+    if let Some((url, branch, path)) = follow {
+        text.push_str(&format!(
+            "CONFIG_REPO_URL={}\nCONFIG_BRANCH={}\nCONFIG_PATH={}\n",
+            quote(url),
+            quote(branch),
+            quote(path)
+        ));
     }
     text
 }
@@ -236,14 +252,17 @@ pub const LAST_APPLY: &str = "/var/lib/ctforge/last-apply";
 pub const APPLY_UNIT_NAME: &str = "ctforge-apply.service";
 
 /// The sections of [`monitor_script`], in order.
-pub const MONITOR_SECTIONS: [&str; 7] = [
+pub const MONITOR_SECTIONS: [&str; 10] = [
     "units",
     "ports",
     "credentials",
     "last-apply",
     "apply-unit",
     "library-credentials",
-    "config-manager",
+    "cm-result",
+    "cm-conflicts",
+    "cm-applied",
+    "cm-log",
 ];
 
 /// The marker line prefix of [`monitor_script`] for a run's `nonce`. Content inside the
@@ -291,10 +310,13 @@ pub fn monitor_script(units: &[String], nonce: &str) -> String {
                     .unwrap_or("credentials")
             )
         ),
+        // The config-manager's own state files, one section each (plain `cat`/`head`/`tail`:
+        // nothing a minimal image lacks).
+        format!("[ ! -f {res} ] || cat {res}", res = quote(LAST_RESULT)),
+        format!("[ ! -f {con} ] || cat {con}", con = quote(CONFLICTS)),
+        format!("[ ! -f {app} ] || head -n 1 {app}", app = quote(APPLIED)),
         format!(
-            "[ ! -f {res} ] || sed 's/^/result /' {res}; [ ! -f {con} ] || sed 's/^/conflict /' {con}; [ ! -f {log} ] || tail -n 20 {log} | sed 's/^/log /'",
-            res = quote(LAST_RESULT),
-            con = quote(CONFLICTS),
+            "[ ! -f {log} ] || tail -n 40 {log}",
             log = quote(CONFIG_MANAGER_LOG)
         ),
     ];
@@ -363,7 +385,10 @@ mod tests {
                 "{script}"
             );
         }
-        assert_eq!(script.matches("echo \"@@ctforge-n1:rc:$?\"").count(), 7);
+        assert_eq!(
+            script.matches("echo \"@@ctforge-n1:rc:$?\"").count(),
+            MONITOR_SECTIONS.len()
+        );
         assert!(script.ends_with("echo @@ctforge-n1:end\n"));
         assert!(monitor_script(&[], "n").contains("@@ctforge-n:units\ntrue\n"));
     }
@@ -416,7 +441,7 @@ mod tests {
             );
         }
         assert_eq!(
-            config_env(Some("dev")).lines().last(),
+            config_env(Some("dev"), None).lines().last(),
             Some("CONFIG_CONTAINER_USER=dev")
         );
     }

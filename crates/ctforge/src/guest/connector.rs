@@ -1,7 +1,8 @@
 //! The guest connector: how ctforge opens a command channel into a container. Chosen once at
-//! start-up and carried in `AppState`: [`SshConnector`] (one SSH session to the cluster's
-//! node, `pct exec` / `pct push` per container, host key pinned on first use) in the
-//! application; [`FakeConnector`] (a scripted [`FakeRemote`], in process) in unit tests.
+//! start-up and carried in `AppState`: [`SshConnector`] (`pct exec` / `pct push` on the node
+//! holding each container, one shared SSH connection per node, host keys pinned per node on
+//! first use; see [`super::nodes`]) in the application; [`FakeConnector`] (a scripted
+//! [`FakeRemote`], in process) in unit tests.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,14 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ctforge_ssh::{
-    ExecOutput, FakeRemote, HostKeyPolicy, PctChannel, PctOptions, PushMode, RemoteExec, SshAuth,
-    SshError, SshSession, SshTarget, Stream,
-};
+use ctforge_ssh::{ExecOutput, FakeRemote, RemoteExec, SshError, SshSession, Stream};
 
+use super::nodes::{NodeReport, NodeRouter, RoutedChannel};
+use crate::pve::PveConnector;
 use crate::secrets::Keyring;
 use crate::storage::Store;
-use crate::storage::model::{Cluster, ClusterInput};
+use crate::storage::model::Cluster;
 
 /// Why a guest session could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum GuestError {
     Ssh(#[from] SshError),
 }
 
-/// An open session to a cluster's node, handing out channels into its containers.
+/// An open session to a cluster, handing out channels into its containers.
 #[async_trait]
 pub trait GuestSession: Send + Sync {
     /// A channel into CT `vmid`; with a `limit`, each command is killed inside the CT when it
@@ -48,14 +48,21 @@ pub trait GuestSession: Send + Sync {
 /// Opens guest sessions for a cluster.
 #[async_trait]
 pub trait GuestConnector: Send + Sync + fmt::Debug {
-    /// A session to `cluster`'s node.
+    /// A session to `cluster`'s nodes (channels go to the node holding each container).
     async fn connect(&self, cluster: &Cluster) -> Result<Arc<dyn GuestSession>, GuestError>;
+    /// Tries to reach every node of the cluster over SSH (Settings → Clusters → Test).
+    async fn test_nodes(&self, _cluster: &Cluster) -> Vec<NodeReport> {
+        Vec::new()
+    }
+    /// Tells the connector a container moved (a migration ctforge ran): its node is looked up
+    /// again before the next command.
+    fn moved(&self, _cluster_id: i64, _vmid: u32) {}
 }
 
-/// SSH to the cluster's node with its stored credentials, `pct` into containers.
+/// SSH to the node holding each container, `pct` into it: one shared connection per node
+/// ([`super::nodes::NodeRouter`]), the node looked up per guest and followed across migrations.
 pub struct SshConnector {
-    store: Arc<dyn Store>,
-    keyring: Arc<Keyring>,
+    router: Arc<NodeRouter>,
 }
 
 impl fmt::Debug for SshConnector {
@@ -65,103 +72,70 @@ impl fmt::Debug for SshConnector {
 }
 
 impl SshConnector {
-    /// A connector reading credentials from `store`, opened with `keyring`.
-    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> Self {
-        Self { store, keyring }
+    /// A connector reading credentials and per-node settings from `store`, opened with
+    /// `keyring`, locating guests and nodes through `pve`.
+    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, pve: Arc<dyn PveConnector>) -> Self {
+        Self {
+            router: Arc::new(NodeRouter::new(store, keyring, pve)),
+        }
     }
 
-    /// Opens an SSH session to a cluster's node with its stored credentials. The host key is
-    /// pinned: the first connection records it, later ones must match.
-    pub async fn open(&self, cluster: &Cluster) -> Result<SshSession, GuestError> {
-        let host = url::Url::parse(&cluster.url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .ok_or_else(|| {
-                GuestError::Setup(format!("cluster {} has no host in its URL", cluster.name))
-            })?;
-        let open = |sealed: &Option<String>| -> Result<Option<String>, GuestError> {
-            sealed
-                .as_deref()
-                .map(|s| {
-                    self.keyring
-                        .open(s)
-                        .map(|p| p.expose().to_owned())
-                        .map_err(|e| GuestError::Setup(e.to_string()))
-                })
-                .transpose()
-        };
-        let auth = match (
-            open(&cluster.ssh_key_sealed)?,
-            open(&cluster.ssh_password_sealed)?,
-        ) {
-            (Some(key), _) => SshAuth::Key {
-                private_key_pem: key.into(),
-                passphrase: None,
-            },
-            (None, Some(pw)) => SshAuth::Password(pw.into()),
-            (None, None) => {
-                return Err(GuestError::Setup(format!(
-                    "cluster {} has no SSH password or key; add one in Settings → Clusters",
-                    cluster.name
-                )));
-            }
-        };
-        let policy = match &cluster.ssh_host_key {
-            Some(key) if !key.is_empty() => HostKeyPolicy::Pinned(key.clone()),
-            _ => HostKeyPolicy::TrustOnFirstUse,
-        };
-        let trust_on_first_use = policy == HostKeyPolicy::TrustOnFirstUse;
-        let port = u16::try_from(cluster.ssh_port).unwrap_or(22);
-        let target = SshTarget::new(host, port, cluster.ssh_user.clone(), auth, policy);
-        let session = SshSession::connect(&target).await?;
-        if trust_on_first_use {
-            let input = ClusterInput {
-                ssh_host_key: Some(session.host_key_fingerprint().to_owned()),
-                ..ClusterInput::from(cluster)
-            };
-            if let Err(e) = self.store.update_cluster(cluster.id, &input).await {
-                tracing::warn!(error = %e, "cannot pin the SSH host key");
-            }
-        }
-        Ok(session)
+    /// Opens a fresh SSH session to `node` of the cluster (not shared), its host key pinned
+    /// on first use.
+    pub async fn open(&self, cluster: &Cluster, node: &str) -> Result<SshSession, GuestError> {
+        let target = self.router.target(cluster, node).await?;
+        self.router.open(cluster, &target).await
     }
 }
 
 #[async_trait]
 impl GuestConnector for SshConnector {
     async fn connect(&self, cluster: &Cluster) -> Result<Arc<dyn GuestSession>, GuestError> {
-        Ok(Arc::new(PctSession(Arc::new(self.open(cluster).await?))))
+        self.router.check(cluster)?;
+        Ok(Arc::new(ClusterSession {
+            router: self.router.clone(),
+            cluster: cluster.clone(),
+        }))
+    }
+
+    async fn test_nodes(&self, cluster: &Cluster) -> Vec<NodeReport> {
+        self.router.test(cluster).await
+    }
+
+    fn moved(&self, cluster_id: i64, vmid: u32) {
+        self.router.forget(cluster_id, vmid);
     }
 }
 
-/// An SSH session to a node; channels are `pct` into its containers.
-struct PctSession(Arc<SshSession>);
+/// A cluster's view: channels follow each CT to its node over the shared node connections,
+/// which outlive the view (closing it closes nothing).
+struct ClusterSession {
+    router: Arc<NodeRouter>,
+    cluster: Cluster,
+}
 
 #[async_trait]
-impl GuestSession for PctSession {
+impl GuestSession for ClusterSession {
     /// Files are pushed with `pct exec … cat > DEST` (content on stdin): it works on real nodes
     /// and on the simulator and leaves no temporary file on the node.
     fn channel(&self, vmid: u32, limit: Option<Duration>) -> Box<dyn RemoteExec> {
-        Box::new(
-            PctChannel::new(self.0.clone(), vmid).with_options(PctOptions {
-                push_mode: PushMode::ExecCat,
-                guest_timeout: limit,
-                ..PctOptions::default()
-            }),
-        )
+        Box::new(RoutedChannel::new(
+            self.router.clone(),
+            self.cluster.clone(),
+            vmid,
+            limit,
+        ))
     }
 
     fn host_key(&self) -> Option<String> {
-        Some(self.0.host_key_fingerprint().to_owned())
+        self.cluster.ssh_host_key.clone()
     }
 
     fn is_closed(&self) -> bool {
-        self.0.is_closed()
+        false
     }
 
-    async fn close(&self) {
-        self.0.close().await;
-    }
+    async fn close(&self) {}
 }
 
 /// An in-process connector for unit tests: every channel, whatever the CT, is the one scripted

@@ -4,12 +4,15 @@
 //! - [`connector`]: the [`GuestConnector`] trait carried in `AppState` (SSH to the node and
 //!   `pct exec` / `pct push` today; the VM guest agent later), its SSH implementation and an
 //!   in-process fake for unit tests.
+//! - [`nodes`]: per-node SSH — the node holding each guest, node addresses and pinned host
+//!   keys, one shared connection per node.
 //! - [`commands`]: every in-guest command line, built from plan steps with proper quoting.
 //! - [`parse`]: parsers of what those commands print.
 //! - [`probe`]: the batched monitoring probe and its per-part [`probe::Report`].
 
 pub mod commands;
 pub mod connector;
+pub mod nodes;
 pub mod parse;
 pub mod probe;
 

@@ -47,6 +47,9 @@ pub struct ConfigManager {
     /// The end of its log (`/var/log/config-manager/sync.log`).
     #[serde(default)]
     pub log_tail: Vec<String>,
+    /// What it last applied (`commit <sha>` or `template <name> <hash>`), when recorded.
+    #[serde(default)]
+    pub applied: Option<String>,
 }
 
 /// What one batched check found; each part succeeded or failed on its own.
@@ -253,24 +256,36 @@ pub fn parse_report(stdout: &str, nonce: &str, duration: Duration) -> Option<Rep
                 last_run_ms: None,
                 conflicts: Vec::new(),
                 log_tail: Vec::new(),
+                applied: None,
             };
             // Its own state files (older containers have none: the fields stay empty).
-            if let Some(section) = all.get("config-manager").filter(|s| s.rc == Some(0)) {
-                for line in section.body.lines() {
-                    if let Some(rest) = line.strip_prefix("result ") {
-                        let mut words = rest.split_whitespace();
-                        state.last_run_ms = words
-                            .next()
-                            .and_then(|t| t.parse::<i64>().ok())
-                            .map(|t| t.saturating_mul(1000));
-                        state.last_exit = words.next().and_then(|c| c.parse().ok());
-                    } else if let Some(path) = line.strip_prefix("conflict ") {
-                        state.conflicts.push(path.to_owned());
-                    } else if let Some(text) = line.strip_prefix("log ") {
-                        state.log_tail.push(text.to_owned());
-                    }
-                }
+            let body = |name: &str| {
+                all.get(name)
+                    .filter(|s| s.rc == Some(0))
+                    .map(|s| s.body.as_str())
+                    .unwrap_or_default()
+            };
+            if let Some(line) = body("cm-result").lines().next() {
+                let mut words = line.split_whitespace();
+                state.last_run_ms = words
+                    .next()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .map(|t| t.saturating_mul(1000));
+                state.last_exit = words.next().and_then(|c| c.parse().ok());
             }
+            state.conflicts = body("cm-conflicts")
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
+            state.applied = body("cm-applied")
+                .lines()
+                .next()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned);
+            state.log_tail = body("cm-log").lines().map(str::to_owned).collect();
             Ok(state)
         }
         (Err(a), Err(b)) => Err(format!("{a}; {b}")),
@@ -371,11 +386,10 @@ mod tests {
                     0,
                 ),
                 ("library-credentials", &format!("{library}\n"), 0),
-                (
-                    "config-manager",
-                    "result 1700000100 5\nconflict /etc/app.conf\nlog [x] [ERROR  ] conflict\n",
-                    0,
-                ),
+                ("cm-result", "1700000100 5\n", 0),
+                ("cm-conflicts", "/etc/app.conf\n", 0),
+                ("cm-applied", "commit 0123456789abcdef\n", 0),
+                ("cm-log", "[x] [ERROR  ] conflict\n", 0),
             ],
             true,
         );
@@ -390,6 +404,7 @@ mod tests {
             )
         );
         assert_eq!(cm.log_tail, ["[x] [ERROR  ] conflict"]);
+        assert_eq!(cm.applied.as_deref(), Some("commit 0123456789abcdef"));
         let creds = report.credentials.unwrap();
         assert_eq!(creds.len(), 1);
         assert_eq!(creds[0].0, "CODE_SERVER_PASSWORD");

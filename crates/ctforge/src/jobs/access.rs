@@ -1,7 +1,8 @@
 //! Who may see, retry and cancel a job, and the audited retry and cancel use-cases behind
 //! `/jobs` and `/api/v1/jobs`.
 //!
-//! A job is visible to, and retried or cancelled by, only:
+//! A job is visible to, and retried or cancelled by, only (a `create_batch` job counts as
+//! acting on each of its containers):
 //! - its submitter: the same Proxmox user signed in to the same cluster (a user id alone is not
 //!   an identity: `root@pam` of another cluster is someone else);
 //! - ctforge admins (`roles`);
@@ -85,6 +86,32 @@ impl<'a> Access<'a> {
             }
             return Ok(Guests {
                 cluster_of_submitter: payload.cluster_id,
+                items,
+            });
+        }
+        if job.kind == crate::provisioning::batch::JOB_KIND {
+            // A batch (count, fleet apply): the cluster and guests of its containers.
+            let payload: crate::provisioning::batch::BatchPayload = serde_json::from_str(
+                &job.payload_json,
+            )
+            .unwrap_or(crate::provisioning::batch::BatchPayload {
+                items: Vec::new(),
+                not_queued: Vec::new(),
+            });
+            let mut cluster_of_submitter = None;
+            let mut items = Vec::new();
+            for item in &payload.items {
+                match self.state.store.get_container(item.id).await {
+                    Ok(record) => {
+                        cluster_of_submitter = Some(record.cluster_id);
+                        items.push((record.cluster_id, item.vmid, "VM.Allocate"));
+                    }
+                    Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok(Guests {
+                cluster_of_submitter,
                 items,
             });
         }

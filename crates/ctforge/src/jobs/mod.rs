@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod log_cap;
+pub mod wake;
 mod worker;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use crate::events::{JobProgress, kind};
 use crate::storage::model::{Job, NewJob};
 use crate::storage::{Store, StoreError, StoreResult};
 
+pub use self::wake::WakeChannel;
 pub use self::worker::{Worker, WorkerHandle, WorkerOptions};
 
 pub use crate::status::JobState;
@@ -338,6 +340,9 @@ pub struct JobQueue {
     progress: JobProgress,
     registry: Arc<JobRegistry>,
     wake: Notify,
+    channel: WakeChannel,
+    /// Whether this process hears other processes' wake-ups (the subscription is open).
+    listening: tokio::sync::watch::Sender<bool>,
     running: Mutex<HashMap<i64, CancellationToken>>,
 }
 
@@ -349,8 +354,22 @@ impl JobQueue {
             progress,
             registry,
             wake: Notify::new(),
+            channel: WakeChannel::Local,
+            listening: tokio::sync::watch::Sender::new(false),
             running: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same queue telling workers of other processes through `channel` (chosen once at
+    /// start-up, [`WakeChannel::choose`]).
+    pub fn with_channel(mut self, channel: WakeChannel) -> Self {
+        self.channel = channel;
+        self
+    }
+
+    /// How workers of other processes hear of new jobs.
+    pub fn channel(&self) -> &WakeChannel {
+        &self.channel
     }
 
     /// The store.
@@ -368,9 +387,31 @@ impl JobQueue {
         &self.registry
     }
 
-    /// Wakes idle workers of this process (after an enqueue or a retry).
-    pub fn wake(&self) {
+    /// Wakes idle workers of this process and, through the queue's [`WakeChannel`], of every
+    /// other process: a job became claimable (enqueued, retried).
+    pub async fn wake(&self) {
+        self.wake_local();
+        self.channel.send(self.store.as_ref()).await;
+    }
+
+    /// Resolves once this process's workers hear wake-ups from other processes (their
+    /// subscription to the queue's [`WakeChannel`] is open); at once for a local channel.
+    pub async fn listening(&self) {
+        if matches!(self.channel, WakeChannel::Local) {
+            return;
+        }
+        let mut rx = self.listening.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
+    }
+
+    pub(crate) fn set_listening(&self, open: bool) {
+        self.listening.send_replace(open);
+    }
+
+    /// Wakes idle workers of this process only.
+    pub(crate) fn wake_local(&self) {
         self.wake.notify_waiters();
+        // A worker between its claim and its wait finds the stored permit.
         self.wake.notify_one();
     }
 
@@ -381,7 +422,7 @@ impl JobQueue {
     /// Enqueues a job and wakes the workers.
     pub async fn enqueue(&self, job: &NewJob) -> StoreResult<i64> {
         let id = self.store.enqueue_job(job).await?;
-        self.wake();
+        self.wake().await;
         Ok(id)
     }
 
@@ -465,7 +506,7 @@ impl JobQueue {
             }
             Err(e) => return Err(e.into()),
         }
-        self.wake();
+        self.wake().await;
         self.get(job_id).await
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Claiming goes through `Store::claim_job` (PostgreSQL: `FOR UPDATE SKIP LOCKED`), so any number
 //! of workers in any number of processes share one queue; the per-node limit is enforced by that
-//! same query. A worker polls every `idle_poll` when idle, re-polls at once after a claim, and
-//! wakes early when this process enqueues ([`JobQueue::wake`]).
+//! same query. An idle worker waits for a wake-up ([`JobQueue::wake`]: in this process directly,
+//! from others through [`super::wake`]), re-polls at once after a claim, and polls every
+//! `idle_poll` only as a fallback for a lost signal.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ pub struct WorkerOptions {
     pub per_node: i64,
     /// Lease length; renewed every third of it.
     pub lease: Duration,
-    /// Poll interval while idle.
+    /// Poll interval while idle: only a fallback, a submitted job wakes the worker at once.
     pub idle_poll: Duration,
     /// A job claimed more often than this fails instead of running again (a crash loop).
     pub max_attempts: i64,
@@ -48,8 +49,8 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// Options from the `[workers]` configuration with the default lease (30 s), poll
-    /// (200 ms), attempt limit (20) and grace (20 s).
+    /// Options from the `[workers]` configuration with the default lease (30 s), fallback poll
+    /// (2 s; wake-ups start jobs), attempt limit (20) and grace (20 s).
     pub fn from_config(config: &WorkersConfig) -> Self {
         Self {
             concurrency: usize::try_from(config.concurrency).unwrap_or(1).max(1),
@@ -65,7 +66,7 @@ impl Default for WorkerOptions {
             concurrency: 4,
             per_node: 2,
             lease: Duration::from_secs(30),
-            idle_poll: Duration::from_millis(200),
+            idle_poll: Duration::from_secs(2),
             max_attempts: 20,
             shutdown_grace: Duration::from_secs(20),
             log: crate::config::JobLogConfig::default(),
@@ -155,6 +156,7 @@ impl Worker {
         let mut tasks = JoinSet::new();
         tracing::info!(owner = %options.owner, concurrency = options.concurrency, "worker started");
         let mut last_compact = std::time::Instant::now();
+        let listener = tokio::spawn(super::wake::listen(queue.clone(), stop.clone()));
         loop {
             while tasks.try_join_next().is_some() {}
             let permit = tokio::select! {
@@ -205,6 +207,7 @@ impl Worker {
                 }
             }
         }
+        listener.abort();
         if !tasks.is_empty() {
             tracing::info!(
                 running = tasks.len(),
@@ -296,6 +299,9 @@ impl Runner {
             tracing::debug!(job_id, error = %e, "cannot checkpoint the database journal");
         }
         side.abort_all();
+        // The job's node has room again (per-node limits), or the job was released: idle
+        // workers, here and elsewhere, look at the queue now.
+        self.queue.wake().await;
     }
 
     /// Renews the lease every third of its length; cancels the job if the lease was lost

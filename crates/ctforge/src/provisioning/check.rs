@@ -68,7 +68,8 @@ pub struct IdentityCheck {
 
 /// The hostname rule of [`super::plan::resolve`], as a verdict.
 pub fn check_hostname(hostname: &str) -> FieldCheck {
-    let h = hostname.trim().to_ascii_lowercase();
+    // A pattern (`web-{n}`, for several at once) is judged as its first hostname.
+    let h = super::batch::hostname_for(hostname.trim(), 1).to_ascii_lowercase();
     if h.is_empty() {
         FieldCheck::refused("a hostname is required, e.g. web-01")
     } else if valid_hostname(&h) {

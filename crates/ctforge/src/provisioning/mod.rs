@@ -1,6 +1,7 @@
 //! Provisioning: turning a create request into a [`plan::Plan`] (the dry run the wizard's
 //! Review step shows) and executing that same plan as a durable job.
 
+pub mod batch;
 pub mod check;
 pub mod drafts;
 pub mod environment;

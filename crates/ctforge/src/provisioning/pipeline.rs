@@ -539,6 +539,7 @@ impl CreateContainer {
         let channel = self.channel(ctx, cluster, vmid).await?;
         let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
         let started = tokio::time::Instant::now();
+        let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(500));
         loop {
             match probe(quick.as_ref(), "true").await {
                 Ok((0, _)) => break,
@@ -547,7 +548,7 @@ impl CreateContainer {
                         "the container does not accept commands 2 minutes after start",
                     ));
                 }
-                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                _ => tokio::time::sleep(backoff.next_pause()).await,
             }
         }
         // Let boot settle (apt and systemctl misbehave while systemd is still starting).
@@ -723,6 +724,39 @@ impl CreateContainer {
                 )
                 .await
                 .map_err(|e| fail(format!("push the config-manager's {name}: {e}")))?;
+        }
+        if let Some(source) = &plan.config_source {
+            channel
+                .push(
+                    format!("{}\n", source.applied).as_bytes(),
+                    commands::APPLIED,
+                    Some(0o644),
+                    None,
+                )
+                .await
+                .map_err(|e| fail(format!("push {}: {e}", commands::APPLIED)))?;
+            if let Some(follow) = &source.follow {
+                let skip: String = follow
+                    .skip_scripts
+                    .iter()
+                    .map(|n| format!("{n}\n"))
+                    .collect();
+                channel
+                    .push(
+                        skip.as_bytes(),
+                        &format!("{}/skip-scripts", commands::MANIFEST_DIR),
+                        Some(0o600),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| fail(format!("push the config-manager's skip-scripts: {e}")))?;
+                let _ = ctx
+                    .log(format!(
+                        "sync on boot: the config-manager fetches {} ({}) /{} itself on every boot",
+                        follow.url, follow.branch, follow.path
+                    ))
+                    .await;
+            }
         }
         channel
             .push(
@@ -958,7 +992,14 @@ impl CreateContainer {
             .map_err(|e| fail(format!("push the script runtime: {e}")))?;
         channel
             .push(
-                commands::config_env(plan.container_user.as_deref()).as_bytes(),
+                commands::config_env(
+                    plan.container_user.as_deref(),
+                    plan.config_source
+                        .as_ref()
+                        .and_then(|c| c.follow.as_ref())
+                        .map(|f| (f.url.as_str(), f.branch.as_str(), f.path.as_str())),
+                )
+                .as_bytes(),
                 commands::CONFIG_ENV,
                 Some(0o600),
                 None,
@@ -1168,6 +1209,7 @@ async fn wait_unlocked(
     vmid: u32,
 ) -> Result<(), StepError> {
     let started = tokio::time::Instant::now();
+    let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(500));
     loop {
         let config = client
             .lxc_config_get(node, vmid, false)
@@ -1190,7 +1232,7 @@ async fn wait_unlocked(
                 ))
                 .await;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(backoff.next_pause()).await;
     }
 }
 

@@ -74,6 +74,10 @@ pub struct CreateRequest {
     pub extra_packages: Option<Vec<String>>,
     /// Script order and enablement.
     pub scripts: Option<Vec<ScriptChoice>>,
+    /// A git-sourced template only: the boot unit fetches the template's branch itself and
+    /// re-applies that (the library's model) instead of the copy ctforge pushed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sync_on_boot: bool,
 }
 
 /// Defaults the cluster and node contribute (looked up by the caller).
@@ -242,6 +246,36 @@ pub struct Plan {
     /// the library's detection rules pick it).
     #[serde(default)]
     pub container_user: Option<String>,
+    /// What the config-manager applies: the template version ctforge pushes, or the git
+    /// branch the boot unit follows (set from the job's payload, not by [`resolve`]).
+    #[serde(default)]
+    pub config_source: Option<ConfigSource>,
+}
+
+/// What the config-manager applies on boot (`/etc/config-manager/config.env`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ConfigSource {
+    /// What provisioning applied: `commit <sha>` or `template <name> <content hash>`
+    /// (`/var/lib/ctforge/applied`).
+    pub applied: String,
+    /// Sync on boot: the repository the boot unit fetches itself.
+    #[serde(default)]
+    pub follow: Option<FollowGit>,
+}
+
+/// The git branch a container's boot unit follows (the library's `CONFIG_REPO_URL`,
+/// `CONFIG_BRANCH`, `CONFIG_PATH`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FollowGit {
+    /// Repository URL (https, git or file; not ssh: the deploy key stays in ctforge).
+    pub url: String,
+    /// Branch.
+    pub branch: String,
+    /// The template's `container-configs` inside the repository.
+    pub path: String,
+    /// Scripts the user disabled in the wizard: the boot unit skips them too.
+    #[serde(default)]
+    pub skip_scripts: Vec<String>,
 }
 
 /// What is shown to users: the Proxmox parameters with the password masked.
@@ -257,7 +291,10 @@ pub struct PlanView {
     pub hostname: String,
     /// Template.
     pub template: Option<String>,
-    /// `POST /nodes/{node}/lxc` parameters, exactly as sent (password masked).
+    /// `POST /nodes/{node}/lxc` parameters, exactly as sent (password masked), as
+    /// `[name, value]` pairs. (Described as two-string arrays: a tuple's schema uses the
+    /// array form of `items`, which OpenAPI 3.1 validators reject.)
+    #[schemars(with = "Vec<[String; 2]>")]
     pub create_params: Vec<(String, String)>,
     /// Steps.
     pub steps: Vec<Step>,
@@ -714,6 +751,7 @@ pub fn resolve(
         steps,
         ip: static_ip,
         container_user,
+        config_source: None,
     })
 }
 

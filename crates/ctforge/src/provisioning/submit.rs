@@ -33,6 +33,9 @@ pub struct CreatePayload {
     /// The git repository and commit of a git-sourced template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_git: Option<crate::templates::git::GitOrigin>,
+    /// What the config-manager applies (the pushed version, or the branch it follows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_source: Option<plan::ConfigSource>,
 }
 
 /// Serializable copy of [`Environment`].
@@ -85,6 +88,10 @@ impl CreatePayload {
             self.template.as_ref(),
             &Environment::from(&self.environment),
         )
+        .map(|mut plan| {
+            plan.config_source = self.config_source.clone();
+            plan
+        })
         .map_err(|fields| AppError::Invalid {
             message: "the stored plan no longer resolves".into(),
             fields,
@@ -167,6 +174,10 @@ pub struct Prepared {
     pub template_id: Option<i64>,
     /// Repository and commit of a git-sourced template.
     pub template_git: Option<crate::templates::git::GitOrigin>,
+    /// What the config-manager applies.
+    pub config_source: Option<plan::ConfigSource>,
+    /// The template's content hash (its version, for the fleet's drift check).
+    pub template_hash: Option<String>,
     /// Environment.
     pub environment: Environment,
     /// The resolved plan.
@@ -182,15 +193,21 @@ pub async fn prepare(
     let cluster = crate::auth::login::pick_cluster(state, request.cluster.as_deref()).await?;
     let client = client_for(state, user, &cluster)?;
     let template = load_template(state, request.template.as_deref()).await?;
-    let (template_id, template_git) = match &template {
+    let (template_id, template_git, config_source, template_hash) = match &template {
         Some(t) => {
             let row = state.store.get_template_by_name(&t.name).await?.row;
             let git = crate::templates::StoredConfig::parse(&row.name, &row.config_json)
                 .ok()
                 .and_then(|c| c.git);
-            (Some(row.id), git)
+            let source = config_source(state, request, &row, git.as_ref())?;
+            (Some(row.id), git, Some(source), Some(row.content_hash))
         }
-        None => (None, None),
+        None if request.sync_on_boot => {
+            return Err(sync_on_boot_refused(
+                "sync on boot needs a template from a git source",
+            ));
+        }
+        None => (None, None, None, None),
     };
     let mut environment = environment::lookup(client.as_ref(), &cluster, request.node.as_deref())
         .await
@@ -210,9 +227,91 @@ pub async fn prepare(
         template,
         template_id,
         template_git,
+        config_source,
+        template_hash,
         environment,
         plan,
     })
+}
+
+fn sync_on_boot_refused(reason: &str) -> AppError {
+    AppError::Invalid {
+        message: "the container settings need attention".into(),
+        fields: vec![("sync_on_boot".into(), reason.to_owned())],
+    }
+}
+
+/// What the config-manager of a container from template `row` applies: the version ctforge
+/// pushes, or (sync on boot) the template's directory in its git repository.
+fn config_source(
+    state: &AppState,
+    request: &CreateRequest,
+    row: &crate::storage::model::TemplateRow,
+    git: Option<&crate::templates::git::GitOrigin>,
+) -> Result<plan::ConfigSource, AppError> {
+    let applied = match git {
+        Some(g) => format!("commit {}", g.commit),
+        None => format!(
+            "template {} {}",
+            row.name,
+            row.content_hash.get(..12).unwrap_or(&row.content_hash)
+        ),
+    };
+    let mut source = plan::ConfigSource {
+        applied,
+        follow: None,
+    };
+    if !request.sync_on_boot {
+        return Ok(source);
+    }
+    let Some(git) = git else {
+        return Err(sync_on_boot_refused(&format!(
+            "sync on boot needs a template from a git source; {} comes from a directory or was made in ctforge",
+            row.name
+        )));
+    };
+    if row.diverged {
+        return Err(sync_on_boot_refused(&format!(
+            "{} was edited in ctforge (diverged from git): the branch would undo those edits on the next boot",
+            row.name
+        )));
+    }
+    if crate::templates::git_ssh::ssh_host(&git.url).is_some() {
+        return Err(sync_on_boot_refused(
+            "sync on boot works with https, git and file sources: the deploy key of an ssh source stays in ctforge",
+        ));
+    }
+    // The template's directory inside the checkout, relative to the repository's root.
+    let checkout = crate::templates::git::checkout_dir(&state.config.data_dir, &git.url);
+    let dir = row
+        .source_path
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(|p| p.strip_prefix(&checkout).ok())
+        .map(|p| p.display().to_string())
+        .ok_or_else(|| {
+            sync_on_boot_refused(
+                "the template's place in its repository is unknown: sync sources first",
+            )
+        })?;
+    let path = if dir.is_empty() {
+        ctforge_template::layout::CONTAINER_CONFIGS.to_owned()
+    } else {
+        format!("{dir}/{}", ctforge_template::layout::CONTAINER_CONFIGS)
+    };
+    source.follow = Some(plan::FollowGit {
+        url: git.url.clone(),
+        branch: git.branch.clone(),
+        path,
+        skip_scripts: request
+            .scripts
+            .iter()
+            .flatten()
+            .filter(|c| !c.enabled)
+            .map(|c| c.name.clone())
+            .collect(),
+    });
+    Ok(source)
 }
 
 /// Outcome of a submission.
@@ -315,6 +414,7 @@ async fn submit_once(
         environment: EnvironmentSnapshot::from(&prepared.environment),
         root_ticket_sealed,
         template_git: prepared.template_git.clone(),
+        config_source: prepared.config_source.clone(),
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
     let mut spec = serde_json::to_value(plan.view()).map_err(|e| AppError::Internal(e.into()))?;
@@ -322,6 +422,13 @@ async fn submit_once(
     if let (Some(git), Some(object)) = (&prepared.template_git, spec.as_object_mut()) {
         let git = serde_json::to_value(git).map_err(|e| AppError::Internal(e.into()))?;
         object.insert("template_git".to_owned(), git);
+    }
+    // And the template's version, which the fleet compares with today's.
+    if let (Some(hash), Some(object)) = (&prepared.template_hash, spec.as_object_mut()) {
+        object.insert(
+            crate::fleet::SPEC_TEMPLATE_HASH.to_owned(),
+            serde_json::Value::String(hash.clone()),
+        );
     }
     let container = NewContainer {
         cluster_id: prepared.cluster.id,
@@ -379,6 +486,8 @@ async fn submit_once(
         }
         return Err(e);
     }
+    // Audited: now a worker may start it (this process's at once, others' by signal).
+    state.jobs.wake().await;
     Ok(Submitted {
         id,
         vmid: plan.vmid,

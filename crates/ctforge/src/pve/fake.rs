@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ctforge_pve::types::{
-    AplInfo, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig, LxcConfigUpdate,
-    LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus, Pool,
-    ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog, TaskStatus, Timeframe,
-    Upid, Version,
+    AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
+    LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
+    PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
+    TaskStatus, Timeframe, Upid, Version,
 };
 use ctforge_pve::{Permissions, PveApi, PveError, Result};
 
@@ -145,6 +145,19 @@ impl PveApi for FakePve {
         Err(self.unscripted("cluster_resources"))
     }
 
+    async fn cluster_status(&self) -> Result<Vec<ctforge_pve::types::ClusterStatusEntry>> {
+        Err(self.unscripted("cluster_status"))
+    }
+
+    async fn lxc_migrate(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _params: &ctforge_pve::types::MigrateParams,
+    ) -> Result<Upid> {
+        Err(self.unscripted("lxc_migrate"))
+    }
+
     async fn cluster_nextid(&self, _vmid: Option<u32>) -> Result<u32> {
         Err(self.unscripted("cluster_nextid"))
     }
@@ -168,6 +181,29 @@ impl PveApi for FakePve {
         _update: &LxcConfigUpdate,
     ) -> Result<()> {
         Err(self.unscripted("lxc_config_put"))
+    }
+
+    async fn lxc_pending(&self, _node: &str, _vmid: u32) -> Result<Vec<PendingEntry>> {
+        Err(self.unscripted("lxc_pending"))
+    }
+
+    async fn lxc_resize(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _disk: &str,
+        _size: &str,
+        _digest: Option<&str>,
+    ) -> Result<Upid> {
+        Err(self.unscripted("lxc_resize"))
+    }
+
+    async fn lxc_clone(&self, _node: &str, _vmid: u32, _params: &CloneParams) -> Result<Upid> {
+        Err(self.unscripted("lxc_clone"))
+    }
+
+    async fn lxc_template(&self, _node: &str, _vmid: u32) -> Result<()> {
+        Err(self.unscripted("lxc_template"))
     }
 
     async fn lxc_status_current(&self, _node: &str, _vmid: u32) -> Result<LxcStatus> {

@@ -8,6 +8,8 @@
 pub mod model;
 mod sql;
 
+pub use sql::JobSignals;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -56,9 +58,12 @@ pub trait Store:
     + AccessStore
     + AuditStore
     + RoleStore
+    + PresetStore
     + LockStore
     + KeyStore
     + NotificationStore
+    + LibraryStore
+    + NodeSshStore
     + std::fmt::Debug
 {
     /// Which backend this is.
@@ -70,6 +75,12 @@ pub trait Store:
     /// Returns journal space to the filesystem (after a job and periodically): on SQLite a
     /// WAL checkpoint that truncates a grown WAL, nothing on PostgreSQL.
     async fn compact(&self) -> StoreResult<()>;
+    /// Tells workers in other processes sharing this database that a job may be claimable
+    /// (PostgreSQL `NOTIFY`); nothing on SQLite.
+    async fn signal_jobs(&self) -> StoreResult<()>;
+    /// Those signals as sent by any process (PostgreSQL `LISTEN` on a connection of its own);
+    /// `None` where the backend has none (SQLite).
+    async fn job_signals(&self) -> StoreResult<Option<JobSignals>>;
 }
 
 /// Clusters and their nodes.
@@ -95,6 +106,31 @@ pub trait ClusterStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Known nodes of a cluster.
     async fn list_cluster_nodes(&self, cluster_id: i64) -> StoreResult<Vec<ClusterNode>>;
+}
+
+/// Per-node SSH: address/port overrides and pinned host keys (`node_ssh`).
+#[async_trait]
+pub trait NodeSshStore: Send + Sync {
+    /// Every node of a cluster with SSH settings, by node name.
+    async fn list_node_ssh(&self, cluster_id: i64) -> StoreResult<Vec<NodeSsh>>;
+    /// Sets (or clears, with `None`) a node's address and port override; the pin stays unless
+    /// the address or port changes, since the key belongs to the host that was reached.
+    async fn set_node_ssh_override(
+        &self,
+        cluster_id: i64,
+        node: &str,
+        address: Option<&str>,
+        port: Option<i64>,
+    ) -> StoreResult<()>;
+    /// Pins (or forgets, with `None`) a node's host key.
+    async fn pin_node_host_key(
+        &self,
+        cluster_id: i64,
+        node: &str,
+        host_key: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Records that a container record's guest is now on `node` (after a migration).
+    async fn move_container_record(&self, id: i64, node: &str) -> StoreResult<()>;
 }
 
 /// Templates (with scripts, files and packages).
@@ -152,6 +188,8 @@ pub trait ContainerStore: Send + Sync {
         container: &NewContainer,
         job: &NewJob,
     ) -> StoreResult<(i64, i64)>;
+    /// Creates a container record without a job (a clone of a managed container).
+    async fn create_container(&self, container: &NewContainer) -> StoreResult<i64>;
     /// One container.
     async fn get_container(&self, id: i64) -> StoreResult<Container>;
     /// One container by cluster and VMID.
@@ -355,6 +393,21 @@ pub trait RoleStore: Send + Sync {
     async fn list_all_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
 }
 
+/// Presets (saved creation answers).
+#[async_trait]
+pub trait PresetStore: Send + Sync {
+    /// Every preset, by name.
+    async fn list_presets(&self) -> StoreResult<Vec<Preset>>;
+    /// One preset by name.
+    async fn get_preset(&self, name: &str) -> StoreResult<Preset>;
+    /// Stores a preset; a taken name is a [`StoreError::Conflict`].
+    async fn insert_preset(&self, input: &PresetInput) -> StoreResult<i64>;
+    /// Replaces a preset's fields.
+    async fn update_preset(&self, id: i64, input: &PresetInput) -> StoreResult<()>;
+    /// Deletes a preset.
+    async fn delete_preset(&self, id: i64) -> StoreResult<()>;
+}
+
 /// The audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -384,6 +437,31 @@ pub trait KeyStore: Send + Sync {
     async fn record_key(&self, key_id: &str) -> StoreResult<()>;
     /// Known key ids.
     async fn list_keys(&self) -> StoreResult<Vec<(String, i64, Option<i64>)>>;
+}
+
+/// The template library's state: deploy keys of git sources and the config-manager state
+/// monitoring read from each container (migration `0012_library`).
+#[async_trait]
+pub trait LibraryStore: Send + Sync {
+    /// Stores (or replaces) the sealed deploy key of git source `url`.
+    async fn put_git_key(&self, key: &GitSourceKey) -> StoreResult<()>;
+    /// The deploy key of git source `url`, if one is stored.
+    async fn get_git_key(&self, url: &str) -> StoreResult<Option<GitSourceKey>>;
+    /// Every stored deploy key.
+    async fn list_git_keys(&self) -> StoreResult<Vec<GitSourceKey>>;
+    /// Forgets the deploy key of `url`; [`StoreError::NotFound`] when none is stored.
+    async fn delete_git_key(&self, url: &str) -> StoreResult<()>;
+    /// Records the config-manager state (JSON) last read from container `container_id`.
+    async fn put_config_manager_state(
+        &self,
+        container_id: i64,
+        state_json: &str,
+    ) -> StoreResult<()>;
+    /// The last recorded config-manager state of `container_id` and when it was read.
+    async fn get_config_manager_state(
+        &self,
+        container_id: i64,
+    ) -> StoreResult<Option<(String, i64)>>;
 }
 
 /// Notification targets and their delivery attempts (`notify`).
@@ -418,6 +496,21 @@ pub trait NotificationStore: Send + Sync {
         before_id: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<NotificationDelivery>>;
+}
+
+/// The newest migration version this binary applies on `backend` (a backup records the
+/// version it holds; a restore refuses one newer than this).
+pub fn latest_migration(backend: Backend) -> i64 {
+    sql::latest_migration(backend)
+}
+
+/// Which backend a database URL names (the same rule as [`connect`]).
+pub fn backend_of(url: &str) -> Backend {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
 }
 
 /// Opens the database at `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if

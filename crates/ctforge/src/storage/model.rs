@@ -83,6 +83,23 @@ impl From<&Cluster> for ClusterInput {
     }
 }
 
+/// A node's SSH settings: an address/port override and the pinned host key (migration 0010).
+#[derive(Clone, Debug, FromRow, PartialEq, Eq, Default)]
+pub struct NodeSsh {
+    /// Owning cluster.
+    pub cluster_id: i64,
+    /// Node name.
+    pub node: String,
+    /// Address override (`None`: the node's ip from `/cluster/status`).
+    pub address: Option<String>,
+    /// Port override (`None`: the cluster's `ssh_port`).
+    pub port: Option<i64>,
+    /// Pinned host key fingerprint (`SHA256:…`).
+    pub host_key: Option<String>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
 /// A node of a cluster as last seen.
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct ClusterNode {
@@ -554,6 +571,31 @@ pub struct SealedRef {
     pub value: String,
 }
 
+/// The deploy key of an ssh git template source (`git_source_keys`).
+#[derive(Clone, FromRow, PartialEq, Eq)]
+pub struct GitSourceKey {
+    /// The source's URL (as configured).
+    pub url: String,
+    /// The private key, sealed with the keyring.
+    pub deploy_key_sealed: String,
+    /// The public key's fingerprint (`SHA256:…`), the only form ever shown.
+    pub key_fingerprint: String,
+    /// The pinned fingerprint of the git server's host key (`SHA256:…`), once confirmed.
+    pub host_key: Option<String>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for GitSourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSourceKey")
+            .field("url", &self.url)
+            .field("key_fingerprint", &self.key_fingerprint)
+            .field("host_key", &self.host_key)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A stored notification target (`notification_targets`); `settings_json` and `rules_json`
 /// are decoded by `notify::targets`.
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
@@ -626,4 +668,40 @@ pub struct NotificationDelivery {
     pub error: Option<String>,
     /// When.
     pub created_at: i64,
+}
+
+/// A saved set of creation answers (`presets`).
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct Preset {
+    /// Row id.
+    pub id: i64,
+    /// Unique name (`web-small`).
+    pub name: String,
+    /// Template name.
+    pub template: String,
+    /// The create request's fields as a JSON object.
+    pub values_json: String,
+    /// Who saved it.
+    pub owner: String,
+    /// Visible to every user (set by an admin).
+    pub shared: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// The fields of a preset to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresetInput {
+    /// Unique name.
+    pub name: String,
+    /// Template name.
+    pub template: String,
+    /// The values as a JSON object.
+    pub values_json: String,
+    /// Owner.
+    pub owner: String,
+    /// Shared with everyone.
+    pub shared: bool,
 }

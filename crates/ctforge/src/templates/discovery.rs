@@ -224,7 +224,11 @@ impl DiscoveryReport {
     }
 }
 
-/// Scans every root with [`ctforge_template::discover`] and stores what changed.
+/// Templates loaded ahead of the one being stored (the bound of discovery's memory).
+const LOAD_AHEAD: usize = 4;
+
+/// Scans every root ([`ctforge_template::template_dirs`]) and stores what changed, loading and
+/// storing one template at a time.
 ///
 /// Filesystem reading runs on the blocking pool. A database failure aborts the run (templates
 /// handled before it stay stored); template problems are reported per template.
@@ -249,13 +253,14 @@ pub async fn discover_sources(
         .collect();
     let roots = roots.as_slice();
     let owned = roots.to_vec();
+    // Listing directories is cheap; the templates themselves are loaded one at a time below.
     let scanned = tokio::task::spawn_blocking(move || {
         owned
             .into_iter()
             .map(|root| {
                 let readable = std::fs::read_dir(&root).is_ok();
-                let found = ctforge_template::discover(&root);
-                (root, readable, found)
+                let dirs = ctforge_template::template_dirs(&root);
+                (root, readable, dirs)
             })
             .collect::<Vec<_>>()
     })
@@ -265,29 +270,38 @@ pub async fn discover_sources(
         source: std::io::Error::other(e.to_string()),
     })?;
     let mut warnings = Vec::new();
-    let mut all = Vec::new();
-    for (root, readable, found) in scanned {
+    let mut all: Vec<PathBuf> = Vec::new();
+    for (root, readable, dirs) in scanned {
         if !readable {
             warnings.push(format!(
                 "templates root {} does not exist or cannot be read: fix templates.roots \
                  (CTFORGE_TEMPLATES__ROOTS) or create the directory",
                 root.display()
             ));
-        } else if found.is_empty() {
+        } else if dirs.is_empty() {
             warnings.push(format!(
                 "templates root {} holds no template (no subdirectory with a template.conf)",
                 root.display()
             ));
         }
-        all.extend(found);
+        all.extend(dirs);
     }
-    let found_dirs: Vec<String> = all
-        .iter()
-        .map(|(dir, _)| dir.display().to_string())
-        .collect();
+    let found_dirs: BTreeSet<String> = all.iter().map(|dir| dir.display().to_string()).collect();
     let mut report = DiscoveryReport::default();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for (dir, loaded) in all {
+    // Parse → hash → compare → store as a stream: a blocking reader loads templates one at a
+    // time ahead of the store by at most `LOAD_AHEAD`, so memory does not grow with the number
+    // of templates (only their small reports are kept).
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(PathBuf, Loaded)>(LOAD_AHEAD);
+    let reader = tokio::task::spawn_blocking(move || {
+        for dir in all {
+            let loaded = ctforge_template::load_dir(&dir);
+            if tx.blocking_send((dir, loaded)).is_err() {
+                return; // the store side stopped (a database error)
+            }
+        }
+    });
+    while let Some((dir, loaded)) = rx.recv().await {
         let origin = git
             .iter()
             .find(|g| dir.starts_with(&g.root))
@@ -299,6 +313,13 @@ pub async fn discover_sources(
         let entry = discover_one(store, &dir, loaded, &mut seen, origin.as_ref()).await?;
         report.templates.push(entry);
     }
+    drop(rx);
+    if let Err(e) = reader.await {
+        return Err(TemplatesError::Io {
+            path: "the templates roots".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        });
+    }
     // Filesystem templates whose directory vanished from a scanned root are kept (containers
     // may reference them) and reported, so a re-discovery shows every change.
     if let Ok(stored) = store.list_templates().await {
@@ -309,7 +330,7 @@ pub async fn discover_sources(
             let under_root = roots
                 .iter()
                 .any(|r| std::path::Path::new(path).starts_with(r));
-            if t.row.source == "filesystem" && under_root && !found_dirs.iter().any(|d| d == path) {
+            if t.row.source == "filesystem" && under_root && !found_dirs.contains(path) {
                 warnings.push(format!(
                     "template {} is no longer on disk at {path}; the stored copy is kept (delete it from the Templates page if it is gone for good)",
                     t.row.name

@@ -180,6 +180,18 @@ pub async fn update(
     let mut record = template_to_record(&edited, previous.row.source_path.as_deref());
     record.row.source = previous.row.source.clone();
     record.row.content_hash = content_hash(&record);
+    // A git-sourced template keeps its origin (after hashing, as discovery stores it): the
+    // template page then says which commit it diverged from.
+    if let Some(git) = super::StoredConfig::parse(name, &previous.row.config_json)
+        .ok()
+        .and_then(|c| c.git)
+        && let Ok(mut stored) = super::StoredConfig::parse(name, &record.row.config_json)
+    {
+        stored.git = Some(git);
+        if let Ok(json) = serde_json::to_string(&stored) {
+            record.row.config_json = json;
+        }
+    }
     let changed = record.row.content_hash != previous.row.content_hash;
     record.row.diverged =
         previous.row.diverged || (changed && previous.row.source == SOURCE_FILESYSTEM);

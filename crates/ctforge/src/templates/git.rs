@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::git_ssh::{SshAccess, SshEnv, ssh_host};
 use crate::config::GitSource;
 
 /// How long one git command may take before it is killed.
@@ -131,15 +132,20 @@ async fn git(
     action: &'static str,
     url: &str,
     cwd: Option<&Path>,
+    ssh: Option<&SshEnv>,
     args: &[&str],
 ) -> Result<String, GitError> {
     let mut cmd = tokio::process::Command::new("git");
     cmd.args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_SSH_VARIANT", "ssh")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
+    }
+    if let Some(ssh) = ssh {
+        cmd.env("GIT_SSH_COMMAND", ssh.command());
     }
     let failed = |reason: String| GitError::Git {
         action,
@@ -159,9 +165,19 @@ async fn git(
 
 /// Fetches `source` into the data dir: a shallow clone the first time, then fetch + hard
 /// reset to the remote branch.
-pub async fn sync(data_dir: &Path, source: &GitSource) -> Result<Synced, GitError> {
+pub async fn sync(
+    data_dir: &Path,
+    source: &GitSource,
+    access: &SshAccess,
+) -> Result<Synced, GitError> {
     validate(source)?;
     let url = source.url.as_str();
+    // The key file and known_hosts live until the end of this sync (removed on drop).
+    let ssh_env = match ssh_host(url) {
+        Some(host) => Some(SshEnv::prepare(url, &host, access).await?),
+        None => None,
+    };
+    let ssh = ssh_env.as_ref();
     let branch = source.branch.as_str();
     let dir = checkout_dir(data_dir, url);
     let dir_text = dir.display().to_string();
@@ -171,6 +187,7 @@ pub async fn sync(data_dir: &Path, source: &GitSource) -> Result<Synced, GitErro
             "fetch",
             url,
             Some(&dir),
+            ssh,
             &["fetch", "--depth", "1", "--", "origin", &remote_ref],
         )
         .await?;
@@ -179,6 +196,7 @@ pub async fn sync(data_dir: &Path, source: &GitSource) -> Result<Synced, GitErro
             "reset",
             url,
             Some(&dir),
+            None,
             &["reset", "--hard", &target, "--"],
         )
         .await?;
@@ -200,6 +218,7 @@ pub async fn sync(data_dir: &Path, source: &GitSource) -> Result<Synced, GitErro
             "clone",
             url,
             None,
+            ssh,
             &[
                 "clone",
                 "--depth",
@@ -214,7 +233,7 @@ pub async fn sync(data_dir: &Path, source: &GitSource) -> Result<Synced, GitErro
         )
         .await?;
     }
-    let commit = git("rev-parse", url, Some(&dir), &["rev-parse", "HEAD"]).await?;
+    let commit = git("rev-parse", url, Some(&dir), None, &["rev-parse", "HEAD"]).await?;
     let root = match &source.path {
         Some(p) if !p.is_empty() => dir.join(p),
         _ => dir.clone(),
@@ -235,7 +254,7 @@ mod tests {
         GitSource {
             url: url.to_owned(),
             branch: branch.to_owned(),
-            path: None,
+            ..GitSource::default()
         }
     }
 

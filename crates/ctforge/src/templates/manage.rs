@@ -11,6 +11,7 @@ use super::edit::{self, SaveError};
 use super::{DiscoveryReport, Status, TemplatesError};
 use crate::audit::{self, Caller};
 use crate::error::AppError;
+use crate::secrets::Keyring;
 use crate::storage::model::TemplateRecord;
 use crate::storage::{Store, StoreError};
 
@@ -62,10 +63,13 @@ pub async fn discover(
 }
 
 /// Fetches every `[[templates.git]]` source into `<data_dir>/git/`, then discovers templates
-/// under `roots` and the checkouts. A source that cannot be fetched becomes a warning in the
-/// report (its previous checkout, if any, is still scanned so its templates are kept).
+/// under `roots` and the checkouts. Deploy keys named in the config are stored (sealed) first;
+/// ssh sources are fetched with their stored key and pinned host key. A source that cannot be
+/// fetched becomes a warning in the report (its previous checkout, if any, is still scanned so
+/// its templates are kept).
 pub async fn sync_sources(
     store: &dyn Store,
+    keyring: &Keyring,
     data_dir: &std::path::Path,
     roots: &[PathBuf],
     sources: &[crate::config::GitSource],
@@ -73,10 +77,18 @@ pub async fn sync_sources(
     // One sync at a time per process: the schedule and an on-demand sync share checkouts.
     static SYNC: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one_at_a_time = SYNC.lock().await;
+    let mut warnings = super::git_keys::import_configured(store, keyring, sources).await?;
     let mut synced = Vec::new();
-    let mut warnings = Vec::new();
     for source in sources {
-        match super::git::sync(data_dir, source).await {
+        let access = match super::git_keys::access_for(store, keyring, source).await {
+            Ok(access) => access,
+            Err(e) => {
+                tracing::warn!("{e}");
+                warnings.push(e);
+                continue;
+            }
+        };
+        match super::git::sync(data_dir, source, &access).await {
             Ok(s) => synced.push(s),
             Err(e) => {
                 tracing::warn!("{e}");
@@ -106,13 +118,15 @@ pub async fn sync_sources(
 
 /// [`sync_sources`] for the configured sources, audited as `template.sync`.
 pub async fn sync(
-    store: &dyn Store,
+    state: &crate::state::AppState,
     caller: Caller<'_>,
-    config: &crate::config::Config,
     via: Via,
 ) -> Result<DiscoveryReport, AppError> {
+    let config = &state.config;
+    let store = state.store.as_ref();
     let report = sync_sources(
         store,
+        &state.keyring,
         &config.data_dir,
         &config.templates.roots,
         &config.templates.git,
@@ -127,6 +141,55 @@ pub async fn sync(
             "changed": report.count(Status::Changed),
             "failed": report.count(Status::Failed),
             "warnings": report.warnings.len(),
+        })),
+    )
+    .await?;
+    Ok(report)
+}
+
+/// The way back for a diverged template: drops the edits made in ctforge (the `diverged`
+/// mark) and takes the template again from its source — a sync for a git-sourced template,
+/// discovery for one from a directory. Audited as `template.reattach`.
+pub async fn reattach(
+    state: &crate::state::AppState,
+    caller: Caller<'_>,
+    name: &str,
+    via: Via,
+) -> Result<DiscoveryReport, AppError> {
+    let store = state.store.as_ref();
+    let mut record = match store.get_template_by_name(name).await {
+        Ok(record) => record,
+        Err(StoreError::NotFound) => return Err(TemplatesError::NotFound(name.to_owned()).into()),
+        Err(e) => return Err(e.into()),
+    };
+    if !record.row.diverged {
+        return Err(AppError::Conflict(format!(
+            "{name} is not diverged: it already follows its source"
+        )));
+    }
+    let git = super::StoredConfig::parse(name, &record.row.config_json)
+        .ok()
+        .and_then(|c| c.git);
+    record.row.diverged = false;
+    store.upsert_template(&record).await?;
+    let config = &state.config;
+    let report = if git.is_some() {
+        sync_sources(
+            store,
+            &state.keyring,
+            &config.data_dir,
+            &config.templates.roots,
+            &config.templates.git,
+        )
+        .await?
+    } else {
+        super::discover_roots(store, &config.templates.roots).await?
+    };
+    audit::record(
+        store,
+        caller.entry("template.reattach", name).detail(json!({
+            "via": via.as_str(),
+            "git": git.as_ref().map(|g| g.url.clone()),
         })),
     )
     .await?;
@@ -234,11 +297,13 @@ pub fn spawn_git_schedule(state: &crate::state::AppState) -> Option<tokio::task:
         return None;
     }
     let store = state.store.clone();
+    let keyring = state.keyring.clone();
     let stop = state.shutdown.clone();
     Some(tokio::spawn(async move {
         loop {
             match sync_sources(
                 store.as_ref(),
+                &keyring,
                 &config.data_dir,
                 &config.templates.roots,
                 &config.templates.git,

@@ -9,13 +9,17 @@
 //! - [`edit`]: save templates edited in the UI or the API; parse pasted bucket lists.
 //! - [`manage`]: the audited use-cases (discover, save, delete, duplicate) both front ends call.
 //! - [`export`]: write a stored template as a directory or as a `.tar.gz` archive.
-//! - [`git`]: fetch `[[templates.git]]` repositories into the data dir for discovery.
+//! - [`git`]: fetch `[[templates.git]]` repositories into the data dir for discovery;
+//!   [`git_ssh`] (deploy key file, pinned `known_hosts`) and [`git_keys`] (sealed deploy keys)
+//!   for ssh sources.
 
 pub mod convert;
 pub mod discovery;
 pub mod edit;
 pub mod export;
 pub mod git;
+pub mod git_keys;
+pub mod git_ssh;
 pub mod manage;
 
 pub use convert::{StoredConfig, content_hash, record_to_template, template_to_record};

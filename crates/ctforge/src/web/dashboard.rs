@@ -67,6 +67,13 @@ pub async fn show(
     ))
 }
 
+/// `HH:MM:SS UTC` of a Unix-ms time (the "as of" of a shared Proxmox read).
+fn clock_time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map(|t| format!("{:02}:{:02}:{:02} UTC", t.hour(), t.minute(), t.second()))
+        .unwrap_or_else(|_| ms.to_string())
+}
+
 fn live_region(
     user: &CurrentUser,
     viewer: &Viewer,
@@ -126,6 +133,9 @@ fn live_region(
                 a.btn href=(grid) aria-current=[(!filter.table()).then_some("true")] { "Grid" }
                 a.btn href=(table) aria-current=[filter.table().then_some("true")] { "Table" }
                 span.muted { (ui::count(listing.matching, "container")) }
+                @if let Some(at) = listing.as_of {
+                    span.muted.as-of { "Proxmox as of " (clock_time(at)) }
+                }
             }
             @if filter.table() {
                 (table_view(user, viewer, filter, listing, back, select_all))
@@ -286,6 +296,7 @@ fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: 
                 (bulk::pick(row, select_all))
                 a.ct-name href={ "/containers/" (row.key) } { (row.hostname) }
                 (ui::status_badge(row.status.as_str()))
+                @if let Some(l) = &row.lock { (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))) }
             }
             dl.ct-facts {
                 dt { "VMID" } dd.mono { (row.vmid) }
@@ -337,7 +348,10 @@ fn table_view(
                             td { a href={ "/containers/" (row.key) } { (row.hostname) } }
                             td.mono { (row.vmid) }
                             td { a href=(node_href(row)) { (row.node) } }
-                            td { (ui::status_badge(row.status.as_str())) }
+                            td {
+                                (ui::status_badge(row.status.as_str()))
+                                @if let Some(l) = &row.lock { " " (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))) }
+                            }
                             td.mono { (row.ip.as_deref().unwrap_or("–")) }
                             td {
                                 @match &row.template {

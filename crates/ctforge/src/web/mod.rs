@@ -18,6 +18,7 @@ pub mod home;
 pub mod jobs;
 pub mod login;
 pub mod nodes;
+pub mod presets;
 pub mod redirect;
 pub mod security;
 pub mod settings;
@@ -53,6 +54,16 @@ pub fn routes(r: Routes) -> Routes {
         .post("/containers/{id}/shutdown", containers::shutdown, page())
         .post("/containers/{id}/reboot", containers::reboot, page())
         .post("/containers/{id}/delete", containers::delete, page())
+        .get(
+            "/containers/{id}/migrate",
+            containers::migrate::show,
+            page(),
+        )
+        .post(
+            "/containers/{id}/migrate",
+            containers::migrate::submit,
+            page(),
+        )
         .post(
             "/containers/{id}/credentials/reveal",
             containers::detail::reveal,
@@ -62,6 +73,47 @@ pub fn routes(r: Routes) -> Routes {
         .post(
             "/containers/{id}/services/refresh",
             containers::detail::refresh,
+            page(),
+        )
+        .get("/containers/{id}/edit", containers::daytwo::edit, page())
+        .post(
+            "/containers/{id}/edit",
+            containers::daytwo::edit_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/resize",
+            containers::daytwo::resize_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/clone",
+            containers::daytwo::clone_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/template",
+            containers::daytwo::template_submit,
+            page(),
+        )
+        .get(
+            "/containers/{id}/snapshots",
+            containers::daytwo::snapshots,
+            page(),
+        )
+        .post(
+            "/containers/{id}/snapshots",
+            containers::daytwo::snapshot_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/snapshots/{name}/rollback",
+            containers::daytwo::rollback_submit,
+            page(),
+        )
+        .post(
+            "/containers/{id}/snapshots/{name}/delete",
+            containers::daytwo::delete_snapshot_submit,
             page(),
         )
         .get("/containers/new", wizard::show, page())
@@ -105,6 +157,21 @@ pub fn routes(r: Routes) -> Routes {
             page(),
         )
         .get(
+            "/settings/template-sources",
+            settings::template_sources::show,
+            page(),
+        )
+        .post(
+            "/settings/template-sources",
+            settings::template_sources::save,
+            page(),
+        )
+        .post(
+            "/settings/template-sources/forget",
+            settings::template_sources::forget,
+            page(),
+        )
+        .get(
             "/settings/notifications",
             settings::notifications::show,
             page(),
@@ -144,6 +211,7 @@ pub fn routes(r: Routes) -> Routes {
         .get("/audit", audit::show, page())
         .get("/templates", templates::list, page())
         .post("/templates/discover", templates::discover, page())
+        .post("/templates/sync", templates::sync, page())
         .get("/templates/new", templates::new_form, page())
         .post("/templates/new", templates::create, page())
         .get("/templates/{name}", templates::detail::show, page())
@@ -151,6 +219,12 @@ pub fn routes(r: Routes) -> Routes {
         .post("/templates/{name}/edit", templates::update, page())
         .post("/templates/{name}/delete", templates::delete, page())
         .post("/templates/{name}/duplicate", templates::duplicate, page())
+        .post("/templates/{name}/reattach", templates::reattach, page())
+        .get("/presets", presets::list, page())
+        .post("/presets", presets::create, page())
+        .get("/presets/{name}", presets::show, page())
+        .post("/presets/{name}", presets::update, page())
+        .post("/presets/{name}/delete", presets::delete, page())
         .get("/buckets", buckets::list, page())
         .post("/buckets", buckets::create, page())
         .get("/buckets/{id}", buckets::show, page())

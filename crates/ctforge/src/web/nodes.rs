@@ -115,6 +115,12 @@ pub async fn show(
         .iter()
         .filter(|r| r.cluster == cluster.name)
         .collect();
+    let running: Vec<u32> = guests
+        .iter()
+        .filter(|r| r.status == crate::status::ContainerStatus::Running)
+        .map(|r| r.vmid)
+        .collect();
+    let pending = crate::containers::daytwo::pending_keys(client.as_ref(), &name, &running).await;
     let cluster_q =
         serde_urlencoded::to_string([("cluster", cluster.name.as_str())]).unwrap_or_default();
     let path_name: String = url_segment(&name);
@@ -163,6 +169,7 @@ pub async fn show(
                         thead { tr {
                             th scope="col" { "VMID" } th scope="col" { "Name" }
                             th scope="col" { "Status" } th scope="col" { "Template" }
+                            th scope="col" { "Proxmox lock" } th scope="col" { "Pending until restart" }
                         } }
                         tbody {
                             @for row in &guests {
@@ -171,6 +178,13 @@ pub async fn show(
                                     td { a href={ "/containers/" (row.key) } { (row.hostname) } }
                                     td { (ui::status_badge(row.status.as_str())) }
                                     td { (row.template.as_deref().unwrap_or("–")) }
+                                    td { @match &row.lock { Some(l) => (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))), None => "–" } }
+                                    td {
+                                        @match pending.get(&row.vmid) {
+                                            Some(keys) => a href={ "/containers/" (row.key) "/edit" } { (ui::badge(Some(Tone::Warn), &keys.join(", "))) },
+                                            None => "–",
+                                        }
+                                    }
                                 }
                             }
                         }

@@ -4,6 +4,10 @@
 //! never loses what the user typed. Review shows the exact plan; nothing exists until Create.
 //! The root password is the exception: it is sealed into a server-side draft
 //! (`provisioning::drafts`) as soon as it arrives and the pages carry only the draft's id.
+//!
+//! Presets: the Template step (or `?preset=NAME`) can start from a saved preset, whose values
+//! fill the form; Review can save the form as a preset ("Save as preset") and create several
+//! containers at once (`count`, a hostname pattern like `web-{n}`, a placement rule).
 
 use std::net::SocketAddr;
 
@@ -17,7 +21,7 @@ use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::provisioning::check::{self, CheckQuery, FieldCheck, IdentityCheck};
 use crate::provisioning::plan::{self, CreateRequest, ScriptChoice, Step};
-use crate::provisioning::{drafts, submit};
+use crate::provisioning::{batch, drafts, submit};
 use crate::state::AppState;
 use crate::web::components::{self as ui, Field, Tone, Viewer};
 use crate::web::home::viewer;
@@ -39,8 +43,8 @@ fn step_of(field: &str) -> &'static str {
     match field {
         "template" => "template",
         "buckets" | "extra_packages" => "packages",
-        "scripts" => "scripts",
-        "files" => "review",
+        "scripts" | "sync_on_boot" => "scripts",
+        "files" | "count" | "placement" | "preset_name" => "review",
         _ => "configure",
     }
 }
@@ -176,6 +180,7 @@ impl Wizard {
             buckets,
             extra_packages: extra,
             scripts,
+            sync_on_boot: self.flag("sync_on_boot") == Some(true),
         };
         (request, errors)
     }
@@ -214,6 +219,8 @@ fn error_for<'a>(errors: &'a [(String, String)], field: &str) -> Option<&'a str>
 
 struct Context {
     templates: Vec<(String, String)>,
+    presets: Vec<crate::presets::PresetView>,
+    notice: Option<(Tone, String)>,
     template: Option<ctforge_template::Template>,
     clusters: Vec<(String, String)>,
     environment: Result<plan::Environment, String>,
@@ -266,6 +273,8 @@ async fn context(state: &AppState, user: &CurrentUser, w: &Wizard) -> Result<Con
     };
     Ok(Context {
         templates,
+        presets: crate::presets::list(state, user).await?,
+        notice: None,
         template,
         clusters,
         environment,
@@ -288,6 +297,7 @@ fn page(
         h1 { "New container" }
         (stepper(step))
         @if let Err(e) = &ctx.environment { (ui::alert(Tone::Warn, &format!("Proxmox is unreachable: {e}. You can fill in the form; the plan needs the cluster."))) }
+        @if let Some((tone, text)) = &ctx.notice { (ui::alert(*tone, text)) }
         @let step_errors: Vec<&(String, String)> = errors.iter().filter(|(f, _)| step_of(f) == step || step == "review").collect();
         @let unplaced: Vec<&&(String, String)> = step_errors.iter().filter(|(f, _)| !shown_on(step, f, ctx)).collect();
         @if step != "review" && !step_errors.is_empty() {
@@ -313,6 +323,15 @@ fn page(
                             label.choice { input type="radio" name="template" value=(name) checked[w.get("template") == name]; " " strong { (name) } " " span.muted { (description) } }
                         }
                         label.choice { input type="radio" name="template" value="__scratch" checked[w.get("template").is_empty() || w.get("template") == "__scratch"]; " " strong { "From scratch" } " " span.muted { "a bare container" } }
+                    }
+                    @if !ctx.presets.is_empty() {
+                        fieldset.presets {
+                            legend { "Or start from a preset" }
+                            label.choice { input type="radio" name="preset" value="" checked; " " span.muted { "no preset" } }
+                            @for p in &ctx.presets {
+                                label.choice { input type="radio" name="preset" value=(p.name); " " strong { (p.name) } " " span.muted { (p.template) } }
+                            }
+                        }
                     }
                 }
                 "configure" => {
@@ -388,7 +407,7 @@ fn page(
                     @if let Some(e) = error_for(errors, "buckets") { (ui::alert(Tone::Err, e)) }
                 }
                 "scripts" => {
-                    (w.hidden(&["script", "order", "enabled", "touched_scripts"]))
+                    (w.hidden(&["script", "order", "enabled", "touched_scripts", "sync_on_boot"]))
                     input type="hidden" name="touched_scripts" value="1";
                     @match &ctx.template {
                         Some(t) if !t.scripts.is_empty() => {
@@ -412,9 +431,25 @@ fn page(
                         _ => { p.muted { "No scripts to run." } }
                     }
                     @if let Some(e) = error_for(errors, "scripts") { (ui::alert(Tone::Err, e)) }
+                    @if ctx.template.is_some() {
+                        fieldset {
+                            legend { "On boot" }
+                            input type="hidden" name="sync_on_boot" value="0";
+                            label.choice { input type="checkbox" name="sync_on_boot" value="1" checked[w.flag("sync_on_boot") == Some(true)] aria-describedby="sync_on_boot-hint"; " Sync on boot: the config-manager fetches the template's git branch itself on every boot" }
+                            div.hint id="sync_on_boot-hint" { "For templates synced from a git source (https, git or file URL). Otherwise ctforge pushes the template version it knows and the config-manager re-applies that." }
+                            @if let Some(e) = error_for(errors, "sync_on_boot") { div.error { (e) } }
+                        }
+                    }
                 }
                 _ => {
-                    (w.hidden(&[]))
+                    (w.hidden(&["count", "placement", "preset_name", "preset_shared"]))
+                    fieldset {
+                        legend { "How many" }
+                        div.grid.field-pairs {
+                            (ui::field(&Field { value: if w.get("count").is_empty() { "1" } else { w.get("count") }, kind: "number", error: error_for(errors, "count"), hint: Some("more than one needs a hostname pattern with {n}, e.g. web-{n}"), ..Field::new("count", "Count") }))
+                            (ui::select("placement", "Placement", &placements(), w.get("placement"), error_for(errors, "placement")))
+                        }
+                    }
                     @if let Some(plan) = plan {
                         @if let Some(reason) = crate::authz::root_only_reason(&plan.create_params) {
                             (ui::alert(Tone::Warn, reason))
@@ -433,11 +468,24 @@ fn page(
                                     li { (describe(s)) }
                                 }
                             }
+                            @if w.flag("sync_on_boot") == Some(true) {
+                                p data-sync-on-boot { "Sync on boot: the config-manager fetches the template's git branch itself on every boot and applies it." }
+                            }
                         }
                     } @else {
                         (ui::alert(Tone::Err, "The plan cannot be built yet: go back and fix the marked values."))
                         ul { @for (f, m) in errors { li { strong { (f) } ": " (m) } } }
                     }
+                }
+            }
+            @if step == "review" {
+                fieldset.save-preset {
+                    legend { "Save as preset" }
+                    (ui::field(&Field { value: w.get("preset_name"), error: error_for(errors, "preset_name"), hint: Some("keeps these answers (never the password) for the next time"), ..Field::new("preset_name", "Preset name") }))
+                    @if v.admin {
+                        label.choice { input type="checkbox" name="preset_shared" value="1" checked[w.get("preset_shared") == "1"]; " Shared with every user" }
+                    }
+                    button.btn type="submit" name="go" value="save_preset" formnovalidate { "Save as preset" }
                 }
             }
             div.row {
@@ -451,6 +499,83 @@ fn page(
         }
     };
     ui::layout("New container", "/", v, body)
+}
+
+fn placements() -> Vec<(String, String)> {
+    [
+        ("fixed", "Fixed: the node above"),
+        ("round-robin", "Round-robin over online nodes"),
+        ("least-loaded", "Least loaded (most free memory)"),
+    ]
+    .iter()
+    .map(|(k, l)| ((*k).to_owned(), (*l).to_owned()))
+    .collect()
+}
+
+/// Fills the wizard from a preset's values (the form's own names and formats).
+fn fill_from_preset(w: &mut Wizard, preset: &crate::presets::PresetView) {
+    w.set("template", preset.template.clone());
+    for (key, value) in &preset.values {
+        match (key.as_str(), value) {
+            (_, serde_json::Value::Null) => {}
+            ("tags", serde_json::Value::Array(items)) => {
+                let tags: Vec<&str> = items.iter().filter_map(|t| t.as_str()).collect();
+                w.set("tags", tags.join(";"));
+            }
+            ("extra_packages", serde_json::Value::Array(items)) => {
+                let lines: Vec<&str> = items.iter().filter_map(|t| t.as_str()).collect();
+                w.set("extra_packages", lines.join("\n"));
+            }
+            ("buckets", serde_json::Value::Array(items)) => {
+                w.remove("bucket");
+                for b in items.iter().filter_map(|t| t.as_str()) {
+                    w.values.push(("bucket".to_owned(), b.to_owned()));
+                }
+                w.set("touched_packages", "1");
+            }
+            ("scripts", serde_json::Value::Array(items)) => {
+                w.remove("script");
+                w.remove("enabled");
+                for (i, item) in items.iter().enumerate() {
+                    let Some(name) = item.get("name").and_then(|n| n.as_str()) else {
+                        continue;
+                    };
+                    w.values.push(("script".to_owned(), name.to_owned()));
+                    w.set(&format!("order:{name}"), ((i + 1) * 10).to_string());
+                    if item.get("enabled").and_then(serde_json::Value::as_bool) == Some(true) {
+                        w.values.push(("enabled".to_owned(), name.to_owned()));
+                    }
+                }
+                w.set("touched_scripts", "1");
+            }
+            (k, serde_json::Value::Bool(b)) => w.set(k, if *b { "1" } else { "0" }),
+            (k, serde_json::Value::String(text)) => w.set(k, text.clone()),
+            (k, serde_json::Value::Number(n)) => w.set(k, n.to_string()),
+            _ => {}
+        }
+    }
+}
+
+/// The preset values of the wizard's answers: the request's fields without the password and
+/// a fixed VMID, plus the batch fields.
+fn preset_values(
+    w: &Wizard,
+    request: &CreateRequest,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut values = match serde_json::to_value(request) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    values.retain(|k, v| !v.is_null() && !matches!(k.as_str(), "password" | "template" | "vmid"));
+    if let Ok(count) = w.get("count").trim().parse::<u64>()
+        && count > 1
+    {
+        values.insert("count".into(), count.into());
+    }
+    if !w.get("placement").is_empty() {
+        values.insert("placement".into(), w.get("placement").into());
+    }
+    values
 }
 
 /// The summary above a step whose errors are all shown next to their fields.
@@ -473,7 +598,7 @@ fn shown_on(step: &str, field: &str, ctx: &Context) -> bool {
             _ => step_of(field) == "configure",
         },
         "packages" => matches!(field, "extra_packages" | "buckets"),
-        "scripts" => field == "scripts",
+        "scripts" => field == "scripts" || (field == "sync_on_boot" && ctx.template.is_some()),
         _ => false,
     }
 }
@@ -619,6 +744,7 @@ fn prefill(w: &mut Wizard, ctx: &Context) {
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct NewQuery {
     template: Option<String>,
+    preset: Option<String>,
 }
 
 /// `GET /containers/new[?template=NAME]`.
@@ -628,12 +754,20 @@ pub async fn show(
     Query(q): Query<NewQuery>,
 ) -> Result<Markup, AppError> {
     let mut w = Wizard::default();
-    let step = match q.template.filter(|t| !t.is_empty()) {
-        Some(t) => {
+    let step = match (
+        q.preset.filter(|p| !p.is_empty()),
+        q.template.filter(|t| !t.is_empty()),
+    ) {
+        (Some(p), _) => {
+            let preset = crate::presets::get(&state, &user, &p).await?;
+            fill_from_preset(&mut w, &crate::presets::PresetView::from(&preset));
+            "configure"
+        }
+        (None, Some(t)) => {
             w.set("template", t);
             "configure"
         }
-        None => "template",
+        (None, None) => "template",
     };
     let ctx = context(&state, &user, &w).await?;
     if step == "configure" {
@@ -673,6 +807,17 @@ pub async fn advance(
     if password.is_none() {
         w.remove(DRAFT_KEY);
     }
+    // Starting from a preset: its values fill the form, then Configure shows them.
+    let chosen = w.get("preset").trim().to_owned();
+    w.remove("preset");
+    if step == "template" && go == "next" && !chosen.is_empty() {
+        let preset = crate::presets::get(&state, &user, &chosen).await?;
+        fill_from_preset(&mut w, &crate::presets::PresetView::from(&preset));
+        let mut ctx = context(&state, &user, &w).await?;
+        prefill(&mut w, &ctx);
+        ctx.notice = Some((Tone::Info, format!("Started from preset {chosen}.")));
+        return Ok(page(&viewer(&user), "configure", &w, &ctx, &[], None).into_response());
+    }
     let index = STEPS.iter().position(|(k, _)| *k == step).unwrap_or(0);
     let v = viewer(&user);
     if go == "back" {
@@ -680,9 +825,76 @@ pub async fn advance(
         let ctx = context(&state, &user, &w).await?;
         return Ok(page(&v, target, &w, &ctx, &[], None).into_response());
     }
-    let ctx = context(&state, &user, &w).await?;
+    let mut ctx = context(&state, &user, &w).await?;
     let (mut request, mut errors) = w.request();
     request.password = password;
+    // A hostname pattern (`web-{n}`) is planned as its first container.
+    let pattern = request.hostname.clone();
+    request.hostname = batch::hostname_for(&pattern, 1);
+    let count = match w.get("count").trim() {
+        "" => 1,
+        c => match batch::check_count(c.parse().ok()) {
+            Ok(n) => n,
+            Err(m) => {
+                errors.push(("count".to_owned(), m));
+                1
+            }
+        },
+    };
+    let placement: Option<batch::Placement> = match w.get("placement") {
+        "" => None,
+        p => serde_json::from_value(serde_json::Value::String(p.to_owned())).ok(),
+    };
+    if go == "save_preset" {
+        let mut saved = request.clone();
+        saved.hostname = pattern.clone();
+        let body = crate::presets::PresetBody {
+            name: w.get("preset_name").trim().to_owned(),
+            template: request.template.clone().unwrap_or_default(),
+            values: preset_values(&w, &saved),
+            shared: Some(w.get("preset_shared") == "1"),
+        };
+        let remote = remote.ip().to_string();
+        let caller = crate::audit::Caller {
+            username: &user.username,
+            remote: &remote,
+        };
+        let outcome = crate::presets::create(&state, &user, caller, &body).await;
+        let view = match &ctx.environment {
+            Ok(env) => plan::resolve(&request, ctx.template.as_ref(), env)
+                .ok()
+                .map(|p| p.view()),
+            Err(_) => None,
+        };
+        return match outcome {
+            Ok(p) => {
+                ctx.notice = Some((Tone::Ok, format!("Preset {} saved.", p.name)));
+                Ok(page(&v, "review", &w, &ctx, &[], view.as_ref()).into_response())
+            }
+            Err(e @ (AppError::Invalid { .. } | AppError::Forbidden(_))) => {
+                let message = match &e {
+                    AppError::Invalid { fields, message } => fields
+                        .first()
+                        .map(|(f, m)| format!("{f}: {m}"))
+                        .unwrap_or_else(|| message.clone()),
+                    other => other.to_string(),
+                };
+                Ok((
+                    StatusCode::BAD_REQUEST,
+                    page(
+                        &v,
+                        "review",
+                        &w,
+                        &ctx,
+                        &[("preset_name".to_owned(), message)],
+                        view.as_ref(),
+                    ),
+                )
+                    .into_response())
+            }
+            Err(e) => Err(e),
+        };
+    }
     let resolved = match &ctx.environment {
         Ok(env) => plan::resolve(&request, ctx.template.as_ref(), env)
             .map_err(|e| e.into_iter().collect::<Vec<_>>()),
@@ -710,6 +922,47 @@ pub async fn advance(
         {
             errors.push(("vmid".to_owned(), m));
         }
+    }
+    if go == "create" && errors.iter().any(|(f, _)| f == "count") {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            page(&v, "review", &w, &ctx, &errors, None),
+        )
+            .into_response());
+    }
+    if go == "create" && (count > 1 || pattern.contains(batch::PLACEHOLDER)) {
+        let mut many = request.clone();
+        many.hostname = pattern.clone();
+        // Several at once take successive free VMIDs (the suggested one is for one container).
+        many.vmid = None;
+        return match batch::submit_many(
+            &state,
+            &user,
+            &many,
+            count,
+            placement,
+            &remote.ip().to_string(),
+        )
+        .await
+        {
+            Ok(done) => {
+                if let Err(e) = drafts::discard(&state, w.get(DRAFT_KEY)).await {
+                    tracing::warn!(error = %e, "cannot delete the wizard's draft; it expires on its own");
+                }
+                Ok(Redirect::to(&format!("/jobs/{}", done.job_id)).into_response())
+            }
+            Err(e) => {
+                let fields = match e {
+                    AppError::Invalid { fields, .. } => fields,
+                    other => vec![("cluster".into(), other.to_string())],
+                };
+                Ok((
+                    StatusCode::BAD_REQUEST,
+                    page(&v, "review", &w, &ctx, &fields, None),
+                )
+                    .into_response())
+            }
+        };
     }
     if go == "create" {
         return match submit::submit(&state, &user, &request, &remote.ip().to_string()).await {

@@ -96,6 +96,9 @@ pub async fn spawn_app_with(backend: &str, adjust: impl FnOnce(&mut Config)) -> 
     // Simulated containers have made-up addresses: never probe them from the test machine.
     // Tests that probe real or local servers turn this back on.
     config.monitoring.web_links = false;
+    // Tests change the simulator behind ctforge's back and look at once: no shared window
+    // (reads in flight are still shared). Tests of the window set it.
+    config.dashboard.fresh_ms = 0;
     adjust(&mut config);
     let app = ctforge::startup::App::build(config)
         .await
@@ -149,6 +152,9 @@ pub async fn spawn_app_clocked(
     // Simulated containers have made-up addresses: never probe them from the test machine.
     // Tests that probe real or local servers turn this back on.
     config.monitoring.web_links = false;
+    // Tests change the simulator behind ctforge's back and look at once: no shared window
+    // (reads in flight are still shared). Tests of the window set it.
+    config.dashboard.fresh_ms = 0;
     adjust(&mut config);
     let app = ctforge::startup::App::build_custom(config, clock, bus)
         .await

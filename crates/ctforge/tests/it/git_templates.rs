@@ -15,7 +15,7 @@ use ctforge::config::GitSource;
 use serde_json::json;
 
 /// Runs `git args…` in `dir` (no shell), failing the test with git's output.
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
         .args([
@@ -36,7 +36,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -78,6 +78,7 @@ async fn git_source_is_discovered_resynced_and_recorded_on_containers() {
             url: source_url,
             branch: "main".to_owned(),
             path: Some("library".to_owned()),
+            ..GitSource::default()
         }];
         // Sync on demand only, so the test decides when the repository is read.
         config.templates.git_sync_interval_secs = 0;
@@ -250,7 +251,7 @@ async fn git_source_is_discovered_resynced_and_recorded_on_containers() {
     let bad = ctforge::config::GitSource {
         url: "--upload-pack=touch /tmp/owned".to_owned(),
         branch: "main".to_owned(),
-        path: None,
+        ..Default::default()
     };
     assert!(ctforge::templates::git::validate(&bad).is_err());
 }

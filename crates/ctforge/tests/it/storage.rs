@@ -677,6 +677,44 @@ fn clock_now(clock: &ctforge::clock::ManualClock) -> i64 {
     clock.now_ms()
 }
 
+async fn presets(backend: &str) {
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    let input = PresetInput {
+        name: "web-small".into(),
+        template: "nginx".into(),
+        values_json: r#"{"memory":512}"#.into(),
+        owner: "alice@pve".into(),
+        shared: false,
+    };
+    let id = store.insert_preset(&input).await.unwrap();
+    assert!(matches!(
+        store.insert_preset(&input).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let stored = store.get_preset("web-small").await.unwrap();
+    assert_eq!(stored.id, id);
+    assert_eq!(stored.values_json, input.values_json);
+    assert!(!stored.shared);
+    let renamed = PresetInput {
+        name: "web-large".into(),
+        shared: true,
+        ..input.clone()
+    };
+    store.update_preset(id, &renamed).await.unwrap();
+    assert!(matches!(
+        store.get_preset("web-small").await,
+        Err(StoreError::NotFound)
+    ));
+    let listed = store.list_presets().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].shared);
+    store.delete_preset(id).await.unwrap();
+    assert!(matches!(
+        store.delete_preset(id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 macro_rules! conformance {
     ($($name:ident),*) => {
         mod sqlite {
@@ -695,5 +733,6 @@ conformance!(
     concurrent_claims,
     per_node_limit,
     sessions_tokens_audit_locks,
-    role_grants_and_token_clusters
+    role_grants_and_token_clusters,
+    presets
 );

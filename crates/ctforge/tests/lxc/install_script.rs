@@ -2,13 +2,16 @@
 //! simulator's lxc backend: `pct`, `pvesh` and `pveam` are thin shims
 //! (`tests/fixtures/pve-shims`) that send create/start/nextid/storage queries to the
 //! simulator's HTTP API and everything else (`pct exec`, `pct push`, `pct status`) to its SSH
-//! `pct` endpoint. The script creates a real LXC container, installs this build of ctforge
-//! with the hardened systemd unit, and prints the URL; the test then reaches `/readyz` at that
-//! URL, runs the script a second time (idempotent: same CT, still ready) and checks the unit
-//! runs as the unprivileged `ctforge` user.
+//! `pct` endpoint. The test first builds ctforge's Debian package from this build
+//! (`cargo deb --no-build --profile dev`), the script creates a real Debian 12 LXC container
+//! and installs the package, and the test then reaches `/readyz` at the URL it prints, runs
+//! the script a second time (idempotent: same CT, still ready) and checks the unit runs as the
+//! unprivileged `ctforge` user. Then the package's life cycle: enabled unit, modes of the data
+//! and configuration, `apt remove` keeps the data and stops the service, a reinstall enables
+//! but does not start it, `systemctl start` serves again, `apt purge` deletes the data.
 //!
-//! Needs root and the machine prepared by `scripts/setup-lxc.sh`; skipped with a message when
-//! not root or when `CTFORGE_SKIP_LXC=1`.
+//! Needs root, `cargo-deb` (`.ci/run` installs it) and the machine prepared by
+//! `scripts/setup-lxc.sh`; skipped with a message when not root or when `CTFORGE_SKIP_LXC=1`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -124,6 +127,7 @@ async fn install_script_sets_ctforge_up_in_a_new_container_idempotently() {
         "scanned host key {fingerprint} is the simulator's {expected}"
     );
 
+    let deb = build_deb(dir.path());
     let shims = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pve-shims");
     let path = format!(
         "{}:{}",
@@ -144,10 +148,7 @@ async fn install_script_sets_ctforge_up_in_a_new_container_idempotently() {
         ("SIM_SSH_PORT".into(), ssh_port),
         ("SIM_KEY".into(), key.display().to_string()),
         ("SIM_KNOWN_HOSTS".into(), known_hosts.display().to_string()),
-        (
-            "CTFORGE_BINARY".into(),
-            env!("CARGO_BIN_EXE_ctforge").into(),
-        ),
+        ("CTFORGE_DEB".into(), deb.display().to_string()),
         ("CT_HOSTNAME".into(), "ctforge-app".into()),
         ("CT_BRIDGE".into(), "vmbr0".into()),
     ];
@@ -215,5 +216,158 @@ async fn install_script_sets_ctforge_up_in_a_new_container_idempotently() {
     println!(
         "install-in-ct.sh: CT {vmid} serving at {url} after {:.1} s (first run)",
         took.as_secs_f64()
+    );
+    package_life_cycle(&env, &lxc, &vmid, &deb, &url).await;
+}
+
+/// Builds the .deb from this build's binary (the test profile's `ctforge`) into `out`.
+fn build_deb(out: &Path) -> PathBuf {
+    let built = Command::new("cargo")
+        .args([
+            "deb",
+            "-p",
+            "ctforge",
+            "--no-build",
+            "--profile",
+            "dev",
+            "--output",
+        ])
+        .arg(out)
+        .current_dir(repo())
+        .output()
+        .expect("cargo is on PATH");
+    assert!(
+        built.status.success(),
+        "cargo deb (install it with `cargo install cargo-deb --locked`; .ci/run does): {}{}",
+        String::from_utf8_lossy(&built.stdout),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .expect("cargo deb wrote a .deb");
+    let listing = Command::new("dpkg-deb")
+        .arg("-c")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    for path in [
+        "./usr/bin/ctforge",
+        "/systemd/system/ctforge.service",
+        "/systemd/system/ctforge-worker.service",
+        "./etc/ctforge/ctforge.toml",
+    ] {
+        assert!(listing.contains(path), "{path} in the package:\n{listing}");
+    }
+    deb
+}
+
+/// `sh -c SCRIPT` in the CT; (exit status, stdout + stderr).
+fn in_ct(lxc: &Path, vmid: &str, script: &str) -> (bool, String) {
+    let out = Command::new("lxc-attach")
+        .arg("-P")
+        .arg(lxc)
+        .args(["-n", vmid, "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn package_life_cycle(
+    env: &[(String, String)],
+    lxc: &Path,
+    vmid: &str,
+    deb: &Path,
+    url: &str,
+) {
+    let (_, state) = in_ct(
+        lxc,
+        vmid,
+        "systemctl is-enabled ctforge; stat -c '%U:%G %a' /var/lib/ctforge /etc/ctforge/ctforge.toml; \
+         dpkg-query -W -f='${Conffiles}' ctforge",
+    );
+    assert!(state.starts_with("enabled\n"), "{state}");
+    assert!(
+        state.contains("ctforge:ctforge 700"),
+        "data directory: {state}"
+    );
+    assert!(state.contains("root:ctforge 640"), "configuration: {state}");
+    assert!(
+        state.contains("/etc/ctforge/ctforge.toml"),
+        "a conffile: {state}"
+    );
+
+    // Remove: the service stops, the data and the configuration stay.
+    let (ok, out) = in_ct(
+        lxc,
+        vmid,
+        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q ctforge",
+    );
+    assert!(ok, "apt remove: {out}");
+    let (_, out) = in_ct(
+        lxc,
+        vmid,
+        "test -x /usr/bin/ctforge && echo binary; test -f /var/lib/ctforge/ctforge.db && echo data; \
+         test -f /etc/ctforge/ctforge.toml && echo config; pgrep -x ctforge || echo stopped",
+    );
+    assert_eq!(out.trim(), "data\nconfig\nstopped", "after apt remove");
+
+    // Reinstall: enabled again, not started until the admin starts it; then it serves the
+    // data it kept.
+    let path = env.iter().find(|(k, _)| k == "PATH").unwrap();
+    let pushed = Command::new("pct")
+        .args(["push", vmid])
+        .arg(deb)
+        .args(["/tmp/ctforge.deb"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PATH", &path.1)
+        .output()
+        .unwrap();
+    assert!(pushed.status.success(), "{pushed:?}");
+    let (ok, out) = in_ct(
+        lxc,
+        vmid,
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/ctforge.deb",
+    );
+    assert!(ok, "reinstall: {out}");
+    let (_, out) = in_ct(
+        lxc,
+        vmid,
+        "systemctl is-enabled ctforge; systemctl is-active ctforge",
+    );
+    assert_eq!(out.trim(), "enabled\ninactive", "installed, not started");
+    let (ok, out) = in_ct(lxc, vmid, "systemctl start ctforge");
+    assert!(ok, "{out}");
+    if let Err(e) = ready(url).await {
+        panic!("{e}\nservice:\n{}", diagnose(lxc, vmid));
+    }
+
+    // Purge: the data and the configuration go.
+    let (ok, out) = in_ct(
+        lxc,
+        vmid,
+        "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q ctforge",
+    );
+    assert!(ok, "apt purge: {out}");
+    let (_, out) = in_ct(
+        lxc,
+        vmid,
+        "test -e /var/lib/ctforge && echo data; test -e /etc/ctforge && echo config; \
+         systemctl is-enabled ctforge 2>/dev/null; echo purged",
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l == "data" || l == "config" || l == "enabled"),
+        "after apt purge: {out}"
     );
 }

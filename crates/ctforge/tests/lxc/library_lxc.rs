@@ -327,3 +327,175 @@ async fn every_runtime_helper_works_on_lxc() {
         "the result is recorded"
     );
 }
+
+/// `git args…` in `dir` for the test's repository (no shell).
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The bare repository `tmp/templates.git` as a tar archive, unpacked into the CT at
+/// `/srv/templates.git` (the CT's own copy of "the git server").
+async fn serve_repo(ct: &PctChannel, tmp: &std::path::Path) {
+    let tar = std::process::Command::new("tar")
+        .args(["-C"])
+        .arg(tmp)
+        .args(["-cf", "-", "templates.git"])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    ct.push(&tar.stdout, "/tmp/templates.tar", Some(0o600), None)
+        .await
+        .unwrap();
+    let (code, _) = sh(
+        ct,
+        "rm -rf /srv/templates.git && mkdir -p /srv && tar -C /srv -xf /tmp/templates.tar",
+    )
+    .await;
+    assert_eq!(code, 0);
+}
+
+#[tokio::test]
+async fn config_manager_follows_the_git_branch_on_lxc() {
+    if common::lxc::unavailable("config_manager_follows_the_git_branch_on_lxc") {
+        return;
+    }
+    let (p, job) =
+        common::lxc::provision("library-templates", "runtime-demo", "rt-git", 4323, |_| {}).await;
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", p.events().await);
+    let ct = p.channel().await;
+    // What provisioning applied: the template version ctforge pushed.
+    let (_, applied) = sh(&ct, "cat /var/lib/ctforge/applied").await;
+    assert!(applied.starts_with("template runtime-demo "), "{applied}");
+
+    // The template in a git repository the CT can reach; the boot unit follows its branch
+    // (the keys the wizard's "sync on boot" writes).
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    git(
+        tmp.path(),
+        &["init", "--bare", "--initial-branch=main", "templates.git"],
+    );
+    git(tmp.path(), &["clone", "templates.git", "work"]);
+    git(&work, &["checkout", "-B", "main"]);
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/library-templates/runtime-demo");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&fixture)
+        .arg(work.join("runtime-demo"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-m", "runtime-demo"]);
+    git(&work, &["push", "origin", "main"]);
+    let first = git(&work, &["rev-parse", "HEAD"]);
+    serve_repo(&ct, tmp.path()).await;
+    let env = ctforge::guest::commands::config_env(
+        Some("dev"),
+        Some((
+            "file:///srv/templates.git",
+            "main",
+            "runtime-demo/container-configs",
+        )),
+    );
+    ct.push(
+        env.as_bytes(),
+        "/etc/config-manager/config.env",
+        Some(0o600),
+        None,
+    )
+    .await
+    .unwrap();
+    let (_, code) = sh(
+        &ct,
+        "/usr/local/sbin/ctforge-apply >/dev/null 2>&1; echo $?",
+    )
+    .await;
+    let (_, log) = sh(&ct, "cat /var/log/config-manager/sync.log").await;
+    assert_eq!(code.trim(), "0", "{log}");
+    assert!(log.contains(&format!("at commit {first}")), "{log}");
+    assert_eq!(
+        sh(&ct, "cat /var/lib/ctforge/applied").await.1.trim(),
+        format!("commit {first}")
+    );
+
+    // A new commit changing the managed file: the next run fetches and applies it itself.
+    std::fs::write(
+        work.join("runtime-demo/container-configs/files/demo.conf"),
+        "managed by the template, version 2 (from git)\n",
+    )
+    .unwrap();
+    git(&work, &["commit", "-am", "demo.conf v2"]);
+    git(&work, &["push", "origin", "main"]);
+    let second = git(&work, &["rev-parse", "HEAD"]);
+    serve_repo(&ct, tmp.path()).await;
+    let (_, code) = sh(
+        &ct,
+        "/usr/local/sbin/ctforge-apply >/dev/null 2>&1; echo $?",
+    )
+    .await;
+    let (_, log) = sh(&ct, "cat /var/log/config-manager/sync.log").await;
+    assert_eq!(code.trim(), "0", "{log}");
+    assert_eq!(
+        sh(&ct, "cat /etc/runtime-demo/demo.conf").await.1,
+        "managed by the template, version 2 (from git)\n",
+        "{log}"
+    );
+
+    // The source gone with a cached copy: applied from the cache, still exit 0.
+    sh(&ct, "rm -rf /srv/templates.git").await;
+    let (_, code) = sh(
+        &ct,
+        "/usr/local/sbin/ctforge-apply >/dev/null 2>&1; echo $?",
+    )
+    .await;
+    let (_, log) = sh(&ct, "cat /var/log/config-manager/sync.log").await;
+    assert_eq!(code.trim(), "0", "{log}");
+    assert!(log.contains("applying the cached copy"), "{log}");
+
+    // Monitoring reads the state: the panel's data names the applied commit.
+    let r = p
+        .session
+        .post(
+            &p.app.client,
+            &p.app.address,
+            &format!("/api/v1/containers/{}/services/refresh", p.id),
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let detail: serde_json::Value = p
+        .app
+        .client
+        .get(format!("{}/api/v1/containers/{}", p.app.address, p.id))
+        .header("cookie", &p.session.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cm = &detail["config_manager"];
+    assert_eq!(cm["applied"], format!("commit {second}"), "{detail}");
+    assert_eq!(cm["exit_code"], 0, "{detail}");
+    assert_eq!(cm["outcome"], "ok", "{detail}");
+    assert!(
+        cm["log_tail"]
+            .to_string()
+            .contains("applying the cached copy"),
+        "{detail}"
+    );
+}

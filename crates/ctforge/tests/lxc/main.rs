@@ -3,8 +3,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cluster_lxc;
 mod create_lxc;
+mod daytwo_lxc;
 mod examples_lxc;
+mod image;
 mod install_script;
 mod library_lxc;
 mod monitor_lxc;

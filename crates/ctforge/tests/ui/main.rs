@@ -7,7 +7,10 @@ mod common;
 
 mod bulk_ui;
 mod dashboard_ui;
+mod daytwo_ui;
 mod failure_ui;
+mod library_ui;
+mod presets_ui;
 mod progress_ui;
 mod security_ui;
 mod templates_ui;

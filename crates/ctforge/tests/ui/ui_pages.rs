@@ -228,6 +228,15 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
             format!("/containers/{ct}?tab=resources"),
         ),
         ("detail-unmanaged", "/containers/sim:202".to_owned()),
+        ("container-edit", "/containers/sim:202/edit".to_owned()),
+        (
+            "container-snapshots",
+            "/containers/sim:202/snapshots".to_owned(),
+        ),
+        (
+            "container-journal",
+            "/containers/sim:202/journal".to_owned(),
+        ),
         ("detail-failed", format!("/containers/{failed_ct}")),
         ("job-failed", format!("/jobs/{failed_job}")),
         (
@@ -242,6 +251,7 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
         ("templates", "/templates".to_owned()),
         ("template-detail", "/templates/webapp".to_owned()),
         ("buckets", "/buckets".to_owned()),
+        ("presets", "/presets".to_owned()),
         ("job-progress", format!("/jobs/{job}")),
         ("jobs", "/jobs".to_owned()),
         ("settings-clusters", "/settings/clusters".to_owned()),

@@ -598,6 +598,28 @@ impl CtBackend for MemoryBackend {
         .unwrap_or_else(|| Err(format!("guest {vmid} missing")))
     }
 
+    fn clone_guest(&self, vmid: u32, newid: u32, spec: &CreateSpec) -> Result<Vec<String>, String> {
+        let mut data = self
+            .with_guest(vmid, |g| g.data.clone())
+            .ok_or_else(|| format!("guest {vmid} missing"))?;
+        data.hostname = spec.hostname.clone();
+        for s in data.services.values_mut() {
+            s.active = false;
+        }
+        let guest = Guest {
+            data,
+            commands: Vec::new(),
+            snapshots: BTreeMap::new(),
+            root_password: None,
+        };
+        let mut m = match self.guests.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.insert(newid, guest);
+        Ok(Vec::new())
+    }
+
     fn delete_snapshot(&self, vmid: u32, name: &str) -> Result<(), String> {
         self.with_guest(vmid, |g| {
             g.snapshots.remove(name);

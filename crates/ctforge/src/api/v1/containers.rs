@@ -180,6 +180,10 @@ pub struct ContainerDetail {
     pub last_job: Option<JobView>,
     /// The template it was built from (`template` holds its name, as in the list).
     pub template_ref: Option<TemplateRef>,
+    /// The config-manager (boot unit) as monitoring last read it: last run, exit code and its
+    /// meaning, conflicts, the applied commit or version, the log tail.
+    #[serde(default)]
+    pub config_manager: Option<crate::containers::config_manager::ConfigManagerView>,
 }
 
 /// `GET /api/v1/containers/{id}`: one container, managed (`42`) or not (`lab:105`).
@@ -202,11 +206,14 @@ pub async fn show(
         creation_job: None,
         last_job: None,
         template_ref: None,
+        config_manager: None,
     };
     let Some(record) = &target.record else {
         return Ok(Json(detail));
     };
     detail.services = state.store.list_services(record.id).await?;
+    detail.config_manager =
+        crate::containers::config_manager::load(state.store.as_ref(), record.id).await?;
     detail.credentials = state
         .store
         .list_credentials(record.id)

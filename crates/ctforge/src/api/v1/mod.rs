@@ -3,9 +3,13 @@
 pub mod auth;
 pub mod buckets;
 pub mod container_events;
+pub mod container_ops;
 pub mod containers;
+pub mod fleet;
 pub mod jobs;
 pub mod notifications;
+pub mod presets;
+pub mod migrate;
 pub mod provisioning;
 pub mod settings;
 pub mod templates;

@@ -1,5 +1,5 @@
-//! `/api/v1/templates`: list, read, create, update, duplicate, discover, sync, delete and export
-//! templates.
+//! `/api/v1/templates`: list, read, create, update, duplicate, discover, sync, reattach, delete
+//! and export templates; `/api/v1/template-sources`: git sources and their deploy keys.
 
 use std::net::SocketAddr;
 
@@ -18,6 +18,7 @@ use crate::routes::{Answer, Doc, Routes};
 use crate::state::AppState;
 use crate::storage::model::TemplateRow;
 use crate::templates::discovery::DiscoveryReport;
+use crate::templates::git_keys;
 use crate::templates::manage::{self, Deleted, Via};
 use crate::templates::{self, StoredConfig};
 
@@ -60,6 +61,108 @@ pub fn routes(r: Routes) -> Routes {
             duplicate,
             Doc::status::<TemplateView>(201).body::<DuplicateBody>(),
         )
+        .post(
+            "/api/v1/templates/{name}/reattach",
+            reattach,
+            Doc::json::<DiscoveryReport>(),
+        )
+        .get(
+            "/api/v1/template-sources",
+            sources,
+            Doc::json::<Vec<git_keys::SourceView>>(),
+        )
+        .put(
+            "/api/v1/template-sources/key",
+            set_source_key,
+            Doc::json::<git_keys::SourceView>().body::<git_keys::SetKeyBody>(),
+        )
+        .delete(
+            "/api/v1/template-sources/key",
+            delete_source_key,
+            Doc::no_content(),
+        )
+}
+
+/// `POST /api/v1/templates/{name}/reattach`: drops the edits made in ctforge to a diverged
+/// template and takes it again from its source (git sync or discovery); 409 when it is not
+/// diverged.
+pub async fn reattach(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(name): Path<String>,
+) -> Result<Json<DiscoveryReport>, AppError> {
+    crate::auth::require_editor(&user)?;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    Ok(Json(
+        manage::reattach(&state, caller, &name, Via::Api).await?,
+    ))
+}
+
+/// `GET /api/v1/template-sources`: the configured git sources, each with its deploy key's
+/// public fingerprint and pinned host key (never the key).
+pub async fn sources(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+) -> Result<Json<Vec<git_keys::SourceView>>, AppError> {
+    crate::auth::require_editor(&user)?;
+    Ok(Json(
+        git_keys::list(state.store.as_ref(), &state.config.templates.git).await?,
+    ))
+}
+
+/// `PUT /api/v1/template-sources/key`: seals and stores a source's deploy key and host key
+/// pin (ctforge admins).
+pub async fn set_source_key(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Json(body): Json<git_keys::SetKeyBody>,
+) -> Result<Json<git_keys::SourceView>, AppError> {
+    crate::auth::require_admin(&user)?;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    Ok(Json(
+        git_keys::set(
+            state.store.as_ref(),
+            &state.keyring,
+            caller,
+            &state.config.templates.git,
+            &body,
+        )
+        .await?,
+    ))
+}
+
+/// Query of `DELETE /api/v1/template-sources/key`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SourceQuery {
+    /// The source's URL.
+    pub url: String,
+}
+
+/// `DELETE /api/v1/template-sources/key?url=…`: forgets a source's deploy key.
+pub async fn delete_source_key(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Query(query): Query<SourceQuery>,
+) -> Result<StatusCode, AppError> {
+    crate::auth::require_admin(&user)?;
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    git_keys::remove(state.store.as_ref(), caller, &query.url).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A template's resources from `template.conf`.
@@ -372,7 +475,7 @@ pub async fn sync(
         username: &user.username,
         remote: &remote,
     };
-    let report = manage::sync(state.store.as_ref(), caller, &state.config, Via::Api).await?;
+    let report = manage::sync(&state, caller, Via::Api).await?;
     Ok(Json(report))
 }
 

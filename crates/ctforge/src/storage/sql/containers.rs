@@ -41,6 +41,26 @@ macro_rules! impl_containers_store {
                 tx.commit().await.map_err(map_err)?;
                 Ok((container_id, job_id))
             }
+            async fn create_container(&self, c: &NewContainer) -> StoreResult<i64> {
+                let now = self.now();
+                sqlx::query_scalar::<$db, i64>(
+                    "INSERT INTO containers (cluster_id, node, vmid, hostname, template_id, status, spec_json, root_password_sealed, created_by, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+                )
+                .bind(c.cluster_id)
+                .bind(&c.node)
+                .bind(c.vmid)
+                .bind(&c.hostname)
+                .bind(c.template_id)
+                .bind(c.status.as_str())
+                .bind(&c.spec_json)
+                .bind(&c.root_password_sealed)
+                .bind(&c.created_by)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)
+            }
             async fn get_container(&self, id: i64) -> StoreResult<Container> {
                 sqlx::query_as::<$db, Container>("SELECT * FROM containers WHERE id = $1")
                     .bind(id)

@@ -333,7 +333,18 @@ async fn render(
         "services" => services_tab(state, user, &viewer, target, revealed).await?,
         "events" => events_tab(state, target, query).await?,
         "resources" => resources_tab(state, user, target, live.as_ref().ok(), query).await,
-        _ => overview_tab(target, live.as_ref().ok(), &node),
+        _ => {
+            // The config-manager panel belongs to managed containers (ctforge installed it).
+            let panel = match record {
+                Some(r) => Some(super::config_manager::panel(
+                    crate::containers::config_manager::load(state.store.as_ref(), r.id)
+                        .await?
+                        .as_ref(),
+                )),
+                None => None,
+            };
+            html! { (overview_tab(target, live.as_ref().ok(), &node)) @if let Some(p) = panel { (p) } }
+        }
     };
     let failure = match record.filter(|r| r.status == "error") {
         Some(r) => match creation_job(state, r.id).await {
@@ -341,6 +352,18 @@ async fn render(
             None => None,
         },
         None => None,
+    };
+    let extras = if gone {
+        html! {}
+    } else {
+        super::daytwo::head_extras(
+            state,
+            user,
+            target,
+            &node,
+            power == ContainerStatus::Running,
+        )
+        .await
     };
     Ok(html! {
         (ui::breadcrumbs(&[("/", "Containers"), ("", &crumb)]))
@@ -370,7 +393,10 @@ async fn render(
                     @if record.is_none() { (ui::badge(None, "unmanaged")) }
                 }
             }
-            (action_buttons(user, &viewer, &ctx, true))
+            div {
+                (action_buttons(user, &viewer, &ctx, true))
+                (extras)
+            }
         }
         @if let Some(panel) = failure { (panel) }
         (ui::tabs("Container", &tabs, tab, content))

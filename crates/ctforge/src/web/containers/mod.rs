@@ -2,7 +2,10 @@
 //! (`POST /containers/{id}/{start|stop|shutdown|reboot|delete}`, redirecting back with a flash
 //! message), and the pieces the dashboard shares (action buttons, flash messages).
 
+pub mod config_manager;
+pub mod daytwo;
 pub mod detail;
+pub mod migrate;
 
 use std::net::SocketAddr;
 

@@ -385,10 +385,30 @@ pub async fn test(
         .await
         .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
     let report = clusters::test_connection(&state, &cluster).await;
-    let ssh = match (&report.ssh_error, &report.ssh_host_key) {
-        (Some(e), _) => format!("; SSH: {e}"),
-        (None, Some(key)) => format!("; SSH reachable, host key {key}"),
-        (None, None) => String::new(),
+    let ssh = if report.ssh_nodes.is_empty() {
+        match (&report.ssh_error, &report.ssh_host_key) {
+            (Some(e), _) => format!("; SSH: {e}"),
+            (None, Some(key)) => format!("; SSH reachable, host key {key}"),
+            (None, None) => String::new(),
+        }
+    } else {
+        // One verdict per node: each node is reached on its own address with its own key.
+        let per_node: Vec<String> = report
+            .ssh_nodes
+            .iter()
+            .map(|n| match (&n.error, &n.host_key) {
+                (Some(e), _) => format!("{} at {}: {e}", n.node, n.address),
+                (None, Some(k)) if n.pinned.is_none() => {
+                    format!(
+                        "{} at {} reachable, host key {k} (pinned now)",
+                        n.node, n.address
+                    )
+                }
+                (None, Some(k)) => format!("{} at {} reachable, host key {k}", n.node, n.address),
+                (None, None) => format!("{} at {} reachable", n.node, n.address),
+            })
+            .collect();
+        format!("; SSH: {}", per_node.join("; "))
     };
     let notice = match (&report.version, &report.api_error) {
         (Some(v), _) => (

@@ -142,7 +142,30 @@ pub async fn page(
         }
         @if let Some((tone, text)) = &notice { (ui::alert(*tone, text)) }
         @if row.diverged {
-            (ui::alert(Tone::Warn, "Diverged: this filesystem template was edited in ctforge, so discovery no longer updates it from disk. Export it to bring the changes back to the directory."))
+            @let git = templates::StoredConfig::parse(&row.name, &row.config_json).ok().and_then(|c| c.git);
+            div.alert.alert-warn role="status" data-diverged {
+                @match &git {
+                    Some(g) => {
+                        p { "Diverged from git " span.mono { (g.url) " (" (g.branch) ") @ " (g.short()) } ": this template was edited in ctforge, so Sync sources no longer overwrites it with the repository's version." }
+                        p { "The way back: export it and commit the changes to the repository, or return to git (the edits made here are dropped and the next sync takes the branch's version)." }
+                    }
+                    None => {
+                        p { "Diverged: this filesystem template was edited in ctforge, so discovery no longer updates it from disk." }
+                        p { "The way back: export it to bring the changes back to the directory, or return to the directory's version (the edits made here are dropped)." }
+                    }
+                }
+                @if v.editor {
+                    (ui::confirm_button(&Confirm {
+                        id: "reattach-template",
+                        label: if git.is_some() { "Return to git" } else { "Return to disk" },
+                        title: &format!("Drop the edits of {name}?"),
+                        text: "The edits made in ctforge are dropped and the template is taken again from its source. Containers already created keep what they got.",
+                        action: &format!("{base}/reattach"),
+                        confirm: "Drop the edits",
+                        hidden: &[],
+                    }, &v))
+                }
+            }
         }
         (ui::problem_list("This template has problems", &warnings))
         @if !row.description.is_empty() { p { (row.description) } }

@@ -686,7 +686,7 @@ pub fn render(form: &TemplateForm, view: &EditorView<'_>) -> Markup {
         (ui::problem_list("Other problems", &general))
         @if let Some(notice) = &view.notice { (ui::alert(ui::Tone::Ok, notice)) }
         @if view.source == Some(crate::templates::SOURCE_FILESYSTEM) {
-            (ui::alert(ui::Tone::Warn, "This template was discovered on disk. Saving changes marks it as diverged: re-discovery will no longer update it."))
+            (ui::alert(ui::Tone::Warn, "This template was discovered on disk or synced from git. Saving changes marks it as diverged: discovery and Sync sources will no longer update it (the template page offers the way back)."))
         }
         form.form-wide method="post" action=(action) data-unsaved-guard data-dirty[view.unsaved] {
             (ui::csrf_field(view.viewer))

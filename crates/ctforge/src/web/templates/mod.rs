@@ -94,6 +94,7 @@ fn list_page(
     all: &[TemplateSummary],
     query: &ListQuery,
     roots: &[String],
+    git_sources: &[String],
     report: Option<&DiscoveryReport>,
     notice: Option<(Tone, String)>,
 ) -> Markup {
@@ -118,12 +119,15 @@ fn list_page(
             }
         }
     };
+    let sync_form = sync_button(v, git_sources);
     let body = html! {
         (ui::breadcrumbs(&[("/templates", "Templates")]))
         div.page-head {
             h1 { "Templates" }
             div.row {
+                (sync_form)
                 (discover_form)
+                a.btn href="/presets" { "Presets" }
                 @if v.editor { a.btn.btn-primary href="/templates/new" { "New template" } }
             }
         }
@@ -203,6 +207,9 @@ fn report_view(report: &DiscoveryReport) -> Markup {
     html! {
         section.card.discovery-report {
             (ui::alert(tone, &summary))
+            @if !report.roots.is_empty() {
+                p.muted { "Scanned: " span.mono { (report.roots.join("; ")) } }
+            }
             @for w in &report.warnings { (ui::alert(Tone::Warn, w)) }
             @if !report.templates.is_empty() {
                 table.table {
@@ -256,6 +263,7 @@ pub async fn list(
         &all,
         &query,
         &roots(&state),
+        &git_sources(&state),
         None,
         None,
     ))
@@ -277,6 +285,7 @@ pub async fn discover(
             &all,
             &ListQuery::default(),
             &[],
+            &git_sources(&state),
             None,
             Some((
                 Tone::Err,
@@ -297,8 +306,107 @@ pub async fn discover(
         &all,
         &ListQuery::default(),
         &roots(&state),
+        &git_sources(&state),
         Some(&report),
         None,
+    ))
+}
+
+/// The configured git sources as `url (branch)`, for the Sync button's title.
+fn git_sources(state: &AppState) -> Vec<String> {
+    state
+        .config
+        .templates
+        .git
+        .iter()
+        .map(|g| format!("{} ({})", g.url, g.branch))
+        .collect()
+}
+
+/// "Sync sources": editors only, and only when git sources are configured.
+fn sync_button(v: &Viewer, git_sources: &[String]) -> Markup {
+    html! {
+        @if git_sources.is_empty() {
+        } @else if !v.editor {
+            (ui::disabled_button("Sync sources", "syncing templates needs the ctforge admin or template editor role"))
+        } @else {
+            form.inline method="post" action="/templates/sync" {
+                (ui::csrf_field(v))
+                button.btn type="submit" title={ "Fetch " (git_sources.join(", ")) " and discover" } { "Sync sources" }
+            }
+            a.btn href="/settings/template-sources" { "Sources" }
+        }
+    }
+}
+
+/// `POST /templates/sync`: fetches the git sources, rediscovers (roots and checkouts) and shows
+/// the per-template changes above the list. Audited as `template.sync`.
+pub async fn sync(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+) -> Result<Markup, AppError> {
+    crate::auth::require_editor(&user)?;
+    let v = viewer(&user);
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let (report, notice) = if state.config.templates.git.is_empty() {
+        (
+            None,
+            Some((
+                Tone::Err,
+                "No git sources are configured: add [[templates.git]] entries to the config file and restart ctforge."
+                    .to_owned(),
+            )),
+        )
+    } else {
+        (Some(manage::sync(&state, caller, Via::Ui).await?), None)
+    };
+    let all = state.store.list_templates().await?;
+    Ok(list_page(
+        &v,
+        &all,
+        &ListQuery::default(),
+        &roots(&state),
+        &git_sources(&state),
+        report.as_ref(),
+        notice,
+    ))
+}
+
+/// `POST /templates/{name}/reattach`: drops the edits made in ctforge to a diverged template
+/// and takes it back from its source (git or directory); audited as `template.reattach`.
+pub async fn reattach(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(name): Path<String>,
+) -> Result<Markup, AppError> {
+    crate::auth::require_editor(&user)?;
+    let v = viewer(&user);
+    let remote = remote.ip().to_string();
+    let caller = Caller {
+        username: &user.username,
+        remote: &remote,
+    };
+    let report = manage::reattach(&state, caller, &name, Via::Ui).await?;
+    let all = state.store.list_templates().await?;
+    Ok(list_page(
+        &v,
+        &all,
+        &ListQuery::default(),
+        &roots(&state),
+        &git_sources(&state),
+        Some(&report),
+        Some((
+            Tone::Ok,
+            format!(
+                "{name}: the edits made in ctforge were dropped; the template follows its source again."
+            ),
+        )),
     ))
 }
 

@@ -1,0 +1,757 @@
+//! `ctforge-bench`: the performance harness. It runs the *built* `ctforge` binary the way it is
+//! deployed — `ctforge sim` (memory backend, instant tasks), `ctforge serve`, and for the
+//! scale-out profile PostgreSQL + Redis with a separate `ctforge worker` process — drives it
+//! over HTTP and prints one table of the figures of the performance floor, with the commit.
+//!
+//! Figures: creation request → job finished (median, p99), dashboard views/s at concurrency 8
+//! with the simulator's count of `/cluster/resources` calls, a single dashboard view with
+//! 5,000 CTs, discovery of 2,000 templates (time, peak RSS of the process), template list and
+//! detail pages on SQLite and PostgreSQL. See `crates/ctforge-bench/README.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+/// Command-line options.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Performance figures of ctforge against its simulator, as one table")]
+struct Opts {
+    /// The ctforge binary (build it with `cargo build --release --bin ctforge`).
+    #[arg(long, default_value = "target/release/ctforge")]
+    bin: PathBuf,
+    /// Creations measured per profile.
+    #[arg(long, default_value_t = 100)]
+    jobs: usize,
+    /// Seconds of the dashboard throughput run.
+    #[arg(long, default_value_t = 15)]
+    dashboard_secs: u64,
+    /// Concurrent dashboard viewers.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Templates for the discovery figure.
+    #[arg(long, default_value_t = 2000)]
+    templates: usize,
+    /// PostgreSQL server (a database is created per run); `none` skips the PostgreSQL rows.
+    #[arg(
+        long,
+        env = "CTFORGE_TEST_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pg: String,
+    /// Redis for the scale-out profile.
+    #[arg(
+        long,
+        env = "CTFORGE_TEST_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis: String,
+    /// Work directory (default: a new directory under the system's temp dir, removed after).
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+}
+
+/// A child process killed when dropped.
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A running simulator.
+struct Sim {
+    _proc: Proc,
+    base: String,
+    password: String,
+    cluster_toml: PathBuf,
+    http: reqwest::Client,
+    ticket: String,
+}
+
+const SIM_PASSWORD: &str = "Bench-Secret-123";
+
+async fn start_sim(opts: &Opts, dir: &Path, nodes: u32, containers: u32) -> Result<Sim> {
+    let port = free_port()?;
+    let ssh = free_port()?;
+    let state = dir.join("sim");
+    std::fs::create_dir_all(&state)?;
+    let log = std::fs::File::create(dir.join("sim.log"))?;
+    let child = Command::new(&opts.bin)
+        .args(["sim", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--ssh-listen", &format!("127.0.0.1:{ssh}")])
+        .args(["--backend", "memory", "--nodes", &nodes.to_string()])
+        .args(["--containers", &containers.to_string(), "--task-speed", "0"])
+        .args(["--auth-delay-ms", "0", "--root-password", SIM_PASSWORD])
+        .arg("--state-dir")
+        .arg(&state)
+        .env("CTFORGE_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot run {}", opts.bin.display()))?;
+    let proc = Proc { child };
+    let base = format!("https://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()?;
+    let cluster_toml = state.join("cluster.toml");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ticket = loop {
+        if Instant::now() > deadline {
+            bail!(
+                "the simulator did not start (see {}/sim.log)",
+                dir.display()
+            );
+        }
+        if cluster_toml.exists()
+            && let Ok(r) = http
+                .post(format!("{base}/api2/json/access/ticket"))
+                .form(&[("username", "root@pam"), ("password", SIM_PASSWORD)])
+                .send()
+                .await
+            && r.status().is_success()
+        {
+            let body: Value = r.json().await?;
+            if let Some(t) = body["data"]["ticket"].as_str() {
+                break t.to_owned();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    Ok(Sim {
+        _proc: proc,
+        base,
+        password: SIM_PASSWORD.to_owned(),
+        cluster_toml,
+        http,
+        ticket,
+    })
+}
+
+impl Sim {
+    /// API requests the simulator received, by `METHOD /path`.
+    async fn calls(&self) -> Result<Value> {
+        let r = self
+            .http
+            .get(format!("{}/sim/admin/calls", self.base))
+            .header("cookie", format!("PVEAuthCookie={}", self.ticket))
+            .send()
+            .await?;
+        let body: Value = r.json().await?;
+        Ok(body["data"].clone())
+    }
+
+    async fn resource_calls(&self) -> Result<u64> {
+        Ok(self.calls().await?["GET /cluster/resources"]
+            .as_u64()
+            .unwrap_or(0))
+    }
+}
+
+/// Where the application keeps its data.
+#[derive(Clone)]
+enum Db {
+    Sqlite,
+    /// PostgreSQL database URL, with Redis (sessions, locks, the bus, wake-ups) if given; with
+    /// Redis a separate `ctforge worker` process runs the jobs.
+    Postgres {
+        url: String,
+        redis: Option<String>,
+    },
+}
+
+impl Db {
+    fn env(&self, data: &Path) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("CTFORGE_DATA_DIR".to_owned(), data.display().to_string()),
+            ("CTFORGE_LOG_LEVEL".to_owned(), "warn".to_owned()),
+        ];
+        if let Db::Postgres { url, redis } = self {
+            env.push(("CTFORGE_DATABASE_URL".to_owned(), url.clone()));
+            if let Some(redis) = redis {
+                env.push(("CTFORGE_REDIS_URL".to_owned(), redis.clone()));
+                env.push((
+                    "CTFORGE_REDIS_PREFIX".to_owned(),
+                    format!("bench-{}:", data_key(data)),
+                ));
+            }
+        }
+        env
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Db::Sqlite => "SQLite",
+            Db::Postgres { redis: Some(_), .. } => "PostgreSQL + Redis, separate worker",
+            Db::Postgres { redis: None, .. } => "PostgreSQL",
+        }
+    }
+}
+
+async fn fresh_pg(admin: &str) -> Result<String> {
+    use sqlx::Executor;
+    let name = format!("ctforge_bench_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(admin)
+        .await
+        .with_context(|| format!("PostgreSQL at {admin}"))?;
+    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await?;
+    pool.close().await;
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or_else(|| admin.to_owned());
+    Ok(format!("{base}/{name}"))
+}
+
+/// A running application (serve, and a worker process for PostgreSQL).
+struct App {
+    _procs: Vec<Proc>,
+    base: String,
+    client: reqwest::Client,
+    csrf: String,
+    db: Db,
+    data: PathBuf,
+}
+
+async fn start_app(opts: &Opts, dir: &Path, sim: &Sim, db: Db) -> Result<App> {
+    let data = dir.join(format!("data-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data)?;
+    let port = free_port()?;
+    let env = db.env(&data);
+    let separate = matches!(db, Db::Postgres { redis: Some(_), .. });
+    let spawn = |args: &[&str], log: &str, workers: Option<&str>| -> Result<Proc> {
+        let mut cmd = Command::new(&opts.bin);
+        cmd.args(args)
+            .arg("--config")
+            .arg(&sim.cluster_toml)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(log))?);
+        if let Some(n) = workers {
+            cmd.env("CTFORGE_WORKERS__CONCURRENCY", n);
+        }
+        Ok(Proc {
+            child: cmd.spawn()?,
+        })
+    };
+    let mut procs = vec![spawn(
+        &["serve", "--listen", &format!("127.0.0.1:{port}")],
+        "serve.log",
+        separate.then_some("0"),
+    )?];
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().cookie_store(true).build()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        if Instant::now() > deadline {
+            bail!("serve did not start (see {}/serve.log)", dir.display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if separate {
+        procs.push(spawn(&["worker"], "worker.log", None)?);
+    }
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "username": "root", "password": sim.password, "realm": "pam" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let csrf = login["csrf_token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("sign-in failed: {login}"))?
+        .to_owned();
+    Ok(App {
+        _procs: procs,
+        base,
+        client,
+        csrf,
+        db,
+        data,
+    })
+}
+
+impl App {
+    /// `ctforge templates discover --root ROOT` into this application's database; returns the
+    /// wall time and the process's peak RSS in KiB.
+    fn discover(&self, opts: &Opts, root: &Path) -> Result<(Duration, u64)> {
+        discover_into(opts, &self.db, &self.data, root)
+    }
+}
+
+fn discover_into(opts: &Opts, db: &Db, data: &Path, root: &Path) -> Result<(Duration, u64)> {
+    let started = Instant::now();
+    let mut child = Command::new(&opts.bin)
+        .args(["templates", "discover", "--root"])
+        .arg(root)
+        .envs(db.env(data))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    // VmHWM only grows: the last reading before exit is (within one poll) the peak.
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let elapsed = started.elapsed();
+    if !status.success() {
+        bail!("discovery of {} failed ({status})", root.display());
+    }
+    Ok((elapsed, peak_kib))
+}
+
+/// One creation with instant tasks: request → job finished, in ms.
+async fn create_once(app: &App, template: &str, hostname: &str) -> Result<f64> {
+    let started = Instant::now();
+    let r = app
+        .client
+        .post(format!("{}/api/v1/containers", app.base))
+        .header("x-csrf-token", &app.csrf)
+        .json(&json!({ "template": template, "hostname": hostname }))
+        .send()
+        .await?;
+    if r.status().as_u16() != 202 {
+        bail!("creation refused: {} {}", r.status(), r.text().await?);
+    }
+    let body: Value = r.json().await?;
+    let job = body["job_id"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("no job id: {body}"))?;
+    let r = app
+        .client
+        .get(format!("{}/api/v1/jobs/{job}/events", app.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await?;
+    let mut stream = r.bytes_stream();
+    let mut seen = String::new();
+    while let Some(chunk) = stream.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk?));
+        if seen.contains("\"kind\":\"done\"") {
+            return Ok(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        if seen.contains("\"kind\":\"error\"") || seen.contains("\"kind\":\"cancelled\"") {
+            bail!("job {job} failed: {seen}");
+        }
+        // Keep the tail only (a marker may straddle two chunks).
+        if seen.len() > 8192 {
+            let cut = seen.len() - 4096;
+            let cut = (cut..seen.len())
+                .find(|i| seen.is_char_boundary(*i))
+                .unwrap_or(0);
+            seen.drain(..cut);
+        }
+    }
+    bail!("job {job}: the event stream ended before the job did")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn small_template(root: &Path) -> Result<()> {
+    let dir = root.join("bench-web");
+    std::fs::create_dir_all(dir.join("container-configs/packages"))?;
+    std::fs::write(
+        dir.join("template.conf"),
+        "TEMPLATE_APP=\"Bench Web\"\nTEMPLATE_OS=\"debian\"\nTEMPLATE_VERSION=\"12\"\n",
+    )?;
+    std::fs::write(
+        dir.join("container-configs/packages/web.apt"),
+        "nginx-light\n",
+    )?;
+    Ok(())
+}
+
+/// Copies `from` to `to` recursively.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// `n` copies of the example `nginx-web` template (the repository's), each its own name.
+fn many_templates(root: &Path, n: usize) -> Result<()> {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/templates/nginx-web");
+    for i in 0..n {
+        copy_dir(&example, &root.join(format!("web-{i:05}")))?;
+    }
+    Ok(())
+}
+
+/// One row of the table.
+struct Row {
+    figure: String,
+    value: String,
+    floor: String,
+    ok: Option<bool>,
+}
+
+fn row(figure: impl Into<String>, value: impl Into<String>, floor: &str, ok: Option<bool>) -> Row {
+    Row {
+        figure: figure.into(),
+        value: value.into(),
+        floor: floor.to_owned(),
+        ok,
+    }
+}
+
+async fn creation(opts: &Opts, dir: &Path, db: Db, rows: &mut Vec<Row>) -> Result<()> {
+    let label = db.label();
+    let sim = start_sim(opts, dir, 3, 0).await?;
+    let app = start_app(opts, dir, &sim, db).await?;
+    let root = dir.join(format!("small-{}", uuid::Uuid::new_v4().simple()));
+    small_template(&root)?;
+    app.discover(opts, &root)?;
+    let mut times = Vec::with_capacity(opts.jobs);
+    for i in 0..opts.jobs {
+        times.push(create_once(&app, "bench-web", &format!("bench{i}")).await?);
+    }
+    times.sort_by(f64::total_cmp);
+    let (median, p99) = (percentile(&times, 50.0), percentile(&times, 99.0));
+    rows.push(row(
+        format!(
+            "creation request→finished, {} jobs, instant tasks ({label}): median",
+            opts.jobs
+        ),
+        format!("{median:.1} ms"),
+        "≤ 40 ms",
+        Some(median <= 40.0),
+    ));
+    rows.push(row(
+        format!("creation request→finished ({label}): p99"),
+        format!("{p99:.1} ms"),
+        "≤ 100 ms",
+        Some(p99 <= 100.0),
+    ));
+    Ok(())
+}
+
+async fn dashboard(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let sim = start_sim(opts, dir, 8, 1000).await?;
+    let app = start_app(opts, dir, &sim, Db::Sqlite).await?;
+    let url = format!("{}/", app.base);
+    // Warm up (connections, the first read).
+    for _ in 0..5 {
+        app.client.get(&url).send().await?.bytes().await?;
+    }
+    let before = sim.resource_calls().await?;
+    let window = Duration::from_secs(opts.dashboard_secs);
+    let started = Instant::now();
+    let viewers = (0..opts.concurrency).map(|_| {
+        let client = app.client.clone();
+        let url = url.clone();
+        async move {
+            let mut n = 0u64;
+            while started.elapsed() < window {
+                if let Ok(r) = client.get(&url).send().await
+                    && r.status().is_success()
+                    && r.bytes().await.is_ok()
+                {
+                    n += 1;
+                }
+            }
+            n
+        }
+    });
+    let views: u64 = futures_util::future::join_all(viewers)
+        .await
+        .into_iter()
+        .sum();
+    let elapsed = started.elapsed().as_secs_f64();
+    let calls = sim.resource_calls().await? - before;
+    let per_s = views as f64 / elapsed;
+    // The default freshness window is 2 s.
+    let windows = (elapsed / 2.0).ceil();
+    rows.push(row(
+        format!(
+            "dashboard views/s, 1,000 CTs on 8 nodes, concurrency {}, {} s",
+            opts.concurrency, opts.dashboard_secs
+        ),
+        format!("{per_s:.0} views/s ({views} views)"),
+        "≥ 1,000/s",
+        Some(per_s >= 1000.0),
+    ));
+    rows.push(row(
+        "  Proxmox /cluster/resources calls received by the simulator",
+        format!(
+            "{calls} in {elapsed:.1} s ({:.2} per 2 s window)",
+            calls as f64 / windows
+        ),
+        "≤ 1 per window",
+        Some(calls as f64 <= windows + 1.0),
+    ));
+    drop(app);
+    drop(sim);
+
+    let sim = start_sim(opts, dir, 8, 5000).await?;
+    let app = start_app(opts, dir, &sim, Db::Sqlite).await?;
+    app.client
+        .get(url_of(&app, "/"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let mut times = Vec::new();
+    for _ in 0..100 {
+        let t = Instant::now();
+        app.client
+            .get(url_of(&app, "/"))
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = percentile(&times, 50.0);
+    rows.push(row(
+        "dashboard single view, 5,000 CTs (fresh shared read): median",
+        format!("{median:.1} ms (p99 {:.1} ms)", percentile(&times, 99.0)),
+        "≤ 25 ms",
+        Some(median <= 25.0),
+    ));
+    Ok(())
+}
+
+fn url_of(app: &App, path: &str) -> String {
+    format!("{}{path}", app.base)
+}
+
+async fn discovery(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let root = dir.join("many");
+    many_templates(&root, opts.templates)?;
+    let data = dir.join("discovery-data");
+    std::fs::create_dir_all(&data)?;
+    let (elapsed, peak) = discover_into(opts, &Db::Sqlite, &data, &root)?;
+    let mib = peak as f64 / 1024.0;
+    rows.push(row(
+        format!("discovery of {} templates (SQLite): time", opts.templates),
+        format!("{:.2} s", elapsed.as_secs_f64()),
+        "≤ 8.5 s",
+        Some(elapsed.as_secs_f64() <= 8.5),
+    ));
+    rows.push(row(
+        format!("discovery of {} templates: peak RSS", opts.templates),
+        format!("{mib:.1} MiB"),
+        "≤ 40 MB",
+        Some(mib <= 40.0),
+    ));
+    Ok(())
+}
+
+/// Median ms of `n` sequential GETs of `path`.
+async fn page_median(app: &App, path: &str, n: usize) -> Result<f64> {
+    let url = url_of(app, path);
+    let r = app.client.get(&url).send().await?;
+    if !r.status().is_success() {
+        bail!("GET {path}: {}", r.status());
+    }
+    r.bytes().await?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        app.client.get(&url).send().await?.bytes().await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(percentile(&times, 50.0))
+}
+
+async fn template_pages(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let root = dir.join("pages");
+    many_templates(&root, 200)?;
+    let sim = start_sim(opts, dir, 3, 0).await?;
+    let mut figures = Vec::new();
+    for db in [Db::Sqlite, pg_db(opts, false).await?] {
+        let app = start_app(opts, dir, &sim, db).await?;
+        app.discover(opts, &root)?;
+        let list = page_median(&app, "/templates", 300).await?;
+        let detail = page_median(&app, "/templates/web-00100", 300).await?;
+        figures.push((list, detail));
+    }
+    let [(sl, sd), (pl, pd)] = figures[..] else {
+        bail!("two backends expected");
+    };
+    for (what, sqlite, pg) in [("list", sl, pl), ("detail", sd, pd)] {
+        let ratio = pg / sqlite;
+        rows.push(row(
+            format!("template {what} page (200 templates): PostgreSQL vs SQLite median"),
+            format!("{pg:.2} ms vs {sqlite:.2} ms ({ratio:.2}×)"),
+            "≤ 1.2×",
+            Some(ratio <= 1.2),
+        ));
+    }
+    Ok(())
+}
+
+async fn pg_db(opts: &Opts, redis: bool) -> Result<Db> {
+    Ok(Db::Postgres {
+        url: fresh_pg(&opts.pg).await?,
+        redis: redis.then(|| opts.redis.clone()),
+    })
+}
+
+/// One Redis prefix per data directory (serve and worker of one app share it).
+fn data_key(data: &Path) -> String {
+    data.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn commit() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn print_table(rows: &[Row], commit: &str) {
+    let w0 = rows
+        .iter()
+        .map(|r| r.figure.chars().count())
+        .max()
+        .unwrap_or(6);
+    let w1 = rows
+        .iter()
+        .map(|r| r.value.chars().count())
+        .max()
+        .unwrap_or(5);
+    let w2 = rows
+        .iter()
+        .map(|r| r.floor.chars().count())
+        .max()
+        .unwrap_or(5);
+    println!("\nctforge performance, commit {commit}");
+    println!(
+        "| {:<w0$} | {:<w1$} | {:<w2$} | ok |",
+        "figure", "value", "floor"
+    );
+    println!(
+        "|{}|{}|{}|----|",
+        "-".repeat(w0 + 2),
+        "-".repeat(w1 + 2),
+        "-".repeat(w2 + 2)
+    );
+    for r in rows {
+        let ok = match r.ok {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!(
+            "| {:<w0$} | {:<w1$} | {:<w2$} | {ok:<2} |",
+            r.figure, r.value, r.floor
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let opts = Opts::parse();
+    if !opts.bin.exists() {
+        bail!(
+            "{} does not exist: build it with `cargo build --release --bin ctforge` or pass --bin",
+            opts.bin.display()
+        );
+    }
+    let owned_scratch = opts.scratch.is_none();
+    let dir = match &opts.scratch {
+        Some(d) => d.clone(),
+        None => {
+            std::env::temp_dir().join(format!("ctforge-bench-{}", uuid::Uuid::new_v4().simple()))
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    let commit = commit();
+    let mut rows = Vec::new();
+    let skip_pg = opts.pg == "none";
+    let steps: Vec<(&str, Result<()>)> = vec![
+        (
+            "creation (SQLite)",
+            creation(&opts, &dir, Db::Sqlite, &mut rows).await,
+        ),
+        (
+            "creation (PostgreSQL + Redis)",
+            if skip_pg {
+                Ok(())
+            } else {
+                match pg_db(&opts, true).await {
+                    Ok(db) => creation(&opts, &dir, db, &mut rows).await,
+                    Err(e) => Err(e),
+                }
+            },
+        ),
+        ("dashboard", dashboard(&opts, &dir, &mut rows).await),
+        ("discovery", discovery(&opts, &dir, &mut rows).await),
+        (
+            "template pages",
+            if skip_pg {
+                Ok(())
+            } else {
+                template_pages(&opts, &dir, &mut rows).await
+            },
+        ),
+    ];
+    let mut failed = false;
+    for (name, result) in steps {
+        if let Err(e) = result {
+            failed = true;
+            eprintln!("{name}: {e:#}");
+            rows.push(row(name, format!("FAILED: {e}"), "", Some(false)));
+        }
+    }
+    print_table(&rows, &commit);
+    if owned_scratch && !failed {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("logs kept in {}", dir.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! `/api/v1/containers/{id}/…` day-two operations ([`crate::containers::daytwo`]): each
+//! answers once Proxmox is done (the task followed to its end, its log in `task_log`), 403
+//! with the privilege that is missing, 409 when the container's lock is held or Proxmox
+//! refuses in the guest's state (with Proxmox's text), 400 naming invalid fields.
+//!
+//! - `GET …/config`: every key with its effective value, the digest, Proxmox's `lock`, and
+//!   what waits for the next start (`pending`)
+//! - `POST …/config/preview` with an edit: the diff, nothing applied
+//! - `PUT …/config` with `{"memory": 1536, "net": {"0": {"ip": "192.0.2.10/24",
+//!   "gw": "192.0.2.1", "tag": 20}}}`: applies; `pending` lists what waits for a restart
+//! - `POST …/resize` with `{"disk": "rootfs", "size": "+2G"}` (grow only)
+//! - `GET …/snapshots` (tree order, `newer` per snapshot), `POST …/snapshots` with
+//!   `{"name": "before", "description": "…"}`, `POST …/snapshots/{name}/rollback` with
+//!   `{"start": false}`, `DELETE …/snapshots/{name}`
+//! - `POST …/clone` with `{"newid": 120, "hostname": "web-2", "full": true}`
+//! - `POST …/template` (a stopped CT without snapshots)
+//! - `GET …/journal`: the guest's boot log, live, as Server-Sent Events (`line` events with
+//!   `{"stream", "line"}`; an `end` event when the view ends; VM.Console needed)
+
+use std::net::SocketAddr;
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::CurrentUser;
+use crate::containers::daytwo::{
+    self, Actor, CloneRequest, ConfigPreview, ConfigView, OpOutcome, ResizeRequest,
+    RollbackRequest, SnapshotList, SnapshotRequest,
+};
+use crate::containers::edit::ConfigEdit;
+use crate::containers::journal::{self, JournalLine};
+use crate::containers::resolve;
+use crate::error::AppError;
+use crate::routes::{Answer, Doc, Routes, schema};
+use crate::state::AppState;
+
+/// The day-two routes.
+pub fn routes(r: Routes) -> Routes {
+    let outcome = Doc::json::<OpOutcome>;
+    r.get(
+        "/api/v1/containers/{id}/config",
+        get_config,
+        Doc::json::<ConfigView>(),
+    )
+    .put(
+        "/api/v1/containers/{id}/config",
+        put_config,
+        outcome().body::<ConfigEdit>(),
+    )
+    .post(
+        "/api/v1/containers/{id}/config/preview",
+        preview_config,
+        Doc::json::<ConfigPreview>().body::<ConfigEdit>(),
+    )
+    .post(
+        "/api/v1/containers/{id}/resize",
+        resize,
+        outcome().body::<ResizeRequest>(),
+    )
+    .get(
+        "/api/v1/containers/{id}/snapshots",
+        list_snapshots,
+        Doc::json::<SnapshotList>(),
+    )
+    .post(
+        "/api/v1/containers/{id}/snapshots",
+        create_snapshot,
+        outcome().body::<SnapshotRequest>(),
+    )
+    .post(
+        "/api/v1/containers/{id}/snapshots/{name}/rollback",
+        rollback,
+        outcome().body::<RollbackRequest>(),
+    )
+    .delete(
+        "/api/v1/containers/{id}/snapshots/{name}",
+        delete_snapshot,
+        outcome(),
+    )
+    .post(
+        "/api/v1/containers/{id}/clone",
+        clone,
+        outcome().body::<CloneRequest>(),
+    )
+    .post("/api/v1/containers/{id}/template", template, outcome())
+    .get(
+        "/api/v1/containers/{id}/journal",
+        journal_events,
+        Doc::answer(Answer::Events {
+            event: schema::<JournalLine>,
+            json: None,
+        }),
+    )
+}
+
+/// `GET …/journal`: the guest's boot log as Server-Sent Events.
+pub async fn journal_events(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let target = resolve(&state, &id).await?;
+    let rx = journal::follow(&state, &user, &target).await?;
+    let open = crate::metrics::SseConnection::open("container_journal");
+    let stream = futures_util::stream::unfold((rx, open), |(mut rx, open)| async move {
+        let line = rx.recv().await?;
+        let name = if line.stream == "end" { "end" } else { "line" };
+        let event = Event::default()
+            .event(name)
+            .json_data(&line)
+            .unwrap_or_else(|_| Event::default().event(name).data(line.line.clone()));
+        Some((Ok::<_, Infallible>(event), (rx, open)))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// `GET …/config`.
+pub async fn get_config(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Json<ConfigView>, AppError> {
+    let target = resolve(&state, &id).await?;
+    Ok(Json(daytwo::config(&state, &user, &target).await?))
+}
+
+/// `POST …/config/preview`.
+pub async fn preview_config(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+    Json(edit): Json<ConfigEdit>,
+) -> Result<Json<ConfigPreview>, AppError> {
+    let target = resolve(&state, &id).await?;
+    Ok(Json(daytwo::preview(&state, &user, &target, &edit).await?))
+}
+
+/// `PUT …/config`.
+pub async fn put_config(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+    Json(edit): Json<ConfigEdit>,
+) -> Result<Json<OpOutcome>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let remote = remote.ip().to_string();
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
+    Ok(Json(daytwo::edit_config(&actor, edit).await?))
+}
+
+/// `POST …/resize`.
+pub async fn resize(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+    Json(req): Json<ResizeRequest>,
+) -> Result<Json<OpOutcome>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let remote = remote.ip().to_string();
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
+    Ok(Json(daytwo::resize(&actor, req).await?))
+}
+
+/// `GET …/snapshots`.
+pub async fn list_snapshots(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Json<SnapshotList>, AppError> {
+    let target = resolve(&state, &id).await?;
+    Ok(Json(daytwo::snapshots(&state, &user, &target).await?))
+}
+
+/// `POST …/snapshots`.
+pub async fn create_snapshot(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+    Json(req): Json<SnapshotRequest>,
+) -> Result<Json<OpOutcome>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let remote = remote.ip().to_string();
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
+    Ok(Json(daytwo::snapshot(&actor, req).await?))
+}
+
+/// `POST …/snapshots/{name}/rollback`.
+pub async fn rollback(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path((id, name)): Path<(String, String)>,
+    Json(req): Json<RollbackRequest>,
+) -> Result<Json<OpOutcome>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let remote = remote.ip().to_string();
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
+    Ok(Json(daytwo::rollback(&actor, &name, req).await?))
+}
+
+/// `DELETE …/snapshots/{name}`.
+pub async fn delete_snapshot(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<OpOutcome>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let remote = remote.ip().to_string();
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
+    Ok(Json(daytwo::delete_snapshot(&actor, &name).await?))
+}
+
+/// `POST …/clone`.
+pub async fn clone(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+    Json(req): Json<CloneRequest>,
+) -> Result<Json<OpOutcome>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let remote = remote.ip().to_string();
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
+    Ok(Json(daytwo::clone(&actor, req).await?))
+}
+
+/// `POST …/template`.
+pub async fn template(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Json<OpOutcome>, AppError> {
+    let target = resolve(&state, &id).await?;
+    let remote = remote.ip().to_string();
+    let actor = Actor {
+        state: &state,
+        user: &user,
+        remote: &remote,
+        target: &target,
+    };
+    Ok(Json(daytwo::template(&actor).await?))
+}

@@ -1,0 +1,1086 @@
+//! Day-two operations on a container, each one Proxmox call or task run the same way: the
+//! user's rights on the exact guest asked of Proxmox (the privileges pve-container checks for
+//! that call), the container's lock (`ct:<cluster>:<vmid>`, shared with the lifecycle actions,
+//! so an edit never races a stop), the node that holds the guest now, the call and its task
+//! followed to the end (its log lines come back in the answer and as container events), and
+//! one audit entry (`ct.config`, `ct.resize`, `ct.snapshot`, `ct.rollback`,
+//! `ct.snapshot_delete`, `ct.clone`, `ct.template`) whatever the outcome.
+//!
+//! Proxmox's own refusals (`unable to shrink disk size`, `CT is locked (backup)`, `Linked clone
+//! feature for … is not available`, …) are relayed with Proxmox's text: as 409 when the state
+//! of the guest forbids it, 403 for permissions.
+//!
+//! Privileges (pve-container): the edit asks per key (`VM.Config.CPU` cores, `VM.Config.Memory`
+//! memory/swap, `VM.Config.Network` interfaces and DNS, `VM.Config.Disk` mount points plus
+//! `Datastore.AllocateSpace` on a new volume's storage, `VM.Config.Options` the rest; bind
+//! mounts root@pam only); resize `VM.Config.Disk` and `VM.Config.Options` (the parameter
+//! `disk` is checked as an option) plus `Datastore.AllocateSpace`; snapshot and its delete
+//! `VM.Snapshot`; rollback `VM.Snapshot` or `VM.Snapshot.Rollback`; clone `VM.Clone` plus
+//! `VM.Allocate` on the new VMID and `Datastore.AllocateSpace` on each storage; template
+//! `VM.Allocate`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctforge_pve::types::{CloneParams, LxcConfig, PendingEntry, Snapshot, Upid};
+use ctforge_pve::{PveApi, PveError, TaskProgress, WaitOptions};
+use futures_util::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::edit::{Change, ConfigEdit, PendingChange, effective_values, pending_changes};
+use super::{Target, client_for, lifecycle};
+use crate::audit::{self, Entry};
+use crate::auth::CurrentUser;
+use crate::authz::{Rights, vm_path};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::storage::StoreError;
+use crate::storage::model::NewContainer;
+
+/// How long an operation may hold the container's lock.
+const LOCK_TTL_MS: i64 = 15 * 60 * 1000;
+/// How long a Proxmox task of an operation is followed.
+const TASK_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A day-two operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// `PUT …/config`.
+    Config,
+    /// `PUT …/resize`.
+    Resize,
+    /// `POST …/snapshot`.
+    Snapshot,
+    /// `POST …/snapshot/{name}/rollback`.
+    Rollback,
+    /// `DELETE …/snapshot/{name}`.
+    SnapshotDelete,
+    /// `POST …/clone`.
+    Clone,
+    /// `POST …/template`.
+    Template,
+}
+
+impl Operation {
+    /// The name in audit entries (`ct.<name>`) and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Config => "config",
+            Operation::Resize => "resize",
+            Operation::Snapshot => "snapshot",
+            Operation::Rollback => "rollback",
+            Operation::SnapshotDelete => "snapshot_delete",
+            Operation::Clone => "clone",
+            Operation::Template => "template",
+        }
+    }
+}
+
+/// What an operation did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct OpOutcome {
+    /// Always true.
+    pub ok: bool,
+    /// The operation (`config`, `resize`, `snapshot`, …).
+    pub operation: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// VMID.
+    pub vmid: u32,
+    /// ctforge record id, if managed.
+    pub id: Option<i64>,
+    /// Node the guest is on.
+    pub node: String,
+    /// What happened, for people.
+    pub message: String,
+    /// The Proxmox task, when one ran.
+    pub upid: Option<String>,
+    /// The task's log.
+    pub task_log: Vec<String>,
+    /// The changed keys (config edit).
+    pub changes: Vec<Change>,
+    /// Keys whose change waits for the next start (config edit).
+    pub pending: Vec<PendingChange>,
+    /// The new CT's VMID (clone).
+    pub new_vmid: Option<u32>,
+    /// The new CT's ctforge id (clone of a managed CT).
+    pub new_id: Option<i64>,
+}
+
+/// The review of a config edit before it is applied.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigPreview {
+    /// What would change.
+    pub changes: Vec<Change>,
+    /// The configuration's digest now: send it back with the edit so it applies only to
+    /// what was reviewed.
+    pub digest: Option<String>,
+    /// Whether the CT runs (then some keys wait for the next start).
+    pub running: bool,
+    /// Keys already waiting for the next start.
+    pub pending: Vec<PendingChange>,
+}
+
+/// The current configuration as the Edit form shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigView {
+    /// Node.
+    pub node: String,
+    /// Whether the CT runs.
+    pub running: bool,
+    /// Proxmox's config lock (`backup`, `snapshot`, `migrate`, …).
+    pub lock: Option<String>,
+    /// Whether the CT is a template.
+    pub template: bool,
+    /// Digest of the configuration.
+    pub digest: Option<String>,
+    /// Every key with its effective value (pending values included).
+    pub values: BTreeMap<String, String>,
+    /// Keys waiting for the next start.
+    pub pending: Vec<PendingChange>,
+}
+
+/// One snapshot in the tree.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotView {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Parent snapshot.
+    pub parent: Option<String>,
+    /// Unix seconds.
+    pub snaptime: Option<i64>,
+    /// Depth in the tree (0 for roots).
+    pub depth: usize,
+    /// Snapshots taken after this one on its branch (a rollback keeps them in Proxmox on
+    /// most storages; ZFS refuses the rollback while they exist).
+    pub newer: Vec<String>,
+    /// Whether the current state descends from this snapshot.
+    pub ancestor_of_current: bool,
+}
+
+/// `GET …/snapshots`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotList {
+    /// Snapshots in tree order (parents before children).
+    pub snapshots: Vec<SnapshotView>,
+    /// The snapshot the current state descends from.
+    pub current_parent: Option<String>,
+    /// Whether the CT runs.
+    pub running: bool,
+}
+
+/// `POST …/snapshots`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRequest {
+    /// Name (letters, digits, `-`, `_`; starts with a letter; at most 40).
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `POST …/snapshots/{name}/rollback`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Start the CT after the rollback.
+    #[serde(default)]
+    pub start: bool,
+}
+
+/// `POST …/resize`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeRequest {
+    /// `rootfs` or `mpN`.
+    pub disk: String,
+    /// `+2G` grows by 2 GiB, `10G` grows to 10 GiB (K, M, G, T); never smaller.
+    pub size: String,
+}
+
+/// `POST …/clone`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneRequest {
+    /// VMID of the clone (default: the cluster's next free one).
+    #[serde(default)]
+    pub newid: Option<u32>,
+    /// Hostname of the clone.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Full copy (default for a normal CT); false: linked clone (templates only).
+    #[serde(default)]
+    pub full: Option<bool>,
+    /// Target storage (full clones).
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// Description of the clone.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Clone from this snapshot (a running CT can only be fully cloned from one).
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
+/// Who acts and on what.
+pub struct Actor<'a> {
+    /// Shared state.
+    pub state: &'a AppState,
+    /// The user.
+    pub user: &'a CurrentUser,
+    /// Client address for the audit log.
+    pub remote: &'a str,
+    /// The container.
+    pub target: &'a Target,
+}
+
+/// What an operation's body works with (owned, so the body's future borrows nothing of
+/// the runner).
+struct Env {
+    client: Arc<dyn PveApi>,
+    rights: Rights<'static>,
+    node: String,
+    username: String,
+}
+
+/// Maps a Proxmox failure of an operation: Proxmox's text, as 409 for refusals of the guest's
+/// state or the request, 403 for permissions.
+fn op_error(e: PveError, vmid: u32) -> AppError {
+    match e {
+        PveError::Server { status, message } if status < 502 => AppError::Conflict(message),
+        PveError::Parameter { message, errors } => AppError::Invalid {
+            message,
+            fields: errors.into_iter().collect(),
+        },
+        PveError::AlreadyExists { message } => AppError::Conflict(message),
+        other => super::pve_error(other, vmid),
+    }
+}
+
+/// Runs `body` under the container's lock and audits the outcome.
+async fn guarded<'a, F>(
+    actor: &'a Actor<'a>,
+    op: Operation,
+    detail: Value,
+    body: F,
+) -> Result<OpOutcome, AppError>
+where
+    F: FnOnce(Env) -> BoxFuture<'a, Result<OpOutcome, AppError>>,
+{
+    let target = actor.target;
+    let result = async {
+        let rights = Rights::of(actor.state, actor.user, &target.cluster)?;
+        let client: Arc<dyn PveApi> = client_for(actor.state, actor.user, &target.cluster)?;
+        let lock = target.lock_name();
+        let owner = uuid::Uuid::new_v4().to_string();
+        if !actor
+            .state
+            .locks
+            .try_lock(&lock, &owner, LOCK_TTL_MS)
+            .await?
+        {
+            return Err(AppError::Conflict(format!(
+                "another action is running on CT {}; wait for it to finish and retry",
+                target.vmid
+            )));
+        }
+        let located = lifecycle::locate(client.as_ref(), target)
+            .await
+            .map_err(|e| op_error(e, target.vmid));
+        let result = match located {
+            Ok((node, _status)) => {
+                let env = Env {
+                    client,
+                    rights,
+                    node,
+                    username: actor.user.username.clone(),
+                };
+                body(env).await
+            }
+            Err(e) => Err(e),
+        };
+        match actor.state.locks.unlock(&lock, &owner).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(lock, "day-two lock expired before the operation finished"),
+            Err(e) => tracing::warn!(lock, error = %e, "cannot release day-two lock"),
+        }
+        result
+    }
+    .await;
+    record(actor, op, detail, &result).await?;
+    result
+}
+
+async fn record(
+    actor: &Actor<'_>,
+    op: Operation,
+    mut detail: Value,
+    result: &Result<OpOutcome, AppError>,
+) -> Result<(), AppError> {
+    let target = actor.target;
+    let (outcome, error) = match result {
+        Ok(_) => ("ok", None),
+        Err(AppError::Forbidden(m)) => ("denied", Some(m.clone())),
+        Err(e @ AppError::Conflict(_)) | Err(e @ AppError::Invalid { .. }) => {
+            ("refused", Some(e.to_string()))
+        }
+        Err(e) => ("error", Some(e.to_string())),
+    };
+    detail["vmid"] = json!(target.vmid);
+    detail["cluster"] = json!(target.cluster.name);
+    detail["id"] = json!(target.record.as_ref().map(|r| r.id));
+    detail["error"] = json!(error);
+    if let Ok(o) = result {
+        detail["upid"] = json!(o.upid);
+        if !o.changes.is_empty() {
+            detail["changes"] = json!(o.changes);
+        }
+        if let Some(n) = o.new_vmid {
+            detail["new_vmid"] = json!(n);
+        }
+    }
+    if let Some(rec) = &target.record {
+        let (kind, message) = match result {
+            Ok(o) => (op.as_str().to_owned(), o.message.clone()),
+            Err(e) => (
+                format!("{}_failed", op.as_str()),
+                format!("{} failed: {e}", op.as_str()),
+            ),
+        };
+        if let Err(e) = actor
+            .state
+            .store
+            .add_container_event(
+                rec.id,
+                &kind,
+                &message,
+                &actor.user.username,
+                &detail.to_string(),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record container event");
+        }
+    }
+    let entry = Entry::new(
+        &actor.user.username,
+        format!("ct.{}", op.as_str()),
+        target.audit_target(),
+        actor.remote,
+    )
+    .outcome(outcome)
+    .detail(detail);
+    audit::record(actor.state.store.as_ref(), entry).await?;
+    Ok(())
+}
+
+/// Follows a task to its end; its log lines, or Proxmox's error with them.
+async fn follow(
+    client: &dyn PveApi,
+    node: &str,
+    upid: &Upid,
+    vmid: u32,
+) -> Result<Vec<String>, AppError> {
+    let mut lines = Vec::new();
+    let opts = WaitOptions {
+        timeout: TASK_TIMEOUT,
+        poll_interval: Duration::from_millis(200),
+        log_page: 500,
+    };
+    let mut collect = |p: TaskProgress| {
+        if let TaskProgress::Line(line) = p {
+            lines.push(line.t);
+        }
+    };
+    let exit = ctforge_pve::wait_task(client, node, upid, opts, &mut collect)
+        .await
+        .map_err(|e| op_error(e, vmid))?;
+    match exit.into_result(upid) {
+        Ok(_) => Ok(lines),
+        Err(PveError::TaskFailed { exitstatus, .. }) => Err(AppError::Conflict(exitstatus)),
+        Err(e) => Err(op_error(e, vmid)),
+    }
+}
+
+fn outcome(actor: &Actor<'_>, env: &Env, op: Operation, message: String) -> OpOutcome {
+    OpOutcome {
+        ok: true,
+        operation: op.as_str().to_owned(),
+        cluster: actor.target.cluster.name.clone(),
+        vmid: actor.target.vmid,
+        id: actor.target.record.as_ref().map(|r| r.id),
+        node: env.node.clone(),
+        message,
+        ..OpOutcome::default()
+    }
+}
+
+async fn read_config(
+    client: &dyn PveApi,
+    node: &str,
+    vmid: u32,
+) -> Result<(LxcConfig, Vec<PendingEntry>), AppError> {
+    let config = client
+        .lxc_config_get(node, vmid, false)
+        .await
+        .map_err(|e| op_error(e, vmid))?;
+    let pending = client
+        .lxc_pending(node, vmid)
+        .await
+        .map_err(|e| op_error(e, vmid))?;
+    Ok((config, pending))
+}
+
+/// The privileges pve-container's `check_ct_modify_config_perm` asks for these keys.
+fn privileges_for_keys<'k>(keys: impl Iterator<Item = &'k str>) -> BTreeSet<&'static str> {
+    keys.map(|k| {
+        let numbered = |p: &str| {
+            k.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if matches!(k, "cores" | "cpulimit" | "cpuunits") {
+            "VM.Config.CPU"
+        } else if matches!(k, "memory" | "swap") {
+            "VM.Config.Memory"
+        } else if numbered("net") || matches!(k, "nameserver" | "searchdomain" | "hostname") {
+            "VM.Config.Network"
+        } else if k == "rootfs" || numbered("mp") {
+            "VM.Config.Disk"
+        } else {
+            "VM.Config.Options"
+        }
+    })
+    .collect()
+}
+
+/// The current configuration for the Edit form (needs VM.Audit).
+pub async fn config(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+) -> Result<ConfigView, AppError> {
+    crate::authz::read(state, user, &target.cluster, target.vmid).await?;
+    let client = client_for(state, user, &target.cluster)?;
+    let (node, status) = lifecycle::locate(client.as_ref(), target)
+        .await
+        .map_err(|e| op_error(e, target.vmid))?;
+    let (config, pending) = read_config(client.as_ref(), &node, target.vmid).await?;
+    Ok(ConfigView {
+        node,
+        running: status.status == "running",
+        lock: config.lock.clone(),
+        template: config.template.unwrap_or(false),
+        digest: config.digest.clone(),
+        values: effective_values(&pending),
+        pending: pending_changes(&pending),
+    })
+}
+
+/// The diff of `edit` against the current configuration, nothing applied (needs VM.Audit).
+pub async fn preview(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+    edit: &ConfigEdit,
+) -> Result<ConfigPreview, AppError> {
+    crate::authz::read(state, user, &target.cluster, target.vmid).await?;
+    let client = client_for(state, user, &target.cluster)?;
+    let (node, status) = lifecycle::locate(client.as_ref(), target)
+        .await
+        .map_err(|e| op_error(e, target.vmid))?;
+    let (config, pending) = read_config(client.as_ref(), &node, target.vmid).await?;
+    let plan = edit.plan(&config, &effective_values(&pending))?;
+    Ok(ConfigPreview {
+        changes: plan.changes,
+        digest: config.digest.clone(),
+        running: status.status == "running",
+        pending: pending_changes(&pending),
+    })
+}
+
+/// Applies a config edit (`PUT …/config`); on a running CT, what Proxmox cannot apply live
+/// waits for the next start and is listed in `pending`.
+pub async fn edit_config(actor: &Actor<'_>, edit: ConfigEdit) -> Result<OpOutcome, AppError> {
+    if edit.is_empty() {
+        return Err(AppError::invalid(
+            "nothing to change: give at least one key",
+        ));
+    }
+    let detail = json!({ "request": edit });
+    guarded(actor, Operation::Config, detail, move |env| {
+        Box::pin(async move {
+            let vmid = actor.target.vmid;
+            let (config, pending) = read_config(env.client.as_ref(), &env.node, vmid).await?;
+            let plan = edit.plan(&config, &effective_values(&pending))?;
+            let path = vm_path(vmid);
+            let keys: Vec<&str> = plan.changes.iter().map(|c| c.key.as_str()).collect();
+            for privilege in privileges_for_keys(keys.iter().copied()) {
+                env.rights.require(&path, &[privilege]).await?;
+            }
+            if let Some(key) = plan.bind_mounts.first()
+                && env.username != "root@pam"
+            {
+                return Err(AppError::Forbidden(format!(
+                    "{key}: mount point type bind is only allowed for root@pam"
+                )));
+            }
+            for storage in &plan.new_volumes_on {
+                env.rights
+                    .require(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"])
+                    .await?;
+            }
+            let mut out = outcome(actor, &env, Operation::Config, String::new());
+            if plan.changes.is_empty() {
+                out.message = "nothing changed: the configuration already has these values".into();
+                out.pending = pending_changes(&pending);
+                return Ok(out);
+            }
+            env.client
+                .lxc_config_put(&env.node, vmid, &plan.update)
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            let after = env
+                .client
+                .lxc_pending(&env.node, vmid)
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            out.pending = pending_changes(&after);
+            out.message = if out.pending.is_empty() {
+                format!("changed {}", keys.join(", "))
+            } else {
+                let waiting: Vec<&str> = out.pending.iter().map(|p| p.key.as_str()).collect();
+                format!(
+                    "changed {}; pending until restart: {}",
+                    keys.join(", "),
+                    waiting.join(", ")
+                )
+            };
+            out.changes = plan.changes;
+            Ok(out)
+        })
+    })
+    .await
+}
+
+/// Grows a disk (`PUT …/resize`, task `resize`).
+pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, AppError> {
+    let valid_disk = req.disk == "rootfs"
+        || req
+            .disk
+            .strip_prefix("mp")
+            .is_some_and(|n| n.parse::<u16>().is_ok_and(|n| n <= 255));
+    let size_ok = {
+        let s = req.size.strip_prefix('+').unwrap_or(&req.size);
+        let digits = s.trim_end_matches(['K', 'M', 'G', 'T']);
+        !digits.is_empty()
+            && digits
+                .parse::<f64>()
+                .is_ok_and(|v| v.is_finite() && v >= 0.0)
+            && !digits.contains(['e', 'E', '-'])
+    };
+    let mut fields = Vec::new();
+    if !valid_disk {
+        fields.push(("disk".to_owned(), "disk must be rootfs or mpN".to_owned()));
+    }
+    if !size_ok {
+        fields.push((
+            "size".to_owned(),
+            "size must look like +2G (grow by) or 10G (grow to)".to_owned(),
+        ));
+    }
+    if !fields.is_empty() {
+        return Err(AppError::Invalid {
+            message: "the resize request is not valid".into(),
+            fields,
+        });
+    }
+    let detail = json!({ "disk": req.disk, "size": req.size });
+    guarded(actor, Operation::Resize, detail, move |env| {
+        Box::pin(async move {
+            let vmid = actor.target.vmid;
+            env.rights
+                .require(&vm_path(vmid), &["VM.Config.Disk", "VM.Config.Options"])
+                .await?;
+            let config = env
+                .client
+                .lxc_config_get(&env.node, vmid, true)
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            let volume = if req.disk == "rootfs" {
+                config.rootfs.as_ref().map(|r| r.volume.clone())
+            } else {
+                req.disk
+                    .strip_prefix("mp")
+                    .and_then(|n| n.parse::<u16>().ok())
+                    .and_then(|n| config.mounts.get(&n))
+                    .map(|m| m.volume.clone())
+            }
+            .ok_or_else(|| AppError::NotFound(format!("disk {} of CT {vmid}", req.disk)))?;
+            if let Some((storage, _)) = volume.split_once(':') {
+                env.rights
+                    .require(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"])
+                    .await?;
+            }
+            let upid = env
+                .client
+                .lxc_resize(&env.node, vmid, &req.disk, &req.size, None)
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let mut out = outcome(
+                actor,
+                &env,
+                Operation::Resize,
+                format!("resized {} by/to {}", req.disk, req.size),
+            );
+            out.upid = Some(upid.to_string());
+            out.task_log = log;
+            Ok(out)
+        })
+    })
+    .await
+}
+
+/// The snapshot tree (needs VM.Audit).
+pub async fn snapshots(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+) -> Result<SnapshotList, AppError> {
+    crate::authz::read(state, user, &target.cluster, target.vmid).await?;
+    let client = client_for(state, user, &target.cluster)?;
+    let (node, status) = lifecycle::locate(client.as_ref(), target)
+        .await
+        .map_err(|e| op_error(e, target.vmid))?;
+    let list = client
+        .snapshot_list(&node, target.vmid)
+        .await
+        .map_err(|e| op_error(e, target.vmid))?;
+    Ok(snapshot_tree(&list, status.status == "running"))
+}
+
+/// Orders Proxmox's flat list as a tree and says, for each snapshot, what is newer.
+pub fn snapshot_tree(list: &[Snapshot], running: bool) -> SnapshotList {
+    let current_parent = list
+        .iter()
+        .find(|s| s.name == "current")
+        .and_then(|s| s.parent.clone());
+    let snaps: Vec<&Snapshot> = list.iter().filter(|s| s.name != "current").collect();
+    let names: BTreeSet<&str> = snaps.iter().map(|s| s.name.as_str()).collect();
+    let children = |parent: Option<&str>| -> Vec<&Snapshot> {
+        let mut c: Vec<&Snapshot> = snaps
+            .iter()
+            .copied()
+            .filter(|s| match (s.parent.as_deref(), parent) {
+                (Some(p), Some(q)) => p == q,
+                // A parent Proxmox no longer lists makes a root.
+                (Some(p), None) => !names.contains(p),
+                (None, None) => true,
+                (None, Some(_)) => false,
+            })
+            .collect();
+        c.sort_by_key(|s| (s.snaptime, s.name.clone()));
+        c
+    };
+    let mut ancestors = BTreeSet::new();
+    let mut cursor = current_parent.clone();
+    while let Some(name) = cursor {
+        if !ancestors.insert(name.clone()) {
+            break;
+        }
+        cursor = snaps
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.parent.clone());
+    }
+    let mut out = Vec::new();
+    let mut stack: Vec<(&Snapshot, usize)> =
+        children(None).into_iter().rev().map(|s| (s, 0)).collect();
+    while let Some((s, depth)) = stack.pop() {
+        if out.len() > snaps.len() {
+            break;
+        }
+        let mut newer = Vec::new();
+        let mut frontier = vec![s.name.clone()];
+        while let Some(n) = frontier.pop() {
+            for c in children(Some(&n)) {
+                if newer.len() <= snaps.len() && !newer.contains(&c.name) {
+                    newer.push(c.name.clone());
+                    frontier.push(c.name.clone());
+                }
+            }
+        }
+        out.push(SnapshotView {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            parent: s.parent.clone(),
+            snaptime: s.snaptime,
+            depth,
+            newer,
+            ancestor_of_current: ancestors.contains(&s.name),
+        });
+        for c in children(Some(&s.name)).into_iter().rev() {
+            stack.push((c, depth + 1));
+        }
+    }
+    SnapshotList {
+        snapshots: out,
+        current_parent,
+        running,
+    }
+}
+
+fn valid_snapshot_name(name: &str) -> bool {
+    (2..=40).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_snapshot_name(name: &str) -> Result<(), AppError> {
+    if valid_snapshot_name(name) {
+        Ok(())
+    } else {
+        Err(AppError::Invalid {
+            message: "the snapshot name is not valid".into(),
+            fields: vec![(
+                "name".into(),
+                "2 to 40 letters, digits, - or _, starting with a letter".into(),
+            )],
+        })
+    }
+}
+
+/// Takes a snapshot (`POST …/snapshot`, task `vzsnapshot`).
+pub async fn snapshot(actor: &Actor<'_>, req: SnapshotRequest) -> Result<OpOutcome, AppError> {
+    check_snapshot_name(&req.name)?;
+    let detail = json!({ "name": req.name, "description": req.description });
+    guarded(actor, Operation::Snapshot, detail, move |env| {
+        Box::pin(async move {
+            let vmid = actor.target.vmid;
+            env.rights.require(&vm_path(vmid), &["VM.Snapshot"]).await?;
+            let upid = env
+                .client
+                .snapshot_create(&env.node, vmid, &req.name, req.description.as_deref())
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let mut out = outcome(
+                actor,
+                &env,
+                Operation::Snapshot,
+                format!("took snapshot {}", req.name),
+            );
+            out.upid = Some(upid.to_string());
+            out.task_log = log;
+            Ok(out)
+        })
+    })
+    .await
+}
+
+/// Rolls back to a snapshot (`POST …/rollback`, task `vzrollback`): the current state is lost.
+pub async fn rollback(
+    actor: &Actor<'_>,
+    name: &str,
+    req: RollbackRequest,
+) -> Result<OpOutcome, AppError> {
+    check_snapshot_name(name)?;
+    let detail = json!({ "name": name, "start": req.start });
+    guarded(actor, Operation::Rollback, detail, move |env| {
+        Box::pin(async move {
+            let vmid = actor.target.vmid;
+            env.rights
+                .require_any(&vm_path(vmid), &["VM.Snapshot", "VM.Snapshot.Rollback"])
+                .await?;
+            let upid = env
+                .client
+                .snapshot_rollback(&env.node, vmid, name, req.start)
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let mut out = outcome(
+                actor,
+                &env,
+                Operation::Rollback,
+                format!("rolled back to snapshot {name}; the state since then is gone"),
+            );
+            out.upid = Some(upid.to_string());
+            out.task_log = log;
+            Ok(out)
+        })
+    })
+    .await
+}
+
+/// Deletes a snapshot (`DELETE …/snapshot/{name}`, task `vzdelsnapshot`).
+pub async fn delete_snapshot(actor: &Actor<'_>, name: &str) -> Result<OpOutcome, AppError> {
+    check_snapshot_name(name)?;
+    let detail = json!({ "name": name });
+    guarded(actor, Operation::SnapshotDelete, detail, move |env| {
+        Box::pin(async move {
+            let vmid = actor.target.vmid;
+            env.rights.require(&vm_path(vmid), &["VM.Snapshot"]).await?;
+            let upid = env
+                .client
+                .snapshot_delete(&env.node, vmid, name, false)
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let mut out = outcome(
+                actor,
+                &env,
+                Operation::SnapshotDelete,
+                format!("deleted snapshot {name}"),
+            );
+            out.upid = Some(upid.to_string());
+            out.task_log = log;
+            Ok(out)
+        })
+    })
+    .await
+}
+
+/// Converts a stopped CT into a template (`POST …/template`, task `vztemplate`).
+pub async fn template(actor: &Actor<'_>) -> Result<OpOutcome, AppError> {
+    guarded(actor, Operation::Template, json!({}), move |env| {
+        Box::pin(async move {
+            let vmid = actor.target.vmid;
+            env.rights.require(&vm_path(vmid), &["VM.Allocate"]).await?;
+            env.client
+                .lxc_template(&env.node, vmid)
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            // The call answers before its task ends; the conversion is done when the config
+            // says `template: 1` and holds no lock.
+            let deadline = tokio::time::Instant::now() + TASK_TIMEOUT;
+            loop {
+                let config = env
+                    .client
+                    .lxc_config_get(&env.node, vmid, true)
+                    .await
+                    .map_err(|e| op_error(e, vmid))?;
+                if config.template == Some(true) && config.lock.is_none() {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(AppError::Unavailable(format!(
+                        "CT {vmid} did not become a template within {} s; check its tasks in Proxmox",
+                        TASK_TIMEOUT.as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(outcome(actor, &env, Operation::Template, format!("CT {vmid} is now a template")))
+        })
+    })
+    .await
+}
+
+/// Clones a CT (`POST …/clone`, task `vzclone`); a managed CT's record (template link,
+/// sealed root password: the clone has the same files) is carried over to the clone.
+pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, AppError> {
+    if let Some(h) = &req.hostname {
+        let verdict = crate::provisioning::check::check_hostname(h);
+        if !verdict.ok {
+            return Err(AppError::Invalid {
+                message: "the hostname is not valid".into(),
+                fields: vec![("hostname".into(), verdict.message.unwrap_or_default())],
+            });
+        }
+    }
+    if let Some(s) = &req.snapshot {
+        check_snapshot_name(s)?;
+    }
+    let detail = json!({
+        "newid": req.newid, "hostname": req.hostname, "full": req.full,
+        "storage": req.storage, "snapshot": req.snapshot,
+    });
+    guarded(actor, Operation::Clone, detail, move |env| {
+        Box::pin(async move {
+            let vmid = actor.target.vmid;
+            env.rights.require(&vm_path(vmid), &["VM.Clone"]).await?;
+            let newid = match req.newid {
+                Some(id) => env.client.cluster_nextid(Some(id)).await,
+                None => env.client.cluster_nextid(None).await,
+            }
+            .map_err(|e| match e {
+                PveError::Parameter { .. } => AppError::Conflict(format!(
+                    "VMID {} is already in use; choose another or leave it empty",
+                    req.newid.unwrap_or_default()
+                )),
+                other => op_error(other, vmid),
+            })?;
+            env.rights
+                .require(&vm_path(newid), &["VM.Allocate"])
+                .await?;
+            let config = env
+                .client
+                .lxc_config_get(&env.node, vmid, true)
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            let mut storages: BTreeSet<String> = BTreeSet::new();
+            if let Some(s) = &req.storage {
+                storages.insert(s.clone());
+            } else {
+                for volume in config
+                    .rootfs
+                    .iter()
+                    .map(|r| r.volume.as_str())
+                    .chain(config.mounts.values().map(|m| m.volume.as_str()))
+                {
+                    if let Some((s, _)) = volume.split_once(':') {
+                        storages.insert(s.to_owned());
+                    }
+                }
+            }
+            for s in &storages {
+                env.rights
+                    .require(&format!("/storage/{s}"), &["Datastore.AllocateSpace"])
+                    .await?;
+            }
+            let params = CloneParams {
+                newid,
+                hostname: req.hostname.clone(),
+                description: req.description.clone(),
+                full: req.full,
+                snapname: req.snapshot.clone(),
+                storage: req.storage.clone(),
+                ..CloneParams::default()
+            };
+            let upid = env
+                .client
+                .lxc_clone(&env.node, vmid, &params)
+                .await
+                .map_err(|e| op_error(e, vmid))?;
+            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let hostname = req
+                .hostname
+                .clone()
+                .or_else(|| config.hostname.clone())
+                .unwrap_or_else(|| format!("CT{newid}"));
+            let mut out = outcome(
+                actor,
+                &env,
+                Operation::Clone,
+                format!("cloned CT {vmid} as CT {newid} ({hostname})"),
+            );
+            out.upid = Some(upid.to_string());
+            out.task_log = log;
+            out.new_vmid = Some(newid);
+            if let Some(record) = &actor.target.record {
+                let new = NewContainer {
+                    cluster_id: record.cluster_id,
+                    node: env.node.clone(),
+                    vmid: i64::from(newid),
+                    hostname: hostname.clone(),
+                    template_id: record.template_id,
+                    status: record.status,
+                    spec_json: record.spec_json.clone(),
+                    root_password_sealed: record.root_password_sealed.clone(),
+                    created_by: env.username.clone(),
+                };
+                match actor.state.store.create_container(&new).await {
+                    Ok(id) => out.new_id = Some(id),
+                    Err(StoreError::Conflict(m)) => {
+                        tracing::warn!(newid, "clone record not stored: {m}");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(out)
+        })
+    })
+    .await
+}
+
+/// The keys waiting for the next start of each of `vmids` on `node` (a few asked at a time;
+/// a CT Proxmox does not answer for is left out).
+pub async fn pending_keys(
+    client: &dyn PveApi,
+    node: &str,
+    vmids: &[u32],
+) -> BTreeMap<u32, Vec<String>> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(vmids.iter().copied())
+        .map(|vmid| async move {
+            let keys = client
+                .lxc_pending(node, vmid)
+                .await
+                .map(|entries| {
+                    entries
+                        .into_iter()
+                        .filter(PendingEntry::is_pending)
+                        .map(|e| e.key)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            (vmid, keys)
+        })
+        .buffer_unordered(8)
+        .filter(|(_, keys)| std::future::ready(!keys.is_empty()))
+        .collect()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(name: &str, parent: Option<&str>, t: i64) -> Snapshot {
+        Snapshot {
+            name: name.into(),
+            description: String::new(),
+            parent: parent.map(Into::into),
+            snaptime: Some(t),
+        }
+    }
+
+    #[test]
+    fn the_tree_names_what_is_newer() {
+        let list = vec![
+            snap("a", None, 1),
+            snap("b", Some("a"), 2),
+            snap("c", Some("b"), 3),
+            snap("x", Some("a"), 4),
+            Snapshot {
+                name: "current".into(),
+                parent: Some("x".into()),
+                ..Snapshot::default()
+            },
+        ];
+        let t = snapshot_tree(&list, true);
+        let order: Vec<(&str, usize)> = t
+            .snapshots
+            .iter()
+            .map(|s| (s.name.as_str(), s.depth))
+            .collect();
+        assert_eq!(order, [("a", 0), ("b", 1), ("c", 2), ("x", 1)]);
+        assert_eq!(t.snapshots[1].newer, ["c"]);
+        assert!(t.snapshots[3].ancestor_of_current && !t.snapshots[1].ancestor_of_current);
+    }
+
+    #[test]
+    fn privileges_follow_pve_container() {
+        let p = privileges_for_keys(["memory", "net0", "tags", "mp3", "cores"].into_iter());
+        let p: Vec<&str> = p.into_iter().collect();
+        assert_eq!(
+            p,
+            [
+                "VM.Config.CPU",
+                "VM.Config.Disk",
+                "VM.Config.Memory",
+                "VM.Config.Network",
+                "VM.Config.Options"
+            ]
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Shared Proxmox reads of the dashboard: concurrent listings of one cluster by one identity
+//! share a single in-flight `/cluster/resources` (with the identity's effective permissions) and
+//! reuse its answer for a short freshness window (`[dashboard] fresh_ms`), so N viewers cost at
+//! most one Proxmox call per cluster, identity and window. Views show the read's time ("as of").
+//!
+//! **Authorization:** a read is shared only by views of the same [`Identity`] — the same user
+//! on the same cluster through the same kind of credential (own ticket, or the service token
+//! acting for an API-token owner) — so nobody ever sees a guest that Proxmox would hide from
+//! them. Failures are shared while in flight but never kept: the next view asks again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ctforge_pve::types::ClusterResource;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+
+use crate::authz::Effective;
+
+/// Whose view of a cluster a read is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// Cluster id.
+    pub cluster_id: i64,
+    /// The Proxmox user (`user@realm`) the view is computed for.
+    pub username: String,
+    /// Through the service token (API-token owners) rather than the user's own ticket.
+    pub via_token: bool,
+}
+
+/// What one read produced: the guests the identity sees and its rights (for records without a
+/// live guest), or why Proxmox did not answer.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The outcome.
+    pub result: Result<(Vec<ClusterResource>, Option<Effective>), ReadFailure>,
+    /// When the read finished (Unix ms, the state's clock).
+    pub as_of: i64,
+}
+
+/// Why a read failed.
+#[derive(Clone, Debug)]
+pub struct ReadFailure {
+    /// Shown to the user.
+    pub reason: String,
+    /// Proxmox could not be reached at all (connection, TLS, timeout).
+    pub transport: bool,
+}
+
+type Read = Shared<BoxFuture<'static, Arc<Snapshot>>>;
+
+/// The shared reads of this process (one per identity; `AppState::reads`).
+#[derive(Default)]
+pub struct SharedReads {
+    reads: Mutex<HashMap<Identity, Read>>,
+}
+
+impl std::fmt::Debug for SharedReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedReads").finish_non_exhaustive()
+    }
+}
+
+impl SharedReads {
+    /// The read of `identity`: the one in flight, else the last one if it succeeded less than
+    /// `fresh_ms` before `now`, else a new one made by `start`.
+    pub async fn get(
+        &self,
+        identity: Identity,
+        now: i64,
+        fresh_ms: i64,
+        start: impl FnOnce() -> BoxFuture<'static, Snapshot>,
+    ) -> Arc<Snapshot> {
+        let read = {
+            let mut reads = self
+                .reads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let usable = |read: &Read| match read.peek() {
+                None => true,
+                Some(done) => done.result.is_ok() && now.saturating_sub(done.as_of) < fresh_ms,
+            };
+            match reads.get(&identity) {
+                Some(read) if usable(read) => read.clone(),
+                _ => {
+                    // Forget other identities' stale reads on the way (bounded memory).
+                    reads.retain(|_, read| usable(read));
+                    let read = start().map(Arc::new).boxed().shared();
+                    reads.insert(identity, read.clone());
+                    read
+                }
+            }
+        };
+        read.await
+    }
+
+    /// Forgets the reads of `cluster_id` (after ctforge changed a guest there, so the next
+    /// view shows it); a read in flight still answers those already waiting for it.
+    pub fn invalidate(&self, cluster_id: i64) {
+        self.reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|identity, _| identity.cluster_id != cluster_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn id(user: &str) -> Identity {
+        Identity {
+            cluster_id: 1,
+            username: user.to_owned(),
+            via_token: false,
+        }
+    }
+
+    fn counting(calls: &Arc<AtomicUsize>, at: i64, ok: bool) -> BoxFuture<'static, Snapshot> {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Snapshot {
+                result: if ok {
+                    Ok((Vec::new(), None))
+                } else {
+                    Err(ReadFailure {
+                        reason: "down".into(),
+                        transport: true,
+                    })
+                },
+                as_of: at,
+            }
+        }
+        .boxed()
+    }
+
+    #[tokio::test]
+    async fn concurrent_views_share_one_read_and_reuse_it_while_fresh() {
+        let reads = SharedReads::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let views =
+            (0..8).map(|_| reads.get(id("alice@pve"), 1000, 2000, || counting(&calls, 1000, true)));
+        let got = futures_util::future::join_all(views).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(got.iter().all(|s| s.as_of == 1000));
+        // Still fresh 1.9 s later; stale at 2 s.
+        reads
+            .get(id("alice@pve"), 2900, 2000, || counting(&calls, 2900, true))
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let s = reads
+            .get(id("alice@pve"), 3000, 2000, || counting(&calls, 3000, true))
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(s.as_of, 3000);
+    }
+
+    #[tokio::test]
+    async fn identities_never_share_and_failures_are_not_kept() {
+        let reads = SharedReads::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        reads
+            .get(id("alice@pve"), 0, 2000, || counting(&calls, 0, true))
+            .await;
+        reads
+            .get(id("bob@pve"), 0, 2000, || counting(&calls, 0, true))
+            .await;
+        let token = Identity {
+            via_token: true,
+            ..id("alice@pve")
+        };
+        reads
+            .get(token, 0, 2000, || counting(&calls, 0, true))
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        reads
+            .get(id("carol@pve"), 0, 2000, || counting(&calls, 0, false))
+            .await;
+        reads
+            .get(id("carol@pve"), 1, 2000, || counting(&calls, 1, true))
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+    }
+}

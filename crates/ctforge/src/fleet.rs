@@ -1,0 +1,803 @@
+//! The fleet: a declared set of guests ctforge converges on (`ctforge apply fleet.toml`,
+//! `POST /api/v1/fleet/plan|apply`).
+//!
+//! A guest is identified by its hostname (`name`, in its cluster) and declared as a preset or
+//! template plus overrides: any create field, `count` (with `{n}` in the name) and
+//! `placement`. [`plan`] compares each declared guest with ctforge's container of that name:
+//! missing → create (`+`), different memory, cores or swap than Proxmox reports → change
+//! (`~`, applied with a config `PUT`), built from an older version of its template → change
+//! (`~`, shown but not applied: re-applying a template to a running guest is not available
+//! yet), equal → unchanged (`=`). With `prune`, containers ctforge created for the fleet
+//! (tagged [`FLEET_TAG`]) that the file no longer declares are removed (`-`); nothing else is
+//! ever removed.
+//!
+//! [`apply`] plans again and executes: creations through [`submit::submit`] (the single
+//! creation path, permissions and VMID reservation included), config changes after Proxmox
+//! confirmed the privilege on the guest (audited `ct.config`), removals as one bulk delete job;
+//! one `create_batch` job follows every creation and the removal job. A second apply with the
+//! same file finds nothing to do.
+
+use std::collections::{BTreeMap, HashSet};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::auth::CurrentUser;
+use crate::containers::bulk::{self as bulk_actions, BulkRequest};
+use crate::containers::lifecycle::{self, Action};
+use crate::error::AppError;
+use crate::provisioning::batch::{self, BatchItem, BatchPayload, PLACEHOLDER};
+use crate::provisioning::plan::CreateRequest;
+use crate::provisioning::submit;
+use crate::state::AppState;
+use crate::storage::model::{Cluster, Container, NewJob};
+
+/// The Proxmox tag on every container the fleet creates: the only ones `prune` may remove.
+pub const FLEET_TAG: &str = "ctforge-fleet";
+/// The container spec's key holding the template's content hash at creation.
+pub const SPEC_TEMPLATE_HASH: &str = "template_hash";
+/// Most guests in one fleet.
+pub const MAX_GUESTS: usize = 200;
+
+/// The body of `POST /api/v1/fleet/plan` and `/apply`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FleetRequest {
+    /// One object per `[[guest]]`: `name` (hostname; `web-{n}` with `count`), `preset` or
+    /// `template`, optional `cluster`, `node`, `count`, `placement` and any create field.
+    pub guests: Vec<Map<String, Value>>,
+    /// Remove containers the fleet created that are no longer declared.
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// What happens to one guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// `+`: created.
+    Create,
+    /// `~`: changed in place.
+    Update,
+    /// `-`: removed (prune).
+    Remove,
+    /// `=`: as declared.
+    Unchanged,
+}
+
+impl ChangeKind {
+    /// The Terraform-style symbol.
+    pub fn symbol(self) -> char {
+        match self {
+            Self::Create => '+',
+            Self::Update => '~',
+            Self::Remove => '-',
+            Self::Unchanged => '=',
+        }
+    }
+}
+
+/// One field that differs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FieldChange {
+    /// `memory`, `cores`, `swap` or `template`.
+    pub field: String,
+    /// What it is.
+    pub from: String,
+    /// What the file declares.
+    pub to: String,
+    /// Whether apply can change it (a template version cannot be re-applied yet).
+    pub applicable: bool,
+}
+
+/// One guest in the plan.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct GuestChange {
+    /// Hostname.
+    pub name: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// What happens.
+    pub action: ChangeKind,
+    /// ctforge container id (existing guests).
+    pub id: Option<i64>,
+    /// VMID (existing guests).
+    pub vmid: Option<u32>,
+    /// Node (existing guests, or the declared one).
+    pub node: Option<String>,
+    /// Differences (`~`).
+    #[serde(default)]
+    pub changes: Vec<FieldChange>,
+}
+
+/// Counts by action.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    /// `+`.
+    pub create: usize,
+    /// `~` with something apply can change.
+    pub update: usize,
+    /// `-`.
+    pub remove: usize,
+    /// `=`.
+    pub unchanged: usize,
+    /// `~` that only apply cannot change (template versions).
+    pub pending: usize,
+}
+
+/// `POST /api/v1/fleet/plan`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FleetPlan {
+    /// Every declared guest, then the removals.
+    pub guests: Vec<GuestChange>,
+    /// Counts.
+    pub summary: Summary,
+}
+
+impl FleetPlan {
+    /// Whether applying would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.summary.create + self.summary.update + self.summary.remove > 0
+    }
+}
+
+/// `POST /api/v1/fleet/apply`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FleetApplied {
+    /// The plan that was executed.
+    pub plan: FleetPlan,
+    /// Whether anything was changed.
+    pub applied: bool,
+    /// The job following the creations and removals (none when only configs changed).
+    pub job_id: Option<i64>,
+    /// The containers being created.
+    #[serde(default)]
+    pub created: Vec<BatchItem>,
+}
+
+/// Reads a fleet file: `[[guest]]` tables, and an optional top-level `prune = true`.
+pub fn parse_toml(text: &str) -> Result<FleetRequest, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut request = FleetRequest::default();
+    for (key, value) in table {
+        match (key.as_str(), value) {
+            ("guest", toml::Value::Array(items)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let toml::Value::Table(t) = item else {
+                        return Err(format!("guest {}: must be a [[guest]] table", i + 1));
+                    };
+                    let json = serde_json::to_value(t).map_err(|e| e.to_string())?;
+                    let Value::Object(map) = json else {
+                        return Err(format!("guest {}: must be a table", i + 1));
+                    };
+                    request.guests.push(map);
+                }
+            }
+            ("prune", toml::Value::Boolean(b)) => request.prune = b,
+            (other, _) => {
+                return Err(format!(
+                    "unknown key {other:?}: a fleet file has [[guest]] tables (and prune = true|false)"
+                ));
+            }
+        }
+    }
+    Ok(request)
+}
+
+/// One declared guest, resolved.
+struct Desired {
+    name: String,
+    cluster: Cluster,
+    request: CreateRequest,
+    /// Where a new guest goes when no node is named.
+    placement: Option<batch::Placement>,
+    /// Its position among the guests of its `[[guest]]` table (round-robin).
+    position: usize,
+}
+
+fn guest_error(index: usize, name: &str, message: impl std::fmt::Display) -> AppError {
+    let label = if name.is_empty() {
+        format!("guest {}", index + 1)
+    } else {
+        format!("guest {name:?}")
+    };
+    AppError::Invalid {
+        message: format!("{label}: {message}"),
+        fields: vec![(format!("guests[{index}]"), message.to_string())],
+    }
+}
+
+async fn desired(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &FleetRequest,
+) -> Result<Vec<Desired>, AppError> {
+    let mut out: Vec<Desired> = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, guest) in request.guests.iter().enumerate() {
+        let name = guest
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned();
+        if name.is_empty() {
+            return Err(guest_error(index, "", "needs a name (its hostname)"));
+        }
+        if guest.contains_key("hostname") {
+            return Err(guest_error(
+                index,
+                &name,
+                "the name is the hostname; drop hostname",
+            ));
+        }
+        let mut body = guest.clone();
+        body.remove("name");
+        let count = match body.remove("count") {
+            None => None,
+            Some(v) => {
+                Some(batch::check_count(v.as_u64()).map_err(|m| guest_error(index, &name, m))?)
+            }
+        };
+        let names: Vec<String> = match count {
+            Some(n) if name.contains(PLACEHOLDER) => {
+                (1..=n).map(|i| batch::hostname_for(&name, i)).collect()
+            }
+            Some(n) if n > 1 => {
+                return Err(guest_error(
+                    index,
+                    &name,
+                    format!("with count {n} the name needs {PLACEHOLDER}, e.g. web-{PLACEHOLDER}"),
+                ));
+            }
+            _ => vec![name.clone()],
+        };
+        let tags: Vec<Value> = match body.remove("tags") {
+            Some(Value::Array(t)) => t,
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err(guest_error(index, &name, "tags must be a list")),
+        };
+        for (position, one) in names.into_iter().enumerate() {
+            let mut body = body.clone();
+            body.insert("hostname".into(), Value::String(one.clone()));
+            let expanded = crate::presets::expand(state, user, &Value::Object(body))
+                .await
+                .map_err(|e| guest_error(index, &one, e))?;
+            let mut req = expanded.request;
+            // Preset tags and the file's, and the fleet's own tag.
+            let mut all: Vec<String> = req.tags.take().unwrap_or_default();
+            all.extend(tags.iter().filter_map(|t| t.as_str().map(str::to_owned)));
+            all.push(FLEET_TAG.to_owned());
+            all.dedup();
+            req.tags = Some(all);
+            let cluster = crate::auth::login::pick_cluster(state, req.cluster.as_deref()).await?;
+            if !seen.insert((cluster.id, one.clone())) {
+                return Err(guest_error(index, &one, "is declared twice"));
+            }
+            out.push(Desired {
+                name: one,
+                cluster,
+                request: req,
+                placement: expanded.placement,
+                position,
+            });
+        }
+        if out.len() > MAX_GUESTS {
+            return Err(AppError::invalid(format!(
+                "a fleet has at most {MAX_GUESTS} guests"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn spec_param(container: &Container, key: &str) -> Option<String> {
+    let spec: Value = serde_json::from_str(&container.spec_json).ok()?;
+    spec.get("create_params")?
+        .as_array()?
+        .iter()
+        .find_map(|pair| {
+            let pair = pair.as_array()?;
+            (pair.first()?.as_str()? == key).then(|| pair.get(1)?.as_str().map(str::to_owned))?
+        })
+}
+
+fn spec_template_hash(container: &Container) -> Option<String> {
+    let spec: Value = serde_json::from_str(&container.spec_json).ok()?;
+    spec.get(SPEC_TEMPLATE_HASH)?.as_str().map(str::to_owned)
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..8).unwrap_or(hash)
+}
+
+/// The live memory, cores and swap of `container`: Proxmox's config, or, while it is still
+/// being created, what ctforge asked for.
+async fn actual_resources(
+    state: &AppState,
+    user: &CurrentUser,
+    cluster: &Cluster,
+    container: &Container,
+) -> Result<BTreeMap<&'static str, Option<u64>>, AppError> {
+    let client = crate::containers::client_for(state, user, cluster)?;
+    let vmid = u32::try_from(container.vmid).unwrap_or_default();
+    match client.lxc_config_get(&container.node, vmid, false).await {
+        Ok(config) => Ok(BTreeMap::from([
+            ("memory", config.memory),
+            ("cores", config.cores),
+            ("swap", config.swap),
+        ])),
+        Err(_) if container.status == crate::status::RecordStatus::Creating => {
+            let get = |k| spec_param(container, k).and_then(|v| v.parse().ok());
+            Ok(BTreeMap::from([
+                ("memory", get("memory")),
+                ("cores", get("cores")),
+                ("swap", get("swap")),
+            ]))
+        }
+        Err(e) => Err(AppError::Unavailable(format!(
+            "cannot read the config of {} (VMID {}): {e}",
+            container.hostname, container.vmid
+        ))),
+    }
+}
+
+async fn compare(
+    state: &AppState,
+    user: &CurrentUser,
+    desired: &Desired,
+    container: &Container,
+) -> Result<Vec<FieldChange>, AppError> {
+    let mut request = desired.request.clone();
+    // Planned where it lives, so node-specific defaults match.
+    request.node = Some(container.node.clone());
+    request.vmid = None;
+    let prepared = submit::prepare(state, user, &request).await?;
+    let want = BTreeMap::from([
+        ("memory", prepared.plan.params.memory),
+        ("cores", prepared.plan.params.cores.map(u64::from)),
+        ("swap", prepared.plan.params.swap),
+    ]);
+    let have = actual_resources(state, user, &desired.cluster, container).await?;
+    let mut changes = Vec::new();
+    for (field, to) in want {
+        let Some(to) = to else { continue };
+        let from = have.get(field).copied().flatten();
+        if from != Some(to) {
+            changes.push(FieldChange {
+                field: field.to_owned(),
+                from: from.map_or_else(|| "unset".to_owned(), |v| v.to_string()),
+                to: to.to_string(),
+                applicable: true,
+            });
+        }
+    }
+    if let (Some(was), Some(now)) = (spec_template_hash(container), &prepared.template_hash)
+        && &was != now
+    {
+        changes.push(FieldChange {
+            field: "template".to_owned(),
+            from: format!(
+                "{} version {}",
+                prepared.plan.template.clone().unwrap_or_default(),
+                short(&was)
+            ),
+            to: format!("{} (re-apply not yet available)", short(now)),
+            applicable: false,
+        });
+    }
+    Ok(changes)
+}
+
+fn has_fleet_tag(container: &Container) -> bool {
+    spec_param(container, "tags")
+        .is_some_and(|tags| tags.split([';', ',', ' ']).any(|t| t == FLEET_TAG))
+}
+
+/// Plans the fleet: what apply would do, nothing changed.
+pub async fn plan(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &FleetRequest,
+) -> Result<FleetPlan, AppError> {
+    Ok(plan_with(state, user, request).await?.0)
+}
+
+async fn plan_with(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &FleetRequest,
+) -> Result<(FleetPlan, Vec<Desired>, Vec<Container>), AppError> {
+    let desired = desired(state, user, request).await?;
+    let records = state.store.list_containers().await?;
+    let mut guests = Vec::new();
+    let mut summary = Summary::default();
+    for d in &desired {
+        let existing = records
+            .iter()
+            .find(|c| c.cluster_id == d.cluster.id && c.hostname == d.name);
+        let change = match existing {
+            None => {
+                summary.create += 1;
+                GuestChange {
+                    name: d.name.clone(),
+                    cluster: d.cluster.name.clone(),
+                    action: ChangeKind::Create,
+                    id: None,
+                    vmid: None,
+                    node: d.request.node.clone(),
+                    changes: Vec::new(),
+                }
+            }
+            Some(c) => {
+                crate::authz::read(state, user, &d.cluster, u32::try_from(c.vmid).unwrap_or(0))
+                    .await?;
+                let changes = compare(state, user, d, c).await?;
+                let action = if changes.is_empty() {
+                    summary.unchanged += 1;
+                    ChangeKind::Unchanged
+                } else if changes.iter().any(|f| f.applicable) {
+                    summary.update += 1;
+                    ChangeKind::Update
+                } else {
+                    summary.pending += 1;
+                    ChangeKind::Update
+                };
+                GuestChange {
+                    name: d.name.clone(),
+                    cluster: d.cluster.name.clone(),
+                    action,
+                    id: Some(c.id),
+                    vmid: u32::try_from(c.vmid).ok(),
+                    node: Some(c.node.clone()),
+                    changes,
+                }
+            }
+        };
+        guests.push(change);
+    }
+    let mut removals = Vec::new();
+    if request.prune {
+        let declared: HashSet<(i64, &str)> = desired
+            .iter()
+            .map(|d| (d.cluster.id, d.name.as_str()))
+            .collect();
+        let clusters: HashSet<i64> = desired.iter().map(|d| d.cluster.id).collect();
+        let default = crate::auth::login::pick_cluster(state, None).await?;
+        for c in &records {
+            let in_scope = clusters.contains(&c.cluster_id) || c.cluster_id == default.id;
+            if in_scope
+                && has_fleet_tag(c)
+                && !declared.contains(&(c.cluster_id, c.hostname.as_str()))
+            {
+                let cluster = state.store.get_cluster(c.cluster_id).await?;
+                summary.remove += 1;
+                guests.push(GuestChange {
+                    name: c.hostname.clone(),
+                    cluster: cluster.name,
+                    action: ChangeKind::Remove,
+                    id: Some(c.id),
+                    vmid: u32::try_from(c.vmid).ok(),
+                    node: Some(c.node.clone()),
+                    changes: Vec::new(),
+                });
+                removals.push(c.clone());
+            }
+        }
+    }
+    Ok((FleetPlan { guests, summary }, desired, removals))
+}
+
+/// Changes a container's memory, cores or swap in Proxmox, after Proxmox confirmed the
+/// user's privilege on the guest (`VM.Config.Memory`, `VM.Config.CPU`); audited `ct.config`.
+pub async fn change_config(
+    state: &AppState,
+    user: &CurrentUser,
+    remote: &str,
+    cluster: &Cluster,
+    container: &Container,
+    changes: &[FieldChange],
+) -> Result<(), AppError> {
+    let vmid = u32::try_from(container.vmid)
+        .map_err(|_| AppError::invalid(format!("VMID {} is out of range", container.vmid)))?;
+    let rights = crate::authz::Rights::of(state, user, cluster)?;
+    let mut update = ctforge_pve::types::LxcConfigUpdate::new();
+    let mut detail = Map::new();
+    for change in changes.iter().filter(|c| c.applicable) {
+        let value: u64 = change.to.parse().map_err(|_| {
+            AppError::invalid(format!("{} {:?} is not a number", change.field, change.to))
+        })?;
+        let privilege = match change.field.as_str() {
+            "memory" | "swap" => "VM.Config.Memory",
+            "cores" => "VM.Config.CPU",
+            other => return Err(AppError::invalid(format!("cannot change {other}"))),
+        };
+        rights
+            .require(&crate::authz::vm_path(vmid), &[privilege])
+            .await?;
+        update = update.set(change.field.clone(), value.to_string());
+        detail.insert(
+            change.field.clone(),
+            json!({ "from": change.from, "to": value }),
+        );
+    }
+    let client = crate::containers::client_for(state, user, cluster)?;
+    client
+        .lxc_config_put(&container.node, vmid, &update)
+        .await
+        .map_err(|e| AppError::Unavailable(format!("{}: {e}", container.hostname)))?;
+    let _ = state
+        .store
+        .add_container_event(
+            container.id,
+            "config_changed",
+            &format!(
+                "config changed: {}",
+                changes
+                    .iter()
+                    .filter(|c| c.applicable)
+                    .map(|c| format!("{} {}→{}", c.field, c.from, c.to))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &user.username,
+            &Value::Object(detail.clone()).to_string(),
+        )
+        .await;
+    crate::audit::record(
+        state.store.as_ref(),
+        crate::audit::Entry::new(
+            &user.username,
+            "ct.config",
+            format!("{}/{}", cluster.name, vmid),
+            remote,
+        )
+        .detail(Value::Object(detail)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Plans and executes the fleet (see the module documentation).
+pub async fn apply(
+    state: &AppState,
+    user: &CurrentUser,
+    remote: &str,
+    request: &FleetRequest,
+) -> Result<FleetApplied, AppError> {
+    let (plan, desired, removals) = plan_with(state, user, request).await?;
+    let mut created = Vec::new();
+    let mut applied = false;
+    // Free memory per cluster's online nodes, as the least-loaded rule spends it.
+    let mut free: std::collections::HashMap<i64, Vec<(String, u64)>> = Default::default();
+    for (change, d) in plan.guests.iter().zip(desired.iter()) {
+        match change.action {
+            ChangeKind::Create => {
+                let mut request = d.request.clone();
+                if request.node.is_none()
+                    && let Some(
+                        rule @ (batch::Placement::RoundRobin | batch::Placement::LeastLoaded),
+                    ) = d.placement
+                {
+                    let nodes = match free.entry(d.cluster.id) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            let client = crate::containers::client_for(state, user, &d.cluster)?;
+                            e.insert(batch::online_nodes(client.as_ref()).await?)
+                        }
+                    };
+                    let memory = request.memory.unwrap_or(512).saturating_mul(1024 * 1024);
+                    request.node = match rule {
+                        batch::Placement::RoundRobin => nodes
+                            .get(d.position % nodes.len().max(1))
+                            .map(|(n, _)| n.clone()),
+                        _ => {
+                            let picked = batch::place(rule, None, nodes, 1, memory)
+                                .into_iter()
+                                .next()
+                                .flatten();
+                            if let Some(n) =
+                                nodes.iter_mut().find(|(n, _)| Some(n) == picked.as_ref())
+                            {
+                                n.1 = n.1.saturating_sub(memory);
+                            }
+                            picked
+                        }
+                    };
+                }
+                let s = submit::submit(state, user, &request, remote).await?;
+                let node = state
+                    .store
+                    .get_container(s.id)
+                    .await
+                    .map(|c| c.node)
+                    .unwrap_or_default();
+                created.push(BatchItem {
+                    id: s.id,
+                    vmid: s.vmid,
+                    hostname: d.name.clone(),
+                    node,
+                    job_id: s.job_id,
+                });
+                applied = true;
+            }
+            ChangeKind::Update if change.changes.iter().any(|c| c.applicable) => {
+                let Some(id) = change.id else { continue };
+                let container = state.store.get_container(id).await?;
+                change_config(state, user, remote, &d.cluster, &container, &change.changes).await?;
+                applied = true;
+            }
+            _ => {}
+        }
+    }
+    let mut watched = created.clone();
+    if !removals.is_empty() {
+        let ids: Vec<String> = removals.iter().map(|c| c.id.to_string()).collect();
+        let job = bulk_actions::submit(
+            state,
+            user,
+            remote,
+            &BulkRequest {
+                action: Action::Delete,
+                ids,
+                timeout: lifecycle::DEFAULT_SHUTDOWN_TIMEOUT,
+            },
+        )
+        .await?;
+        watched.extend(removals.iter().map(|c| BatchItem {
+            id: c.id,
+            vmid: u32::try_from(c.vmid).unwrap_or_default(),
+            hostname: c.hostname.clone(),
+            node: c.node.clone(),
+            job_id: job,
+        }));
+        applied = true;
+    }
+    let job_id = if watched.is_empty() {
+        None
+    } else {
+        let payload = BatchPayload {
+            items: watched,
+            not_queued: Vec::new(),
+        };
+        Some(
+            state
+                .jobs
+                .enqueue(&NewJob {
+                    kind: batch::JOB_KIND.into(),
+                    container_id: None,
+                    node: None,
+                    payload_json: serde_json::to_string(&payload)
+                        .map_err(|e| AppError::Internal(e.into()))?,
+                    created_by: user.username.clone(),
+                })
+                .await?,
+        )
+    };
+    crate::audit::record(
+        state.store.as_ref(),
+        crate::audit::Entry::new(&user.username, "fleet.apply", "fleet", remote).detail(json!({
+            "summary": plan.summary,
+            "job": job_id,
+            "prune": request.prune,
+        })),
+    )
+    .await?;
+    Ok(FleetApplied {
+        plan,
+        applied,
+        job_id,
+        created,
+    })
+}
+
+/// The plan as Terraform users read it: one line per guest (`+`, `~`, `-`; `=` only when
+/// `all`), indented field changes, and the summary line.
+pub fn render(plan: &FleetPlan, all: bool) -> String {
+    let mut out = String::new();
+    for g in &plan.guests {
+        if g.action == ChangeKind::Unchanged && !all {
+            continue;
+        }
+        let place = match (&g.node, g.vmid) {
+            (Some(node), Some(vmid)) => format!(" ({node}, VMID {vmid})"),
+            (Some(node), None) => format!(" (on {node})"),
+            _ => String::new(),
+        };
+        out.push_str(&format!("  {} {}{place}\n", g.action.symbol(), g.name));
+        for c in &g.changes {
+            out.push_str(&format!("      {}: {} → {}\n", c.field, c.from, c.to));
+        }
+    }
+    let s = &plan.summary;
+    if !plan.has_changes() {
+        out.push_str("No changes. The containers match the fleet file.\n");
+    } else {
+        out.push_str(&format!(
+            "Plan: {} to create, {} to change, {} to remove ({} unchanged).\n",
+            s.create, s.update, s.remove, s.unchanged
+        ));
+    }
+    if s.pending > 0 {
+        out.push_str(&format!(
+            "{} container(s) use an older template version; re-apply is not yet available.\n",
+            s.pending
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_guest_tables() {
+        let r = parse_toml(
+            "prune = true\n[[guest]]\nname = \"api-1\"\npreset = \"web-small\"\n[[guest]]\nname = \"api-2\"\npreset = \"web-small\"\nmemory = 768\ntags = [\"web\"]\n",
+        )
+        .unwrap();
+        assert!(r.prune);
+        assert_eq!(r.guests.len(), 2);
+        assert_eq!(r.guests[1]["memory"], json!(768));
+        assert_eq!(r.guests[1]["tags"], json!(["web"]));
+    }
+
+    #[test]
+    fn refuses_unknown_top_level_keys() {
+        assert!(parse_toml("[[guests]]\nname = \"a\"\n").is_err());
+        assert!(parse_toml("guest = 1\n").is_err());
+    }
+
+    #[test]
+    fn renders_like_terraform() {
+        let plan = FleetPlan {
+            guests: vec![
+                GuestChange {
+                    name: "a".into(),
+                    cluster: "lab".into(),
+                    action: ChangeKind::Create,
+                    id: None,
+                    vmid: None,
+                    node: None,
+                    changes: vec![],
+                },
+                GuestChange {
+                    name: "b".into(),
+                    cluster: "lab".into(),
+                    action: ChangeKind::Update,
+                    id: Some(1),
+                    vmid: Some(100),
+                    node: Some("pve1".into()),
+                    changes: vec![FieldChange {
+                        field: "memory".into(),
+                        from: "512".into(),
+                        to: "1024".into(),
+                        applicable: true,
+                    }],
+                },
+            ],
+            summary: Summary {
+                create: 1,
+                update: 1,
+                ..Summary::default()
+            },
+        };
+        let text = render(&plan, false);
+        assert!(text.contains("  + a\n"), "{text}");
+        assert!(
+            text.contains("  ~ b (pve1, VMID 100)\n      memory: 512 → 1024\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Plan: 1 to create, 1 to change, 0 to remove"),
+            "{text}"
+        );
+        let none = FleetPlan {
+            guests: vec![],
+            summary: Summary::default(),
+        };
+        assert!(render(&none, false).contains("No changes."));
+    }
+}

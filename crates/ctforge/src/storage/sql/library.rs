@@ -1,0 +1,72 @@
+//! SQL for the template library's state (deploy keys of git sources, the config-manager state
+//! read by monitoring): the [`crate::storage::LibraryStore`] half of `impl_store!`, expanded
+//! once per database in `storage/sql`.
+
+macro_rules! impl_library_store {
+    ($store:ty, $db:ty, $claim_lock:expr, $claim_sql:expr) => {
+        #[async_trait]
+        impl LibraryStore for $store {
+            async fn put_git_key(&self, key: &GitSourceKey) -> StoreResult<()> {
+                sqlx::query::<$db>(
+                    "INSERT INTO git_source_keys (url, deploy_key_sealed, key_fingerprint, host_key, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (url) DO UPDATE SET \
+                     deploy_key_sealed = excluded.deploy_key_sealed, key_fingerprint = excluded.key_fingerprint, \
+                     host_key = excluded.host_key, updated_at = excluded.updated_at",
+                )
+                .bind(&key.url)
+                .bind(&key.deploy_key_sealed)
+                .bind(&key.key_fingerprint)
+                .bind(&key.host_key)
+                .bind(self.now())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+            async fn get_git_key(&self, url: &str) -> StoreResult<Option<GitSourceKey>> {
+                sqlx::query_as::<$db, GitSourceKey>("SELECT * FROM git_source_keys WHERE url = $1")
+                    .bind(url)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+            async fn list_git_keys(&self) -> StoreResult<Vec<GitSourceKey>> {
+                sqlx::query_as::<$db, GitSourceKey>("SELECT * FROM git_source_keys ORDER BY url")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+            async fn delete_git_key(&self, url: &str) -> StoreResult<()> {
+                let rows = sqlx::query::<$db>("DELETE FROM git_source_keys WHERE url = $1")
+                    .bind(url)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                affected(rows)
+            }
+            async fn put_config_manager_state(&self, container_id: i64, state_json: &str) -> StoreResult<()> {
+                sqlx::query::<$db>(
+                    "INSERT INTO container_config_manager (container_id, state_json, checked_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (container_id) DO UPDATE SET state_json = excluded.state_json, checked_at = excluded.checked_at",
+                )
+                .bind(container_id)
+                .bind(state_json)
+                .bind(self.now())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+            async fn get_config_manager_state(&self, container_id: i64) -> StoreResult<Option<(String, i64)>> {
+                sqlx::query_as::<$db, (String, i64)>(
+                    "SELECT state_json, checked_at FROM container_config_manager WHERE container_id = $1",
+                )
+                .bind(container_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)
+            }
+        }
+    };
+}
