@@ -354,13 +354,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::cli_api::tokens(&connection, command).await,
         Command::Api { connection, args } => crate::cli_api::raw(&connection, args).await,
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "ctforge",
-                &mut std::io::stdout(),
-            );
-            Ok(ExitCode::SUCCESS)
+            // Generated into memory first: clap_complete panics on a failed write, and a
+            // reader that stops early (`| head`) is not an error of ours.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ctforge", &mut script);
+            let mut out = std::io::stdout().lock();
+            match std::io::Write::write_all(&mut out, &script)
+                .and_then(|()| std::io::Write::flush(&mut out))
+            {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(anyhow::anyhow!("cannot write the completion script: {e}")),
+            }
         }
         Command::Man { dir } => man(dir.as_deref()),
         Command::Config(ConfigCommand::Show) => {
