@@ -72,8 +72,8 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<()>;
     /// Checks the database answers and every migration is applied.
     async fn ready(&self) -> StoreResult<()>;
-    /// Returns journal space to the filesystem (after a job and periodically): on SQLite a
-    /// WAL checkpoint that truncates a grown WAL, nothing on PostgreSQL.
+    /// Returns space (after a job and periodically): deletes expired leases, then on SQLite a
+    /// WAL checkpoint that truncates a grown WAL (PostgreSQL manages its own log).
     async fn compact(&self) -> StoreResult<()>;
     /// Tells workers in other processes sharing this database that a job may be claimable
     /// (PostgreSQL `NOTIFY`); nothing on SQLite.
@@ -424,6 +424,9 @@ pub trait LockStore: Send + Sync {
     async fn try_lock(&self, name: &str, owner: &str, ttl_ms: i64) -> StoreResult<bool>;
     /// Releases a lease only if `owner` holds it.
     async fn unlock(&self, name: &str, owner: &str) -> StoreResult<bool>;
+    /// Deletes leases that have expired (a lease that lapsed is never released by its owner,
+    /// e.g. the notifications' per-event dedupe leases); returns how many were deleted.
+    async fn purge_expired_locks(&self) -> StoreResult<u64>;
 }
 
 /// Sealed values and the key ids that sealed them (key rotation).

@@ -611,6 +611,15 @@ async fn sessions_tokens_audit_locks(backend: &str) {
     );
     assert!(store.unlock("ct:1", "o2").await.unwrap());
     assert!(store.try_lock("ct:1", "o1", 1000).await.unwrap());
+    // A lease nobody releases (a dedupe window) is deleted once expired; live ones stay.
+    assert!(store.try_lock("notify:1:k", "n", 500).await.unwrap());
+    clock.advance(501);
+    assert_eq!(store.purge_expired_locks().await.unwrap(), 1);
+    assert_eq!(store.purge_expired_locks().await.unwrap(), 0);
+    assert!(
+        !store.try_lock("ct:1", "o2", 1000).await.unwrap(),
+        "a live lease survives the purge"
+    );
 }
 
 async fn role_grants_and_token_clusters(backend: &str) {

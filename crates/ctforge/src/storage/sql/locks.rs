@@ -32,6 +32,15 @@ macro_rules! impl_locks_store {
                     .rows_affected();
                 Ok(rows == 1)
             }
+            async fn purge_expired_locks(&self) -> StoreResult<u64> {
+                let rows = sqlx::query::<$db>("DELETE FROM locks WHERE expires_at <= $1")
+                    .bind(self.now())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(rows)
+            }
         }
     };
 }

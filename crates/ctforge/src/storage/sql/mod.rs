@@ -328,6 +328,7 @@ macro_rules! impl_store {
                 Ok(())
             }
             async fn compact(&self) -> StoreResult<()> {
+                self.purge_expired_locks().await?;
                 self.compact_journal().await
             }
             async fn signal_jobs(&self) -> StoreResult<()> {
