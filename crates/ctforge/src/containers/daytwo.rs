@@ -236,9 +236,27 @@ pub struct Actor<'a> {
     /// The user.
     pub user: &'a CurrentUser,
     /// Client address for the audit log.
-    pub remote: &'a str,
+    pub remote: String,
     /// The container.
-    pub target: &'a Target,
+    pub target: Target,
+}
+
+impl<'a> Actor<'a> {
+    /// The actor of a request: `user`, from `remote`, on the container `id` names (the one
+    /// lookup every page and API handler of a day-two operation starts with).
+    pub async fn resolve(
+        state: &'a AppState,
+        user: &'a CurrentUser,
+        remote: std::net::SocketAddr,
+        id: &str,
+    ) -> Result<Self, AppError> {
+        Ok(Self {
+            state,
+            user,
+            remote: remote.ip().to_string(),
+            target: super::resolve(state, id).await?,
+        })
+    }
 }
 
 /// What an operation's body works with (owned, so the body's future borrows nothing of
@@ -274,7 +292,7 @@ async fn guarded<'a, F>(
 where
     F: FnOnce(Env) -> BoxFuture<'a, Result<OpOutcome, AppError>>,
 {
-    let target = actor.target;
+    let target = &actor.target;
     let result = async {
         let rights = Rights::of(actor.state, actor.user, &target.cluster)?;
         let client: Arc<dyn PveApi> = client_for(actor.state, actor.user, &target.cluster)?;
@@ -324,7 +342,7 @@ async fn record(
     mut detail: Value,
     result: &Result<OpOutcome, AppError>,
 ) -> Result<(), AppError> {
-    let target = actor.target;
+    let target = &actor.target;
     let (outcome, error) = match result {
         Ok(_) => ("ok", None),
         Err(AppError::Forbidden(m)) => ("denied", Some(m.clone())),
@@ -373,7 +391,7 @@ async fn record(
         &actor.user.username,
         format!("ct.{}", op.as_str()),
         target.audit_target(),
-        actor.remote,
+        &actor.remote,
     )
     .outcome(outcome)
     .detail(detail);

@@ -149,14 +149,7 @@ pub async fn put_config(
     Path(id): Path<String>,
     Json(edit): Json<ConfigEdit>,
 ) -> Result<Json<OpOutcome>, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
     Ok(Json(daytwo::edit_config(&actor, edit).await?))
 }
 
@@ -168,14 +161,7 @@ pub async fn resize(
     Path(id): Path<String>,
     Json(req): Json<ResizeRequest>,
 ) -> Result<Json<OpOutcome>, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
     Ok(Json(daytwo::resize(&actor, req).await?))
 }
 
@@ -197,14 +183,7 @@ pub async fn create_snapshot(
     Path(id): Path<String>,
     Json(req): Json<SnapshotRequest>,
 ) -> Result<Json<OpOutcome>, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
     Ok(Json(daytwo::snapshot(&actor, req).await?))
 }
 
@@ -216,14 +195,7 @@ pub async fn rollback(
     Path((id, name)): Path<(String, String)>,
     Json(req): Json<RollbackRequest>,
 ) -> Result<Json<OpOutcome>, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
     Ok(Json(daytwo::rollback(&actor, &name, req).await?))
 }
 
@@ -234,14 +206,7 @@ pub async fn delete_snapshot(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Json<OpOutcome>, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
     Ok(Json(daytwo::delete_snapshot(&actor, &name).await?))
 }
 
@@ -253,14 +218,7 @@ pub async fn clone(
     Path(id): Path<String>,
     Json(req): Json<CloneRequest>,
 ) -> Result<Json<OpOutcome>, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
     Ok(Json(daytwo::clone(&actor, req).await?))
 }
 
@@ -271,13 +229,6 @@ pub async fn template(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<String>,
 ) -> Result<Json<OpOutcome>, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
     Ok(Json(daytwo::template(&actor).await?))
 }

@@ -627,12 +627,11 @@ pub async fn edit_submit(
         Err(e) => return Err(e),
     };
     if form.get("step").map(String::as_str) == Some("apply") {
-        let remote = remote.ip().to_string();
         let actor = Actor {
             state: &state,
             user: &user,
-            remote: &remote,
-            target: &target,
+            remote: remote.ip().to_string(),
+            target: target.clone(),
         };
         return Ok(match daytwo::edit_config(&actor, edit).await {
             Ok(out) => redirect_with(&format!("/containers/{key}/edit"), Tone::Ok, &out.message),
@@ -700,15 +699,9 @@ pub async fn resize_submit(
     Path(id): Path<String>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    let target = resolve(&state, &id).await?;
     let form = form_of(pairs);
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
+    let target = &actor.target;
     let req = ResizeRequest {
         disk: form
             .get("disk")
@@ -738,15 +731,9 @@ pub async fn clone_submit(
     Path(id): Path<String>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    let target = resolve(&state, &id).await?;
     let form = form_of(pairs);
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
+    let target = &actor.target;
     let back = format!("/containers/{}/edit", target.url_id());
     let newid = match form
         .get("newid")
@@ -798,14 +785,8 @@ pub async fn template_submit(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
+    let target = &actor.target;
     let back = format!("/containers/{}/edit", target.url_id());
     Ok(match daytwo::template(&actor).await {
         Ok(out) => redirect_with(&back, Tone::Ok, &out.message),
@@ -945,15 +926,9 @@ pub async fn snapshot_submit(
     Path(id): Path<String>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    let target = resolve(&state, &id).await?;
     let form = form_of(pairs);
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
+    let target = &actor.target;
     let back = format!("/containers/{}/snapshots", target.url_id());
     let req = SnapshotRequest {
         name: form
@@ -977,14 +952,8 @@ pub async fn rollback_submit(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
+    let target = &actor.target;
     let back = format!("/containers/{}/snapshots", target.url_id());
     Ok(
         match daytwo::rollback(&actor, &name, RollbackRequest::default()).await {
@@ -1001,14 +970,8 @@ pub async fn delete_snapshot_submit(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let target = resolve(&state, &id).await?;
-    let remote = remote.ip().to_string();
-    let actor = Actor {
-        state: &state,
-        user: &user,
-        remote: &remote,
-        target: &target,
-    };
+    let actor = Actor::resolve(&state, &user, remote, &id).await?;
+    let target = &actor.target;
     let back = format!("/containers/{}/snapshots", target.url_id());
     Ok(match daytwo::delete_snapshot(&actor, &name).await {
         Ok(out) => redirect_with(&back, Tone::Ok, &out.message),
