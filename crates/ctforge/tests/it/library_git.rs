@@ -449,11 +449,8 @@ async fn library_ssh_deploy_key_is_sealed_only_its_fingerprint_shown_and_host_ke
     // Forgetting the key.
     let r = app
         .client
-        .delete(format!(
-            "{}/api/v1/template-sources/key?url={}",
-            app.address,
-            urlencode(&other_url)
-        ))
+        .delete(format!("{}/api/v1/template-sources/key", app.address))
+        .query(&[("url", &other_url)])
         .header("cookie", &root.cookie)
         .header("x-csrf-token", &root.csrf)
         .send()
@@ -468,17 +465,6 @@ async fn library_ssh_deploy_key_is_sealed_only_its_fingerprint_shown_and_host_ke
             .unwrap()
             .is_none()
     );
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]
