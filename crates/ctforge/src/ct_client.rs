@@ -107,6 +107,48 @@ pub enum CtCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Show what differs between a container, the template version applied to it and the
+    /// template today (files, scripts, packages, conflicts).
+    Drift {
+        /// Container.
+        id: String,
+    },
+    /// Re-apply the template to containers (a job: snapshot, apply, rollback on failure).
+    Reapply {
+        /// Containers (one, or several for a bulk re-apply).
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// A choice for a changed or conflicting file: `NAME=keep|take|backup` (one container).
+        #[arg(long = "file", value_name = "NAME=CHOICE")]
+        files: Vec<String>,
+        /// No snapshot first (storages without snapshots): a failure cannot be rolled back.
+        #[arg(long)]
+        without_snapshot: bool,
+        /// On failure keep the container as it is (and the snapshot) instead of rolling back.
+        #[arg(long)]
+        keep_on_failure: bool,
+        /// Follow the job until it ends.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Roll a template out to every container made from it: canary first, then batches,
+    /// stopping at the first failure.
+    Rollout {
+        /// Template name.
+        template: String,
+        /// Containers re-applied first, one by one.
+        #[arg(long, default_value_t = 1)]
+        canary: usize,
+        /// Then this many at a time.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// No snapshots first.
+        #[arg(long)]
+        without_snapshot: bool,
+        /// Follow the job until it ends.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Day-two operations: set, resize, snapshot, rollback, clone, template.
     #[command(flatten)]
     DayTwo(crate::ct_daytwo::DayTwoCommand),
@@ -390,6 +432,114 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
                 out.from,
                 out.target,
                 if out.restart { " (restart mode)" } else { "" },
+                out.job_id
+            ));
+            if and_follow {
+                follow(&api, out.job_id, 0).await
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        CtCommand::Drift { id } => {
+            let drift: crate::containers::drift::DriftReport = api
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/containers/{id}/drift"),
+                    None,
+                )
+                .await?;
+            if api.output == Output::Json {
+                println!("{}", serde_json::to_string(&drift)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "template {} (applied {}{})",
+                drift.template,
+                drift
+                    .applied_hash
+                    .as_deref()
+                    .map_or("unknown", |h| h.get(..12).unwrap_or(h)),
+                if drift.newer_template {
+                    ", a newer version exists"
+                } else {
+                    ""
+                }
+            );
+            for f in drift
+                .files
+                .iter()
+                .filter(|f| f.state != crate::containers::drift::FileState::InSync)
+            {
+                println!("  {:<28} {}", f.state.label(), f.target);
+            }
+            for s in &drift.scripts {
+                println!("  script {:<21} {:?}", s.name, s.state);
+            }
+            for p in &drift.packages {
+                println!("  package {}:{} {:?}", p.manager, p.name, p.state);
+            }
+            if !drift.drifted {
+                println!("no drift");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtCommand::Reapply {
+            ids,
+            files,
+            without_snapshot,
+            keep_on_failure,
+            follow: and_follow,
+        } => {
+            let on_failure = if keep_on_failure { "keep" } else { "rollback" };
+            let out: crate::containers::reapply::ReapplyAccepted = if let [id] = ids.as_slice() {
+                let mut choices = serde_json::Map::new();
+                for f in &files {
+                    let (name, choice) = f
+                        .split_once('=')
+                        .ok_or_else(|| anyhow::anyhow!("--file {f:?}: use NAME=keep|take|backup"))?;
+                    choices.insert(name.to_owned(), json!(choice));
+                }
+                api.send(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/containers/{id}/reapply"),
+                    Some(json!({ "files": choices, "without_snapshot": without_snapshot, "on_failure": on_failure })),
+                )
+                .await?
+            } else {
+                if !files.is_empty() {
+                    anyhow::bail!("--file applies to one container; a bulk re-apply keeps changed files");
+                }
+                api.send(
+                    reqwest::Method::POST,
+                    "/api/v1/containers/reapply",
+                    Some(json!({ "ids": ids, "without_snapshot": without_snapshot, "on_failure": on_failure })),
+                )
+                .await?
+            };
+            api.say(&format!("re-apply queued: job {}", out.job_id));
+            if and_follow {
+                follow(&api, out.job_id, 0).await
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        CtCommand::Rollout {
+            template,
+            canary,
+            batch,
+            without_snapshot,
+            follow: and_follow,
+        } => {
+            let out: crate::containers::reapply::ReapplyAccepted = api
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/templates/{template}/rollout"),
+                    Some(json!({ "canary": canary, "batch": batch, "without_snapshot": without_snapshot })),
+                )
+                .await?;
+            api.say(&format!(
+                "rollout of {template} to {} container(s) queued: job {}",
+                out.ids.len(),
                 out.job_id
             ));
             if and_follow {

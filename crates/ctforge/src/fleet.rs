@@ -5,16 +5,18 @@
 //! template plus overrides: any create field, `count` (with `{n}` in the name) and
 //! `placement`. [`plan`] compares each declared guest with ctforge's container of that name:
 //! missing → create (`+`), different memory, cores or swap than Proxmox reports → change
-//! (`~`, applied with a config `PUT`), built from an older version of its template → change
-//! (`~`, shown but not applied: re-applying a template to a running guest is not available
-//! yet), equal → unchanged (`=`). With `prune`, containers ctforge created for the fleet
+//! (`~`, applied with a config `PUT`), built from (or last re-applied with) an older version of
+//! its template → change (`~`, applied by one re-apply job, `containers::reapply`: snapshot,
+//! apply, rollback on failure; conflicting files keep the container's version), equal →
+//! unchanged (`=`). With `prune`, containers ctforge created for the fleet
 //! (tagged [`FLEET_TAG`]) that the file no longer declares are removed (`-`); nothing else is
 //! ever removed.
 //!
 //! [`apply`] plans again and executes: creations through [`submit::submit`] (the single
 //! creation path, permissions and VMID reservation included), config changes after Proxmox
-//! confirmed the privilege on the guest (audited `ct.config`), removals as one bulk delete job;
-//! one `create_batch` job follows every creation and the removal job. A second apply with the
+//! confirmed the privilege on the guest (audited `ct.config`), template versions as one
+//! re-apply job, removals as one bulk delete job; one `create_batch` job follows every
+//! creation, the re-apply and the removal job. A second apply with the
 //! same file finds nothing to do.
 
 use std::collections::{BTreeMap, HashSet};
@@ -37,6 +39,8 @@ use crate::storage::model::{Cluster, Container, NewJob};
 pub const FLEET_TAG: &str = "ctforge-fleet";
 /// The container spec's key holding the template's content hash at creation.
 pub const SPEC_TEMPLATE_HASH: &str = "template_hash";
+/// The [`FieldChange::field`] of a template version change.
+pub const TEMPLATE_FIELD: &str = "template";
 /// Most guests in one fleet.
 pub const MAX_GUESTS: usize = 200;
 
@@ -87,7 +91,7 @@ pub struct FieldChange {
     pub from: String,
     /// What the file declares.
     pub to: String,
-    /// Whether apply can change it (a template version cannot be re-applied yet).
+    /// Whether apply can change it (a template version only once the container is ready).
     pub applicable: bool,
 }
 
@@ -122,7 +126,7 @@ pub struct Summary {
     pub remove: usize,
     /// `=`.
     pub unchanged: usize,
-    /// `~` that only apply cannot change (template versions).
+    /// `~` that apply cannot change yet (template versions of containers not ready).
     pub pending: usize,
 }
 
@@ -308,6 +312,17 @@ fn spec_template_hash(container: &Container) -> Option<String> {
     spec.get(SPEC_TEMPLATE_HASH)?.as_str().map(str::to_owned)
 }
 
+/// The template version a container has now: the last re-apply's, else its creation's.
+async fn applied_template_hash(
+    state: &AppState,
+    container: &Container,
+) -> Result<Option<String>, AppError> {
+    Ok(match state.store.get_applied_template(container.id).await? {
+        Some(applied) => Some(applied.template_hash),
+        None => spec_template_hash(container),
+    })
+}
+
 fn short(hash: &str) -> &str {
     hash.get(..8).unwrap_or(hash)
 }
@@ -373,18 +388,27 @@ async fn compare(
             });
         }
     }
-    if let (Some(was), Some(now)) = (spec_template_hash(container), &prepared.template_hash)
-        && &was != now
+    if let (Some(was), Some(now)) = (
+        applied_template_hash(state, container).await?,
+        &prepared.template_hash,
+    ) && &was != now
     {
+        // Only a ready container can be re-applied (one still being created gets the
+        // template it was submitted with; a failed one needs its creation retried).
+        let ready = container.status == crate::status::RecordStatus::Ready;
         changes.push(FieldChange {
-            field: "template".to_owned(),
+            field: TEMPLATE_FIELD.to_owned(),
             from: format!(
                 "{} version {}",
                 prepared.plan.template.clone().unwrap_or_default(),
                 short(&was)
             ),
-            to: format!("{} (re-apply not yet available)", short(now)),
-            applicable: false,
+            to: if ready {
+                format!("{} (re-apply)", short(now))
+            } else {
+                format!("{} (re-apply once the container is ready)", short(now))
+            },
+            applicable: ready,
         });
     }
     Ok(changes)
@@ -504,7 +528,10 @@ pub async fn change_config(
     let rights = crate::authz::Rights::of(state, user, cluster)?;
     let mut update = ctforge_pve::types::LxcConfigUpdate::new();
     let mut detail = Map::new();
-    for change in changes.iter().filter(|c| c.applicable) {
+    for change in changes
+        .iter()
+        .filter(|c| c.applicable && c.field != TEMPLATE_FIELD)
+    {
         let value: u64 = change.to.parse().map_err(|_| {
             AppError::invalid(format!("{} {:?} is not a number", change.field, change.to))
         })?;
@@ -536,7 +563,7 @@ pub async fn change_config(
                 "config changed: {}",
                 changes
                     .iter()
-                    .filter(|c| c.applicable)
+                    .filter(|c| c.applicable && c.field != TEMPLATE_FIELD)
                     .map(|c| format!("{} {}→{}", c.field, c.from, c.to))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -568,6 +595,7 @@ pub async fn apply(
 ) -> Result<FleetApplied, AppError> {
     let (plan, desired, removals) = plan_with(state, user, request).await?;
     let mut created = Vec::new();
+    let mut reapplied: Vec<Container> = Vec::new();
     let mut applied = false;
     // Free memory per cluster's online nodes, as the least-loaded rule spends it.
     let mut free: std::collections::HashMap<i64, Vec<(String, u64)>> = Default::default();
@@ -625,13 +653,46 @@ pub async fn apply(
             ChangeKind::Update if change.changes.iter().any(|c| c.applicable) => {
                 let Some(id) = change.id else { continue };
                 let container = state.store.get_container(id).await?;
-                change_config(state, user, remote, &d.cluster, &container, &change.changes).await?;
+                if change
+                    .changes
+                    .iter()
+                    .any(|c| c.applicable && c.field != TEMPLATE_FIELD)
+                {
+                    change_config(state, user, remote, &d.cluster, &container, &change.changes)
+                        .await?;
+                }
+                if change
+                    .changes
+                    .iter()
+                    .any(|c| c.applicable && c.field == TEMPLATE_FIELD)
+                {
+                    reapplied.push(container);
+                }
                 applied = true;
             }
             _ => {}
         }
     }
     let mut watched = created.clone();
+    if !reapplied.is_empty() {
+        let accepted = crate::containers::reapply::submit_bulk(
+            state,
+            user,
+            remote,
+            crate::containers::reapply::BulkReapplyRequest {
+                ids: reapplied.iter().map(|c| c.id.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        watched.extend(reapplied.iter().map(|c| BatchItem {
+            id: c.id,
+            vmid: u32::try_from(c.vmid).unwrap_or_default(),
+            hostname: c.hostname.clone(),
+            node: c.node.clone(),
+            job_id: accepted.job_id,
+        }));
+    }
     if !removals.is_empty() {
         let ids: Vec<String> = removals.iter().map(|c| c.id.to_string()).collect();
         let job = bulk_actions::submit(
@@ -721,7 +782,7 @@ pub fn render(plan: &FleetPlan, all: bool) -> String {
     }
     if s.pending > 0 {
         out.push_str(&format!(
-            "{} container(s) use an older template version; re-apply is not yet available.\n",
+            "{} container(s) use an older template version and are not ready: re-apply them once they are.\n",
             s.pending
         ));
     }

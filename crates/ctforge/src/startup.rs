@@ -211,6 +211,26 @@ pub fn register_job_handlers(state: &AppState) {
     state
         .jobs
         .registry()
+        .register(Arc::new(crate::containers::reapply::Reapply::new(
+            state.store.clone(),
+            state.pve.clone(),
+            state.locks.clone(),
+            state.guests.clone(),
+            Arc::new(
+                crate::provisioning::pipeline::CreateContainer::new(
+                    state.store.clone(),
+                    state.keyring.clone(),
+                    state.pve.clone(),
+                    state.guests.clone(),
+                )
+                .with_limits(crate::provisioning::waits::Limits::from(
+                    &state.config.provisioning,
+                )),
+            ),
+        )));
+    state
+        .jobs
+        .registry()
         .register(Arc::new(crate::provisioning::batch::CreateBatch::new(
             state.store.clone(),
             Arc::downgrade(&state.jobs),

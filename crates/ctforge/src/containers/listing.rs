@@ -233,6 +233,10 @@ pub struct Row {
     pub lock: Option<String>,
     /// Why actions are impossible right now (Proxmox unreachable), if so.
     pub unavailable: Option<String>,
+    /// Managed files monitoring last found changed in the container since ctforge applied
+    /// them (the dashboard's drift badge; details on the container's Template tab).
+    #[serde(default)]
+    pub drifted: usize,
 }
 
 /// Summary counts.
@@ -483,7 +487,23 @@ pub async fn list(
             }
         })
         .collect();
-    let rows = merge(&clusters, &resources, &records, &templates, &unreachable);
+    let mut rows = merge(&clusters, &resources, &records, &templates, &unreachable);
+    // Monitoring's last drift result per container (one query for all).
+    let drift: HashMap<i64, usize> = state
+        .store
+        .list_container_drift()
+        .await?
+        .into_iter()
+        .filter_map(|(id, json)| {
+            let files: Vec<String> = serde_json::from_str(&json).ok()?;
+            (!files.is_empty()).then_some((id, files.len()))
+        })
+        .collect();
+    for row in &mut rows {
+        if let Some(n) = row.id.and_then(|id| drift.get(&id)) {
+            row.drifted = *n;
+        }
+    }
     let mut listing = paginate(rows, filter, unreachable);
     listing.as_of = as_of;
     listing.sign_in = clusters
@@ -633,6 +653,7 @@ pub fn merge(
                 maxmem: res.maxmem,
                 lock: res.lock.clone().filter(|l| !l.is_empty()),
                 unavailable: None,
+                drifted: 0,
             });
         }
     }
@@ -671,6 +692,7 @@ pub fn merge(
             maxmem: None,
             lock: None,
             unavailable: reason,
+            drifted: 0,
         });
     }
     rows.sort_by(|a, b| (&a.cluster, a.vmid).cmp(&(&b.cluster, b.vmid)));

@@ -17,12 +17,14 @@ pub mod bulk;
 pub mod config_manager;
 pub mod credentials;
 pub mod daytwo;
+pub mod drift;
 pub mod edit;
 pub mod journal;
 pub mod lifecycle;
 pub mod listing;
 pub mod migrate;
 pub mod monitor;
+pub mod reapply;
 pub mod shared_read;
 pub mod weblink;
 

@@ -363,7 +363,11 @@ pub async fn check_container(
         .into_iter()
         .map(|s| s.unit)
         .collect();
-    let report = check(channel.as_ref(), vmid, &units).await;
+    // Drift, checksums only: the managed files of what was applied and their applied sums.
+    let expected = drift_expectation(state, container).await;
+    let drift_paths: Vec<String> = expected.keys().cloned().collect();
+    let report =
+        crate::guest::probe::check_with(channel.as_ref(), vmid, &units, &drift_paths).await;
     session.close().await;
     // The node's connection opens with the first command: failing to reach the node is
     // still "SSH to the node failed", not a failure inside the CT.
@@ -381,6 +385,14 @@ pub async fn check_container(
         },
         other => other,
     })?;
+    if let Some(sums) = &report.drift_sums {
+        let drifted: Vec<String> = expected
+            .iter()
+            .filter(|(path, applied)| sums.get(*path) != Some(*applied))
+            .map(|(path, _)| path.clone())
+            .collect();
+        record_drift(state, cluster, container, actor, drifted).await?;
+    }
     let target = if state.config.monitoring.web_links {
         web_link_target(state, cluster, container, node, vmid).await
     } else {
@@ -388,6 +400,74 @@ pub async fn check_container(
     };
     let applied = apply(state, container, &report, actor, probe_all, target).await?;
     Ok(Checked { report, applied })
+}
+
+/// Stores the managed files the check found changed in the container (the dashboard's drift
+/// badge reads them) and, when they differ from the last check's and are not none, records a
+/// `drift` container event and emits the `drift_detected` notification.
+async fn record_drift(
+    state: &AppState,
+    cluster: &Cluster,
+    container: &Container,
+    actor: &str,
+    drifted: Vec<String>,
+) -> Result<(), StoreError> {
+    let before: Vec<String> = state
+        .store
+        .get_container_drift(container.id)
+        .await?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    let json = serde_json::to_string(&drifted).unwrap_or_else(|_| "[]".to_owned());
+    state
+        .store
+        .put_container_drift(container.id, &json)
+        .await?;
+    if drifted.is_empty() || drifted == before {
+        return Ok(());
+    }
+    state
+        .store
+        .add_container_event(
+            container.id,
+            "drift",
+            &format!(
+                "managed files changed in the container: {}",
+                drifted.join(", ")
+            ),
+            actor,
+            &json!({ "files": drifted }).to_string(),
+        )
+        .await?;
+    state.notifier.emit(crate::notify::drift_event(
+        &state.config,
+        container,
+        Some(&cluster.name),
+        &drifted,
+        state.clock.now_ms(),
+    ));
+    Ok(())
+}
+
+/// The managed files of what was applied to `container` and their applied checksums (empty
+/// when ctforge did not apply a template to it, or it cannot be read).
+async fn drift_expectation(
+    state: &AppState,
+    container: &Container,
+) -> std::collections::BTreeMap<String, String> {
+    let Ok(applied) = super::drift::applied_of(state.store.as_ref(), container).await else {
+        return Default::default();
+    };
+    let Ok(expected) =
+        super::drift::Expected::of(&applied.payload_with(&applied.template))
+    else {
+        return Default::default();
+    };
+    expected
+        .files
+        .into_values()
+        .map(|(path, _, content)| (path, super::drift::sha256(&content)))
+        .collect()
 }
 
 /// The JSON answer of a refresh.

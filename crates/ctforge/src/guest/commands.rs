@@ -278,6 +278,23 @@ pub fn monitor_marker(nonce: &str) -> String {
 /// credentials ([`LIBRARY_CREDENTIALS`], a file or a directory: archived as it is). Every
 /// part runs even when another fails.
 pub fn monitor_script(units: &[String], nonce: &str) -> String {
+    monitor_script_with(units, nonce, &[])
+}
+
+/// The checksums of `paths`: a `<sha256>  <path>` line per existing file, nothing for a
+/// missing one (simple commands, each path quoted).
+pub fn checksums(paths: &[String]) -> String {
+    let mut cmd = String::new();
+    for p in paths {
+        cmd.push_str(&format!("sha256sum -- {} 2>/dev/null; ", quote(p)));
+    }
+    cmd.push_str("true");
+    cmd
+}
+
+/// [`monitor_script`] plus, when `drift_paths` is not empty, a `drift` section with the
+/// [`checksums`] of those managed files (checksums only: drift's diffs are read on demand).
+pub fn monitor_script_with(units: &[String], nonce: &str, drift_paths: &[String]) -> String {
     let marker = monitor_marker(nonce);
     let unit_list = units.iter().map(|u| quote(u)).collect::<Vec<_>>().join(" ");
     let units_cmd = if units.is_empty() {
@@ -325,6 +342,14 @@ pub fn monitor_script(units: &[String], nonce: &str) -> String {
         script.push_str(&format!(
             "echo {}\n{command}\necho \"{}rc:$?\"\n",
             quote(&format!("{marker}{name}")),
+            marker
+        ));
+    }
+    if !drift_paths.is_empty() {
+        script.push_str(&format!(
+            "echo {}\n{}\necho \"{}rc:$?\"\n",
+            quote(&format!("{marker}drift")),
+            checksums(drift_paths),
             marker
         ));
     }

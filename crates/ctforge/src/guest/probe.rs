@@ -63,6 +63,9 @@ pub struct Report {
     pub credentials: Result<Vec<(String, Plain)>, String>,
     /// The config-manager's last run and unit.
     pub config_manager: Result<ConfigManager, String>,
+    /// Checksums of the managed files asked for (`check_with`), by target path; `None` when
+    /// none were asked for or the section failed.
+    pub drift_sums: Option<HashMap<String, String>>,
     /// Wall time of the command.
     pub duration: Duration,
 }
@@ -291,11 +294,22 @@ pub fn parse_report(stdout: &str, nonce: &str, duration: Duration) -> Option<Rep
         (Err(a), Err(b)) => Err(format!("{a}; {b}")),
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
+    let drift_sums = all.get("drift").filter(|s| s.rc == Some(0)).map(|s| {
+        s.body
+            .lines()
+            .filter_map(|line| {
+                let (sum, path) = line.split_once("  ")?;
+                (sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| (path.to_owned(), sum.to_ascii_lowercase()))
+            })
+            .collect()
+    });
     Some(Report {
         units,
         ports,
         credentials,
         config_manager,
+        drift_sums,
         duration,
     })
 }
@@ -306,8 +320,18 @@ pub async fn check(
     vmid: u32,
     units: &[String],
 ) -> Result<Report, MonitorError> {
+    check_with(channel, vmid, units, &[]).await
+}
+
+/// [`check`], plus the checksums of the managed files `drift_paths` ([`Report::drift_sums`]).
+pub async fn check_with(
+    channel: &dyn RemoteExec,
+    vmid: u32,
+    units: &[String],
+    drift_paths: &[String],
+) -> Result<Report, MonitorError> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let script = commands::monitor_script(units, &nonce);
+    let script = commands::monitor_script_with(units, &nonce, drift_paths);
     let mut stdout = String::new();
     let mut stderr: Vec<String> = Vec::new();
     let started = Instant::now();

@@ -3,8 +3,9 @@
 //! - **Events** ([`Event`], [`EventKind`]): job failed / finished (from the job runner's
 //!   terminal progress events, [`crate::events::JobObserver`]), service down / up (from
 //!   monitoring, `containers::monitor::apply`), Proxmox unreachable for more than N minutes (from
-//!   the cluster down map, checked by the dispatcher), drift detected and image built (the kinds
-//!   exist and [`Notifier::emit`] is the hook; no engine emits them yet).
+//!   the cluster down map, checked by the dispatcher), drift detected (from monitoring, when a
+//!   container's managed files start differing from what was applied: [`drift_event`]) and
+//!   image built (the kind exists and [`Notifier::emit`] is the hook).
 //! - **Targets** ([`targets`]): webhook (JSON body, optional `X-Ctforge-Signature: sha256=<hex>`
 //!   HMAC over the body), ntfy, Gotify, e-mail over SMTP; each with its rules (which kinds).
 //!   Stored in the database (Settings → Notifications, `/api/v1/notifications/targets`) or
@@ -48,7 +49,7 @@ pub enum EventKind {
     ServiceDown,
     /// A monitored service is running again.
     ServiceUp,
-    /// A container drifted from its template (hook; no source yet).
+    /// A container's managed files drifted from what was applied (monitoring).
     DriftDetected,
     /// An image was built (hook; no source yet).
     ImageBuilt,
@@ -205,6 +206,52 @@ pub fn service_event(
     });
     event.link = dispatch::link(config, &format!("/containers/{}", container.id));
     Some(event)
+}
+
+/// The `drift_detected` event of a container whose managed files `files` (targets) now differ
+/// from what ctforge applied; keyed per container and file set, so a new drift notifies again
+/// while the same drift seen by every check is deduplicated.
+pub fn drift_event(
+    config: &crate::config::Config,
+    container: &crate::storage::model::Container,
+    cluster: Option<&str>,
+    files: &[String],
+    at: i64,
+) -> Event {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(files.join("\n").as_bytes());
+    let key: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let kind = EventKind::DriftDetected;
+    let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
+    let more = files.len().saturating_sub(shown.len());
+    let mut event = Event::new(
+        kind,
+        format!("{}:{}:{key}", kind.as_str(), container.id),
+        format!("{} drifted from its template", container.hostname),
+        scrub(&format!(
+            "{} managed file(s) changed in the container since they were applied: {}{}",
+            files.len(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )),
+        at,
+    );
+    event.cluster = cluster.map(str::to_owned);
+    event.container = Some(EventContainer {
+        id: Some(container.id),
+        vmid: Some(container.vmid),
+        hostname: Some(container.hostname.clone()),
+        node: Some(container.node.clone()),
+    });
+    event.link = dispatch::link(
+        config,
+        &format!("/containers/{}?tab=template", container.id),
+    );
+    event
 }
 
 /// What travels on the queue: a ready event, or a job's end (resolved by the dispatcher, which

@@ -2,6 +2,8 @@
 //! install + scripts → discover). Every step is idempotent, so a job resumed after a crash
 //! re-runs its current step safely; every output line is streamed as a job event.
 
+pub mod reapply;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

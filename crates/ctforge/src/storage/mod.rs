@@ -443,7 +443,8 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// The template library's state: deploy keys of git sources and the config-manager state
-/// monitoring read from each container (migration `0012_library`).
+/// monitoring read from each container (migration `0012_library`), and what ctforge last
+/// applied to each container (migration `0014_applied`).
 #[async_trait]
 pub trait LibraryStore: Send + Sync {
     /// Stores (or replaces) the sealed deploy key of git source `url`.
@@ -465,6 +466,19 @@ pub trait LibraryStore: Send + Sync {
         &self,
         container_id: i64,
     ) -> StoreResult<Option<(String, i64)>>;
+    /// Records what was applied to a container (replacing the previous record; `applied_at`
+    /// is set by the store).
+    async fn put_applied_template(&self, applied: &AppliedTemplate) -> StoreResult<()>;
+    /// What was last applied to `container_id`, if recorded.
+    async fn get_applied_template(&self, container_id: i64)
+    -> StoreResult<Option<AppliedTemplate>>;
+    /// Records the managed files (JSON list of targets) monitoring found changed in
+    /// `container_id`.
+    async fn put_container_drift(&self, container_id: i64, files_json: &str) -> StoreResult<()>;
+    /// The last recorded drifted files of `container_id` (JSON), if checked.
+    async fn get_container_drift(&self, container_id: i64) -> StoreResult<Option<String>>;
+    /// Every container's recorded drifted files (container id, JSON).
+    async fn list_container_drift(&self) -> StoreResult<Vec<(i64, String)>>;
 }
 
 /// Notification targets and their delivery attempts (`notify`).

@@ -571,6 +571,24 @@ pub struct SealedRef {
     pub value: String,
 }
 
+/// What ctforge last applied to a container (`container_applied`, migration `0014_applied`):
+/// the template's name and content hash and the template as JSON (`ctforge_template::Template`).
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct AppliedTemplate {
+    /// The container.
+    pub container_id: i64,
+    /// Template name.
+    pub template_name: String,
+    /// The template's content hash when it was applied.
+    pub template_hash: String,
+    /// The template as applied (JSON).
+    pub template_json: String,
+    /// The job that applied it.
+    pub job_id: Option<i64>,
+    /// When (Unix ms).
+    pub applied_at: i64,
+}
+
 /// The deploy key of an ssh git template source (`git_source_keys`).
 #[derive(Clone, FromRow, PartialEq, Eq)]
 pub struct GitSourceKey {

@@ -289,6 +289,18 @@ fn mem_bar(row: &Row) -> Markup {
     ui::usage_bar("Memory", fraction, &text)
 }
 
+/// "drifted" when monitoring found managed files changed in the container, linking to its
+/// Template tab.
+fn drift_badge(row: &Row) -> Markup {
+    html! {
+        @if row.drifted > 0 {
+            a href={ "/containers/" (row.key) "?tab=template" } title={ (row.drifted) " managed file(s) changed since they were applied" } {
+                (ui::badge(Some(Tone::Warn), "drifted"))
+            }
+        }
+    }
+}
+
 fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: bool) -> Markup {
     html! {
         article.card.ct-card data-vmid=(row.vmid) data-status=(row.status.as_str()) {
@@ -297,6 +309,7 @@ fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: 
                 a.ct-name href={ "/containers/" (row.key) } { (row.hostname) }
                 (ui::status_badge(row.status.as_str()))
                 @if let Some(l) = &row.lock { (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))) }
+                (drift_badge(row))
             }
             dl.ct-facts {
                 dt { "VMID" } dd.mono { (row.vmid) }
@@ -351,6 +364,7 @@ fn table_view(
                             td {
                                 (ui::status_badge(row.status.as_str()))
                                 @if let Some(l) = &row.lock { " " (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))) }
+                                " " (drift_badge(row))
                             }
                             td.mono { (row.ip.as_deref().unwrap_or("–")) }
                             td {

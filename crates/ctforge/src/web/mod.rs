@@ -65,6 +65,16 @@ pub fn routes(r: Routes) -> Routes {
             page(),
         )
         .post(
+            "/containers/{id}/reapply",
+            containers::drift::reapply_submit,
+            page(),
+        )
+        .post(
+            "/templates/{name}/rollout",
+            containers::drift::rollout_submit,
+            page(),
+        )
+        .post(
             "/containers/{id}/credentials/reveal",
             containers::detail::reveal,
             page(),

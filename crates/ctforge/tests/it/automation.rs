@@ -450,18 +450,19 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
 
     let (code, out, err) = f.cli(&["apply", &path, "--plan-only"]).await;
     assert_eq!(code, 2, "{out}{err}");
-    assert!(out.contains("  ~ api-2"), "{out}");
+    assert!(out.contains("  ~ api-1") && out.contains("  ~ api-2"), "{out}");
     assert!(out.contains("memory: 768 → 1024"), "{out}");
-    assert!(out.contains("re-apply not yet available"), "{out}");
+    assert!(out.contains("(re-apply)"), "{out}");
     assert!(
-        out.contains("Plan: 0 to create, 1 to change, 0 to remove"),
+        out.contains("Plan: 0 to create, 2 to change, 0 to remove"),
         "{out}"
     );
 
     let (code, out, err) = f.cli(&["apply", &path, "--output", "json"]).await;
     assert_eq!(code, 2, "{out}{err}");
     let applied: Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(applied["plan"]["summary"]["update"], 1, "{applied}");
+    assert_eq!(applied["plan"]["summary"]["update"], 2, "{applied}");
+    assert_eq!(applied["job"]["state"], "succeeded", "{applied}");
     let ids: std::collections::BTreeMap<String, u64> = f
         .containers()
         .await
@@ -494,10 +495,21 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
         .unwrap();
     assert_eq!(mem(api1), Some(512), "only the changed guest was touched");
 
-    // Memory converged; the template version stays pending (shown, not applied).
+    // Both were re-applied with the new version: the changed script ran again, and drift
+    // shows nothing newer.
+    for name in ["api-1", "api-2"] {
+        let id = listed.iter().find(|r| r["hostname"] == name).unwrap()["id"].clone();
+        let (status, drift) = f
+            .call("GET", &format!("/api/v1/containers/{id}/drift"), json!({}))
+            .await;
+        assert_eq!(status, 200, "{drift}");
+        assert_eq!(drift["newer_template"], false, "{name}: {drift}");
+        assert_eq!(drift["scripts"], json!([]), "{name}: {drift}");
+    }
+    // Memory and template versions converged.
     let (code, out, err) = f.cli(&["apply", &path]).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("re-apply is not yet available"), "{out}");
+    assert!(out.contains("No changes."), "{out}");
 
     // Prune removes only what the fleet made and the file dropped.
     write(1024, false);

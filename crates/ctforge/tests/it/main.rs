@@ -17,6 +17,7 @@ mod crash_resume;
 mod create;
 mod ct_cli;
 mod daytwo;
+mod drift;
 mod git_templates;
 mod hardening;
 mod jobs;

@@ -724,6 +724,64 @@ async fn presets(backend: &str) {
     ));
 }
 
+/// What was applied to a container and the drift monitoring found (migration 0014): one row
+/// per container, replaced on write, gone with the container.
+async fn applied_and_drift(backend: &str) {
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    let cluster = store.insert_cluster(&cluster_input("c")).await.unwrap();
+    let ct = store
+        .create_container(&NewContainer {
+            cluster_id: cluster,
+            node: "pve1".into(),
+            vmid: 100,
+            hostname: "web".into(),
+            template_id: None,
+            status: ctforge::status::RecordStatus::Ready,
+            spec_json: "{}".into(),
+            root_password_sealed: None,
+            created_by: "root@pam".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.get_applied_template(ct).await.unwrap(), None);
+    let mut applied = AppliedTemplate {
+        container_id: ct,
+        template_name: "web".into(),
+        template_hash: "h1".into(),
+        template_json: "{}".into(),
+        job_id: None,
+        applied_at: 0,
+    };
+    store.put_applied_template(&applied).await.unwrap();
+    applied.template_hash = "h2".into();
+    applied.job_id = Some(7);
+    store.put_applied_template(&applied).await.unwrap();
+    let stored = store.get_applied_template(ct).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.template_hash.as_str(), stored.job_id),
+        ("h2", Some(7))
+    );
+    assert!(stored.applied_at > 0, "the store stamps it");
+
+    assert_eq!(store.get_container_drift(ct).await.unwrap(), None);
+    store
+        .put_container_drift(ct, r#"["/etc/motd"]"#)
+        .await
+        .unwrap();
+    store.put_container_drift(ct, "[]").await.unwrap();
+    assert_eq!(
+        store.get_container_drift(ct).await.unwrap().as_deref(),
+        Some("[]")
+    );
+    assert_eq!(
+        store.list_container_drift().await.unwrap(),
+        vec![(ct, "[]".to_owned())]
+    );
+    store.delete_container(ct).await.unwrap();
+    assert_eq!(store.get_applied_template(ct).await.unwrap(), None);
+    assert!(store.list_container_drift().await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($($name:ident),*) => {
         mod sqlite {
@@ -743,5 +801,6 @@ conformance!(
     per_node_limit,
     sessions_tokens_audit_locks,
     role_grants_and_token_clusters,
-    presets
+    presets,
+    applied_and_drift
 );

@@ -6,6 +6,7 @@ mod common;
 mod cluster_lxc;
 mod create_lxc;
 mod daytwo_lxc;
+mod drift_lxc;
 mod examples_lxc;
 mod image;
 mod install_script;

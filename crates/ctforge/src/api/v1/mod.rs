@@ -5,6 +5,7 @@ pub mod buckets;
 pub mod container_events;
 pub mod container_ops;
 pub mod containers;
+pub mod drift;
 pub mod fleet;
 pub mod jobs;
 pub mod migrate;

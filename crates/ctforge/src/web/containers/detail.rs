@@ -1,5 +1,5 @@
 //! `/containers/{id}`: header (hostname, VMID, status, node, actions) and tabs as links
-//! (`?tab=overview|services|events|resources`). Overview reads `status/current` and the config (and
+//! (`?tab=overview|services|events|resources|template`; Template is `web::containers::drift`). Overview reads `status/current` and the config (and
 //! `/interfaces` for DHCP addresses) with the user's ticket, falling back to the record when
 //! Proxmox is unreachable; Services lists tracked services and sealed credentials (revealed one
 //! at a time through `POST /containers/{id}/credentials/reveal`, audited); Events is the
@@ -34,7 +34,7 @@ const EVENTS_PAGE: i64 = 50;
 /// Query of the detail page.
 #[derive(Debug, Default, Deserialize)]
 pub struct DetailQuery {
-    /// `overview` (default), `services`, `events` or `resources`.
+    /// `overview` (default), `services`, `events`, `resources` or `template`.
     #[serde(default)]
     pub tab: Option<String>,
     /// Event kind filter.
@@ -327,12 +327,14 @@ async fn render(
         ("services", "Services", format!("{base}?tab=services")),
         ("events", "Events", format!("{base}?tab=events")),
         ("resources", "Resources", format!("{base}?tab=resources")),
+        ("template", "Template", format!("{base}?tab=template")),
     ];
     let crumb = format!("{hostname} (CT {})", target.vmid);
     let content = match tab {
         "services" => services_tab(state, user, &viewer, target, revealed).await?,
         "events" => events_tab(state, target, query).await?,
         "resources" => resources_tab(state, user, target, live.as_ref().ok(), query).await,
+        "template" => super::drift::template_tab(state, user, &viewer, target).await,
         _ => {
             // The config-manager panel belongs to managed containers (ctforge installed it).
             let panel = match record {

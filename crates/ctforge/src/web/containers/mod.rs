@@ -5,6 +5,7 @@
 pub mod config_manager;
 pub mod daytwo;
 pub mod detail;
+pub mod drift;
 pub mod migrate;
 
 use std::net::SocketAddr;

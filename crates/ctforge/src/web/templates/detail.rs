@@ -170,6 +170,9 @@ pub async fn page(
         (ui::problem_list("This template has problems", &warnings))
         @if !row.description.is_empty() { p { (row.description) } }
         div.tags { @for t in tags_of(&row.tags) { (ui::tag_link(&t, &tag_href(&t))) } }
+        @if used > 0 {
+            (crate::web::containers::drift::rollout_form(name, &v, usize::try_from(used).unwrap_or(0)))
+        }
         (ui::tabs("Template sections", &tab_items, tab, html! {
             @match tab {
                 "scripts" => { (scripts_tab(&record)) }

@@ -1,0 +1,433 @@
+//! Drift, re-apply and rollouts against the memory simulator: a container changed inside and a
+//! template changed since (changed here, changed in the template, one conflict, with diffs, on
+//! the API and the Template tab), a re-apply resolving the conflict as chosen, a re-apply whose
+//! script fails rolled back to its snapshot (the file as before), and a rollout over five
+//! containers where the third fails (two updated, the third rolled back, two untouched).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common;
+
+struct Fixture {
+    app: common::TestApp,
+    sim: ctforge_pve_sim::SimHandle,
+    token: String,
+    templates: tempfile::TempDir,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+async fn fixture() -> Fixture {
+    ctforge::install_crypto_provider();
+    let sim = common::sim("", |c| c).await;
+    let cluster = common::sim_cluster(&sim);
+    let templates = tempfile::tempdir().unwrap();
+    copy_dir(
+        &PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/templates/webapp"
+        )),
+        &templates.path().join("webapp"),
+    );
+    let root = templates.path().to_owned();
+    let app = common::spawn_app_with("sqlite", move |c| {
+        c.clusters = vec![cluster];
+        c.templates.roots = vec![root];
+    })
+    .await;
+    let (_, token) = ctforge::tokens::create(&app.state, "root@pam", "drift", "127.0.0.1")
+        .await
+        .unwrap();
+    let f = Fixture {
+        app,
+        sim,
+        token,
+        templates,
+    };
+    f.discover().await;
+    f
+}
+
+impl Fixture {
+    async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let (status, text) = self.raw(method, path, body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn raw(&self, method: &str, path: &str, body: Value) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .app
+            .client
+            .request(method.clone(), format!("{}{path}", self.app.address))
+            .bearer_auth(&self.token);
+        if method != reqwest::Method::GET {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    async fn discover(&self) {
+        let (status, body) = self
+            .call("POST", "/api/v1/templates/discover", json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    async fn wait_job(&self, id: i64) -> Value {
+        loop {
+            let (status, job) = self
+                .call("GET", &format!("/api/v1/jobs/{id}"), json!({}))
+                .await;
+            assert_eq!(status, 200, "{job}");
+            if matches!(
+                job["state"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            ) {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Creates a container from `webapp`; its id and VMID once it is ready.
+    async fn create(&self, hostname: &str) -> (i64, u32) {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/containers",
+                json!({"template": "webapp", "hostname": hostname, "password": "secret99"}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let job = self.wait_job(body["job_id"].as_i64().unwrap()).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+        (
+            body["id"].as_i64().unwrap(),
+            u32::try_from(body["vmid"].as_u64().unwrap()).unwrap(),
+        )
+    }
+
+    /// Runs `script` inside the container (the simulator's shell).
+    fn sh(&self, vmid: u32, script: &str) -> String {
+        let (out, err, code) = self.sim.state().memory_backend().unwrap().run(
+            vmid,
+            &["sh".into(), "-c".into(), script.into()],
+            b"",
+        );
+        assert_eq!(code, 0, "{script}: {}", String::from_utf8_lossy(&err));
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn file(&self, vmid: u32, path: &str) -> Option<String> {
+        let guest = self.sim.state().memory_backend().unwrap().guest(vmid)?;
+        guest
+            .data
+            .files
+            .get(path)
+            .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+    }
+
+    fn template_file(&self, rel: &str) -> PathBuf {
+        self.templates
+            .path()
+            .join("webapp/container-configs")
+            .join(rel)
+    }
+
+    fn write_template(&self, rel: &str, text: &str) {
+        std::fs::write(self.template_file(rel), text).unwrap();
+    }
+}
+
+fn file_of<'a>(drift: &'a Value, name: &str) -> &'a Value {
+    drift["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {drift}"))
+}
+
+#[tokio::test]
+async fn drift_shows_both_sides_and_reapply_resolves_the_conflict_as_chosen() {
+    let f = fixture().await;
+    let (id, vmid) = f.create("web-1").await;
+
+    let (status, drift) = f
+        .call("GET", &format!("/api/v1/containers/{id}/drift"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{drift}");
+    assert_eq!(drift["drifted"], false, "a fresh container: {drift}");
+    assert_eq!(drift["container_checked"], true, "{drift}");
+
+    // In the container: index.html (changed here only) and motd (also in the template).
+    f.sh(vmid, "printf 'local page\\n' > /srv/www/index.html");
+    f.sh(vmid, "printf 'local motd\\n' > /etc/motd");
+    // In the template: motd (conflict) and site.conf (changed in the template only).
+    f.write_template("files/motd", "template motd v2\n");
+    let site = std::fs::read_to_string(f.template_file("files/site.conf")).unwrap();
+    f.write_template("files/site.conf", &format!("{site}# v2\n"));
+    f.discover().await;
+
+    let (status, drift) = f
+        .call("GET", &format!("/api/v1/containers/{id}/drift"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{drift}");
+    assert_eq!(drift["drifted"], true, "{drift}");
+    assert_eq!(drift["newer_template"], true, "{drift}");
+    assert_eq!(drift["conflicts"], 1, "{drift}");
+    assert_eq!(file_of(&drift, "index.html")["state"], "changed_here");
+    assert_eq!(file_of(&drift, "site.conf")["state"], "changed_in_template");
+    assert_eq!(file_of(&drift, "motd")["state"], "conflict");
+    let here = file_of(&drift, "index.html")["container_diff"]
+        .as_str()
+        .unwrap();
+    assert!(here.contains("+local page"), "{here}");
+    let there = file_of(&drift, "site.conf")["template_diff"]
+        .as_str()
+        .unwrap();
+    assert!(there.contains("+# v2"), "{there}");
+    let motd = file_of(&drift, "motd");
+    assert!(
+        motd["container_diff"]
+            .as_str()
+            .unwrap()
+            .contains("+local motd"),
+        "{motd}"
+    );
+    assert!(
+        motd["template_diff"]
+            .as_str()
+            .unwrap()
+            .contains("+template motd v2"),
+        "{motd}"
+    );
+
+    // The Template tab shows the same, with the diffs and the conflict.
+    let (status, html) = f
+        .raw("GET", &format!("/containers/{id}?tab=template"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{html}");
+    for needle in [
+        "index.html",
+        "changed in the container",
+        "changed in the template",
+        "conflict: changed in both",
+        "+local page",
+        "+# v2",
+        "Re-apply",
+    ] {
+        assert!(html.contains(needle), "the tab shows {needle:?}");
+    }
+
+    // A conflict needs a choice.
+    let (status, body) = f
+        .call(
+            "POST",
+            &format!("/api/v1/containers/{id}/reapply"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("files.motd"), "{body}");
+
+    let (status, accepted) = f
+        .call(
+            "POST",
+            &format!("/api/v1/containers/{id}/reapply"),
+            json!({"files": {"motd": "backup"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = f.wait_job(accepted["job_id"].as_i64().unwrap()).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let item = &job["result"]["items"][0];
+    assert_eq!(item["outcome"], "updated", "{job}");
+    let snapshot = item["snapshot"].as_str().unwrap();
+    assert!(snapshot.starts_with("ctforge-reapply-"), "{item}");
+
+    // Inside: motd taken with a backup of the local one, site.conf taken, index.html kept.
+    assert_eq!(
+        f.file(vmid, "/etc/motd").as_deref(),
+        Some("template motd v2\n")
+    );
+    let backups = f.sh(vmid, "ls /etc");
+    let backup = backups
+        .split_whitespace()
+        .find(|n| n.starts_with("motd.bak."))
+        .unwrap_or_else(|| panic!("a backup of motd in {backups}"));
+    assert_eq!(
+        f.file(vmid, &format!("/etc/{backup}")).as_deref(),
+        Some("local motd\n")
+    );
+    assert!(
+        f.file(vmid, "/etc/nginx/conf.d/site.conf")
+            .unwrap()
+            .ends_with("# v2\n")
+    );
+    assert_eq!(
+        f.file(vmid, "/srv/www/index.html").as_deref(),
+        Some("local page\n")
+    );
+
+    let (_, drift) = f
+        .call("GET", &format!("/api/v1/containers/{id}/drift"), json!({}))
+        .await;
+    assert_eq!(drift["newer_template"], false, "{drift}");
+    assert_eq!(drift["conflicts"], 0, "{drift}");
+    assert_eq!(file_of(&drift, "motd")["state"], "in_sync", "{drift}");
+    assert_eq!(file_of(&drift, "site.conf")["state"], "in_sync", "{drift}");
+    assert_eq!(
+        file_of(&drift, "index.html")["state"],
+        "changed_here",
+        "{drift}"
+    );
+
+    // Audited, and the container's events say it.
+    let entries = f
+        .app
+        .state
+        .store
+        .list_audit(&ctforge::storage::model::AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let entries = format!("{entries:?}");
+    assert!(entries.contains("ct.reapply"), "{entries}");
+}
+
+#[tokio::test]
+async fn a_failed_reapply_is_rolled_back_to_its_snapshot() {
+    let f = fixture().await;
+    let (id, vmid) = f.create("web-1").await;
+    let before = f.file(vmid, "/etc/nginx/conf.d/site.conf").unwrap();
+    let site = std::fs::read_to_string(f.template_file("files/site.conf")).unwrap();
+    f.write_template("files/site.conf", &format!("{site}# v2\n"));
+    f.write_template("scripts/30-fail.sh", "#!/bin/sh\necho failing on purpose\nexit 3\n");
+    f.discover().await;
+    let (_, drift) = f
+        .call("GET", &format!("/api/v1/containers/{id}/drift"), json!({}))
+        .await;
+    assert_eq!(drift["scripts"][0]["name"], "30-fail.sh", "{drift}");
+    assert_eq!(drift["scripts"][0]["state"], "added", "{drift}");
+
+    let (status, accepted) = f
+        .call(
+            "POST",
+            &format!("/api/v1/containers/{id}/reapply"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = f.wait_job(accepted["job_id"].as_i64().unwrap()).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let item = &job["result"]["items"][0];
+    assert_eq!(item["outcome"], "rolled_back", "{job}");
+    assert!(
+        item["message"].as_str().unwrap().contains("rolled back"),
+        "{item}"
+    );
+    // The file the apply had already written is as before, and the CT runs again.
+    assert_eq!(
+        f.file(vmid, "/etc/nginx/conf.d/site.conf").as_deref(),
+        Some(before.as_str())
+    );
+    let (_, drift) = f
+        .call("GET", &format!("/api/v1/containers/{id}/drift"), json!({}))
+        .await;
+    assert_eq!(drift["newer_template"], true, "still to apply: {drift}");
+    let (_, snaps) = f
+        .call(
+            "GET",
+            &format!("/api/v1/containers/{id}/snapshots"),
+            json!({}),
+        )
+        .await;
+    assert!(
+        snaps.to_string().contains("ctforge-reapply-"),
+        "the snapshot stays: {snaps}"
+    );
+}
+
+#[tokio::test]
+async fn a_rollout_of_five_stops_at_the_third_failure() {
+    let f = fixture().await;
+    let mut made = Vec::new();
+    for n in 1..=5 {
+        made.push(f.create(&format!("web-{n}")).await);
+    }
+    let before = f.file(made[0].1, "/etc/nginx/conf.d/site.conf").unwrap();
+    let site = std::fs::read_to_string(f.template_file("files/site.conf")).unwrap();
+    f.write_template("files/site.conf", &format!("{site}# v2\n"));
+    f.write_template(
+        "scripts/30-check.sh",
+        "#!/bin/sh\n[ \"$(hostname)\" != \"web-3\" ]\n",
+    );
+    f.discover().await;
+
+    let (status, accepted) = f
+        .call(
+            "POST",
+            "/api/v1/templates/webapp/rollout",
+            json!({"canary": 1, "batch": 2}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let ids: Vec<String> = made.iter().map(|(id, _)| id.to_string()).collect();
+    assert_eq!(accepted["ids"], json!(ids), "oldest first");
+    let job = f.wait_job(accepted["job_id"].as_i64().unwrap()).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let result = &job["result"];
+    assert_eq!(result["stopped"], true, "{result}");
+    let outcomes: Vec<&str> = result["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["updated", "updated", "rolled_back", "skipped", "skipped"],
+        "{result}"
+    );
+    assert_eq!(
+        (&result["updated"], &result["failed"], &result["skipped"]),
+        (&json!(2), &json!(1), &json!(2))
+    );
+    for (i, (_, vmid)) in made.iter().enumerate() {
+        let now = f.file(*vmid, "/etc/nginx/conf.d/site.conf").unwrap();
+        if i < 2 {
+            assert!(now.ends_with("# v2\n"), "web-{} updated", i + 1);
+        } else {
+            assert_eq!(now, before, "web-{} as before", i + 1);
+        }
+    }
+    // Untouched means untouched: no snapshot on the last two.
+    for (id, _) in &made[3..] {
+        let (_, snaps) = f
+            .call("GET", &format!("/api/v1/containers/{id}/snapshots"), json!({}))
+            .await;
+        assert!(!snaps.to_string().contains("ctforge-reapply-"), "{snaps}");
+    }
+}
