@@ -494,9 +494,9 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
             let out: crate::containers::reapply::ReapplyAccepted = if let [id] = ids.as_slice() {
                 let mut choices = serde_json::Map::new();
                 for f in &files {
-                    let (name, choice) = f
-                        .split_once('=')
-                        .ok_or_else(|| anyhow::anyhow!("--file {f:?}: use NAME=keep|take|backup"))?;
+                    let (name, choice) = f.split_once('=').ok_or_else(|| {
+                        anyhow::anyhow!("--file {f:?}: use NAME=keep|take|backup")
+                    })?;
                     choices.insert(name.to_owned(), json!(choice));
                 }
                 api.send(
@@ -507,7 +507,9 @@ pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCo
                 .await?
             } else {
                 if !files.is_empty() {
-                    anyhow::bail!("--file applies to one container; a bulk re-apply keeps changed files");
+                    anyhow::bail!(
+                        "--file applies to one container; a bulk re-apply keeps changed files"
+                    );
                 }
                 api.send(
                     reqwest::Method::POST,

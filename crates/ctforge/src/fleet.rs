@@ -317,10 +317,12 @@ async fn applied_template_hash(
     state: &AppState,
     container: &Container,
 ) -> Result<Option<String>, AppError> {
-    Ok(match state.store.get_applied_template(container.id).await? {
-        Some(applied) => Some(applied.template_hash),
-        None => spec_template_hash(container),
-    })
+    Ok(
+        match state.store.get_applied_template(container.id).await? {
+            Some(applied) => Some(applied.template_hash),
+            None => spec_template_hash(container),
+        },
+    )
 }
 
 fn short(hash: &str) -> &str {

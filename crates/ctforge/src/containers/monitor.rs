@@ -419,10 +419,7 @@ async fn record_drift(
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
     let json = serde_json::to_string(&drifted).unwrap_or_else(|_| "[]".to_owned());
-    state
-        .store
-        .put_container_drift(container.id, &json)
-        .await?;
+    state.store.put_container_drift(container.id, &json).await?;
     if drifted.is_empty() || drifted == before {
         return Ok(());
     }
@@ -458,9 +455,7 @@ async fn drift_expectation(
     let Ok(applied) = super::drift::applied_of(state.store.as_ref(), container).await else {
         return Default::default();
     };
-    let Ok(expected) =
-        super::drift::Expected::of(&applied.payload_with(&applied.template))
-    else {
+    let Ok(expected) = super::drift::Expected::of(&applied.payload_with(&applied.template)) else {
         return Default::default();
     };
     expected

@@ -349,10 +349,7 @@ pub async fn submit(
         ))
     })?;
     Rights::of(state, user, &target.cluster)?
-        .require(
-            &vm_path(target.vmid),
-            privileges(request.without_snapshot),
-        )
+        .require(&vm_path(target.vmid), privileges(request.without_snapshot))
         .await?;
     let report = drift::compute(state, target, false).await?;
     if report.template_deleted {
@@ -458,8 +455,7 @@ pub async fn containers_of(state: &AppState, name: &str) -> Result<Vec<String>, 
         .await?
         .into_iter()
         .filter(|c| {
-            c.template_id == Some(template.row.id)
-                && c.status == crate::status::RecordStatus::Ready
+            c.template_id == Some(template.row.id) && c.status == crate::status::RecordStatus::Ready
         })
         .map(|c| c.id)
         .collect();
@@ -534,8 +530,13 @@ pub fn groups(payload: &Payload, todo: &[String]) -> Vec<Vec<String>> {
     match &payload.rollout {
         Some(r) => {
             let canary = r.canary.min(todo.len());
-            let mut out: Vec<Vec<String>> = todo[..canary].iter().map(|i| vec![i.clone()]).collect();
-            out.extend(todo[canary..].chunks(r.batch.max(1)).map(<[String]>::to_vec));
+            let mut out: Vec<Vec<String>> =
+                todo[..canary].iter().map(|i| vec![i.clone()]).collect();
+            out.extend(
+                todo[canary..]
+                    .chunks(r.batch.max(1))
+                    .map(<[String]>::to_vec),
+            );
             out
         }
         None => todo
@@ -759,8 +760,13 @@ impl Reapply {
         let guest = match self.guests.connect(&target.cluster).await {
             Ok(session) => {
                 let channel = session.channel(vmid, Some(Duration::from_secs(60)));
-                drift::read_guest(channel.as_ref(), &applied_expected, Some(&current_expected), false)
-                    .await
+                drift::read_guest(
+                    channel.as_ref(),
+                    &applied_expected,
+                    Some(&current_expected),
+                    false,
+                )
+                .await
             }
             Err(e) => Err(e.to_string()),
         };
@@ -768,8 +774,12 @@ impl Reapply {
             Ok(g) => g,
             Err(e) => return failed(format!("cannot read {name}'s files: {e}")),
         };
-        let (files, scripts, _) =
-            drift::compare(&applied_expected, Some(&current_expected), Some(&guest), false);
+        let (files, scripts, _) = drift::compare(
+            &applied_expected,
+            Some(&current_expected),
+            Some(&guest),
+            false,
+        );
         let mut actions = BTreeMap::new();
         for f in &files {
             let default = match f.state {
@@ -778,10 +788,7 @@ impl Reapply {
                 }
                 _ => FileAction::Take,
             };
-            let action = payload
-                .files
-                .get(&f.name)
-                .map_or(default, |c| c.action());
+            let action = payload.files.get(&f.name).map_or(default, |c| c.action());
             actions.insert(f.name.clone(), action);
         }
         let run_scripts: BTreeSet<String> = scripts
@@ -799,7 +806,9 @@ impl Reapply {
             .await;
         let snapshot = if payload.without_snapshot {
             let _ = ctx
-                .log(format!("{name}: no snapshot (asked for): a failure cannot be rolled back"))
+                .log(format!(
+                    "{name}: no snapshot (asked for): a failure cannot be rolled back"
+                ))
                 .await;
             None
         } else {
@@ -817,17 +826,13 @@ impl Reapply {
                 Err(e) => return failed(format!("{name}: the snapshot failed: {e}")),
             }
         };
-        let result = runtime::apply(
-            &self.runner,
-            ctx,
-            record.clone(),
-            target.cluster.clone(),
-            client.clone(),
+        let subject = runtime::Subject {
+            container: record.clone(),
+            cluster: target.cluster.clone(),
+            client: client.clone(),
             plan,
-            &actions,
-            &run_scripts,
-        )
-        .await;
+        };
+        let result = runtime::apply(&self.runner, ctx, subject, &actions, &run_scripts).await;
         match result {
             Ok(()) => {
                 let stored = serde_json::to_string(&template)
@@ -876,7 +881,9 @@ impl Reapply {
             }
             Err(e) => {
                 let why = e.to_string();
-                let _ = ctx.log(format!("! {name}: the re-apply failed: {why}")).await;
+                let _ = ctx
+                    .log(format!("! {name}: the re-apply failed: {why}"))
+                    .await;
                 match (&snapshot, payload.on_failure) {
                     (Some(snap), OnFailure::Rollback) => {
                         let _ = ctx
@@ -933,7 +940,12 @@ fn wait_options() -> WaitOptions {
 }
 
 /// Takes snapshot `name` (kept when a resumed job already took it).
-async fn take_snapshot(client: &dyn PveApi, node: &str, vmid: u32, name: &str) -> Result<(), String> {
+async fn take_snapshot(
+    client: &dyn PveApi,
+    node: &str,
+    vmid: u32,
+    name: &str,
+) -> Result<(), String> {
     let existing = client
         .snapshot_list(node, vmid)
         .await
@@ -945,10 +957,18 @@ async fn take_snapshot(client: &dyn PveApi, node: &str, vmid: u32, name: &str) -
         .snapshot_create(node, vmid, name, Some("taken by ctforge before a re-apply"))
         .await
         .map_err(|e| e.to_string())?;
-    let exit = ctforge_pve::wait_task(client, node, &upid, wait_options(), &mut |_: ctforge_pve::TaskProgress| {})
-        .await
-        .map_err(|e| e.to_string())?;
-    exit.into_result(&upid).map(|_| ()).map_err(|e| e.to_string())
+    let exit = ctforge_pve::wait_task(
+        client,
+        node,
+        &upid,
+        wait_options(),
+        &mut |_: ctforge_pve::TaskProgress| {},
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    exit.into_result(&upid)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Rolls back to `name` and starts the container again (it ran: a re-apply needs it running).
@@ -957,10 +977,18 @@ async fn rollback(client: &dyn PveApi, node: &str, vmid: u32, name: &str) -> Res
         .snapshot_rollback(node, vmid, name, true)
         .await
         .map_err(|e| e.to_string())?;
-    let exit = ctforge_pve::wait_task(client, node, &upid, wait_options(), &mut |_: ctforge_pve::TaskProgress| {})
-        .await
-        .map_err(|e| e.to_string())?;
-    exit.into_result(&upid).map(|_| ()).map_err(|e| e.to_string())
+    let exit = ctforge_pve::wait_task(
+        client,
+        node,
+        &upid,
+        wait_options(),
+        &mut |_: ctforge_pve::TaskProgress| {},
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    exit.into_result(&upid)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[async_trait]
@@ -986,7 +1014,11 @@ impl JobHandler for Reapply {
         let todo: Vec<String> = payload
             .ids
             .iter()
-            .filter(|id| results.get(*id).is_none_or(|r| r.outcome != Outcome::Updated))
+            .filter(|id| {
+                results
+                    .get(*id)
+                    .is_none_or(|r| r.outcome != Outcome::Updated)
+            })
             .cloned()
             .collect();
         if todo.len() < payload.ids.len() {
@@ -1019,11 +1051,8 @@ impl JobHandler for Reapply {
                     item.message
                 ))
                 .await?;
-                ctx.emit(
-                    "result",
-                    serde_json::to_value(&item).unwrap_or_default(),
-                )
-                .await?;
+                ctx.emit("result", serde_json::to_value(&item).unwrap_or_default())
+                    .await?;
                 if item.outcome != Outcome::Updated {
                     failure.get_or_insert_with(|| item.id.clone());
                 }

@@ -450,7 +450,10 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
 
     let (code, out, err) = f.cli(&["apply", &path, "--plan-only"]).await;
     assert_eq!(code, 2, "{out}{err}");
-    assert!(out.contains("  ~ api-1") && out.contains("  ~ api-2"), "{out}");
+    assert!(
+        out.contains("  ~ api-1") && out.contains("  ~ api-2"),
+        "{out}"
+    );
     assert!(out.contains("memory: 768 → 1024"), "{out}");
     assert!(out.contains("(re-apply)"), "{out}");
     assert!(

@@ -324,7 +324,10 @@ async fn a_failed_reapply_is_rolled_back_to_its_snapshot() {
     let before = f.file(vmid, "/etc/nginx/conf.d/site.conf").unwrap();
     let site = std::fs::read_to_string(f.template_file("files/site.conf")).unwrap();
     f.write_template("files/site.conf", &format!("{site}# v2\n"));
-    f.write_template("scripts/30-fail.sh", "#!/bin/sh\necho failing on purpose\nexit 3\n");
+    f.write_template(
+        "scripts/30-fail.sh",
+        "#!/bin/sh\necho failing on purpose\nexit 3\n",
+    );
     f.discover().await;
     let (_, drift) = f
         .call("GET", &format!("/api/v1/containers/{id}/drift"), json!({}))
@@ -426,7 +429,11 @@ async fn a_rollout_of_five_stops_at_the_third_failure() {
     // Untouched means untouched: no snapshot on the last two.
     for (id, _) in &made[3..] {
         let (_, snaps) = f
-            .call("GET", &format!("/api/v1/containers/{id}/snapshots"), json!({}))
+            .call(
+                "GET",
+                &format!("/api/v1/containers/{id}/snapshots"),
+                json!({}),
+            )
             .await;
         assert!(!snaps.to_string().contains("ctforge-reapply-"), "{snaps}");
     }

@@ -102,8 +102,7 @@ async fn drift_reapply_and_a_failed_reapply_rolled_back_on_lxc() {
         templates.path(),
     );
     let files = templates.path().join("nginx/container-configs/files");
-    let body =
-        json!({ "template": "nginx", "hostname": "drift-real", "vmid": 4351, "password": "provision-me" });
+    let body = json!({ "template": "nginx", "hostname": "drift-real", "vmid": 4351, "password": "provision-me" });
     let (p, job) = common::lxc::provision_from(templates.path().to_owned(), body, |_| {}).await;
     assert_eq!(job["state"], "succeeded", "{job}\n{}", p.events().await);
     let ct = p.channel().await;

@@ -107,7 +107,5 @@ pub async fn post_rollout(
     Path(name): Path<String>,
     Json(request): Json<RolloutRequest>,
 ) -> Response {
-    accepted(
-        reapply::submit_rollout(&state, &user, &remote.ip().to_string(), &name, request).await,
-    )
+    accepted(reapply::submit_rollout(&state, &user, &remote.ip().to_string(), &name, request).await)
 }

@@ -27,18 +27,33 @@ pub enum FileAction {
     Backup,
 }
 
-/// Applies `plan` (derived from the template being applied) to the container: `files` says
-/// what to do per file name (absent: take it), `scripts` names the scripts to run.
+/// What a re-apply works on.
+pub struct Subject {
+    /// The container's record.
+    pub container: Container,
+    /// Its cluster.
+    pub cluster: Cluster,
+    /// Proxmox with the cluster's service token.
+    pub client: Arc<dyn PveApi>,
+    /// The plan derived from the template being applied.
+    pub plan: Plan,
+}
+
+/// Applies `subject.plan` to the container: `files` says what to do per file name (absent:
+/// take it), `scripts` names the scripts to run.
 pub async fn apply(
     runner: &CreateContainer,
     ctx: &JobContext,
-    container: Container,
-    cluster: Cluster,
-    client: Arc<dyn PveApi>,
-    plan: Plan,
+    subject: Subject,
     files: &BTreeMap<String, FileAction>,
     scripts: &BTreeSet<String>,
 ) -> Result<(), StepError> {
+    let Subject {
+        container,
+        cluster,
+        client,
+        plan,
+    } = subject;
     let vmid = plan.vmid;
     let channel = runner.channel(ctx, &cluster, vmid).await?;
     let q = ctforge_ssh::quote;
@@ -86,9 +101,7 @@ pub async fn apply(
             }
             FileAction::Take => {
                 run(ctx, channel.as_ref(), &format!("deploy {name}"), &write).await?;
-                let _ = ctx
-                    .log(format!("{path}: written from the template"))
-                    .await;
+                let _ = ctx.log(format!("{path}: written from the template")).await;
             }
             FileAction::Backup => {
                 let backup = format!("{path}.bak.{stamp}");

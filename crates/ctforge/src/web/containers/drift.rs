@@ -277,8 +277,7 @@ pub async fn rollout_submit(
         }
     }
     Ok(
-        match reapply::submit_rollout(&state, &user, &remote.ip().to_string(), &name, request)
-            .await
+        match reapply::submit_rollout(&state, &user, &remote.ip().to_string(), &name, request).await
         {
             Ok(accepted) => Redirect::to(&accepted.url).into_response(),
             Err(e) => redirect_with(&back, Tone::Err, &e.to_string()),
