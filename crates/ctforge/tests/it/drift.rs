@@ -2,7 +2,8 @@
 //! template changed since (changed here, changed in the template, one conflict, with diffs, on
 //! the API and the Template tab), a re-apply resolving the conflict as chosen, a re-apply whose
 //! script fails rolled back to its snapshot (the file as before), and a rollout over five
-//! containers where the third fails (two updated, the third rolled back, two untouched).
+//! containers where the third fails (two updated, the third rolled back, two untouched), and
+//! monitoring finding drift by checksum (the dashboard badge, one `drift` event).
 
 #![allow(clippy::unwrap_used)]
 
@@ -437,4 +438,64 @@ async fn a_rollout_of_five_stops_at_the_third_failure() {
             .await;
         assert!(!snaps.to_string().contains("ctforge-reapply-"), "{snaps}");
     }
+}
+
+async fn refresh(f: &Fixture, id: i64) -> (u16, Value) {
+    f.call(
+        "POST",
+        &format!("/api/v1/containers/{id}/services/refresh"),
+        json!({}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn monitoring_finds_drift_by_checksum_and_the_dashboard_shows_it() {
+    let f = fixture().await;
+    let (id, vmid) = f.create("web-1").await;
+    let (status, body) = refresh(&f, id).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, listing) = f.call("GET", "/api/v1/containers", json!({})).await;
+    let row = |listing: &Value| {
+        listing["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row(&listing)["drifted"], 0, "{listing}");
+
+    f.sh(vmid, "printf 'local motd\\n' > /etc/motd");
+    let (status, body) = refresh(&f, id).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, listing) = f.call("GET", "/api/v1/containers", json!({})).await;
+    assert_eq!(row(&listing)["drifted"], 1, "{listing}");
+    let (status, html) = f.raw("GET", "/", json!({})).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("drifted"), "the dashboard's badge");
+    assert!(
+        html.contains(&format!("/containers/{id}?tab=template")),
+        "the badge links to the Template tab"
+    );
+    let events = f
+        .app
+        .state
+        .store
+        .list_container_events(id, Some("drift"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].message.contains("/etc/motd"), "{events:?}");
+    // The same drift seen again is not a new event.
+    refresh(&f, id).await;
+    let events = f
+        .app
+        .state
+        .store
+        .list_container_events(id, Some("drift"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
 }
