@@ -336,15 +336,25 @@ async fn a_failed_reapply_is_rolled_back_to_its_snapshot() {
     assert_eq!(drift["scripts"][0]["name"], "30-fail.sh", "{drift}");
     assert_eq!(drift["scripts"][0]["state"], "added", "{drift}");
 
-    let (status, accepted) = f
-        .call(
-            "POST",
-            &format!("/api/v1/containers/{id}/reapply"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let job = f.wait_job(accepted["job_id"].as_i64().unwrap()).await;
+    // Through the Template tab's form: it opens the job's page.
+    let response = f
+        .app
+        .client
+        .post(format!("{}/containers/{id}/reapply", f.app.address))
+        .bearer_auth(&f.token)
+        .form(&[("keep_on_failure_unset", "")])
+        .send()
+        .await
+        .unwrap();
+    let location = match response.headers().get("location") {
+        Some(l) => l.to_str().unwrap().to_owned(),
+        None => response.url().path().to_owned(),
+    };
+    let job_id: i64 = location
+        .strip_prefix("/jobs/")
+        .and_then(|j| j.parse().ok())
+        .unwrap_or_else(|| panic!("the form leads to the job's page, not {location}"));
+    let job = f.wait_job(job_id).await;
     assert_eq!(job["state"], "failed", "{job}");
     let item = &job["result"]["items"][0];
     assert_eq!(item["outcome"], "rolled_back", "{job}");
@@ -390,6 +400,12 @@ async fn a_rollout_of_five_stops_at_the_third_failure() {
     );
     f.discover().await;
 
+    let (status, page) = f.raw("GET", "/templates/webapp", json!({})).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(r#"action="/templates/webapp/rollout""#),
+        "the template page offers the rollout"
+    );
     let (status, accepted) = f
         .call(
             "POST",
