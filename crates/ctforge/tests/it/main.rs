@@ -19,6 +19,7 @@ mod ct_cli;
 mod daytwo;
 mod git_templates;
 mod hardening;
+mod images;
 mod jobs;
 mod journey;
 mod library_git;
