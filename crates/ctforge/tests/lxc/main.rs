@@ -8,6 +8,7 @@ mod create_lxc;
 mod daytwo_lxc;
 mod examples_lxc;
 mod image;
+mod images_lxc;
 mod install_script;
 mod library_lxc;
 mod monitor_lxc;
