@@ -125,9 +125,13 @@ mod tests {
         assert!(is_per_instance(
             "#!/bin/bash\n# ctforge: per-instance\nsave_credential x y\n"
         ));
-        assert!(is_per_instance("\n#   CTForge:   Per-Instance  \necho $(hostname)\n"));
+        assert!(is_per_instance(
+            "\n#   CTForge:   Per-Instance  \necho $(hostname)\n"
+        ));
         assert!(is_per_instance("# creds\n\n#ctforge:per-instance\n"));
-        assert!(!is_per_instance("#!/bin/sh\necho hi\n# ctforge: per-instance\n"));
+        assert!(!is_per_instance(
+            "#!/bin/sh\necho hi\n# ctforge: per-instance\n"
+        ));
         assert!(!is_per_instance("# ctforge: per-instance-ish\n"));
         assert!(!is_per_instance(""));
         assert!(Script::new(10, "10-a.sh", "# ctforge: per-instance\n").per_instance());

@@ -49,9 +49,7 @@ pub fn firstboot_script() -> String {
          [ -e {pending} ] || exit 0\n\
          rm -f {keys}\n\
          if command -v ssh-keygen >/dev/null 2>&1; then ssh-keygen -A; fi\n\
-         if [ ! -s /etc/machine-id ]; then\n\
-         if command -v systemd-machine-id-setup >/dev/null 2>&1; then systemd-machine-id-setup; fi\n\
-         fi\n\
+         if test -s /etc/machine-id; then true; elif command -v systemd-machine-id-setup >/dev/null 2>&1; then systemd-machine-id-setup; fi\n\
          if [ -d /var/lib/dbus ]; then rm -f /var/lib/dbus/machine-id; ln -s /etc/machine-id /var/lib/dbus/machine-id; fi\n\
          rm -f {pending}\n",
         pending = quote(FIRSTBOOT_PENDING),
@@ -173,7 +171,14 @@ pub async fn configure_clone(
     for (key, value) in plan.params.to_form() {
         if matches!(
             key.as_str(),
-            "hostname" | "cores" | "memory" | "swap" | "net0" | "nameserver" | "searchdomain" | "tags"
+            "hostname"
+                | "cores"
+                | "memory"
+                | "swap"
+                | "net0"
+                | "nameserver"
+                | "searchdomain"
+                | "tags"
         ) {
             set.push(key.clone());
             update = update.set(key, value);
@@ -246,8 +251,13 @@ pub async fn identity(
         let _ = ctx.log("root password set").await;
     }
     if let Some(keys) = get("ssh-public-keys") {
-        pipeline::run(ctx, channel, "ssh keys", "mkdir -p /root/.ssh && chmod 700 /root/.ssh")
-            .await?;
+        pipeline::run(
+            ctx,
+            channel,
+            "ssh keys",
+            "mkdir -p /root/.ssh && chmod 700 /root/.ssh",
+        )
+        .await?;
         channel
             .push(
                 format!("{}\n", keys.trim_end()).as_bytes(),
@@ -308,10 +318,25 @@ impl BakeImage {
             .pve
             .service(&cluster)
             .map_err(|e| fail(e.to_string()))?;
-        let vmid = client
+        // Proxmox's next free id, skipping the ones ctforge's own creations have claimed but
+        // not created yet (their record reserves them; the bake must not adopt one).
+        let start = client
             .cluster_nextid(None)
             .await
             .map_err(|e| fail(format!("next free VMID: {e}")))?;
+        let mut vmid = None;
+        for candidate in start..start.saturating_add(1000) {
+            let claimed = self
+                .store
+                .get_container_by_vmid(cluster.id, i64::from(candidate))
+                .await
+                .is_ok();
+            if !claimed && client.cluster_nextid(Some(candidate)).await.is_ok() {
+                vmid = Some(candidate);
+                break;
+            }
+        }
+        let vmid = vmid.ok_or_else(|| fail(format!("no free VMID from {start}")))?;
         self.store
             .set_image_vmid(image.id, i64::from(vmid))
             .await
@@ -384,11 +409,21 @@ impl JobHandler for BakeImage {
                     .guest_channel(ctx, &work.cluster, plan.vmid)
                     .await?;
                 channel
-                    .push(firstboot_script().as_bytes(), FIRSTBOOT_SCRIPT, Some(0o755), None)
+                    .push(
+                        firstboot_script().as_bytes(),
+                        FIRSTBOOT_SCRIPT,
+                        Some(0o755),
+                        None,
+                    )
                     .await
                     .map_err(|e| fail(format!("push the first-boot program: {e}")))?;
                 channel
-                    .push(firstboot_unit().as_bytes(), FIRSTBOOT_UNIT, Some(0o644), None)
+                    .push(
+                        firstboot_unit().as_bytes(),
+                        FIRSTBOOT_UNIT,
+                        Some(0o644),
+                        None,
+                    )
                     .await
                     .map_err(|e| fail(format!("push the first-boot unit: {e}")))?;
                 pipeline::run(

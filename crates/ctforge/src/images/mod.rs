@@ -173,7 +173,9 @@ async fn images_of(
     node: &str,
     storage: &str,
 ) -> Result<Vec<Image>, StoreError> {
-    let mut images = store.find_images(cluster_id, template, node, storage).await?;
+    let mut images = store
+        .find_images(cluster_id, template, node, storage)
+        .await?;
     for image in &mut images {
         if ImageState::parse(&image.state) != ImageState::Building {
             continue;
@@ -262,7 +264,9 @@ pub async fn choose(
     let why = match building {
         Some(b) => format!(
             "the image of {label} on {node}/{storage} is still being built (job {})",
-            b.job_id.map(|j| j.to_string()).unwrap_or_else(|| "queued".into())
+            b.job_id
+                .map(|j| j.to_string())
+                .unwrap_or_else(|| "queued".into())
         ),
         None => format!("there is no ready image of {label} on {node}/{storage}"),
     };
@@ -444,9 +448,7 @@ pub async fn request_build(
     let payload = CreatePayload {
         request: create,
         template: prepared.template.clone(),
-        environment: crate::provisioning::submit::EnvironmentSnapshot::from(
-            &prepared.environment,
-        ),
+        environment: crate::provisioning::submit::EnvironmentSnapshot::from(&prepared.environment),
         root_ticket_sealed,
         template_git: prepared.template_git.clone(),
         config_source: prepared.config_source.clone(),
@@ -590,7 +592,11 @@ pub async fn delete(
 async fn remove(store: &dyn Store, client: &dyn PveApi, image: &Image) -> Result<(), AppError> {
     if let Some(vmid) = image.vmid.and_then(|v| u32::try_from(v).ok()) {
         match client
-            .lxc_delete(&image.node, vmid, ctforge_pve::types::DeleteOptions::default())
+            .lxc_delete(
+                &image.node,
+                vmid,
+                ctforge_pve::types::DeleteOptions::default(),
+            )
             .await
         {
             Ok(upid) => {
@@ -685,7 +691,10 @@ pub fn spawn_gc(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
                 () = tokio::time::sleep(Duration::from_secs(every)) => {}
             }
             let ttl = i64::try_from(every.saturating_mul(1000)).unwrap_or(i64::MAX);
-            if !matches!(state.locks.try_lock("images:gc", &owner, ttl).await, Ok(true)) {
+            if !matches!(
+                state.locks.try_lock("images:gc", &owner, ttl).await,
+                Ok(true)
+            ) {
                 continue;
             }
             match gc(&state).await {

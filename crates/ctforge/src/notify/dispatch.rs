@@ -400,7 +400,9 @@ async fn job_event(state: &Deps, job_id: i64, failed: bool, at: i64) -> Option<E
         (
             EventKind::ImageBuilt,
             format!("Image built: {label}"),
-            format!("Job {job_id} built {label}; new containers of this template version clone it."),
+            format!(
+                "Job {job_id} built {label}; new containers of this template version clone it."
+            ),
         )
     } else if failed {
         (

@@ -327,7 +327,10 @@ async fn run_counted(
 /// Runs a command quietly and returns (exit code, stdout).
 /// Runs a read-only command and returns its exit code and its whole stdout (not just the
 /// channel's tail: unit listings are longer than that), capped at [`PROBE_MAX_BYTES`].
-pub(crate) async fn probe(channel: &dyn RemoteExec, command: &str) -> Result<(u32, String), StepError> {
+pub(crate) async fn probe(
+    channel: &dyn RemoteExec,
+    command: &str,
+) -> Result<(u32, String), StepError> {
     let mut stdout = String::new();
     let mut collect = |stream: Stream, line: &str| {
         if stream == Stream::Stdout && stdout.len() + line.len() < PROBE_MAX_BYTES {

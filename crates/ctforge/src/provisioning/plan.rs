@@ -344,11 +344,18 @@ impl Plan {
                     Step::Start,
                     Step::Identity,
                 ];
-                steps.extend(self.steps.iter().filter(|s| match s {
-                    Step::RunScript { content, .. } => ctforge_template::is_per_instance(content),
-                    Step::Discover => true,
-                    _ => false,
-                }).cloned());
+                steps.extend(
+                    self.steps
+                        .iter()
+                        .filter(|s| match s {
+                            Step::RunScript { content, .. } => {
+                                ctforge_template::is_per_instance(content)
+                            }
+                            Step::Discover => true,
+                            _ => false,
+                        })
+                        .cloned(),
+                );
                 self.steps = steps;
             }
             _ => {}

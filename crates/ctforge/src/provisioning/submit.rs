@@ -148,12 +148,21 @@ async fn free_vmid(
     cluster: &Cluster,
     start: u32,
 ) -> Result<u32, AppError> {
+    // VMIDs of images (a bake chooses its VMID when it starts) are taken too.
+    let images: Vec<i64> = state
+        .store
+        .list_images(Some(cluster.id))
+        .await?
+        .into_iter()
+        .filter_map(|i| i.vmid)
+        .collect();
     for candidate in start..start.saturating_add(1000) {
-        let ours = state
-            .store
-            .get_container_by_vmid(cluster.id, i64::from(candidate))
-            .await
-            .is_ok();
+        let ours = images.contains(&i64::from(candidate))
+            || state
+                .store
+                .get_container_by_vmid(cluster.id, i64::from(candidate))
+                .await
+                .is_ok();
         if !ours
             && ctforge_pve::PveApi::cluster_nextid(client, Some(candidate))
                 .await

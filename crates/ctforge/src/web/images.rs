@@ -138,8 +138,7 @@ pub async fn build(
         node: Some(form.node.trim().to_owned()).filter(|n| !n.is_empty()),
         ..BuildRequest::default()
     };
-    let started =
-        images::request_build(&state, &user, &request, &remote.ip().to_string()).await?;
+    let started = images::request_build(&state, &user, &request, &remote.ip().to_string()).await?;
     Ok(Redirect::to(&format!("/jobs/{}", started.job_id)))
 }
 

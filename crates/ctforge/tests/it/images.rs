@@ -33,7 +33,10 @@ impl Session {
         let r = r.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -168,7 +171,8 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
     assert_eq!(plan["source"]["kind"], "scratch", "{plan}");
     let reason = plan["source"]["reason"].as_str().unwrap();
     assert!(
-        reason.contains("no ready image of imgweb@") && reason.contains("built after this creation"),
+        reason.contains("no ready image of imgweb@")
+            && reason.contains("built after this creation"),
         "{reason}"
     );
     // Forcing the image now is a conflict that says what is missing.
@@ -244,11 +248,7 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
                 .file(template_vmid, "/var/lib/ctforge/firstboot-pending")
                 .is_some()
         );
-        assert!(
-            backend
-                .file(template_vmid, "/srv/www/index.html")
-                .is_some()
-        );
+        assert!(backend.file(template_vmid, "/srv/www/index.html").is_some());
     }
 
     // Review says the next one comes from the image, and only the per-instance steps run.
@@ -300,7 +300,9 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
     assert_eq!(job["state"], "succeeded", "{job}");
     let log = s.job_log(job_id).await;
     assert!(
-        log.contains(&format!("cloning image {image_id} (CT template {template_vmid})")),
+        log.contains(&format!(
+            "cloning image {image_id} (CT template {template_vmid})"
+        )),
         "{log}"
     );
     assert!(log.contains("first-boot identity"), "{log}");
@@ -370,7 +372,15 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
     let bake = s.wait_for_job(started["job_id"].as_i64().unwrap()).await;
     assert_eq!(bake["state"], "succeeded", "{bake}");
     let plain = started["image_id"].as_i64().unwrap();
-    let plain_vmid = s.app.state.store.get_image(plain).await.unwrap().vmid.unwrap();
+    let plain_vmid = s
+        .app
+        .state
+        .store
+        .get_image(plain)
+        .await
+        .unwrap()
+        .vmid
+        .unwrap();
     s.app
         .state
         .store

@@ -163,17 +163,29 @@ async fn clones_of_an_image_have_their_own_identity_on_lxc() {
     let id = "cat /etc/machine-id";
     let (k0, k1, k2) = (sh(&first, key).await, sh(&a, key).await, sh(&b, key).await);
     let (m0, m1, m2) = (sh(&first, id).await, sh(&a, id).await, sh(&b, id).await);
-    assert!(k1.starts_with("ssh-ed25519 ") && k2.starts_with("ssh-ed25519 "), "{k1} {k2}");
-    assert!(k0 != k1 && k0 != k2 && k1 != k2, "host keys: {k0} {k1} {k2}");
+    assert!(
+        k1.starts_with("ssh-ed25519 ") && k2.starts_with("ssh-ed25519 "),
+        "{k1} {k2}"
+    );
+    assert!(
+        k0 != k1 && k0 != k2 && k1 != k2,
+        "host keys: {k0} {k1} {k2}"
+    );
     assert!(
         m1.trim().len() == 32 && m2.trim().len() == 32,
         "machine-ids: {m1} {m2}"
     );
-    assert!(m0 != m1 && m0 != m2 && m1 != m2, "machine-ids: {m0} {m1} {m2}");
+    assert!(
+        m0 != m1 && m0 != m2 && m1 != m2,
+        "machine-ids: {m0} {m1} {m2}"
+    );
     assert_eq!(
-        sh(&a, "test -e /var/lib/ctforge/firstboot-pending && echo pending || echo done")
-            .await
-            .trim(),
+        sh(
+            &a,
+            "test -e /var/lib/ctforge/firstboot-pending && echo pending || echo done"
+        )
+        .await
+        .trim(),
         "done"
     );
     assert_eq!(

@@ -18,9 +18,9 @@ use sqlx::sqlite::{
 
 use super::model::*;
 use super::{
-    AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    ImageStore, KeyStore, LibraryStore, LockStore, NodeSshStore, NotificationStore, PresetStore, RoleStore,
-    Store, StoreError, StoreResult, TemplateStore,
+    AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, ImageStore,
+    JobStore, KeyStore, LibraryStore, LockStore, NodeSshStore, NotificationStore, PresetStore,
+    RoleStore, Store, StoreError, StoreResult, TemplateStore,
 };
 use crate::clock::Clock;
 use crate::status::{JobState, RecordStatus};
