@@ -53,6 +53,17 @@ struct Opts {
     /// Work directory (default: a new directory under the system's temp dir, removed after).
     #[arg(long)]
     scratch: Option<PathBuf>,
+    /// Which figures: `floor` (the performance floor), `images` (ten containers from scratch
+    /// vs from the template's image on the simulator's lxc backend; needs root and
+    /// `scripts/setup-lxc.sh`) or `all`.
+    #[arg(long, default_value = "floor")]
+    figures: String,
+    /// Containers per column of the images figure.
+    #[arg(long, default_value_t = 10)]
+    image_containers: usize,
+    /// Creations of the images figure in flight at once (each column).
+    #[arg(long, default_value_t = 2)]
+    image_parallel: usize,
 }
 
 /// A child process killed when dropped.
@@ -80,11 +91,22 @@ struct Sim {
     cluster_toml: PathBuf,
     http: reqwest::Client,
     ticket: String,
+    csrf: String,
 }
 
 const SIM_PASSWORD: &str = "Bench-Secret-123";
 
 async fn start_sim(opts: &Opts, dir: &Path, nodes: u32, containers: u32) -> Result<Sim> {
+    start_sim_on(opts, dir, nodes, containers, "memory").await
+}
+
+async fn start_sim_on(
+    opts: &Opts,
+    dir: &Path,
+    nodes: u32,
+    containers: u32,
+    backend: &str,
+) -> Result<Sim> {
     let port = free_port()?;
     let ssh = free_port()?;
     let state = dir.join("sim");
@@ -93,7 +115,7 @@ async fn start_sim(opts: &Opts, dir: &Path, nodes: u32, containers: u32) -> Resu
     let child = Command::new(&opts.bin)
         .args(["sim", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--ssh-listen", &format!("127.0.0.1:{ssh}")])
-        .args(["--backend", "memory", "--nodes", &nodes.to_string()])
+        .args(["--backend", backend, "--nodes", &nodes.to_string()])
         .args(["--containers", &containers.to_string(), "--task-speed", "0"])
         .args(["--auth-delay-ms", "0", "--root-password", SIM_PASSWORD])
         .arg("--state-dir")
@@ -110,7 +132,7 @@ async fn start_sim(opts: &Opts, dir: &Path, nodes: u32, containers: u32) -> Resu
         .build()?;
     let cluster_toml = state.join("cluster.toml");
     let deadline = Instant::now() + Duration::from_secs(120);
-    let ticket = loop {
+    let (ticket, csrf) = loop {
         if Instant::now() > deadline {
             bail!(
                 "the simulator did not start (see {}/sim.log)",
@@ -127,7 +149,10 @@ async fn start_sim(opts: &Opts, dir: &Path, nodes: u32, containers: u32) -> Resu
         {
             let body: Value = r.json().await?;
             if let Some(t) = body["data"]["ticket"].as_str() {
-                break t.to_owned();
+                let csrf = body["data"]["CSRFPreventionToken"]
+                    .as_str()
+                    .unwrap_or_default();
+                break (t.to_owned(), csrf.to_owned());
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -139,6 +164,7 @@ async fn start_sim(opts: &Opts, dir: &Path, nodes: u32, containers: u32) -> Resu
         cluster_toml,
         http,
         ticket,
+        csrf,
     })
 }
 
@@ -229,10 +255,25 @@ struct App {
 }
 
 async fn start_app(opts: &Opts, dir: &Path, sim: &Sim, db: Db) -> Result<App> {
+    start_app_with(opts, dir, sim, db, &[]).await
+}
+
+async fn start_app_with(
+    opts: &Opts,
+    dir: &Path,
+    sim: &Sim,
+    db: Db,
+    extra_env: &[(&str, &str)],
+) -> Result<App> {
     let data = dir.join(format!("data-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data)?;
     let port = free_port()?;
-    let env = db.env(&data);
+    let mut env = db.env(&data);
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let separate = matches!(db, Db::Postgres { redis: Some(_), .. });
     let spawn = |args: &[&str], log: &str, workers: Option<&str>| -> Result<Proc> {
         let mut cmd = Command::new(&opts.bin);
@@ -332,12 +373,17 @@ fn discover_into(opts: &Opts, db: &Db, data: &Path, root: &Path) -> Result<(Dura
 
 /// One creation with instant tasks: request → job finished, in ms.
 async fn create_once(app: &App, template: &str, hostname: &str) -> Result<f64> {
+    create_from(app, json!({ "template": template, "hostname": hostname })).await
+}
+
+/// Submits the creation `body` and follows its job to the end; milliseconds from the request.
+async fn create_from(app: &App, body: Value) -> Result<f64> {
     let started = Instant::now();
     let r = app
         .client
         .post(format!("{}/api/v1/containers", app.base))
         .header("x-csrf-token", &app.csrf)
-        .json(&json!({ "template": template, "hostname": hostname }))
+        .json(&body)
         .send()
         .await?;
     if r.status().as_u16() != 202 {
@@ -361,7 +407,15 @@ async fn create_once(app: &App, template: &str, hostname: &str) -> Result<f64> {
             return Ok(started.elapsed().as_secs_f64() * 1000.0);
         }
         if seen.contains("\"kind\":\"error\"") || seen.contains("\"kind\":\"cancelled\"") {
-            bail!("job {job} failed: {seen}");
+            let tail: String = seen
+                .chars()
+                .rev()
+                .take(400)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            bail!("job {job} failed: …{tail}");
         }
         // Keep the tail only (a marker may straddle two chunks).
         if seen.len() > 8192 {
@@ -467,6 +521,195 @@ async fn creation(opts: &Opts, dir: &Path, db: Db, rows: &mut Vec<Row>) -> Resul
         Some(p99 <= 100.0),
     ));
     Ok(())
+}
+
+/// Ten containers (`--image-containers`) of one web template on the lxc backend, two at a time
+/// (`--image-parallel`):
+/// first from scratch, then from the template's image (baked in between, not counted); per
+/// container time from the request to Ready (median, max) and the wall time of each batch.
+async fn images(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let sim = start_sim_on(opts, dir, 1, 0, "lxc").await?;
+    let n = opts.image_containers.to_string();
+    let app = start_app_with(
+        opts,
+        dir,
+        &sim,
+        Db::Sqlite,
+        &[
+            ("CTFORGE_IMAGES__AUTO_BUILD", "false"),
+            ("CTFORGE_WORKERS__CONCURRENCY", n.as_str()),
+            ("CTFORGE_WORKERS__PER_NODE", n.as_str()),
+        ],
+    )
+    .await?;
+    let root = dir.join(format!("images-{}", uuid::Uuid::new_v4().simple()));
+    small_template(&root)?;
+    app.discover(opts, &root)?;
+    let result = async {
+        let scratch = batch(&app, "scratch", 2000, opts).await?;
+        let r = app
+            .client
+            .post(format!("{}/api/v1/images", app.base))
+            .header("x-csrf-token", &app.csrf)
+            .json(&json!({ "template": "bench-web" }))
+            .send()
+            .await?;
+        if r.status().as_u16() != 202 {
+            bail!("image build refused: {} {}", r.status(), r.text().await?);
+        }
+        let started: Value = r.json().await?;
+        let baked = Instant::now();
+        follow_job(&app, started["job_id"].as_i64().unwrap_or_default()).await?;
+        let bake = baked.elapsed().as_secs_f64();
+        let image = batch(&app, "image", 3000, opts).await?;
+        Ok((scratch, image, bake))
+    }
+    .await;
+    cleanup_lxc(&sim).await;
+    let (scratch, image, bake) = result?;
+    let (k, p) = (opts.image_containers, opts.image_parallel);
+    for (label, (times, total)) in [("from scratch", &scratch), ("from its image", &image)] {
+        let median = percentile(times, 50.0) / 1000.0;
+        let max = times.last().copied().unwrap_or(f64::NAN) / 1000.0;
+        let goal = label == "from its image";
+        rows.push(row(
+            format!("{k} web containers ({p} at a time), lxc, {label}: median to Ready"),
+            format!("{median:.1} s"),
+            if goal { "≤ 3 s" } else { "" },
+            goal.then_some(median <= 3.0),
+        ));
+        rows.push(row(
+            format!("{k} web containers ({p} at a time), lxc, {label}: max / total"),
+            format!("{max:.1} s / {total:.1} s"),
+            "",
+            None,
+        ));
+    }
+    rows.push(row(
+        "image bake of the web template (once, not counted above)",
+        format!("{bake:.1} s"),
+        "",
+        None,
+    ));
+    Ok(())
+}
+
+/// `--image-containers` creations of `bench-web` with `"source": source`, `--image-parallel`
+/// in flight at once (VMIDs from `first`: automatic ones would collide between simultaneous
+/// requests); each one's time to Ready in milliseconds (sorted) and the batch's wall time in
+/// seconds.
+async fn batch(app: &App, source: &str, first: usize, opts: &Opts) -> Result<(Vec<f64>, f64)> {
+    let started = Instant::now();
+    let runs = (0..opts.image_containers).map(|i| {
+        create_from(
+            app,
+            json!({
+                "template": "bench-web",
+                "hostname": format!("{source}{i}"),
+                "source": source,
+                "vmid": first + i,
+            }),
+        )
+    });
+    let mut times: Vec<f64> = futures_util::stream::iter(runs)
+        .buffer_unordered(opts.image_parallel.max(1))
+        .collect::<Vec<Result<f64>>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok((times, started.elapsed().as_secs_f64()))
+}
+
+/// Follows job `job` until it ends; an error unless it succeeded.
+async fn follow_job(app: &App, job: i64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let j: Value = app
+            .client
+            .get(format!("{}/api/v1/jobs/{job}", app.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        match j["state"].as_str() {
+            Some("succeeded") => return Ok(()),
+            Some("failed" | "cancelled") => bail!("job {job} ended {}: {j}", j["state"]),
+            _ if Instant::now() > deadline => bail!("job {job} did not finish"),
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// Stops and destroys every CT of the lxc simulator (real containers outlive its process).
+async fn cleanup_lxc(sim: &Sim) {
+    let Ok(r) = sim
+        .http
+        .get(format!("{}/api2/json/cluster/resources?type=vm", sim.base))
+        .header("cookie", format!("PVEAuthCookie={}", sim.ticket))
+        .send()
+        .await
+    else {
+        return;
+    };
+    let Ok(body) = r.json::<Value>().await else {
+        return;
+    };
+    let guests: Vec<(String, u64)> = body["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| Some((g["node"].as_str()?.to_owned(), g["vmid"].as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (node, vmid) in guests {
+        let ct = format!("{}/api2/json/nodes/{node}/lxc/{vmid}", sim.base);
+        let _ = sim
+            .http
+            .post(format!("{ct}/status/stop"))
+            .header("cookie", format!("PVEAuthCookie={}", sim.ticket))
+            .header("CSRFPreventionToken", &sim.csrf)
+            .send()
+            .await;
+        for _ in 0..120 {
+            let gone = sim
+                .http
+                .delete(format!("{ct}?force=1&purge=1"))
+                .header("cookie", format!("PVEAuthCookie={}", sim.ticket))
+                .header("CSRFPreventionToken", &sim.csrf)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if gone {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    // Destruction runs as a task: wait until the simulator lists none (a minute at most).
+    for _ in 0..60 {
+        let left = sim
+            .http
+            .get(format!("{}/api2/json/cluster/resources?type=vm", sim.base))
+            .header("cookie", format!("PVEAuthCookie={}", sim.ticket))
+            .send()
+            .await
+            .ok();
+        let empty = match left {
+            Some(r) => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|b| b["data"].as_array().map(Vec::is_empty))
+                .unwrap_or(true),
+            None => true,
+        };
+        if empty {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 async fn dashboard(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
@@ -712,33 +955,14 @@ async fn main() -> Result<()> {
     let commit = commit();
     let mut rows = Vec::new();
     let skip_pg = opts.pg == "none";
-    let steps: Vec<(&str, Result<()>)> = vec![
-        (
-            "creation (SQLite)",
-            creation(&opts, &dir, Db::Sqlite, &mut rows).await,
-        ),
-        (
-            "creation (PostgreSQL + Redis)",
-            if skip_pg {
-                Ok(())
-            } else {
-                match pg_db(&opts, true).await {
-                    Ok(db) => creation(&opts, &dir, db, &mut rows).await,
-                    Err(e) => Err(e),
-                }
-            },
-        ),
-        ("dashboard", dashboard(&opts, &dir, &mut rows).await),
-        ("discovery", discovery(&opts, &dir, &mut rows).await),
-        (
-            "template pages",
-            if skip_pg {
-                Ok(())
-            } else {
-                template_pages(&opts, &dir, &mut rows).await
-            },
-        ),
-    ];
+    let floor = opts.figures != "images";
+    let mut steps: Vec<(&str, Result<()>)> = Vec::new();
+    if opts.figures == "images" || opts.figures == "all" {
+        steps.push(("images (lxc)", images(&opts, &dir, &mut rows).await));
+    }
+    if floor {
+        steps.extend(floor_steps(&opts, &dir, skip_pg, &mut rows).await);
+    }
     let mut failed = false;
     for (name, result) in steps {
         if let Err(e) = result {
@@ -754,4 +978,40 @@ async fn main() -> Result<()> {
         eprintln!("logs kept in {}", dir.display());
     }
     Ok(())
+}
+
+/// The performance floor's figures.
+async fn floor_steps(
+    opts: &Opts,
+    dir: &Path,
+    skip_pg: bool,
+    rows: &mut Vec<Row>,
+) -> Vec<(&'static str, Result<()>)> {
+    vec![
+        (
+            "creation (SQLite)",
+            creation(opts, dir, Db::Sqlite, rows).await,
+        ),
+        (
+            "creation (PostgreSQL + Redis)",
+            if skip_pg {
+                Ok(())
+            } else {
+                match pg_db(opts, true).await {
+                    Ok(db) => creation(opts, dir, db, rows).await,
+                    Err(e) => Err(e),
+                }
+            },
+        ),
+        ("dashboard", dashboard(opts, dir, rows).await),
+        ("discovery", discovery(opts, dir, rows).await),
+        (
+            "template pages",
+            if skip_pg {
+                Ok(())
+            } else {
+                template_pages(opts, dir, rows).await
+            },
+        ),
+    ]
 }

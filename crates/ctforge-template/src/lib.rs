@@ -53,6 +53,6 @@ pub use load::{Loaded, MAX_FILE_SIZE, discover, load_dir, load_files, template_d
 pub use packages::{
     CustomList, CustomPackage, Package, PackageList, PackageManager, parse_package_list,
 };
-pub use scripts::{Script, parse_script_name};
+pub use scripts::{PER_INSTANCE_MARKER, Script, is_per_instance, parse_script_name};
 pub use template::{Template, TemplateDoc};
 pub use write::{render_files, write_dir};

@@ -82,11 +82,60 @@ impl Script {
         let suffix = if base.ends_with(".sh") { "" } else { ".sh" };
         format!("{:02}-{base}{suffix}", self.order)
     }
+
+    /// Whether the script runs per instance (see [`is_per_instance`]).
+    pub fn per_instance(&self) -> bool {
+        is_per_instance(&self.content)
+    }
+}
+
+/// The header comment marking a script that must run in every instance (credentials, anything
+/// reading the hostname): an image is baked without it and each container made from the image
+/// runs it at creation.
+pub const PER_INSTANCE_MARKER: &str = "ctforge: per-instance";
+
+/// Whether `content` carries the per-instance marker: a comment line `# ctforge: per-instance`
+/// (spaces and case free) in the script's leading comment block (the lines before the first
+/// command; the shebang and blank lines belong to the block). A marker further down is an
+/// ordinary comment, so a script's body cannot change how it is scheduled by accident.
+pub fn is_per_instance(content: &str) -> bool {
+    for line in content.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some(comment) = line.strip_prefix('#') else {
+            return false;
+        };
+        let words: Vec<&str> = comment.split_whitespace().collect();
+        let joined = words.join(" ").to_ascii_lowercase();
+        if joined == PER_INSTANCE_MARKER || joined == "ctforge:per-instance" {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_per_instance_marker_is_read_from_the_header_only() {
+        assert!(is_per_instance(
+            "#!/bin/bash\n# ctforge: per-instance\nsave_credential x y\n"
+        ));
+        assert!(is_per_instance(
+            "\n#   CTForge:   Per-Instance  \necho $(hostname)\n"
+        ));
+        assert!(is_per_instance("# creds\n\n#ctforge:per-instance\n"));
+        assert!(!is_per_instance(
+            "#!/bin/sh\necho hi\n# ctforge: per-instance\n"
+        ));
+        assert!(!is_per_instance("# ctforge: per-instance-ish\n"));
+        assert!(!is_per_instance(""));
+        assert!(Script::new(10, "10-a.sh", "# ctforge: per-instance\n").per_instance());
+    }
 
     #[test]
     fn names() {

@@ -305,9 +305,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let workers = startup::start_workers(&state);
             let monitor = crate::containers::monitor::spawn(&state);
             let notifications = crate::notify::dispatch::spawn(&state);
+            let image_gc = crate::images::spawn_gc(&state);
             tracing::info!(owner = %workers.owner(), "ctforge worker running; SIGINT or SIGTERM stops it");
             startup::shutdown_signal().await;
             state.shutdown.cancel();
+            if let Some(image_gc) = image_gc {
+                image_gc.abort();
+            }
             if let Some(monitor) = monitor {
                 monitor.stop().await;
             }

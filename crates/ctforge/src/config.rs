@@ -173,6 +173,27 @@ impl Default for DashboardConfig {
     }
 }
 
+/// Images baked from templates (`[images]`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// Bake an image automatically after the first successful creation from a template on a
+    /// node and storage that has no current image of it.
+    pub auto_build: bool,
+    /// Seconds between garbage collections of superseded images no container was made from
+    /// and of failed ones (0: only on `DELETE`).
+    pub gc_interval_secs: u64,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        Self {
+            auto_build: true,
+            gc_interval_secs: 3600,
+        }
+    }
+}
+
 /// Bounds of provisioning's waits (`[provisioning]`): nothing a job does in a container waits
 /// forever.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -439,6 +460,9 @@ pub struct Config {
     /// The dashboard's shared Proxmox reads.
     #[serde(default)]
     pub dashboard: DashboardConfig,
+    /// Images baked from templates.
+    #[serde(default)]
+    pub images: ImagesConfig,
     /// The HTTP side: public URL, cookies, trusted proxy.
     #[serde(default)]
     pub server: ServerConfig,
@@ -493,6 +517,7 @@ impl Default for Config {
             monitoring: MonitoringConfig::default(),
             provisioning: ProvisioningConfig::default(),
             dashboard: DashboardConfig::default(),
+            images: ImagesConfig::default(),
             server: ServerConfig::default(),
             job_log: JobLogConfig::default(),
             clusters: Vec::new(),
@@ -818,6 +843,7 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
         | "provisioning.settle_timeout_secs"
         | "provisioning.probe_timeout_secs"
         | "dashboard.fresh_ms"
+        | "images.gc_interval_secs"
         | "job_log.head_lines"
         | "job_log.tail_lines"
         | "backup.interval_secs"
@@ -839,7 +865,7 @@ fn parse_env_value(key: &str, value: &str) -> toml::Value {
                 .map(|s| toml::Value::String(s.to_owned()))
                 .collect(),
         ),
-        "monitoring.web_links" | "server.secure_cookies" => {
+        "monitoring.web_links" | "server.secure_cookies" | "images.auto_build" => {
             match value.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
                 "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
@@ -887,6 +913,8 @@ fn known_env_keys() -> BTreeSet<String> {
         "provisioning__settle_timeout_secs",
         "provisioning__probe_timeout_secs",
         "dashboard__fresh_ms",
+        "images__auto_build",
+        "images__gc_interval_secs",
         "server__public_url",
         "server__secure_cookies",
         "server__trusted_proxy_header",

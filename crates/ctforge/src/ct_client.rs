@@ -786,6 +786,8 @@ async fn follow(api: &Api, job_id: i64, after: i64) -> anyhow::Result<ExitCode> 
 fn step_line(step: &Step) -> (&'static str, &str) {
     match step {
         Step::Create => ("create", ""),
+        Step::CloneImage { node, .. } => ("clone_image", node),
+        Step::Identity => ("identity", ""),
         Step::Start => ("start", ""),
         Step::DeployFile { name, .. } => ("deploy_file", name),
         Step::ConfigManager => ("config_manager", ""),

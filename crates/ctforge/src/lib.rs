@@ -24,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod guest;
+pub mod images;
 pub mod jobs;
 pub mod locks;
 pub mod metrics;

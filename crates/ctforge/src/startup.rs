@@ -180,7 +180,7 @@ pub async fn build_state(
 
 /// Registers the handler of every job kind (the one place; `serve` and `worker` both use it).
 pub fn register_job_handlers(state: &AppState) {
-    state.jobs.registry().register(Arc::new(
+    let create = Arc::new(
         crate::provisioning::pipeline::CreateContainer::new(
             state.store.clone(),
             state.keyring.clone(),
@@ -189,8 +189,18 @@ pub fn register_job_handlers(state: &AppState) {
         )
         .with_limits(crate::provisioning::waits::Limits::from(
             &state.config.provisioning,
-        )),
-    ));
+        ))
+        .with_auto_build(state.config.images.auto_build),
+    );
+    state.jobs.registry().register(create.clone());
+    state
+        .jobs
+        .registry()
+        .register(Arc::new(crate::images::bake::BakeImage::new(
+            state.store.clone(),
+            state.pve.clone(),
+            create,
+        )));
     state
         .jobs
         .registry()
@@ -299,6 +309,11 @@ impl App {
             None
         };
         let git_schedule = crate::templates::manage::spawn_git_schedule(&self.state);
+        let image_gc = if workers.is_some() {
+            crate::images::spawn_gc(&self.state)
+        } else {
+            None
+        };
         let notifications = crate::notify::dispatch::spawn(&self.state);
         let backup_schedule = crate::backup::schedule::spawn(&self.state);
         let stopping = self.state.shutdown.clone();
@@ -314,6 +329,9 @@ impl App {
         self.state.shutdown.cancel();
         if let Some(git_schedule) = git_schedule {
             git_schedule.abort();
+        }
+        if let Some(image_gc) = image_gc {
+            image_gc.abort();
         }
         if let Some(backup_schedule) = backup_schedule {
             backup_schedule.abort();

@@ -28,6 +28,7 @@ pub fn routes(r: Routes) -> Routes {
     let r = v1::notifications::routes(r);
     let r = v1::presets::routes(r);
     let r = v1::fleet::routes(r);
+    let r = v1::images::routes(r);
     v1::buckets::routes(r)
 }
 

@@ -380,7 +380,31 @@ async fn job_event(state: &Deps, job_id: i64, failed: bool, at: i64) -> Option<E
         .as_ref()
         .map(|c| format!(" {}", c.hostname))
         .unwrap_or_default();
-    let (kind, title, message) = if failed {
+    let (kind, title, message) = if !failed && job.kind == crate::images::BAKE_JOB_KIND {
+        let image = serde_json::from_str::<crate::images::BakePayload>(&job.payload_json)
+            .ok()
+            .map(|p| p.image_id);
+        let label = match image {
+            Some(id) => match state.store.get_image(id).await {
+                Ok(i) => format!(
+                    "image {id} of {}@{} on {}/{}",
+                    i.template_name,
+                    i.content_hash.get(..12).unwrap_or(&i.content_hash),
+                    i.node,
+                    i.storage
+                ),
+                Err(_) => format!("image {id}"),
+            },
+            None => "an image".to_owned(),
+        };
+        (
+            EventKind::ImageBuilt,
+            format!("Image built: {label}"),
+            format!(
+                "Job {job_id} built {label}; new containers of this template version clone it."
+            ),
+        )
+    } else if failed {
         (
             EventKind::JobFailed,
             format!("Job {job_id} ({what}{on}) failed"),

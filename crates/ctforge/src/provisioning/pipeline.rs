@@ -33,6 +33,8 @@ pub struct CreateContainer {
     guests: Arc<dyn GuestConnector>,
     sessions: Mutex<HashMap<i64, Arc<dyn GuestSession>>>,
     limits: Limits,
+    /// `[images] auto_build`: bake the template's image after its first creation.
+    auto_build: bool,
 }
 
 impl std::fmt::Debug for CreateContainer {
@@ -43,13 +45,18 @@ impl std::fmt::Debug for CreateContainer {
 
 /// What every phase works on: the records, the plan re-derived from the job's payload, and a
 /// Proxmox client with the cluster's service token.
-struct Work {
-    container: Container,
-    cluster: Cluster,
-    plan: Plan,
-    client: Arc<dyn PveApi>,
+pub(crate) struct Work {
+    /// The container's record (none for an image's bake).
+    pub(crate) container: Option<Container>,
+    /// Who asked (the submitter's rights are checked again before creating).
+    pub(crate) created_by: String,
+    pub(crate) cluster: Cluster,
+    pub(crate) plan: Plan,
+    pub(crate) client: Arc<dyn PveApi>,
     /// root@pam's sealed ticket for a plan only root@pam may create.
     root_ticket_sealed: Option<String>,
+    /// The job's payload (an image's bake is queued with it).
+    payload: CreatePayload,
 }
 
 fn fail(message: impl Into<String>) -> StepError {
@@ -72,7 +79,77 @@ impl CreateContainer {
             guests,
             sessions: Mutex::new(HashMap::new()),
             limits: Limits::default(),
+            auto_build: false,
         }
+    }
+
+    /// The same handler baking the template's image after its first creation on a node and
+    /// storage (`[images] auto_build`).
+    pub fn with_auto_build(mut self, auto_build: bool) -> Self {
+        self.auto_build = auto_build;
+        self
+    }
+
+    /// The work of an image's bake: `payload` with the image's VMID, no container record.
+    pub(crate) async fn bake_work(
+        &self,
+        cluster_id: i64,
+        created_by: &str,
+        mut payload: CreatePayload,
+        vmid: u32,
+    ) -> Result<Work, StepError> {
+        payload.request.vmid = Some(vmid);
+        let cluster = self
+            .store
+            .get_cluster(cluster_id)
+            .await
+            .map_err(|e| fail(format!("cannot load the cluster: {e}")))?;
+        let plan = payload.plan(None).map_err(|e| fail(e.to_string()))?;
+        let client = self
+            .pve
+            .service(&cluster)
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Work {
+            container: None,
+            created_by: created_by.to_owned(),
+            cluster,
+            plan,
+            client,
+            root_ticket_sealed: payload.root_ticket_sealed.clone(),
+            payload,
+        })
+    }
+
+    /// Runs one phase of `work` (the bake job runs the creation's phases through this).
+    pub(crate) async fn run_phase(
+        &self,
+        ctx: &JobContext,
+        phase: Phase,
+        work: &Work,
+    ) -> Result<(), StepError> {
+        match phase {
+            Phase::Create => self.create(ctx, work).await,
+            Phase::Start => self.start(ctx, work).await,
+            Phase::Deploy => self.deploy(ctx, work).await,
+            Phase::Install => self.install(ctx, work).await,
+            Phase::Scripts => self.scripts(ctx, work).await,
+            Phase::Discover => self.discover(ctx, work).await,
+        }
+    }
+
+    /// A channel into `vmid` over the job's guest session (the bake's generalisation).
+    pub(crate) async fn guest_channel(
+        &self,
+        ctx: &JobContext,
+        cluster: &Cluster,
+        vmid: u32,
+    ) -> Result<Box<dyn RemoteExec>, StepError> {
+        self.channel(ctx, cluster, vmid).await
+    }
+
+    /// Drops the job's guest session.
+    pub(crate) fn end_session(&self, job_id: i64) {
+        self.forget_session(job_id);
     }
 
     /// The same handler with other bounds for its waits (`[provisioning]`).
@@ -113,11 +190,13 @@ impl CreateContainer {
             .service(&cluster)
             .map_err(|e| fail(e.to_string()))?;
         Ok(Work {
-            container,
+            created_by: container.created_by.clone(),
+            container: Some(container),
             cluster,
             plan,
             client,
-            root_ticket_sealed: payload.root_ticket_sealed,
+            root_ticket_sealed: payload.root_ticket_sealed.clone(),
+            payload,
         })
     }
 
@@ -170,7 +249,7 @@ impl CreateContainer {
 const LOG_BATCH: usize = 1000;
 
 /// Runs a command, streaming its lines to the job log; non-zero exits fail with the tail.
-async fn run(
+pub(crate) async fn run(
     ctx: &JobContext,
     channel: &dyn RemoteExec,
     what: &str,
@@ -250,7 +329,10 @@ async fn run_counted(
 /// Runs a command quietly and returns (exit code, stdout).
 /// Runs a read-only command and returns its exit code and its whole stdout (not just the
 /// channel's tail: unit listings are longer than that), capped at [`PROBE_MAX_BYTES`].
-async fn probe(channel: &dyn RemoteExec, command: &str) -> Result<(u32, String), StepError> {
+pub(crate) async fn probe(
+    channel: &dyn RemoteExec,
+    command: &str,
+) -> Result<(u32, String), StepError> {
     let mut stdout = String::new();
     let mut collect = |stream: Stream, line: &str| {
         if stream == Stream::Stdout && stdout.len() + line.len() < PROBE_MAX_BYTES {
@@ -268,7 +350,7 @@ async fn probe(channel: &dyn RemoteExec, command: &str) -> Result<(u32, String),
 /// The most stdout [`probe`] keeps.
 const PROBE_MAX_BYTES: usize = 4 << 20;
 
-async fn wait(
+pub(crate) async fn wait(
     ctx: &JobContext,
     client: &dyn PveApi,
     node: &str,
@@ -349,14 +431,7 @@ impl JobHandler for CreateContainer {
             .parse::<Phase>()
             .map_err(|()| fail(format!("unknown step {step}")))?;
         let work = self.load(&ctx.job).await?;
-        match phase {
-            Phase::Create => self.create(ctx, &work).await,
-            Phase::Start => self.start(ctx, &work).await,
-            Phase::Deploy => self.deploy(ctx, &work).await,
-            Phase::Install => self.install(ctx, &work).await,
-            Phase::Scripts => self.scripts(ctx, &work).await,
-            Phase::Discover => self.discover(ctx, &work).await,
-        }
+        self.run_phase(ctx, phase, &work).await
     }
 
     /// A retry runs the template as it is now (the user has usually just fixed the script
@@ -440,11 +515,11 @@ impl CreateContainer {
     async fn creator(&self, work: &Work) -> Result<Arc<dyn PveApi>, StepError> {
         let mut rights = crate::authz::Rights::on_behalf(
             work.client.as_ref(),
-            &work.container.created_by,
+            &work.created_by,
             &work.cluster.name,
         );
         let root = match &work.root_ticket_sealed {
-            Some(sealed) if work.container.created_by == "root@pam" => {
+            Some(sealed) if work.created_by == "root@pam" => {
                 let data: crate::auth::SessionData = self
                     .keyring
                     .open(sealed)
@@ -482,6 +557,10 @@ impl CreateContainer {
                 .log(format!("CT {vmid} exists already on {node}; continuing"))
                 .await;
             wait_unlocked(ctx, client.as_ref(), &node, vmid).await?;
+        } else if let Some(image) = plan.image() {
+            let creator = self.creator(work).await?;
+            crate::images::bake::clone_image(ctx, creator.as_ref(), client.as_ref(), plan, image)
+                .await?;
         } else {
             let creator = self.creator(work).await?;
             let _ = ctx
@@ -504,16 +583,19 @@ impl CreateContainer {
                 }
             }
         }
-        let _ = self
-            .store
-            .add_container_event(
-                container.id,
-                "created",
-                &format!("CT {vmid} created on {node}"),
-                "",
-                "{}",
-            )
-            .await;
+        if let Some(image) = plan.image() {
+            crate::images::bake::configure_clone(ctx, client.as_ref(), plan, image).await?;
+        }
+        if let Some(container) = container {
+            let what = match plan.image() {
+                Some(image) => format!("CT {vmid} cloned from image {} on {node}", image.image_id),
+                None => format!("CT {vmid} created on {node}"),
+            };
+            let _ = self
+                .store
+                .add_container_event(container.id, "created", &what, "", "{}")
+                .await;
+        }
         Ok(())
     }
 
@@ -588,6 +670,10 @@ impl CreateContainer {
     async fn deploy(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { cluster, plan, .. } = work;
         let vmid = plan.vmid;
+        if plan.image().is_some() {
+            let channel = self.channel(ctx, cluster, vmid).await?;
+            return crate::images::bake::identity(ctx, channel.as_ref(), plan).await;
+        }
         let files: Vec<(String, String, String, String)> = plan
             .steps
             .iter()
@@ -786,6 +872,15 @@ impl CreateContainer {
     async fn install(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { cluster, plan, .. } = work;
         let vmid = plan.vmid;
+        if let Some(image) = plan.image() {
+            let _ = ctx
+                .log(format!(
+                    "packages and files come from image {} (CT template {}): nothing to install",
+                    image.image_id, image.vmid
+                ))
+                .await;
+            return Ok(());
+        }
         let channel = self.channel(ctx, cluster, vmid).await?;
         run(
             ctx,
@@ -1046,6 +1141,9 @@ impl CreateContainer {
             client,
             ..
         } = work;
+        let container = container
+            .as_ref()
+            .ok_or_else(|| fail("discovery needs the container's record"))?;
         let node = plan.node.clone();
         let vmid = plan.vmid;
         // Units the scripts started may still be starting; discovery should see them settled,
@@ -1119,7 +1217,7 @@ impl CreateContainer {
         // The first run is complete: later runs (boot unit, re-apply) see
         // CONFIG_MANAGER_FIRST_RUN=false.
         probe(quick.as_ref(), &commands::mark_first_run()).await?;
-        if plan.steps.contains(&Step::ConfigManager) {
+        if plan.has_config_manager() {
             // The baseline of the config-manager's conflict check.
             let (code, _) = probe(
                 quick.as_ref(),
@@ -1153,6 +1251,22 @@ impl CreateContainer {
             )
             .await;
         self.forget_session(ctx.job_id());
+        match plan.image() {
+            Some(image) => {
+                let _ = self.store.count_image_use(image.image_id).await;
+            }
+            None if self.auto_build => {
+                crate::images::after_creation(
+                    self.store.as_ref(),
+                    plan,
+                    &work.payload,
+                    &work.created_by,
+                    ctx,
+                )
+                .await;
+            }
+            None => {}
+        }
         Ok(())
     }
 }
@@ -1204,7 +1318,7 @@ fn packages_manifest(plan: &Plan) -> String {
     text
 }
 
-async fn wait_unlocked(
+pub(crate) async fn wait_unlocked(
     ctx: &JobContext,
     client: &dyn PveApi,
     node: &str,

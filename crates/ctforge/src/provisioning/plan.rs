@@ -78,6 +78,61 @@ pub struct CreateRequest {
     /// re-applies that (the library's model) instead of the copy ctforge pushed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sync_on_boot: bool,
+    /// `image` or `scratch` forces where the container comes from; absent: from the
+    /// template's current image on that node and storage when one is ready, else from scratch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceKind>,
+}
+
+/// Where a container comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Created from the OS template and provisioned step by step.
+    Scratch,
+    /// Cloned from the template's image; only per-instance steps run.
+    Image,
+    /// An image being baked (not a choice users make).
+    Bake,
+}
+
+impl SourceKind {
+    /// The text users see and send.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Scratch => "scratch",
+            SourceKind::Image => "image",
+            SourceKind::Bake => "bake",
+        }
+    }
+}
+
+/// The image a container is cloned from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ImageRef {
+    /// ctforge's image id.
+    pub image_id: i64,
+    /// VMID of the Proxmox CT template.
+    pub vmid: u32,
+    /// Node holding it.
+    pub node: String,
+    /// Storage of its root disk.
+    pub storage: String,
+}
+
+/// Where the container comes from and why (Review and the plan API show it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SourceChoice {
+    /// Scratch, image (or bake, for an image's own build).
+    pub kind: SourceKind,
+    /// Why, in one sentence.
+    pub reason: String,
+    /// The image, when cloned from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageRef>,
+    /// The template version (content hash) the choice was made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_hash: Option<String>,
 }
 
 /// Defaults the cluster and node contribute (looked up by the caller).
@@ -144,6 +199,17 @@ pub enum Step {
         /// Script text.
         content: String,
     },
+    /// Clone the template's image (linked where the storage allows it, else full) and set the
+    /// per-instance configuration (`PUT …/config`).
+    CloneImage {
+        /// VMID of the image's Proxmox CT template.
+        vmid: u32,
+        /// Node holding it.
+        node: String,
+    },
+    /// Give the clone its own identity: new SSH host keys and machine-id (the image's
+    /// first-boot unit), root password and SSH keys.
+    Identity,
     /// Run a script.
     RunScript {
         /// File name.
@@ -159,9 +225,9 @@ impl Step {
     /// The job step (checkpoint) this plan step belongs to.
     pub fn phase(&self) -> &'static str {
         match self {
-            Step::Create => "create",
+            Step::Create | Step::CloneImage { .. } => "create",
             Step::Start => "start",
-            Step::DeployFile { .. } | Step::ConfigManager => "deploy",
+            Step::DeployFile { .. } | Step::ConfigManager | Step::Identity => "deploy",
             Step::Install { .. } | Step::CustomPackage { .. } | Step::CustomInstaller { .. } => {
                 "install"
             }
@@ -250,6 +316,71 @@ pub struct Plan {
     /// branch the boot unit follows (set from the job's payload, not by [`resolve`]).
     #[serde(default)]
     pub config_source: Option<ConfigSource>,
+    /// Where the container comes from (set from the job's payload, not by [`resolve`]).
+    #[serde(default)]
+    pub source: Option<SourceChoice>,
+}
+
+impl Plan {
+    /// Rewrites the steps for `source`: an image's bake leaves out per-instance scripts and
+    /// discovery; a container from an image clones it, gives it its identity and runs only the
+    /// per-instance scripts (files, packages and the other scripts are in the image).
+    pub fn with_source(mut self, source: Option<SourceChoice>) -> Self {
+        let Some(choice) = source else {
+            return self;
+        };
+        match (&choice.kind, &choice.image) {
+            (SourceKind::Bake, _) => self.steps.retain(|s| match s {
+                Step::RunScript { content, .. } => !ctforge_template::is_per_instance(content),
+                Step::Discover => false,
+                _ => true,
+            }),
+            (SourceKind::Image, Some(image)) => {
+                let mut steps = vec![
+                    Step::CloneImage {
+                        vmid: image.vmid,
+                        node: image.node.clone(),
+                    },
+                    Step::Start,
+                    Step::Identity,
+                ];
+                steps.extend(
+                    self.steps
+                        .iter()
+                        .filter(|s| match s {
+                            Step::RunScript { content, .. } => {
+                                ctforge_template::is_per_instance(content)
+                            }
+                            Step::Discover => true,
+                            _ => false,
+                        })
+                        .cloned(),
+                );
+                self.steps = steps;
+            }
+            _ => {}
+        }
+        self.source = Some(choice);
+        self
+    }
+
+    /// Whether the container runs the config-manager (installed by this plan or in its image).
+    pub fn has_config_manager(&self) -> bool {
+        self.steps.contains(&Step::ConfigManager)
+            || (self.template.is_some()
+                && self
+                    .source
+                    .as_ref()
+                    .is_some_and(|s| s.kind == SourceKind::Image))
+    }
+
+    /// The image this plan clones, if any.
+    pub fn image(&self) -> Option<&ImageRef> {
+        self.source
+            .as_ref()
+            .filter(|s| s.kind == SourceKind::Image)
+            .and_then(|s| s.image.as_ref())
+    }
 }
 
 /// What the config-manager applies on boot (`/etc/config-manager/config.env`).
@@ -298,6 +429,9 @@ pub struct PlanView {
     pub create_params: Vec<(String, String)>,
     /// Steps.
     pub steps: Vec<Step>,
+    /// Where the container comes from and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceChoice>,
 }
 
 impl Plan {
@@ -323,6 +457,7 @@ impl Plan {
             template: self.template.clone(),
             create_params,
             steps: self.steps.clone(),
+            source: self.source.clone(),
         }
     }
 }
@@ -752,6 +887,7 @@ pub fn resolve(
         ip: static_ip,
         container_user,
         config_source: None,
+        source: None,
     })
 }
 

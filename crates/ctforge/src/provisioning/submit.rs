@@ -36,6 +36,9 @@ pub struct CreatePayload {
     /// What the config-manager applies (the pushed version, or the branch it follows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_source: Option<plan::ConfigSource>,
+    /// Where the container comes from (an image, or scratch) and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<plan::SourceChoice>,
 }
 
 /// Serializable copy of [`Environment`].
@@ -90,7 +93,7 @@ impl CreatePayload {
         )
         .map(|mut plan| {
             plan.config_source = self.config_source.clone();
-            plan
+            plan.with_source(self.source.clone())
         })
         .map_err(|fields| AppError::Invalid {
             message: "the stored plan no longer resolves".into(),
@@ -145,12 +148,21 @@ async fn free_vmid(
     cluster: &Cluster,
     start: u32,
 ) -> Result<u32, AppError> {
+    // VMIDs of images (a bake chooses its VMID when it starts) are taken too.
+    let images: Vec<i64> = state
+        .store
+        .list_images(Some(cluster.id))
+        .await?
+        .into_iter()
+        .filter_map(|i| i.vmid)
+        .collect();
     for candidate in start..start.saturating_add(1000) {
-        let ours = state
-            .store
-            .get_container_by_vmid(cluster.id, i64::from(candidate))
-            .await
-            .is_ok();
+        let ours = images.contains(&i64::from(candidate))
+            || state
+                .store
+                .get_container_by_vmid(cluster.id, i64::from(candidate))
+                .await
+                .is_ok();
         if !ours
             && ctforge_pve::PveApi::cluster_nextid(client, Some(candidate))
                 .await
@@ -182,6 +194,8 @@ pub struct Prepared {
     pub environment: Environment,
     /// The resolved plan.
     pub plan: Plan,
+    /// Where the container comes from and why.
+    pub source: Option<plan::SourceChoice>,
 }
 
 /// Resolves a request into a plan (the dry run); nothing is created.
@@ -222,6 +236,27 @@ pub async fn prepare(
             fields,
         }
     })?;
+    let source = match (&template, &template_hash) {
+        (Some(t), Some(hash)) => Some(
+            crate::images::choose(
+                state.store.as_ref(),
+                cluster.id,
+                &t.name,
+                hash,
+                &plan,
+                request.source,
+                state.config.images.auto_build,
+            )
+            .await?,
+        ),
+        _ if request.source == Some(plan::SourceKind::Image) => {
+            return Err(AppError::Conflict(
+                "a container from scratch (no template) has no image; leave \"source\" out".into(),
+            ));
+        }
+        _ => None,
+    };
+    let plan = plan.with_source(source.clone());
     Ok(Prepared {
         cluster,
         template,
@@ -231,6 +266,7 @@ pub async fn prepare(
         template_hash,
         environment,
         plan,
+        source,
     })
 }
 
@@ -415,6 +451,7 @@ async fn submit_once(
         root_ticket_sealed,
         template_git: prepared.template_git.clone(),
         config_source: prepared.config_source.clone(),
+        source: prepared.source.clone(),
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
     let mut spec = serde_json::to_value(plan.view()).map_err(|e| AppError::Internal(e.into()))?;

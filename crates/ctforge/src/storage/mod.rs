@@ -64,6 +64,7 @@ pub trait Store:
     + NotificationStore
     + LibraryStore
     + NodeSshStore
+    + ImageStore
     + std::fmt::Debug
 {
     /// Which backend this is.
@@ -479,6 +480,48 @@ pub trait LibraryStore: Send + Sync {
     async fn get_container_drift(&self, container_id: i64) -> StoreResult<Option<String>>;
     /// Every container's recorded drifted files (container id, JSON).
     async fn list_container_drift(&self) -> StoreResult<Vec<(i64, String)>>;
+}
+
+/// Images baked from templates (`images`, migration 0013; `images` module).
+#[async_trait]
+pub trait ImageStore: Send + Sync {
+    /// Records a new image in state `building`; a building image of the same template, hash,
+    /// node and storage is a [`StoreError::Conflict`] (one bake at a time).
+    async fn insert_image(&self, image: &NewImage) -> StoreResult<i64>;
+    /// One image.
+    async fn get_image(&self, id: i64) -> StoreResult<Image>;
+    /// Every image (of one cluster when given), newest first.
+    async fn list_images(&self, cluster_id: Option<i64>) -> StoreResult<Vec<Image>>;
+    /// Images of `template` on `node`/`storage` of a cluster, newest first.
+    async fn find_images(
+        &self,
+        cluster_id: i64,
+        template: &str,
+        node: &str,
+        storage: &str,
+    ) -> StoreResult<Vec<Image>>;
+    /// Sets the state (and the error for `failed`).
+    async fn set_image_state(&self, id: i64, state: &str, error: Option<&str>) -> StoreResult<()>;
+    /// Records the bake job.
+    async fn set_image_job(&self, id: i64, job_id: i64) -> StoreResult<()>;
+    /// Records the VMID the bake uses.
+    async fn set_image_vmid(&self, id: i64, vmid: i64) -> StoreResult<()>;
+    /// Records the image's root disk size.
+    async fn set_image_size(&self, id: i64, size_bytes: i64) -> StoreResult<()>;
+    /// Counts one more container made from the image.
+    async fn count_image_use(&self, id: i64) -> StoreResult<()>;
+    /// Marks the `ready` images of `template` on `node`/`storage` whose hash is not
+    /// `current_hash` superseded; returns how many.
+    async fn supersede_images(
+        &self,
+        cluster_id: i64,
+        template: &str,
+        node: &str,
+        storage: &str,
+        current_hash: &str,
+    ) -> StoreResult<u64>;
+    /// Forgets an image.
+    async fn delete_image(&self, id: i64) -> StoreResult<()>;
 }
 
 /// Notification targets and their delivery attempts (`notify`).

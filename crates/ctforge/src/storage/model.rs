@@ -723,3 +723,59 @@ pub struct PresetInput {
     /// Shared with everyone.
     pub shared: bool,
 }
+
+/// An image: a Proxmox CT template baked from one template version (`images`, migration 0013).
+#[derive(Clone, Debug, FromRow, PartialEq, Eq, Default)]
+pub struct Image {
+    /// Id.
+    pub id: i64,
+    /// Cluster.
+    pub cluster_id: i64,
+    /// ctforge template name.
+    pub template_name: String,
+    /// The template's content hash (its version).
+    pub content_hash: String,
+    /// OS template volume the image was created from.
+    pub ostemplate: String,
+    /// Node holding it.
+    pub node: String,
+    /// Storage of its root disk.
+    pub storage: String,
+    /// VMID of the Proxmox CT template, once chosen.
+    pub vmid: Option<i64>,
+    /// `building`, `ready`, `failed` or `superseded` (`images::ImageState`).
+    pub state: String,
+    /// Root disk size in bytes, once known.
+    pub size_bytes: Option<i64>,
+    /// Containers made from it.
+    pub containers: i64,
+    /// The bake job.
+    pub job_id: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Who asked for it (or whose creation triggered it).
+    pub created_by: String,
+    /// Created.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// Input of [`crate::storage::ImageStore::insert_image`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewImage {
+    /// Cluster.
+    pub cluster_id: i64,
+    /// ctforge template name.
+    pub template_name: String,
+    /// The template's content hash.
+    pub content_hash: String,
+    /// OS template volume.
+    pub ostemplate: String,
+    /// Node.
+    pub node: String,
+    /// Storage.
+    pub storage: String,
+    /// Who asked.
+    pub created_by: String,
+}

@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod errors;
 pub mod health;
 pub mod home;
+pub mod images;
 pub mod jobs;
 pub mod login;
 pub mod nodes;
@@ -222,6 +223,9 @@ pub fn routes(r: Routes) -> Routes {
         .get("/templates", templates::list, page())
         .post("/templates/discover", templates::discover, page())
         .post("/templates/sync", templates::sync, page())
+        .get("/templates/images", images::list, page())
+        .post("/templates/images", images::build, page())
+        .post("/templates/images/{id}/delete", images::delete, page())
         .get("/templates/new", templates::new_form, page())
         .post("/templates/new", templates::create, page())
         .get("/templates/{name}", templates::detail::show, page())

@@ -181,6 +181,11 @@ impl Wizard {
             extra_packages: extra,
             scripts,
             sync_on_boot: self.flag("sync_on_boot") == Some(true),
+            source: match opt("source").as_deref() {
+                Some("image") => Some(crate::provisioning::plan::SourceKind::Image),
+                Some("scratch") => Some(crate::provisioning::plan::SourceKind::Scratch),
+                _ => None,
+            },
         };
         (request, errors)
     }
@@ -454,6 +459,15 @@ fn page(
                         @if let Some(reason) = crate::authz::root_only_reason(&plan.create_params) {
                             (ui::alert(Tone::Warn, reason))
                         }
+                        @if let Some(source) = &plan.source {
+                            section.card.stack data-source=(source.kind.as_str()) {
+                                h2 { "Source" }
+                                p {
+                                    strong { @if source.image.is_some() { "From the template's image" } @else { "From scratch" } }
+                                    " — " (source.reason)
+                                }
+                            }
+                        }
                         section.card.stack {
                             h2 { "Proxmox create call" }
                             p.muted { code { "POST /nodes/" (plan.node) "/lxc" } " on cluster " (plan.cluster) }
@@ -640,6 +654,12 @@ fn describe(step: &Step) -> Markup {
     match step {
         Step::Create => {
             html! { "Create the container and wait for the " code { "vzcreate" } " task" }
+        }
+        Step::CloneImage { vmid, node } => {
+            html! { "Clone the template's image (CT template " code { (vmid) } " on " (node) "; linked where the storage allows) and set this container's configuration" }
+        }
+        Step::Identity => {
+            html! { "Give it its own identity: new SSH host keys and machine-id, root password and SSH keys" }
         }
         Step::Start => html! { "Start it and wait until commands run inside" },
         Step::DeployFile {

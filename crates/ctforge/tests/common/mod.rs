@@ -99,6 +99,9 @@ pub async fn spawn_app_with(backend: &str, adjust: impl FnOnce(&mut Config)) -> 
     // Tests change the simulator behind ctforge's back and look at once: no shared window
     // (reads in flight are still shared). Tests of the window set it.
     config.dashboard.fresh_ms = 0;
+    // A bake after every templated creation would add jobs and guests other tests count;
+    // the images tests turn it back on.
+    config.images.auto_build = false;
     adjust(&mut config);
     let app = ctforge::startup::App::build(config)
         .await
@@ -155,6 +158,9 @@ pub async fn spawn_app_clocked(
     // Tests change the simulator behind ctforge's back and look at once: no shared window
     // (reads in flight are still shared). Tests of the window set it.
     config.dashboard.fresh_ms = 0;
+    // A bake after every templated creation would add jobs and guests other tests count;
+    // the images tests turn it back on.
+    config.images.auto_build = false;
     adjust(&mut config);
     let app = ctforge::startup::App::build_custom(config, clock, bus)
         .await

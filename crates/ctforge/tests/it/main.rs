@@ -20,6 +20,7 @@ mod daytwo;
 mod drift;
 mod git_templates;
 mod hardening;
+mod images;
 mod jobs;
 mod journey;
 mod library_git;

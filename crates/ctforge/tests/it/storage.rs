@@ -782,6 +782,72 @@ async fn applied_and_drift(backend: &str) {
     assert!(store.list_container_drift().await.unwrap().is_empty());
 }
 
+/// Images (migration 0013): one bake per version, node and storage; superseded, counted, deleted.
+async fn images(backend: &str) {
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    let cluster = store.insert_cluster(&cluster_input("lab")).await.unwrap();
+    let image = |hash: &str| NewImage {
+        cluster_id: cluster,
+        template_name: "web".into(),
+        content_hash: hash.into(),
+        ostemplate: "local:vztmpl/debian-12.tar.zst".into(),
+        node: "pve1".into(),
+        storage: "local-lvm".into(),
+        created_by: "root@pam".into(),
+    };
+    let old = store.insert_image(&image("aaa")).await.unwrap();
+    // One bake at a time per version, node and storage.
+    assert!(matches!(
+        store.insert_image(&image("aaa")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.set_image_vmid(old, 9000).await.unwrap();
+    store.set_image_job(old, 7).await.unwrap();
+    store.set_image_size(old, 4 << 30).await.unwrap();
+    store.set_image_state(old, "ready", None).await.unwrap();
+    store.count_image_use(old).await.unwrap();
+    let new = store.insert_image(&image("bbb")).await.unwrap();
+    store.set_image_state(new, "ready", None).await.unwrap();
+    assert_eq!(
+        store
+            .supersede_images(cluster, "web", "pve1", "local-lvm", "bbb")
+            .await
+            .unwrap(),
+        1
+    );
+    let stored = store.get_image(old).await.unwrap();
+    assert_eq!(
+        (
+            stored.state.as_str(),
+            stored.vmid,
+            stored.containers,
+            stored.size_bytes
+        ),
+        ("superseded", Some(9000), 1, Some(4 << 30))
+    );
+    let found = store
+        .find_images(cluster, "web", "pve1", "local-lvm")
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(store.list_images(Some(cluster)).await.unwrap().len(), 2);
+    assert_eq!(store.list_images(Some(cluster + 1)).await.unwrap().len(), 0);
+    assert_eq!(store.list_images(None).await.unwrap().len(), 2);
+    store
+        .set_image_state(new, "failed", Some("boom"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_image(new).await.unwrap().error.as_deref(),
+        Some("boom")
+    );
+    store.delete_image(old).await.unwrap();
+    assert!(matches!(
+        store.delete_image(old).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 macro_rules! conformance {
     ($($name:ident),*) => {
         mod sqlite {
@@ -802,5 +868,6 @@ conformance!(
     sessions_tokens_audit_locks,
     role_grants_and_token_clusters,
     presets,
-    applied_and_drift
+    applied_and_drift,
+    images
 );

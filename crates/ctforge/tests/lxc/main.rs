@@ -9,6 +9,7 @@ mod daytwo_lxc;
 mod drift_lxc;
 mod examples_lxc;
 mod image;
+mod images_lxc;
 mod install_script;
 mod library_lxc;
 mod monitor_lxc;

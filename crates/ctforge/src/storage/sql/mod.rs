@@ -18,9 +18,9 @@ use sqlx::sqlite::{
 
 use super::model::*;
 use super::{
-    AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, JobStore,
-    KeyStore, LibraryStore, LockStore, NodeSshStore, NotificationStore, PresetStore, RoleStore,
-    Store, StoreError, StoreResult, TemplateStore,
+    AccessStore, AuditStore, Backend, BucketStore, ClusterStore, ContainerStore, ImageStore,
+    JobStore, KeyStore, LibraryStore, LockStore, NodeSshStore, NotificationStore, PresetStore,
+    RoleStore, Store, StoreError, StoreResult, TemplateStore,
 };
 use crate::clock::Clock;
 use crate::status::{JobState, RecordStatus};
@@ -286,6 +286,8 @@ mod notifications;
 mod library;
 #[macro_use]
 mod node_ssh;
+#[macro_use]
+mod images;
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr, $claim_lock:expr, $claim_sql:expr) => {
@@ -366,6 +368,7 @@ macro_rules! impl_store {
         impl_keys_store!($store, $db, $claim_lock, $claim_sql);
         impl_library_store!($store, $db, $claim_lock, $claim_sql);
         impl_node_ssh_store!($store, $db);
+        impl_images_store!($store, $db);
     };
 }
 

@@ -128,6 +128,7 @@ fn list_page(
                 (sync_form)
                 (discover_form)
                 a.btn href="/presets" { "Presets" }
+                a.btn href="/templates/images" { "Images" }
                 @if v.editor { a.btn.btn-primary href="/templates/new" { "New template" } }
             }
         }
