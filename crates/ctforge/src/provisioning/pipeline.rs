@@ -55,8 +55,9 @@ pub(crate) struct Work {
     pub(crate) client: Arc<dyn PveApi>,
     /// root@pam's sealed ticket for a plan only root@pam may create.
     root_ticket_sealed: Option<String>,
-    /// The job's payload (an image's bake is queued with it).
-    payload: CreatePayload,
+    /// The job's payload (an image's bake is queued with it); none for a re-apply, which
+    /// never reaches the finish phase.
+    payload: Option<CreatePayload>,
 }
 
 fn fail(message: impl Into<String>) -> StepError {
@@ -116,7 +117,7 @@ impl CreateContainer {
             plan,
             client,
             root_ticket_sealed: payload.root_ticket_sealed.clone(),
-            payload,
+            payload: Some(payload),
         })
     }
 
@@ -196,7 +197,7 @@ impl CreateContainer {
             plan,
             client,
             root_ticket_sealed: payload.root_ticket_sealed.clone(),
-            payload,
+            payload: Some(payload),
         })
     }
 
@@ -1255,17 +1256,18 @@ impl CreateContainer {
             Some(image) => {
                 let _ = self.store.count_image_use(image.image_id).await;
             }
-            None if self.auto_build => {
-                crate::images::after_creation(
-                    self.store.as_ref(),
-                    plan,
-                    &work.payload,
-                    &work.created_by,
-                    ctx,
-                )
-                .await;
+            None => {
+                if let (true, Some(payload)) = (self.auto_build, work.payload.as_ref()) {
+                    crate::images::after_creation(
+                        self.store.as_ref(),
+                        plan,
+                        payload,
+                        &work.created_by,
+                        ctx,
+                    )
+                    .await;
+                }
             }
-            None => {}
         }
         Ok(())
     }

@@ -143,8 +143,11 @@ pub async fn apply(
     }
     let _ = ctx.log("config-manager manifests updated").await;
     // Packages: the install phase itself (installs are idempotent).
+    let created_by = container.created_by.clone();
     let mut work = Work {
-        container,
+        container: Some(container),
+        created_by,
+        payload: None,
         cluster,
         plan,
         client,
