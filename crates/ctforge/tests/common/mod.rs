@@ -99,6 +99,9 @@ pub async fn spawn_app_with(backend: &str, adjust: impl FnOnce(&mut Config)) -> 
     // Tests change the simulator behind ctforge's back and look at once: no shared window
     // (reads in flight are still shared). Tests of the window set it.
     config.dashboard.fresh_ms = 0;
+    // The simulators of most tests are made fresh with new host keys: pin them on first use.
+    // Tests of the confirmation (`settings::node_host_keys_*`) turn this off.
+    config.provisioning.ssh_trust_on_first_use = true;
     adjust(&mut config);
     let app = ctforge::startup::App::build(config)
         .await
@@ -155,6 +158,9 @@ pub async fn spawn_app_clocked(
     // Tests change the simulator behind ctforge's back and look at once: no shared window
     // (reads in flight are still shared). Tests of the window set it.
     config.dashboard.fresh_ms = 0;
+    // The simulators of most tests are made fresh with new host keys: pin them on first use.
+    // Tests of the confirmation (`settings::node_host_keys_*`) turn this off.
+    config.provisioning.ssh_trust_on_first_use = true;
     adjust(&mut config);
     let app = ctforge::startup::App::build_custom(config, clock, bus)
         .await
