@@ -81,8 +81,12 @@ pub struct NodeReport {
     pub error: Option<String>,
 }
 
+/// What a shared connection was opened for: host, port, user, the cluster's last change and
+/// the pin (a newly confirmed key closes the connection made under the old one).
+type ConnKey = (String, u16, String, i64, Option<String>);
+
 struct NodeConn {
-    key: (String, u16, String, i64),
+    key: ConnKey,
     session: Arc<SshSession>,
     permits: Arc<Semaphore>,
 }
@@ -331,6 +335,7 @@ impl NodeRouter {
             target.port,
             cluster.ssh_user.clone(),
             cluster.updated_at,
+            target.pin.clone(),
         );
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref()
