@@ -148,19 +148,21 @@ pub fn cluster_toml(h: &crate::SimHandle) -> String {
     }
     s.push_str(&format!("ssh_password = {}\n", toml_str(&h.root_password)));
     s.push_str("default = true\n");
-    // A node whose endpoint is not at its `/cluster/status` address with the cluster's SSH
-    // port gets an override, so ctforge reaches every node.
+    // Every node's host key is written as confirmed (the simulator knows its own keys); a
+    // node whose endpoint is not at its `/cluster/status` address with the cluster's SSH port
+    // also gets an override, so ctforge reaches every node.
     let port = h.ssh_addr.map(|a| a.port());
     for n in &h.ssh_nodes {
+        s.push_str("\n[[node_ssh]]\ncluster = \"sim\"\n");
+        s.push_str(&format!("node = {}\n", toml_str(&n.node)));
         if Some(n.addr.port()) != port {
-            s.push_str("\n[[node_ssh]]\ncluster = \"sim\"\n");
-            s.push_str(&format!("node = {}\n", toml_str(&n.node)));
             s.push_str(&format!(
                 "address = {}\n",
                 toml_str(&n.addr.ip().to_string())
             ));
             s.push_str(&format!("port = {}\n", n.addr.port()));
         }
+        s.push_str(&format!("host_key = {}\n", toml_str(&n.fingerprint)));
     }
     s
 }

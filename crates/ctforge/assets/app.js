@@ -585,3 +585,31 @@
     if (status && es.readyState === 2) status.textContent = "The log view is closed; reload to follow it again.";
   };
 })();
+
+// A container's day-two Proxmox tasks, live: the Edit and Snapshots pages follow
+// `…/task-log` while open, so a task submitted from them (or by anyone else) shows its log
+// line by line until the answer arrives. Lines are added as text, never as HTML.
+(function () {
+  var box = document.querySelector("[data-task-log]");
+  if (!box || !window.EventSource) return;
+  var out = box.querySelector("pre");
+  var status = box.querySelector("[data-task-status]");
+  var es = new EventSource(box.getAttribute("data-task-log"));
+  es.addEventListener("task", function (ev) {
+    var d;
+    try { d = JSON.parse(ev.data); } catch (e) { return; }
+    if (d.kind === "start") {
+      box.hidden = false;
+      out.textContent = "";
+      status.textContent = (d.step || "task") + " running on " + ((d.data && d.data.node) || "the node") + "…";
+    } else if (d.kind === "log") {
+      box.hidden = false;
+      out.appendChild(document.createTextNode(String(d.data) + "\n"));
+      out.scrollTop = out.scrollHeight;
+    } else if (d.kind === "done") {
+      status.textContent = (d.step || "task") + " finished.";
+    } else if (d.kind === "error") {
+      status.textContent = (d.step || "task") + " failed: " + ((d.data && d.data.message) || "");
+    }
+  });
+})();

@@ -7,6 +7,11 @@
 //! cluster cannot point it at a listener of theirs and have ctforge send the old token there.
 //! `http://` is refused unless `allow_insecure_http = true` is set for the cluster's name in
 //! `[[clusters]]` of the configuration file.
+//!
+//! Each node's SSH is set here too: an address/port override per node, and its host key,
+//! pinned only when an admin confirms the key the node presented to Test (like the API
+//! certificate). Changing a node's address or port drops its pin, so a new host is never sent
+//! the SSH secret before its key was confirmed.
 
 use serde::{Deserialize, Serialize};
 
@@ -427,7 +432,13 @@ pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionR
     let ssh_error = ssh_error.or_else(|| {
         let down: Vec<String> = ssh_nodes
             .iter()
-            .filter_map(|n| n.error.as_ref().map(|e| format!("{}: {e}", n.node)))
+            .filter_map(|n| match (&n.error, &n.host_key) {
+                (Some(e), _) => Some(format!("{}: {e}", n.node)),
+                (None, Some(k)) if !n.confirmed => {
+                    Some(format!("{}: host key {k} not confirmed yet", n.node))
+                }
+                _ => None,
+            })
             .collect();
         (!down.is_empty()).then(|| down.join("; "))
     });
@@ -471,6 +482,221 @@ pub async fn test_connection(state: &AppState, cluster: &Cluster) -> ConnectionR
             ssh_nodes,
         },
     }
+}
+
+/// A node's SSH settings as shown to admins.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+pub struct NodeSshView {
+    /// Node name.
+    pub node: String,
+    /// Address override (`None`: the node's ip from `/cluster/status`, or the URL's host for
+    /// the node answering the API).
+    pub address: Option<String>,
+    /// Port override (`None`: the cluster's SSH port).
+    pub port: Option<u16>,
+    /// The confirmed host key (`SHA256:…`); `None`: ctforge refuses the node until one is
+    /// confirmed.
+    pub host_key: Option<String>,
+}
+
+/// `PUT …/nodes/{node}/ssh`: a node's address/port override (both empty: none).
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSshForm {
+    /// Host name or IP address ctforge reaches the node's SSH at.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Port.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// `POST …/nodes/{node}/host-key`: the key an admin compared and confirms.
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostKeyConfirmation {
+    /// The fingerprint Test showed (`SHA256:…`), as `ssh-keygen -lf` prints it on the node.
+    pub host_key: String,
+}
+
+/// An OpenSSH SHA-256 host key fingerprint in its one spelling (`SHA256:` + 43 characters of
+/// unpadded base64); `None` if `raw` is not one.
+pub fn normalise_host_key(raw: &str) -> Option<String> {
+    let body = raw.trim();
+    let body = body
+        .strip_prefix("SHA256:")
+        .unwrap_or(body)
+        .trim_end_matches('=');
+    let ok = body.len() == 43
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+    ok.then(|| format!("SHA256:{body}"))
+}
+
+/// A node name as Proxmox allows it (a DNS label).
+fn valid_node_name(node: &str) -> bool {
+    !node.is_empty()
+        && node.len() <= 63
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+async fn cluster_by_id(state: &AppState, id: i64) -> Result<Cluster, AppError> {
+    state.store.get_cluster(id).await.map_err(|e| match e {
+        StoreError::NotFound => AppError::NotFound(format!("cluster {id}")),
+        other => other.into(),
+    })
+}
+
+/// Every node of cluster `id` ctforge knows (from the last Test or the dashboard) or has
+/// settings for, with those settings.
+pub async fn node_ssh(state: &AppState, id: i64) -> Result<Vec<NodeSshView>, AppError> {
+    let cluster = cluster_by_id(state, id).await?;
+    let settings = state.store.list_node_ssh(cluster.id).await?;
+    let mut names: Vec<String> = state
+        .store
+        .list_cluster_nodes(cluster.id)
+        .await?
+        .into_iter()
+        .map(|n| n.name)
+        .chain(settings.iter().map(|n| n.node.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names
+        .into_iter()
+        .map(|node| {
+            let s = settings.iter().find(|n| n.node == node);
+            NodeSshView {
+                address: s.and_then(|s| s.address.clone()).filter(|a| !a.is_empty()),
+                port: s.and_then(|s| s.port).and_then(|p| u16::try_from(p).ok()),
+                host_key: s.and_then(|s| s.host_key.clone()).filter(|k| !k.is_empty()),
+                node,
+            }
+        })
+        .collect())
+}
+
+fn node_view(list: Vec<NodeSshView>, node: &str) -> Result<NodeSshView, AppError> {
+    list.into_iter()
+        .find(|n| n.node == node)
+        .ok_or_else(|| AppError::NotFound(format!("node {node}")))
+}
+
+/// Sets (or clears) node `node`'s SSH address/port override of cluster `id`; audited as
+/// `cluster.node_ssh`. A changed address or port drops the node's pinned key.
+pub async fn set_node_ssh(
+    state: &AppState,
+    id: i64,
+    node: &str,
+    form: &NodeSshForm,
+    actor: &str,
+    remote: &str,
+) -> Result<NodeSshView, AppError> {
+    let cluster = cluster_by_id(state, id).await?;
+    let mut fields = Vec::new();
+    if !valid_node_name(node) {
+        fields.push(("node".to_owned(), "not a node name".to_owned()));
+    }
+    let address = non_empty(&form.address);
+    if let Some(a) = address {
+        let host = a.trim_matches(['[', ']']);
+        let ok = host.parse::<std::net::IpAddr>().is_ok()
+            || (host.len() <= 253
+                && host.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && !l.starts_with('-')
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                }));
+        if !ok {
+            fields.push((
+                "address".to_owned(),
+                "enter a host name or an IP address, e.g. 10.0.0.13".to_owned(),
+            ));
+        }
+    }
+    if form.port == Some(0) {
+        fields.push((
+            "port".to_owned(),
+            "enter a port between 1 and 65535".to_owned(),
+        ));
+    }
+    if !fields.is_empty() {
+        return Err(AppError::Invalid {
+            message: format!("the SSH settings of node {node} need attention"),
+            fields,
+        });
+    }
+    let address = address.map(|a| a.trim_matches(['[', ']']).to_owned());
+    state
+        .store
+        .set_node_ssh_override(
+            cluster.id,
+            node,
+            address.as_deref(),
+            form.port.map(i64::from),
+        )
+        .await?;
+    crate::audit::record(
+        state.store.as_ref(),
+        audit_entry(
+            actor,
+            "cluster.node_ssh",
+            &format!("{}/{node}", cluster.name),
+            remote,
+        )
+        .detail(serde_json::json!({ "address": address, "port": form.port })),
+    )
+    .await?;
+    node_view(node_ssh(state, id).await?, node)
+}
+
+/// Pins `key` as node `node`'s SSH host key of cluster `id`: the admin compared the key Test
+/// showed with the node's own. Audited as `cluster.ssh_host_key`.
+pub async fn confirm_node_key(
+    state: &AppState,
+    id: i64,
+    node: &str,
+    key: &str,
+    actor: &str,
+    remote: &str,
+) -> Result<NodeSshView, AppError> {
+    let cluster = cluster_by_id(state, id).await?;
+    let known = node_ssh(state, id).await?.iter().any(|n| n.node == node);
+    if !known {
+        return Err(AppError::NotFound(format!(
+            "node {node} of cluster {} (run Test first)",
+            cluster.name
+        )));
+    }
+    let Some(key) = normalise_host_key(key) else {
+        return Err(AppError::Invalid {
+            message: "not an SSH host key fingerprint".into(),
+            fields: vec![(
+                "host_key".into(),
+                "a SHA256 fingerprint as ssh-keygen -lf prints it, e.g. SHA256:abc…".into(),
+            )],
+        });
+    };
+    state
+        .store
+        .pin_node_host_key(cluster.id, node, Some(&key))
+        .await?;
+    crate::audit::record(
+        state.store.as_ref(),
+        audit_entry(
+            actor,
+            "cluster.ssh_host_key",
+            &format!("{}/{node}", cluster.name),
+            remote,
+        )
+        .detail(serde_json::json!({ "host_key": key })),
+    )
+    .await?;
+    node_view(node_ssh(state, id).await?, node)
 }
 
 #[cfg(test)]
@@ -523,6 +749,21 @@ mod tests {
         assert_eq!(report.nodes.len(), 2);
         assert_eq!(guests.connects(), 1);
         assert_eq!((pve.calls("version"), pve.calls("nodes")), (1, 1));
+    }
+
+    #[test]
+    fn host_keys_normalise() {
+        let b = "A".repeat(42) + "b";
+        assert_eq!(
+            normalise_host_key(&format!("SHA256:{b}")),
+            Some(format!("SHA256:{b}"))
+        );
+        assert_eq!(normalise_host_key(&b), Some(format!("SHA256:{b}")));
+        assert_eq!(normalise_host_key("SHA256:short"), None);
+        assert_eq!(
+            normalise_host_key(&format!("SHA256:{}!", "A".repeat(42))),
+            None
+        );
     }
 
     #[test]

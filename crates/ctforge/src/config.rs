@@ -208,6 +208,10 @@ pub struct ProvisioningConfig {
     pub settle_timeout_secs: u64,
     /// Seconds a short read-only probe may take (readiness, unit listings, monitoring).
     pub probe_timeout_secs: u64,
+    /// Pin a node's SSH host key the first time it is seen instead of refusing the node until
+    /// an admin confirmed its key (Settings → Clusters → Test → Confirm). File only; off by
+    /// default: with it, whoever answers first on a node's address receives the SSH secret.
+    pub ssh_trust_on_first_use: bool,
 }
 
 impl Default for ProvisioningConfig {
@@ -216,6 +220,7 @@ impl Default for ProvisioningConfig {
             command_timeout_secs: 1800,
             settle_timeout_secs: 120,
             probe_timeout_secs: 60,
+            ssh_trust_on_first_use: false,
         }
     }
 }
@@ -499,6 +504,9 @@ pub struct NodeSshBootstrap {
     pub address: Option<String>,
     /// Port (default: the cluster's `ssh_port`).
     pub port: Option<u16>,
+    /// The node's confirmed SSH host key (`SHA256:…`); set here, it is pinned on every start.
+    #[serde(default)]
+    pub host_key: Option<String>,
 }
 
 impl Default for Config {

@@ -272,6 +272,14 @@ impl Api {
         })
     }
 
+    /// A `GET` of a Server-Sent Events stream of the API (sent by the caller).
+    pub(crate) fn events_request(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+    }
+
     /// Sends a request and reads the API's typed answer (or its error document).
     pub(crate) async fn send<T: DeserializeOwned>(
         &self,

@@ -2,6 +2,10 @@
 //! JSON API (`/api/v1/containers/{id}/config`, `…/resize`, `…/snapshots`, `…/clone`,
 //! `…/template`) from the command line. `set --dry-run` prints the diff without applying;
 //! `rollback` names what is lost and asks before it acts (`-y` skips the question).
+//!
+//! While an operation that is a Proxmox task runs, its task log is followed live
+//! (`…/task-log?until_end=true`) and printed line by line; the answer then adds only the lines
+//! the stream missed.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -292,11 +296,78 @@ fn print_changes(changes: &[Change]) {
     }
 }
 
-fn print_outcome(out: &OpOutcome) {
-    for line in &out.task_log {
-        println!("  {line}");
+/// Prints what the operation did: the task log lines not shown live yet (`shown` were),
+/// then its message.
+fn print_outcome(api: &Api, out: &OpOutcome, shown: usize) {
+    for line in out.task_log.iter().skip(shown) {
+        api.say(&format!("  {line}"));
     }
     println!("{}", out.message);
+}
+
+/// Runs `call` while following CT `id`'s task log: each line is printed as Proxmox writes it.
+/// Returns the answer and how many lines were printed.
+async fn with_live_log<T>(
+    api: &Api,
+    id: &str,
+    call: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, usize)> {
+    use futures_util::StreamExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let shown = Arc::new(AtomicUsize::new(0));
+    // Subscribed once the stream's headers are here: no line of the task is missed.
+    let stream = api
+        .events_request(&format!("/api/v1/containers/{id}/task-log?until_end=true"))
+        .send()
+        .await
+        .ok()
+        .filter(|r| r.status().is_success());
+    let to_stderr = api.output == crate::ct_client::Output::Json;
+    let printer = stream.map(|response| {
+        let shown = shown.clone();
+        tokio::spawn(async move {
+            let mut bytes = response.bytes_stream();
+            let mut buffer = String::new();
+            while let Some(Ok(chunk)) = bytes.next().await {
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(pos) = buffer.find('\n') {
+                    let line = buffer[..pos].trim_end_matches('\r').to_owned();
+                    buffer.drain(..=pos);
+                    let Some(data) = line.strip_prefix("data:") else {
+                        continue;
+                    };
+                    let Ok(event) = serde_json::from_str::<crate::events::BusEvent>(data.trim())
+                    else {
+                        continue;
+                    };
+                    match (event.kind.as_str(), event.data.as_str()) {
+                        ("log", Some(text)) => {
+                            if to_stderr {
+                                eprintln!("  {text}");
+                            } else {
+                                println!("  {text}");
+                            }
+                            shown.fetch_add(1, Ordering::SeqCst);
+                        }
+                        ("done" | "error", _) => return,
+                        _ => {}
+                    }
+                }
+            }
+        })
+    });
+    let answer = call.await;
+    if let Some(handle) = printer {
+        // The lines were published before the answer; give the stream a moment to deliver.
+        if tokio::time::timeout(std::time::Duration::from_secs(2), handle)
+            .await
+            .is_err()
+        {
+            tracing::debug!("the task log stream did not end with the answer");
+        }
+    }
+    Ok((answer?, shown.load(Ordering::SeqCst)))
 }
 
 /// Runs a day-two subcommand.
@@ -340,14 +411,17 @@ pub(crate) async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         DayTwoCommand::Resize { id, disk, size } => {
-            let out: OpOutcome = api
-                .send(
+            let (out, shown) = with_live_log(
+                api,
+                &id,
+                api.send::<OpOutcome>(
                     Method::POST,
                     &format!("/api/v1/containers/{id}/resize"),
                     Some(json!({ "disk": disk, "size": size })),
-                )
-                .await?;
-            print_outcome(&out);
+                ),
+            )
+            .await?;
+            print_outcome(api, &out, shown);
             Ok(ExitCode::SUCCESS)
         }
         DayTwoCommand::Snapshot {
@@ -379,11 +453,15 @@ pub(crate) async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<Exi
                 return Ok(ExitCode::SUCCESS);
             }
             let name = name.unwrap_or_default();
-            let out: OpOutcome = if delete {
-                api.send(
-                    Method::DELETE,
-                    &format!("/api/v1/containers/{id}/snapshots/{name}"),
-                    None,
+            let (out, shown) = if delete {
+                with_live_log(
+                    api,
+                    &id,
+                    api.send::<OpOutcome>(
+                        Method::DELETE,
+                        &format!("/api/v1/containers/{id}/snapshots/{name}"),
+                        None,
+                    ),
                 )
                 .await?
             } else {
@@ -391,14 +469,18 @@ pub(crate) async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<Exi
                 if let Some(d) = description {
                     body["description"] = Value::from(d);
                 }
-                api.send(
-                    Method::POST,
-                    &format!("/api/v1/containers/{id}/snapshots"),
-                    Some(body),
+                with_live_log(
+                    api,
+                    &id,
+                    api.send::<OpOutcome>(
+                        Method::POST,
+                        &format!("/api/v1/containers/{id}/snapshots"),
+                        Some(body),
+                    ),
                 )
                 .await?
             };
-            print_outcome(&out);
+            print_outcome(api, &out, shown);
             Ok(ExitCode::SUCCESS)
         }
         DayTwoCommand::Rollback {
@@ -437,14 +519,17 @@ pub(crate) async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<Exi
                     return Ok(ExitCode::from(1));
                 }
             }
-            let out: OpOutcome = api
-                .send(
+            let (out, shown) = with_live_log(
+                api,
+                &id,
+                api.send::<OpOutcome>(
                     Method::POST,
                     &format!("/api/v1/containers/{id}/snapshots/{name}/rollback"),
                     Some(json!({ "start": start })),
-                )
-                .await?;
-            print_outcome(&out);
+                ),
+            )
+            .await?;
+            print_outcome(api, &out, shown);
             Ok(ExitCode::SUCCESS)
         }
         DayTwoCommand::Clone {
@@ -474,14 +559,17 @@ pub(crate) async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<Exi
             if let Some(s) = snapshot {
                 body["snapshot"] = json!(s);
             }
-            let out: OpOutcome = api
-                .send(
+            let (out, shown) = with_live_log(
+                api,
+                &id,
+                api.send::<OpOutcome>(
                     Method::POST,
                     &format!("/api/v1/containers/{id}/clone"),
                     Some(body),
-                )
-                .await?;
-            print_outcome(&out);
+                ),
+            )
+            .await?;
+            print_outcome(api, &out, shown);
             if let Some(new_id) = out.new_id {
                 api.say(&format!("ctforge id of the clone: {new_id}"));
             }
@@ -495,7 +583,7 @@ pub(crate) async fn run(api: &Api, command: DayTwoCommand) -> anyhow::Result<Exi
                     None,
                 )
                 .await?;
-            print_outcome(&out);
+            print_outcome(api, &out, 0);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -85,6 +85,18 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Demo> {
         default: true,
         allow_insecure_http: false,
     }];
+    // The embedded simulator's host keys are known here: every node's key is confirmed.
+    config.node_ssh = sim
+        .ssh_nodes
+        .iter()
+        .map(|n| crate::config::NodeSshBootstrap {
+            cluster: "demo".into(),
+            node: n.node.clone(),
+            address: None,
+            port: None,
+            host_key: Some(n.fingerprint.clone()),
+        })
+        .collect();
     Ok(Demo { sim, password })
 }
 

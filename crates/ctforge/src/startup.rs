@@ -151,6 +151,7 @@ pub async fn build_state(
     let keyring = Arc::new(keyring);
     let pve: Arc<dyn crate::pve::PveConnector> =
         Arc::new(crate::pve::PooledConnector::new(keyring.clone()));
+    let trust_first_use = config.provisioning.ssh_trust_on_first_use;
     let state = AppState {
         config: Arc::new(config),
         pve: pve.clone(),
@@ -158,6 +159,7 @@ pub async fn build_state(
             store.clone(),
             keyring.clone(),
             pve,
+            trust_first_use,
         )),
         permissions: Arc::default(),
         down: Arc::default(),
@@ -421,6 +423,23 @@ async fn bootstrap_clusters(
                 n.port.map(i64::from),
             )
             .await?;
+        // A key written in the file is the admin's confirmation.
+        if let Some(key) = n
+            .host_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            let key = crate::clusters::normalise_host_key(key).with_context(|| {
+                format!(
+                    "[[node_ssh]] host_key of node {:?} is not a SHA256 fingerprint",
+                    n.node
+                )
+            })?;
+            store
+                .pin_node_host_key(cluster.id, &n.node, Some(&key))
+                .await?;
+        }
     }
     Ok(())
 }

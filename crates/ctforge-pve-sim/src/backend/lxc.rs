@@ -2,9 +2,10 @@
 //! Debian 12 template that `scripts/setup-lxc.sh` builds, with systemd and sshd
 //! inside, on the simulator's own bridge (`ctfbr0`, `10.151.0.1/24` by default).
 //!
-//! Layout: `<state-dir>/lxc/<vmid>/{config,rootfs/,console.log,lxc.log}`;
-//! as on Proxmox the LXC name is the vmid, under the backend's own LXC path
-//! (`-P <state-dir>/lxc`). Host-side veth devices are `cf<tag><vmid>i<n>`, where
+//! Layout: `<state-dir>/lxc/<node>/<vmid>/{config,rootfs/,console.log,lxc.log,snapshots/}`:
+//! each node has its own namespace, its own LXC path (`-P <state-dir>/lxc/<node>`), and as on
+//! Proxmox the LXC name is the vmid. A migration stops the container and moves its directory
+//! (storage and config) into the target node's namespace. Host-side veth devices are `cf<tag><vmid>i<n>`, where
 //! `<tag>` is derived from the state directory, so two simulators do not share them.
 //! Lifecycle calls the LXC tools (`lxc-start -P <abs> -n <name> -d`, `lxc-stop`,
 //! `lxc-attach`); the root filesystem is a plain directory (no mounts on the host
@@ -66,6 +67,8 @@ pub struct LxcBackend {
     root: PathBuf,
     tag: String,
     guests: Mutex<HashMap<u32, Guest>>,
+    /// The node each CT belongs to (its namespace under `root`).
+    nodes: Mutex<HashMap<u32, String>>,
 }
 
 impl Drop for LxcBackend {
@@ -217,12 +220,42 @@ impl LxcBackend {
             root,
             tag: format!("{:03x}", h & 0xfff),
             guests: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The LXC path (`-P`) of this backend: `<state-dir>/lxc`, absolute.
+    /// The root of this backend's node namespaces: `<state-dir>/lxc`, absolute.
     pub fn lxc_path(&self) -> &Path {
         &self.root
+    }
+
+    /// The LXC path (`-P`) of a CT: its node's namespace, `<state-dir>/lxc/<node>`.
+    pub fn lxc_path_of(&self, vmid: u32) -> PathBuf {
+        match self.node_of(vmid) {
+            Some(node) => self.root.join(node),
+            None => self.root.clone(),
+        }
+    }
+
+    /// The node whose namespace holds the CT.
+    pub fn node_of(&self, vmid: u32) -> Option<String> {
+        let m = match self.nodes.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.get(&vmid).cloned()
+    }
+
+    fn set_node(&self, vmid: u32, node: &str) {
+        let mut m = match self.nodes.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if node.is_empty() {
+            m.remove(&vmid);
+        } else {
+            m.insert(vmid, node.to_owned());
+        }
     }
 
     /// The LXC container name of a CT (the vmid, as on Proxmox).
@@ -244,7 +277,7 @@ impl LxcBackend {
     }
 
     fn dir(&self, vmid: u32) -> PathBuf {
-        self.root.join(vmid.to_string())
+        self.lxc_path_of(vmid).join(vmid.to_string())
     }
 
     fn rootfs(&self, vmid: u32) -> PathBuf {
@@ -274,7 +307,7 @@ impl LxcBackend {
     fn lxc(&self, tool: &str, vmid: u32) -> Command {
         let mut c = Command::new(tool);
         c.arg("-P")
-            .arg(&self.root)
+            .arg(self.lxc_path_of(vmid))
             .arg("-n")
             .arg(self.container_name(vmid));
         c
@@ -786,6 +819,7 @@ impl CtBackend for LxcBackend {
     }
 
     fn create(&self, vmid: u32, spec: &CreateSpec) -> Result<Vec<String>, String> {
+        self.set_node(vmid, &spec.node);
         let dir = self.dir(vmid);
         if self.is_running(vmid) {
             if self.lock().contains_key(&vmid) {
@@ -956,30 +990,55 @@ impl CtBackend for LxcBackend {
         Ok(())
     }
 
-    /// The LXC name is the vmid under one LXC path, as on Proxmox where a migrated CT keeps its
-    /// id: migrating stops the container (a restart migration starts it again afterwards) and
-    /// moves it to the target node's namespace, recorded in `<dir>/node`.
+    /// As on Proxmox a migrated CT keeps its id: migrating stops the container (a restart
+    /// migration starts it again afterwards) and moves its directory — root filesystem,
+    /// snapshots and LXC config — from the source node's namespace into the target's, where
+    /// the config is written again with the new paths.
     fn migrate(&self, vmid: u32, target: &str) -> Result<Vec<String>, String> {
-        let dir = self.dir(vmid);
-        if !dir.exists() {
+        let from = self.dir(vmid);
+        if !from.exists() {
             return Err(format!(
                 "container {vmid} has no directory {}",
-                dir.display()
+                from.display()
             ));
         }
         if self.is_running(vmid) {
             run_ok(self.lxc("lxc-stop", vmid).args(["-t", "30"]), None)?;
         }
-        if let Some(g) = self.lock().get_mut(&vmid) {
-            g.started = None;
-            g.init_pid = None;
+        let source = self.node_of(vmid);
+        let target_root = self.root.join(target);
+        let to = target_root.join(vmid.to_string());
+        if to.exists() {
+            return Err(format!(
+                "CT {vmid} already has a directory on node '{target}': {}",
+                to.display()
+            ));
         }
-        let marker = dir.join("node");
-        std::fs::write(&marker, format!("{target}\n"))
-            .map_err(|e| format!("{}: {e}", marker.display()))?;
+        std::fs::create_dir_all(&target_root)
+            .map_err(|e| format!("{}: {e}", target_root.display()))?;
+        std::fs::rename(&from, &to)
+            .map_err(|e| format!("cannot move {} to {}: {e}", from.display(), to.display()))?;
+        self.set_node(vmid, target);
+        let g = {
+            let mut guests = self.lock();
+            guests.get_mut(&vmid).map(|g| {
+                g.started = None;
+                g.init_pid = None;
+                g.clone()
+            })
+        };
+        if let Some(g) = g
+            && let Err(e) = self.write_lxc_config(vmid, &g)
+        {
+            // Put it back where it was rather than leave a CT without a config.
+            let _ = std::fs::rename(&to, &from);
+            self.set_node(vmid, source.as_deref().unwrap_or(""));
+            return Err(e);
+        }
         Ok(vec![format!(
-            "moved container {vmid} ({}) to node '{target}'",
-            dir.display()
+            "moved container {vmid} from {} to {}",
+            from.display(),
+            to.display()
         )])
     }
 
@@ -994,6 +1053,7 @@ impl CtBackend for LxcBackend {
             self.unmount_leftovers(vmid);
             std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
+        self.set_node(vmid, "");
         Ok(())
     }
 
@@ -1006,7 +1066,7 @@ impl CtBackend for LxcBackend {
     ) -> ExecFuture {
         let mut cmd = tokio::process::Command::new("lxc-attach");
         cmd.arg("-P")
-            .arg(&self.root)
+            .arg(self.lxc_path_of(vmid))
             .arg("-n")
             .arg(self.container_name(vmid))
             .arg("--clear-env")
@@ -1170,6 +1230,19 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
     }
 
     fn clone_guest(&self, vmid: u32, newid: u32, spec: &CreateSpec) -> Result<Vec<String>, String> {
+        // A clone from a snapshot copies the snapshot's root filesystem (Proxmox's
+        // `snapname`), otherwise the current one.
+        let (source, what) = match &spec.snapname {
+            Some(name) => {
+                let dir = self.snapshot_dir(vmid, name)?;
+                if !dir.is_dir() {
+                    return Err(format!("snapshot '{name}' does not exist"));
+                }
+                (dir, format!("snapshot '{name}' of CT {vmid}"))
+            }
+            None => (self.rootfs(vmid), format!("CT {vmid}")),
+        };
+        self.set_node(newid, &spec.node);
         let dir = self.dir(newid);
         if dir.exists() {
             self.unmount_leftovers(newid);
@@ -1187,9 +1260,9 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
         };
         self.lock().insert(newid, g.clone());
         let res = (|| {
-            copy_tree(&self.rootfs(vmid), &self.rootfs(newid))?;
+            copy_tree(&source, &self.rootfs(newid))?;
             let mut lines = vec![format!(
-                "copied the root filesystem of CT {vmid} in {:.2} s",
+                "copied the root filesystem of {what} in {:.2} s",
                 t0.elapsed().as_secs_f64()
             )];
             self.write_guest_files(newid, &g)?;
@@ -1201,6 +1274,7 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
             self.lock().remove(&newid);
             self.release_claims(newid);
             let _ = std::fs::remove_dir_all(&dir);
+            self.set_node(newid, "");
         }
         res
     }
@@ -1339,7 +1413,7 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
         for (vmid, g) in g.iter() {
             m.insert(
                 vmid.to_string(),
-                json!({"hostname": g.hostname, "conf": g.conf}),
+                json!({"hostname": g.hostname, "conf": g.conf, "node": self.node_of(*vmid)}),
             );
         }
         json!({"lxc": m})
@@ -1353,7 +1427,11 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
             let Ok(vmid) = k.parse::<u32>() else {
                 continue;
             };
+            if let Some(node) = g.get("node").and_then(Value::as_str) {
+                self.set_node(vmid, node);
+            }
             if !self.dir(vmid).join("config").exists() {
+                self.set_node(vmid, "");
                 continue;
             }
             let conf: BTreeMap<String, String> = g

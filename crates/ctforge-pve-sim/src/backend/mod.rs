@@ -33,6 +33,11 @@ pub struct CreateSpec {
     /// The CT's normalized Proxmox configuration at creation (`memory`, `cores`,
     /// `net0`, `rootfs`, …): what a real backend sizes and wires the guest from.
     pub conf: BTreeMap<String, String>,
+    /// The node the guest is created on (a real backend keeps it in that node's namespace).
+    pub node: String,
+    /// Clone only: the source's snapshot whose files are copied (Proxmox's `snapname`);
+    /// `None`: its current files.
+    pub snapname: Option<String>,
 }
 
 /// Live resource usage of a running guest, as a real backend measures it.
@@ -139,8 +144,9 @@ pub trait CtBackend: Send + Sync + 'static {
     fn rollback(&self, vmid: u32, name: &str) -> Result<(), String>;
     /// Delete a guest snapshot.
     fn delete_snapshot(&self, vmid: u32, name: &str) -> Result<(), String>;
-    /// Create guest `newid` as a copy of guest `vmid` (a clone): its files are copied, its
-    /// identity (hostname, network, config) comes from `spec`. Returns extra task log lines.
+    /// Create guest `newid` as a copy of guest `vmid` (a clone): its files are copied — those
+    /// of snapshot `spec.snapname` when given —, its identity (hostname, network, config, node)
+    /// comes from `spec`. Returns extra task log lines.
     fn clone_guest(&self, vmid: u32, newid: u32, spec: &CreateSpec) -> Result<Vec<String>, String>;
     /// Replace the guest's service table (scripted backends; others ignore it).
     fn set_services(&self, vmid: u32, services: &[ServiceSpec]);

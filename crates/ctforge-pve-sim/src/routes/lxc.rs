@@ -608,6 +608,8 @@ pub fn create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
             .get(&vmid)
             .map(|ct| ct.conf.clone())
             .unwrap_or_default(),
+        node: node.clone(),
+        snapname: None,
     };
     let start = p.flag("start", false);
     let ident2 = ident.clone();

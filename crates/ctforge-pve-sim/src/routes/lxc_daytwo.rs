@@ -392,6 +392,7 @@ pub fn clone(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     }
     newconf.insert("lock".into(), "create".into());
     let new_node = target.clone().unwrap_or_else(|| node.clone());
+    let new_node_for_backend = new_node.clone();
     let now = c.now();
     if let Some(src) = c.cts.get_mut(&vmid) {
         src.conf.insert("lock".into(), "disk".into());
@@ -422,6 +423,8 @@ pub fn clone(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         password: None,
         ssh_public_keys: None,
         conf: newconf,
+        node: new_node_for_backend,
+        snapname: snapname.clone(),
     };
     let upid = spawn_task(
         ctx.state,

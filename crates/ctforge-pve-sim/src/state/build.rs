@@ -517,6 +517,12 @@ impl SimState {
                             .get(&spec.vmid)
                             .map(|c| c.conf.clone())
                             .unwrap_or_default(),
+                        node: cluster
+                            .cts
+                            .get(&spec.vmid)
+                            .map(|c| c.node.clone())
+                            .unwrap_or_default(),
+                        snapname: None,
                     },
                 )
                 .map_err(SimError::Scenario)?;

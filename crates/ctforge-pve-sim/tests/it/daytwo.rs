@@ -318,3 +318,77 @@ content = "rootdir,images"
         .await;
     assert_eq!(sim.wait_task("pve1", &upid(&r)).await["exitstatus"], "OK");
 }
+
+/// `snapname` on clone: the clone gets the snapshot's files and config, not the current ones.
+#[tokio::test]
+async fn clone_from_a_snapshot_copies_the_snapshots_files() {
+    let scenario: ctforge_pve_sim::scenario::Scenario = toml::from_str(
+        r#"
+node_count = 1
+[[storages]]
+id = "local"
+type = "dir"
+content = "vztmpl,rootdir"
+[[storages]]
+id = "tank"
+type = "zfspool"
+content = "rootdir,images"
+"#,
+    )
+    .expect("scenario");
+    let sim = Sim::start(SimConfig::for_tests().with_scenario(scenario)).await;
+    create(&sim, "160", "tank").await;
+    let backend = sim.h.state().backend().clone();
+    backend.write_file(160, "/root/marker.txt", b"before\n");
+    let r = sim
+        .post("/nodes/pve1/lxc/160/snapshot", &[("snapname", "s1")])
+        .await;
+    assert_eq!(sim.wait_task("pve1", &upid(&r)).await["exitstatus"], "OK");
+    backend.write_file(160, "/root/marker.txt", b"after\n");
+    backend.write_file(160, "/root/new-file", b"new\n");
+
+    let r = sim
+        .post(
+            "/nodes/pve1/lxc/160/clone",
+            &[
+                ("newid", "161"),
+                ("snapname", "s1"),
+                ("hostname", "from-s1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(sim.wait_task("pve1", &upid(&r)).await["exitstatus"], "OK");
+    assert_eq!(
+        backend.pull(161, "/root/marker.txt").unwrap(),
+        b"before\n",
+        "the snapshot's file"
+    );
+    assert!(
+        backend.pull(161, "/root/new-file").is_err(),
+        "nothing created after the snapshot"
+    );
+
+    let r = sim
+        .post(
+            "/nodes/pve1/lxc/160/clone",
+            &[("newid", "162"), ("snapname", "nope")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.message()),
+        (500, "snapshot 'nope' does not exist\n"),
+        "{}",
+        r.text
+    );
+
+    let r = sim
+        .post("/nodes/pve1/lxc/160/clone", &[("newid", "163")])
+        .await;
+    assert_eq!(sim.wait_task("pve1", &upid(&r)).await["exitstatus"], "OK");
+    assert_eq!(
+        backend.pull(163, "/root/marker.txt").unwrap(),
+        b"after\n",
+        "without snapname: the current files"
+    );
+}

@@ -170,7 +170,8 @@ async fn lxc_backend_end_to_end() {
         .as_any()
         .downcast_ref::<LxcBackend>()
         .unwrap();
-    let lxc_path = lxc.lxc_path().to_path_buf();
+    // Each node has its own namespace (LXC path) under the backend's root.
+    let lxc_path = lxc.lxc_path().join(NODE);
     let name = lxc.container_name(VMID);
     let veth = lxc.veth_name(VMID, 0);
     let _cleanup = Cleanup {

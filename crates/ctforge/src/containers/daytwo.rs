@@ -6,6 +6,10 @@
 //! one audit entry (`ct.config`, `ct.resize`, `ct.snapshot`, `ct.rollback`,
 //! `ct.snapshot_delete`, `ct.clone`, `ct.template`) whatever the outcome.
 //!
+//! While an operation follows its Proxmox task, each log line is also published on the guest's
+//! bus topic ([`task_topic`]: `start`, `log` lines, then `done` or `error`), so the page that
+//! submitted it and `ctforge ct …` show the log live (`GET …/task-log`, SSE) before the answer.
+//!
 //! Proxmox's own refusals (`unable to shrink disk size`, `CT is locked (backup)`, `Linked clone
 //! feature for … is not available`, …) are relayed with Proxmox's text: as 409 when the state
 //! of the guest forbids it, 403 for permissions.
@@ -266,6 +270,37 @@ struct Env {
     rights: Rights<'static>,
     node: String,
     username: String,
+    live: LiveLog,
+}
+
+/// The bus topic on which the day-two tasks of guest `vmid` of cluster `cluster_id` publish
+/// their log as it is read (events with `job_id` 0, `step` the operation).
+pub fn task_topic(cluster_id: i64, vmid: u32) -> String {
+    format!("ct-task:{cluster_id}:{vmid}")
+}
+
+/// Subscribes a viewer allowed to read guest `target` (VM.Audit) to its day-two task logs:
+/// every line published from now on (earlier lines are in the operation's answer).
+pub async fn task_log(
+    state: &AppState,
+    user: &CurrentUser,
+    target: &Target,
+) -> Result<crate::events::Subscription, AppError> {
+    crate::authz::read(state, user, &target.cluster, target.vmid).await?;
+    state
+        .bus
+        .subscribe(&task_topic(target.cluster.id, target.vmid))
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))
+}
+
+/// Where a running operation publishes its task log.
+#[derive(Clone)]
+struct LiveLog {
+    bus: Arc<dyn crate::events::EventBus>,
+    clock: Arc<dyn crate::clock::Clock>,
+    topic: String,
+    op: Operation,
 }
 
 /// Maps a Proxmox failure of an operation: Proxmox's text, as 409 for refusals of the guest's
@@ -319,6 +354,12 @@ where
                     rights,
                     node,
                     username: actor.user.username.clone(),
+                    live: LiveLog {
+                        bus: actor.state.bus.clone(),
+                        clock: actor.state.clock.clone(),
+                        topic: task_topic(target.cluster.id, target.vmid),
+                        op,
+                    },
                 };
                 body(env).await
             }
@@ -332,6 +373,10 @@ where
         result
     }
     .await;
+    if result.is_ok() {
+        // The dashboard shows the change (pending keys, locks, config) at its next view.
+        actor.state.reads.invalidate(target.cluster.id);
+    }
     record(actor, op, detail, &result).await?;
     result
 }
@@ -399,13 +444,34 @@ async fn record(
     Ok(())
 }
 
-/// Follows a task to its end; its log lines, or Proxmox's error with them.
-async fn follow(
-    client: &dyn PveApi,
-    node: &str,
-    upid: &Upid,
-    vmid: u32,
-) -> Result<Vec<String>, AppError> {
+/// Follows a task to its end; its log lines, or Proxmox's error with them. Every line is
+/// published on the guest's topic as it is read (see [`task_topic`]), in order, before the
+/// answer returns.
+async fn follow(env: &Env, upid: &Upid, vmid: u32) -> Result<Vec<String>, AppError> {
+    let live = env.live.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(&'static str, Value)>();
+    let forward = tokio::spawn(async move {
+        let mut seq = 0;
+        while let Some((kind, data)) = rx.recv().await {
+            seq += 1;
+            let event = crate::events::BusEvent {
+                job_id: 0,
+                seq,
+                kind: kind.to_owned(),
+                step: Some(live.op.as_str().to_owned()),
+                data,
+                at: live.clock.now_ms(),
+            };
+            // Best effort: the answer carries the whole log anyway.
+            if let Err(e) = live.bus.publish(&live.topic, &event).await {
+                tracing::debug!(error = %e, "cannot publish a task log line");
+            }
+        }
+    });
+    let _ = tx.send((
+        crate::events::kind::START,
+        json!({ "operation": env.live.op.as_str(), "upid": upid.to_string(), "node": env.node }),
+    ));
     let mut lines = Vec::new();
     let opts = WaitOptions {
         timeout: TASK_TIMEOUT,
@@ -414,17 +480,35 @@ async fn follow(
     };
     let mut collect = |p: TaskProgress| {
         if let TaskProgress::Line(line) = p {
+            let _ = tx.send((crate::events::kind::LOG, Value::String(line.t.clone())));
             lines.push(line.t);
         }
     };
-    let exit = ctforge_pve::wait_task(client, node, upid, opts, &mut collect)
+    let exit = ctforge_pve::wait_task(env.client.as_ref(), &env.node, upid, opts, &mut collect)
         .await
-        .map_err(|e| op_error(e, vmid))?;
-    match exit.into_result(upid) {
-        Ok(_) => Ok(lines),
-        Err(PveError::TaskFailed { exitstatus, .. }) => Err(AppError::Conflict(exitstatus)),
-        Err(e) => Err(op_error(e, vmid)),
-    }
+        .map_err(|e| op_error(e, vmid));
+    let result = match exit {
+        Err(e) => Err(e),
+        Ok(exit) => match exit.into_result(upid) {
+            Ok(_) => Ok(lines),
+            Err(PveError::TaskFailed { exitstatus, .. }) => Err(AppError::Conflict(exitstatus)),
+            Err(e) => Err(op_error(e, vmid)),
+        },
+    };
+    let end = match &result {
+        Ok(_) => (
+            crate::events::kind::DONE,
+            json!({ "upid": upid.to_string() }),
+        ),
+        Err(e) => (
+            crate::events::kind::ERROR,
+            json!({ "upid": upid.to_string(), "message": e.to_string() }),
+        ),
+    };
+    let _ = tx.send(end);
+    drop(tx);
+    let _ = forward.await;
+    result
 }
 
 fn outcome(actor: &Actor<'_>, env: &Env, op: Operation, message: String) -> OpOutcome {
@@ -651,7 +735,7 @@ pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, 
                 .lxc_resize(&env.node, vmid, &req.disk, &req.size, None)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let log = follow(&env, &upid, vmid).await?;
             let mut out = outcome(
                 actor,
                 &env,
@@ -790,7 +874,7 @@ pub async fn snapshot(actor: &Actor<'_>, req: SnapshotRequest) -> Result<OpOutco
                 .snapshot_create(&env.node, vmid, &req.name, req.description.as_deref())
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let log = follow(&env, &upid, vmid).await?;
             let mut out = outcome(
                 actor,
                 &env,
@@ -824,7 +908,7 @@ pub async fn rollback(
                 .snapshot_rollback(&env.node, vmid, name, req.start)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let log = follow(&env, &upid, vmid).await?;
             let mut out = outcome(
                 actor,
                 &env,
@@ -852,7 +936,7 @@ pub async fn delete_snapshot(actor: &Actor<'_>, name: &str) -> Result<OpOutcome,
                 .snapshot_delete(&env.node, vmid, name, false)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let log = follow(&env, &upid, vmid).await?;
             let mut out = outcome(
                 actor,
                 &env,
@@ -979,7 +1063,7 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
                 .lxc_clone(&env.node, vmid, &params)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(env.client.as_ref(), &env.node, &upid, vmid).await?;
+            let log = follow(&env, &upid, vmid).await?;
             let hostname = req
                 .hostname
                 .clone()
@@ -1018,6 +1102,82 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
         })
     })
     .await
+}
+
+/// The keys pending until restart of the running guests a dashboard page lists, by row key:
+/// asked with the viewer's own rights (`…/pending` needs `VM.Audit`), at most 8 at a time,
+/// each kept for five freshness windows (`AppState::reads`; a change ctforge makes forgets
+/// them). Rows of clusters the viewer cannot ask now are left out.
+pub async fn pending_on_page(
+    state: &AppState,
+    user: &CurrentUser,
+    rows: &[crate::containers::listing::Row],
+) -> BTreeMap<String, Vec<String>> {
+    use futures_util::StreamExt;
+    let fresh =
+        i64::try_from(state.config.dashboard.fresh_ms.saturating_mul(5)).unwrap_or(i64::MAX);
+    let now = state.clock.now_ms();
+    let mut out = BTreeMap::new();
+    // Owned per guest: (client, cluster id, node, vmid, row key).
+    type Ask = (Arc<dyn PveApi>, i64, String, u32, String);
+    type ClusterClient = Option<(Arc<dyn PveApi>, i64)>;
+    let mut ask: Vec<Ask> = Vec::new();
+    let mut clients: BTreeMap<String, ClusterClient> = BTreeMap::new();
+    for row in rows {
+        if !row.live || row.status != crate::status::ContainerStatus::Running {
+            continue;
+        }
+        let entry = match clients.get(row.cluster.as_str()) {
+            Some(e) => e.clone(),
+            None => {
+                let e = match state.store.get_cluster_by_name(&row.cluster).await {
+                    Ok(c) => client_for(state, user, &c).ok().map(|api| (api, c.id)),
+                    Err(_) => None,
+                };
+                clients.insert(row.cluster.clone(), e.clone());
+                e
+            }
+        };
+        let Some((api, cluster_id)) = entry else {
+            continue;
+        };
+        match state.reads.pending(cluster_id, row.vmid, now, fresh) {
+            Some(keys) if !keys.is_empty() => {
+                out.insert(row.key.clone(), keys);
+            }
+            Some(_) => {}
+            None => ask.push((api, cluster_id, row.node.clone(), row.vmid, row.key.clone())),
+        }
+    }
+    type Answer = (i64, u32, String, Result<Vec<String>, PveError>);
+    let mut asks: Vec<BoxFuture<'static, Answer>> = Vec::new();
+    for (api, cluster_id, node, vmid, key) in ask {
+        asks.push(Box::pin(async move {
+            let keys = api.lxc_pending(&node, vmid).await.map(|entries| {
+                entries
+                    .into_iter()
+                    .filter(PendingEntry::is_pending)
+                    .map(|e| e.key)
+                    .collect::<Vec<_>>()
+            });
+            (cluster_id, vmid, key, keys)
+        }));
+    }
+    let answers: Vec<Answer> = futures_util::stream::iter(asks)
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for (cluster_id, vmid, key, keys) in answers {
+        // A guest Proxmox does not answer for now shows no badge, and is asked again next time.
+        let Ok(keys) = keys else { continue };
+        state
+            .reads
+            .keep_pending(cluster_id, vmid, now, fresh, keys.clone());
+        if !keys.is_empty() {
+            out.insert(key, keys);
+        }
+    }
+    out
 }
 
 /// The keys waiting for the next start of each of `vmids` on `node` (a few asked at a time;

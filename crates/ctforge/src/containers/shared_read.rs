@@ -7,6 +7,11 @@
 //! on the same cluster through the same kind of credential (own ticket, or the service token
 //! acting for an API-token owner) — so nobody ever sees a guest that Proxmox would hide from
 //! them. Failures are shared while in flight but never kept: the next view asks again.
+//!
+//! The keys pending until restart of running guests (`…/lxc/{vmid}/pending`, one call per
+//! guest: `/cluster/resources` does not carry them) are kept per guest for a few freshness
+//! windows, so the dashboard's pending badges cost one call per guest and window, not per view.
+//! Only guests a view lists (those its identity may see) are looked up or shown.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,10 +54,15 @@ pub struct ReadFailure {
 
 type Read = Shared<BoxFuture<'static, Arc<Snapshot>>>;
 
+/// When a guest's pending keys were read, and what they were.
+type PendingRead = (i64, Vec<String>);
+
 /// The shared reads of this process (one per identity; `AppState::reads`).
 #[derive(Default)]
 pub struct SharedReads {
     reads: Mutex<HashMap<Identity, Read>>,
+    /// `(cluster id, vmid)` → (read at, keys pending until restart).
+    pending: Mutex<HashMap<(i64, u32), PendingRead>>,
 }
 
 impl std::fmt::Debug for SharedReads {
@@ -101,6 +111,45 @@ impl SharedReads {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|identity, _| identity.cluster_id != cluster_id);
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(cluster, _), _| *cluster != cluster_id);
+    }
+
+    /// The pending keys of a guest read less than `fresh_ms` before `now`, if any.
+    pub fn pending(
+        &self,
+        cluster_id: i64,
+        vmid: u32,
+        now: i64,
+        fresh_ms: i64,
+    ) -> Option<Vec<String>> {
+        let m = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.get(&(cluster_id, vmid))
+            .filter(|(at, _)| now.saturating_sub(*at) < fresh_ms)
+            .map(|(_, keys)| keys.clone())
+    }
+
+    /// Keeps the pending keys of a guest read at `now` (dropping entries older than
+    /// `fresh_ms`, so memory stays bounded by the guests recently shown).
+    pub fn keep_pending(
+        &self,
+        cluster_id: i64,
+        vmid: u32,
+        now: i64,
+        fresh_ms: i64,
+        keys: Vec<String>,
+    ) {
+        let mut m = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.retain(|_, (at, _)| now.saturating_sub(*at) < fresh_ms);
+        m.insert((cluster_id, vmid), (now, keys));
     }
 }
 

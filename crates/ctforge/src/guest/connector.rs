@@ -1,7 +1,7 @@
 //! The guest connector: how ctforge opens a command channel into a container. Chosen once at
 //! start-up and carried in `AppState`: [`SshConnector`] (`pct exec` / `pct push` on the node
-//! holding each container, one shared SSH connection per node, host keys pinned per node on
-//! first use; see [`super::nodes`]) in the application; [`FakeConnector`] (a scripted
+//! holding each container, one shared SSH connection per node, host keys pinned per node once
+//! an admin confirmed them; see [`super::nodes`]) in the application; [`FakeConnector`] (a scripted
 //! [`FakeRemote`], in process) in unit tests.
 
 use std::fmt;
@@ -25,6 +25,18 @@ pub enum GuestError {
     /// values that do not open).
     #[error("{0}")]
     Setup(String),
+    /// The node's SSH host key was never confirmed by an admin: nothing was sent to it.
+    #[error(
+        "the SSH host key of node {node} ({address}) is not confirmed: it presents {seen}; an admin compares it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the node and confirms it in Settings → Clusters (Test, then Confirm)"
+    )]
+    Unconfirmed {
+        /// Node name.
+        node: String,
+        /// Where it was reached (`host:port`).
+        address: String,
+        /// The key it presents (`SHA256:…`).
+        seen: String,
+    },
     /// The connection failed.
     #[error(transparent)]
     Ssh(#[from] SshError),
@@ -73,10 +85,19 @@ impl fmt::Debug for SshConnector {
 
 impl SshConnector {
     /// A connector reading credentials and per-node settings from `store`, opened with
-    /// `keyring`, locating guests and nodes through `pve`.
-    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, pve: Arc<dyn PveConnector>) -> Self {
+    /// `keyring`, locating guests and nodes through `pve`; `trust_first_use` pins node host
+    /// keys on first use instead of refusing nodes without a confirmed key
+    /// (`[provisioning] ssh_trust_on_first_use`).
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        pve: Arc<dyn PveConnector>,
+        trust_first_use: bool,
+    ) -> Self {
         Self {
-            router: Arc::new(NodeRouter::new(store, keyring, pve)),
+            router: Arc::new(
+                NodeRouter::new(store, keyring, pve).trusting_first_use(trust_first_use),
+            ),
         }
     }
 

@@ -10,7 +10,11 @@
 //! answering the API (`local` in `/cluster/status`) — at the host of the cluster's URL, else at
 //! its `ip` from `/cluster/status`; the port is the override or the cluster's `ssh_port`.
 //! Each node's host key is pinned on its own (`node_ssh.host_key`; the node at the URL's host
-//! keeps the cluster's pin), recorded on first use.
+//! also accepts the cluster's older pin). A key is pinned only once an admin confirmed it
+//! (Settings → Clusters → Test shows each node's key, Confirm pins it; or `host_key` in
+//! `[[node_ssh]]`): a node without a confirmed key is refused before any credential is sent,
+//! naming the key it presents, and a node presenting another key than its pin is refused as
+//! well. `[provisioning] ssh_trust_on_first_use` restores pinning on first use.
 //!
 //! Connections are shared: one per node for every job and probe of the process, with at most
 //! [`CHANNELS_PER_NODE`] commands at once on it (OpenSSH's `MaxSessions` is 10).
@@ -67,14 +71,22 @@ pub struct NodeReport {
     pub reachable: bool,
     /// The host key it presented (`SHA256:…`), when it answered.
     pub host_key: Option<String>,
-    /// The key pinned for it before this test (`None`: pinned now, on first use).
+    /// The key pinned for it before this test (`None`: none yet).
     pub pinned: Option<String>,
+    /// Whether the key it presents is the confirmed one (false: an admin must confirm
+    /// `host_key` before ctforge connects).
+    #[serde(default)]
+    pub confirmed: bool,
     /// What went wrong.
     pub error: Option<String>,
 }
 
+/// What a shared connection was opened for: host, port, user, the cluster's last change and
+/// the pin (a newly confirmed key closes the connection made under the old one).
+type ConnKey = (String, u16, String, i64, Option<String>);
+
 struct NodeConn {
-    key: (String, u16, String, i64),
+    key: ConnKey,
     session: Arc<SshSession>,
     permits: Arc<Semaphore>,
 }
@@ -91,6 +103,7 @@ pub struct NodeRouter {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     pve: Arc<dyn PveConnector>,
+    trust_first_use: bool,
     conns: Mutex<HashMap<(i64, String), ConnSlot>>,
     addresses: Mutex<HashMap<i64, (Instant, Vec<StatusNode>)>>,
     locations: Mutex<HashMap<(i64, u32), String>>,
@@ -126,10 +139,17 @@ impl NodeRouter {
             store,
             keyring,
             pve,
+            trust_first_use: false,
             conns: Mutex::new(HashMap::new()),
             addresses: Mutex::new(HashMap::new()),
             locations: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Pins keys on first use instead of waiting for an admin's confirmation.
+    pub fn trusting_first_use(mut self, trust: bool) -> Self {
+        self.trust_first_use = trust;
+        self
     }
 
     fn auth(&self, cluster: &Cluster) -> Result<SshAuth, GuestError> {
@@ -227,12 +247,12 @@ impl NodeRouter {
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or(22);
         let at_url = host == fallback && i64::from(port) == cluster.ssh_port;
-        // The node at the URL's host keeps the cluster's pin (the one Settings shows and
-        // edits); the others have their own.
+        // Every node has its own pin; the node at the URL's host also accepts the cluster's
+        // (pinned before nodes had their own), unless an admin confirmed one for the node.
         let node_pin = settings.and_then(|s| s.host_key).filter(|k| !k.is_empty());
         let cluster_pin = cluster.ssh_host_key.clone().filter(|k| !k.is_empty());
         let pin = if at_url {
-            cluster_pin.or(node_pin)
+            node_pin.or(cluster_pin)
         } else {
             node_pin
         };
@@ -245,9 +265,20 @@ impl NodeRouter {
         })
     }
 
-    /// Opens a fresh connection to `t` (no sharing), pinning its key on first use.
+    /// Opens a fresh connection to `t` (no sharing). Without a pin it is refused (naming the
+    /// key the node presents) unless keys are trusted on first use, then pinned.
     pub async fn open(&self, cluster: &Cluster, t: &NodeTarget) -> Result<SshSession, GuestError> {
         let auth = self.auth(cluster)?;
+        if t.pin.is_none() && !self.trust_first_use {
+            // Only the key is fetched (no authentication): nothing is sent to an unconfirmed
+            // host.
+            let seen = ctforge_ssh::fetch_host_key(&t.host, t.port).await?;
+            return Err(GuestError::Unconfirmed {
+                node: t.node.clone(),
+                address: format!("{}:{}", t.host, t.port),
+                seen,
+            });
+        }
         let policy = match &t.pin {
             Some(k) => HostKeyPolicy::Pinned(k.clone()),
             None => HostKeyPolicy::TrustOnFirstUse,
@@ -304,6 +335,7 @@ impl NodeRouter {
             target.port,
             cluster.ssh_user.clone(),
             cluster.updated_at,
+            target.pin.clone(),
         );
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref()
@@ -388,6 +420,7 @@ impl NodeRouter {
                         reachable: false,
                         host_key: None,
                         pinned: None,
+                        confirmed: false,
                         error: Some(e.to_string()),
                     });
                     continue;
@@ -404,15 +437,38 @@ impl NodeRouter {
                         reachable: true,
                         host_key: Some(key),
                         pinned: t.pin,
+                        confirmed: true,
                         error: None,
                     }
                 }
+                // The node answered with a key nobody confirmed yet: shown for confirmation.
+                Err(GuestError::Unconfirmed { seen, .. }) => NodeReport {
+                    node,
+                    address,
+                    reachable: true,
+                    host_key: Some(seen),
+                    pinned: None,
+                    confirmed: false,
+                    error: None,
+                },
+                Err(GuestError::Ssh(SshError::HostKeyMismatch { got, .. })) => NodeReport {
+                    node,
+                    address,
+                    reachable: true,
+                    host_key: Some(got.clone()),
+                    pinned: t.pin,
+                    confirmed: false,
+                    error: Some(format!(
+                        "the node presents {got}, not the confirmed key; confirm the new key only if the node was reinstalled"
+                    )),
+                },
                 Err(e) => NodeReport {
                     node,
                     address,
                     reachable: false,
                     host_key: None,
                     pinned: t.pin,
+                    confirmed: false,
                     error: Some(e.to_string()),
                 },
             };
@@ -463,10 +519,10 @@ impl RoutedChannel {
                 .await
                 .map_err(|e| match e {
                     GuestError::Ssh(e) => e,
-                    GuestError::Setup(m) => SshError::Remote {
+                    other => SshError::Remote {
                         what: format!("connecting to node {node}"),
                         exit_code: 255,
-                        message: m,
+                        message: other.to_string(),
                     },
                 })?;
         let ch = PctChannel::new(session, self.vmid).with_options(PctOptions {

@@ -1,7 +1,8 @@
 //! `/`: the dashboard. Summary counts (clickable filters), filters in the URL, a grid or table
 //! (`?view=table`) of containers with live state from one `/cluster/resources` call per cluster
 //! merged with ctforge's records, quick start/stop, pagination, and a banner when Proxmox is
-//! unreachable. `assets/app.js` refreshes the `#ct-live` region every 30 s while the tab is
+//! unreachable. Running containers with configuration changes pending until restart carry a
+//! "pending" badge linking to their Edit page (`daytwo::pending_on_page`). `assets/app.js` refreshes the `#ct-live` region every 30 s while the tab is
 //! visible, keeping scroll position, filters and the selection. Each container has a checkbox
 //! for the bulk action bar ([`crate::web::bulk`]); `?select=all` ticks every one on the page.
 
@@ -29,6 +30,7 @@ pub async fn show(
 ) -> Result<Response, AppError> {
     let viewer = viewer(&user);
     let listing = listing::list(&state, &user, &filter).await?;
+    let pending = crate::containers::daytwo::pending_on_page(&state, &user, &listing.items).await;
     let back = uri
         .path_and_query()
         .map(|pq| pq.as_str().to_owned())
@@ -58,7 +60,7 @@ pub async fn show(
             (bulk::bar(&user, &viewer, &back, &select_href, select_all))
         }
         div id="ct-live" data-refresh="30" {
-            (live_region(&user, &viewer, &filter, &listing, &back, select_all))
+            (live_region(&user, &viewer, &filter, &listing, &pending, &back, select_all))
         }
     };
     Ok(page_response(
@@ -79,6 +81,7 @@ fn live_region(
     viewer: &Viewer,
     filter: &Filter,
     listing: &Listing,
+    pending: &Pending,
     back: &str,
     select_all: bool,
 ) -> Markup {
@@ -138,10 +141,10 @@ fn live_region(
                 }
             }
             @if filter.table() {
-                (table_view(user, viewer, filter, listing, back, select_all))
+                (table_view(user, viewer, filter, listing, pending, back, select_all))
             } @else {
                 div.grid.ct-grid {
-                    @for row in &listing.items { (card(user, viewer, row, back, select_all)) }
+                    @for row in &listing.items { (card(user, viewer, row, pending.get(&row.key), back, select_all)) }
                 }
             }
             @let href = |p: usize| {
@@ -301,7 +304,29 @@ fn drift_badge(row: &Row) -> Markup {
     }
 }
 
-fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: bool) -> Markup {
+/// Keys pending until restart, by row key (running guests only).
+type Pending = std::collections::BTreeMap<String, Vec<String>>;
+
+/// The "pending until restart" badge of a row: a link to the CT's Edit page, which shows them.
+fn pending_badge(row: &Row, keys: Option<&Vec<String>>) -> Markup {
+    html! {
+        @if let Some(keys) = keys.filter(|k| !k.is_empty()) {
+            " "
+            a.pending-badge href={ "/containers/" (row.key) "/edit" } title={ "Pending until restart: " (keys.join(", ")) } {
+                (ui::badge(Some(Tone::Warn), &format!("pending: {}", keys.join(", "))))
+            }
+        }
+    }
+}
+
+fn card(
+    user: &CurrentUser,
+    viewer: &Viewer,
+    row: &Row,
+    pending: Option<&Vec<String>>,
+    back: &str,
+    select_all: bool,
+) -> Markup {
     html! {
         article.card.ct-card data-vmid=(row.vmid) data-status=(row.status.as_str()) {
             div.ct-head {
@@ -310,6 +335,7 @@ fn card(user: &CurrentUser, viewer: &Viewer, row: &Row, back: &str, select_all: 
                 (ui::status_badge(row.status.as_str()))
                 @if let Some(l) = &row.lock { (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))) }
                 (drift_badge(row))
+                (pending_badge(row, pending))
             }
             dl.ct-facts {
                 dt { "VMID" } dd.mono { (row.vmid) }
@@ -341,6 +367,7 @@ fn table_view(
     viewer: &Viewer,
     filter: &Filter,
     listing: &Listing,
+    pending: &Pending,
     back: &str,
     select_all: bool,
 ) -> Markup {
@@ -365,6 +392,7 @@ fn table_view(
                                 (ui::status_badge(row.status.as_str()))
                                 @if let Some(l) = &row.lock { " " (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))) }
                                 " " (drift_badge(row))
+                                (pending_badge(row, pending.get(&row.key)))
                             }
                             td.mono { (row.ip.as_deref().unwrap_or("–")) }
                             td {

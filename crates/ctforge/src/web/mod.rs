@@ -151,6 +151,16 @@ pub fn routes(r: Routes) -> Routes {
             page(),
         )
         .post(
+            "/settings/clusters/{id}/nodes/{node}/ssh",
+            settings::clusters::node_ssh,
+            page(),
+        )
+        .post(
+            "/settings/clusters/{id}/nodes/{node}/host-key",
+            settings::clusters::node_host_key,
+            page(),
+        )
+        .post(
             "/settings/clusters/{id}/delete",
             settings::clusters::delete,
             page(),

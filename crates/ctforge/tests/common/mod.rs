@@ -102,6 +102,9 @@ pub async fn spawn_app_with(backend: &str, adjust: impl FnOnce(&mut Config)) -> 
     // A bake after every templated creation would add jobs and guests other tests count;
     // the images tests turn it back on.
     config.images.auto_build = false;
+    // The simulators of most tests are made fresh with new host keys: pin them on first use.
+    // Tests of the confirmation (`settings::node_host_keys_*`) turn this off.
+    config.provisioning.ssh_trust_on_first_use = true;
     adjust(&mut config);
     let app = ctforge::startup::App::build(config)
         .await
@@ -161,6 +164,9 @@ pub async fn spawn_app_clocked(
     // A bake after every templated creation would add jobs and guests other tests count;
     // the images tests turn it back on.
     config.images.auto_build = false;
+    // The simulators of most tests are made fresh with new host keys: pin them on first use.
+    // Tests of the confirmation (`settings::node_host_keys_*`) turn this off.
+    config.provisioning.ssh_trust_on_first_use = true;
     adjust(&mut config);
     let app = ctforge::startup::App::build_custom(config, clock, bus)
         .await

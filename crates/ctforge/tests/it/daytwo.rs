@@ -697,3 +697,93 @@ async fn the_boot_log_streams_over_the_pct_channel() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// A day-two operation's Proxmox task log reaches viewers of `…/task-log` live, line by line
+/// and in order, before the operation answers; the dashboard then shows what waits for a
+/// restart.
+#[tokio::test]
+async fn task_logs_stream_live_and_the_dashboard_shows_pending_changes() {
+    let (sim, app) = setup().await;
+    let s = root(&app, &sim).await;
+    // Subscribed once the answer's headers are here.
+    let mut stream = app
+        .client
+        .get(format!(
+            "{}/api/v1/containers/sim:200/task-log?until_end=true",
+            app.address
+        ))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let (st, out) = call(
+        &app,
+        &s,
+        Method::POST,
+        "/api/v1/containers/sim:200/snapshots",
+        Some(json!({"name": "live", "description": "streamed"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{out}");
+    let mut body = String::new();
+    while let Ok(Some(chunk)) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap_or(Ok(None))
+    {
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"start"), "{body}");
+    assert_eq!(
+        kinds.last(),
+        Some(&"done"),
+        "the stream ends with the task: {body}"
+    );
+    assert_eq!(events[0]["data"]["upid"], out["upid"], "{body}");
+    assert!(events.iter().all(|e| e["step"] == "snapshot"), "{body}");
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "log")
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
+    let answered: Vec<&str> = out["task_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(!answered.is_empty(), "{out}");
+    assert_eq!(lines, answered, "every line, in order");
+
+    // A change Proxmox keeps pending on the running CT shows on the dashboard.
+    let (st, out) = call(
+        &app,
+        &s,
+        Method::PUT,
+        "/api/v1/containers/sim:200/config",
+        Some(json!({"nameserver": "192.0.2.53"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{out}");
+    for view in ["/", "/?view=table"] {
+        let page = app
+            .client
+            .get(format!("{}{view}", app.address))
+            .header("cookie", &s.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("pending: nameserver"), "{view}: {page}");
+        assert!(page.contains("/containers/sim:200/edit"), "{view}");
+    }
+}

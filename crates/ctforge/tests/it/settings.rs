@@ -465,3 +465,231 @@ async fn an_action_that_cannot_be_audited_is_not_reported_as_done() {
         .await;
     assert_eq!(r.status(), 201, "works again once the audit log does");
 }
+
+/// A node's SSH host key is used only once an admin confirmed it: Test shows what each node
+/// presents, nothing reaches an unconfirmed node, Confirm pins the key (audited), a node that
+/// presents another key is refused, and a new address drops the pin.
+#[tokio::test]
+async fn node_host_keys_must_be_confirmed_before_ctforge_connects() {
+    ctforge::install_crypto_provider();
+    let sim = common::sim("", |c| c.with_nodes(2).with_containers(4)).await;
+    let bootstrap = common::sim_cluster(&sim);
+    let app = common::spawn_app_with("sqlite", move |c| {
+        c.clusters = vec![bootstrap];
+        c.provisioning.ssh_trust_on_first_use = false;
+    })
+    .await;
+    let s = common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let send = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        let mut r = app
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", app.address))
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", &s.csrf);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let cluster = app.state.store.get_cluster_by_name("sim").await.unwrap();
+    let id = cluster.id;
+    let key_of = |node: &str| {
+        sim.ssh_nodes
+            .iter()
+            .find(|n| n.node == node)
+            .unwrap()
+            .fingerprint
+            .clone()
+    };
+    let on_pve2 = sim
+        .state()
+        .lock()
+        .cts
+        .values()
+        .find(|c| c.node == "pve2")
+        .map(|c| c.vmid)
+        .expect("a CT on pve2");
+    let run = |vmid: u32| {
+        let state = app.state.clone();
+        let cluster = cluster.clone();
+        async move {
+            let session = state.guests.connect(&cluster).await.unwrap();
+            let mut ignore = |_: ctforge_ssh::Stream, _: &str| {};
+            session
+                .channel(vmid, None)
+                .exec("true", &mut ignore)
+                .await
+                .map(|o| o.exit_code)
+                .map_err(|e| e.to_string())
+        }
+    };
+
+    // Test: every node answers, shows its key, none is confirmed yet.
+    let report: serde_json::Value = send("POST", &format!("/api/v1/clusters/{id}/test"), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nodes = report["ssh_nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{report}");
+    for n in nodes {
+        let node = n["node"].as_str().unwrap();
+        assert_eq!(n["reachable"], true, "{n}");
+        assert_eq!(n["confirmed"], false, "{n}");
+        assert_eq!(n["host_key"], key_of(node).as_str(), "{n}");
+    }
+    assert!(
+        report["ssh_error"]
+            .as_str()
+            .unwrap()
+            .contains("not confirmed"),
+        "{report}"
+    );
+    // The edit page lists the nodes with what they presented to Test.
+    let page = send("GET", &format!("/settings/clusters/{id}/edit"), None)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Nodes (SSH)") && page.contains("not confirmed"),
+        "{page}"
+    );
+
+    // Nothing is sent to an unconfirmed node; the error says what to do.
+    let err = run(on_pve2).await.unwrap_err();
+    assert!(
+        err.contains("not confirmed") && err.contains(&key_of("pve2")),
+        "{err}"
+    );
+    assert!(
+        sim.state().ssh_commands_for("pve2", on_pve2).is_empty(),
+        "no command reached pve2"
+    );
+
+    // Confirm pve2 through the settings form (CSRF field like every form), pve1 by the API.
+    let r = app
+        .client
+        .post(format!(
+            "{}/settings/clusters/{id}/nodes/pve2/host-key",
+            app.address
+        ))
+        .header("cookie", &s.cookie)
+        .form(&[("host_key", key_of("pve2")), ("csrf_token", s.csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let r = send(
+        "POST",
+        &format!("/api/v1/clusters/{id}/nodes/pve1/host-key"),
+        Some(json!({ "host_key": key_of("pve1") })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let view: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(view["host_key"], key_of("pve1").as_str());
+    let report: serde_json::Value = send("POST", &format!("/api/v1/clusters/{id}/test"), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(report["ssh_error"].is_null(), "{report}");
+    assert!(
+        report["ssh_nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["confirmed"] == true),
+        "{report}"
+    );
+    assert_eq!(run(on_pve2).await, Ok(0));
+    assert!(!sim.state().ssh_commands_for("pve2", on_pve2).is_empty());
+
+    // A node presenting another key than the confirmed one is refused, and Test says so.
+    let r = send(
+        "POST",
+        &format!("/api/v1/clusters/{id}/nodes/pve2/host-key"),
+        Some(json!({ "host_key": key_of("pve1") })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let err = run(on_pve2).await.unwrap_err();
+    assert!(err.contains("changed"), "{err}");
+    let report: serde_json::Value = send("POST", &format!("/api/v1/clusters/{id}/test"), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pve2 = report["ssh_nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "pve2")
+        .unwrap()
+        .clone();
+    assert_eq!(pve2["confirmed"], false, "{pve2}");
+    assert!(
+        pve2["error"]
+            .as_str()
+            .unwrap()
+            .contains("not the confirmed key"),
+        "{pve2}"
+    );
+
+    // Invalid input names the field; a new address drops the pin.
+    let r = send(
+        "PUT",
+        &format!("/api/v1/clusters/{id}/nodes/pve2/ssh"),
+        Some(json!({ "address": "bad host!" })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert!(err["fields"]["address"].is_string(), "{err}");
+    let r = send(
+        "POST",
+        &format!("/api/v1/clusters/{id}/nodes/pve2/host-key"),
+        Some(json!({ "host_key": "SHA256:short" })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let port = sim.ssh_addr.unwrap().port();
+    let r = send(
+        "PUT",
+        &format!("/api/v1/clusters/{id}/nodes/pve2/ssh"),
+        Some(json!({ "address": "127.0.0.2", "port": port })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let view: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(view["address"], "127.0.0.2");
+    assert!(
+        view["host_key"].is_null(),
+        "a new address needs a new confirmation: {view}"
+    );
+
+    let audit: serde_json::Value = send("GET", "/api/v1/audit?action=cluster.ssh_host_key", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["items"].as_array().unwrap().len(), 3, "{audit}");
+    let audit: serde_json::Value = send("GET", "/api/v1/audit?action=cluster.node_ssh", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+}

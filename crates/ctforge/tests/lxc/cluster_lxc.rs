@@ -170,8 +170,24 @@ async fn three_nodes_each_guest_through_its_own_node_and_after_migration() {
     let accepted: Value = r.json().await.unwrap();
     let done = wait_job(&app, &s, accepted["job_id"].as_i64().unwrap()).await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    let marker = dir.path().join(format!("sim/lxc/{vmid}/node"));
-    assert_eq!(std::fs::read_to_string(marker).unwrap().trim(), "pve3");
+    // Its storage and config moved into pve3's namespace; nothing is left in pve1's.
+    let moved = dir.path().join(format!("sim/lxc/pve3/{vmid}"));
+    assert!(
+        moved.join("rootfs/etc/hostname").is_file(),
+        "rootfs on pve3"
+    );
+    let config = std::fs::read_to_string(moved.join("config")).unwrap();
+    assert!(
+        config.contains(&format!(
+            "lxc.rootfs.path = dir:{}",
+            moved.join("rootfs").display()
+        )),
+        "the LXC config names the new place: {config}"
+    );
+    assert!(
+        !dir.path().join(format!("sim/lxc/pve1/{vmid}")).exists(),
+        "nothing left on pve1"
+    );
     let detail = get(&app, &s, &format!("/api/v1/containers/{id}")).await;
     assert_eq!(detail["node"], "pve3");
     let on_pve1 = state.ssh_commands_for("pve1", vmid).len();

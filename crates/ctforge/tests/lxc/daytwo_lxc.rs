@@ -1,6 +1,7 @@
 //! Day-two operations on a real LXC container (the simulator's lxc backend): a snapshot copies
-//! the root filesystem, a file changed afterwards inside the running container is back as it
-//! was after the rollback, and a file created afterwards is gone.
+//! the root filesystem, a clone from it copies the snapshot's files (not the current ones), a
+//! file changed afterwards inside the running container is back as it was after the rollback,
+//! and a file created afterwards is gone.
 //!
 //! Needs root and the machine prepared by `scripts/setup-lxc.sh`; skipped with a message when
 //! not root or when `CTFORGE_SKIP_LXC=1`.
@@ -52,19 +53,10 @@ async fn snapshot_change_rollback_restores_the_files_on_lxc() {
     )
     .await;
     assert_eq!(st, 200, "{out}");
-    let snapdir = p
-        .dir
-        .path()
-        .join("lxc")
-        .join("4341")
-        .join("snapshots")
-        .join("before");
+    // Each node has its own namespace: `<state>/lxc/<node>/<vmid>`.
+    let snapdir = p.dir.path().join("lxc/pve1/4341/snapshots/before");
     assert!(
-        snapdir.join("root/marker.txt").is_file()
-            || p.dir
-                .path()
-                .join("4341/snapshots/before/root/marker.txt")
-                .is_file(),
+        snapdir.join("root/marker.txt").is_file(),
         "the snapshot holds a copy of the root filesystem"
     );
 
@@ -75,6 +67,26 @@ async fn snapshot_change_rollback_restores_the_files_on_lxc() {
         0
     );
     assert_eq!(sh(&ct, "cat /root/marker.txt").await.1, "after\n");
+
+    // A clone from the snapshot copies the snapshot's files, not the current ones (Proxmox's
+    // `snapname`): a running CT is fully cloned from a snapshot.
+    let (st, out) = call(
+        &p,
+        &format!("/api/v1/containers/{id}/clone"),
+        json!({"newid": 4342, "hostname": "snap-clone", "snapshot": "before"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{out}");
+    let clone_root = p.dir.path().join("lxc/pve1/4342/rootfs");
+    assert_eq!(
+        std::fs::read_to_string(clone_root.join("root/marker.txt")).unwrap(),
+        "before\n",
+        "the clone has the snapshot's file"
+    );
+    assert!(
+        !clone_root.join("root/new-file").exists(),
+        "and not what was created after the snapshot"
+    );
 
     let (st, out) = call(
         &p,

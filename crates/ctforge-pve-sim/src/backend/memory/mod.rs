@@ -599,9 +599,17 @@ impl CtBackend for MemoryBackend {
     }
 
     fn clone_guest(&self, vmid: u32, newid: u32, spec: &CreateSpec) -> Result<Vec<String>, String> {
+        // From a snapshot, the snapshot's files (Proxmox's `snapname`); else the current ones.
         let mut data = self
-            .with_guest(vmid, |g| g.data.clone())
-            .ok_or_else(|| format!("guest {vmid} missing"))?;
+            .with_guest(vmid, |g| match &spec.snapname {
+                Some(name) => g
+                    .snapshots
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("snapshot '{name}' does not exist")),
+                None => Ok(g.data.clone()),
+            })
+            .ok_or_else(|| format!("guest {vmid} missing"))??;
         data.hostname = spec.hostname.clone();
         for s in data.services.values_mut() {
             s.active = false;

@@ -12,6 +12,7 @@ fn guest() -> (MemoryBackend, u32) {
             ostemplate: "local:vztmpl/x.tar.zst".into(),
             password: None,
             ssh_public_keys: None,
+            ..CreateSpec::default()
         },
     )
     .expect("create");

@@ -16,6 +16,10 @@
 //! - `POST …/template` (a stopped CT without snapshots)
 //! - `GET …/journal`: the guest's boot log, live, as Server-Sent Events (`line` events with
 //!   `{"stream", "line"}`; an `end` event when the view ends; VM.Console needed)
+//! - `GET …/task-log`: the Proxmox task log of the guest's day-two operations (resize,
+//!   snapshot, rollback, snapshot delete, clone), live, as Server-Sent Events named `task`
+//!   (`start` with the UPID, one `log` per line, then `done` or `error`); `?until_end=true`
+//!   closes after the first operation's end (the CLI); VM.Audit needed
 
 use std::net::SocketAddr;
 
@@ -88,6 +92,14 @@ pub fn routes(r: Routes) -> Routes {
     )
     .post("/api/v1/containers/{id}/template", template, outcome())
     .get(
+        "/api/v1/containers/{id}/task-log",
+        task_log_events,
+        Doc::answer(Answer::Events {
+            event: schema::<crate::events::BusEvent>,
+            json: None,
+        }),
+    )
+    .get(
         "/api/v1/containers/{id}/journal",
         journal_events,
         Doc::answer(Answer::Events {
@@ -95,6 +107,54 @@ pub fn routes(r: Routes) -> Routes {
             json: None,
         }),
     )
+}
+
+/// Options of `GET …/task-log`.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
+pub struct TaskLogQuery {
+    /// Close the stream after the first operation's `done` or `error`.
+    #[serde(default)]
+    pub until_end: bool,
+}
+
+/// `GET …/task-log`: the day-two task logs of the guest, live.
+pub async fn task_log_events(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<TaskLogQuery>,
+) -> Result<Response, AppError> {
+    use crate::events::RecvError;
+    let target = resolve(&state, &id).await?;
+    let subscription = daytwo::task_log(&state, &user, &target).await?;
+    let open = crate::metrics::SseConnection::open("container_task_log");
+    let until_end = query.until_end;
+    let stream = futures_util::stream::unfold(
+        (subscription, open, false),
+        move |(mut sub, open, ended)| async move {
+            if ended {
+                return None;
+            }
+            match sub.recv().await {
+                Ok(d) => {
+                    let end = until_end && d.is_terminal();
+                    let event = Event::default().event("task").data(d.json());
+                    Some((Ok::<_, Infallible>(event), (sub, open, end)))
+                }
+                // Lines may have been missed; the operation's answer has them all.
+                Err(RecvError::Lagged) => {
+                    let event = Event::default().event("lagged").data("{}");
+                    Some((Ok(event), (sub, open, false)))
+                }
+                Err(RecvError::Closed) => None,
+            }
+        },
+    );
+    let stream =
+        futures_util::StreamExt::take_until(stream, state.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// `GET …/journal`: the guest's boot log as Server-Sent Events.

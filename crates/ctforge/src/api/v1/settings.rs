@@ -47,6 +47,21 @@ pub fn routes(r: Routes) -> Routes {
         test_cluster,
         Doc::json::<clusters::ConnectionReport>(),
     )
+    .get(
+        "/api/v1/clusters/{id}/nodes",
+        list_node_ssh,
+        Doc::json::<Vec<clusters::NodeSshView>>(),
+    )
+    .put(
+        "/api/v1/clusters/{id}/nodes/{node}/ssh",
+        set_node_ssh,
+        Doc::json::<clusters::NodeSshView>().body::<clusters::NodeSshForm>(),
+    )
+    .post(
+        "/api/v1/clusters/{id}/nodes/{node}/host-key",
+        confirm_host_key,
+        Doc::json::<clusters::NodeSshView>().body::<clusters::HostKeyConfirmation>(),
+    )
     .post(
         "/api/v1/clusters/fingerprint",
         fetch_fingerprint,
@@ -249,6 +264,50 @@ pub async fn test_cluster(
         .await
         .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
     Ok(Json(clusters::test_connection(&state, &cluster).await))
+}
+
+/// `GET /api/v1/clusters/{id}/nodes`: each node's SSH override and confirmed host key
+/// (admins only).
+pub async fn list_node_ssh(
+    State(state): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<clusters::NodeSshView>>, AppError> {
+    require_admin(&user)?;
+    Ok(Json(clusters::node_ssh(&state, id).await?))
+}
+
+/// `PUT /api/v1/clusters/{id}/nodes/{node}/ssh`: a node's address/port override.
+pub async fn set_node_ssh(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path((id, node)): Path<(i64, String)>,
+    form: JsonBody<clusters::NodeSshForm>,
+) -> Result<Json<clusters::NodeSshView>, AppError> {
+    require_admin(&user)?;
+    let form = body(form)?;
+    let remote = remote.ip().to_string();
+    Ok(Json(
+        clusters::set_node_ssh(&state, id, &node, &form, &user.username, &remote).await?,
+    ))
+}
+
+/// `POST /api/v1/clusters/{id}/nodes/{node}/host-key`: confirms the host key Test showed.
+pub async fn confirm_host_key(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path((id, node)): Path<(i64, String)>,
+    form: JsonBody<clusters::HostKeyConfirmation>,
+) -> Result<Json<clusters::NodeSshView>, AppError> {
+    require_admin(&user)?;
+    let form = body(form)?;
+    let remote = remote.ip().to_string();
+    Ok(Json(
+        clusters::confirm_node_key(&state, id, &node, &form.host_key, &user.username, &remote)
+            .await?,
+    ))
 }
 
 /// Body of `POST /api/v1/clusters/fingerprint`.

@@ -474,6 +474,19 @@ fn edit_form(
     }
 }
 
+/// The live view of the CT's day-two Proxmox tasks (resize, clone, snapshot, rollback, delete):
+/// hidden until a task starts; `assets/app.js` follows `…/task-log` while the page is open,
+/// so the log of a task this page submitted shows line by line until its answer arrives.
+fn task_log_panel(key: &str) -> Markup {
+    html! {
+        section.card.task-log hidden data-task-log={ "/api/v1/containers/" (key) "/task-log" } aria-labelledby="task-log-title" {
+            h2 id="task-log-title" { "Proxmox task" }
+            p.muted data-task-status role="status" {}
+            pre.code.log tabindex="0" aria-label="Proxmox task log" {}
+        }
+    }
+}
+
 fn extra_forms(key: &str, view: &ConfigView, viewer: &Viewer) -> Markup {
     let locked = lock_reason(view);
     let disabled = |label: &str, why: Option<String>| -> Option<Markup> {
@@ -569,6 +582,7 @@ async fn edit_page(
                 p.muted { "The container runs: cores, memory, swap and network change at once; other keys wait for the next start." }
             }
             (pending_panel(&view.pending))
+            (task_log_panel(&key))
             (edit_form(&key, &view, form, errors, &viewer))
             (extra_forms(&key, &view, &viewer))
         },
@@ -843,6 +857,7 @@ pub async fn snapshots(
             @if let Some(l) = &view.lock {
                 (ui::alert(Tone::Warn, &format!("Proxmox holds lock: {l}.")))
             }
+            (task_log_panel(&key))
             section.card {
                 h2 { "Take a snapshot" }
                 form method="post" action={ "/containers/" (key) "/snapshots" } {

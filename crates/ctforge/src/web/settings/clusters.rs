@@ -2,6 +2,10 @@
 //! re-entered; a new URL or SSH port needs every secret again), test, make default and delete
 //! clusters — every change and test for ctforge admins only (others see the list without
 //! controls). A rejected form keeps everything but the secrets the user typed.
+//!
+//! The edit page lists the cluster's nodes: each node's SSH address/port override and its
+//! confirmed host key; Test shows what every node presents, and Confirm pins it (nothing is
+//! sent to a node before its key was confirmed).
 
 use std::net::SocketAddr;
 
@@ -13,8 +17,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::clusters::{self, ClusterForm, ClusterView, Saved};
+use crate::clusters::{self, ClusterForm, ClusterView, NodeSshForm, NodeSshView, Saved};
 use crate::error::AppError;
+use crate::guest::nodes::NodeReport;
 use crate::state::AppState;
 use crate::web::components::{self as ui, Field, Tone, Viewer};
 use crate::web::home::viewer;
@@ -111,7 +116,7 @@ fn page(
                             td { (c.name) " " @if c.default { (ui::badge(Some(Tone::Info), "default")) } }
                             td { code { (c.url) } br; span.muted { (c.token_id) } }
                             td { @match &c.fingerprint { Some(fp) => { code.fingerprint { (fp) } } None => { span.muted { "system trust store" } } } }
-                            td { code { (ssh_target(c)) } br; span.muted { @match &c.ssh_host_key { Some(k) => { "host key " code { (k) } } None => { "host key pinned on first use" } } } }
+                            td { code { (ssh_target(c)) } br; span.muted { @match &c.ssh_host_key { Some(k) => { "host key " code { (k) } } None => { "host keys per node (Edit)" } } } }
                             td.row {
                                 @if v.admin {
                                     a.btn href={ "/settings/clusters/" (c.id) "/edit" } aria-label={ "Edit cluster " (c.name) } { "Edit" }
@@ -237,7 +242,85 @@ pub async fn edit_form(
         default: c.default.then(|| "on".to_owned()),
         ..WebClusterForm::default()
     };
-    Ok(edit_page(&viewer(&user), &c, &form, &[], None, None))
+    let nodes = clusters::node_ssh(&state, id).await?;
+    let extra = NodesPart {
+        nodes: &nodes,
+        report: None,
+    };
+    Ok(edit_page(
+        &viewer(&user),
+        &c,
+        &form,
+        &[],
+        None,
+        None,
+        &extra,
+    ))
+}
+
+/// The cluster's nodes on its edit page, with Test's findings when it just ran.
+struct NodesPart<'a> {
+    nodes: &'a [NodeSshView],
+    report: Option<&'a [NodeReport]>,
+}
+
+/// The node table: override form, confirmed key, and what Test saw with its Confirm button.
+fn nodes_section(v: &Viewer, c: &ClusterView, part: &NodesPart<'_>) -> Markup {
+    let seen = |node: &str| part.report.and_then(|r| r.iter().find(|n| n.node == node));
+    html! {
+        section.card.stack aria-labelledby="nodes-title" {
+            h2 id="nodes-title" { "Nodes (SSH)" }
+            p.muted { "ctforge runs " code { "pct" } " on the node that holds each container. A node is reached at its override, else at its address from the cluster (the node answering the API at the URL's host), on the cluster's SSH port. ctforge connects to a node only once its host key is confirmed: Test shows the key each node presents; compare it with " code { "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub" } " on the node, then Confirm." }
+            @if part.nodes.is_empty() {
+                p { "No node known yet: run Test." }
+            } @else {
+                table.table {
+                    thead { tr { th scope="col" { "Node" } th scope="col" { "Address override" } th scope="col" { "Host key" } th scope="col" { "Last test" } } }
+                    tbody {
+                        @for n in part.nodes {
+                            tr data-node=(n.node) {
+                                th scope="row" { (n.node) }
+                                td {
+                                    form.row method="post" action={ "/settings/clusters/" (c.id) "/nodes/" (n.node) "/ssh" } {
+                                        (ui::csrf_field(v))
+                                        label.skip for={ "addr-" (n.node) } { "Address of " (n.node) }
+                                        input id={ "addr-" (n.node) } name="address" value=(n.address.clone().unwrap_or_default()) placeholder="from the cluster" size="16";
+                                        label.skip for={ "port-" (n.node) } { "SSH port of " (n.node) }
+                                        input id={ "port-" (n.node) } name="port" type="number" min="1" max="65535" value=(n.port.map(|p| p.to_string()).unwrap_or_default()) placeholder=(c.ssh_port) size="6";
+                                        button.btn type="submit" aria-label={ "Save the SSH address of " (n.node) } { "Save" }
+                                    }
+                                }
+                                td {
+                                    @match &n.host_key {
+                                        Some(k) => { (ui::badge(Some(Tone::Ok), "confirmed")) " " code.break-all { (k) } }
+                                        None => { (ui::badge(Some(Tone::Warn), "not confirmed")) }
+                                    }
+                                }
+                                td {
+                                    @match seen(&n.node) {
+                                        None => { span.muted { "not tested" } }
+                                        Some(r) => {
+                                            span { @if r.reachable { "answers at " } @else { "no answer at " } code { (r.address) } }
+                                            @if let Some(e) = &r.error { br; span.error { (e) } }
+                                            @if let (Some(k), false) = (&r.host_key, r.confirmed) {
+                                                br; span { "presents " code.break-all { (k) } }
+                                                form method="post" action={ "/settings/clusters/" (c.id) "/nodes/" (n.node) "/host-key" } {
+                                                    (ui::csrf_field(v))
+                                                    input type="hidden" name="host_key" value=(k);
+                                                    button.btn.btn-primary type="submit" aria-label={ "Confirm the host key of " (n.node) } { "Confirm" }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form method="post" action={ "/settings/clusters/" (c.id) "/test" } { (ui::csrf_field(v)) button.btn type="submit" { "Test" } }
+        }
+    }
 }
 
 /// `POST /settings/clusters/{id}/edit`.
@@ -267,6 +350,7 @@ fn edit_page(
     errors: &[(String, String)],
     notice: Option<(Tone, String)>,
     confirm: Option<&str>,
+    nodes: &NodesPart<'_>,
 ) -> Markup {
     let title = format!("Edit cluster {}", c.name);
     let body = html! {
@@ -286,6 +370,7 @@ fn edit_page(
                 }
             }
         }
+        (nodes_section(v, c, nodes))
     };
     ui::layout(&title, "/settings/clusters", v, body)
 }
@@ -304,6 +389,10 @@ async fn submit(
         Some(id) => Some(load(state, id).await?),
         None => None,
     };
+    let nodes = match id {
+        Some(id) => clusters::node_ssh(state, id).await?,
+        None => Vec::new(),
+    };
     let kept = WebClusterForm {
         token_secret: String::new(),
         ssh_password: String::new(),
@@ -314,6 +403,7 @@ async fn submit(
         |errors: Vec<(String, String)>, notice: Option<(Tone, String)>, confirm: Option<String>| {
             let kept = kept.clone();
             let editing = editing.clone();
+            let nodes = nodes.clone();
             async move {
                 match &editing {
                     Some(c) => Ok::<Markup, AppError>(edit_page(
@@ -323,6 +413,10 @@ async fn submit(
                         &errors,
                         notice,
                         confirm.as_deref(),
+                        &NodesPart {
+                            nodes: &nodes,
+                            report: None,
+                        },
                     )),
                     None => render(state, user, &kept, &errors, notice, confirm.as_deref()).await,
                 }
@@ -385,34 +479,18 @@ pub async fn test(
         .await
         .map_err(|_| AppError::NotFound(format!("cluster {id}")))?;
     let report = clusters::test_connection(&state, &cluster).await;
-    let ssh = if report.ssh_nodes.is_empty() {
-        match (&report.ssh_error, &report.ssh_host_key) {
-            (Some(e), _) => format!("; SSH: {e}"),
-            (None, Some(key)) => format!("; SSH reachable, host key {key}"),
-            (None, None) => String::new(),
-        }
-    } else {
-        // One verdict per node: each node is reached on its own address with its own key.
-        let per_node: Vec<String> = report
-            .ssh_nodes
-            .iter()
-            .map(|n| match (&n.error, &n.host_key) {
-                (Some(e), _) => format!("{} at {}: {e}", n.node, n.address),
-                (None, Some(k)) if n.pinned.is_none() => {
-                    format!(
-                        "{} at {} reachable, host key {k} (pinned now)",
-                        n.node, n.address
-                    )
-                }
-                (None, Some(k)) => format!("{} at {} reachable, host key {k}", n.node, n.address),
-                (None, None) => format!("{} at {} reachable", n.node, n.address),
-            })
-            .collect();
-        format!("; SSH: {}", per_node.join("; "))
+    let ssh = match (&report.ssh_error, report.ssh_nodes.is_empty()) {
+        (Some(e), _) => format!("; SSH: {e}"),
+        (None, false) => "; SSH: every node answers with its confirmed key".to_owned(),
+        (None, true) => String::new(),
     };
     let notice = match (&report.version, &report.api_error) {
         (Some(v), _) => (
-            Tone::Ok,
+            if report.ssh_error.is_some() {
+                Tone::Warn
+            } else {
+                Tone::Ok
+            },
             format!(
                 "{}: Proxmox VE {v}; nodes: {}{ssh}",
                 cluster.name,
@@ -424,18 +502,150 @@ pub async fn test(
                     .join(", ")
             ),
         ),
-        (None, Some(e)) => (Tone::Err, format!("{}: {e}", cluster.name)),
+        (None, Some(e)) => (Tone::Err, format!("{}: {e}{ssh}", cluster.name)),
         (None, None) => (Tone::Warn, format!("{}: no answer", cluster.name)),
     };
-    render(
-        &state,
-        &user,
-        &WebClusterForm::default(),
+    let c = ClusterView::from(&cluster);
+    let form = WebClusterForm {
+        name: c.name.clone(),
+        url: c.url.clone(),
+        token_id: c.token_id.clone(),
+        fingerprint: c.fingerprint.clone().unwrap_or_default(),
+        ssh_user: c.ssh_user.clone(),
+        ssh_port: c.ssh_port.to_string(),
+        default: c.default.then(|| "on".to_owned()),
+        ..WebClusterForm::default()
+    };
+    let nodes = clusters::node_ssh(&state, id).await?;
+    let part = NodesPart {
+        nodes: &nodes,
+        report: Some(&report.ssh_nodes),
+    };
+    Ok(edit_page(
+        &viewer(&user),
+        &c,
+        &form,
         &[],
         Some(notice),
         None,
-    )
-    .await
+        &part,
+    ))
+}
+
+/// The per-node SSH form.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct WebNodeForm {
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    port: String,
+    #[serde(default)]
+    host_key: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    csrf_token: String,
+}
+
+/// The edit page again with `error` (a refused node form).
+async fn node_refused(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+    error: AppError,
+) -> Result<Response, AppError> {
+    let status = error.status();
+    let text = match &error {
+        AppError::Invalid { message, fields } => {
+            let details: Vec<&str> = fields.iter().map(|(_, m)| m.as_str()).collect();
+            format!("{message}: {}", details.join("; "))
+        }
+        other => other.to_string(),
+    };
+    let c = load(state, id).await?;
+    let nodes = clusters::node_ssh(state, id).await?;
+    let form = WebClusterForm {
+        name: c.name.clone(),
+        url: c.url.clone(),
+        token_id: c.token_id.clone(),
+        fingerprint: c.fingerprint.clone().unwrap_or_default(),
+        ssh_user: c.ssh_user.clone(),
+        ssh_port: c.ssh_port.to_string(),
+        default: c.default.then(|| "on".to_owned()),
+        ..WebClusterForm::default()
+    };
+    let part = NodesPart {
+        nodes: &nodes,
+        report: None,
+    };
+    let markup = edit_page(
+        &viewer(user),
+        &c,
+        &form,
+        &[],
+        Some((Tone::Err, text)),
+        None,
+        &part,
+    );
+    Ok((status, markup).into_response())
+}
+
+/// `POST /settings/clusters/{id}/nodes/{node}/ssh`: a node's address/port override (admins
+/// only; a changed address drops the node's confirmed key).
+pub async fn node_ssh(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path((id, node)): Path<(i64, String)>,
+    Form(web): Form<WebNodeForm>,
+) -> Result<Response, AppError> {
+    crate::auth::require_admin(&user)?;
+    let port = match web.port.trim() {
+        "" => None,
+        p => match p.parse::<u16>() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                let e = AppError::Invalid {
+                    message: format!("the SSH settings of node {node} need attention"),
+                    fields: vec![("port".into(), "enter a port between 1 and 65535".into())],
+                };
+                return node_refused(&state, &user, id, e).await;
+            }
+        },
+    };
+    let form = NodeSshForm {
+        address: Some(web.address.trim().to_owned()).filter(|a| !a.is_empty()),
+        port,
+    };
+    let remote = remote.ip().to_string();
+    match clusters::set_node_ssh(&state, id, &node, &form, &user.username, &remote).await {
+        Ok(_) => Ok(Redirect::to(&format!("/settings/clusters/{id}/edit")).into_response()),
+        Err(e @ (AppError::Invalid { .. } | AppError::NotFound(_))) => {
+            node_refused(&state, &user, id, e).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /settings/clusters/{id}/nodes/{node}/host-key`: confirms the host key Test showed
+/// (admins only).
+pub async fn node_host_key(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    Path((id, node)): Path<(i64, String)>,
+    Form(web): Form<WebNodeForm>,
+) -> Result<Response, AppError> {
+    crate::auth::require_admin(&user)?;
+    let remote = remote.ip().to_string();
+    match clusters::confirm_node_key(&state, id, &node, &web.host_key, &user.username, &remote)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/settings/clusters/{id}/edit")).into_response()),
+        Err(e @ (AppError::Invalid { .. } | AppError::NotFound(_))) => {
+            node_refused(&state, &user, id, e).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `POST /settings/clusters/{id}/delete`.
