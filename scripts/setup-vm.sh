@@ -14,7 +14,9 @@
 #      $CTFORGE_SIM_CACHE/import/debian-12-genericcloud-amd64.qcow2 (+ .vmlinuz, .initrd),
 #      the volume `local:import/debian-12-genericcloud-amd64.qcow2` of the simulator. It is
 #      rebuilt when its recipe version changes. The Debian 13 volume name points at the same
-#      disk (a symlink): the simulator's real backend has one guest OS.
+#      disk (a symlink): the simulator's real backend has one guest OS;
+#   4. probes whether KVM really runs a guest (boots the kernel for up to 20 s) and records
+#      `kvm` or `tcg` in $CTFORGE_SIM_CACHE/import/accel, which the backend follows.
 #
 # Prints the seconds each step took.
 set -euo pipefail
@@ -108,5 +110,22 @@ else
   rm -rf "$work"
   trap - EXIT
   log "guest disk written in $(secs "$t2") s ($(du -h "$IMAGE" | cut -f1))"
+fi
+# 4. Does KVM run guests here? Some nested hosts offer /dev/kvm whose vCPUs never run; the
+# backend then emulates (TCG, much slower). The answer is cached beside the disk.
+ACCEL=tcg
+if [ -c /dev/kvm ]; then
+  probe="$(mktemp)"
+  timeout 20 qemu-system-x86_64 -machine pc,accel=kvm -cpu host,-arch-capabilities -m 128 \
+    -kernel "$IMPORT/$NAME.vmlinuz" -append "console=ttyS0 panic=-1" -no-reboot \
+    -display none -nodefaults -serial "file:$probe" -nic none </dev/null >/dev/null 2>&1 || true
+  grep -q "Linux version" "$probe" && ACCEL=kvm
+  rm -f "$probe"
+fi
+printf '%s\n' "$ACCEL" >"$IMPORT/accel"
+if [ "$ACCEL" = kvm ]; then
+  log "KVM runs guests"
+else
+  printf 'setup-vm: warning: KVM does not run guests here; VMs are emulated (TCG, slow)\n' >&2
 fi
 log "done in $(secs "$t0") s"

@@ -390,14 +390,23 @@ impl LxcBackend {
             .get("sockets")
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
+        // KVM with the host CPU without IA32_ARCH_CAPABILITIES (nested KVM hosts refuse that
+        // MSR), or emulation where setup-vm.sh found that KVM does not run guests.
+        let tcg = std::fs::read_to_string(self.import_dir().join("accel"))
+            .is_ok_and(|a| a.trim() == "tcg");
+        let (machine, cpu) = if tcg {
+            ("pc,accel=tcg", "max")
+        } else {
+            ("pc,accel=kvm", "host,-arch-capabilities")
+        };
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args([
             "-name",
             &format!("vm{vmid}"),
             "-machine",
-            "pc,accel=kvm",
+            machine,
             "-cpu",
-            "host",
+            cpu,
         ])
         .args([
             "-smp",
