@@ -204,6 +204,9 @@ pub trait CtBackend: Send + Sync + 'static {
                 password: None,
                 ssh_public_keys: None,
                 conf: spec.conf.clone(),
+                // A scripted guest has no per-node namespace; a real backend overrides these.
+                node: String::new(),
+                snapname: None,
             },
         )
     }
@@ -258,6 +261,9 @@ pub trait CtBackend: Send + Sync + 'static {
                 password: None,
                 ssh_public_keys: None,
                 conf: spec.conf.clone(),
+                // A scripted guest has no per-node namespace; a real backend overrides these.
+                node: String::new(),
+                snapname: None,
             },
         )
     }
