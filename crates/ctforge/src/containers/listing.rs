@@ -226,7 +226,7 @@ pub struct Row {
     /// Proxmox VMID.
     pub vmid: u32,
     /// `lxc` (container) or `qemu` (virtual machine).
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub kind: GuestKind,
     /// Node.
     pub node: String,

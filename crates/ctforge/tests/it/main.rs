@@ -18,6 +18,7 @@ mod create;
 mod ct_cli;
 mod daytwo;
 mod git_templates;
+mod guests;
 mod hardening;
 mod jobs;
 mod journey;
