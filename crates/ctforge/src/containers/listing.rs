@@ -770,3 +770,96 @@ fn paginate(rows: Vec<Row>, filter: &Filter, unreachable: Vec<Unreachable>) -> L
         as_of: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Cluster {
+        Cluster {
+            id: 1,
+            name: "lab".into(),
+            url: "https://pve:8006".into(),
+            token_id: "root@pam!t".into(),
+            token_secret_sealed: None,
+            fingerprint: None,
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            ssh_password_sealed: None,
+            ssh_key_sealed: None,
+            ssh_host_key: None,
+            is_default: true,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn guest(kind: &str, vmid: u32, name: &str, template: bool) -> ClusterResource {
+        ClusterResource {
+            id: format!("{kind}/{vmid}"),
+            kind: kind.into(),
+            node: Some("pve1".into()),
+            vmid: Some(vmid),
+            name: Some(name.into()),
+            status: Some("running".into()),
+            template: Some(template),
+            ..ClusterResource::default()
+        }
+    }
+
+    #[test]
+    fn both_kinds_are_listed_with_their_type_and_filtered_by_it() {
+        let c = cluster();
+        let items = [
+            guest("lxc", 100, "web", false),
+            guest("qemu", 101, "desktop", false),
+            guest("qemu", 9000, "debian-tpl", true),
+            ClusterResource {
+                id: "storage/pve1/local".into(),
+                kind: "storage".into(),
+                ..ClusterResource::default()
+            },
+        ];
+        let rows = merge(
+            std::slice::from_ref(&c),
+            &[(&c, &items[..])],
+            &[],
+            &HashMap::new(),
+            &[],
+        );
+        let kinds: Vec<(u32, GuestKind, &str)> = rows
+            .iter()
+            .map(|r| (r.vmid, r.kind, r.hostname.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (100, GuestKind::Lxc, "web"),
+                (101, GuestKind::Qemu, "desktop")
+            ],
+            "templates and non-guests are not listed"
+        );
+        let json = serde_json::to_value(&rows[1]).unwrap();
+        assert_eq!(json["type"], "qemu");
+
+        let only_vms = Filter {
+            kind: Some("qemu".into()),
+            ..Filter::default()
+        };
+        let listing = paginate(rows.clone(), &only_vms, Vec::new());
+        assert_eq!(listing.counts.total, 1);
+        assert_eq!(listing.items[0].vmid, 101);
+        let containers = Filter::default().only(GuestKind::Lxc);
+        let listing = paginate(rows.clone(), &containers, Vec::new());
+        assert_eq!(listing.items.len(), 1);
+        assert_eq!(listing.items[0].kind, GuestKind::Lxc);
+        assert!(containers.query_with(&[]).contains("type=lxc"));
+        let by_type = Filter {
+            sort: Some("type".into()),
+            dir: Some("desc".into()),
+            ..Filter::default()
+        };
+        let listing = paginate(rows, &by_type, Vec::new());
+        assert_eq!(listing.items[0].kind, GuestKind::Qemu);
+    }
+}
