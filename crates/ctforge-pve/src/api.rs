@@ -8,8 +8,8 @@ use crate::error::Result;
 use crate::types::{
     AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
     LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
-    PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
-    TaskStatus, Timeframe, Upid, Version,
+    PendingEntry, Pool, QemuStatus, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent,
+    TaskLog, TaskStatus, Timeframe, Upid, Version,
 };
 
 /// `GET /access/permissions`: ACL path → privilege → propagate flag (`0`/`1`).
@@ -155,4 +155,42 @@ pub trait PveApi: Send + Sync {
     async fn node_network(&self, node: &str, kind: Option<&str>) -> Result<Vec<NetworkIface>>;
     /// `GET /pools`.
     async fn pools(&self) -> Result<Vec<Pool>>;
+
+    // ---- qemu: listing and lifecycle of VMs ----
+
+    /// `GET /nodes/{node}/qemu`.
+    async fn qemu_list(&self, node: &str) -> Result<Vec<QemuStatus>>;
+    /// `GET /nodes/{node}/qemu/{vmid}/status/current`.
+    async fn qemu_status_current(&self, node: &str, vmid: u32) -> Result<QemuStatus>;
+    /// `POST …/qemu/{vmid}/status/start`.
+    async fn qemu_start(&self, node: &str, vmid: u32) -> Result<Upid>;
+    /// `POST …/qemu/{vmid}/status/stop` (immediate, like pulling the plug).
+    async fn qemu_stop(&self, node: &str, vmid: u32) -> Result<Upid>;
+    /// `POST …/qemu/{vmid}/status/shutdown`: through the guest agent when the VM has one
+    /// enabled, ACPI otherwise; `timeout` seconds, then stop when `force_stop`.
+    async fn qemu_shutdown(
+        &self,
+        node: &str,
+        vmid: u32,
+        timeout: Option<u32>,
+        force_stop: bool,
+    ) -> Result<Upid>;
+    /// `POST …/qemu/{vmid}/status/reboot`.
+    async fn qemu_reboot(&self, node: &str, vmid: u32, timeout: Option<u32>) -> Result<Upid>;
+    /// `DELETE /nodes/{node}/qemu/{vmid}` (`purge`, `destroy-unreferenced-disks`).
+    async fn qemu_delete(
+        &self,
+        node: &str,
+        vmid: u32,
+        purge: bool,
+        destroy_unreferenced_disks: bool,
+    ) -> Result<Upid>;
+    /// `GET …/qemu/{vmid}/rrddata`.
+    async fn qemu_rrddata(
+        &self,
+        node: &str,
+        vmid: u32,
+        timeframe: Timeframe,
+        cf: Option<ConsolidationFn>,
+    ) -> Result<Vec<RrdPoint>>;
 }

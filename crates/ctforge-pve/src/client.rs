@@ -29,8 +29,8 @@ use crate::tls::{self, FingerprintVerifier, TlsMode};
 use crate::types::{
     AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
     LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
-    PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
-    TaskLogLine, TaskStatus, Timeframe, Upid, Version, de,
+    PendingEntry, Pool, QemuStatus, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent,
+    TaskLog, TaskLogLine, TaskStatus, Timeframe, Upid, Version, de,
 };
 
 /// Characters percent-encoded in path segments (`%` is left alone: the request
@@ -811,6 +811,57 @@ impl PveApi for PveClient {
         path: Option<&str>,
     ) -> Result<crate::api::Permissions> {
         self.get(request::access_permissions(userid, path)).await
+    }
+    // ---- qemu: listing and lifecycle of VMs ----
+    async fn qemu_list(&self, node: &str) -> Result<Vec<QemuStatus>> {
+        self.list(request::qemu_list(node)).await
+    }
+    async fn qemu_status_current(&self, node: &str, vmid: u32) -> Result<QemuStatus> {
+        self.get(request::qemu_status_current(node, vmid)).await
+    }
+    async fn qemu_start(&self, node: &str, vmid: u32) -> Result<Upid> {
+        self.upid(request::qemu_start(node, vmid)).await
+    }
+    async fn qemu_stop(&self, node: &str, vmid: u32) -> Result<Upid> {
+        self.upid(request::qemu_stop(node, vmid)).await
+    }
+    async fn qemu_shutdown(
+        &self,
+        node: &str,
+        vmid: u32,
+        timeout: Option<u32>,
+        force_stop: bool,
+    ) -> Result<Upid> {
+        self.upid(request::qemu_shutdown(node, vmid, timeout, force_stop))
+            .await
+    }
+    async fn qemu_reboot(&self, node: &str, vmid: u32, timeout: Option<u32>) -> Result<Upid> {
+        self.upid(request::qemu_reboot(node, vmid, timeout)).await
+    }
+    async fn qemu_delete(
+        &self,
+        node: &str,
+        vmid: u32,
+        purge: bool,
+        destroy_unreferenced_disks: bool,
+    ) -> Result<Upid> {
+        self.upid(request::qemu_delete(
+            node,
+            vmid,
+            purge,
+            destroy_unreferenced_disks,
+        ))
+        .await
+    }
+    async fn qemu_rrddata(
+        &self,
+        node: &str,
+        vmid: u32,
+        timeframe: Timeframe,
+        cf: Option<ConsolidationFn>,
+    ) -> Result<Vec<RrdPoint>> {
+        self.list(request::qemu_rrddata(node, vmid, timeframe, cf))
+            .await
     }
 }
 

@@ -450,6 +450,73 @@ pub fn pools() -> RequestSpec {
     RequestSpec::new(Method::Get, "/pools".into())
 }
 
+// ---- qemu: listing and lifecycle of VMs ----
+
+fn qemu(node: &str, vmid: u32) -> String {
+    format!("/nodes/{}/qemu/{vmid}", seg(node))
+}
+
+/// `GET /nodes/{node}/qemu`
+pub fn qemu_list(node: &str) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("/nodes/{}/qemu", seg(node)))
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/status/current`
+pub fn qemu_status_current(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/status/current", qemu(node, vmid)))
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/status/start`
+pub fn qemu_start(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/status/start", qemu(node, vmid)))
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/status/stop`
+pub fn qemu_stop(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/status/stop", qemu(node, vmid)))
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/status/shutdown` (`timeout` seconds, `forceStop`); Proxmox
+/// asks the guest agent when the VM has one enabled, else sends ACPI power-down.
+pub fn qemu_shutdown(node: &str, vmid: u32, timeout: Option<u32>, force_stop: bool) -> RequestSpec {
+    RequestSpec::new(
+        Method::Post,
+        format!("{}/status/shutdown", qemu(node, vmid)),
+    )
+    .opt("timeout", timeout.map(|t| t.to_string()))
+    .flag("forceStop", force_stop)
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/status/reboot`
+pub fn qemu_reboot(node: &str, vmid: u32, timeout: Option<u32>) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/status/reboot", qemu(node, vmid)))
+        .opt("timeout", timeout.map(|t| t.to_string()))
+}
+
+/// `DELETE /nodes/{node}/qemu/{vmid}` (qemu has no `force`: a running VM is refused).
+pub fn qemu_delete(
+    node: &str,
+    vmid: u32,
+    purge: bool,
+    destroy_unreferenced_disks: bool,
+) -> RequestSpec {
+    RequestSpec::new(Method::Delete, qemu(node, vmid))
+        .flag("purge", purge)
+        .flag("destroy-unreferenced-disks", destroy_unreferenced_disks)
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/rrddata`
+pub fn qemu_rrddata(
+    node: &str,
+    vmid: u32,
+    timeframe: Timeframe,
+    cf: Option<ConsolidationFn>,
+) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/rrddata", qemu(node, vmid)))
+        .param("timeframe", timeframe.as_str())
+        .opt("cf", cf.map(ConsolidationFn::as_str))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -228,6 +228,17 @@ fn all_requests() -> Vec<RequestSpec> {
             },
         ),
         request::lxc_template("pve-01", 101),
+        // qemu: listing and lifecycle of VMs
+        request::qemu_list("pve-01"),
+        request::qemu_status_current("pve-01", 201),
+        request::qemu_start("pve-01", 201),
+        request::qemu_stop("pve-01", 201),
+        request::qemu_shutdown("pve-01", 201, None, false),
+        request::qemu_shutdown("pve-01", 201, Some(60), true),
+        request::qemu_reboot("pve-01", 201, None),
+        request::qemu_reboot("pve-01", 201, Some(30)),
+        request::qemu_delete("pve-01", 201, false, false),
+        request::qemu_delete("pve-01", 201, true, true),
         request::lxc_status_current("pve-01", 101),
         request::lxc_start("pve-01", 101),
         request::lxc_stop("pve-01", 101),
@@ -288,6 +299,7 @@ fn all_requests() -> Vec<RequestSpec> {
         ] {
             v.push(request::lxc_rrddata("pve-01", 101, tf, cf));
             v.push(request::node_rrddata("pve-01", tf, cf));
+            v.push(request::qemu_rrddata("pve-01", 201, tf, cf));
         }
     }
     v

@@ -1,7 +1,7 @@
-//! The typed states the app compares and shows: a container's status (live, as listed), a
-//! container record's status and a job's state. Each is stored and serialised as the same
-//! lower-case text as before (`as_str` / `FromStr`; rows decode through `TryFrom<String>`), so
-//! the database schema and the JSON wire format are unchanged.
+//! The typed states the app compares and shows: a guest's kind (lxc or qemu), a container's
+//! status (live, as listed), a container record's status and a job's state. Each is stored
+//! and serialised as the same lower-case text as before (`as_str` / `FromStr`; rows decode
+//! through `TryFrom<String>`), so the database schema and the JSON wire format are unchanged.
 
 use std::fmt;
 use std::str::FromStr;
@@ -111,6 +111,41 @@ impl ContainerStatus {
     /// Counted as an error on the dashboard (`missing` included).
     pub fn is_error(self) -> bool {
         matches!(self, Self::Error | Self::Missing)
+    }
+}
+
+text_enum! {
+    /// What kind of guest: an LXC container or a QEMU virtual machine (Proxmox's
+    /// `/cluster/resources` `type`, and the API's `type` field).
+    GuestKind, "guest kind" {
+        /// An LXC container (`/nodes/{node}/lxc/…`).
+        Lxc => "lxc",
+        /// A QEMU virtual machine (`/nodes/{node}/qemu/…`).
+        Qemu => "qemu",
+    }
+}
+
+// `text_enum!` declares the enum, so `#[default]` cannot be put on a variant.
+#[allow(clippy::derivable_impls)]
+impl Default for GuestKind {
+    /// Containers: what every guest was before VMs (a record or answer without a kind).
+    fn default() -> Self {
+        Self::Lxc
+    }
+}
+
+impl GuestKind {
+    /// The kind of a `/cluster/resources` item's `type`, if it is a guest.
+    pub fn of_resource(kind: &str) -> Option<Self> {
+        kind.parse().ok()
+    }
+
+    /// How the UI and messages name a guest of this kind: `CT` or `VM`.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::Lxc => "CT",
+            Self::Qemu => "VM",
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod de;
 pub mod models;
 pub mod params;
 pub mod propstring;
+pub mod qemu_status;
 pub mod upid;
 
 pub use cluster::{ClusterStatusEntry, MigrateParams};
@@ -21,4 +22,5 @@ pub use propstring::{
     DiskSize, Features, Ip6Config, IpConfig, KeyOrder, MountPoint, NetConfig, PropertyError,
     RootFs, VolumeOptions,
 };
+pub use qemu_status::QemuStatus;
 pub use upid::Upid;

@@ -18,6 +18,7 @@ pub fn routes(r: Routes) -> Routes {
     );
     let r = v1::auth::routes(r);
     let r = v1::containers::routes(r);
+    let r = v1::guests::routes(r);
     let r = v1::migrate::routes(r);
     let r = v1::container_ops::routes(r);
     let r = v1::drift::routes(r);

@@ -429,6 +429,7 @@ impl BulkAction {
         let opts = Options {
             timeout: payload.timeout,
             record_only: false,
+            only: None,
         };
         match lifecycle::execute(
             self.store.as_ref(),
@@ -464,11 +465,11 @@ impl BulkAction {
                 item.message = e.to_string();
                 // Where it stands now — only for users allowed to act on it.
                 if !matches!(e, AppError::Forbidden(_))
-                    && let Ok((_, status)) = lifecycle::locate(client.as_ref(), target).await
+                    && let Ok(found) = super::guest_kind::locate(client.as_ref(), target).await
                 {
-                    item.status = Some(status.status.clone());
-                    if let Some(name) = status.name.filter(|n| !n.is_empty()) {
-                        item.hostname = Some(name);
+                    item.status = Some(found.state.status().to_owned());
+                    if let Some(name) = found.state.name().filter(|n| !n.is_empty()) {
+                        item.hostname = Some(name.to_owned());
                     }
                 }
             }

@@ -1,5 +1,7 @@
 //! Lifecycle actions (start, stop, shutdown, reboot, delete) with one action at a time per
-//! container.
+//! guest, for containers and virtual machines alike: the kind found by
+//! [`guest_kind::locate`] picks the lxc or qemu endpoints (a VM's shutdown goes through its
+//! guest agent when enabled, else ACPI — Proxmox decides — then a stop after the timeout).
 //!
 //! Every action takes the lock `ct:<cluster>:<vmid>` ([`crate::locks`]: the database lease, or
 //! Redis when configured) with a random owner token and an expiry (a crashed process cannot
@@ -17,17 +19,19 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use ctforge_pve::types::{DeleteOptions, LxcStatus, ResourceKind, Upid};
+use ctforge_pve::types::{LxcStatus, ResourceKind, Upid};
 use ctforge_pve::{PveApi, PveError, TaskExit, TaskProgress, WaitOptions};
 use serde::Serialize;
 use serde_json::json;
 
+use super::guest_kind::{self, Located};
 use super::{Target, client_for, pve_error};
 use crate::audit::{self, Entry};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::locks::Locks;
 use crate::state::AppState;
+use crate::status::GuestKind;
 use crate::storage::Store;
 
 /// Default graceful-shutdown timeout in seconds.
@@ -113,6 +117,9 @@ pub struct Options {
     pub timeout: u32,
     /// Delete only ctforge's record (delete only; for when Proxmox is unreachable).
     pub record_only: bool,
+    /// Act only on a guest of this kind (`/api/v1/containers` acts on containers only); a
+    /// guest of the other kind is "not found" there. `None`: either kind.
+    pub only: Option<GuestKind>,
 }
 
 impl Default for Options {
@@ -120,6 +127,7 @@ impl Default for Options {
         Self {
             timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             record_only: false,
+            only: None,
         }
     }
 }
@@ -157,6 +165,9 @@ pub struct Outcome {
     pub cluster: String,
     /// VMID.
     pub vmid: u32,
+    /// `lxc` (container) or `qemu` (virtual machine).
+    #[serde(rename = "type", default)]
+    pub kind: GuestKind,
     /// ctforge record id, if managed.
     pub id: Option<i64>,
     /// Hostname: Proxmox's name of the CT, else the record's.
@@ -414,8 +425,13 @@ async fn record(
             }
         }
     }
+    let kind = match result {
+        Ok(o) => Some(o.kind),
+        Err(_) => None,
+    };
     let mut detail = json!({
         "vmid": target.vmid,
+        "type": kind,
         "cluster": target.cluster.name,
         "id": target.record.as_ref().map(|r| r.id),
         "steps": steps,
@@ -459,6 +475,7 @@ async fn delete_record_only(
         action: Action::Delete,
         cluster: target.cluster.name.clone(),
         vmid: target.vmid,
+        kind: super::record_kind(record),
         id: Some(record.id),
         hostname: target.display_name(),
         node: String::new(),
@@ -486,6 +503,10 @@ fn gone_from_proxmox(target: &Target) -> Outcome {
         action: Action::Delete,
         cluster: target.cluster.name.clone(),
         vmid: target.vmid,
+        kind: target
+            .record
+            .as_ref()
+            .map_or(GuestKind::Lxc, super::record_kind),
         id: target.record.as_ref().map(|r| r.id),
         hostname: target.display_name(),
         node: target
@@ -563,19 +584,6 @@ struct Perform<'a> {
     guard: Option<&'a crate::authz::Rights<'a>>,
 }
 
-/// Whether Proxmox has no CT `vmid` on any node, asked with the service token (which sees every
-/// guest): `Ok(true)` only when every node answers 404.
-async fn absent_everywhere(service: &dyn PveApi, vmid: u32) -> Result<bool, PveError> {
-    for node in service.nodes().await? {
-        match service.lxc_status_current(&node.node, vmid).await {
-            Ok(_) => return Ok(false),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
 async fn perform(
     ctx: &Perform<'_>,
     target: &Target,
@@ -585,7 +593,11 @@ async fn perform(
     let client = ctx.client;
     let guard = ctx.guard;
     let vmid = target.vmid;
-    let (node, status) = match locate(client, target).await {
+    let Located {
+        node,
+        kind,
+        state: status,
+    } = match guest_kind::locate(client, target).await {
         Ok(found) => found,
         // Nothing left to delete in Proxmox — once the service token confirms it on every
         // node — means removing ctforge's record, which needs VM.Allocate on the guest.
@@ -596,7 +608,7 @@ async fn perform(
                     target.cluster.name
                 ))));
             };
-            return match absent_everywhere(service, vmid).await {
+            return match guest_kind::absent_everywhere(service, vmid).await {
                 Ok(true) => {
                     let rights = match ctx.guard {
                         Some(_) => crate::authz::Rights::on_behalf(
@@ -620,22 +632,34 @@ async fn perform(
         }
         Err(e) => return Err(Failure::refused(pve_error(e, vmid))),
     };
+    if opts.only.is_some_and(|only| only != kind) {
+        return Err(Failure::refused(AppError::NotFound(format!(
+            "CT {vmid} in Proxmox (guest {vmid} is a {}; use /api/v1/guests)",
+            if kind == GuestKind::Qemu {
+                "VM"
+            } else {
+                "container"
+            }
+        ))));
+    }
     let running = status.is_running();
+    // `CT 105` or `VM 205` in every message.
+    let ct = kind.short();
     let refuse = |text: String| Err(Failure::refused(AppError::Conflict(text)));
     match action {
         Action::Start if running => {
             return refuse(format!(
-                "CT {vmid} is already running; stop it first or use reboot"
+                "{ct} {vmid} is already running; stop it first or use reboot"
             ));
         }
         Action::Stop | Action::Shutdown | Action::Reboot if !running => {
-            return refuse(format!("CT {vmid} is not running; start it first"));
+            return refuse(format!("{ct} {vmid} is not running; start it first"));
         }
         _ => {}
     }
-    if let Some(lock) = status.lock.as_deref().filter(|l| !l.is_empty()) {
+    if let Some(lock) = status.lock() {
         return refuse(format!(
-            "CT {vmid} is locked in proxmox ({lock}); wait for that operation to finish and retry"
+            "{ct} {vmid} is locked in proxmox ({lock}); wait for that operation to finish and retry"
         ));
     }
     let mut steps = Vec::new();
@@ -647,8 +671,7 @@ async fn perform(
     };
     let final_status = match action {
         Action::Start => {
-            let upid = client
-                .lxc_start(&node, vmid)
+            let upid = guest_kind::start(client, kind, &node, vmid)
                 .await
                 .map_err(|e| fail(e, &mut steps))?;
             let upid = run_task(client, &node, upid, TASK_TIMEOUT)
@@ -656,25 +679,24 @@ async fn perform(
                 .map_err(|e| fail(e, &mut steps))?;
             steps.push(Step::new(
                 "started",
-                format!("started CT {vmid}"),
+                format!("started {ct} {vmid}"),
                 Some(&upid),
             ));
             "running"
         }
         Action::Stop => {
-            let upid = stop(client, &node, vmid)
+            let upid = stop(client, kind, &node, vmid)
                 .await
                 .map_err(|e| fail(e, &mut steps))?;
             steps.push(Step::new(
                 "stopped",
-                format!("stopped CT {vmid}"),
+                format!("stopped {ct} {vmid}"),
                 Some(&upid),
             ));
             "stopped"
         }
         Action::Reboot => {
-            let upid = client
-                .lxc_reboot(&node, vmid, None)
+            let upid = guest_kind::reboot(client, kind, &node, vmid, None)
                 .await
                 .map_err(|e| fail(e, &mut steps))?;
             let upid = run_task(client, &node, upid, TASK_TIMEOUT)
@@ -682,15 +704,14 @@ async fn perform(
                 .map_err(|e| fail(e, &mut steps))?;
             steps.push(Step::new(
                 "rebooted",
-                format!("rebooted CT {vmid}"),
+                format!("rebooted {ct} {vmid}"),
                 Some(&upid),
             ));
             "running"
         }
         Action::Shutdown => {
             let timeout = opts.timeout.min(MAX_SHUTDOWN_TIMEOUT);
-            let upid = client
-                .lxc_shutdown(&node, vmid, Some(timeout), false)
+            let upid = guest_kind::shutdown(client, kind, &node, vmid, Some(timeout), false)
                 .await
                 .map_err(|e| fail(e, &mut steps))?;
             let wait = Duration::from_secs(u64::from(timeout) + 30);
@@ -703,23 +724,29 @@ async fn perform(
             match why {
                 None => steps.push(Step::new(
                     "shutdown",
-                    format!("shut down CT {vmid} gracefully"),
+                    match kind {
+                        GuestKind::Qemu if status.agent() => {
+                            format!("shut down VM {vmid} gracefully (guest agent)")
+                        }
+                        GuestKind::Qemu => format!("shut down VM {vmid} gracefully (ACPI)"),
+                        GuestKind::Lxc => format!("shut down CT {vmid} gracefully"),
+                    },
                     Some(&upid),
                 )),
                 Some(why) => {
                     steps.push(Step::new(
                         "shutdown_timeout",
                         format!(
-                            "CT {vmid} did not shut down within {timeout} s ({why}); forcing stop"
+                            "{ct} {vmid} did not shut down within {timeout} s ({why}); forcing stop"
                         ),
                         Some(&upid),
                     ));
-                    let upid = stop(client, &node, vmid)
+                    let upid = stop(client, kind, &node, vmid)
                         .await
                         .map_err(|e| fail(e, &mut steps))?;
                     steps.push(Step::new(
                         "force_stopped",
-                        format!("force-stopped CT {vmid} after the shutdown timeout"),
+                        format!("force-stopped {ct} {vmid} after the shutdown timeout"),
                         Some(&upid),
                     ));
                     forced = true;
@@ -735,22 +762,16 @@ async fn perform(
                         .await
                         .map_err(Failure::refused)?;
                 }
-                let upid = stop(client, &node, vmid)
+                let upid = stop(client, kind, &node, vmid)
                     .await
                     .map_err(|e| fail(e, &mut steps))?;
                 steps.push(Step::new(
                     "stopped",
-                    format!("stopped CT {vmid} before deleting it"),
+                    format!("stopped {ct} {vmid} before deleting it"),
                     Some(&upid),
                 ));
             }
-            let opts = DeleteOptions {
-                purge: true,
-                force: false,
-                destroy_unreferenced_disks: true,
-            };
-            let upid = client
-                .lxc_delete(&node, vmid, opts)
+            let upid = guest_kind::destroy(client, kind, &node, vmid)
                 .await
                 .map_err(|e| fail(e, &mut steps))?;
             let upid = run_task(client, &node, upid, TASK_TIMEOUT)
@@ -758,22 +779,22 @@ async fn perform(
                 .map_err(|e| fail(e, &mut steps))?;
             steps.push(Step::new(
                 "deleted",
-                format!("destroyed CT {vmid} (purged)"),
+                format!("destroyed {ct} {vmid} (purged)"),
                 Some(&upid),
             ));
             "deleted"
         }
     };
     let hostname = status
-        .name
-        .clone()
+        .name()
         .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| target.display_name());
+        .map_or_else(|| target.display_name(), str::to_owned);
     Ok(Outcome {
         ok: true,
         action,
         cluster: target.cluster.name.clone(),
         vmid,
+        kind,
         id: target.record.as_ref().map(|r| r.id),
         hostname,
         node,
@@ -784,7 +805,12 @@ async fn perform(
     })
 }
 
-async fn stop(client: &dyn PveApi, node: &str, vmid: u32) -> Result<Upid, PveError> {
-    let upid = client.lxc_stop(node, vmid).await?;
+async fn stop(
+    client: &dyn PveApi,
+    kind: GuestKind,
+    node: &str,
+    vmid: u32,
+) -> Result<Upid, PveError> {
+    let upid = guest_kind::stop(client, kind, node, vmid).await?;
     run_task(client, node, upid, TASK_TIMEOUT).await
 }

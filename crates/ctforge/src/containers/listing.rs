@@ -1,5 +1,7 @@
 //! The dashboard listing: one `/cluster/resources` call per cluster and refresh, merged with
 //! ctforge's container records through a `HashMap` keyed by (cluster, VMID), filtered and paged.
+//! Guests of both kinds are listed (`type` `lxc` or `qemu`, from `/cluster/resources`);
+//! `/api/v1/containers` narrows to `lxc` with [`Filter::only`].
 //!
 //! Containers without a record are unmanaged; records without a live container still show,
 //! with the record's status (`creating`, `error`) or `missing`/`unknown`.
@@ -16,15 +18,18 @@ use super::{Target, client_for, is_unreachable, url_id};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::status::ContainerStatus;
+use crate::status::{ContainerStatus, GuestKind};
 use crate::storage::model::{Cluster, Container};
 
 /// Containers per page.
 pub const PER_PAGE: usize = 50;
 
-/// Filters and paging from the URL (`?status=&node=&tag=&template=&q=&page=&view=`).
+/// Filters and paging from the URL (`?type=&status=&node=&tag=&template=&q=&page=&view=`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Filter {
+    /// Guest kind (`lxc` or `qemu`); both when absent.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     /// Status (`running`, `stopped`, `creating`, `error` (includes `missing`), `missing`,
     /// `unknown`).
     pub status: Option<String>,
@@ -47,8 +52,9 @@ pub struct Filter {
 }
 
 /// The columns the listing sorts by (`?sort=`).
-pub const SORT_KEYS: [&str; 10] = [
-    "hostname", "vmid", "node", "status", "ip", "template", "tags", "cpu", "memory", "uptime",
+pub const SORT_KEYS: [&str; 11] = [
+    "hostname", "vmid", "type", "node", "status", "ip", "template", "tags", "cpu", "memory",
+    "uptime",
 ];
 
 fn set(v: &Option<String>) -> Option<&str> {
@@ -56,6 +62,15 @@ fn set(v: &Option<String>) -> Option<&str> {
 }
 
 impl Filter {
+    /// The guest-kind filter, if set (`?type=`; an unknown value matches nothing).
+    pub fn kind(&self) -> Option<&str> {
+        set(&self.kind)
+    }
+    /// These filters narrowed to one kind of guest (what `/api/v1/containers` lists).
+    pub fn only(mut self, kind: GuestKind) -> Self {
+        self.kind = Some(kind.as_str().to_owned());
+        self
+    }
     /// Status filter, if set.
     pub fn status(&self) -> Option<&str> {
         set(&self.status)
@@ -100,6 +115,7 @@ impl Filter {
         };
         let by = match key {
             "vmid" => a.vmid.cmp(&b.vmid),
+            "type" => a.kind.as_str().cmp(b.kind.as_str()),
             "node" => a.node.cmp(&b.node),
             "status" => a.status.as_str().cmp(b.status.as_str()),
             "ip" => a.ip.cmp(&b.ip),
@@ -125,6 +141,7 @@ impl Filter {
     pub fn query_with(&self, changes: &[(&str, Option<&str>)]) -> String {
         let mut pairs: Vec<(&str, String)> = Vec::new();
         let current = [
+            ("type", self.kind()),
             ("status", self.status()),
             ("node", self.node()),
             ("tag", self.tag()),
@@ -151,6 +168,11 @@ impl Filter {
     }
 
     fn matches(&self, row: &Row, with_status: bool) -> bool {
+        if let Some(k) = self.kind()
+            && !row.kind.as_str().eq_ignore_ascii_case(k)
+        {
+            return false;
+        }
         if with_status
             && let Some(s) = self.status()
             && !row.status.as_str().eq_ignore_ascii_case(s)
@@ -203,6 +225,9 @@ pub struct Row {
     pub cluster: String,
     /// Proxmox VMID.
     pub vmid: u32,
+    /// `lxc` (container) or `qemu` (virtual machine).
+    #[serde(rename = "type", default)]
+    pub kind: GuestKind,
     /// Node.
     pub node: String,
     /// Hostname (Proxmox name, else the record's).
@@ -614,7 +639,10 @@ pub fn merge(
         Vec::with_capacity(records.len() + resources.iter().map(|r| r.1.len()).sum::<usize>());
     for (cluster, items) in resources {
         for res in items.iter() {
-            if res.kind != "lxc" || res.template == Some(true) {
+            let Some(kind) = GuestKind::of_resource(&res.kind) else {
+                continue;
+            };
+            if res.template == Some(true) {
                 continue;
             }
             let Some(vmid) = res.vmid else { continue };
@@ -626,12 +654,13 @@ pub fn merge(
                 .name
                 .clone()
                 .or_else(|| record.map(|r| r.hostname.clone()))
-                .unwrap_or_else(|| format!("CT {vmid}"));
+                .unwrap_or_else(|| format!("{} {vmid}", kind.short()));
             rows.push(Row {
                 key: url_id(&cluster.name, vmid, record.map(|r| r.id)),
                 id: record.map(|r| r.id),
                 cluster: cluster.name.clone(),
                 vmid,
+                kind,
                 node: res
                     .node
                     .clone()
@@ -677,6 +706,7 @@ pub fn merge(
             id: Some(record.id),
             cluster: cluster.to_owned(),
             vmid,
+            kind: super::record_kind(record),
             node: record.node.clone(),
             hostname: record.hostname.clone(),
             status,
@@ -760,5 +790,98 @@ fn paginate(rows: Vec<Row>, filter: &Filter, unreachable: Vec<Unreachable>) -> L
         templates: templates.into_iter().collect(),
         any,
         as_of: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Cluster {
+        Cluster {
+            id: 1,
+            name: "lab".into(),
+            url: "https://pve:8006".into(),
+            token_id: "root@pam!t".into(),
+            token_secret_sealed: None,
+            fingerprint: None,
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            ssh_password_sealed: None,
+            ssh_key_sealed: None,
+            ssh_host_key: None,
+            is_default: true,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn guest(kind: &str, vmid: u32, name: &str, template: bool) -> ClusterResource {
+        ClusterResource {
+            id: format!("{kind}/{vmid}"),
+            kind: kind.into(),
+            node: Some("pve1".into()),
+            vmid: Some(vmid),
+            name: Some(name.into()),
+            status: Some("running".into()),
+            template: Some(template),
+            ..ClusterResource::default()
+        }
+    }
+
+    #[test]
+    fn both_kinds_are_listed_with_their_type_and_filtered_by_it() {
+        let c = cluster();
+        let items = [
+            guest("lxc", 100, "web", false),
+            guest("qemu", 101, "desktop", false),
+            guest("qemu", 9000, "debian-tpl", true),
+            ClusterResource {
+                id: "storage/pve1/local".into(),
+                kind: "storage".into(),
+                ..ClusterResource::default()
+            },
+        ];
+        let rows = merge(
+            std::slice::from_ref(&c),
+            &[(&c, &items[..])],
+            &[],
+            &HashMap::new(),
+            &[],
+        );
+        let kinds: Vec<(u32, GuestKind, &str)> = rows
+            .iter()
+            .map(|r| (r.vmid, r.kind, r.hostname.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (100, GuestKind::Lxc, "web"),
+                (101, GuestKind::Qemu, "desktop")
+            ],
+            "templates and non-guests are not listed"
+        );
+        let json = serde_json::to_value(&rows[1]).unwrap();
+        assert_eq!(json["type"], "qemu");
+
+        let only_vms = Filter {
+            kind: Some("qemu".into()),
+            ..Filter::default()
+        };
+        let listing = paginate(rows.clone(), &only_vms, Vec::new());
+        assert_eq!(listing.counts.total, 1);
+        assert_eq!(listing.items[0].vmid, 101);
+        let containers = Filter::default().only(GuestKind::Lxc);
+        let listing = paginate(rows.clone(), &containers, Vec::new());
+        assert_eq!(listing.items.len(), 1);
+        assert_eq!(listing.items[0].kind, GuestKind::Lxc);
+        assert!(containers.query_with(&[]).contains("type=lxc"));
+        let by_type = Filter {
+            sort: Some("type".into()),
+            dir: Some("desc".into()),
+            ..Filter::default()
+        };
+        let listing = paginate(rows, &by_type, Vec::new());
+        assert_eq!(listing.items[0].kind, GuestKind::Qemu);
     }
 }

@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod daytwo;
 pub mod drift;
 pub mod edit;
+pub mod guest_kind;
 pub mod journal;
 pub mod lifecycle;
 pub mod listing;
@@ -36,6 +37,7 @@ use ctforge_pve::{PveApi, PveError};
 use crate::auth::{AuthMethod, CurrentUser};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::status::GuestKind;
 use crate::storage::model::{Cluster, Container};
 use crate::storage::{Store, StoreError};
 
@@ -115,6 +117,13 @@ impl Target {
             _ => format!("CT {}", self.vmid),
         }
     }
+}
+
+/// The kind of guest a record names. Records carry no kind of their own yet, so this is
+/// `lxc`; a record of a VM is found through `/cluster/resources` when its `lxc` status is 404
+/// ([`guest_kind::locate`]). (The `containers.kind` column replaces this once it exists.)
+pub fn record_kind(_record: &Container) -> GuestKind {
+    GuestKind::Lxc
 }
 
 /// The canonical URL id of a container.

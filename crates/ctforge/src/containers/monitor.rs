@@ -28,13 +28,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::weblink::{self, Probe, Prober};
-use super::{Target, client_for, lifecycle, pve_error};
+use super::{Target, client_for, pve_error};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::guest::parse::{self, UnitState};
 pub use crate::guest::probe::{COMMAND_TIMEOUT, ConfigManager, MonitorError, Report, check};
 use crate::state::AppState;
-use crate::status::RecordStatus;
+use crate::status::{GuestKind, RecordStatus};
 use crate::storage::StoreError;
 use crate::storage::model::{Cluster, Container, ContainerService};
 
@@ -337,11 +337,13 @@ pub struct Checked {
     pub applied: Applied,
 }
 
-/// Opens the provisioning channel to `vmid` on `node`, runs the check and applies it.
+/// Opens the provisioning channel to the guest (`kind`: `pct` for a container, the guest
+/// connector's VM channel for a VM) on `node`, runs the check and applies it.
 pub async fn check_container(
     state: &AppState,
     cluster: &Cluster,
     container: &Container,
+    kind: GuestKind,
     node: &str,
     actor: &str,
     probe_all: bool,
@@ -355,7 +357,13 @@ pub async fn check_container(
             node: node.to_owned(),
             message: e.to_string(),
         })?;
-    let channel = session.channel(vmid, Some(COMMAND_TIMEOUT));
+    let Some(channel) = session.guest_channel(kind, vmid, Some(COMMAND_TIMEOUT)) else {
+        session.close().await;
+        return Err(MonitorError::NoChannel {
+            what: kind.short(),
+            vmid,
+        });
+    };
     let units: Vec<String> = state
         .store
         .list_services(container.id)
@@ -630,13 +638,18 @@ pub async fn refresh(
     // in its middle would find the CT stopped on its way.
     super::migrate::wait_for_actions(state.locks.as_ref(), &target.lock_name()).await?;
     let client = client_for(state, user, &target.cluster)?;
-    let (node, status) = lifecycle::locate(client.as_ref(), target)
+    let super::guest_kind::Located {
+        node,
+        kind,
+        state: status,
+    } = super::guest_kind::locate(client.as_ref(), target)
         .await
         .map_err(|e| pve_error(e, target.vmid))?;
     if !status.is_running() {
         return Err(AppError::Conflict(format!(
             "CT {} is not running ({}); start it to check its services",
-            target.vmid, status.status
+            target.vmid,
+            status.status()
         )));
     }
     let name = lease_name(&target.cluster.name, target.vmid);
@@ -647,7 +660,16 @@ pub async fn refresh(
             target.vmid
         )));
     }
-    let result = check_container(state, &target.cluster, record, &node, &user.username, true).await;
+    let result = check_container(
+        state,
+        &target.cluster,
+        record,
+        kind,
+        &node,
+        &user.username,
+        true,
+    )
+    .await;
     if let Err(e) = state.store.unlock(&name, &owner).await {
         tracing::warn!(lease = %name, error = %e, "cannot release the monitoring lease");
     }
@@ -738,7 +760,7 @@ pub async fn run_round(state: &AppState, owner: &str) -> Round {
             .or_default()
             .push(record);
     }
-    let mut work: Vec<(Arc<Cluster>, Container, String)> = Vec::new();
+    let mut work: Vec<(Arc<Cluster>, Container, String, GuestKind)> = Vec::new();
     for (cluster_id, records) in by_cluster {
         let cluster = match state.store.get_cluster(cluster_id).await {
             Ok(c) => Arc::new(c),
@@ -755,17 +777,17 @@ pub async fn run_round(state: &AppState, owner: &str) -> Round {
             }
         };
         for record in records {
-            if let Some(node) = u32::try_from(record.vmid)
+            if let Some((node, kind)) = u32::try_from(record.vmid)
                 .ok()
                 .and_then(|v| running.get(&v))
             {
-                work.push((cluster.clone(), record, node.clone()));
+                work.push((cluster.clone(), record, node.clone(), *kind));
             }
         }
     }
     let concurrency = usize::try_from(state.config.monitoring.concurrency.max(1)).unwrap_or(1);
     let results: Vec<Result<bool, ()>> = futures_util::stream::iter(work)
-        .map(|(cluster, record, node)| async move {
+        .map(|(cluster, record, node, kind)| async move {
             let vmid = u32::try_from(record.vmid).unwrap_or_default();
             let name = lease_name(&cluster.name, vmid);
             match state.store.try_lock(&name, owner, LEASE_MS).await {
@@ -776,7 +798,8 @@ pub async fn run_round(state: &AppState, owner: &str) -> Round {
                     return Err(());
                 }
             }
-            let result = check_container(state, &cluster, &record, &node, LOOP_ACTOR, false).await;
+            let result =
+                check_container(state, &cluster, &record, kind, &node, LOOP_ACTOR, false).await;
             if let Err(e) = state.store.unlock(&name, owner).await {
                 tracing::warn!(lease = %name, error = %e, "monitor: cannot release the lease");
             }
@@ -808,7 +831,11 @@ pub async fn run_round(state: &AppState, owner: &str) -> Round {
 }
 
 /// Running CTs of a cluster by VMID → node, with the cluster's API token.
-async fn running_cts(state: &AppState, cluster: &Cluster) -> Result<HashMap<u32, String>, String> {
+/// The running guests of `cluster` (containers and VMs): VMID → (node, kind).
+async fn running_cts(
+    state: &AppState,
+    cluster: &Cluster,
+) -> Result<HashMap<u32, (String, GuestKind)>, String> {
     let client = state.pve.service(cluster).map_err(|e| e.to_string())?;
     let resources = client
         .cluster_resources(Some(ResourceKind::Vm))
@@ -816,7 +843,7 @@ async fn running_cts(state: &AppState, cluster: &Cluster) -> Result<HashMap<u32,
         .map_err(|e| e.to_string())?;
     Ok(resources
         .into_iter()
-        .filter(|r| r.kind == "lxc" && r.status.as_deref() == Some("running"))
-        .filter_map(|r| Some((r.vmid?, r.node?)))
+        .filter(|r| r.status.as_deref() == Some("running"))
+        .filter_map(|r| Some((r.vmid?, (r.node?, GuestKind::of_resource(&r.kind)?))))
         .collect())
 }

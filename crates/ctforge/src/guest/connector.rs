@@ -15,6 +15,7 @@ use ctforge_ssh::{ExecOutput, FakeRemote, RemoteExec, SshError, SshSession, Stre
 use super::nodes::{NodeReport, NodeRouter, RoutedChannel};
 use crate::pve::PveConnector;
 use crate::secrets::Keyring;
+use crate::status::GuestKind;
 use crate::storage::Store;
 use crate::storage::model::Cluster;
 
@@ -49,6 +50,20 @@ pub trait GuestSession: Send + Sync {
     /// runs longer (`timeout -k`, failing with [`SshError::GuestTimeout`]) and the channel
     /// gives up [`ctforge_ssh::BACKSTOP`] later in case the CT stops answering.
     fn channel(&self, vmid: u32, limit: Option<Duration>) -> Box<dyn RemoteExec>;
+    /// A channel into guest `vmid` of `kind`: containers get [`Self::channel`]; a VM needs a
+    /// transport that reaches inside it (the QEMU guest agent), which a session without one
+    /// does not offer (`None`: the caller says so instead of running `pct` against a VM).
+    fn guest_channel(
+        &self,
+        kind: GuestKind,
+        vmid: u32,
+        limit: Option<Duration>,
+    ) -> Option<Box<dyn RemoteExec>> {
+        match kind {
+            GuestKind::Lxc => Some(self.channel(vmid, limit)),
+            GuestKind::Qemu => None,
+        }
+    }
     /// The node's host key fingerprint, when the transport has one.
     fn host_key(&self) -> Option<String>;
     /// Whether the session is gone (a new one must be opened).

@@ -119,6 +119,16 @@ pub enum MonitorError {
         /// `: <last lines>` or empty.
         detail: String,
     },
+    /// The guest connector has no channel into this kind of guest.
+    #[error(
+        "the check cannot reach inside {what} {vmid}: no channel into it (a VM needs the QEMU guest agent channel)"
+    )]
+    NoChannel {
+        /// `VM` or `CT`.
+        what: &'static str,
+        /// Guest id.
+        vmid: u32,
+    },
     /// The records could not be updated.
     #[error("cannot record the check's result: {0}")]
     Store(#[from] StoreError),

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use ctforge_pve::types::{
     AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
     LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
-    PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
-    TaskStatus, Timeframe, Upid, Version,
+    PendingEntry, Pool, QemuStatus, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent,
+    TaskLog, TaskStatus, Timeframe, Upid, Version,
 };
 use ctforge_pve::{Permissions, PveApi, PveError, Result};
 
@@ -325,6 +325,57 @@ impl PveApi for FakePve {
 
     async fn pools(&self) -> Result<Vec<Pool>> {
         Err(self.unscripted("pools"))
+    }
+
+    // ---- qemu: listing and lifecycle of VMs ----
+    async fn qemu_list(&self, _node: &str) -> Result<Vec<QemuStatus>> {
+        Err(self.unscripted("qemu_list"))
+    }
+
+    async fn qemu_status_current(&self, _node: &str, _vmid: u32) -> Result<QemuStatus> {
+        Err(self.unscripted("qemu_status_current"))
+    }
+
+    async fn qemu_start(&self, _node: &str, _vmid: u32) -> Result<Upid> {
+        Err(self.unscripted("qemu_start"))
+    }
+
+    async fn qemu_stop(&self, _node: &str, _vmid: u32) -> Result<Upid> {
+        Err(self.unscripted("qemu_stop"))
+    }
+
+    async fn qemu_shutdown(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _timeout: Option<u32>,
+        _force_stop: bool,
+    ) -> Result<Upid> {
+        Err(self.unscripted("qemu_shutdown"))
+    }
+
+    async fn qemu_reboot(&self, _node: &str, _vmid: u32, _timeout: Option<u32>) -> Result<Upid> {
+        Err(self.unscripted("qemu_reboot"))
+    }
+
+    async fn qemu_delete(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _purge: bool,
+        _destroy_unreferenced_disks: bool,
+    ) -> Result<Upid> {
+        Err(self.unscripted("qemu_delete"))
+    }
+
+    async fn qemu_rrddata(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _timeframe: Timeframe,
+        _cf: Option<ConsolidationFn>,
+    ) -> Result<Vec<RrdPoint>> {
+        Err(self.unscripted("qemu_rrddata"))
     }
 }
 

@@ -1,5 +1,6 @@
-//! `/`: the dashboard. Summary counts (clickable filters), filters in the URL, a grid or table
-//! (`?view=table`) of containers with live state from one `/cluster/resources` call per cluster
+//! `/`: the dashboard. Summary counts (clickable filters), filters in the URL (`?type=lxc|qemu`
+//! among them), a grid or table (`?view=table`) of guests — containers and VMs, with a type
+//! column — with live state from one `/cluster/resources` call per cluster
 //! merged with ctforge's records, quick start/stop, pagination, and a banner when Proxmox is
 //! unreachable. Running containers with configuration changes pending until restart carry a
 //! "pending" badge linking to their Edit page (`daytwo::pending_on_page`). `assets/app.js` refreshes the `#ct-live` region every 30 s while the tab is
@@ -15,6 +16,7 @@ use crate::auth::CurrentUser;
 use crate::containers::listing::{self, Filter, Listing, Row};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::status::GuestKind;
 use crate::web::bulk;
 use crate::web::components::{self as ui, Tone, Viewer};
 use crate::web::containers::{ActionCtx, action_buttons, flash_markup, page_response, take_flash};
@@ -192,12 +194,17 @@ fn filters(filter: &Filter, listing: &Listing) -> Markup {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
+    let kinds: Vec<(String, String)> = [("", "Any type"), ("lxc", "Container"), ("qemu", "VM")]
+        .iter()
+        .map(|(v, l)| ((*v).to_owned(), (*l).to_owned()))
+        .collect();
     html! {
         form.filters.row method="get" action="/" role="search" {
             div.field {
                 label for="q" { "Search" }
                 input id="q" name="q" type="search" value=(filter.q().unwrap_or("")) placeholder="hostname, VMID, IP, tag";
             }
+            (ui::select("type", "Type", &kinds, filter.kind().unwrap_or(""), None))
             (ui::select("status", "Status", &opts("Any status", &statuses), filter.status().unwrap_or(""), None))
             (ui::select("node", "Node", &opts("Any node", &listing.nodes), filter.node().unwrap_or(""), None))
             (ui::select("tag", "Tag", &opts("Any tag", &listing.tags), filter.tag().unwrap_or(""), None))
@@ -206,6 +213,14 @@ fn filters(filter: &Filter, listing: &Listing) -> Markup {
             button.btn type="submit" { "Apply" }
             a.btn href=(if filter.table() { "/?view=table" } else { "/" }) { "Clear" }
         }
+    }
+}
+
+/// How the dashboard names a guest's kind.
+fn kind_label(kind: GuestKind) -> &'static str {
+    match kind {
+        GuestKind::Lxc => "Container",
+        GuestKind::Qemu => "VM",
     }
 }
 
@@ -328,7 +343,7 @@ fn card(
     select_all: bool,
 ) -> Markup {
     html! {
-        article.card.ct-card data-vmid=(row.vmid) data-status=(row.status.as_str()) {
+        article.card.ct-card data-vmid=(row.vmid) data-type=(row.kind.as_str()) data-status=(row.status.as_str()) {
             div.ct-head {
                 (bulk::pick(row, select_all))
                 a.ct-name href={ "/containers/" (row.key) } { (row.hostname) }
@@ -338,6 +353,7 @@ fn card(
                 (pending_badge(row, pending))
             }
             dl.ct-facts {
+                dt { "Type" } dd { (kind_label(row.kind)) }
                 dt { "VMID" } dd.mono { (row.vmid) }
                 dt { "Node" } dd { a href=(node_href(row)) { (row.node) } }
                 dt { "IP" } dd.mono { (row.ip.as_deref().unwrap_or("–")) }
@@ -376,17 +392,18 @@ fn table_view(
             table.table.ct-table {
                 thead { tr {
                     th scope="col" { span.skip { "Select" } }
-                    @for (key, label) in [("hostname", "Hostname"), ("vmid", "VMID"), ("node", "Node"), ("status", "Status"), ("ip", "IP"), ("template", "Template"), ("tags", "Tags"), ("cpu", "CPU"), ("memory", "Memory"), ("uptime", "Uptime")] {
+                    @for (key, label) in [("hostname", "Hostname"), ("vmid", "VMID"), ("type", "Type"), ("node", "Node"), ("status", "Status"), ("ip", "IP"), ("template", "Template"), ("tags", "Tags"), ("cpu", "CPU"), ("memory", "Memory"), ("uptime", "Uptime")] {
                         (sort_header(filter, key, label))
                     }
                     th scope="col" { span.skip { "Actions" } }
                 } }
                 tbody {
                     @for row in &listing.items {
-                        tr data-vmid=(row.vmid) data-status=(row.status.as_str()) {
+                        tr data-vmid=(row.vmid) data-type=(row.kind.as_str()) data-status=(row.status.as_str()) {
                             td { (bulk::pick(row, select_all)) }
                             td { a href={ "/containers/" (row.key) } { (row.hostname) } }
                             td.mono { (row.vmid) }
+                            td { (kind_label(row.kind)) }
                             td { a href=(node_href(row)) { (row.node) } }
                             td {
                                 (ui::status_badge(row.status.as_str()))

@@ -117,7 +117,9 @@ pub async fn show(
         .collect();
     let running: Vec<u32> = guests
         .iter()
+        // Pending values are read for containers (`…/lxc/{vmid}/pending`).
         .filter(|r| r.status == crate::status::ContainerStatus::Running)
+        .filter(|r| r.kind == crate::status::GuestKind::Lxc)
         .map(|r| r.vmid)
         .collect();
     let pending = crate::containers::daytwo::pending_keys(client.as_ref(), &name, &running).await;
@@ -162,12 +164,12 @@ pub async fn show(
                 a href=(all_guests) { "Show on the dashboard" }
             }
             @if guests.is_empty() {
-                p.muted { "No container on this node." }
+                p.muted { "No guest on this node." }
             } @else {
                 div.table-wrap {
                     table.table {
                         thead { tr {
-                            th scope="col" { "VMID" } th scope="col" { "Name" }
+                            th scope="col" { "VMID" } th scope="col" { "Name" } th scope="col" { "Type" }
                             th scope="col" { "Status" } th scope="col" { "Template" }
                             th scope="col" { "Proxmox lock" } th scope="col" { "Pending until restart" }
                         } }
@@ -176,6 +178,7 @@ pub async fn show(
                                 tr {
                                     td.mono { a href={ "/containers/" (row.key) } { (row.vmid) } }
                                     td { a href={ "/containers/" (row.key) } { (row.hostname) } }
+                                    td { (if row.kind == crate::status::GuestKind::Qemu { "VM" } else { "Container" }) }
                                     td { (ui::status_badge(row.status.as_str())) }
                                     td { (row.template.as_deref().unwrap_or("–")) }
                                     td { @match &row.lock { Some(l) => (ui::badge(Some(Tone::Warn), &format!("lock: {l}"))), None => "–" } }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod lxc;
+pub mod pve;
 
 use std::sync::Arc;
 

@@ -19,6 +19,7 @@ mod ct_cli;
 mod daytwo;
 mod drift;
 mod git_templates;
+mod guests;
 mod hardening;
 mod images;
 mod jobs;

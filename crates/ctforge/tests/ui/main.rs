@@ -9,6 +9,7 @@ mod bulk_ui;
 mod dashboard_ui;
 mod daytwo_ui;
 mod failure_ui;
+mod guests_ui;
 mod library_ui;
 mod presets_ui;
 mod progress_ui;

@@ -1,5 +1,7 @@
 //! `/api/v1/containers`: the dashboard listing, one container's read, lifecycle actions and
-//! credential reveal (its event stream is `container_events.rs`).
+//! credential reveal (its event stream is `container_events.rs`). Containers only: VMs are
+//! neither listed nor read nor acted on here (`/api/v1/guests`, `guests.rs`, serves both kinds
+//! through the same handlers with the kind left open).
 //!
 //! `{id}` is ctforge's container id (`42`) for managed containers, or `<cluster>:<vmid>`
 //! (`lab:105`, URL-encoded as needed) for any container, managed or not — see
@@ -47,6 +49,7 @@ use crate::containers::{bulk as bulk_actions, credentials, resolve};
 use crate::error::{AppError, ErrorBody};
 use crate::routes::{Answer, Doc, Routes, schema};
 use crate::state::AppState;
+use crate::status::GuestKind;
 use crate::storage::model::{ContainerEvent, ContainerService, JobFilter};
 
 use super::jobs::JobView;
@@ -95,7 +98,8 @@ pub fn routes(r: Routes) -> Routes {
         )
 }
 
-fn bulk_request_schema() -> Value {
+/// The JSON schema of a bulk request (for `/api/v1/containers/bulk` and `/api/v1/guests/bulk`).
+pub fn bulk_request_schema() -> Value {
     json!({
         "type": "object",
         "required": ["action", "ids"],
@@ -192,13 +196,41 @@ pub async fn show(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<String>,
 ) -> Result<Json<ContainerDetail>, AppError> {
-    let target = resolve(&state, &id).await?;
-    crate::authz::read(&state, &user, &target.cluster, target.vmid).await?;
-    let item = listing::one(&state, &user, &target).await?;
+    detail(
+        &state,
+        &user,
+        &id,
+        Some(GuestKind::Lxc),
+        "/api/v1/containers",
+    )
+    .await
+    .map(Json)
+}
+
+/// One guest's detail for `GET {base}/{id}`: 404 when it is not of kind `only` (when given);
+/// the event stream is named under `base`.
+pub async fn detail(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+    only: Option<GuestKind>,
+    base: &str,
+) -> Result<ContainerDetail, AppError> {
+    let target = resolve(state, id).await?;
+    crate::authz::read(state, user, &target.cluster, target.vmid).await?;
+    let item = listing::one(state, user, &target).await?;
+    if only.is_some_and(|k| k != item.kind) {
+        return Err(AppError::NotFound(format!(
+            "CT {} in cluster {} (it is a VM: /api/v1/guests/{})",
+            target.vmid,
+            target.cluster.name,
+            target.url_id()
+        )));
+    }
     let mut detail = ContainerDetail {
         events: EventsSummary {
             recent: Vec::new(),
-            stream: format!("/api/v1/containers/{}/events", target.url_id()),
+            stream: format!("{base}/{}/events", target.url_id()),
         },
         item,
         services: Vec::new(),
@@ -209,7 +241,7 @@ pub async fn show(
         config_manager: None,
     };
     let Some(record) = &target.record else {
-        return Ok(Json(detail));
+        return Ok(detail);
     };
     detail.services = state.store.list_services(record.id).await?;
     detail.config_manager =
@@ -239,12 +271,12 @@ pub async fn show(
         .find_jobs(&jobs(None))
         .await?
         .first()
-        .map(|j| JobView::of(&state, j));
+        .map(|j| JobView::of(state, j));
     let creation = state
         .store
         .find_jobs(&jobs(Some(crate::provisioning::submit::JOB_KIND)))
         .await?;
-    detail.creation_job = creation.first().map(|j| JobView::of(&state, j));
+    detail.creation_job = creation.first().map(|j| JobView::of(state, j));
     // The commit is the one recorded when the container was created, not today's.
     let git = creation.first().and_then(|j| {
         serde_json::from_str::<crate::provisioning::submit::CreatePayload>(&j.payload_json)
@@ -270,15 +302,16 @@ pub async fn show(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(Json(detail))
+    Ok(detail)
 }
 
-/// `GET /api/v1/containers`.
+/// `GET /api/v1/containers`: containers only, whatever `?type=` says.
 pub async fn list(
     State(state): State<AppState>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     Query(filter): Query<Filter>,
 ) -> Result<Json<Listing>, AppError> {
+    let filter = filter.only(GuestKind::Lxc);
     Ok(Json(listing::list(&state, &user, &filter).await?))
 }
 
@@ -325,19 +358,23 @@ impl ActionQuery {
         Ok(Options {
             timeout,
             record_only,
+            only: None,
         })
     }
 }
 
-async fn act(
+/// Runs `action` on guest `id`, only when it is of kind `only` (when given).
+pub async fn act(
     state: AppState,
     remote: SocketAddr,
     user: CurrentUser,
     id: String,
     query: ActionQuery,
     action: Action,
+    only: Option<GuestKind>,
 ) -> Result<Json<Outcome>, AppError> {
-    let opts = query.options()?;
+    let mut opts = query.options()?;
+    opts.only = only;
     let target = resolve(&state, &id).await?;
     let outcome = lifecycle::run(
         &state,
@@ -361,7 +398,7 @@ macro_rules! action_handlers {
             Path(id): Path<String>,
             Query(query): Query<ActionQuery>,
         ) -> Result<Json<Outcome>, AppError> {
-            act(state, remote, user, id, query, $action).await
+            act(state, remote, user, id, query, $action, Some(GuestKind::Lxc)).await
         }
     )*};
 }

@@ -7,6 +7,7 @@ pub mod container_ops;
 pub mod containers;
 pub mod drift;
 pub mod fleet;
+pub mod guests;
 pub mod images;
 pub mod jobs;
 pub mod migrate;

@@ -1,4 +1,6 @@
-//! `/containers/{id}`: header (hostname, VMID, status, node, actions) and tabs as links
+//! `/containers/{id}`: one guest's page — a container or a VM (the header says `CT n` or
+//! `VM n`; a VM's overview shows its `status/current` usage, Resources its qemu `rrddata`;
+//! day-two buttons are containers only). Header (hostname, VMID, status, node, actions) and tabs as links
 //! (`?tab=overview|services|events|resources|template`; Template is `web::containers::drift`). Overview reads `status/current` and the config (and
 //! `/interfaces` for DHCP addresses) with the user's ticket, falling back to the record when
 //! Proxmox is unreachable; Services lists tracked services and sealed credentials (revealed one
@@ -13,16 +15,17 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use ctforge_pve::types::{IpConfig, LxcConfig, LxcInterface, LxcStatus, Timeframe};
+use ctforge_pve::types::{IpConfig, LxcConfig, LxcInterface, LxcStatus, QemuStatus, Timeframe};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{ActionCtx, action_buttons, flash_cookie, flash_markup, page_response, take_flash};
 use crate::auth::CurrentUser;
-use crate::containers::{self, Target, client_for, credentials, lifecycle, monitor, resolve};
+use crate::containers::guest_kind::{self, GuestState, Located};
+use crate::containers::{self, Target, client_for, credentials, monitor, resolve};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::status::{ContainerStatus, RecordStatus};
+use crate::status::{ContainerStatus, GuestKind, RecordStatus};
 use crate::storage::model::ContainerService;
 use crate::web::components::chart::{self, RrdSource};
 use crate::web::components::{self as ui, Tone, Viewer};
@@ -51,6 +54,9 @@ pub struct DetailQuery {
 /// Live data for the overview.
 struct Live {
     node: String,
+    /// Container or VM.
+    kind: GuestKind,
+    /// The usage the overview shows (a VM's `status/current` in the same fields).
     status: LxcStatus,
     config: Option<LxcConfig>,
     interfaces: Vec<LxcInterface>,
@@ -63,7 +69,11 @@ async fn fetch_live(
     target: &Target,
 ) -> Result<Option<Live>, String> {
     let client = client_for(state, user, &target.cluster).map_err(|e| e.to_string())?;
-    let (node, status) = match lifecycle::locate(client.as_ref(), target).await {
+    let Located {
+        node,
+        kind,
+        state: found,
+    } = match guest_kind::locate(client.as_ref(), target).await {
         Ok(found) => found,
         // Gone from Proxmox: the caller shows the record (if any) without the unreachable banner.
         Err(e) if e.is_not_found() => return Ok(None),
@@ -77,6 +87,20 @@ async fn fetch_live(
         }
     };
     state.down.mark_up(target.cluster.id);
+    let status = match found {
+        GuestState::Lxc(s) => s,
+        GuestState::Qemu(q) => vm_usage(q),
+    };
+    if kind == GuestKind::Qemu {
+        // A VM's config and addresses come from qemu endpoints the overview does not read yet.
+        return Ok(Some(Live {
+            node,
+            kind,
+            status,
+            config: None,
+            interfaces: Vec::new(),
+        }));
+    }
     let config = client.lxc_config_get(&node, target.vmid, false).await.ok();
     let dhcp = config.as_ref().is_some_and(|c| {
         c.nets
@@ -93,10 +117,32 @@ async fn fetch_live(
     };
     Ok(Some(Live {
         node,
+        kind,
         status,
         config,
         interfaces,
     }))
+}
+
+/// A VM's `status/current` in the fields the overview shows for a container (CPU, memory,
+/// disk size, uptime, name, lock).
+fn vm_usage(q: QemuStatus) -> LxcStatus {
+    LxcStatus {
+        vmid: q.vmid,
+        status: q.status,
+        name: q.name,
+        cpus: q.cpus,
+        cpu: q.cpu,
+        mem: q.mem,
+        maxmem: q.maxmem,
+        maxdisk: q.maxdisk,
+        uptime: q.uptime,
+        pid: q.pid,
+        lock: q.lock,
+        tags: q.tags,
+        template: q.template,
+        ..LxcStatus::default()
+    }
 }
 
 /// `GET /containers/{id}`.
@@ -329,7 +375,16 @@ async fn render(
         ("resources", "Resources", format!("{base}?tab=resources")),
         ("template", "Template", format!("{base}?tab=template")),
     ];
-    let crumb = format!("{hostname} (CT {})", target.vmid);
+    let kind = live.as_ref().map_or_else(
+        |_| {
+            record
+                .map(crate::containers::record_kind)
+                .unwrap_or_default()
+        },
+        |l| l.kind,
+    );
+    let ct = kind.short();
+    let crumb = format!("{hostname} ({ct} {})", target.vmid);
     let content = match tab {
         "services" => services_tab(state, user, &viewer, target, revealed).await?,
         "events" => events_tab(state, target, query).await?,
@@ -355,7 +410,7 @@ async fn render(
         },
         None => None,
     };
-    let extras = if gone {
+    let extras = if gone || kind == GuestKind::Qemu {
         html! {}
     } else {
         super::daytwo::head_extras(
@@ -380,14 +435,14 @@ async fn render(
             }
         }
         @if gone {
-            (ui::alert(Tone::Warn, &format!("CT {} no longer exists in Proxmox. Delete removes ctforge's record of it.", target.vmid)))
+            (ui::alert(Tone::Warn, &format!("{ct} {} no longer exists in Proxmox. Delete removes ctforge's record of it.", target.vmid)))
         }
         @if status == ContainerStatus::Creating {
             (ui::alert(Tone::Info, "This container is still being created; its progress page is not available yet. This page shows its record."))
         }
         div.page-head.ct-detail-head {
             div {
-                h1 { (hostname) " " span.muted.mono { "CT " (target.vmid) } }
+                h1 { (hostname) " " span.muted.mono { (ct) " " (target.vmid) } }
                 div.row {
                     (ui::status_badge(status.as_str()))
                     span { "Node " strong { a href={ "/nodes/" (node) "?" (serde_urlencoded::to_string([("cluster", target.cluster.name.as_str())]).unwrap_or_default()) } { (node) } } }
@@ -423,10 +478,16 @@ async fn resources_tab(
         );
     };
     let points = match client_for(state, user, &target.cluster) {
-        Ok(client) => client
-            .lxc_rrddata(&live.node, target.vmid, timeframe, None)
-            .await
-            .map_err(|e| e.to_string()),
+        Ok(client) => guest_kind::rrddata(
+            client.as_ref(),
+            live.kind,
+            &live.node,
+            target.vmid,
+            timeframe,
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     html! {
@@ -524,6 +585,7 @@ fn overview_tab(target: &Target, live: Option<&Live>, node: &str) -> Markup {
             section.card {
                 h2 { "Details" }
                 dl.facts {
+                    (dl_row("Type", html! { (match live.map_or(GuestKind::Lxc, |l| l.kind) { GuestKind::Lxc => "Container (lxc)", GuestKind::Qemu => "Virtual machine (qemu)" }) }))
                     (dl_row("Node", html! { (node) }))
                     (dl_row("Cluster", html! { (target.cluster.name) }))
                     (dl_row("Template", html! { @match record.and_then(|r| spec_template(&r.spec_json)) { Some(t) => (t), None => "–" } }))

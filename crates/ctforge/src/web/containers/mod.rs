@@ -238,6 +238,7 @@ async fn form_action(
             let opts = Options {
                 timeout,
                 record_only,
+                only: None,
             };
             let name = target.display_name();
             match lifecycle::run(

@@ -1,0 +1,115 @@
+//! The simulator's own Proxmox API as root's token, for tests that set a scene the way an admin
+//! would in Proxmox (VMs created and started outside ctforge) and read Proxmox's answer back.
+
+use std::time::{Duration, Instant};
+
+use ctforge_pve_sim::SimHandle;
+use serde_json::Value;
+
+/// The simulator's API as root's token (what an admin's script would do in Proxmox).
+pub struct Pve<'a> {
+    sim: &'a SimHandle,
+    http: reqwest::Client,
+}
+
+impl<'a> Pve<'a> {
+    pub fn new(sim: &'a SimHandle) -> Self {
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        Self { sim, http }
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, form: &[(&str, &str)]) -> Value {
+        let r = self
+            .http
+            .request(method, format!("{}/api2/json{path}", self.sim.base_url))
+            .header(
+                "authorization",
+                format!(
+                    "PVEAPIToken={}={}",
+                    self.sim.token_id, self.sim.token_secret
+                ),
+            )
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body["data"].clone()
+    }
+
+    pub async fn wait(&self, node: &str, upid: &Value) {
+        let upid = upid.as_str().unwrap();
+        let path = format!(
+            "/nodes/{node}/tasks/{}/status",
+            url::form_urlencoded::byte_serialize(upid.as_bytes()).collect::<String>()
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.call(reqwest::Method::GET, &path, &[]).await;
+            if s["status"] == "stopped" {
+                assert_eq!(s["exitstatus"], "OK", "{s}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "task {upid} did not end");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Creates VM `vmid` on `node` (no disk, no agent), started when `running`.
+    pub async fn create_vm(&self, vmid: u32, node: &str, name: &str, running: bool) {
+        let vmid_s = vmid.to_string();
+        let upid = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/nodes/{node}/qemu"),
+                &[
+                    ("vmid", &vmid_s),
+                    ("name", name),
+                    ("memory", "512"),
+                    ("cores", "1"),
+                ],
+            )
+            .await;
+        self.wait(node, &upid).await;
+        if running {
+            let upid = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/nodes/{node}/qemu/{vmid}/status/start"),
+                    &[],
+                )
+                .await;
+            self.wait(node, &upid).await;
+        }
+    }
+
+    /// `running`, `stopped`, or `None` when Proxmox has no such VM.
+    pub async fn vm_status(&self, node: &str, vmid: u32) -> Option<String> {
+        let r = self
+            .http
+            .get(format!(
+                "{}/api2/json/nodes/{node}/qemu/{vmid}/status/current",
+                self.sim.base_url
+            ))
+            .header(
+                "authorization",
+                format!(
+                    "PVEAPIToken={}={}",
+                    self.sim.token_id, self.sim.token_secret
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        if !r.status().is_success() {
+            return None;
+        }
+        let body: Value = r.json().await.unwrap();
+        body["data"]["status"].as_str().map(str::to_owned)
+    }
+}
