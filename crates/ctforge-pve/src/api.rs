@@ -11,6 +11,7 @@ use crate::types::{
     PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
     TaskStatus, Timeframe, Upid, Version,
 };
+use crate::types::{AgentExecStatus, AgentInterfaces, AgentPid, QemuCreate, QemuStatus};
 
 /// `GET /access/permissions`: ACL path → privilege → propagate flag (`0`/`1`).
 pub type Permissions =
@@ -155,4 +156,126 @@ pub trait PveApi: Send + Sync {
     async fn node_network(&self, node: &str, kind: Option<&str>) -> Result<Vec<NetworkIface>>;
     /// `GET /pools`.
     async fn pools(&self) -> Result<Vec<Pool>>;
+
+    // ---- QEMU virtual machines. Defaults answer "not supported" so in-process fakes that
+    // ---- never see a VM need not implement them; `PveClient` implements every one.
+
+    /// `POST /nodes/{node}/qemu` — starts a `qmcreate` task (the image import runs in it).
+    async fn qemu_create(&self, _node: &str, _params: &QemuCreate) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu"))
+    }
+    /// `GET /nodes/{node}/qemu`.
+    async fn qemu_list(&self, _node: &str) -> Result<Vec<QemuStatus>> {
+        Err(unsupported("GET /nodes/{node}/qemu"))
+    }
+    /// `GET /nodes/{node}/qemu/{vmid}/config` (`current`: ignore pending changes), as
+    /// key → value.
+    async fn qemu_config_get(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _current: bool,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
+        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/config"))
+    }
+    /// `PUT /nodes/{node}/qemu/{vmid}/config` (synchronous).
+    async fn qemu_config_put(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _set: &[(String, String)],
+        _delete: &[String],
+    ) -> Result<()> {
+        Err(unsupported("PUT /nodes/{node}/qemu/{vmid}/config"))
+    }
+    /// `GET …/qemu/{vmid}/status/current`.
+    async fn qemu_status_current(&self, _node: &str, _vmid: u32) -> Result<QemuStatus> {
+        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/status/current"))
+    }
+    /// `POST …/qemu/{vmid}/status/start`.
+    async fn qemu_start(&self, _node: &str, _vmid: u32) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/status/start"))
+    }
+    /// `POST …/qemu/{vmid}/status/stop`.
+    async fn qemu_stop(&self, _node: &str, _vmid: u32) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/status/stop"))
+    }
+    /// `POST …/qemu/{vmid}/status/shutdown` (agent or ACPI; `force_stop` after `timeout`).
+    async fn qemu_shutdown(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _timeout: Option<u32>,
+        _force_stop: bool,
+    ) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/status/shutdown"))
+    }
+    /// `POST …/qemu/{vmid}/status/reboot`.
+    async fn qemu_reboot(&self, _node: &str, _vmid: u32, _timeout: Option<u32>) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/status/reboot"))
+    }
+    /// `DELETE /nodes/{node}/qemu/{vmid}`.
+    async fn qemu_delete(&self, _node: &str, _vmid: u32, _opts: DeleteOptions) -> Result<Upid> {
+        Err(unsupported("DELETE /nodes/{node}/qemu/{vmid}"))
+    }
+    /// `PUT …/qemu/{vmid}/resize` — a `resize` task (grow only).
+    async fn qemu_resize(&self, _node: &str, _vmid: u32, _disk: &str, _size: &str) -> Result<Upid> {
+        Err(unsupported("PUT /nodes/{node}/qemu/{vmid}/resize"))
+    }
+    /// `POST …/qemu/{vmid}/clone` — a `qmclone` task.
+    async fn qemu_clone(&self, _node: &str, _vmid: u32, _params: &CloneParams) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/clone"))
+    }
+    /// `POST …/qemu/{vmid}/template` — a `qmtemplate` task.
+    async fn qemu_template(&self, _node: &str, _vmid: u32) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/template"))
+    }
+    /// `GET …/qemu/{vmid}/rrddata`.
+    async fn qemu_rrddata(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _timeframe: Timeframe,
+        _cf: Option<ConsolidationFn>,
+    ) -> Result<Vec<RrdPoint>> {
+        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/rrddata"))
+    }
+    /// `POST …/qemu/{vmid}/agent/ping` — fails while the guest agent does not answer.
+    async fn agent_ping(&self, _node: &str, _vmid: u32) -> Result<()> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/agent/ping"))
+    }
+    /// `POST …/qemu/{vmid}/agent/exec` — starts `command` (program and arguments) in the
+    /// guest, `input_data` on its stdin; answers the PID.
+    async fn agent_exec(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _command: &[String],
+        _input_data: Option<&str>,
+    ) -> Result<AgentPid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/agent/exec"))
+    }
+    /// `GET …/qemu/{vmid}/agent/exec-status?pid=`.
+    async fn agent_exec_status(&self, _node: &str, _vmid: u32, _pid: i64) -> Result<AgentExecStatus> {
+        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/agent/exec-status"))
+    }
+    /// `POST …/qemu/{vmid}/agent/file-write` (`content` base64, at most 60 KiB of it).
+    async fn agent_file_write(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _file: &str,
+        _content_base64: &str,
+    ) -> Result<()> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/agent/file-write"))
+    }
+    /// `GET …/qemu/{vmid}/agent/network-get-interfaces`.
+    async fn agent_network_get_interfaces(&self, _node: &str, _vmid: u32) -> Result<AgentInterfaces> {
+        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"))
+    }
+}
+
+/// What the default qemu methods answer.
+fn unsupported(endpoint: &str) -> crate::PveError {
+    crate::PveError::Config(format!("{endpoint} is not supported by this client"))
 }

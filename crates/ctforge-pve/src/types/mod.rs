@@ -5,13 +5,15 @@
 //!   `features`) with round-tripping `FromStr`/`Display`;
 //! * [`upid`] — task ids;
 //! * [`models`] — response structs;
-//! * [`params`] — request parameter builders.
+//! * [`params`] — request parameter builders;
+//! * [`qemu`] — virtual machines: create parameters, status, guest-agent answers.
 
 pub mod cluster;
 pub mod de;
 pub mod models;
 pub mod params;
 pub mod propstring;
+pub mod qemu;
 pub mod upid;
 
 pub use cluster::{ClusterStatusEntry, MigrateParams};
@@ -20,5 +22,9 @@ pub use params::{CloneParams, DeleteOptions, LxcConfigUpdate, LxcCreateParams};
 pub use propstring::{
     DiskSize, Features, Ip6Config, IpConfig, KeyOrder, MountPoint, NetConfig, PropertyError,
     RootFs, VolumeOptions,
+};
+pub use qemu::{
+    AgentExecStatus, AgentInterface, AgentInterfaces, AgentIpAddress, AgentPid, QemuCreate,
+    QemuStatus, VmDisk,
 };
 pub use upid::Upid;

@@ -17,11 +17,15 @@ use crate::guest::{GuestConnector, GuestSession, commands, parse, probe as batch
 use crate::jobs::{JobContext, JobError, JobHandler, RetryPrep, StepError};
 use crate::pve::PveConnector;
 use crate::secrets::Keyring;
+use crate::status::GuestKind;
 use crate::storage::model::{Cluster, Container, ContainerService, Job};
 use crate::storage::{Store, StoreError};
 
 /// Longest time a CT may take to accept commands after start.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest time a VM's guest agent may take to answer after start (a cloud image boots,
+/// runs cloud-init and starts the agent).
+pub(super) const AGENT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The handler registered for [`JOB_KIND`].
 pub struct CreateContainer {
@@ -41,16 +45,16 @@ impl std::fmt::Debug for CreateContainer {
 
 /// What every phase works on: the records, the plan re-derived from the job's payload, and a
 /// Proxmox client with the cluster's service token.
-struct Work {
-    container: Container,
-    cluster: Cluster,
-    plan: Plan,
-    client: Arc<dyn PveApi>,
+pub(super) struct Work {
+    pub(super) container: Container,
+    pub(super) cluster: Cluster,
+    pub(super) plan: Plan,
+    pub(super) client: Arc<dyn PveApi>,
     /// root@pam's sealed ticket for a plan only root@pam may create.
-    root_ticket_sealed: Option<String>,
+    pub(super) root_ticket_sealed: Option<String>,
 }
 
-fn fail(message: impl Into<String>) -> StepError {
+pub(super) fn fail(message: impl Into<String>) -> StepError {
     StepError::failed(message)
 }
 
@@ -71,6 +75,11 @@ impl CreateContainer {
             sessions: Mutex::new(HashMap::new()),
             limits: Limits::default(),
         }
+    }
+
+    /// The store (for the VM half of the job, `super::vm`).
+    pub(super) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     /// The same handler with other bounds for its waits (`[provisioning]`).
@@ -121,23 +130,27 @@ impl CreateContainer {
 
     /// A channel into the CT over the job's guest session, opened once and reused for every
     /// command; each command is killed in the CT after the command limit.
-    async fn channel(
-        &self,
-        ctx: &JobContext,
-        cluster: &Cluster,
-        vmid: u32,
-    ) -> Result<Box<dyn RemoteExec>, StepError> {
-        self.bounded(ctx, cluster, vmid, self.limits.command).await
+    async fn channel(&self, ctx: &JobContext, work: &Work) -> Result<Box<dyn RemoteExec>, StepError> {
+        self.bounded(ctx, work, self.limits.command).await
     }
 
-    /// [`Self::channel`] with another limit per command.
+    /// [`Self::channel`] with another limit per command. A VM's channel is its guest agent
+    /// ([`crate::guest::agent::AgentChannel`]) through the cluster's service token.
     async fn bounded(
         &self,
         ctx: &JobContext,
-        cluster: &Cluster,
-        vmid: u32,
+        work: &Work,
         limit: Duration,
     ) -> Result<Box<dyn RemoteExec>, StepError> {
+        if work.plan.kind == GuestKind::Qemu {
+            return Ok(Box::new(crate::guest::agent::AgentChannel::new(
+                work.client.clone(),
+                work.plan.node.clone(),
+                work.plan.vmid,
+                Some(limit),
+            )));
+        }
+        let (cluster, vmid) = (&work.cluster, work.plan.vmid);
         let cached = self
             .sessions
             .lock()
@@ -168,7 +181,7 @@ impl CreateContainer {
 const LOG_BATCH: usize = 1000;
 
 /// Runs a command, streaming its lines to the job log; non-zero exits fail with the tail.
-async fn run(
+pub(super) async fn run(
     ctx: &JobContext,
     channel: &dyn RemoteExec,
     what: &str,
@@ -266,7 +279,7 @@ async fn probe(channel: &dyn RemoteExec, command: &str) -> Result<(u32, String),
 /// The most stdout [`probe`] keeps.
 const PROBE_MAX_BYTES: usize = 4 << 20;
 
-async fn wait(
+pub(super) async fn wait(
     ctx: &JobContext,
     client: &dyn PveApi,
     node: &str,
@@ -435,7 +448,7 @@ impl CreateContainer {
     /// The client the create call is made with, after the submitter's rights were checked
     /// again (they may have been revoked since the submission): the service token, or
     /// root@pam's own ticket for options only root@pam may set.
-    async fn creator(&self, work: &Work) -> Result<Arc<dyn PveApi>, StepError> {
+    pub(super) async fn creator(&self, work: &Work) -> Result<Arc<dyn PveApi>, StepError> {
         let mut rights = crate::authz::Rights::on_behalf(
             work.client.as_ref(),
             &work.container.created_by,
@@ -454,9 +467,16 @@ impl CreateContainer {
             }
             _ => None,
         };
-        crate::authz::create(&rights, &work.plan.params.to_form())
-            .await
-            .map_err(|e| fail(format!("permission denied: {e}")))?;
+        match &work.plan.qemu {
+            Some(qemu) => crate::authz::create_vm(&rights, &qemu.to_form())
+                .await
+                .map_err(|e| fail(format!("permission denied: {e}")))?,
+            None => {
+                crate::authz::create(&rights, &work.plan.params.to_form())
+                    .await
+                    .map_err(|e| fail(format!("permission denied: {e}")))?;
+            }
+        }
         let Some(data) = root else {
             return Ok(work.client.clone());
         };
@@ -467,6 +487,9 @@ impl CreateContainer {
 
     /// Creates the CT (or adopts the one a lost answer created) and waits for its lock.
     async fn create(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
+        if work.plan.kind == GuestKind::Qemu {
+            return super::vm::create(self, ctx, work).await;
+        }
         let Work {
             container,
             plan,
@@ -517,27 +540,26 @@ impl CreateContainer {
 
     /// Starts the CT, waits until it accepts commands and records the unit baseline.
     async fn start(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
-        let Work {
-            cluster,
-            plan,
-            client,
-            ..
-        } = work;
+        let Work { plan, client, .. } = work;
         let node = plan.node.clone();
         let vmid = plan.vmid;
-        let status = client
-            .lxc_status_current(&node, vmid)
-            .await
-            .map_err(|e| fail(format!("status: {e}")))?;
-        if status.status != "running" {
-            let upid = client
-                .lxc_start(&node, vmid)
+        if plan.kind == GuestKind::Qemu {
+            super::vm::start(ctx, client.as_ref(), &node, vmid).await?;
+        } else {
+            let status = client
+                .lxc_status_current(&node, vmid)
                 .await
-                .map_err(|e| fail(format!("start: {e}")))?;
-            wait(ctx, client.as_ref(), &node, &upid, "start task").await?;
+                .map_err(|e| fail(format!("status: {e}")))?;
+            if status.status != "running" {
+                let upid = client
+                    .lxc_start(&node, vmid)
+                    .await
+                    .map_err(|e| fail(format!("start: {e}")))?;
+                wait(ctx, client.as_ref(), &node, &upid, "start task").await?;
+            }
         }
-        let channel = self.channel(ctx, cluster, vmid).await?;
-        let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
+        let channel = self.channel(ctx, work).await?;
+        let quick = self.bounded(ctx, work, self.limits.probe).await?;
         let started = tokio::time::Instant::now();
         let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(500));
         loop {
@@ -552,7 +574,7 @@ impl CreateContainer {
             }
         }
         // Let boot settle (apt and systemctl misbehave while systemd is still starting).
-        let settling = self.bounded(ctx, cluster, vmid, self.limits.settle).await?;
+        let settling = self.bounded(ctx, work, self.limits.settle).await?;
         waits::settle(ctx, settling.as_ref(), quick.as_ref(), &self.limits, "boot").await?;
         let (_, units) = probe(quick.as_ref(), commands::LIST_UNITS).await?;
         let (exists, _) = probe(
@@ -603,7 +625,7 @@ impl CreateContainer {
             let _ = ctx.log("nothing to deploy").await;
             return Ok(());
         }
-        let channel = self.channel(ctx, cluster, vmid).await?;
+        let channel = self.channel(ctx, work).await?;
         run(
             ctx,
             channel.as_ref(),
@@ -784,7 +806,7 @@ impl CreateContainer {
     async fn install(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { cluster, plan, .. } = work;
         let vmid = plan.vmid;
-        let channel = self.channel(ctx, cluster, vmid).await?;
+        let channel = self.channel(ctx, work).await?;
         run(
             ctx,
             channel.as_ref(),
@@ -848,7 +870,7 @@ impl CreateContainer {
                                 limit.as_secs()
                             ))
                             .await;
-                        let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+                        let limited = self.bounded(ctx, work, limit).await?;
                         run(
                             ctx,
                             limited.as_ref(),
@@ -869,7 +891,7 @@ impl CreateContainer {
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                     let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
-                    let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+                    let limited = self.bounded(ctx, work, limit).await?;
                     run(
                         ctx,
                         limited.as_ref(),
@@ -891,7 +913,7 @@ impl CreateContainer {
     async fn scripts(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { cluster, plan, .. } = work;
         let vmid = plan.vmid;
-        let channel = self.channel(ctx, cluster, vmid).await?;
+        let channel = self.channel(ctx, work).await?;
         let scripts: Vec<(&String, &String)> = plan
             .steps
             .iter()
@@ -917,7 +939,7 @@ impl CreateContainer {
                 .map_err(|e| fail(format!("push {name}: {e}")))?;
             let _ = ctx.log(format!("running {name}")).await;
             let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
-            let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+            let limited = self.bounded(ctx, work, limit).await?;
             let mut levels = Levels::default();
             run_counted(
                 ctx,
@@ -1048,8 +1070,8 @@ impl CreateContainer {
         let vmid = plan.vmid;
         // Units the scripts started may still be starting; discovery should see them settled,
         // but never waits for them longer than the bound.
-        let settling = self.bounded(ctx, cluster, vmid, self.limits.settle).await?;
-        let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
+        let settling = self.bounded(ctx, work, self.limits.settle).await?;
+        let quick = self.bounded(ctx, work, self.limits.probe).await?;
         waits::settle(
             ctx,
             settling.as_ref(),
@@ -1058,12 +1080,16 @@ impl CreateContainer {
             "before discovery",
         )
         .await?;
+        let agent_ip = match (plan.kind, &plan.ip) {
+            (GuestKind::Qemu, None) => super::vm::address(client.as_ref(), &node, vmid).await,
+            _ => None,
+        };
         let report = discover(
             quick.as_ref(),
             client.as_ref(),
             &node,
             vmid,
-            plan.ip.as_deref(),
+            plan.ip.as_deref().or(agent_ip.as_deref()),
         )
         .await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
@@ -1202,7 +1228,7 @@ fn packages_manifest(plan: &Plan) -> String {
     text
 }
 
-async fn wait_unlocked(
+pub(super) async fn wait_unlocked(
     ctx: &JobContext,
     client: &dyn PveApi,
     node: &str,

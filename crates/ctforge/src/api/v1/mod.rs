@@ -6,6 +6,7 @@ pub mod container_events;
 pub mod container_ops;
 pub mod containers;
 pub mod fleet;
+pub mod guests_create;
 pub mod jobs;
 pub mod migrate;
 pub mod notifications;
