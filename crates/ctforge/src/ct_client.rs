@@ -634,6 +634,7 @@ async fn follow(api: &Api, job_id: i64, after: i64) -> anyhow::Result<ExitCode> 
 fn step_line(step: &Step) -> (&'static str, &str) {
     match step {
         Step::Create => ("create", ""),
+        Step::ResizeDisk { disk, .. } => ("resize_disk", disk),
         Step::Start => ("start", ""),
         Step::DeployFile { name, .. } => ("deploy_file", name),
         Step::ConfigManager => ("config_manager", ""),

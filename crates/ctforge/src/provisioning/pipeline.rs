@@ -606,8 +606,7 @@ impl CreateContainer {
 
     /// Pushes the template's files by policy and installs the config-manager.
     async fn deploy(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
-        let Work { cluster, plan, .. } = work;
-        let vmid = plan.vmid;
+        let Work { plan, .. } = work;
         let files: Vec<(String, String, String, String)> = plan
             .steps
             .iter()
@@ -804,8 +803,7 @@ impl CreateContainer {
 
     /// Installs packages and runs the custom installer.
     async fn install(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
-        let Work { cluster, plan, .. } = work;
-        let vmid = plan.vmid;
+        let Work { plan, .. } = work;
         let channel = self.channel(ctx, work).await?;
         run(
             ctx,
@@ -911,8 +909,7 @@ impl CreateContainer {
 
     /// Runs the template's scripts in order.
     async fn scripts(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
-        let Work { cluster, plan, .. } = work;
-        let vmid = plan.vmid;
+        let Work { plan, .. } = work;
         let channel = self.channel(ctx, work).await?;
         let scripts: Vec<(&String, &String)> = plan
             .steps
@@ -1061,7 +1058,6 @@ impl CreateContainer {
     async fn discover(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work {
             container,
-            cluster,
             plan,
             client,
             ..

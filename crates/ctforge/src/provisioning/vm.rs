@@ -236,6 +236,11 @@ async fn wait_unlocked(
                 "VM {vmid} stays locked ({lock}); check its task in Proxmox"
             )));
         }
+        if started.elapsed().as_secs().is_multiple_of(10) {
+            let _ = ctx
+                .log(format!("waiting for the {lock} lock on VM {vmid}"))
+                .await;
+        }
         tokio::time::sleep(backoff.next_pause()).await;
     }
 }
