@@ -5,13 +5,13 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::types::{AgentExecStatus, AgentInterfaces, AgentPid, QemuCreate, QemuStatus};
 use crate::types::{
     AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
     LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
     PendingEntry, Pool, ResourceKind, RrdPoint, Snapshot, Storage, StorageContent, TaskLog,
     TaskStatus, Timeframe, Upid, Version,
 };
-use crate::types::{AgentExecStatus, AgentInterfaces, AgentPid, QemuCreate, QemuStatus};
 
 /// `GET /access/permissions`: ACL path → privilege → propagate flag (`0`/`1`).
 pub type Permissions =
@@ -208,7 +208,9 @@ pub trait PveApi: Send + Sync {
         _timeout: Option<u32>,
         _force_stop: bool,
     ) -> Result<Upid> {
-        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/status/shutdown"))
+        Err(unsupported(
+            "POST /nodes/{node}/qemu/{vmid}/status/shutdown",
+        ))
     }
     /// `POST …/qemu/{vmid}/status/reboot`.
     async fn qemu_reboot(&self, _node: &str, _vmid: u32, _timeout: Option<u32>) -> Result<Upid> {
@@ -256,8 +258,15 @@ pub trait PveApi: Send + Sync {
         Err(unsupported("POST /nodes/{node}/qemu/{vmid}/agent/exec"))
     }
     /// `GET …/qemu/{vmid}/agent/exec-status?pid=`.
-    async fn agent_exec_status(&self, _node: &str, _vmid: u32, _pid: i64) -> Result<AgentExecStatus> {
-        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/agent/exec-status"))
+    async fn agent_exec_status(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _pid: i64,
+    ) -> Result<AgentExecStatus> {
+        Err(unsupported(
+            "GET /nodes/{node}/qemu/{vmid}/agent/exec-status",
+        ))
     }
     /// `POST …/qemu/{vmid}/agent/file-write` (`content` base64, at most 60 KiB of it).
     async fn agent_file_write(
@@ -267,11 +276,19 @@ pub trait PveApi: Send + Sync {
         _file: &str,
         _content_base64: &str,
     ) -> Result<()> {
-        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/agent/file-write"))
+        Err(unsupported(
+            "POST /nodes/{node}/qemu/{vmid}/agent/file-write",
+        ))
     }
     /// `GET …/qemu/{vmid}/agent/network-get-interfaces`.
-    async fn agent_network_get_interfaces(&self, _node: &str, _vmid: u32) -> Result<AgentInterfaces> {
-        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"))
+    async fn agent_network_get_interfaces(
+        &self,
+        _node: &str,
+        _vmid: u32,
+    ) -> Result<AgentInterfaces> {
+        Err(unsupported(
+            "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
+        ))
     }
 }
 

@@ -817,7 +817,8 @@ impl PveApi for PveClient {
         vmid: u32,
         current: bool,
     ) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
-        self.get(request::qemu_config_get(node, vmid, current)).await
+        self.get(request::qemu_config_get(node, vmid, current))
+            .await
     }
     async fn qemu_config_put(
         &self,
@@ -856,7 +857,8 @@ impl PveApi for PveClient {
         self.upid(request::qemu_delete(node, vmid, opts)).await
     }
     async fn qemu_resize(&self, node: &str, vmid: u32, disk: &str, size: &str) -> Result<Upid> {
-        self.upid(request::qemu_resize(node, vmid, disk, size)).await
+        self.upid(request::qemu_resize(node, vmid, disk, size))
+            .await
     }
     async fn qemu_clone(&self, node: &str, vmid: u32, params: &CloneParams) -> Result<Upid> {
         self.upid(request::qemu_clone(node, vmid, params)).await

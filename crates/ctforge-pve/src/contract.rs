@@ -245,9 +245,9 @@ impl Contract {
             }
             // An `array` parameter travels as one form value per element (pve-common's
             // RESTHandler splits the repeated values back into the array).
-            let array = self
-                .lookup_param(props, k)
-                .is_some_and(|(_, schema)| schema.get("type").and_then(Value::as_str) == Some("array"));
+            let array = self.lookup_param(props, k).is_some_and(|(_, schema)| {
+                schema.get("type").and_then(Value::as_str) == Some("array")
+            });
             if !array && spec.params.iter().filter(|(a, _)| a == k).count() > 1 {
                 v.push(Violation {
                     param: Some(k.clone()),
@@ -457,7 +457,11 @@ impl Contract {
             };
             // `alias`: the key stands for another (`volume` → `file`); with `keyAlias` the key's
             // name is itself a value (`virtio=<mac>` → `model=virtio`, `macaddr=<mac>`).
-            let key = match sub.get(&key).and_then(|s| s.get("alias")).and_then(Value::as_str) {
+            let key = match sub
+                .get(&key)
+                .and_then(|s| s.get("alias"))
+                .and_then(Value::as_str)
+            {
                 Some(alias) => {
                     if let Some(key_alias) = sub
                         .get(&key)

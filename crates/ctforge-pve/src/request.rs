@@ -506,9 +506,12 @@ pub fn qemu_stop(node: &str, vmid: u32) -> RequestSpec {
 /// `POST /nodes/{node}/qemu/{vmid}/status/shutdown` (through the agent when it is enabled,
 /// ACPI otherwise; `forceStop` after `timeout`).
 pub fn qemu_shutdown(node: &str, vmid: u32, timeout: Option<u32>, force_stop: bool) -> RequestSpec {
-    RequestSpec::new(Method::Post, format!("{}/status/shutdown", qemu(node, vmid)))
-        .opt("timeout", timeout.map(|t| t.to_string()))
-        .flag("forceStop", force_stop)
+    RequestSpec::new(
+        Method::Post,
+        format!("{}/status/shutdown", qemu(node, vmid)),
+    )
+    .opt("timeout", timeout.map(|t| t.to_string()))
+    .flag("forceStop", force_stop)
 }
 
 /// `POST /nodes/{node}/qemu/{vmid}/status/reboot`
@@ -521,7 +524,10 @@ pub fn qemu_reboot(node: &str, vmid: u32, timeout: Option<u32>) -> RequestSpec {
 pub fn qemu_delete(node: &str, vmid: u32, opts: DeleteOptions) -> RequestSpec {
     RequestSpec::new(Method::Delete, qemu(node, vmid))
         .flag("purge", opts.purge)
-        .flag("destroy-unreferenced-disks", opts.destroy_unreferenced_disks)
+        .flag(
+            "destroy-unreferenced-disks",
+            opts.destroy_unreferenced_disks,
+        )
         .flag("skiplock", opts.force)
 }
 
@@ -569,7 +575,12 @@ pub fn agent_ping(node: &str, vmid: u32) -> RequestSpec {
 
 /// `POST /nodes/{node}/qemu/{vmid}/agent/exec`: `command` is sent as one form value per
 /// element (Proxmox's array parameter); `input_data` becomes the process's stdin.
-pub fn agent_exec(node: &str, vmid: u32, command: &[String], input_data: Option<&str>) -> RequestSpec {
+pub fn agent_exec(
+    node: &str,
+    vmid: u32,
+    command: &[String],
+    input_data: Option<&str>,
+) -> RequestSpec {
     let mut r = RequestSpec::new(Method::Post, format!("{}/agent/exec", qemu(node, vmid)));
     for part in command {
         r.params.push(("command".into(), part.clone()));
@@ -579,17 +590,23 @@ pub fn agent_exec(node: &str, vmid: u32, command: &[String], input_data: Option<
 
 /// `GET /nodes/{node}/qemu/{vmid}/agent/exec-status?pid=`
 pub fn agent_exec_status(node: &str, vmid: u32, pid: i64) -> RequestSpec {
-    RequestSpec::new(Method::Get, format!("{}/agent/exec-status", qemu(node, vmid)))
-        .param("pid", pid.to_string())
+    RequestSpec::new(
+        Method::Get,
+        format!("{}/agent/exec-status", qemu(node, vmid)),
+    )
+    .param("pid", pid.to_string())
 }
 
 /// `POST /nodes/{node}/qemu/{vmid}/agent/file-write`: `content` already base64 (`encode=0`),
 /// so binary content survives.
 pub fn agent_file_write(node: &str, vmid: u32, file: &str, content_base64: &str) -> RequestSpec {
-    RequestSpec::new(Method::Post, format!("{}/agent/file-write", qemu(node, vmid)))
-        .param("file", file)
-        .param("content", content_base64)
-        .param("encode", "0")
+    RequestSpec::new(
+        Method::Post,
+        format!("{}/agent/file-write", qemu(node, vmid)),
+    )
+    .param("file", file)
+    .param("content", content_base64)
+    .param("encode", "0")
 }
 
 /// `GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces`

@@ -348,7 +348,10 @@ fn qemu_requests() -> Vec<RequestSpec> {
         request::qemu_config_put(
             "pve-01",
             120,
-            &[("cores".into(), "4".into()), ("memory".into(), "4096".into())],
+            &[
+                ("cores".into(), "4".into()),
+                ("memory".into(), "4096".into()),
+            ],
             &["cicustom".into()],
         ),
         request::qemu_status_current("pve-01", 120),
@@ -411,7 +414,11 @@ fn every_qemu_request_conforms() {
                 .map(|v| format!("{} {}: {:?}", spec.method, spec.path, v))
         })
         .collect();
-    assert!(failures.is_empty(), "non-conforming qemu requests:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "non-conforming qemu requests:\n{}",
+        failures.join("\n")
+    );
     // The image import and the cloud-init drive are what the plan sends.
     let create = request::qemu_create("pve-01", &vm_create());
     assert_eq!(

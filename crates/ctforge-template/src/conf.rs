@@ -654,7 +654,9 @@ pub(crate) fn check_values(
     for key in foreign.iter().filter(|k| set(k)) {
         let hint = match c.kind() {
             TemplateType::Vm => "remove it",
-            TemplateType::Lxc => "set `TEMPLATE_TYPE=vm` if this template is a virtual machine, or remove it",
+            TemplateType::Lxc => {
+                "set `TEMPLATE_TYPE=vm` if this template is a virtual machine, or remove it"
+            }
         };
         diags.push(Diagnostic::warning(
             CONF_FILE,

@@ -392,7 +392,12 @@ fn assemble(name: &str, nodes: BTreeMap<PathBuf, Node>, mut diags: Vec<Diagnosti
             conf_node = Some(node);
             continue;
         }
-        if parts.as_slice() == [crate::cloudinit::CLOUD_INIT_DIR, crate::cloudinit::USER_DATA] {
+        if parts.as_slice()
+            == [
+                crate::cloudinit::CLOUD_INIT_DIR,
+                crate::cloudinit::USER_DATA,
+            ]
+        {
             match node {
                 Node::File(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => user_data = Some(text),

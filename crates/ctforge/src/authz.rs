@@ -480,7 +480,11 @@ pub async fn create_vm(rights: &Rights<'_>, form: &[(String, String)]) -> Result
                 if let Some(bridge) = property(value, "bridge") {
                     let path = format!("/sdn/zones/localnetwork/{bridge}");
                     match property(value, "tag") {
-                        Some(tag) => rights.require(&format!("{path}/{tag}"), &["SDN.Use"]).await?,
+                        Some(tag) => {
+                            rights
+                                .require(&format!("{path}/{tag}"), &["SDN.Use"])
+                                .await?
+                        }
                         None => rights.require(&path, &["SDN.Use"]).await?,
                     }
                 }

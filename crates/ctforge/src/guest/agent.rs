@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use ctforge_pve::PveApi;
 use ctforge_ssh::{
-    BACKSTOP, DEFAULT_TAIL_LINES, ExecOutput, KILL_GRACE, OutputLine, RemoteExec, SshError,
-    Stream, quote,
+    BACKSTOP, DEFAULT_TAIL_LINES, ExecOutput, KILL_GRACE, OutputLine, RemoteExec, SshError, Stream,
+    quote,
 };
 
 /// Largest piece of a pushed file per `agent/file-write` (base64 of it stays under Proxmox's
@@ -205,7 +205,10 @@ impl Lines {
         self.partial[i].push_str(new);
         while let Some(pos) = self.partial[i].find('\n') {
             let line: String = self.partial[i].drain(..=pos).collect();
-            let line = line.trim_end_matches('\n').trim_end_matches('\r').to_owned();
+            let line = line
+                .trim_end_matches('\n')
+                .trim_end_matches('\r')
+                .to_owned();
             self.emit(stream, &line, on_line);
         }
     }
@@ -293,9 +296,14 @@ impl RemoteExec for AgentChannel {
             join.push_str(&format!(" && chmod 644 {tmp}"));
         }
         if let Some((user, group)) = owner {
-            join.push_str(&format!(" && chown {} {tmp}", quote(&format!("{user}:{group}"))));
+            join.push_str(&format!(
+                " && chown {} {tmp}",
+                quote(&format!("{user}:{group}"))
+            ));
         }
-        join.push_str(&format!(" && mv -f {tmp} {target}; rc=$?; rm -rf {q}; exit $rc"));
+        join.push_str(&format!(
+            " && mv -f {tmp} {target}; rc=$?; rm -rf {q}; exit $rc"
+        ));
         self.helper(&what, &join).await
     }
 

@@ -61,7 +61,9 @@ pub async fn lookup(
                 .storage_content(&node, &storage.storage, Some("import"))
                 .await
             {
-                Ok(items) => env.import_volumes.extend(items.into_iter().map(|i| i.volid)),
+                Ok(items) => env
+                    .import_volumes
+                    .extend(items.into_iter().map(|i| i.volid)),
                 Err(e) => {
                     tracing::warn!(storage = %storage.storage, error = %e, "cannot list cloud images")
                 }

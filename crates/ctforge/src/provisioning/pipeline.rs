@@ -130,7 +130,11 @@ impl CreateContainer {
 
     /// A channel into the CT over the job's guest session, opened once and reused for every
     /// command; each command is killed in the CT after the command limit.
-    async fn channel(&self, ctx: &JobContext, work: &Work) -> Result<Box<dyn RemoteExec>, StepError> {
+    async fn channel(
+        &self,
+        ctx: &JobContext,
+        work: &Work,
+    ) -> Result<Box<dyn RemoteExec>, StepError> {
         self.bounded(ctx, work, self.limits.command).await
     }
 

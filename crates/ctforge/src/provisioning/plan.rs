@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use ctforge_pve::types::{Features, IpConfig, LxcCreateParams, NetConfig, QemuCreate, RootFs, VmDisk};
+use ctforge_pve::types::{
+    Features, IpConfig, LxcCreateParams, NetConfig, QemuCreate, RootFs, VmDisk,
+};
 use ctforge_template::{PackageManager, Template};
 use serde::{Deserialize, Serialize};
 
@@ -879,7 +881,13 @@ fn resolve_image(
     wanted_os: Option<&str>,
     errors: &mut FieldErrors,
 ) -> String {
-    let file_of = |volid: &str| volid.rsplit(['/', ':']).next().unwrap_or_default().to_owned();
+    let file_of = |volid: &str| {
+        volid
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
     let named = req
         .image
         .clone()

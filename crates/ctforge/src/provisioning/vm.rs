@@ -52,8 +52,10 @@ pub(super) async fn create(
             Ok(upid) => wait(ctx, client.as_ref(), node, &upid, "create task").await?,
             // An answer lost on the way while the VM was created: the create went through.
             Err(e) => {
-                if matches!(e, ctforge_pve::PveError::Transport { .. } | ctforge_pve::PveError::Timeout { .. })
-                    && client.qemu_config_get(node, vmid, false).await.is_ok()
+                if matches!(
+                    e,
+                    ctforge_pve::PveError::Transport { .. } | ctforge_pve::PveError::Timeout { .. }
+                ) && client.qemu_config_get(node, vmid, false).await.is_ok()
                 {
                     wait_unlocked(ctx, client.as_ref(), node, vmid).await?;
                 } else {
@@ -171,7 +173,9 @@ pub(super) async fn start(
                 if waited >= last_note + 15 {
                     last_note = waited;
                     let _ = ctx
-                        .log(format!("still waiting for the guest agent ({waited}s): {e}"))
+                        .log(format!(
+                            "still waiting for the guest agent ({waited}s): {e}"
+                        ))
                         .await;
                 }
                 tokio::time::sleep(backoff.next_pause()).await;

@@ -659,7 +659,9 @@ fn describe(step: &Step) -> Markup {
         Step::ResizeDisk { disk, size } => {
             html! { "Grow disk " code { (disk) } " to " code { (size) } " (" code { "PUT …/resize" } ")" }
         }
-        Step::Start => html! { "Start it and wait until commands run inside (a VM: until its guest agent answers)" },
+        Step::Start => {
+            html! { "Start it and wait until commands run inside (a VM: until its guest agent answers)" }
+        }
         Step::DeployFile {
             name, path, policy, ..
         } => {

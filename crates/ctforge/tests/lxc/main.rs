@@ -11,3 +11,4 @@ mod image;
 mod install_script;
 mod library_lxc;
 mod monitor_lxc;
+mod vm_real;

@@ -675,7 +675,10 @@ impl TemplateBody {
             bridge: c.bridge,
             template_type: match c.template_type.as_deref() {
                 None | Some("") => None,
-                Some(t) => Some(t.parse().map_err(|e: String| bad("config.template_type".into(), e))?),
+                Some(t) => Some(
+                    t.parse()
+                        .map_err(|e: String| bad("config.template_type".into(), e))?,
+                ),
             },
             machine: c.machine,
             bios: c.bios,
