@@ -406,21 +406,25 @@ pub struct CreateNeeds {
     pub root_ticket: bool,
 }
 
+/// The value of `key` in create parameters.
+fn form_value<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The VMID of create parameters.
+fn form_vmid(form: &[(String, String)]) -> Result<u32, AppError> {
+    form_value(form, "vmid")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| AppError::invalid("the creation has no VMID"))
+}
+
 /// Proxmox's decision on `POST /nodes/{node}/qemu` with these form parameters, asked before
 /// creating (qemu-server's `create_vm`): VM.Allocate on the VM (or its pool); per option the
 /// privilege `check_vm_modify_config_perm` names (VM.Config.CPU, Memory, HWType, Options,
 /// Network, Cloudinit or Network); Datastore.AllocateSpace on each new disk's storage, and
 /// Datastore.Audit on the storage of the image a disk is imported from; SDN.Use on the bridge.
 pub async fn create_vm(rights: &Rights<'_>, form: &[(String, String)]) -> Result<(), AppError> {
-    let get = |k: &str| {
-        form.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let vmid: u32 = get("vmid")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| AppError::invalid("the creation has no VMID"))?;
-    let vm = vm_path(vmid);
+    let vm = vm_path(form_vmid(form)?);
     rights.require(&vm, &["VM.Allocate"]).await?;
     if rights.username == "root@pam" {
         return Ok(());
@@ -535,14 +539,8 @@ pub async fn create(
     rights: &Rights<'_>,
     form: &[(String, String)],
 ) -> Result<CreateNeeds, AppError> {
-    let get = |k: &str| {
-        form.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let vmid: u32 = get("vmid")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| AppError::invalid("the creation has no VMID"))?;
+    let get = |k: &str| form_value(form, k);
+    let vmid = form_vmid(form)?;
     let pool = get("pool");
     let unprivileged = get("unprivileged").is_none_or(|v| v != "0");
     let is_root = rights.username == "root@pam";

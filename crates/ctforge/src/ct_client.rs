@@ -635,6 +635,7 @@ fn step_line(step: &Step) -> (&'static str, &str) {
     match step {
         Step::Create => ("create", ""),
         Step::ResizeDisk { disk, .. } => ("resize_disk", disk),
+        Step::CloudInitSnippet { volid, .. } => ("cloud_init_snippet", volid),
         Step::Start => ("start", ""),
         Step::DeployFile { name, .. } => ("deploy_file", name),
         Step::ConfigManager => ("config_manager", ""),

@@ -53,6 +53,9 @@ pub async fn lookup(
         if contents.contains(&"rootdir") {
             env.rootdir_storages.push(storage.storage.clone());
         }
+        if contents.contains(&"snippets") {
+            env.snippet_storages.push(storage.storage.clone());
+        }
         if contents.contains(&"images") {
             env.image_storages.push(storage.storage.clone());
         }

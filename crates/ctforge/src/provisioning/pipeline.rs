@@ -77,6 +77,11 @@ impl CreateContainer {
         }
     }
 
+    /// The guest connector (for the VM half of the job, `super::vm`).
+    pub(super) fn guests(&self) -> &dyn GuestConnector {
+        self.guests.as_ref()
+    }
+
     /// The store (for the VM half of the job, `super::vm`).
     pub(super) fn store(&self) -> &dyn Store {
         self.store.as_ref()

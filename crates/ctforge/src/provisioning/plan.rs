@@ -110,6 +110,8 @@ pub struct Environment {
     pub image_storages: Vec<String>,
     /// Cloud images on the node's storages (content `import`, volume ids).
     pub import_volumes: Vec<String>,
+    /// Storages of the node that hold snippets (cloud-init files for `cicustom`).
+    pub snippet_storages: Vec<String>,
 }
 
 /// One provisioning step of the plan, with everything it will do.
@@ -118,6 +120,15 @@ pub struct Environment {
 pub enum Step {
     /// Create the CT (or VM) and wait for the `vzcreate` (`qmcreate`) task.
     Create,
+    /// Write the template's cloud-init user-data as the VM's vendor-data snippet (cloud-init
+    /// merges it under the user-data Proxmox generates from `ciuser`, `sshkeys`, …; it holds
+    /// no secret), referenced by `cicustom: vendor=<volid>`.
+    CloudInitSnippet {
+        /// The snippet volume, e.g. `local:snippets/ctforge-120-vendor.yaml`.
+        volid: String,
+        /// Its text (the template's `cloud-init/user-data.yaml`).
+        content: String,
+    },
     /// Grow a VM's imported disk to the requested size (`PUT …/resize`).
     ResizeDisk {
         /// The disk, e.g. `scsi0`.
@@ -179,7 +190,7 @@ impl Step {
     /// The job step (checkpoint) this plan step belongs to.
     pub fn phase(&self) -> &'static str {
         match self {
-            Step::Create | Step::ResizeDisk { .. } => "create",
+            Step::Create | Step::ResizeDisk { .. } | Step::CloudInitSnippet { .. } => "create",
             Step::Start => "start",
             Step::DeployFile { .. } | Step::ConfigManager => "deploy",
             Step::Install { .. } | Step::CustomPackage { .. } | Step::CustomInstaller { .. } => {
@@ -632,7 +643,22 @@ pub fn resolve(
     }
 
     // Packages: the chosen buckets in template order, then extras.
-    let mut steps = vec![Step::Create];
+    // The template's user-data goes along as vendor-data where a storage holds snippets.
+    let snippet = match (vm, template.and_then(|t| t.cloud_init.clone())) {
+        (true, Some(content)) => env
+            .snippet_storages
+            .first()
+            .map(|st| (format!("{st}:snippets/ctforge-{vmid}-vendor.yaml"), content)),
+        _ => None,
+    };
+    let mut steps = Vec::new();
+    if let Some((volid, content)) = &snippet {
+        steps.push(Step::CloudInitSnippet {
+            volid: volid.clone(),
+            content: content.clone(),
+        });
+    }
+    steps.push(Step::Create);
     if vm {
         steps.push(Step::ResizeDisk {
             disk: VM_DISK.into(),
@@ -814,6 +840,7 @@ pub fn resolve(
             _ => "ip=dhcp".into(),
         });
         q.nameserver = req.nameserver.clone().filter(|s| !s.is_empty());
+        q.cicustom = snippet.as_ref().map(|(volid, _)| format!("vendor={volid}"));
         q.tags = tags.clone();
         q
     });

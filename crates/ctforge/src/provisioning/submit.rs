@@ -52,6 +52,8 @@ pub struct EnvironmentSnapshot {
     image_storages: Vec<String>,
     #[serde(default)]
     import_volumes: Vec<String>,
+    #[serde(default)]
+    snippet_storages: Vec<String>,
 }
 
 impl From<&Environment> for EnvironmentSnapshot {
@@ -66,6 +68,7 @@ impl From<&Environment> for EnvironmentSnapshot {
             bridges: e.bridges.clone(),
             image_storages: e.image_storages.clone(),
             import_volumes: e.import_volumes.clone(),
+            snippet_storages: e.snippet_storages.clone(),
         }
     }
 }
@@ -82,6 +85,7 @@ impl From<&EnvironmentSnapshot> for Environment {
             bridges: e.bridges.clone(),
             image_storages: e.image_storages.clone(),
             import_volumes: e.import_volumes.clone(),
+            snippet_storages: e.snippet_storages.clone(),
         }
     }
 }

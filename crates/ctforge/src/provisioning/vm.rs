@@ -1,4 +1,5 @@
-//! The QEMU side of the creation job (`Plan::kind` = `qemu`): create the VM with its disk
+//! The QEMU side of the creation job (`Plan::kind` = `qemu`): write the template's cloud-init
+//! user-data as a vendor-data snippet where a storage holds snippets, create the VM with its disk
 //! imported from the cloud image and its cloud-init drive (`POST /nodes/{node}/qemu`), grow the
 //! disk to the requested size (`PUT …/resize`), start it and wait — bounded — until its guest
 //! agent answers (`agent/ping`) and reports an address (`agent/network-get-interfaces`).
@@ -31,6 +32,20 @@ pub(super) async fn create(
         .ok_or_else(|| fail("the plan of this VM has no create parameters; create it again"))?;
     let node = plan.node.as_str();
     let vmid = plan.vmid;
+    for step in &plan.steps {
+        if let Step::CloudInitSnippet { volid, content } = step {
+            let _ = ctx
+                .log(format!(
+                    "writing the cloud-init vendor-data {volid} on {node}"
+                ))
+                .await;
+            handler
+                .guests()
+                .write_volume(&work.cluster, node, volid, content.as_bytes())
+                .await
+                .map_err(|e| fail(format!("cloud-init snippet: {e}")))?;
+        }
+    }
     if client.qemu_config_get(node, vmid, false).await.is_ok() {
         let _ = ctx
             .log(format!("VM {vmid} exists already on {node}; continuing"))

@@ -656,6 +656,9 @@ fn describe(step: &Step) -> Markup {
         Step::Create => {
             html! { "Create the container and wait for the " code { "vzcreate" } " task" }
         }
+        Step::CloudInitSnippet { volid, .. } => {
+            html! { "Write the template's cloud-init user-data as vendor-data " code { (volid) } }
+        }
         Step::ResizeDisk { disk, size } => {
             html! { "Grow disk " code { (disk) } " to " code { (size) } " (" code { "PUT …/resize" } ")" }
         }
