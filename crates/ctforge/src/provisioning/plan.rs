@@ -83,6 +83,12 @@ pub struct CreateRequest {
     /// A vm template only: the cloud-init user (default `ctforge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// A vm template only: also hand the template's `cloud-init/user-data.yaml` to the VM as
+    /// vendor-data (`cicustom: vendor=<storage>:snippets/…`, written over the node's SSH with
+    /// `pvesm path`, on the first storage offering snippets). Off by default: Proxmox's API
+    /// cannot upload snippets, so it needs shell access to the node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cloud_init_snippet: bool,
     /// A git-sourced template only: the boot unit fetches the template's branch itself and
     /// re-applies that (the library's model) instead of the copy ctforge pushed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -643,12 +649,18 @@ pub fn resolve(
     }
 
     // Packages: the chosen buckets in template order, then extras.
-    // The template's user-data goes along as vendor-data where a storage holds snippets.
+    // The template's user-data goes along as vendor-data when the request asks for it.
     let snippet = match (vm, template.and_then(|t| t.cloud_init.clone())) {
-        (true, Some(content)) => env
-            .snippet_storages
-            .first()
-            .map(|st| (format!("{st}:snippets/ctforge-{vmid}-vendor.yaml"), content)),
+        (true, Some(content)) if req.cloud_init_snippet => match env.snippet_storages.first() {
+            Some(st) => Some((format!("{st}:snippets/ctforge-{vmid}-vendor.yaml"), content)),
+            None => {
+                errors.push((
+                        "cloud_init_snippet".into(),
+                        format!("no storage on {node} holds snippets; enable the content type `snippets` on one"),
+                    ));
+                None
+            }
+        },
         _ => None,
     };
     let mut steps = Vec::new();
@@ -1021,6 +1033,68 @@ mod tests {
         tools.packages = vec![Package::pinned("pm2", "5")];
         t.packages = vec![base, tools];
         t
+    }
+
+    #[test]
+    fn a_vm_template_plans_a_qemu_create_with_the_image_import() {
+        let mut t = template();
+        t.config.template_type = Some(ctforge_template::TemplateType::Vm);
+        t.config.nesting = None;
+        t.cloud_init = Some("#cloud-config\npackages: [qemu-guest-agent]\n".into());
+        let env = Environment {
+            image_storages: vec!["local-lvm".into()],
+            import_volumes: vec![
+                "local:import/debian-12-genericcloud-amd64.qcow2".into(),
+                "local:import/debian-13-genericcloud-amd64.qcow2".into(),
+            ],
+            snippet_storages: vec!["local".into()],
+            ..env()
+        };
+        let req = CreateRequest {
+            hostname: "vm1".into(),
+            password: Some("secret1".into()),
+            ..Default::default()
+        };
+        let plan = resolve(&req, Some(&t), &env).unwrap();
+        assert_eq!(plan.kind, crate::status::GuestKind::Qemu);
+        let view = plan.view();
+        let get = |k: &str| {
+            view.create_params
+                .iter()
+                .find(|(a, _)| a == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get("scsi0").as_deref(),
+            Some("local-lvm:0,import-from=local:import/debian-12-genericcloud-amd64.qcow2")
+        );
+        assert_eq!(get("cipassword").as_deref(), Some("********"));
+        assert_eq!(get("ciuser").as_deref(), Some(DEFAULT_VM_USER));
+        assert_eq!(get("cicustom"), None, "no snippet unless asked");
+        assert_eq!(view.create_call, "POST /nodes/pve1/qemu");
+        assert_eq!(
+            plan.steps[1],
+            Step::ResizeDisk {
+                disk: "scsi0".into(),
+                size: "8G".into()
+            }
+        );
+        // Asked for: the user-data goes along as vendor-data on the snippet storage.
+        let req = CreateRequest {
+            cloud_init_snippet: true,
+            ..req
+        };
+        let plan = resolve(&req, Some(&t), &env).unwrap();
+        assert!(
+            matches!(&plan.steps[0], Step::CloudInitSnippet { volid, .. } if volid == "local:snippets/ctforge-105-vendor.yaml")
+        );
+        // An image that is not there is a field error.
+        let req = CreateRequest {
+            image: Some("nope.qcow2".into()),
+            ..req
+        };
+        let errors = resolve(&req, Some(&t), &env).unwrap_err();
+        assert!(errors.iter().any(|(f, _)| f == "image"), "{errors:?}");
     }
 
     #[test]

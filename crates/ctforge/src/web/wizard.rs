@@ -183,6 +183,7 @@ impl Wizard {
             sync_on_boot: self.flag("sync_on_boot") == Some(true),
             image: opt("image"),
             user: opt("user"),
+            cloud_init_snippet: false,
         };
         (request, errors)
     }
