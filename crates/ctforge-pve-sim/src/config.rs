@@ -114,6 +114,9 @@ pub struct Timings {
     /// Delay before answering a 401 (real pveproxy waits about 3 s).
     #[serde(with = "millis")]
     pub auth_failure_delay: Duration,
+    /// Time from a VM's start until its guest agent answers (the guest boots; memory backend).
+    #[serde(with = "millis")]
+    pub vm_boot: Duration,
 }
 
 impl Timings {
@@ -129,6 +132,7 @@ impl Timings {
             snapshot: Duration::from_millis(800),
             download: Duration::from_secs(3),
             auth_failure_delay: Duration::from_secs(3),
+            vm_boot: Duration::from_secs(8),
         }
     }
 
@@ -144,6 +148,7 @@ impl Timings {
             snapshot: Duration::ZERO,
             download: Duration::ZERO,
             auth_failure_delay: Duration::ZERO,
+            vm_boot: Duration::ZERO,
         }
     }
 
@@ -165,6 +170,7 @@ impl Timings {
             snapshot: s(self.snapshot),
             download: s(self.download),
             auth_failure_delay: self.auth_failure_delay,
+            vm_boot: s(self.vm_boot),
         }
     }
 }

@@ -23,6 +23,10 @@
 //! storage = "local"
 //! file = "alpine-3.20-default_20240908_amd64.tar.xz"
 //!
+//! [[images]]                       # cloud images VMs import (`import-from=`)
+//! storage = "local"
+//! file = "ubuntu-24.04-server-cloudimg-amd64.qcow2"
+//!
 //! [[containers]]
 //! vmid = 150
 //! node = "pve1"
@@ -93,6 +97,9 @@ pub struct Scenario {
     pub storages: Option<Vec<StorageSpec>>,
     /// Extra OS templates present in storage content.
     pub templates: Vec<TemplateSpec>,
+    /// Extra cloud images (`import` content, e.g. `debian-12-genericcloud-amd64.qcow2`) on a
+    /// storage holding `import` content; two Debian images are always there.
+    pub images: Vec<TemplateSpec>,
     /// Number of generated pre-existing CTs (overrides the config's `containers`).
     pub container_count: Option<u32>,
     /// Explicit pre-existing containers (in addition to generated ones).

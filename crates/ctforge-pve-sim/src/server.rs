@@ -404,16 +404,30 @@ fn parse_params(
             }
         } else {
             for (k, v) in form_urlencoded::parse(body) {
-                out.insert(k.into_owned(), RawValue::Str(v.into_owned()));
+                add_form_value(&mut out, k.into_owned(), v.into_owned());
             }
         }
     }
     if let Some(q) = query {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            out.insert(k.into_owned(), RawValue::Str(v.into_owned()));
+            add_form_value(&mut out, k.into_owned(), v.into_owned());
         }
     }
     Ok(out)
+}
+
+/// A repeated form or query field is joined with NUL, as pve-http-server does (array
+/// parameters such as `command` of `agent/exec` are split on it again).
+fn add_form_value(out: &mut BTreeMap<String, RawValue>, k: String, v: String) {
+    match out.get_mut(&k) {
+        Some(RawValue::Str(prev)) => {
+            prev.push('\0');
+            prev.push_str(&v);
+        }
+        _ => {
+            out.insert(k, RawValue::Str(v));
+        }
+    }
 }
 
 /// Handle one request.

@@ -85,6 +85,7 @@ const KEEP_KEYS: &[&str] = &[
     "format",
     "default_key",
     "alias",
+    "keyAlias",
     "requires",
     "default",
 ];
@@ -252,8 +253,13 @@ pub fn perl_regex(pat: &str) -> Option<Arc<Regex>> {
 /// Highest index + 1 allowed for `name[n]` keys.
 pub fn indexed_limit(base: &str) -> u32 {
     match base {
-        "net" => 32,
+        "net" | "ipconfig" => 32,
         "mp" | "unused" | "dev" => 256,
+        "ide" => 4,
+        "sata" => 6,
+        "scsi" => 31,
+        "virtio" => 16,
+        "serial" | "parallel" => 4,
         _ => 256,
     }
 }
@@ -305,6 +311,16 @@ pub fn validate(
                 "property is not defined in schema and the schema does not allow additional properties",
             );
             continue;
+        };
+        // A repeated form field arrives NUL-joined: arrays take every value, a scalar keeps
+        // the last one (as the simulator always did for repeated fields).
+        let last;
+        let value = match value {
+            RawValue::Str(v) if type_of(ps) != "array" && v.contains('\0') => {
+                last = RawValue::Str(v.rsplit('\0').next().unwrap_or("").to_string());
+                &last
+            }
+            other => other,
         };
         match check_value(ps, value, name) {
             Ok(v) => {
@@ -410,6 +426,23 @@ pub fn check_value(s: &Value, value: &RawValue, path: &str) -> Result<PVal, Stri
             check_range(s, n)?;
             PVal::Num(n)
         }
+        // Arrays (`command` of `agent/exec`): a JSON array of strings, or repeated form fields
+        // (which the HTTP layer joins with NUL, as pve-http-server does); kept NUL-joined.
+        "array" => match value {
+            RawValue::Json(Value::Array(items)) => {
+                let mut parts = Vec::new();
+                for it in items {
+                    match it {
+                        Value::String(x) => parts.push(x.clone()),
+                        Value::Number(n) => parts.push(n.to_string()),
+                        _ => return Err(format!("type check ('array') failed - got '{text}'")),
+                    }
+                }
+                PVal::Str(parts.join("\0"))
+            }
+            RawValue::Json(Value::String(x)) | RawValue::Str(x) => PVal::Str(x.clone()),
+            _ => return Err(format!("type check ('array') failed - got '{text}'")),
+        },
         _ => {
             if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
                 && text.chars().count() as u64 > max
@@ -424,6 +457,9 @@ pub fn check_value(s: &Value, value: &RawValue, path: &str) -> Result<PVal, Stri
             PVal::Str(text.clone())
         }
     };
+    if ty == "array" {
+        return Ok(typed);
+    }
     if let Some(Value::Array(en)) = s.get("enum") {
         let ok = en.iter().any(|e| e.as_str() == Some(text.as_str()));
         if !ok {
@@ -510,6 +546,15 @@ pub fn parse_property_string(
             if let Some(alias) = ks.get("alias").and_then(Value::as_str)
                 && let Some(target) = fmt.get(alias)
             {
+                // `virtio=<mac>`: the key names the value of `keyAlias` (`model=virtio`).
+                if let Some(ka) = ks.get("keyAlias").and_then(Value::as_str) {
+                    if res.contains_key(ka) {
+                        return Err(format!(
+                            "duplicate key in comma-separated list property: {ka}"
+                        ));
+                    }
+                    res.insert(ka.to_string(), k.to_string());
+                }
                 key = alias.to_string();
                 ks = target;
             }
@@ -546,7 +591,8 @@ pub fn parse_property_string(
         }
     }
     for (k, ks) in fmt {
-        if !is_optional(ks) && !res.contains_key(k) {
+        // Aliases (`volume` for `file`, `virtio` for `model`+`macaddr`) are never required.
+        if !is_optional(ks) && ks.get("alias").is_none() && !res.contains_key(k) {
             add_error(
                 &mut errors,
                 &format!("{path}.{k}"),
@@ -645,6 +691,26 @@ pub const KNOWN_FORMATS: &[&str] = &[
     "pve-task-status-type-list",
     "pve-tfa-secret",
     "storage-pair-list",
+    "CIDR",
+    "address-list",
+    "pve-bridge-id",
+    "pve-cpuset",
+    "pve-hotplug-features",
+    "pve-qemu-sev-fmt",
+    "pve-qemu-tdx-fmt",
+    "pve-qm-boot",
+    "pve-qm-bootdisk",
+    "pve-qm-cicustom",
+    "pve-qm-hostpci",
+    "pve-qm-ide",
+    "pve-qm-ipconfig",
+    "pve-qm-rng",
+    "pve-qm-smbios1",
+    "pve-qm-watchdog",
+    "pve-vm-cpu-conf",
+    "pve-volume-id-or-absolute-path",
+    "pve-volume-id-or-qm-path",
+    "urlencoded",
 ];
 
 /// Check a value against a named PVE format; `Err` holds pve-common's text.
@@ -792,6 +858,107 @@ pub fn check_named_format(fmt: &str, v: &str) -> Result<(), String> {
                 &format!("invalid task status type '{i}'"),
             )
         }),
+        "CIDR" => ok_if(
+            cidr_ok(v, false) || cidr_ok(v, true),
+            "value does not look like a valid CIDR network",
+        ),
+        "address-list" => list(&|i| check_named_format("ip", i)),
+        "pve-bridge-id" => ok_if(
+            rx(r"[-_.\w\d]+", v),
+            &format!("invalid format - value '{v}' does not look like a valid bridge name"),
+        ),
+        "pve-cpuset" => ok_if(
+            rx(r"\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*", v),
+            &format!("invalid format - value '{v}' is not a valid CPU set"),
+        ),
+        "pve-hotplug-features" => ok_if(
+            v == "0"
+                || v == "1"
+                || split_list(v).iter().all(|f| {
+                    matches!(
+                        f.as_str(),
+                        "network" | "disk" | "cpu" | "memory" | "usb" | "cloudinit"
+                    )
+                }),
+            &format!("invalid hotplug feature in '{v}'"),
+        ),
+        "pve-qm-bootdisk" => ok_if(
+            rx(r"(ide|sata|scsi|virtio|efidisk|tpmstate)\d+", v),
+            &format!("invalid drive name '{v}'"),
+        ),
+        "pve-qm-boot" => {
+            for part in v.split(',') {
+                let ok = match part.split_once('=') {
+                    Some(("order", devs)) => devs.split(';').all(|d| {
+                        rx(
+                            r"(ide|sata|scsi|virtio|efidisk|tpmstate|net|hostpci|usb)\d+",
+                            d,
+                        )
+                    }),
+                    Some(("legacy", l)) => rx(r"[acdn]{1,4}", l),
+                    Some(_) => false,
+                    None => rx(r"[acdn]{1,4}", part),
+                };
+                if !ok {
+                    return Err(format!("invalid boot order '{v}'"));
+                }
+            }
+            Ok(())
+        }
+        "pve-qm-ipconfig" => {
+            for part in v.split(',').filter(|p| !p.is_empty()) {
+                let Some((k, val)) = part.split_once('=') else {
+                    return Err(
+                        "value without key, but schema does not define a default key".into(),
+                    );
+                };
+                match k {
+                    "ip" => ok_if(
+                        val == "dhcp" || cidr_ok(val, false),
+                        "value does not look like a valid ipv4 network configuration",
+                    )?,
+                    "ip6" => ok_if(
+                        val == "dhcp" || val == "auto" || cidr_ok(val, true),
+                        "value does not look like a valid ipv6 network configuration",
+                    )?,
+                    "gw" => check_named_format("ipv4", val)?,
+                    "gw6" => check_named_format("ipv6", val)?,
+                    _ => return Err(format!("invalid key in comma-separated list property: {k}")),
+                }
+            }
+            Ok(())
+        }
+        "pve-qm-cicustom" => {
+            for part in v.split(',').filter(|p| !p.is_empty()) {
+                let Some((k, val)) = part.split_once('=') else {
+                    return Err(
+                        "value without key, but schema does not define a default key".into(),
+                    );
+                };
+                if !matches!(k, "meta" | "network" | "user" | "vendor") {
+                    return Err(format!("invalid key in comma-separated list property: {k}"));
+                }
+                check_named_format("pve-volume-id", val)?;
+            }
+            Ok(())
+        }
+        "pve-volume-id-or-qm-path" | "pve-volume-id-or-absolute-path" => ok_if(
+            v.starts_with('/')
+                || v == "none"
+                || v == "cdrom"
+                || rx(r"(?:([^/:\s]+):)?(\d+(\.\d+)?)", v)
+                || check_named_format("pve-volume-id", v).is_ok(),
+            &format!("unable to parse volume ID '{v}'"),
+        ),
+        "pve-vm-cpu-conf" => ok_if(
+            !v.is_empty() && !v.contains(char::is_whitespace),
+            &format!("invalid CPU model '{v}'"),
+        ),
+        // RFC 3986 unreserved characters and percent escapes (`PVE::JSONSchema::verify_urlencoded`).
+        "urlencoded" => ok_if(
+            rx(r"[%a-zA-Z0-9\-._~]*", v),
+            &format!("invalid urlencoded string: {v}"),
+        ),
         _ => Ok(()),
     }
 }
@@ -819,6 +986,29 @@ pub fn config_format(key: &str) -> Option<&'static Map<String, Value>> {
     let schema = schema_for("PUT", "/nodes/{node}/lxc/{vmid}/config")?;
     let (_, ps) = lookup_key(&schema.properties, key)?;
     ps.get("format").and_then(Value::as_object)
+}
+
+/// The property-string sub-schema of a qemu config key (`net0` → `net[n]`'s format).
+pub fn vm_config_format(key: &str) -> Option<&'static Map<String, Value>> {
+    let schema = schema_for("PUT", "/nodes/{node}/qemu/{vmid}/config")?;
+    let (_, ps) = lookup_key(&schema.properties, key)?;
+    ps.get("format").and_then(Value::as_object)
+}
+
+/// The JSON type of a qemu config key.
+pub fn vm_config_type(key: &str) -> &'static str {
+    let Some(schema) = schema_for("PUT", "/nodes/{node}/qemu/{vmid}/config") else {
+        return "string";
+    };
+    match lookup_key(&schema.properties, key) {
+        Some((_, ps)) => match ps.get("type").and_then(Value::as_str) {
+            Some("integer") => "integer",
+            Some("boolean") => "boolean",
+            Some("number") => "number",
+            _ => "string",
+        },
+        None => "string",
+    }
 }
 
 /// The JSON type (`integer`, `boolean`, `number`, `string`) of an LXC config key.

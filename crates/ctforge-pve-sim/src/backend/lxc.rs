@@ -34,7 +34,10 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{CreateSpec, CtBackend, ExecChunk, ExecFuture, PushOptions, Usage};
+use super::{CloudInit, CreateSpec, CtBackend, ExecChunk, ExecFuture, PushOptions, Usage, VmSpec};
+
+#[path = "lxc_qemu.rs"]
+mod qemu;
 use crate::config::LxcOptions;
 use crate::scenario::ServiceSpec;
 
@@ -66,6 +69,8 @@ pub struct LxcBackend {
     root: PathBuf,
     tag: String,
     guests: Mutex<HashMap<u32, Guest>>,
+    /// VMs (QEMU/KVM), see [`qemu`].
+    qemu: Mutex<HashMap<u32, qemu::QemuVm>>,
 }
 
 impl Drop for LxcBackend {
@@ -77,6 +82,15 @@ impl Drop for LxcBackend {
         for vmid in vmids {
             if let Err(e) = self.destroy(vmid) {
                 eprintln!("ctforge-pve-sim: cannot remove CT {vmid}: {e}");
+            }
+        }
+        let vms: Vec<u32> = match self.qemu.lock() {
+            Ok(m) => m.keys().copied().collect(),
+            Err(p) => p.into_inner().keys().copied().collect(),
+        };
+        for vmid in vms {
+            if let Err(e) = self.qemu_destroy(vmid) {
+                eprintln!("ctforge-pve-sim: cannot remove VM {vmid}: {e}");
             }
         }
     }
@@ -217,6 +231,7 @@ impl LxcBackend {
             root,
             tag: format!("{:03x}", h & 0xfff),
             guests: Mutex::new(HashMap::new()),
+            qemu: Mutex::new(HashMap::new()),
         })
     }
 
@@ -1004,6 +1019,9 @@ impl CtBackend for LxcBackend {
         stdin: Vec<u8>,
         out: UnboundedSender<ExecChunk>,
     ) -> ExecFuture {
+        if self.is_vm(vmid) {
+            return qemu::vm_exec_future(self, vmid, argv, stdin, out);
+        }
         let mut cmd = tokio::process::Command::new("lxc-attach");
         cmd.arg("-P")
             .arg(&self.root)
@@ -1080,6 +1098,9 @@ impl CtBackend for LxcBackend {
 
     fn push(&self, vmid: u32, path: &str, data: &[u8], opts: &PushOptions) -> Result<(), String> {
         let path = clean_guest_path(path)?;
+        if self.is_vm(vmid) {
+            return self.qemu_push(vmid, &path, data);
+        }
         let perms = format!("{:o}", opts.perms.unwrap_or(0o644));
         let user = opts.user.clone().unwrap_or_else(|| "0".into());
         let group = opts.group.clone().unwrap_or_else(|| "0".into());
@@ -1117,6 +1138,9 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
 
     fn pull(&self, vmid: u32, path: &str) -> Result<Vec<u8>, String> {
         let path = clean_guest_path(path)?;
+        if self.is_vm(vmid) {
+            return self.qemu_pull(vmid, &path);
+        }
         let o = run(
             self.lxc("lxc-attach", vmid)
                 .args(["--clear-env", "-v", PATH_ENV, "--", "cat", "--"])
@@ -1207,6 +1231,53 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
 
     fn set_services(&self, _vmid: u32, _services: &[ServiceSpec]) {}
 
+    fn vm_create(&self, vmid: u32, spec: &VmSpec) -> Result<Vec<String>, String> {
+        self.qemu_create(vmid, spec)
+    }
+
+    fn vm_start(
+        &self,
+        vmid: u32,
+        conf: &BTreeMap<String, String>,
+        ci: &CloudInit,
+    ) -> Result<(), String> {
+        self.qemu_start(vmid, conf, ci)
+    }
+
+    fn vm_stop(&self, vmid: u32) -> Result<(), String> {
+        self.qemu_stop(vmid)
+    }
+
+    fn vm_shutdown(&self, vmid: u32, agent: bool) -> Result<(), String> {
+        self.qemu_shutdown(vmid, agent)
+    }
+
+    fn vm_destroy(&self, vmid: u32) -> Result<(), String> {
+        self.qemu_destroy(vmid)
+    }
+
+    fn vm_agent_ping(&self, vmid: u32) -> Option<bool> {
+        Some(self.qemu_ping(vmid))
+    }
+
+    fn vm_interfaces(&self, vmid: u32) -> Option<Value> {
+        self.qemu_interfaces(vmid)
+    }
+
+    fn vm_resize(&self, vmid: u32, disk: &str, bytes: u64) -> Result<(), String> {
+        self.qemu_resize(vmid, disk, bytes)
+    }
+
+    fn vm_clone(
+        &self,
+        _vmid: u32,
+        _newid: u32,
+        _linked: bool,
+        _spec: &VmSpec,
+    ) -> Result<Vec<String>, String> {
+        Err("cloning VMs is not supported by the simulator's real backend".into())
+    }
+
     fn write_file(&self, vmid: u32, path: &str, data: &[u8]) {
         let Ok(path) = clean_guest_path(path) else {
             return;
@@ -1235,6 +1306,9 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
     }
 
     fn usage(&self, vmid: u32) -> Option<Usage> {
+        if self.is_vm(vmid) {
+            return self.qemu_usage(vmid);
+        }
         let pid = self.init_pid(vmid)?;
         let mut guests = self.lock();
         let g = guests.get_mut(&vmid)?;

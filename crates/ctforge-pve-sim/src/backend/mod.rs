@@ -35,6 +35,43 @@ pub struct CreateSpec {
     pub conf: BTreeMap<String, String>,
 }
 
+/// The cloud-init settings of a VM (its config's `ciuser`, `cipassword`, `sshkeys`,
+/// `ipconfigN`, `nameserver`, `searchdomain`, `cicustom`), from which a NoCloud seed is written.
+#[derive(Debug, Clone, Default)]
+pub struct CloudInit {
+    /// Hostname (the VM's `name`).
+    pub hostname: String,
+    /// Default user.
+    pub user: Option<String>,
+    /// Password hash (`$5$…`), as the config stores it.
+    pub password_hash: Option<String>,
+    /// Authorized keys (URL-decoded, one per line).
+    pub ssh_keys: Option<String>,
+    /// `ipconfigN` values by key.
+    pub ipconfig: BTreeMap<String, String>,
+    /// DNS server.
+    pub nameserver: Option<String>,
+    /// DNS search domain.
+    pub searchdomain: Option<String>,
+    /// The `cicustom` user-data snippet volume (`local:snippets/x.yaml`).
+    pub user_snippet: Option<String>,
+    /// The snippet's content (replaces the generated user-data).
+    pub user_data: Option<Vec<u8>>,
+}
+
+/// What a VM create needs to set up the guest.
+#[derive(Debug, Clone, Default)]
+pub struct VmSpec {
+    /// The VM's name.
+    pub name: String,
+    /// The normalized config written by the create task (disks allocated).
+    pub conf: BTreeMap<String, String>,
+    /// Disks imported from images: (drive key, source volume id, virtual size in bytes).
+    pub imports: Vec<(String, String, u64)>,
+    /// Cloud-init settings at create time.
+    pub cloud_init: CloudInit,
+}
+
 /// Live resource usage of a running guest, as a real backend measures it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Usage {
@@ -146,8 +183,114 @@ pub trait CtBackend: Send + Sync + 'static {
     fn set_services(&self, vmid: u32, services: &[ServiceSpec]);
     /// Write a file without `pct push` semantics (scenario setup).
     fn write_file(&self, vmid: u32, path: &str, data: &[u8]);
+    /// Create a VM's guest (disks imported). A scripted backend makes a guest like a CT's, so
+    /// agent commands run in the same emulated shell.
+    fn vm_create(&self, vmid: u32, spec: &VmSpec) -> Result<Vec<String>, String> {
+        self.create(
+            vmid,
+            &CreateSpec {
+                hostname: spec.name.clone(),
+                ostemplate: spec
+                    .imports
+                    .first()
+                    .map(|(_, src, _)| src.clone())
+                    .unwrap_or_default(),
+                password: None,
+                ssh_public_keys: None,
+                conf: spec.conf.clone(),
+            },
+        )
+    }
+    /// Boot a VM with its current config; cloud-init applies `ci` (a scripted backend writes
+    /// what cloud-init would: hostname, the user, its keys, the user-data).
+    fn vm_start(
+        &self,
+        vmid: u32,
+        conf: &BTreeMap<String, String>,
+        ci: &CloudInit,
+    ) -> Result<(), String> {
+        self.configure(vmid, conf)?;
+        self.start(vmid)?;
+        apply_cloud_init(self, vmid, ci);
+        Ok(())
+    }
+    /// Hard-stop a VM (QMP `quit`).
+    fn vm_stop(&self, vmid: u32) -> Result<(), String> {
+        self.stop(vmid)
+    }
+    /// Shut a VM down cleanly (`guest-shutdown` through the agent, else ACPI).
+    fn vm_shutdown(&self, vmid: u32, _agent: bool) -> Result<(), String> {
+        self.shutdown(vmid)
+    }
+    /// Remove a VM: its process and disks.
+    fn vm_destroy(&self, vmid: u32) -> Result<(), String> {
+        self.destroy(vmid)
+    }
+    /// Whether the VM's guest agent answers `guest-ping` (`None`: the API decides from the
+    /// simulated boot delay).
+    fn vm_agent_ping(&self, _vmid: u32) -> Option<bool> {
+        None
+    }
+    /// The guest agent's `guest-network-get-interfaces` answer (`None`: derived from the config).
+    fn vm_interfaces(&self, _vmid: u32) -> Option<Value> {
+        None
+    }
+    /// Create VM `newid` as a clone of VM `vmid` (`linked`: on the template's base volumes).
+    fn vm_clone(
+        &self,
+        vmid: u32,
+        newid: u32,
+        _linked: bool,
+        spec: &VmSpec,
+    ) -> Result<Vec<String>, String> {
+        self.clone_guest(
+            vmid,
+            newid,
+            &CreateSpec {
+                hostname: spec.name.clone(),
+                ostemplate: String::new(),
+                password: None,
+                ssh_public_keys: None,
+                conf: spec.conf.clone(),
+            },
+        )
+    }
+    /// Resize a VM disk (`qemu-img resize` / `block_resize`).
+    fn vm_resize(&self, _vmid: u32, _disk: &str, _bytes: u64) -> Result<(), String> {
+        Ok(())
+    }
     /// Serialize guest state for persistence.
     fn save(&self) -> Value;
     /// Restore guest state saved by [`CtBackend::save`].
     fn load(&self, v: &Value) -> Result<(), String>;
+}
+
+/// What cloud-init does on a scripted guest: the hostname, the default user with its keys, and
+/// the user-data kept where cloud-init keeps it.
+fn apply_cloud_init<B: CtBackend + ?Sized>(b: &B, vmid: u32, ci: &CloudInit) {
+    b.write_file(
+        vmid,
+        "/etc/hostname",
+        format!("{}\n", ci.hostname).as_bytes(),
+    );
+    let user = ci.user.clone().unwrap_or_else(|| "debian".into());
+    let home = if user == "root" {
+        "/root".to_string()
+    } else {
+        format!("/home/{user}")
+    };
+    b.write_file(vmid, &format!("{home}/.profile"), b"");
+    if let Some(keys) = &ci.ssh_keys {
+        b.write_file(
+            vmid,
+            &format!("{home}/.ssh/authorized_keys"),
+            format!("{}\n", keys.trim_end()).as_bytes(),
+        );
+    }
+    let user_data = match &ci.user_data {
+        Some(d) => d.clone(),
+        None => format!("#cloud-config\nhostname: {}\nuser: {user}\n", ci.hostname).into_bytes(),
+    };
+    b.write_file(vmid, "/var/lib/cloud/instance/user-data.txt", &user_data);
+    b.write_file(vmid, "/var/lib/cloud/instance/boot-finished", b"");
 }

@@ -32,6 +32,11 @@ pub fn resources(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                 out.push(c.ct_resource(ct));
             }
         }
+        for vm in c.vms.values() {
+            if c.has_priv(&ident, &format!("/vms/{}", vm.vmid), "VM.Audit") {
+                out.push(c.vm_resource(vm));
+            }
+        }
     }
     if want("storage") {
         for n in &c.nodes {
@@ -69,9 +74,7 @@ pub fn resources(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
 pub fn nextid(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let c = ctx.state.lock();
     if let Some(v) = ctx.params.int("vmid") {
-        let taken = u32::try_from(v)
-            .map(|v| c.cts.contains_key(&v))
-            .unwrap_or(false);
+        let taken = u32::try_from(v).map(|v| c.vmid_used(v)).unwrap_or(false);
         if taken {
             return Err(ApiError::param("vmid", format!("VM {v} already exists")));
         }

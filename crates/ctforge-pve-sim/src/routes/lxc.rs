@@ -419,12 +419,7 @@ pub fn create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     if !unprivileged && !c.has_priv(&ident, "/", "Sys.Modify") {
         return Err(ApiError::perm("/", "Sys.Modify"));
     }
-    if let Some(existing) = c.cts.get(&vmid) {
-        return Err(ApiError::internal(format!(
-            "CT {vmid} already exists on node '{}'",
-            existing.node
-        )));
-    }
+    c.check_vmid_unused(vmid).map_err(ApiError::internal)?;
     if let Some(keys) = p.str("ssh-public-keys") {
         for line in keys
             .lines()

@@ -268,12 +268,7 @@ pub fn clone(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     }
     let src = get_ct(&c, &node, vmid)?;
     check_lock(src, false).map_err(ApiError::internal)?;
-    if let Some(existing) = c.cts.get(&newid) {
-        return Err(ApiError::internal(format!(
-            "CT {newid} already exists on node '{}'",
-            existing.node
-        )));
-    }
+    c.check_vmid_unused(newid).map_err(ApiError::internal)?;
     let running = src.running;
     let full = p.flag("full", !is_template(src));
     if storage.is_some() && !full {

@@ -12,6 +12,9 @@ pub mod lxc_daytwo;
 pub mod lxc_migrate;
 pub mod nodes;
 pub mod pools;
+pub mod qemu;
+pub mod qemu_agent;
+pub mod qemu_daytwo;
 pub mod storage;
 pub mod tasks;
 
@@ -135,6 +138,19 @@ macro_rules! r {
         }
     };
 }
+
+const QEMU_CONFIG_ANY: &[&str] = &[
+    "VM.Config.Disk",
+    "VM.Config.CDROM",
+    "VM.Config.CPU",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.HWType",
+    "VM.Config.Options",
+    "VM.Config.Cloudinit",
+];
+
+const AGENT_AUDIT: &[&str] = &["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"];
 
 const VM_CONFIG_ANY: &[&str] = &[
     "VM.Config.Disk",
@@ -404,6 +420,194 @@ pub static ROUTES: &[RouteDef] = &[
         "/nodes/{node}/lxc/{vmid}/template",
         Perm::Vm("VM.Allocate"),
         lxc_daytwo::template
+    ),
+    r!("GET", "/nodes/{node}/qemu", Perm::Authenticated, qemu::list),
+    r!("POST", "/nodes/{node}/qemu", Perm::Handler, qemu::create),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}",
+        Perm::Authenticated,
+        qemu::diridx
+    ),
+    r!(
+        "DELETE",
+        "/nodes/{node}/qemu/{vmid}",
+        Perm::Vm("VM.Allocate"),
+        qemu::destroy
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/config",
+        Perm::Vm("VM.Audit"),
+        qemu::config_get
+    ),
+    r!(
+        "PUT",
+        "/nodes/{node}/qemu/{vmid}/config",
+        Perm::VmAny(QEMU_CONFIG_ANY),
+        qemu::config_put
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/config",
+        Perm::VmAny(QEMU_CONFIG_ANY),
+        qemu::config_post
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/pending",
+        Perm::Vm("VM.Audit"),
+        qemu::pending
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/status/current",
+        Perm::Vm("VM.Audit"),
+        qemu::status_current
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/start",
+        Perm::Vm("VM.PowerMgmt"),
+        qemu::start
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/stop",
+        Perm::Vm("VM.PowerMgmt"),
+        qemu::stop
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/shutdown",
+        Perm::Vm("VM.PowerMgmt"),
+        qemu::shutdown
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/reboot",
+        Perm::Vm("VM.PowerMgmt"),
+        qemu::reboot
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/suspend",
+        Perm::Vm("VM.PowerMgmt"),
+        qemu::suspend
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/resume",
+        Perm::Vm("VM.PowerMgmt"),
+        qemu::resume
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/rrddata",
+        Perm::Vm("VM.Audit"),
+        qemu::rrddata
+    ),
+    r!(
+        "PUT",
+        "/nodes/{node}/qemu/{vmid}/resize",
+        Perm::Vm("VM.Config.Disk"),
+        qemu_daytwo::resize
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/template",
+        Perm::Vm("VM.Allocate"),
+        qemu_daytwo::template
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/clone",
+        Perm::Handler,
+        qemu_daytwo::clone
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/snapshot",
+        Perm::Vm("VM.Audit"),
+        qemu_daytwo::snapshot_list
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/snapshot",
+        Perm::Vm("VM.Snapshot"),
+        qemu_daytwo::snapshot_create
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}",
+        Perm::Authenticated,
+        qemu_daytwo::snapshot_idx
+    ),
+    r!(
+        "DELETE",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}",
+        Perm::Vm("VM.Snapshot"),
+        qemu_daytwo::snapshot_delete
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback",
+        Perm::VmAny(&["VM.Snapshot", "VM.Snapshot.Rollback"]),
+        qemu_daytwo::snapshot_rollback
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/agent/ping",
+        Perm::VmAny(AGENT_AUDIT),
+        qemu_agent::ping
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/agent/info",
+        Perm::VmAny(AGENT_AUDIT),
+        qemu_agent::info
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/agent/get-osinfo",
+        Perm::VmAny(AGENT_AUDIT),
+        qemu_agent::get_osinfo
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/agent/get-host-name",
+        Perm::VmAny(AGENT_AUDIT),
+        qemu_agent::get_host_name
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
+        Perm::VmAny(AGENT_AUDIT),
+        qemu_agent::network_get_interfaces
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/agent/exec",
+        Perm::Vm("VM.GuestAgent.Unrestricted"),
+        qemu_agent::exec
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/agent/exec-status",
+        Perm::Vm("VM.GuestAgent.Unrestricted"),
+        qemu_agent::exec_status
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/agent/file-write",
+        Perm::VmAny(&["VM.GuestAgent.FileWrite", "VM.GuestAgent.Unrestricted"]),
+        qemu_agent::file_write
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/agent/file-read",
+        Perm::VmAny(&["VM.GuestAgent.FileRead", "VM.GuestAgent.Unrestricted"]),
+        qemu_agent::file_read
     ),
     r!("GET", "/pools", Perm::Authenticated, pools::index),
     r!("POST", "/pools", Perm::Pool("Pool.Allocate"), pools::create),

@@ -8,16 +8,17 @@ use crate::state::{Cluster, Pool};
 
 fn members(c: &Cluster, pool: &Pool, ty: Option<&str>) -> Vec<Value> {
     let mut out = Vec::new();
-    if ty.map(|t| t == "lxc").unwrap_or(true) {
-        for v in &pool.vms {
-            if let Some(ct) = c.cts.get(v) {
-                let mut r = c.ct_resource(ct);
-                if let Some(m) = r.as_object_mut() {
-                    m.remove("pool");
-                }
-                out.push(r);
-            }
+    for v in &pool.vms {
+        let r = match (c.cts.get(v), c.vms.get(v)) {
+            (Some(ct), _) if ty.map(|t| t == "lxc").unwrap_or(true) => c.ct_resource(ct),
+            (_, Some(vm)) if ty.map(|t| t == "qemu").unwrap_or(true) => c.vm_resource(vm),
+            _ => continue,
+        };
+        let mut r = r;
+        if let Some(m) = r.as_object_mut() {
+            m.remove("pool");
         }
+        out.push(r);
     }
     if ty.map(|t| t == "storage").unwrap_or(true) {
         for s in &pool.storages {
@@ -98,7 +99,7 @@ pub fn update(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         .map(|s| crate::validate::split_list(&s))
         .unwrap_or_default();
     for v in &vms {
-        if !c.cts.contains_key(v) {
+        if !c.vmid_used(*v) {
             return Err(ApiError::internal(format!("VM {v} does not exist")));
         }
         if !del {

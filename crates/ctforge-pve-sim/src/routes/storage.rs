@@ -64,6 +64,15 @@ pub fn content(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let sid = ctx.p("storage")?;
     let want = ctx.params.str("content");
     let vmid = ctx.params.int("vmid");
+    // Snippets are files in the storage's `snippets/` directory on the node (uploaded over
+    // SFTP, since the upload API takes only iso, vztmpl and import content).
+    let snippets: Vec<(String, u64)> = ctx
+        .state
+        .node_dir_list(&node, &format!("{}/snippets", storage_path(&sid)))
+        .into_iter()
+        .filter(|(_, _, dir)| !dir)
+        .map(|(name, size, _)| (name, size))
+        .collect();
     let c = ctx.state.lock();
     let Some(s) = c.storage(&sid) else {
         return Err(ApiError::internal(format!(
@@ -71,6 +80,14 @@ pub fn content(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         )));
     };
     let mut out = Vec::new();
+    if s.supports("snippets") && want.as_deref().is_none_or(|w| w == "snippets") && vmid.is_none() {
+        for (name, size) in &snippets {
+            out.push(json!({
+                "volid": format!("{sid}:snippets/{name}"), "format": "snippet", "size": size,
+                "ctime": c.boot_time, "content": "snippets",
+            }));
+        }
+    }
     for v in c
         .volumes
         .iter()
@@ -107,6 +124,33 @@ pub fn content(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                 let format = if s.kind == "zfspool" { "subvol" } else { "raw" };
                 let _ = k;
                 out.push(json!({"volid": volid, "format": format, "size": size, "used": size / 3, "vmid": ct.vmid, "content": "rootdir", "ctime": ct.created_at}));
+            }
+        }
+        for vm in c.vms.values().filter(|vm| vm.node == node || s.shared) {
+            if vmid.map(|v| v != i64::from(vm.vmid)).unwrap_or(false) {
+                continue;
+            }
+            for (k, val) in vm
+                .conf
+                .iter()
+                .filter(|(k, _)| crate::state::is_vm_disk_key(k) || k.starts_with("unused"))
+            {
+                let volid = val.split(',').next().unwrap_or("");
+                if !volid.starts_with(&format!("{sid}:")) {
+                    continue;
+                }
+                let size = val
+                    .split(',')
+                    .find_map(|p| p.strip_prefix("size="))
+                    .and_then(parse_size)
+                    .unwrap_or(0);
+                let format = match volid.rsplit('.').next() {
+                    Some("qcow2") => "qcow2",
+                    Some("vmdk") => "vmdk",
+                    _ => "raw",
+                };
+                let _ = k;
+                out.push(json!({"volid": volid, "format": format, "size": size, "used": size / 4, "vmid": vm.vmid, "content": "images", "ctime": vm.created_at}));
             }
         }
     }
@@ -274,4 +318,14 @@ pub fn download_url(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         },
     );
     Ok(Reply::data(json!(upid)))
+}
+
+/// The directory a storage keeps its files in on a node (`local` is `/var/lib/vz`, other
+/// directory storages are mounted at `/mnt/pve/<id>`).
+pub fn storage_path(sid: &str) -> String {
+    if sid == "local" {
+        "/var/lib/vz".to_string()
+    } else {
+        format!("/mnt/pve/{sid}")
+    }
 }

@@ -35,7 +35,7 @@ impl SimState {
                     t.endtime = Some(now);
                     t.exitstatus = Some("unexpected status".into());
                 }
-                for ct in cluster.cts.values_mut() {
+                for ct in cluster.cts.values_mut().chain(cluster.vms.values_mut()) {
                     if ct.lock() == Some("create") {
                         ct.conf.remove("lock");
                     }
@@ -100,7 +100,7 @@ impl SimState {
                     StorageSpec {
                         id: "local".into(),
                         kind: "dir".into(),
-                        content: "vztmpl,iso,backup".into(),
+                        content: "vztmpl,iso,backup,import,snippets".into(),
                         total_gib: Some(100),
                         shared: false,
                     },
@@ -157,6 +157,42 @@ impl SimState {
                 size: 661_651_456,
                 ctime: now - 60 * 86400,
             });
+        }
+        // Cloud images for VMs (`import` content, as `import-from=` sources).
+        if let Some(imp) = storages.iter().find(|s| s.supports("import")) {
+            let mut images: Vec<(String, u64)> = DEFAULT_IMPORT_IMAGES
+                .iter()
+                .map(|(f, size)| ((*f).to_string(), *size))
+                .collect();
+            for i in scen.images.iter().filter(|i| i.storage == imp.id) {
+                images.push((i.file.clone(), i.size.unwrap_or(350_000_000)));
+            }
+            for (file, size) in images {
+                volumes.push(Volume {
+                    node: None,
+                    storage: imp.id.clone(),
+                    volid: format!("{}:import/{file}", imp.id),
+                    content: "import".into(),
+                    format: import_format(&file),
+                    size,
+                    ctime: now - 10 * 86400,
+                });
+            }
+        }
+        for i in &scen.images {
+            let ok = storages
+                .iter()
+                .any(|s| s.id == i.storage && s.supports("import"));
+            let ext_ok = [".ova", ".ovf", ".qcow2", ".raw", ".vmdk"]
+                .iter()
+                .any(|e| i.file.ends_with(e));
+            if ok && ext_ok {
+                continue;
+            }
+            return Err(SimError::Scenario(format!(
+                "image '{}': not an .ova/.ovf/.qcow2/.raw/.vmdk file on a storage with 'import' content ('{}')",
+                i.file, i.storage
+            )));
         }
         for t in &scen.templates {
             volumes.push(Volume {
@@ -334,6 +370,7 @@ impl SimState {
             volumes,
             bridges: scen.bridges.clone().unwrap_or_else(|| vec!["vmbr0".into()]),
             cts: BTreeMap::new(),
+            vms: BTreeMap::new(),
             tasks: BTreeMap::new(),
             users,
             tokens,
@@ -536,6 +573,21 @@ impl SimState {
             creds,
             cfg.state_dir.clone(),
         ))
+    }
+}
+
+/// Cloud images every `import` storage holds (file name, size in bytes).
+const DEFAULT_IMPORT_IMAGES: &[(&str, u64)] = &[
+    ("debian-12-genericcloud-amd64.qcow2", 339_935_232),
+    ("debian-13-genericcloud-amd64.qcow2", 364_120_064),
+];
+
+/// The format of an `import` volume from its extension (Proxmox lists `.ova`, `.ovf`, `.qcow2`,
+/// `.raw` and `.vmdk` files as `import` content).
+pub fn import_format(file: &str) -> String {
+    match file.rsplit('.').next().unwrap_or("") {
+        ext @ ("qcow2" | "vmdk" | "ova" | "ovf") => ext.to_string(),
+        _ => "raw".to_string(),
     }
 }
 

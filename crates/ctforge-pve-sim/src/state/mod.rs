@@ -21,10 +21,13 @@ mod model;
 mod node_ssh;
 mod permissions;
 mod views;
+mod vm_runtime;
 
-pub use self::build::{random_password, template_format};
+pub use self::build::{import_format, random_password, template_format};
 pub use self::model::*;
 pub use self::node_ssh::SshCommand;
+pub use self::views::is_vm_disk_key;
+pub use self::vm_runtime::AgentExec;
 
 /// Credentials generated or configured at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +53,7 @@ struct Inner {
     /// API requests received, by `METHOD /path` (`GET /sim/admin/calls`).
     calls: Mutex<BTreeMap<String, u64>>,
     node_ssh: node_ssh::NodeSsh,
+    vms: vm_runtime::VmRuntime,
 }
 
 /// Shared handle on the simulator state (cheap to clone).
@@ -92,6 +96,7 @@ impl SimState {
                 holds: crate::hold::Holds::default(),
                 calls: Mutex::new(BTreeMap::new()),
                 node_ssh: node_ssh::NodeSsh::default(),
+                vms: vm_runtime::VmRuntime::default(),
             }),
         }
     }

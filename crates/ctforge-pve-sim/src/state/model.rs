@@ -310,6 +310,10 @@ pub struct Cluster {
     pub bridges: Vec<String>,
     /// Containers by VMID.
     pub cts: BTreeMap<u32, Ct>,
+    /// Virtual machines (qemu guests) by VMID: the same shape as a container (config,
+    /// pending values, run history, snapshots); VMIDs are unique across both maps.
+    #[serde(default)]
+    pub vms: BTreeMap<u32, Ct>,
     /// Tasks by UPID.
     pub tasks: BTreeMap<String, Task>,
     /// Users by id.
@@ -401,10 +405,26 @@ impl Cluster {
     /// The next free VMID (≥ 100).
     pub fn next_vmid(&self) -> u32 {
         let mut id = 100;
-        while self.cts.contains_key(&id) {
+        while self.vmid_used(id) {
             id += 1;
         }
         id
+    }
+
+    /// Whether a container or a VM has this VMID.
+    pub fn vmid_used(&self, vmid: u32) -> bool {
+        self.cts.contains_key(&vmid) || self.vms.contains_key(&vmid)
+    }
+
+    /// `PVE::Cluster::check_vmid_unused`: `Err` with Proxmox's text when a guest has the VMID.
+    pub fn check_vmid_unused(&self, vmid: u32) -> Result<(), String> {
+        if let Some(vm) = self.vms.get(&vmid) {
+            return Err(format!("VM {vmid} already exists on node '{}'", vm.node));
+        }
+        if let Some(ct) = self.cts.get(&vmid) {
+            return Err(format!("CT {vmid} already exists on node '{}'", ct.node));
+        }
+        Ok(())
     }
 
     /// Allocate a task PID and UPID.

@@ -7,5 +7,7 @@ mod daytwo;
 mod http;
 mod lxc_e2e;
 mod nodes;
+mod qemu;
 mod schema;
 mod ssh;
+mod vm_real;

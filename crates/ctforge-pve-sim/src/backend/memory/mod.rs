@@ -157,6 +157,20 @@ const KNOWN_SERVICES: &[(&str, &str, Option<u16>, &str, &str)] = &[
         "A high performance web server and a reverse proxy server",
     ),
     (
+        "nginx-light",
+        "nginx",
+        Some(80),
+        "nginx",
+        "A high performance web server and a reverse proxy server",
+    ),
+    (
+        "nginx-full",
+        "nginx",
+        Some(80),
+        "nginx",
+        "A high performance web server and a reverse proxy server",
+    ),
+    (
         "apache2",
         "apache2",
         Some(80),

@@ -1,0 +1,773 @@
+//! Real QEMU/KVM VMs of the lxc backend (a child module: it shares the bridge, the address
+//! claims and the apt proxy of the containers).
+//!
+//! Layout: `<state-dir>/qemu/<vmid>/{disk-<key>.qcow2, seed.iso, qga.sock, qmp.sock,
+//! qemu.pid, console.log}`. A disk imported from `local:import/<image>` is a qcow2 overlay
+//! whose backing file is the image `scripts/setup-vm.sh` built (`<cache>/import/<image>`,
+//! instant, and resized to the requested size); the kernel and initrd beside the image are
+//! booted directly. The NIC is a tap device (`cq<tag><vmid>i<n>`) on the bridge with an
+//! address picked like a container's; the guest learns it, its hostname, its user, its keys
+//! and the apt proxy from a NoCloud seed (an ISO labelled `cidata`, written by `genisoimage`
+//! from the API's cloud-init parameters at every start; a `cicustom` user snippet replaces the
+//! generated user-data, the proxy then comes as vendor-data). The guest agent is reached over
+//! its virtio-serial unix socket with QGA's JSON protocol (`guest-sync-delimited` first), QEMU
+//! itself over QMP (`system_powerdown`, `quit`). Nothing is persisted: VMs end with the
+//! simulator's state directory.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+
+use base64::Engine as _;
+
+use super::super::{CloudInit, VmSpec};
+use super::*;
+
+/// A VM the backend runs.
+#[derive(Debug, Clone)]
+pub(super) struct QemuVm {
+    conf: BTreeMap<String, String>,
+    kernel: Option<(PathBuf, PathBuf)>,
+    ip: Option<Ipv4Addr>,
+    started: Option<Instant>,
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+impl LxcBackend {
+    fn qdir(&self, vmid: u32) -> PathBuf {
+        self.root
+            .parent()
+            .map(|p| p.join("qemu"))
+            .unwrap_or_else(|| self.root.join("qemu"))
+            .join(vmid.to_string())
+    }
+
+    fn qlock(&self) -> MutexGuard<'_, HashMap<u32, QemuVm>> {
+        match self.qemu.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Whether `vmid` is one of this backend's VMs (and not a container).
+    pub(super) fn is_vm(&self, vmid: u32) -> bool {
+        self.qlock().contains_key(&vmid)
+    }
+
+    /// The directory holding the cloud images (`local:import/…`): `<cache>/import`.
+    pub fn import_dir(&self) -> PathBuf {
+        self.opts
+            .template
+            .parent()
+            .map(|p| p.join("import"))
+            .unwrap_or_else(|| PathBuf::from("/var/cache/ctforge-sim/import"))
+    }
+
+    fn tap_name(&self, vmid: u32, index: u32) -> String {
+        format!("cq{}{vmid}i{index}", self.tag)
+    }
+
+    fn qemu_pid(&self, vmid: u32) -> Option<u32> {
+        let text = std::fs::read_to_string(self.qdir(vmid).join("qemu.pid")).ok()?;
+        let pid: u32 = text.trim().parse().ok()?;
+        Path::new("/proc")
+            .join(pid.to_string())
+            .join("exe")
+            .exists()
+            .then_some(pid)
+    }
+
+    /// One QGA request and its `return` (`Err` with the agent's error text).
+    fn qga(&self, vmid: u32, cmd: &str, args: Value, wait: Duration) -> Result<Value, String> {
+        qga_call(&self.qdir(vmid).join("qga.sock"), cmd, args, wait)
+    }
+
+    /// One QMP command.
+    fn qmp(&self, vmid: u32, cmd: &str) -> Result<Value, String> {
+        let path = self.qdir(vmid).join("qmp.sock");
+        let s = UnixStream::connect(&path).map_err(|e| format!("QMP socket: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        let mut w = s.try_clone().map_err(|e| e.to_string())?;
+        let mut r = BufReader::new(s);
+        let answer = |r: &mut BufReader<UnixStream>| -> Result<Value, String> {
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line)
+                    .map_err(|e| format!("QMP read: {e}"))?
+                    == 0
+                {
+                    return Ok(Value::Null);
+                }
+                let v: Value = serde_json::from_str(line.trim()).unwrap_or(Value::Null);
+                if v.get("event").is_none() {
+                    return Ok(v);
+                }
+            }
+        };
+        answer(&mut r)?; // greeting
+        w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+            .map_err(|e| e.to_string())?;
+        answer(&mut r)?;
+        w.write_all(format!("{}\n", json!({"execute": cmd})).as_bytes())
+            .map_err(|e| e.to_string())?;
+        answer(&mut r)
+    }
+
+    fn wait_exit(&self, vmid: u32, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if self.qemu_pid(vmid).is_none() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.qemu_pid(vmid).is_none()
+    }
+
+    fn kill_vm(&self, vmid: u32) {
+        if self.qemu_pid(vmid).is_none() {
+            return;
+        }
+        let _ = self.qmp(vmid, "quit");
+        if !self.wait_exit(vmid, Duration::from_secs(5))
+            && let Some(pid) = self.qemu_pid(vmid)
+        {
+            let _ = run(Command::new("kill").args(["-9", &pid.to_string()]), None);
+            self.wait_exit(vmid, Duration::from_secs(5));
+        }
+    }
+
+    fn remove_taps(&self, vmid: u32) {
+        for i in 0..10 {
+            let tap = self.tap_name(vmid, i);
+            if Path::new("/sys/class/net").join(&tap).exists() {
+                let _ = run(Command::new("ip").args(["link", "del", &tap]), None);
+            }
+        }
+    }
+
+    /// The image file behind `local:import/<file>`.
+    fn import_path(&self, volid: &str) -> Result<PathBuf, String> {
+        let file = volid
+            .split_once(":import/")
+            .map(|(_, f)| f)
+            .ok_or_else(|| format!("cannot import from '{volid}' - not an import volume"))?;
+        if file.contains('/') || file.starts_with('.') {
+            return Err(format!("invalid import volume '{volid}'"));
+        }
+        let p = self.import_dir().join(file);
+        if !p.is_file() {
+            return Err(format!(
+                "cannot import from '{volid}' - {} not found; run scripts/setup-vm.sh as root",
+                p.display()
+            ));
+        }
+        Ok(p)
+    }
+
+    pub(super) fn qemu_create(&self, vmid: u32, spec: &VmSpec) -> Result<Vec<String>, String> {
+        if which("qemu-system-x86_64").is_none() {
+            return Err(
+                "qemu-system-x86_64 is not installed; run scripts/setup-vm.sh as root".into(),
+            );
+        }
+        let dir = self.qdir(vmid);
+        self.kill_vm(vmid);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut kernel = None;
+        let mut lines = Vec::new();
+        for (key, conf) in spec
+            .conf
+            .iter()
+            .filter(|(k, _)| crate::state::is_vm_disk_key(k))
+        {
+            if conf.contains("media=cdrom") {
+                continue;
+            }
+            let size = prop(conf, "size")
+                .and_then(|s| crate::state::parse_size(&s))
+                .unwrap_or(2 * 1024 * 1024 * 1024);
+            let disk = dir.join(format!("disk-{key}.qcow2"));
+            match spec.imports.iter().find(|(k, _, _)| k == key) {
+                Some((_, src, _)) => {
+                    let image = self.import_path(src)?;
+                    let base = image.with_extension("");
+                    let k = base.with_extension("vmlinuz");
+                    let i = base.with_extension("initrd");
+                    if kernel.is_none() && k.is_file() && i.is_file() {
+                        kernel = Some((k, i));
+                    }
+                    run_ok(
+                        Command::new("qemu-img")
+                            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+                            .arg(&image)
+                            .arg(&disk)
+                            .arg(size.to_string()),
+                        None,
+                    )?;
+                    lines.push(format!("{key}: overlay on {}", image.display()));
+                }
+                None => {
+                    run_ok(
+                        Command::new("qemu-img")
+                            .args(["create", "-q", "-f", "qcow2"])
+                            .arg(&disk)
+                            .arg(size.to_string()),
+                        None,
+                    )?;
+                }
+            }
+        }
+        self.qlock().insert(
+            vmid,
+            QemuVm {
+                conf: spec.conf.clone(),
+                kernel,
+                ip: None,
+                started: None,
+            },
+        );
+        Ok(lines)
+    }
+
+    /// The NoCloud seed: meta-data, user-data (generated, or the `cicustom` snippet),
+    /// vendor-data (the apt proxy) and network-config (the bridge address).
+    fn write_seed(
+        &self,
+        vmid: u32,
+        ci: &CloudInit,
+        ip: Option<Ipv4Addr>,
+        mac: &str,
+        upgrade: bool,
+    ) -> Result<(), String> {
+        let dir = self.qdir(vmid);
+        let seed = dir.join("seed");
+        let _ = std::fs::remove_dir_all(&seed);
+        std::fs::create_dir_all(&seed).map_err(|e| e.to_string())?;
+        let bridge = self.opts.bridge_ip;
+        let user = ci.user.clone().unwrap_or_else(|| "debian".into());
+        let user_data = match &ci.user_data {
+            Some(d) => d.clone(),
+            None => {
+                let mut s = format!(
+                    "#cloud-config\nhostname: {h}\nmanage_etc_hosts: true\nfqdn: {h}\nuser: {user}\n",
+                    h = ci.hostname
+                );
+                if let Some(pw) = &ci.password_hash {
+                    s.push_str(&format!("password: {pw}\n"));
+                }
+                if let Some(keys) = &ci.ssh_keys {
+                    s.push_str("ssh_authorized_keys:\n");
+                    for k in keys.lines().map(str::trim).filter(|k| !k.is_empty()) {
+                        s.push_str(&format!("  - {k}\n"));
+                    }
+                }
+                s.push_str("chpasswd:\n  expire: False\nusers:\n  - default\n");
+                s.push_str(&format!("package_upgrade: {upgrade}\n"));
+                s.into_bytes()
+            }
+        };
+        let vendor = format!(
+            "#cloud-config\napt:\n  proxy: http://{bridge}:{p}\n  http_proxy: http://{bridge}:{p}\n",
+            p = self.opts.proxy_port
+        );
+        let network = match ip {
+            Some(ip) => format!(
+                "version: 1\nconfig:\n  - type: physical\n    name: ens18\n    mac_address: '{mac}'\n    subnets:\n      - type: static\n        address: {ip}/{prefix}\n        gateway: {bridge}\n        dns_nameservers: [{bridge}]\n{search}",
+                prefix = self.opts.bridge_prefix,
+                search = ci
+                    .searchdomain
+                    .as_ref()
+                    .map(|s| format!("        dns_search: [{s}]\n"))
+                    .unwrap_or_default()
+            ),
+            None => "version: 1\nconfig: []\n".to_string(),
+        };
+        let instance = {
+            use sha2::Digest as _;
+            let mut h = sha2::Sha256::new();
+            h.update(&user_data);
+            h.update(network.as_bytes());
+            h.update(ci.hostname.as_bytes());
+            let d = h.finalize();
+            d.iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let meta = format!("instance-id: {instance}\nlocal-hostname: {}\n", ci.hostname);
+        for (name, data) in [
+            ("user-data", user_data),
+            ("meta-data", meta.into_bytes()),
+            ("vendor-data", vendor.into_bytes()),
+            ("network-config", network.into_bytes()),
+        ] {
+            std::fs::write(seed.join(name), data).map_err(|e| e.to_string())?;
+        }
+        let tool = if which("genisoimage").is_some() {
+            "genisoimage"
+        } else if which("xorrisofs").is_some() {
+            "xorrisofs"
+        } else {
+            return Err("genisoimage is not installed; run scripts/setup-vm.sh as root".into());
+        };
+        run_ok(
+            Command::new(tool)
+                .args(["-quiet", "-output"])
+                .arg(dir.join("seed.iso"))
+                .args(["-volid", "cidata", "-joliet", "-rock"])
+                .arg(seed.join("user-data"))
+                .arg(seed.join("meta-data"))
+                .arg(seed.join("vendor-data"))
+                .arg(seed.join("network-config")),
+            None,
+        )
+        .map(|_| ())
+    }
+
+    pub(super) fn qemu_start(
+        &self,
+        vmid: u32,
+        conf: &BTreeMap<String, String>,
+        ci: &CloudInit,
+    ) -> Result<(), String> {
+        if !Path::new("/dev/kvm").exists() {
+            return Err("KVM virtualisation configured, but not available".into());
+        }
+        let dir = self.qdir(vmid);
+        let vm = self
+            .qlock()
+            .get(&vmid)
+            .cloned()
+            .ok_or_else(|| format!("VM {vmid} has no disks on this backend"))?;
+        if self.qemu_pid(vmid).is_some() {
+            return Err(format!("VM {vmid} already running"));
+        }
+        // An address on the bridge, picked as for containers.
+        self.release_claims(vmid);
+        let mut busy: Vec<Ipv4Addr> = self
+            .lock()
+            .values()
+            .flat_map(|g| g.nics.iter().filter_map(|n| n.ip.map(|x| x.0)))
+            .chain(
+                self.qlock()
+                    .iter()
+                    .filter(|(v, _)| **v != vmid)
+                    .filter_map(|(_, q)| q.ip),
+            )
+            .collect();
+        busy.push(self.opts.bridge_ip);
+        busy.extend(live_addresses(&self.opts.bridge));
+        let ip = if conf.contains_key("net0") {
+            self.free_ip(&busy, vmid)
+        } else {
+            None
+        };
+        let mac = ip
+            .map(|ip| {
+                let [a, b, c, d] = ip.octets();
+                format!("02:cf:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+            })
+            .unwrap_or_else(|| "02:cf:00:00:00:01".into());
+        let upgrade = conf.get("ciupgrade").is_none_or(|v| v != "0");
+        self.write_seed(vmid, ci, ip, &mac, upgrade)?;
+        let mem = conf
+            .get("memory")
+            .and_then(|m| {
+                m.trim_start_matches("current=")
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(512);
+        let cores: u64 = conf.get("cores").and_then(|c| c.parse().ok()).unwrap_or(1);
+        let sockets: u64 = conf
+            .get("sockets")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args([
+            "-name",
+            &format!("vm{vmid}"),
+            "-machine",
+            "pc,accel=kvm",
+            "-cpu",
+            "host",
+        ])
+        .args([
+            "-smp",
+            &(cores * sockets).max(1).to_string(),
+            "-m",
+            &mem.to_string(),
+        ])
+        .args(["-device", "virtio-scsi-pci,id=scsihw0"]);
+        if let Some((k, i)) = &vm.kernel {
+            cmd.arg("-kernel").arg(k).arg("-initrd").arg(i).args([
+                "-append",
+                "root=LABEL=cloudimg-rootfs rw console=ttyS0 quiet",
+            ]);
+        }
+        let mut n = 0;
+        for (key, value) in conf.iter().filter(|(k, _)| crate::state::is_vm_disk_key(k)) {
+            if value.contains("media=cdrom") {
+                continue;
+            }
+            let disk = dir.join(format!("disk-{key}.qcow2"));
+            if !disk.is_file() {
+                continue;
+            }
+            cmd.arg("-drive")
+                .arg(format!(
+                    "file={},if=none,id=drive-{key},format=qcow2,cache=unsafe,discard=unmap",
+                    disk.display()
+                ))
+                .arg("-device")
+                .arg(format!(
+                    "scsi-hd,drive=drive-{key},bus=scsihw0.0,scsi-id={n}"
+                ));
+            n += 1;
+        }
+        cmd.arg("-drive").arg(format!(
+            "file={},if=virtio,format=raw,readonly=on",
+            dir.join("seed.iso").display()
+        ));
+        if ip.is_some() {
+            let tap = self.tap_name(vmid, 0);
+            if !Path::new("/sys/class/net").join(&tap).exists() {
+                run_ok(
+                    Command::new("ip").args(["tuntap", "add", "dev", &tap, "mode", "tap"]),
+                    None,
+                )?;
+            }
+            run_ok(
+                Command::new("ip").args(["link", "set", &tap, "master", &self.opts.bridge, "up"]),
+                None,
+            )?;
+            cmd.arg("-netdev")
+                .arg(format!("tap,id=net0,ifname={tap},script=no,downscript=no"))
+                .arg("-device")
+                .arg(format!("virtio-net-pci,netdev=net0,mac={mac},addr=0x12"));
+        } else {
+            cmd.args(["-nic", "none"]);
+        }
+        let qga = dir.join("qga.sock");
+        let qmp = dir.join("qmp.sock");
+        cmd.arg("-chardev")
+            .arg(format!(
+                "socket,path={},server=on,wait=off,id=qga0",
+                qga.display()
+            ))
+            .args(["-device", "virtio-serial"])
+            .args([
+                "-device",
+                "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+            ])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()))
+            .arg("-serial")
+            .arg(format!("file:{}", dir.join("console.log").display()))
+            .args(["-display", "none", "-daemonize", "-pidfile"])
+            .arg(dir.join("qemu.pid"));
+        run_ok(&mut cmd, None)?;
+        if let Some(v) = self.qlock().get_mut(&vmid) {
+            v.conf = conf.clone();
+            v.ip = ip;
+            v.started = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    pub(super) fn qemu_stop(&self, vmid: u32) -> Result<(), String> {
+        self.kill_vm(vmid);
+        self.remove_taps(vmid);
+        Ok(())
+    }
+
+    pub(super) fn qemu_shutdown(&self, vmid: u32, agent: bool) -> Result<(), String> {
+        if self.qemu_pid(vmid).is_none() {
+            return Ok(());
+        }
+        let asked = if agent {
+            self.qga(vmid, "guest-shutdown", json!({}), Duration::from_secs(5))
+                .is_ok()
+        } else {
+            false
+        };
+        if !asked {
+            let _ = self.qmp(vmid, "system_powerdown");
+        }
+        if !self.wait_exit(vmid, Duration::from_secs(60)) {
+            self.kill_vm(vmid);
+        }
+        self.remove_taps(vmid);
+        Ok(())
+    }
+
+    pub(super) fn qemu_destroy(&self, vmid: u32) -> Result<(), String> {
+        self.kill_vm(vmid);
+        self.remove_taps(vmid);
+        self.qlock().remove(&vmid);
+        self.release_claims(vmid);
+        let dir = self.qdir(vmid);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn qemu_ping(&self, vmid: u32) -> bool {
+        self.qemu_pid(vmid).is_some()
+            && self
+                .qga(vmid, "guest-ping", json!({}), Duration::from_secs(2))
+                .is_ok()
+    }
+
+    pub(super) fn qemu_interfaces(&self, vmid: u32) -> Option<Value> {
+        self.qga(
+            vmid,
+            "guest-network-get-interfaces",
+            json!({}),
+            Duration::from_secs(5),
+        )
+        .ok()
+    }
+
+    pub(super) fn qemu_resize(&self, vmid: u32, disk: &str, bytes: u64) -> Result<(), String> {
+        let path = self.qdir(vmid).join(format!("disk-{disk}.qcow2"));
+        if self.qemu_pid(vmid).is_some() {
+            return Err("online resize is not supported by the simulator's VMs".into());
+        }
+        run_ok(
+            Command::new("qemu-img")
+                .args(["resize", "-q"])
+                .arg(&path)
+                .arg(bytes.to_string()),
+            None,
+        )
+        .map(|_| ())
+    }
+
+    pub(super) fn qemu_push(&self, vmid: u32, path: &str, data: &[u8]) -> Result<(), String> {
+        let h = self.qga(
+            vmid,
+            "guest-file-open",
+            json!({"path": path, "mode": "w"}),
+            Duration::from_secs(10),
+        )?;
+        let handle = h.as_i64().ok_or("no file handle")?;
+        for chunk in data.chunks(48 * 1024) {
+            self.qga(
+                vmid,
+                "guest-file-write",
+                json!({"handle": handle, "buf-b64": B64.encode(chunk)}),
+                Duration::from_secs(10),
+            )?;
+        }
+        if data.is_empty() {
+            self.qga(
+                vmid,
+                "guest-file-write",
+                json!({"handle": handle, "buf-b64": ""}),
+                Duration::from_secs(10),
+            )?;
+        }
+        self.qga(
+            vmid,
+            "guest-file-close",
+            json!({"handle": handle}),
+            Duration::from_secs(10),
+        )
+        .map(|_| ())
+    }
+
+    pub(super) fn qemu_pull(&self, vmid: u32, path: &str) -> Result<Vec<u8>, String> {
+        let h = self.qga(
+            vmid,
+            "guest-file-open",
+            json!({"path": path, "mode": "r"}),
+            Duration::from_secs(10),
+        )?;
+        let handle = h.as_i64().ok_or("no file handle")?;
+        let mut out = Vec::new();
+        loop {
+            let r = self.qga(
+                vmid,
+                "guest-file-read",
+                json!({"handle": handle, "count": 1024 * 1024}),
+                Duration::from_secs(10),
+            )?;
+            if let Some(b) = r.get("buf-b64").and_then(Value::as_str) {
+                out.extend(B64.decode(b).unwrap_or_default());
+            }
+            if r.get("eof").and_then(Value::as_bool) != Some(false) || out.len() > 16 << 20 {
+                break;
+            }
+        }
+        let _ = self.qga(
+            vmid,
+            "guest-file-close",
+            json!({"handle": handle}),
+            Duration::from_secs(10),
+        );
+        Ok(out)
+    }
+
+    pub(super) fn qemu_usage(&self, vmid: u32) -> Option<Usage> {
+        let pid = self.qemu_pid(vmid)?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let rss_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        let tap = Path::new("/sys/class/net")
+            .join(self.tap_name(vmid, 0))
+            .join("statistics");
+        let mut stat = String::new();
+        let cpu_ticks = std::fs::File::open(format!("/proc/{pid}/stat"))
+            .and_then(|mut f| f.read_to_string(&mut stat))
+            .ok()
+            .and_then(|_| {
+                let after = stat.rsplit_once(')')?.1;
+                let f: Vec<&str> = after.split_whitespace().collect();
+                Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            })
+            .unwrap_or(0);
+        let up = self
+            .qlock()
+            .get(&vmid)
+            .and_then(|v| v.started)
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or(1.0)
+            .max(0.001);
+        Some(Usage {
+            cpu: ((cpu_ticks as f64 / 100.0) / up).clamp(0.0, 1.0),
+            mem: rss_kib * 1024,
+            swap: 0,
+            netin: read_u64(&tap.join("tx_bytes")).unwrap_or(0),
+            netout: read_u64(&tap.join("rx_bytes")).unwrap_or(0),
+            diskread: 0,
+            diskwrite: 0,
+            pid: Some(pid),
+            disk: None,
+        })
+    }
+}
+
+/// One QGA request and its `return` (`Err` with the agent's error text).
+fn qga_call(path: &Path, cmd: &str, args: Value, wait: Duration) -> Result<Value, String> {
+    let mut s = UnixStream::connect(path).map_err(|e| format!("QGA socket: {e}"))?;
+    s.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(wait)).map_err(|e| e.to_string())?;
+    let id = u64::from(rand::random::<u32>());
+    let sync = json!({"execute": "guest-sync-delimited", "arguments": {"id": id}});
+    s.write_all(format!("{sync}\n").as_bytes())
+        .map_err(|e| format!("QGA write: {e}"))?;
+    let mut r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
+    // Everything before the 0xFF sentinel is a stale answer.
+    let mut skipped = Vec::new();
+    r.read_until(0xff, &mut skipped)
+        .map_err(|e| format!("QGA sync: {e}"))?;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)
+            .map_err(|e| format!("QGA sync: {e}"))?
+            == 0
+        {
+            return Err("QGA closed the connection".into());
+        }
+        let v: Value =
+            serde_json::from_str(line.trim_start_matches('\u{ff}').trim()).unwrap_or(Value::Null);
+        if v.get("return").and_then(Value::as_u64) == Some(id) {
+            break;
+        }
+    }
+    let req = json!({"execute": cmd, "arguments": args});
+    s.write_all(format!("{req}\n").as_bytes())
+        .map_err(|e| format!("QGA write: {e}"))?;
+    if cmd == "guest-shutdown" {
+        return Ok(Value::Null);
+    }
+    let mut line = String::new();
+    r.read_line(&mut line)
+        .map_err(|e| format!("QGA read: {e}"))?;
+    let v: Value = serde_json::from_str(line.trim()).map_err(|e| format!("QGA answer: {e}"))?;
+    if let Some(err) = v.get("error") {
+        return Err(err
+            .get("desc")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error")
+            .to_string());
+    }
+    Ok(v.get("return").cloned().unwrap_or(Value::Null))
+}
+
+/// Run a command through `guest-exec` and poll `guest-exec-status` until it ends.
+fn qga_exec(sock: &Path, argv: &[String], stdin: &[u8]) -> Result<(u32, Vec<u8>, Vec<u8>), String> {
+    let (path, args) = argv.split_first().ok_or("empty command")?;
+    let mut req = json!({"path": path, "arg": args, "capture-output": true});
+    if !stdin.is_empty() {
+        req["input-data"] = json!(B64.encode(stdin));
+    }
+    let started = qga_call(sock, "guest-exec", req, Duration::from_secs(10))?;
+    let pid = started.get("pid").and_then(Value::as_i64).ok_or("no pid")?;
+    loop {
+        let st = qga_call(
+            sock,
+            "guest-exec-status",
+            json!({"pid": pid}),
+            Duration::from_secs(10),
+        )?;
+        if st.get("exited").and_then(Value::as_bool) == Some(true) {
+            let dec = |k: &str| {
+                st.get(k)
+                    .and_then(Value::as_str)
+                    .and_then(|s| B64.decode(s).ok())
+                    .unwrap_or_default()
+            };
+            let code = st
+                .get("exitcode")
+                .and_then(Value::as_i64)
+                .map(|c| u32::try_from(c).unwrap_or(255))
+                .unwrap_or(255);
+            return Ok((code, dec("out-data"), dec("err-data")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An exec future for a VM: `guest-exec` in a blocking thread, the output sent at the end.
+pub(super) fn vm_exec_future(
+    backend: &LxcBackend,
+    vmid: u32,
+    argv: Vec<String>,
+    stdin: Vec<u8>,
+    out: UnboundedSender<ExecChunk>,
+) -> ExecFuture {
+    let sock = backend.qdir(vmid).join("qga.sock");
+    Box::pin(async move {
+        let res = tokio::task::spawn_blocking(move || qga_exec(&sock, &argv, &stdin))
+            .await
+            .unwrap_or_else(|e| Err(format!("agent task failed: {e}")));
+        match res {
+            Ok((code, o, e)) => {
+                if !o.is_empty() {
+                    let _ = out.send(ExecChunk::Stdout(o));
+                }
+                if !e.is_empty() {
+                    let _ = out.send(ExecChunk::Stderr(e));
+                }
+                code
+            }
+            Err(e) => {
+                let _ = out.send(ExecChunk::Stderr(format!("{e}\n").into_bytes()));
+                255
+            }
+        }
+    })
+}
