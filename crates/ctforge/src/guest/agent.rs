@@ -266,7 +266,7 @@ impl RemoteExec for AgentChannel {
         let what = format!("push to `{}` in VM {}", short(dest), self.vmid);
         let staging = format!("/run/ctforge-push-{:016x}", rand::random::<u64>());
         let q = quote(&staging);
-        self.helper(&what, &format!("umask 077 && mkdir -m 700 {q}"))
+        self.helper(&what, &format!("umask 077 && mkdir -p -m 700 {q}"))
             .await?;
         let engine = base64::engine::general_purpose::STANDARD;
         let chunks: Vec<&[u8]> = if content.is_empty() {
