@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::types::{AgentExecStatus, AgentInterfaces, AgentPid, QemuCreate, QemuStatus};
 use crate::types::{
     AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
     LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,
@@ -193,4 +194,97 @@ pub trait PveApi: Send + Sync {
         timeframe: Timeframe,
         cf: Option<ConsolidationFn>,
     ) -> Result<Vec<RrdPoint>>;
+
+    // ---- QEMU virtual machines. Defaults answer "not supported" so in-process fakes that
+    // ---- never see a VM need not implement them; `PveClient` implements every one.
+
+    /// `POST /nodes/{node}/qemu` — starts a `qmcreate` task (the image import runs in it).
+    async fn qemu_create(&self, _node: &str, _params: &QemuCreate) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu"))
+    }
+    /// `GET /nodes/{node}/qemu/{vmid}/config` (`current`: ignore pending changes), as
+    /// key → value.
+    async fn qemu_config_get(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _current: bool,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
+        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/config"))
+    }
+    /// `PUT /nodes/{node}/qemu/{vmid}/config` (synchronous).
+    async fn qemu_config_put(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _set: &[(String, String)],
+        _delete: &[String],
+    ) -> Result<()> {
+        Err(unsupported("PUT /nodes/{node}/qemu/{vmid}/config"))
+    }
+    /// `PUT …/qemu/{vmid}/resize` — a `resize` task (grow only).
+    async fn qemu_resize(&self, _node: &str, _vmid: u32, _disk: &str, _size: &str) -> Result<Upid> {
+        Err(unsupported("PUT /nodes/{node}/qemu/{vmid}/resize"))
+    }
+    /// `POST …/qemu/{vmid}/clone` — a `qmclone` task.
+    async fn qemu_clone(&self, _node: &str, _vmid: u32, _params: &CloneParams) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/clone"))
+    }
+    /// `POST …/qemu/{vmid}/template` — a `qmtemplate` task.
+    async fn qemu_template(&self, _node: &str, _vmid: u32) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/template"))
+    }
+    /// `POST …/qemu/{vmid}/agent/ping` — fails while the guest agent does not answer.
+    async fn agent_ping(&self, _node: &str, _vmid: u32) -> Result<()> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/agent/ping"))
+    }
+    /// `POST …/qemu/{vmid}/agent/exec` — starts `command` (program and arguments) in the
+    /// guest, `input_data` on its stdin; answers the PID.
+    async fn agent_exec(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _command: &[String],
+        _input_data: Option<&str>,
+    ) -> Result<AgentPid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/agent/exec"))
+    }
+    /// `GET …/qemu/{vmid}/agent/exec-status?pid=`.
+    async fn agent_exec_status(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _pid: i64,
+    ) -> Result<AgentExecStatus> {
+        Err(unsupported(
+            "GET /nodes/{node}/qemu/{vmid}/agent/exec-status",
+        ))
+    }
+    /// `POST …/qemu/{vmid}/agent/file-write` (`content` base64, at most 60 KiB of it).
+    async fn agent_file_write(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _file: &str,
+        _content_base64: &str,
+    ) -> Result<()> {
+        Err(unsupported(
+            "POST /nodes/{node}/qemu/{vmid}/agent/file-write",
+        ))
+    }
+    /// `GET …/qemu/{vmid}/agent/network-get-interfaces`.
+    async fn agent_network_get_interfaces(
+        &self,
+        _node: &str,
+        _vmid: u32,
+    ) -> Result<AgentInterfaces> {
+        Err(unsupported(
+            "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
+        ))
+    }
+}
+
+/// What the default qemu methods answer.
+fn unsupported(endpoint: &str) -> crate::PveError {
+    crate::PveError::Config(format!("{endpoint} is not supported by this client"))
 }

@@ -805,6 +805,120 @@ impl PveApi for PveClient {
         self.list(request::pools()).await
     }
 
+    async fn qemu_create(&self, node: &str, params: &crate::types::QemuCreate) -> Result<Upid> {
+        self.upid(request::qemu_create(node, params)).await
+    }
+    async fn qemu_list(&self, node: &str) -> Result<Vec<crate::types::QemuStatus>> {
+        self.list(request::qemu_list(node)).await
+    }
+    async fn qemu_config_get(
+        &self,
+        node: &str,
+        vmid: u32,
+        current: bool,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
+        self.get(request::qemu_config_get(node, vmid, current))
+            .await
+    }
+    async fn qemu_config_put(
+        &self,
+        node: &str,
+        vmid: u32,
+        set: &[(String, String)],
+        delete: &[String],
+    ) -> Result<()> {
+        self.execute(&request::qemu_config_put(node, vmid, set, delete))
+            .await
+            .map(|_| ())
+    }
+    async fn qemu_status_current(&self, node: &str, vmid: u32) -> Result<crate::types::QemuStatus> {
+        self.get(request::qemu_status_current(node, vmid)).await
+    }
+    async fn qemu_start(&self, node: &str, vmid: u32) -> Result<Upid> {
+        self.upid(request::qemu_start(node, vmid)).await
+    }
+    async fn qemu_stop(&self, node: &str, vmid: u32) -> Result<Upid> {
+        self.upid(request::qemu_stop(node, vmid)).await
+    }
+    async fn qemu_shutdown(
+        &self,
+        node: &str,
+        vmid: u32,
+        timeout: Option<u32>,
+        force_stop: bool,
+    ) -> Result<Upid> {
+        self.upid(request::qemu_shutdown(node, vmid, timeout, force_stop))
+            .await
+    }
+    async fn qemu_reboot(&self, node: &str, vmid: u32, timeout: Option<u32>) -> Result<Upid> {
+        self.upid(request::qemu_reboot(node, vmid, timeout)).await
+    }
+    async fn qemu_delete(&self, node: &str, vmid: u32, opts: DeleteOptions) -> Result<Upid> {
+        self.upid(request::qemu_delete(node, vmid, opts)).await
+    }
+    async fn qemu_resize(&self, node: &str, vmid: u32, disk: &str, size: &str) -> Result<Upid> {
+        self.upid(request::qemu_resize(node, vmid, disk, size))
+            .await
+    }
+    async fn qemu_clone(&self, node: &str, vmid: u32, params: &CloneParams) -> Result<Upid> {
+        self.upid(request::qemu_clone(node, vmid, params)).await
+    }
+    async fn qemu_template(&self, node: &str, vmid: u32) -> Result<Upid> {
+        self.upid(request::qemu_template(node, vmid)).await
+    }
+    async fn qemu_rrddata(
+        &self,
+        node: &str,
+        vmid: u32,
+        timeframe: Timeframe,
+        cf: Option<ConsolidationFn>,
+    ) -> Result<Vec<RrdPoint>> {
+        self.list(request::qemu_rrddata(node, vmid, timeframe, cf))
+            .await
+    }
+    async fn agent_ping(&self, node: &str, vmid: u32) -> Result<()> {
+        self.execute(&request::agent_ping(node, vmid))
+            .await
+            .map(|_| ())
+    }
+    async fn agent_exec(
+        &self,
+        node: &str,
+        vmid: u32,
+        command: &[String],
+        input_data: Option<&str>,
+    ) -> Result<crate::types::AgentPid> {
+        self.get(request::agent_exec(node, vmid, command, input_data))
+            .await
+    }
+    async fn agent_exec_status(
+        &self,
+        node: &str,
+        vmid: u32,
+        pid: i64,
+    ) -> Result<crate::types::AgentExecStatus> {
+        self.get(request::agent_exec_status(node, vmid, pid)).await
+    }
+    async fn agent_file_write(
+        &self,
+        node: &str,
+        vmid: u32,
+        file: &str,
+        content_base64: &str,
+    ) -> Result<()> {
+        self.execute(&request::agent_file_write(node, vmid, file, content_base64))
+            .await
+            .map(|_| ())
+    }
+    async fn agent_network_get_interfaces(
+        &self,
+        node: &str,
+        vmid: u32,
+    ) -> Result<crate::types::AgentInterfaces> {
+        self.get(request::agent_network_get_interfaces(node, vmid))
+            .await
+    }
+
     async fn access_permissions(
         &self,
         userid: Option<&str>,

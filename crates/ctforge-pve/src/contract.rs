@@ -243,7 +243,12 @@ impl Contract {
                 }
                 continue;
             }
-            if spec.params.iter().filter(|(a, _)| a == k).count() > 1 {
+            // An `array` parameter travels as one form value per element (pve-common's
+            // RESTHandler splits the repeated values back into the array).
+            let array = self.lookup_param(props, k).is_some_and(|(_, schema)| {
+                schema.get("type").and_then(Value::as_str) == Some("array")
+            });
+            if !array && spec.params.iter().filter(|(a, _)| a == k).count() > 1 {
                 v.push(Violation {
                     param: Some(k.clone()),
                     message: "parameter given more than once".into(),
@@ -377,6 +382,13 @@ impl Contract {
                     err(format!("value may only be {max} characters long"));
                 }
             }
+            "array" => {
+                // One element of a repeated form value: checked against `items`.
+                if let Some(items) = schema.get("items") {
+                    self.check_value(name, value, items, v);
+                }
+                return;
+            }
             other => {
                 err(format!(
                     "parameters of type '{other}' cannot be sent as form values"
@@ -443,6 +455,25 @@ impl Contract {
                     }
                 },
             };
+            // `alias`: the key stands for another (`volume` → `file`); with `keyAlias` the key's
+            // name is itself a value (`virtio=<mac>` → `model=virtio`, `macaddr=<mac>`).
+            let key = match sub
+                .get(&key)
+                .and_then(|s| s.get("alias"))
+                .and_then(Value::as_str)
+            {
+                Some(alias) => {
+                    if let Some(key_alias) = sub
+                        .get(&key)
+                        .and_then(|s| s.get("keyAlias"))
+                        .and_then(Value::as_str)
+                    {
+                        seen.push(key_alias.to_string());
+                    }
+                    alias.to_string()
+                }
+                None => key,
+            };
             let Some(sub_schema) = sub.get(&key) else {
                 v.push(Violation {
                     param: Some(name.to_string()),
@@ -464,7 +495,7 @@ impl Contract {
             self.check_value(&format!("{name}.{key}"), val, sub_schema, v);
         }
         for (k, s) in sub {
-            if !is_optional(s) && !seen.contains(k) {
+            if !is_optional(s) && s.get("alias").is_none() && !seen.contains(k) {
                 v.push(Violation {
                     param: Some(name.to_string()),
                     message: format!(

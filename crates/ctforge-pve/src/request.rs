@@ -50,7 +50,7 @@ impl fmt::Display for Method {
 }
 
 /// Parameter names whose values are secret and redacted in `Debug`.
-pub const SECRET_PARAMS: &[&str] = &["password", "tfa-challenge", "otp"];
+pub const SECRET_PARAMS: &[&str] = &["password", "tfa-challenge", "otp", "cipassword"];
 
 /// A fully built request, as the client sends it. `Debug` redacts secret
 /// parameter values ([`SECRET_PARAMS`]).
@@ -456,9 +456,36 @@ fn qemu(node: &str, vmid: u32) -> String {
     format!("/nodes/{}/qemu/{vmid}", seg(node))
 }
 
+/// `POST /nodes/{node}/qemu`
+pub fn qemu_create(node: &str, params: &crate::types::QemuCreate) -> RequestSpec {
+    let mut r = RequestSpec::new(Method::Post, format!("/nodes/{}/qemu", seg(node)));
+    r.params = params.to_form();
+    r
+}
+
 /// `GET /nodes/{node}/qemu`
 pub fn qemu_list(node: &str) -> RequestSpec {
     RequestSpec::new(Method::Get, format!("/nodes/{}/qemu", seg(node)))
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/config[?current=1]`
+pub fn qemu_config_get(node: &str, vmid: u32, current: bool) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/config", qemu(node, vmid))).flag("current", current)
+}
+
+/// `PUT /nodes/{node}/qemu/{vmid}/config` (synchronous; `set` pairs and keys to `delete`).
+pub fn qemu_config_put(
+    node: &str,
+    vmid: u32,
+    set: &[(String, String)],
+    delete: &[String],
+) -> RequestSpec {
+    let mut r = RequestSpec::new(Method::Put, format!("{}/config", qemu(node, vmid)));
+    r.params = set.to_vec();
+    if !delete.is_empty() {
+        r.params.push(("delete".into(), delete.join(",")));
+    }
+    r
 }
 
 /// `GET /nodes/{node}/qemu/{vmid}/status/current`
@@ -505,6 +532,31 @@ pub fn qemu_delete(
         .flag("destroy-unreferenced-disks", destroy_unreferenced_disks)
 }
 
+/// `PUT /nodes/{node}/qemu/{vmid}/resize` (`size` like `8G` or `+2G`; grow only).
+pub fn qemu_resize(node: &str, vmid: u32, disk: &str, size: &str) -> RequestSpec {
+    RequestSpec::new(Method::Put, format!("{}/resize", qemu(node, vmid)))
+        .param("disk", disk)
+        .param("size", size)
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/clone`
+pub fn qemu_clone(node: &str, vmid: u32, params: &CloneParams) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/clone", qemu(node, vmid)))
+        .param("newid", params.newid.to_string())
+        .opt("name", params.hostname.clone())
+        .opt("description", params.description.clone())
+        .opt("full", params.full.map(|f| if f { "1" } else { "0" }))
+        .opt("pool", params.pool.clone())
+        .opt("snapname", params.snapname.clone())
+        .opt("storage", params.storage.clone())
+        .opt("target", params.target.clone())
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/template`
+pub fn qemu_template(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/template", qemu(node, vmid)))
+}
+
 /// `GET /nodes/{node}/qemu/{vmid}/rrddata`
 pub fn qemu_rrddata(
     node: &str,
@@ -514,7 +566,56 @@ pub fn qemu_rrddata(
 ) -> RequestSpec {
     RequestSpec::new(Method::Get, format!("{}/rrddata", qemu(node, vmid)))
         .param("timeframe", timeframe.as_str())
-        .opt("cf", cf.map(ConsolidationFn::as_str))
+        .opt("cf", cf.map(|c| c.as_str()))
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/agent/ping`
+pub fn agent_ping(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{}/agent/ping", qemu(node, vmid)))
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/agent/exec`: `command` is sent as one form value per
+/// element (Proxmox's array parameter); `input_data` becomes the process's stdin.
+pub fn agent_exec(
+    node: &str,
+    vmid: u32,
+    command: &[String],
+    input_data: Option<&str>,
+) -> RequestSpec {
+    let mut r = RequestSpec::new(Method::Post, format!("{}/agent/exec", qemu(node, vmid)));
+    for part in command {
+        r.params.push(("command".into(), part.clone()));
+    }
+    r.opt("input-data", input_data)
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/agent/exec-status?pid=`
+pub fn agent_exec_status(node: &str, vmid: u32, pid: i64) -> RequestSpec {
+    RequestSpec::new(
+        Method::Get,
+        format!("{}/agent/exec-status", qemu(node, vmid)),
+    )
+    .param("pid", pid.to_string())
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/agent/file-write`: `content` already base64 (`encode=0`),
+/// so binary content survives.
+pub fn agent_file_write(node: &str, vmid: u32, file: &str, content_base64: &str) -> RequestSpec {
+    RequestSpec::new(
+        Method::Post,
+        format!("{}/agent/file-write", qemu(node, vmid)),
+    )
+    .param("file", file)
+    .param("content", content_base64)
+    .param("encode", "0")
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces`
+pub fn agent_network_get_interfaces(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(
+        Method::Get,
+        format!("{}/agent/network-get-interfaces", qemu(node, vmid)),
+    )
 }
 
 #[cfg(test)]

@@ -277,6 +277,7 @@ fn all_requests() -> Vec<RequestSpec> {
         request::node_network("pve-01", Some("any_bridge")),
         request::pools(),
     ];
+    v.extend(qemu_requests());
     for kind in [
         ResourceKind::Vm,
         ResourceKind::Storage,
@@ -303,6 +304,141 @@ fn all_requests() -> Vec<RequestSpec> {
         }
     }
     v
+}
+
+/// A VM as ctforge plans it: the disk imported from a cloud image, a cloud-init drive with
+/// user, password, keys and network, the guest agent, the serial console.
+fn vm_create() -> QemuCreate {
+    let mut q = QemuCreate::new(120);
+    q.name = Some("vm-web".into());
+    q.memory = Some(2048);
+    q.cores = Some(2);
+    q.sockets = Some(1);
+    q.cpu = Some("host".into());
+    q.machine = Some("q35".into());
+    q.bios = Some("ovmf".into());
+    q.ostype = Some("l26".into());
+    q.scsihw = Some("virtio-scsi-single".into());
+    q.scsi0 = Some(VmDisk::Import {
+        storage: "local-lvm".into(),
+        volid: "local:import/debian-12-genericcloud-amd64.qcow2".into(),
+    });
+    q.cloudinit = Some(("ide2".into(), "local-lvm".into()));
+    q.boot = Some("order=scsi0".into());
+    q.net0 = Some("virtio,bridge=vmbr0".into());
+    q.serial0 = Some("socket".into());
+    q.vga = Some("serial0".into());
+    q.agent = true;
+    q.ciuser = Some("ctforge".into());
+    q.cipassword = Some(ctforge_pve::Secret::new("correct horse"));
+    q.sshkeys = Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx root@ctforge\n".into());
+    q.ipconfig0 = Some("ip=192.0.2.20/24,gw=192.0.2.1".into());
+    q.nameserver = Some("192.0.2.1".into());
+    q.searchdomain = Some("lab".into());
+    q.cicustom = Some("user=local:snippets/ctforge-120-user.yaml".into());
+    q.tags = vec!["web".into(), "vm".into()];
+    q.description = Some("made by ctforge".into());
+    q.onboot = Some(true);
+    q
+}
+
+/// Every qemu request ctforge can send.
+fn qemu_requests() -> Vec<RequestSpec> {
+    let mut dhcp = QemuCreate::new(121);
+    dhcp.scsi0 = Some(VmDisk::Empty {
+        storage: "local-lvm".into(),
+        size_gib: 8,
+    });
+    dhcp.ipconfig0 = Some("ip=dhcp".into());
+    dhcp.agent = true;
+    let mut v = vec![
+        request::qemu_create("pve-01", &vm_create()),
+        request::qemu_create("pve-01", &dhcp),
+        request::qemu_list("pve-01"),
+        request::qemu_config_get("pve-01", 120, false),
+        request::qemu_config_get("pve-01", 120, true),
+        request::qemu_config_put(
+            "pve-01",
+            120,
+            &[
+                ("cores".into(), "4".into()),
+                ("memory".into(), "4096".into()),
+            ],
+            &["cicustom".into()],
+        ),
+        request::qemu_status_current("pve-01", 120),
+        request::qemu_start("pve-01", 120),
+        request::qemu_stop("pve-01", 120),
+        request::qemu_shutdown("pve-01", 120, None, false),
+        request::qemu_shutdown("pve-01", 120, Some(60), true),
+        request::qemu_reboot("pve-01", 120, Some(30)),
+        request::qemu_delete("pve-01", 120, DeleteOptions::default()),
+        request::qemu_delete(
+            "pve-01",
+            120,
+            DeleteOptions {
+                purge: true,
+                force: false,
+                destroy_unreferenced_disks: true,
+            },
+        ),
+        request::qemu_resize("pve-01", 120, "scsi0", "8G"),
+        request::qemu_resize("pve-01", 120, "scsi0", "+2G"),
+        request::qemu_clone(
+            "pve-01",
+            9000,
+            &CloneParams {
+                newid: 122,
+                hostname: Some("vm-clone".into()),
+                full: Some(false),
+                ..Default::default()
+            },
+        ),
+        request::qemu_template("pve-01", 120),
+        request::agent_ping("pve-01", 120),
+        request::agent_exec(
+            "pve-01",
+            120,
+            &["/bin/sh".into(), "-c".into(), "cat /etc/hostname".into()],
+            None,
+        ),
+        request::agent_exec("pve-01", 120, &["/bin/cat".into()], Some("hello")),
+        request::agent_exec_status("pve-01", 120, 4242),
+        request::agent_file_write("pve-01", 120, "/run/ctforge-push-1/000000", "aGVsbG8="),
+        request::agent_network_get_interfaces("pve-01", 120),
+        request::storage_content("pve-01", "local", Some("import")),
+        request::node_storage("pve-01", Some("images")),
+    ];
+    for cf in [None, Some(ConsolidationFn::Average)] {
+        v.push(request::qemu_rrddata("pve-01", 120, Timeframe::Hour, cf));
+    }
+    v
+}
+
+#[test]
+fn every_qemu_request_conforms() {
+    let c = contract();
+    let failures: Vec<String> = qemu_requests()
+        .iter()
+        .filter_map(|spec| {
+            c.check(spec)
+                .err()
+                .map(|v| format!("{} {}: {:?}", spec.method, spec.path, v))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "non-conforming qemu requests:\n{}",
+        failures.join("\n")
+    );
+    // The image import and the cloud-init drive are what the plan sends.
+    let create = request::qemu_create("pve-01", &vm_create());
+    assert_eq!(
+        create.get("scsi0"),
+        Some("local-lvm:0,import-from=local:import/debian-12-genericcloud-amd64.qcow2")
+    );
+    assert_eq!(create.get("ide2"), Some("local-lvm:cloudinit"));
+    assert!(!format!("{create:?}").contains("correct horse"));
 }
 
 #[test]

@@ -56,12 +56,22 @@ pub const KEY_FUSE: &str = "TEMPLATE_FUSE";
 pub const KEY_STORAGE: &str = "TEMPLATE_STORAGE";
 /// Key: network bridge (ctforge extension).
 pub const KEY_BRIDGE: &str = "TEMPLATE_BRIDGE";
+/// Key: what the template creates, `lxc` (default) or `vm`.
+pub const KEY_TYPE: &str = "TEMPLATE_TYPE";
+/// Key (vm): the QEMU machine type, e.g. `q35`.
+pub const KEY_MACHINE: &str = "TEMPLATE_MACHINE";
+/// Key (vm): the firmware, `seabios` or `ovmf`.
+pub const KEY_BIOS: &str = "TEMPLATE_BIOS";
+/// Key (vm): the cloud image the disk is imported from: a Proxmox volume
+/// (`local:import/debian-12-genericcloud-amd64.qcow2`) or its file name.
+pub const KEY_IMAGE: &str = "TEMPLATE_IMAGE";
 
 /// Every key ctforge understands, in the order the canonical form writes them.
-pub const KNOWN_KEYS: [&str; 15] = [
+pub const KNOWN_KEYS: [&str; 19] = [
     KEY_APP,
     KEY_DESCRIPTION,
     KEY_TAGS,
+    KEY_TYPE,
     KEY_CPU,
     KEY_RAM,
     KEY_DISK,
@@ -74,7 +84,55 @@ pub const KNOWN_KEYS: [&str; 15] = [
     KEY_FUSE,
     KEY_STORAGE,
     KEY_BRIDGE,
+    KEY_MACHINE,
+    KEY_BIOS,
+    KEY_IMAGE,
 ];
+
+/// Keys that only mean something for containers (a vm template that sets one gets a warning).
+pub const LXC_ONLY_KEYS: [&str; 5] = [
+    KEY_SWAP,
+    KEY_UNPRIVILEGED,
+    KEY_NESTING,
+    KEY_KEYCTL,
+    KEY_FUSE,
+];
+/// Keys that only mean something for virtual machines.
+pub const VM_ONLY_KEYS: [&str; 3] = [KEY_MACHINE, KEY_BIOS, KEY_IMAGE];
+
+/// What a template creates: `TEMPLATE_TYPE=lxc` (the default) or `TEMPLATE_TYPE=vm`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateType {
+    /// A Proxmox container (`POST /nodes/{node}/lxc`).
+    #[default]
+    Lxc,
+    /// A QEMU virtual machine (`POST /nodes/{node}/qemu`) from a cloud image.
+    Vm,
+}
+
+impl TemplateType {
+    /// The text in `template.conf`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateType::Lxc => "lxc",
+            TemplateType::Vm => "vm",
+        }
+    }
+}
+
+impl std::str::FromStr for TemplateType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lxc" => Ok(TemplateType::Lxc),
+            "vm" => Ok(TemplateType::Vm),
+            other => Err(format!(
+                "invalid `{KEY_TYPE}` value `{other}`: use `lxc` (a container) or `vm` (a virtual machine)"
+            )),
+        }
+    }
+}
 
 /// Largest number of cores Proxmox accepts for a container.
 pub const MAX_CPU: u32 = 8192;
@@ -115,6 +173,18 @@ pub struct TemplateConfig {
     pub storage: Option<String>,
     /// `TEMPLATE_BRIDGE`: network bridge, e.g. `vmbr0`.
     pub bridge: Option<String>,
+    /// `TEMPLATE_TYPE`: `lxc` or `vm`; absent means `lxc` (see [`TemplateConfig::kind`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_type: Option<TemplateType>,
+    /// `TEMPLATE_MACHINE` (vm): QEMU machine type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// `TEMPLATE_BIOS` (vm): `seabios` or `ovmf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios: Option<String>,
+    /// `TEMPLATE_IMAGE` (vm): the cloud image to import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Keys ctforge does not know, with their values, in file order.
     pub extra: Vec<(String, String)>,
     /// The original file text, re-emitted on write when the model is unchanged.
@@ -130,6 +200,11 @@ impl TemplateConfig {
             ..self.clone()
         }
     }
+
+    /// What the template creates (`TEMPLATE_TYPE`, default `lxc`).
+    pub fn kind(&self) -> TemplateType {
+        self.template_type.unwrap_or_default()
+    }
 }
 
 /// What kind of value a known key holds.
@@ -138,11 +213,14 @@ enum Kind {
     Tags,
     Number { unit: &'static str, example: u32 },
     Bool,
+    Type,
 }
 
 fn kind_of(key: &str) -> Option<Kind> {
     Some(match key {
-        KEY_APP | KEY_DESCRIPTION | KEY_OS | KEY_VERSION | KEY_STORAGE | KEY_BRIDGE => Kind::Text,
+        KEY_APP | KEY_DESCRIPTION | KEY_OS | KEY_VERSION | KEY_STORAGE | KEY_BRIDGE
+        | KEY_MACHINE | KEY_BIOS | KEY_IMAGE => Kind::Text,
+        KEY_TYPE => Kind::Type,
         KEY_TAGS => Kind::Tags,
         KEY_CPU => Kind::Number {
             unit: "cores",
@@ -173,6 +251,9 @@ fn text_field<'a>(c: &'a mut TemplateConfig, key: &str) -> Option<&'a mut Option
         KEY_VERSION => &mut c.os_version,
         KEY_STORAGE => &mut c.storage,
         KEY_BRIDGE => &mut c.bridge,
+        KEY_MACHINE => &mut c.machine,
+        KEY_BIOS => &mut c.bios,
+        KEY_IMAGE => &mut c.image,
         _ => return None,
     })
 }
@@ -279,6 +360,26 @@ pub fn parse_conf(text: &str) -> (TemplateConfig, Vec<Diagnostic>) {
                 }
             }
             Some(Kind::Tags) => config.tags = split_tags(&value),
+            Some(Kind::Type) => {
+                config.template_type = if value.is_empty() {
+                    diags.push(at(
+                        Severity::Warning,
+                        format!(
+                            "empty `{KEY_TYPE}` is ignored, so the template creates a container: \
+                             set `{KEY_TYPE}=vm` or `{KEY_TYPE}=lxc`, or remove the line"
+                        ),
+                    ));
+                    None
+                } else {
+                    match value.parse::<TemplateType>() {
+                        Ok(t) => Some(t),
+                        Err(message) => {
+                            diags.push(at(Severity::Error, message));
+                            None
+                        }
+                    }
+                };
+            }
             Some(Kind::Number { unit, example }) => {
                 let parsed = parse_number(key, &value, unit, example);
                 let number = match parsed {
@@ -533,6 +634,72 @@ pub(crate) fn check_values(
             ));
         }
     }
+    let set = |key: &str| -> bool {
+        match key {
+            KEY_SWAP => c.swap_mib.is_some(),
+            KEY_UNPRIVILEGED => c.unprivileged.is_some(),
+            KEY_NESTING => c.nesting.is_some(),
+            KEY_KEYCTL => c.keyctl.is_some(),
+            KEY_FUSE => c.fuse.is_some(),
+            KEY_MACHINE => c.machine.is_some(),
+            KEY_BIOS => c.bios.is_some(),
+            KEY_IMAGE => c.image.is_some(),
+            _ => false,
+        }
+    };
+    let (foreign, this, other): (&[&str], &str, &str) = match c.kind() {
+        TemplateType::Vm => (&LXC_ONLY_KEYS, "a vm template", "containers"),
+        TemplateType::Lxc => (&VM_ONLY_KEYS, "a container template", "virtual machines"),
+    };
+    for key in foreign.iter().filter(|k| set(k)) {
+        let hint = match c.kind() {
+            TemplateType::Vm => "remove it",
+            TemplateType::Lxc => {
+                "set `TEMPLATE_TYPE=vm` if this template is a virtual machine, or remove it"
+            }
+        };
+        diags.push(Diagnostic::warning(
+            CONF_FILE,
+            line_of(key),
+            format!("`{key}` applies to {other} only, so {this} ignores it: {hint}"),
+        ));
+    }
+    if let Some(bios) = &c.bios
+        && !matches!(bios.as_str(), "seabios" | "ovmf")
+    {
+        diags.push(Diagnostic::error(
+            CONF_FILE,
+            line_of(KEY_BIOS),
+            format!("invalid `{KEY_BIOS}` value `{bios}`: use `seabios` or `ovmf`"),
+        ));
+    }
+    if let Some(machine) = &c.machine
+        && (machine.is_empty()
+            || !machine
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_' | '+')))
+    {
+        diags.push(Diagnostic::error(
+            CONF_FILE,
+            line_of(KEY_MACHINE),
+            format!(
+                "invalid `{KEY_MACHINE}` value `{machine}`: use a QEMU machine type like `q35` \
+                 or `pc-i440fx-9.0`"
+            ),
+        ));
+    }
+    if let Some(image) = &c.image
+        && (image.is_empty() || image.contains(char::is_whitespace) || image.contains(','))
+    {
+        diags.push(Diagnostic::error(
+            CONF_FILE,
+            line_of(KEY_IMAGE),
+            format!(
+                "invalid `{KEY_IMAGE}` value `{image}`: name a cloud image volume like \
+                 `local:import/debian-12-genericcloud-amd64.qcow2` (or its file name)"
+            ),
+        ));
+    }
     if c.os_version.is_some() && c.os.is_none() {
         diags.push(Diagnostic::warning(
             CONF_FILE,
@@ -567,6 +734,9 @@ pub(crate) fn check_representable(c: &TemplateConfig) -> Vec<Diagnostic> {
         (KEY_VERSION, &c.os_version),
         (KEY_STORAGE, &c.storage),
         (KEY_BRIDGE, &c.bridge),
+        (KEY_MACHINE, &c.machine),
+        (KEY_BIOS, &c.bios),
+        (KEY_IMAGE, &c.image),
     ];
     for (key, value) in texts {
         if let Some(value) = value
@@ -651,6 +821,7 @@ pub fn render_conf_canonical(c: &TemplateConfig) -> String {
         (KEY_APP, text(&c.app)),
         (KEY_DESCRIPTION, text(&c.description)),
         (KEY_TAGS, tags),
+        (KEY_TYPE, c.template_type.map(|t| t.as_str().to_owned())),
         (KEY_CPU, number(c.cpu)),
         (KEY_RAM, number(c.ram_mib)),
         (KEY_DISK, number(c.disk_gib)),
@@ -663,6 +834,9 @@ pub fn render_conf_canonical(c: &TemplateConfig) -> String {
         (KEY_FUSE, boolean(c.fuse)),
         (KEY_STORAGE, text(&c.storage)),
         (KEY_BRIDGE, text(&c.bridge)),
+        (KEY_MACHINE, text(&c.machine)),
+        (KEY_BIOS, text(&c.bios)),
+        (KEY_IMAGE, text(&c.image)),
     ];
     for (key, value) in fields {
         if let Some(value) = value {

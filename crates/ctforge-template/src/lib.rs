@@ -14,6 +14,7 @@
 //!     packages/<bucket>.apt|.apk|.dnf|.npm|.pip
 //!     packages/custom.sh              custom installers (optional)
 //!     packages/<bucket>.custom        the library's custom packages (optional)
+//!   cloud-init/user-data.yaml         vm templates (`TEMPLATE_TYPE=vm`): cloud-init user-data
 //! ```
 //!
 //! Every problem is a [`Diagnostic`] (file, line, error or warning, and a
@@ -35,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cloudinit;
 pub mod conf;
 pub mod diagnostic;
 pub mod files;
@@ -46,7 +48,7 @@ mod shell;
 pub mod template;
 pub mod write;
 
-pub use conf::{TemplateConfig, parse_conf, render_conf, render_conf_canonical};
+pub use conf::{TemplateConfig, TemplateType, parse_conf, render_conf, render_conf_canonical};
 pub use diagnostic::{Diagnostic, Severity};
 pub use files::{FilePolicy, TemplateFile, validate_target_path};
 pub use load::{Loaded, MAX_FILE_SIZE, discover, load_dir, load_files, template_dirs};

@@ -72,6 +72,7 @@ pub fn load_dir(dir: &Path) -> Loaded {
     let mut diags = Vec::new();
     read_conf(dir, &mut nodes, &mut diags);
     read_docs(dir, &mut nodes, &mut diags);
+    read_user_data(dir, &mut nodes, &mut diags);
     read_container_configs(dir, &mut nodes, &mut diags);
     assemble(&name, nodes, diags)
 }
@@ -240,6 +241,24 @@ fn read_docs(dir: &Path, nodes: &mut BTreeMap<PathBuf, Node>, diags: &mut Vec<Di
     }
 }
 
+/// `cloud-init/user-data.yaml`, when present (symbolic links are not followed).
+fn read_user_data(dir: &Path, nodes: &mut BTreeMap<PathBuf, Node>, diags: &mut Vec<Diagnostic>) {
+    let rel = crate::cloudinit::user_data_path();
+    let abs = dir.join(&rel);
+    match fs::symlink_metadata(&abs) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => {
+            diags.push(io_error(&rel, "file", &err));
+            nodes.insert(rel, Node::Unreadable);
+        }
+        Ok(meta) if meta.file_type().is_symlink() => diags.push(symlink_skipped(&rel)),
+        Ok(meta) if meta.is_dir() => {
+            nodes.insert(rel, Node::Dir);
+        }
+        Ok(meta) => read_file(&abs, rel, meta.len(), nodes, diags),
+    }
+}
+
 fn read_container_configs(
     dir: &Path,
     nodes: &mut BTreeMap<PathBuf, Node>,
@@ -348,6 +367,7 @@ fn assemble(name: &str, nodes: BTreeMap<PathBuf, Node>, mut diags: Vec<Diagnosti
         diags.push(Diagnostic::error(PathBuf::new(), None, message));
     }
     let mut conf_node = None;
+    let mut user_data = None;
     let mut docs = Vec::new();
     let mut content = Content::default();
     let mut warned_folders = BTreeSet::new();
@@ -370,6 +390,31 @@ fn assemble(name: &str, nodes: BTreeMap<PathBuf, Node>, mut diags: Vec<Diagnosti
         };
         if parts.as_slice() == [CONF_FILE] {
             conf_node = Some(node);
+            continue;
+        }
+        if parts.as_slice()
+            == [
+                crate::cloudinit::CLOUD_INIT_DIR,
+                crate::cloudinit::USER_DATA,
+            ]
+        {
+            match node {
+                Node::File(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => user_data = Some(text),
+                    Err(_) => diags.push(not_utf8(
+                        &path,
+                        "cloud-init user-data",
+                        "the virtual machine gets no user-data from the template",
+                    )),
+                },
+                Node::Dir => diags.push(Diagnostic::error(
+                    &path,
+                    None,
+                    "`cloud-init/user-data.yaml` is a folder: it must be a file starting with \
+                     `#cloud-config`",
+                )),
+                Node::Unreadable => {}
+            }
             continue;
         }
         // Anything else at the top level is documentation or tooling: kept as a document.
@@ -506,6 +551,8 @@ fn assemble(name: &str, nodes: BTreeMap<PathBuf, Node>, mut diags: Vec<Diagnosti
     template.custom_installer = custom;
     template.custom_lists = custom_lists;
     template.docs = docs;
+    template.cloud_init = user_data;
+    diags.extend(template.validate_cloud_init());
     finish(Some(template), diags)
 }
 

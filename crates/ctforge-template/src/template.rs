@@ -35,6 +35,9 @@ pub struct Template {
     /// reproduces the whole directory; sorted by path.
     #[serde(default)]
     pub docs: Vec<TemplateDoc>,
+    /// `cloud-init/user-data.yaml` of a vm template, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<String>,
 }
 
 /// A document of a template: its path relative to the template directory and its text.
@@ -75,6 +78,7 @@ impl Template {
             custom_installer: self.custom_installer.clone(),
             custom_lists: self.custom_lists.clone(),
             docs: self.docs.clone(),
+            cloud_init: self.cloud_init.clone(),
         }
     }
 
@@ -104,6 +108,25 @@ impl Template {
         self.validate_scripts(&mut diags);
         self.validate_files(&mut diags);
         self.validate_packages(&mut diags);
+        diags.extend(self.validate_cloud_init());
+        diags
+    }
+
+    /// The user-data's own checks, and a warning when a container template carries one
+    /// (containers have no cloud-init).
+    pub(crate) fn validate_cloud_init(&self) -> Vec<Diagnostic> {
+        let Some(text) = &self.cloud_init else {
+            return Vec::new();
+        };
+        let mut diags = crate::cloudinit::check(text);
+        if self.config.kind() == conf::TemplateType::Lxc {
+            diags.push(Diagnostic::warning(
+                crate::cloudinit::user_data_path(),
+                None,
+                "cloud-init user-data applies to virtual machines only, so a container template \
+                 ignores it: set `TEMPLATE_TYPE=vm` or remove the file",
+            ));
+        }
         diags
     }
 

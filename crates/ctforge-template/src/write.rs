@@ -53,13 +53,17 @@ pub fn render_files(t: &Template) -> Vec<(PathBuf, String)> {
     if let Some(custom) = &t.custom_installer {
         out.push((content_path(PACKAGES, CUSTOM_INSTALLER), custom.clone()));
     }
+    if let Some(user_data) = &t.cloud_init {
+        out.push((crate::cloudinit::user_data_path(), user_data.clone()));
+    }
     for doc in &t.docs {
         out.push((PathBuf::from(&doc.path), doc.content.clone()));
     }
     out
 }
 
-/// True if `path` is `template.conf` or `container-configs/<folder>/<file>`,
+/// True if `path` is `template.conf`, `cloud-init/user-data.yaml` or
+/// `container-configs/<folder>/<file>`,
 /// made only of plain components: what [`render_files`] produces for valid names.
 fn is_safe_layout_path(path: &Path) -> bool {
     let parts: Vec<Component<'_>> = path.components().collect();
@@ -67,6 +71,9 @@ fn is_safe_layout_path(path: &Path) -> bool {
     let shape = match parts.as_slice() {
         // `template.conf` or a document next to it.
         [Component::Normal(_)] => true,
+        [Component::Normal(dir), Component::Normal(file)] => {
+            *dir == crate::cloudinit::CLOUD_INIT_DIR && *file == crate::cloudinit::USER_DATA
+        }
         [
             Component::Normal(root),
             Component::Normal(_),

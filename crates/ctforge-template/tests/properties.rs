@@ -66,6 +66,7 @@ fn config() -> impl Strategy<Value = TemplateConfig> {
                 bridge,
                 extra: extra.into_iter().collect(),
                 raw: None,
+                ..TemplateConfig::default()
             }
         },
     )
@@ -171,6 +172,7 @@ fn template() -> impl Strategy<Value = Template> {
                     custom_installer,
                     custom_lists: Vec::new(),
                     docs: Vec::new(),
+                    cloud_init: None,
                 };
                 // The loader's order: scripts by number, then name.
                 t.sort();

@@ -82,6 +82,7 @@ fn golden_template_model() {
             bridge: Some("vmbr0".into()),
             extra: vec![("TEMPLATE_CONFIG_PATH".into(), "container-configs".into())],
             raw: Some(read(&dir, "template.conf")),
+            ..TemplateConfig::default()
         },
         scripts: vec![
             Script::new(
@@ -170,6 +171,7 @@ fn golden_template_model() {
         custom_installer: Some(read(&dir, "container-configs/packages/custom.sh")),
         custom_lists: Vec::new(),
         docs: t.docs.clone(),
+        cloud_init: None,
     };
     assert_eq!(t, expected);
     assert!(t.scripts.iter().all(|s| s.enabled));

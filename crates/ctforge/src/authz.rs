@@ -406,6 +406,101 @@ pub struct CreateNeeds {
     pub root_ticket: bool,
 }
 
+/// The value of `key` in create parameters.
+fn form_value<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The VMID of create parameters.
+fn form_vmid(form: &[(String, String)]) -> Result<u32, AppError> {
+    form_value(form, "vmid")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| AppError::invalid("the creation has no VMID"))
+}
+
+/// Proxmox's decision on `POST /nodes/{node}/qemu` with these form parameters, asked before
+/// creating (qemu-server's `create_vm`): VM.Allocate on the VM (or its pool); per option the
+/// privilege `check_vm_modify_config_perm` names (VM.Config.CPU, Memory, HWType, Options,
+/// Network, Cloudinit or Network); Datastore.AllocateSpace on each new disk's storage, and
+/// Datastore.Audit on the storage of the image a disk is imported from; SDN.Use on the bridge.
+pub async fn create_vm(rights: &Rights<'_>, form: &[(String, String)]) -> Result<(), AppError> {
+    let vm = vm_path(form_vmid(form)?);
+    rights.require(&vm, &["VM.Allocate"]).await?;
+    if rights.username == "root@pam" {
+        return Ok(());
+    }
+    let numbered = |opt: &str, prefix: &str| {
+        opt.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    for (opt, value) in form {
+        let opt = opt.as_str();
+        let drive = ["scsi", "ide", "sata", "virtio", "efidisk", "tpmstate"]
+            .iter()
+            .any(|p| numbered(opt, p));
+        if drive {
+            let volume = value.split(',').next().unwrap_or_default();
+            if let Some((sid, _)) = volume.split_once(':') {
+                rights
+                    .require(&format!("/storage/{sid}"), &["Datastore.AllocateSpace"])
+                    .await?;
+            }
+            if let Some(source) = property(value, "import-from")
+                && let Some((sid, _)) = source.split_once(':')
+            {
+                rights
+                    .require(&format!("/storage/{sid}"), &["Datastore.Audit"])
+                    .await?;
+            }
+            continue;
+        }
+        if opt == "vmid" || opt == "start" || numbered(opt, "serial") || opt == "tags" {
+            continue;
+        }
+        let privilege = match opt {
+            "cores" | "sockets" | "cpu" | "cpulimit" | "cpuunits" | "vcpus" | "numa" => {
+                "VM.Config.CPU"
+            }
+            "memory" | "balloon" | "shares" => "VM.Config.Memory",
+            "machine" | "scsihw" | "vga" | "tablet" | "kvm" | "acpi" | "hotplug" => {
+                "VM.Config.HWType"
+            }
+            "boot" | "bootdisk" => "VM.Config.Disk",
+            "ciuser" | "cipassword" | "sshkeys" | "cicustom" | "citype" | "ciupgrade"
+            | "nameserver" | "searchdomain" => {
+                rights
+                    .require_any(&vm, &["VM.Config.Cloudinit", "VM.Config.Network"])
+                    .await?;
+                continue;
+            }
+            _ if numbered(opt, "ipconfig") => {
+                rights
+                    .require_any(&vm, &["VM.Config.Cloudinit", "VM.Config.Network"])
+                    .await?;
+                continue;
+            }
+            _ if numbered(opt, "net") => {
+                rights.require(&vm, &["VM.Config.Network"]).await?;
+                if let Some(bridge) = property(value, "bridge") {
+                    let path = format!("/sdn/zones/localnetwork/{bridge}");
+                    match property(value, "tag") {
+                        Some(tag) => {
+                            rights
+                                .require(&format!("{path}/{tag}"), &["SDN.Use"])
+                                .await?
+                        }
+                        None => rights.require(&path, &["SDN.Use"]).await?,
+                    }
+                }
+                continue;
+            }
+            _ => "VM.Config.Options",
+        };
+        rights.require(&vm, &[privilege]).await?;
+    }
+    Ok(())
+}
+
 /// Options of `POST /nodes/{node}/lxc` that are not container configuration (extracted before
 /// `check_ct_modify_config_perm` in Proxmox).
 const CREATE_ONLY: &[&str] = &[
@@ -444,14 +539,8 @@ pub async fn create(
     rights: &Rights<'_>,
     form: &[(String, String)],
 ) -> Result<CreateNeeds, AppError> {
-    let get = |k: &str| {
-        form.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let vmid: u32 = get("vmid")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| AppError::invalid("the creation has no VMID"))?;
+    let get = |k: &str| form_value(form, k);
+    let vmid = form_vmid(form)?;
     let pool = get("pool");
     let unprivileged = get("unprivileged").is_none_or(|v| v != "0");
     let is_root = rights.username == "root@pam";

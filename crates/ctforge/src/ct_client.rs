@@ -796,6 +796,8 @@ fn step_line(step: &Step) -> (&'static str, &str) {
         Step::Create => ("create", ""),
         Step::CloneImage { node, .. } => ("clone_image", node),
         Step::Identity => ("identity", ""),
+        Step::ResizeDisk { disk, .. } => ("resize_disk", disk),
+        Step::CloudInitSnippet { volid, .. } => ("cloud_init_snippet", volid),
         Step::Start => ("start", ""),
         Step::DeployFile { name, .. } => ("deploy_file", name),
         Step::ConfigManager => ("config_manager", ""),

@@ -183,6 +183,24 @@ impl RecordStatus {
 }
 
 text_enum! {
+    /// What a guest is: a container or a QEMU virtual machine (`containers.kind`, migration
+    /// 0015; Proxmox's `type` in `/cluster/resources`).
+    GuestKind, "guest kind" {
+        /// A container (`/nodes/{node}/lxc`).
+        Lxc => "lxc",
+        /// A virtual machine (`/nodes/{node}/qemu`).
+        Qemu => "qemu",
+    }
+}
+
+impl Default for GuestKind {
+    /// Records from before VMs are containers.
+    fn default() -> Self {
+        Self::Lxc
+    }
+}
+
+text_enum! {
     /// A job's state (`jobs.state`).
     JobState, "job state" {
         /// Waiting for a worker.
@@ -229,5 +247,8 @@ mod tests {
             assert_eq!(RecordStatus::try_from(s.as_str().to_owned()), Ok(*s));
         }
         assert!("paused".parse::<JobState>().is_err());
+        for s in GuestKind::ALL {
+            assert_eq!(GuestKind::try_from(s.as_str().to_owned()), Ok(*s));
+        }
     }
 }

@@ -5,7 +5,8 @@
 //!   `features`) with round-tripping `FromStr`/`Display`;
 //! * [`upid`] — task ids;
 //! * [`models`] — response structs;
-//! * [`params`] — request parameter builders.
+//! * [`params`] — request parameter builders;
+//! * [`qemu`] — virtual machines: create parameters, status, guest-agent answers.
 
 pub mod cluster;
 pub mod de;
@@ -13,6 +14,7 @@ pub mod models;
 pub mod params;
 pub mod propstring;
 pub mod qemu_status;
+pub mod qemu;
 pub mod upid;
 
 pub use cluster::{ClusterStatusEntry, MigrateParams};
@@ -23,4 +25,8 @@ pub use propstring::{
     RootFs, VolumeOptions,
 };
 pub use qemu_status::QemuStatus;
+pub use qemu::{
+    AgentExecStatus, AgentInterface, AgentInterfaces, AgentIpAddress, AgentPid, QemuCreate,
+    VmDisk,
+};
 pub use upid::Upid;

@@ -23,6 +23,7 @@ pub fn routes(r: Routes) -> Routes {
     let r = v1::container_ops::routes(r);
     let r = v1::drift::routes(r);
     let r = v1::provisioning::routes(r);
+    let r = v1::guests_create::routes(r);
     let r = v1::jobs::routes(r);
     let r = v1::settings::routes(r);
     let r = v1::templates::routes(r);

@@ -84,6 +84,20 @@ pub trait GuestConnector: Send + Sync + fmt::Debug {
     /// Tells the connector a container moved (a migration ctforge ran): its node is looked up
     /// again before the next command.
     fn moved(&self, _cluster_id: i64, _vmid: u32) {}
+    /// Writes `content` into the storage volume `volid` (e.g. `local:snippets/x.yaml`) on
+    /// `node`: Proxmox's API cannot upload snippets, so this goes over the node's SSH
+    /// (`pvesm path` names the file).
+    async fn write_volume(
+        &self,
+        _cluster: &Cluster,
+        _node: &str,
+        volid: &str,
+        _content: &[u8],
+    ) -> Result<(), GuestError> {
+        Err(GuestError::Setup(format!(
+            "this connector cannot write {volid} on a node"
+        )))
+    }
 }
 
 /// SSH to the node holding each container, `pct` into it: one shared connection per node
@@ -140,6 +154,39 @@ impl GuestConnector for SshConnector {
 
     fn moved(&self, cluster_id: i64, vmid: u32) {
         self.router.forget(cluster_id, vmid);
+    }
+
+    async fn write_volume(
+        &self,
+        cluster: &Cluster,
+        node: &str,
+        volid: &str,
+        content: &[u8],
+    ) -> Result<(), GuestError> {
+        let session = self.open(cluster, node).await?;
+        let q = ctforge_ssh::quote(volid);
+        let command =
+            format!("p=$(pvesm path {q}) && mkdir -p \"$(dirname \"$p\")\" && cat > \"$p\"");
+        let out = session
+            .run(
+                &command,
+                Some(content),
+                20,
+                Some(Duration::from_secs(60)),
+                &mut |_, _| {},
+            )
+            .await;
+        session.close().await;
+        let out = out?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(GuestError::Ssh(SshError::Remote {
+                what: format!("writing {volid} on {node}"),
+                exit_code: out.exit_code,
+                message: out.tail_text().trim_end().to_owned(),
+            }))
+        }
     }
 }
 

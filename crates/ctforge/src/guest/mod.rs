@@ -1,6 +1,8 @@
 //! Inside the guest: everything ctforge runs in a container and reads back, shared by
 //! provisioning (the `create_container` job) and monitoring, so neither imports the other.
 //!
+//! - [`agent`]: the guest-agent channel into a QEMU VM (`agent/exec`, `exec-status`,
+//!   `file-write`), the same [`ctforge_ssh::RemoteExec`] as the `pct` channel.
 //! - [`connector`]: the [`GuestConnector`] trait carried in `AppState` (SSH to the node and
 //!   `pct exec` / `pct push` today; the VM guest agent later), its SSH implementation and an
 //!   in-process fake for unit tests.
@@ -10,6 +12,7 @@
 //! - [`parse`]: parsers of what those commands print.
 //! - [`probe`]: the batched monitoring probe and its per-part [`probe::Report`].
 
+pub mod agent;
 pub mod commands;
 pub mod connector;
 pub mod nodes;

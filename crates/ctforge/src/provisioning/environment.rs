@@ -1,5 +1,5 @@
-//! Looking up what a cluster and node offer (nodes, next VMID, OS templates, storages,
-//! bridges) for the wizard's defaults and choices. Uses the caller's client, so a user sees what
+//! Looking up what a cluster and node offer (nodes, next VMID, OS templates, cloud images,
+//! storages, bridges) for the wizard's defaults and choices. Uses the caller's client, so a user sees what
 //! Proxmox lets them see.
 
 use ctforge_pve::PveApi;
@@ -53,6 +53,25 @@ pub async fn lookup(
         if contents.contains(&"rootdir") {
             env.rootdir_storages.push(storage.storage.clone());
         }
+        if contents.contains(&"snippets") {
+            env.snippet_storages.push(storage.storage.clone());
+        }
+        if contents.contains(&"images") {
+            env.image_storages.push(storage.storage.clone());
+        }
+        if contents.contains(&"import") {
+            match client
+                .storage_content(&node, &storage.storage, Some("import"))
+                .await
+            {
+                Ok(items) => env
+                    .import_volumes
+                    .extend(items.into_iter().map(|i| i.volid)),
+                Err(e) => {
+                    tracing::warn!(storage = %storage.storage, error = %e, "cannot list cloud images")
+                }
+            }
+        }
         if contents.contains(&"vztmpl") {
             match client
                 .storage_content(&node, &storage.storage, Some("vztmpl"))
@@ -66,6 +85,7 @@ pub async fn lookup(
         }
     }
     env.ostemplates.sort();
+    env.import_volumes.sort();
     match client.node_network(&node, Some("bridge")).await {
         Ok(ifaces) => env.bridges = ifaces.into_iter().map(|i| i.iface).collect(),
         Err(e) => tracing::warn!(node = %node, error = %e, "cannot list bridges"),

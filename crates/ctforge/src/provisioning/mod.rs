@@ -8,4 +8,5 @@ pub mod environment;
 pub mod pipeline;
 pub mod plan;
 pub mod submit;
+mod vm;
 pub mod waits;

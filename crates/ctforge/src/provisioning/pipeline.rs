@@ -19,11 +19,15 @@ use crate::guest::{GuestConnector, GuestSession, commands, parse, probe as batch
 use crate::jobs::{JobContext, JobError, JobHandler, RetryPrep, StepError};
 use crate::pve::PveConnector;
 use crate::secrets::Keyring;
+use crate::status::GuestKind;
 use crate::storage::model::{Cluster, Container, ContainerService, Job};
 use crate::storage::{Store, StoreError};
 
 /// Longest time a CT may take to accept commands after start.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest time a VM's guest agent may take to answer after start (a cloud image boots,
+/// runs cloud-init and starts the agent).
+pub(super) const AGENT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The handler registered for [`JOB_KIND`].
 pub struct CreateContainer {
@@ -54,13 +58,13 @@ pub(crate) struct Work {
     pub(crate) plan: Plan,
     pub(crate) client: Arc<dyn PveApi>,
     /// root@pam's sealed ticket for a plan only root@pam may create.
-    root_ticket_sealed: Option<String>,
+    pub(crate) root_ticket_sealed: Option<String>,
     /// The job's payload (an image's bake is queued with it); none for a re-apply, which
     /// never reaches the finish phase.
     payload: Option<CreatePayload>,
 }
 
-fn fail(message: impl Into<String>) -> StepError {
+pub(super) fn fail(message: impl Into<String>) -> StepError {
     StepError::failed(message)
 }
 
@@ -145,12 +149,23 @@ impl CreateContainer {
         cluster: &Cluster,
         vmid: u32,
     ) -> Result<Box<dyn RemoteExec>, StepError> {
-        self.channel(ctx, cluster, vmid).await
+        self.session_channel(ctx, cluster, vmid, self.limits.command)
+            .await
     }
 
     /// Drops the job's guest session.
     pub(crate) fn end_session(&self, job_id: i64) {
         self.forget_session(job_id);
+    }
+
+    /// The guest connector (for the VM half of the job, `super::vm`).
+    pub(super) fn guests(&self) -> &dyn GuestConnector {
+        self.guests.as_ref()
+    }
+
+    /// The store (for the VM half of the job, `super::vm`).
+    pub(super) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     /// The same handler with other bounds for its waits (`[provisioning]`).
@@ -206,14 +221,33 @@ impl CreateContainer {
     async fn channel(
         &self,
         ctx: &JobContext,
-        cluster: &Cluster,
-        vmid: u32,
+        work: &Work,
     ) -> Result<Box<dyn RemoteExec>, StepError> {
-        self.bounded(ctx, cluster, vmid, self.limits.command).await
+        self.bounded(ctx, work, self.limits.command).await
     }
 
-    /// [`Self::channel`] with another limit per command.
+    /// [`Self::channel`] with another limit per command. A VM's channel is its guest agent
+    /// ([`crate::guest::agent::AgentChannel`]) through the cluster's service token.
     async fn bounded(
+        &self,
+        ctx: &JobContext,
+        work: &Work,
+        limit: Duration,
+    ) -> Result<Box<dyn RemoteExec>, StepError> {
+        if work.plan.kind == GuestKind::Qemu {
+            return Ok(Box::new(crate::guest::agent::AgentChannel::new(
+                work.client.clone(),
+                work.plan.node.clone(),
+                work.plan.vmid,
+                Some(limit),
+            )));
+        }
+        self.session_channel(ctx, &work.cluster, work.plan.vmid, limit)
+            .await
+    }
+
+    /// A channel into container `vmid` over the job's one SSH session (opened on first use).
+    async fn session_channel(
         &self,
         ctx: &JobContext,
         cluster: &Cluster,
@@ -513,7 +547,7 @@ impl CreateContainer {
     /// The client the create call is made with, after the submitter's rights were checked
     /// again (they may have been revoked since the submission): the service token, or
     /// root@pam's own ticket for options only root@pam may set.
-    async fn creator(&self, work: &Work) -> Result<Arc<dyn PveApi>, StepError> {
+    pub(super) async fn creator(&self, work: &Work) -> Result<Arc<dyn PveApi>, StepError> {
         let mut rights = crate::authz::Rights::on_behalf(
             work.client.as_ref(),
             &work.created_by,
@@ -532,9 +566,16 @@ impl CreateContainer {
             }
             _ => None,
         };
-        crate::authz::create(&rights, &work.plan.params.to_form())
-            .await
-            .map_err(|e| fail(format!("permission denied: {e}")))?;
+        match &work.plan.qemu {
+            Some(qemu) => crate::authz::create_vm(&rights, &qemu.to_form())
+                .await
+                .map_err(|e| fail(format!("permission denied: {e}")))?,
+            None => {
+                crate::authz::create(&rights, &work.plan.params.to_form())
+                    .await
+                    .map_err(|e| fail(format!("permission denied: {e}")))?;
+            }
+        }
         let Some(data) = root else {
             return Ok(work.client.clone());
         };
@@ -545,6 +586,9 @@ impl CreateContainer {
 
     /// Creates the CT (or adopts the one a lost answer created) and waits for its lock.
     async fn create(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
+        if work.plan.kind == GuestKind::Qemu {
+            return super::vm::create(self, ctx, work).await;
+        }
         let Work {
             container,
             plan,
@@ -602,27 +646,26 @@ impl CreateContainer {
 
     /// Starts the CT, waits until it accepts commands and records the unit baseline.
     async fn start(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
-        let Work {
-            cluster,
-            plan,
-            client,
-            ..
-        } = work;
+        let Work { plan, client, .. } = work;
         let node = plan.node.clone();
         let vmid = plan.vmid;
-        let status = client
-            .lxc_status_current(&node, vmid)
-            .await
-            .map_err(|e| fail(format!("status: {e}")))?;
-        if status.status != "running" {
-            let upid = client
-                .lxc_start(&node, vmid)
+        if plan.kind == GuestKind::Qemu {
+            super::vm::start(ctx, client.as_ref(), &node, vmid).await?;
+        } else {
+            let status = client
+                .lxc_status_current(&node, vmid)
                 .await
-                .map_err(|e| fail(format!("start: {e}")))?;
-            wait(ctx, client.as_ref(), &node, &upid, "start task").await?;
+                .map_err(|e| fail(format!("status: {e}")))?;
+            if status.status != "running" {
+                let upid = client
+                    .lxc_start(&node, vmid)
+                    .await
+                    .map_err(|e| fail(format!("start: {e}")))?;
+                wait(ctx, client.as_ref(), &node, &upid, "start task").await?;
+            }
         }
-        let channel = self.channel(ctx, cluster, vmid).await?;
-        let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
+        let channel = self.channel(ctx, work).await?;
+        let quick = self.bounded(ctx, work, self.limits.probe).await?;
         let started = tokio::time::Instant::now();
         let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(500));
         loop {
@@ -637,7 +680,7 @@ impl CreateContainer {
             }
         }
         // Let boot settle (apt and systemctl misbehave while systemd is still starting).
-        let settling = self.bounded(ctx, cluster, vmid, self.limits.settle).await?;
+        let settling = self.bounded(ctx, work, self.limits.settle).await?;
         waits::settle(ctx, settling.as_ref(), quick.as_ref(), &self.limits, "boot").await?;
         let (_, units) = probe(quick.as_ref(), commands::LIST_UNITS).await?;
         let (exists, _) = probe(
@@ -669,10 +712,10 @@ impl CreateContainer {
 
     /// Pushes the template's files by policy and installs the config-manager.
     async fn deploy(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
-        let Work { cluster, plan, .. } = work;
+        let Work { plan, .. } = work;
         let vmid = plan.vmid;
         if plan.image().is_some() {
-            let channel = self.channel(ctx, cluster, vmid).await?;
+            let channel = self.channel(ctx, work).await?;
             return crate::images::bake::identity(ctx, channel.as_ref(), plan).await;
         }
         let files: Vec<(String, String, String, String)> = plan
@@ -692,7 +735,7 @@ impl CreateContainer {
             let _ = ctx.log("nothing to deploy").await;
             return Ok(());
         }
-        let channel = self.channel(ctx, cluster, vmid).await?;
+        let channel = self.channel(ctx, work).await?;
         run(
             ctx,
             channel.as_ref(),
@@ -871,7 +914,7 @@ impl CreateContainer {
 
     /// Installs packages and runs the custom installer.
     async fn install(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
-        let Work { cluster, plan, .. } = work;
+        let Work { plan, .. } = work;
         let vmid = plan.vmid;
         if let Some(image) = plan.image() {
             let _ = ctx
@@ -882,7 +925,7 @@ impl CreateContainer {
                 .await;
             return Ok(());
         }
-        let channel = self.channel(ctx, cluster, vmid).await?;
+        let channel = self.channel(ctx, work).await?;
         run(
             ctx,
             channel.as_ref(),
@@ -946,7 +989,7 @@ impl CreateContainer {
                                 limit.as_secs()
                             ))
                             .await;
-                        let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+                        let limited = self.bounded(ctx, work, limit).await?;
                         run(
                             ctx,
                             limited.as_ref(),
@@ -967,7 +1010,7 @@ impl CreateContainer {
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                     let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
-                    let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+                    let limited = self.bounded(ctx, work, limit).await?;
                     run(
                         ctx,
                         limited.as_ref(),
@@ -987,9 +1030,8 @@ impl CreateContainer {
 
     /// Runs the template's scripts in order.
     async fn scripts(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
-        let Work { cluster, plan, .. } = work;
-        let vmid = plan.vmid;
-        let channel = self.channel(ctx, cluster, vmid).await?;
+        let Work { plan, .. } = work;
+        let channel = self.channel(ctx, work).await?;
         let scripts: Vec<(&String, &String)> = plan
             .steps
             .iter()
@@ -1015,7 +1057,7 @@ impl CreateContainer {
                 .map_err(|e| fail(format!("push {name}: {e}")))?;
             let _ = ctx.log(format!("running {name}")).await;
             let limit = waits::script_timeout(content).unwrap_or(self.limits.command);
-            let limited = self.bounded(ctx, cluster, vmid, limit).await?;
+            let limited = self.bounded(ctx, work, limit).await?;
             let mut levels = Levels::default();
             run_counted(
                 ctx,
@@ -1137,7 +1179,6 @@ impl CreateContainer {
     async fn discover(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work {
             container,
-            cluster,
             plan,
             client,
             ..
@@ -1149,8 +1190,8 @@ impl CreateContainer {
         let vmid = plan.vmid;
         // Units the scripts started may still be starting; discovery should see them settled,
         // but never waits for them longer than the bound.
-        let settling = self.bounded(ctx, cluster, vmid, self.limits.settle).await?;
-        let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
+        let settling = self.bounded(ctx, work, self.limits.settle).await?;
+        let quick = self.bounded(ctx, work, self.limits.probe).await?;
         waits::settle(
             ctx,
             settling.as_ref(),
@@ -1159,12 +1200,16 @@ impl CreateContainer {
             "before discovery",
         )
         .await?;
+        let agent_ip = match (plan.kind, &plan.ip) {
+            (GuestKind::Qemu, None) => super::vm::address(client.as_ref(), &node, vmid).await,
+            _ => None,
+        };
         let report = discover(
             quick.as_ref(),
             client.as_ref(),
             &node,
             vmid,
-            plan.ip.as_deref(),
+            plan.ip.as_deref().or(agent_ip.as_deref()),
         )
         .await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use ctforge_pve::types::{Features, IpConfig, LxcCreateParams, NetConfig, RootFs};
+use ctforge_pve::types::{
+    Features, IpConfig, LxcCreateParams, NetConfig, QemuCreate, RootFs, VmDisk,
+};
 use ctforge_template::{PackageManager, Template};
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +76,19 @@ pub struct CreateRequest {
     pub extra_packages: Option<Vec<String>>,
     /// Script order and enablement.
     pub scripts: Option<Vec<ScriptChoice>>,
+    /// A vm template only: the cloud image volume the disk is imported from (default: the
+    /// template's `TEMPLATE_IMAGE`, else the node's `import` volume named after its OS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// A vm template only: the cloud-init user (default `ctforge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A vm template only: also hand the template's `cloud-init/user-data.yaml` to the VM as
+    /// vendor-data (`cicustom: vendor=<storage>:snippets/…`, written over the node's SSH with
+    /// `pvesm path`, on the first storage offering snippets). Off by default: Proxmox's API
+    /// cannot upload snippets, so it needs shell access to the node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cloud_init_snippet: bool,
     /// A git-sourced template only: the boot unit fetches the template's branch itself and
     /// re-applies that (the library's model) instead of the copy ctforge pushed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -152,14 +167,36 @@ pub struct Environment {
     pub rootdir_storages: Vec<String>,
     /// Bridges of the node.
     pub bridges: Vec<String>,
+    /// Storages of the node that can hold VM disks (content `images`).
+    pub image_storages: Vec<String>,
+    /// Cloud images on the node's storages (content `import`, volume ids).
+    pub import_volumes: Vec<String>,
+    /// Storages of the node that hold snippets (cloud-init files for `cicustom`).
+    pub snippet_storages: Vec<String>,
 }
 
 /// One provisioning step of the plan, with everything it will do.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
-    /// Create the CT and wait for the `vzcreate` task.
+    /// Create the CT (or VM) and wait for the `vzcreate` (`qmcreate`) task.
     Create,
+    /// Write the template's cloud-init user-data as the VM's vendor-data snippet (cloud-init
+    /// merges it under the user-data Proxmox generates from `ciuser`, `sshkeys`, …; it holds
+    /// no secret), referenced by `cicustom: vendor=<volid>`.
+    CloudInitSnippet {
+        /// The snippet volume, e.g. `local:snippets/ctforge-120-vendor.yaml`.
+        volid: String,
+        /// Its text (the template's `cloud-init/user-data.yaml`).
+        content: String,
+    },
+    /// Grow a VM's imported disk to the requested size (`PUT …/resize`).
+    ResizeDisk {
+        /// The disk, e.g. `scsi0`.
+        disk: String,
+        /// The size, e.g. `8G`.
+        size: String,
+    },
     /// Start it and wait until commands run inside.
     Start,
     /// Deploy a file honouring its policy.
@@ -225,7 +262,10 @@ impl Step {
     /// The job step (checkpoint) this plan step belongs to.
     pub fn phase(&self) -> &'static str {
         match self {
-            Step::Create | Step::CloneImage { .. } => "create",
+            Step::Create
+            | Step::CloneImage { .. }
+            | Step::ResizeDisk { .. }
+            | Step::CloudInitSnippet { .. } => "create",
             Step::Start => "start",
             Step::DeployFile { .. } | Step::ConfigManager | Step::Identity => "deploy",
             Step::Install { .. } | Step::CustomPackage { .. } | Step::CustomInstaller { .. } => {
@@ -304,6 +344,11 @@ pub struct Plan {
     /// The create call (password included; never serialise this for users — see [`Plan::view`]).
     #[serde(skip)]
     pub params: LxcCreateParams,
+    /// A container or a virtual machine.
+    pub kind: crate::status::GuestKind,
+    /// The VM's create call when [`Plan::kind`] is `qemu` (then `params` is unused).
+    #[serde(skip)]
+    pub qemu: Option<QemuCreate>,
     /// Steps in order.
     pub steps: Vec<Step>,
     /// Static IP without prefix, if any (for web URLs before discovery).
@@ -422,7 +467,14 @@ pub struct PlanView {
     pub hostname: String,
     /// Template.
     pub template: Option<String>,
-    /// `POST /nodes/{node}/lxc` parameters, exactly as sent (password masked), as
+    /// `lxc` (a container, `POST /nodes/{node}/lxc`) or `qemu` (a virtual machine,
+    /// `POST /nodes/{node}/qemu`).
+    #[serde(rename = "type", default)]
+    pub kind: crate::status::GuestKind,
+    /// The Proxmox call the parameters go to, e.g. `POST /nodes/pve1/qemu`.
+    #[serde(default)]
+    pub create_call: String,
+    /// `POST /nodes/{node}/lxc` (or `/qemu`) parameters, exactly as sent (password masked), as
     /// `[name, value]` pairs. (Described as two-string arrays: a tuple's schema uses the
     /// array form of `items`, which OpenAPI 3.1 validators reject.)
     #[schemars(with = "Vec<[String; 2]>")]
@@ -437,12 +489,14 @@ pub struct PlanView {
 impl Plan {
     /// The user-facing view.
     pub fn view(&self) -> PlanView {
-        let create_params = self
-            .params
-            .to_form()
+        let form = match &self.qemu {
+            Some(q) => q.to_form(),
+            None => self.params.to_form(),
+        };
+        let create_params = form
             .into_iter()
             .map(|(k, v)| {
-                if k == "password" {
+                if k == "password" || k == "cipassword" {
                     (k, "********".to_owned())
                 } else {
                     (k, v)
@@ -455,6 +509,8 @@ impl Plan {
             vmid: self.vmid,
             hostname: self.hostname.clone(),
             template: self.template.clone(),
+            kind: self.kind,
+            create_call: format!("POST /nodes/{}/{}", self.node, self.kind.as_str()),
             create_params,
             steps: self.steps.clone(),
             source: self.source.clone(),
@@ -558,19 +614,25 @@ pub fn resolve(
             "disk size must be between 1 and 131072 GiB".into(),
         ));
     }
+    let vm = conf.kind() == ctforge_template::TemplateType::Vm;
+    let (disk_storages, disk_what) = if vm {
+        (&env.image_storages, "VM disks")
+    } else {
+        (&env.rootdir_storages, "container disks")
+    };
     let storage = req
         .storage
         .clone()
         .filter(|s| !s.is_empty())
         .or(conf.storage.clone())
-        .or_else(|| env.rootdir_storages.first().cloned())
+        .or_else(|| disk_storages.first().cloned())
         .unwrap_or_else(|| "local-lvm".into());
-    if !env.rootdir_storages.is_empty() && !env.rootdir_storages.contains(&storage) {
+    if !disk_storages.is_empty() && !disk_storages.contains(&storage) {
         errors.push((
             "storage".into(),
             format!(
-                "storage {storage:?} cannot hold container disks on {node}; choose one of {}",
-                env.rootdir_storages.join(", ")
+                "storage {storage:?} cannot hold {disk_what} on {node}; choose one of {}",
+                disk_storages.join(", ")
             ),
         ));
     }
@@ -636,7 +698,13 @@ pub fn resolve(
         (Some(os), None) => Some(os.clone()),
         _ => None,
     };
+    let image = if vm {
+        resolve_image(req, &conf, env, &node, wanted_os.as_deref(), &mut errors)
+    } else {
+        String::new()
+    };
     let ostemplate = match req.ostemplate.clone().filter(|s| !s.is_empty()) {
+        _ if vm => String::new(),
         Some(t) => {
             if !env.ostemplates.is_empty() && !env.ostemplates.contains(&t) {
                 errors.push((
@@ -719,7 +787,35 @@ pub fn resolve(
     }
 
     // Packages: the chosen buckets in template order, then extras.
-    let mut steps = vec![Step::Create, Step::Start];
+    // The template's user-data goes along as vendor-data when the request asks for it.
+    let snippet = match (vm, template.and_then(|t| t.cloud_init.clone())) {
+        (true, Some(content)) if req.cloud_init_snippet => match env.snippet_storages.first() {
+            Some(st) => Some((format!("{st}:snippets/ctforge-{vmid}-vendor.yaml"), content)),
+            None => {
+                errors.push((
+                        "cloud_init_snippet".into(),
+                        format!("no storage on {node} holds snippets; enable the content type `snippets` on one"),
+                    ));
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut steps = Vec::new();
+    if let Some((volid, content)) = &snippet {
+        steps.push(Step::CloudInitSnippet {
+            volid: volid.clone(),
+            content: content.clone(),
+        });
+    }
+    steps.push(Step::Create);
+    if vm {
+        steps.push(Step::ResizeDisk {
+            disk: VM_DISK.into(),
+            size: format!("{disk}G"),
+        });
+    }
+    steps.push(Step::Start);
     if let Some(t) = template {
         for f in &t.files {
             let path = f.target_path();
@@ -850,6 +946,59 @@ pub fn resolve(
     if req.fuse.or(conf.fuse).unwrap_or(false) {
         features.fuse = Some(true);
     }
+    let user = req
+        .user
+        .clone()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_VM_USER.to_owned());
+    if vm && !valid_user_name(&user) {
+        return Err(vec![(
+            "user".into(),
+            format!("{user:?} is not a user name (lowercase letters, digits, - and _, at most 32)"),
+        )]);
+    }
+    let qemu = vm.then(|| {
+        let mut q = QemuCreate::new(vmid);
+        q.name = Some(hostname.clone());
+        q.memory = Some(memory);
+        q.cores = Some(cores);
+        q.sockets = Some(1);
+        q.machine = conf.machine.clone();
+        q.bios = conf.bios.clone();
+        q.ostype = Some("l26".into());
+        q.scsihw = Some("virtio-scsi-single".into());
+        q.scsi0 = Some(VmDisk::Import {
+            storage: storage.clone(),
+            volid: image.clone(),
+        });
+        q.cloudinit = Some(("ide2".into(), storage.clone()));
+        q.boot = Some(format!("order={VM_DISK}"));
+        q.net0 = Some(format!("virtio,bridge={bridge}"));
+        q.serial0 = Some("socket".into());
+        q.vga = Some("serial0".into());
+        q.agent = true;
+        q.ciuser = Some(user.clone());
+        q.cipassword = req
+            .password
+            .clone()
+            .filter(|p| !p.is_empty())
+            .map(ctforge_pve::Secret::new);
+        q.sshkeys = req.ssh_public_keys.clone().filter(|k| !k.trim().is_empty());
+        q.ipconfig0 = Some(match (&ip, &gateway) {
+            (IpConfig::Static(cidr), Some(gw)) => format!("ip={cidr},gw={gw}"),
+            (IpConfig::Static(cidr), None) => format!("ip={cidr}"),
+            _ => "ip=dhcp".into(),
+        });
+        q.nameserver = req.nameserver.clone().filter(|s| !s.is_empty());
+        q.cicustom = snippet.as_ref().map(|(volid, _)| format!("vendor={volid}"));
+        q.tags = tags.clone();
+        q
+    });
+    let kind = if vm {
+        crate::status::GuestKind::Qemu
+    } else {
+        crate::status::GuestKind::Lxc
+    };
     let mut net = NetConfig::new("eth0", bridge, ip);
     net.gw = gateway;
     let mut params = LxcCreateParams::new(vmid, ostemplate)
@@ -883,12 +1032,88 @@ pub fn resolve(
         hostname,
         template: template.map(|t| t.name.clone()),
         params,
+        kind,
+        qemu,
         steps,
         ip: static_ip,
         container_user,
         config_source: None,
         source: None,
     })
+}
+
+/// The disk a VM boots from (the imported cloud image).
+pub const VM_DISK: &str = "scsi0";
+/// The cloud-init user of a VM when the request names none.
+pub const DEFAULT_VM_USER: &str = "ctforge";
+
+/// The cloud image a VM's disk is imported from: the request's, else the template's
+/// `TEMPLATE_IMAGE` (a volume id, or a file name looked up among the node's `import`
+/// volumes), else the node's `import` volume named after the template's OS
+/// (`debian-12-…`).
+fn resolve_image(
+    req: &CreateRequest,
+    conf: &ctforge_template::TemplateConfig,
+    env: &Environment,
+    node: &str,
+    wanted_os: Option<&str>,
+    errors: &mut FieldErrors,
+) -> String {
+    let file_of = |volid: &str| {
+        volid
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let named = req
+        .image
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or(conf.image.clone());
+    if let Some(name) = named {
+        if name.contains(':') {
+            if !env.import_volumes.is_empty() && !env.import_volumes.contains(&name) {
+                errors.push((
+                    "image".into(),
+                    format!("{name:?} is not on {node}; upload the cloud image (content import) first or choose another"),
+                ));
+            }
+            return name;
+        }
+        return match env.import_volumes.iter().find(|v| file_of(v) == name) {
+            Some(v) => v.clone(),
+            None => {
+                errors.push((
+                    "image".into(),
+                    format!("no cloud image {name:?} on {node}; upload it to a storage with content `import` first"),
+                ));
+                String::new()
+            }
+        };
+    }
+    let found = env
+        .import_volumes
+        .iter()
+        .find(|v| wanted_os.is_some_and(|w| file_of(v).starts_with(w)))
+        .or_else(|| {
+            env.import_volumes
+                .iter()
+                .find(|v| wanted_os.is_none() && file_of(v).contains("cloud"))
+        });
+    match found {
+        Some(v) => v.clone(),
+        None => {
+            errors.push((
+                "image".into(),
+                format!(
+                    "no cloud image for {} on {node}; upload one (e.g. debian-12-genericcloud-amd64.qcow2, content import) or set TEMPLATE_IMAGE",
+                    wanted_os.unwrap_or("this template")
+                ),
+            ));
+            String::new()
+        }
+    }
 }
 
 /// A portable Linux user name (what `useradd` accepts by default).
@@ -919,6 +1144,7 @@ mod tests {
             ],
             rootdir_storages: vec!["local-lvm".into()],
             bridges: vec!["vmbr0".into()],
+            ..Environment::default()
         }
     }
 
@@ -946,6 +1172,68 @@ mod tests {
         tools.packages = vec![Package::pinned("pm2", "5")];
         t.packages = vec![base, tools];
         t
+    }
+
+    #[test]
+    fn a_vm_template_plans_a_qemu_create_with_the_image_import() {
+        let mut t = template();
+        t.config.template_type = Some(ctforge_template::TemplateType::Vm);
+        t.config.nesting = None;
+        t.cloud_init = Some("#cloud-config\npackages: [qemu-guest-agent]\n".into());
+        let env = Environment {
+            image_storages: vec!["local-lvm".into()],
+            import_volumes: vec![
+                "local:import/debian-12-genericcloud-amd64.qcow2".into(),
+                "local:import/debian-13-genericcloud-amd64.qcow2".into(),
+            ],
+            snippet_storages: vec!["local".into()],
+            ..env()
+        };
+        let req = CreateRequest {
+            hostname: "vm1".into(),
+            password: Some("secret1".into()),
+            ..Default::default()
+        };
+        let plan = resolve(&req, Some(&t), &env).unwrap();
+        assert_eq!(plan.kind, crate::status::GuestKind::Qemu);
+        let view = plan.view();
+        let get = |k: &str| {
+            view.create_params
+                .iter()
+                .find(|(a, _)| a == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get("scsi0").as_deref(),
+            Some("local-lvm:0,import-from=local:import/debian-12-genericcloud-amd64.qcow2")
+        );
+        assert_eq!(get("cipassword").as_deref(), Some("********"));
+        assert_eq!(get("ciuser").as_deref(), Some(DEFAULT_VM_USER));
+        assert_eq!(get("cicustom"), None, "no snippet unless asked");
+        assert_eq!(view.create_call, "POST /nodes/pve1/qemu");
+        assert_eq!(
+            plan.steps[1],
+            Step::ResizeDisk {
+                disk: "scsi0".into(),
+                size: "8G".into()
+            }
+        );
+        // Asked for: the user-data goes along as vendor-data on the snippet storage.
+        let req = CreateRequest {
+            cloud_init_snippet: true,
+            ..req
+        };
+        let plan = resolve(&req, Some(&t), &env).unwrap();
+        assert!(
+            matches!(&plan.steps[0], Step::CloudInitSnippet { volid, .. } if volid == "local:snippets/ctforge-105-vendor.yaml")
+        );
+        // An image that is not there is a field error.
+        let req = CreateRequest {
+            image: Some("nope.qcow2".into()),
+            ..req
+        };
+        let errors = resolve(&req, Some(&t), &env).unwrap_err();
+        assert!(errors.iter().any(|(f, _)| f == "image"), "{errors:?}");
     }
 
     #[test]

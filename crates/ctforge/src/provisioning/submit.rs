@@ -51,6 +51,12 @@ pub struct EnvironmentSnapshot {
     ostemplates: Vec<String>,
     rootdir_storages: Vec<String>,
     bridges: Vec<String>,
+    #[serde(default)]
+    image_storages: Vec<String>,
+    #[serde(default)]
+    import_volumes: Vec<String>,
+    #[serde(default)]
+    snippet_storages: Vec<String>,
 }
 
 impl From<&Environment> for EnvironmentSnapshot {
@@ -63,6 +69,9 @@ impl From<&Environment> for EnvironmentSnapshot {
             ostemplates: e.ostemplates.clone(),
             rootdir_storages: e.rootdir_storages.clone(),
             bridges: e.bridges.clone(),
+            image_storages: e.image_storages.clone(),
+            import_volumes: e.import_volumes.clone(),
+            snippet_storages: e.snippet_storages.clone(),
         }
     }
 }
@@ -77,6 +86,9 @@ impl From<&EnvironmentSnapshot> for Environment {
             ostemplates: e.ostemplates.clone(),
             rootdir_storages: e.rootdir_storages.clone(),
             bridges: e.bridges.clone(),
+            image_storages: e.image_storages.clone(),
+            import_volumes: e.import_volumes.clone(),
+            snippet_storages: e.snippet_storages.clone(),
         }
     }
 }
@@ -407,7 +419,13 @@ async fn submit_once(
     // The job runs with the cluster's token: first the decision Proxmox would make for this
     // user with these parameters (the job makes it again when it starts).
     let rights = crate::authz::Rights::of(state, user, &prepared.cluster)?;
-    let needs = crate::authz::create(&rights, &plan.params.to_form()).await?;
+    let needs = match &plan.qemu {
+        Some(qemu) => {
+            crate::authz::create_vm(&rights, &qemu.to_form()).await?;
+            crate::authz::CreateNeeds::default()
+        }
+        None => crate::authz::create(&rights, &plan.params.to_form()).await?,
+    };
     let root_ticket_sealed = match (&user.ticket, needs.root_ticket) {
         (Some(data), true) => Some(
             state
@@ -499,6 +517,9 @@ async fn submit_once(
             },
             other => other.into(),
         })?;
+    if plan.kind != crate::status::GuestKind::Lxc {
+        state.store.set_container_kind(id, plan.kind).await?;
+    }
     let _ = state
         .store
         .add_container_event(
@@ -515,7 +536,7 @@ async fn submit_once(
         format!("{}/{}", prepared.cluster.name, plan.vmid),
         remote,
     )
-    .detail(serde_json::json!({ "id": id, "job": job_id }));
+    .detail(serde_json::json!({ "id": id, "job": job_id, "type": plan.kind.as_str() }));
     if let Err(e) = crate::audit::record(state.store.as_ref(), entry).await {
         // An unaudited creation does not run: the job is cancelled before a worker acts on it.
         if let Err(cancel) = state.jobs.cancel(job_id, &user.username).await {

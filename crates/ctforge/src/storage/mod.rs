@@ -204,6 +204,8 @@ pub trait ContainerStore: Send + Sync {
         status: RecordStatus,
         ip: Option<&str>,
     ) -> StoreResult<()>;
+    /// Sets what the guest is (a record is `lxc` until told otherwise).
+    async fn set_container_kind(&self, id: i64, kind: crate::status::GuestKind) -> StoreResult<()>;
     /// Deletes a container record and everything it owns.
     async fn delete_container(&self, id: i64) -> StoreResult<()>;
     /// Replaces the services of a container.

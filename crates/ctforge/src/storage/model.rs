@@ -272,6 +272,9 @@ pub struct Container {
     pub created_at: i64,
     /// Last change.
     pub updated_at: i64,
+    /// A container or a virtual machine (migration 0015; `lxc` for older records).
+    #[sqlx(try_from = "String")]
+    pub kind: crate::status::GuestKind,
 }
 
 /// The fields of a new container record.

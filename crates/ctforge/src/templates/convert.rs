@@ -46,6 +46,9 @@ pub struct StoredConfig {
     /// hashing, so a new commit that leaves the template alone does not change it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<super::git::GitOrigin>,
+    /// `cloud-init/user-data.yaml` of a vm template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<String>,
 }
 
 /// One package list's identity and original text.
@@ -112,6 +115,7 @@ pub fn template_to_record(t: &Template, source_path: Option<&str>) -> TemplateRe
             })
             .collect(),
         git: None,
+        cloud_init: t.cloud_init.clone(),
     };
     // Serializing plain data with string keys cannot fail; fall back to an empty object.
     let config_json = serde_json::to_string(&stored).unwrap_or_else(|_| "{}".to_owned());
@@ -292,6 +296,7 @@ pub fn record_to_template(record: &TemplateRecord) -> Result<Template, Templates
         custom_installer: stored.custom_installer,
         custom_lists: stored.custom_lists,
         docs: stored.docs,
+        cloud_init: stored.cloud_init,
     })
 }
 

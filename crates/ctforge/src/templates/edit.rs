@@ -152,6 +152,27 @@ pub fn keep_raw(edited: &mut Template, previous: &Template) {
     }
 }
 
+/// The web editor edits container settings only: a vm template keeps its type, its vm keys and
+/// its cloud-init user-data when the edit leaves them out.
+fn keep_vm_settings(edited: &mut Template, old: &Template) {
+    let c = &mut edited.config;
+    if c.template_type.is_none() {
+        c.template_type = old.config.template_type;
+    }
+    for (new, previous) in [
+        (&mut c.machine, &old.config.machine),
+        (&mut c.bios, &old.config.bios),
+        (&mut c.image, &old.config.image),
+    ] {
+        if new.is_none() {
+            new.clone_from(previous);
+        }
+    }
+    if edited.cloud_init.is_none() {
+        edited.cloud_init.clone_from(&old.cloud_init);
+    }
+}
+
 /// Replaces the stored template `name` with `edited` (whose name is forced to `name`).
 /// A filesystem template whose content changes is marked `diverged`. Returns the new record.
 pub async fn update(
@@ -176,6 +197,7 @@ pub async fn update(
         if edited.custom_lists.is_empty() {
             edited.custom_lists = old.custom_lists.clone();
         }
+        keep_vm_settings(&mut edited, &old);
     }
     let mut record = template_to_record(&edited, previous.row.source_path.as_deref());
     record.row.source = previous.row.source.clone();

@@ -186,6 +186,9 @@ impl Wizard {
                 Some("scratch") => Some(crate::provisioning::plan::SourceKind::Scratch),
                 _ => None,
             },
+            image: opt("image"),
+            user: opt("user"),
+            cloud_init_snippet: false,
         };
         (request, errors)
     }
@@ -340,7 +343,10 @@ fn page(
                     }
                 }
                 "configure" => {
-                    @let editing = ["cluster", "node", "hostname", "vmid", "password", "ssh_public_keys", "cores", "memory", "swap", "disk", "storage", "bridge", "ip", "gateway", "nameserver", "unprivileged", "nesting", "keyctl", "fuse", "tags", "ostemplate"];
+                    @let editing = ["cluster", "node", "hostname", "vmid", "password", "ssh_public_keys", "cores", "memory", "swap", "disk", "storage", "bridge", "ip", "gateway", "nameserver", "unprivileged", "nesting", "keyctl", "fuse", "tags", "ostemplate", "image", "user"];
+                    // A vm template (`TEMPLATE_TYPE=vm`) asks for a VM's fields instead of a
+                    // container's: the cloud image, the cloud-init user, storages for VM disks.
+                    @let vm = ctx.template.as_ref().is_some_and(|t| t.config.kind() == ctforge_template::TemplateType::Vm);
                     (w.hidden(&editing))
                     @let env = ctx.environment.as_ref().ok();
                     div.configure {
@@ -364,12 +370,22 @@ fn page(
                                 div.grid.field-pairs {
                                     (ui::field(&Field { value: w.get("cores"), kind: "number", error: error_for(errors, "cores"), ..Field::new("cores", "Cores") }))
                                     (ui::field(&Field { value: w.get("memory"), kind: "number", error: error_for(errors, "memory"), ..Field::new("memory", "Memory (MiB)") }))
-                                    (ui::field(&Field { value: w.get("swap"), kind: "number", error: error_for(errors, "swap"), ..Field::new("swap", "Swap (MiB)") }))
+                                    @if !vm {
+                                        (ui::field(&Field { value: w.get("swap"), kind: "number", error: error_for(errors, "swap"), ..Field::new("swap", "Swap (MiB)") }))
+                                    }
                                     (ui::field(&Field { value: w.get("disk"), kind: "number", error: error_for(errors, "disk"), ..Field::new("disk", "Disk (GiB)") }))
                                 }
                                 @if let Some(env) = env {
-                                    (ui::select("storage", "Storage", &options(&env.rootdir_storages), w.get("storage"), error_for(errors, "storage")))
-                                    (ui::select("ostemplate", "OS template", &options(&env.ostemplates), w.get("ostemplate"), error_for(errors, "ostemplate")))
+                                    @if vm {
+                                        (ui::select("storage", "Storage", &options(&env.image_storages), w.get("storage"), error_for(errors, "storage")))
+                                        (ui::select("image", "Cloud image", &options(&env.import_volumes), w.get("image"), error_for(errors, "image")))
+                                    } @else {
+                                        (ui::select("storage", "Storage", &options(&env.rootdir_storages), w.get("storage"), error_for(errors, "storage")))
+                                        (ui::select("ostemplate", "OS template", &options(&env.ostemplates), w.get("ostemplate"), error_for(errors, "ostemplate")))
+                                    }
+                                }
+                                @if vm {
+                                    (ui::field(&Field { value: w.get("user"), error: error_for(errors, "user"), hint: Some("the cloud-init user that gets the password and SSH keys"), ..Field::new("user", "User") }))
                                 }
                             }
                             fieldset {
@@ -381,13 +397,13 @@ fn page(
                                 (ui::field(&Field { value: w.get("gateway"), error: error_for(errors, "gateway"), hint: Some("for static addresses"), ..Field::new("gateway", "Gateway") }))
                                 (ui::field(&Field { value: w.get("nameserver"), error: error_for(errors, "nameserver"), ..Field::new("nameserver", "DNS server") }))
                             }
-                            fieldset {
+                            @if !vm { fieldset {
                                 legend { "Features" }
                                 @for (key, label) in [("unprivileged", "Unprivileged"), ("nesting", "Nesting"), ("keyctl", "keyctl"), ("fuse", "FUSE")] {
                                     input type="hidden" name=(key) value="0";
                                     label.choice { input type="checkbox" name=(key) value="1" checked[w.flag(key) == Some(true)]; " " (label) }
                                 }
-                            }
+                            } }
                         }
                         (template_summary(ctx.template.as_ref()))
                     }
@@ -470,7 +486,7 @@ fn page(
                         }
                         section.card.stack {
                             h2 { "Proxmox create call" }
-                            p.muted { code { "POST /nodes/" (plan.node) "/lxc" } " on cluster " (plan.cluster) }
+                            p.muted { code { (plan.create_call) } " on cluster " (plan.cluster) }
                             table.table {
                                 tbody { @for (k, val) in &plan.create_params { tr { th scope="row" { code { (k) } } td { code { (val) } } } } }
                             }
@@ -608,7 +624,7 @@ fn shown_on(step: &str, field: &str, ctx: &Context) -> bool {
         "template" => field == "template",
         "configure" => match field {
             "cluster" => ctx.clusters.len() > 1,
-            "node" | "storage" | "bridge" | "ostemplate" => env,
+            "node" | "storage" | "bridge" | "ostemplate" | "image" => env,
             _ => step_of(field) == "configure",
         },
         "packages" => matches!(field, "extra_packages" | "buckets"),
@@ -661,7 +677,15 @@ fn describe(step: &Step) -> Markup {
         Step::Identity => {
             html! { "Give it its own identity: new SSH host keys and machine-id, root password and SSH keys" }
         }
-        Step::Start => html! { "Start it and wait until commands run inside" },
+        Step::CloudInitSnippet { volid, .. } => {
+            html! { "Write the template's cloud-init user-data as vendor-data " code { (volid) } }
+        }
+        Step::ResizeDisk { disk, size } => {
+            html! { "Grow disk " code { (disk) } " to " code { (size) } " (" code { "PUT …/resize" } ")" }
+        }
+        Step::Start => {
+            html! { "Start it and wait until commands run inside (a VM: until its guest agent answers)" }
+        }
         Step::DeployFile {
             name, path, policy, ..
         } => {
@@ -706,12 +730,17 @@ fn prefill(w: &mut Wizard, ctx: &Context) {
     if let Ok(env) = &ctx.environment {
         set_default(w, "node", env.nodes.first().cloned());
         set_default(w, "vmid", Some(env.next_vmid.to_string()));
+        let disk_storages = if conf.kind() == ctforge_template::TemplateType::Vm {
+            &env.image_storages
+        } else {
+            &env.rootdir_storages
+        };
         set_default(
             w,
             "storage",
             conf.storage
                 .clone()
-                .or_else(|| env.rootdir_storages.first().cloned()),
+                .or_else(|| disk_storages.first().cloned()),
         );
         set_default(
             w,
@@ -735,6 +764,20 @@ fn prefill(w: &mut Wizard, ctx: &Context) {
             .or(env.ostemplates.first())
             .cloned();
         set_default(w, "ostemplate", os);
+        if conf.kind() == ctforge_template::TemplateType::Vm {
+            let file = |v: &String| v.rsplit(['/', ':']).next().unwrap_or_default().to_owned();
+            let image = env
+                .import_volumes
+                .iter()
+                .find(|v| match &conf.image {
+                    Some(named) => *v == named || file(v) == *named,
+                    None => wanted
+                        .as_ref()
+                        .is_some_and(|w| file(v).starts_with(w.trim_end_matches('-'))),
+                })
+                .cloned();
+            set_default(w, "image", image);
+        }
     }
     set_default(w, "cores", Some(conf.cpu.unwrap_or(1).to_string()));
     set_default(w, "memory", Some(conf.ram_mib.unwrap_or(512).to_string()));

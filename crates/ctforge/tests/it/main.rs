@@ -37,4 +37,5 @@ mod signin;
 mod storage;
 mod templates;
 mod upgrade;
+mod vms;
 mod weblink;

@@ -13,3 +13,4 @@ mod images_lxc;
 mod install_script;
 mod library_lxc;
 mod monitor_lxc;
+mod vm_real;

@@ -9,6 +9,7 @@ pub mod drift;
 pub mod fleet;
 pub mod guests;
 pub mod images;
+pub mod guests_create;
 pub mod jobs;
 pub mod migrate;
 pub mod notifications;

@@ -52,7 +52,7 @@ pub async fn check_identity(
 }
 
 /// The create body: [`CreateRequest`] plus `preset`, `count` and `placement`.
-fn create_body_schema() -> serde_json::Value {
+pub fn create_body_schema() -> serde_json::Value {
     let mut root = schema::<CreateRequest>();
     if let Some(props) = root
         .get_mut("properties")

@@ -568,6 +568,14 @@ pub struct ConfigBody {
     pub storage: Option<String>,
     /// Bridge.
     pub bridge: Option<String>,
+    /// `TEMPLATE_TYPE`: `lxc` (default) or `vm`.
+    pub template_type: Option<String>,
+    /// `TEMPLATE_MACHINE` (vm).
+    pub machine: Option<String>,
+    /// `TEMPLATE_BIOS` (vm).
+    pub bios: Option<String>,
+    /// `TEMPLATE_IMAGE` (vm).
+    pub image: Option<String>,
     /// Other keys, `[[key, value], …]` in order.
     pub extra: Vec<(String, String)>,
 }
@@ -635,6 +643,8 @@ pub struct TemplateBody {
     pub packages: Vec<ListBody>,
     /// `packages/custom.sh`.
     pub custom_installer: Option<String>,
+    /// `cloud-init/user-data.yaml` (vm templates).
+    pub cloud_init: Option<String>,
 }
 
 impl TemplateBody {
@@ -663,6 +673,16 @@ impl TemplateBody {
             fuse: c.fuse,
             storage: c.storage,
             bridge: c.bridge,
+            template_type: match c.template_type.as_deref() {
+                None | Some("") => None,
+                Some(t) => Some(
+                    t.parse()
+                        .map_err(|e: String| bad("config.template_type".into(), e))?,
+                ),
+            },
+            machine: c.machine,
+            bios: c.bios,
+            image: c.image,
             extra: c.extra,
             raw: None,
         };
@@ -695,6 +715,7 @@ impl TemplateBody {
             t.packages.push(list);
         }
         t.custom_installer = self.custom_installer.filter(|c| !c.is_empty());
+        t.cloud_init = self.cloud_init.filter(|c| !c.is_empty());
         t.sort();
         Ok(t)
     }

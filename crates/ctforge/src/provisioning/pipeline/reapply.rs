@@ -55,7 +55,7 @@ pub async fn apply(
         plan,
     } = subject;
     let vmid = plan.vmid;
-    let channel = runner.channel(ctx, &cluster, vmid).await?;
+    let channel = runner.guest_channel(ctx, &cluster, vmid).await?;
     let q = ctforge_ssh::quote;
     run(
         ctx,

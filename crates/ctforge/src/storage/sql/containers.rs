@@ -96,6 +96,19 @@ macro_rules! impl_containers_store {
                 .rows_affected();
                 affected(rows)
             }
+            async fn set_container_kind(&self, id: i64, kind: crate::status::GuestKind) -> StoreResult<()> {
+                let rows = sqlx::query::<$db>(
+                    "UPDATE containers SET kind = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(kind.as_str())
+                .bind(self.now())
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                affected(rows)
+            }
             async fn delete_container(&self, id: i64) -> StoreResult<()> {
                 let rows = sqlx::query::<$db>("DELETE FROM containers WHERE id = $1")
                     .bind(id)

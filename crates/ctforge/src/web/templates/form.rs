@@ -393,6 +393,12 @@ impl TemplateForm {
             fuse,
             storage: text(&self.storage),
             bridge: text(&self.bridge),
+            // The form edits container settings; a vm template's keys are kept by the caller
+            // (`keep_vm_settings`).
+            template_type: None,
+            machine: None,
+            bios: None,
+            image: None,
             extra,
             raw: None,
         };

@@ -1,0 +1,278 @@
+//! The QEMU side of the creation job (`Plan::kind` = `qemu`): write the template's cloud-init
+//! user-data as a vendor-data snippet where a storage holds snippets, create the VM with its disk
+//! imported from the cloud image and its cloud-init drive (`POST /nodes/{node}/qemu`), grow the
+//! disk to the requested size (`PUT …/resize`), start it and wait — bounded — until its guest
+//! agent answers (`agent/ping`) and reports an address (`agent/network-get-interfaces`).
+//! Everything after that (deploy, install, scripts, discover) is the container pipeline over
+//! the guest-agent channel ([`crate::guest::agent::AgentChannel`]).
+
+use std::time::Duration;
+
+use ctforge_pve::PveApi;
+
+use super::pipeline::{AGENT_TIMEOUT, CreateContainer, Work, fail, wait};
+use super::plan::Step;
+use crate::jobs::{JobContext, StepError};
+
+/// Creates the VM (or adopts the one an earlier attempt created), then grows its disk.
+pub(super) async fn create(
+    handler: &CreateContainer,
+    ctx: &JobContext,
+    work: &Work,
+) -> Result<(), StepError> {
+    let Work {
+        container,
+        plan,
+        client,
+        ..
+    } = work;
+    let qemu = plan
+        .qemu
+        .as_ref()
+        .ok_or_else(|| fail("the plan of this VM has no create parameters; create it again"))?;
+    let node = plan.node.as_str();
+    let vmid = plan.vmid;
+    for step in &plan.steps {
+        if let Step::CloudInitSnippet { volid, content } = step {
+            let _ = ctx
+                .log(format!(
+                    "writing the cloud-init vendor-data {volid} on {node}"
+                ))
+                .await;
+            handler
+                .guests()
+                .write_volume(&work.cluster, node, volid, content.as_bytes())
+                .await
+                .map_err(|e| fail(format!("cloud-init snippet: {e}")))?;
+        }
+    }
+    if client.qemu_config_get(node, vmid, false).await.is_ok() {
+        let _ = ctx
+            .log(format!("VM {vmid} exists already on {node}; continuing"))
+            .await;
+        wait_unlocked(ctx, client.as_ref(), node, vmid).await?;
+    } else {
+        let creator = handler.creator(work).await?;
+        let source = match &qemu.scsi0 {
+            Some(disk) => format!(", disk {disk}"),
+            None => String::new(),
+        };
+        let _ = ctx
+            .log(format!(
+                "creating VM {vmid} ({}) on {node}{source}",
+                plan.hostname
+            ))
+            .await;
+        match creator.qemu_create(node, qemu).await {
+            Ok(upid) => wait(ctx, client.as_ref(), node, &upid, "create task").await?,
+            // An answer lost on the way while the VM was created: the create went through.
+            Err(e) => {
+                if matches!(
+                    e,
+                    ctforge_pve::PveError::Transport { .. } | ctforge_pve::PveError::Timeout { .. }
+                ) && client.qemu_config_get(node, vmid, false).await.is_ok()
+                {
+                    wait_unlocked(ctx, client.as_ref(), node, vmid).await?;
+                } else {
+                    return Err(fail(format!("create: {e}")));
+                }
+            }
+        }
+    }
+    for step in &plan.steps {
+        if let Step::ResizeDisk { disk, size } = step {
+            resize(ctx, client.as_ref(), node, vmid, disk, size).await?;
+        }
+    }
+    let _ = handler
+        .store()
+        .add_container_event(
+            container.id,
+            "created",
+            &format!("VM {vmid} created on {node}"),
+            "",
+            "{}",
+        )
+        .await;
+    Ok(())
+}
+
+/// Grows `disk` to `size` (`8G`) unless it is that large already (an imported cloud image is
+/// usually 2–3 GiB; Proxmox refuses to shrink).
+async fn resize(
+    ctx: &JobContext,
+    client: &dyn PveApi,
+    node: &str,
+    vmid: u32,
+    disk: &str,
+    size: &str,
+) -> Result<(), StepError> {
+    let config = client
+        .qemu_config_get(node, vmid, false)
+        .await
+        .map_err(|e| fail(format!("config: {e}")))?;
+    let current = config
+        .get(disk)
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.split(',').find_map(|p| p.strip_prefix("size=")))
+        .and_then(bytes_of);
+    let wanted = bytes_of(size);
+    if let (Some(current), Some(wanted)) = (current, wanted)
+        && current >= wanted
+    {
+        let _ = ctx
+            .log(format!("{disk} is {size} or larger already; not resized"))
+            .await;
+        return Ok(());
+    }
+    let _ = ctx.log(format!("resizing {disk} to {size}")).await;
+    let upid = client
+        .qemu_resize(node, vmid, disk, size)
+        .await
+        .map_err(|e| fail(format!("resize {disk}: {e}")))?;
+    wait(ctx, client, node, &upid, "resize task").await
+}
+
+/// `2252M`, `8G`, `1T`, `512K` → bytes.
+fn bytes_of(size: &str) -> Option<u64> {
+    let size = size.trim();
+    let (number, unit) = size.split_at(size.find(|c: char| c.is_ascii_alphabetic())?);
+    let number: f64 = number.parse().ok()?;
+    let factor: f64 = match unit {
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = number * factor;
+    (bytes.is_finite() && bytes >= 0.0).then_some(bytes as u64)
+}
+
+/// Starts the VM when it is not running and waits until its guest agent answers, then logs
+/// the address the agent reports.
+pub(super) async fn start(
+    ctx: &JobContext,
+    client: &dyn PveApi,
+    node: &str,
+    vmid: u32,
+) -> Result<(), StepError> {
+    let status = client
+        .qemu_status_current(node, vmid)
+        .await
+        .map_err(|e| fail(format!("status: {e}")))?;
+    if status.status != "running" {
+        let upid = client
+            .qemu_start(node, vmid)
+            .await
+            .map_err(|e| fail(format!("start: {e}")))?;
+        wait(ctx, client, node, &upid, "start task").await?;
+    }
+    let _ = ctx
+        .log("waiting for the QEMU guest agent (cloud-init runs first)")
+        .await;
+    let started = tokio::time::Instant::now();
+    let mut backoff = ctforge_pve::Backoff::new(Duration::from_secs(2));
+    let mut last_note = 0;
+    loop {
+        match client.agent_ping(node, vmid).await {
+            Ok(()) => break,
+            Err(e) if started.elapsed() > AGENT_TIMEOUT => {
+                return Err(fail(format!(
+                    "the guest agent of VM {vmid} does not answer {} s after start ({e}); check that the image runs qemu-guest-agent (cloud-init can install it)",
+                    AGENT_TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => {
+                let waited = started.elapsed().as_secs();
+                if waited >= last_note + 15 {
+                    last_note = waited;
+                    let _ = ctx
+                        .log(format!(
+                            "still waiting for the guest agent ({waited}s): {e}"
+                        ))
+                        .await;
+                }
+                tokio::time::sleep(backoff.next_pause()).await;
+            }
+        }
+    }
+    let _ = ctx
+        .log(format!(
+            "guest agent answers ({:.1}s after start)",
+            started.elapsed().as_secs_f64()
+        ))
+        .await;
+    // DHCP may finish a moment after the agent starts.
+    let asked = tokio::time::Instant::now();
+    let mut backoff = ctforge_pve::Backoff::new(Duration::from_secs(1));
+    loop {
+        if let Some(ip) = address(client, node, vmid).await {
+            let _ = ctx
+                .log(format!("address {ip} (reported by the guest agent)"))
+                .await;
+            break;
+        }
+        if asked.elapsed() > Duration::from_secs(60) {
+            let _ = ctx
+                .log("! the guest agent reports no IPv4 address yet; web links are added once it does")
+                .await;
+            break;
+        }
+        tokio::time::sleep(backoff.next_pause()).await;
+    }
+    Ok(())
+}
+
+/// The VM's first IPv4 address that is not loopback or link-local, from its guest agent.
+pub(super) async fn address(client: &dyn PveApi, node: &str, vmid: u32) -> Option<String> {
+    client
+        .agent_network_get_interfaces(node, vmid)
+        .await
+        .ok()?
+        .first_ipv4()
+}
+
+/// Waits until the VM's config holds no lock (the create task may still be importing).
+async fn wait_unlocked(
+    ctx: &JobContext,
+    client: &dyn PveApi,
+    node: &str,
+    vmid: u32,
+) -> Result<(), StepError> {
+    let started = tokio::time::Instant::now();
+    let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(500));
+    loop {
+        let config = client
+            .qemu_config_get(node, vmid, false)
+            .await
+            .map_err(|e| fail(format!("config: {e}")))?;
+        let Some(lock) = config.get("lock").and_then(|l| l.as_str()) else {
+            return Ok(());
+        };
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(fail(format!(
+                "VM {vmid} stays locked ({lock}); check its task in Proxmox"
+            )));
+        }
+        if started.elapsed().as_secs().is_multiple_of(10) {
+            let _ = ctx
+                .log(format!("waiting for the {lock} lock on VM {vmid}"))
+                .await;
+        }
+        tokio::time::sleep(backoff.next_pause()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(bytes_of("2G"), Some(2 << 30));
+        assert_eq!(bytes_of("2252M"), Some(2252 << 20));
+        assert_eq!(bytes_of("x"), None);
+        assert_eq!(bytes_of("12"), None);
+    }
+}

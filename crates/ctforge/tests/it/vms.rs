@@ -1,0 +1,264 @@
+//! Virtual machines on the simulator's memory backend, end to end: the shipped `vm-web`
+//! template is planned (`POST /api/v1/guests/plan`: a `qemu` guest, the disk imported from the
+//! node's Debian 12 cloud image, the cloud-init drive, the agent, the serial console), created
+//! through `POST /api/v1/guests`, started, reached through its guest agent and provisioned
+//! over it (nginx installed, the service and its web address discovered) — what the job's
+//! progress shows on the way included.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common;
+
+struct Vms {
+    app: common::TestApp,
+    session: common::ApiSession,
+    sim: ctforge_pve_sim::SimHandle,
+    _templates: tempfile::TempDir,
+}
+
+impl Vms {
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .app
+            .client
+            .get(format!("{}{path}", self.app.address))
+            .header("cookie", &self.session.cookie)
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or_default())
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .session
+            .post(&self.app.client, &self.app.address, path, body)
+            .await;
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or_default())
+    }
+}
+
+/// The app with the shipped examples as its template root, signed in as root@pam.
+async fn app() -> Vms {
+    ctforge::install_crypto_provider();
+    let sim = common::sim("", |c| {
+        c.with_nodes(1)
+            .with_containers(0)
+            .with_timings(ctforge_pve_sim::Timings::instant())
+    })
+    .await;
+    let cluster = common::sim_cluster(&sim);
+    let templates = tempfile::tempdir().unwrap();
+    ctforge::demo::write_examples(templates.path()).unwrap();
+    let root = templates.path().to_path_buf();
+    let app = common::spawn_app_with("sqlite", move |c| {
+        c.clusters = vec![cluster];
+        c.templates.roots = vec![root];
+        c.monitoring.web_links = false;
+    })
+    .await;
+    let session =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let r = session
+        .post(
+            &app.client,
+            &app.address,
+            "/api/v1/templates/discover",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    Vms {
+        app,
+        session,
+        sim,
+        _templates: templates,
+    }
+}
+
+fn params(plan: &serde_json::Value) -> BTreeMap<String, String> {
+    plan["create_params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx alice@laptop";
+
+#[tokio::test]
+async fn a_vm_template_is_planned_created_and_provisioned_through_the_agent() {
+    let v = app().await;
+    let body = json!({
+        "template": "vm-web",
+        "hostname": "vm1",
+        "password": "hunter22",
+        "ssh_public_keys": KEY,
+        "user": "alice",
+    });
+
+    // The plan: a qemu guest, its exact parameters, every step.
+    let (code, plan) = v.post("/api/v1/guests/plan", body.clone()).await;
+    assert_eq!(code, 200, "{plan}");
+    assert_eq!(plan["type"], "qemu");
+    assert_eq!(plan["create_call"], "POST /nodes/pve1/qemu");
+    let p = params(&plan);
+    assert!(
+        p["scsi0"].contains(":0,import-from=") && p["scsi0"].contains("debian-12"),
+        "{p:?}"
+    );
+    assert!(p["ide2"].ends_with(":cloudinit"), "{p:?}");
+    assert_eq!(p["agent"], "enabled=1");
+    assert_eq!(p["scsihw"], "virtio-scsi-single");
+    assert_eq!(p["serial0"], "socket");
+    assert_eq!(p["ciuser"], "alice");
+    assert_eq!(p["cipassword"], "********", "the password is masked");
+    assert_eq!(p["ipconfig0"], "ip=dhcp");
+    assert_eq!(p["sshkeys"], ctforge_pve::types::qemu::uri_escape(KEY));
+    assert_eq!(p["machine"], "q35");
+    assert_eq!((p["cores"].as_str(), p["memory"].as_str()), ("1", "1024"));
+    let kinds: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "create",
+            "resize_disk",
+            "start",
+            "deploy_file",
+            "deploy_file",
+            "config_manager",
+            "install",
+            "run_script",
+            "discover"
+        ]
+    );
+    assert_eq!(plan["steps"][1]["size"], "8G");
+
+    // Created through the guest resource.
+    let (code, created) = v.post("/api/v1/guests", body).await;
+    assert_eq!(code, 202, "{created}");
+    let (id, job_id) = (
+        created["id"].as_i64().unwrap(),
+        created["job_id"].as_i64().unwrap(),
+    );
+    let record = v.app.state.store.get_container(id).await.unwrap();
+    assert_eq!(record.kind, ctforge::status::GuestKind::Qemu);
+
+    // What the user sees on the way: the job's step as it moves (the progress view polls
+    // the same answer), then every step's log lines.
+    let mut seen_steps: Vec<String> = Vec::new();
+    let mut job = serde_json::Value::Null;
+    for _ in 0..1200 {
+        let (_, j) = v.get(&format!("/api/v1/jobs/{job_id}")).await;
+        if let Some(step) = j["current_step"].as_str()
+            && seen_steps.last().map(String::as_str) != Some(step)
+        {
+            seen_steps.push(step.to_owned());
+        }
+        if matches!(
+            j["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            job = j;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(
+        job["completed_steps"],
+        json!([
+            "create", "start", "deploy", "install", "scripts", "discover"
+        ])
+    );
+    assert!(!seen_steps.is_empty(), "the progress never showed a step");
+    let events = v
+        .app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap();
+    let log: Vec<String> = events
+        .iter()
+        .map(|e| format!("{}: {}", e.step.clone().unwrap_or_default(), e.data))
+        .collect();
+    let log = log.join("\n");
+    for line in [
+        "create: creating VM",
+        "import-from=",
+        "create: resizing scsi0 to 8G",
+        "start: waiting for the QEMU guest agent",
+        "start: guest agent answers",
+        "(reported by the guest agent)",
+        "install: installing with apt: nginx curl",
+        "scripts: running 10-enable.sh",
+        "discover: service nginx.service is active",
+    ] {
+        assert!(log.contains(line), "the job log lacks {line:?}:\n{log}");
+    }
+    assert!(
+        !log.contains("hunter22"),
+        "the password never reaches the log"
+    );
+
+    // Ready, with its address and the discovered web server.
+    let record = v.app.state.store.get_container(id).await.unwrap();
+    assert_eq!(record.status, "ready");
+    let ip = record.ip.clone().expect("the agent's address is recorded");
+    let services = v.app.state.store.list_services(id).await.unwrap();
+    let nginx = services
+        .iter()
+        .find(|s| s.unit == "nginx.service")
+        .unwrap_or_else(|| panic!("nginx was not discovered: {services:?}"));
+    assert_eq!(
+        nginx.url.as_deref(),
+        Some(format!("http://{ip}:80").as_str())
+    );
+
+    // Proxmox has the VM, running.
+    let cluster = v
+        .app
+        .state
+        .store
+        .get_cluster(record.cluster_id)
+        .await
+        .unwrap();
+    let client = v.app.state.pve.service(&cluster).unwrap();
+    let vmid = u32::try_from(record.vmid).unwrap();
+    let status = client.qemu_status_current("pve1", vmid).await.unwrap();
+    assert_eq!(status.status, "running");
+    drop(v.sim);
+}
+
+/// A vm template's plan names what is missing: a cloud image that is not on the node.
+#[tokio::test]
+async fn a_missing_cloud_image_is_a_field_error() {
+    let v = app().await;
+    let (code, answer) = v
+        .post(
+            "/api/v1/guests/plan",
+            json!({ "template": "vm-web", "hostname": "vm2", "image": "local:import/nope.qcow2" }),
+        )
+        .await;
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.to_string().contains("nope.qcow2"), "{answer}");
+}
