@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::types::{AgentExecStatus, AgentInterfaces, AgentPid, QemuCreate, QemuStatus};
+use crate::types::{AgentExecStatus, AgentInterfaces, AgentPid, QemuCreate};
 use crate::types::{
     AplInfo, CloneParams, ClusterResource, ConsolidationFn, DeleteOptions, Domain, LxcConfig,
     LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, NetworkIface, NodeInfo, NodeStatus,

@@ -808,9 +808,6 @@ impl PveApi for PveClient {
     async fn qemu_create(&self, node: &str, params: &crate::types::QemuCreate) -> Result<Upid> {
         self.upid(request::qemu_create(node, params)).await
     }
-    async fn qemu_list(&self, node: &str) -> Result<Vec<crate::types::QemuStatus>> {
-        self.list(request::qemu_list(node)).await
-    }
     async fn qemu_config_get(
         &self,
         node: &str,
@@ -831,31 +828,6 @@ impl PveApi for PveClient {
             .await
             .map(|_| ())
     }
-    async fn qemu_status_current(&self, node: &str, vmid: u32) -> Result<crate::types::QemuStatus> {
-        self.get(request::qemu_status_current(node, vmid)).await
-    }
-    async fn qemu_start(&self, node: &str, vmid: u32) -> Result<Upid> {
-        self.upid(request::qemu_start(node, vmid)).await
-    }
-    async fn qemu_stop(&self, node: &str, vmid: u32) -> Result<Upid> {
-        self.upid(request::qemu_stop(node, vmid)).await
-    }
-    async fn qemu_shutdown(
-        &self,
-        node: &str,
-        vmid: u32,
-        timeout: Option<u32>,
-        force_stop: bool,
-    ) -> Result<Upid> {
-        self.upid(request::qemu_shutdown(node, vmid, timeout, force_stop))
-            .await
-    }
-    async fn qemu_reboot(&self, node: &str, vmid: u32, timeout: Option<u32>) -> Result<Upid> {
-        self.upid(request::qemu_reboot(node, vmid, timeout)).await
-    }
-    async fn qemu_delete(&self, node: &str, vmid: u32, opts: DeleteOptions) -> Result<Upid> {
-        self.upid(request::qemu_delete(node, vmid, opts)).await
-    }
     async fn qemu_resize(&self, node: &str, vmid: u32, disk: &str, size: &str) -> Result<Upid> {
         self.upid(request::qemu_resize(node, vmid, disk, size))
             .await
@@ -865,16 +837,6 @@ impl PveApi for PveClient {
     }
     async fn qemu_template(&self, node: &str, vmid: u32) -> Result<Upid> {
         self.upid(request::qemu_template(node, vmid)).await
-    }
-    async fn qemu_rrddata(
-        &self,
-        node: &str,
-        vmid: u32,
-        timeframe: Timeframe,
-        cf: Option<ConsolidationFn>,
-    ) -> Result<Vec<RrdPoint>> {
-        self.list(request::qemu_rrddata(node, vmid, timeframe, cf))
-            .await
     }
     async fn agent_ping(&self, node: &str, vmid: u32) -> Result<()> {
         self.execute(&request::agent_ping(node, vmid))

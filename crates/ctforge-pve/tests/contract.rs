@@ -372,16 +372,8 @@ fn qemu_requests() -> Vec<RequestSpec> {
         request::qemu_shutdown("pve-01", 120, None, false),
         request::qemu_shutdown("pve-01", 120, Some(60), true),
         request::qemu_reboot("pve-01", 120, Some(30)),
-        request::qemu_delete("pve-01", 120, DeleteOptions::default()),
-        request::qemu_delete(
-            "pve-01",
-            120,
-            DeleteOptions {
-                purge: true,
-                force: false,
-                destroy_unreferenced_disks: true,
-            },
-        ),
+        request::qemu_delete("pve-01", 120, false, false),
+        request::qemu_delete("pve-01", 120, true, true),
         request::qemu_resize("pve-01", 120, "scsi0", "8G"),
         request::qemu_resize("pve-01", 120, "scsi0", "+2G"),
         request::qemu_clone(

@@ -115,8 +115,8 @@ impl ContainerStatus {
 }
 
 text_enum! {
-    /// What kind of guest: an LXC container or a QEMU virtual machine (Proxmox's
-    /// `/cluster/resources` `type`, and the API's `type` field).
+    /// What kind of guest: an LXC container or a QEMU virtual machine (`containers.kind`,
+    /// migration 0015; Proxmox's `/cluster/resources` `type`, and the API's `type` field).
     GuestKind, "guest kind" {
         /// An LXC container (`/nodes/{node}/lxc/…`).
         Lxc => "lxc",
@@ -179,24 +179,6 @@ impl RecordStatus {
             Self::Deleting => Some(ContainerStatus::Deleting),
             Self::Ready => None,
         }
-    }
-}
-
-text_enum! {
-    /// What a guest is: a container or a QEMU virtual machine (`containers.kind`, migration
-    /// 0015; Proxmox's `type` in `/cluster/resources`).
-    GuestKind, "guest kind" {
-        /// A container (`/nodes/{node}/lxc`).
-        Lxc => "lxc",
-        /// A virtual machine (`/nodes/{node}/qemu`).
-        Qemu => "qemu",
-    }
-}
-
-impl Default for GuestKind {
-    /// Records from before VMs are containers.
-    fn default() -> Self {
-        Self::Lxc
     }
 }
 

@@ -13,8 +13,8 @@ pub mod de;
 pub mod models;
 pub mod params;
 pub mod propstring;
-pub mod qemu_status;
 pub mod qemu;
+pub mod qemu_status;
 pub mod upid;
 
 pub use cluster::{ClusterStatusEntry, MigrateParams};
@@ -24,9 +24,8 @@ pub use propstring::{
     DiskSize, Features, Ip6Config, IpConfig, KeyOrder, MountPoint, NetConfig, PropertyError,
     RootFs, VolumeOptions,
 };
-pub use qemu_status::QemuStatus;
 pub use qemu::{
-    AgentExecStatus, AgentInterface, AgentInterfaces, AgentIpAddress, AgentPid, QemuCreate,
-    VmDisk,
+    AgentExecStatus, AgentInterface, AgentInterfaces, AgentIpAddress, AgentPid, QemuCreate, VmDisk,
 };
+pub use qemu_status::QemuStatus;
 pub use upid::Upid;

@@ -119,11 +119,9 @@ impl Target {
     }
 }
 
-/// The kind of guest a record names. Records carry no kind of their own yet, so this is
-/// `lxc`; a record of a VM is found through `/cluster/resources` when its `lxc` status is 404
-/// ([`guest_kind::locate`]). (The `containers.kind` column replaces this once it exists.)
-pub fn record_kind(_record: &Container) -> GuestKind {
-    GuestKind::Lxc
+/// The kind of guest a record names (`containers.kind`, set when it is submitted).
+pub fn record_kind(record: &Container) -> GuestKind {
+    record.kind
 }
 
 /// The canonical URL id of a container.

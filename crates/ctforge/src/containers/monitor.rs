@@ -349,20 +349,37 @@ pub async fn check_container(
     probe_all: bool,
 ) -> Result<Checked, MonitorError> {
     let vmid = u32::try_from(container.vmid).unwrap_or_default();
-    let session = state
-        .guests
-        .connect(cluster)
-        .await
-        .map_err(|e| MonitorError::Ssh {
-            node: node.to_owned(),
-            message: e.to_string(),
-        })?;
-    let Some(channel) = session.guest_channel(kind, vmid, Some(COMMAND_TIMEOUT)) else {
-        session.close().await;
-        return Err(MonitorError::NoChannel {
-            what: kind.short(),
-            vmid,
-        });
+    // A VM is reached through its guest agent with the cluster's token; a container over the
+    // node's SSH session (`pct`).
+    let (session, channel) = match kind {
+        GuestKind::Qemu => {
+            let client = state.pve.service(cluster).map_err(|e| MonitorError::Ssh {
+                node: node.to_owned(),
+                message: e.to_string(),
+            })?;
+            let channel: Box<dyn ctforge_ssh::RemoteExec> = Box::new(
+                crate::guest::agent::AgentChannel::new(client, node, vmid, Some(COMMAND_TIMEOUT)),
+            );
+            (None, channel)
+        }
+        GuestKind::Lxc => {
+            let session = state
+                .guests
+                .connect(cluster)
+                .await
+                .map_err(|e| MonitorError::Ssh {
+                    node: node.to_owned(),
+                    message: e.to_string(),
+                })?;
+            let Some(channel) = session.guest_channel(kind, vmid, Some(COMMAND_TIMEOUT)) else {
+                session.close().await;
+                return Err(MonitorError::NoChannel {
+                    what: kind.short(),
+                    vmid,
+                });
+            };
+            (Some(session), channel)
+        }
     };
     let units: Vec<String> = state
         .store
@@ -376,7 +393,9 @@ pub async fn check_container(
     let drift_paths: Vec<String> = expected.keys().cloned().collect();
     let report =
         crate::guest::probe::check_with(channel.as_ref(), vmid, &units, &drift_paths).await;
-    session.close().await;
+    if let Some(session) = session {
+        session.close().await;
+    }
     // The node's connection opens with the first command: failing to reach the node is
     // still "SSH to the node failed", not a failure inside the CT.
     let report = report.map_err(|e| match e {

@@ -713,7 +713,6 @@ impl CreateContainer {
     /// Pushes the template's files by policy and installs the config-manager.
     async fn deploy(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { plan, .. } = work;
-        let vmid = plan.vmid;
         if plan.image().is_some() {
             let channel = self.channel(ctx, work).await?;
             return crate::images::bake::identity(ctx, channel.as_ref(), plan).await;
@@ -915,7 +914,6 @@ impl CreateContainer {
     /// Installs packages and runs the custom installer.
     async fn install(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { plan, .. } = work;
-        let vmid = plan.vmid;
         if let Some(image) = plan.image() {
             let _ = ctx
                 .log(format!(

@@ -84,16 +84,18 @@ pub(super) async fn create(
             resize(ctx, client.as_ref(), node, vmid, disk, size).await?;
         }
     }
-    let _ = handler
-        .store()
-        .add_container_event(
-            container.id,
-            "created",
-            &format!("VM {vmid} created on {node}"),
-            "",
-            "{}",
-        )
-        .await;
+    if let Some(container) = container {
+        let _ = handler
+            .store()
+            .add_container_event(
+                container.id,
+                "created",
+                &format!("VM {vmid} created on {node}"),
+                "",
+                "{}",
+            )
+            .await;
+    }
     Ok(())
 }
 

@@ -123,14 +123,12 @@ async fn vm_web_reaches_ready_on_a_real_kvm_guest() {
         &client.qemu_stop("pve1", p.vmid).await.unwrap(),
     )
     .await;
-    let opts = ctforge_pve::types::DeleteOptions {
-        purge: true,
-        destroy_unreferenced_disks: true,
-        ..Default::default()
-    };
     wait(
         client.as_ref(),
-        &client.qemu_delete("pve1", p.vmid, opts).await.unwrap(),
+        &client
+            .qemu_delete("pve1", p.vmid, true, true)
+            .await
+            .unwrap(),
     )
     .await;
     assert!(
