@@ -1,6 +1,8 @@
 //! Looking up what a cluster and node offer (nodes, next VMID, OS templates, storages,
 //! bridges) for the wizard's defaults and choices. Uses the caller's client, so a user sees what
-//! Proxmox lets them see.
+//! Proxmox lets them see. Reads that do not depend on each other go out together (nodes with the
+//! next VMID; the bridges with the storages and their OS templates): a creation request waits for
+//! the slowest of them, not for their sum.
 
 use ctforge_pve::PveApi;
 
@@ -14,10 +16,8 @@ pub async fn lookup(
     cluster: &Cluster,
     node: Option<&str>,
 ) -> Result<Environment, String> {
-    let nodes = client
-        .nodes()
-        .await
-        .map_err(|e| format!("cannot list nodes of {}: {e}", cluster.name))?;
+    let (nodes, next_vmid) = tokio::join!(client.nodes(), client.cluster_nextid(None));
+    let nodes = nodes.map_err(|e| format!("cannot list nodes of {}: {e}", cluster.name))?;
     let mut names: Vec<(bool, String)> = nodes
         .into_iter()
         .map(|n| (n.status != "online", n.node))
@@ -28,10 +28,7 @@ pub async fn lookup(
         .filter(|n| !n.is_empty())
         .map(str::to_owned)
         .or_else(|| nodes.first().cloned());
-    let next_vmid = client
-        .cluster_nextid(None)
-        .await
-        .map_err(|e| format!("cannot get the next free VMID: {e}"))?;
+    let next_vmid = next_vmid.map_err(|e| format!("cannot get the next free VMID: {e}"))?;
     let mut env = Environment {
         cluster_id: cluster.id,
         cluster_name: cluster.name.clone(),
@@ -44,29 +41,45 @@ pub async fn lookup(
         // Not a node of this cluster: nothing to ask Proxmox; `plan::resolve` names the field.
         return Ok(env);
     }
-    let storages = client
-        .node_storage(&node, None)
-        .await
-        .map_err(|e| format!("cannot list storages of {node}: {e}"))?;
-    for storage in &storages {
-        let contents: Vec<&str> = storage.content.split(',').collect();
-        if contents.contains(&"rootdir") {
-            env.rootdir_storages.push(storage.storage.clone());
+    let storages = async {
+        let node = node.as_str();
+        let storages = client
+            .node_storage(&node, None)
+            .await
+            .map_err(|e| format!("cannot list storages of {node}: {e}"))?;
+        let mut rootdir = Vec::new();
+        let mut listings = Vec::new();
+        for storage in &storages {
+            let contents: Vec<&str> = storage.content.split(',').collect();
+            if contents.contains(&"rootdir") {
+                rootdir.push(storage.storage.clone());
+            }
+            if contents.contains(&"vztmpl") {
+                listings.push(async move {
+                    client
+                        .storage_content(&node, &storage.storage, Some("vztmpl"))
+                        .await
+                        .map_err(|e| (storage.storage.clone(), e))
+                });
+            }
         }
-        if contents.contains(&"vztmpl") {
-            match client
-                .storage_content(&node, &storage.storage, Some("vztmpl"))
-                .await
-            {
-                Ok(items) => env.ostemplates.extend(items.into_iter().map(|i| i.volid)),
-                Err(e) => {
-                    tracing::warn!(storage = %storage.storage, error = %e, "cannot list OS templates")
+        let mut ostemplates = Vec::new();
+        for listing in futures_util::future::join_all(listings).await {
+            match listing {
+                Ok(items) => ostemplates.extend(items.into_iter().map(|i| i.volid)),
+                Err((storage, e)) => {
+                    tracing::warn!(storage = %storage, error = %e, "cannot list OS templates")
                 }
             }
         }
-    }
+        Ok::<_, String>((rootdir, ostemplates))
+    };
+    let (storages, bridges) = tokio::join!(storages, client.node_network(&node, Some("bridge")));
+    let (rootdir, ostemplates) = storages?;
+    env.rootdir_storages = rootdir;
+    env.ostemplates = ostemplates;
     env.ostemplates.sort();
-    match client.node_network(&node, Some("bridge")).await {
+    match bridges {
         Ok(ifaces) => env.bridges = ifaces.into_iter().map(|i| i.iface).collect(),
         Err(e) => tracing::warn!(node = %node, error = %e, "cannot list bridges"),
     }

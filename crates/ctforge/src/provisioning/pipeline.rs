@@ -289,9 +289,16 @@ async fn wait(
         drop(tx);
         result
     };
+    // Lines of one log page arrive together: they go to the store in one transaction.
     let forward = async {
         while let Some(line) = rx.recv().await {
-            let _ = ctx.log(line).await;
+            let mut batch = vec![line];
+            while batch.len() < LOG_BATCH
+                && let Ok(line) = rx.try_recv()
+            {
+                batch.push(line);
+            }
+            let _ = ctx.log_lines(batch).await;
         }
     };
     let (result, ()) = tokio::join!(waiting, forward);
@@ -475,33 +482,39 @@ impl CreateContainer {
         } = work;
         let node = plan.node.clone();
         let vmid = plan.vmid;
-        if client.lxc_config_get(&node, vmid, false).await.is_ok() {
-            let _ = ctx
-                .log(format!("CT {vmid} exists already on {node}; continuing"))
-                .await;
-            wait_unlocked(ctx, client.as_ref(), &node, vmid).await?;
-        } else {
-            let creator = self.creator(work).await?;
-            let _ = ctx
-                .log(format!("creating CT {vmid} ({}) on {node}", plan.hostname))
-                .await;
-            match ctforge_pve::create_lxc_checked(creator.as_ref(), &node, &plan.params)
-                .await
-                .map_err(|e| match e {
-                    ctforge_pve::PveError::Unauthorized { .. } if work.root_ticket_sealed.is_some() => fail(
-                        "root@pam's sign-in this creation needs (keyctl/fuse can only be set by root@pam in Proxmox) has expired; sign in as root@pam again and create it again",
-                    ),
-                    e => fail(format!("create: {e}")),
-                })?
-            {
-                CreateOutcome::Task(upid) => {
-                    wait(ctx, client.as_ref(), &node, &upid, "create task").await?
-                }
-                CreateOutcome::ExistsAfterLostResponse { .. } => {
-                    wait_unlocked(ctx, client.as_ref(), &node, vmid).await?
-                }
+        // Create at once; a CT already there (a resumed job whose create went through, its task
+        // maybe still running) is adopted: Proxmox refuses the second create, so asking first
+        // would cost every creation a round trip.
+        let creator = self.creator(work).await?;
+        let _ = ctx
+            .log(format!("creating CT {vmid} ({}) on {node}", plan.hostname))
+            .await;
+        match ctforge_pve::create_lxc_checked(creator.as_ref(), &node, &plan.params).await {
+            Ok(CreateOutcome::Task(upid)) => {
+                wait(ctx, client.as_ref(), &node, &upid, "create task").await?
             }
+            Ok(CreateOutcome::ExistsAfterLostResponse { .. }) => {
+                wait_unlocked(ctx, client.as_ref(), &node, vmid).await?
+            }
+            Err(e @ ctforge_pve::PveError::AlreadyExists { .. }) => {
+                // Not on this node: someone else's guest has the VMID.
+                if client.lxc_config_get(&node, vmid, false).await.is_err() {
+                    return Err(fail(format!("create: {e}")));
+                }
+                let _ = ctx
+                    .log(format!("CT {vmid} exists already on {node}; continuing"))
+                    .await;
+                wait_unlocked(ctx, client.as_ref(), &node, vmid).await?;
+            }
+            Err(ctforge_pve::PveError::Unauthorized { .. }) if work.root_ticket_sealed.is_some() => {
+                return Err(fail(
+                    "root@pam's sign-in this creation needs (keyctl/fuse can only be set by root@pam in Proxmox) has expired; sign in as root@pam again and create it again",
+                ));
+            }
+            Err(e) => return Err(fail(format!("create: {e}"))),
         }
+        // The CT is on `node`: its commands go there without looking it up.
+        self.guests.located(work.cluster.id, vmid, &node);
         let _ = self
             .store
             .add_container_event(
@@ -525,16 +538,11 @@ impl CreateContainer {
         } = work;
         let node = plan.node.clone();
         let vmid = plan.vmid;
-        let status = client
-            .lxc_status_current(&node, vmid)
-            .await
-            .map_err(|e| fail(format!("status: {e}")))?;
-        if status.status != "running" {
-            let upid = client
-                .lxc_start(&node, vmid)
-                .await
-                .map_err(|e| fail(format!("start: {e}")))?;
-            wait(ctx, client.as_ref(), &node, &upid, "start task").await?;
+        // Start at once: a CT already running (a resumed job) is what Proxmox's refusal says.
+        match client.lxc_start(&node, vmid).await {
+            Ok(upid) => wait(ctx, client.as_ref(), &node, &upid, "start task").await?,
+            Err(ctforge_pve::PveError::AlreadyRunning { .. }) => {}
+            Err(e) => return Err(fail(format!("start: {e}"))),
         }
         let channel = self.channel(ctx, cluster, vmid).await?;
         let quick = self.bounded(ctx, cluster, vmid, self.limits.probe).await?;
@@ -554,20 +562,20 @@ impl CreateContainer {
         // Let boot settle (apt and systemctl misbehave while systemd is still starting).
         let settling = self.bounded(ctx, cluster, vmid, self.limits.settle).await?;
         waits::settle(ctx, settling.as_ref(), quick.as_ref(), &self.limits, "boot").await?;
-        let (_, units) = probe(quick.as_ref(), commands::LIST_UNITS).await?;
-        let (exists, _) = probe(
-            quick.as_ref(),
-            &format!("test -e {}", ctforge_ssh::quote(commands::BASELINE)),
-        )
-        .await?;
+        // Together (two channels at once): the units now, and (the state directory made)
+        // whether the baseline is recorded already.
+        let baseline_check = format!(
+            "mkdir -p {} && test -e {}",
+            ctforge_ssh::quote(commands::STATE_DIR),
+            ctforge_ssh::quote(commands::BASELINE)
+        );
+        let (units, exists) = tokio::join!(
+            probe(quick.as_ref(), commands::LIST_UNITS),
+            probe(quick.as_ref(), &baseline_check)
+        );
+        let (_, units) = units?;
+        let (exists, _) = exists?;
         if exists != 0 {
-            run(
-                ctx,
-                channel.as_ref(),
-                "prepare",
-                &format!("mkdir -p {}", ctforge_ssh::quote(commands::STATE_DIR)),
-            )
-            .await?;
             channel
                 .push(
                     parse::unit_names(&units).join("\n").as_bytes(),
@@ -604,17 +612,15 @@ impl CreateContainer {
             return Ok(());
         }
         let channel = self.channel(ctx, cluster, vmid).await?;
-        run(
-            ctx,
-            channel.as_ref(),
-            "prepare",
-            &format!(
-                "mkdir -p {}/files {}/scripts /usr/local/sbin /etc/systemd/system",
-                commands::STATE_DIR,
-                commands::STATE_DIR
-            ),
-        )
-        .await?;
+        let dirs = format!(
+            "mkdir -p {}/files {}/scripts {} /usr/local/sbin /etc/systemd/system",
+            commands::STATE_DIR,
+            commands::STATE_DIR,
+            ctforge_ssh::quote(commands::MANIFEST_DIR)
+        );
+        if !files.is_empty() {
+            run(ctx, channel.as_ref(), "prepare", &dirs).await?;
+        }
         let stamp = time::OffsetDateTime::now_utc();
         let stamp = format!(
             "{:04}{:02}{:02}{:02}{:02}{:02}",
@@ -694,62 +700,39 @@ impl CreateContainer {
             .iter()
             .map(|(n, p, pol, _)| (n.clone(), p.clone(), pol.clone()))
             .collect();
-        channel
-            .push(
-                commands::CONFIG_MANAGER.as_bytes(),
-                commands::APPLY_SCRIPT,
-                Some(0o755),
-                None,
-            )
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        run(
-            ctx,
-            channel.as_ref(),
-            "prepare",
-            &format!("mkdir -p {}", ctforge_ssh::quote(commands::MANIFEST_DIR)),
-        )
-        .await?;
-        for (name, content) in [
-            ("files", commands::files_manifest(&manifest)),
-            ("scripts", scripts_manifest(plan)),
-            ("packages.sh", packages_manifest(plan)),
-        ] {
-            channel
-                .push(
-                    content.as_bytes(),
-                    &format!("{}/{name}", commands::MANIFEST_DIR),
-                    Some(0o600),
-                    None,
-                )
-                .await
-                .map_err(|e| fail(format!("push the config-manager's {name}: {e}")))?;
-        }
+        // The config-manager, its manifests and its unit go in as one script: one push and one
+        // command instead of one round trip per file.
+        let mut bundle = Bundle::default();
+        bundle.command(&dirs);
+        bundle.file(commands::APPLY_SCRIPT, commands::CONFIG_MANAGER, 0o755);
+        bundle.file(
+            &format!("{}/files", commands::MANIFEST_DIR),
+            &commands::files_manifest(&manifest),
+            0o600,
+        );
+        bundle.file(
+            &format!("{}/scripts", commands::MANIFEST_DIR),
+            &scripts_manifest(plan),
+            0o600,
+        );
+        bundle.file(
+            &format!("{}/packages.sh", commands::MANIFEST_DIR),
+            &packages_manifest(plan),
+            0o600,
+        );
         if let Some(source) = &plan.config_source {
-            channel
-                .push(
-                    format!("{}\n", source.applied).as_bytes(),
-                    commands::APPLIED,
-                    Some(0o644),
-                    None,
-                )
-                .await
-                .map_err(|e| fail(format!("push {}: {e}", commands::APPLIED)))?;
+            bundle.file(commands::APPLIED, &format!("{}\n", source.applied), 0o644);
             if let Some(follow) = &source.follow {
                 let skip: String = follow
                     .skip_scripts
                     .iter()
                     .map(|n| format!("{n}\n"))
                     .collect();
-                channel
-                    .push(
-                        skip.as_bytes(),
-                        &format!("{}/skip-scripts", commands::MANIFEST_DIR),
-                        Some(0o600),
-                        None,
-                    )
-                    .await
-                    .map_err(|e| fail(format!("push the config-manager's skip-scripts: {e}")))?;
+                bundle.file(
+                    &format!("{}/skip-scripts", commands::MANIFEST_DIR),
+                    &skip,
+                    0o600,
+                );
                 let _ = ctx
                     .log(format!(
                         "sync on boot: the config-manager fetches {} ({}) /{} itself on every boot",
@@ -758,20 +741,22 @@ impl CreateContainer {
                     .await;
             }
         }
+        bundle.file(commands::APPLY_UNIT, &commands::apply_unit(), 0o644);
+        bundle.command("systemctl daemon-reload");
+        bundle.command("systemctl enable ctforge-apply.service");
+        let script = commands::DEPLOY_BUNDLE;
         channel
-            .push(
-                commands::apply_unit().as_bytes(),
-                commands::APPLY_UNIT,
-                Some(0o644),
-                None,
-            )
+            .push(bundle.text().as_bytes(), script, Some(0o700), None)
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(format!("push the config-manager: {e}")))?;
         run(
             ctx,
             channel.as_ref(),
             "config-manager",
-            "systemctl daemon-reload && systemctl enable ctforge-apply.service",
+            &format!(
+                "sh {q}; rc=$?; rm -f {q}; exit $rc",
+                q = ctforge_ssh::quote(script)
+            ),
         )
         .await?;
         let _ = ctx
@@ -785,13 +770,6 @@ impl CreateContainer {
         let Work { cluster, plan, .. } = work;
         let vmid = plan.vmid;
         let channel = self.channel(ctx, cluster, vmid).await?;
-        run(
-            ctx,
-            channel.as_ref(),
-            "prepare",
-            &format!("mkdir -p {}/scripts", commands::STATE_DIR),
-        )
-        .await?;
         let installs: Vec<&Step> = plan
             .steps
             .iter()
@@ -864,6 +842,13 @@ impl CreateContainer {
                         runtime_ready = true;
                     }
                     let path = format!("{}/custom.sh", commands::STATE_DIR);
+                    run(
+                        ctx,
+                        channel.as_ref(),
+                        "prepare",
+                        &format!("mkdir -p {}/scripts", commands::STATE_DIR),
+                    )
+                    .await?;
                     channel
                         .push(content.as_bytes(), &path, Some(0o755), None)
                         .await
@@ -1116,12 +1101,15 @@ impl CreateContainer {
             .await;
         // The first run is complete: later runs (boot unit, re-apply) see
         // CONFIG_MANAGER_FIRST_RUN=false.
-        probe(quick.as_ref(), &commands::mark_first_run()).await?;
         if plan.steps.contains(&Step::ConfigManager) {
-            // The baseline of the config-manager's conflict check.
+            // With the baseline of the config-manager's conflict check, in one round trip.
             let (code, _) = probe(
                 quick.as_ref(),
-                &format!("{} --record", commands::APPLY_SCRIPT),
+                &format!(
+                    "{}; {} --record",
+                    commands::mark_first_run(),
+                    commands::APPLY_SCRIPT
+                ),
             )
             .await?;
             if code != 0 {
@@ -1131,6 +1119,8 @@ impl CreateContainer {
                     ))
                     .await;
             }
+        } else {
+            probe(quick.as_ref(), &commands::mark_first_run()).await?;
         }
         self.store
             .update_container_status(
@@ -1152,6 +1142,36 @@ impl CreateContainer {
             .await;
         self.forget_session(ctx.job_id());
         Ok(())
+    }
+}
+
+/// Files and commands run in the CT as one `sh` script (pushed, then run once), so a step
+/// costs two round trips instead of one per file. Each file is written with `printf '%s'` of
+/// its quoted content: exactly its bytes, and the content never appears on a command line.
+#[derive(Debug, Default)]
+struct Bundle {
+    text: String,
+}
+
+impl Bundle {
+    /// Writes `content` to `path` with `mode` (as a push does: `umask 077`, then `chmod`).
+    fn file(&mut self, path: &str, content: &str, mode: u32) {
+        let q = ctforge_ssh::quote(path);
+        self.text.push_str(&format!(
+            "printf '%s' {} > {q}\nchmod {mode:04o} {q}\n",
+            ctforge_ssh::quote(content)
+        ));
+    }
+
+    /// Runs `command` (the script stops at the first failure).
+    fn command(&mut self, command: &str) {
+        self.text.push_str(command);
+        self.text.push('\n');
+    }
+
+    /// The script.
+    fn text(&self) -> String {
+        format!("set -e\numask 077\n{}", self.text)
     }
 }
 
@@ -1275,12 +1295,41 @@ pub async fn discover(
     vmid: u32,
     static_ip: Option<&str>,
 ) -> Result<Discovery, StepError> {
-    let (_, now) = probe(channel, commands::LIST_UNITS).await?;
-    let (_, baseline) = probe(
-        channel,
-        &format!("cat {}", ctforge_ssh::quote(commands::BASELINE)),
-    )
-    .await?;
+    // Proxmox's view of the address is read while the CT is probed.
+    let address = async {
+        match static_ip {
+            Some(ip) => Some(ip.to_owned()),
+            None => client.lxc_interfaces(node, vmid).await.ok().and_then(|ifaces| {
+                ifaces
+                    .into_iter()
+                    .filter(|i| i.name != "lo")
+                    .find_map(|i| i.inet.and_then(|a| a.split('/').next().map(str::to_owned)))
+            }),
+        }
+    };
+    let (probed, ip) = tokio::join!(probe_services(channel, vmid), address);
+    let (services, credentials, warnings) = probed?;
+    Ok(Discovery {
+        services,
+        credentials,
+        ip,
+        warnings,
+    })
+}
+
+/// What [`discover`] reads inside the CT: services, credentials, and the parts of the check
+/// that failed.
+type Probed = (Vec<DiscoveredService>, Vec<(String, String)>, Vec<String>);
+
+async fn probe_services(channel: &dyn RemoteExec, vmid: u32) -> Result<Probed, StepError> {
+    // The unit listing and the baseline together (two channels at once).
+    let baseline_cat = format!("cat {}", ctforge_ssh::quote(commands::BASELINE));
+    let (now, baseline) = tokio::join!(
+        probe(channel, commands::LIST_UNITS),
+        probe(channel, &baseline_cat)
+    );
+    let (_, now) = now?;
+    let (_, baseline) = baseline?;
     let base: Vec<&str> = baseline.lines().map(str::trim).collect();
     let mut units: Vec<String> = parse::unit_names(&now)
         .into_iter()
@@ -1319,25 +1368,7 @@ pub async fn discover(
             .collect(),
         Err(_) => Vec::new(),
     };
-    let ip = match static_ip {
-        Some(ip) => Some(ip.to_owned()),
-        None => client
-            .lxc_interfaces(node, vmid)
-            .await
-            .ok()
-            .and_then(|ifaces| {
-                ifaces
-                    .into_iter()
-                    .filter(|i| i.name != "lo")
-                    .find_map(|i| i.inet.and_then(|a| a.split('/').next().map(str::to_owned)))
-            }),
-    };
-    Ok(Discovery {
-        services,
-        credentials,
-        ip,
-        warnings,
-    })
+    Ok((services, credentials, warnings))
 }
 
 #[cfg(test)]
