@@ -506,7 +506,9 @@ impl CreateContainer {
                     .await;
                 wait_unlocked(ctx, client.as_ref(), &node, vmid).await?;
             }
-            Err(ctforge_pve::PveError::Unauthorized { .. }) if work.root_ticket_sealed.is_some() => {
+            Err(ctforge_pve::PveError::Unauthorized { .. })
+                if work.root_ticket_sealed.is_some() =>
+            {
                 return Err(fail(
                     "root@pam's sign-in this creation needs (keyctl/fuse can only be set by root@pam in Proxmox) has expired; sign in as root@pam again and create it again",
                 ));
@@ -1299,12 +1301,16 @@ pub async fn discover(
     let address = async {
         match static_ip {
             Some(ip) => Some(ip.to_owned()),
-            None => client.lxc_interfaces(node, vmid).await.ok().and_then(|ifaces| {
-                ifaces
-                    .into_iter()
-                    .filter(|i| i.name != "lo")
-                    .find_map(|i| i.inet.and_then(|a| a.split('/').next().map(str::to_owned)))
-            }),
+            None => client
+                .lxc_interfaces(node, vmid)
+                .await
+                .ok()
+                .and_then(|ifaces| {
+                    ifaces
+                        .into_iter()
+                        .filter(|i| i.name != "lo")
+                        .find_map(|i| i.inet.and_then(|a| a.split('/').next().map(str::to_owned)))
+                }),
         }
     };
     let (probed, ip) = tokio::join!(probe_services(channel, vmid), address);

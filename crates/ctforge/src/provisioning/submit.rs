@@ -114,7 +114,13 @@ pub fn client_for(
 async fn load_template(
     state: &AppState,
     name: Option<&str>,
-) -> Result<Option<(ctforge_template::Template, crate::storage::model::TemplateRow)>, AppError> {
+) -> Result<
+    Option<(
+        ctforge_template::Template,
+        crate::storage::model::TemplateRow,
+    )>,
+    AppError,
+> {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
@@ -202,7 +208,12 @@ pub async fn prepare(
                 .ok()
                 .and_then(|c| c.git);
             let source = config_source(state, request, row, git.as_ref())?;
-            (Some(row.id), git, Some(source), Some(row.content_hash.clone()))
+            (
+                Some(row.id),
+                git,
+                Some(source),
+                Some(row.content_hash.clone()),
+            )
         }
         None if request.sync_on_boot => {
             return Err(sync_on_boot_refused(

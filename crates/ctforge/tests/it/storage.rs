@@ -243,10 +243,7 @@ async fn containers_jobs_events(backend: &str) {
         store.count_template_containers(template_id).await.unwrap(),
         1
     );
-    assert_eq!(
-        store.count_template_containers_named("t").await.unwrap(),
-        1
-    );
+    assert_eq!(store.count_template_containers_named("t").await.unwrap(), 1);
     assert_eq!(
         store.get_container_by_vmid(cluster, 100).await.unwrap().id,
         ct
@@ -790,7 +787,10 @@ async fn job_checkpoints(backend: &str) {
             .await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(store.job_events_after(job_id, 0, 100).await.unwrap().len(), 1);
+    assert_eq!(
+        store.job_events_after(job_id, 0, 100).await.unwrap().len(),
+        1
+    );
     assert_eq!(store.get_job(job_id).await.unwrap().completed_steps, "");
     let seqs = store
         .checkpoint_job(
@@ -802,7 +802,10 @@ async fn job_checkpoints(backend: &str) {
         .await
         .unwrap();
     assert_eq!(seqs, vec![2, 3]);
-    assert_eq!(store.get_job(job_id).await.unwrap().completed_steps, "create");
+    assert_eq!(
+        store.get_job(job_id).await.unwrap().completed_steps,
+        "create"
+    );
     let finish = JobChange::Finish {
         state: ctforge::status::JobState::Succeeded,
         error: None,
