@@ -12,8 +12,6 @@ pub const CREDENTIALS_DIR: &str = "/etc/ctforge/credentials";
 pub const APPLY_SCRIPT: &str = "/usr/local/sbin/ctforge-apply";
 /// The config-manager's systemd unit.
 pub const APPLY_UNIT: &str = "/etc/systemd/system/ctforge-apply.service";
-/// Where a step's bundle of files and commands is pushed before it runs (removed after).
-pub const DEPLOY_BUNDLE: &str = "/var/lib/ctforge/deploy.sh";
 
 /// Parent directory of an absolute path.
 pub fn parent(path: &str) -> &str {

@@ -596,6 +596,10 @@ impl CreateContainer {
     async fn deploy(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { cluster, plan, .. } = work;
         let vmid = plan.vmid;
+        if plan.image().is_some() {
+            let channel = self.channel(ctx, cluster, vmid).await?;
+            return crate::images::bake::identity(ctx, channel.as_ref(), plan).await;
+        }
         let files: Vec<(String, String, String, String)> = plan
             .steps
             .iter()
@@ -614,15 +618,17 @@ impl CreateContainer {
             return Ok(());
         }
         let channel = self.channel(ctx, cluster, vmid).await?;
-        let dirs = format!(
-            "mkdir -p {}/files {}/scripts {} /usr/local/sbin /etc/systemd/system",
-            commands::STATE_DIR,
-            commands::STATE_DIR,
-            ctforge_ssh::quote(commands::MANIFEST_DIR)
-        );
-        if !files.is_empty() {
-            run(ctx, channel.as_ref(), "prepare", &dirs).await?;
-        }
+        run(
+            ctx,
+            channel.as_ref(),
+            "prepare",
+            &format!(
+                "mkdir -p {}/files {}/scripts /usr/local/sbin /etc/systemd/system",
+                commands::STATE_DIR,
+                commands::STATE_DIR
+            ),
+        )
+        .await?;
         let stamp = time::OffsetDateTime::now_utc();
         let stamp = format!(
             "{:04}{:02}{:02}{:02}{:02}{:02}",
@@ -702,39 +708,62 @@ impl CreateContainer {
             .iter()
             .map(|(n, p, pol, _)| (n.clone(), p.clone(), pol.clone()))
             .collect();
-        // The config-manager, its manifests and its unit go in as one script: one push and one
-        // command instead of one round trip per file.
-        let mut bundle = Bundle::default();
-        bundle.command(&dirs);
-        bundle.file(commands::APPLY_SCRIPT, commands::CONFIG_MANAGER, 0o755);
-        bundle.file(
-            &format!("{}/files", commands::MANIFEST_DIR),
-            &commands::files_manifest(&manifest),
-            0o600,
-        );
-        bundle.file(
-            &format!("{}/scripts", commands::MANIFEST_DIR),
-            &scripts_manifest(plan),
-            0o600,
-        );
-        bundle.file(
-            &format!("{}/packages.sh", commands::MANIFEST_DIR),
-            &packages_manifest(plan),
-            0o600,
-        );
+        channel
+            .push(
+                commands::CONFIG_MANAGER.as_bytes(),
+                commands::APPLY_SCRIPT,
+                Some(0o755),
+                None,
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        run(
+            ctx,
+            channel.as_ref(),
+            "prepare",
+            &format!("mkdir -p {}", ctforge_ssh::quote(commands::MANIFEST_DIR)),
+        )
+        .await?;
+        for (name, content) in [
+            ("files", commands::files_manifest(&manifest)),
+            ("scripts", scripts_manifest(plan)),
+            ("packages.sh", packages_manifest(plan)),
+        ] {
+            channel
+                .push(
+                    content.as_bytes(),
+                    &format!("{}/{name}", commands::MANIFEST_DIR),
+                    Some(0o600),
+                    None,
+                )
+                .await
+                .map_err(|e| fail(format!("push the config-manager's {name}: {e}")))?;
+        }
         if let Some(source) = &plan.config_source {
-            bundle.file(commands::APPLIED, &format!("{}\n", source.applied), 0o644);
+            channel
+                .push(
+                    format!("{}\n", source.applied).as_bytes(),
+                    commands::APPLIED,
+                    Some(0o644),
+                    None,
+                )
+                .await
+                .map_err(|e| fail(format!("push {}: {e}", commands::APPLIED)))?;
             if let Some(follow) = &source.follow {
                 let skip: String = follow
                     .skip_scripts
                     .iter()
                     .map(|n| format!("{n}\n"))
                     .collect();
-                bundle.file(
-                    &format!("{}/skip-scripts", commands::MANIFEST_DIR),
-                    &skip,
-                    0o600,
-                );
+                channel
+                    .push(
+                        skip.as_bytes(),
+                        &format!("{}/skip-scripts", commands::MANIFEST_DIR),
+                        Some(0o600),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| fail(format!("push the config-manager's skip-scripts: {e}")))?;
                 let _ = ctx
                     .log(format!(
                         "sync on boot: the config-manager fetches {} ({}) /{} itself on every boot",
@@ -743,22 +772,20 @@ impl CreateContainer {
                     .await;
             }
         }
-        bundle.file(commands::APPLY_UNIT, &commands::apply_unit(), 0o644);
-        bundle.command("systemctl daemon-reload");
-        bundle.command("systemctl enable ctforge-apply.service");
-        let script = commands::DEPLOY_BUNDLE;
         channel
-            .push(bundle.text().as_bytes(), script, Some(0o700), None)
+            .push(
+                commands::apply_unit().as_bytes(),
+                commands::APPLY_UNIT,
+                Some(0o644),
+                None,
+            )
             .await
-            .map_err(|e| fail(format!("push the config-manager: {e}")))?;
+            .map_err(|e| fail(e.to_string()))?;
         run(
             ctx,
             channel.as_ref(),
             "config-manager",
-            &format!(
-                "sh {q}; rc=$?; rm -f {q}; exit $rc",
-                q = ctforge_ssh::quote(script)
-            ),
+            "systemctl daemon-reload && systemctl enable ctforge-apply.service",
         )
         .await?;
         let _ = ctx
@@ -1144,36 +1171,6 @@ impl CreateContainer {
             .await;
         self.forget_session(ctx.job_id());
         Ok(())
-    }
-}
-
-/// Files and commands run in the CT as one `sh` script (pushed, then run once), so a step
-/// costs two round trips instead of one per file. Each file is written with `printf '%s'` of
-/// its quoted content: exactly its bytes, and the content never appears on a command line.
-#[derive(Debug, Default)]
-struct Bundle {
-    text: String,
-}
-
-impl Bundle {
-    /// Writes `content` to `path` with `mode` (as a push does: `umask 077`, then `chmod`).
-    fn file(&mut self, path: &str, content: &str, mode: u32) {
-        let q = ctforge_ssh::quote(path);
-        self.text.push_str(&format!(
-            "printf '%s' {} > {q}\nchmod {mode:04o} {q}\n",
-            ctforge_ssh::quote(content)
-        ));
-    }
-
-    /// Runs `command` (the script stops at the first failure).
-    fn command(&mut self, command: &str) {
-        self.text.push_str(command);
-        self.text.push('\n');
-    }
-
-    /// The script.
-    fn text(&self) -> String {
-        format!("set -e\numask 077\n{}", self.text)
     }
 }
 

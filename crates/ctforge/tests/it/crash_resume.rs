@@ -62,7 +62,7 @@ async fn killing_the_worker_mid_step_never_loses_or_duplicates() {
         ("start", HoldPoint::Task("vzstart".into())),
         (
             "deploy",
-            HoldPoint::Exec(format!("sh {}", ctforge::guest::commands::DEPLOY_BUNDLE)),
+            HoldPoint::Exec("enable ctforge-apply.service".into()),
         ),
         ("install", HoldPoint::Exec("apt-get install".into())),
         ("scripts", HoldPoint::Exec("CTFORGE_HOSTNAME=".into())),

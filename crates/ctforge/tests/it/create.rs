@@ -201,7 +201,7 @@ async fn plan_then_create_provisions_a_ready_container() {
         backend.file(vmid, "/srv/www/index.html").as_deref(),
         Some("<h1>hello</h1>\n".as_bytes())
     );
-    // Installed through one pushed script: byte for byte, and the script is gone.
+    // Installed byte for byte.
     assert_eq!(
         backend.file(vmid, ctforge::guest::commands::APPLY_SCRIPT),
         Some(ctforge::guest::commands::CONFIG_MANAGER.as_bytes().to_vec()),
@@ -210,11 +210,6 @@ async fn plan_then_create_provisions_a_ready_container() {
     assert_eq!(
         backend.file(vmid, ctforge::guest::commands::APPLY_UNIT),
         Some(ctforge::guest::commands::apply_unit().into_bytes())
-    );
-    assert!(
-        backend
-            .file(vmid, ctforge::guest::commands::DEPLOY_BUNDLE)
-            .is_none()
     );
     let commands = backend.commands(vmid).join("\n");
     assert!(
