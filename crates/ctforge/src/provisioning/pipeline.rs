@@ -596,10 +596,6 @@ impl CreateContainer {
     async fn deploy(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { cluster, plan, .. } = work;
         let vmid = plan.vmid;
-        if plan.image().is_some() {
-            let channel = self.channel(ctx, cluster, vmid).await?;
-            return crate::images::bake::identity(ctx, channel.as_ref(), plan).await;
-        }
         let files: Vec<(String, String, String, String)> = plan
             .steps
             .iter()
