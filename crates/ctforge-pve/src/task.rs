@@ -1,7 +1,7 @@
 //! Waiting for Proxmox tasks (UPIDs).
 //!
 //! [`wait_task`] polls `GET /nodes/{node}/tasks/{upid}/status` — at once, then
-//! after growing pauses ([`Backoff`]: 20 → 50 → 100 → 250 ms, capped at the
+//! after growing pauses ([`Backoff`]: 5 → 20 → 50 → 100 → 250 ms, capped at the
 //! poll interval), so an instant task costs no oversleep and a long one few
 //! requests — fetches the task log incrementally in the same loop (`start` =
 //! number of lines already seen) and hands every new line to a progress
@@ -87,7 +87,10 @@ impl Default for WaitOptions {
 }
 
 /// Pauses between status checks: short at first (most tasks end within
-/// milliseconds, or within the first second), growing to `cap`.
+/// milliseconds, or within the first second), growing to `cap`. The first
+/// pause is 5 ms: a task that ends at once is usually still being started
+/// when its UPID is first checked, and a longer pause would be most of its
+/// wait.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     next: usize,
@@ -95,8 +98,8 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The pauses before the cap: 20, 50, 100, 250 ms.
-    pub const STEPS_MS: [u64; 4] = [20, 50, 100, 250];
+    /// The pauses before the cap: 5, 20, 50, 100, 250 ms.
+    pub const STEPS_MS: [u64; 5] = [5, 20, 50, 100, 250];
 
     /// A back-off growing to `cap`.
     pub fn new(cap: Duration) -> Self {
@@ -192,11 +195,11 @@ mod tests {
     #[test]
     fn backoff_grows_to_its_cap() {
         let mut b = Backoff::new(Duration::from_millis(500));
-        let pauses: Vec<u64> = (0..6).map(|_| b.next_pause().as_millis() as u64).collect();
-        assert_eq!(pauses, [20, 50, 100, 250, 500, 500]);
+        let pauses: Vec<u64> = (0..7).map(|_| b.next_pause().as_millis() as u64).collect();
+        assert_eq!(pauses, [5, 20, 50, 100, 250, 500, 500]);
         let mut b = Backoff::new(Duration::from_millis(60));
-        let pauses: Vec<u64> = (0..4).map(|_| b.next_pause().as_millis() as u64).collect();
-        assert_eq!(pauses, [20, 50, 60, 60]);
+        let pauses: Vec<u64> = (0..5).map(|_| b.next_pause().as_millis() as u64).collect();
+        assert_eq!(pauses, [5, 20, 50, 60, 60]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
-use crate::storage::model::JobEvent;
+use crate::storage::model::{JobChange, JobEvent, NewJobEvent};
 use crate::storage::{Store, StoreResult};
 
 pub use self::local::LocalBus;
@@ -361,6 +361,51 @@ impl JobProgress {
             observer.job_ended(job_id, kind == kind::ERROR, event.at);
         }
         Ok(seq)
+    }
+
+    /// A checkpoint of the job's row and the events announcing it, stored in one transaction
+    /// ([`Store::checkpoint_job`]), then published in order. `NotFound` (nothing stored or
+    /// published) when the change does not apply.
+    pub async fn checkpoint(
+        &self,
+        job_id: i64,
+        owner: &str,
+        change: JobChange<'_>,
+        events: Vec<(&str, Option<&str>, serde_json::Value)>,
+    ) -> StoreResult<()> {
+        let stored: Vec<NewJobEvent> = events
+            .iter()
+            .map(|(kind, step, data)| NewJobEvent {
+                kind: (*kind).to_owned(),
+                step: step.map(str::to_owned),
+                data: data.to_string(),
+            })
+            .collect();
+        let seqs = self
+            .store
+            .checkpoint_job(job_id, owner, change, &stored)
+            .await?;
+        let at = self.clock.now_ms();
+        let topic = job_topic(job_id);
+        for (seq, (kind, step, data)) in seqs.into_iter().zip(events) {
+            let event = BusEvent {
+                job_id,
+                seq,
+                kind: kind.to_owned(),
+                step: step.map(str::to_owned),
+                data,
+                at,
+            };
+            if let Err(e) = self.bus.publish(&topic, &event).await {
+                tracing::warn!(job_id, seq, error = %e, "event persisted but not published");
+            }
+            if let Some(observer) = &self.observer
+                && matches!(kind, kind::DONE | kind::ERROR)
+            {
+                observer.job_ended(job_id, kind == kind::ERROR, at);
+            }
+        }
+        Ok(())
     }
 
     /// Appends log lines of a step in one transaction, then publishes each.

@@ -98,6 +98,10 @@ pub trait GuestConnector: Send + Sync + fmt::Debug {
             "this connector cannot write {volid} on a node"
         )))
     }
+    /// Tells the connector where a container is known to be (ctforge has just created it
+    /// there), sparing a lookup; a wrong hint costs nothing more than a missing one, since pct's
+    /// "does not exist" makes the node be looked up again.
+    fn located(&self, _cluster_id: i64, _vmid: u32, _node: &str) {}
 }
 
 /// SSH to the node holding each container, `pct` into it: one shared connection per node
@@ -150,6 +154,10 @@ impl GuestConnector for SshConnector {
 
     async fn test_nodes(&self, cluster: &Cluster) -> Vec<NodeReport> {
         self.router.test(cluster).await
+    }
+
+    fn located(&self, cluster_id: i64, vmid: u32, node: &str) {
+        self.router.remember(cluster_id, vmid, node);
     }
 
     fn moved(&self, cluster_id: i64, vmid: u32) {

@@ -397,6 +397,13 @@ impl NodeRouter {
         })
     }
 
+    /// Records where `vmid` is, when ctforge knows it without asking (it created it there).
+    pub fn remember(&self, cluster_id: i64, vmid: u32, node: &str) {
+        if let Ok(mut m) = self.locations.lock() {
+            m.insert((cluster_id, vmid), node.to_owned());
+        }
+    }
+
     /// Forgets where `vmid` is (after Proxmox said it is not there, or a migration).
     pub fn forget(&self, cluster_id: i64, vmid: u32) {
         if let Ok(mut m) = self.locations.lock() {

@@ -22,7 +22,7 @@ use crate::config::WorkersConfig;
 use crate::events::{job_topic, kind};
 use crate::jobs::JobState;
 use crate::storage::StoreError;
-use crate::storage::model::Job;
+use crate::storage::model::{Job, JobChange};
 
 /// How a worker runs.
 #[derive(Clone, Debug)]
@@ -364,12 +364,21 @@ impl Runner {
             Some(step) => format!("step {step} failed: {message}"),
             None => message.to_owned(),
         };
-        // The row first: whoever reacts to `error` finds the job failed (and retryable). A job
-        // finished meanwhile (cancelled by a user) stays as it is.
+        // The row with the event, in one transaction: whoever reacts to `error` finds the job
+        // failed (and retryable). A job finished meanwhile (cancelled by a user) stays as it is.
+        let change = JobChange::Finish {
+            state: JobState::Failed,
+            error: Some(&text),
+        };
+        let event = (
+            kind::ERROR,
+            step,
+            json!({ "step": step, "message": message }),
+        );
         match self
             .queue
-            .store()
-            .finish_job(job.id, JobState::Failed, Some(&text))
+            .progress()
+            .checkpoint(job.id, &self.options.owner, change, vec![event])
             .await
         {
             Ok(()) => {}
@@ -377,15 +386,6 @@ impl Runner {
             Err(e) => return Err(e),
         }
         finished(job, JobState::Failed);
-        self.queue
-            .progress()
-            .emit(
-                job.id,
-                kind::ERROR,
-                step,
-                json!({ "step": step, "message": message }),
-            )
-            .await?;
         Ok(())
     }
 
@@ -429,19 +429,20 @@ impl Runner {
                 self.release(job.id).await;
                 return Ok(());
             }
-            match store.set_job_step(job.id, &owner, step).await {
+            // The checkpoint before work, with its event (one transaction).
+            let event = (
+                kind::STEP,
+                Some(step),
+                json!({ "name": step, "index": index, "total": total }),
+            );
+            match progress
+                .checkpoint(job.id, &owner, JobChange::Begin(step), vec![event])
+                .await
+            {
                 Ok(()) => {}
                 Err(StoreError::NotFound) => return Ok(()), // lease lost
                 Err(e) => return Err(e),
             }
-            progress
-                .emit(
-                    job.id,
-                    kind::STEP,
-                    Some(step),
-                    json!({ "name": step, "index": index, "total": total }),
-                )
-                .await?;
             let ctx = JobContext {
                 job: job.clone(),
                 store: store.clone(),
@@ -488,24 +489,25 @@ impl Runner {
             .record(started.elapsed().as_secs_f64());
             match result {
                 Ok(()) => {
-                    match store.complete_job_step(job.id, &owner, step).await {
+                    // The checkpoint after work, with its event (one transaction).
+                    let event = (
+                        kind::COMPLETE,
+                        Some(step),
+                        json!({
+                            "name": step,
+                            "index": index,
+                            "total": total,
+                            "percent": overall_percent(index + 1, total, 0),
+                        }),
+                    );
+                    match progress
+                        .checkpoint(job.id, &owner, JobChange::Complete(step), vec![event])
+                        .await
+                    {
                         Ok(()) => {}
                         Err(StoreError::NotFound) => return Ok(()), // lease lost
                         Err(e) => return Err(e),
                     }
-                    progress
-                        .emit(
-                            job.id,
-                            kind::COMPLETE,
-                            Some(step),
-                            json!({
-                                "name": step,
-                                "index": index,
-                                "total": total,
-                                "percent": overall_percent(index + 1, total, 0),
-                            }),
-                        )
-                        .await?;
                 }
                 Err(error) => {
                     if self.token.is_cancelled() {
@@ -526,17 +528,22 @@ impl Runner {
         if !self.still_ours(job.id).await? {
             return Ok(());
         }
-        // The row first: whoever reacts to `done` finds the job finished. A job finished
-        // meanwhile (cancelled by a user) stays as it is.
-        match store.finish_job(job.id, JobState::Succeeded, None).await {
+        // The row with the event, in one transaction: whoever reacts to `done` finds the job
+        // finished. A job finished meanwhile (cancelled by a user) stays as it is.
+        let change = JobChange::Finish {
+            state: JobState::Succeeded,
+            error: None,
+        };
+        let event = (kind::DONE, None, json!({ "steps": steps }));
+        match progress
+            .checkpoint(job.id, &owner, change, vec![event])
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Ok(()),
             Err(e) => return Err(e),
         }
         finished(&job, JobState::Succeeded);
-        progress
-            .emit(job.id, kind::DONE, None, json!({ "steps": steps }))
-            .await?;
         tracing::info!(job_id = job.id, "job succeeded");
         Ok(())
     }

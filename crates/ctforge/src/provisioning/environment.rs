@@ -1,6 +1,8 @@
 //! Looking up what a cluster and node offer (nodes, next VMID, OS templates, cloud images,
 //! storages, bridges) for the wizard's defaults and choices. Uses the caller's client, so a user sees what
-//! Proxmox lets them see.
+//! Proxmox lets them see. Reads that do not depend on each other go out together (nodes with the
+//! next VMID; the bridges with the storages and their listings): a creation request waits for
+//! the slowest of them, not for their sum.
 
 use ctforge_pve::PveApi;
 
@@ -14,10 +16,8 @@ pub async fn lookup(
     cluster: &Cluster,
     node: Option<&str>,
 ) -> Result<Environment, String> {
-    let nodes = client
-        .nodes()
-        .await
-        .map_err(|e| format!("cannot list nodes of {}: {e}", cluster.name))?;
+    let (nodes, next_vmid) = tokio::join!(client.nodes(), client.cluster_nextid(None));
+    let nodes = nodes.map_err(|e| format!("cannot list nodes of {}: {e}", cluster.name))?;
     let mut names: Vec<(bool, String)> = nodes
         .into_iter()
         .map(|n| (n.status != "online", n.node))
@@ -28,10 +28,7 @@ pub async fn lookup(
         .filter(|n| !n.is_empty())
         .map(str::to_owned)
         .or_else(|| nodes.first().cloned());
-    let next_vmid = client
-        .cluster_nextid(None)
-        .await
-        .map_err(|e| format!("cannot get the next free VMID: {e}"))?;
+    let next_vmid = next_vmid.map_err(|e| format!("cannot get the next free VMID: {e}"))?;
     let mut env = Environment {
         cluster_id: cluster.id,
         cluster_name: cluster.name.clone(),
@@ -44,51 +41,75 @@ pub async fn lookup(
         // Not a node of this cluster: nothing to ask Proxmox; `plan::resolve` names the field.
         return Ok(env);
     }
-    let storages = client
-        .node_storage(&node, None)
-        .await
-        .map_err(|e| format!("cannot list storages of {node}: {e}"))?;
-    for storage in &storages {
-        let contents: Vec<&str> = storage.content.split(',').collect();
-        if contents.contains(&"rootdir") {
-            env.rootdir_storages.push(storage.storage.clone());
-        }
-        if contents.contains(&"snippets") {
-            env.snippet_storages.push(storage.storage.clone());
-        }
-        if contents.contains(&"images") {
-            env.image_storages.push(storage.storage.clone());
-        }
-        if contents.contains(&"import") {
-            match client
-                .storage_content(&node, &storage.storage, Some("import"))
-                .await
-            {
-                Ok(items) => env
-                    .import_volumes
-                    .extend(items.into_iter().map(|i| i.volid)),
-                Err(e) => {
-                    tracing::warn!(storage = %storage.storage, error = %e, "cannot list cloud images")
+    let storages = async {
+        let node = node.as_str();
+        let storages = client
+            .node_storage(node, None)
+            .await
+            .map_err(|e| format!("cannot list storages of {node}: {e}"))?;
+        let mut found = Storages::default();
+        let mut listings = Vec::new();
+        for storage in &storages {
+            let contents: Vec<&str> = storage.content.split(',').collect();
+            if contents.contains(&"rootdir") {
+                found.rootdir.push(storage.storage.clone());
+            }
+            if contents.contains(&"snippets") {
+                found.snippets.push(storage.storage.clone());
+            }
+            if contents.contains(&"images") {
+                found.images.push(storage.storage.clone());
+            }
+            // OS templates and cloud images are listed together, each storage at once.
+            for content in ["vztmpl", "import"] {
+                if contents.contains(&content) {
+                    listings.push(async move {
+                        let listed = client
+                            .storage_content(node, &storage.storage, Some(content))
+                            .await;
+                        (content, storage.storage.clone(), listed)
+                    });
                 }
             }
         }
-        if contents.contains(&"vztmpl") {
-            match client
-                .storage_content(&node, &storage.storage, Some("vztmpl"))
-                .await
-            {
-                Ok(items) => env.ostemplates.extend(items.into_iter().map(|i| i.volid)),
-                Err(e) => {
-                    tracing::warn!(storage = %storage.storage, error = %e, "cannot list OS templates")
+        for (content, storage, listed) in futures_util::future::join_all(listings).await {
+            match (content, listed) {
+                ("vztmpl", Ok(items)) => {
+                    found.ostemplates.extend(items.into_iter().map(|i| i.volid))
+                }
+                (_, Ok(items)) => found.imports.extend(items.into_iter().map(|i| i.volid)),
+                ("vztmpl", Err(e)) => {
+                    tracing::warn!(storage = %storage, error = %e, "cannot list OS templates")
+                }
+                (_, Err(e)) => {
+                    tracing::warn!(storage = %storage, error = %e, "cannot list cloud images")
                 }
             }
         }
-    }
+        Ok::<_, String>(found)
+    };
+    let (storages, bridges) = tokio::join!(storages, client.node_network(&node, Some("bridge")));
+    let found = storages?;
+    env.rootdir_storages = found.rootdir;
+    env.snippet_storages = found.snippets;
+    env.image_storages = found.images;
+    env.ostemplates = found.ostemplates;
     env.ostemplates.sort();
+    env.import_volumes = found.imports;
     env.import_volumes.sort();
-    match client.node_network(&node, Some("bridge")).await {
+    match bridges {
         Ok(ifaces) => env.bridges = ifaces.into_iter().map(|i| i.iface).collect(),
         Err(e) => tracing::warn!(node = %node, error = %e, "cannot list bridges"),
     }
     Ok(env)
+}
+
+/// What a node's storages offer, read in one pass.
+#[derive(Default)]
+struct Storages {
+    rootdir: Vec<String>,
+    snippets: Vec<String>,
+    images: Vec<String>,
+    ostemplates: Vec<String>,
+    imports: Vec<String>,
 }

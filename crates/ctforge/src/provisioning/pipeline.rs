@@ -408,9 +408,16 @@ pub(crate) async fn wait(
         drop(tx);
         result
     };
+    // Lines of one log page arrive together: they go to the store in one transaction.
     let forward = async {
         while let Some(line) = rx.recv().await {
-            let _ = ctx.log(line).await;
+            let mut batch = vec![line];
+            while batch.len() < LOG_BATCH
+                && let Ok(line) = rx.try_recv()
+            {
+                batch.push(line);
+            }
+            let _ = ctx.log_lines(batch).await;
         }
     };
     let (result, ()) = tokio::join!(waiting, forward);
@@ -597,40 +604,29 @@ impl CreateContainer {
         } = work;
         let node = plan.node.clone();
         let vmid = plan.vmid;
-        if client.lxc_config_get(&node, vmid, false).await.is_ok() {
-            let _ = ctx
-                .log(format!("CT {vmid} exists already on {node}; continuing"))
-                .await;
-            wait_unlocked(ctx, client.as_ref(), &node, vmid).await?;
-        } else if let Some(image) = plan.image() {
-            let creator = self.creator(work).await?;
-            crate::images::bake::clone_image(ctx, creator.as_ref(), client.as_ref(), plan, image)
-                .await?;
-        } else {
-            let creator = self.creator(work).await?;
-            let _ = ctx
-                .log(format!("creating CT {vmid} ({}) on {node}", plan.hostname))
-                .await;
-            match ctforge_pve::create_lxc_checked(creator.as_ref(), &node, &plan.params)
-                .await
-                .map_err(|e| match e {
-                    ctforge_pve::PveError::Unauthorized { .. } if work.root_ticket_sealed.is_some() => fail(
-                        "root@pam's sign-in this creation needs (keyctl/fuse can only be set by root@pam in Proxmox) has expired; sign in as root@pam again and create it again",
-                    ),
-                    e => fail(format!("create: {e}")),
-                })?
-            {
-                CreateOutcome::Task(upid) => {
-                    wait(ctx, client.as_ref(), &node, &upid, "create task").await?
-                }
-                CreateOutcome::ExistsAfterLostResponse { .. } => {
-                    wait_unlocked(ctx, client.as_ref(), &node, vmid).await?
-                }
-            }
-        }
         if let Some(image) = plan.image() {
+            if client.lxc_config_get(&node, vmid, false).await.is_ok() {
+                let _ = ctx
+                    .log(format!("CT {vmid} exists already on {node}; continuing"))
+                    .await;
+                wait_unlocked(ctx, client.as_ref(), &node, vmid).await?;
+            } else {
+                let creator = self.creator(work).await?;
+                crate::images::bake::clone_image(
+                    ctx,
+                    creator.as_ref(),
+                    client.as_ref(),
+                    plan,
+                    image,
+                )
+                .await?;
+            }
             crate::images::bake::configure_clone(ctx, client.as_ref(), plan, image).await?;
+        } else {
+            self.create_scratch(ctx, work).await?;
         }
+        // The CT is on `node`: its commands go there without looking it up.
+        self.guests.located(work.cluster.id, vmid, &node);
         if let Some(container) = container {
             let what = match plan.image() {
                 Some(image) => format!("CT {vmid} cloned from image {} on {node}", image.image_id),
@@ -644,6 +640,45 @@ impl CreateContainer {
         Ok(())
     }
 
+    /// Creates the CT from its OS template. At once: a CT already there (a resumed job whose
+    /// create went through, its task maybe still running) is adopted, since Proxmox refuses
+    /// the second create, so asking first would cost every creation a round trip.
+    async fn create_scratch(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
+        let Work { plan, client, .. } = work;
+        let (node, vmid) = (plan.node.as_str(), plan.vmid);
+        let creator = self.creator(work).await?;
+        let _ = ctx
+            .log(format!("creating CT {vmid} ({}) on {node}", plan.hostname))
+            .await;
+        match ctforge_pve::create_lxc_checked(creator.as_ref(), node, &plan.params).await {
+            Ok(CreateOutcome::Task(upid)) => {
+                wait(ctx, client.as_ref(), node, &upid, "create task").await?
+            }
+            Ok(CreateOutcome::ExistsAfterLostResponse { .. }) => {
+                wait_unlocked(ctx, client.as_ref(), node, vmid).await?
+            }
+            Err(e @ ctforge_pve::PveError::AlreadyExists { .. }) => {
+                // Not on this node: someone else's guest has the VMID.
+                if client.lxc_config_get(node, vmid, false).await.is_err() {
+                    return Err(fail(format!("create: {e}")));
+                }
+                let _ = ctx
+                    .log(format!("CT {vmid} exists already on {node}; continuing"))
+                    .await;
+                wait_unlocked(ctx, client.as_ref(), node, vmid).await?;
+            }
+            Err(ctforge_pve::PveError::Unauthorized { .. })
+                if work.root_ticket_sealed.is_some() =>
+            {
+                return Err(fail(
+                    "root@pam's sign-in this creation needs (keyctl/fuse can only be set by root@pam in Proxmox) has expired; sign in as root@pam again and create it again",
+                ));
+            }
+            Err(e) => return Err(fail(format!("create: {e}"))),
+        }
+        Ok(())
+    }
+
     /// Starts the CT, waits until it accepts commands and records the unit baseline.
     async fn start(&self, ctx: &JobContext, work: &Work) -> Result<(), StepError> {
         let Work { plan, client, .. } = work;
@@ -652,16 +687,11 @@ impl CreateContainer {
         if plan.kind == GuestKind::Qemu {
             super::vm::start(ctx, client.as_ref(), &node, vmid).await?;
         } else {
-            let status = client
-                .lxc_status_current(&node, vmid)
-                .await
-                .map_err(|e| fail(format!("status: {e}")))?;
-            if status.status != "running" {
-                let upid = client
-                    .lxc_start(&node, vmid)
-                    .await
-                    .map_err(|e| fail(format!("start: {e}")))?;
-                wait(ctx, client.as_ref(), &node, &upid, "start task").await?;
+            // Start at once: a CT already running (a resumed job) is what Proxmox's refusal says.
+            match client.lxc_start(&node, vmid).await {
+                Ok(upid) => wait(ctx, client.as_ref(), &node, &upid, "start task").await?,
+                Err(ctforge_pve::PveError::AlreadyRunning { .. }) => {}
+                Err(e) => return Err(fail(format!("start: {e}"))),
             }
         }
         let channel = self.channel(ctx, work).await?;
@@ -682,20 +712,20 @@ impl CreateContainer {
         // Let boot settle (apt and systemctl misbehave while systemd is still starting).
         let settling = self.bounded(ctx, work, self.limits.settle).await?;
         waits::settle(ctx, settling.as_ref(), quick.as_ref(), &self.limits, "boot").await?;
-        let (_, units) = probe(quick.as_ref(), commands::LIST_UNITS).await?;
-        let (exists, _) = probe(
-            quick.as_ref(),
-            &format!("test -e {}", ctforge_ssh::quote(commands::BASELINE)),
-        )
-        .await?;
+        // Together (two channels at once): the units now, and (the state directory made)
+        // whether the baseline is recorded already.
+        let baseline_check = format!(
+            "mkdir -p {} && test -e {}",
+            ctforge_ssh::quote(commands::STATE_DIR),
+            ctforge_ssh::quote(commands::BASELINE)
+        );
+        let (units, exists) = tokio::join!(
+            probe(quick.as_ref(), commands::LIST_UNITS),
+            probe(quick.as_ref(), &baseline_check)
+        );
+        let (_, units) = units?;
+        let (exists, _) = exists?;
         if exists != 0 {
-            run(
-                ctx,
-                channel.as_ref(),
-                "prepare",
-                &format!("mkdir -p {}", ctforge_ssh::quote(commands::STATE_DIR)),
-            )
-            .await?;
             channel
                 .push(
                     parse::unit_names(&units).join("\n").as_bytes(),
@@ -1003,6 +1033,13 @@ impl CreateContainer {
                         runtime_ready = true;
                     }
                     let path = format!("{}/custom.sh", commands::STATE_DIR);
+                    run(
+                        ctx,
+                        channel.as_ref(),
+                        "prepare",
+                        &format!("mkdir -p {}/scripts", commands::STATE_DIR),
+                    )
+                    .await?;
                     channel
                         .push(content.as_bytes(), &path, Some(0o755), None)
                         .await
@@ -1260,12 +1297,15 @@ impl CreateContainer {
             .await;
         // The first run is complete: later runs (boot unit, re-apply) see
         // CONFIG_MANAGER_FIRST_RUN=false.
-        probe(quick.as_ref(), &commands::mark_first_run()).await?;
         if plan.has_config_manager() {
-            // The baseline of the config-manager's conflict check.
+            // With the baseline of the config-manager's conflict check, in one round trip.
             let (code, _) = probe(
                 quick.as_ref(),
-                &format!("{} --record", commands::APPLY_SCRIPT),
+                &format!(
+                    "{}; {} --record",
+                    commands::mark_first_run(),
+                    commands::APPLY_SCRIPT
+                ),
             )
             .await?;
             if code != 0 {
@@ -1275,6 +1315,8 @@ impl CreateContainer {
                     ))
                     .await;
             }
+        } else {
+            probe(quick.as_ref(), &commands::mark_first_run()).await?;
         }
         self.store
             .update_container_status(
@@ -1436,12 +1478,45 @@ pub async fn discover(
     vmid: u32,
     static_ip: Option<&str>,
 ) -> Result<Discovery, StepError> {
-    let (_, now) = probe(channel, commands::LIST_UNITS).await?;
-    let (_, baseline) = probe(
-        channel,
-        &format!("cat {}", ctforge_ssh::quote(commands::BASELINE)),
-    )
-    .await?;
+    // Proxmox's view of the address is read while the CT is probed.
+    let address = async {
+        match static_ip {
+            Some(ip) => Some(ip.to_owned()),
+            None => client
+                .lxc_interfaces(node, vmid)
+                .await
+                .ok()
+                .and_then(|ifaces| {
+                    ifaces
+                        .into_iter()
+                        .filter(|i| i.name != "lo")
+                        .find_map(|i| i.inet.and_then(|a| a.split('/').next().map(str::to_owned)))
+                }),
+        }
+    };
+    let (probed, ip) = tokio::join!(probe_services(channel, vmid), address);
+    let (services, credentials, warnings) = probed?;
+    Ok(Discovery {
+        services,
+        credentials,
+        ip,
+        warnings,
+    })
+}
+
+/// What [`discover`] reads inside the CT: services, credentials, and the parts of the check
+/// that failed.
+type Probed = (Vec<DiscoveredService>, Vec<(String, String)>, Vec<String>);
+
+async fn probe_services(channel: &dyn RemoteExec, vmid: u32) -> Result<Probed, StepError> {
+    // The unit listing and the baseline together (two channels at once).
+    let baseline_cat = format!("cat {}", ctforge_ssh::quote(commands::BASELINE));
+    let (now, baseline) = tokio::join!(
+        probe(channel, commands::LIST_UNITS),
+        probe(channel, &baseline_cat)
+    );
+    let (_, now) = now?;
+    let (_, baseline) = baseline?;
     let base: Vec<&str> = baseline.lines().map(str::trim).collect();
     let mut units: Vec<String> = parse::unit_names(&now)
         .into_iter()
@@ -1480,25 +1555,7 @@ pub async fn discover(
             .collect(),
         Err(_) => Vec::new(),
     };
-    let ip = match static_ip {
-        Some(ip) => Some(ip.to_owned()),
-        None => client
-            .lxc_interfaces(node, vmid)
-            .await
-            .ok()
-            .and_then(|ifaces| {
-                ifaces
-                    .into_iter()
-                    .filter(|i| i.name != "lo")
-                    .find_map(|i| i.inet.and_then(|a| a.split('/').next().map(str::to_owned)))
-            }),
-    };
-    Ok(Discovery {
-        services,
-        credentials,
-        ip,
-        warnings,
-    })
+    Ok((services, credentials, warnings))
 }
 
 #[cfg(test)]

@@ -125,10 +125,17 @@ pub fn client_for(
     crate::containers::client_for(state, user, cluster)
 }
 
+/// The template named (or numbered) `name` with its stored row, read once.
 async fn load_template(
     state: &AppState,
     name: Option<&str>,
-) -> Result<Option<ctforge_template::Template>, AppError> {
+) -> Result<
+    Option<(
+        ctforge_template::Template,
+        crate::storage::model::TemplateRow,
+    )>,
+    AppError,
+> {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
@@ -148,12 +155,13 @@ async fn load_template(
     })?;
     let template = crate::templates::convert::record_to_template(&record)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("template {name}: {e}")))?;
-    Ok(Some(template))
+    Ok(Some((template, record.row)))
 }
 
 /// The first VMID from `start` that is free in Proxmox and not claimed by a container ctforge
 /// is still creating (Proxmox's `nextid` does not reserve ids, so two quick creations would
-/// otherwise get the same one).
+/// otherwise get the same one). `start` is what Proxmox's `nextid` has just answered, so it is
+/// not asked about again (submitting re-checks the chosen VMID anyway).
 async fn free_vmid(
     state: &AppState,
     client: &dyn ctforge_pve::PveApi,
@@ -176,9 +184,10 @@ async fn free_vmid(
                 .await
                 .is_ok();
         if !ours
-            && ctforge_pve::PveApi::cluster_nextid(client, Some(candidate))
-                .await
-                .is_ok()
+            && (candidate == start
+                || ctforge_pve::PveApi::cluster_nextid(client, Some(candidate))
+                    .await
+                    .is_ok())
         {
             return Ok(candidate);
         }
@@ -218,15 +227,19 @@ pub async fn prepare(
 ) -> Result<Prepared, AppError> {
     let cluster = crate::auth::login::pick_cluster(state, request.cluster.as_deref()).await?;
     let client = client_for(state, user, &cluster)?;
-    let template = load_template(state, request.template.as_deref()).await?;
-    let (template_id, template_git, config_source, template_hash) = match &template {
-        Some(t) => {
-            let row = state.store.get_template_by_name(&t.name).await?.row;
+    let loaded = load_template(state, request.template.as_deref()).await?;
+    let (template_id, template_git, config_source, template_hash) = match &loaded {
+        Some((_, row)) => {
             let git = crate::templates::StoredConfig::parse(&row.name, &row.config_json)
                 .ok()
                 .and_then(|c| c.git);
-            let source = config_source(state, request, &row, git.as_ref())?;
-            (Some(row.id), git, Some(source), Some(row.content_hash))
+            let source = config_source(state, request, row, git.as_ref())?;
+            (
+                Some(row.id),
+                git,
+                Some(source),
+                Some(row.content_hash.clone()),
+            )
         }
         None if request.sync_on_boot => {
             return Err(sync_on_boot_refused(
@@ -235,6 +248,7 @@ pub async fn prepare(
         }
         None => (None, None, None, None),
     };
+    let template = loaded.map(|(template, _)| template);
     let mut environment = environment::lookup(client.as_ref(), &cluster, request.node.as_deref())
         .await
         .map_err(AppError::Unavailable)?;
@@ -435,9 +449,18 @@ async fn submit_once(
         ),
         _ => None,
     };
-    // Re-check the VMID at submit time: someone may have taken it since the form was drawn.
+    // Re-check a VMID the user chose at submit time: someone may have taken it since the form
+    // was drawn. An automatic one Proxmox has just named free (in `prepare`, a moment ago);
+    // two ctforge creations picking it at once are told apart by the store (a conflict plans
+    // again).
     let client = client_for(state, user, &prepared.cluster)?;
-    if let Err(e) = ctforge_pve::PveApi::cluster_nextid(client.as_ref(), Some(plan.vmid)).await {
+    let recheck = match request.vmid {
+        Some(_) => ctforge_pve::PveApi::cluster_nextid(client.as_ref(), Some(plan.vmid))
+            .await
+            .map(|_| ()),
+        None => Ok(()),
+    };
+    if let Err(e) = recheck {
         return Err(AppError::Invalid {
             message: "the VMID is taken".into(),
             fields: vec![(

@@ -145,7 +145,8 @@ pub trait TemplateStore: Send + Sync {
     ) -> StoreResult<(i64, Option<TemplateRecord>)>;
     /// One template with its parts.
     async fn get_template(&self, id: i64) -> StoreResult<TemplateRecord>;
-    /// One template by name.
+    /// One template by name (its row and parts read at once: one round trip on a server
+    /// database).
     async fn get_template_by_name(&self, name: &str) -> StoreResult<TemplateRecord>;
     /// All templates with counts, by name.
     async fn list_templates(&self) -> StoreResult<Vec<TemplateSummary>>;
@@ -153,6 +154,9 @@ pub trait TemplateStore: Send + Sync {
     async fn delete_template(&self, id: i64) -> StoreResult<()>;
     /// Number of container records referencing a template.
     async fn count_template_containers(&self, id: i64) -> StoreResult<i64>;
+    /// [`Self::count_template_containers`] of the template named `name` (0 for an unknown
+    /// name), so a page can ask it together with [`Self::get_template_by_name`].
+    async fn count_template_containers_named(&self, name: &str) -> StoreResult<i64>;
 }
 
 /// Package buckets and their packages.
@@ -268,6 +272,17 @@ pub trait JobStore: Send + Sync {
     async fn renew_job_lease(&self, job_id: i64, owner: &str, lease_ms: i64) -> StoreResult<bool>;
     /// Marks the step running (checkpoint before work).
     async fn set_job_step(&self, job_id: i64, owner: &str, step: &str) -> StoreResult<()>;
+    /// A checkpoint and the events announcing it in one transaction (one commit rather than
+    /// one per statement): `change` applied to the job's row, then `events` appended in order.
+    /// `NotFound`, with nothing written, when the change does not apply (the lease was lost,
+    /// or the job has ended). Returns the events' sequence numbers.
+    async fn checkpoint_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        change: JobChange<'_>,
+        events: &[NewJobEvent],
+    ) -> StoreResult<Vec<i64>>;
     /// Marks a step done (checkpoint after work).
     async fn complete_job_step(&self, job_id: i64, owner: &str, step: &str) -> StoreResult<()>;
     /// Replaces the job's result (JSON) while `owner` holds its lease; `NotFound` if it does not.

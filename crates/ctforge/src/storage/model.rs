@@ -439,6 +439,34 @@ pub struct JobEvent {
     pub created_at: i64,
 }
 
+/// A progress event to append (the store assigns its sequence number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJobEvent {
+    /// `step`, `complete`, `done`, `error`…
+    pub kind: String,
+    /// Step it belongs to.
+    pub step: Option<String>,
+    /// Payload (a log line or JSON).
+    pub data: String,
+}
+
+/// What a job checkpoint changes on the job's row
+/// ([`crate::storage::JobStore::checkpoint_job`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobChange<'a> {
+    /// The step is running (while the owner holds the lease).
+    Begin(&'a str),
+    /// The step is done (while the owner holds the lease).
+    Complete(&'a str),
+    /// The job ended (unless it ended already, e.g. cancelled by a user); drops the lease.
+    Finish {
+        /// `succeeded`, `failed` or `cancelled`.
+        state: crate::status::JobState,
+        /// Why it failed.
+        error: Option<&'a str>,
+    },
+}
+
 /// A signed-in browser session.
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct SessionRow {

@@ -201,11 +201,15 @@ async fn plan_then_create_provisions_a_ready_container() {
         backend.file(vmid, "/srv/www/index.html").as_deref(),
         Some("<h1>hello</h1>\n".as_bytes())
     );
-    assert!(
-        backend
-            .file(vmid, "/usr/local/sbin/ctforge-apply")
-            .is_some(),
+    // Installed byte for byte.
+    assert_eq!(
+        backend.file(vmid, ctforge::guest::commands::APPLY_SCRIPT),
+        Some(ctforge::guest::commands::CONFIG_MANAGER.as_bytes().to_vec()),
         "config-manager installed"
+    );
+    assert_eq!(
+        backend.file(vmid, ctforge::guest::commands::APPLY_UNIT),
+        Some(ctforge::guest::commands::apply_unit().into_bytes())
     );
     let commands = backend.commands(vmid).join("\n");
     assert!(

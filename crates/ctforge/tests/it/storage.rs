@@ -149,6 +149,24 @@ async fn templates_and_buckets(backend: &str) {
         (2, 1, 2)
     );
     assert_eq!(store.count_template_containers(id).await.unwrap(), 0);
+    // By name, the row and its parts in one read; the count by name too.
+    let by_name = store.get_template_by_name("nginx").await.unwrap();
+    assert_eq!(by_name, store.get_template(id).await.unwrap());
+    assert_eq!(by_name.scripts[0].content, "echo 2");
+    assert_eq!(
+        store
+            .count_template_containers_named("nginx")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .count_template_containers_named("no-such")
+            .await
+            .unwrap(),
+        0
+    );
 
     let bucket = store.create_bucket("web", "web stack").await.unwrap();
     assert!(matches!(
@@ -225,6 +243,7 @@ async fn containers_jobs_events(backend: &str) {
         store.count_template_containers(template_id).await.unwrap(),
         1
     );
+    assert_eq!(store.count_template_containers_named("t").await.unwrap(), 1);
     assert_eq!(
         store.get_container_by_vmid(cluster, 100).await.unwrap().id,
         ct
@@ -848,6 +867,97 @@ async fn images(backend: &str) {
     ));
 }
 
+/// A checkpoint and its events are one transaction: both or neither.
+async fn job_checkpoints(backend: &str) {
+    let (store, _clock, _dir) = common::fresh_store(backend).await;
+    let job_id = store
+        .enqueue_job(&NewJob {
+            kind: "k".into(),
+            payload_json: "{}".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let claimed = store.claim_job("w1", 30_000, 2).await.unwrap().unwrap();
+    assert_eq!(claimed.id, job_id);
+    let event = |kind: &str, step: Option<&str>| NewJobEvent {
+        kind: kind.to_owned(),
+        step: step.map(str::to_owned),
+        data: format!("{{\"kind\":\"{kind}\"}}"),
+    };
+    let seqs = store
+        .checkpoint_job(
+            job_id,
+            "w1",
+            JobChange::Begin("create"),
+            &[event("step", Some("create"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![1]);
+    assert_eq!(
+        store.get_job(job_id).await.unwrap().current_step.as_deref(),
+        Some("create")
+    );
+    // Another worker's checkpoint writes nothing, its events neither.
+    assert!(matches!(
+        store
+            .checkpoint_job(
+                job_id,
+                "w2",
+                JobChange::Complete("create"),
+                &[event("complete", Some("create"))],
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.job_events_after(job_id, 0, 100).await.unwrap().len(),
+        1
+    );
+    assert_eq!(store.get_job(job_id).await.unwrap().completed_steps, "");
+    let seqs = store
+        .checkpoint_job(
+            job_id,
+            "w1",
+            JobChange::Complete("create"),
+            &[event("complete", Some("create")), event("note", None)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![2, 3]);
+    assert_eq!(
+        store.get_job(job_id).await.unwrap().completed_steps,
+        "create"
+    );
+    let finish = JobChange::Finish {
+        state: ctforge::status::JobState::Succeeded,
+        error: None,
+    };
+    let seqs = store
+        .checkpoint_job(job_id, "w1", finish, &[event("done", None)])
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![4]);
+    let job = store.get_job(job_id).await.unwrap();
+    assert_eq!((job.state.as_str(), job.lease_owner), ("succeeded", None));
+    // A finished job is not finished again, and no second terminal event is stored.
+    assert!(matches!(
+        store
+            .checkpoint_job(job_id, "w1", finish, &[event("error", None)])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let kinds: Vec<String> = store
+        .job_events_after(job_id, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["step", "complete", "note", "done"]);
+}
+
 macro_rules! conformance {
     ($($name:ident),*) => {
         mod sqlite {
@@ -863,6 +973,7 @@ conformance!(
     clusters,
     templates_and_buckets,
     containers_jobs_events,
+    job_checkpoints,
     concurrent_claims,
     per_node_limit,
     sessions_tokens_audit_locks,

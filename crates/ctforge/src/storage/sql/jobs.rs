@@ -62,6 +62,74 @@ macro_rules! impl_jobs_store {
                     .rows_affected();
                 affected(rows)
             }
+            async fn checkpoint_job(
+                &self,
+                job_id: i64,
+                owner: &str,
+                change: JobChange<'_>,
+                events: &[NewJobEvent],
+            ) -> StoreResult<Vec<i64>> {
+                // As `append_job_events`: the first write takes the write lock; a concurrent
+                // writer of the job's events (PostgreSQL) makes the whole checkpoint retry.
+                'attempt: for _ in 0..5 {
+                    let mut tx = self.pool.begin().await.map_err(map_err)?;
+                    let rows = match change {
+                        JobChange::Begin(step) => sqlx::query::<$db>(
+                            "UPDATE jobs SET current_step = $1 WHERE id = $2 AND lease_owner = $3",
+                        )
+                        .bind(step)
+                        .bind(job_id)
+                        .bind(owner),
+                        JobChange::Complete(step) => sqlx::query::<$db>(
+                            "UPDATE jobs SET completed_steps = CASE WHEN completed_steps = '' THEN $1 ELSE completed_steps || ',' || $1 END \
+                             WHERE id = $2 AND lease_owner = $3",
+                        )
+                        .bind(step)
+                        .bind(job_id)
+                        .bind(owner),
+                        JobChange::Finish { state, error } => sqlx::query::<$db>(
+                            "UPDATE jobs SET state = $1, error = $2, finished_at = $3, lease_owner = NULL, lease_expires = NULL \
+                             WHERE id = $4 AND state IN ('queued', 'running')",
+                        )
+                        .bind(state.as_str())
+                        .bind(error)
+                        .bind(self.now())
+                        .bind(job_id),
+                    }
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                    // Dropping the transaction rolls it back.
+                    affected(rows)?;
+                    let mut seqs = Vec::with_capacity(events.len());
+                    for event in events {
+                        let result = sqlx::query_scalar::<$db, i64>(
+                            "INSERT INTO job_events (job_id, seq, kind, step, data, created_at) \
+                             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM job_events WHERE job_id = $1 RETURNING seq",
+                        )
+                        .bind(job_id)
+                        .bind(&event.kind)
+                        .bind(&event.step)
+                        .bind(&event.data)
+                        .bind(self.now())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_err);
+                        match result {
+                            Ok(seq) => seqs.push(seq),
+                            Err(StoreError::Conflict(_)) => continue 'attempt,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    match tx.commit().await.map_err(map_err) {
+                        Ok(()) => return Ok(seqs),
+                        Err(StoreError::Conflict(_)) => continue 'attempt,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(StoreError::Conflict("job event sequence contended".to_owned()))
+            }
             async fn complete_job_step(&self, job_id: i64, owner: &str, step: &str) -> StoreResult<()> {
                 let rows = sqlx::query::<$db>(
                     "UPDATE jobs SET completed_steps = CASE WHEN completed_steps = '' THEN $1 ELSE completed_steps || ',' || $1 END \

@@ -318,6 +318,32 @@ macro_rules! impl_store {
                     tokio::try_join!(scripts, files, packages).map_err(map_err)?;
                 Ok(TemplateRecord { row, scripts, files, packages })
             }
+
+            /// [`Self::load_template`] by name, the row read together with its parts (they
+            /// find their template by name too): one round trip instead of two.
+            async fn load_template_named(&self, name: &str) -> StoreResult<TemplateRecord> {
+                let row = sqlx::query_as::<$db, TemplateRow>("SELECT * FROM templates WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.pool);
+                let scripts = sqlx::query_as::<$db, TemplateScript>(
+                    "SELECT position, name, content, enabled FROM template_scripts WHERE template_id = (SELECT id FROM templates WHERE name = $1) ORDER BY position, name",
+                )
+                .bind(name)
+                .fetch_all(&self.pool);
+                let files = sqlx::query_as::<$db, TemplateFile>(
+                    "SELECT name, target_dir, policy, content FROM template_files WHERE template_id = (SELECT id FROM templates WHERE name = $1) ORDER BY name",
+                )
+                .bind(name)
+                .fetch_all(&self.pool);
+                let packages = sqlx::query_as::<$db, TemplatePackage>(
+                    "SELECT bucket, manager, name, version, position FROM template_packages WHERE template_id = (SELECT id FROM templates WHERE name = $1) ORDER BY bucket, manager, position",
+                )
+                .bind(name)
+                .fetch_all(&self.pool);
+                let (row, scripts, files, packages) =
+                    tokio::try_join!(row, scripts, files, packages).map_err(map_err)?;
+                Ok(TemplateRecord { row, scripts, files, packages })
+            }
         }
 
         #[async_trait]

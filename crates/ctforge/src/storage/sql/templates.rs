@@ -95,12 +95,7 @@ macro_rules! impl_templates_store {
                 self.load_template(row).await
             }
             async fn get_template_by_name(&self, name: &str) -> StoreResult<TemplateRecord> {
-                let row = sqlx::query_as::<$db, TemplateRow>("SELECT * FROM templates WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                self.load_template(row).await
+                self.load_template_named(name).await
             }
             async fn list_templates(&self) -> StoreResult<Vec<TemplateSummary>> {
                 sqlx::query_as::<$db, TemplateSummary>(TEMPLATE_SUMMARY_SQL)
@@ -123,6 +118,15 @@ macro_rules! impl_templates_store {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(map_err)
+            }
+            async fn count_template_containers_named(&self, name: &str) -> StoreResult<i64> {
+                sqlx::query_scalar::<$db, i64>(
+                    "SELECT COUNT(*) FROM containers WHERE template_id = (SELECT id FROM templates WHERE name = $1)",
+                )
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)
             }
         }
     };

@@ -69,8 +69,13 @@ pub async fn page(
     tab: &str,
     notice: Option<(Tone, String)>,
 ) -> Result<Markup, AppError> {
-    let (record, template) = templates::load_template(state.store.as_ref(), name).await?;
-    let used = state.store.count_template_containers(record.row.id).await?;
+    // Both at once: one round trip on a server database.
+    let (loaded, used) = tokio::join!(
+        templates::load_template(state.store.as_ref(), name),
+        state.store.count_template_containers_named(name)
+    );
+    let (record, template) = loaded?;
+    let used = used?;
     let v = viewer(user);
     let tab = match tab {
         "scripts" | "packages" | "files" | "docs" => tab,
