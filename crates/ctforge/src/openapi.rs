@@ -138,12 +138,13 @@ pub fn document() -> Value {
             "operationId": format!("{}_{}", method.to_lowercase(), route.path.trim_start_matches('/').replace(['/', '{', '}'], "_")),
             "responses": responses,
         });
-        let mut parameters = Vec::new();
-        for name in ["id", "name"] {
-            if route.path.contains(&format!("{{{name}}}")) {
-                parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
-            }
-        }
+        // Every `{param}` of the path, in order.
+        let parameters: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
         if !parameters.is_empty() {
             op["parameters"] = Value::Array(parameters);
         }

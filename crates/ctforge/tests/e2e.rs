@@ -145,9 +145,15 @@ async fn start_profile(profile: Profile, sim: &SimHandle, data: &Path) -> (Proce
 
 /// The LXC state of CT `vmid` (`RUNNING`, `STOPPED`) or `None` when it does not exist.
 fn lxc_state(state_dir: &Path, vmid: &str) -> Option<String> {
+    // The simulator keeps each node's containers under their own LXC path: `lxc/<node>/<vmid>`.
+    let lxc_path = std::fs::read_dir(state_dir.join("lxc"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|node| node.join(vmid).is_dir())?;
     let out = Command::new("lxc-info")
         .arg("-P")
-        .arg(state_dir.join("lxc"))
+        .arg(lxc_path)
         .args(["-n", vmid, "-s", "-H"])
         .output()
         .ok()?;

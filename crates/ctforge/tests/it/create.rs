@@ -540,9 +540,24 @@ async fn test_connection_pins_the_ssh_host_key_and_refuses_a_changed_one() {
         .update_cluster(cluster.id, &input)
         .await
         .unwrap();
+    // The node's own pin (taken on first use too) is what ctforge compares with.
+    let nodes = s.app.state.store.list_node_ssh(cluster.id).await.unwrap();
+    assert!(!nodes.is_empty(), "the node's key is pinned per node as well");
+    for n in &nodes {
+        s.app
+            .state
+            .store
+            .pin_node_host_key(
+                cluster.id,
+                &n.node,
+                Some("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            )
+            .await
+            .unwrap();
+    }
     let cluster = s.app.state.store.get_cluster(cluster.id).await.unwrap();
     let report = ctforge::clusters::test_connection(&s.app.state, &cluster).await;
-    let error = report.ssh_error.unwrap();
+    let error = report.ssh_error.unwrap_or_default();
     assert!(
         error.contains("host key") && error.contains("changed"),
         "{error}"

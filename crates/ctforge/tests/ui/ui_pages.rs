@@ -570,7 +570,7 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
             .await?;
             anyhow::ensure!(
                 tabs.iter().map(|t| t.0.as_str()).collect::<Vec<_>>()
-                    == ["Overview", "Services", "Events", "Resources"],
+                    == ["Overview", "Services", "Events", "Resources", "Template"],
                 "{tabs:?}"
             );
             anyhow::ensure!(
@@ -586,12 +586,19 @@ async fn every_page_passes_axe_in_both_themes_and_widgets_work_by_keyboard() {
             browser::eval::<bool>(&page, "(document.querySelector('[role=tab][aria-selected=true]').focus(), true)").await?;
             let focused = "document.activeElement.getAttribute('role') === 'tab' ? document.activeElement.textContent : 'not a tab'";
             let mut order = Vec::new();
-            for key in ["ArrowRight", "ArrowRight", "ArrowRight", "ArrowLeft", "Home", "End"] {
+            for key in [
+                "ArrowRight", "ArrowRight", "ArrowRight", "ArrowRight", "ArrowLeft", "Home", "End",
+                "ArrowLeft",
+            ] {
                 browser::press(&page, key, 0).await?;
                 order.push(browser::eval::<String>(&page, focused).await?);
             }
             anyhow::ensure!(
-                order == ["Events", "Resources", "Overview", "Resources", "Overview", "Resources"],
+                order
+                    == [
+                        "Events", "Resources", "Template", "Overview", "Template", "Overview",
+                        "Template", "Resources"
+                    ],
                 "arrows wrap, Home and End jump: {order:?}"
             );
             browser::press(&page, "Enter", 0).await?;

@@ -274,40 +274,42 @@ fn nodes_section(v: &Viewer, c: &ClusterView, part: &NodesPart<'_>) -> Markup {
             @if part.nodes.is_empty() {
                 p { "No node known yet: run Test." }
             } @else {
-                table.table {
-                    thead { tr { th scope="col" { "Node" } th scope="col" { "Address override" } th scope="col" { "Host key" } th scope="col" { "Last test" } } }
-                    tbody {
-                        @for n in part.nodes {
-                            tr data-node=(n.node) {
-                                th scope="row" { (n.node) }
-                                td {
-                                    form.row method="post" action={ "/settings/clusters/" (c.id) "/nodes/" (n.node) "/ssh" } {
-                                        (ui::csrf_field(v))
-                                        label.skip for={ "addr-" (n.node) } { "Address of " (n.node) }
-                                        input id={ "addr-" (n.node) } name="address" value=(n.address.clone().unwrap_or_default()) placeholder="from the cluster" size="16";
-                                        label.skip for={ "port-" (n.node) } { "SSH port of " (n.node) }
-                                        input id={ "port-" (n.node) } name="port" type="number" min="1" max="65535" value=(n.port.map(|p| p.to_string()).unwrap_or_default()) placeholder=(c.ssh_port) size="6";
-                                        button.btn type="submit" aria-label={ "Save the SSH address of " (n.node) } { "Save" }
+                div.table-wrap role="region" aria-label="Nodes" tabindex="0" {
+                    table.table {
+                        thead { tr { th scope="col" { "Node" } th scope="col" { "Address override" } th scope="col" { "Host key" } th scope="col" { "Last test" } } }
+                        tbody {
+                            @for n in part.nodes {
+                                tr data-node=(n.node) {
+                                    th scope="row" { (n.node) }
+                                    td {
+                                        form.row method="post" action={ "/settings/clusters/" (c.id) "/nodes/" (n.node) "/ssh" } {
+                                            (ui::csrf_field(v))
+                                            label.skip for={ "addr-" (n.node) } { "Address of " (n.node) }
+                                            input id={ "addr-" (n.node) } name="address" value=(n.address.clone().unwrap_or_default()) placeholder="from the cluster" size="16";
+                                            label.skip for={ "port-" (n.node) } { "SSH port of " (n.node) }
+                                            input id={ "port-" (n.node) } name="port" type="number" min="1" max="65535" value=(n.port.map(|p| p.to_string()).unwrap_or_default()) placeholder=(c.ssh_port) size="6";
+                                            button.btn type="submit" aria-label={ "Save the SSH address of " (n.node) } { "Save" }
+                                        }
                                     }
-                                }
-                                td {
-                                    @match &n.host_key {
-                                        Some(k) => { (ui::badge(Some(Tone::Ok), "confirmed")) " " code.break-all { (k) } }
-                                        None => { (ui::badge(Some(Tone::Warn), "not confirmed")) }
+                                    td {
+                                        @match &n.host_key {
+                                            Some(k) => { (ui::badge(Some(Tone::Ok), "confirmed")) " " code.break-all { (k) } }
+                                            None => { (ui::badge(Some(Tone::Warn), "not confirmed")) }
+                                        }
                                     }
-                                }
-                                td {
-                                    @match seen(&n.node) {
-                                        None => { span.muted { "not tested" } }
-                                        Some(r) => {
-                                            span { @if r.reachable { "answers at " } @else { "no answer at " } code { (r.address) } }
-                                            @if let Some(e) = &r.error { br; span.error { (e) } }
-                                            @if let (Some(k), false) = (&r.host_key, r.confirmed) {
-                                                br; span { "presents " code.break-all { (k) } }
-                                                form method="post" action={ "/settings/clusters/" (c.id) "/nodes/" (n.node) "/host-key" } {
-                                                    (ui::csrf_field(v))
-                                                    input type="hidden" name="host_key" value=(k);
-                                                    button.btn.btn-primary type="submit" aria-label={ "Confirm the host key of " (n.node) } { "Confirm" }
+                                    td {
+                                        @match seen(&n.node) {
+                                            None => { span.muted { "not tested" } }
+                                            Some(r) => {
+                                                span { @if r.reachable { "answers at " } @else { "no answer at " } code { (r.address) } }
+                                                @if let Some(e) = &r.error { br; span.error { (e) } }
+                                                @if let (Some(k), false) = (&r.host_key, r.confirmed) {
+                                                    br; span { "presents " code.break-all { (k) } }
+                                                    form method="post" action={ "/settings/clusters/" (c.id) "/nodes/" (n.node) "/host-key" } {
+                                                        (ui::csrf_field(v))
+                                                        input type="hidden" name="host_key" value=(k);
+                                                        button.btn.btn-primary type="submit" aria-label={ "Confirm the host key of " (n.node) } { "Confirm" }
+                                                    }
                                                 }
                                             }
                                         }
