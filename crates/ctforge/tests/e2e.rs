@@ -144,13 +144,20 @@ async fn start_profile(profile: Profile, sim: &SimHandle, data: &Path) -> (Proce
 }
 
 /// The LXC state of CT `vmid` (`RUNNING`, `STOPPED`) or `None` when it does not exist.
-fn lxc_state(state_dir: &Path, vmid: &str) -> Option<String> {
-    // The simulator keeps each node's containers under their own LXC path: `lxc/<node>/<vmid>`.
-    let lxc_path = std::fs::read_dir(state_dir.join("lxc"))
-        .ok()?
+/// The LXC path of container `vmid`: the simulator keeps each node's containers under their
+/// own, `lxc/<node>/<vmid>` (the first node's when none holds it yet).
+fn lxc_path(state_dir: &Path, vmid: &str) -> std::path::PathBuf {
+    std::fs::read_dir(state_dir.join("lxc"))
+        .into_iter()
+        .flatten()
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|node| node.join(vmid).is_dir())?;
+        .find(|node| node.join(vmid).is_dir())
+        .unwrap_or_else(|| state_dir.join("lxc/pve1"))
+}
+
+fn lxc_state(state_dir: &Path, vmid: &str) -> Option<String> {
+    let lxc_path = lxc_path(state_dir, vmid);
     let out = Command::new("lxc-info")
         .arg("-P")
         .arg(lxc_path)
@@ -330,7 +337,7 @@ async fn journey(profile: Profile) {
         .await?;
         let secret = Command::new("lxc-attach")
             .arg("-P")
-            .arg(lxc.join("lxc"))
+            .arg(lxc_path(&lxc, &vmid))
             .args([
                 "-n",
                 &vmid,
@@ -377,7 +384,7 @@ async fn journey(profile: Profile) {
         .await?;
         let pid_before = Command::new("lxc-info")
             .arg("-P")
-            .arg(lxc.join("lxc"))
+            .arg(lxc_path(&lxc, &vmid))
             .args(["-n", &vmid, "-p", "-H"])
             .output()?
             .stdout;
@@ -385,7 +392,7 @@ async fn journey(profile: Profile) {
         wait_lxc(&lxc, &vmid, Some("RUNNING")).await?;
         let pid_after = Command::new("lxc-info")
             .arg("-P")
-            .arg(lxc.join("lxc"))
+            .arg(lxc_path(&lxc, &vmid))
             .args(["-n", &vmid, "-p", "-H"])
             .output()?
             .stdout;

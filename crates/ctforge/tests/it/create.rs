@@ -542,7 +542,10 @@ async fn test_connection_pins_the_ssh_host_key_and_refuses_a_changed_one() {
         .unwrap();
     // The node's own pin (taken on first use too) is what ctforge compares with.
     let nodes = s.app.state.store.list_node_ssh(cluster.id).await.unwrap();
-    assert!(!nodes.is_empty(), "the node's key is pinned per node as well");
+    assert!(
+        !nodes.is_empty(),
+        "the node's key is pinned per node as well"
+    );
     for n in &nodes {
         s.app
             .state
@@ -559,7 +562,7 @@ async fn test_connection_pins_the_ssh_host_key_and_refuses_a_changed_one() {
     let report = ctforge::clusters::test_connection(&s.app.state, &cluster).await;
     let error = report.ssh_error.unwrap_or_default();
     assert!(
-        error.contains("host key") && error.contains("changed"),
+        error.contains("not the confirmed key") && error.contains("confirm the new key only if"),
         "{error}"
     );
     input.ssh_host_key = Some(pinned);

@@ -169,7 +169,14 @@ async fn install_script_sets_ctforge_up_in_a_new_container_idempotently() {
         .and_then(|l| l.split(':').next())
         .unwrap_or_else(|| panic!("{first}"))
         .to_owned();
-    let lxc = dir.path().join("sim/lxc");
+    // The simulator keeps each node's containers under their own LXC path (`lxc/<node>/<vmid>`).
+    let lxc = std::fs::read_dir(dir.path().join("sim/lxc"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|node| node.join(&vmid).is_dir())
+        .unwrap_or_else(|| dir.path().join("sim/lxc/pve1"));
     if let Err(e) = ready(&url).await {
         panic!(
             "{e}\nscript output:\n{first}\nservice:\n{}",
