@@ -198,10 +198,11 @@ async fn guests_list_both_kinds_and_containers_stay_containers_only() {
     }
     let (_, cts) = get(&app, &root, "/api/v1/containers").await;
     assert_eq!(cts["counts"]["total"], 2);
+    // Named by its id, a VM is answered there too (with its type), so a client that created
+    // one through `POST /api/v1/containers` can follow it.
     let (status, body) = get(&app, &root, "/api/v1/containers/sim:300").await;
-    assert_eq!(status, 404, "{body}");
-    let (status, body) = post(&app, &root, "/api/v1/containers/sim:300/stop").await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["type"], "qemu");
 
     // One guest of each kind through the guests API.
     let (status, detail) = get(&app, &root, "/api/v1/guests/sim:300").await;

@@ -1,7 +1,8 @@
 //! `/api/v1/containers`: the dashboard listing, one container's read, lifecycle actions and
-//! credential reveal (its event stream is `container_events.rs`). Containers only: VMs are
-//! neither listed nor read nor acted on here (`/api/v1/guests`, `guests.rs`, serves both kinds
-//! through the same handlers with the kind left open).
+//! credential reveal (its event stream is `container_events.rs`). The list is containers only
+//! (`/api/v1/guests`, `guests.rs`, lists both kinds through the same handlers); a guest named by
+//! its id is read and acted on whatever its kind, so a VM created here from a vm template can
+//! be followed here.
 //!
 //! `{id}` is ctforge's container id (`42`) for managed containers, or `<cluster>:<vmid>`
 //! (`lab:105`, URL-encoded as needed) for any container, managed or not — see
@@ -196,15 +197,12 @@ pub async fn show(
     axum::Extension(user): axum::Extension<CurrentUser>,
     Path(id): Path<String>,
 ) -> Result<Json<ContainerDetail>, AppError> {
-    detail(
-        &state,
-        &user,
-        &id,
-        Some(GuestKind::Lxc),
-        "/api/v1/containers",
-    )
-    .await
-    .map(Json)
+    // A guest named by its id is answered whatever its kind (a VM created through
+    // `POST /api/v1/containers` with a vm template is followed here); the list stays
+    // containers only, so clients that enumerate see what they always saw.
+    detail(&state, &user, &id, None, "/api/v1/containers")
+        .await
+        .map(Json)
 }
 
 /// One guest's detail for `GET {base}/{id}`: 404 when it is not of kind `only` (when given);
@@ -398,7 +396,7 @@ macro_rules! action_handlers {
             Path(id): Path<String>,
             Query(query): Query<ActionQuery>,
         ) -> Result<Json<Outcome>, AppError> {
-            act(state, remote, user, id, query, $action, Some(GuestKind::Lxc)).await
+            act(state, remote, user, id, query, $action, None).await
         }
     )*};
 }
