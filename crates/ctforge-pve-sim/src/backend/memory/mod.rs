@@ -305,6 +305,11 @@ fn base_guest(hostname: &str) -> GuestData {
         "/lib",
         "/lib/systemd",
         "/lib/systemd/system",
+        // apt's directories, as on every Debian (repositories are added there).
+        "/etc/apt",
+        "/etc/apt/sources.list.d",
+        "/etc/apt/trusted.gpg.d",
+        "/usr/share/keyrings",
     ] {
         g.dirs.insert(d.to_string());
     }

@@ -6,7 +6,8 @@ set -euo pipefail
 [ -n "${CONTAINER_USER:-}" ] || detect_container_user
 . /etc/openclaw-desktop/desktop.env
 display="${VNC_DISPLAY:-:1}"
-home="$(getent passwd "$CONTAINER_USER" | cut -d: -f6)"
+home="$(getent passwd "$CONTAINER_USER" | cut -d: -f6 || true)"
+home="${home:-/home/$CONTAINER_USER}"
 install -d -m 0700 -o "$CONTAINER_USER" -g "$CONTAINER_USER" "$home/.vnc"
 if [ ! -s "$home/.vnc/passwd" ]; then
     password="$(generate_password 12)"
