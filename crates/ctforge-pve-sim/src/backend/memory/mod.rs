@@ -178,7 +178,13 @@ const KNOWN_SERVICES: &[(&str, &str, Option<u16>, &str, &str)] = &[
         "The Apache HTTP Server",
     ),
     ("caddy", "caddy", Some(80), "caddy", "Caddy"),
-    ("lightdm", "lightdm", None, "lightdm", "Light Display Manager"),
+    (
+        "lightdm",
+        "lightdm",
+        None,
+        "lightdm",
+        "Light Display Manager",
+    ),
     (
         "postgresql",
         "postgresql",
