@@ -20,6 +20,13 @@
 # Prints the seconds each step took. `ctforge sim --backend lxc --setup-lxc` runs this
 # same script (embedded in the binary).
 set -euo pipefail
+# dpkg -s also succeeds for a removed package whose configuration files remain: ask for "installed".
+installed() {
+  local p
+  for p in "$@"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || return 1
+  done
+}
 
 BRIDGE="${CTFORGE_SIM_BRIDGE:-ctfbr0}"
 BRIDGE_ADDR="${CTFORGE_SIM_BRIDGE_ADDR:-10.151.0.1/24}"
@@ -45,7 +52,7 @@ fi
 t0=$(now)
 need=()
 for p in lxc mmdebstrap debootstrap apt-cacher-ng iproute2 zstd openssh-client dnsmasq-base; do
-  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+  installed "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"

@@ -20,6 +20,13 @@
 #
 # Prints the seconds each step took.
 set -euo pipefail
+# dpkg -s also succeeds for a removed package whose configuration files remain: ask for "installed".
+installed() {
+  local p
+  for p in "$@"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || return 1
+  done
+}
 
 BRIDGE_ADDR="${CTFORGE_SIM_BRIDGE_ADDR:-10.151.0.1/24}"
 BRIDGE_IP="${BRIDGE_ADDR%/*}"
@@ -40,8 +47,9 @@ secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # 1. packages
 t0=$(now)
 need=()
-for p in qemu-system-x86 qemu-utils genisoimage mmdebstrap e2fsprogs; do
-  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+pkgs=(qemu-system-x86 qemu-utils genisoimage mmdebstrap e2fsprogs)
+for p in "${pkgs[@]}"; do
+  installed "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
@@ -51,6 +59,14 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >>/tmp/ctforge-setup-vm-apt.log 2>&1 \
     || { tail -n 30 /tmp/ctforge-setup-vm-apt.log >&2; die "apt-get install failed"; }
 fi
+# Installing Debian's qemu-system-x86 removes a newer qemu-utils a machine may have (from
+# backports: the versions must match), and qemu-img with it: then install the matching one.
+if ! command -v qemu-img >/dev/null; then
+  log "qemu-img is gone (a qemu-utils of another version was removed): installing Debian's"
+  apt-get install -y -qq --no-install-recommends qemu-utils </dev/null >>/tmp/ctforge-setup-vm-apt.log 2>&1 \
+    || { tail -n 30 /tmp/ctforge-setup-vm-apt.log >&2; die "apt-get install qemu-utils failed"; }
+fi
+command -v qemu-img >/dev/null || die "qemu-img is missing after installing qemu-utils"
 log "packages ready ($(secs "$t0") s)"
 
 # 2. KVM

@@ -44,6 +44,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::{CreateSpec, CtBackend, ExecChunk, ExecFuture, PushOptions};
 use crate::scenario::ServiceSpec;
 
+mod accounts;
 mod coreutils;
 mod packages;
 mod parse;
@@ -336,6 +337,8 @@ fn base_guest(hostname: &str) -> GuestData {
         file("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n"),
     );
     g.files.insert("/etc/debian_version".into(), file("12.7\n"));
+    g.files
+        .insert("/etc/passwd".into(), file(accounts::BASE_PASSWD));
     add_service(
         &mut g,
         "ssh",

@@ -216,6 +216,7 @@ impl<'a> Shell<'a> {
                 0
             }
             "save_credential" => 2,
+            "detect_container_user" => self.detect_container_user(),
             _ => 0,
         }
     }
@@ -514,17 +515,10 @@ impl<'a> Shell<'a> {
                 out.extend(b"root\n");
                 0
             }
-            "id" => {
-                out.extend(
-                    if flags.contains('u') {
-                        "0\n"
-                    } else {
-                        "uid=0(root) gid=0(root) groups=0(root)\n"
-                    }
-                    .bytes(),
-                );
-                0
-            }
+            "id" => self.id(&pos, &flags, &mut out),
+            "getent" => self.getent(&pos, &mut out),
+            "useradd" => self.useradd(&args),
+            "install" => self.install(&args),
             "uname" => {
                 let s = if flags.contains('a') {
                     "Linux ".to_string()

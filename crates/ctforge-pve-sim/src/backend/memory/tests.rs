@@ -410,3 +410,51 @@ fn bash_env_helpers_behave_like_the_runtime() {
     let (o, _, _) = run(&b, &["bash", "-c", "log_info x"]);
     assert_eq!(o, "");
 }
+
+#[test]
+fn accounts_follow_useradd_like_debian() {
+    let (b, _) = guest();
+    let (_, e, c) = sh(&b, "id alice");
+    assert_eq!((e.as_str(), c), ("id: 'alice': no such user\n", 1));
+    let (_, e, c) = sh(
+        &b,
+        "useradd --create-home --shell /bin/bash --groups sudo alice",
+    );
+    assert_eq!(c, 0, "{e}");
+    let (o, _, c) = sh(
+        &b,
+        "id -u alice; getent passwd alice; test -d /home/alice && echo home",
+    );
+    assert_eq!(
+        (o.as_str(), c),
+        ("1000\nalice:x:1000:1000::/home/alice:/bin/bash\nhome\n", 0)
+    );
+    let (_, e, c) = sh(&b, "useradd alice");
+    assert_eq!(
+        (e.as_str(), c),
+        ("useradd: user 'alice' already exists\n", 9)
+    );
+    let (_, _, c) = sh(&b, "getent passwd nobody-here");
+    assert_eq!(c, 2);
+    let (o, e, c) = sh(
+        &b,
+        "install -d -m 0700 -o alice -g alice /home/alice/.vnc && echo x > /home/alice/.vnc/passwd && cat /home/alice/.vnc/passwd",
+    );
+    assert_eq!((o.as_str(), c), ("x\n", 0), "{e}");
+}
+
+#[test]
+fn detect_container_user_finds_the_login_account() {
+    let (b, _) = guest();
+    let (_, _, c) = sh(
+        &b,
+        "mkdir -p /usr/local/lib/ctforge && printf 'detect_container_user() {\\n:\\n}\\n' > /usr/local/lib/ctforge/rt.sh && printf 'detect_container_user\\necho \"user=$CONTAINER_USER\"\\n' > /root/s.sh",
+    );
+    assert_eq!(c, 0);
+    let (o, e, _) = sh(&b, "BASH_ENV=/usr/local/lib/ctforge/rt.sh bash /root/s.sh");
+    assert_eq!(o, "user=coder\n", "{e}");
+    let (_, _, c) = sh(&b, "useradd -m -s /bin/bash desk");
+    assert_eq!(c, 0);
+    let (o, e, _) = sh(&b, "BASH_ENV=/usr/local/lib/ctforge/rt.sh bash /root/s.sh");
+    assert_eq!(o, "user=desk\n", "{e}");
+}
