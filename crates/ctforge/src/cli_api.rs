@@ -589,8 +589,7 @@ pub async fn apply(conn: &Connection, args: ApplyArgs) -> anyhow::Result<ExitCod
                 None,
             )
             .await?;
-        let result: FleetResult =
-            serde_json::from_value(job["result"].clone()).unwrap_or_default();
+        let result: FleetResult = serde_json::from_value(job["result"].clone()).unwrap_or_default();
         if text {
             for r in result
                 .items
@@ -650,4 +649,3 @@ pub async fn apply(conn: &Connection, args: ApplyArgs) -> anyhow::Result<ExitCod
         ExitCode::from(EXIT_CHANGED)
     })
 }
-

@@ -332,6 +332,25 @@ async fn applied_template_hash(
     )
 }
 
+/// Whether a container never re-applied was created with its template as it is today: a
+/// creation retried after the template was fixed re-derives its plan from the template of the
+/// retry (its job's payload), while the spec keeps the hash of the first submission.
+async fn created_with_today(state: &AppState, container: &Container) -> bool {
+    let store = state.store.as_ref();
+    let Ok(applied) = crate::containers::drift::applied_of(store, container).await else {
+        return false;
+    };
+    if applied.applied_at.is_some() {
+        return false;
+    }
+    match crate::containers::drift::current_template(store, &applied.template.name).await {
+        Ok(Some((today, _))) => {
+            serde_json::to_value(&today).ok() == serde_json::to_value(&applied.template).ok()
+        }
+        _ => false,
+    }
+}
+
 fn short(hash: &str) -> &str {
     hash.get(..8).unwrap_or(hash)
 }
@@ -401,6 +420,7 @@ async fn compare(
         applied_template_hash(state, container).await?,
         &prepared.template_hash,
     ) && &was != now
+        && !created_with_today(state, container).await
     {
         // Only a ready container can be re-applied (one still being created gets the
         // template it was submitted with; a failed one needs its creation retried).

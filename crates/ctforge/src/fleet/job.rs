@@ -220,11 +220,7 @@ pub fn result_line(r: &ItemResult) -> String {
         ItemState::Failed => format!("failed — {}", r.error.clone().unwrap_or_default()),
         ItemState::Pending => "not run".to_owned(),
     };
-    format!(
-        "  {} {}: {what}",
-        r.item.action.symbol(),
-        r.item.label()
-    )
+    format!("  {} {}: {what}", r.item.action.symbol(), r.item.label())
 }
 
 /// The handler registered for [`JOB_KIND`].
@@ -453,7 +449,10 @@ impl FleetApply {
         let mut still = Vec::new();
         for (item, attempt) in todo.drain(..) {
             let Some(job_id) = item.creation_job else {
-                let why = item.not_queued.clone().unwrap_or_else(|| "it was not queued".into());
+                let why = item
+                    .not_queued
+                    .clone()
+                    .unwrap_or_else(|| "it was not queued".into());
                 ended.push(ItemResult {
                     error: Some(format!(
                         "the creation could not be submitted ({why}); apply again to create it"
@@ -531,7 +530,12 @@ impl JobHandler for FleetApply {
                     .get(&i.key())
                     .is_none_or(|r| r.state != ItemState::Succeeded)
             })
-            .map(|i| (i.clone(), results.get(&i.key()).map_or(1, |r| r.attempt + 1)))
+            .map(|i| {
+                (
+                    i.clone(),
+                    results.get(&i.key()).map_or(1, |r| r.attempt + 1),
+                )
+            })
             .collect();
         let skipped = payload.items.len() - todo.len();
         if skipped > 0 {

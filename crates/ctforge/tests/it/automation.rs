@@ -730,14 +730,22 @@ async fn fleet_apply_is_one_job_whose_failed_item_exits_1_and_retries_alone() {
     let path = file.to_str().unwrap().to_owned();
     std::fs::write(
         &file,
-        "[[guest]]\nname = \"good-1\"\ntemplate = \"webapp\"\n[[guest]]\nname = \"bad-1\"\ntemplate = \"broken\"\n",
+        "[[guest]]\nname = \"good-1\"\ntemplate = \"webapp\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = f.cli(&["apply", &path]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    // One job with two items: a change that works and a creation that fails.
+    std::fs::write(
+        &file,
+        "[[guest]]\nname = \"good-1\"\ntemplate = \"webapp\"\nmemory = 768\n[[guest]]\nname = \"bad-1\"\ntemplate = \"broken\"\n",
     )
     .unwrap();
     let (code, out, err) = f.cli(&["apply", &path]).await;
     assert_eq!(code, 1, "a failed item makes the apply fail: {out}{err}");
     assert!(
         out.lines()
-            .any(|l| l.starts_with("  + good-1 (") && l.contains("): created")),
+            .any(|l| l.starts_with("  ~ good-1 (") && l.contains("): memory 512 → 768")),
         "{out}"
     );
     let bad_line = out
@@ -745,7 +753,10 @@ async fn fleet_apply_is_one_job_whose_failed_item_exits_1_and_retries_alone() {
         .find(|l| l.starts_with("  + bad-1 ("))
         .unwrap_or_else(|| panic!("a line for the failed item: {out}"));
     assert!(bad_line.contains("): failed — creation job "), "{bad_line}");
-    assert!(bad_line.contains("90-fail.sh"), "the error names the script: {bad_line}");
+    assert!(
+        bad_line.contains("90-fail.sh"),
+        "the error names the script: {bad_line}"
+    );
     assert!(
         out.contains("Apply failed: 1 of 2 change(s) failed"),
         "{out}"
@@ -765,13 +776,15 @@ async fn fleet_apply_is_one_job_whose_failed_item_exits_1_and_retries_alone() {
     assert_eq!(job["kind"], "fleet_apply", "{job}");
     assert_eq!(job["state"], "failed", "{job}");
     let items = job["result"]["items"].as_array().unwrap().clone();
-    let state_of = |items: &[Value], name: &str| {
-        items.iter().find(|i| i["name"] == name).unwrap().clone()
-    };
+    let state_of =
+        |items: &[Value], name: &str| items.iter().find(|i| i["name"] == name).unwrap().clone();
     assert_eq!(state_of(&items, "good-1")["state"], "succeeded", "{job}");
     let bad = state_of(&items, "bad-1");
     assert_eq!(bad["state"], "failed", "{job}");
-    assert!(bad["error"].as_str().unwrap().contains("90-fail.sh"), "{bad}");
+    assert!(
+        bad["error"].as_str().unwrap().contains("90-fail.sh"),
+        "{bad}"
+    );
 
     // The job page shows the items as a table, not as JSON.
     let page = f
@@ -785,10 +798,17 @@ async fn fleet_apply_is_one_job_whose_failed_item_exits_1_and_retries_alone() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Fleet apply: 2 to create, 0 to change, 0 to remove"), "{page}");
+    assert!(
+        page.contains("Fleet apply: 1 to create, 1 to change, 0 to remove"),
+        "{page}"
+    );
     assert!(page.contains("data-fleet-results"), "{page}");
     assert!(page.contains("1 succeeded, 1 failed"), "{page}");
-    assert!(page.contains("bad-1") && page.contains("90-fail.sh"), "{page}");
+    assert!(
+        page.contains("bad-1") && page.contains("90-fail.sh"),
+        "{page}"
+    );
+    assert!(page.contains("memory: 512 → 768"), "{page}");
     assert!(!page.contains("\"state\":"), "no raw JSON on the page");
 
     // Fixed, then the job retried: only the failed item runs again.
