@@ -1,5 +1,7 @@
 //! The command line: `ctforge serve|worker|migrate|sim|templates|ct|apply|presets|jobs|clusters|
-//! tokens|api|config|secrets|backup|restore|completions|man`.
+//! tokens|buckets|images|notifications|roles|audit|auth|template-sources|guests|api|config|
+//! secrets|backup|restore|completions|man` (the API operations without a hand-written command
+//! come from the table of `cli_ops`).
 //!
 //! Every failure ends in one `error: …` line on stderr and a non-zero exit code; no panics,
 //! no backtraces.
@@ -88,6 +90,62 @@ enum Command {
         connection: crate::ct_client::Connection,
         #[command(subcommand)]
         command: crate::cli_api::TokensCommand,
+    },
+    /// Package buckets through the API (editors).
+    Buckets {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_ops::Ops<{ crate::cli_ops::BUCKETS }>,
+    },
+    /// Baked images through the API.
+    Images {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_ops::Ops<{ crate::cli_ops::IMAGES }>,
+    },
+    /// Notification targets and deliveries through the API (admins).
+    Notifications {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_ops::Ops<{ crate::cli_ops::NOTIFICATIONS }>,
+    },
+    /// ctforge role grants through the API (admins).
+    Roles {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_ops::Ops<{ crate::cli_ops::ROLES }>,
+    },
+    /// The audit log through the API (auditors).
+    Audit {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_ops::Ops<{ crate::cli_ops::AUDIT }>,
+    },
+    /// Who the token acts as.
+    Auth {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_ops::Ops<{ crate::cli_ops::AUTH }>,
+    },
+    /// The git sources of templates and their deploy keys through the API.
+    TemplateSources {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_ops::Ops<{ crate::cli_ops::TEMPLATE_SOURCES }>,
+    },
+    /// Containers and VMs through the API (`/api/v1/guests`).
+    Guests {
+        #[command(flatten)]
+        connection: crate::ct_client::Connection,
+        #[command(subcommand)]
+        command: crate::cli_ops::Ops<{ crate::cli_ops::GUESTS }>,
     },
     /// Any JSON API operation: `ctforge api GET /api/v1/containers`.
     Api {
@@ -357,6 +415,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => crate::cli_api::tokens(&connection, command).await,
         Command::Api { connection, args } => crate::cli_api::raw(&connection, args).await,
+        Command::Buckets {
+            connection,
+            command,
+        } => command.run(&connection).await,
+        Command::Images {
+            connection,
+            command,
+        } => command.run(&connection).await,
+        Command::Notifications {
+            connection,
+            command,
+        } => command.run(&connection).await,
+        Command::Roles {
+            connection,
+            command,
+        } => command.run(&connection).await,
+        Command::Audit {
+            connection,
+            command,
+        } => command.run(&connection).await,
+        Command::Auth {
+            connection,
+            command,
+        } => command.run(&connection).await,
+        Command::TemplateSources {
+            connection,
+            command,
+        } => command.run(&connection).await,
+        Command::Guests {
+            connection,
+            command,
+        } => command.run(&connection).await,
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a failed write, and a
             // reader that stops early (`| head`) is not an error of ours.

@@ -3,9 +3,10 @@
 //! operation of the route table. They share `ct`'s connection (`--url`, `--token`,
 //! `--profile`, `--output json|table`) and its client.
 //!
-//! `ctforge apply` exits 0 when there was nothing to change, 2 when it changed something (and
-//! every change succeeded), 1 on any error — the contract scripts test (`--plan-only`: 2 when
-//! changes are pending).
+//! `ctforge apply` prints the plan, follows the one `fleet_apply` job executing it (a line per
+//! `+`/`~`/`-` item with its result or error, as each ends) and exits 0 when there was nothing
+//! to change, 2 when it changed something (and every change succeeded), 1 on any error, a failed
+//! item included — the contract scripts test (`--plan-only`: 2 when changes are pending).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +17,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::ct_client::{Api, Connection, Output};
-use crate::fleet::{FleetApplied, FleetPlan};
+use crate::fleet::job::{FleetResult, ItemState};
+use crate::fleet::{ChangeKind, FleetApplied, FleetPlan};
 
 /// Exit code of `apply` when it changed something (and of `--plan-only` with pending changes).
 pub const EXIT_CHANGED: u8 = 2;
@@ -32,7 +34,7 @@ pub struct ApplyArgs {
     /// Only print the plan (exit 2 when it has changes, 0 when not).
     #[arg(long)]
     pub plan_only: bool,
-    /// Return once the changes are queued instead of waiting for the creations to finish.
+    /// Return once the job is queued instead of following it.
     #[arg(long)]
     pub no_wait: bool,
 }
@@ -77,6 +79,9 @@ pub struct PresetArgs {
 /// `ctforge jobs …`.
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
+    /// The operations of the `cli_ops` table.
+    #[command(flatten)]
+    More(crate::cli_ops::Ops<{ crate::cli_ops::JOBS }>),
     /// List jobs you may read.
     List,
     /// Show a job with its steps and result.
@@ -99,6 +104,9 @@ pub enum JobsCommand {
 /// The API side of `ctforge templates …`.
 #[derive(Debug, Subcommand)]
 pub enum TemplatesApiCommand {
+    /// The operations of the `cli_ops` table.
+    #[command(flatten)]
+    More(crate::cli_ops::Ops<{ crate::cli_ops::TEMPLATES }>),
     /// List the stored templates (through the API).
     List,
     /// Show a stored template.
@@ -128,6 +136,9 @@ pub enum TemplatesApiCommand {
 /// `ctforge clusters …`.
 #[derive(Debug, Subcommand)]
 pub enum ClustersCommand {
+    /// The operations of the `cli_ops` table.
+    #[command(flatten)]
+    More(crate::cli_ops::Ops<{ crate::cli_ops::CLUSTERS }>),
     /// List clusters.
     List,
     /// Show one cluster.
@@ -190,7 +201,8 @@ pub struct RawArgs {
     pub data: Option<String>,
 }
 
-fn body_of(data: &str) -> anyhow::Result<Value> {
+/// A `--data` value: JSON, or `@file.json`.
+pub(crate) fn body_of(data: &str) -> anyhow::Result<Value> {
     let text = match data.strip_prefix('@') {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
@@ -267,7 +279,9 @@ fn print(api: &Api, value: &Value, columns: &[&str]) {
     }
 }
 
-async fn call(
+/// Sends one request and prints the answer (a table of `columns` for lists, JSON with
+/// `--output json`).
+pub(crate) async fn call(
     api: &Api,
     method: reqwest::Method,
     path: &str,
@@ -340,6 +354,7 @@ pub async fn jobs(conn: &Connection, command: JobsCommand) -> anyhow::Result<Exi
     let api = Api::new(conn)?;
     let cols = ["id", "kind", "state", "current_step", "created_by", "error"];
     match command {
+        JobsCommand::More(ops) => ops.run(conn).await,
         JobsCommand::List => call(&api, Method::GET, "/api/v1/jobs", None, &cols).await,
         JobsCommand::Show { id } => {
             call(&api, Method::GET, &format!("/api/v1/jobs/{id}"), None, &[]).await
@@ -376,6 +391,7 @@ pub async fn templates(
     let api = Api::new(conn)?;
     let cols = ["name", "app", "source", "description"];
     match command {
+        TemplatesApiCommand::More(ops) => ops.run(conn).await,
         TemplatesApiCommand::List => {
             call(&api, Method::GET, "/api/v1/templates", None, &cols).await
         }
@@ -425,6 +441,7 @@ pub async fn clusters(conn: &Connection, command: ClustersCommand) -> anyhow::Re
     let api = Api::new(conn)?;
     let cols = ["id", "name", "url", "token_id"];
     match command {
+        ClustersCommand::More(ops) => ops.run(conn).await,
         ClustersCommand::List => call(&api, Method::GET, "/api/v1/clusters", None, &cols).await,
         ClustersCommand::Show { id } => {
             call(
@@ -538,58 +555,33 @@ pub async fn apply(conn: &Connection, args: ApplyArgs) -> anyhow::Result<ExitCod
     let applied: FleetApplied = api
         .send(reqwest::Method::POST, "/api/v1/fleet/apply", Some(body))
         .await?;
-    if api.output == Output::Text {
+    let text = api.output == Output::Text;
+    if text {
         print!("{}", crate::fleet::render(&applied.plan, false));
     }
-    let mut failed = false;
-    let mut job = None;
-    if let (Some(job_id), false) = (applied.job_id, args.no_wait) {
-        if api.output == Output::Text {
-            println!("Waiting for job {job_id}…");
+    let (job_id, true) = (applied.job_id, applied.applied) else {
+        if api.output == Output::Json {
+            println!("{}", serde_json::to_string(&applied)?);
         }
-        let done = wait_job(&api, job_id).await?;
-        failed = done["state"] != "succeeded";
-        if api.output == Output::Text {
-            if let Some(results) = done["result"]["results"].as_object() {
-                for (name, r) in results {
-                    let mark = if r["ok"] == true { "ok" } else { "FAILED" };
-                    let msg = r["message"].as_str().unwrap_or_default();
-                    println!("  {name}: {mark} {msg}");
-                }
-            }
-            if failed {
-                println!(
-                    "Job {job_id} {}: retry the failures with `ctforge jobs retry {job_id}`.",
-                    value_text(&done["state"])
-                );
-            }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let Some(job_id) = job_id else {
+        bail!("the server applied changes but named no job");
+    };
+    if args.no_wait {
+        if text {
+            println!("Queued as job {job_id} (`ctforge jobs show {job_id}`).");
+        } else {
+            println!("{}", serde_json::to_string(&applied)?);
         }
-        job = Some(done);
+        return Ok(ExitCode::from(EXIT_CHANGED));
     }
-    if api.output == Output::Json {
-        println!(
-            "{}",
-            json!({ "applied": applied.applied, "plan": applied.plan, "job_id": applied.job_id, "created": applied.created, "job": job })
-        );
-    } else if applied.applied && !failed {
-        let s = &applied.plan.summary;
-        println!(
-            "Apply complete: {} created, {} changed, {} removed.",
-            s.create, s.update, s.remove
-        );
+    if text {
+        println!("Applying as job {job_id}…");
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else if applied.applied {
-        ExitCode::from(EXIT_CHANGED)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// Polls a job until it has ended; its last view.
-async fn wait_job(api: &Api, job_id: i64) -> anyhow::Result<Value> {
-    loop {
+    // Follow the job: each item's line as soon as its result is known.
+    let mut printed = std::collections::HashSet::new();
+    let done = loop {
         let job: Value = api
             .send_value(
                 reqwest::Method::GET,
@@ -597,12 +589,63 @@ async fn wait_job(api: &Api, job_id: i64) -> anyhow::Result<Value> {
                 None,
             )
             .await?;
+        let result: FleetResult = serde_json::from_value(job["result"].clone()).unwrap_or_default();
+        if text {
+            for r in result
+                .items
+                .iter()
+                .filter(|r| r.state != ItemState::Pending)
+            {
+                if printed.insert((r.item.key(), r.attempt, r.state)) {
+                    println!("{}", crate::fleet::job::result_line(r));
+                }
+            }
+        }
         if matches!(
             job["state"].as_str(),
             Some("succeeded" | "failed" | "cancelled")
         ) {
-            return Ok(job);
+            break (job, result);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (job, result) = done;
+    let failed = job["state"] != "succeeded";
+    if api.output == Output::Json {
+        println!(
+            "{}",
+            json!({ "applied": true, "plan": applied.plan, "job_id": job_id, "created": applied.created, "job": job, "result": result })
+        );
+    } else if failed {
+        println!(
+            "Apply failed: {} of {} change(s) failed{} (job {job_id} {}). Retry only the failures with `ctforge jobs retry {job_id}`.",
+            result.failed,
+            result.total,
+            if result.pending > 0 {
+                format!(", {} not run", result.pending)
+            } else {
+                String::new()
+            },
+            value_text(&job["state"])
+        );
+    } else {
+        let done = |kind: ChangeKind| {
+            result
+                .items
+                .iter()
+                .filter(|r| r.item.action == kind && r.state == ItemState::Succeeded)
+                .count()
+        };
+        println!(
+            "Apply complete: {} created, {} changed, {} removed.",
+            done(ChangeKind::Create),
+            done(ChangeKind::Update),
+            done(ChangeKind::Remove)
+        );
     }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::from(EXIT_CHANGED)
+    })
 }

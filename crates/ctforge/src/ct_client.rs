@@ -48,6 +48,9 @@ pub enum Output {
 /// The `ct` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CtCommand {
+    /// The operations of the `cli_ops` table.
+    #[command(flatten)]
+    More(crate::cli_ops::Ops<{ crate::cli_ops::CT }>),
     /// List containers (live state merged with ctforge's records).
     List {
         /// Only this status (running, stopped, creating, error).
@@ -346,6 +349,7 @@ impl Api {
 pub async fn run(conn: &Connection, command: CtCommand) -> anyhow::Result<ExitCode> {
     let api = Api::new(conn)?;
     match command {
+        CtCommand::More(ops) => ops.run(conn).await,
         CtCommand::List { status, node, tag } => {
             let mut query = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in [("status", status), ("node", node), ("tag", tag)] {

@@ -5,19 +5,20 @@
 //! template plus overrides: any create field, `count` (with `{n}` in the name) and
 //! `placement`. [`plan`] compares each declared guest with ctforge's container of that name:
 //! missing → create (`+`), different memory, cores or swap than Proxmox reports → change
-//! (`~`, applied with a config `PUT`), built from (or last re-applied with) an older version of
-//! its template → change (`~`, applied by one re-apply job, `containers::reapply`: snapshot,
-//! apply, rollback on failure; conflicting files keep the container's version), equal →
-//! unchanged (`=`). With `prune`, containers ctforge created for the fleet
-//! (tagged [`FLEET_TAG`]) that the file no longer declares are removed (`-`); nothing else is
-//! ever removed.
+//! (`~`, a config `PUT`), built from (or last re-applied with) an older version of its
+//! template → change (`~`, a re-apply, `containers::reapply`: snapshot, apply, rollback on
+//! failure; conflicting files keep the container's version), equal → unchanged (`=`). With
+//! `prune`, containers ctforge created for the fleet (tagged [`FLEET_TAG`]) that the file no
+//! longer declares are removed (`-`); nothing else is ever removed.
 //!
-//! [`apply`] plans again and executes: creations through [`submit::submit`] (the single
-//! creation path, permissions and VMID reservation included), config changes after Proxmox
-//! confirmed the privilege on the guest (audited `ct.config`), template versions as one
-//! re-apply job, removals as one bulk delete job; one `create_batch` job follows every
-//! creation, the re-apply and the removal job. A second apply with the
-//! same file finds nothing to do.
+//! [`apply`] plans again and queues ONE `fleet_apply` job ([`job::FleetApply`]) whose items are
+//! the plan's `+`, `~` and `-` lines, each with its own state, result and error; the job makes
+//! the config changes, re-applies and removals itself and follows the creations, which the
+//! request submits through [`submit::submit`] (the single creation path: the submitter's own
+//! identity, permissions, VMID reservation). A second apply with the same file finds nothing
+//! to do and queues no job.
+
+pub mod job;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,10 +27,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::auth::CurrentUser;
-use crate::containers::bulk::{self as bulk_actions, BulkRequest};
-use crate::containers::lifecycle::{self, Action};
+use crate::containers::lifecycle;
 use crate::error::AppError;
-use crate::provisioning::batch::{self, BatchItem, BatchPayload, PLACEHOLDER};
+use crate::provisioning::batch::{self, BatchItem, PLACEHOLDER};
 use crate::provisioning::plan::CreateRequest;
 use crate::provisioning::submit;
 use crate::state::AppState;
@@ -146,16 +146,23 @@ impl FleetPlan {
     }
 }
 
-/// `POST /api/v1/fleet/apply`.
+/// `202` of `POST /api/v1/fleet/apply`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct FleetApplied {
-    /// The plan that was executed.
+    /// The plan the job executes.
     pub plan: FleetPlan,
-    /// Whether anything was changed.
+    /// Whether a job was queued (false: nothing to change).
     pub applied: bool,
-    /// The job following the creations and removals (none when only configs changed).
+    /// The `fleet_apply` job executing the plan, one item per `+`, `~` and `-` line (none when
+    /// there is nothing to change).
     pub job_id: Option<i64>,
-    /// The containers being created.
+    /// `GET` it for the per-item results (`result.items`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The job's page.
+    #[serde(default)]
+    pub page: Option<String>,
+    /// The containers being created (already stored, VMIDs reserved).
     #[serde(default)]
     pub created: Vec<BatchItem>,
 }
@@ -325,6 +332,25 @@ async fn applied_template_hash(
     )
 }
 
+/// Whether a container never re-applied was created with its template as it is today: a
+/// creation retried after the template was fixed re-derives its plan from the template of the
+/// retry (its job's payload), while the spec keeps the hash of the first submission.
+async fn created_with_today(state: &AppState, container: &Container) -> bool {
+    let store = state.store.as_ref();
+    let Ok(applied) = crate::containers::drift::applied_of(store, container).await else {
+        return false;
+    };
+    if applied.applied_at.is_some() {
+        return false;
+    }
+    match crate::containers::drift::current_template(store, &applied.template.name).await {
+        Ok(Some((today, _))) => {
+            serde_json::to_value(&today).ok() == serde_json::to_value(&applied.template).ok()
+        }
+        _ => false,
+    }
+}
+
 fn short(hash: &str) -> &str {
     hash.get(..8).unwrap_or(hash)
 }
@@ -394,6 +420,7 @@ async fn compare(
         applied_template_hash(state, container).await?,
         &prepared.template_hash,
     ) && &was != now
+        && !created_with_today(state, container).await
     {
         // Only a ready container can be re-applied (one still being created gets the
         // template it was submitted with; a failed one needs its creation retried).
@@ -434,7 +461,7 @@ async fn plan_with(
     state: &AppState,
     user: &CurrentUser,
     request: &FleetRequest,
-) -> Result<(FleetPlan, Vec<Desired>, Vec<Container>), AppError> {
+) -> Result<(FleetPlan, Vec<Desired>), AppError> {
     let desired = desired(state, user, request).await?;
     let records = state.store.list_containers().await?;
     let mut guests = Vec::new();
@@ -483,7 +510,6 @@ async fn plan_with(
         };
         guests.push(change);
     }
-    let mut removals = Vec::new();
     if request.prune {
         let declared: HashSet<(i64, &str)> = desired
             .iter()
@@ -508,26 +534,36 @@ async fn plan_with(
                     node: Some(c.node.clone()),
                     changes: Vec::new(),
                 });
-                removals.push(c.clone());
             }
         }
     }
-    Ok((FleetPlan { guests, summary }, desired, removals))
+    Ok((FleetPlan { guests, summary }, desired))
 }
 
-/// Changes a container's memory, cores or swap in Proxmox, after Proxmox confirmed the
-/// user's privilege on the guest (`VM.Config.Memory`, `VM.Config.CPU`); audited `ct.config`.
-pub async fn change_config(
-    state: &AppState,
-    user: &CurrentUser,
-    remote: &str,
-    cluster: &Cluster,
-    container: &Container,
+/// Who changes a config, for the container event and the audit entry.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigActor<'a> {
+    /// The submitter.
+    pub username: &'a str,
+    /// Their address.
+    pub remote: &'a str,
+    /// The fleet job.
+    pub job: i64,
+}
+
+/// Changes a container's memory, cores or swap in Proxmox with `client` (the cluster's
+/// token), after Proxmox confirmed through `rights` the submitter's privilege on the guest
+/// (`VM.Config.Memory`, `VM.Config.CPU`); a container event and the audit entry `ct.config`.
+/// The caller holds the container's lock.
+pub async fn apply_config(
+    store: &dyn crate::storage::Store,
+    client: &dyn ctforge_pve::PveApi,
+    rights: &crate::authz::Rights<'_>,
+    actor: ConfigActor<'_>,
+    target: &crate::containers::Target,
     changes: &[FieldChange],
 ) -> Result<(), AppError> {
-    let vmid = u32::try_from(container.vmid)
-        .map_err(|_| AppError::invalid(format!("VMID {} is out of range", container.vmid)))?;
-    let rights = crate::authz::Rights::of(state, user, cluster)?;
+    let vmid = target.vmid;
     let mut update = ctforge_pve::types::LxcConfigUpdate::new();
     let mut detail = Map::new();
     for change in changes
@@ -551,36 +587,41 @@ pub async fn change_config(
             json!({ "from": change.from, "to": value }),
         );
     }
-    let client = crate::containers::client_for(state, user, cluster)?;
-    client
-        .lxc_config_put(&container.node, vmid, &update)
+    // Where it lives now (it may have been migrated since the plan).
+    let (node, _) = lifecycle::locate(client, target)
         .await
-        .map_err(|e| AppError::Unavailable(format!("{}: {e}", container.hostname)))?;
-    let _ = state
-        .store
-        .add_container_event(
-            container.id,
-            "config_changed",
-            &format!(
-                "config changed: {}",
-                changes
-                    .iter()
-                    .filter(|c| c.applicable && c.field != TEMPLATE_FIELD)
-                    .map(|c| format!("{} {}→{}", c.field, c.from, c.to))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            &user.username,
-            &Value::Object(detail.clone()).to_string(),
-        )
-        .await;
+        .map_err(|e| AppError::Unavailable(format!("CT {vmid}: {e}")))?;
+    client
+        .lxc_config_put(&node, vmid, &update)
+        .await
+        .map_err(|e| AppError::Unavailable(format!("{}: {e}", target.display_name())))?;
+    detail.insert("job".into(), json!(actor.job));
+    if let Some(record) = &target.record {
+        let _ = store
+            .add_container_event(
+                record.id,
+                "config_changed",
+                &format!(
+                    "config changed: {}",
+                    changes
+                        .iter()
+                        .filter(|c| c.applicable && c.field != TEMPLATE_FIELD)
+                        .map(|c| format!("{} {}→{}", c.field, c.from, c.to))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                actor.username,
+                &Value::Object(detail.clone()).to_string(),
+            )
+            .await;
+    }
     crate::audit::record(
-        state.store.as_ref(),
+        store,
         crate::audit::Entry::new(
-            &user.username,
+            actor.username,
             "ct.config",
-            format!("{}/{}", cluster.name, vmid),
-            remote,
+            target.audit_target(),
+            actor.remote,
         )
         .detail(Value::Object(detail)),
     )
@@ -588,147 +629,130 @@ pub async fn change_config(
     Ok(())
 }
 
-/// Plans and executes the fleet (see the module documentation).
+/// Places and submits the creation of one declared guest (through [`submit::submit`]).
+async fn submit_creation(
+    state: &AppState,
+    user: &CurrentUser,
+    remote: &str,
+    d: &Desired,
+    free: &mut std::collections::HashMap<i64, Vec<(String, u64)>>,
+) -> Result<BatchItem, AppError> {
+    let mut request = d.request.clone();
+    if request.node.is_none()
+        && let Some(rule @ (batch::Placement::RoundRobin | batch::Placement::LeastLoaded)) =
+            d.placement
+    {
+        // Free memory per cluster's online nodes, as the least-loaded rule spends it.
+        let nodes = match free.entry(d.cluster.id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let client = crate::containers::client_for(state, user, &d.cluster)?;
+                e.insert(batch::online_nodes(client.as_ref()).await?)
+            }
+        };
+        let memory = request.memory.unwrap_or(512).saturating_mul(1024 * 1024);
+        request.node = match rule {
+            batch::Placement::RoundRobin => nodes
+                .get(d.position % nodes.len().max(1))
+                .map(|(n, _)| n.clone()),
+            _ => {
+                let picked = batch::place(rule, None, nodes, 1, memory)
+                    .into_iter()
+                    .next()
+                    .flatten();
+                if let Some(n) = nodes.iter_mut().find(|(n, _)| Some(n) == picked.as_ref()) {
+                    n.1 = n.1.saturating_sub(memory);
+                }
+                picked
+            }
+        };
+    }
+    let s = submit::submit(state, user, &request, remote).await?;
+    let node = state
+        .store
+        .get_container(s.id)
+        .await
+        .map(|c| c.node)
+        .unwrap_or_default();
+    Ok(BatchItem {
+        id: s.id,
+        vmid: s.vmid,
+        hostname: d.name.clone(),
+        node,
+        job_id: s.job_id,
+    })
+}
+
+/// Plans and queues the fleet's one `fleet_apply` job (see the module documentation); with
+/// nothing to change, no job.
 pub async fn apply(
     state: &AppState,
     user: &CurrentUser,
     remote: &str,
     request: &FleetRequest,
 ) -> Result<FleetApplied, AppError> {
-    let (plan, desired, removals) = plan_with(state, user, request).await?;
+    let (plan, desired) = plan_with(state, user, request).await?;
     let mut created = Vec::new();
-    let mut reapplied: Vec<Container> = Vec::new();
-    let mut applied = false;
-    // Free memory per cluster's online nodes, as the least-loaded rule spends it.
-    let mut free: std::collections::HashMap<i64, Vec<(String, u64)>> = Default::default();
-    for (change, d) in plan.guests.iter().zip(desired.iter()) {
+    let mut items = Vec::new();
+    let mut free = std::collections::HashMap::new();
+    // The plan lists the declared guests in order, then the removals.
+    for (index, change) in plan.guests.iter().enumerate() {
+        let mut item = job::FleetItem {
+            action: change.action,
+            name: change.name.clone(),
+            cluster: change.cluster.clone(),
+            container_id: change.id,
+            vmid: change.vmid,
+            node: change.node.clone(),
+            changes: change
+                .changes
+                .iter()
+                .filter(|c| c.applicable)
+                .cloned()
+                .collect(),
+            creation_job: None,
+            not_queued: None,
+        };
         match change.action {
             ChangeKind::Create => {
-                let mut request = d.request.clone();
-                if request.node.is_none()
-                    && let Some(
-                        rule @ (batch::Placement::RoundRobin | batch::Placement::LeastLoaded),
-                    ) = d.placement
-                {
-                    let nodes = match free.entry(d.cluster.id) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            let client = crate::containers::client_for(state, user, &d.cluster)?;
-                            e.insert(batch::online_nodes(client.as_ref()).await?)
-                        }
-                    };
-                    let memory = request.memory.unwrap_or(512).saturating_mul(1024 * 1024);
-                    request.node = match rule {
-                        batch::Placement::RoundRobin => nodes
-                            .get(d.position % nodes.len().max(1))
-                            .map(|(n, _)| n.clone()),
-                        _ => {
-                            let picked = batch::place(rule, None, nodes, 1, memory)
-                                .into_iter()
-                                .next()
-                                .flatten();
-                            if let Some(n) =
-                                nodes.iter_mut().find(|(n, _)| Some(n) == picked.as_ref())
-                            {
-                                n.1 = n.1.saturating_sub(memory);
-                            }
-                            picked
-                        }
-                    };
+                let Some(d) = desired.get(index) else {
+                    continue;
+                };
+                match submit_creation(state, user, remote, d, &mut free).await {
+                    Ok(one) => {
+                        item.container_id = Some(one.id);
+                        item.vmid = Some(one.vmid);
+                        item.node = Some(one.node.clone());
+                        item.creation_job = Some(one.job_id);
+                        created.push(one);
+                    }
+                    // Nothing queued yet: the caller gets the error itself.
+                    Err(e) if created.is_empty() => return Err(e),
+                    // Some creations are queued: the job must follow them; this one is
+                    // reported as a failed item.
+                    Err(e) => item.not_queued = Some(e.to_string()),
                 }
-                let s = submit::submit(state, user, &request, remote).await?;
-                let node = state
-                    .store
-                    .get_container(s.id)
-                    .await
-                    .map(|c| c.node)
-                    .unwrap_or_default();
-                created.push(BatchItem {
-                    id: s.id,
-                    vmid: s.vmid,
-                    hostname: d.name.clone(),
-                    node,
-                    job_id: s.job_id,
-                });
-                applied = true;
+                items.push(item);
             }
-            ChangeKind::Update if change.changes.iter().any(|c| c.applicable) => {
-                let Some(id) = change.id else { continue };
-                let container = state.store.get_container(id).await?;
-                if change
-                    .changes
-                    .iter()
-                    .any(|c| c.applicable && c.field != TEMPLATE_FIELD)
-                {
-                    change_config(state, user, remote, &d.cluster, &container, &change.changes)
-                        .await?;
-                }
-                if change
-                    .changes
-                    .iter()
-                    .any(|c| c.applicable && c.field == TEMPLATE_FIELD)
-                {
-                    reapplied.push(container);
-                }
-                applied = true;
-            }
+            ChangeKind::Update if !item.changes.is_empty() => items.push(item),
+            ChangeKind::Remove => items.push(item),
             _ => {}
         }
     }
-    let mut watched = created.clone();
-    if !reapplied.is_empty() {
-        let accepted = crate::containers::reapply::submit_bulk(
-            state,
-            user,
-            remote,
-            crate::containers::reapply::BulkReapplyRequest {
-                ids: reapplied.iter().map(|c| c.id.to_string()).collect(),
-                ..Default::default()
-            },
-        )
-        .await?;
-        watched.extend(reapplied.iter().map(|c| BatchItem {
-            id: c.id,
-            vmid: u32::try_from(c.vmid).unwrap_or_default(),
-            hostname: c.hostname.clone(),
-            node: c.node.clone(),
-            job_id: accepted.job_id,
-        }));
-    }
-    if !removals.is_empty() {
-        let ids: Vec<String> = removals.iter().map(|c| c.id.to_string()).collect();
-        let job = bulk_actions::submit(
-            state,
-            user,
-            remote,
-            &BulkRequest {
-                action: Action::Delete,
-                ids,
-                timeout: lifecycle::DEFAULT_SHUTDOWN_TIMEOUT,
-            },
-        )
-        .await?;
-        watched.extend(removals.iter().map(|c| BatchItem {
-            id: c.id,
-            vmid: u32::try_from(c.vmid).unwrap_or_default(),
-            hostname: c.hostname.clone(),
-            node: c.node.clone(),
-            job_id: job,
-        }));
-        applied = true;
-    }
-    let job_id = if watched.is_empty() {
+    let job_id = if items.is_empty() {
         None
     } else {
-        let payload = BatchPayload {
-            items: watched,
-            not_queued: Vec::new(),
+        let payload = job::FleetPayload {
+            items,
+            remote: remote.to_owned(),
+            cluster_id: user.roles.cluster_id,
+            by_session: user.ticket.is_some(),
         };
         Some(
             state
                 .jobs
                 .enqueue(&NewJob {
-                    kind: batch::JOB_KIND.into(),
+                    kind: job::JOB_KIND.into(),
                     container_id: None,
                     node: None,
                     payload_json: serde_json::to_string(&payload)
@@ -748,8 +772,10 @@ pub async fn apply(
     )
     .await?;
     Ok(FleetApplied {
+        applied: job_id.is_some(),
+        url: job_id.map(|id| format!("/api/v1/jobs/{id}")),
+        page: job_id.map(|id| format!("/jobs/{id}")),
         plan,
-        applied,
         job_id,
         created,
     })

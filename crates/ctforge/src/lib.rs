@@ -11,6 +11,7 @@ pub mod backup;
 pub mod buckets;
 pub mod cli;
 pub mod cli_api;
+pub mod cli_ops;
 pub mod cli_profile;
 pub mod clock;
 pub mod clusters;

@@ -212,33 +212,40 @@ pub fn register_job_handlers(state: &AppState) {
             state.guests.clone(),
             state.locks.clone(),
         )));
+    let bulk = Arc::new(crate::containers::bulk::BulkAction::new(
+        state.store.clone(),
+        state.pve.clone(),
+        state.locks.clone(),
+    ));
+    state.jobs.registry().register(bulk.clone());
+    let reapply = Arc::new(crate::containers::reapply::Reapply::new(
+        state.store.clone(),
+        state.pve.clone(),
+        state.locks.clone(),
+        state.guests.clone(),
+        Arc::new(
+            crate::provisioning::pipeline::CreateContainer::new(
+                state.store.clone(),
+                state.keyring.clone(),
+                state.pve.clone(),
+                state.guests.clone(),
+            )
+            .with_limits(crate::provisioning::waits::Limits::from(
+                &state.config.provisioning,
+            )),
+        ),
+    ));
+    state.jobs.registry().register(reapply.clone());
     state
         .jobs
         .registry()
-        .register(Arc::new(crate::containers::bulk::BulkAction::new(
+        .register(Arc::new(crate::fleet::job::FleetApply::new(
             state.store.clone(),
             state.pve.clone(),
             state.locks.clone(),
-        )));
-    state
-        .jobs
-        .registry()
-        .register(Arc::new(crate::containers::reapply::Reapply::new(
-            state.store.clone(),
-            state.pve.clone(),
-            state.locks.clone(),
-            state.guests.clone(),
-            Arc::new(
-                crate::provisioning::pipeline::CreateContainer::new(
-                    state.store.clone(),
-                    state.keyring.clone(),
-                    state.pve.clone(),
-                    state.guests.clone(),
-                )
-                .with_limits(crate::provisioning::waits::Limits::from(
-                    &state.config.provisioning,
-                )),
-            ),
+            bulk,
+            reapply,
+            Arc::downgrade(&state.jobs),
         )));
     state
         .jobs

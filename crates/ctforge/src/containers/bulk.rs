@@ -398,8 +398,8 @@ impl BulkAction {
         Self { store, pve, locks }
     }
 
-    /// Runs the action on one resolved container.
-    async fn one(
+    /// Runs the action on one resolved container (also the fleet job's removals).
+    pub(crate) async fn one(
         &self,
         job: &Job,
         payload: &Payload,

@@ -595,8 +595,14 @@ impl Reapply {
         }
     }
 
+    /// Drops the guest session the runner keeps for job `job_id` (once the job is done; also
+    /// for other jobs that re-apply through [`Reapply::one`], such as the fleet's).
+    pub fn release(&self, job_id: i64) {
+        runtime::release(&self.runner, job_id);
+    }
+
     /// Re-applies one container (privileges, lock, snapshot, apply, rollback, records).
-    async fn one(&self, ctx: &JobContext, payload: &Payload, id: &str) -> ItemResult {
+    pub(crate) async fn one(&self, ctx: &JobContext, payload: &Payload, id: &str) -> ItemResult {
         let mut item = ItemResult {
             id: id.to_owned(),
             ..ItemResult::default()

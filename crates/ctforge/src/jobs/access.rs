@@ -1,8 +1,8 @@
 //! Who may see, retry and cancel a job, and the audited retry and cancel use-cases behind
 //! `/jobs` and `/api/v1/jobs`.
 //!
-//! A job is visible to, and retried or cancelled by, only (a `create_batch` job counts as
-//! acting on each of its containers):
+//! A job is visible to, and retried or cancelled by, only (a `create_batch` or `fleet_apply`
+//! job counts as acting on each of its containers):
 //! - its submitter: the same Proxmox user signed in to the same cluster (a user id alone is not
 //!   an identity: `root@pam` of another cluster is someone else);
 //! - ctforge admins (`roles`);
@@ -90,7 +90,7 @@ impl<'a> Access<'a> {
             });
         }
         if job.kind == crate::provisioning::batch::JOB_KIND {
-            // A batch (count, fleet apply): the cluster and guests of its containers.
+            // A batch (count): the cluster and guests of its containers.
             let payload: crate::provisioning::batch::BatchPayload = serde_json::from_str(
                 &job.payload_json,
             )
@@ -112,6 +112,39 @@ impl<'a> Access<'a> {
             }
             return Ok(Guests {
                 cluster_of_submitter,
+                items,
+            });
+        }
+        if job.kind == crate::fleet::job::JOB_KIND {
+            // A fleet apply: the guests of its items (those still recorded), each with the
+            // privilege its change needs.
+            let Some(payload) = crate::fleet::job::payload_of(job) else {
+                return Ok(Guests {
+                    cluster_of_submitter: None,
+                    items: Vec::new(),
+                });
+            };
+            let mut items = Vec::new();
+            for item in &payload.items {
+                let Some(id) = item.container_id else {
+                    continue;
+                };
+                let privilege = match item.action {
+                    crate::fleet::ChangeKind::Update => "VM.Config.Options",
+                    _ => "VM.Allocate",
+                };
+                match self.state.store.get_container(id).await {
+                    Ok(record) => items.push((
+                        record.cluster_id,
+                        u32::try_from(record.vmid).unwrap_or(0),
+                        privilege,
+                    )),
+                    Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok(Guests {
+                cluster_of_submitter: payload.cluster_id,
                 items,
             });
         }

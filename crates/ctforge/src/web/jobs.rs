@@ -13,6 +13,8 @@ use serde::Deserialize;
 use crate::auth::CurrentUser;
 use crate::containers::bulk::JOB_KIND as BULK_KIND;
 use crate::error::AppError;
+use crate::fleet::ChangeKind;
+use crate::fleet::job::{FleetResult, ItemState, JOB_KIND as FLEET_KIND};
 use crate::jobs::access::{self, Access, Use};
 use crate::state::AppState;
 use crate::status::{JobState, RecordStatus};
@@ -73,19 +75,34 @@ pub async fn show(
         Some(c) => state.store.list_services(c.id).await.unwrap_or_default(),
         None => Vec::new(),
     };
-    let bulk_results = crate::web::bulk::results(&job).filter(|_| job.kind == BULK_KIND);
+    let bulk_results = match job.kind.as_str() {
+        BULK_KIND => crate::web::bulk::results(&job),
+        FLEET_KIND => fleet_results(&job),
+        _ => None,
+    };
     let title = match (&container, crate::web::bulk::job_title(&job)) {
         (Some(c), _) => format!("Creating {} (VMID {})", c.hostname, c.vmid),
         (None, Some(bulk)) if job.kind == BULK_KIND => bulk,
+        (None, _) if job.kind == FLEET_KIND => fleet_title(&job),
         (None, _) => format!("Job {id}: {}", job.kind),
     };
-    let retry_label = match crate::web::bulk::retry_label(&job).filter(|_| job.kind == BULK_KIND) {
-        Some(label) => label,
-        None => format!(
+    let retry_label = match job.kind.as_str() {
+        BULK_KIND => crate::web::bulk::retry_label(&job),
+        FLEET_KIND => {
+            let r = FleetResult::of(&job);
+            Some(format!(
+                "Retry the {} change(s) that did not succeed",
+                r.total - r.succeeded
+            ))
+        }
+        _ => None,
+    };
+    let retry_label = retry_label.unwrap_or_else(|| {
+        format!(
             "Retry from {}",
             job.current_step.clone().unwrap_or_default()
-        ),
-    };
+        )
+    });
     let retries = state
         .store
         .job_retry_counts(id)
@@ -186,6 +203,84 @@ pub async fn retry(
     Ok(axum::response::Redirect::to(&format!("/jobs/{id}")))
 }
 
+/// "Fleet apply: 2 to create, 1 to change, 1 to remove".
+fn fleet_title(job: &crate::storage::model::Job) -> String {
+    let Some(payload) = crate::fleet::job::payload_of(job) else {
+        return format!("Job {}: fleet apply", job.id);
+    };
+    let count = |kind: ChangeKind| payload.items.iter().filter(|i| i.action == kind).count();
+    format!(
+        "Fleet apply: {} to create, {} to change, {} to remove",
+        count(ChangeKind::Create),
+        count(ChangeKind::Update),
+        count(ChangeKind::Remove)
+    )
+}
+
+/// The items of a fleet apply: one row per `+`, `~` and `-` line with its state, what
+/// changed, and the result or error.
+fn fleet_results(job: &crate::storage::model::Job) -> Option<Markup> {
+    let payload = crate::fleet::job::payload_of(job)?;
+    let mut result = FleetResult::of(job);
+    if result.items.len() != payload.items.len() {
+        result = FleetResult::build(&payload, &Default::default());
+    }
+    let finished = job.state.is_finished();
+    Some(html! {
+        section.card.stack data-fleet-results {
+            h2 { "Changes" }
+            p.muted data-fleet-summary {
+                (result.succeeded) " succeeded, " (result.failed) " failed"
+                @if result.pending > 0 { ", " (result.pending) (if finished { " not run" } else { " pending" }) }
+                " — " (result.total) " change(s) in this apply."
+            }
+            div.table-wrap {
+                table.table.bulk-results {
+                    thead { tr {
+                        th scope="col" { "Change" } th scope="col" { "Container" }
+                        th scope="col" { "Result" } th scope="col" { "Details" }
+                    } }
+                    tbody {
+                        @for r in &result.items {
+                            tr data-result-id=(r.item.key()) {
+                                td.mono data-result-action {
+                                    (r.item.action.symbol()) " "
+                                    (match r.item.action { ChangeKind::Create => "create", ChangeKind::Update => "change", ChangeKind::Remove => "remove", ChangeKind::Unchanged => "unchanged" })
+                                }
+                                td data-result-name {
+                                    @match (r.item.container_id, r.item.action) {
+                                        (Some(cid), ChangeKind::Create | ChangeKind::Update) => a href={ "/containers/" (cid) } { (r.item.label()) },
+                                        _ => span { (r.item.label()) },
+                                    }
+                                    @if let Some(job_id) = r.item.creation_job { " " a.muted href={ "/jobs/" (job_id) } { "creation job " (job_id) } }
+                                }
+                                td data-result-outcome {
+                                    @match r.state {
+                                        ItemState::Succeeded => (ui::badge(Some(Tone::Ok), "ok")),
+                                        ItemState::Failed => (ui::badge(Some(Tone::Err), "failed")),
+                                        ItemState::Pending => (ui::badge(Some(Tone::Info), if finished { "not run" } else { "pending" })),
+                                    }
+                                }
+                                td data-result-message {
+                                    @if !r.item.changes.is_empty() {
+                                        ul {
+                                            @for c in &r.item.changes { li { (c.field) ": " (c.from) " → " (c.to) } }
+                                        }
+                                    }
+                                    @match (&r.error, r.state) {
+                                        (Some(e), ItemState::Failed) => p { (e) },
+                                        _ => p { (r.message) },
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// "Step 2 of 5: name" for the step being run (or that failed), or what the job is waiting for.
 fn current_label(steps: &[String], done: &[&str], job: &crate::storage::model::Job) -> String {
     match job.state {
@@ -233,6 +328,8 @@ const STATES: &[&str] = &["queued", "running", "succeeded", "failed", "cancelled
 const KINDS: &[(&str, &str)] = &[
     (crate::provisioning::submit::JOB_KIND, "Create container"),
     (BULK_KIND, "Bulk action"),
+    (FLEET_KIND, "Fleet apply"),
+    (crate::provisioning::batch::JOB_KIND, "Create several"),
 ];
 
 /// The tone of a job state's badge.

@@ -423,8 +423,15 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
 
     let (code, out, err) = f.cli(&["apply", &path]).await;
     assert_eq!(code, 2, "first apply: {out}{err}");
+    for name in ["api-1", "api-2"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("  + {name} (")) && l.contains("): created (job ")),
+            "a result line per created guest: {out}"
+        );
+    }
     assert!(
-        out.contains("api-1: ok") && out.contains("api-2: ok"),
+        out.contains("Apply complete: 2 created, 0 changed, 0 removed."),
         "{out}"
     );
 
@@ -466,6 +473,36 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
     let applied: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(applied["plan"]["summary"]["update"], 2, "{applied}");
     assert_eq!(applied["job"]["state"], "succeeded", "{applied}");
+    // One job did it all: its items are the two `~` lines, each with what it changed.
+    assert_eq!(applied["job"]["kind"], "fleet_apply", "{applied}");
+    let items = applied["result"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{applied}");
+    let item = |name: &str| items.iter().find(|i| i["name"] == name).unwrap().clone();
+    assert_eq!(item("api-2")["state"], "succeeded", "{applied}");
+    let api2_message = item("api-2")["message"].as_str().unwrap().to_owned();
+    assert!(
+        api2_message.contains("memory 768 → 1024") && api2_message.contains("applied"),
+        "{api2_message}"
+    );
+    let api1_message = item("api-1")["message"].as_str().unwrap().to_owned();
+    assert!(
+        !api1_message.contains("memory") && api1_message.contains("template webapp"),
+        "{api1_message}"
+    );
+    let (status, jobs) = f.call("GET", "/api/v1/jobs", json!({})).await;
+    assert_eq!(status, 200, "{jobs}");
+    let kinds: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| matches!(*k, "reapply" | "bulk_action" | "create_batch")),
+        "no job besides the fleet's and the creations: {kinds:?}"
+    );
     let ids: std::collections::BTreeMap<String, u64> = f
         .containers()
         .await
@@ -520,7 +557,12 @@ async fn fleet_apply_converges_changes_and_prunes_with_exit_codes() {
     assert_eq!(code, 0, "without --prune nothing is removed: {out}{err}");
     let (code, out, err) = f.cli(&["apply", &path, "--prune"]).await;
     assert_eq!(code, 2, "{out}{err}");
-    assert!(out.contains("  - api-1"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("  - api-1 (") && l.contains("): removed")),
+        "{out}"
+    );
+    assert!(!out.contains("outsider"), "{out}");
     let names: Vec<String> = f
         .containers()
         .await
@@ -622,7 +664,7 @@ async fn fleet_counts_place_round_robin_and_converge() {
     assert_eq!(status, 201, "{body}");
     let fleet = json!({"guests": [{"name": "rr-{n}", "count": 3, "preset": "small", "placement": "round-robin"}]});
     let (status, applied) = f.call("POST", "/api/v1/fleet/apply", fleet.clone()).await;
-    assert_eq!(status, 200, "{applied}");
+    assert_eq!(status, 202, "{applied}");
     assert_eq!(applied["applied"], true);
     let created = applied["created"].as_array().unwrap();
     let placed: Vec<(&str, &str)> = created
@@ -635,10 +677,16 @@ async fn fleet_counts_place_round_robin_and_converge() {
     );
     let job = f.wait_job(applied["job_id"].as_i64().unwrap()).await;
     assert_eq!(job["state"], "succeeded", "{job}");
-    let (status, plan) = f.call("POST", "/api/v1/fleet/plan", fleet).await;
+    assert_eq!(job["result"]["succeeded"], 3, "{job}");
+    let (status, plan) = f.call("POST", "/api/v1/fleet/plan", fleet.clone()).await;
     assert_eq!(status, 200, "{plan}");
     assert_eq!(plan["summary"]["unchanged"], 3, "{plan}");
     assert_eq!(plan["summary"]["create"], 0, "{plan}");
+    // Applying it again queues nothing.
+    let (status, again) = f.call("POST", "/api/v1/fleet/apply", fleet).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["applied"], false, "{again}");
+    assert_eq!(again["job_id"], Value::Null, "{again}");
     // A name without {n} cannot take a count above one; unknown fields are named.
     let (status, body) = f
         .call(
@@ -657,4 +705,134 @@ async fn fleet_counts_place_round_robin_and_converge() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("memroy"), "{body}");
+}
+
+#[tokio::test]
+async fn fleet_apply_is_one_job_whose_failed_item_exits_1_and_retries_alone() {
+    let f = fixture().await;
+    // A second template whose last script fails (until it is fixed below).
+    let broken = f.templates.path().join("broken");
+    copy_dir(&f.templates.path().join("webapp"), &broken);
+    let conf = broken.join("template.conf");
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("Web app", "Broken app");
+    std::fs::write(&conf, text).unwrap();
+    let failing = broken.join("container-configs/scripts/90-fail.sh");
+    std::fs::write(&failing, "#!/bin/sh\necho 'fleet-test: boom' >&2\nexit 3\n").unwrap();
+    let (status, body) = f
+        .call("POST", "/api/v1/templates/discover", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.toml");
+    let path = file.to_str().unwrap().to_owned();
+    std::fs::write(
+        &file,
+        "[[guest]]\nname = \"good-1\"\ntemplate = \"webapp\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = f.cli(&["apply", &path]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    // One job with two items: a change that works and a creation that fails.
+    std::fs::write(
+        &file,
+        "[[guest]]\nname = \"good-1\"\ntemplate = \"webapp\"\nmemory = 768\n[[guest]]\nname = \"bad-1\"\ntemplate = \"broken\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = f.cli(&["apply", &path]).await;
+    assert_eq!(code, 1, "a failed item makes the apply fail: {out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("  ~ good-1 (") && l.contains("): memory 512 → 768")),
+        "{out}"
+    );
+    let bad_line = out
+        .lines()
+        .find(|l| l.starts_with("  + bad-1 ("))
+        .unwrap_or_else(|| panic!("a line for the failed item: {out}"));
+    assert!(bad_line.contains("): failed — creation job "), "{bad_line}");
+    assert!(
+        bad_line.contains("90-fail.sh"),
+        "the error names the script: {bad_line}"
+    );
+    assert!(
+        out.contains("Apply failed: 1 of 2 change(s) failed"),
+        "{out}"
+    );
+    let job_id: i64 = out
+        .split("ctforge jobs retry ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("the retry command: {out}"));
+
+    // The one job holds both items, with their states and the error.
+    let (status, job) = f
+        .call("GET", &format!("/api/v1/jobs/{job_id}"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["kind"], "fleet_apply", "{job}");
+    assert_eq!(job["state"], "failed", "{job}");
+    let items = job["result"]["items"].as_array().unwrap().clone();
+    let state_of =
+        |items: &[Value], name: &str| items.iter().find(|i| i["name"] == name).unwrap().clone();
+    assert_eq!(state_of(&items, "good-1")["state"], "succeeded", "{job}");
+    let bad = state_of(&items, "bad-1");
+    assert_eq!(bad["state"], "failed", "{job}");
+    assert!(
+        bad["error"].as_str().unwrap().contains("90-fail.sh"),
+        "{bad}"
+    );
+
+    // The job page shows the items as a table, not as JSON.
+    let page = f
+        .app
+        .client
+        .get(format!("{}/jobs/{job_id}", f.app.address))
+        .bearer_auth(&f.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Fleet apply: 1 to create, 1 to change, 0 to remove"),
+        "{page}"
+    );
+    assert!(page.contains("data-fleet-results"), "{page}");
+    assert!(page.contains("1 succeeded, 1 failed"), "{page}");
+    assert!(
+        page.contains("bad-1") && page.contains("90-fail.sh"),
+        "{page}"
+    );
+    assert!(page.contains("memory: 512 → 768"), "{page}");
+    assert!(!page.contains("\"state\":"), "no raw JSON on the page");
+
+    // Fixed, then the job retried: only the failed item runs again.
+    std::fs::write(&failing, "#!/bin/sh\necho fixed\n").unwrap();
+    let (status, body) = f
+        .call("POST", "/api/v1/templates/discover", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (code, out, err) = f.cli(&["jobs", "retry", &job_id.to_string()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let job = f.wait_job(job_id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let items = job["result"]["items"].as_array().unwrap().clone();
+    assert_eq!(state_of(&items, "bad-1")["state"], "succeeded", "{job}");
+    assert_eq!(state_of(&items, "bad-1")["attempt"], 2, "{job}");
+    assert_eq!(
+        state_of(&items, "good-1")["attempt"],
+        1,
+        "the item that succeeded did not run again: {job}"
+    );
+
+    // Converged: nothing to do, and no job.
+    let (code, out, err) = f.cli(&["apply", &path]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("No changes."), "{out}");
+    assert!(!out.contains("job"), "no job for no changes: {out}");
 }

@@ -1,11 +1,14 @@
 //! `POST /api/v1/fleet/plan` and `POST /api/v1/fleet/apply`: converge on a declared fleet
 //! ([`crate::fleet`]). The body is `{"guests": [{"name": "api-1", "preset": "web-small",
-//! "memory": 768}, …], "prune": false}` (what `ctforge apply` reads from a fleet file).
+//! "memory": 768}, …], "prune": false}` (what `ctforge apply` reads from a fleet file). Apply
+//! answers `202` with the plan and the one `fleet_apply` job executing it (`job_id` null when
+//! there is nothing to change).
 
 use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
 
 use crate::auth::CurrentUser;
 use crate::error::AppError;
@@ -23,7 +26,7 @@ pub fn routes(r: Routes) -> Routes {
     .post(
         "/api/v1/fleet/apply",
         apply,
-        Doc::json::<FleetApplied>().body::<FleetRequest>(),
+        Doc::status::<FleetApplied>(202).body::<FleetRequest>(),
     )
 }
 
@@ -44,15 +47,14 @@ pub async fn plan(
     Ok(Json(fleet::plan(&state, &user, &request).await?))
 }
 
-/// `POST /api/v1/fleet/apply`: plans again and executes.
+/// `POST /api/v1/fleet/apply`: plans again and queues the job executing the plan.
 pub async fn apply(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     axum::Extension(user): axum::Extension<CurrentUser>,
     request: Body,
-) -> Result<Json<FleetApplied>, AppError> {
+) -> Result<(StatusCode, Json<FleetApplied>), AppError> {
     let request = body(request)?;
-    Ok(Json(
-        fleet::apply(&state, &user, &remote.ip().to_string(), &request).await?,
-    ))
+    let applied = fleet::apply(&state, &user, &remote.ip().to_string(), &request).await?;
+    Ok((StatusCode::ACCEPTED, Json(applied)))
 }
