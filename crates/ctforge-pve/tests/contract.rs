@@ -401,7 +401,10 @@ fn qemu_requests() -> Vec<RequestSpec> {
                 ("onboot".into(), "1".into()),
                 ("tags".into(), "web;prod".into()),
                 ("nameserver".into(), "192.0.2.53".into()),
-                ("digest".into(), "0123456789abcdef0123456789abcdef01234567".into()),
+                (
+                    "digest".into(),
+                    "0123456789abcdef0123456789abcdef01234567".into(),
+                ),
             ],
             &["description".into()],
         ),

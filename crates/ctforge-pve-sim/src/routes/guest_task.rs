@@ -154,10 +154,7 @@ pub fn snapshot_create(ctx: &Ctx<'_>, kind: GuestType) -> Result<Reply, ApiError
             let d = t.with(|c| c.timings.snapshot);
             t.with(|c| {
                 let now = c.now();
-                let guest = kind
-                    .guests_mut(c)
-                    .get_mut(&vmid)
-                    .ok_or("guest vanished")?;
+                let guest = kind.guests_mut(c).get_mut(&vmid).ok_or("guest vanished")?;
                 kind.check_lock(guest, false)?;
                 let mut conf = guest.conf.clone();
                 conf.remove("lock");
@@ -206,19 +203,33 @@ pub fn snapshot_idx(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::data(json!([{"cmd": "rollback"}, {"cmd": "config"}])))
 }
 
-/// `DELETE …/snapshot/{snapname}` (task `vzdelsnapshot`/`qmdelsnapshot`): children of the
-/// snapshot get its parent.
+/// `DELETE …/snapshot/{snapname}` (task `vzdelsnapshot`/`qmdelsnapshot`,
+/// `AbstractConfig::snapshot_delete`): refused for a template and, unless `force`, while the
+/// guest holds a lock; `lock: snapshot-delete` while it runs; children of the snapshot get
+/// its parent.
 pub fn snapshot_delete(ctx: &Ctx<'_>, kind: GuestType) -> Result<Reply, ApiError> {
     let node = ctx.p("node")?;
     let vmid = ctx.vmid()?;
     let name = ctx.p("snapname")?;
     let ident = ctx.ident()?.clone();
+    let force = ctx.params.flag("force", false);
     let mut c = ctx.state.lock();
     let guest = kind.get(&c, &node, vmid)?;
     if !guest.snapshots.contains_key(&name) {
         return Err(ApiError::internal(format!(
             "snapshot '{name}' does not exist"
         )));
+    }
+    if guest.conf.get("template").is_some_and(|t| t == "1") {
+        return Err(ApiError::internal(
+            "you can't delete a snapshot if vm is a template",
+        ));
+    }
+    if !force {
+        kind.check_lock(guest, false).map_err(ApiError::internal)?;
+    }
+    if let Some(g) = kind.guests_mut(&mut c).get_mut(&vmid) {
+        g.conf.insert("lock".into(), "snapshot-delete".into());
     }
     let upid = spawn_task(
         ctx.state,
@@ -231,6 +242,9 @@ pub fn snapshot_delete(ctx: &Ctx<'_>, kind: GuestType) -> Result<Reply, ApiError
             let d = t.with(|c| c.timings.snapshot);
             t.sleep(d).await;
             t.with(|c| {
+                if let Some(guest) = kind.guests_mut(c).get_mut(&vmid) {
+                    guest.conf.remove("lock");
+                }
                 if let Some(guest) = kind.guests_mut(c).get_mut(&vmid)
                     && let Some(s) = guest.snapshots.remove(&name)
                 {
@@ -275,7 +289,12 @@ pub fn rollback_checks<'c>(
 
 /// The body of a rollback task once the guest is stopped: `lock: rollback` while the config
 /// and the disks go back to the snapshot, pending changes dropped, then the lock released.
-pub async fn rollback_restore(t: &TaskCtx, kind: GuestType, vmid: u32, name: &str) -> Result<(), String> {
+pub async fn rollback_restore(
+    t: &TaskCtx,
+    kind: GuestType,
+    vmid: u32,
+    name: &str,
+) -> Result<(), String> {
     let d = t.with(|c| c.timings.snapshot);
     t.sleep(d).await;
     t.with(|c| {

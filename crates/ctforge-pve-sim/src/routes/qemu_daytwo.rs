@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
+use super::guest_task::{self, GuestType};
 use super::qemu::{
     check_vm_lock, cloud_init_of, drive_is_cdrom, get_vm, is_vm_template, parse_drive, parse_net,
     print_drive, print_net, print_size, vm_disk_volid, vm_start_in_task, volid_is_cloudinit,
 };
-use super::guest_task::{self, GuestType};
 use super::{Ctx, Reply};
 use crate::backend::VmSpec;
 use crate::error::ApiError;

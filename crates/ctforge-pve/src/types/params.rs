@@ -456,9 +456,7 @@ impl CloneParams {
     /// container has `hostname`; `full` as `1`/`0`), in a stable order.
     pub fn to_qemu_form(&self) -> Vec<(String, String)> {
         let mut out = vec![("newid".to_owned(), self.newid.to_string())];
-        let full = self
-            .full
-            .map(|f| if f { "1" } else { "0" }.to_owned());
+        let full = self.full.map(|f| if f { "1" } else { "0" }.to_owned());
         for (k, v) in [
             ("name", &self.hostname),
             ("description", &self.description),

@@ -525,6 +525,21 @@ async fn follow(env: &Env, upid: &Upid, vmid: u32) -> Result<Vec<String>, AppErr
     result
 }
 
+/// Follows `upid` to its end and answers the operation's outcome with the task's log.
+async fn task_outcome(
+    actor: &Actor<'_>,
+    env: &Env,
+    op: Operation,
+    upid: Upid,
+    message: String,
+) -> Result<OpOutcome, AppError> {
+    let log = follow(env, &upid, actor.target.vmid).await?;
+    let mut out = outcome(actor, env, op, message);
+    out.upid = Some(upid.to_string());
+    out.task_log = log;
+    Ok(out)
+}
+
 fn outcome(actor: &Actor<'_>, env: &Env, op: Operation, message: String) -> OpOutcome {
     OpOutcome {
         ok: true,
@@ -618,14 +633,16 @@ impl GuestConfig {
     /// have none that could grow.
     fn volume_of(&self, disk: &str) -> Option<String> {
         match self {
-            Self::Lxc(c) => if disk == "rootfs" {
-                c.rootfs.as_ref().map(|r| r.volume.clone())
-            } else {
-                disk.strip_prefix("mp")
-                    .and_then(|n| n.parse::<u16>().ok())
-                    .and_then(|n| c.mounts.get(&n))
-                    .map(|m| m.volume.clone())
-            },
+            Self::Lxc(c) => {
+                if disk == "rootfs" {
+                    c.rootfs.as_ref().map(|r| r.volume.clone())
+                } else {
+                    disk.strip_prefix("mp")
+                        .and_then(|n| n.parse::<u16>().ok())
+                        .and_then(|n| c.mounts.get(&n))
+                        .map(|m| m.volume.clone())
+                }
+            }
             Self::Qemu(_) => {
                 let value = self.qemu_text(disk).filter(|_| is_qemu_disk_key(disk))?;
                 (!value.split(',').any(|p| p == "media=cdrom"))
@@ -718,15 +735,28 @@ fn privileges_for_keys<'k>(
         if kind == GuestKind::Qemu {
             return if matches!(
                 k,
-                "cores" | "sockets" | "vcpus" | "cpu" | "cpulimit" | "cpuunits" | "numa" | "affinity"
+                "cores"
+                    | "sockets"
+                    | "vcpus"
+                    | "cpu"
+                    | "cpulimit"
+                    | "cpuunits"
+                    | "numa"
+                    | "affinity"
             ) {
                 "VM.Config.CPU"
             } else if matches!(k, "memory" | "balloon" | "shares") {
                 "VM.Config.Memory"
             } else if matches!(
                 k,
-                "nameserver" | "searchdomain" | "ciuser" | "cipassword" | "sshkeys" | "citype"
-                    | "ciupgrade" | "cicustom"
+                "nameserver"
+                    | "searchdomain"
+                    | "ciuser"
+                    | "cipassword"
+                    | "sshkeys"
+                    | "citype"
+                    | "ciupgrade"
+                    | "cicustom"
             ) || numbered("ipconfig")
             {
                 "VM.Config.Cloudinit"
@@ -941,16 +971,14 @@ pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, 
             )
             .await
             .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
-            let mut out = outcome(
+            task_outcome(
                 actor,
                 &env,
                 Operation::Resize,
+                upid,
                 format!("resized {} by/to {}", req.disk, req.size),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
-            Ok(out)
+            )
+            .await
         })
     })
     .await
@@ -1084,16 +1112,14 @@ pub async fn snapshot(actor: &Actor<'_>, req: SnapshotRequest) -> Result<OpOutco
             )
             .await
             .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
-            let mut out = outcome(
+            task_outcome(
                 actor,
                 &env,
                 Operation::Snapshot,
+                upid,
                 format!("took snapshot {}", req.name),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
-            Ok(out)
+            )
+            .await
         })
     })
     .await
@@ -1123,16 +1149,8 @@ pub async fn rollback(
             )
             .await
             .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
-            let mut out = outcome(
-                actor,
-                &env,
-                Operation::Rollback,
-                format!("rolled back to snapshot {name}; the state since then is gone"),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
-            Ok(out)
+            let message = format!("rolled back to snapshot {name}; the state since then is gone");
+            task_outcome(actor, &env, Operation::Rollback, upid, message).await
         })
     })
     .await
@@ -1150,16 +1168,14 @@ pub async fn delete_snapshot(actor: &Actor<'_>, name: &str) -> Result<OpOutcome,
                 guest_kind::snapshot_delete(env.client.as_ref(), env.kind, &env.node, vmid, name)
                     .await
                     .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
-            let mut out = outcome(
+            task_outcome(
                 actor,
                 &env,
                 Operation::SnapshotDelete,
+                upid,
                 format!("deleted snapshot {name}"),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
-            Ok(out)
+            )
+            .await
         })
     })
     .await
@@ -1179,16 +1195,7 @@ pub async fn template(actor: &Actor<'_>) -> Result<OpOutcome, AppError> {
                     .qemu_template(&env.node, vmid)
                     .await
                     .map_err(|e| op_error(e, vmid))?;
-                let log = follow(&env, &upid, vmid).await?;
-                let mut out = outcome(
-                    actor,
-                    &env,
-                    Operation::Template,
-                    format!("VM {vmid} is now a template"),
-                );
-                out.upid = Some(upid.to_string());
-                out.task_log = log;
-                return Ok(out);
+                return task_outcome(actor, &env, Operation::Template, upid, format!("VM {vmid} is now a template")).await;
             }
             env.client
                 .lxc_template(&env.node, vmid)
@@ -1280,7 +1287,6 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
             let upid = guest_kind::clone(env.client.as_ref(), env.kind, &env.node, vmid, &params)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
             let short = env.kind.short();
             let hostname = req.hostname.clone().unwrap_or_else(|| match env.kind {
                 GuestKind::Lxc => config.name().unwrap_or_else(|| format!("CT{newid}")),
@@ -1290,14 +1296,8 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
                     config.name().unwrap_or_else(|| vmid.to_string())
                 ),
             });
-            let mut out = outcome(
-                actor,
-                &env,
-                Operation::Clone,
-                format!("cloned {short} {vmid} as {short} {newid} ({hostname})"),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
+            let message = format!("cloned {short} {vmid} as {short} {newid} ({hostname})");
+            let mut out = task_outcome(actor, &env, Operation::Clone, upid, message).await?;
             out.new_vmid = Some(newid);
             if let Some(record) = &actor.target.record {
                 let new = NewContainer {
@@ -1389,12 +1389,12 @@ pub async fn pending_on_page(
             let keys = guest_kind::pending(api.as_ref(), kind, &node, vmid)
                 .await
                 .map(|entries| {
-                entries
-                    .into_iter()
-                    .filter(PendingEntry::is_pending)
-                    .map(|e| e.key)
-                    .collect::<Vec<_>>()
-            });
+                    entries
+                        .into_iter()
+                        .filter(PendingEntry::is_pending)
+                        .map(|e| e.key)
+                        .collect::<Vec<_>>()
+                });
             (cluster_id, vmid, key, keys)
         }));
     }

@@ -397,11 +397,7 @@ impl ConfigEdit {
         for (idx, edit) in &self.mp {
             let key = format!("mp{idx}");
             if *idx > MAX_MP {
-                field(
-                    fields,
-                    &key,
-                    format!("mount points go up to mp{MAX_MP}"),
-                );
+                field(fields, &key, format!("mount points go up to mp{MAX_MP}"));
                 continue;
             }
             if edit.remove {

@@ -7,8 +7,8 @@
 //! guests, records from before the kind was stored).
 
 use ctforge_pve::types::{
-    CloneParams, ConsolidationFn, DeleteOptions, LxcStatus, PendingEntry, QemuStatus,
-    ResourceKind, RrdPoint, Snapshot, Timeframe, Upid,
+    CloneParams, ConsolidationFn, DeleteOptions, LxcStatus, PendingEntry, QemuStatus, ResourceKind,
+    RrdPoint, Snapshot, Timeframe, Upid,
 };
 use ctforge_pve::{PveApi, PveError};
 
@@ -290,11 +290,7 @@ pub async fn snapshot_create(
     description: Option<&str>,
 ) -> Result<Upid, PveError> {
     match kind {
-        GuestKind::Lxc => {
-            client
-                .snapshot_create(node, vmid, name, description)
-                .await
-        }
+        GuestKind::Lxc => client.snapshot_create(node, vmid, name, description).await,
         GuestKind::Qemu => {
             client
                 .qemu_snapshot_create(node, vmid, name, description)

@@ -893,31 +893,32 @@ pub fn resolve(
         .clone()
         .filter(|s| !s.is_empty())
         .or(conf.storage.clone());
-    let clone = clone_from.and_then(|id| {
-        match env.clone_source.as_ref().filter(|s| s.vmid == id) {
-            None => {
-                errors.push((
-                    "clone_from".into(),
-                    format!("VM {id} does not exist on {node}"),
-                ));
-                None
-            }
-            Some(s) if !s.template => {
-                errors.push((
-                    "clone_from".into(),
-                    format!("VM {id} is not a template; convert it to a template first"),
-                ));
-                None
-            }
-            Some(s) => {
-                let other_storage = asked_storage
-                    .as_ref()
-                    .is_some_and(|a| Some(a) != s.disk_storage.as_ref());
-                let full = !s.linked || other_storage;
-                Some((s.clone(), full))
-            }
-        }
-    });
+    let clone =
+        clone_from.and_then(
+            |id| match env.clone_source.as_ref().filter(|s| s.vmid == id) {
+                None => {
+                    errors.push((
+                        "clone_from".into(),
+                        format!("VM {id} does not exist on {node}"),
+                    ));
+                    None
+                }
+                Some(s) if !s.template => {
+                    errors.push((
+                        "clone_from".into(),
+                        format!("VM {id} is not a template; convert it to a template first"),
+                    ));
+                    None
+                }
+                Some(s) => {
+                    let other_storage = asked_storage
+                        .as_ref()
+                        .is_some_and(|a| Some(a) != s.disk_storage.as_ref());
+                    let full = !s.linked || other_storage;
+                    Some((s.clone(), full))
+                }
+            },
+        );
     match &clone {
         Some((source, full)) => steps.push(Step::CloneVm {
             vmid: source.vmid,
@@ -1440,6 +1441,83 @@ mod tests {
         };
         let errors = resolve(&req, Some(&t), &env).unwrap_err();
         assert!(errors.iter().any(|(f, _)| f == "image"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_vm_cloned_from_a_vm_template_plans_the_clone_call_and_its_config() {
+        let mut t = template();
+        t.config.template_type = Some(ctforge_template::TemplateType::Vm);
+        t.config.nesting = None;
+        let source = CloneSource {
+            vmid: 9000,
+            template: true,
+            disk_storage: Some("local-lvm".into()),
+            linked: true,
+            cloudinit: false,
+        };
+        let env = Environment {
+            image_storages: vec!["local-lvm".into(), "local".into()],
+            clone_source: Some(source.clone()),
+            ..env()
+        };
+        let req = CreateRequest {
+            hostname: "vm1".into(),
+            password: Some("secret1".into()),
+            clone_from: Some(9000),
+            ..Default::default()
+        };
+        let plan = resolve(&req, Some(&t), &env).unwrap();
+        let view = plan.view();
+        assert_eq!(view.create_call, "POST /nodes/pve1/qemu/9000/clone");
+        let form: Vec<(&str, &str)> = view
+            .create_params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(form, [("newid", "105"), ("name", "vm1"), ("full", "0")]);
+        let Step::CloneVm { vmid, full, config } = &plan.steps[0] else {
+            panic!("{:?}", plan.steps)
+        };
+        assert_eq!((*vmid, *full), (9000, false));
+        assert_eq!(config["cipassword"], "********");
+        assert_eq!(
+            config["ide2"], "local-lvm:cloudinit",
+            "the template had none"
+        );
+        let clone = plan.vm_clone.as_ref().unwrap();
+        assert!(
+            clone
+                .config
+                .contains(&("cipassword".into(), "secret1".into())),
+            "the call carries the password"
+        );
+        assert!(matches!(plan.steps[1], Step::ResizeDisk { .. }));
+        // Another storage: a full copy there.
+        let req = CreateRequest {
+            storage: Some("local".into()),
+            ..req
+        };
+        let view = resolve(&req, Some(&t), &env).unwrap().view();
+        assert!(view.create_params.contains(&("full".into(), "1".into())));
+        assert!(
+            view.create_params
+                .contains(&("storage".into(), "local".into()))
+        );
+        // Not a template: a field error.
+        let env = Environment {
+            clone_source: Some(CloneSource {
+                template: false,
+                ..source
+            }),
+            ..env
+        };
+        let errors = resolve(&req, Some(&t), &env).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|(f, m)| f == "clone_from" && m.contains("not a template")),
+            "{errors:?}"
+        );
     }
 
     #[test]

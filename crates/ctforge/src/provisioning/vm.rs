@@ -112,7 +112,10 @@ pub(super) async fn create(
         // Set again on a resumed job: the same values, so the same result.
         let keys: Vec<&str> = clone.config.iter().map(|(k, _)| k.as_str()).collect();
         let _ = ctx
-            .log(format!("setting VM {vmid}'s own configuration: {}", keys.join(", ")))
+            .log(format!(
+                "setting VM {vmid}'s own configuration: {}",
+                keys.join(", ")
+            ))
             .await;
         let creator = handler.creator(work).await?;
         creator

@@ -676,7 +676,11 @@ fn describe(step: &Step) -> Markup {
             html! { "Clone the template's image (CT template " code { (vmid) } " on " (node) "; linked where the storage allows) and set this container's configuration" }
         }
         Step::CloneVm { vmid, full, config } => {
-            let how = if *full { "full copy" } else { "linked to the template's disk" };
+            let how = if *full {
+                "full copy"
+            } else {
+                "linked to the template's disk"
+            };
             let keys: Vec<&str> = config.keys().map(String::as_str).collect();
             html! { "Clone VM template " code { (vmid) } " (" (how) ", " code { "POST …/qemu/" (vmid) "/clone" } ") and set this VM's own " code { (keys.join(", ")) } }
         }

@@ -116,7 +116,8 @@ const G: &str = "/api/v1/guests/sim:300";
 #[tokio::test]
 async fn vm_config_resize_and_snapshots_through_the_guests_api() {
     let (sim, app) = setup().await;
-    let root = common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let root =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
 
     // The configuration as Proxmox has it, with the VM's kind.
     let (status, config) = get(&app, &root, &format!("{G}/config")).await;
@@ -179,7 +180,10 @@ async fn vm_config_resize_and_snapshots_through_the_guests_api() {
     )
     .await;
     assert_eq!(status, 200, "{out}");
-    assert!(out["upid"].as_str().unwrap().contains(":resize:300:"), "{out}");
+    assert!(
+        out["upid"].as_str().unwrap().contains(":resize:300:"),
+        "{out}"
+    );
     let (_, config) = get(&app, &root, &format!("{G}/config")).await;
     assert!(
         config["values"]["scsi0"]
@@ -197,7 +201,11 @@ async fn vm_config_resize_and_snapshots_through_the_guests_api() {
     )
     .await;
     assert_eq!(status, 409, "{body}");
-    assert!(body.to_string().contains("shrinking disks is not supported"), "{body}");
+    assert!(
+        body.to_string()
+            .contains("shrinking disks is not supported"),
+        "{body}"
+    );
 
     // Snapshots: take, list, roll back, delete (tasks `qmsnapshot`, `qmrollback`, …).
     let (status, out) = post(
@@ -208,7 +216,10 @@ async fn vm_config_resize_and_snapshots_through_the_guests_api() {
     )
     .await;
     assert_eq!(status, 200, "{out}");
-    assert!(out["upid"].as_str().unwrap().contains(":qmsnapshot:300:"), "{out}");
+    assert!(
+        out["upid"].as_str().unwrap().contains(":qmsnapshot:300:"),
+        "{out}"
+    );
     let (status, list) = get(&app, &root, &format!("{G}/snapshots")).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(snapshot_names(&list), ["before"]);
@@ -232,7 +243,10 @@ async fn vm_config_resize_and_snapshots_through_the_guests_api() {
     )
     .await;
     assert_eq!(status, 200, "{out}");
-    assert!(out["upid"].as_str().unwrap().contains(":qmrollback:300:"), "{out}");
+    assert!(
+        out["upid"].as_str().unwrap().contains(":qmrollback:300:"),
+        "{out}"
+    );
     let (_, config) = get(&app, &root, &format!("{G}/config")).await;
     assert_eq!(config["values"]["memory"], "1024", "{config}");
     // A VM with snapshots cannot become a template (qemu-server's text).
@@ -264,7 +278,8 @@ async fn vm_config_resize_and_snapshots_through_the_guests_api() {
 #[tokio::test]
 async fn vm_clone_and_template_through_the_guests_api() {
     let (sim, app) = setup().await;
-    let root = common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let root =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
 
     // A full clone of the stopped VM, named.
     let (status, out) = post(
@@ -276,7 +291,10 @@ async fn vm_clone_and_template_through_the_guests_api() {
     .await;
     assert_eq!(status, 200, "{out}");
     assert_eq!(out["new_vmid"], 310);
-    assert!(out["upid"].as_str().unwrap().contains(":qmclone:300:"), "{out}");
+    assert!(
+        out["upid"].as_str().unwrap().contains(":qmclone:300:"),
+        "{out}"
+    );
     assert_eq!(out["message"], "cloned VM 300 as VM 310 (vm-copy)");
     let (status, copy) = get(&app, &root, "/api/v1/guests/sim:310").await;
     assert_eq!(status, 200, "{copy}");
@@ -326,7 +344,8 @@ async fn vm_clone_and_template_through_the_guests_api() {
 async fn vm_day_two_is_refused_without_the_privilege_on_that_vm() {
     let (sim, app) = setup().await;
     let pve = common::pve::Pve::new(&sim);
-    let root = common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let root =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
     let vera = common::api_login(&app.client, &app.address, "vera", "verapw", "pve").await;
     let (status, _) = post(
         &app,
@@ -405,36 +424,65 @@ async fn vm_day_two_is_refused_without_the_privilege_on_that_vm() {
     let snaps = pve
         .call(reqwest::Method::GET, "/nodes/pve1/qemu/300/snapshot", &[])
         .await;
-    assert_eq!(snaps.as_array().unwrap().len(), 2, "base + current: {snaps}");
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        2,
+        "base + current: {snaps}"
+    );
 }
 
 #[tokio::test]
 async fn the_vm_pages_show_the_day_two_forms_of_a_vm() {
     let (sim, app) = setup().await;
-    let root = common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
+    let root =
+        common::api_login(&app.client, &app.address, "root", &sim.root_password, "pam").await;
 
     // The detail page links Edit, Snapshots and Proxmox's noVNC console; no container-only
     // links (migrate, boot log over pct).
     let (status, html) = page(&app, &root, "/containers/sim:300").await;
     assert_eq!(status, 200);
-    assert!(html.contains(r#"href="/containers/sim:300/edit""#), "Edit link");
-    assert!(html.contains(r#"href="/containers/sim:300/snapshots""#), "Snapshots link");
-    assert!(html.contains("console=kvm&amp;novnc=1&amp;vmid=300"), "noVNC console");
-    assert!(!html.contains("/containers/sim:300/migrate"), "no migrate link");
+    assert!(
+        html.contains(r#"href="/containers/sim:300/edit""#),
+        "Edit link"
+    );
+    assert!(
+        html.contains(r#"href="/containers/sim:300/snapshots""#),
+        "Snapshots link"
+    );
+    assert!(
+        html.contains("console=kvm&amp;novnc=1&amp;vmid=300"),
+        "noVNC console"
+    );
+    assert!(
+        !html.contains("/containers/sim:300/migrate"),
+        "no migrate link"
+    );
 
     // The Edit page: the VM's resources, no swap, network or mount point fields; the disk
     // to grow is the VM's; clone asks for a name.
     let (status, html) = page(&app, &root, "/containers/sim:300/edit").await;
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("Edit vm-web (VM 300)") || html.contains("(VM 300)"), "{html}");
+    assert!(
+        html.contains("Edit vm-web (VM 300)") || html.contains("(VM 300)"),
+        "{html}"
+    );
     assert!(html.contains(r#"name="memory""#) && html.contains(r#"value="512""#));
     assert!(!html.contains(r#"name="swap""#), "a VM has no swap field");
-    assert!(!html.contains(r#"name="netnew_ip""#), "no container interface form");
-    assert!(!html.contains(r#"name="mpnew_path""#), "no mount point form");
+    assert!(
+        !html.contains(r#"name="netnew_ip""#),
+        "no container interface form"
+    );
+    assert!(
+        !html.contains(r#"name="mpnew_path""#),
+        "no mount point form"
+    );
     assert!(html.contains("Grow a disk") && html.contains(r#"value="scsi0""#));
     assert!(html.contains("Disk (scsiN, virtioN, sataN or ideN)"));
     assert!(html.contains("Convert to template") && html.contains("Clone"));
-    assert!(html.contains("new virtual machines are cloned from it"), "{html}");
+    assert!(
+        html.contains("new virtual machines are cloned from it"),
+        "{html}"
+    );
 
     // The form's review step works for the VM (CSRF as every form).
     let r = app
@@ -454,7 +502,10 @@ async fn the_vm_pages_show_the_day_two_forms_of_a_vm() {
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains(r#"data-key="cores""#), "{html}");
-    assert!(!html.contains(r#"data-key="memory""#), "unchanged keys are not in the diff");
+    assert!(
+        !html.contains(r#"data-key="memory""#),
+        "unchanged keys are not in the diff"
+    );
 
     // The Snapshots page.
     let (status, html) = page(&app, &root, "/containers/sim:300/snapshots").await;

@@ -112,14 +112,12 @@ pub fn links(target: &Target, node: &str, kind: GuestKind) -> Markup {
 
 /// Why changes are impossible now (a Proxmox lock), for disabled buttons.
 fn lock_reason(view: &ConfigView) -> Option<String> {
-    view.lock
-        .as_ref()
-        .map(|l| {
-            format!(
-                "{} is locked in Proxmox ({l}); wait for that operation to finish",
-                view.kind.short()
-            )
-        })
+    view.lock.as_ref().map(|l| {
+        format!(
+            "{} is locked in Proxmox ({l}); wait for that operation to finish",
+            view.kind.short()
+        )
+    })
 }
 
 fn net_of(values: &BTreeMap<String, String>, idx: u8) -> Option<NetConfig> {
