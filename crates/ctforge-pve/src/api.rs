@@ -234,6 +234,48 @@ pub trait PveApi: Send + Sync {
     async fn qemu_template(&self, _node: &str, _vmid: u32) -> Result<Upid> {
         Err(unsupported("POST /nodes/{node}/qemu/{vmid}/template"))
     }
+    /// `GET …/qemu/{vmid}/pending`: each key's current and pending value.
+    async fn qemu_pending(&self, _node: &str, _vmid: u32) -> Result<Vec<PendingEntry>> {
+        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/pending"))
+    }
+    /// `GET …/qemu/{vmid}/snapshot`.
+    async fn qemu_snapshot_list(&self, _node: &str, _vmid: u32) -> Result<Vec<Snapshot>> {
+        Err(unsupported("GET /nodes/{node}/qemu/{vmid}/snapshot"))
+    }
+    /// `POST …/qemu/{vmid}/snapshot` — a `qmsnapshot` task.
+    async fn qemu_snapshot_create(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _name: &str,
+        _description: Option<&str>,
+    ) -> Result<Upid> {
+        Err(unsupported("POST /nodes/{node}/qemu/{vmid}/snapshot"))
+    }
+    /// `POST …/qemu/{vmid}/snapshot/{snapname}/rollback` — a `qmrollback` task.
+    async fn qemu_snapshot_rollback(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _name: &str,
+        _start: bool,
+    ) -> Result<Upid> {
+        Err(unsupported(
+            "POST /nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback",
+        ))
+    }
+    /// `DELETE …/qemu/{vmid}/snapshot/{snapname}` — a `qmdelsnapshot` task.
+    async fn qemu_snapshot_delete(
+        &self,
+        _node: &str,
+        _vmid: u32,
+        _name: &str,
+        _force: bool,
+    ) -> Result<Upid> {
+        Err(unsupported(
+            "DELETE /nodes/{node}/qemu/{vmid}/snapshot/{snapname}",
+        ))
+    }
     /// `POST …/qemu/{vmid}/agent/ping` — fails while the guest agent does not answer.
     async fn agent_ping(&self, _node: &str, _vmid: u32) -> Result<()> {
         Err(unsupported("POST /nodes/{node}/qemu/{vmid}/agent/ping"))

@@ -838,6 +838,42 @@ impl PveApi for PveClient {
     async fn qemu_template(&self, node: &str, vmid: u32) -> Result<Upid> {
         self.upid(request::qemu_template(node, vmid)).await
     }
+    async fn qemu_pending(&self, node: &str, vmid: u32) -> Result<Vec<PendingEntry>> {
+        self.list(request::qemu_pending(node, vmid)).await
+    }
+    async fn qemu_snapshot_list(&self, node: &str, vmid: u32) -> Result<Vec<Snapshot>> {
+        self.list(request::qemu_snapshot_list(node, vmid)).await
+    }
+    async fn qemu_snapshot_create(
+        &self,
+        node: &str,
+        vmid: u32,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<Upid> {
+        self.upid(request::qemu_snapshot_create(node, vmid, name, description))
+            .await
+    }
+    async fn qemu_snapshot_rollback(
+        &self,
+        node: &str,
+        vmid: u32,
+        name: &str,
+        start: bool,
+    ) -> Result<Upid> {
+        self.upid(request::qemu_snapshot_rollback(node, vmid, name, start))
+            .await
+    }
+    async fn qemu_snapshot_delete(
+        &self,
+        node: &str,
+        vmid: u32,
+        name: &str,
+        force: bool,
+    ) -> Result<Upid> {
+        self.upid(request::qemu_snapshot_delete(node, vmid, name, force))
+            .await
+    }
     async fn agent_ping(&self, node: &str, vmid: u32) -> Result<()> {
         self.execute(&request::agent_ping(node, vmid))
             .await

@@ -363,7 +363,7 @@ pub fn lxc_interfaces(node: &str, vmid: u32) -> RequestSpec {
 
 /// `GET /nodes/{node}/lxc/{vmid}/snapshot`
 pub fn snapshot_list(node: &str, vmid: u32) -> RequestSpec {
-    RequestSpec::new(Method::Get, format!("{}/snapshot", lxc(node, vmid)))
+    snapshot_list_at(&lxc(node, vmid))
 }
 
 /// `POST /nodes/{node}/lxc/{vmid}/snapshot`
@@ -373,27 +373,42 @@ pub fn snapshot_create(
     name: &str,
     description: Option<&str>,
 ) -> RequestSpec {
-    RequestSpec::new(Method::Post, format!("{}/snapshot", lxc(node, vmid)))
-        .param("snapname", name)
-        .opt("description", description)
+    snapshot_create_at(&lxc(node, vmid), name, description)
 }
 
 /// `POST /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback`
 pub fn snapshot_rollback(node: &str, vmid: u32, name: &str, start: bool) -> RequestSpec {
-    RequestSpec::new(
-        Method::Post,
-        format!("{}/snapshot/{}/rollback", lxc(node, vmid), seg(name)),
-    )
-    .flag("start", start)
+    snapshot_rollback_at(&lxc(node, vmid), name, start)
 }
 
 /// `DELETE /nodes/{node}/lxc/{vmid}/snapshot/{snapname}`
 pub fn snapshot_delete(node: &str, vmid: u32, name: &str, force: bool) -> RequestSpec {
+    snapshot_delete_at(&lxc(node, vmid), name, force)
+}
+
+// The snapshot endpoints are the same under `lxc/{vmid}` and `qemu/{vmid}`
+// (`PVE::AbstractConfig`); `guest` is either base path.
+
+fn snapshot_list_at(guest: &str) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{guest}/snapshot"))
+}
+
+fn snapshot_create_at(guest: &str, name: &str, description: Option<&str>) -> RequestSpec {
+    RequestSpec::new(Method::Post, format!("{guest}/snapshot"))
+        .param("snapname", name)
+        .opt("description", description)
+}
+
+fn snapshot_rollback_at(guest: &str, name: &str, start: bool) -> RequestSpec {
     RequestSpec::new(
-        Method::Delete,
-        format!("{}/snapshot/{}", lxc(node, vmid), seg(name)),
+        Method::Post,
+        format!("{guest}/snapshot/{}/rollback", seg(name)),
     )
-    .flag("force", force)
+    .flag("start", start)
+}
+
+fn snapshot_delete_at(guest: &str, name: &str, force: bool) -> RequestSpec {
+    RequestSpec::new(Method::Delete, format!("{guest}/snapshot/{}", seg(name))).flag("force", force)
 }
 
 /// `GET /nodes/{node}/tasks/{upid}/status`
@@ -541,15 +556,39 @@ pub fn qemu_resize(node: &str, vmid: u32, disk: &str, size: &str) -> RequestSpec
 
 /// `POST /nodes/{node}/qemu/{vmid}/clone`
 pub fn qemu_clone(node: &str, vmid: u32, params: &CloneParams) -> RequestSpec {
-    RequestSpec::new(Method::Post, format!("{}/clone", qemu(node, vmid)))
-        .param("newid", params.newid.to_string())
-        .opt("name", params.hostname.clone())
-        .opt("description", params.description.clone())
-        .opt("full", params.full.map(|f| if f { "1" } else { "0" }))
-        .opt("pool", params.pool.clone())
-        .opt("snapname", params.snapname.clone())
-        .opt("storage", params.storage.clone())
-        .opt("target", params.target.clone())
+    let mut r = RequestSpec::new(Method::Post, format!("{}/clone", qemu(node, vmid)));
+    r.params = params.to_qemu_form();
+    r
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/pending`
+pub fn qemu_pending(node: &str, vmid: u32) -> RequestSpec {
+    RequestSpec::new(Method::Get, format!("{}/pending", qemu(node, vmid)))
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/snapshot`
+pub fn qemu_snapshot_list(node: &str, vmid: u32) -> RequestSpec {
+    snapshot_list_at(&qemu(node, vmid))
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/snapshot`
+pub fn qemu_snapshot_create(
+    node: &str,
+    vmid: u32,
+    name: &str,
+    description: Option<&str>,
+) -> RequestSpec {
+    snapshot_create_at(&qemu(node, vmid), name, description)
+}
+
+/// `POST /nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback`
+pub fn qemu_snapshot_rollback(node: &str, vmid: u32, name: &str, start: bool) -> RequestSpec {
+    snapshot_rollback_at(&qemu(node, vmid), name, start)
+}
+
+/// `DELETE /nodes/{node}/qemu/{vmid}/snapshot/{snapname}`
+pub fn qemu_snapshot_delete(node: &str, vmid: u32, name: &str, force: bool) -> RequestSpec {
+    snapshot_delete_at(&qemu(node, vmid), name, force)
 }
 
 /// `POST /nodes/{node}/qemu/{vmid}/template`

@@ -387,6 +387,39 @@ fn qemu_requests() -> Vec<RequestSpec> {
             },
         ),
         request::qemu_template("pve-01", 120),
+        request::qemu_pending("pve-01", 120),
+        request::qemu_snapshot_list("pve-01", 120),
+        request::qemu_snapshot_create("pve-01", 120, "before", Some("pre upgrade")),
+        request::qemu_snapshot_create("pve-01", 120, "snap2", None),
+        request::qemu_snapshot_rollback("pve-01", 120, "before", true),
+        request::qemu_snapshot_rollback("pve-01", 120, "before", false),
+        request::qemu_snapshot_delete("pve-01", 120, "before", false),
+        request::qemu_config_put(
+            "pve-01",
+            120,
+            &[
+                ("onboot".into(), "1".into()),
+                ("tags".into(), "web;prod".into()),
+                ("nameserver".into(), "192.0.2.53".into()),
+                (
+                    "digest".into(),
+                    "0123456789abcdef0123456789abcdef01234567".into(),
+                ),
+            ],
+            &["description".into()],
+        ),
+        request::qemu_clone(
+            "pve-01",
+            120,
+            &CloneParams {
+                newid: 123,
+                hostname: Some("vm-copy".into()),
+                full: Some(true),
+                storage: Some("local-lvm".into()),
+                snapname: Some("before".into()),
+                ..Default::default()
+            },
+        ),
         request::agent_ping("pve-01", 120),
         request::agent_exec(
             "pve-01",

@@ -418,6 +418,26 @@ fn form_vmid(form: &[(String, String)]) -> Result<u32, AppError> {
         .ok_or_else(|| AppError::invalid("the creation has no VMID"))
 }
 
+/// Proxmox's decisions on a VM's creation as planned: [`create_vm`] of its create call, or
+/// for a clone of a VM template qemu-server's `clone_vm` (VM.Clone on the template) followed
+/// by the same checks on the clone's VMID, the configuration set on it and the storage its
+/// disk is allocated on.
+pub async fn create_vm_as_planned(
+    rights: &Rights<'_>,
+    plan: &crate::provisioning::plan::Plan,
+) -> Result<(), AppError> {
+    match (&plan.vm_clone, &plan.qemu) {
+        (Some(clone), _) => {
+            rights
+                .require(&vm_path(clone.source), &["VM.Clone"])
+                .await?;
+            create_vm(rights, &clone.as_create_form()).await
+        }
+        (None, Some(qemu)) => create_vm(rights, &qemu.to_form()).await,
+        (None, None) => Err(AppError::invalid("the plan of this VM has no create call")),
+    }
+}
+
 /// Proxmox's decision on `POST /nodes/{node}/qemu` with these form parameters, asked before
 /// creating (qemu-server's `create_vm`): VM.Allocate on the VM (or its pool); per option the
 /// privilege `check_vm_modify_config_perm` names (VM.Config.CPU, Memory, HWType, Options,

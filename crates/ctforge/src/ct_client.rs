@@ -799,6 +799,7 @@ fn step_line(step: &Step) -> (&'static str, &str) {
     match step {
         Step::Create => ("create", ""),
         Step::CloneImage { node, .. } => ("clone_image", node),
+        Step::CloneVm { .. } => ("clone_vm", ""),
         Step::Identity => ("identity", ""),
         Step::ResizeDisk { disk, .. } => ("resize_disk", disk),
         Step::CloudInitSnippet { volid, .. } => ("cloud_init_snippet", volid),

@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
+use super::guest_task::{self, GuestType};
 use super::{Ctx, Reply};
 use crate::auth::Identity;
 use crate::backend::CreateSpec;
 use crate::error::ApiError;
-use crate::state::{Cluster, Ct, SimState, Snapshot, format_size_gib, frac};
+use crate::state::{Cluster, Ct, SimState, format_size_gib, frac};
 use crate::tasks::{TaskCtx, TaskResult, spawn_task, step};
 use crate::validate::{self, PVal};
 
@@ -1333,163 +1334,26 @@ pub fn interfaces(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
 
 /// `GET …/snapshot`: snapshots plus the `current` pseudo entry.
 pub fn snapshot_list(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-    let node = ctx.p("node")?;
-    let vmid = ctx.vmid()?;
-    let c = ctx.state.lock();
-    let ct = get_ct(&c, &node, vmid)?;
-    let mut out: Vec<Value> = ct
-        .snapshots
-        .values()
-        .map(|s| {
-            let mut v =
-                json!({"name": s.name, "description": s.description, "snaptime": s.snaptime});
-            if let (Some(p), Some(m)) = (&s.parent, v.as_object_mut()) {
-                m.insert("parent".into(), json!(p));
-            }
-            v
-        })
-        .collect();
-    let mut cur = json!({"name": "current", "description": "You are here!", "running": if ct.running { 1 } else { 0 }});
-    if let (Some(p), Some(m)) = (&ct.parent, cur.as_object_mut()) {
-        m.insert("parent".into(), json!(p));
-    }
-    out.push(cur);
-    Ok(Reply::data(Value::Array(out)))
+    guest_task::snapshot_list(ctx, GuestType::Lxc)
 }
 
 /// `POST …/snapshot` (task `vzsnapshot`).
 pub fn snapshot_create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-    let node = ctx.p("node")?;
-    let vmid = ctx.vmid()?;
-    let name = ctx.p("snapname")?;
-    let ident = ctx.ident()?.clone();
-    let description = ctx.params.str("description").unwrap_or_default();
-    let mut c = ctx.state.lock();
-    let ct = get_ct(&c, &node, vmid)?;
-    if name == "current" || name == "vzdump" {
-        return Err(ApiError::internal(format!(
-            "invalid snapshot name '{name}'"
-        )));
-    }
-    if ct.snapshots.contains_key(&name) {
-        return Err(ApiError::internal(format!(
-            "snapshot name '{name}' already used"
-        )));
-    }
-    check_lock(ct, false).map_err(ApiError::internal)?;
-    if !super::lxc_daytwo::snapshot_feature(&c, &ct.conf) {
-        return Err(ApiError::internal("snapshot feature is not available"));
-    }
-    let upid = spawn_task(
-        ctx.state,
-        &mut c,
-        &node,
-        "vzsnapshot",
-        &vmid.to_string(),
-        &ident,
-        move |t| async move {
-            let d = t.with(|c| c.timings.snapshot);
-            t.with(|c| {
-                let now = c.now();
-                let ct = c.cts.get_mut(&vmid).ok_or("CT vanished")?;
-                check_lock(ct, false)?;
-                let mut conf = ct.conf.clone();
-                conf.remove("lock");
-                ct.snapshots.insert(
-                    name.clone(),
-                    Snapshot {
-                        name: name.clone(),
-                        description,
-                        snaptime: now,
-                        parent: ct.parent.clone(),
-                        conf,
-                    },
-                );
-                ct.conf.insert("lock".into(), "snapshot".into());
-                Ok::<(), String>(())
-            })?;
-            t.log(format!(
-                "create full clone of mountpoint rootfs (snapshot '{name}')"
-            ));
-            t.sleep(d).await;
-            // A real backend copies files: off the runtime's threads.
-            let backend = t.state().backend().clone();
-            let snap = name.clone();
-            let res = tokio::task::spawn_blocking(move || backend.snapshot(vmid, &snap))
-                .await
-                .unwrap_or_else(|e| Err(format!("backend task failed: {e}")));
-            t.with(|c| {
-                if let Some(ct) = c.cts.get_mut(&vmid) {
-                    ct.conf.remove("lock");
-                    match &res {
-                        Ok(()) => ct.parent = Some(name.clone()),
-                        Err(_) => {
-                            ct.snapshots.remove(&name);
-                        }
-                    }
-                }
-            });
-            res.map(|()| 0)
-                .map_err(|e| format!("snapshot '{name}' failed: {e}"))
-        },
-    );
-    Ok(Reply::data(json!(upid)))
+    guest_task::snapshot_create(ctx, GuestType::Lxc)
 }
 
 /// `GET …/snapshot/{snapname}`: directory index.
 pub fn snapshot_idx(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-    let _ = ctx.p("snapname")?;
-    Ok(Reply::data(json!([{"cmd": "rollback"}, {"cmd": "config"}])))
+    guest_task::snapshot_idx(ctx)
 }
 
 /// `DELETE …/snapshot/{snapname}` (task `vzdelsnapshot`).
 pub fn snapshot_delete(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-    let node = ctx.p("node")?;
-    let vmid = ctx.vmid()?;
-    let name = ctx.p("snapname")?;
-    let ident = ctx.ident()?.clone();
-    let mut c = ctx.state.lock();
-    let ct = get_ct(&c, &node, vmid)?;
-    if !ct.snapshots.contains_key(&name) {
-        return Err(ApiError::internal(format!(
-            "snapshot '{name}' does not exist"
-        )));
-    }
-    let upid = spawn_task(
-        ctx.state,
-        &mut c,
-        &node,
-        "vzdelsnapshot",
-        &vmid.to_string(),
-        &ident,
-        move |t| async move {
-            let d = t.with(|c| c.timings.snapshot);
-            t.sleep(d).await;
-            t.with(|c| {
-                if let Some(ct) = c.cts.get_mut(&vmid)
-                    && let Some(s) = ct.snapshots.remove(&name)
-                {
-                    for other in ct.snapshots.values_mut() {
-                        if other.parent.as_deref() == Some(name.as_str()) {
-                            other.parent = s.parent.clone();
-                        }
-                    }
-                    if ct.parent.as_deref() == Some(name.as_str()) {
-                        ct.parent = s.parent.clone();
-                    }
-                }
-            });
-            let backend = t.state().backend().clone();
-            tokio::task::spawn_blocking(move || backend.delete_snapshot(vmid, &name))
-                .await
-                .unwrap_or_else(|e| Err(format!("backend task failed: {e}")))
-                .map(|()| 0)
-        },
-    );
-    Ok(Reply::data(json!(upid)))
+    guest_task::snapshot_delete(ctx, GuestType::Lxc)
 }
 
-/// `POST …/snapshot/{snapname}/rollback` (task `vzrollback`).
+/// `POST …/snapshot/{snapname}/rollback` (task `vzrollback`; ZFS refuses while newer
+/// snapshots exist).
 pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let node = ctx.p("node")?;
     let vmid = ctx.vmid()?;
@@ -1497,13 +1361,7 @@ pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let ident = ctx.ident()?.clone();
     let start_after = ctx.params.flag("start", false);
     let mut c = ctx.state.lock();
-    let ct = get_ct(&c, &node, vmid)?;
-    if !ct.snapshots.contains_key(&name) {
-        return Err(ApiError::internal(format!(
-            "snapshot '{name}' does not exist"
-        )));
-    }
-    check_lock(ct, false).map_err(ApiError::internal)?;
+    let ct = guest_task::rollback_checks(&c, GuestType::Lxc, &node, vmid, &name)?;
     if let Some(e) = super::lxc_daytwo::rollback_blocked(&c, ct, &name) {
         return Err(ApiError::internal(e));
     }
@@ -1518,40 +1376,11 @@ pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         &vmid.to_string(),
         &ident,
         move |t| async move {
-            let d = t.with(|c| c.timings.snapshot);
             // Proxmox holds `lock: rollback` in the config while it runs.
-            let was_running = t.with(|c| {
-                c.cts.get_mut(&vmid).map(|ct| {
-                    ct.conf.insert("lock".into(), "rollback".into());
-                    ct.running
-                })
-            });
-            if was_running == Some(true) {
+            if guest_task::rollback_lock(&t, GuestType::Lxc, vmid) == Some(true) {
                 stop_now(&t, vmid, false).await;
             }
-            t.sleep(d).await;
-            t.with(|c| {
-                if let Some(ct) = c.cts.get_mut(&vmid)
-                    && let Some(s) = ct.snapshots.get(&name).cloned()
-                {
-                    ct.conf = s.conf;
-                    ct.conf.insert("lock".into(), "rollback".into());
-                    ct.pending.clear();
-                    ct.pending_delete.clear();
-                    ct.parent = Some(name.clone());
-                }
-            });
-            let backend = t.state().backend().clone();
-            let snap = name.clone();
-            let res = tokio::task::spawn_blocking(move || backend.rollback(vmid, &snap))
-                .await
-                .unwrap_or_else(|e| Err(format!("backend task failed: {e}")));
-            t.with(|c| {
-                if let Some(ct) = c.cts.get_mut(&vmid) {
-                    ct.conf.remove("lock");
-                }
-            });
-            res.map_err(|e| format!("rollback to '{name}' failed: {e}"))?;
+            guest_task::rollback_restore(&t, GuestType::Lxc, vmid, &name).await?;
             if start_after {
                 t.with(|c| {
                     spawn_start(&state, c, &node2, vmid, false, &ident2);

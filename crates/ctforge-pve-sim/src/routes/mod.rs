@@ -7,6 +7,7 @@
 pub mod access;
 pub mod admin;
 pub mod cluster;
+pub mod guest_task;
 pub mod lxc;
 pub mod lxc_daytwo;
 pub mod lxc_migrate;

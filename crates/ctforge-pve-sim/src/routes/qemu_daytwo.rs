@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::guest_task::{self, GuestType};
 use super::qemu::{
     check_vm_lock, cloud_init_of, drive_is_cdrom, get_vm, is_vm_template, parse_drive, parse_net,
     print_drive, print_net, print_size, vm_disk_volid, vm_start_in_task, volid_is_cloudinit,
@@ -16,7 +17,7 @@ use super::qemu::{
 use super::{Ctx, Reply};
 use crate::backend::VmSpec;
 use crate::error::ApiError;
-use crate::state::{Cluster, Ct, Snapshot, is_vm_disk_key, parse_size};
+use crate::state::{Cluster, Ct, is_vm_disk_key, parse_size};
 use crate::tasks::{spawn_task, step};
 
 /// `PUT /nodes/{node}/qemu/{vmid}/resize` (task `resize`).
@@ -129,7 +130,12 @@ pub fn template(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let mut c = ctx.state.lock();
     let vm = get_vm(&c, &node, vmid)?;
     check_vm_lock(vm, false).map_err(ApiError::internal)?;
-    if is_vm_template(vm) {
+    if !vm.snapshots.is_empty() {
+        return Err(ApiError::internal(
+            "unable to create template, because VM contains snapshots",
+        ));
+    }
+    if is_vm_template(vm) && only.is_none() {
         return Err(ApiError::internal(
             "you can't convert a template to a template",
         ));
@@ -482,7 +488,7 @@ pub fn clone(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
 }
 
 /// Whether every disk of a VM config can take snapshots (qcow2 files, thin LVM, ZFS, Ceph).
-fn snapshot_feature(c: &Cluster, conf: &BTreeMap<String, String>) -> bool {
+pub fn snapshot_feature(c: &Cluster, conf: &BTreeMap<String, String>) -> bool {
     conf.iter()
         .filter(|(k, _)| is_vm_disk_key(k))
         .all(|(_, v)| {
@@ -503,161 +509,26 @@ fn snapshot_feature(c: &Cluster, conf: &BTreeMap<String, String>) -> bool {
 
 /// `GET …/snapshot`: snapshots plus `current`.
 pub fn snapshot_list(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-    let node = ctx.p("node")?;
-    let vmid = ctx.vmid()?;
-    let c = ctx.state.lock();
-    let vm = get_vm(&c, &node, vmid)?;
-    let mut out: Vec<Value> = vm
-        .snapshots
-        .values()
-        .map(|s| {
-            let mut v = json!({"name": s.name, "description": s.description,
-                "snaptime": s.snaptime, "vmstate": 0});
-            if let (Some(p), Some(m)) = (&s.parent, v.as_object_mut()) {
-                m.insert("parent".into(), json!(p));
-            }
-            v
-        })
-        .collect();
-    let mut cur = json!({"name": "current", "description": "You are here!",
-        "digest": vm.digest(), "running": if vm.running { 1 } else { 0 }});
-    if let (Some(p), Some(m)) = (&vm.parent, cur.as_object_mut()) {
-        m.insert("parent".into(), json!(p));
-    }
-    out.push(cur);
-    Ok(Reply::data(Value::Array(out)))
+    guest_task::snapshot_list(ctx, GuestType::Qemu)
 }
 
 /// `POST …/snapshot` (task `qmsnapshot`).
 pub fn snapshot_create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-    let node = ctx.p("node")?;
-    let vmid = ctx.vmid()?;
-    let name = ctx.p("snapname")?;
-    let ident = ctx.ident()?.clone();
-    let description = ctx.params.str("description").unwrap_or_default();
-    let mut c = ctx.state.lock();
-    let vm = get_vm(&c, &node, vmid)?;
-    if name == "current" || name == "vzdump" {
-        return Err(ApiError::internal(format!(
-            "invalid snapshot name '{name}'"
-        )));
-    }
-    if vm.snapshots.contains_key(&name) {
-        return Err(ApiError::internal(format!(
-            "snapshot name '{name}' already used"
-        )));
-    }
-    check_vm_lock(vm, false).map_err(ApiError::internal)?;
-    if !snapshot_feature(&c, &vm.conf) {
-        return Err(ApiError::internal("snapshot feature is not available"));
-    }
-    let upid = spawn_task(
-        ctx.state,
-        &mut c,
-        &node,
-        "qmsnapshot",
-        &vmid.to_string(),
-        &ident,
-        move |t| async move {
-            let d = t.with(|c| c.timings.snapshot);
-            t.with(|c| {
-                let now = c.now();
-                let vm = c.vms.get_mut(&vmid).ok_or("VM vanished")?;
-                check_vm_lock(vm, false)?;
-                let mut conf = vm.conf.clone();
-                conf.remove("lock");
-                vm.snapshots.insert(
-                    name.clone(),
-                    Snapshot {
-                        name: name.clone(),
-                        description,
-                        snaptime: now,
-                        parent: vm.parent.clone(),
-                        conf,
-                    },
-                );
-                vm.conf.insert("lock".into(), "snapshot".into());
-                Ok::<(), String>(())
-            })?;
-            t.log(format!("snapshotting 'drive-scsi0' ({name})"));
-            t.sleep(d).await;
-            let backend = t.state().backend().clone();
-            let snap = name.clone();
-            let res = tokio::task::spawn_blocking(move || backend.snapshot(vmid, &snap))
-                .await
-                .unwrap_or_else(|e| Err(format!("backend task failed: {e}")));
-            t.with(|c| {
-                if let Some(vm) = c.vms.get_mut(&vmid) {
-                    vm.conf.remove("lock");
-                    match &res {
-                        Ok(()) => vm.parent = Some(name.clone()),
-                        Err(_) => {
-                            vm.snapshots.remove(&name);
-                        }
-                    }
-                }
-            });
-            res.map(|()| 0)
-                .map_err(|e| format!("snapshot '{name}' failed: {e}"))
-        },
-    );
-    Ok(Reply::data(json!(upid)))
+    guest_task::snapshot_create(ctx, GuestType::Qemu)
 }
 
 /// `GET …/snapshot/{snapname}`: directory index.
 pub fn snapshot_idx(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-    let _ = ctx.p("snapname")?;
-    Ok(Reply::data(json!([{"cmd": "rollback"}, {"cmd": "config"}])))
+    guest_task::snapshot_idx(ctx)
 }
 
 /// `DELETE …/snapshot/{snapname}` (task `qmdelsnapshot`).
 pub fn snapshot_delete(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-    let node = ctx.p("node")?;
-    let vmid = ctx.vmid()?;
-    let name = ctx.p("snapname")?;
-    let ident = ctx.ident()?.clone();
-    let mut c = ctx.state.lock();
-    let vm = get_vm(&c, &node, vmid)?;
-    if !vm.snapshots.contains_key(&name) {
-        return Err(ApiError::internal(format!(
-            "snapshot '{name}' does not exist"
-        )));
-    }
-    let upid = spawn_task(
-        ctx.state,
-        &mut c,
-        &node,
-        "qmdelsnapshot",
-        &vmid.to_string(),
-        &ident,
-        move |t| async move {
-            let d = t.with(|c| c.timings.snapshot);
-            t.sleep(d).await;
-            t.with(|c| {
-                if let Some(vm) = c.vms.get_mut(&vmid)
-                    && let Some(s) = vm.snapshots.remove(&name)
-                {
-                    for other in vm.snapshots.values_mut() {
-                        if other.parent.as_deref() == Some(name.as_str()) {
-                            other.parent = s.parent.clone();
-                        }
-                    }
-                    if vm.parent.as_deref() == Some(name.as_str()) {
-                        vm.parent = s.parent.clone();
-                    }
-                }
-            });
-            let backend = t.state().backend().clone();
-            tokio::task::spawn_blocking(move || backend.delete_snapshot(vmid, &name))
-                .await
-                .unwrap_or_else(|e| Err(format!("backend task failed: {e}")))
-                .map(|()| 0)
-        },
-    );
-    Ok(Reply::data(json!(upid)))
+    guest_task::snapshot_delete(ctx, GuestType::Qemu)
 }
 
-/// `POST …/snapshot/{snapname}/rollback` (task `qmrollback`; `start`).
+/// `POST …/snapshot/{snapname}/rollback` (task `qmrollback`; `start`): a running VM is
+/// stopped first.
 pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let node = ctx.p("node")?;
     let vmid = ctx.vmid()?;
@@ -665,13 +536,7 @@ pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let ident = ctx.ident()?.clone();
     let start_after = ctx.params.flag("start", false);
     let mut c = ctx.state.lock();
-    let vm = get_vm(&c, &node, vmid)?;
-    if !vm.snapshots.contains_key(&name) {
-        return Err(ApiError::internal(format!(
-            "snapshot '{name}' does not exist"
-        )));
-    }
-    check_vm_lock(vm, false).map_err(ApiError::internal)?;
+    guest_task::rollback_checks(&c, GuestType::Qemu, &node, vmid, &name)?;
     let state = ctx.state.clone();
     let node2 = node.clone();
     let ident2 = ident.clone();
@@ -683,14 +548,7 @@ pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         &vmid.to_string(),
         &ident,
         move |t| async move {
-            let d = t.with(|c| c.timings.snapshot);
-            let was_running = t.with(|c| {
-                c.vms.get_mut(&vmid).map(|vm| {
-                    vm.conf.insert("lock".into(), "rollback".into());
-                    vm.running
-                })
-            });
-            if was_running == Some(true) {
+            if guest_task::rollback_lock(&t, GuestType::Qemu, vmid) == Some(true) {
                 let backend = t.state().backend().clone();
                 let _ = tokio::task::spawn_blocking(move || backend.vm_stop(vmid)).await;
                 t.with(|c| {
@@ -701,29 +559,7 @@ pub fn snapshot_rollback(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                 });
                 t.state().forget_vm_runtime(vmid);
             }
-            t.sleep(d).await;
-            t.with(|c| {
-                if let Some(vm) = c.vms.get_mut(&vmid)
-                    && let Some(s) = vm.snapshots.get(&name).cloned()
-                {
-                    vm.conf = s.conf;
-                    vm.conf.insert("lock".into(), "rollback".into());
-                    vm.pending.clear();
-                    vm.pending_delete.clear();
-                    vm.parent = Some(name.clone());
-                }
-            });
-            let backend = t.state().backend().clone();
-            let snap = name.clone();
-            let res = tokio::task::spawn_blocking(move || backend.rollback(vmid, &snap))
-                .await
-                .unwrap_or_else(|e| Err(format!("backend task failed: {e}")));
-            t.with(|c| {
-                if let Some(vm) = c.vms.get_mut(&vmid) {
-                    vm.conf.remove("lock");
-                }
-            });
-            res.map_err(|e| format!("rollback to '{name}' failed: {e}"))?;
+            guest_task::rollback_restore(&t, GuestType::Qemu, vmid, &name).await?;
             if start_after {
                 vm_start_in_task(&t, &state, &node2, vmid, false, &ident2).await?;
             }

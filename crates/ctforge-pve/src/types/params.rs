@@ -452,6 +452,27 @@ pub struct CloneParams {
 }
 
 impl CloneParams {
+    /// The form of qemu-server's `POST …/qemu/{vmid}/clone` (the new VM's `name` where a
+    /// container has `hostname`; `full` as `1`/`0`), in a stable order.
+    pub fn to_qemu_form(&self) -> Vec<(String, String)> {
+        let mut out = vec![("newid".to_owned(), self.newid.to_string())];
+        let full = self.full.map(|f| if f { "1" } else { "0" }.to_owned());
+        for (k, v) in [
+            ("name", &self.hostname),
+            ("description", &self.description),
+            ("full", &full),
+            ("pool", &self.pool),
+            ("snapname", &self.snapname),
+            ("storage", &self.storage),
+            ("target", &self.target),
+        ] {
+            if let Some(v) = v {
+                out.push((k.to_owned(), v.clone()));
+            }
+        }
+        out
+    }
+
     /// The form parameters, in a stable order.
     pub fn to_form(&self) -> Vec<(String, String)> {
         let mut out = vec![("newid".to_owned(), self.newid.to_string())];

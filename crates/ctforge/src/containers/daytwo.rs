@@ -1,6 +1,7 @@
-//! Day-two operations on a container, each one Proxmox call or task run the same way: the
-//! user's rights on the exact guest asked of Proxmox (the privileges pve-container checks for
-//! that call), the container's lock (`ct:<cluster>:<vmid>`, shared with the lifecycle actions,
+//! Day-two operations on a guest — container or virtual machine, one use-case each that picks
+//! the `lxc/` or `qemu/` endpoint by the guest's kind (`guest_kind`) — each one Proxmox call or
+//! task run the same way: the user's rights on the exact guest asked of Proxmox (the
+//! privileges pve-container or qemu-server checks for that call), the container's lock (`ct:<cluster>:<vmid>`, shared with the lifecycle actions,
 //! so an edit never races a stop), the node that holds the guest now, the call and its task
 //! followed to the end (its log lines come back in the answer and as container events), and
 //! one audit entry (`ct.config`, `ct.resize`, `ct.snapshot`, `ct.rollback`,
@@ -22,6 +23,12 @@
 //! `VM.Snapshot`; rollback `VM.Snapshot` or `VM.Snapshot.Rollback`; clone `VM.Clone` plus
 //! `VM.Allocate` on the new VMID and `Datastore.AllocateSpace` on each storage; template
 //! `VM.Allocate`.
+//!
+//! The same for a VM (qemu-server): the edit per key by `check_vm_modify_config_perm`
+//! (`VM.Config.CPU`, `VM.Config.Memory`, `VM.Config.Cloudinit` for cloud-init's DNS keys,
+//! `VM.Config.Options` the rest; a VM's interfaces, disks and swap are not edited here); resize
+//! `VM.Config.Disk` plus `Datastore.AllocateSpace`; snapshots, clone and template as above
+//! (`qmsnapshot`, `qmrollback`, `qmdelsnapshot`, `qmclone`, `qmtemplate`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -34,13 +41,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::edit::{Change, ConfigEdit, PendingChange, effective_values, pending_changes};
-use super::{Target, client_for, lifecycle};
+use super::edit::{Change, ConfigEdit, PendingChange, Plan, effective_values, pending_changes};
+use super::guest_kind::{self, Located};
+use super::{Target, client_for};
 use crate::audit::{self, Entry};
 use crate::auth::CurrentUser;
 use crate::authz::{Rights, vm_path};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::status::GuestKind;
 use crate::storage::StoreError;
 use crate::storage::model::NewContainer;
 
@@ -134,6 +143,9 @@ pub struct ConfigPreview {
 pub struct ConfigView {
     /// Node.
     pub node: String,
+    /// `lxc` or `qemu` (which keys the edit takes).
+    #[serde(rename = "type", default)]
+    pub kind: GuestKind,
     /// Whether the CT runs.
     pub running: bool,
     /// Proxmox's config lock (`backup`, `snapshot`, `migrate`, …).
@@ -269,6 +281,7 @@ struct Env {
     client: Arc<dyn PveApi>,
     rights: Rights<'static>,
     node: String,
+    kind: GuestKind,
     username: String,
     live: LiveLog,
 }
@@ -344,15 +357,16 @@ where
                 target.vmid
             )));
         }
-        let located = lifecycle::locate(client.as_ref(), target)
+        let located = guest_kind::locate(client.as_ref(), target)
             .await
             .map_err(|e| op_error(e, target.vmid));
         let result = match located {
-            Ok((node, _status)) => {
+            Ok(Located { node, kind, .. }) => {
                 let env = Env {
                     client,
                     rights,
                     node,
+                    kind,
                     username: actor.user.username.clone(),
                     live: LiveLog {
                         bus: actor.state.bus.clone(),
@@ -511,6 +525,21 @@ async fn follow(env: &Env, upid: &Upid, vmid: u32) -> Result<Vec<String>, AppErr
     result
 }
 
+/// Follows `upid` to its end and answers the operation's outcome with the task's log.
+async fn task_outcome(
+    actor: &Actor<'_>,
+    env: &Env,
+    op: Operation,
+    upid: Upid,
+    message: String,
+) -> Result<OpOutcome, AppError> {
+    let log = follow(env, &upid, actor.target.vmid).await?;
+    let mut out = outcome(actor, env, op, message);
+    out.upid = Some(upid.to_string());
+    out.task_log = log;
+    Ok(out)
+}
+
 fn outcome(actor: &Actor<'_>, env: &Env, op: Operation, message: String) -> OpOutcome {
     OpOutcome {
         ok: true,
@@ -524,29 +553,221 @@ fn outcome(actor: &Actor<'_>, env: &Env, op: Operation, message: String) -> OpOu
     }
 }
 
-async fn read_config(
+/// A guest's configuration as Proxmox answers it for its kind: typed for a container, key →
+/// value for a VM (qemu-server's keys are many; day-two reads a few).
+enum GuestConfig {
+    Lxc(LxcConfig),
+    Qemu(BTreeMap<String, Value>),
+}
+
+/// A qemu config value as text (Proxmox answers numbers for some keys).
+fn config_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_owned()),
+        _ => None,
+    }
+}
+
+/// Whether a qemu config key names a disk (`scsi0`, `virtio1`, `sata2`, `ide3`, `efidisk0`,
+/// `tpmstate0`), as qemu-server's `is_valid_drivename`.
+pub fn is_qemu_disk_key(key: &str) -> bool {
+    [
+        ("scsi", 30u16),
+        ("virtio", 15),
+        ("sata", 5),
+        ("ide", 3),
+        ("efidisk", 0),
+        ("tpmstate", 0),
+    ]
+    .iter()
+    .any(|(prefix, max)| {
+        key.strip_prefix(prefix).is_some_and(|n| {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && n.parse::<u16>().is_ok_and(|n| n <= *max)
+        })
+    })
+}
+
+impl GuestConfig {
+    fn qemu_text(&self, key: &str) -> Option<String> {
+        match self {
+            Self::Qemu(map) => map.get(key).and_then(config_text),
+            Self::Lxc(_) => None,
+        }
+    }
+
+    fn lock(&self) -> Option<String> {
+        match self {
+            Self::Lxc(c) => c.lock.clone(),
+            Self::Qemu(_) => self.qemu_text("lock"),
+        }
+        .filter(|l| !l.is_empty())
+    }
+
+    fn template(&self) -> bool {
+        match self {
+            Self::Lxc(c) => c.template.unwrap_or(false),
+            Self::Qemu(_) => self.qemu_text("template").is_some_and(|t| t == "1"),
+        }
+    }
+
+    fn digest(&self) -> Option<String> {
+        match self {
+            Self::Lxc(c) => c.digest.clone(),
+            Self::Qemu(_) => self.qemu_text("digest"),
+        }
+    }
+
+    /// The guest's name (a container's hostname).
+    fn name(&self) -> Option<String> {
+        match self {
+            Self::Lxc(c) => c.hostname.clone(),
+            Self::Qemu(_) => self.qemu_text("name"),
+        }
+    }
+
+    /// The volume of `disk` (`rootfs`, `mpN`; `scsi0`, `virtio1`, …) — a VM's CD-ROM drives
+    /// have none that could grow.
+    fn volume_of(&self, disk: &str) -> Option<String> {
+        match self {
+            Self::Lxc(c) => {
+                if disk == "rootfs" {
+                    c.rootfs.as_ref().map(|r| r.volume.clone())
+                } else {
+                    disk.strip_prefix("mp")
+                        .and_then(|n| n.parse::<u16>().ok())
+                        .and_then(|n| c.mounts.get(&n))
+                        .map(|m| m.volume.clone())
+                }
+            }
+            Self::Qemu(_) => {
+                let value = self.qemu_text(disk).filter(|_| is_qemu_disk_key(disk))?;
+                (!value.split(',').any(|p| p == "media=cdrom"))
+                    .then(|| value.split(',').next().unwrap_or("").to_owned())
+            }
+        }
+    }
+
+    /// The storages a clone allocates on (Proxmox's `check_storage_access_clone`: every disk,
+    /// a VM's cloud-init drive too, CD-ROMs not).
+    fn disk_storages(&self) -> BTreeSet<String> {
+        let volumes: Vec<String> = match self {
+            Self::Lxc(c) => c
+                .rootfs
+                .iter()
+                .map(|r| r.volume.clone())
+                .chain(c.mounts.values().map(|m| m.volume.clone()))
+                .collect(),
+            Self::Qemu(map) => map
+                .iter()
+                .filter(|(k, _)| is_qemu_disk_key(k))
+                .filter_map(|(_, v)| config_text(v))
+                .filter(|v| {
+                    let file = v.split(',').next().unwrap_or("");
+                    !v.split(',').any(|p| p == "media=cdrom") || file.contains("cloudinit")
+                })
+                .map(|v| v.split(',').next().unwrap_or("").to_owned())
+                .collect(),
+        };
+        volumes
+            .iter()
+            .filter_map(|v| v.split_once(':').map(|(s, _)| s.to_owned()))
+            .collect()
+    }
+
+    /// The edit of this guest's configuration over `values`.
+    fn plan(&self, edit: &ConfigEdit, values: &BTreeMap<String, String>) -> Result<Plan, AppError> {
+        match self {
+            Self::Lxc(c) => edit.plan(c, values),
+            Self::Qemu(_) => edit.plan_qemu(values),
+        }
+    }
+}
+
+/// The configuration (`current`: without pending values) of a guest of `kind`.
+async fn read_current(
     client: &dyn PveApi,
+    kind: GuestKind,
     node: &str,
     vmid: u32,
-) -> Result<(LxcConfig, Vec<PendingEntry>), AppError> {
-    let config = client
-        .lxc_config_get(node, vmid, false)
-        .await
-        .map_err(|e| op_error(e, vmid))?;
-    let pending = client
-        .lxc_pending(node, vmid)
+    current: bool,
+) -> Result<GuestConfig, AppError> {
+    match kind {
+        GuestKind::Lxc => client
+            .lxc_config_get(node, vmid, current)
+            .await
+            .map(GuestConfig::Lxc),
+        GuestKind::Qemu => client
+            .qemu_config_get(node, vmid, current)
+            .await
+            .map(GuestConfig::Qemu),
+    }
+    .map_err(|e| op_error(e, vmid))
+}
+
+async fn read_config(
+    client: &dyn PveApi,
+    kind: GuestKind,
+    node: &str,
+    vmid: u32,
+) -> Result<(GuestConfig, Vec<PendingEntry>), AppError> {
+    let config = read_current(client, kind, node, vmid, false).await?;
+    let pending = guest_kind::pending(client, kind, node, vmid)
         .await
         .map_err(|e| op_error(e, vmid))?;
     Ok((config, pending))
 }
 
-/// The privileges pve-container's `check_ct_modify_config_perm` asks for these keys.
-fn privileges_for_keys<'k>(keys: impl Iterator<Item = &'k str>) -> BTreeSet<&'static str> {
+/// The privileges Proxmox asks for changing these keys: pve-container's
+/// `check_ct_modify_config_perm`, or qemu-server's `check_vm_modify_config_perm`.
+fn privileges_for_keys<'k>(
+    kind: GuestKind,
+    keys: impl Iterator<Item = &'k str>,
+) -> BTreeSet<&'static str> {
     keys.map(|k| {
         let numbered = |p: &str| {
             k.strip_prefix(p)
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         };
+        if kind == GuestKind::Qemu {
+            return if matches!(
+                k,
+                "cores"
+                    | "sockets"
+                    | "vcpus"
+                    | "cpu"
+                    | "cpulimit"
+                    | "cpuunits"
+                    | "numa"
+                    | "affinity"
+            ) {
+                "VM.Config.CPU"
+            } else if matches!(k, "memory" | "balloon" | "shares") {
+                "VM.Config.Memory"
+            } else if matches!(
+                k,
+                "nameserver"
+                    | "searchdomain"
+                    | "ciuser"
+                    | "cipassword"
+                    | "sshkeys"
+                    | "citype"
+                    | "ciupgrade"
+                    | "cicustom"
+            ) || numbered("ipconfig")
+            {
+                "VM.Config.Cloudinit"
+            } else if numbered("net") {
+                "VM.Config.Network"
+            } else if is_qemu_disk_key(k) {
+                "VM.Config.Disk"
+            } else {
+                "VM.Config.Options"
+            };
+        }
         if matches!(k, "cores" | "cpulimit" | "cpuunits") {
             "VM.Config.CPU"
         } else if matches!(k, "memory" | "swap") {
@@ -570,16 +791,18 @@ pub async fn config(
 ) -> Result<ConfigView, AppError> {
     crate::authz::read(state, user, &target.cluster, target.vmid).await?;
     let client = client_for(state, user, &target.cluster)?;
-    let (node, status) = lifecycle::locate(client.as_ref(), target)
+    let located = guest_kind::locate(client.as_ref(), target)
         .await
         .map_err(|e| op_error(e, target.vmid))?;
-    let (config, pending) = read_config(client.as_ref(), &node, target.vmid).await?;
+    let (config, pending) =
+        read_config(client.as_ref(), located.kind, &located.node, target.vmid).await?;
     Ok(ConfigView {
-        node,
-        running: status.status == "running",
-        lock: config.lock.clone(),
-        template: config.template.unwrap_or(false),
-        digest: config.digest.clone(),
+        running: located.state.is_running(),
+        node: located.node,
+        kind: located.kind,
+        lock: config.lock(),
+        template: config.template(),
+        digest: config.digest(),
         values: effective_values(&pending),
         pending: pending_changes(&pending),
     })
@@ -594,15 +817,16 @@ pub async fn preview(
 ) -> Result<ConfigPreview, AppError> {
     crate::authz::read(state, user, &target.cluster, target.vmid).await?;
     let client = client_for(state, user, &target.cluster)?;
-    let (node, status) = lifecycle::locate(client.as_ref(), target)
+    let located = guest_kind::locate(client.as_ref(), target)
         .await
         .map_err(|e| op_error(e, target.vmid))?;
-    let (config, pending) = read_config(client.as_ref(), &node, target.vmid).await?;
-    let plan = edit.plan(&config, &effective_values(&pending))?;
+    let (config, pending) =
+        read_config(client.as_ref(), located.kind, &located.node, target.vmid).await?;
+    let plan = config.plan(edit, &effective_values(&pending))?;
     Ok(ConfigPreview {
         changes: plan.changes,
-        digest: config.digest.clone(),
-        running: status.status == "running",
+        digest: config.digest(),
+        running: located.state.is_running(),
         pending: pending_changes(&pending),
     })
 }
@@ -619,11 +843,12 @@ pub async fn edit_config(actor: &Actor<'_>, edit: ConfigEdit) -> Result<OpOutcom
     guarded(actor, Operation::Config, detail, move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
-            let (config, pending) = read_config(env.client.as_ref(), &env.node, vmid).await?;
-            let plan = edit.plan(&config, &effective_values(&pending))?;
+            let (config, pending) =
+                read_config(env.client.as_ref(), env.kind, &env.node, vmid).await?;
+            let plan = config.plan(&edit, &effective_values(&pending))?;
             let path = vm_path(vmid);
             let keys: Vec<&str> = plan.changes.iter().map(|c| c.key.as_str()).collect();
-            for privilege in privileges_for_keys(keys.iter().copied()) {
+            for privilege in privileges_for_keys(env.kind, keys.iter().copied()) {
                 env.rights.require(&path, &[privilege]).await?;
             }
             if let Some(key) = plan.bind_mounts.first()
@@ -644,13 +869,20 @@ pub async fn edit_config(actor: &Actor<'_>, edit: ConfigEdit) -> Result<OpOutcom
                 out.pending = pending_changes(&pending);
                 return Ok(out);
             }
-            env.client
-                .lxc_config_put(&env.node, vmid, &plan.update)
-                .await
-                .map_err(|e| op_error(e, vmid))?;
-            let after = env
-                .client
-                .lxc_pending(&env.node, vmid)
+            match env.kind {
+                GuestKind::Lxc => {
+                    env.client
+                        .lxc_config_put(&env.node, vmid, &plan.update)
+                        .await
+                }
+                GuestKind::Qemu => {
+                    env.client
+                        .qemu_config_put(&env.node, vmid, &plan.sets, &plan.deletes)
+                        .await
+                }
+            }
+            .map_err(|e| op_error(e, vmid))?;
+            let after = guest_kind::pending(env.client.as_ref(), env.kind, &env.node, vmid)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
             out.pending = pending_changes(&after);
@@ -673,11 +905,14 @@ pub async fn edit_config(actor: &Actor<'_>, edit: ConfigEdit) -> Result<OpOutcom
 
 /// Grows a disk (`PUT …/resize`, task `resize`).
 pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, AppError> {
+    // Which names apply depends on the kind, known once the guest is located; here only
+    // names neither kind has are refused.
     let valid_disk = req.disk == "rootfs"
         || req
             .disk
             .strip_prefix("mp")
-            .is_some_and(|n| n.parse::<u16>().is_ok_and(|n| n <= 255));
+            .is_some_and(|n| n.parse::<u16>().is_ok_and(|n| n <= 255))
+        || is_qemu_disk_key(&req.disk);
     let size_ok = {
         let s = req.size.strip_prefix('+').unwrap_or(&req.size);
         let digits = s.trim_end_matches(['K', 'M', 'G', 'T']);
@@ -689,7 +924,11 @@ pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, 
     };
     let mut fields = Vec::new();
     if !valid_disk {
-        fields.push(("disk".to_owned(), "disk must be rootfs or mpN".to_owned()));
+        fields.push((
+            "disk".to_owned(),
+            "disk must be rootfs or mpN (a container), scsiN, virtioN, sataN or ideN (a VM)"
+                .to_owned(),
+        ));
     }
     if !size_ok {
         fields.push((
@@ -707,44 +946,39 @@ pub async fn resize(actor: &Actor<'_>, req: ResizeRequest) -> Result<OpOutcome, 
     guarded(actor, Operation::Resize, detail, move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
-            env.rights
-                .require(&vm_path(vmid), &["VM.Config.Disk", "VM.Config.Options"])
-                .await?;
-            let config = env
-                .client
-                .lxc_config_get(&env.node, vmid, true)
-                .await
-                .map_err(|e| op_error(e, vmid))?;
-            let volume = if req.disk == "rootfs" {
-                config.rootfs.as_ref().map(|r| r.volume.clone())
-            } else {
-                req.disk
-                    .strip_prefix("mp")
-                    .and_then(|n| n.parse::<u16>().ok())
-                    .and_then(|n| config.mounts.get(&n))
-                    .map(|m| m.volume.clone())
-            }
-            .ok_or_else(|| AppError::NotFound(format!("disk {} of CT {vmid}", req.disk)))?;
+            // qemu-server asks VM.Config.Disk; pve-container checks `disk` as an option too.
+            let privileges: &[&str] = match env.kind {
+                GuestKind::Lxc => &["VM.Config.Disk", "VM.Config.Options"],
+                GuestKind::Qemu => &["VM.Config.Disk"],
+            };
+            env.rights.require(&vm_path(vmid), privileges).await?;
+            let config = read_current(env.client.as_ref(), env.kind, &env.node, vmid, true).await?;
+            let volume = config.volume_of(&req.disk).ok_or_else(|| {
+                AppError::NotFound(format!("disk {} of {} {vmid}", req.disk, env.kind.short()))
+            })?;
             if let Some((storage, _)) = volume.split_once(':') {
                 env.rights
                     .require(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"])
                     .await?;
             }
-            let upid = env
-                .client
-                .lxc_resize(&env.node, vmid, &req.disk, &req.size, None)
-                .await
-                .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
-            let mut out = outcome(
+            let upid = guest_kind::resize(
+                env.client.as_ref(),
+                env.kind,
+                &env.node,
+                vmid,
+                &req.disk,
+                &req.size,
+            )
+            .await
+            .map_err(|e| op_error(e, vmid))?;
+            task_outcome(
                 actor,
                 &env,
                 Operation::Resize,
+                upid,
                 format!("resized {} by/to {}", req.disk, req.size),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
-            Ok(out)
+            )
+            .await
         })
     })
     .await
@@ -758,14 +992,13 @@ pub async fn snapshots(
 ) -> Result<SnapshotList, AppError> {
     crate::authz::read(state, user, &target.cluster, target.vmid).await?;
     let client = client_for(state, user, &target.cluster)?;
-    let (node, status) = lifecycle::locate(client.as_ref(), target)
+    let located = guest_kind::locate(client.as_ref(), target)
         .await
         .map_err(|e| op_error(e, target.vmid))?;
-    let list = client
-        .snapshot_list(&node, target.vmid)
+    let list = guest_kind::snapshot_list(client.as_ref(), located.kind, &located.node, target.vmid)
         .await
         .map_err(|e| op_error(e, target.vmid))?;
-    Ok(snapshot_tree(&list, status.status == "running"))
+    Ok(snapshot_tree(&list, located.state.is_running()))
 }
 
 /// Orders Proxmox's flat list as a tree and says, for each snapshot, what is newer.
@@ -869,21 +1102,24 @@ pub async fn snapshot(actor: &Actor<'_>, req: SnapshotRequest) -> Result<OpOutco
         Box::pin(async move {
             let vmid = actor.target.vmid;
             env.rights.require(&vm_path(vmid), &["VM.Snapshot"]).await?;
-            let upid = env
-                .client
-                .snapshot_create(&env.node, vmid, &req.name, req.description.as_deref())
-                .await
-                .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
-            let mut out = outcome(
+            let upid = guest_kind::snapshot_create(
+                env.client.as_ref(),
+                env.kind,
+                &env.node,
+                vmid,
+                &req.name,
+                req.description.as_deref(),
+            )
+            .await
+            .map_err(|e| op_error(e, vmid))?;
+            task_outcome(
                 actor,
                 &env,
                 Operation::Snapshot,
+                upid,
                 format!("took snapshot {}", req.name),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
-            Ok(out)
+            )
+            .await
         })
     })
     .await
@@ -903,21 +1139,18 @@ pub async fn rollback(
             env.rights
                 .require_any(&vm_path(vmid), &["VM.Snapshot", "VM.Snapshot.Rollback"])
                 .await?;
-            let upid = env
-                .client
-                .snapshot_rollback(&env.node, vmid, name, req.start)
-                .await
-                .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
-            let mut out = outcome(
-                actor,
-                &env,
-                Operation::Rollback,
-                format!("rolled back to snapshot {name}; the state since then is gone"),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
-            Ok(out)
+            let upid = guest_kind::snapshot_rollback(
+                env.client.as_ref(),
+                env.kind,
+                &env.node,
+                vmid,
+                name,
+                req.start,
+            )
+            .await
+            .map_err(|e| op_error(e, vmid))?;
+            let message = format!("rolled back to snapshot {name}; the state since then is gone");
+            task_outcome(actor, &env, Operation::Rollback, upid, message).await
         })
     })
     .await
@@ -931,32 +1164,39 @@ pub async fn delete_snapshot(actor: &Actor<'_>, name: &str) -> Result<OpOutcome,
         Box::pin(async move {
             let vmid = actor.target.vmid;
             env.rights.require(&vm_path(vmid), &["VM.Snapshot"]).await?;
-            let upid = env
-                .client
-                .snapshot_delete(&env.node, vmid, name, false)
-                .await
-                .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
-            let mut out = outcome(
+            let upid =
+                guest_kind::snapshot_delete(env.client.as_ref(), env.kind, &env.node, vmid, name)
+                    .await
+                    .map_err(|e| op_error(e, vmid))?;
+            task_outcome(
                 actor,
                 &env,
                 Operation::SnapshotDelete,
+                upid,
                 format!("deleted snapshot {name}"),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
-            Ok(out)
+            )
+            .await
         })
     })
     .await
 }
 
-/// Converts a stopped CT into a template (`POST …/template`, task `vztemplate`).
+/// Converts a stopped guest into a template (`POST …/template`, task `vztemplate` or
+/// `qmtemplate`).
 pub async fn template(actor: &Actor<'_>) -> Result<OpOutcome, AppError> {
     guarded(actor, Operation::Template, json!({}), move |env| {
         Box::pin(async move {
             let vmid = actor.target.vmid;
             env.rights.require(&vm_path(vmid), &["VM.Allocate"]).await?;
+            if env.kind == GuestKind::Qemu {
+                // qemu-server answers the task's UPID: followed like any other.
+                let upid = env
+                    .client
+                    .qemu_template(&env.node, vmid)
+                    .await
+                    .map_err(|e| op_error(e, vmid))?;
+                return task_outcome(actor, &env, Operation::Template, upid, format!("VM {vmid} is now a template")).await;
+            }
             env.client
                 .lxc_template(&env.node, vmid)
                 .await
@@ -987,8 +1227,9 @@ pub async fn template(actor: &Actor<'_>) -> Result<OpOutcome, AppError> {
     .await
 }
 
-/// Clones a CT (`POST …/clone`, task `vzclone`); a managed CT's record (template link,
-/// sealed root password: the clone has the same files) is carried over to the clone.
+/// Clones a guest (`POST …/clone`, task `vzclone` or `qmclone`; a VM's `hostname` is its
+/// `name`); a managed guest's record (template link, sealed root password: the clone has the
+/// same files) is carried over to the clone.
 pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, AppError> {
     if let Some(h) = &req.hostname {
         let verdict = crate::provisioning::check::check_hostname(h);
@@ -1024,26 +1265,11 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
             env.rights
                 .require(&vm_path(newid), &["VM.Allocate"])
                 .await?;
-            let config = env
-                .client
-                .lxc_config_get(&env.node, vmid, true)
-                .await
-                .map_err(|e| op_error(e, vmid))?;
-            let mut storages: BTreeSet<String> = BTreeSet::new();
-            if let Some(s) = &req.storage {
-                storages.insert(s.clone());
-            } else {
-                for volume in config
-                    .rootfs
-                    .iter()
-                    .map(|r| r.volume.as_str())
-                    .chain(config.mounts.values().map(|m| m.volume.as_str()))
-                {
-                    if let Some((s, _)) = volume.split_once(':') {
-                        storages.insert(s.to_owned());
-                    }
-                }
-            }
+            let config = read_current(env.client.as_ref(), env.kind, &env.node, vmid, true).await?;
+            let storages: BTreeSet<String> = match &req.storage {
+                Some(s) => BTreeSet::from([s.clone()]),
+                None => config.disk_storages(),
+            };
             for s in &storages {
                 env.rights
                     .require(&format!("/storage/{s}"), &["Datastore.AllocateSpace"])
@@ -1058,25 +1284,20 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
                 storage: req.storage.clone(),
                 ..CloneParams::default()
             };
-            let upid = env
-                .client
-                .lxc_clone(&env.node, vmid, &params)
+            let upid = guest_kind::clone(env.client.as_ref(), env.kind, &env.node, vmid, &params)
                 .await
                 .map_err(|e| op_error(e, vmid))?;
-            let log = follow(&env, &upid, vmid).await?;
-            let hostname = req
-                .hostname
-                .clone()
-                .or_else(|| config.hostname.clone())
-                .unwrap_or_else(|| format!("CT{newid}"));
-            let mut out = outcome(
-                actor,
-                &env,
-                Operation::Clone,
-                format!("cloned CT {vmid} as CT {newid} ({hostname})"),
-            );
-            out.upid = Some(upid.to_string());
-            out.task_log = log;
+            let short = env.kind.short();
+            let hostname = req.hostname.clone().unwrap_or_else(|| match env.kind {
+                GuestKind::Lxc => config.name().unwrap_or_else(|| format!("CT{newid}")),
+                // qemu-server names an unnamed clone `Copy-of-VM-<name>`.
+                GuestKind::Qemu => format!(
+                    "Copy-of-VM-{}",
+                    config.name().unwrap_or_else(|| vmid.to_string())
+                ),
+            });
+            let message = format!("cloned {short} {vmid} as {short} {newid} ({hostname})");
+            let mut out = task_outcome(actor, &env, Operation::Clone, upid, message).await?;
             out.new_vmid = Some(newid);
             if let Some(record) = &actor.target.record {
                 let new = NewContainer {
@@ -1091,7 +1312,12 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
                     created_by: env.username.clone(),
                 };
                 match actor.state.store.create_container(&new).await {
-                    Ok(id) => out.new_id = Some(id),
+                    Ok(id) => {
+                        if env.kind != GuestKind::Lxc {
+                            actor.state.store.set_container_kind(id, env.kind).await?;
+                        }
+                        out.new_id = Some(id);
+                    }
                     Err(StoreError::Conflict(m)) => {
                         tracing::warn!(newid, "clone record not stored: {m}");
                     }
@@ -1118,8 +1344,8 @@ pub async fn pending_on_page(
         i64::try_from(state.config.dashboard.fresh_ms.saturating_mul(5)).unwrap_or(i64::MAX);
     let now = state.clock.now_ms();
     let mut out = BTreeMap::new();
-    // Owned per guest: (client, cluster id, node, vmid, row key).
-    type Ask = (Arc<dyn PveApi>, i64, String, u32, String);
+    // Owned per guest: (client, cluster id, node, kind, vmid, row key).
+    type Ask = (Arc<dyn PveApi>, i64, String, GuestKind, u32, String);
     type ClusterClient = Option<(Arc<dyn PveApi>, i64)>;
     let mut ask: Vec<Ask> = Vec::new();
     let mut clients: BTreeMap<String, ClusterClient> = BTreeMap::new();
@@ -1146,20 +1372,29 @@ pub async fn pending_on_page(
                 out.insert(row.key.clone(), keys);
             }
             Some(_) => {}
-            None => ask.push((api, cluster_id, row.node.clone(), row.vmid, row.key.clone())),
+            None => ask.push((
+                api,
+                cluster_id,
+                row.node.clone(),
+                row.kind,
+                row.vmid,
+                row.key.clone(),
+            )),
         }
     }
     type Answer = (i64, u32, String, Result<Vec<String>, PveError>);
     let mut asks: Vec<BoxFuture<'static, Answer>> = Vec::new();
-    for (api, cluster_id, node, vmid, key) in ask {
+    for (api, cluster_id, node, kind, vmid, key) in ask {
         asks.push(Box::pin(async move {
-            let keys = api.lxc_pending(&node, vmid).await.map(|entries| {
-                entries
-                    .into_iter()
-                    .filter(PendingEntry::is_pending)
-                    .map(|e| e.key)
-                    .collect::<Vec<_>>()
-            });
+            let keys = guest_kind::pending(api.as_ref(), kind, &node, vmid)
+                .await
+                .map(|entries| {
+                    entries
+                        .into_iter()
+                        .filter(PendingEntry::is_pending)
+                        .map(|e| e.key)
+                        .collect::<Vec<_>>()
+                });
             (cluster_id, vmid, key, keys)
         }));
     }
@@ -1180,18 +1415,17 @@ pub async fn pending_on_page(
     out
 }
 
-/// The keys waiting for the next start of each of `vmids` on `node` (a few asked at a time;
-/// a CT Proxmox does not answer for is left out).
+/// The keys waiting for the next start of each of `guests` (kind, VMID) on `node` (a few
+/// asked at a time; a guest Proxmox does not answer for is left out).
 pub async fn pending_keys(
     client: &dyn PveApi,
     node: &str,
-    vmids: &[u32],
+    guests: &[(GuestKind, u32)],
 ) -> BTreeMap<u32, Vec<String>> {
     use futures_util::StreamExt;
-    futures_util::stream::iter(vmids.iter().copied())
-        .map(|vmid| async move {
-            let keys = client
-                .lxc_pending(node, vmid)
+    futures_util::stream::iter(guests.iter().copied())
+        .map(|(kind, vmid)| async move {
+            let keys = guest_kind::pending(client, kind, node, vmid)
                 .await
                 .map(|entries| {
                     entries
@@ -1248,7 +1482,10 @@ mod tests {
 
     #[test]
     fn privileges_follow_pve_container() {
-        let p = privileges_for_keys(["memory", "net0", "tags", "mp3", "cores"].into_iter());
+        let p = privileges_for_keys(
+            GuestKind::Lxc,
+            ["memory", "net0", "tags", "mp3", "cores"].into_iter(),
+        );
         let p: Vec<&str> = p.into_iter().collect();
         assert_eq!(
             p,

@@ -178,11 +178,16 @@ pub fn effective_values(entries: &[PendingEntry]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// What [`ConfigEdit::plan`] produces.
+/// What [`ConfigEdit::plan`] (a container) and [`ConfigEdit::plan_qemu`] (a VM) produce.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// The request to send.
+    /// The container's request to send.
     pub update: LxcConfigUpdate,
+    /// The same change as `key=value` pairs (a VM's `PUT …/qemu/{vmid}/config`; the digest,
+    /// when given, is one of them).
+    pub sets: Vec<(String, String)>,
+    /// Keys to delete.
+    pub deletes: Vec<String>,
     /// What changes, in key order.
     pub changes: Vec<Change>,
     /// Whether a mount point is a bind mount (only root@pam).
@@ -243,22 +248,71 @@ impl ConfigEdit {
         let mut deletes: Vec<String> = Vec::new();
         let mut bind_mounts = Vec::new();
         let mut new_volumes_on = Vec::new();
+        if let Some(s) = self.swap {
+            sets.push(("swap".into(), s.to_string()));
+        }
+        self.common_keys(&mut sets, &mut deletes, &mut fields);
+        self.guest_devices(
+            config,
+            &mut sets,
+            &mut deletes,
+            &mut fields,
+            &mut bind_mounts,
+            &mut new_volumes_on,
+        );
+        self.finish(sets, deletes, fields, values, bind_mounts, new_volumes_on)
+    }
+
+    /// The update of a VM's configuration over `values` (key → effective text): the keys a
+    /// container and a VM share (cores, memory, start on boot and order, tags, description,
+    /// cloud-init's DNS); swap, interfaces and mount points are a container's, so an edit
+    /// naming them is refused field by field (a VM's disks grow through resize, its
+    /// interfaces are edited in Proxmox).
+    pub fn plan_qemu(&self, values: &BTreeMap<String, String>) -> Result<Plan, AppError> {
+        let mut fields = Vec::new();
+        let mut sets: Vec<(String, String)> = Vec::new();
+        let mut deletes: Vec<String> = Vec::new();
+        if self.swap.is_some() {
+            field(&mut fields, "swap", "a VM has no swap setting in Proxmox");
+        }
+        for idx in self.net.keys() {
+            field(
+                &mut fields,
+                format!("net{idx}"),
+                "a VM's network interfaces are not edited here; use Proxmox",
+            );
+        }
+        for idx in self.mp.keys() {
+            field(
+                &mut fields,
+                format!("mp{idx}"),
+                "a VM has disks, not mount points; grow a disk with resize",
+            );
+        }
+        self.common_keys(&mut sets, &mut deletes, &mut fields);
+        self.finish(sets, deletes, fields, values, Vec::new(), Vec::new())
+    }
+
+    /// The keys containers and VMs share, with the same meaning and text in Proxmox.
+    fn common_keys(
+        &self,
+        sets: &mut Vec<(String, String)>,
+        deletes: &mut Vec<String>,
+        fields: &mut Vec<(String, String)>,
+    ) {
         if let Some(c) = self.cores {
             if (1..=8192).contains(&c) {
                 sets.push(("cores".into(), c.to_string()));
             } else {
-                field(&mut fields, "cores", "cores must be between 1 and 8192");
+                field(fields, "cores", "cores must be between 1 and 8192");
             }
         }
         if let Some(m) = self.memory {
             if m >= 16 {
                 sets.push(("memory".into(), m.to_string()));
             } else {
-                field(&mut fields, "memory", "memory must be at least 16 MiB");
+                field(fields, "memory", "memory must be at least 16 MiB");
             }
-        }
-        if let Some(s) = self.swap {
-            sets.push(("swap".into(), s.to_string()));
         }
         if let Some(b) = self.onboot {
             sets.push(("onboot".into(), if b { "1" } else { "0" }.into()));
@@ -277,7 +331,7 @@ impl ConfigEdit {
                 .collect();
             if let Some(bad) = tags.iter().find(|t| !valid_tag(t)) {
                 field(
-                    &mut fields,
+                    fields,
                     "tags",
                     format!("tag {bad:?} may only contain letters, digits, -, _, . and +"),
                 );
@@ -301,17 +355,29 @@ impl ConfigEdit {
                 if v.is_empty() {
                     deletes.push(key.into());
                 } else if key != "description" && v.chars().any(|c| c.is_control()) {
-                    field(&mut fields, key, format!("{key} must be one line"));
+                    field(fields, key, format!("{key} must be one line"));
                 } else {
                     sets.push((key.into(), v.to_owned()));
                 }
             }
         }
+    }
+
+    /// A container's interfaces and mount points, merged into what it has.
+    fn guest_devices(
+        &self,
+        config: &LxcConfig,
+        sets: &mut Vec<(String, String)>,
+        deletes: &mut Vec<String>,
+        fields: &mut Vec<(String, String)>,
+        bind_mounts: &mut Vec<String>,
+        new_volumes_on: &mut Vec<String>,
+    ) {
         for (idx, edit) in &self.net {
             let key = format!("net{idx}");
             if *idx > MAX_NET {
                 field(
-                    &mut fields,
+                    fields,
                     &key,
                     format!("network interfaces go up to net{MAX_NET}"),
                 );
@@ -325,17 +391,13 @@ impl ConfigEdit {
             }
             match merge_net(*idx, config.nets.get(idx), edit) {
                 Ok(net) => sets.push((key, net.to_string())),
-                Err(e) => field(&mut fields, key, e),
+                Err(e) => field(fields, key, e),
             }
         }
         for (idx, edit) in &self.mp {
             let key = format!("mp{idx}");
             if *idx > MAX_MP {
-                field(
-                    &mut fields,
-                    &key,
-                    format!("mount points go up to mp{MAX_MP}"),
-                );
+                field(fields, &key, format!("mount points go up to mp{MAX_MP}"));
                 continue;
             }
             if edit.remove {
@@ -353,9 +415,21 @@ impl ConfigEdit {
                     }
                     sets.push((key, mp.to_string()));
                 }
-                Err(e) => field(&mut fields, key, e),
+                Err(e) => field(fields, key, e),
             }
         }
+    }
+
+    /// Field errors, else the update of what differs from `values` and its diff.
+    fn finish(
+        &self,
+        mut sets: Vec<(String, String)>,
+        mut deletes: Vec<String>,
+        fields: Vec<(String, String)>,
+        values: &BTreeMap<String, String>,
+        bind_mounts: Vec<String>,
+        new_volumes_on: Vec<String>,
+    ) -> Result<Plan, AppError> {
         if !fields.is_empty() {
             return Err(AppError::Invalid {
                 message: "the configuration change is not valid".into(),
@@ -380,17 +454,20 @@ impl ConfigEdit {
             .collect();
         changes.sort_by(|a, b| a.key.cmp(&b.key));
         let mut update = LxcConfigUpdate::new();
-        for (k, v) in sets {
-            update = update.set(k, v);
+        for (k, v) in &sets {
+            update = update.set(k.clone(), v.clone());
         }
-        for k in deletes {
-            update = update.delete(k);
+        for k in &deletes {
+            update = update.delete(k.clone());
         }
         if let Some(d) = &self.digest {
             update = update.digest(d.clone());
+            sets.push(("digest".into(), d.clone()));
         }
         Ok(Plan {
             update,
+            sets,
+            deletes,
             changes,
             bind_mounts,
             new_volumes_on,

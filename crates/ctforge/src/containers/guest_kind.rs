@@ -7,7 +7,8 @@
 //! guests, records from before the kind was stored).
 
 use ctforge_pve::types::{
-    ConsolidationFn, DeleteOptions, LxcStatus, QemuStatus, ResourceKind, RrdPoint, Timeframe, Upid,
+    CloneParams, ConsolidationFn, DeleteOptions, LxcStatus, PendingEntry, QemuStatus, ResourceKind,
+    RrdPoint, Snapshot, Timeframe, Upid,
 };
 use ctforge_pve::{PveApi, PveError};
 
@@ -219,5 +220,110 @@ pub async fn rrddata(
     match kind {
         GuestKind::Lxc => client.lxc_rrddata(node, vmid, timeframe, cf).await,
         GuestKind::Qemu => client.qemu_rrddata(node, vmid, timeframe, cf).await,
+    }
+}
+
+// ---- day-two calls (`containers::daytwo`): the same operation under `lxc/` or `qemu/` ----
+
+/// `GET …/pending`: each key's current and pending value.
+pub async fn pending(
+    client: &dyn PveApi,
+    kind: GuestKind,
+    node: &str,
+    vmid: u32,
+) -> Result<Vec<PendingEntry>, PveError> {
+    match kind {
+        GuestKind::Lxc => client.lxc_pending(node, vmid).await,
+        GuestKind::Qemu => client.qemu_pending(node, vmid).await,
+    }
+}
+
+/// `PUT …/resize` (grow only): a `resize` task.
+pub async fn resize(
+    client: &dyn PveApi,
+    kind: GuestKind,
+    node: &str,
+    vmid: u32,
+    disk: &str,
+    size: &str,
+) -> Result<Upid, PveError> {
+    match kind {
+        GuestKind::Lxc => client.lxc_resize(node, vmid, disk, size, None).await,
+        GuestKind::Qemu => client.qemu_resize(node, vmid, disk, size).await,
+    }
+}
+
+/// `POST …/clone`: a `vzclone` or `qmclone` task (`hostname` is a VM's `name`).
+pub async fn clone(
+    client: &dyn PveApi,
+    kind: GuestKind,
+    node: &str,
+    vmid: u32,
+    params: &CloneParams,
+) -> Result<Upid, PveError> {
+    match kind {
+        GuestKind::Lxc => client.lxc_clone(node, vmid, params).await,
+        GuestKind::Qemu => client.qemu_clone(node, vmid, params).await,
+    }
+}
+
+/// `GET …/snapshot`: the snapshots and `current`.
+pub async fn snapshot_list(
+    client: &dyn PveApi,
+    kind: GuestKind,
+    node: &str,
+    vmid: u32,
+) -> Result<Vec<Snapshot>, PveError> {
+    match kind {
+        GuestKind::Lxc => client.snapshot_list(node, vmid).await,
+        GuestKind::Qemu => client.qemu_snapshot_list(node, vmid).await,
+    }
+}
+
+/// `POST …/snapshot`: a `vzsnapshot` or `qmsnapshot` task.
+pub async fn snapshot_create(
+    client: &dyn PveApi,
+    kind: GuestKind,
+    node: &str,
+    vmid: u32,
+    name: &str,
+    description: Option<&str>,
+) -> Result<Upid, PveError> {
+    match kind {
+        GuestKind::Lxc => client.snapshot_create(node, vmid, name, description).await,
+        GuestKind::Qemu => {
+            client
+                .qemu_snapshot_create(node, vmid, name, description)
+                .await
+        }
+    }
+}
+
+/// `POST …/snapshot/{name}/rollback`: a `vzrollback` or `qmrollback` task.
+pub async fn snapshot_rollback(
+    client: &dyn PveApi,
+    kind: GuestKind,
+    node: &str,
+    vmid: u32,
+    name: &str,
+    start: bool,
+) -> Result<Upid, PveError> {
+    match kind {
+        GuestKind::Lxc => client.snapshot_rollback(node, vmid, name, start).await,
+        GuestKind::Qemu => client.qemu_snapshot_rollback(node, vmid, name, start).await,
+    }
+}
+
+/// `DELETE …/snapshot/{name}`: a `vzdelsnapshot` or `qmdelsnapshot` task.
+pub async fn snapshot_delete(
+    client: &dyn PveApi,
+    kind: GuestKind,
+    node: &str,
+    vmid: u32,
+    name: &str,
+) -> Result<Upid, PveError> {
+    match kind {
+        GuestKind::Lxc => client.snapshot_delete(node, vmid, name, false).await,
+        GuestKind::Qemu => client.qemu_snapshot_delete(node, vmid, name, false).await,
     }
 }

@@ -6,7 +6,7 @@
 
 use ctforge_pve::PveApi;
 
-use super::plan::Environment;
+use super::plan::{CloneSource, Environment};
 use crate::storage::model::Cluster;
 
 /// Fetches the environment of `cluster`, with the node's choices for `node` (or the first
@@ -112,4 +112,58 @@ struct Storages {
     images: Vec<String>,
     ostemplates: Vec<String>,
     imports: Vec<String>,
+}
+
+/// The VM a request clones (`clone_from`): whether it is a template, the storage of its boot
+/// disk, whether that disk allows a linked clone (a template's `base-` volume on thin LVM, ZFS
+/// or Ceph, or a qcow2 file on a directory storage: qemu-server's `vdisk_clone`) and whether it
+/// has a cloud-init drive. `None` when Proxmox has no such VM on `node`.
+pub async fn clone_source(
+    client: &dyn PveApi,
+    node: &str,
+    vmid: u32,
+) -> Result<Option<CloneSource>, String> {
+    let config = match client.qemu_config_get(node, vmid, true).await {
+        Ok(c) => c,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(format!("cannot read VM {vmid} on {node}: {e}")),
+    };
+    let text = |k: &str| {
+        config.get(k).and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    let template = text("template").is_some_and(|t| t == "1");
+    let disk = text(super::plan::VM_DISK).unwrap_or_default();
+    let volume = disk.split(',').next().unwrap_or("").to_owned();
+    let disk_storage = volume.split_once(':').map(|(s, _)| s.to_owned());
+    let cloudinit = config.iter().any(|(k, v)| {
+        ["ide", "sata", "scsi"].iter().any(|p| k.starts_with(p))
+            && v.as_str().is_some_and(|v| v.contains("cloudinit"))
+    });
+    let storage_kind = match &disk_storage {
+        Some(s) => client
+            .node_storage(node, None)
+            .await
+            .map_err(|e| format!("cannot list storages of {node}: {e}"))?
+            .into_iter()
+            .find(|st| &st.storage == s)
+            .map(|st| st.kind),
+        None => None,
+    };
+    let linked = template
+        && match storage_kind.as_deref() {
+            Some("lvmthin" | "zfspool" | "rbd") => true,
+            Some("dir" | "nfs" | "cifs") => volume.ends_with(".qcow2"),
+            _ => false,
+        };
+    Ok(Some(CloneSource {
+        vmid,
+        template,
+        disk_storage,
+        linked,
+        cloudinit,
+    }))
 }

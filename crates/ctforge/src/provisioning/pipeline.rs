@@ -574,7 +574,7 @@ impl CreateContainer {
             _ => None,
         };
         match &work.plan.qemu {
-            Some(qemu) => crate::authz::create_vm(&rights, &qemu.to_form())
+            Some(_) => crate::authz::create_vm_as_planned(&rights, &work.plan)
                 .await
                 .map_err(|e| fail(format!("permission denied: {e}")))?,
             None => {

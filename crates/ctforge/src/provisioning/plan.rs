@@ -2,7 +2,7 @@
 //! exact Proxmox create parameters and every provisioning step, in order. The Review step shows
 //! this plan and the job executes it, so what the user confirmed is what runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ctforge_pve::types::{
     Features, IpConfig, LxcCreateParams, NetConfig, QemuCreate, RootFs, VmDisk,
@@ -80,6 +80,12 @@ pub struct CreateRequest {
     /// template's `TEMPLATE_IMAGE`, else the node's `import` volume named after its OS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// A vm template only: create the VM as a clone of this VM template (its VMID, on the
+    /// node) instead of importing a cloud image — linked when the template's disk is on a
+    /// storage that allows it and no other storage is asked, else a full copy; then this
+    /// VM's own cloud-init settings, resources and disk size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_from: Option<u32>,
     /// A vm template only: the cloud-init user (default `ctforge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -173,6 +179,51 @@ pub struct Environment {
     pub import_volumes: Vec<String>,
     /// Storages of the node that hold snippets (cloud-init files for `cicustom`).
     pub snippet_storages: Vec<String>,
+    /// The VM a request clones (`clone_from`), as Proxmox has it on the node.
+    pub clone_source: Option<CloneSource>,
+}
+
+/// A VM a new VM is cloned from (`CreateRequest::clone_from`), read when the request names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneSource {
+    /// Its VMID.
+    pub vmid: u32,
+    /// Whether it is a template (only templates are cloned for new VMs, as in Proxmox's GUI).
+    pub template: bool,
+    /// The storage of its boot disk (`scsi0`).
+    pub disk_storage: Option<String>,
+    /// Whether its disks allow a linked clone (a template's base volumes on thin LVM, ZFS,
+    /// Ceph, or qcow2 files on a directory storage).
+    pub linked: bool,
+    /// Whether it has a cloud-init drive (else the clone gets one).
+    pub cloudinit: bool,
+}
+
+/// The clone call of a VM created from a VM template, and the configuration set after it.
+#[derive(Clone, Debug)]
+pub struct VmClone {
+    /// The template's VMID.
+    pub source: u32,
+    /// `POST /nodes/{node}/qemu/{source}/clone`.
+    pub params: ctforge_pve::types::CloneParams,
+    /// `PUT …/qemu/{vmid}/config` of the clone (its own cloud-init user, keys, address,
+    /// resources); the password in clear (never serialised).
+    pub config: Vec<(String, String)>,
+    /// The storage the clone's disk is allocated on (the template's for a linked clone).
+    pub allocates_on: Option<String>,
+}
+
+impl VmClone {
+    /// The clone's creation as `POST /nodes/{node}/qemu` form parameters would state it
+    /// (VMID, the configuration set on it, its disk's storage), for the same checks.
+    pub fn as_create_form(&self) -> Vec<(String, String)> {
+        let mut form = vec![("vmid".to_owned(), self.params.newid.to_string())];
+        form.extend(self.config.iter().cloned());
+        if let Some(s) = &self.allocates_on {
+            form.push((VM_DISK.to_owned(), format!("{s}:0")));
+        }
+        form
+    }
 }
 
 /// One provisioning step of the plan, with everything it will do.
@@ -189,6 +240,16 @@ pub enum Step {
         volid: String,
         /// Its text (the template's `cloud-init/user-data.yaml`).
         content: String,
+    },
+    /// Clone a VM template (`POST …/qemu/{vmid}/clone`, task `qmclone`), then give the clone
+    /// its own configuration (`PUT …/config`: cloud-init user, keys, address, resources).
+    CloneVm {
+        /// VMID of the VM template.
+        vmid: u32,
+        /// A full copy (else linked to the template's base disk).
+        full: bool,
+        /// The configuration set on the clone (the password masked).
+        config: BTreeMap<String, String>,
     },
     /// Grow a VM's imported disk to the requested size (`PUT …/resize`).
     ResizeDisk {
@@ -264,6 +325,7 @@ impl Step {
         match self {
             Step::Create
             | Step::CloneImage { .. }
+            | Step::CloneVm { .. }
             | Step::ResizeDisk { .. }
             | Step::CloudInitSnippet { .. } => "create",
             Step::Start => "start",
@@ -349,6 +411,9 @@ pub struct Plan {
     /// The VM's create call when [`Plan::kind`] is `qemu` (then `params` is unused).
     #[serde(skip)]
     pub qemu: Option<QemuCreate>,
+    /// A VM cloned from a VM template instead (`qemu` then only supplies its settings).
+    #[serde(skip)]
+    pub vm_clone: Option<VmClone>,
     /// Steps in order.
     pub steps: Vec<Step>,
     /// Static IP without prefix, if any (for web URLs before discovery).
@@ -489,9 +554,16 @@ pub struct PlanView {
 impl Plan {
     /// The user-facing view.
     pub fn view(&self) -> PlanView {
-        let form = match &self.qemu {
-            Some(q) => q.to_form(),
-            None => self.params.to_form(),
+        let (create_call, form) = match (&self.vm_clone, &self.qemu) {
+            (Some(c), _) => (
+                format!("POST /nodes/{}/qemu/{}/clone", self.node, c.source),
+                c.params.to_qemu_form(),
+            ),
+            (None, Some(q)) => (format!("POST /nodes/{}/qemu", self.node), q.to_form()),
+            (None, None) => (
+                format!("POST /nodes/{}/{}", self.node, self.kind.as_str()),
+                self.params.to_form(),
+            ),
         };
         let create_params = form
             .into_iter()
@@ -510,7 +582,7 @@ impl Plan {
             hostname: self.hostname.clone(),
             template: self.template.clone(),
             kind: self.kind,
-            create_call: format!("POST /nodes/{}/{}", self.node, self.kind.as_str()),
+            create_call,
             create_params,
             steps: self.steps.clone(),
             source: self.source.clone(),
@@ -698,7 +770,14 @@ pub fn resolve(
         (Some(os), None) => Some(os.clone()),
         _ => None,
     };
-    let image = if vm {
+    let clone_from = req.clone_from.filter(|_| vm);
+    if req.clone_from.is_some() && !vm {
+        errors.push((
+            "clone_from".into(),
+            "only a VM is cloned from a VM template; this template makes a container".into(),
+        ));
+    }
+    let image = if vm && clone_from.is_none() {
         resolve_image(req, &conf, env, &node, wanted_os.as_deref(), &mut errors)
     } else {
         String::new()
@@ -808,7 +887,46 @@ pub fn resolve(
             content: content.clone(),
         });
     }
-    steps.push(Step::Create);
+    // A clone's disk is the template's, on its storage unless another one is asked.
+    let asked_storage = req
+        .storage
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or(conf.storage.clone());
+    let clone =
+        clone_from.and_then(
+            |id| match env.clone_source.as_ref().filter(|s| s.vmid == id) {
+                None => {
+                    errors.push((
+                        "clone_from".into(),
+                        format!("VM {id} does not exist on {node}"),
+                    ));
+                    None
+                }
+                Some(s) if !s.template => {
+                    errors.push((
+                        "clone_from".into(),
+                        format!("VM {id} is not a template; convert it to a template first"),
+                    ));
+                    None
+                }
+                Some(s) => {
+                    let other_storage = asked_storage
+                        .as_ref()
+                        .is_some_and(|a| Some(a) != s.disk_storage.as_ref());
+                    let full = !s.linked || other_storage;
+                    Some((s.clone(), full))
+                }
+            },
+        );
+    match &clone {
+        Some((source, full)) => steps.push(Step::CloneVm {
+            vmid: source.vmid,
+            full: *full,
+            config: BTreeMap::new(),
+        }),
+        None => steps.push(Step::Create),
+    }
     if vm {
         steps.push(Step::ResizeDisk {
             disk: VM_DISK.into(),
@@ -994,6 +1112,18 @@ pub fn resolve(
         q.tags = tags.clone();
         q
     });
+    let vm_clone = match (&clone, &qemu) {
+        (Some((source, full)), Some(q)) => {
+            let (vm_clone, shown) = clone_call(q, source, *full, &storage, &hostname);
+            for step in &mut steps {
+                if let Step::CloneVm { config, .. } = step {
+                    *config = shown.clone();
+                }
+            }
+            Some(vm_clone)
+        }
+        _ => None,
+    };
     let kind = if vm {
         crate::status::GuestKind::Qemu
     } else {
@@ -1034,12 +1164,89 @@ pub fn resolve(
         params,
         kind,
         qemu,
+        vm_clone,
         steps,
         ip: static_ip,
         container_user,
         config_source: None,
         source: None,
     })
+}
+
+/// The keys of a VM's create call a clone of a VM template gets set after the clone: its own
+/// resources, cloud-init identity and address, notes; the template keeps its disks, machine,
+/// firmware and devices.
+const CLONE_CONFIG_KEYS: &[&str] = &[
+    "memory",
+    "cores",
+    "sockets",
+    "agent",
+    "ciuser",
+    "cipassword",
+    "sshkeys",
+    "ipconfig0",
+    "nameserver",
+    "searchdomain",
+    "cicustom",
+    "tags",
+    "description",
+    "onboot",
+];
+
+/// The clone of `source` as VM `q.vmid` and the configuration set on it afterwards (and that
+/// configuration as the plan shows it, the password masked). A template without a cloud-init
+/// drive gets one on the clone's storage.
+fn clone_call(
+    q: &QemuCreate,
+    source: &CloneSource,
+    full: bool,
+    storage: &str,
+    hostname: &str,
+) -> (VmClone, BTreeMap<String, String>) {
+    let params = ctforge_pve::types::CloneParams {
+        newid: q.vmid,
+        hostname: Some(hostname.to_owned()),
+        full: Some(full),
+        storage: full.then(|| storage.to_owned()),
+        ..Default::default()
+    };
+    let mut config: Vec<(String, String)> = q
+        .to_form()
+        .into_iter()
+        .filter(|(k, _)| CLONE_CONFIG_KEYS.contains(&k.as_str()))
+        .collect();
+    if !source.cloudinit {
+        let on = if full {
+            storage.to_owned()
+        } else {
+            source
+                .disk_storage
+                .clone()
+                .unwrap_or_else(|| storage.to_owned())
+        };
+        config.push(("ide2".into(), format!("{on}:cloudinit")));
+    }
+    let shown = config
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "cipassword" { "********" } else { v };
+            (k.clone(), v.to_owned())
+        })
+        .collect();
+    let allocates_on = if full {
+        Some(storage.to_owned())
+    } else {
+        source.disk_storage.clone()
+    };
+    (
+        VmClone {
+            source: source.vmid,
+            params,
+            config,
+            allocates_on,
+        },
+        shown,
+    )
 }
 
 /// The disk a VM boots from (the imported cloud image).
@@ -1234,6 +1441,83 @@ mod tests {
         };
         let errors = resolve(&req, Some(&t), &env).unwrap_err();
         assert!(errors.iter().any(|(f, _)| f == "image"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_vm_cloned_from_a_vm_template_plans_the_clone_call_and_its_config() {
+        let mut t = template();
+        t.config.template_type = Some(ctforge_template::TemplateType::Vm);
+        t.config.nesting = None;
+        let source = CloneSource {
+            vmid: 9000,
+            template: true,
+            disk_storage: Some("local-lvm".into()),
+            linked: true,
+            cloudinit: false,
+        };
+        let env = Environment {
+            image_storages: vec!["local-lvm".into(), "local".into()],
+            clone_source: Some(source.clone()),
+            ..env()
+        };
+        let req = CreateRequest {
+            hostname: "vm1".into(),
+            password: Some("secret1".into()),
+            clone_from: Some(9000),
+            ..Default::default()
+        };
+        let plan = resolve(&req, Some(&t), &env).unwrap();
+        let view = plan.view();
+        assert_eq!(view.create_call, "POST /nodes/pve1/qemu/9000/clone");
+        let form: Vec<(&str, &str)> = view
+            .create_params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(form, [("newid", "105"), ("name", "vm1"), ("full", "0")]);
+        let Step::CloneVm { vmid, full, config } = &plan.steps[0] else {
+            panic!("{:?}", plan.steps)
+        };
+        assert_eq!((*vmid, *full), (9000, false));
+        assert_eq!(config["cipassword"], "********");
+        assert_eq!(
+            config["ide2"], "local-lvm:cloudinit",
+            "the template had none"
+        );
+        let clone = plan.vm_clone.as_ref().unwrap();
+        assert!(
+            clone
+                .config
+                .contains(&("cipassword".into(), "secret1".into())),
+            "the call carries the password"
+        );
+        assert!(matches!(plan.steps[1], Step::ResizeDisk { .. }));
+        // Another storage: a full copy there.
+        let req = CreateRequest {
+            storage: Some("local".into()),
+            ..req
+        };
+        let view = resolve(&req, Some(&t), &env).unwrap().view();
+        assert!(view.create_params.contains(&("full".into(), "1".into())));
+        assert!(
+            view.create_params
+                .contains(&("storage".into(), "local".into()))
+        );
+        // Not a template: a field error.
+        let env = Environment {
+            clone_source: Some(CloneSource {
+                template: false,
+                ..source
+            }),
+            ..env
+        };
+        let errors = resolve(&req, Some(&t), &env).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|(f, m)| f == "clone_from" && m.contains("not a template")),
+            "{errors:?}"
+        );
     }
 
     #[test]

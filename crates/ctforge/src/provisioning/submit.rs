@@ -57,6 +57,8 @@ pub struct EnvironmentSnapshot {
     import_volumes: Vec<String>,
     #[serde(default)]
     snippet_storages: Vec<String>,
+    #[serde(default)]
+    clone_source: Option<plan::CloneSource>,
 }
 
 impl From<&Environment> for EnvironmentSnapshot {
@@ -72,6 +74,7 @@ impl From<&Environment> for EnvironmentSnapshot {
             image_storages: e.image_storages.clone(),
             import_volumes: e.import_volumes.clone(),
             snippet_storages: e.snippet_storages.clone(),
+            clone_source: e.clone_source.clone(),
         }
     }
 }
@@ -89,6 +92,7 @@ impl From<&EnvironmentSnapshot> for Environment {
             image_storages: e.image_storages.clone(),
             import_volumes: e.import_volumes.clone(),
             snippet_storages: e.snippet_storages.clone(),
+            clone_source: e.clone_source.clone(),
         }
     }
 }
@@ -252,6 +256,19 @@ pub async fn prepare(
     let mut environment = environment::lookup(client.as_ref(), &cluster, request.node.as_deref())
         .await
         .map_err(AppError::Unavailable)?;
+    if let Some(source) = request.clone_from {
+        // The VM template on the node the VM goes to (a clone stays on its template's node).
+        let node = request
+            .node
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| environment.nodes.first().cloned());
+        if let Some(node) = node.filter(|n| environment.nodes.contains(n)) {
+            environment.clone_source = environment::clone_source(client.as_ref(), &node, source)
+                .await
+                .map_err(AppError::Unavailable)?;
+        }
+    }
     if request.vmid.is_none() {
         environment.next_vmid =
             free_vmid(state, client.as_ref(), &cluster, environment.next_vmid).await?;
@@ -434,8 +451,8 @@ async fn submit_once(
     // user with these parameters (the job makes it again when it starts).
     let rights = crate::authz::Rights::of(state, user, &prepared.cluster)?;
     let needs = match &plan.qemu {
-        Some(qemu) => {
-            crate::authz::create_vm(&rights, &qemu.to_form()).await?;
+        Some(_) => {
+            crate::authz::create_vm_as_planned(&rights, plan).await?;
             crate::authz::CreateNeeds::default()
         }
         None => crate::authz::create(&rights, &plan.params.to_form()).await?,

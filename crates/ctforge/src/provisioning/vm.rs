@@ -1,6 +1,8 @@
 //! The QEMU side of the creation job (`Plan::kind` = `qemu`): write the template's cloud-init
 //! user-data as a vendor-data snippet where a storage holds snippets, create the VM with its disk
-//! imported from the cloud image and its cloud-init drive (`POST /nodes/{node}/qemu`), grow the
+//! imported from the cloud image and its cloud-init drive (`POST /nodes/{node}/qemu`) — or clone
+//! a VM template (`POST …/qemu/{template}/clone`, `Plan::vm_clone`) and set the clone's own
+//! configuration (`PUT …/config`: cloud-init user, keys, address, resources) — grow the
 //! disk to the requested size (`PUT …/resize`), start it and wait — bounded — until its guest
 //! agent answers (`agent/ping`) and reports an address (`agent/network-get-interfaces`).
 //! Everything after that (deploy, install, scripts, discover) is the container pipeline over
@@ -51,6 +53,33 @@ pub(super) async fn create(
             .log(format!("VM {vmid} exists already on {node}; continuing"))
             .await;
         wait_unlocked(ctx, client.as_ref(), node, vmid).await?;
+    } else if let Some(clone) = &plan.vm_clone {
+        let creator = handler.creator(work).await?;
+        let how = if clone.params.full == Some(false) {
+            "linked clone"
+        } else {
+            "full clone"
+        };
+        let _ = ctx
+            .log(format!(
+                "cloning VM template {} as VM {vmid} ({}) on {node}, {how}",
+                clone.source, plan.hostname
+            ))
+            .await;
+        match creator.qemu_clone(node, clone.source, &clone.params).await {
+            Ok(upid) => wait(ctx, client.as_ref(), node, &upid, "clone task").await?,
+            Err(e) => {
+                if matches!(
+                    e,
+                    ctforge_pve::PveError::Transport { .. } | ctforge_pve::PveError::Timeout { .. }
+                ) && client.qemu_config_get(node, vmid, false).await.is_ok()
+                {
+                    wait_unlocked(ctx, client.as_ref(), node, vmid).await?;
+                } else {
+                    return Err(fail(format!("clone: {e}")));
+                }
+            }
+        }
     } else {
         let creator = handler.creator(work).await?;
         let source = match &qemu.scsi0 {
@@ -78,6 +107,21 @@ pub(super) async fn create(
                 }
             }
         }
+    }
+    if let Some(clone) = &plan.vm_clone {
+        // Set again on a resumed job: the same values, so the same result.
+        let keys: Vec<&str> = clone.config.iter().map(|(k, _)| k.as_str()).collect();
+        let _ = ctx
+            .log(format!(
+                "setting VM {vmid}'s own configuration: {}",
+                keys.join(", ")
+            ))
+            .await;
+        let creator = handler.creator(work).await?;
+        creator
+            .qemu_config_put(node, vmid, &clone.config, &[])
+            .await
+            .map_err(|e| fail(format!("config of the clone: {e}")))?;
     }
     for step in &plan.steps {
         if let Step::ResizeDisk { disk, size } = step {

@@ -115,12 +115,10 @@ pub async fn show(
         .iter()
         .filter(|r| r.cluster == cluster.name)
         .collect();
-    let running: Vec<u32> = guests
+    let running: Vec<(crate::status::GuestKind, u32)> = guests
         .iter()
-        // Pending values are read for containers (`…/lxc/{vmid}/pending`).
         .filter(|r| r.status == crate::status::ContainerStatus::Running)
-        .filter(|r| r.kind == crate::status::GuestKind::Lxc)
-        .map(|r| r.vmid)
+        .map(|r| (r.kind, r.vmid))
         .collect();
     let pending = crate::containers::daytwo::pending_keys(client.as_ref(), &name, &running).await;
     let cluster_q =

@@ -187,6 +187,7 @@ impl Wizard {
                 _ => None,
             },
             image: opt("image"),
+            clone_from: opt("clone_from").and_then(|v| v.parse().ok()),
             user: opt("user"),
             cloud_init_snippet: false,
         };
@@ -673,6 +674,15 @@ fn describe(step: &Step) -> Markup {
         }
         Step::CloneImage { vmid, node } => {
             html! { "Clone the template's image (CT template " code { (vmid) } " on " (node) "; linked where the storage allows) and set this container's configuration" }
+        }
+        Step::CloneVm { vmid, full, config } => {
+            let how = if *full {
+                "full copy"
+            } else {
+                "linked to the template's disk"
+            };
+            let keys: Vec<&str> = config.keys().map(String::as_str).collect();
+            html! { "Clone VM template " code { (vmid) } " (" (how) ", " code { "POST …/qemu/" (vmid) "/clone" } ") and set this VM's own " code { (keys.join(", ")) } }
         }
         Step::Identity => {
             html! { "Give it its own identity: new SSH host keys and machine-id, root password and SSH keys" }

@@ -37,5 +37,6 @@ mod signin;
 mod storage;
 mod templates;
 mod upgrade;
+mod vm_daytwo;
 mod vms;
 mod weblink;

@@ -262,3 +262,140 @@ async fn a_missing_cloud_image_is_a_field_error() {
     assert_eq!(code, 400, "{answer}");
     assert!(answer.to_string().contains("nope.qcow2"), "{answer}");
 }
+
+/// A VM created by cloning a VM template (`clone_from`): the plan shows the exact
+/// `POST /nodes/{node}/qemu/{template}/clone` parameters (linked: the template's disk is on
+/// thin LVM) and the configuration set on the clone; the job clones, configures, grows the
+/// disk, starts it and provisions it through the agent like an imported VM.
+#[tokio::test]
+async fn a_vm_is_created_by_cloning_a_vm_template() {
+    let v = app().await;
+    let pve = common::pve::Pve::new(&v.sim);
+    let upid = pve
+        .call(
+            reqwest::Method::POST,
+            "/nodes/pve1/qemu",
+            &[
+                ("vmid", "9000"),
+                ("name", "debian-tpl"),
+                ("memory", "1024"),
+                ("scsihw", "virtio-scsi-single"),
+                (
+                    "scsi0",
+                    "local-lvm:0,import-from=local:import/debian-12-genericcloud-amd64.qcow2",
+                ),
+                ("ide2", "local-lvm:cloudinit"),
+                ("agent", "enabled=1"),
+                ("serial0", "socket"),
+                ("net0", "virtio,bridge=vmbr0"),
+            ],
+        )
+        .await;
+    pve.wait("pve1", &upid).await;
+    let upid = pve
+        .call(reqwest::Method::POST, "/nodes/pve1/qemu/9000/template", &[])
+        .await;
+    pve.wait("pve1", &upid).await;
+
+    let body = json!({
+        "template": "vm-web",
+        "hostname": "vm-clone",
+        "password": "hunter22",
+        "ssh_public_keys": KEY,
+        "user": "alice",
+        "clone_from": 9000,
+    });
+    let (code, plan) = v.post("/api/v1/guests/plan", body.clone()).await;
+    assert_eq!(code, 200, "{plan}");
+    assert_eq!(plan["type"], "qemu");
+    assert_eq!(plan["create_call"], "POST /nodes/pve1/qemu/9000/clone");
+    let p = params(&plan);
+    assert_eq!(p["name"], "vm-clone");
+    assert_eq!(p["full"], "0", "linked: the template's disk is on thin LVM");
+    assert!(
+        !p.contains_key("storage"),
+        "a linked clone names no storage: {p:?}"
+    );
+    let newid = p["newid"].clone();
+    let steps = plan["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["kind"], "clone_vm", "{plan}");
+    assert_eq!(steps[0]["vmid"], 9000);
+    let config = &steps[0]["config"];
+    assert_eq!(config["ciuser"], "alice");
+    assert_eq!(config["cipassword"], "********", "the password is masked");
+    assert_eq!(config["ipconfig0"], "ip=dhcp");
+    assert_eq!(config["memory"], "1024");
+    assert!(
+        config.get("ide2").is_none(),
+        "the template has a cloud-init drive"
+    );
+    assert_eq!(steps[1]["kind"], "resize_disk");
+
+    // A VM that is not a template is refused by field.
+    let mut wrong = body.clone();
+    wrong["clone_from"] = json!(9100);
+    let (code, answer) = v.post("/api/v1/guests/plan", wrong).await;
+    assert_eq!(code, 400, "{answer}");
+    assert!(
+        answer
+            .to_string()
+            .contains("VM 9100 does not exist on pve1"),
+        "{answer}"
+    );
+
+    // Created: cloned, configured, grown, started, provisioned through the agent.
+    let (code, created) = v.post("/api/v1/guests", body).await;
+    assert_eq!(code, 202, "{created}");
+    let job_id = created["job_id"].as_i64().unwrap();
+    let mut job = serde_json::Value::Null;
+    for _ in 0..1200 {
+        let (_, j) = v.get(&format!("/api/v1/jobs/{job_id}")).await;
+        if matches!(
+            j["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            job = j;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = v
+        .app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap();
+    let log: Vec<String> = events.iter().map(|e| e.data.clone()).collect();
+    let log = log.join("\n");
+    assert_eq!(job["state"], "succeeded", "{job}\n{log}");
+    for line in [
+        "cloning VM template 9000 as VM",
+        "linked clone",
+        "own configuration: memory",
+        "resizing scsi0 to 8G",
+        "guest agent answers",
+    ] {
+        assert!(log.contains(line), "the job log lacks {line:?}:\n{log}");
+    }
+    assert!(
+        !log.contains("hunter22"),
+        "the password never reaches the log"
+    );
+    let conf = pve
+        .call(
+            reqwest::Method::GET,
+            &format!("/nodes/pve1/qemu/{newid}/config"),
+            &[],
+        )
+        .await;
+    assert_eq!(conf["ciuser"], "alice", "{conf}");
+    assert_eq!(conf["name"], "vm-clone", "{conf}");
+    assert!(
+        conf["scsi0"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("local-lvm:base-9000-disk-0/vm-{newid}-disk-")),
+        "{conf}"
+    );
+}

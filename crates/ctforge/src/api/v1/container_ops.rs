@@ -36,77 +36,90 @@ use crate::containers::daytwo::{
     RollbackRequest, SnapshotList, SnapshotRequest,
 };
 use crate::containers::edit::ConfigEdit;
-use crate::containers::journal::{self, JournalLine};
+use crate::containers::journal;
 use crate::containers::resolve;
 use crate::error::AppError;
-use crate::routes::{Answer, Doc, Routes, schema};
+use crate::routes::Routes;
 use crate::state::AppState;
 
-/// The day-two routes.
+/// The day-two routes under `$base/{id}/…`: the same handlers serve
+/// `/api/v1/containers/{id}/…` and `/api/v1/guests/{id}/…` (the use-cases pick the `lxc` or
+/// `qemu` endpoints by the guest's kind).
+macro_rules! daytwo_routes {
+    ($r:expr, $base:literal) => {{
+        use $crate::api::v1::container_ops as ops;
+        use $crate::containers::daytwo as d2;
+        use $crate::routes::{Answer, Doc, schema};
+        let outcome = Doc::json::<d2::OpOutcome>;
+        $r.get(
+            concat!($base, "/{id}/config"),
+            ops::get_config,
+            Doc::json::<d2::ConfigView>(),
+        )
+        .put(
+            concat!($base, "/{id}/config"),
+            ops::put_config,
+            outcome().body::<$crate::containers::edit::ConfigEdit>(),
+        )
+        .post(
+            concat!($base, "/{id}/config/preview"),
+            ops::preview_config,
+            Doc::json::<d2::ConfigPreview>().body::<$crate::containers::edit::ConfigEdit>(),
+        )
+        .post(
+            concat!($base, "/{id}/resize"),
+            ops::resize,
+            outcome().body::<d2::ResizeRequest>(),
+        )
+        .get(
+            concat!($base, "/{id}/snapshots"),
+            ops::list_snapshots,
+            Doc::json::<d2::SnapshotList>(),
+        )
+        .post(
+            concat!($base, "/{id}/snapshots"),
+            ops::create_snapshot,
+            outcome().body::<d2::SnapshotRequest>(),
+        )
+        .post(
+            concat!($base, "/{id}/snapshots/{name}/rollback"),
+            ops::rollback,
+            outcome().body::<d2::RollbackRequest>(),
+        )
+        .delete(
+            concat!($base, "/{id}/snapshots/{name}"),
+            ops::delete_snapshot,
+            outcome(),
+        )
+        .post(
+            concat!($base, "/{id}/clone"),
+            ops::clone,
+            outcome().body::<d2::CloneRequest>(),
+        )
+        .post(concat!($base, "/{id}/template"), ops::template, outcome())
+        .get(
+            concat!($base, "/{id}/task-log"),
+            ops::task_log_events,
+            Doc::answer(Answer::Events {
+                event: schema::<$crate::events::BusEvent>,
+                json: None,
+            }),
+        )
+        .get(
+            concat!($base, "/{id}/journal"),
+            ops::journal_events,
+            Doc::answer(Answer::Events {
+                event: schema::<$crate::containers::journal::JournalLine>,
+                json: None,
+            }),
+        )
+    }};
+}
+pub(crate) use daytwo_routes;
+
+/// The day-two routes of `/api/v1/containers/{id}/…`.
 pub fn routes(r: Routes) -> Routes {
-    let outcome = Doc::json::<OpOutcome>;
-    r.get(
-        "/api/v1/containers/{id}/config",
-        get_config,
-        Doc::json::<ConfigView>(),
-    )
-    .put(
-        "/api/v1/containers/{id}/config",
-        put_config,
-        outcome().body::<ConfigEdit>(),
-    )
-    .post(
-        "/api/v1/containers/{id}/config/preview",
-        preview_config,
-        Doc::json::<ConfigPreview>().body::<ConfigEdit>(),
-    )
-    .post(
-        "/api/v1/containers/{id}/resize",
-        resize,
-        outcome().body::<ResizeRequest>(),
-    )
-    .get(
-        "/api/v1/containers/{id}/snapshots",
-        list_snapshots,
-        Doc::json::<SnapshotList>(),
-    )
-    .post(
-        "/api/v1/containers/{id}/snapshots",
-        create_snapshot,
-        outcome().body::<SnapshotRequest>(),
-    )
-    .post(
-        "/api/v1/containers/{id}/snapshots/{name}/rollback",
-        rollback,
-        outcome().body::<RollbackRequest>(),
-    )
-    .delete(
-        "/api/v1/containers/{id}/snapshots/{name}",
-        delete_snapshot,
-        outcome(),
-    )
-    .post(
-        "/api/v1/containers/{id}/clone",
-        clone,
-        outcome().body::<CloneRequest>(),
-    )
-    .post("/api/v1/containers/{id}/template", template, outcome())
-    .get(
-        "/api/v1/containers/{id}/task-log",
-        task_log_events,
-        Doc::answer(Answer::Events {
-            event: schema::<crate::events::BusEvent>,
-            json: None,
-        }),
-    )
-    .get(
-        "/api/v1/containers/{id}/journal",
-        journal_events,
-        Doc::answer(Answer::Events {
-            event: schema::<JournalLine>,
-            json: None,
-        }),
-    )
+    daytwo_routes!(r, "/api/v1/containers")
 }
 
 /// Options of `GET …/task-log`.

@@ -11,6 +11,10 @@
 //! - `POST /api/v1/guests/lab:205/shutdown?timeout=30` (a VM: through its guest agent when
 //!   enabled, else ACPI; then a stop after the timeout)
 //! - `POST /api/v1/guests/bulk` with `{"action": "stop", "ids": ["42", "lab:205"]}`
+//! - day-two, as under `/api/v1/containers/{id}/…` (`api/v1/container_ops.rs`): `GET|PUT
+//!   …/config`, `POST …/config/preview`, `POST …/resize` (`{"disk": "scsi0", "size": "+2G"}`
+//!   for a VM), `GET|POST …/snapshots`, `POST …/snapshots/{name}/rollback`,
+//!   `DELETE …/snapshots/{name}`, `POST …/clone`, `POST …/template`, `GET …/task-log`
 
 use std::net::SocketAddr;
 
@@ -34,7 +38,8 @@ const BASE: &str = "/api/v1/guests";
 /// The guest routes.
 pub fn routes(r: Routes) -> Routes {
     let outcome = Doc::json::<Outcome>;
-    r.get("/api/v1/guests", list, Doc::json::<Listing>())
+    let r = r
+        .get("/api/v1/guests", list, Doc::json::<Listing>())
         .get("/api/v1/guests/{id}", show, Doc::json::<ContainerDetail>())
         .get(
             "/api/v1/guests/{id}/events",
@@ -68,7 +73,9 @@ pub fn routes(r: Routes) -> Routes {
             "/api/v1/guests/{id}/credentials/reveal",
             ct::reveal,
             Doc::json::<Revealed>().body::<RevealRequest>(),
-        )
+        );
+    // Day-two operations: the container routes' handlers, for either kind.
+    super::container_ops::daytwo_routes!(r, "/api/v1/guests")
 }
 
 /// `GET /api/v1/guests`: containers and VMs (`?type=lxc|qemu` narrows).

@@ -1,4 +1,4 @@
-//! The day-two pages of a container: Edit (`/containers/{id}/edit`: form → review of the diff
+//! The day-two pages of a guest (a VM's show the fields and links that apply to it): Edit (`/containers/{id}/edit`: form → review of the diff
 //! → apply; what waits for a restart shown as Proxmox shows it; resize, clone and convert to
 //! template below it) and Snapshots (`/containers/{id}/snapshots`: the tree, take one, roll
 //! back with a confirmation naming what is lost, delete). Every change goes through
@@ -26,6 +26,7 @@ use crate::containers::edit::{Change, ConfigEdit, MountEdit, NetEdit, PendingCha
 use crate::containers::{Target, resolve};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::status::GuestKind;
 use crate::web::components::{self as ui, Tone, Viewer};
 use crate::web::home::viewer;
 
@@ -40,11 +41,23 @@ fn form_of(pairs: Vec<(String, String)>) -> Form {
     pairs.into_iter().collect()
 }
 
-/// The Console link: Proxmox's own console for the guest, on the cluster's URL.
-pub fn console_url(cluster_url: &str, vmid: u32, node: &str) -> String {
+/// The Console link: Proxmox's own console for the guest, on the cluster's URL (xterm.js for
+/// a container, noVNC for a VM, as Proxmox's own buttons open them).
+pub fn console_url(cluster_url: &str, kind: GuestKind, vmid: u32, node: &str) -> String {
     let base = cluster_url.trim_end_matches('/');
     let node: String = url::form_urlencoded::byte_serialize(node.as_bytes()).collect();
-    format!("{base}/?console=lxc&vmid={vmid}&node={node}&xtermjs=1")
+    match kind {
+        GuestKind::Lxc => format!("{base}/?console=lxc&vmid={vmid}&node={node}&xtermjs=1"),
+        GuestKind::Qemu => format!("{base}/?console=kvm&novnc=1&vmid={vmid}&node={node}"),
+    }
+}
+
+/// `Container` or `virtual machine`, for sentences.
+fn noun(kind: GuestKind) -> &'static str {
+    match kind {
+        GuestKind::Lxc => "container",
+        GuestKind::Qemu => "virtual machine",
+    }
 }
 
 /// The day-two part of the container page's head: what waits for a restart (asked of
@@ -54,11 +67,12 @@ pub async fn head_extras(
     user: &CurrentUser,
     target: &Target,
     node: &str,
+    kind: GuestKind,
     running: bool,
 ) -> Markup {
     let pending = if running {
         match crate::containers::client_for(state, user, &target.cluster) {
-            Ok(client) => daytwo::pending_keys(client.as_ref(), node, &[target.vmid])
+            Ok(client) => daytwo::pending_keys(client.as_ref(), node, &[(kind, target.vmid)])
                 .await
                 .remove(&target.vmid)
                 .unwrap_or_default(),
@@ -73,21 +87,23 @@ pub async fn head_extras(
                 (ui::badge(Some(Tone::Warn), &format!("pending until restart: {}", pending.join(", "))))
             }
         }
-        (links(target, node))
+        (links(target, node, kind))
     }
 }
 
-/// The day-two links of the container page: Edit, Snapshots, Migrate, Boot log and Console
-/// (a new tab).
-pub fn links(target: &Target, node: &str) -> Markup {
+/// The day-two links of the guest page: Edit, Snapshots, Migrate and Boot log (containers:
+/// `pct` on the node) and Console (a new tab).
+pub fn links(target: &Target, node: &str, kind: GuestKind) -> Markup {
     let key = target.url_id();
     html! {
         div.row.actions {
             a.btn href={ "/containers/" (key) "/edit" } { "Edit" }
             a.btn href={ "/containers/" (key) "/snapshots" } { "Snapshots" }
-            a.btn href={ "/containers/" (key) "/migrate" } { "Migrate…" }
-            a.btn href={ "/containers/" (key) "/journal" } { "Boot log" }
-            a.btn href=(console_url(&target.cluster.url, target.vmid, node)) target="_blank" rel="noopener noreferrer" {
+            @if kind == GuestKind::Lxc {
+                a.btn href={ "/containers/" (key) "/migrate" } { "Migrate…" }
+                a.btn href={ "/containers/" (key) "/journal" } { "Boot log" }
+            }
+            a.btn href=(console_url(&target.cluster.url, kind, target.vmid, node)) target="_blank" rel="noopener noreferrer" {
                 "Console" span.sr-only { " (opens Proxmox in a new tab)" }
             }
         }
@@ -96,9 +112,12 @@ pub fn links(target: &Target, node: &str) -> Markup {
 
 /// Why changes are impossible now (a Proxmox lock), for disabled buttons.
 fn lock_reason(view: &ConfigView) -> Option<String> {
-    view.lock
-        .as_ref()
-        .map(|l| format!("CT is locked in Proxmox ({l}); wait for that operation to finish"))
+    view.lock.as_ref().map(|l| {
+        format!(
+            "{} is locked in Proxmox ({l}); wait for that operation to finish",
+            view.kind.short()
+        )
+    })
 }
 
 fn net_of(values: &BTreeMap<String, String>, idx: u8) -> Option<NetConfig> {
@@ -107,13 +126,13 @@ fn net_of(values: &BTreeMap<String, String>, idx: u8) -> Option<NetConfig> {
         .and_then(|v| v.parse().ok())
 }
 
-/// What the form shows for each field, from the current values.
-fn shown(values: &BTreeMap<String, String>) -> Form {
+/// What the form shows for each field, from the current values (a VM's form has no swap,
+/// interfaces or mount points).
+fn shown(values: &BTreeMap<String, String>, kind: GuestKind) -> Form {
     let mut f = Form::new();
     let get = |k: &str, d: &str| values.get(k).cloned().unwrap_or_else(|| d.to_owned());
     f.insert("cores".into(), get("cores", "1"));
     f.insert("memory".into(), get("memory", "512"));
-    f.insert("swap".into(), get("swap", "512"));
     f.insert(
         "onboot".into(),
         if get("onboot", "0") == "1" { "1" } else { "0" }.into(),
@@ -131,6 +150,10 @@ fn shown(values: &BTreeMap<String, String>) -> Form {
     f.insert("description".into(), get("description", ""));
     f.insert("nameserver".into(), get("nameserver", ""));
     f.insert("searchdomain".into(), get("searchdomain", ""));
+    if kind == GuestKind::Qemu {
+        return f;
+    }
+    f.insert("swap".into(), get("swap", "512"));
     for idx in 0..=crate::containers::edit::MAX_NET {
         let Some(net) = net_of(values, idx) else {
             continue;
@@ -179,8 +202,12 @@ fn num<T: std::str::FromStr>(
 
 /// The edit a submitted form asks for: only what differs from what the form showed. A
 /// checkbox not sent is unchecked.
-fn edit_of(form: &Form, values: &BTreeMap<String, String>) -> Result<ConfigEdit, AppError> {
-    let before = shown(values);
+fn edit_of(
+    form: &Form,
+    values: &BTreeMap<String, String>,
+    kind: GuestKind,
+) -> Result<ConfigEdit, AppError> {
+    let before = shown(values, kind);
     let mut errors = Vec::new();
     let val = |k: &str| -> String {
         match k {
@@ -197,7 +224,7 @@ fn edit_of(form: &Form, values: &BTreeMap<String, String>) -> Result<ConfigEdit,
     if changed("memory") {
         e.memory = num(form, "memory", &mut errors);
     }
-    if changed("swap") {
+    if kind == GuestKind::Lxc && changed("swap") {
         e.swap = num(form, "swap", &mut errors);
     }
     if changed("onboot") {
@@ -230,6 +257,17 @@ fn edit_of(form: &Form, values: &BTreeMap<String, String>) -> Result<ConfigEdit,
     }
     if changed("searchdomain") {
         e.searchdomain = Some(val("searchdomain"));
+    }
+    if kind == GuestKind::Qemu {
+        e.digest = form.get("digest").filter(|d| !d.is_empty()).cloned();
+        return if errors.is_empty() {
+            Ok(e)
+        } else {
+            Err(AppError::Invalid {
+                message: "some fields are not valid".into(),
+                fields: errors,
+            })
+        };
     }
     for idx in 0..=crate::containers::edit::MAX_NET {
         let p = |k: &str| format!("net{idx}_{k}");
@@ -332,12 +370,12 @@ fn edit_of(form: &Form, values: &BTreeMap<String, String>) -> Result<ConfigEdit,
     }
 }
 
-fn pending_panel(pending: &[PendingChange]) -> Markup {
+fn pending_panel(pending: &[PendingChange], kind: GuestKind) -> Markup {
     html! {
         @if !pending.is_empty() {
             section.card.pending-changes aria-labelledby="pending-title" {
                 h2 id="pending-title" { "Pending until restart" }
-                p.muted { "Proxmox applies these at the next start of the container (shown in red in Proxmox)." }
+                p.muted { "Proxmox applies these at the next start of the " (noun(kind)) " (shown in red in Proxmox)." }
                 table.table {
                     thead { tr { th scope="col" { "Key" } th scope="col" { "Running value" } th scope="col" { "After restart" } } }
                     tbody {
@@ -403,6 +441,7 @@ fn edit_form(
         .filter(|i| view.values.contains_key(&format!("net{i}")))
         .collect();
     let locked = lock_reason(view);
+    let lxc = view.kind == GuestKind::Lxc;
     html! {
         form.card.edit-form method="post" action={ "/containers/" (key) "/edit" } {
             (ui::csrf_field(viewer))
@@ -412,7 +451,9 @@ fn edit_form(
             div.grid-3 {
                 (text_field(form, "cores", "Cores", None, errors))
                 (text_field(form, "memory", "Memory (MiB)", None, errors))
-                (text_field(form, "swap", "Swap (MiB)", None, errors))
+                @if lxc {
+                    (text_field(form, "swap", "Swap (MiB)", None, errors))
+                }
             }
             h2 { "Boot" }
             (ui::checkbox("onboot", "Start on boot", checked(form, "onboot"), None))
@@ -425,10 +466,14 @@ fn edit_form(
             (text_field(form, "tags", "Tags", Some("separated by spaces"), errors))
             (ui::field(&ui::Field { kind: "textarea", value: form.get("description").map(String::as_str).unwrap_or(""), ..ui::Field::new("description", "Description") }))
             h2 { "DNS" }
+            @if !lxc {
+                p.muted { "Given to the VM by cloud-init at its next boot." }
+            }
             div.grid-3 {
                 (text_field(form, "nameserver", "DNS servers", Some("empty: the node's"), errors))
                 (text_field(form, "searchdomain", "Search domain", Some("empty: the node's"), errors))
             }
+            @if lxc {
             h2 { "Network" }
             @for idx in &nets {
                 fieldset.net {
@@ -463,6 +508,7 @@ fn edit_form(
                 (text_field(form, "mpnew_size", "Size (GiB)", None, errors))
                 (text_field(form, "mpnew_host", "Or bind mount of host path", Some("root@pam only"), errors))
             }
+            }
             div.row {
                 @match &locked {
                     Some(reason) => (ui::disabled_button("Review changes", reason)),
@@ -478,6 +524,7 @@ fn edit_form(
 /// hidden until a task starts; `assets/app.js` follows `…/task-log` while the page is open,
 /// so the log of a task this page submitted shows line by line until its answer arrives.
 fn task_log_panel(key: &str) -> Markup {
+    // `/api/v1/containers/{id}` names a guest of either kind.
     html! {
         section.card.task-log hidden data-task-log={ "/api/v1/containers/" (key) "/task-log" } aria-labelledby="task-log-title" {
             h2 id="task-log-title" { "Proxmox task" }
@@ -489,6 +536,18 @@ fn task_log_panel(key: &str) -> Markup {
 
 fn extra_forms(key: &str, view: &ConfigView, viewer: &Viewer) -> Markup {
     let locked = lock_reason(view);
+    let short = view.kind.short();
+    let (disk, disk_label, name_label) = match view.kind {
+        GuestKind::Lxc => ("rootfs", "Disk (rootfs or mpN)", "Hostname"),
+        GuestKind::Qemu => (
+            view.values
+                .keys()
+                .find(|k| daytwo::is_qemu_disk_key(k))
+                .map_or("scsi0", String::as_str),
+            "Disk (scsiN, virtioN, sataN or ideN)",
+            "Name",
+        ),
+    };
     let disabled = |label: &str, why: Option<String>| -> Option<Markup> {
         why.or_else(|| locked.clone())
             .map(|r| ui::disabled_button(label, &r))
@@ -499,7 +558,7 @@ fn extra_forms(key: &str, view: &ConfigView, viewer: &Viewer) -> Markup {
             form method="post" action={ "/containers/" (key) "/resize" } {
                 (ui::csrf_field(viewer))
                 div.grid-3 {
-                    (ui::field(&ui::Field { value: "rootfs", ..ui::Field::new("disk", "Disk (rootfs or mpN)") }))
+                    (ui::field(&ui::Field { value: disk, ..ui::Field::new("disk", disk_label) }))
                     (ui::field(&ui::Field { value: "+1G", hint: Some("+2G grows by 2 GiB; never smaller"), ..ui::Field::new("size", "Size") }))
                 }
                 @match disabled("Grow", None) {
@@ -514,12 +573,12 @@ fn extra_forms(key: &str, view: &ConfigView, viewer: &Viewer) -> Markup {
                 (ui::csrf_field(viewer))
                 div.grid-3 {
                     (ui::field(&ui::Field { hint: Some("empty: the next free one"), ..ui::Field::new("newid", "New VMID") }))
-                    (ui::field(&ui::Field::new("hostname", "Hostname")))
+                    (ui::field(&ui::Field::new("hostname", name_label)))
                 }
                 @if view.template {
                     (ui::checkbox("linked", "Linked clone (shares the template's disk)", true, None))
                 }
-                @let why = (view.running).then(|| "a running CT can only be cloned from a snapshot (Proxmox); take one on the Snapshots page".to_owned());
+                @let why = (view.running && view.kind == GuestKind::Lxc).then(|| "a running CT can only be cloned from a snapshot (Proxmox); take one on the Snapshots page".to_owned());
                 @match disabled("Clone", why) {
                     Some(b) => (b),
                     None => button.btn type="submit" { "Clone" },
@@ -529,8 +588,8 @@ fn extra_forms(key: &str, view: &ConfigView, viewer: &Viewer) -> Markup {
         @if !view.template {
             section.card {
                 h2 { "Convert to template" }
-                p.muted { "A template cannot be started; new containers are cloned from it. Proxmox refuses while the CT runs or has snapshots." }
-                @let why = (view.running).then(|| "stop the CT first".to_owned());
+                p.muted { "A template cannot be started; new " (noun(view.kind)) "s are cloned from it. Proxmox refuses while the " (short) " runs or has snapshots." }
+                @let why = (view.running).then(|| format!("stop the {short} first"));
                 @match disabled("Convert to template", why) {
                     Some(b) => (b),
                     None => {
@@ -539,8 +598,8 @@ fn extra_forms(key: &str, view: &ConfigView, viewer: &Viewer) -> Markup {
                         (ui::confirm_button(&ui::Confirm {
                             id: &id,
                             label: "Convert to template",
-                            title: &format!("Convert CT {key} to a template?"),
-                            text: "The container can no longer be started; this cannot be undone from ctforge.",
+                            title: &format!("Convert {short} {key} to a template?"),
+                            text: &format!("The {} can no longer be started; this cannot be undone from ctforge.", noun(view.kind)),
                             action: &path,
                             confirm: "Convert",
                             hidden: &[],
@@ -563,9 +622,14 @@ async fn edit_page(
     let view = daytwo::config(state, user, target).await?;
     let viewer = viewer(user);
     let key = target.url_id();
-    let shown_form = shown(&view.values);
+    let shown_form = shown(&view.values, view.kind);
     let form = form.unwrap_or(&shown_form);
-    let crumb = format!("{} (CT {})", target.display_name(), target.vmid);
+    let crumb = format!(
+        "{} ({} {})",
+        target.display_name(),
+        view.kind.short(),
+        target.vmid
+    );
     let ct_href = format!("/containers/{key}");
     Ok(ui::layout(
         &format!("Edit {crumb}"),
@@ -579,9 +643,12 @@ async fn edit_page(
                 (ui::alert(Tone::Warn, &format!("Proxmox holds lock: {l}. Changes are disabled until it is released.")))
             }
             @if view.running {
-                p.muted { "The container runs: cores, memory, swap and network change at once; other keys wait for the next start." }
+                @match view.kind {
+                    GuestKind::Lxc => p.muted { "The container runs: cores, memory, swap and network change at once; other keys wait for the next start." },
+                    GuestKind::Qemu => p.muted { "The VM runs: what Proxmox cannot hot-plug waits for the next start." },
+                }
             }
-            (pending_panel(&view.pending))
+            (pending_panel(&view.pending, view.kind))
             (task_log_panel(&key))
             (edit_form(&key, &view, form, errors, &viewer))
             (extra_forms(&key, &view, &viewer))
@@ -632,7 +699,7 @@ pub async fn edit_submit(
     let form = form_of(pairs);
     let key = target.url_id();
     let view = daytwo::config(&state, &user, &target).await?;
-    let edit = match edit_of(&form, &view.values) {
+    let edit = match edit_of(&form, &view.values, view.kind) {
         Ok(e) => e,
         Err(AppError::Invalid { fields, .. }) => {
             let page = edit_page(&state, &user, &target, Some(&form), &fields, None).await?;
@@ -669,7 +736,12 @@ pub async fn edit_submit(
         Err(e) => return Err(e),
     };
     let viewer = viewer(&user);
-    let crumb = format!("{} (CT {})", target.display_name(), target.vmid);
+    let crumb = format!(
+        "{} ({} {})",
+        target.display_name(),
+        view.kind.short(),
+        target.vmid
+    );
     let ct_href = format!("/containers/{key}");
     let edit_href = format!("/containers/{key}/edit");
     let page = ui::layout(
@@ -684,7 +756,7 @@ pub async fn edit_submit(
                 a.btn href=(edit_href) { "Back to the form" }
             } @else {
                 @if preview.running {
-                    p.muted { "The container runs: what Proxmox cannot change live will be pending until restart." }
+                    p.muted { "The " (noun(view.kind)) " runs: what Proxmox cannot change live will be pending until restart." }
                 }
                 (diff_table(&preview.changes))
                 form.row method="post" action=(edit_href) {
@@ -808,18 +880,19 @@ pub async fn template_submit(
     })
 }
 
-fn rollback_text(list: &SnapshotList, name: &str) -> String {
+fn rollback_text(list: &SnapshotList, name: &str, kind: GuestKind) -> String {
     let newer = list
         .snapshots
         .iter()
         .find(|s| s.name == name)
         .map(|s| s.newer.clone())
         .unwrap_or_default();
+    let noun = noun(kind);
     let mut text = format!(
-        "The current state of the container is lost: everything written since snapshot {name} was taken."
+        "The current state of the {noun} is lost: everything written since snapshot {name} was taken."
     );
     if list.running {
-        text.push_str(" The container is stopped for the rollback.");
+        text.push_str(&format!(" The {noun} is stopped for the rollback."));
     }
     if !newer.is_empty() {
         text.push_str(&format!(
@@ -843,7 +916,12 @@ pub async fn snapshots(
     let flash = take_flash(&headers);
     let viewer = viewer(&user);
     let key = target.url_id();
-    let crumb = format!("{} (CT {})", target.display_name(), target.vmid);
+    let crumb = format!(
+        "{} ({} {})",
+        target.display_name(),
+        view.kind.short(),
+        target.vmid
+    );
     let ct_href = format!("/containers/{key}");
     let locked = lock_reason(&view);
     let page = ui::layout(
@@ -903,7 +981,7 @@ pub async fn snapshots(
                                                     id: &rid,
                                                     label: "Roll back",
                                                     title: &format!("Roll back {crumb} to {}?", s.name),
-                                                    text: &rollback_text(&list, &s.name),
+                                                    text: &rollback_text(&list, &s.name, view.kind),
                                                     action: &rpath,
                                                     confirm: "Roll back",
                                                     hidden: &[],
@@ -914,7 +992,7 @@ pub async fn snapshots(
                                                     id: &did,
                                                     label: "Delete",
                                                     title: &format!("Delete snapshot {} of {crumb}?", s.name),
-                                                    text: "The snapshot is removed; the container's current state is not touched.",
+                                                    text: &format!("The snapshot is removed; the {}'s current state is not touched.", noun(view.kind)),
                                                     action: &dpath,
                                                     confirm: "Delete",
                                                     hidden: &[],

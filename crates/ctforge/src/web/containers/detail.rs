@@ -410,7 +410,7 @@ async fn render(
         },
         None => None,
     };
-    let extras = if gone || kind == GuestKind::Qemu {
+    let extras = if gone {
         html! {}
     } else {
         super::daytwo::head_extras(
@@ -418,6 +418,7 @@ async fn render(
             user,
             target,
             &node,
+            kind,
             power == ContainerStatus::Running,
         )
         .await
