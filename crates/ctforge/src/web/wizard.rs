@@ -1069,10 +1069,12 @@ pub async fn advance(
             }
             Err(e) => {
                 let status = e.status();
-                // A forced image that is not there is said next to the choice.
-                let field = match (&e, request.source) {
-                    (AppError::Conflict(_), Some(plan::SourceKind::Image)) => "source",
-                    _ => "cluster",
+                // A forced image that is not there is said next to the choice, on the plan.
+                let (field, view) = match (&e, request.source) {
+                    (AppError::Conflict(_), Some(plan::SourceKind::Image)) => {
+                        ("source", resolved.as_ref().ok().map(|p| p.view()))
+                    }
+                    _ => ("cluster", None),
                 };
                 Ok((
                     status,
@@ -1082,7 +1084,7 @@ pub async fn advance(
                         &w,
                         &ctx,
                         &[(field.into(), e.to_string())],
-                        None,
+                        view.as_ref(),
                     ),
                 )
                     .into_response())
