@@ -387,10 +387,9 @@ async fn run_command(
             // threads, so other sessions' channels and keep-alives go on meanwhile.
             let backend = state.backend().clone();
             let dst = (*dst).to_owned();
-            let pushed =
-                tokio::task::spawn_blocking(move || backend.push(vmid, &dst, &stdin, &o))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("push failed: {e}")));
+            let pushed = tokio::task::spawn_blocking(move || backend.push(vmid, &dst, &stdin, &o))
+                .await
+                .unwrap_or_else(|e| Err(format!("push failed: {e}")));
             match pushed {
                 Ok(()) => finish(h, ch, Vec::new(), Vec::new(), 0).await,
                 Err(e) => finish(h, ch, Vec::new(), format!("{e}\n").into_bytes(), 255).await,

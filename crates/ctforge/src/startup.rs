@@ -221,10 +221,8 @@ pub fn register_job_handlers(state: &AppState) {
             state.pve.clone(),
             state.locks.clone(),
         )));
-    state
-        .jobs
-        .registry()
-        .register(Arc::new(crate::containers::reapply::Reapply::new(
+    state.jobs.registry().register(Arc::new(
+        crate::containers::reapply::Reapply::new(
             state.store.clone(),
             state.pve.clone(),
             state.locks.clone(),
@@ -241,7 +239,8 @@ pub fn register_job_handlers(state: &AppState) {
                 )),
             ),
         )
-        .with_keep_snapshots(state.config.images.keep_reapply_snapshots)));
+        .with_keep_snapshots(state.config.images.keep_reapply_snapshots),
+    ));
     state
         .jobs
         .registry()

@@ -714,7 +714,9 @@ impl LxcBackend {
             .lines()
             .any(|l| {
                 l.split(' ').nth(4) == Some(rootfs.as_str())
-                    && l.split(" - ").nth(1).is_some_and(|t| t.starts_with("overlay "))
+                    && l.split(" - ")
+                        .nth(1)
+                        .is_some_and(|t| t.starts_with("overlay "))
             })
     }
 

@@ -1006,7 +1006,10 @@ impl Pruned {
     fn describe(&self) -> String {
         let mut text = format!("{} re-apply snapshot(s) kept", self.kept);
         if !self.deleted.is_empty() {
-            text.push_str(&format!(", older ones deleted: {}", self.deleted.join(", ")));
+            text.push_str(&format!(
+                ", older ones deleted: {}",
+                self.deleted.join(", ")
+            ));
         }
         for (name, why) in &self.failed {
             text.push_str(&format!("; ! cannot delete {name}: {why}"));

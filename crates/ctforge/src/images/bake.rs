@@ -135,7 +135,7 @@ pub async fn clone_image(
             image.image_id, image.vmid, plan.vmid
         ))
         .await;
-    let upid = match creator.lxc_clone(&image.node, image.vmid, &params).await {
+    let upid = match clone_when_free(ctx, creator, image, &params).await {
         Ok(upid) => upid,
         Err(e) if e.to_string().contains("Linked clone feature") => {
             let _ = ctx
@@ -146,8 +146,7 @@ pub async fn clone_image(
                 .await;
             params.full = Some(true);
             params.storage = Some(super::plan_storage(plan));
-            creator
-                .lxc_clone(&image.node, image.vmid, &params)
+            clone_when_free(ctx, creator, image, &params)
                 .await
                 .map_err(|e| fail(format!("clone: {e}")))?
         }
@@ -155,6 +154,42 @@ pub async fn clone_image(
     };
     pipeline::wait(ctx, client, &image.node, &upid, "clone task").await?;
     pipeline::wait_unlocked(ctx, client, &plan.node, plan.vmid).await
+}
+
+/// How long a clone waits for the image's CT template to be free.
+const CLONE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `POST …/clone` of the image, waiting while the template is locked: Proxmox holds
+/// `lock: disk` on the source for the whole clone (templates too), so simultaneous creations
+/// from one image take turns (a linked clone holds it for a moment).
+async fn clone_when_free(
+    ctx: &JobContext,
+    creator: &dyn PveApi,
+    image: &ImageRef,
+    params: &CloneParams,
+) -> Result<ctforge_pve::types::Upid, ctforge_pve::PveError> {
+    let started = tokio::time::Instant::now();
+    let mut backoff = ctforge_pve::Backoff::new(std::time::Duration::from_millis(250));
+    let mut said = false;
+    loop {
+        match creator.lxc_clone(&image.node, image.vmid, params).await {
+            Err(ctforge_pve::PveError::Locked { message })
+                if started.elapsed() < CLONE_LOCK_WAIT =>
+            {
+                if !said {
+                    let _ = ctx
+                        .log(format!(
+                            "CT template {} is busy ({message}); waiting for its other clone",
+                            image.vmid
+                        ))
+                        .await;
+                    said = true;
+                }
+                tokio::time::sleep(backoff.next_pause()).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The per-instance configuration Proxmox takes after a clone (`PUT …/config`): resources,

@@ -293,16 +293,15 @@ async fn prepare_as(
         .await
         .map_err(AppError::Unavailable)?;
     if request.vmid.is_none() {
-        environment.next_vmid =
-            free_vmid(
-                state.store.as_ref(),
-                state.locks.as_ref(),
-                client.as_ref(),
-                cluster.id,
-                environment.next_vmid,
-                owner,
-            )
-            .await?;
+        environment.next_vmid = free_vmid(
+            state.store.as_ref(),
+            state.locks.as_ref(),
+            client.as_ref(),
+            cluster.id,
+            environment.next_vmid,
+            owner,
+        )
+        .await?;
     }
     let plan = plan::resolve(request, template.as_ref(), &environment).map_err(|fields| {
         AppError::Invalid {
@@ -485,10 +484,7 @@ async fn submit_once(
         // Nothing holds the automatic VMID: free it for the next creation at once.
         let _ = state
             .locks
-            .unlock(
-                &vmid_lease(prepared.cluster.id, prepared.plan.vmid),
-                owner,
-            )
+            .unlock(&vmid_lease(prepared.cluster.id, prepared.plan.vmid), owner)
             .await;
     }
     submitted

@@ -540,7 +540,10 @@ fn page(
 /// The wizard's source choice: automatic (`source` left out), or forced.
 fn sources() -> Vec<(String, String)> {
     [
-        ("", "Automatically: from the image when one is ready, else from scratch"),
+        (
+            "",
+            "Automatically: from the image when one is ready, else from scratch",
+        ),
         ("image", "From the template's image"),
         ("scratch", "From scratch"),
     ]

@@ -959,9 +959,11 @@ async fn ten_simultaneous_creations_with_automatic_vmids_never_collide() {
     }
     // What Proxmox lists: each VMID holds the container asked for under it.
     for (vmid, (i, id)) in &vmids {
-        let name = sim
-            .state()
-            .with(|c| c.cts.get(&u32::try_from(*vmid).unwrap()).map(|ct| ct.name()));
+        let name = sim.state().with(|c| {
+            c.cts
+                .get(&u32::try_from(*vmid).unwrap())
+                .map(|ct| ct.name())
+        });
         assert_eq!(name.as_deref(), Some(format!("par-{i}").as_str()));
         let detail = s.get(&format!("/api/v1/containers/{id}")).await;
         assert_eq!(detail["hostname"], format!("par-{i}"), "{detail}");
@@ -981,22 +983,36 @@ async fn a_running_command_outlives_a_newer_settings_version_on_its_node() {
     let s = signed_in(&sim).await;
     let state = s.app.state.clone();
     let cluster = state.store.list_clusters().await.unwrap().remove(0);
-    let hold = sim.state().hold(HoldPoint::Exec("echo held-command".into()));
-    let first = state.guests.connect(&cluster).await.unwrap().channel(150, None);
-    let running = tokio::spawn(async move {
-        first
-            .exec("echo held-command", &mut |_, _| {})
-            .await
-    });
+    let hold = sim
+        .state()
+        .hold(HoldPoint::Exec("echo held-command".into()));
+    let first = state
+        .guests
+        .connect(&cluster)
+        .await
+        .unwrap()
+        .channel(150, None);
+    let running =
+        tokio::spawn(async move { first.exec("echo held-command", &mut |_, _| {}).await });
     tokio::time::timeout(Duration::from_secs(10), hold.reached())
         .await
         .expect("the command reached the simulator");
     let mut newer = cluster.clone();
     newer.updated_at += 1;
-    let other = state.guests.connect(&newer).await.unwrap().channel(150, None);
+    let other = state
+        .guests
+        .connect(&newer)
+        .await
+        .unwrap()
+        .channel(150, None);
     let out = other.exec("echo other", &mut |_, _| {}).await.unwrap();
     assert!(out.success(), "{out:?}");
-    let older = state.guests.connect(&cluster).await.unwrap().channel(150, None);
+    let older = state
+        .guests
+        .connect(&cluster)
+        .await
+        .unwrap()
+        .channel(150, None);
     let out = older.exec("echo older", &mut |_, _| {}).await.unwrap();
     assert!(out.success(), "{out:?}");
     hold.release();

@@ -39,7 +39,9 @@ async fn fixture() -> Fixture {
 }
 
 /// [`fixture`] with `tweak` applied to the app's configuration.
-async fn fixture_with(tweak: impl FnOnce(&mut ctforge::config::Config) + Send + 'static) -> Fixture {
+async fn fixture_with(
+    tweak: impl FnOnce(&mut ctforge::config::Config) + Send + 'static,
+) -> Fixture {
     ctforge::install_crypto_provider();
     let sim = common::sim("", |c| c).await;
     let cluster = common::sim_cluster(&sim);

@@ -375,7 +375,10 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
     let job = s.wait_for_job(big_job).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let log = s.job_log(big_job).await;
-    assert!(log.contains("root disk grown from 8.0 GiB (the image's) to 20G"), "{log}");
+    assert!(
+        log.contains("root disk grown from 8.0 GiB (the image's) to 20G"),
+        "{log}"
+    );
     let big_vmid = u32::try_from(big["vmid"].as_u64().unwrap()).unwrap();
     let rootfs = sim.state().with(|c| {
         c.cts
@@ -386,6 +389,24 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
         rootfs.as_deref().is_some_and(|r| r.contains("size=20G")),
         "{rootfs:?}"
     );
+
+    // Two at once from one image: Proxmox locks the template (`lock: disk`) for each clone,
+    // so they take turns; both are made.
+    let (a, b) = tokio::join!(
+        s.post(
+            "/api/v1/containers",
+            json!({ "template": "imgweb", "hostname": "twin-a", "source": "image" }),
+        ),
+        s.post(
+            "/api/v1/containers",
+            json!({ "template": "imgweb", "hostname": "twin-b", "source": "image" }),
+        )
+    );
+    for (status, body) in [a, b] {
+        assert_eq!(status, 202, "{body}");
+        let job = s.wait_for_job(body["job_id"].as_i64().unwrap()).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
 
     // A current image containers were made from is not deleted.
     let (status, body) = s
@@ -505,13 +526,25 @@ async fn the_wizard_review_offers_the_source_and_creates_from_the_choice() {
     let (status, _, page) = s.wizard(&review("image", "next")).await;
     assert_eq!(status, 200, "{page}");
     assert!(
-        page.contains("aria-invalid=\"true\"") && page.contains("create from scratch or build the image first"),
+        page.contains("aria-invalid=\"true\"")
+            && page.contains("create from scratch or build the image first"),
         "{page}"
     );
     let (status, _, page) = s.wizard(&review("image", "create")).await;
     assert_eq!(status, 409, "{page}");
-    assert!(page.contains("<select id=\"source\" name=\"source\" aria-invalid=\"true\">"), "{page}");
-    assert!(s.app.state.store.list_containers().await.unwrap().is_empty());
+    assert!(
+        page.contains("<select id=\"source\" name=\"source\" aria-invalid=\"true\">"),
+        "{page}"
+    );
+    assert!(
+        s.app
+            .state
+            .store
+            .list_containers()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // With a ready image, automatic clones it, and Review says which.
     let (status, started) = s
@@ -524,17 +557,26 @@ async fn the_wizard_review_offers_the_source_and_creates_from_the_choice() {
     let (_, _, page) = s.wizard(&review("", "next")).await;
     assert!(page.contains("data-source=\"image\""), "{page}");
     assert!(page.contains("From the template's image"), "{page}");
-    assert!(page.contains(&format!("cloned from image {image_id}")), "{page}");
+    assert!(
+        page.contains(&format!("cloned from image {image_id}")),
+        "{page}"
+    );
     // Scratch chosen: Review says so, and the creation runs from scratch.
     let (_, _, page) = s.wizard(&review("scratch", "next")).await;
     assert!(page.contains("data-source=\"scratch\""), "{page}");
     assert!(page.contains("from scratch, as asked"), "{page}");
-    assert!(page.contains("<option value=\"scratch\" selected>"), "{page}");
+    assert!(
+        page.contains("<option value=\"scratch\" selected>"),
+        "{page}"
+    );
     let (status, location, page) = s.wizard(&review("scratch", "create")).await;
     assert_eq!(status, 303, "{page}");
     let job_id: i64 = location.strip_prefix("/jobs/").unwrap().parse().unwrap();
     let job = s.wait_for_job(job_id).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let log = s.job_log(job_id).await;
-    assert!(log.contains("creating CT") && !log.contains("cloning image"), "{log}");
+    assert!(
+        log.contains("creating CT") && !log.contains("cloning image"),
+        "{log}"
+    );
 }
