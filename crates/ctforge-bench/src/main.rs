@@ -546,7 +546,7 @@ async fn images(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     small_template(&root)?;
     app.discover(opts, &root)?;
     let result = async {
-        let scratch = batch(&app, "scratch", 2000, opts).await?;
+        let scratch = batch(&app, "scratch", opts).await?;
         let r = app
             .client
             .post(format!("{}/api/v1/images", app.base))
@@ -561,7 +561,7 @@ async fn images(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
         let baked = Instant::now();
         follow_job(&app, started["job_id"].as_i64().unwrap_or_default()).await?;
         let bake = baked.elapsed().as_secs_f64();
-        let image = batch(&app, "image", 3000, opts).await?;
+        let image = batch(&app, "image", opts).await?;
         Ok((scratch, image, bake))
     }
     .await;
@@ -595,10 +595,9 @@ async fn images(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
 }
 
 /// `--image-containers` creations of `bench-web` with `"source": source`, `--image-parallel`
-/// in flight at once (VMIDs from `first`: automatic ones would collide between simultaneous
-/// requests); each one's time to Ready in milliseconds (sorted) and the batch's wall time in
-/// seconds.
-async fn batch(app: &App, source: &str, first: usize, opts: &Opts) -> Result<(Vec<f64>, f64)> {
+/// in flight at once (automatic VMIDs: simultaneous requests reserve different ones); each
+/// one's time to Ready in milliseconds (sorted) and the batch's wall time in seconds.
+async fn batch(app: &App, source: &str, opts: &Opts) -> Result<(Vec<f64>, f64)> {
     let started = Instant::now();
     let runs = (0..opts.image_containers).map(|i| {
         create_from(
@@ -607,7 +606,6 @@ async fn batch(app: &App, source: &str, first: usize, opts: &Opts) -> Result<(Ve
                 "template": "bench-web",
                 "hostname": format!("{source}{i}"),
                 "source": source,
-                "vmid": first + i,
             }),
         )
     });

@@ -383,7 +383,14 @@ async fn run_command(
                 )
                 .await;
             }
-            match state.backend().push(vmid, dst, &stdin, &o) {
+            // The backend writes synchronously (lxc: a process in the CT): off the runtime's
+            // threads, so other sessions' channels and keep-alives go on meanwhile.
+            let backend = state.backend().clone();
+            let dst = (*dst).to_owned();
+            let pushed = tokio::task::spawn_blocking(move || backend.push(vmid, &dst, &stdin, &o))
+                .await
+                .unwrap_or_else(|e| Err(format!("push failed: {e}")));
+            match pushed {
                 Ok(()) => finish(h, ch, Vec::new(), Vec::new(), 0).await,
                 Err(e) => finish(h, ch, Vec::new(), format!("{e}\n").into_bytes(), 255).await,
             }
@@ -403,7 +410,12 @@ async fn run_command(
                 )
                 .await;
             }
-            match state.backend().pull(vmid, src) {
+            let backend = state.backend().clone();
+            let src = (*src).to_owned();
+            let pulled = tokio::task::spawn_blocking(move || backend.pull(vmid, &src))
+                .await
+                .unwrap_or_else(|e| Err(format!("pull failed: {e}")));
+            match pulled {
                 Ok(d) => finish(h, ch, d, Vec::new(), 0).await,
                 Err(e) => finish(h, ch, Vec::new(), format!("{e}\n").into_bytes(), 255).await,
             }

@@ -289,6 +289,11 @@ impl SshSession {
         &self.fingerprint
     }
 
+    /// Whether `fingerprint` (`SHA256:…`, as pinned) is the host key this session saw.
+    pub fn has_host_key(&self, fingerprint: &str) -> bool {
+        normalize_fingerprint(fingerprint) == normalize_fingerprint(&self.fingerprint)
+    }
+
     /// The host this session is connected to.
     pub fn host(&self) -> &str {
         &self.host

@@ -183,6 +183,10 @@ pub struct ImagesConfig {
     /// Seconds between garbage collections of superseded images no container was made from
     /// and of failed ones (0: only on `DELETE`).
     pub gc_interval_secs: u64,
+    /// Re-apply snapshots (`ctforge-reapply-<job>`) kept per container: after a successful
+    /// re-apply or rollout the older ones are deleted (0: not even the one it took). The
+    /// user's own snapshots are never touched.
+    pub keep_reapply_snapshots: usize,
 }
 
 impl Default for ImagesConfig {
@@ -190,6 +194,7 @@ impl Default for ImagesConfig {
         Self {
             auto_build: true,
             gc_interval_secs: 3600,
+            keep_reapply_snapshots: crate::containers::reapply::DEFAULT_KEEP_SNAPSHOTS,
         }
     }
 }

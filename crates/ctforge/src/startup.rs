@@ -201,6 +201,7 @@ pub fn register_job_handlers(state: &AppState) {
         .register(Arc::new(crate::images::bake::BakeImage::new(
             state.store.clone(),
             state.pve.clone(),
+            state.locks.clone(),
             create,
         )));
     state
@@ -234,7 +235,8 @@ pub fn register_job_handlers(state: &AppState) {
                 &state.config.provisioning,
             )),
         ),
-    ));
+    )
+    .with_keep_snapshots(state.config.images.keep_reapply_snapshots));
     state.jobs.registry().register(reapply.clone());
     state
         .jobs

@@ -8,8 +8,11 @@
 //! (storage and config) into the target node's namespace. Host-side veth devices are `cf<tag><vmid>i<n>`, where
 //! `<tag>` is derived from the state directory, so two simulators do not share them.
 //! Lifecycle calls the LXC tools (`lxc-start -P <abs> -n <name> -d`, `lxc-stop`,
-//! `lxc-attach`); the root filesystem is a plain directory (no mounts on the host
-//! side), so destroying a CT is stopping it and removing its directory.
+//! `lxc-attach`); the root filesystem is a plain directory, so destroying a CT is stopping it
+//! and removing its directory. A linked clone of a template (`full=0`) is copy-on-write as on
+//! LVM-thin or ZFS: an overlayfs mounted at its `rootfs` on the host, the template's files
+//! below and its own changes in `delta/` (unmounted when it is destroyed; a rollback or a
+//! migration gives it a copy of its own). A full clone copies the files.
 //!
 //! Inside each container the backend writes the hostname, a static network
 //! configuration (also set by LXC itself), a `resolv.conf` that points only at the
@@ -128,6 +131,20 @@ fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Result<Out, String> {
         stdout: o.stdout,
         stderr: o.stderr,
     })
+}
+
+/// A linked clone's own changes (overlayfs upper layer) under its directory.
+const DELTA: &str = "delta";
+/// overlayfs's work directory under a linked clone's directory.
+const WORK: &str = "overlay-work";
+
+/// Whether a `rootfs` value names a linked clone's volume: Proxmox's
+/// `<storage>:base-<template>-disk-<n>/vm-<clone>-disk-<n>` (a clone of a base volume).
+fn is_linked_volume(rootfs: Option<&String>) -> bool {
+    rootfs
+        .and_then(|r| r.split(',').next())
+        .and_then(|v| v.split_once(':'))
+        .is_some_and(|(_, name)| name.starts_with("base-") && name.contains('/'))
 }
 
 /// A copy of a directory tree with owners, modes, links and times (`cp -a`, reflinked where
@@ -689,6 +706,81 @@ impl LxcBackend {
         Ok(())
     }
 
+    /// Whether the CT's root filesystem is a linked clone's overlay (mounted at `rootfs`).
+    fn layered(&self, vmid: u32) -> bool {
+        let rootfs = self.rootfs(vmid).to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                l.split(' ').nth(4) == Some(rootfs.as_str())
+                    && l.split(" - ")
+                        .nth(1)
+                        .is_some_and(|t| t.starts_with("overlay "))
+            })
+    }
+
+    /// A linked clone's root filesystem: `lower` (the template's, which Proxmox never changes
+    /// while it is a template) read-only below, the clone's own changes in `<ct>/delta`,
+    /// merged at `<ct>/rootfs` on the host — copy-on-write as a base volume's clone on
+    /// LVM-thin or ZFS, so the clone takes no copy. Everything else (guest files, snapshots,
+    /// LXC's `dir:` rootfs) sees an ordinary directory.
+    fn mount_layers(&self, lower: &Path, vmid: u32) -> Result<(), String> {
+        let dir = self.dir(vmid);
+        let (upper, work, rootfs) = (dir.join(DELTA), dir.join(WORK), self.rootfs(vmid));
+        for d in [&upper, &work, &rootfs] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        // The root directory's own owner and mode come from the lower layer.
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o"])
+                .arg(format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    lower.display(),
+                    upper.display(),
+                    work.display()
+                ))
+                .arg(&rootfs),
+            None,
+        )
+        .map(|_| ())
+        .map_err(|e| format!("cannot mount the linked clone's layers: {e}"))
+    }
+
+    /// Drops a linked clone's layers (unmounted, its changes removed), leaving an empty
+    /// `rootfs` directory; nothing for a CT with its own copy.
+    fn drop_layers(&self, vmid: u32) -> Result<(), String> {
+        if !self.layered(vmid) {
+            return Ok(());
+        }
+        let dir = self.dir(vmid);
+        run_ok(Command::new("umount").arg(self.rootfs(vmid)), None)?;
+        for d in [dir.join(DELTA), dir.join(WORK)] {
+            if d.exists() {
+                std::fs::remove_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a linked clone a CT with its own copy of its files (merged view copied, layers
+    /// dropped); nothing for a CT that has one.
+    fn flatten(&self, vmid: u32) -> Result<(), String> {
+        if !self.layered(vmid) {
+            return Ok(());
+        }
+        let flat = self.dir(vmid).join("rootfs.flat");
+        if flat.exists() {
+            std::fs::remove_dir_all(&flat).map_err(|e| format!("{}: {e}", flat.display()))?;
+        }
+        copy_tree(&self.rootfs(vmid), &flat)?;
+        self.drop_layers(vmid)?;
+        let rootfs = self.rootfs(vmid);
+        std::fs::remove_dir(&rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?;
+        std::fs::rename(&flat, &rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))
+    }
+
     /// Lazily unmount anything still mounted under a CT's directory.
     fn unmount_leftovers(&self, vmid: u32) {
         let dir = self.dir(vmid);
@@ -1020,6 +1112,8 @@ impl CtBackend for LxcBackend {
         if self.is_running(vmid) {
             run_ok(self.lxc("lxc-stop", vmid).args(["-t", "30"]), None)?;
         }
+        // The base stays on the source node: a linked clone moves as a full copy.
+        self.flatten(vmid)?;
         let source = self.node_of(vmid);
         let target_root = self.root.join(target);
         let to = target_root.join(vmid.to_string());
@@ -1230,6 +1324,8 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
             return Err(format!("snapshot '{name}' does not exist"));
         }
         // The API task stops a running CT first; the files are swapped while nothing runs.
+        // A linked clone becomes a plain copy of the snapshot (its layers are dropped).
+        self.drop_layers(vmid)?;
         let rootfs = self.rootfs(vmid);
         let old = self.dir(vmid).join("rootfs.before-rollback");
         if old.exists() {
@@ -1283,20 +1379,34 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
             init_pid: None,
         };
         self.lock().insert(newid, g.clone());
+        let linked = spec.snapname.is_none() && is_linked_volume(spec.conf.get("rootfs"));
         let res = (|| {
-            copy_tree(&source, &self.rootfs(newid))?;
-            let mut lines = vec![format!(
-                "copied the root filesystem of {what} in {:.2} s",
-                t0.elapsed().as_secs_f64()
-            )];
+            let mut lines = Vec::new();
+            if linked {
+                self.mount_layers(&source, newid)?;
+                lines.push(format!(
+                    "linked clone of {what}: its root filesystem below, the clone's changes in {} (overlayfs), in {:.2} s",
+                    self.dir(newid).join(DELTA).display(),
+                    t0.elapsed().as_secs_f64()
+                ));
+            } else {
+                copy_tree(&source, &self.rootfs(newid))?;
+                lines.push(format!(
+                    "copied the root filesystem of {what} in {:.2} s",
+                    t0.elapsed().as_secs_f64()
+                ));
+            }
+            // As on Proxmox, a clone keeps the source's files, SSH host keys included (an
+            // image's first-boot unit makes its own); only the network and hostname follow
+            // the new config.
             self.write_guest_files(newid, &g)?;
             self.write_lxc_config(newid, &g)?;
-            lines.extend(self.keygen(newid, &spec.hostname)?);
             Ok::<_, String>(lines)
         })();
         if res.is_err() {
             self.lock().remove(&newid);
             self.release_claims(newid);
+            self.unmount_leftovers(newid);
             let _ = std::fs::remove_dir_all(&dir);
             self.set_node(newid, "");
         }

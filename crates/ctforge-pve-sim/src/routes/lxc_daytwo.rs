@@ -99,8 +99,13 @@ pub fn resize(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
             "unable to parse volume ID '{volid}'"
         )));
     }
-    let owner = volid
-        .split([':', '/'])
+    // The volume's own name comes last: a linked clone's `base-<template>-disk-0/vm-<ct>-disk-0`
+    // belongs to the clone (pve-storage's `parse_volname`: vmid of the `vm-` part, the base's
+    // owner only as `basevmid`).
+    let parts: Vec<&str> = volid.split([':', '/']).collect();
+    let owner = parts
+        .iter()
+        .rev()
         .find_map(|part| {
             part.strip_prefix("vm-")
                 .or_else(|| part.strip_prefix("base-"))

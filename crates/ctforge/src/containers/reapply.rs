@@ -59,6 +59,8 @@ const LOCK_TTL_MS: i64 = 60 * 60 * 1000;
 const BULK_CONCURRENCY: usize = 4;
 /// Most containers in one request.
 pub const MAX_IDS: usize = 200;
+/// Re-apply snapshots kept per container unless configured.
+pub const DEFAULT_KEEP_SNAPSHOTS: usize = 3;
 /// How long a snapshot or rollback task is followed.
 const TASK_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -553,6 +555,8 @@ pub struct Reapply {
     locks: Arc<dyn Locks>,
     guests: Arc<dyn GuestConnector>,
     runner: Arc<CreateContainer>,
+    /// Re-apply snapshots kept per container (`[images] keep_reapply_snapshots`).
+    keep_snapshots: usize,
 }
 
 impl std::fmt::Debug for Reapply {
@@ -592,6 +596,7 @@ impl Reapply {
             locks,
             guests,
             runner,
+            keep_snapshots: DEFAULT_KEEP_SNAPSHOTS,
         }
     }
 
@@ -599,6 +604,13 @@ impl Reapply {
     /// for other jobs that re-apply through [`Reapply::one`], such as the fleet's).
     pub fn release(&self, job_id: i64) {
         runtime::release(&self.runner, job_id);
+    }
+
+    /// Keeps the newest `keep` re-apply snapshots of a container after a successful re-apply
+    /// (0: not even the one it took).
+    pub fn with_keep_snapshots(mut self, keep: usize) -> Self {
+        self.keep_snapshots = keep;
+        self
     }
 
     /// Re-applies one container (privileges, lock, snapshot, apply, rollback, records).
@@ -871,6 +883,16 @@ impl Reapply {
                 let _ = ctx
                     .log(format!("{name}: template {} applied", template.name))
                     .await;
+                let snapshot = match &snapshot {
+                    Some(_) => {
+                        let pruned =
+                            prune_snapshots(client.as_ref(), &node, vmid, self.keep_snapshots)
+                                .await;
+                        let _ = ctx.log(format!("{name}: {}", pruned.describe())).await;
+                        snapshot.filter(|s| !pruned.deleted.contains(s))
+                    }
+                    None => None,
+                };
                 Done {
                     outcome: Outcome::Updated,
                     message: format!(
@@ -975,6 +997,86 @@ async fn take_snapshot(
     exit.into_result(&upid)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// What [`prune_snapshots`] did.
+#[derive(Debug, Default)]
+struct Pruned {
+    kept: usize,
+    deleted: Vec<String>,
+    /// Snapshots that could not be deleted, with Proxmox's answer.
+    failed: Vec<(String, String)>,
+}
+
+impl Pruned {
+    fn describe(&self) -> String {
+        let mut text = format!("{} re-apply snapshot(s) kept", self.kept);
+        if !self.deleted.is_empty() {
+            text.push_str(&format!(
+                ", older ones deleted: {}",
+                self.deleted.join(", ")
+            ));
+        }
+        for (name, why) in &self.failed {
+            text.push_str(&format!("; ! cannot delete {name}: {why}"));
+        }
+        text
+    }
+}
+
+/// The re-apply snapshots among `all`, newest first (by job id, which grows; then by time).
+fn reapply_snapshots(all: &[ctforge_pve::types::Snapshot]) -> Vec<String> {
+    let mut ours: Vec<(i64, i64, String)> = all
+        .iter()
+        .filter_map(|s| {
+            let job = s.name.strip_prefix(SNAPSHOT_PREFIX)?.parse::<i64>().ok()?;
+            Some((job, s.snaptime.unwrap_or(0), s.name.clone()))
+        })
+        .collect();
+    ours.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    ours.into_iter().map(|(_, _, name)| name).collect()
+}
+
+/// Deletes all but the newest `keep` re-apply snapshots of a container (the user's own
+/// snapshots are never touched). Best effort: a snapshot Proxmox refuses to delete is reported,
+/// the re-apply stays a success.
+async fn prune_snapshots(client: &dyn PveApi, node: &str, vmid: u32, keep: usize) -> Pruned {
+    let mut pruned = Pruned::default();
+    let all = match client.snapshot_list(node, vmid).await {
+        Ok(all) => all,
+        Err(e) => {
+            pruned.failed.push(("the list".into(), e.to_string()));
+            return pruned;
+        }
+    };
+    let ours = reapply_snapshots(&all);
+    pruned.kept = ours.len().min(keep);
+    for name in ours.into_iter().skip(keep) {
+        let deleted = async {
+            let upid = client
+                .snapshot_delete(node, vmid, &name, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            ctforge_pve::wait_task(
+                client,
+                node,
+                &upid,
+                wait_options(),
+                &mut |_: ctforge_pve::TaskProgress| {},
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .into_result(&upid)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        }
+        .await;
+        match deleted {
+            Ok(()) => pruned.deleted.push(name),
+            Err(e) => pruned.failed.push((name, e)),
+        }
+    }
+    pruned
 }
 
 /// Rolls back to `name` and starts the container again (it ran: a re-apply needs it running).

@@ -83,7 +83,33 @@ pub struct NodeReport {
 
 /// What a shared connection was opened for: host, port, user, the cluster's last change and
 /// the pin (a newly confirmed key closes the connection made under the old one).
-type ConnKey = (String, u16, String, i64, Option<String>);
+/// What a shared connection was opened for: where, as whom, with which pin, and the version
+/// of the cluster's settings (`updated_at`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ConnKey {
+    host: String,
+    port: u16,
+    user: String,
+    settings: i64,
+    pin: Option<String>,
+}
+
+impl ConnKey {
+    /// Whether a connection opened for `self` serves a command asking for `want`: the same
+    /// place and user, settings at least as new (a job holding an older copy of the cluster
+    /// uses the connection of the newer settings instead of replacing it back and forth), and
+    /// the host key `want` pins, if any, is the one the connection saw.
+    fn serves(&self, want: &ConnKey, session: &SshSession) -> bool {
+        self.host == want.host
+            && self.port == want.port
+            && self.user == want.user
+            && self.settings >= want.settings
+            && want
+                .pin
+                .as_deref()
+                .is_none_or(|pin| session.has_host_key(pin))
+    }
+}
 
 struct NodeConn {
     key: ConnKey,
@@ -330,23 +356,24 @@ impl NodeRouter {
                 .clone()
         };
         let target = self.target(cluster, node).await?;
-        let key = (
-            target.host.clone(),
-            target.port,
-            cluster.ssh_user.clone(),
-            cluster.updated_at,
-            target.pin.clone(),
-        );
+        let key = ConnKey {
+            host: target.host.clone(),
+            port: target.port,
+            user: cluster.ssh_user.clone(),
+            settings: cluster.updated_at,
+            pin: target.pin.clone(),
+        };
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref()
-            && c.key == key
             && !c.session.is_closed()
+            && c.key.serves(&key, &c.session)
         {
             return Ok((c.session.clone(), c.permits.clone()));
         }
-        if let Some(old) = guard.take() {
-            old.session.close().await;
-        }
+        // Replaced, never closed here: commands still running on the old connection finish
+        // on it (it disconnects once the last of them lets go). Closing it failed them with
+        // "the ssh channel closed before … finished" — e.g. when the first connection pinned
+        // the node's host key (a new settings version) while other jobs' commands ran on it.
         let session = Arc::new(self.open(cluster, &target).await?);
         let permits = Arc::new(Semaphore::new(CHANNELS_PER_NODE));
         *guard = Some(NodeConn {

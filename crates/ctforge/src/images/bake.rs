@@ -135,7 +135,7 @@ pub async fn clone_image(
             image.image_id, image.vmid, plan.vmid
         ))
         .await;
-    let upid = match creator.lxc_clone(&image.node, image.vmid, &params).await {
+    let upid = match clone_when_free(ctx, creator, image, &params).await {
         Ok(upid) => upid,
         Err(e) if e.to_string().contains("Linked clone feature") => {
             let _ = ctx
@@ -146,8 +146,7 @@ pub async fn clone_image(
                 .await;
             params.full = Some(true);
             params.storage = Some(super::plan_storage(plan));
-            creator
-                .lxc_clone(&image.node, image.vmid, &params)
+            clone_when_free(ctx, creator, image, &params)
                 .await
                 .map_err(|e| fail(format!("clone: {e}")))?
         }
@@ -155,6 +154,42 @@ pub async fn clone_image(
     };
     pipeline::wait(ctx, client, &image.node, &upid, "clone task").await?;
     pipeline::wait_unlocked(ctx, client, &plan.node, plan.vmid).await
+}
+
+/// How long a clone waits for the image's CT template to be free.
+const CLONE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `POST …/clone` of the image, waiting while the template is locked: Proxmox holds
+/// `lock: disk` on the source for the whole clone (templates too), so simultaneous creations
+/// from one image take turns (a linked clone holds it for a moment).
+async fn clone_when_free(
+    ctx: &JobContext,
+    creator: &dyn PveApi,
+    image: &ImageRef,
+    params: &CloneParams,
+) -> Result<ctforge_pve::types::Upid, ctforge_pve::PveError> {
+    let started = tokio::time::Instant::now();
+    let mut backoff = ctforge_pve::Backoff::new(std::time::Duration::from_millis(250));
+    let mut said = false;
+    loop {
+        match creator.lxc_clone(&image.node, image.vmid, params).await {
+            Err(ctforge_pve::PveError::Locked { message })
+                if started.elapsed() < CLONE_LOCK_WAIT =>
+            {
+                if !said {
+                    let _ = ctx
+                        .log(format!(
+                            "CT template {} is busy ({message}); waiting for its other clone",
+                            image.vmid
+                        ))
+                        .await;
+                    said = true;
+                }
+                tokio::time::sleep(backoff.next_pause()).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The per-instance configuration Proxmox takes after a clone (`PUT …/config`): resources,
@@ -194,6 +229,54 @@ pub async fn configure_clone(
             plan.vmid,
             image.image_id,
             set.join(", ")
+        ))
+        .await;
+    grow_clone(ctx, client, plan).await
+}
+
+/// The root disk the plan asks for, in GiB (`storage:GiB`, as a create allocates it).
+fn requested_gib(plan: &Plan) -> Option<u64> {
+    let rootfs = plan.params.rootfs.as_ref()?;
+    rootfs.volume.rsplit_once(':')?.1.parse().ok()
+}
+
+/// A clone has the image's disk; a bigger one asked for is grown with `PUT …/resize` (Proxmox
+/// grows only, so a smaller request keeps the image's size, and says so).
+async fn grow_clone(ctx: &JobContext, client: &dyn PveApi, plan: &Plan) -> Result<(), StepError> {
+    let Some(wanted) = requested_gib(plan) else {
+        return Ok(());
+    };
+    let have = client
+        .lxc_config_get(&plan.node, plan.vmid, false)
+        .await
+        .map_err(|e| fail(format!("read the clone's config: {e}")))?
+        .rootfs
+        .and_then(|r| r.options.size)
+        .map(|s| s.bytes())
+        .unwrap_or(0);
+    let wanted_bytes = wanted.saturating_mul(1 << 30);
+    if have >= wanted_bytes {
+        if have > wanted_bytes {
+            let _ = ctx
+                .log(format!(
+                    "the image's root disk ({} GiB) is larger than the {wanted} GiB asked for: Proxmox cannot shrink a disk, the clone keeps it",
+                    have >> 30
+                ))
+                .await;
+        }
+        return Ok(());
+    }
+    let size = format!("{wanted}G");
+    let upid = client
+        .lxc_resize(&plan.node, plan.vmid, "rootfs", &size, None)
+        .await
+        .map_err(|e| fail(format!("resize the clone's root disk to {size}: {e}")))?;
+    pipeline::wait(ctx, client, &plan.node, &upid, "resize task").await?;
+    pipeline::wait_unlocked(ctx, client, &plan.node, plan.vmid).await?;
+    let _ = ctx
+        .log(format!(
+            "root disk grown from {:.1} GiB (the image's) to {size}",
+            have as f64 / f64::from(1u32 << 30)
         ))
         .await;
     Ok(())
@@ -280,6 +363,7 @@ const TEMPLATE: &str = "template";
 pub struct BakeImage {
     store: Arc<dyn Store>,
     pve: Arc<dyn crate::pve::PveConnector>,
+    locks: Arc<dyn crate::locks::Locks>,
     create: Arc<CreateContainer>,
 }
 
@@ -290,13 +374,20 @@ impl std::fmt::Debug for BakeImage {
 }
 
 impl BakeImage {
-    /// A handler baking with the creation pipeline `create` (Proxmox through `pve`).
+    /// A handler baking with the creation pipeline `create` (Proxmox through `pve`; VMIDs
+    /// reserved in `locks` as creations reserve theirs).
     pub fn new(
         store: Arc<dyn Store>,
         pve: Arc<dyn crate::pve::PveConnector>,
+        locks: Arc<dyn crate::locks::Locks>,
         create: Arc<CreateContainer>,
     ) -> Self {
-        Self { store, pve, create }
+        Self {
+            store,
+            pve,
+            locks,
+            create,
+        }
     }
 
     fn payload(job: &Job) -> Result<BakePayload, StepError> {
@@ -318,25 +409,23 @@ impl BakeImage {
             .pve
             .service(&cluster)
             .map_err(|e| fail(e.to_string()))?;
-        // Proxmox's next free id, skipping the ones ctforge's own creations have claimed but
-        // not created yet (their record reserves them; the bake must not adopt one).
+        // Proxmox's next free id, skipping the ones ctforge's own creations have claimed or
+        // reserved but not created yet (the bake must not adopt one), reserved for this bake
+        // until the image holds it.
         let start = client
             .cluster_nextid(None)
             .await
             .map_err(|e| fail(format!("next free VMID: {e}")))?;
-        let mut vmid = None;
-        for candidate in start..start.saturating_add(1000) {
-            let claimed = self
-                .store
-                .get_container_by_vmid(cluster.id, i64::from(candidate))
-                .await
-                .is_ok();
-            if !claimed && client.cluster_nextid(Some(candidate)).await.is_ok() {
-                vmid = Some(candidate);
-                break;
-            }
-        }
-        let vmid = vmid.ok_or_else(|| fail(format!("no free VMID from {start}")))?;
+        let vmid = crate::provisioning::submit::free_vmid(
+            self.store.as_ref(),
+            self.locks.as_ref(),
+            client.as_ref(),
+            cluster.id,
+            start,
+            Some(&format!("bake:{}", image.id)),
+        )
+        .await
+        .map_err(|e| fail(format!("no free VMID from {start}: {e}")))?;
         self.store
             .set_image_vmid(image.id, i64::from(vmid))
             .await

@@ -1,6 +1,6 @@
 //! Images (bake once): a Proxmox CT template baked from one template version (its content
 //! hash) for an OS template on a node and storage. This module owns the use-cases around them:
-//! which source a creation uses ([`choose`]), building on demand ([`request_build`]) and after
+//! which source a creation uses ([`choose`], [`preview`] for the wizard's Review), building on demand ([`request_build`]) and after
 //! a template's first creation ([`after_creation`]), the listing ([`list`]), deletion
 //! ([`delete`]) and garbage collection ([`gc`], [`spawn_gc`]). The bake itself is the
 //! [`bake::BakeImage`] job; cloning from an image is a mode of the creation pipeline.
@@ -286,6 +286,36 @@ pub async fn choose(
         image: None,
         template_hash: Some(hash.to_owned()),
     })
+}
+
+/// The source a creation of `plan` would use, for a form's review: [`choose`] with the
+/// template's stored version (`requested` as the user picked it). `Ok(None)` without a
+/// template; `Err` is the reason a forced image cannot be used (or the store's failure).
+pub async fn preview(
+    state: &AppState,
+    cluster_id: i64,
+    plan: &Plan,
+    requested: Option<SourceKind>,
+) -> Result<Option<SourceChoice>, AppError> {
+    let Some(template) = plan.template.as_deref() else {
+        return Ok(None);
+    };
+    let record = match state.store.get_template_by_name(template).await {
+        Ok(record) => record,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    choose(
+        state.store.as_ref(),
+        cluster_id,
+        template,
+        &record.row.content_hash,
+        plan,
+        requested,
+        state.config.images.auto_build,
+    )
+    .await
+    .map(Some)
 }
 
 /// Queues the bake of an image of `create`'s template (version `hash`) on its node and

@@ -162,38 +162,68 @@ async fn load_template(
     Ok(Some((template, record.row)))
 }
 
-/// The first VMID from `start` that is free in Proxmox and not claimed by a container ctforge
-/// is still creating (Proxmox's `nextid` does not reserve ids, so two quick creations would
-/// otherwise get the same one). `start` is what Proxmox's `nextid` has just answered, so it is
-/// not asked about again (submitting re-checks the chosen VMID anyway).
-async fn free_vmid(
-    state: &AppState,
+/// How long an automatic VMID stays reserved for the creation (or bake) that picked it: from
+/// planning until its record holds it (the container record, or the image's `vmid`).
+const VMID_RESERVATION_MS: i64 = 5 * 60 * 1000;
+
+/// The lease reserving `vmid` of `cluster_id` (in [`AppState::locks`], so across processes).
+fn vmid_lease(cluster_id: i64, vmid: u32) -> String {
+    format!("vmid:{cluster_id}:{vmid}")
+}
+
+/// The first VMID from `start` that is free in Proxmox, not claimed by a container or image
+/// ctforge is still creating, and now reserved for `owner` (Proxmox's `nextid` does not
+/// reserve ids, so simultaneous creations would otherwise get the same one: each takes the
+/// lease `vmid:<cluster>:<vmid>` atomically, and a taken lease moves it to the next id).
+/// `start` is what Proxmox's `nextid` has just answered, so it is not asked about again
+/// (submitting re-checks the chosen VMID anyway). `owner: None` (a dry run) reserves nothing.
+pub(crate) async fn free_vmid(
+    store: &dyn crate::storage::Store,
+    locks: &dyn crate::locks::Locks,
     client: &dyn ctforge_pve::PveApi,
-    cluster: &Cluster,
+    cluster_id: i64,
     start: u32,
+    owner: Option<&str>,
 ) -> Result<u32, AppError> {
     // VMIDs of images (a bake chooses its VMID when it starts) are taken too.
-    let images: Vec<i64> = state
-        .store
-        .list_images(Some(cluster.id))
+    let images: Vec<i64> = store
+        .list_images(Some(cluster_id))
         .await?
         .into_iter()
         .filter_map(|i| i.vmid)
         .collect();
     for candidate in start..start.saturating_add(1000) {
         let ours = images.contains(&i64::from(candidate))
-            || state
-                .store
-                .get_container_by_vmid(cluster.id, i64::from(candidate))
+            || store
+                .get_container_by_vmid(cluster_id, i64::from(candidate))
                 .await
                 .is_ok();
-        if !ours
-            && (candidate == start
-                || ctforge_pve::PveApi::cluster_nextid(client, Some(candidate))
-                    .await
-                    .is_ok())
+        if ours {
+            continue;
+        }
+        if let Some(owner) = owner
+            && !locks
+                .try_lock(
+                    &vmid_lease(cluster_id, candidate),
+                    owner,
+                    VMID_RESERVATION_MS,
+                )
+                .await?
+        {
+            continue;
+        }
+        if candidate == start
+            || ctforge_pve::PveApi::cluster_nextid(client, Some(candidate))
+                .await
+                .is_ok()
         {
             return Ok(candidate);
+        }
+        // Taken in Proxmox: the reservation is of no use to anyone.
+        if let Some(owner) = owner {
+            let _ = locks
+                .unlock(&vmid_lease(cluster_id, candidate), owner)
+                .await;
         }
     }
     Err(AppError::Unavailable(format!(
@@ -223,11 +253,21 @@ pub struct Prepared {
     pub source: Option<plan::SourceChoice>,
 }
 
-/// Resolves a request into a plan (the dry run); nothing is created.
+/// Resolves a request into a plan (the dry run); nothing is created or reserved.
 pub async fn prepare(
     state: &AppState,
     user: &CurrentUser,
     request: &CreateRequest,
+) -> Result<Prepared, AppError> {
+    prepare_as(state, user, request, None).await
+}
+
+/// [`prepare`], reserving an automatic VMID for `owner` (a submission) when given.
+async fn prepare_as(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &CreateRequest,
+    owner: Option<&str>,
 ) -> Result<Prepared, AppError> {
     let cluster = crate::auth::login::pick_cluster(state, request.cluster.as_deref()).await?;
     let client = client_for(state, user, &cluster)?;
@@ -270,8 +310,15 @@ pub async fn prepare(
         }
     }
     if request.vmid.is_none() {
-        environment.next_vmid =
-            free_vmid(state, client.as_ref(), &cluster, environment.next_vmid).await?;
+        environment.next_vmid = free_vmid(
+            state.store.as_ref(),
+            state.locks.as_ref(),
+            client.as_ref(),
+            cluster.id,
+            environment.next_vmid,
+            owner,
+        )
+        .await?;
     }
     let plan = plan::resolve(request, template.as_ref(), &environment).map_err(|fields| {
         AppError::Invalid {
@@ -411,9 +458,11 @@ pub async fn submit(
     request: &CreateRequest,
     remote: &str,
 ) -> Result<Submitted, AppError> {
+    // One reservation owner for every attempt of this submission.
+    let owner = format!("create:{}", uuid::Uuid::new_v4().simple());
     let mut attempt = 0;
     loop {
-        match submit_once(state, user, request, remote).await {
+        match submit_once(state, user, request, remote, &owner).await {
             // Two automatic VMIDs collided between planning and storing: plan again.
             Err(AppError::Invalid { fields, .. })
                 if request.vmid.is_none()
@@ -432,6 +481,7 @@ async fn submit_once(
     user: &CurrentUser,
     request: &CreateRequest,
     remote: &str,
+    owner: &str,
 ) -> Result<Submitted, AppError> {
     // Proxmox decides VM.Allocate on the VMID before looking at anything else; so does ctforge,
     // before resolving a plan the user may not even see the storages for.
@@ -445,7 +495,26 @@ async fn submit_once(
             .require(&crate::authz::vm_path(vmid), &["VM.Allocate"])
             .await?;
     }
-    let prepared = prepare(state, user, request).await?;
+    let prepared = prepare_as(state, user, request, Some(owner)).await?;
+    let submitted = submit_prepared(state, user, request, remote, &prepared).await;
+    if submitted.is_err() && request.vmid.is_none() {
+        // Nothing holds the automatic VMID: free it for the next creation at once.
+        let _ = state
+            .locks
+            .unlock(&vmid_lease(prepared.cluster.id, prepared.plan.vmid), owner)
+            .await;
+    }
+    submitted
+}
+
+/// Checks and stores a prepared creation (its container record and job, atomically).
+async fn submit_prepared(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &CreateRequest,
+    remote: &str,
+    prepared: &Prepared,
+) -> Result<Submitted, AppError> {
     let plan = &prepared.plan;
     // The job runs with the cluster's token: first the decision Proxmox would make for this
     // user with these parameters (the job makes it again when it starts).

@@ -1,5 +1,7 @@
 //! Bulk actions in the web UI: the selection checkbox of each dashboard card/row, the action
-//! bar (a plain form posting to `POST /containers/bulk`, so it works without JavaScript), the
+//! bar (a plain form posting to `POST /containers/bulk`, so it works without JavaScript; its
+//! lifecycle actions and "Re-apply template", which queues the bulk `reapply` job of
+//! [`crate::containers::reapply::submit_bulk`]), the
 //! confirmation of destructive actions, the handler that queues the job and redirects to its
 //! progress page, and the per-container result list that page shows.
 //!
@@ -21,6 +23,7 @@ use crate::auth::CurrentUser;
 use crate::containers::bulk::{self, BulkResult, ItemResult};
 use crate::containers::lifecycle::{self, Action};
 use crate::containers::listing::Row;
+use crate::containers::reapply;
 use crate::containers::{client_for, resolve_in};
 use crate::state::AppState;
 use crate::storage::model::Job;
@@ -62,6 +65,28 @@ fn confirm_copy(action: Action, count: &str, names: &str) -> (String, String) {
 
 fn dialog_id(action: Action) -> String {
     format!("dlg-bulk-{}", action.as_str())
+}
+
+/// The bar's value of "Re-apply template" (a `reapply` job, not a lifecycle action).
+const REAPPLY: &str = "reapply";
+const REAPPLY_LABEL: &str = "Re-apply template";
+const REAPPLY_DIALOG: &str = "dlg-bulk-reapply";
+
+/// The confirmation of a bulk re-apply (see [`confirm_copy`]).
+fn reapply_copy(count: &str, names: &str) -> (String, String) {
+    (
+        format!("Re-apply the template to {count}?"),
+        format!(
+            "{names}: each is snapshotted, then its template as it is today is applied again; files changed only in a container, and conflicts, keep the container's version. A failure rolls that container back to its snapshot."
+        ),
+    )
+}
+
+/// Why the user cannot re-apply (the privilege a re-apply's snapshot needs), if so.
+fn reapply_reason(user: &CurrentUser) -> Option<String> {
+    (!user.can("vms", "VM.Snapshot")).then(|| {
+        "your Proxmox permissions lack VM.Snapshot on /vms (a re-apply takes a snapshot first); ask an administrator".to_owned()
+    })
 }
 
 /// `web1 (CT 200)`.
@@ -113,6 +138,28 @@ pub fn bar(
                     }
                 }
             }
+            @match reapply_reason(user) {
+                Some(reason) => (ui::disabled_button(REAPPLY_LABEL, &reason)),
+                None => {
+                    @let (title, text) = reapply_copy("{n}", "{names}");
+                    button.btn type="submit" name="action" value=(REAPPLY) data-bulk-action
+                        data-bulk-confirm=(REAPPLY_DIALOG) data-bulk-title=(title) data-bulk-text=(text) {
+                        (REAPPLY_LABEL)
+                    }
+                }
+            }
+        }
+        @if reapply_reason(user).is_none() {
+            @let (title, text) = reapply_copy("the selected containers", "The selected containers");
+            (ui::confirm_dialog_of(&ui::Confirm {
+                id: REAPPLY_DIALOG,
+                label: REAPPLY_LABEL,
+                title: &title,
+                text: &text,
+                action: "/containers/bulk",
+                confirm: REAPPLY_LABEL,
+                hidden: &[("confirm", REAPPLY), ("back", back)],
+            }, viewer, None))
         }
         @for action in ACTIONS.into_iter().filter(|a| a.destructive() && permission_reason(user, *a).is_none()) {
             @let id = dialog_id(action);
@@ -198,14 +245,29 @@ pub async fn submit(
             }
         },
     };
+    if action == Some(REAPPLY) {
+        return reapply(&state, &user, &remote, form.ids, confirmed, &back).await;
+    }
     let request = match bulk::validate(action, &form.ids, timeout) {
         Ok(r) => r,
         Err(e) => return back_with(&back, Tone::Err, &e.to_string()),
     };
     if request.action.destructive() && !confirmed {
-        return confirm_page(&state, &user, &request, &back)
-            .await
-            .into_response();
+        let timeout = request.timeout.to_string();
+        return confirm_page(
+            &state,
+            &user,
+            &request.ids,
+            &Confirming {
+                value: request.action.as_str(),
+                label: request.action.label(),
+                copy: &|n, names| confirm_copy(request.action, n, names),
+                hidden: &[("timeout", &timeout)],
+            },
+            &back,
+        )
+        .await
+        .into_response();
     }
     match bulk::submit(&state, &user, &remote.ip().to_string(), &request).await {
         Ok(id) => Redirect::to(&format!("/jobs/{id}")).into_response(),
@@ -213,11 +275,60 @@ pub async fn submit(
     }
 }
 
+/// "Re-apply template" for the selection: confirmed (the dialog, or the page without script),
+/// then the `reapply` job of [`reapply::submit_bulk`] (the API's use-case) and its page.
+async fn reapply(
+    state: &AppState,
+    user: &CurrentUser,
+    remote: &SocketAddr,
+    ids: Vec<String>,
+    confirmed: bool,
+    back: &str,
+) -> Response {
+    if ids.is_empty() {
+        return back_with(back, Tone::Err, "select at least one container");
+    }
+    if !confirmed {
+        return confirm_page(
+            state,
+            user,
+            &ids,
+            &Confirming {
+                value: REAPPLY,
+                label: REAPPLY_LABEL,
+                copy: &reapply_copy,
+                hidden: &[],
+            },
+            back,
+        )
+        .await
+        .into_response();
+    }
+    let request = reapply::BulkReapplyRequest {
+        ids,
+        ..Default::default()
+    };
+    match reapply::submit_bulk(state, user, &remote.ip().to_string(), request).await {
+        Ok(accepted) => Redirect::to(&accepted.url).into_response(),
+        Err(e) => back_with(back, Tone::Err, &e.to_string()),
+    }
+}
+
+/// What a confirmation page confirms: the form's `confirm` value, the button's label, the
+/// title and text for (count, names), and hidden fields carried along.
+struct Confirming<'a> {
+    value: &'a str,
+    label: &'a str,
+    copy: &'a (dyn Fn(&str, &str) -> (String, String) + Sync),
+    hidden: &'a [(&'a str, &'a str)],
+}
+
 /// The confirmation step without script: the same dialog, open in the page.
 async fn confirm_page(
     state: &AppState,
     user: &CurrentUser,
-    request: &bulk::BulkRequest,
+    ids: &[String],
+    confirming: &Confirming<'_>,
     back: &str,
 ) -> Markup {
     let viewer = viewer(user);
@@ -225,8 +336,8 @@ async fn confirm_page(
     // the user's own client (best effort; `CT <vmid>` otherwise).
     let mut live: HashMap<(i64, u32), String> = HashMap::new();
     let mut asked: HashSet<i64> = HashSet::new();
-    let mut names = Vec::with_capacity(request.ids.len());
-    for id in &request.ids {
+    let mut names = Vec::with_capacity(ids.len());
+    for id in ids {
         let Ok(target) = resolve_in(state.store.as_ref(), id).await else {
             names.push(id.clone());
             continue;
@@ -252,15 +363,10 @@ async fn confirm_page(
             format!("{name} (CT {})", target.vmid)
         });
     }
-    let (title, text) = confirm_copy(
-        request.action,
-        &bulk::plural(request.ids.len()),
-        &names.join(", "),
-    );
-    let timeout = request.timeout.to_string();
-    let mut hidden: Vec<(&str, &str)> = request.ids.iter().map(|id| ("ids", id.as_str())).collect();
-    hidden.push(("confirm", request.action.as_str()));
-    hidden.push(("timeout", &timeout));
+    let (title, text) = (confirming.copy)(&bulk::plural(ids.len()), &names.join(", "));
+    let mut hidden: Vec<(&str, &str)> = ids.iter().map(|id| ("ids", id.as_str())).collect();
+    hidden.push(("confirm", confirming.value));
+    hidden.extend_from_slice(confirming.hidden);
     hidden.push(("back", back));
     ui::layout(
         &title,
@@ -270,11 +376,11 @@ async fn confirm_page(
             h1 { "Confirm" }
             (ui::confirm_dialog_of(&ui::Confirm {
                 id: "dlg-bulk-confirm",
-                label: request.action.label(),
+                label: confirming.label,
                 title: &title,
                 text: &text,
                 action: "/containers/bulk",
-                confirm: request.action.label(),
+                confirm: confirming.label,
                 hidden: &hidden,
             }, &viewer, Some(back)))
         },

@@ -44,7 +44,7 @@ fn step_of(field: &str) -> &'static str {
         "template" => "template",
         "buckets" | "extra_packages" => "packages",
         "scripts" | "sync_on_boot" => "scripts",
-        "files" | "count" | "placement" | "preset_name" => "review",
+        "files" | "count" | "placement" | "preset_name" | "source" => "review",
         _ => "configure",
     }
 }
@@ -464,7 +464,7 @@ fn page(
                     }
                 }
                 _ => {
-                    (w.hidden(&["count", "placement", "preset_name", "preset_shared"]))
+                    (w.hidden(&["count", "placement", "preset_name", "preset_shared", "source"]))
                     fieldset {
                         legend { "How many" }
                         div.grid.field-pairs {
@@ -476,12 +476,18 @@ fn page(
                         @if let Some(reason) = crate::authz::root_only_reason(&plan.create_params) {
                             (ui::alert(Tone::Warn, reason))
                         }
-                        @if let Some(source) = &plan.source {
-                            section.card.stack data-source=(source.kind.as_str()) {
+                        @if ctx.template.is_some() {
+                            section.card.stack data-source=[plan.source.as_ref().map(|s| s.kind.as_str())] {
                                 h2 { "Source" }
-                                p {
-                                    strong { @if source.image.is_some() { "From the template's image" } @else { "From scratch" } }
-                                    " — " (source.reason)
+                                @if let Some(source) = &plan.source {
+                                    p {
+                                        strong { @if source.image.is_some() { "From the template's image" } @else { "From scratch" } }
+                                        " — " (source.reason)
+                                    }
+                                }
+                                div.row {
+                                    (ui::select("source", "Create", &sources(), w.get("source"), error_for(errors, "source")))
+                                    button.btn type="submit" name="go" value="next" formnovalidate { "Update review" }
                                 }
                             }
                         }
@@ -530,6 +536,21 @@ fn page(
         }
     };
     ui::layout("New container", "/", v, body)
+}
+
+/// The wizard's source choice: automatic (`source` left out), or forced.
+fn sources() -> Vec<(String, String)> {
+    [
+        (
+            "",
+            "Automatically: from the image when one is ready, else from scratch",
+        ),
+        ("image", "From the template's image"),
+        ("scratch", "From scratch"),
+    ]
+    .iter()
+    .map(|(k, l)| ((*k).to_owned(), (*l).to_owned()))
+    .collect()
 }
 
 fn placements() -> Vec<(String, String)> {
@@ -1061,6 +1082,13 @@ pub async fn advance(
             }
             Err(e) => {
                 let status = e.status();
+                // A forced image that is not there is said next to the choice, on the plan.
+                let (field, view) = match (&e, request.source) {
+                    (AppError::Conflict(_), Some(plan::SourceKind::Image)) => {
+                        ("source", resolved.as_ref().ok().map(|p| p.view()))
+                    }
+                    _ => ("cluster", None),
+                };
                 Ok((
                     status,
                     page(
@@ -1068,8 +1096,8 @@ pub async fn advance(
                         "review",
                         &w,
                         &ctx,
-                        &[("cluster".into(), e.to_string())],
-                        None,
+                        &[(field.into(), e.to_string())],
+                        view.as_ref(),
                     ),
                 )
                     .into_response())
@@ -1101,7 +1129,21 @@ pub async fn advance(
     if next == "configure" {
         prefill(&mut w, &ctx);
     }
-    let view = resolved.ok().map(|p| p.view());
+    let mut view = None;
+    if let Ok(plan) = resolved {
+        let mut shown = plan.view();
+        // Review says where the container comes from, and why (or why the choice cannot be).
+        if next == "review"
+            && let Ok(env) = &ctx.environment
+        {
+            match crate::images::preview(&state, env.cluster_id, &plan, request.source).await {
+                Ok(source) => shown.source = source,
+                Err(AppError::Conflict(why)) => errors.push(("source".to_owned(), why)),
+                Err(e) => return Err(e),
+            }
+        }
+        view = Some(shown);
+    }
     Ok(page(
         &v,
         next,

@@ -914,3 +914,115 @@ async fn custom_packages_follow_their_check_and_timeout() {
         "{error}"
     );
 }
+
+/// Ten `POST /api/v1/containers` at once without a VMID: Proxmox's `nextid` answers every one
+/// with the same id, so each reserves its own (`vmid:<cluster>:<vmid>` lease) — all ten are
+/// accepted with ten different VMIDs, and each CT in Proxmox carries its own hostname.
+#[tokio::test]
+async fn ten_simultaneous_creations_with_automatic_vmids_never_collide() {
+    let sim = sim().await;
+    let s = signed_in(&sim).await;
+    let requests = (0..10).map(|i| {
+        let s = &s;
+        async move {
+            let r = s
+                .post(
+                    "/api/v1/containers",
+                    json!({ "hostname": format!("par-{i}") }),
+                )
+                .await;
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (i, status, body)
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let mut vmids = std::collections::BTreeMap::new();
+    for (i, status, body) in &answers {
+        assert_eq!(*status, 202, "creation {i}: {body}");
+        let vmid = body["vmid"].as_u64().unwrap();
+        assert!(
+            vmids
+                .insert(vmid, (*i, body["id"].as_i64().unwrap()))
+                .is_none(),
+            "VMID {vmid} handed out twice: {answers:?}"
+        );
+    }
+    assert_eq!(vmids.len(), 10);
+    assert!(
+        !vmids.contains_key(&150),
+        "the existing CT's VMID is never handed out"
+    );
+    for (_, _, body) in &answers {
+        let job = wait_for_job(&s, body["job_id"].as_i64().unwrap()).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
+    // What Proxmox lists: each VMID holds the container asked for under it.
+    for (vmid, (i, id)) in &vmids {
+        let name = sim.state().with(|c| {
+            c.cts
+                .get(&u32::try_from(*vmid).unwrap())
+                .map(|ct| ct.name())
+        });
+        assert_eq!(name.as_deref(), Some(format!("par-{i}").as_str()));
+        let detail = s.get(&format!("/api/v1/containers/{id}")).await;
+        assert_eq!(detail["hostname"], format!("par-{i}"), "{detail}");
+        assert_eq!(detail["vmid"], *vmid, "{detail}");
+    }
+}
+
+/// A command running on a node's shared SSH connection finishes even when a job holding a
+/// newer version of the cluster's settings (pinning the node's host key on first use makes
+/// one) asks for a connection meanwhile: that job gets a new connection and the running
+/// command is not cut off ("the ssh channel closed before … finished"); a job holding the
+/// older version then shares the newer connection instead of replacing it again.
+#[tokio::test]
+async fn a_running_command_outlives_a_newer_settings_version_on_its_node() {
+    use ctforge_pve_sim::hold::HoldPoint;
+    let sim = sim().await;
+    let s = signed_in(&sim).await;
+    let state = s.app.state.clone();
+    let cluster = state.store.list_clusters().await.unwrap().remove(0);
+    let hold = sim
+        .state()
+        .hold(HoldPoint::Exec("echo held-command".into()));
+    let first = state
+        .guests
+        .connect(&cluster)
+        .await
+        .unwrap()
+        .channel(150, None);
+    let running =
+        tokio::spawn(async move { first.exec("echo held-command", &mut |_, _| {}).await });
+    tokio::time::timeout(Duration::from_secs(10), hold.reached())
+        .await
+        .expect("the command reached the simulator");
+    let mut newer = cluster.clone();
+    newer.updated_at += 1;
+    let other = state
+        .guests
+        .connect(&newer)
+        .await
+        .unwrap()
+        .channel(150, None);
+    let out = other.exec("echo other", &mut |_, _| {}).await.unwrap();
+    assert!(out.success(), "{out:?}");
+    let older = state
+        .guests
+        .connect(&cluster)
+        .await
+        .unwrap()
+        .channel(150, None);
+    let out = older.exec("echo older", &mut |_, _| {}).await.unwrap();
+    assert!(out.success(), "{out:?}");
+    hold.release();
+    let out = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the held command ends")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the running command was cut off: {e}"));
+    assert!(
+        out.success() && out.tail_text().contains("held-command"),
+        "{out:?}"
+    );
+}

@@ -35,6 +35,13 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(|_| {}).await
+}
+
+/// [`fixture`] with `tweak` applied to the app's configuration.
+async fn fixture_with(
+    tweak: impl FnOnce(&mut ctforge::config::Config) + Send + 'static,
+) -> Fixture {
     ctforge::install_crypto_provider();
     let sim = common::sim("", |c| c).await;
     let cluster = common::sim_cluster(&sim);
@@ -50,6 +57,7 @@ async fn fixture() -> Fixture {
     let app = common::spawn_app_with("sqlite", move |c| {
         c.clusters = vec![cluster];
         c.templates.roots = vec![root];
+        tweak(c);
     })
     .await;
     let (_, token) = ctforge::tokens::create(&app.state, "root@pam", "drift", "127.0.0.1")
@@ -514,4 +522,193 @@ async fn monitoring_finds_drift_by_checksum_and_the_dashboard_shows_it() {
         .await
         .unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
+}
+
+/// The snapshot names of container `id`, as `GET …/snapshots` lists them.
+async fn snapshot_names(f: &Fixture, id: i64) -> Vec<String> {
+    let (status, snaps) = f
+        .call(
+            "GET",
+            &format!("/api/v1/containers/{id}/snapshots"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{snaps}");
+    snaps["snapshots"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a snapshot list: {snaps}"))
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .filter(|n| *n != "current")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn successful_reapplies_keep_only_the_newest_snapshots_and_never_the_users() {
+    let f = fixture_with(|c| c.images.keep_reapply_snapshots = 2).await;
+    let (id, _) = f.create("web-1").await;
+    let (status, body) = f
+        .call(
+            "POST",
+            &format!("/api/v1/containers/{id}/snapshots"),
+            json!({"name": "mine"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut jobs = Vec::new();
+    for round in 1..=4 {
+        let site = std::fs::read_to_string(f.template_file("files/site.conf")).unwrap();
+        f.write_template("files/site.conf", &format!("{site}# round {round}\n"));
+        f.discover().await;
+        let (status, accepted) = f
+            .call(
+                "POST",
+                &format!("/api/v1/containers/{id}/reapply"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        let job_id = accepted["job_id"].as_i64().unwrap();
+        let job = f.wait_job(job_id).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+        jobs.push(job_id);
+    }
+    // Two re-apply snapshots (the newest two), the user's own untouched.
+    let mut names = snapshot_names(&f, id).await;
+    names.sort();
+    let mut expected = vec![
+        "mine".to_owned(),
+        format!("ctforge-reapply-{}", jobs[2]),
+        format!("ctforge-reapply-{}", jobs[3]),
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+    // The last job's log names what it deleted.
+    let log: String = f
+        .app
+        .state
+        .store
+        .job_events_after(jobs[3], 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e.data))
+        .collect();
+    assert!(
+        log.contains(&format!(
+            "2 re-apply snapshot(s) kept, older ones deleted: ctforge-reapply-{}",
+            jobs[1]
+        )),
+        "{log}"
+    );
+}
+
+impl Fixture {
+    /// Posts the dashboard's bulk form (`POST /containers/bulk`); status, `Location`, page.
+    async fn bulk_form(&self, fields: &[(&str, String)]) -> (u16, String, String) {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let r = self
+            .app
+            .client
+            .post(format!("{}/containers/bulk", self.app.address))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, location, r.text().await.unwrap())
+    }
+}
+
+/// The dashboard's bulk bar re-applies the template to the selected containers: the button and
+/// its dialog are on the dashboard, without script the first post asks for confirmation naming
+/// the containers, the confirmed post queues one `reapply` job and opens its page; inside both
+/// containers the template's change arrived, and the one left out is untouched.
+#[tokio::test]
+async fn the_dashboard_bulk_bar_reapplies_the_template_to_the_selection() {
+    let f = fixture().await;
+    let (id1, vmid1) = f.create("web-1").await;
+    let (id2, vmid2) = f.create("web-2").await;
+    let (_, vmid3) = f.create("web-3").await;
+    let site = std::fs::read_to_string(f.template_file("files/site.conf")).unwrap();
+    f.write_template("files/site.conf", &format!("{site}# bulk\n"));
+    f.discover().await;
+
+    let (status, dashboard) = f.raw("GET", "/", json!({})).await;
+    assert_eq!(status, 200);
+    assert!(
+        dashboard.contains(r#"name="action" value="reapply""#)
+            && dashboard.contains("Re-apply template")
+            && dashboard.contains(r#"id="dlg-bulk-reapply""#),
+        "the bulk bar offers the re-apply: {dashboard}"
+    );
+
+    let selection = vec![
+        ("ids", id1.to_string()),
+        ("ids", id2.to_string()),
+        ("back", "/".to_owned()),
+    ];
+    let mut unconfirmed = selection.clone();
+    unconfirmed.push(("action", "reapply".to_owned()));
+    let (status, _, page) = f.bulk_form(&unconfirmed).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Re-apply the template to 2 containers?")
+            && page.contains(&format!("web-1 (CT {vmid1})"))
+            && page.contains(&format!("web-2 (CT {vmid2})"))
+            && page.contains(r#"name="confirm" value="reapply""#),
+        "{page}"
+    );
+    assert!(
+        !f.file(vmid1, "/etc/nginx/conf.d/site.conf")
+            .unwrap()
+            .ends_with("# bulk\n"),
+        "nothing happens before the confirmation"
+    );
+
+    let mut confirmed = selection;
+    confirmed.push(("confirm", "reapply".to_owned()));
+    let (status, location, page) = f.bulk_form(&confirmed).await;
+    assert_eq!(status, 303, "{page}");
+    let job_id: i64 = location
+        .strip_prefix("/jobs/")
+        .and_then(|j| j.parse().ok())
+        .unwrap_or_else(|| panic!("the job's page, not {location:?}"));
+    let job = f.wait_job(job_id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["kind"], "reapply", "{job}");
+    let outcomes: Vec<&str> = job["result"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["updated", "updated"], "{job}");
+    for vmid in [vmid1, vmid2] {
+        assert!(
+            f.file(vmid, "/etc/nginx/conf.d/site.conf")
+                .unwrap()
+                .ends_with("# bulk\n"),
+            "CT {vmid} has the template's change"
+        );
+    }
+    assert!(
+        !f.file(vmid3, "/etc/nginx/conf.d/site.conf")
+            .unwrap()
+            .ends_with("# bulk\n"),
+        "the container not selected is untouched"
+    );
+    let (status, page) = f.raw("GET", &location, json!({})).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("web-1") && page.contains("web-2"), "{page}");
 }

@@ -354,6 +354,60 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
     let images = s.get("/api/v1/images").await;
     assert_eq!(images["images"][0]["containers"], 1, "{images}");
 
+    // A bigger disk than the image's: the clone is grown with `PUT …/resize`.
+    let image_disk = sim.state().with(|c| {
+        c.cts
+            .get(&template_vmid)
+            .and_then(|ct| ct.conf.get("rootfs").cloned())
+    });
+    assert!(
+        image_disk.as_deref().is_some_and(|r| r.contains("size=8G")),
+        "{image_disk:?}"
+    );
+    let (status, big) = s
+        .post(
+            "/api/v1/containers",
+            json!({ "template": "imgweb", "hostname": "big", "source": "image", "disk": 20 }),
+        )
+        .await;
+    assert_eq!(status, 202, "{big}");
+    let big_job = big["job_id"].as_i64().unwrap();
+    let job = s.wait_for_job(big_job).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let log = s.job_log(big_job).await;
+    assert!(
+        log.contains("root disk grown from 8.0 GiB (the image's) to 20G"),
+        "{log}"
+    );
+    let big_vmid = u32::try_from(big["vmid"].as_u64().unwrap()).unwrap();
+    let rootfs = sim.state().with(|c| {
+        c.cts
+            .get(&big_vmid)
+            .and_then(|ct| ct.conf.get("rootfs").cloned())
+    });
+    assert!(
+        rootfs.as_deref().is_some_and(|r| r.contains("size=20G")),
+        "{rootfs:?}"
+    );
+
+    // Two at once from one image: Proxmox locks the template (`lock: disk`) for each clone,
+    // so they take turns; both are made.
+    let (a, b) = tokio::join!(
+        s.post(
+            "/api/v1/containers",
+            json!({ "template": "imgweb", "hostname": "twin-a", "source": "image" }),
+        ),
+        s.post(
+            "/api/v1/containers",
+            json!({ "template": "imgweb", "hostname": "twin-b", "source": "image" }),
+        )
+    );
+    for (status, body) in [a, b] {
+        assert_eq!(status, 202, "{body}");
+        let job = s.wait_for_job(body["job_id"].as_i64().unwrap()).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
+
     // A current image containers were made from is not deleted.
     let (status, body) = s
         .send(
@@ -410,4 +464,119 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
         .await
         .unwrap();
     assert!(page.contains("imgweb") && page.contains("ready"), "{page}");
+}
+
+impl Session {
+    /// Posts the wizard's form (`/containers/new`) with `fields`; status, `Location` and page.
+    async fn wizard(&self, fields: &[(&str, &str)]) -> (u16, String, String) {
+        let mut form = vec![("csrf_token", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        let r = self
+            .app
+            .client
+            .post(format!("{}/containers/new", self.app.address))
+            .header("cookie", &self.cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, location, r.text().await.unwrap())
+    }
+}
+
+/// The wizard's Review names the source and why, offers automatic / image / scratch, shows a
+/// forced image that is not there next to the choice, and the choice posted is what the
+/// creation does.
+#[tokio::test]
+async fn the_wizard_review_offers_the_source_and_creates_from_the_choice() {
+    ctforge::install_crypto_provider();
+    let sim = common::sim("", |c| c).await;
+    let dir = tempfile::tempdir().unwrap();
+    templates(dir.path());
+    let s = signed_in(&sim, dir.path().to_owned()).await;
+    let review = |source: &'static str, go: &'static str| {
+        vec![
+            ("step", if go == "create" { "review" } else { "scripts" }),
+            ("go", go),
+            ("template", "imgweb"),
+            ("hostname", "wiz"),
+            ("source", source),
+        ]
+    };
+
+    // No image yet: automatic means scratch, and Review says why; the three choices are there.
+    let (status, _, page) = s.wizard(&review("", "next")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-source=\"scratch\""), "{page}");
+    assert!(page.contains("no ready image of imgweb@"), "{page}");
+    for option in [
+        "<option value=\"\" selected>Automatically",
+        "<option value=\"image\">From the template's image",
+        "<option value=\"scratch\">From scratch",
+    ] {
+        assert!(page.contains(option), "{option} in {page}");
+    }
+    // Forcing the image now: said next to the choice, on Review and when creating.
+    let (status, _, page) = s.wizard(&review("image", "next")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("aria-invalid=\"true\"")
+            && page.contains("create from scratch or build the image first"),
+        "{page}"
+    );
+    let (status, _, page) = s.wizard(&review("image", "create")).await;
+    assert_eq!(status, 409, "{page}");
+    assert!(
+        page.contains("<select id=\"source\" name=\"source\" aria-invalid=\"true\">"),
+        "{page}"
+    );
+    assert!(
+        s.app
+            .state
+            .store
+            .list_containers()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // With a ready image, automatic clones it, and Review says which.
+    let (status, started) = s
+        .post("/api/v1/images", json!({ "template": "imgweb" }))
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let bake = s.wait_for_job(started["job_id"].as_i64().unwrap()).await;
+    assert_eq!(bake["state"], "succeeded", "{bake}");
+    let image_id = started["image_id"].as_i64().unwrap();
+    let (_, _, page) = s.wizard(&review("", "next")).await;
+    assert!(page.contains("data-source=\"image\""), "{page}");
+    assert!(page.contains("From the template's image"), "{page}");
+    assert!(
+        page.contains(&format!("cloned from image {image_id}")),
+        "{page}"
+    );
+    // Scratch chosen: Review says so, and the creation runs from scratch.
+    let (_, _, page) = s.wizard(&review("scratch", "next")).await;
+    assert!(page.contains("data-source=\"scratch\""), "{page}");
+    assert!(page.contains("from scratch, as asked"), "{page}");
+    assert!(
+        page.contains("<option value=\"scratch\" selected>"),
+        "{page}"
+    );
+    let (status, location, page) = s.wizard(&review("scratch", "create")).await;
+    assert_eq!(status, 303, "{page}");
+    let job_id: i64 = location.strip_prefix("/jobs/").unwrap().parse().unwrap();
+    let job = s.wait_for_job(job_id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let log = s.job_log(job_id).await;
+    assert!(
+        log.contains("creating CT") && !log.contains("cloning image"),
+        "{log}"
+    );
 }
