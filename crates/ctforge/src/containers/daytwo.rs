@@ -556,7 +556,7 @@ fn outcome(actor: &Actor<'_>, env: &Env, op: Operation, message: String) -> OpOu
 /// A guest's configuration as Proxmox answers it for its kind: typed for a container, key →
 /// value for a VM (qemu-server's keys are many; day-two reads a few).
 enum GuestConfig {
-    Lxc(LxcConfig),
+    Lxc(Box<LxcConfig>),
     Qemu(BTreeMap<String, Value>),
 }
 
@@ -699,7 +699,7 @@ async fn read_current(
         GuestKind::Lxc => client
             .lxc_config_get(node, vmid, current)
             .await
-            .map(GuestConfig::Lxc),
+            .map(|c| GuestConfig::Lxc(Box::new(c))),
         GuestKind::Qemu => client
             .qemu_config_get(node, vmid, current)
             .await
