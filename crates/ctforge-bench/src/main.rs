@@ -64,6 +64,27 @@ struct Opts {
     /// Creations of the images figure in flight at once (each column).
     #[arg(long, default_value_t = 2)]
     image_parallel: usize,
+    /// A quick run (about a minute): at most 30 creations per profile, 5 s of dashboard load,
+    /// 500 templates discovered and 100 views per template page. Noisier, and not the floor's
+    /// sizes: report figures of a run with the defaults.
+    #[arg(long)]
+    quick: bool,
+    /// Sequential views per template page figure.
+    #[arg(long, default_value_t = 300)]
+    page_views: usize,
+}
+
+impl Opts {
+    /// The sizes of the run: `--quick` caps them.
+    fn sized(mut self) -> Self {
+        if self.quick {
+            self.jobs = self.jobs.min(30);
+            self.dashboard_secs = self.dashboard_secs.min(5);
+            self.templates = self.templates.min(500);
+            self.page_views = self.page_views.min(100);
+        }
+        self
+    }
 }
 
 /// A child process killed when dropped.
@@ -181,10 +202,45 @@ impl Sim {
         Ok(body["data"].clone())
     }
 
-    async fn resource_calls(&self) -> Result<u64> {
-        Ok(self.calls().await?["GET /cluster/resources"]
-            .as_u64()
-            .unwrap_or(0))
+    /// Proxmox API requests received so far: `/cluster/resources`, and every other one (the
+    /// simulator's own `/sim/admin` routes are not Proxmox's and not counted).
+    async fn proxmox_calls(&self) -> Result<Calls> {
+        let calls = self.calls().await?;
+        let mut out = Calls::default();
+        for (key, n) in calls.as_object().into_iter().flatten() {
+            let n = n.as_u64().unwrap_or(0);
+            if key == "GET /cluster/resources" {
+                out.resources += n;
+            } else if !key.contains("/sim/admin") {
+                if key.ends_with("/pending") {
+                    out.pending += n;
+                }
+                out.other += n;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Proxmox API requests counted by the simulator.
+#[derive(Default, Clone, Copy, Debug)]
+struct Calls {
+    /// `GET /cluster/resources`.
+    resources: u64,
+    /// Every other request (`pending` among them).
+    other: u64,
+    /// `GET …/lxc/{vmid}/pending`.
+    pending: u64,
+}
+
+impl std::ops::Sub for Calls {
+    type Output = Calls;
+    fn sub(self, before: Calls) -> Calls {
+        Calls {
+            resources: self.resources.saturating_sub(before.resources),
+            other: self.other.saturating_sub(before.other),
+            pending: self.pending.saturating_sub(before.pending),
+        }
     }
 }
 
@@ -718,7 +774,7 @@ async fn dashboard(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     for _ in 0..5 {
         app.client.get(&url).send().await?.bytes().await?;
     }
-    let before = sim.resource_calls().await?;
+    let before = sim.proxmox_calls().await?;
     let window = Duration::from_secs(opts.dashboard_secs);
     let started = Instant::now();
     let viewers = (0..opts.concurrency).map(|_| {
@@ -742,7 +798,7 @@ async fn dashboard(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
         .into_iter()
         .sum();
     let elapsed = started.elapsed().as_secs_f64();
-    let calls = sim.resource_calls().await? - before;
+    let calls = sim.proxmox_calls().await? - before;
     let per_s = views as f64 / elapsed;
     // The default freshness window is 2 s.
     let windows = (elapsed / 2.0).ceil();
@@ -758,11 +814,21 @@ async fn dashboard(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     rows.push(row(
         "  Proxmox /cluster/resources calls received by the simulator",
         format!(
-            "{calls} in {elapsed:.1} s ({:.2} per 2 s window)",
-            calls as f64 / windows
+            "{} in {elapsed:.1} s ({:.2} per 2 s window)",
+            calls.resources,
+            calls.resources as f64 / windows
         ),
         "≤ 1 per window",
-        Some(calls as f64 <= windows + 1.0),
+        Some(calls.resources as f64 <= windows + 1.0),
+    ));
+    rows.push(row(
+        "  every other Proxmox call received by the simulator",
+        format!(
+            "{} ({} of them …/pending) in {elapsed:.1} s",
+            calls.other, calls.pending
+        ),
+        "",
+        None,
     ));
     drop(app);
     drop(sim);
@@ -849,8 +915,8 @@ async fn template_pages(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<
     for db in [Db::Sqlite, pg_db(opts, false).await?] {
         let app = start_app(opts, dir, &sim, db).await?;
         app.discover(opts, &root)?;
-        let list = page_median(&app, "/templates", 300).await?;
-        let detail = page_median(&app, "/templates/web-00100", 300).await?;
+        let list = page_median(&app, "/templates", opts.page_views).await?;
+        let detail = page_median(&app, "/templates/web-00100", opts.page_views).await?;
         figures.push((list, detail));
     }
     let [(sl, sd), (pl, pd)] = figures[..] else {
@@ -882,17 +948,53 @@ fn data_key(data: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// HEAD of the working directory's repository, marked when tracked files differ from it.
 fn commit() -> String {
-    Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(head)
+            if git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty()) =>
+        {
+            format!("{head} + uncommitted changes")
+        }
+        Some(head) => head,
+        None => "unknown".to_owned(),
+    }
+}
+
+/// The machine the figures ran on: CPU model, cores, and the load averages (1, 5, 15 min) of
+/// `/proc/loadavg` — other work on the machine shows there, and skews every figure.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("{cores} cores ({model}), load average {}", load_average())
+}
+
+/// `/proc/loadavg`'s three averages, or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn print_table(rows: &[Row], commit: &str) {
+fn print_table(rows: &[Row], commit: &str, machine: &str) {
     let w0 = rows
         .iter()
         .map(|r| r.figure.chars().count())
@@ -909,6 +1011,7 @@ fn print_table(rows: &[Row], commit: &str) {
         .max()
         .unwrap_or(5);
     println!("\nctforge performance, commit {commit}");
+    println!("machine: {machine} at start, {} at end", load_average());
     println!(
         "| {:<w0$} | {:<w1$} | {:<w2$} | ok |",
         "figure", "value", "floor"
@@ -935,7 +1038,7 @@ fn print_table(rows: &[Row], commit: &str) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let opts = Opts::parse();
+    let opts = Opts::parse().sized();
     if !opts.bin.exists() {
         bail!(
             "{} does not exist: build it with `cargo build --release --bin ctforge` or pass --bin",
@@ -951,6 +1054,10 @@ async fn main() -> Result<()> {
     };
     std::fs::create_dir_all(&dir)?;
     let commit = commit();
+    let machine = machine();
+    if opts.quick {
+        eprintln!("--quick: smaller sizes than the floor's (see --help)");
+    }
     let mut rows = Vec::new();
     let skip_pg = opts.pg == "none";
     let floor = opts.figures != "images";
@@ -969,7 +1076,7 @@ async fn main() -> Result<()> {
             rows.push(row(name, format!("FAILED: {e}"), "", Some(false)));
         }
     }
-    print_table(&rows, &commit);
+    print_table(&rows, &commit, &machine);
     if owned_scratch && !failed {
         let _ = std::fs::remove_dir_all(&dir);
     } else {

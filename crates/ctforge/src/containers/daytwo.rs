@@ -1333,22 +1333,23 @@ pub async fn clone(actor: &Actor<'_>, req: CloneRequest) -> Result<OpOutcome, Ap
 /// The keys pending until restart of the running guests a dashboard page lists, by row key:
 /// asked with the viewer's own rights (`…/pending` needs `VM.Audit`), at most 8 at a time,
 /// each kept for five freshness windows (`AppState::reads`; a change ctforge makes forgets
-/// them). Rows of clusters the viewer cannot ask now are left out.
+/// them) and asked once however many views wait for it. Rows of clusters the viewer cannot ask
+/// now are left out.
 pub async fn pending_on_page(
     state: &AppState,
     user: &CurrentUser,
     rows: &[crate::containers::listing::Row],
 ) -> BTreeMap<String, Vec<String>> {
+    use crate::containers::shared_read::{PendingAsk, PendingLookup};
     use futures_util::StreamExt;
     let fresh =
         i64::try_from(state.config.dashboard.fresh_ms.saturating_mul(5)).unwrap_or(i64::MAX);
     let now = state.clock.now_ms();
     let mut out = BTreeMap::new();
-    // Owned per guest: (client, cluster id, node, kind, vmid, row key).
-    type Ask = (Arc<dyn PveApi>, i64, String, GuestKind, u32, String);
     type ClusterClient = Option<(Arc<dyn PveApi>, i64)>;
-    let mut ask: Vec<Ask> = Vec::new();
     let mut clients: BTreeMap<String, ClusterClient> = BTreeMap::new();
+    // (cluster id, vmid, row key, the call to wait for).
+    let mut waits: Vec<(i64, u32, String, PendingAsk)> = Vec::new();
     for row in rows {
         if !row.live || row.status != crate::status::ContainerStatus::Running {
             continue;
@@ -1367,48 +1368,46 @@ pub async fn pending_on_page(
         let Some((api, cluster_id)) = entry else {
             continue;
         };
-        match state.reads.pending(cluster_id, row.vmid, now, fresh) {
-            Some(keys) if !keys.is_empty() => {
-                out.insert(row.key.clone(), keys);
-            }
-            Some(_) => {}
-            None => ask.push((
-                api,
-                cluster_id,
-                row.node.clone(),
-                row.kind,
-                row.vmid,
-                row.key.clone(),
-            )),
-        }
-    }
-    type Answer = (i64, u32, String, Result<Vec<String>, PveError>);
-    let mut asks: Vec<BoxFuture<'static, Answer>> = Vec::new();
-    for (api, cluster_id, node, kind, vmid, key) in ask {
-        asks.push(Box::pin(async move {
-            let keys = guest_kind::pending(api.as_ref(), kind, &node, vmid)
-                .await
-                .map(|entries| {
+        let (node, kind, vmid) = (row.node.clone(), row.kind, row.vmid);
+        let ask = move || -> BoxFuture<'static, Option<Vec<String>>> {
+            Box::pin(async move {
+                let entries = guest_kind::pending(api.as_ref(), kind, &node, vmid)
+                    .await
+                    .ok()?;
+                Some(
                     entries
                         .into_iter()
                         .filter(PendingEntry::is_pending)
                         .map(|e| e.key)
-                        .collect::<Vec<_>>()
-                });
-            (cluster_id, vmid, key, keys)
-        }));
+                        .collect(),
+                )
+            })
+        };
+        match state.reads.pending(cluster_id, vmid, now, fresh, ask) {
+            PendingLookup::Known(keys) => {
+                if !keys.is_empty() {
+                    out.insert(row.key.clone(), keys);
+                }
+            }
+            PendingLookup::Asking(call) => waits.push((cluster_id, vmid, row.key.clone(), call)),
+        }
+    }
+    type Answer = (i64, u32, String, Option<Vec<String>>);
+    // Boxed: a closure here would make the handler's future not general enough for axum.
+    let mut asks: Vec<BoxFuture<'static, Answer>> = Vec::new();
+    for (cluster_id, vmid, key, call) in waits {
+        asks.push(Box::pin(async move { (cluster_id, vmid, key, call.await) }));
     }
     let answers: Vec<Answer> = futures_util::stream::iter(asks)
         .buffer_unordered(8)
         .collect()
         .await;
     for (cluster_id, vmid, key, keys) in answers {
-        // A guest Proxmox does not answer for now shows no badge, and is asked again next time.
-        let Ok(keys) = keys else { continue };
         state
             .reads
             .keep_pending(cluster_id, vmid, now, fresh, keys.clone());
-        if !keys.is_empty() {
+        // A guest Proxmox does not answer for now shows no badge, and is asked again next time.
+        if let Some(keys) = keys.filter(|k| !k.is_empty()) {
             out.insert(key, keys);
         }
     }

@@ -444,13 +444,10 @@ pub async fn list(
     let (live, records, templates) = tokio::join!(
         futures_util::future::join_all(fetches),
         state.store.list_containers(),
-        state.store.list_templates(),
+        state.store.template_names(),
     );
     let records = records?;
-    let templates: HashMap<i64, String> = templates?
-        .into_iter()
-        .map(|t| (t.row.id, t.row.name))
-        .collect();
+    let templates: HashMap<i64, String> = templates?.into_iter().collect();
     let now = state.clock.now_ms();
     let mut unreachable = Vec::new();
     let mut snapshots: Vec<(&Cluster, Arc<Snapshot>)> = Vec::new();

@@ -10,7 +10,9 @@
 //!
 //! The keys pending until restart of running guests (`…/lxc/{vmid}/pending`, one call per
 //! guest: `/cluster/resources` does not carry them) are kept per guest for a few freshness
-//! windows, so the dashboard's pending badges cost one call per guest and window, not per view.
+//! windows and asked once while in flight, so the dashboard's pending badges cost one call
+//! per guest shown and five windows, however many views there are (Proxmox has no call that
+//! answers them for many guests at once).
 //! Only guests a view lists (those its identity may see) are looked up or shown.
 
 use std::collections::HashMap;
@@ -54,8 +56,24 @@ pub struct ReadFailure {
 
 type Read = Shared<BoxFuture<'static, Arc<Snapshot>>>;
 
-/// When a guest's pending keys were read, and what they were.
-type PendingRead = (i64, Vec<String>);
+/// A guest's pending keys: read at a time, or being read (every view waiting for the same
+/// answer shares the one call; `None` when Proxmox did not answer).
+#[derive(Clone)]
+enum PendingRead {
+    Known(i64, Vec<String>),
+    Asking(PendingAsk),
+}
+
+/// A `…/pending` call in flight, shared by the views that need its answer.
+pub type PendingAsk = Shared<BoxFuture<'static, Option<Vec<String>>>>;
+
+/// What [`SharedReads::pending`] knows of a guest's pending keys.
+pub enum PendingLookup {
+    /// Read less than the freshness window ago.
+    Known(Vec<String>),
+    /// Being read: await it, then hand the answer to [`SharedReads::keep_pending`].
+    Asking(PendingAsk),
+}
 
 /// The shared reads of this process (one per identity; `AppState::reads`).
 #[derive(Default)]
@@ -117,39 +135,63 @@ impl SharedReads {
             .retain(|(cluster, _), _| *cluster != cluster_id);
     }
 
-    /// The pending keys of a guest read less than `fresh_ms` before `now`, if any.
+    /// The pending keys of a guest: read less than `fresh_ms` before `now`, else the call in
+    /// flight for it, else a new call made by `ask` — so concurrent views of one guest cost
+    /// one call, not one each.
     pub fn pending(
         &self,
         cluster_id: i64,
         vmid: u32,
         now: i64,
         fresh_ms: i64,
-    ) -> Option<Vec<String>> {
-        let m = self
+        ask: impl FnOnce() -> BoxFuture<'static, Option<Vec<String>>>,
+    ) -> PendingLookup {
+        let mut m = self
             .pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.get(&(cluster_id, vmid))
-            .filter(|(at, _)| now.saturating_sub(*at) < fresh_ms)
-            .map(|(_, keys)| keys.clone())
+        match m.get(&(cluster_id, vmid)) {
+            Some(PendingRead::Known(at, keys)) if now.saturating_sub(*at) < fresh_ms => {
+                PendingLookup::Known(keys.clone())
+            }
+            Some(PendingRead::Asking(call)) => PendingLookup::Asking(call.clone()),
+            _ => {
+                let call = ask().shared();
+                m.insert((cluster_id, vmid), PendingRead::Asking(call.clone()));
+                PendingLookup::Asking(call)
+            }
+        }
     }
 
-    /// Keeps the pending keys of a guest read at `now` (dropping entries older than
-    /// `fresh_ms`, so memory stays bounded by the guests recently shown).
+    /// Keeps the answer of a guest's pending call made at `now` (dropping entries older than
+    /// `fresh_ms`, so memory stays bounded by the guests recently shown); no answer is not
+    /// kept, so the next view asks again.
     pub fn keep_pending(
         &self,
         cluster_id: i64,
         vmid: u32,
         now: i64,
         fresh_ms: i64,
-        keys: Vec<String>,
+        keys: Option<Vec<String>>,
     ) {
         let mut m = self
             .pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.retain(|_, (at, _)| now.saturating_sub(*at) < fresh_ms);
-        m.insert((cluster_id, vmid), (now, keys));
+        m.retain(|_, read| match read {
+            PendingRead::Known(at, _) => now.saturating_sub(*at) < fresh_ms,
+            PendingRead::Asking(_) => true,
+        });
+        match keys {
+            Some(keys) => {
+                m.insert((cluster_id, vmid), PendingRead::Known(now, keys));
+            }
+            None => {
+                if matches!(m.get(&(cluster_id, vmid)), Some(PendingRead::Asking(_))) {
+                    m.remove(&(cluster_id, vmid));
+                }
+            }
+        }
     }
 }
 
@@ -205,6 +247,57 @@ mod tests {
             .await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(s.as_of, 3000);
+    }
+
+    /// Looks up guest 100's pending keys at `now` as a view does: known, or the shared call
+    /// (`answer`, counted) awaited and kept.
+    async fn pending_view(
+        reads: &SharedReads,
+        calls: &Arc<AtomicUsize>,
+        now: i64,
+        answer: Option<Vec<String>>,
+    ) -> Option<Vec<String>> {
+        let ask = {
+            let calls = calls.clone();
+            move || -> BoxFuture<'static, Option<Vec<String>>> {
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    answer
+                }
+                .boxed()
+            }
+        };
+        match reads.pending(1, 100, now, 10_000, ask) {
+            PendingLookup::Known(keys) => Some(keys),
+            PendingLookup::Asking(call) => {
+                let keys = call.await;
+                reads.keep_pending(1, 100, now, 10_000, keys.clone());
+                keys
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_views_of_a_guest_share_one_pending_call_and_failures_are_not_kept() {
+        let reads = SharedReads::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let keys = Some(vec!["memory".to_owned()]);
+        let views = (0..8).map(|_| pending_view(&reads, &calls, 0, keys.clone()));
+        let got = futures_util::future::join_all(views).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(got.iter().all(|k| *k == keys));
+        // Kept for the window, asked again after it.
+        assert_eq!(pending_view(&reads, &calls, 9_999, None).await, keys);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(pending_view(&reads, &calls, 10_000, None).await, None);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // No answer is not kept: the next view asks again.
+        assert_eq!(
+            pending_view(&reads, &calls, 10_001, keys.clone()).await,
+            keys
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -150,6 +150,9 @@ pub trait TemplateStore: Send + Sync {
     async fn get_template_by_name(&self, name: &str) -> StoreResult<TemplateRecord>;
     /// All templates with counts, by name.
     async fn list_templates(&self) -> StoreResult<Vec<TemplateSummary>>;
+    /// Every template's id and name (what a listing of containers shows of their templates,
+    /// without reading whole rows and counting parts).
+    async fn template_names(&self) -> StoreResult<Vec<(i64, String)>>;
     /// Deletes a template.
     async fn delete_template(&self, id: i64) -> StoreResult<()>;
     /// Number of container records referencing a template.

@@ -103,6 +103,12 @@ macro_rules! impl_templates_store {
                     .await
                     .map_err(map_err)
             }
+            async fn template_names(&self) -> StoreResult<Vec<(i64, String)>> {
+                sqlx::query_as::<$db, (i64, String)>("SELECT id, name FROM templates")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
             async fn delete_template(&self, id: i64) -> StoreResult<()> {
                 let rows = sqlx::query::<$db>("DELETE FROM templates WHERE id = $1")
                     .bind(id)
