@@ -39,17 +39,25 @@ secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # 1. packages
 t0=$(now)
-need=()
-for p in qemu-system-x86 qemu-utils genisoimage mmdebstrap e2fsprogs; do
-  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
+# Checked by the commands used, not by package: a qemu-utils from backports is removed when
+# Debian's qemu-system-x86 comes in (their versions conflict), so the QEMU packages are always
+# installed together, at one version.
+tools="qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img genisoimage:genisoimage mmdebstrap:mmdebstrap e2fsprogs:mkfs.ext4"
+missing() { for t in $tools; do command -v "${t#*:}" >/dev/null 2>&1 || printf '%s ' "${t%%:*}"; done; }
+need=($(missing))
 if [ ${#need[@]} -gt 0 ]; then
+  case " ${need[*]} " in
+    *" qemu-system-x86 "* | *" qemu-utils "*)
+      need=($(printf '%s\n' "${need[@]}" qemu-system-x86 qemu-utils | sort -u)) ;;
+  esac
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq </dev/null >/tmp/ctforge-setup-vm-apt.log 2>&1 \
     || { cat /tmp/ctforge-setup-vm-apt.log >&2; die "apt-get update failed"; }
   apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >>/tmp/ctforge-setup-vm-apt.log 2>&1 \
     || { tail -n 30 /tmp/ctforge-setup-vm-apt.log >&2; die "apt-get install failed"; }
+  still="$(missing)"
+  [ -z "$still" ] || die "still missing after apt-get install: $still(see /tmp/ctforge-setup-vm-apt.log)"
 fi
 log "packages ready ($(secs "$t0") s)"
 
@@ -125,6 +133,10 @@ fi
 printf '%s\n' "$ACCEL" >"$IMPORT/accel"
 if [ "$ACCEL" = kvm ]; then
   log "KVM runs guests"
+elif [ -d /sys/module/kvm_pvm ]; then
+  # A nested host without VMX/SVM whose /dev/kvm is PVM (pagetable-based virtual machines):
+  # it runs only kernels built as PVM guests (CONFIG_PVM_GUEST), and Debian's are not.
+  printf 'setup-vm: warning: /dev/kvm is kvm-pvm (no VMX/SVM here), which boots only PVM guest kernels, not Debian'"'"'s; VMs are emulated (TCG, slow)\n' >&2
 else
   printf 'setup-vm: warning: KVM does not run guests here; VMs are emulated (TCG, slow)\n' >&2
 fi
