@@ -20,13 +20,6 @@
 #
 # Prints the seconds each step took.
 set -euo pipefail
-# dpkg -s also succeeds for a removed package whose configuration files remain: ask for "installed".
-installed() {
-  local p
-  for p in "$@"; do
-    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || return 1
-  done
-}
 
 BRIDGE_ADDR="${CTFORGE_SIM_BRIDGE_ADDR:-10.151.0.1/24}"
 BRIDGE_IP="${BRIDGE_ADDR%/*}"
@@ -46,11 +39,10 @@ secs() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # 1. packages
 t0=$(now)
-need=()
-pkgs=(qemu-system-x86 qemu-utils genisoimage mmdebstrap e2fsprogs)
-for p in "${pkgs[@]}"; do
-  installed "$p" || need+=("$p")
-done
+# Checked by the commands used, not by package (dpkg also knows removed packages).
+tools="qemu-system-x86:qemu-system-x86_64 qemu-utils:qemu-img genisoimage:genisoimage mmdebstrap:mmdebstrap e2fsprogs:mkfs.ext4"
+missing() { for t in $tools; do command -v "${t#*:}" >/dev/null 2>&1 || printf '%s ' "${t%%:*}"; done; }
+need=($(missing))
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -66,7 +58,8 @@ if ! command -v qemu-img >/dev/null; then
   apt-get install -y -qq --no-install-recommends qemu-utils </dev/null >>/tmp/ctforge-setup-vm-apt.log 2>&1 \
     || { tail -n 30 /tmp/ctforge-setup-vm-apt.log >&2; die "apt-get install qemu-utils failed"; }
 fi
-command -v qemu-img >/dev/null || die "qemu-img is missing after installing qemu-utils"
+still="$(missing)"
+[ -z "$still" ] || die "still missing after apt-get install: $still(see /tmp/ctforge-setup-vm-apt.log)"
 log "packages ready ($(secs "$t0") s)"
 
 # 2. KVM
@@ -141,6 +134,10 @@ fi
 printf '%s\n' "$ACCEL" >"$IMPORT/accel"
 if [ "$ACCEL" = kvm ]; then
   log "KVM runs guests"
+elif [ -d /sys/module/kvm_pvm ]; then
+  # A nested host without VMX/SVM whose /dev/kvm is PVM (pagetable-based virtual machines):
+  # it runs only kernels built as PVM guests (CONFIG_PVM_GUEST), and Debian's are not.
+  printf 'setup-vm: warning: /dev/kvm is kvm-pvm (no VMX/SVM here), which boots only PVM guest kernels, not Debian'"'"'s; VMs are emulated (TCG, slow)\n' >&2
 else
   printf 'setup-vm: warning: KVM does not run guests here; VMs are emulated (TCG, slow)\n' >&2
 fi

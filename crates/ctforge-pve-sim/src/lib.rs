@@ -19,6 +19,7 @@ pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod crypt;
 pub mod error;
 pub mod hold;
 pub mod rrd;

@@ -334,6 +334,7 @@ fn vm_create() -> QemuCreate {
     q.sshkeys = Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx root@ctforge\n".into());
     q.ipconfig0 = Some("ip=192.0.2.20/24,gw=192.0.2.1".into());
     q.nameserver = Some("192.0.2.1".into());
+    q.ciupgrade = Some(false);
     q.searchdomain = Some("lab".into());
     q.cicustom = Some("user=local:snippets/ctforge-120-user.yaml".into());
     q.tags = vec!["web".into(), "vm".into()];

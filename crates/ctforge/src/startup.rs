@@ -219,24 +219,26 @@ pub fn register_job_handlers(state: &AppState) {
         state.locks.clone(),
     ));
     state.jobs.registry().register(bulk.clone());
-    let reapply = Arc::new(crate::containers::reapply::Reapply::new(
-        state.store.clone(),
-        state.pve.clone(),
-        state.locks.clone(),
-        state.guests.clone(),
-        Arc::new(
-            crate::provisioning::pipeline::CreateContainer::new(
-                state.store.clone(),
-                state.keyring.clone(),
-                state.pve.clone(),
-                state.guests.clone(),
-            )
-            .with_limits(crate::provisioning::waits::Limits::from(
-                &state.config.provisioning,
-            )),
-        ),
-    )
-    .with_keep_snapshots(state.config.images.keep_reapply_snapshots));
+    let reapply = Arc::new(
+        crate::containers::reapply::Reapply::new(
+            state.store.clone(),
+            state.pve.clone(),
+            state.locks.clone(),
+            state.guests.clone(),
+            Arc::new(
+                crate::provisioning::pipeline::CreateContainer::new(
+                    state.store.clone(),
+                    state.keyring.clone(),
+                    state.pve.clone(),
+                    state.guests.clone(),
+                )
+                .with_limits(crate::provisioning::waits::Limits::from(
+                    &state.config.provisioning,
+                )),
+            ),
+        )
+        .with_keep_snapshots(state.config.images.keep_reapply_snapshots),
+    );
     state.jobs.registry().register(reapply.clone());
     state
         .jobs

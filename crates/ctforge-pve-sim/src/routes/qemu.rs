@@ -577,20 +577,15 @@ fn validate_ssh_keys(encoded: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `PVE::Tools::encrypt_pw`: a SHA-256 crypt-style hash (`$5$salt$…`) for `cipassword`.
+/// `PVE::Tools::encrypt_pw`: SHA-256-crypt (`$5$salt$…`) of `cipassword`, which the guest's
+/// `/etc/shadow` accepts as it is (cloud-init passes a hashed password through); a value that
+/// is already a hash is kept.
 pub(crate) fn encrypt_pw(c: &Cluster, pw: &str) -> String {
-    use base64::Engine as _;
-    use sha2::Digest as _;
     if pw.starts_with("$5$") || pw.starts_with("$6$") {
         return pw.to_string();
     }
     let salt = format!("{:016x}", crate::state::mix(c.seed ^ c.now()));
-    let salt = &salt[..8];
-    let digest = sha2::Sha256::digest(format!("{salt}{pw}").as_bytes());
-    let enc = base64::engine::general_purpose::STANDARD_NO_PAD
-        .encode(digest)
-        .replace('+', ".");
-    format!("$5${salt}${enc}")
+    crate::crypt::sha256_crypt(pw, &salt[..8])
 }
 
 /// `GET /nodes/{node}/qemu`.

@@ -87,6 +87,8 @@ pub struct QemuCreate {
     pub nameserver: Option<String>,
     /// DNS search domain.
     pub searchdomain: Option<String>,
+    /// cloud-init upgrades the packages on first boot (Proxmox's default: yes).
+    pub ciupgrade: Option<bool>,
     /// Custom cloud-init files, e.g. `user=local:snippets/ctforge-101-user.yaml`.
     pub cicustom: Option<String>,
     /// Tags (sent `;`-joined).
@@ -177,6 +179,9 @@ impl QemuCreate {
         }
         if let Some(v) = &self.sshkeys {
             put("sshkeys", uri_escape(v));
+        }
+        if let Some(v) = self.ciupgrade {
+            put("ciupgrade", if v { "1" } else { "0" }.into());
         }
         let cloud = [
             ("ipconfig0", &self.ipconfig0),

@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ctforge_pve::PveApi;
 use ctforge_pve::types::ResourceKind;
 use ctforge_ssh::SshError;
 use futures_util::StreamExt;
@@ -223,14 +224,16 @@ pub async fn apply(
     })
 }
 
-/// The address to probe the container's web links on: its recorded address, and only when
-/// Proxmox reports that address for the CT (a static `ip=`/`ip6=` of a `netN`, or an address
-/// of its interfaces) and it is not one [`weblink::refused`] names (loopback, link-local, …,
-/// ctforge's own host).
+/// The address to probe the guest's web links on: its recorded address, and only when
+/// Proxmox reports that address for the guest and it is not one [`weblink::refused`] names
+/// (loopback, link-local, …, ctforge's own host). Reported addresses: for a container a static
+/// `ip=`/`ip6=` of a `netN` and the addresses of its interfaces; for a VM a static
+/// `ipconfigN` and what its guest agent reports (`agent/network-get-interfaces`).
 pub async fn web_link_target(
     state: &AppState,
     cluster: &Cluster,
     container: &Container,
+    kind: GuestKind,
     node: &str,
     vmid: u32,
 ) -> Option<IpAddr> {
@@ -244,6 +247,21 @@ pub async fn web_link_target(
         return None;
     }
     let client = state.pve.service(cluster).ok()?;
+    let reported = match kind {
+        GuestKind::Lxc => reported_by_lxc(client.as_ref(), node, vmid).await,
+        GuestKind::Qemu => reported_by_qemu(client.as_ref(), node, vmid).await,
+    };
+    if reported.contains(&ip) {
+        Some(ip)
+    } else {
+        tracing::debug!(vmid, %ip, "web links not probed: Proxmox does not report this address for the guest");
+        None
+    }
+}
+
+/// The addresses Proxmox reports for container `vmid`: static ones of its config, then those
+/// of its interfaces.
+async fn reported_by_lxc(client: &dyn PveApi, node: &str, vmid: u32) -> Vec<IpAddr> {
     let mut reported: Vec<IpAddr> = Vec::new();
     if let Ok(config) = client.lxc_config_get(node, vmid, true).await {
         for net in config.nets.values() {
@@ -267,12 +285,38 @@ pub async fn web_link_target(
             );
         }
     }
-    if reported.contains(&ip) {
-        Some(ip)
-    } else {
-        tracing::debug!(vmid, %ip, "web links not probed: Proxmox does not report this address for the CT");
-        None
+    reported
+}
+
+/// The addresses Proxmox reports for VM `vmid`: static `ip=`/`ip6=` of its `ipconfigN`, then
+/// those its guest agent reports.
+async fn reported_by_qemu(client: &dyn PveApi, node: &str, vmid: u32) -> Vec<IpAddr> {
+    let mut reported: Vec<IpAddr> = Vec::new();
+    if let Ok(config) = client.qemu_config_get(node, vmid, true).await {
+        let ipconfigs = config
+            .iter()
+            .filter(|(key, _)| key.starts_with("ipconfig"))
+            .filter_map(|(_, value)| value.as_str());
+        for value in ipconfigs {
+            reported.extend(
+                value
+                    .split(',')
+                    .filter_map(|part| part.split_once('='))
+                    .filter(|(key, _)| matches!(*key, "ip" | "ip6"))
+                    .filter_map(|(_, cidr)| address_of(cidr)),
+            );
+        }
     }
+    if let Ok(interfaces) = client.agent_network_get_interfaces(node, vmid).await {
+        reported.extend(
+            interfaces
+                .result
+                .iter()
+                .flat_map(|i| &i.ip_addresses)
+                .filter_map(|a| address_of(&a.ip_address)),
+        );
+    }
+    reported
 }
 
 fn address_of(cidr: &str) -> Option<IpAddr> {
@@ -421,7 +465,7 @@ pub async fn check_container(
         record_drift(state, cluster, container, actor, drifted).await?;
     }
     let target = if state.config.monitoring.web_links {
-        web_link_target(state, cluster, container, node, vmid).await
+        web_link_target(state, cluster, container, kind, node, vmid).await
     } else {
         None
     };

@@ -4,7 +4,8 @@
 //! a VM template (`POST …/qemu/{template}/clone`, `Plan::vm_clone`) and set the clone's own
 //! configuration (`PUT …/config`: cloud-init user, keys, address, resources) — grow the
 //! disk to the requested size (`PUT …/resize`), start it and wait — bounded — until its guest
-//! agent answers (`agent/ping`) and reports an address (`agent/network-get-interfaces`).
+//! agent answers (`agent/ping`), cloud-init finished the first boot (it holds apt's locks) and
+//! the agent reports an address (`agent/network-get-interfaces`).
 //! Everything after that (deploy, install, scripts, discover) is the container pipeline over
 //! the guest-agent channel ([`crate::guest::agent::AgentChannel`]).
 
@@ -249,6 +250,7 @@ pub(super) async fn start(
             started.elapsed().as_secs_f64()
         ))
         .await;
+    wait_cloud_init(ctx, client, node, vmid).await;
     // DHCP may finish a moment after the agent starts.
     let asked = tokio::time::Instant::now();
     let mut backoff = ctforge_pve::Backoff::new(Duration::from_secs(1));
@@ -268,6 +270,69 @@ pub(super) async fn start(
         tokio::time::sleep(backoff.next_pause()).await;
     }
     Ok(())
+}
+
+/// Longest wait for cloud-init's first boot (an emulated guest's package upgrade is slow).
+const CLOUD_INIT_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Waits, bounded, until cloud-init finished the first boot where the guest has cloud-init:
+/// its `apt-get update` and `package_upgrade` (`ciupgrade`, on by default) hold apt's locks,
+/// and the install step's `apt-get update` fails on the lists lock instead of waiting. Logs
+/// cloud-init's result; a guest without cloud-init, or one still busy after the bound, goes on.
+async fn wait_cloud_init(ctx: &JobContext, client: &dyn PveApi, node: &str, vmid: u32) {
+    let command = [
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        "command -v cloud-init >/dev/null 2>&1 || { echo absent; exit 0; }; \
+         cloud-init status --wait >/dev/null 2>&1; cloud-init status 2>/dev/null | sed -n 's/^status: //p'"
+            .to_owned(),
+    ];
+    let _ = ctx
+        .log("waiting for cloud-init to finish the first boot (it holds apt's locks)")
+        .await;
+    let started = tokio::time::Instant::now();
+    let pid = match client.agent_exec(node, vmid, &command, None).await {
+        Ok(p) => p.pid,
+        Err(e) => {
+            let _ = ctx
+                .log(format!("! cannot ask cloud-init for its state: {e}"))
+                .await;
+            return;
+        }
+    };
+    let mut backoff = ctforge_pve::Backoff::new(Duration::from_secs(2));
+    while started.elapsed() < CLOUD_INIT_TIMEOUT {
+        match client.agent_exec_status(node, vmid, pid).await {
+            Ok(status) if status.exited => {
+                let state = status.out_data.unwrap_or_default();
+                let state = state.trim();
+                if state != "absent" {
+                    let _ = ctx
+                        .log(format!(
+                            "cloud-init {} ({:.0}s)",
+                            if state.is_empty() { "ended" } else { state },
+                            started.elapsed().as_secs_f64()
+                        ))
+                        .await;
+                }
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = ctx
+                    .log(format!("! cannot ask cloud-init for its state: {e}"))
+                    .await;
+                return;
+            }
+        }
+        tokio::time::sleep(backoff.next_pause()).await;
+    }
+    let _ = ctx
+        .log(format!(
+            "! cloud-init still runs after {} s; going on",
+            CLOUD_INIT_TIMEOUT.as_secs()
+        ))
+        .await;
 }
 
 /// The VM's first IPv4 address that is not loopback or link-local, from its guest agent.

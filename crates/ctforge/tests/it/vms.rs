@@ -45,8 +45,9 @@ impl Vms {
     }
 }
 
-/// The app with the shipped examples as its template root, signed in as root@pam.
-async fn app() -> Vms {
+/// The app with the shipped examples as its template root, signed in as root@pam; web links
+/// probed or not.
+async fn app_with(web_links: bool) -> Vms {
     ctforge::install_crypto_provider();
     let sim = common::sim("", |c| {
         c.with_nodes(1)
@@ -61,7 +62,7 @@ async fn app() -> Vms {
     let app = common::spawn_app_with("sqlite", move |c| {
         c.clusters = vec![cluster];
         c.templates.roots = vec![root];
-        c.monitoring.web_links = false;
+        c.monitoring.web_links = web_links;
     })
     .await;
     let session =
@@ -81,6 +82,11 @@ async fn app() -> Vms {
         sim,
         _templates: templates,
     }
+}
+
+/// The app with the shipped examples, web links not probed.
+async fn app() -> Vms {
+    app_with(false).await
 }
 
 fn params(plan: &serde_json::Value) -> BTreeMap<String, String> {
@@ -246,6 +252,64 @@ async fn a_vm_template_is_planned_created_and_provisioned_through_the_agent() {
     let vmid = u32::try_from(record.vmid).unwrap();
     let status = client.qemu_status_current("pve1", vmid).await.unwrap();
     assert_eq!(status.status, "running");
+    drop(v.sim);
+}
+
+/// A VM's web links are probed on the address its guest agent reports (Proxmox reports no
+/// container interfaces for a VM): the refresh probes nginx's port there. The memory backend's
+/// guest serves nothing, so the probe finds no answer — but it was made.
+#[tokio::test]
+async fn a_vm_web_link_is_probed_on_the_address_its_agent_reports() {
+    let v = app_with(true).await;
+    let (code, created) = v
+        .post(
+            "/api/v1/guests",
+            json!({ "template": "vm-web", "hostname": "vm3", "password": "hunter22" }),
+        )
+        .await;
+    assert_eq!(code, 202, "{created}");
+    let (id, job_id) = (
+        created["id"].as_i64().unwrap(),
+        created["job_id"].as_i64().unwrap(),
+    );
+    let mut job = serde_json::Value::Null;
+    for _ in 0..1200 {
+        let (_, j) = v.get(&format!("/api/v1/jobs/{job_id}")).await;
+        if matches!(
+            j["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            job = j;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let ip = v
+        .app
+        .state
+        .store
+        .get_container(id)
+        .await
+        .unwrap()
+        .ip
+        .unwrap();
+    let (code, refreshed) = v
+        .post(&format!("/api/v1/guests/{id}/services/refresh"), json!({}))
+        .await;
+    assert_eq!(code, 200, "{refreshed}");
+    let nginx = refreshed["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["unit"] == "nginx.service")
+        .cloned()
+        .unwrap_or_else(|| panic!("nginx: {refreshed}"));
+    assert_eq!(nginx["url"], format!("http://{ip}:80"), "{refreshed}");
+    assert_eq!(
+        nginx["web_answered"], false,
+        "the link was probed on {ip}: {refreshed}"
+    );
     drop(v.sim);
 }
 

@@ -1,69 +1,348 @@
-//! `vm-web` on a real KVM guest through the simulator's real backend: from the API to Ready (a
-//! Debian cloud image boots, cloud-init sets the user and key, the guest agent reports the
-//! address, nginx is installed through the agent, the service and its web address are
-//! recorded), then stop, start and delete (the VM is gone from Proxmox). Prints the time to
-//! Ready and the guest's memory.
+//! `vm-web` on a real QEMU guest through the simulator's real VM backend, from the wizard's API
+//! (`POST /api/v1/guests`) to Ready: the Debian disk `scripts/setup-vm.sh` built boots,
+//! cloud-init sets the user and the SSH key, the guest agent reports the address, nginx is
+//! installed through the agent, the service and its web link are recorded and the link's page
+//! title is probed over the bridge; then stop, start and delete through ctforge's API (the QEMU
+//! process and the disk are gone). Prints the time to Ready and the guest's memory.
+//!
+//! Skipped, with the reason, when not root, without `/dev/kvm`, QEMU or the guest disk
+//! (`scripts/setup-vm.sh`). Where KVM does not run guests (setup-vm.sh records `tcg`) the guest
+//! is emulated: slower, the same flow.
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use ctforge_ssh::RemoteExec;
+use serde_json::{Value, json};
 
 use crate::common;
 
-fn examples() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/templates")
+const NAME: &str = "vm_web_reaches_ready_on_a_real_vm";
+const VMID: u32 = 4501;
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx alice@laptop";
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/templates")
 }
 
-async fn wait(client: &dyn ctforge_pve::PveApi, upid: &ctforge_pve::types::Upid) {
-    let exit = ctforge_pve::wait_task(
-        client,
-        "pve1",
-        upid,
-        ctforge_pve::WaitOptions {
-            timeout: Duration::from_secs(300),
-            ..ctforge_pve::WaitOptions::default()
-        },
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
-    assert!(matches!(exit, ctforge_pve::TaskExit::Success), "{exit:?}");
+/// Why the real VM backend cannot run here, if it cannot.
+fn skip_reason() -> Option<String> {
+    let opts = ctforge_pve_sim::LxcOptions::default();
+    let image = opts
+        .template
+        .parent()?
+        .join("import/debian-12-genericcloud-amd64.qcow2");
+    if !Path::new("/dev/kvm").exists() {
+        return Some("/dev/kvm is absent".into());
+    }
+    let qemu = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("qemu-system-x86_64").is_file()))
+        .unwrap_or(false);
+    if !qemu {
+        return Some("qemu-system-x86_64 is not installed (scripts/setup-vm.sh)".into());
+    }
+    if !image.is_file() {
+        return Some(format!(
+            "{} is missing (scripts/setup-vm.sh)",
+            image.display()
+        ));
+    }
+    None
 }
 
-#[tokio::test]
-#[ignore = "needs the simulator's real KVM backend (helper vmsim's `scripts/setup-vm.sh` and qemu in the lxc backend), not on this branch yet"]
-async fn vm_web_reaches_ready_on_a_real_kvm_guest() {
-    if common::lxc::unavailable("vm_web_reaches_ready_on_a_real_kvm_guest")
-        || !std::path::Path::new("/dev/kvm").exists()
-    {
-        println!("SKIPPED vm_web_reaches_ready_on_a_real_kvm_guest: needs root and /dev/kvm");
+/// Whether process `pid` still runs (a zombie its parent has not reaped has no `exe`).
+fn runs(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}/exe")).exists()
+}
+
+/// `GET path` as the signed-in user: status and JSON body.
+async fn get(p: &common::lxc::Provisioned, path: String) -> (u16, Value) {
+    let r = p
+        .app
+        .client
+        .get(format!("{}{path}", p.app.address))
+        .header("cookie", &p.session.cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap_or_default())
+}
+
+/// `POST path` (an empty JSON body, with the CSRF token) as the signed-in user.
+async fn post(p: &common::lxc::Provisioned, path: String) -> (u16, Value) {
+    let r = p
+        .session
+        .post(&p.app.client, &p.app.address, &path, json!({}))
+        .await;
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_web_reaches_ready_on_a_real_vm() {
+    if common::lxc::unavailable(NAME) {
         return;
     }
-    let body = serde_json::json!({
+    if let Some(why) = skip_reason() {
+        println!("SKIPPED {NAME}: {why}");
+        return;
+    }
+    let started = Instant::now();
+    // What the wizard posts for a VM template: its user, password and key for cloud-init.
+    let body = json!({
         "template": "vm-web",
         "hostname": "vm-real",
-        "vmid": 4501,
+        "vmid": VMID,
         "user": "alice",
-        "ssh_public_keys": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx alice@laptop",
+        "password": "wizard-pass-1",
+        "ssh_public_keys": KEY,
+        // The first boot's full upgrade takes minutes under TCG; the install step updates apt.
+        "upgrade": false,
     });
-    let (p, job) = common::lxc::provision_from(examples(), body, |_| {}).await;
-    assert_eq!(job["state"], "succeeded", "{job}");
-    let record = p.app.state.store.get_container(p.id).await.unwrap();
+    let (p, job) = common::lxc::provision_at("/api/v1/guests", examples(), body, |c| {
+        c.monitoring.web_links = true;
+    })
+    .await;
+    if job["state"] != "succeeded" {
+        let console =
+            std::fs::read_to_string(p.dir.path().join(format!("qemu/{VMID}/console.log")))
+                .unwrap_or_default();
+        panic!(
+            "job failed: {job}\n{}\nconsole:\n{console}",
+            p.events().await
+        );
+    }
+    let (app, id) = (&p.app, p.id);
+    // Ready, a VM, with the address its agent reported and nginx's web link.
+    let (code, detail) = get(&p, format!("/api/v1/guests/{id}")).await;
+    assert_eq!(code, 200, "{detail}");
+    assert_eq!(detail["type"], "qemu", "{detail}");
+    let record = app.state.store.get_container(id).await.unwrap();
     assert_eq!(record.status, "ready");
-    assert_eq!(record.kind, ctforge::status::GuestKind::Qemu);
     let ip = record.ip.clone().expect("the agent reported an address");
-    let services = p.app.state.store.list_services(p.id).await.unwrap();
-    let nginx = services
+    let bridge = ctforge_pve_sim::LxcOptions::default().bridge_ip.octets();
+    assert!(
+        ip.starts_with(&format!("{}.{}.{}.", bridge[0], bridge[1], bridge[2])),
+        "an address on the simulator's bridge: {ip}"
+    );
+    // The web link's page title, probed over the bridge (what the Services tab shows).
+    let (code, refreshed) = post(&p, format!("/api/v1/guests/{id}/services/refresh")).await;
+    assert_eq!(code, 200, "{refreshed}");
+    let nginx = refreshed["services"]
+        .as_array()
+        .unwrap()
         .iter()
-        .find(|s| s.unit == "nginx.service")
-        .expect("nginx discovered");
-    assert_eq!(
-        nginx.url.as_deref(),
-        Some(format!("http://{ip}:80").as_str())
+        .find(|s| s["unit"] == "nginx.service")
+        .cloned()
+        .unwrap_or_else(|| panic!("nginx discovered: {refreshed}"));
+    assert_eq!(nginx["active_state"], "active", "{refreshed}");
+    assert_eq!(nginx["url"], format!("http://{ip}:80"), "{refreshed}");
+    assert_eq!(nginx["web_title"], "It works", "{refreshed}");
+    assert_eq!(nginx["web_answered"], true, "{refreshed}");
+
+    // Inside the guest, through the agent: cloud-init made the user with the key and set the
+    // hostname, nginx serves the template's page.
+    let cluster = app
+        .state
+        .store
+        .get_cluster(record.cluster_id)
+        .await
+        .unwrap();
+    let client = app.state.pve.service(&cluster).unwrap();
+    let agent = ctforge::guest::agent::AgentChannel::new(client.clone(), "pve1", VMID, None);
+    let mut ignore = |_: ctforge_ssh::Stream, _: &str| {};
+    let out = agent
+        .exec(
+            "hostname; id -nG alice; grep -c alice@laptop /home/alice/.ssh/authorized_keys; \
+             systemctl is-active nginx; curl -s http://127.0.0.1/ | grep -o '<title>[^<]*'; \
+             free -m | awk '/^Mem:/ { print \"used-mib \" $3 }'; \
+             python3 -W ignore -c 'import crypt, spwd, sys; h = spwd.getspnam(\"alice\").sp_pwdp; \
+             print(\"password-ok\" if crypt.crypt(sys.argv[1], h) == h else \"password-bad \" + h[:3])' \
+             wizard-pass-1",
+            &mut ignore,
+        )
+        .await
+        .unwrap();
+    let inside = out.tail_text();
+    assert!(out.success(), "{inside}");
+    // The wizard's password works: Proxmox stored its SHA-256-crypt hash, cloud-init put it in
+    // /etc/shadow.
+    for expected in [
+        "vm-real",
+        "alice",
+        "1",
+        "active",
+        "<title>It works",
+        "used-mib ",
+        "password-ok",
+    ] {
+        assert!(
+            inside.lines().any(|l| l.starts_with(expected)),
+            "{expected:?} not seen inside the guest:\n{inside}"
+        );
+    }
+    let guest_used = inside
+        .lines()
+        .find_map(|l| l.strip_prefix("used-mib "))
+        .unwrap_or("?")
+        .to_owned();
+    let status = client.qemu_status_current("pve1", VMID).await.unwrap();
+    let pid = status.pid.expect("QEMU's pid");
+    assert!(runs(pid), "QEMU runs as {pid}");
+    let accel = std::fs::read_to_string(
+        ctforge_pve_sim::LxcOptions::default()
+            .template
+            .parent()
+            .unwrap()
+            .join("import/accel"),
+    )
+    .unwrap_or_else(|_| "kvm".into());
+    println!(
+        "vm-web ({}): Ready after {:.1} s; guest memory: QEMU RSS {} MiB of {} MiB, `free` in the guest {} MiB used",
+        accel.trim(),
+        p.pipeline.as_secs_f64(),
+        status.mem.unwrap_or(0) >> 20,
+        status.maxmem.unwrap_or(0) >> 20,
+        guest_used
     );
 
+    // Stop, start, delete, as the VM's page does.
+    let (code, body) = post(&p, format!("/api/v1/guests/{id}/stop")).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(!runs(pid), "QEMU {pid} still runs after stop");
+    let (_, detail) = get(&p, format!("/api/v1/guests/{id}")).await;
+    assert_eq!(detail["status"], "stopped", "{detail}");
+    let (code, body) = post(&p, format!("/api/v1/guests/{id}/start")).await;
+    assert_eq!(code, 200, "{body}");
+    let (_, detail) = get(&p, format!("/api/v1/guests/{id}")).await;
+    assert_eq!(detail["status"], "running", "{detail}");
+    let pid = client
+        .qemu_status_current("pve1", VMID)
+        .await
+        .unwrap()
+        .pid
+        .expect("QEMU's pid after start");
+    assert!(runs(pid));
+    let disk = p.dir.path().join(format!("qemu/{VMID}/disk-scsi0.qcow2"));
+    assert!(disk.is_file(), "{} exists", disk.display());
+    let r = app
+        .client
+        .delete(format!("{}/api/v1/guests/{id}", app.address))
+        .header("cookie", &p.session.cookie)
+        .header("x-csrf-token", &p.session.csrf)
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    assert_eq!(code, 200, "{}", r.text().await.unwrap());
+    assert!(!runs(pid), "QEMU {pid} still runs after delete");
+    assert!(!disk.exists(), "{} is gone", disk.display());
+    assert!(
+        client.qemu_status_current("pve1", VMID).await.is_err(),
+        "the VM is gone from Proxmox"
+    );
+    println!("{NAME}: wall time {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Copies template directory `from` to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The non-graphical part of `openclaw-desktop` on the real VM backend: the desktop user,
+/// the VNC service unit and its saved credential, Node.js 22 and OpenClaw from npm. The
+/// template as shipped minus the desktop: its package list is the VNC server and what the
+/// scripts need (no XFCE, LightDM or Chromium, which the emulated guest would take long to
+/// install), `20-desktop.sh` and `30-browser.sh` left out, and `50-vnc.sh` run before
+/// `40-nodejs.sh` (as `35-vnc.sh`) so that the VNC part is exercised even when the guest cannot
+/// reach NodeSource and npm: the simulator's guests reach only the bridge's apt proxy (Debian's
+/// mirror over HTTP) and its DNS stand-in, which sends every other name to the bridge.
+///
+/// Ignored: minutes under emulation. The run and its log are in the issue's notes
+/// (`openclaw-real-run.md`); the exact command:
+/// `cargo nextest run -p ctforge --test lxc -E 'test(openclaw_desktop_non_graphical)' --run-ignored only --no-capture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a manual run: minutes under emulation, and NodeSource/npm are outside the simulator's network"]
+async fn openclaw_desktop_non_graphical_part_on_a_real_vm() {
+    const NAME: &str = "openclaw_desktop_non_graphical_part_on_a_real_vm";
+    const VMID: u32 = 4502;
+    if common::lxc::unavailable(NAME) {
+        return;
+    }
+    if let Some(why) = skip_reason() {
+        println!("SKIPPED {NAME}: {why}");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("openclaw-desktop");
+    copy_dir(&examples().join("openclaw-desktop"), &dir);
+    let configs = dir.join("container-configs");
+    std::fs::write(
+        configs.join("packages/desktop.apt"),
+        "# The non-graphical part: the VNC server and what the scripts need.\n\
+         tigervnc-standalone-server\ntigervnc-tools\nqemu-guest-agent\ncurl\nca-certificates\ngnupg\n",
+    )
+    .unwrap();
+    for gone in ["20-desktop.sh", "30-browser.sh"] {
+        std::fs::remove_file(configs.join("scripts").join(gone)).unwrap();
+    }
+    std::fs::rename(
+        configs.join("scripts/50-vnc.sh"),
+        configs.join("scripts/35-vnc.sh"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let body = json!({
+        "template": "openclaw-desktop",
+        "hostname": "claw-real",
+        "vmid": VMID,
+        "user": "alice",
+        "ssh_public_keys": KEY,
+        "memory": 2048,
+    });
+    let (p, job) =
+        common::lxc::provision_at("/api/v1/guests", root.path().to_owned(), body, |_| {}).await;
+    let log: Vec<String> = p
+        .app
+        .state
+        .store
+        .job_events_after(p.job_id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}: {}", e.step.clone().unwrap_or_default(), e.data))
+        .collect();
+    println!(
+        "--- job {} after {:.1} s ---",
+        job["state"],
+        p.pipeline.as_secs_f64()
+    );
+    for line in &log {
+        println!("{line}");
+    }
+    let log = log.join("\n");
+    for seen in [
+        "created the desktop user claw",
+        "VNC password generated and saved as the credential vnc-password",
+        "VNC serves display :1 for claw",
+    ] {
+        assert!(log.contains(seen), "{seen:?} not in the job log");
+    }
+    // Inside: the user, the VNC unit enabled with its password file, the credential saved for
+    // ctforge (its value is not printed), and how far Node.js and OpenClaw got.
+    let record = p.app.state.store.get_container(p.id).await.unwrap();
     let cluster = p
         .app
         .state
@@ -72,67 +351,36 @@ async fn vm_web_reaches_ready_on_a_real_kvm_guest() {
         .await
         .unwrap();
     let client = p.app.state.pve.service(&cluster).unwrap();
-    // Inside the guest, through the agent: cloud-init made the user with the key, nginx runs.
-    let agent = ctforge::guest::agent::AgentChannel::new(client.clone(), "pve1", p.vmid, None);
+    let agent = ctforge::guest::agent::AgentChannel::new(client, "pve1", VMID, None);
     let mut ignore = |_: ctforge_ssh::Stream, _: &str| {};
     let out = agent
         .exec(
-            "systemctl is-active nginx && grep -c alice@laptop /home/alice/.ssh/authorized_keys",
+            "id claw; systemctl is-enabled openclaw-vnc.service; \
+             systemctl is-active openclaw-vnc.service; test -s /home/claw/.vnc/passwd && echo vnc-passwd-file; \
+             grep -l '^vnc-password=' /etc/ctforge/credentials/* /etc/infrahaus/credentials 2>/dev/null; \
+             node --version 2>&1 || echo no-node; \
+             su - claw -c 'command -v openclaw' || echo no-openclaw",
             &mut ignore,
         )
         .await
         .unwrap();
-    assert!(out.success(), "{}", out.tail_text());
-    let status = client.qemu_status_current("pve1", p.vmid).await.unwrap();
-    println!(
-        "vm-web: Ready after {:.1} s; guest memory {} MiB used of {} MiB",
-        p.pipeline.as_secs_f64(),
-        status.mem.unwrap_or(0) >> 20,
-        status.maxmem.unwrap_or(0) >> 20
-    );
-
-    // Stop, start, delete.
-    wait(
-        client.as_ref(),
-        &client.qemu_stop("pve1", p.vmid).await.unwrap(),
-    )
-    .await;
-    assert_eq!(
-        client
-            .qemu_status_current("pve1", p.vmid)
-            .await
-            .unwrap()
-            .status,
-        "stopped"
-    );
-    wait(
-        client.as_ref(),
-        &client.qemu_start("pve1", p.vmid).await.unwrap(),
-    )
-    .await;
-    assert_eq!(
-        client
-            .qemu_status_current("pve1", p.vmid)
-            .await
-            .unwrap()
-            .status,
-        "running"
-    );
-    wait(
-        client.as_ref(),
-        &client.qemu_stop("pve1", p.vmid).await.unwrap(),
-    )
-    .await;
-    wait(
-        client.as_ref(),
-        &client
-            .qemu_delete("pve1", p.vmid, true, true)
-            .await
-            .unwrap(),
-    )
-    .await;
+    println!("--- inside the guest ---\n{}", out.tail_text());
+    let inside = out.tail_text();
     assert!(
-        client.qemu_status_current("pve1", p.vmid).await.is_err(),
-        "the VM is gone from Proxmox"
+        inside.contains("uid=") && inside.contains("(claw)"),
+        "{inside}"
+    );
+    assert!(inside.lines().any(|l| l == "enabled"), "{inside}");
+    assert!(inside.contains("vnc-passwd-file"), "{inside}");
+    println!(
+        "{NAME}: wall time {:.1} s; credentials stored by ctforge: {:?}",
+        started.elapsed().as_secs_f64(),
+        p.app
+            .state
+            .store
+            .list_credentials(p.id)
+            .await
+            .map(|c| c.into_iter().map(|c| c.name).collect::<Vec<_>>())
+            .ok()
     );
 }
