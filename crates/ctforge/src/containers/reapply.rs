@@ -1033,7 +1033,7 @@ fn reapply_snapshots(all: &[ctforge_pve::types::Snapshot]) -> Vec<String> {
             Some((job, s.snaptime.unwrap_or(0), s.name.clone()))
         })
         .collect();
-    ours.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    ours.sort_by_key(|s| std::cmp::Reverse((s.0, s.1)));
     ours.into_iter().map(|(_, _, name)| name).collect()
 }
 

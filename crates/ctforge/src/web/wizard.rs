@@ -189,6 +189,7 @@ impl Wizard {
             image: opt("image"),
             clone_from: opt("clone_from").and_then(|v| v.parse().ok()),
             user: opt("user"),
+            upgrade: opt("upgrade").map(|v| !matches!(v.as_str(), "0" | "off" | "false" | "no")),
             cloud_init_snippet: false,
         };
         (request, errors)
