@@ -85,7 +85,7 @@ impl ChangeKind {
 /// One field that differs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldChange {
-    /// `memory`, `cores`, `swap` or `template`.
+    /// `memory`, `cores`, `swap`, `template`, or `creation` (it failed: not converged).
     pub field: String,
     /// What it is.
     pub from: String,
@@ -486,7 +486,19 @@ async fn plan_with(
             Some(c) => {
                 crate::authz::read(state, user, &d.cluster, u32::try_from(c.vmid).unwrap_or(0))
                     .await?;
-                let changes = compare(state, user, d, c).await?;
+                let mut changes = compare(state, user, d, c).await?;
+                if c.status == crate::status::RecordStatus::Error {
+                    // Not converged: the container was declared, but its creation failed.
+                    changes.push(FieldChange {
+                        field: "creation".to_owned(),
+                        from: "failed".to_owned(),
+                        to: format!(
+                            "retry its creation job (`ctforge jobs retry`, the container's Events), or delete container {} and apply again",
+                            c.id
+                        ),
+                        applicable: false,
+                    });
+                }
                 let action = if changes.is_empty() {
                     summary.unchanged += 1;
                     ChangeKind::Unchanged
@@ -800,7 +812,9 @@ pub fn render(plan: &FleetPlan, all: bool) -> String {
         }
     }
     let s = &plan.summary;
-    if !plan.has_changes() {
+    if !plan.has_changes() && s.pending > 0 {
+        out.push_str("No changes can be applied now.\n");
+    } else if !plan.has_changes() {
         out.push_str("No changes. The containers match the fleet file.\n");
     } else {
         out.push_str(&format!(
@@ -810,7 +824,7 @@ pub fn render(plan: &FleetPlan, all: bool) -> String {
     }
     if s.pending > 0 {
         out.push_str(&format!(
-            "{} container(s) use an older template version and are not ready: re-apply them once they are.\n",
+            "{} container(s) cannot be changed now (not ready, or their creation failed): see their lines above.\n",
             s.pending
         ));
     }
@@ -888,5 +902,35 @@ mod tests {
             summary: Summary::default(),
         };
         assert!(render(&none, false).contains("No changes."));
+        // A declared guest whose creation failed is not converged, and the plan says so.
+        let failed = FleetPlan {
+            guests: vec![GuestChange {
+                name: "c".into(),
+                cluster: "lab".into(),
+                action: ChangeKind::Update,
+                id: Some(3),
+                vmid: Some(103),
+                node: Some("pve1".into()),
+                changes: vec![FieldChange {
+                    field: "creation".into(),
+                    from: "failed".into(),
+                    to: "retry its creation job".into(),
+                    applicable: false,
+                }],
+            }],
+            summary: Summary {
+                pending: 1,
+                ..Summary::default()
+            },
+        };
+        let text = render(&failed, false);
+        assert!(
+            text.contains(
+                "  ~ c (pve1, VMID 103)\n      creation: failed → retry its creation job\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("No changes can be applied now."), "{text}");
+        assert!(!text.contains("match the fleet file"), "{text}");
     }
 }

@@ -781,6 +781,11 @@ pub fn resolve(
             "clone_from".into(),
             "only a VM is cloned from a VM template; this template makes a container".into(),
         ));
+    } else if clone_from.is_some_and(|v| !(100..=999_999_999).contains(&v)) {
+        errors.push((
+            "clone_from".into(),
+            "a VMID is a number from 100 to 999999999".into(),
+        ));
     }
     let image = if vm && clone_from.is_none() {
         resolve_image(req, &conf, env, &node, wanted_os.as_deref(), &mut errors)

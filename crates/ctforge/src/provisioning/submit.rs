@@ -296,7 +296,11 @@ async fn prepare_as(
     let mut environment = environment::lookup(client.as_ref(), &cluster, request.node.as_deref())
         .await
         .map_err(AppError::Unavailable)?;
-    if let Some(source) = request.clone_from {
+    // Out of range, the plan names the field; Proxmox is not asked about it.
+    let clone_from = request
+        .clone_from
+        .filter(|v| (100..=999_999_999).contains(v));
+    if let Some(source) = clone_from {
         // The VM template on the node the VM goes to (a clone stays on its template's node).
         let node = request
             .node
