@@ -83,7 +83,13 @@ impl AgentChannel {
             ),
             None => script.to_owned(),
         };
-        let command = vec!["/bin/sh".to_owned(), "-c".to_owned(), guarded];
+        // qemu-guest-agent runs commands with its own umask (077): directories a step makes
+        // (a site's root) would be root's alone. `pct exec` and a login shell use 022.
+        let command = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            format!("umask 022; {guarded}"),
+        ];
         let pid = self
             .client
             .agent_exec(&self.node, self.vmid, &command, input)
