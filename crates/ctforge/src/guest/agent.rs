@@ -83,8 +83,8 @@ impl AgentChannel {
             ),
             None => script.to_owned(),
         };
-        // qemu-guest-agent runs commands with its own umask (077): directories a step makes
-        // (a site's root) would be root's alone. `pct exec` and a login shell use 022.
+        // A command inherits qemu-guest-agent's umask, which need not be a login shell's: the
+        // steps expect what `pct exec` gives them (022), e.g. a site root others can read.
         let command = vec![
             "/bin/sh".to_owned(),
             "-c".to_owned(),
