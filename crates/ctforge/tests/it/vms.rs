@@ -35,6 +35,21 @@ impl Vms {
         (code, r.json().await.unwrap_or_default())
     }
 
+    /// Job `job_id` once it ended (succeeded, failed or cancelled), or `null` after 60 s.
+    async fn finished_job(&self, job_id: i64) -> serde_json::Value {
+        for _ in 0..1200 {
+            let (_, j) = self.get(&format!("/api/v1/jobs/{job_id}")).await;
+            if matches!(
+                j["state"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            ) {
+                return j;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        serde_json::Value::Null
+    }
+
     async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let r = self
             .session
@@ -279,18 +294,7 @@ async fn a_vm_web_link_is_probed_on_the_address_its_agent_reports() {
         created["id"].as_i64().unwrap(),
         created["job_id"].as_i64().unwrap(),
     );
-    let mut job = serde_json::Value::Null;
-    for _ in 0..1200 {
-        let (_, j) = v.get(&format!("/api/v1/jobs/{job_id}")).await;
-        if matches!(
-            j["state"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        ) {
-            job = j;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let job = v.finished_job(job_id).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let ip = v
         .app
@@ -418,18 +422,7 @@ async fn a_vm_is_created_by_cloning_a_vm_template() {
     let (code, created) = v.post("/api/v1/guests", body).await;
     assert_eq!(code, 202, "{created}");
     let job_id = created["job_id"].as_i64().unwrap();
-    let mut job = serde_json::Value::Null;
-    for _ in 0..1200 {
-        let (_, j) = v.get(&format!("/api/v1/jobs/{job_id}")).await;
-        if matches!(
-            j["state"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        ) {
-            job = j;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let job = v.finished_job(job_id).await;
     let events = v
         .app
         .state
