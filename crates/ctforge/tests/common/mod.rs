@@ -322,3 +322,15 @@ pub async fn api_login(
         .to_owned();
     ApiSession { cookie, csrf }
 }
+
+/// A form post's answer as a browser meets it: status, `Location` (empty when none), body.
+pub async fn status_location_body(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, location, r.text().await.unwrap_or_default())
+}

@@ -480,13 +480,7 @@ impl Session {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (status, location, r.text().await.unwrap())
+        common::status_location_body(r).await
     }
 }
 
