@@ -103,7 +103,7 @@ async fn check_vmid(
     let Some(vmid) = text
         .parse::<u32>()
         .ok()
-        .filter(|v| (100..=999_999_999).contains(v))
+        .filter(|v| crate::provisioning::plan::valid_vmid(*v))
     else {
         return Ok(FieldCheck::refused(
             "a VMID is a number from 100 to 999999999",

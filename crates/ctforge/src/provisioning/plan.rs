@@ -669,7 +669,7 @@ pub fn resolve(
         },
     };
     let vmid = req.vmid.unwrap_or(env.next_vmid);
-    if !(100..=999_999_999).contains(&vmid) {
+    if !valid_vmid(vmid) {
         errors.push((
             "vmid".into(),
             "a VMID is a number from 100 to 999999999".into(),
@@ -781,7 +781,7 @@ pub fn resolve(
             "clone_from".into(),
             "only a VM is cloned from a VM template; this template makes a container".into(),
         ));
-    } else if clone_from.is_some_and(|v| !(100..=999_999_999).contains(&v)) {
+    } else if clone_from.is_some_and(|v| !valid_vmid(v)) {
         errors.push((
             "clone_from".into(),
             "a VMID is a number from 100 to 999999999".into(),
@@ -1182,6 +1182,11 @@ pub fn resolve(
         config_source: None,
         source: None,
     })
+}
+
+/// Whether `vmid` is one Proxmox accepts (100 to 999999999).
+pub fn valid_vmid(vmid: u32) -> bool {
+    (100..=999_999_999).contains(&vmid)
 }
 
 /// The keys of a VM's create call a clone of a VM template gets set after the clone: its own

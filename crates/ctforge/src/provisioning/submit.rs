@@ -297,9 +297,7 @@ async fn prepare_as(
         .await
         .map_err(AppError::Unavailable)?;
     // Out of range, the plan names the field; Proxmox is not asked about it.
-    let clone_from = request
-        .clone_from
-        .filter(|v| (100..=999_999_999).contains(v));
+    let clone_from = request.clone_from.filter(|v| plan::valid_vmid(*v));
     if let Some(source) = clone_from {
         // The VM template on the node the VM goes to (a clone stays on its template's node).
         let node = request
