@@ -55,7 +55,8 @@ struct Opts {
     scratch: Option<PathBuf>,
     /// Which figures: `floor` (the performance floor), `images` (ten containers from scratch
     /// vs from the template's image on the simulator's lxc backend; needs root and
-    /// `scripts/setup-lxc.sh`) or `all`.
+    /// `scripts/setup-lxc.sh`) or `all`; or a comma list of the floor's parts while working on
+    /// one: `creation`, `dashboard`, `discovery`, `pages`.
     #[arg(long, default_value = "floor")]
     figures: String,
     /// Containers per column of the images figure.
@@ -427,13 +428,42 @@ fn discover_into(opts: &Opts, db: &Db, data: &Path, root: &Path) -> Result<(Dura
     Ok((elapsed, peak_kib))
 }
 
-/// One creation with instant tasks: request → job finished, in ms.
-async fn create_once(app: &App, template: &str, hostname: &str) -> Result<f64> {
-    create_from(app, json!({ "template": template, "hostname": hostname })).await
+/// Where one creation's time went, in ms from the request: the answer (202), and from the
+/// job's record the wait in the queue (created → started) and its steps (started → finished);
+/// the rest is the event stream's delivery of `done`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Timing {
+    total: f64,
+    answer: f64,
+    queued: f64,
+    steps: f64,
+}
+
+/// One creation with instant tasks: request → job finished, with where the time went.
+async fn create_once(app: &App, template: &str, hostname: &str) -> Result<Timing> {
+    let (mut timing, job) =
+        create_timed(app, json!({ "template": template, "hostname": hostname })).await?;
+    let j: Value = app
+        .client
+        .get(format!("{}/api/v1/jobs/{job}", app.base))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ms = |k: &str| j[k].as_f64().unwrap_or(f64::NAN);
+    timing.queued = ms("started_at") - ms("created_at");
+    timing.steps = ms("finished_at") - ms("started_at");
+    Ok(timing)
 }
 
 /// Submits the creation `body` and follows its job to the end; milliseconds from the request.
 async fn create_from(app: &App, body: Value) -> Result<f64> {
+    Ok(create_timed(app, body).await?.0.total)
+}
+
+/// [`create_from`], with the time of the answer and the job's id.
+async fn create_timed(app: &App, body: Value) -> Result<(Timing, i64)> {
+    let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
     let started = Instant::now();
     let r = app
         .client
@@ -446,6 +476,7 @@ async fn create_from(app: &App, body: Value) -> Result<f64> {
         bail!("creation refused: {} {}", r.status(), r.text().await?);
     }
     let body: Value = r.json().await?;
+    let answer = ms(started);
     let job = body["job_id"]
         .as_i64()
         .ok_or_else(|| anyhow!("no job id: {body}"))?;
@@ -460,7 +491,12 @@ async fn create_from(app: &App, body: Value) -> Result<f64> {
     while let Some(chunk) = stream.next().await {
         seen.push_str(&String::from_utf8_lossy(&chunk?));
         if seen.contains("\"kind\":\"done\"") {
-            return Ok(started.elapsed().as_secs_f64() * 1000.0);
+            let timing = Timing {
+                total: ms(started),
+                answer,
+                ..Timing::default()
+            };
+            return Ok((timing, job));
         }
         if seen.contains("\"kind\":\"error\"") || seen.contains("\"kind\":\"cancelled\"") {
             let tail: String = seen
@@ -555,10 +591,21 @@ async fn creation(opts: &Opts, dir: &Path, db: Db, rows: &mut Vec<Row>) -> Resul
     let root = dir.join(format!("small-{}", uuid::Uuid::new_v4().simple()));
     small_template(&root)?;
     app.discover(opts, &root)?;
-    let mut times = Vec::with_capacity(opts.jobs);
+    let mut timings = Vec::with_capacity(opts.jobs);
     for i in 0..opts.jobs {
-        times.push(create_once(&app, "bench-web", &format!("bench{i}")).await?);
+        timings.push(create_once(&app, "bench-web", &format!("bench{i}")).await?);
     }
+    let median_of = |f: fn(&Timing) -> f64| {
+        let mut v: Vec<f64> = timings.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 50.0)
+    };
+    let (answer, queued, steps) = (
+        median_of(|t| t.answer),
+        median_of(|t| t.queued),
+        median_of(|t| t.steps),
+    );
+    let mut times: Vec<f64> = timings.iter().map(|t| t.total).collect();
     times.sort_by(f64::total_cmp);
     let (median, p99) = (percentile(&times, 50.0), percentile(&times, 99.0));
     rows.push(row(
@@ -575,6 +622,12 @@ async fn creation(opts: &Opts, dir: &Path, db: Db, rows: &mut Vec<Row>) -> Resul
         format!("{p99:.1} ms"),
         "≤ 100 ms",
         Some(p99 <= 100.0),
+    ));
+    rows.push(row(
+        format!("  where it went ({label}), medians: answer · queued · steps"),
+        format!("{answer:.1} · {queued:.1} · {steps:.1} ms"),
+        "",
+        None,
     ));
     Ok(())
 }
@@ -1061,12 +1114,22 @@ async fn main() -> Result<()> {
     let mut rows = Vec::new();
     let skip_pg = opts.pg == "none";
     let floor = opts.figures != "images";
+    let parts: Vec<&str> = match opts.figures.as_str() {
+        "floor" | "all" | "images" => FLOOR_PARTS.to_vec(),
+        list => list.split(',').map(str::trim).collect(),
+    };
+    if let Some(unknown) = parts.iter().find(|p| !FLOOR_PARTS.contains(p)) {
+        bail!(
+            "--figures: unknown figure `{unknown}` (floor, images, all, or a comma list of {})",
+            FLOOR_PARTS.join(", ")
+        );
+    }
     let mut steps: Vec<(&str, Result<()>)> = Vec::new();
     if opts.figures == "images" || opts.figures == "all" {
         steps.push(("images (lxc)", images(&opts, &dir, &mut rows).await));
     }
     if floor {
-        steps.extend(floor_steps(&opts, &dir, skip_pg, &mut rows).await);
+        steps.extend(floor_steps(&opts, &dir, skip_pg, &parts, &mut rows).await);
     }
     let mut failed = false;
     for (name, result) in steps {
@@ -1085,38 +1148,39 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// The performance floor's figures.
+/// The parts of the performance floor, in the order they run.
+const FLOOR_PARTS: [&str; 4] = ["creation", "dashboard", "discovery", "pages"];
+
+/// The performance floor's figures (the `parts` of it asked for).
 async fn floor_steps(
     opts: &Opts,
     dir: &Path,
     skip_pg: bool,
+    parts: &[&str],
     rows: &mut Vec<Row>,
 ) -> Vec<(&'static str, Result<()>)> {
-    vec![
-        (
+    let mut steps = Vec::new();
+    if parts.contains(&"creation") {
+        steps.push((
             "creation (SQLite)",
             creation(opts, dir, Db::Sqlite, rows).await,
-        ),
-        (
-            "creation (PostgreSQL + Redis)",
-            if skip_pg {
-                Ok(())
-            } else {
-                match pg_db(opts, true).await {
-                    Ok(db) => creation(opts, dir, db, rows).await,
-                    Err(e) => Err(e),
-                }
-            },
-        ),
-        ("dashboard", dashboard(opts, dir, rows).await),
-        ("discovery", discovery(opts, dir, rows).await),
-        (
-            "template pages",
-            if skip_pg {
-                Ok(())
-            } else {
-                template_pages(opts, dir, rows).await
-            },
-        ),
-    ]
+        ));
+        if !skip_pg {
+            let result = match pg_db(opts, true).await {
+                Ok(db) => creation(opts, dir, db, rows).await,
+                Err(e) => Err(e),
+            };
+            steps.push(("creation (PostgreSQL + Redis)", result));
+        }
+    }
+    if parts.contains(&"dashboard") {
+        steps.push(("dashboard", dashboard(opts, dir, rows).await));
+    }
+    if parts.contains(&"discovery") {
+        steps.push(("discovery", discovery(opts, dir, rows).await));
+    }
+    if parts.contains(&"pages") && !skip_pg {
+        steps.push(("template pages", template_pages(opts, dir, rows).await));
+    }
+    steps
 }

@@ -330,8 +330,15 @@ impl App {
         let notifications = crate::notify::dispatch::spawn(&self.state);
         let backup_schedule = crate::backup::schedule::spawn(&self.state);
         let stopping = self.state.shutdown.clone();
+        // Without TCP_NODELAY a small write (an SSE event, the end of a chunked page) waits
+        // for the client's delayed ACK of the previous one: tens of ms on every live update.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

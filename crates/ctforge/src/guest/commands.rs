@@ -251,6 +251,15 @@ pub const LAST_APPLY: &str = "/var/lib/ctforge/last-apply";
 /// The config-manager's unit name.
 pub const APPLY_UNIT_NAME: &str = "ctforge-apply.service";
 
+/// The first-boot identity unit baked into images (see `images::bake`).
+pub const FIRSTBOOT_UNIT_NAME: &str = "ctforge-firstboot.service";
+
+/// Whether `unit` is one ctforge itself installs: never a service of the template, so
+/// discovery does not list it (a clone's baseline predates the image's first-boot unit).
+pub fn is_own_unit(unit: &str) -> bool {
+    unit == APPLY_UNIT_NAME || unit == FIRSTBOOT_UNIT_NAME
+}
+
 /// The sections of [`monitor_script`], in order.
 pub const MONITOR_SECTIONS: [&str; 10] = [
     "units",

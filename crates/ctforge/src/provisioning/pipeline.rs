@@ -1520,7 +1520,7 @@ async fn probe_services(channel: &dyn RemoteExec, vmid: u32) -> Result<Probed, S
     let base: Vec<&str> = baseline.lines().map(str::trim).collect();
     let mut units: Vec<String> = parse::unit_names(&now)
         .into_iter()
-        .filter(|u| !base.contains(&u.as_str()) && u != commands::APPLY_UNIT_NAME)
+        .filter(|u| !base.contains(&u.as_str()) && !commands::is_own_unit(u))
         .collect();
     units.sort();
     units.dedup();

@@ -339,6 +339,12 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
         services.iter().any(|s| s.unit == "nginx.service"),
         "{services:?}"
     );
+    // ctforge's own first-boot unit (in the image, not in the clone's baseline) is no service
+    // of the template.
+    assert!(
+        !services.iter().any(|s| s.unit.starts_with("ctforge-")),
+        "{services:?}"
+    );
     let credentials = s.app.state.store.list_credentials(id).await.unwrap();
     assert_eq!(credentials.len(), 1, "{credentials:?}");
     assert_eq!(

@@ -73,6 +73,10 @@ macro_rules! impl_jobs_store {
                 // writer of the job's events (PostgreSQL) makes the whole checkpoint retry.
                 'attempt: for _ in 0..5 {
                     let mut tx = self.pool.begin().await.map_err(map_err)?;
+                    if matches!(change, JobChange::Begin(_)) {
+                        // A step begun is progress: re-run after a crash unless completed.
+                        Self::relax_commit(&mut tx).await?;
+                    }
                     let rows = match change {
                         JobChange::Begin(step) => sqlx::query::<$db>(
                             "UPDATE jobs SET current_step = $1 WHERE id = $2 AND lease_owner = $3",
@@ -253,7 +257,10 @@ macro_rules! impl_jobs_store {
             async fn append_job_event(&self, job_id: i64, kind: &str, step: Option<&str>, data: &str) -> StoreResult<i64> {
                 // One statement computes the next sequence number; the UNIQUE (job_id, seq)
                 // constraint turns a concurrent writer into a retry instead of a duplicate.
+                // A progress event: committed without waiting for the disk (`relax_commit`).
                 for _ in 0..5 {
+                    let mut tx = self.pool.begin().await.map_err(map_err)?;
+                    Self::relax_commit(&mut tx).await?;
                     let result = sqlx::query_scalar::<$db, i64>(
                         "INSERT INTO job_events (job_id, seq, kind, step, data, created_at) \
                          SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM job_events WHERE job_id = $1 RETURNING seq",
@@ -263,9 +270,13 @@ macro_rules! impl_jobs_store {
                     .bind(step)
                     .bind(data)
                     .bind(self.now())
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err);
+                    let result = match result {
+                        Ok(seq) => tx.commit().await.map_err(map_err).map(|()| seq),
+                        Err(e) => Err(e),
+                    };
                     match result {
                         Err(StoreError::Conflict(_)) => continue,
                         other => return other,
@@ -282,6 +293,7 @@ macro_rules! impl_jobs_store {
                 // batch retry.
                 'attempt: for _ in 0..5 {
                     let mut tx = self.pool.begin().await.map_err(map_err)?;
+                    Self::relax_commit(&mut tx).await?;
                     let mut first = None;
                     for line in data {
                         let result = sqlx::query_scalar::<$db, i64>(
