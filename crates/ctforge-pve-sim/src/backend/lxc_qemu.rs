@@ -18,9 +18,9 @@
 //! failing test, a killed process). Two things stop that: the backend remembers each QEMU's
 //! pid (its pid file goes when the state directory goes first, as a test's temporary
 //! directory does) and its drop kills the VMs by it; and each running VM has a watcher, a
-//! small shell in a process group of its own that waits on a pipe only the simulator holds and
-//! kills that QEMU when the pipe closes, which is when the simulator's process ends however it
-//! ends.
+//! small shell in a process group of its own that waits on a pipe only the simulator holds and,
+//! when the pipe closes (the simulator's process ended, however it ended) while that QEMU still
+//! runs, kills it and removes the VM's directory and tap device.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
@@ -43,24 +43,30 @@ pub(super) struct QemuVm {
     watcher: Option<std::sync::Arc<Watcher>>,
 }
 
-/// The shell killing one QEMU once the pipe on its stdin closes (see the module
-/// documentation); dropping it closes the pipe and reaps the shell.
+/// The shell ending one VM once the pipe on its stdin closes (see the module documentation);
+/// dropping it closes the pipe and reaps the shell (after a stop, QEMU is gone and the shell
+/// does nothing).
 #[derive(Debug)]
 struct Watcher(Mutex<Option<std::process::Child>>);
 
 impl Watcher {
     /// Watches QEMU `pid`, whose command line names files in `dir` (a pid reused by another
-    /// process after QEMU ended is left alone).
-    fn spawn(pid: u32, dir: &Path) -> Result<Self, String> {
+    /// process after QEMU ended is left alone), and its tap device `tap` (if any).
+    fn spawn(pid: u32, dir: &Path, tap: Option<&str>) -> Result<Self, String> {
         use std::os::unix::process::CommandExt as _;
         let child = Command::new("sh")
             .args([
                 "-c",
-                "trap '' HUP INT TERM; read _ignored; \
-                 grep -qaF -- \"$2\" \"/proc/$1/cmdline\" 2>/dev/null && kill -9 \"$1\"",
+                "trap '' HUP INT TERM; read _ignored\n\
+                 grep -qaF -- \"$2\" \"/proc/$1/cmdline\" 2>/dev/null || exit 0\n\
+                 kill -9 \"$1\"\n\
+                 for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e \"/proc/$1\" ] || break; sleep 0.2; done\n\
+                 rm -rf -- \"$2\"\n\
+                 [ -z \"$3\" ] || ip link del \"$3\" 2>/dev/null\n",
                 "ctforge-sim-qemu-watcher",
                 &pid.to_string(),
                 &format!("{}/", dir.display()),
+                tap.unwrap_or_default(),
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -554,7 +560,10 @@ impl LxcBackend {
             .ok()
             .and_then(|t| t.trim().parse::<u32>().ok());
         let watcher = match pid {
-            Some(pid) => Watcher::spawn(pid, &dir).map(std::sync::Arc::new),
+            Some(pid) => {
+                let tap = ip.map(|_| self.tap_name(vmid, 0));
+                Watcher::spawn(pid, &dir, tap.as_deref()).map(std::sync::Arc::new)
+            }
             None => Err(format!("QEMU of VM {vmid} wrote no pid file")),
         };
         let watcher = match watcher {
@@ -891,10 +900,10 @@ mod tests {
         false
     }
 
-    /// A state directory of this test's own (only named on command lines, never created).
+    /// A state directory of this test's own (created only where the test says).
     fn state_dir() -> PathBuf {
-        PathBuf::from(format!(
-            "/nonexistent/ctforge-sim-{:016x}",
+        std::env::temp_dir().join(format!(
+            "ctforge-sim-watcher-{:016x}",
             rand::random::<u64>()
         ))
     }
@@ -903,11 +912,14 @@ mod tests {
     fn the_watcher_kills_its_qemu_when_the_pipe_closes() {
         let dir = state_dir();
         let mut qemu = stand_in(&dir.join("qemu/45"));
-        let watcher = Watcher::spawn(qemu.id(), &dir.join("qemu/45")).unwrap();
+        std::fs::create_dir_all(dir.join("qemu/45")).unwrap();
+        let watcher = Watcher::spawn(qemu.id(), &dir.join("qemu/45"), None).unwrap();
         assert!(qemu.try_wait().unwrap().is_none(), "runs while watched");
         // What the simulator's process ending does to the pipe.
         drop(watcher);
         assert!(ended(&mut qemu), "the watched process was killed");
+        assert!(!dir.join("qemu/45").exists(), "its directory was removed");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -915,7 +927,7 @@ mod tests {
         let dir = state_dir();
         // VM 450's process is not VM 45's, though one directory name starts the other.
         let mut other = stand_in(&dir.join("qemu/450"));
-        let watcher = Watcher::spawn(other.id(), &dir.join("qemu/45")).unwrap();
+        let watcher = Watcher::spawn(other.id(), &dir.join("qemu/45"), None).unwrap();
         drop(watcher);
         std::thread::sleep(Duration::from_millis(200));
         assert!(other.try_wait().unwrap().is_none(), "left alone");
