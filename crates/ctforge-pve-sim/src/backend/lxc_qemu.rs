@@ -420,6 +420,12 @@ impl LxcBackend {
         if self.qemu_pid(vmid).is_some() {
             return Err(format!("VM {vmid} already running"));
         }
+        // The last QEMU ended on its own (a shutdown, a poweroff inside): its watcher goes
+        // before the next QEMU could get its pid.
+        if let Some(v) = self.qlock().get_mut(&vmid) {
+            v.pid = None;
+            v.watcher = None;
+        }
         // An address on the bridge, picked as for containers.
         self.release_claims(vmid);
         let mut busy: Vec<Ipv4Addr> = self
