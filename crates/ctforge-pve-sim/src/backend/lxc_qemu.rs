@@ -13,6 +13,14 @@
 //! its virtio-serial unix socket with QGA's JSON protocol (`guest-sync-delimited` first), QEMU
 //! itself over QMP (`system_powerdown`, `quit`). Nothing is persisted: VMs end with the
 //! simulator's state directory.
+//!
+//! QEMU daemonizes, so it would outlive a simulator that ends without destroying its VMs (a
+//! failing test, a killed process). Two things stop that: the backend remembers each QEMU's
+//! pid (its pid file goes when the state directory goes first, as a test's temporary
+//! directory does) and its drop kills the VMs by it; and each running VM has a watcher, a
+//! small shell in a process group of its own that waits on a pipe only the simulator holds and,
+//! when the pipe closes (the simulator's process ended, however it ended) while that QEMU still
+//! runs, kills it and removes the VM's directory and tap device.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
@@ -29,6 +37,59 @@ pub(super) struct QemuVm {
     kernel: Option<(PathBuf, PathBuf)>,
     ip: Option<Ipv4Addr>,
     started: Option<Instant>,
+    /// QEMU's pid once started (the pid file may be gone, see the module documentation).
+    pid: Option<u32>,
+    /// Kills QEMU when the simulator's process ends.
+    watcher: Option<std::sync::Arc<Watcher>>,
+}
+
+/// The shell ending one VM once the pipe on its stdin closes (see the module documentation);
+/// dropping it closes the pipe and reaps the shell (after a stop, QEMU is gone and the shell
+/// does nothing).
+#[derive(Debug)]
+struct Watcher(Mutex<Option<std::process::Child>>);
+
+impl Watcher {
+    /// Watches QEMU `pid`, whose command line names files in `dir` (a pid reused by another
+    /// process after QEMU ended is left alone), and its tap device `tap` (if any).
+    fn spawn(pid: u32, dir: &Path, tap: Option<&str>) -> Result<Self, String> {
+        use std::os::unix::process::CommandExt as _;
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                "trap '' HUP INT TERM; read _ignored\n\
+                 grep -qaF -- \"$2\" \"/proc/$1/cmdline\" 2>/dev/null || exit 0\n\
+                 kill -9 \"$1\"\n\
+                 for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e \"/proc/$1\" ] || break; sleep 0.2; done\n\
+                 rm -rf -- \"$2\"\n\
+                 [ -z \"$3\" ] || ip link del \"$3\" 2>/dev/null\n",
+                "ctforge-sim-qemu-watcher",
+                &pid.to_string(),
+                &format!("{}/", dir.display()),
+                tap.unwrap_or_default(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own group: a signal to the simulator's group must not end it first.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start the QEMU watcher: {e}"))?;
+        Ok(Self(Mutex::new(Some(child))))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let child = match self.0.get_mut() {
+            Ok(c) => c.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(mut child) = child {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -67,14 +128,21 @@ impl LxcBackend {
         format!("cq{}{vmid}i{index}", self.tag)
     }
 
+    /// The pid of VM `vmid`'s running QEMU: from its pid file, else the one remembered at
+    /// start; only a live process whose command line names the VM's directory counts.
     fn qemu_pid(&self, vmid: u32) -> Option<u32> {
-        let text = std::fs::read_to_string(self.qdir(vmid).join("qemu.pid")).ok()?;
-        let pid: u32 = text.trim().parse().ok()?;
-        Path::new("/proc")
-            .join(pid.to_string())
-            .join("exe")
-            .exists()
-            .then_some(pid)
+        let dir = self.qdir(vmid);
+        let pid = std::fs::read_to_string(dir.join("qemu.pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .or_else(|| self.qlock().get(&vmid).and_then(|v| v.pid))?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        // With the slash: `…/qemu/45` must not match VM 450's `…/qemu/450/…`.
+        let needle = format!("{}/", dir.display());
+        let names_dir = cmdline
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes());
+        (names_dir && Path::new(&format!("/proc/{pid}/exe")).exists()).then_some(pid)
     }
 
     /// One QGA request and its `return` (`Err` with the agent's error text).
@@ -126,15 +194,18 @@ impl LxcBackend {
     }
 
     fn kill_vm(&self, vmid: u32) {
-        if self.qemu_pid(vmid).is_none() {
-            return;
+        if self.qemu_pid(vmid).is_some() {
+            let _ = self.qmp(vmid, "quit");
+            if !self.wait_exit(vmid, Duration::from_secs(5))
+                && let Some(pid) = self.qemu_pid(vmid)
+            {
+                let _ = run(Command::new("kill").args(["-9", &pid.to_string()]), None);
+                self.wait_exit(vmid, Duration::from_secs(5));
+            }
         }
-        let _ = self.qmp(vmid, "quit");
-        if !self.wait_exit(vmid, Duration::from_secs(5))
-            && let Some(pid) = self.qemu_pid(vmid)
-        {
-            let _ = run(Command::new("kill").args(["-9", &pid.to_string()]), None);
-            self.wait_exit(vmid, Duration::from_secs(5));
+        if let Some(v) = self.qlock().get_mut(&vmid) {
+            v.pid = None;
+            v.watcher = None;
         }
     }
 
@@ -229,6 +300,8 @@ impl LxcBackend {
                 kernel,
                 ip: None,
                 started: None,
+                pid: None,
+                watcher: None,
             },
         );
         Ok(lines)
@@ -346,6 +419,12 @@ impl LxcBackend {
             .ok_or_else(|| format!("VM {vmid} has no disks on this backend"))?;
         if self.qemu_pid(vmid).is_some() {
             return Err(format!("VM {vmid} already running"));
+        }
+        // The last QEMU ended on its own (a shutdown, a poweroff inside): its watcher goes
+        // before the next QEMU could get its pid.
+        if let Some(v) = self.qlock().get_mut(&vmid) {
+            v.pid = None;
+            v.watcher = None;
         }
         // An address on the bridge, picked as for containers.
         self.release_claims(vmid);
@@ -483,10 +562,29 @@ impl LxcBackend {
             .args(["-display", "none", "-daemonize", "-pidfile"])
             .arg(dir.join("qemu.pid"));
         run_ok(&mut cmd, None)?;
+        let pid = std::fs::read_to_string(dir.join("qemu.pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        let watcher = match pid {
+            Some(pid) => {
+                let tap = ip.map(|_| self.tap_name(vmid, 0));
+                Watcher::spawn(pid, &dir, tap.as_deref()).map(std::sync::Arc::new)
+            }
+            None => Err(format!("QEMU of VM {vmid} wrote no pid file")),
+        };
+        let watcher = match watcher {
+            Ok(w) => w,
+            Err(e) => {
+                self.kill_vm(vmid);
+                return Err(e);
+            }
+        };
         if let Some(v) = self.qlock().get_mut(&vmid) {
             v.conf = conf.clone();
             v.ip = ip;
             v.started = Some(Instant::now());
+            v.pid = pid;
+            v.watcher = Some(watcher);
         }
         Ok(())
     }
@@ -779,4 +877,67 @@ pub(super) fn vm_exec_future(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for QEMU: a process whose command line names a file in `dir` (as QEMU's
+    /// names its disks and pid file); it waits on its stdin, held open by the test.
+    fn stand_in(dir: &Path) -> std::process::Child {
+        Command::new("cat")
+            .arg("-")
+            .arg(dir.join("qemu.pid"))
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn ended(child: &mut std::process::Child) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// A state directory of this test's own (created only where the test says).
+    fn state_dir() -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "ctforge-sim-watcher-{:016x}",
+            rand::random::<u64>()
+        ))
+    }
+
+    #[test]
+    fn the_watcher_kills_its_qemu_when_the_pipe_closes() {
+        let dir = state_dir();
+        let mut qemu = stand_in(&dir.join("qemu/45"));
+        std::fs::create_dir_all(dir.join("qemu/45")).unwrap();
+        let watcher = Watcher::spawn(qemu.id(), &dir.join("qemu/45"), None).unwrap();
+        assert!(qemu.try_wait().unwrap().is_none(), "runs while watched");
+        // What the simulator's process ending does to the pipe.
+        drop(watcher);
+        assert!(ended(&mut qemu), "the watched process was killed");
+        assert!(!dir.join("qemu/45").exists(), "its directory was removed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_watcher_leaves_a_process_that_is_not_its_vm_alone() {
+        let dir = state_dir();
+        // VM 450's process is not VM 45's, though one directory name starts the other.
+        let mut other = stand_in(&dir.join("qemu/450"));
+        let watcher = Watcher::spawn(other.id(), &dir.join("qemu/45"), None).unwrap();
+        drop(watcher);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(other.try_wait().unwrap().is_none(), "left alone");
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
 }

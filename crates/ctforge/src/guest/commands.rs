@@ -28,6 +28,11 @@ pub fn staged_path(name: &str) -> String {
     format!("{STATE_DIR}/files/{}", staged_name(name))
 }
 
+/// The mode of a staged copy: what a new target gets, since `cp` gives a file it creates its
+/// source's mode. Readable by all, as the library's copies from a git checkout are: a private
+/// staged copy made `/srv/www/index.html` unreadable to nginx's workers (403).
+pub const STAGED_MODE: u32 = 0o644;
+
 /// The file name [`staged_path`] and [`script_path`] use for `name`.
 fn staged_name(name: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -789,7 +789,12 @@ impl CreateContainer {
         for (i, (name, path, policy, content)) in files.iter().enumerate() {
             let staged = commands::staged_path(name);
             channel
-                .push(content.as_bytes(), &staged, Some(0o600), None)
+                .push(
+                    content.as_bytes(),
+                    &staged,
+                    Some(commands::STAGED_MODE),
+                    None,
+                )
                 .await
                 .map_err(|e| fail(format!("push {name}: {e}")))?;
             let (exists, _) = probe(

@@ -267,6 +267,16 @@ async fn a_vm_template_is_planned_created_and_provisioned_through_the_agent() {
     let vmid = u32::try_from(record.vmid).unwrap();
     let status = client.qemu_status_current("pve1", vmid).await.unwrap();
     assert_eq!(status.status, "running");
+
+    // The template's page is readable by nginx's workers (`cp` gives a new file its staged
+    // copy's mode: a private staged copy made nginx answer 403 on a real guest).
+    let guest = v.sim.state().memory_backend().unwrap().guest(vmid).unwrap();
+    let page = guest
+        .data
+        .files
+        .get("/srv/www/index.html")
+        .expect("deployed");
+    assert_eq!(page.mode, 0o644, "{:o}", page.mode);
     drop(v.sim);
 }
 

@@ -174,6 +174,20 @@ impl Shell<'_> {
                             code = 1;
                             continue;
                         }
+                        // `cp` onto an existing file keeps that file's mode and owner
+                        // (`-p`/`-a` take the source's); a new file gets the source's mode.
+                        let kept = self.g.files.get(&target).cloned();
+                        let f = match kept {
+                            Some(old)
+                                if cmd == "cp" && !flags.contains('p') && !flags.contains('a') =>
+                            {
+                                GFile {
+                                    data: f.data,
+                                    ..old
+                                }
+                            }
+                            _ => f,
+                        };
                         self.g.files.insert(target, f);
                         if cmd == "mv" {
                             self.g.files.remove(&sp);

@@ -83,7 +83,12 @@ pub async fn apply(
         };
         let staged = commands::staged_path(name);
         channel
-            .push(content.as_bytes(), &staged, Some(0o600), None)
+            .push(
+                content.as_bytes(),
+                &staged,
+                Some(commands::STAGED_MODE),
+                None,
+            )
             .await
             .map_err(|e| fail(format!("push {name}: {e}")))?;
         manifest.push((name.clone(), path.clone(), policy.clone()));
