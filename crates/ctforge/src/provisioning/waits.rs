@@ -103,6 +103,9 @@ async fn read(channel: &dyn RemoteExec, command: &str) -> Result<(u32, String), 
 /// again.
 const NO_BUS: &str = "Failed to connect to bus";
 
+/// systemd's queued and running jobs (`JOB UNIT TYPE STATE`, [`pending_units`]).
+const LIST_JOBS: &str = "systemctl list-jobs --no-legend";
+
 /// Waits up to `limits.settle` for systemd to finish booting
 /// (`systemctl is-system-running --wait` over `settling`, a channel limited to the bound, so
 /// the wait is killed in the guest; asked again while systemd has no bus yet, [`NO_BUS`]) and
@@ -118,16 +121,23 @@ pub async fn settle(
 ) -> Result<(), StepError> {
     let started = Instant::now();
     let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(250));
-    let state = loop {
+    // The job queue is read in the same round trip once the boot is over (a settled guest
+    // costs one command); `None` when the wait was cut at the bound.
+    let (state, mut jobs) = loop {
         let mut state = String::new();
+        let mut jobs = String::new();
         let mut no_bus = false;
         let result = settling
             .exec(
-                "systemctl is-system-running --wait",
+                &format!("systemctl is-system-running --wait; {LIST_JOBS}"),
                 &mut |stream, line| match stream {
                     Stream::Stdout if state.is_empty() => line.trim().clone_into(&mut state),
+                    Stream::Stdout => {
+                        jobs.push_str(line);
+                        jobs.push('\n');
+                    }
                     Stream::Stderr if line.contains(NO_BUS) => no_bus = true,
-                    _ => {}
+                    Stream::Stderr => {}
                 },
             )
             .await;
@@ -135,7 +145,8 @@ pub async fn settle(
             Ok(_) if no_bus && started.elapsed() < limits.settle => {
                 tokio::time::sleep(backoff.next_pause()).await;
             }
-            Ok(_) | Err(SshError::GuestTimeout { .. }) => break state,
+            Ok(_) => break (state, Some(jobs)),
+            Err(SshError::GuestTimeout { .. }) => break (state, None),
             Err(e) => {
                 return Err(StepError::failed(format!(
                     "{when}: waiting for systemd to settle: {e}"
@@ -145,9 +156,15 @@ pub async fn settle(
     };
     let mut backoff = ctforge_pve::Backoff::new(Duration::from_secs(1).min(limits.settle));
     loop {
-        let (_, jobs) = read(quick, "systemctl list-jobs --no-legend")
-            .await
-            .map_err(|e| StepError::failed(format!("{when}: listing systemd jobs: {e}")))?;
+        let jobs = match jobs.take() {
+            Some(jobs) => jobs,
+            None => {
+                read(quick, LIST_JOBS)
+                    .await
+                    .map_err(|e| StepError::failed(format!("{when}: listing systemd jobs: {e}")))?
+                    .1
+            }
+        };
         let units = pending_units(&jobs);
         if units.is_empty() {
             // The job log's account of where a creation's seconds go.
