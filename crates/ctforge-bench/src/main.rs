@@ -65,6 +65,10 @@ struct Opts {
     /// Creations of the images figure in flight at once (each column).
     #[arg(long, default_value_t = 2)]
     image_parallel: usize,
+    /// Writes every creation of the images figure as a timeline (each job log line with its
+    /// milliseconds since the request) to this file.
+    #[arg(long)]
+    timelines: Option<PathBuf>,
     /// A quick run (about a minute): at most 30 creations per profile, 5 s of dashboard load,
     /// 500 templates discovered and 100 views per template page. Noisier, and not the floor's
     /// sizes: report figures of a run with the defaults.
@@ -441,8 +445,15 @@ struct Timing {
 
 /// One creation with instant tasks: request → job finished, with where the time went.
 async fn create_once(app: &App, template: &str, hostname: &str) -> Result<Timing> {
-    let (mut timing, job) =
-        create_timed(app, json!({ "template": template, "hostname": hostname })).await?;
+    let created = create_job(app, json!({ "template": template, "hostname": hostname })).await?;
+    let (job, mut timing) = (
+        created.job,
+        Timing {
+            total: created.ms,
+            answer: created.answer,
+            ..Timing::default()
+        },
+    );
     let j: Value = app
         .client
         .get(format!("{}/api/v1/jobs/{job}", app.base))
@@ -456,14 +467,26 @@ async fn create_once(app: &App, template: &str, hostname: &str) -> Result<Timing
     Ok(timing)
 }
 
-/// Submits the creation `body` and follows its job to the end; milliseconds from the request.
-async fn create_from(app: &App, body: Value) -> Result<f64> {
-    Ok(create_timed(app, body).await?.0.total)
+/// A followed creation: milliseconds from the request to its job's end and to the answer, the
+/// job, and the request's wall-clock time (Unix ms, the time base of the job's events).
+struct Created {
+    ms: f64,
+    answer: f64,
+    job: i64,
+    requested_at: i64,
 }
 
-/// [`create_from`], with the time of the answer and the job's id.
-async fn create_timed(app: &App, body: Value) -> Result<(Timing, i64)> {
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Submits the creation `body` and follows its job to the end.
+async fn create_job(app: &App, body: Value) -> Result<Created> {
     let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
+    let requested_at = unix_ms();
     let started = Instant::now();
     let r = app
         .client
@@ -491,12 +514,12 @@ async fn create_timed(app: &App, body: Value) -> Result<(Timing, i64)> {
     while let Some(chunk) = stream.next().await {
         seen.push_str(&String::from_utf8_lossy(&chunk?));
         if seen.contains("\"kind\":\"done\"") {
-            let timing = Timing {
-                total: ms(started),
+            return Ok(Created {
+                ms: ms(started),
                 answer,
-                ..Timing::default()
-            };
-            return Ok((timing, job));
+                job,
+                requested_at,
+            });
         }
         if seen.contains("\"kind\":\"error\"") || seen.contains("\"kind\":\"cancelled\"") {
             let tail: String = seen
@@ -677,7 +700,22 @@ async fn images(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     cleanup_lxc(&sim).await;
     let (scratch, image, bake) = result?;
     let (k, p) = (opts.image_containers, opts.image_parallel);
-    for (label, (times, total)) in [("from scratch", &scratch), ("from its image", &image)] {
+    if let Some(path) = &opts.timelines {
+        let mut text = String::new();
+        for (label, b) in [("scratch", &scratch), ("image", &image)] {
+            for t in &b.timelines {
+                text.push_str(&t.render(label));
+            }
+        }
+        std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
+        eprintln!("timelines written to {}", path.display());
+    }
+    // Where the time of the median creation from the image went, line by line.
+    if let Some(median) = image.median_timeline() {
+        eprint!("{}", median.render("image, the median creation"));
+    }
+    for (label, b) in [("from scratch", &scratch), ("from its image", &image)] {
+        let (times, total) = (&b.times, b.total);
         let median = percentile(times, 50.0) / 1000.0;
         let max = times.last().copied().unwrap_or(f64::NAN) / 1000.0;
         let goal = label == "from its image";
@@ -693,6 +731,12 @@ async fn images(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
             "",
             None,
         ));
+        rows.push(row(
+            format!("{label}: median of each phase"),
+            b.phase_medians(),
+            "",
+            None,
+        ));
     }
     rows.push(row(
         "image bake of the web template (once, not counted above)",
@@ -703,13 +747,160 @@ async fn images(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     Ok(())
 }
 
+/// One column of the images figure: each creation's time to Ready in milliseconds (sorted),
+/// the batch's wall time in seconds, and each creation's timeline.
+struct Batch {
+    times: Vec<f64>,
+    total: f64,
+    timelines: Vec<Timeline>,
+}
+
+impl Batch {
+    /// The creation whose time is the median.
+    fn median_timeline(&self) -> Option<&Timeline> {
+        let mut sorted: Vec<&Timeline> = self.timelines.iter().collect();
+        sorted.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+        sorted.get(sorted.len().checked_sub(1)? / 2).copied()
+    }
+
+    /// Each phase's median in seconds, in the job's order: waiting for a worker, the job's
+    /// steps, and the rest (checkpoints between steps, the end reaching the client).
+    fn phase_medians(&self) -> String {
+        let mut names: Vec<String> = vec!["queued".to_owned()];
+        for t in &self.timelines {
+            for (name, _) in &t.phases {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        names.push("other".to_owned());
+        names
+            .iter()
+            .map(|name| {
+                let mut values: Vec<f64> = self
+                    .timelines
+                    .iter()
+                    .map(|t| match name.as_str() {
+                        "queued" => t.queued,
+                        "other" => t.other(),
+                        _ => t
+                            .phases
+                            .iter()
+                            .filter(|(n, _)| n == name)
+                            .map(|(_, ms)| ms)
+                            .sum(),
+                    })
+                    .collect();
+                values.sort_by(f64::total_cmp);
+                format!("{name} {:.2}", percentile(&values, 50.0) / 1000.0)
+            })
+            .collect::<Vec<_>>()
+            .join(" · ")
+            + " s"
+    }
+}
+
+/// Where one creation's time went, from its job's events (their `at`, Unix ms).
+struct Timeline {
+    job: i64,
+    /// Request → Ready.
+    ms: f64,
+    /// Request → a worker claimed the job.
+    queued: f64,
+    /// Each step's time (its `step` event to its `complete`), in order.
+    phases: Vec<(String, f64)>,
+    /// Every log line: milliseconds since the request, step, text.
+    lines: Vec<(i64, String, String)>,
+}
+
+impl Timeline {
+    /// Time outside the worker's steps after the claim.
+    fn other(&self) -> f64 {
+        self.ms - self.queued - self.phases.iter().map(|(_, ms)| ms).sum::<f64>()
+    }
+
+    fn render(&self, label: &str) -> String {
+        let mut text = format!(
+            "== {label}: job {} ready in {:.0} ms (queued {:.0} ms; {})\n",
+            self.job,
+            self.ms,
+            self.queued,
+            self.phases
+                .iter()
+                .map(|(n, ms)| format!("{n} {ms:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut last = 0;
+        for (at, step, line) in &self.lines {
+            text.push_str(&format!("{at:>7} ms (+{:>5}) [{step}] {line}\n", at - last));
+            last = *at;
+        }
+        text
+    }
+}
+
+/// The timeline of the followed creation `created`, from its job's events.
+async fn timeline(app: &App, created: &Created) -> Result<Timeline> {
+    const PAGE: usize = 1000;
+    let mut events: Vec<Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = app
+            .client
+            .get(format!(
+                "{}/api/v1/jobs/{}/events?after={after}&limit={PAGE}",
+                app.base, created.job
+            ))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let got = page["events"].as_array().cloned().unwrap_or_default();
+        let n = got.len();
+        if let Some(seq) = got.last().and_then(|e| e["seq"].as_i64()) {
+            after = seq;
+        }
+        events.extend(got);
+        if n < PAGE {
+            break;
+        }
+    }
+    let at = |e: &Value| e["at"].as_i64().unwrap_or(0) - created.requested_at;
+    let mut t = Timeline {
+        job: created.job,
+        ms: created.ms,
+        queued: 0.0,
+        phases: Vec::new(),
+        lines: Vec::new(),
+    };
+    let mut open: Option<(String, i64)> = None;
+    for e in &events {
+        let step = e["step"].as_str().unwrap_or("").to_owned();
+        match e["kind"].as_str() {
+            Some("start") => t.queued = at(e) as f64,
+            Some("step") => open = Some((step, at(e))),
+            Some("complete") => {
+                if let Some((name, started)) = open.take() {
+                    t.phases.push((name, (at(e) - started) as f64));
+                }
+            }
+            Some("log") => t
+                .lines
+                .push((at(e), step, e["data"].as_str().unwrap_or("").to_owned())),
+            _ => {}
+        }
+    }
+    Ok(t)
+}
+
 /// `--image-containers` creations of `bench-web` with `"source": source`, `--image-parallel`
-/// in flight at once (automatic VMIDs: simultaneous requests reserve different ones); each
-/// one's time to Ready in milliseconds (sorted) and the batch's wall time in seconds.
-async fn batch(app: &App, source: &str, opts: &Opts) -> Result<(Vec<f64>, f64)> {
+/// in flight at once (automatic VMIDs: simultaneous requests reserve different ones).
+async fn batch(app: &App, source: &str, opts: &Opts) -> Result<Batch> {
     let started = Instant::now();
-    let runs = (0..opts.image_containers).map(|i| {
-        create_from(
+    let runs = (0..opts.image_containers).map(|i| async move {
+        let created = create_job(
             app,
             json!({
                 "template": "bench-web",
@@ -717,15 +908,23 @@ async fn batch(app: &App, source: &str, opts: &Opts) -> Result<(Vec<f64>, f64)> 
                 "source": source,
             }),
         )
+        .await?;
+        timeline(app, &created).await
     });
-    let mut times: Vec<f64> = futures_util::stream::iter(runs)
+    let timelines: Vec<Timeline> = futures_util::stream::iter(runs)
         .buffer_unordered(opts.image_parallel.max(1))
-        .collect::<Vec<Result<f64>>>()
+        .collect::<Vec<Result<Timeline>>>()
         .await
         .into_iter()
         .collect::<Result<_>>()?;
+    let total = started.elapsed().as_secs_f64();
+    let mut times: Vec<f64> = timelines.iter().map(|t| t.ms).collect();
     times.sort_by(f64::total_cmp);
-    Ok((times, started.elapsed().as_secs_f64()))
+    Ok(Batch {
+        times,
+        total,
+        timelines,
+    })
 }
 
 /// Follows job `job` until it ends; an error unless it succeeded.

@@ -179,6 +179,14 @@ if [ "${1:-}" = "--record" ]; then
     exit 0
 fi
 
+# The first boot of a clone of an image (its first-boot program left the marker in /run): the
+# image was baked by applying exactly this template, so this boot has nothing to re-apply (the
+# next boots re-apply as after a creation from scratch, whose first boot comes before this
+# unit exists). Sync on boot still fetches: the branch may have moved since the bake.
+if [ -e /run/ctforge-clone-first-boot ] && [ -z "${CONFIG_REPO_URL:-}" ]; then
+    say INFO "first boot of a clone of an image: the image applied this template when it was baked; nothing to re-apply"
+    exit 0
+fi
 say INFO "config-manager run (ctforge runtime $RUNTIME)"
 COMMIT=""
 if [ -n "${CONFIG_REPO_URL:-}" ]; then

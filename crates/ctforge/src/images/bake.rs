@@ -21,10 +21,18 @@ use crate::storage::model::Job;
 
 /// The first-boot program baked into every image.
 pub const FIRSTBOOT_SCRIPT: &str = "/usr/local/sbin/ctforge-firstboot";
+/// The program making a clone's RSA host key, started by [`FIRSTBOOT_SCRIPT`] in the
+/// background.
+pub const FIRSTBOOT_RSA_SCRIPT: &str = "/usr/local/sbin/ctforge-firstboot-rsa";
 /// Its systemd unit.
 pub const FIRSTBOOT_UNIT: &str = "/etc/systemd/system/ctforge-firstboot.service";
+/// The unit's name (ctforge's own: discovery does not report it as a service).
+pub const FIRSTBOOT_UNIT_NAME: &str = crate::guest::commands::FIRSTBOOT_UNIT_NAME;
 /// Present until the first boot of a clone gave it its own identity (the unit's condition).
 pub const FIRSTBOOT_PENDING: &str = "/var/lib/ctforge/firstboot-pending";
+/// Made by [`FIRSTBOOT_SCRIPT`] on a clone's first boot (in `/run`, so gone at the next):
+/// `guest/config-manager.sh` (the same path) then has nothing to re-apply on that boot.
+pub const CLONE_FIRST_BOOT: &str = "/run/ctforge-clone-first-boot";
 
 /// SSH host key files of Debian/Ubuntu/Alpine/Fedora (`ssh-keygen -A` makes them again).
 const HOST_KEYS: [&str; 8] = [
@@ -41,6 +49,13 @@ const HOST_KEYS: [&str; 8] = [
 /// The first-boot program: new SSH host keys, a machine-id where systemd did not write one,
 /// the D-Bus copy of it; then the pending marker goes. Safe to run twice (the marker guards
 /// it), so provisioning runs it again after boot in case no init ran the unit.
+///
+/// The host keys are Debian's three (what `ssh-keygen -A` and Proxmox's `pct create` make):
+/// ed25519 and ECDSA here, before sshd starts (milliseconds); RSA-3072 — a prime search of
+/// about a second of CPU, the largest part of a clone's boot — by
+/// [`FIRSTBOOT_RSA_SCRIPT`] in the background, which reloads sshd to offer it. So the clone
+/// is ready without waiting for it: sshd answers with the other two keys at once (every
+/// OpenSSH since 6.5 prefers them) and has the RSA key a moment later.
 pub fn firstboot_script() -> String {
     let keys: Vec<String> = HOST_KEYS.iter().map(|k| quote(k)).collect();
     format!(
@@ -48,13 +63,37 @@ pub fn firstboot_script() -> String {
          # ctforge: a clone's own identity on its first boot (baked into the image).\n\
          [ -e {pending} ] || exit 0\n\
          rm -f {keys}\n\
-         if command -v ssh-keygen >/dev/null 2>&1; then ssh-keygen -A; fi\n\
+         : > {clone_boot}\n\
+         if [ -d /etc/ssh ] && command -v ssh-keygen >/dev/null 2>&1; then\n\
+         ssh-keygen -q -t ed25519 -N '' -C \"root@$(hostname)\" -f /etc/ssh/ssh_host_ed25519_key\n\
+         ssh-keygen -q -t ecdsa -N '' -C \"root@$(hostname)\" -f /etc/ssh/ssh_host_ecdsa_key\n\
+         nohup sh {rsa} >/dev/null 2>&1 </dev/null &\n\
+         fi\n\
          if test -s /etc/machine-id; then true; elif command -v systemd-machine-id-setup >/dev/null 2>&1; then systemd-machine-id-setup; fi\n\
          if [ -d /var/lib/dbus ]; then rm -f /var/lib/dbus/machine-id; ln -s /etc/machine-id /var/lib/dbus/machine-id; fi\n\
          rm -f {pending}\n",
         pending = quote(FIRSTBOOT_PENDING),
         keys = keys.join(" "),
+        clone_boot = quote(CLONE_FIRST_BOOT),
+        rsa = quote(FIRSTBOOT_RSA_SCRIPT),
     )
+}
+
+/// The RSA half of [`firstboot_script`]: the key made under a temporary name and moved into
+/// place (sshd never reads half a key), then sshd reloaded to offer it.
+pub fn firstboot_rsa_script() -> String {
+    "#!/bin/sh\n\
+     # ctforge: a clone's own RSA host key (started by ctforge-firstboot; baked into the image).\n\
+     set -e\n\
+     key=/etc/ssh/ssh_host_rsa_key\n\
+     [ ! -e \"$key\" ] || exit 0\n\
+     tmp=/etc/ssh/.ctforge-rsa-$$\n\
+     rm -f \"$tmp\" \"$tmp.pub\"\n\
+     ssh-keygen -q -t rsa -b 3072 -N '' -C \"root@$(hostname)\" -f \"$tmp\"\n\
+     mv -f \"$tmp.pub\" \"$key.pub\"\n\
+     mv -f \"$tmp\" \"$key\"\n\
+     if command -v systemctl >/dev/null 2>&1; then systemctl try-reload-or-restart ssh.service sshd.service >/dev/null 2>&1 || true; fi\n"
+        .to_owned()
 }
 
 /// The unit running [`firstboot_script`] once, before SSH starts.
@@ -508,6 +547,15 @@ impl JobHandler for BakeImage {
                     .map_err(|e| fail(format!("push the first-boot program: {e}")))?;
                 channel
                     .push(
+                        firstboot_rsa_script().as_bytes(),
+                        FIRSTBOOT_RSA_SCRIPT,
+                        Some(0o755),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| fail(format!("push the first-boot RSA program: {e}")))?;
+                channel
+                    .push(
                         firstboot_unit().as_bytes(),
                         FIRSTBOOT_UNIT,
                         Some(0o644),
@@ -519,7 +567,7 @@ impl JobHandler for BakeImage {
                     ctx,
                     channel.as_ref(),
                     "first-boot unit",
-                    "systemctl daemon-reload && systemctl enable ctforge-firstboot.service",
+                    &format!("systemctl daemon-reload && systemctl enable {FIRSTBOOT_UNIT_NAME}"),
                 )
                 .await?;
                 for (what, command) in generalise_commands() {
@@ -610,5 +658,32 @@ impl JobHandler for BakeImage {
                 )
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_manager_knows_the_clone_first_boot_marker() {
+        assert!(
+            crate::guest::commands::CONFIG_MANAGER.contains(CLONE_FIRST_BOOT),
+            "config-manager.sh reads the marker the first-boot program writes"
+        );
+        assert!(firstboot_script().contains(CLONE_FIRST_BOOT));
+    }
+
+    #[test]
+    fn the_first_boot_makes_all_three_host_keys() {
+        let sync = firstboot_script();
+        assert!(
+            sync.contains("-t ed25519") && sync.contains("-t ecdsa"),
+            "{sync}"
+        );
+        assert!(sync.contains(FIRSTBOOT_RSA_SCRIPT), "{sync}");
+        let rsa = firstboot_rsa_script();
+        assert!(rsa.contains("-t rsa -b 3072"), "{rsa}");
+        assert!(rsa.contains("try-reload-or-restart ssh.service"), "{rsa}");
     }
 }

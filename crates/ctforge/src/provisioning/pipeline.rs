@@ -698,9 +698,19 @@ impl CreateContainer {
         let quick = self.bounded(ctx, work, self.limits.probe).await?;
         let started = tokio::time::Instant::now();
         let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(500));
+        let mut probes = 0u32;
         loop {
+            probes += 1;
             match probe(quick.as_ref(), "true").await {
-                Ok((0, _)) => break,
+                Ok((0, _)) => {
+                    let _ = ctx
+                        .log(format!(
+                            "the container accepts commands ({} ms after the start task, {probes} probe(s))",
+                            started.elapsed().as_millis()
+                        ))
+                        .await;
+                    break;
+                }
                 _ if started.elapsed() > READY_TIMEOUT => {
                     return Err(fail(
                         "the container does not accept commands 2 minutes after start",
@@ -940,6 +950,9 @@ impl CreateContainer {
             "systemctl daemon-reload && systemctl enable ctforge-apply.service",
         )
         .await?;
+        // The boot unit sources the runtime and reads its configuration: without them it
+        // fails on every boot (exit 3), whether or not the template has scripts.
+        self.install_runtime(ctx, channel.as_ref(), plan).await?;
         let _ = ctx
             .log("config-manager installed (ctforge-apply.service re-applies the template on boot: scripts, files, packages)")
             .await;

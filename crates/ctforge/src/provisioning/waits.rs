@@ -97,11 +97,21 @@ async fn read(channel: &dyn RemoteExec, command: &str) -> Result<(u32, String), 
     Ok((out.exit_code, stdout))
 }
 
+/// What `systemctl` says while systemd in a booting guest has no bus yet: for a moment after
+/// the start, commands already run in the container (`lxc-attach`) but systemd cannot be
+/// asked, and `is-system-running --wait` fails at once instead of waiting. Not settled: ask
+/// again.
+const NO_BUS: &str = "Failed to connect to bus";
+
+/// systemd's queued and running jobs (`JOB UNIT TYPE STATE`, [`pending_units`]).
+const LIST_JOBS: &str = "systemctl list-jobs --no-legend";
+
 /// Waits up to `limits.settle` for systemd to finish booting
 /// (`systemctl is-system-running --wait` over `settling`, a channel limited to the bound, so
-/// the wait is killed in the guest) and for its job queue to empty (polled over `quick`);
-/// past the bound, logs a warning naming the units still activating and returns, so the job
-/// goes on. Containers without systemd settle at once.
+/// the wait is killed in the guest; asked again while systemd has no bus yet, [`NO_BUS`]) and
+/// for its job queue to empty (polled over `quick`); past the bound, logs a warning naming
+/// the units still activating and returns, so the job goes on. Containers without systemd
+/// settle at once. Logs how long it waited and the state systemd reached.
 pub async fn settle(
     ctx: &JobContext,
     settling: &dyn RemoteExec,
@@ -110,23 +120,61 @@ pub async fn settle(
     when: &str,
 ) -> Result<(), StepError> {
     let started = Instant::now();
-    match settling
-        .exec("systemctl is-system-running --wait", &mut |_, _| {})
-        .await
-    {
-        Ok(_) | Err(SshError::GuestTimeout { .. }) => {}
-        Err(e) => {
-            return Err(StepError::failed(format!(
-                "{when}: waiting for systemd to settle: {e}"
-            )));
+    let mut backoff = ctforge_pve::Backoff::new(Duration::from_millis(250));
+    // The job queue is read in the same round trip once the boot is over (a settled guest
+    // costs one command); `None` when the wait was cut at the bound.
+    let (state, mut jobs) = loop {
+        let mut state = String::new();
+        let mut jobs = String::new();
+        let mut no_bus = false;
+        let result = settling
+            .exec(
+                &format!("systemctl is-system-running --wait; {LIST_JOBS}"),
+                &mut |stream, line| match stream {
+                    Stream::Stdout if state.is_empty() => line.trim().clone_into(&mut state),
+                    Stream::Stdout => {
+                        jobs.push_str(line);
+                        jobs.push('\n');
+                    }
+                    Stream::Stderr if line.contains(NO_BUS) => no_bus = true,
+                    Stream::Stderr => {}
+                },
+            )
+            .await;
+        match result {
+            Ok(_) if no_bus && started.elapsed() < limits.settle => {
+                tokio::time::sleep(backoff.next_pause()).await;
+            }
+            Ok(_) => break (state, Some(jobs)),
+            Err(SshError::GuestTimeout { .. }) => break (state, None),
+            Err(e) => {
+                return Err(StepError::failed(format!(
+                    "{when}: waiting for systemd to settle: {e}"
+                )));
+            }
         }
-    }
+    };
+    let mut backoff = ctforge_pve::Backoff::new(Duration::from_secs(1).min(limits.settle));
     loop {
-        let (_, jobs) = read(quick, "systemctl list-jobs --no-legend")
-            .await
-            .map_err(|e| StepError::failed(format!("{when}: listing systemd jobs: {e}")))?;
+        let jobs = match jobs.take() {
+            Some(jobs) => jobs,
+            None => {
+                read(quick, LIST_JOBS)
+                    .await
+                    .map_err(|e| StepError::failed(format!("{when}: listing systemd jobs: {e}")))?
+                    .1
+            }
+        };
         let units = pending_units(&jobs);
         if units.is_empty() {
+            // The job log's account of where a creation's seconds go.
+            let _ = ctx
+                .log(format!(
+                    "{when}: systemd settled ({}) in {} ms",
+                    if state.is_empty() { "no state" } else { &state },
+                    started.elapsed().as_millis()
+                ))
+                .await;
             return Ok(());
         }
         if started.elapsed() >= limits.settle {
@@ -139,7 +187,7 @@ pub async fn settle(
             let _ = ctx.log(message).await;
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_secs(1).min(limits.settle)).await;
+        tokio::time::sleep(backoff.next_pause()).await;
     }
 }
 

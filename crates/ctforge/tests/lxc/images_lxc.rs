@@ -188,6 +188,52 @@ async fn clones_of_an_image_have_their_own_identity_on_lxc() {
         .trim(),
         "done"
     );
+    // ECDSA made at first boot like ed25519; RSA in the background after it (a prime search),
+    // offered by sshd once made: each clone has its own, none is the first container's.
+    let ecdsa = "cat /etc/ssh/ssh_host_ecdsa_key.pub";
+    let (e0, e1, e2) = (
+        sh(&first, ecdsa).await,
+        sh(&a, ecdsa).await,
+        sh(&b, ecdsa).await,
+    );
+    assert!(
+        e1.starts_with("ecdsa-") && e0 != e1 && e1 != e2,
+        "{e0} {e1} {e2}"
+    );
+    let rsa = "cat /etc/ssh/ssh_host_rsa_key.pub";
+    let made = Instant::now();
+    while !(sh(&a, rsa).await.starts_with("ssh-rsa ") && sh(&b, rsa).await.starts_with("ssh-rsa "))
+    {
+        assert!(
+            made.elapsed() < Duration::from_secs(120),
+            "no RSA host key in the clones"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (r0, r1, r2) = (sh(&first, rsa).await, sh(&a, rsa).await, sh(&b, rsa).await);
+    assert!(
+        r0 != r1 && r0 != r2 && r1 != r2,
+        "RSA host keys: {r0} {r1} {r2}"
+    );
+    assert!(
+        sh(&a, "ssh-keygen -y -f /etc/ssh/ssh_host_rsa_key")
+            .await
+            .starts_with("ssh-rsa "),
+        "a whole RSA key in place"
+    );
+    // The boot settled cleanly (every unit, the config-manager's too, started), and the
+    // config-manager did not re-apply the image's template on the clone's first boot.
+    assert_eq!(
+        sh(&a, "systemctl is-system-running").await.trim(),
+        "running"
+    );
+    assert!(
+        sh(&a, "cat /var/log/config-manager/sync.log")
+            .await
+            .contains("first boot of a clone of an image"),
+        "{}",
+        sh(&a, "cat /var/log/config-manager/sync.log").await
+    );
     assert_eq!(
         sh(&a, "cat /var/www/html/index.html").await,
         "<h1>from the image</h1>\n"
