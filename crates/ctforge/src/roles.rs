@@ -125,7 +125,13 @@ pub fn split_identity(identity: &str) -> Option<(&str, &str)> {
 /// The configured admins, resolved against `clusters` by name: (user id, cluster id). An entry
 /// naming a cluster that does not exist grants nothing.
 pub fn configured_admins(config: &Config, clusters: &[Cluster]) -> Vec<(String, i64)> {
-    let by_name = |name: &str| clusters.iter().find(|c| c.name == name).map(|c| c.id);
+    let named: Vec<(i64, &str)> = clusters.iter().map(|c| (c.id, c.name.as_str())).collect();
+    configured_admins_of(config, &named)
+}
+
+/// [`configured_admins`] over the clusters' ids and names only.
+fn configured_admins_of(config: &Config, clusters: &[(i64, &str)]) -> Vec<(String, i64)> {
+    let by_name = |name: &str| clusters.iter().find(|(_, n)| *n == name).map(|(id, _)| *id);
     if !config.auth.admins.is_empty() {
         return config
             .auth
@@ -139,7 +145,7 @@ pub fn configured_admins(config: &Config, clusters: &[Cluster]) -> Vec<(String, 
     }
     let first = match config.clusters.first() {
         Some(c) => by_name(&c.name),
-        None => clusters.iter().map(|c| c.id).min(),
+        None => clusters.iter().map(|(id, _)| *id).min(),
     };
     first
         .map(|id| vec![("root@pam".to_owned(), id)])
@@ -153,11 +159,11 @@ pub async fn resolve(
     username: &str,
     cluster_id: i64,
 ) -> Result<Roles, StoreError> {
-    // Both on every request: concurrently (one round trip on a server database).
-    let (clusters, grants) =
-        tokio::try_join!(store.list_clusters(), store.roles_of(username, cluster_id))?;
+    // On every request: one statement.
+    let (clusters, grants) = store.role_context(username, cluster_id).await?;
+    let named: Vec<(i64, &str)> = clusters.iter().map(|(id, n)| (*id, n.as_str())).collect();
     let mut held: BTreeSet<Role> = grants.iter().filter_map(|r| Role::parse(r)).collect();
-    if configured_admins(config, &clusters)
+    if configured_admins_of(config, &named)
         .iter()
         .any(|(user, id)| user == username && *id == cluster_id)
     {

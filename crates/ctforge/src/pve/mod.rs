@@ -115,9 +115,16 @@ impl PveConnector for PooledConnector {
                 ))
             })
             .and_then(|sealed| {
-                self.keyring
-                    .open(sealed)
-                    .map_err(|e| AppError::Internal(e.into()))
+                // A clear reason rather than "internal error": the usual cause is a process
+                // (a separate worker) started with another data directory's secret key.
+                self.keyring.open(sealed).map_err(|e| {
+                    AppError::Unavailable(format!(
+                        "cannot open the sealed API token secret of cluster {}: {e}; every \
+                         ctforge process must use the secret key that sealed it \
+                         (secret.key in the data directory)",
+                        cluster.name
+                    ))
+                })
             })?;
         let (user, token_id) = cluster.token_id.split_once('!').ok_or_else(|| {
             AppError::invalid(format!(

@@ -160,6 +160,9 @@ pub trait TemplateStore: Send + Sync {
     /// [`Self::count_template_containers`] of the template named `name` (0 for an unknown
     /// name), so a page can ask it together with [`Self::get_template_by_name`].
     async fn count_template_containers_named(&self, name: &str) -> StoreResult<i64>;
+    /// What a template's page shows: the template named `name` with its parts, and how many
+    /// containers use it — one round trip on a server database.
+    async fn template_page(&self, name: &str) -> StoreResult<(TemplateRecord, i64)>;
 }
 
 /// Package buckets and their packages.
@@ -396,6 +399,13 @@ pub trait RoleStore: Send + Sync {
     async fn list_role_grants(&self) -> StoreResult<Vec<RoleGrant>>;
     /// The roles stored for `username` signed in to cluster `cluster_id`.
     async fn roles_of(&self, username: &str, cluster_id: i64) -> StoreResult<Vec<String>>;
+    /// What every request's role check reads, in one statement: every cluster's id and name
+    /// (for the configured admins), and [`Self::roles_of`] `username` on `cluster_id`.
+    async fn role_context(
+        &self,
+        username: &str,
+        cluster_id: i64,
+    ) -> StoreResult<(Vec<(i64, String)>, Vec<String>)>;
     /// Stores a grant; an existing identical grant is a [`StoreError::Conflict`].
     async fn insert_role_grant(
         &self,

@@ -145,7 +145,7 @@ pub struct TemplateRow {
 }
 
 /// A provisioning script of a template.
-#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+#[derive(Clone, Debug, FromRow, PartialEq, Eq, serde::Deserialize)]
 pub struct TemplateScript {
     /// Run order.
     pub position: i64,
@@ -158,7 +158,7 @@ pub struct TemplateScript {
 }
 
 /// A file a template deploys.
-#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+#[derive(Clone, Debug, FromRow, PartialEq, Eq, serde::Deserialize)]
 pub struct TemplateFile {
     /// File name.
     pub name: String,
@@ -171,7 +171,7 @@ pub struct TemplateFile {
 }
 
 /// A package of a template's bucket.
-#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+#[derive(Clone, Debug, FromRow, PartialEq, Eq, serde::Deserialize)]
 pub struct TemplatePackage {
     /// Bucket (package list file stem).
     pub bucket: String,

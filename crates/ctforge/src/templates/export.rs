@@ -24,6 +24,20 @@ pub async fn load_template(
     Ok((record, template))
 }
 
+/// [`load_template`] with how many containers use it (a template page), in one round trip.
+pub async fn load_template_page(
+    store: &dyn Store,
+    name: &str,
+) -> Result<(TemplateRecord, Template, i64), TemplatesError> {
+    let (record, used) = match store.template_page(name).await {
+        Ok(found) => found,
+        Err(StoreError::NotFound) => return Err(TemplatesError::NotFound(name.to_owned())),
+        Err(e) => return Err(e.into()),
+    };
+    let template = record_to_template(&record)?;
+    Ok((record, template, used))
+}
+
 /// Writes the stored template `name` into `out_dir` (the template directory itself, created
 /// if missing) with [`ctforge_template::write_dir`]. Returns the model that was written.
 pub async fn export(

@@ -27,7 +27,7 @@ pub use discovery::{
     Changes, DiscoveryReport, NameChanges, Status, TemplateReport, discover_loaded, discover_roots,
     discover_sources,
 };
-pub use export::{export, export_tar_gz, load_template};
+pub use export::{export, export_tar_gz, load_template, load_template_page};
 
 use crate::storage::StoreError;
 

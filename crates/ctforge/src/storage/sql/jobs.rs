@@ -73,8 +73,10 @@ macro_rules! impl_jobs_store {
                 // writer of the job's events (PostgreSQL) makes the whole checkpoint retry.
                 'attempt: for _ in 0..5 {
                     let mut tx = self.pool.begin().await.map_err(map_err)?;
-                    if matches!(change, JobChange::Begin(_)) {
-                        // A step begun is progress: re-run after a crash unless completed.
+                    if !matches!(change, JobChange::Finish { .. }) {
+                        // A step begun or completed is progress: a database crash that loses
+                        // it is a worker crash mid-step, which jobs resume from anyway (every
+                        // step is idempotent). The job's end stays durable.
                         Self::relax_commit(&mut tx).await?;
                     }
                     let rows = match change {

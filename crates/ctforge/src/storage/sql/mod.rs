@@ -148,6 +148,15 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// [`TemplateStore::template_page`]: in-process queries cost no round trip, so the
+    /// template's parts are read as for any other use, together with the count.
+    async fn template_page_impl(&self, name: &str) -> StoreResult<(TemplateRecord, i64)> {
+        tokio::try_join!(
+            self.load_template_named(name),
+            self.count_template_containers_named(name)
+        )
+    }
+
     /// See [`PgStore::relax_commit`]: SQLite's WAL with `synchronous = NORMAL` already commits
     /// without waiting for the disk.
     #[allow(clippy::unused_async)]
@@ -156,13 +165,64 @@ impl SqliteStore {
     }
 }
 
+/// [`TemplateStore::template_page`] on PostgreSQL: the row, its parts as JSON arrays (in the
+/// orders `load_template_named` reads them) and the count, in one statement. Five concurrent
+/// queries cost five connections' worth of protocol on both sides for a page that is mostly
+/// database time.
+const PG_TEMPLATE_PAGE_SQL: &str = "SELECT t.*, \
+    (SELECT COUNT(*) FROM containers c WHERE c.template_id = t.id) AS page_used, \
+    COALESCE((SELECT json_agg(json_build_object('position', s.position, 'name', s.name, \
+        'content', s.content, 'enabled', s.enabled) ORDER BY s.position, s.name) \
+        FROM template_scripts s WHERE s.template_id = t.id), '[]'::json)::text AS page_scripts, \
+    COALESCE((SELECT json_agg(json_build_object('name', f.name, 'target_dir', f.target_dir, \
+        'policy', f.policy, 'content', f.content) ORDER BY f.name) \
+        FROM template_files f WHERE f.template_id = t.id), '[]'::json)::text AS page_files, \
+    COALESCE((SELECT json_agg(json_build_object('bucket', p.bucket, 'manager', p.manager, \
+        'name', p.name, 'version', p.version, 'position', p.position) \
+        ORDER BY p.bucket, p.manager, p.position) \
+        FROM template_packages p WHERE p.template_id = t.id), '[]'::json)::text AS page_packages \
+    FROM templates t WHERE t.name = $1";
+
 impl PgStore {
+    /// [`TemplateStore::template_page`] in one statement ([`PG_TEMPLATE_PAGE_SQL`]).
+    async fn template_page_impl(&self, name: &str) -> StoreResult<(TemplateRecord, i64)> {
+        use sqlx::{FromRow, Row};
+        let found = sqlx::query(PG_TEMPLATE_PAGE_SQL)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let row = TemplateRow::from_row(&found).map_err(map_err)?;
+        let used: i64 = found.try_get("page_used").map_err(map_err)?;
+        let part = |column: &str| -> StoreResult<String> { found.try_get(column).map_err(map_err) };
+        let decode = |what: &str, e: serde_json::Error| {
+            StoreError::Database(sqlx::Error::Decode(
+                format!("template {name}: cannot read its {what}: {e}").into(),
+            ))
+        };
+        let scripts =
+            serde_json::from_str(&part("page_scripts")?).map_err(|e| decode("scripts", e))?;
+        let files = serde_json::from_str(&part("page_files")?).map_err(|e| decode("files", e))?;
+        let packages =
+            serde_json::from_str(&part("page_packages")?).map_err(|e| decode("packages", e))?;
+        Ok((
+            TemplateRecord {
+                row,
+                scripts,
+                files,
+                packages,
+            },
+            used,
+        ))
+    }
+
     /// Lets the transaction commit without waiting for its WAL to reach the disk
-    /// (`synchronous_commit = off` for it alone). For progress only — log lines, a step begun —
-    /// whose loss in a crash of the database server costs nothing: the job re-runs an
-    /// unfinished step anyway, and the next durable commit (a step completed, the job
-    /// finished) flushes everything before it. A durable commit waits for an fsync (about 3 ms
-    /// on these machines), which was most of a fast job's time.
+    /// (`synchronous_commit = off` for it alone). For a job's progress only — log lines, a
+    /// step begun or completed — whose loss in a crash of the database server (not of
+    /// ctforge: the server still writes it out within `wal_writer_delay`) is a worker crash
+    /// mid-step, which jobs resume from anyway, and the next durable commit (any other write,
+    /// the job finished) flushes everything before it. A durable commit waits for an fsync
+    /// (about 3 ms on these machines), which was most of a fast job's time.
     async fn relax_commit(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> StoreResult<()> {
         sqlx::query("SET LOCAL synchronous_commit TO OFF")
             .execute(&mut **tx)

@@ -5,6 +5,32 @@ macro_rules! impl_roles_store {
     ($store:ty, $db:ty, $claim_lock:expr, $claim_sql:expr) => {
         #[async_trait]
         impl RoleStore for $store {
+            async fn role_context(
+                &self,
+                username: &str,
+                cluster_id: i64,
+            ) -> StoreResult<(Vec<(i64, String)>, Vec<String>)> {
+                // One row per cluster, or per grant on `cluster_id` (role NULL without one).
+                let rows = sqlx::query_as::<$db, (i64, String, Option<String>)>(
+                    "SELECT c.id, c.name, g.role FROM clusters c \
+                     LEFT JOIN role_grants g ON g.cluster_id = c.id AND g.username = $1 AND c.id = $2 \
+                     ORDER BY c.id",
+                )
+                .bind(username)
+                .bind(cluster_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let mut clusters: Vec<(i64, String)> = Vec::new();
+                let mut roles = Vec::new();
+                for (id, name, role) in rows {
+                    if clusters.last().is_none_or(|(last, _)| *last != id) {
+                        clusters.push((id, name));
+                    }
+                    roles.extend(role);
+                }
+                Ok((clusters, roles))
+            }
             async fn list_role_grants(&self) -> StoreResult<Vec<RoleGrant>> {
                 sqlx::query_as::<$db, RoleGrant>("SELECT * FROM role_grants ORDER BY id")
                     .fetch_all(&self.pool)

@@ -125,6 +125,9 @@ macro_rules! impl_templates_store {
                     .await
                     .map_err(map_err)
             }
+            async fn template_page(&self, name: &str) -> StoreResult<(TemplateRecord, i64)> {
+                self.template_page_impl(name).await
+            }
             async fn count_template_containers_named(&self, name: &str) -> StoreResult<i64> {
                 sqlx::query_scalar::<$db, i64>(
                     "SELECT COUNT(*) FROM containers WHERE template_id = (SELECT id FROM templates WHERE name = $1)",

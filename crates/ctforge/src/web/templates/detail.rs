@@ -69,13 +69,8 @@ pub async fn page(
     tab: &str,
     notice: Option<(Tone, String)>,
 ) -> Result<Markup, AppError> {
-    // Both at once: one round trip on a server database.
-    let (loaded, used) = tokio::join!(
-        templates::load_template(state.store.as_ref(), name),
-        state.store.count_template_containers_named(name)
-    );
-    let (record, template) = loaded?;
-    let used = used?;
+    let (record, template, used) =
+        templates::load_template_page(state.store.as_ref(), name).await?;
     let v = viewer(user);
     let tab = match tab {
         "scripts" | "packages" | "files" | "docs" => tab,
