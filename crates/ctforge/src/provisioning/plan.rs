@@ -434,6 +434,11 @@ pub struct Plan {
     /// Where the container comes from (set from the job's payload, not by [`resolve`]).
     #[serde(default)]
     pub source: Option<SourceChoice>,
+    /// A VM's plan before submit: ctforge's own SSH key for it (the fallback channel when its
+    /// guest agent does not answer) is made on submit and added to `sshkeys`, which the
+    /// review says ([`Plan::view`]).
+    #[serde(skip)]
+    pub guest_key_pending: bool,
 }
 
 impl Plan {
@@ -570,7 +575,7 @@ impl Plan {
                 self.params.to_form(),
             ),
         };
-        let create_params = form
+        let mut create_params: Vec<(String, String)> = form
             .into_iter()
             .map(|(k, v)| {
                 if k == "password" || k == "cipassword" {
@@ -580,6 +585,12 @@ impl Plan {
                 }
             })
             .collect();
+        if self.guest_key_pending && self.kind == crate::status::GuestKind::Qemu {
+            match create_params.iter_mut().find(|(k, _)| k == "sshkeys") {
+                Some((_, v)) => *v = format!("{v} {PENDING_GUEST_KEY}"),
+                None => create_params.push(("sshkeys".into(), PENDING_GUEST_KEY.into())),
+            }
+        }
         PlanView {
             cluster: self.cluster.clone(),
             node: self.node.clone(),
@@ -1181,7 +1192,20 @@ pub fn resolve(
         container_user,
         config_source: None,
         source: None,
+        guest_key_pending: vm,
     })
+}
+
+/// What the review shows in place of ctforge's own SSH key of a VM before submit.
+pub const PENDING_GUEST_KEY: &str =
+    "(+ ctforge's own SSH key for this VM, made on submit: its channel when the guest agent does not answer)";
+
+/// The user's `keys` (one per line) followed by ctforge's `line`.
+pub fn with_key_line(keys: Option<&str>, line: &str) -> String {
+    match keys.map(str::trim_end).filter(|k| !k.trim().is_empty()) {
+        Some(keys) => format!("{keys}\n{line}"),
+        None => line.to_owned(),
+    }
 }
 
 /// Whether `vmid` is one Proxmox accepts (100 to 999999999).
