@@ -543,19 +543,26 @@ impl LxcBackend {
         } else {
             cmd.args(["-nic", "none"]);
         }
-        let qga = dir.join("qga.sock");
         let qmp = dir.join("qmp.sock");
-        cmd.arg("-chardev")
-            .arg(format!(
-                "socket,path={},server=on,wait=off,id=qga0",
-                qga.display()
-            ))
-            .args(["-device", "virtio-serial"])
-            .args([
-                "-device",
-                "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
-            ])
-            .arg("-qmp")
+        // As qemu-server: the agent's virtio-serial channel only when the config enables the
+        // agent, so a guest's qemu-guest-agent finds no port otherwise.
+        if conf
+            .get("agent")
+            .is_some_and(|a| crate::routes::qemu::agent_enabled(a))
+        {
+            let qga = dir.join("qga.sock");
+            cmd.arg("-chardev")
+                .arg(format!(
+                    "socket,path={},server=on,wait=off,id=qga0",
+                    qga.display()
+                ))
+                .args(["-device", "virtio-serial"])
+                .args([
+                    "-device",
+                    "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+                ]);
+        }
+        cmd.arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp.display()))
             .arg("-serial")
             .arg(format!("file:{}", dir.join("console.log").display()))

@@ -585,10 +585,26 @@ impl Plan {
                 }
             })
             .collect();
+        let mut steps = self.steps.clone();
         if self.guest_key_pending && self.kind == crate::status::GuestKind::Qemu {
-            match create_params.iter_mut().find(|(k, _)| k == "sshkeys") {
-                Some((_, v)) => *v = format!("{v} {PENDING_GUEST_KEY}"),
-                None => create_params.push(("sshkeys".into(), PENDING_GUEST_KEY.into())),
+            let pending = |v: &mut String| {
+                *v = if v.is_empty() {
+                    PENDING_GUEST_KEY.to_owned()
+                } else {
+                    format!("{v} {PENDING_GUEST_KEY}")
+                }
+            };
+            // A clone gets its keys with its own configuration after the clone call.
+            let clone_config = steps.iter_mut().find_map(|s| match s {
+                Step::CloneVm { config, .. } => Some(config),
+                _ => None,
+            });
+            match clone_config {
+                Some(config) => pending(config.entry("sshkeys".into()).or_default()),
+                None => match create_params.iter_mut().find(|(k, _)| k == "sshkeys") {
+                    Some((_, v)) => pending(v),
+                    None => create_params.push(("sshkeys".into(), PENDING_GUEST_KEY.into())),
+                },
             }
         }
         PlanView {
@@ -600,7 +616,7 @@ impl Plan {
             kind: self.kind,
             create_call,
             create_params,
-            steps: self.steps.clone(),
+            steps,
             source: self.source.clone(),
         }
     }
@@ -1115,7 +1131,7 @@ pub fn resolve(
         q.net0 = Some(format!("virtio,bridge={bridge}"));
         q.serial0 = Some("socket".into());
         q.vga = Some("serial0".into());
-        q.agent = true;
+        q.agent = conf.agent.unwrap_or(true);
         q.ciuser = Some(user.clone());
         q.cipassword = req
             .password
