@@ -441,10 +441,27 @@ impl LxcBackend {
             .collect();
         busy.push(self.opts.bridge_ip);
         busy.extend(live_addresses(&self.opts.bridge));
-        let ip = if conf.contains_key("net0") {
-            self.free_ip(&busy, vmid)
-        } else {
-            None
+        // A static `ip=` of `ipconfig0` inside the bridge subnet is the guest's own (its
+        // cloud-init sets it, as on Proxmox); dhcp or another subnet gets a free address.
+        let requested = ci
+            .ipconfig
+            .get("ipconfig0")
+            .and_then(|v| super::prop(v, "ip"))
+            .as_deref()
+            .and_then(super::parse_cidr);
+        let (net, prefix) = (self.opts.bridge_ip, self.opts.bridge_prefix);
+        let ip = match requested {
+            Some((ip, p))
+                if conf.contains_key("net0")
+                    && p == prefix
+                    && super::in_subnet(ip, net, prefix)
+                    && !busy.contains(&ip)
+                    && self.claim(ip, vmid) =>
+            {
+                Some(ip)
+            }
+            _ if conf.contains_key("net0") => self.free_ip(&busy, vmid),
+            _ => None,
         };
         let mac = ip
             .map(|ip| {

@@ -70,7 +70,14 @@ impl Fallback {
                     "VM {vmid} has no SSH key of ctforge (it was created before ctforge made one)"
                 ))
             })?;
-        let address = self.address.clone().filter(|a| !a.is_empty()).ok_or_else(|| {
+        // A recorded address may carry its prefix length.
+        let address = self
+            .address
+            .as_deref()
+            .and_then(|a| a.split('/').next())
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
             GuestError::Setup(format!(
                 "VM {vmid}'s address is unknown: it takes one over DHCP and only its guest agent reports it; give it a static address or an image that runs qemu-guest-agent"
             ))
