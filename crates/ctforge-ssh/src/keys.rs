@@ -93,7 +93,10 @@ mod tests {
             public_key_fingerprint(&public).unwrap()
         );
         let (_, other) = ed25519_key_pair(&[8u8; 32], "x").unwrap();
-        assert_ne!(public_key_fingerprint(&other), public_key_fingerprint(&public));
+        assert_ne!(
+            public_key_fingerprint(&other),
+            public_key_fingerprint(&public)
+        );
     }
 
     #[test]

@@ -130,7 +130,9 @@ pub enum MonitorError {
         vmid: u32,
     },
     /// A VM's guest agent does not answer and its SSH fallback cannot be used.
-    #[error("the check cannot reach inside VM {vmid}: its guest agent does not answer ({agent}), and SSH cannot replace it: {ssh}")]
+    #[error(
+        "the check cannot reach inside VM {vmid}: its guest agent does not answer ({agent}), and SSH cannot replace it: {ssh}"
+    )]
     NoAgent {
         /// Guest id.
         vmid: u32,

@@ -508,8 +508,9 @@ impl JobHandler for CreateContainer {
             });
         let command = scripts.unwrap_or_default().max(self.limits.command);
         let boot = READY_TIMEOUT + self.limits.settle * 2 + self.limits.probe * 3;
+        // A VM's SSH fallback retries its connection silently for up to the agent's bound.
         Some(
-            command.max(boot)
+            command.max(boot).max(self.limits.agent)
                 + ctforge_ssh::KILL_GRACE
                 + ctforge_ssh::BACKSTOP
                 + Duration::from_secs(60),

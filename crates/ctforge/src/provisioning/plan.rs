@@ -1213,8 +1213,7 @@ pub fn resolve(
 }
 
 /// What the review shows in place of ctforge's own SSH key of a VM before submit.
-pub const PENDING_GUEST_KEY: &str =
-    "(+ ctforge's own SSH key for this VM, made on submit: its channel when the guest agent does not answer)";
+pub const PENDING_GUEST_KEY: &str = "(+ ctforge's own SSH key for this VM, made on submit: its channel when the guest agent does not answer)";
 
 /// The user's `keys` (one per line) followed by ctforge's `line`.
 pub fn with_key_line(keys: Option<&str>, line: &str) -> String {

@@ -107,10 +107,8 @@ impl CreatePayload {
         let mut request = self.request.clone();
         request.password = password;
         if let Some(key) = &self.guest_ssh_public {
-            request.ssh_public_keys = Some(plan::with_key_line(
-                request.ssh_public_keys.as_deref(),
-                key,
-            ));
+            request.ssh_public_keys =
+                Some(plan::with_key_line(request.ssh_public_keys.as_deref(), key));
         }
         plan::resolve(
             &request,

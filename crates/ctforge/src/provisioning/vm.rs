@@ -17,8 +17,8 @@ use ctforge_pve::PveApi;
 use ctforge_ssh::{RemoteExec, Stream};
 
 use super::pipeline::{CreateContainer, VmRoute, Work, fail, wait};
-use crate::guest::fallback::Fallback;
 use super::plan::Step;
+use crate::guest::fallback::Fallback;
 use crate::jobs::{JobContext, StepError};
 
 /// Creates the VM (or adopts the one an earlier attempt created), then grows its disk.
@@ -426,7 +426,11 @@ const CLOUD_INIT_TIMEOUT: Duration = Duration::from_secs(900);
 /// and the install step's `apt-get update` fails on the lists lock instead of waiting. Logs
 /// cloud-init's result; a guest without cloud-init, or one still busy after the bound, goes on.
 async fn wait_cloud_init(ctx: &JobContext, client: &dyn PveApi, node: &str, vmid: u32) {
-    let command = ["/bin/sh".to_owned(), "-c".to_owned(), CLOUD_INIT_WAIT.to_owned()];
+    let command = [
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        CLOUD_INIT_WAIT.to_owned(),
+    ];
     let _ = ctx
         .log("waiting for cloud-init to finish the first boot (it holds apt's locks)")
         .await;

@@ -69,11 +69,7 @@ async fn app_with(web_links: bool) -> Vms {
 /// [`app_with`] on a simulator with `timings`, waiting at most `agent_secs` for a VM's agent,
 /// with `vm-web-ssh` beside the examples: `vm-web` without the guest agent
 /// ([`common::vm_without_agent`]).
-async fn app_where(
-    web_links: bool,
-    timings: ctforge_pve_sim::Timings,
-    agent_secs: u64,
-) -> Vms {
+async fn app_where(web_links: bool, timings: ctforge_pve_sim::Timings, agent_secs: u64) -> Vms {
     ctforge::install_crypto_provider();
     let sim = common::sim("", |c| {
         c.with_nodes(1).with_containers(0).with_timings(timings)
@@ -213,7 +209,9 @@ async fn a_vm_template_is_planned_created_and_provisioned_through_the_agent() {
         .expect("a key for the VM");
     assert!(!key.key_sealed.contains("PRIVATE KEY"));
     assert_eq!(key.login_user, "alice");
-    assert!(key.public_key.starts_with("ssh-ed25519 ") && key.public_key.ends_with(" ctforge@vm-100"));
+    assert!(
+        key.public_key.starts_with("ssh-ed25519 ") && key.public_key.ends_with(" ctforge@vm-100")
+    );
     let stored: serde_json::Value = serde_json::from_str(&record.spec_json).unwrap();
     assert_eq!(
         params(&stored)["sshkeys"],

@@ -293,11 +293,10 @@ async fn vm_web_reaches_ready_over_ssh_without_its_agent() {
         "upgrade": false,
     });
     // No agent to wait for: this bounds how long the emulated guest may take to accept SSH.
-    let (p, job) =
-        common::lxc::provision_at("/api/v1/guests", root.path().to_owned(), body, |c| {
-            c.provisioning.agent_timeout_secs = 900;
-        })
-        .await;
+    let (p, job) = common::lxc::provision_at("/api/v1/guests", root.path().to_owned(), body, |c| {
+        c.provisioning.agent_timeout_secs = 900;
+    })
+    .await;
     let log = p.events().await.to_string();
     if job["state"] != "succeeded" {
         let console =
