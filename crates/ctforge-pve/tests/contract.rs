@@ -352,9 +352,17 @@ fn qemu_requests() -> Vec<RequestSpec> {
     });
     dhcp.ipconfig0 = Some("ip=dhcp".into());
     dhcp.agent = true;
+    // No guest agent (`TEMPLATE_AGENT=0`): `agent: enabled=0`, and two SSH keys (the user's and
+    // ctforge's own for the VM), percent-encoded with their line break.
+    let mut no_agent = vm_create();
+    no_agent.agent = false;
+    no_agent.sshkeys = Some(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx alice@laptop\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx ctforge@vm-120".into(),
+    );
     let mut v = vec![
         request::qemu_create("pve-01", &vm_create()),
         request::qemu_create("pve-01", &dhcp),
+        request::qemu_create("pve-01", &no_agent),
         request::qemu_list("pve-01"),
         request::qemu_config_get("pve-01", 120, false),
         request::qemu_config_get("pve-01", 120, true),

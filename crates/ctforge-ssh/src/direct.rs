@@ -1,5 +1,6 @@
-//! [`DirectChannel`]: SSH straight into the CT (key injected at create time);
-//! scripts run with `sh -c` there, no `pct` involved.
+//! [`DirectChannel`]: SSH straight into the guest (key injected at create time);
+//! scripts run with `sh -c` there, no `pct` involved — as the user logged in, or through
+//! `sudo -n` when that user is not root (a VM's cloud-init user).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +19,23 @@ pub struct DirectChannel {
     tail_lines: usize,
     command_timeout: Option<Duration>,
     guest_timeout: Option<Duration>,
+    sudo: bool,
 }
 
-/// `[timeout -k 5 <secs>] <shell> -c <script>`, quoted, as the command line for the CT's sshd.
-pub(crate) fn direct_exec_line(shell: &Shell, script: &str, limit: Option<Duration>) -> String {
-    guarded(shell, script, limit)
+/// `[sudo -n] [timeout -k 5 <secs>] <shell> -c <script>`, quoted, as the command line for the
+/// guest's sshd.
+pub(crate) fn direct_exec_line(
+    shell: &Shell,
+    script: &str,
+    limit: Option<Duration>,
+    sudo: bool,
+) -> String {
+    let line = guarded(shell, script, limit);
+    if sudo {
+        format!("sudo -n {line}")
+    } else {
+        line
+    }
 }
 
 impl DirectChannel {
@@ -39,7 +52,15 @@ impl DirectChannel {
             tail_lines: DEFAULT_TAIL_LINES,
             command_timeout: None,
             guest_timeout: None,
+            sudo: false,
         }
+    }
+
+    /// Run every command and push as root through `sudo -n` (the session's user is not root
+    /// but may use sudo without a password, as cloud-init's default user).
+    pub fn with_sudo(mut self, sudo: bool) -> DirectChannel {
+        self.sudo = sudo;
+        self
     }
 
     /// Use another shell for scripts.
@@ -77,7 +98,7 @@ impl RemoteExec for DirectChannel {
         cmd: &str,
         on_line: &mut (dyn for<'l> FnMut(Stream, &'l str) + Send),
     ) -> Result<ExecOutput, SshError> {
-        let line = direct_exec_line(&self.shell, cmd, self.guest_timeout);
+        let line = direct_exec_line(&self.shell, cmd, self.guest_timeout, self.sudo);
         let out = self
             .session
             .run(&line, None, self.tail_lines, self.deadline(), on_line)
@@ -93,7 +114,7 @@ impl RemoteExec for DirectChannel {
         owner: Option<(&str, &str)>,
     ) -> Result<(), SshError> {
         check_dest(dest)?;
-        let line = direct_exec_line(&Shell::Sh, &cat_script(dest, mode, owner), None);
+        let line = direct_exec_line(&Shell::Sh, &cat_script(dest, mode, owner), None, self.sudo);
         let out = self
             .session
             .run(&line, Some(content), 20, self.deadline(), &mut |_, _| {})
@@ -125,6 +146,13 @@ mod tests {
 
     #[test]
     fn direct_line() {
-        assert_eq!(direct_exec_line(&Shell::Sh, "a; b", None), "sh -c 'a; b'");
+        assert_eq!(
+            direct_exec_line(&Shell::Sh, "a; b", None, false),
+            "sh -c 'a; b'"
+        );
+        assert_eq!(
+            direct_exec_line(&Shell::Sh, "a 'b'", Some(Duration::from_secs(3)), true),
+            "sudo -n timeout -k 5 3 sh -c 'a '\\''b'\\'''"
+        );
     }
 }

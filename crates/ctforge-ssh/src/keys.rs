@@ -1,11 +1,28 @@
 //! Fingerprints of SSH keys given as text, for showing and pinning keys ctforge does not use
 //! itself over russh (deploy keys of git sources, host keys that `ssh-keyscan` printed): only
-//! the public `SHA256:…` fingerprint ever leaves this module.
+//! the public `SHA256:…` fingerprint ever leaves this module; and the ed25519 key pairs ctforge
+//! makes for itself (a VM's fallback SSH key), whose private half leaves only as a [`Secret`].
 
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey, PublicKey};
 
-use crate::SshError;
 use crate::target::normalize_fingerprint;
+use crate::{Secret, SshError};
+
+/// An ed25519 key pair made from `seed` (32 random bytes the caller draws from a CSPRNG):
+/// the private key in OpenSSH form and the `authorized_keys` line of its public half, with
+/// `comment`.
+pub fn ed25519_key_pair(seed: &[u8; 32], comment: &str) -> Result<(Secret, String), SshError> {
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(seed));
+    key.set_comment(comment);
+    let invalid = |e: russh::keys::ssh_key::Error| SshError::InvalidKey {
+        reason: e.to_string().to_lowercase(),
+    };
+    let private = key.to_openssh(LineEnding::LF).map_err(invalid)?;
+    let public = key.public_key().to_openssh().map_err(invalid)?;
+    Ok((Secret::new(private.as_str()), public))
+}
 
 /// The `SHA256:…` fingerprint of the public half of `private_key_pem` (OpenSSH or PEM form,
 /// unencrypted). The error never contains key material.
@@ -65,6 +82,21 @@ mod tests {
             None
         );
         assert_eq!(public_key_fingerprint("not a key"), None);
+    }
+
+    #[test]
+    fn made_key_pairs_match_their_fingerprints() {
+        let (private, public) = ed25519_key_pair(&[7u8; 32], "ctforge@vm-100").unwrap();
+        assert!(public.starts_with("ssh-ed25519 ") && public.ends_with(" ctforge@vm-100"));
+        assert_eq!(
+            private_key_fingerprint(private.expose()).unwrap(),
+            public_key_fingerprint(&public).unwrap()
+        );
+        let (_, other) = ed25519_key_pair(&[8u8; 32], "x").unwrap();
+        assert_ne!(
+            public_key_fingerprint(&other),
+            public_key_fingerprint(&public)
+        );
     }
 
     #[test]

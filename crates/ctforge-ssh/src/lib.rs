@@ -36,7 +36,9 @@ mod target;
 pub use direct::DirectChannel;
 pub use error::SshError;
 pub use fake::{FakeRemote, FakeReply, PushedFile};
-pub use keys::{private_key_fingerprint, public_key_fingerprint, same_fingerprint};
+pub use keys::{
+    ed25519_key_pair, private_key_fingerprint, public_key_fingerprint, same_fingerprint,
+};
 pub use pct::{BACKSTOP, KILL_GRACE, PctChannel, PctOptions, PushMode, Shell};
 pub use quote::{command_line, quote};
 pub use remote::{DEFAULT_TAIL_LINES, ExecOutput, OutputLine, RemoteExec, Stream};

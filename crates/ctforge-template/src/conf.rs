@@ -65,9 +65,12 @@ pub const KEY_BIOS: &str = "TEMPLATE_BIOS";
 /// Key (vm): the cloud image the disk is imported from: a Proxmox volume
 /// (`local:import/debian-12-genericcloud-amd64.qcow2`) or its file name.
 pub const KEY_IMAGE: &str = "TEMPLATE_IMAGE";
+/// Key (vm): the QEMU guest agent (0/1, default 1). Without it ctforge reaches the VM over SSH
+/// with its own key for it, at the VM's static address.
+pub const KEY_AGENT: &str = "TEMPLATE_AGENT";
 
 /// Every key ctforge understands, in the order the canonical form writes them.
-pub const KNOWN_KEYS: [&str; 19] = [
+pub const KNOWN_KEYS: [&str; 20] = [
     KEY_APP,
     KEY_DESCRIPTION,
     KEY_TAGS,
@@ -87,6 +90,7 @@ pub const KNOWN_KEYS: [&str; 19] = [
     KEY_MACHINE,
     KEY_BIOS,
     KEY_IMAGE,
+    KEY_AGENT,
 ];
 
 /// Keys that only mean something for containers (a vm template that sets one gets a warning).
@@ -98,7 +102,7 @@ pub const LXC_ONLY_KEYS: [&str; 5] = [
     KEY_FUSE,
 ];
 /// Keys that only mean something for virtual machines.
-pub const VM_ONLY_KEYS: [&str; 3] = [KEY_MACHINE, KEY_BIOS, KEY_IMAGE];
+pub const VM_ONLY_KEYS: [&str; 4] = [KEY_MACHINE, KEY_BIOS, KEY_IMAGE, KEY_AGENT];
 
 /// What a template creates: `TEMPLATE_TYPE=lxc` (the default) or `TEMPLATE_TYPE=vm`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -185,6 +189,9 @@ pub struct TemplateConfig {
     /// `TEMPLATE_IMAGE` (vm): the cloud image to import.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// `TEMPLATE_AGENT` (vm): the QEMU guest agent; absent means on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<bool>,
     /// Keys ctforge does not know, with their values, in file order.
     pub extra: Vec<(String, String)>,
     /// The original file text, re-emitted on write when the model is unchanged.
@@ -238,7 +245,7 @@ fn kind_of(key: &str) -> Option<Kind> {
             unit: "MiB",
             example: 512,
         },
-        KEY_UNPRIVILEGED | KEY_NESTING | KEY_KEYCTL | KEY_FUSE => Kind::Bool,
+        KEY_UNPRIVILEGED | KEY_NESTING | KEY_KEYCTL | KEY_FUSE | KEY_AGENT => Kind::Bool,
         _ => return None,
     })
 }
@@ -274,6 +281,7 @@ fn bool_field<'a>(c: &'a mut TemplateConfig, key: &str) -> Option<&'a mut Option
         KEY_NESTING => &mut c.nesting,
         KEY_KEYCTL => &mut c.keyctl,
         KEY_FUSE => &mut c.fuse,
+        KEY_AGENT => &mut c.agent,
         _ => return None,
     })
 }
@@ -644,6 +652,7 @@ pub(crate) fn check_values(
             KEY_MACHINE => c.machine.is_some(),
             KEY_BIOS => c.bios.is_some(),
             KEY_IMAGE => c.image.is_some(),
+            KEY_AGENT => c.agent.is_some(),
             _ => false,
         }
     };
@@ -837,6 +846,7 @@ pub fn render_conf_canonical(c: &TemplateConfig) -> String {
         (KEY_MACHINE, text(&c.machine)),
         (KEY_BIOS, text(&c.bios)),
         (KEY_IMAGE, text(&c.image)),
+        (KEY_AGENT, boolean(c.agent)),
     ];
     for (key, value) in fields {
         if let Some(value) = value {

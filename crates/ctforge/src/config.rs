@@ -217,6 +217,10 @@ pub struct ProvisioningConfig {
     /// an admin confirmed its key (Settings → Clusters → Test → Confirm). File only; off by
     /// default: with it, whoever answers first on a node's address receives the SSH secret.
     pub ssh_trust_on_first_use: bool,
+    /// Seconds a VM's QEMU guest agent may take to answer after start; then (and at once when
+    /// the VM has the agent turned off) the job reaches the VM over SSH with ctforge's own key
+    /// for it, or fails saying why it cannot.
+    pub agent_timeout_secs: u64,
 }
 
 impl Default for ProvisioningConfig {
@@ -226,6 +230,7 @@ impl Default for ProvisioningConfig {
             settle_timeout_secs: 120,
             probe_timeout_secs: 60,
             ssh_trust_on_first_use: false,
+            agent_timeout_secs: 300,
         }
     }
 }

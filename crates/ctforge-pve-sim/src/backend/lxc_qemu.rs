@@ -441,10 +441,27 @@ impl LxcBackend {
             .collect();
         busy.push(self.opts.bridge_ip);
         busy.extend(live_addresses(&self.opts.bridge));
-        let ip = if conf.contains_key("net0") {
-            self.free_ip(&busy, vmid)
-        } else {
-            None
+        // A static `ip=` of `ipconfig0` inside the bridge subnet is the guest's own (its
+        // cloud-init sets it, as on Proxmox); dhcp or another subnet gets a free address.
+        let requested = ci
+            .ipconfig
+            .get("ipconfig0")
+            .and_then(|v| super::prop(v, "ip"))
+            .as_deref()
+            .and_then(super::parse_cidr);
+        let (net, prefix) = (self.opts.bridge_ip, self.opts.bridge_prefix);
+        let ip = match requested {
+            Some((ip, p))
+                if conf.contains_key("net0")
+                    && p == prefix
+                    && super::in_subnet(ip, net, prefix)
+                    && !busy.contains(&ip)
+                    && self.claim(ip, vmid) =>
+            {
+                Some(ip)
+            }
+            _ if conf.contains_key("net0") => self.free_ip(&busy, vmid),
+            _ => None,
         };
         let mac = ip
             .map(|ip| {
@@ -543,19 +560,26 @@ impl LxcBackend {
         } else {
             cmd.args(["-nic", "none"]);
         }
-        let qga = dir.join("qga.sock");
         let qmp = dir.join("qmp.sock");
-        cmd.arg("-chardev")
-            .arg(format!(
-                "socket,path={},server=on,wait=off,id=qga0",
-                qga.display()
-            ))
-            .args(["-device", "virtio-serial"])
-            .args([
-                "-device",
-                "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
-            ])
-            .arg("-qmp")
+        // As qemu-server: the agent's virtio-serial channel only when the config enables the
+        // agent, so a guest's qemu-guest-agent finds no port otherwise.
+        if conf
+            .get("agent")
+            .is_some_and(|a| crate::routes::qemu::agent_enabled(a))
+        {
+            let qga = dir.join("qga.sock");
+            cmd.arg("-chardev")
+                .arg(format!(
+                    "socket,path={},server=on,wait=off,id=qga0",
+                    qga.display()
+                ))
+                .args(["-device", "virtio-serial"])
+                .args([
+                    "-device",
+                    "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+                ]);
+        }
+        cmd.arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp.display()))
             .arg("-serial")
             .arg(format!("file:{}", dir.join("console.log").display()))

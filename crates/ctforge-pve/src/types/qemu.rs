@@ -73,7 +73,8 @@ pub struct QemuCreate {
     pub serial0: Option<String>,
     /// `vga` (`serial0`: the console is the serial port, as cloud images expect).
     pub vga: Option<String>,
-    /// `agent: enabled=1`.
+    /// `agent: enabled=1` (`enabled=0` when false: no virtio-serial agent channel; a clone
+    /// does not keep its template's).
     pub agent: bool,
     /// cloud-init user.
     pub ciuser: Option<String>,
@@ -168,9 +169,10 @@ impl QemuCreate {
                 put(k, v.clone());
             }
         }
-        if self.agent {
-            put("agent", "enabled=1".into());
-        }
+        put(
+            "agent",
+            if self.agent { "enabled=1" } else { "enabled=0" }.into(),
+        );
         if let Some(v) = &self.ciuser {
             put("ciuser", v.clone());
         }

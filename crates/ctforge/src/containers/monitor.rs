@@ -381,6 +381,49 @@ pub struct Checked {
     pub applied: Applied,
 }
 
+/// The channel into a VM: its guest agent when it answers a ping, else SSH with ctforge's own
+/// key for the VM to the address recorded for it, only to the host key its creation pinned.
+async fn vm_channel(
+    state: &AppState,
+    cluster: &Cluster,
+    container: &Container,
+    node: &str,
+    vmid: u32,
+) -> Result<Box<dyn ctforge_ssh::RemoteExec>, MonitorError> {
+    let client = state.pve.service(cluster).map_err(|e| MonitorError::Ssh {
+        node: node.to_owned(),
+        message: e.to_string(),
+    })?;
+    let agent = match client.agent_ping(node, vmid).await {
+        Ok(()) => {
+            return Ok(Box::new(crate::guest::agent::AgentChannel::new(
+                client,
+                node,
+                vmid,
+                Some(COMMAND_TIMEOUT),
+            )));
+        }
+        Err(e) => e.to_string(),
+    };
+    let fallback = crate::guest::fallback::Fallback {
+        container_id: Some(container.id),
+        vmid,
+        address: container.ip.clone(),
+        first_contact: false,
+        wait: Duration::ZERO,
+    };
+    match fallback.open(state.store.as_ref(), &state.keyring).await {
+        Ok(opened) => Ok(Box::new(
+            opened.channel.with_guest_timeout(Some(COMMAND_TIMEOUT)),
+        )),
+        Err(e) => Err(MonitorError::NoAgent {
+            vmid,
+            agent,
+            ssh: e.to_string(),
+        }),
+    }
+}
+
 /// Opens the provisioning channel to the guest (`kind`: `pct` for a container, the guest
 /// connector's VM channel for a VM) on `node`, runs the check and applies it.
 pub async fn check_container(
@@ -393,19 +436,14 @@ pub async fn check_container(
     probe_all: bool,
 ) -> Result<Checked, MonitorError> {
     let vmid = u32::try_from(container.vmid).unwrap_or_default();
-    // A VM is reached through its guest agent with the cluster's token; a container over the
-    // node's SSH session (`pct`).
+    // A VM is reached through its guest agent with the cluster's token, or over SSH with
+    // ctforge's own key for it when the agent does not answer (as its creation chose); a
+    // container over the node's SSH session (`pct`).
     let (session, channel) = match kind {
-        GuestKind::Qemu => {
-            let client = state.pve.service(cluster).map_err(|e| MonitorError::Ssh {
-                node: node.to_owned(),
-                message: e.to_string(),
-            })?;
-            let channel: Box<dyn ctforge_ssh::RemoteExec> = Box::new(
-                crate::guest::agent::AgentChannel::new(client, node, vmid, Some(COMMAND_TIMEOUT)),
-            );
-            (None, channel)
-        }
+        GuestKind::Qemu => (
+            None,
+            vm_channel(state, cluster, container, node, vmid).await?,
+        ),
         GuestKind::Lxc => {
             let session = state
                 .guests

@@ -3,6 +3,8 @@
 //!
 //! - [`agent`]: the guest-agent channel into a QEMU VM (`agent/exec`, `exec-status`,
 //!   `file-write`), the same [`ctforge_ssh::RemoteExec`] as the `pct` channel.
+//! - [`fallback`]: SSH into a VM whose guest agent is absent (its own sealed key, its host
+//!   key pinned on first contact), the same [`ctforge_ssh::RemoteExec`] again.
 //! - [`connector`]: the [`GuestConnector`] trait carried in `AppState` (SSH to the node and
 //!   `pct exec` / `pct push` today; the VM guest agent later), its SSH implementation and an
 //!   in-process fake for unit tests.
@@ -15,6 +17,7 @@
 pub mod agent;
 pub mod commands;
 pub mod connector;
+pub mod fallback;
 pub mod nodes;
 pub mod parse;
 pub mod probe;

@@ -129,6 +129,18 @@ pub enum MonitorError {
         /// Guest id.
         vmid: u32,
     },
+    /// A VM's guest agent does not answer and its SSH fallback cannot be used.
+    #[error(
+        "the check cannot reach inside VM {vmid}: its guest agent does not answer ({agent}), and SSH cannot replace it: {ssh}"
+    )]
+    NoAgent {
+        /// Guest id.
+        vmid: u32,
+        /// What the agent answered.
+        agent: String,
+        /// Why SSH is not possible.
+        ssh: String,
+    },
     /// The records could not be updated.
     #[error("cannot record the check's result: {0}")]
     Store(#[from] StoreError),

@@ -483,6 +483,7 @@ pub async fn request_build(
         template_git: prepared.template_git.clone(),
         config_source: prepared.config_source.clone(),
         source: None,
+        guest_ssh_public: None,
     };
     let started = enqueue_bake(
         state.store.as_ref(),

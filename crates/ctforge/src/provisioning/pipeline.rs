@@ -25,9 +25,15 @@ use crate::storage::{Store, StoreError};
 
 /// Longest time a CT may take to accept commands after start.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest time a VM's guest agent may take to answer after start (a cloud image boots,
-/// runs cloud-init and starts the agent).
-pub(super) const AGENT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How a job reaches a VM, chosen once per job ([`super::vm::choose`]).
+#[derive(Clone)]
+pub(super) enum VmRoute {
+    /// Its QEMU guest agent.
+    Agent,
+    /// SSH with ctforge's own key for the VM (its agent is absent); the session is shared by
+    /// every channel of the job.
+    Ssh(ctforge_ssh::DirectChannel),
+}
 
 /// The handler registered for [`JOB_KIND`].
 pub struct CreateContainer {
@@ -36,6 +42,8 @@ pub struct CreateContainer {
     pve: Arc<dyn PveConnector>,
     guests: Arc<dyn GuestConnector>,
     sessions: Mutex<HashMap<i64, Arc<dyn GuestSession>>>,
+    /// Each running job's way into its VM.
+    vm_routes: Mutex<HashMap<i64, VmRoute>>,
     limits: Limits,
     /// `[images] auto_build`: bake the template's image after its first creation.
     auto_build: bool,
@@ -83,6 +91,7 @@ impl CreateContainer {
             pve,
             guests,
             sessions: Mutex::new(HashMap::new()),
+            vm_routes: Mutex::new(HashMap::new()),
             limits: Limits::default(),
             auto_build: false,
         }
@@ -168,6 +177,38 @@ impl CreateContainer {
         self.store.as_ref()
     }
 
+    /// The keyring (a VM's SSH key, `super::vm`).
+    pub(super) fn keyring(&self) -> &Keyring {
+        self.keyring.as_ref()
+    }
+
+    /// The bounds of the job's waits.
+    pub(super) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The job's way into its VM: chosen on first need ([`super::vm::choose`]), then the same
+    /// for every step of the job (a resumed job chooses again).
+    pub(super) async fn vm_route(
+        &self,
+        ctx: &JobContext,
+        work: &Work,
+    ) -> Result<VmRoute, StepError> {
+        let chosen = self
+            .vm_routes
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&ctx.job_id()).cloned());
+        if let Some(route) = chosen {
+            return Ok(route);
+        }
+        let route = super::vm::choose(self, ctx, work).await?;
+        if let Ok(mut routes) = self.vm_routes.lock() {
+            routes.insert(ctx.job_id(), route.clone());
+        }
+        Ok(route)
+    }
+
     /// The same handler with other bounds for its waits (`[provisioning]`).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -226,21 +267,25 @@ impl CreateContainer {
         self.bounded(ctx, work, self.limits.command).await
     }
 
-    /// [`Self::channel`] with another limit per command. A VM's channel is its guest agent
-    /// ([`crate::guest::agent::AgentChannel`]) through the cluster's service token.
-    async fn bounded(
+    /// [`Self::channel`] with another limit per command. A VM's channel is the job's route
+    /// into it: its guest agent ([`crate::guest::agent::AgentChannel`]) through the cluster's
+    /// service token, or SSH when the agent is absent ([`crate::guest::fallback`]).
+    pub(crate) async fn bounded(
         &self,
         ctx: &JobContext,
         work: &Work,
         limit: Duration,
     ) -> Result<Box<dyn RemoteExec>, StepError> {
         if work.plan.kind == GuestKind::Qemu {
-            return Ok(Box::new(crate::guest::agent::AgentChannel::new(
-                work.client.clone(),
-                work.plan.node.clone(),
-                work.plan.vmid,
-                Some(limit),
-            )));
+            return Ok(match self.vm_route(ctx, work).await? {
+                VmRoute::Agent => Box::new(crate::guest::agent::AgentChannel::new(
+                    work.client.clone(),
+                    work.plan.node.clone(),
+                    work.plan.vmid,
+                    Some(limit),
+                )),
+                VmRoute::Ssh(channel) => Box::new(channel.with_guest_timeout(Some(limit))),
+            });
         }
         self.session_channel(ctx, &work.cluster, work.plan.vmid, limit)
             .await
@@ -276,6 +321,9 @@ impl CreateContainer {
     fn forget_session(&self, job_id: i64) {
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.remove(&job_id);
+        }
+        if let Ok(mut routes) = self.vm_routes.lock() {
+            routes.remove(&job_id);
         }
     }
 }
@@ -460,8 +508,9 @@ impl JobHandler for CreateContainer {
             });
         let command = scripts.unwrap_or_default().max(self.limits.command);
         let boot = READY_TIMEOUT + self.limits.settle * 2 + self.limits.probe * 3;
+        // A VM's SSH fallback retries its connection silently for up to the agent's bound.
         Some(
-            command.max(boot)
+            command.max(boot).max(self.limits.agent)
                 + ctforge_ssh::KILL_GRACE
                 + ctforge_ssh::BACKSTOP
                 + Duration::from_secs(60),
@@ -685,7 +734,7 @@ impl CreateContainer {
         let node = plan.node.clone();
         let vmid = plan.vmid;
         if plan.kind == GuestKind::Qemu {
-            super::vm::start(ctx, client.as_ref(), &node, vmid).await?;
+            super::vm::start(self, ctx, work).await?;
         } else {
             // Start at once: a CT already running (a resumed job) is what Proxmox's refusal says.
             match client.lxc_start(&node, vmid).await {

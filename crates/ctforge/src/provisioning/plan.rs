@@ -434,6 +434,11 @@ pub struct Plan {
     /// Where the container comes from (set from the job's payload, not by [`resolve`]).
     #[serde(default)]
     pub source: Option<SourceChoice>,
+    /// A VM's plan before submit: ctforge's own SSH key for it (the fallback channel when its
+    /// guest agent does not answer) is made on submit and added to `sshkeys`, which the
+    /// review says ([`Plan::view`]).
+    #[serde(skip)]
+    pub guest_key_pending: bool,
 }
 
 impl Plan {
@@ -570,7 +575,7 @@ impl Plan {
                 self.params.to_form(),
             ),
         };
-        let create_params = form
+        let mut create_params: Vec<(String, String)> = form
             .into_iter()
             .map(|(k, v)| {
                 if k == "password" || k == "cipassword" {
@@ -580,6 +585,28 @@ impl Plan {
                 }
             })
             .collect();
+        let mut steps = self.steps.clone();
+        if self.guest_key_pending && self.kind == crate::status::GuestKind::Qemu {
+            let pending = |v: &mut String| {
+                *v = if v.is_empty() {
+                    PENDING_GUEST_KEY.to_owned()
+                } else {
+                    format!("{v} {PENDING_GUEST_KEY}")
+                }
+            };
+            // A clone gets its keys with its own configuration after the clone call.
+            let clone_config = steps.iter_mut().find_map(|s| match s {
+                Step::CloneVm { config, .. } => Some(config),
+                _ => None,
+            });
+            match clone_config {
+                Some(config) => pending(config.entry("sshkeys".into()).or_default()),
+                None => match create_params.iter_mut().find(|(k, _)| k == "sshkeys") {
+                    Some((_, v)) => pending(v),
+                    None => create_params.push(("sshkeys".into(), PENDING_GUEST_KEY.into())),
+                },
+            }
+        }
         PlanView {
             cluster: self.cluster.clone(),
             node: self.node.clone(),
@@ -589,7 +616,7 @@ impl Plan {
             kind: self.kind,
             create_call,
             create_params,
-            steps: self.steps.clone(),
+            steps,
             source: self.source.clone(),
         }
     }
@@ -1104,7 +1131,7 @@ pub fn resolve(
         q.net0 = Some(format!("virtio,bridge={bridge}"));
         q.serial0 = Some("socket".into());
         q.vga = Some("serial0".into());
-        q.agent = true;
+        q.agent = conf.agent.unwrap_or(true);
         q.ciuser = Some(user.clone());
         q.cipassword = req
             .password
@@ -1181,7 +1208,19 @@ pub fn resolve(
         container_user,
         config_source: None,
         source: None,
+        guest_key_pending: vm,
     })
+}
+
+/// What the review shows in place of ctforge's own SSH key of a VM before submit.
+pub const PENDING_GUEST_KEY: &str = "(+ ctforge's own SSH key for this VM, made on submit: its channel when the guest agent does not answer)";
+
+/// The user's `keys` (one per line) followed by ctforge's `line`.
+pub fn with_key_line(keys: Option<&str>, line: &str) -> String {
+    match keys.map(str::trim_end).filter(|k| !k.trim().is_empty()) {
+        Some(keys) => format!("{keys}\n{line}"),
+        None => line.to_owned(),
+    }
 }
 
 /// Whether `vmid` is one Proxmox accepts (100 to 999999999).

@@ -39,6 +39,10 @@ pub struct CreatePayload {
     /// Where the container comes from (an image, or scratch) and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<plan::SourceChoice>,
+    /// A VM's own SSH public key ctforge made at submit (its private half is sealed on the
+    /// record, `guest_ssh_keys`): given to cloud-init after the user's keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_ssh_public: Option<String>,
 }
 
 /// Serializable copy of [`Environment`].
@@ -102,6 +106,10 @@ impl CreatePayload {
     pub fn plan(&self, password: Option<String>) -> Result<Plan, AppError> {
         let mut request = self.request.clone();
         request.password = password;
+        if let Some(key) = &self.guest_ssh_public {
+            request.ssh_public_keys =
+                Some(plan::with_key_line(request.ssh_public_keys.as_deref(), key));
+        }
         plan::resolve(
             &request,
             self.template.as_ref(),
@@ -109,6 +117,7 @@ impl CreatePayload {
         )
         .map(|mut plan| {
             plan.config_source = self.config_source.clone();
+            plan.guest_key_pending = false;
             plan.with_source(self.source.clone())
         })
         .map_err(|fields| AppError::Invalid {
@@ -453,6 +462,20 @@ pub struct Submitted {
     pub job_id: i64,
 }
 
+/// A new ed25519 key pair for VM `vmid`'s fallback SSH channel: (sealed private key, public
+/// `authorized_keys` line). The private half is only ever held sealed or as a
+/// [`ctforge_ssh::Secret`].
+fn guest_ssh_key(state: &AppState, vmid: u32) -> Result<(String, String), AppError> {
+    let (private, public) =
+        ctforge_ssh::ed25519_key_pair(&rand::random::<[u8; 32]>(), &format!("ctforge@vm-{vmid}"))
+            .map_err(|e| AppError::Internal(e.into()))?;
+    let sealed = state
+        .keyring
+        .seal(private.expose())
+        .map_err(|e| AppError::Internal(e.into()))?;
+    Ok((sealed, public))
+}
+
 /// Plans, checks and enqueues a creation.
 pub async fn submit(
     state: &AppState,
@@ -573,7 +596,11 @@ async fn submit_prepared(
     stored_request.password = None;
     stored_request.vmid = Some(plan.vmid);
     stored_request.node = Some(plan.node.clone());
-    let payload = CreatePayload {
+    let guest_key = match plan.kind {
+        crate::status::GuestKind::Qemu => Some(guest_ssh_key(state, plan.vmid)?),
+        crate::status::GuestKind::Lxc => None,
+    };
+    let mut payload = CreatePayload {
         request: stored_request,
         template: prepared.template.clone(),
         environment: EnvironmentSnapshot::from(&prepared.environment),
@@ -581,6 +608,18 @@ async fn submit_prepared(
         template_git: prepared.template_git.clone(),
         config_source: prepared.config_source.clone(),
         source: prepared.source.clone(),
+        guest_ssh_public: None,
+    };
+    // The reviewed plan with the VM's own key in its cloud-init keys, re-derived as the job
+    // will derive it.
+    let keyed;
+    let plan = match &guest_key {
+        Some((_, public)) => {
+            payload.guest_ssh_public = Some(public.clone());
+            keyed = payload.plan(request.password.clone())?;
+            &keyed
+        }
+        None => plan,
     };
     let payload_json = serde_json::to_string(&payload).map_err(|e| AppError::Internal(e.into()))?;
     let mut spec = serde_json::to_value(plan.view()).map_err(|e| AppError::Internal(e.into()))?;
@@ -630,6 +669,17 @@ async fn submit_prepared(
         })?;
     if plan.kind != crate::status::GuestKind::Lxc {
         state.store.set_container_kind(id, plan.kind).await?;
+    }
+    if let Some((sealed, public)) = &guest_key {
+        let user = plan
+            .qemu
+            .as_ref()
+            .and_then(|q| q.ciuser.as_deref())
+            .unwrap_or("root");
+        state
+            .store
+            .put_guest_ssh_key(id, sealed, public, user)
+            .await?;
     }
     let _ = state
         .store

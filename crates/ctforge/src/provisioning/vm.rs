@@ -5,16 +5,20 @@
 //! configuration (`PUT …/config`: cloud-init user, keys, address, resources) — grow the
 //! disk to the requested size (`PUT …/resize`), start it and wait — bounded — until its guest
 //! agent answers (`agent/ping`), cloud-init finished the first boot (it holds apt's locks) and
-//! the agent reports an address (`agent/network-get-interfaces`).
+//! the agent reports an address (`agent/network-get-interfaces`). When the agent is absent
+//! (not configured, or silent past the bound) the job reaches the VM over SSH instead
+//! ([`choose`], [`crate::guest::fallback`]), chosen once per job and said in its log.
 //! Everything after that (deploy, install, scripts, discover) is the container pipeline over
-//! the guest-agent channel ([`crate::guest::agent::AgentChannel`]).
+//! that channel ([`crate::guest::agent::AgentChannel`] or [`ctforge_ssh::DirectChannel`]).
 
 use std::time::Duration;
 
 use ctforge_pve::PveApi;
+use ctforge_ssh::{RemoteExec, Stream};
 
-use super::pipeline::{AGENT_TIMEOUT, CreateContainer, Work, fail, wait};
+use super::pipeline::{CreateContainer, VmRoute, Work, fail, wait};
 use super::plan::Step;
+use crate::guest::fallback::Fallback;
 use crate::jobs::{JobContext, StepError};
 
 /// Creates the VM (or adopts the one an earlier attempt created), then grows its disk.
@@ -196,14 +200,16 @@ fn bytes_of(size: &str) -> Option<u64> {
     (bytes.is_finite() && bytes >= 0.0).then_some(bytes as u64)
 }
 
-/// Starts the VM when it is not running and waits until its guest agent answers, then logs
-/// the address the agent reports.
+/// Starts the VM when it is not running, chooses the job's way into it ([`choose`]), waits for
+/// cloud-init's first boot over that way and logs the VM's address.
 pub(super) async fn start(
+    handler: &CreateContainer,
     ctx: &JobContext,
-    client: &dyn PveApi,
-    node: &str,
-    vmid: u32,
+    work: &Work,
 ) -> Result<(), StepError> {
+    let Work { plan, client, .. } = work;
+    let (node, vmid) = (plan.node.as_str(), plan.vmid);
+    let client = client.as_ref();
     let status = client
         .qemu_status_current(node, vmid)
         .await
@@ -215,6 +221,99 @@ pub(super) async fn start(
             .map_err(|e| fail(format!("start: {e}")))?;
         wait(ctx, client, node, &upid, "start task").await?;
     }
+    match handler.vm_route(ctx, work).await? {
+        VmRoute::Agent => {
+            wait_cloud_init(ctx, client, node, vmid).await;
+            agent_address(ctx, client, node, vmid).await;
+        }
+        VmRoute::Ssh(channel) => {
+            wait_cloud_init_over(ctx, &channel).await;
+            if let Some(ip) = &plan.ip {
+                let _ = ctx
+                    .log(format!("address {ip} (static; the guest agent is absent)"))
+                    .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The job's way into its VM: the guest agent when it answers within
+/// [`super::waits::Limits::agent`] of the start, else — and at once when the VM's configuration
+/// has no agent — SSH with ctforge's own key for the VM, its host key pinned on this first
+/// contact ([`crate::guest::fallback`]). The log says which and why; when SSH cannot replace
+/// the agent the step fails giving both reasons.
+pub(super) async fn choose(
+    handler: &CreateContainer,
+    ctx: &JobContext,
+    work: &Work,
+) -> Result<VmRoute, StepError> {
+    let Work {
+        plan,
+        client,
+        container,
+        ..
+    } = work;
+    let (node, vmid) = (plan.node.as_str(), plan.vmid);
+    let bound = handler.limits().agent;
+    let why = match wait_agent(ctx, client.as_ref(), node, vmid, bound).await {
+        Ok(()) => {
+            let _ = ctx.log("channel into the VM: its QEMU guest agent").await;
+            return Ok(VmRoute::Agent);
+        }
+        Err(why) => why,
+    };
+    let fallback = Fallback {
+        container_id: container.as_ref().map(|c| c.id),
+        vmid,
+        address: plan
+            .ip
+            .clone()
+            .or_else(|| container.as_ref().and_then(|c| c.ip.clone())),
+        first_contact: true,
+        wait: bound,
+    };
+    let _ = ctx
+        .log(format!(
+            "the guest agent of VM {vmid} {why}: falling back to SSH at {}",
+            fallback.address.as_deref().unwrap_or("(no known address)")
+        ))
+        .await;
+    match fallback.open(handler.store(), handler.keyring()).await {
+        Ok(opened) => {
+            if let Some(seen) = &opened.pinned_now {
+                let _ = ctx
+                    .log(format!(
+                        "pinned VM {vmid}'s SSH host key {seen} on first contact (trust on first use; enforced from now on)"
+                    ))
+                    .await;
+            }
+            let _ = ctx
+                .log(format!(
+                    "channel into the VM: SSH to {} with ctforge's own key for it (commands as root through sudo)",
+                    opened.target
+                ))
+                .await;
+            Ok(VmRoute::Ssh(opened.channel))
+        }
+        Err(e) => Err(fail(format!(
+            "the guest agent of VM {vmid} {why}, and SSH cannot replace it: {e}"
+        ))),
+    }
+}
+
+/// What Proxmox answers for a VM whose configuration has no agent.
+const NOT_CONFIGURED: &str = "No QEMU guest agent configured";
+
+/// Waits, within `bound`, until the VM's guest agent answers; else says why not (for the log).
+/// A VM whose configuration has no agent is not waited for.
+async fn wait_agent(
+    ctx: &JobContext,
+    client: &dyn PveApi,
+    node: &str,
+    vmid: u32,
+    bound: Duration,
+) -> Result<(), String> {
     let _ = ctx
         .log("waiting for the QEMU guest agent (cloud-init runs first)")
         .await;
@@ -224,11 +323,14 @@ pub(super) async fn start(
     loop {
         match client.agent_ping(node, vmid).await {
             Ok(()) => break,
-            Err(e) if started.elapsed() > AGENT_TIMEOUT => {
-                return Err(fail(format!(
-                    "the guest agent of VM {vmid} does not answer {} s after start ({e}); check that the image runs qemu-guest-agent (cloud-init can install it)",
-                    AGENT_TIMEOUT.as_secs()
-                )));
+            Err(e) if e.to_string().contains(NOT_CONFIGURED) => {
+                return Err(format!("is turned off in the VM's configuration ({e})"));
+            }
+            Err(e) if started.elapsed() >= bound => {
+                return Err(format!(
+                    "does not answer {} s after start ({e})",
+                    bound.as_secs()
+                ));
             }
             Err(e) => {
                 let waited = started.elapsed().as_secs();
@@ -250,8 +352,11 @@ pub(super) async fn start(
             started.elapsed().as_secs_f64()
         ))
         .await;
-    wait_cloud_init(ctx, client, node, vmid).await;
-    // DHCP may finish a moment after the agent starts.
+    Ok(())
+}
+
+/// Logs the address the guest agent reports; DHCP may finish a moment after the agent starts.
+async fn agent_address(ctx: &JobContext, client: &dyn PveApi, node: &str, vmid: u32) {
     let asked = tokio::time::Instant::now();
     let mut backoff = ctforge_pve::Backoff::new(Duration::from_secs(1));
     loop {
@@ -269,7 +374,48 @@ pub(super) async fn start(
         }
         tokio::time::sleep(backoff.next_pause()).await;
     }
-    Ok(())
+}
+
+/// Prints cloud-init's final state once its first boot ended (`absent` without cloud-init).
+const CLOUD_INIT_WAIT: &str = "command -v cloud-init >/dev/null 2>&1 || { echo absent; exit 0; }; \
+     cloud-init status --wait >/dev/null 2>&1; cloud-init status 2>/dev/null | sed -n 's/^status: //p'";
+
+/// Logs the state [`CLOUD_INIT_WAIT`] printed, `secs` after it was asked.
+async fn cloud_init_done(ctx: &JobContext, state: &str, secs: f64) {
+    let state = state.trim();
+    if state != "absent" {
+        let _ = ctx
+            .log(format!(
+                "cloud-init {} ({secs:.0}s)",
+                if state.is_empty() { "ended" } else { state },
+            ))
+            .await;
+    }
+}
+
+/// [`wait_cloud_init`] over the job's SSH channel.
+async fn wait_cloud_init_over(ctx: &JobContext, channel: &ctforge_ssh::DirectChannel) {
+    let _ = ctx
+        .log("waiting for cloud-init to finish the first boot (it holds apt's locks)")
+        .await;
+    let started = tokio::time::Instant::now();
+    let bounded = channel.clone().with_guest_timeout(Some(CLOUD_INIT_TIMEOUT));
+    let mut printed = String::new();
+    let out = bounded
+        .exec(CLOUD_INIT_WAIT, &mut |stream, line| {
+            if stream == Stream::Stdout {
+                printed.push_str(line);
+            }
+        })
+        .await;
+    match out {
+        Ok(_) => cloud_init_done(ctx, &printed, started.elapsed().as_secs_f64()).await,
+        Err(e) => {
+            let _ = ctx
+                .log(format!("! cannot ask cloud-init for its state: {e}"))
+                .await;
+        }
+    }
 }
 
 /// Longest wait for cloud-init's first boot (an emulated guest's package upgrade is slow).
@@ -283,9 +429,7 @@ async fn wait_cloud_init(ctx: &JobContext, client: &dyn PveApi, node: &str, vmid
     let command = [
         "/bin/sh".to_owned(),
         "-c".to_owned(),
-        "command -v cloud-init >/dev/null 2>&1 || { echo absent; exit 0; }; \
-         cloud-init status --wait >/dev/null 2>&1; cloud-init status 2>/dev/null | sed -n 's/^status: //p'"
-            .to_owned(),
+        CLOUD_INIT_WAIT.to_owned(),
     ];
     let _ = ctx
         .log("waiting for cloud-init to finish the first boot (it holds apt's locks)")
@@ -305,16 +449,7 @@ async fn wait_cloud_init(ctx: &JobContext, client: &dyn PveApi, node: &str, vmid
         match client.agent_exec_status(node, vmid, pid).await {
             Ok(status) if status.exited => {
                 let state = status.out_data.unwrap_or_default();
-                let state = state.trim();
-                if state != "absent" {
-                    let _ = ctx
-                        .log(format!(
-                            "cloud-init {} ({:.0}s)",
-                            if state.is_empty() { "ended" } else { state },
-                            started.elapsed().as_secs_f64()
-                        ))
-                        .await;
-                }
+                cloud_init_done(ctx, &state, started.elapsed().as_secs_f64()).await;
                 return;
             }
             Ok(_) => {}

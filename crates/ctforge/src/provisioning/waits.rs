@@ -24,6 +24,8 @@ pub struct Limits {
     pub settle: Duration,
     /// One short read-only probe (readiness, unit listings, discovery).
     pub probe: Duration,
+    /// A VM's guest agent answering after start (then SSH is tried).
+    pub agent: Duration,
 }
 
 impl Default for Limits {
@@ -38,6 +40,7 @@ impl From<&ProvisioningConfig> for Limits {
             command: Duration::from_secs(c.command_timeout_secs.max(1)),
             settle: Duration::from_secs(c.settle_timeout_secs),
             probe: Duration::from_secs(c.probe_timeout_secs.max(1)),
+            agent: Duration::from_secs(c.agent_timeout_secs),
         }
     }
 }

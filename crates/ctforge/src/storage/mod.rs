@@ -235,6 +235,22 @@ pub trait ContainerStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Sealed credentials of a container.
     async fn list_credentials(&self, container_id: i64) -> StoreResult<Vec<ContainerCredential>>;
+    /// Stores a VM's fallback SSH key pair (sealed private half) for `login_user`, forgetting
+    /// any pinned host key.
+    async fn put_guest_ssh_key(
+        &self,
+        container_id: i64,
+        key_sealed: &str,
+        public_key: &str,
+        login_user: &str,
+    ) -> StoreResult<()>;
+    /// A VM's fallback SSH key pair and pinned host key, when ctforge made one.
+    async fn guest_ssh_key(
+        &self,
+        container_id: i64,
+    ) -> StoreResult<Option<crate::storage::model::GuestSshKey>>;
+    /// Pins the guest's SSH host key (first contact); a key already pinned stays.
+    async fn pin_guest_host_key(&self, container_id: i64, fingerprint: &str) -> StoreResult<()>;
     /// Records an event on a container.
     async fn add_container_event(
         &self,

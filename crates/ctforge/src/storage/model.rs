@@ -335,6 +335,19 @@ pub struct ContainerService {
     pub web_checked_at: Option<i64>,
 }
 
+/// A VM's fallback SSH key (migration 0018): the private half sealed, never shown.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct GuestSshKey {
+    /// The private key (OpenSSH form), sealed with the keyring.
+    pub key_sealed: String,
+    /// Its `authorized_keys` line, as cloud-init was given it.
+    pub public_key: String,
+    /// The user cloud-init gave it to (`ciuser`).
+    pub login_user: String,
+    /// The guest's SSH host key (`SHA256:…`), pinned on first contact.
+    pub host_key: Option<String>,
+}
+
 /// A credential found in a container, sealed.
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct ContainerCredential {

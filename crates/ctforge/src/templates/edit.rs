@@ -159,6 +159,9 @@ fn keep_vm_settings(edited: &mut Template, old: &Template) {
     if c.template_type.is_none() {
         c.template_type = old.config.template_type;
     }
+    if c.agent.is_none() {
+        c.agent = old.config.agent;
+    }
     for (new, previous) in [
         (&mut c.machine, &old.config.machine),
         (&mut c.bios, &old.config.bios),

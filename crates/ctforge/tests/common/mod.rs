@@ -334,3 +334,36 @@ pub async fn status_location_body(r: reqwest::Response) -> (u16, String, String)
         .to_owned();
     (status, location, r.text().await.unwrap_or_default())
 }
+
+/// Writes `vm-web-ssh` under `root` (beside the shipped `vm-web`): the same template with the
+/// guest agent turned off (`TEMPLATE_AGENT=0`) and a cloud-init user-data that installs no
+/// agent, so ctforge can only reach the VM over SSH.
+pub fn vm_without_agent(root: &std::path::Path) {
+    let from = root.join("vm-web");
+    let to = root.join("vm-web-ssh");
+    copy_dir(&from, &to);
+    let conf = std::fs::read_to_string(to.join("template.conf")).unwrap();
+    std::fs::write(
+        to.join("template.conf"),
+        format!("{conf}TEMPLATE_AGENT=0\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        to.join("cloud-init/user-data.yaml"),
+        "#cloud-config\n# No guest agent: ctforge reaches this VM over SSH with its own key.\nssh_pwauth: false\n",
+    )
+    .unwrap();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

@@ -63,21 +63,28 @@ impl Vms {
 /// The app with the shipped examples as its template root, signed in as root@pam; web links
 /// probed or not.
 async fn app_with(web_links: bool) -> Vms {
+    app_where(web_links, ctforge_pve_sim::Timings::instant(), 300).await
+}
+
+/// [`app_with`] on a simulator with `timings`, waiting at most `agent_secs` for a VM's agent,
+/// with `vm-web-ssh` beside the examples: `vm-web` without the guest agent
+/// ([`common::vm_without_agent`]).
+async fn app_where(web_links: bool, timings: ctforge_pve_sim::Timings, agent_secs: u64) -> Vms {
     ctforge::install_crypto_provider();
     let sim = common::sim("", |c| {
-        c.with_nodes(1)
-            .with_containers(0)
-            .with_timings(ctforge_pve_sim::Timings::instant())
+        c.with_nodes(1).with_containers(0).with_timings(timings)
     })
     .await;
     let cluster = common::sim_cluster(&sim);
     let templates = tempfile::tempdir().unwrap();
     ctforge::demo::write_examples(templates.path()).unwrap();
+    common::vm_without_agent(templates.path());
     let root = templates.path().to_path_buf();
     let app = common::spawn_app_with("sqlite", move |c| {
         c.clusters = vec![cluster];
         c.templates.roots = vec![root];
         c.monitoring.web_links = web_links;
+        c.provisioning.agent_timeout_secs = agent_secs;
     })
     .await;
     let session =
@@ -148,7 +155,15 @@ async fn a_vm_template_is_planned_created_and_provisioned_through_the_agent() {
     assert_eq!(p["ciuser"], "alice");
     assert_eq!(p["cipassword"], "********", "the password is masked");
     assert_eq!(p["ipconfig0"], "ip=dhcp");
-    assert_eq!(p["sshkeys"], ctforge_pve::types::qemu::uri_escape(KEY));
+    // The review says ctforge's own key for the VM joins the user's on submit.
+    assert_eq!(
+        p["sshkeys"],
+        format!(
+            "{} {}",
+            ctforge_pve::types::qemu::uri_escape(KEY),
+            ctforge::provisioning::plan::PENDING_GUEST_KEY
+        )
+    );
     assert_eq!(p["machine"], "q35");
     assert_eq!((p["cores"].as_str(), p["memory"].as_str()), ("1", "1024"));
     let kinds: Vec<&str> = plan["steps"]
@@ -182,6 +197,26 @@ async fn a_vm_template_is_planned_created_and_provisioned_through_the_agent() {
     );
     let record = v.app.state.store.get_container(id).await.unwrap();
     assert_eq!(record.kind, ctforge::status::GuestKind::Qemu);
+    // The VM's own key: sealed, for cloud-init's user, its public half after the user's key
+    // in the parameters sent (the record's plan shows them).
+    let key = v
+        .app
+        .state
+        .store
+        .guest_ssh_key(id)
+        .await
+        .unwrap()
+        .expect("a key for the VM");
+    assert!(!key.key_sealed.contains("PRIVATE KEY"));
+    assert_eq!(key.login_user, "alice");
+    assert!(
+        key.public_key.starts_with("ssh-ed25519 ") && key.public_key.ends_with(" ctforge@vm-100")
+    );
+    let stored: serde_json::Value = serde_json::from_str(&record.spec_json).unwrap();
+    assert_eq!(
+        params(&stored)["sshkeys"],
+        ctforge_pve::types::qemu::uri_escape(&format!("{KEY}\n{}", key.public_key))
+    );
 
     // What the user sees on the way: the job's step as it moves (the progress view polls
     // the same answer), then every step's log lines.
@@ -229,6 +264,7 @@ async fn a_vm_template_is_planned_created_and_provisioned_through_the_agent() {
         "create: resizing scsi0 to 8G",
         "start: waiting for the QEMU guest agent",
         "start: guest agent answers",
+        "start: channel into the VM: its QEMU guest agent",
         "(reported by the guest agent)",
         "install: installing with apt: nginx curl",
         "scripts: running 10-enable.sh",
@@ -472,4 +508,92 @@ async fn a_vm_is_created_by_cloning_a_vm_template() {
             .starts_with(&format!("local-lvm:base-9000-disk-0/vm-{newid}-disk-")),
         "{conf}"
     );
+}
+
+/// A VM whose template turns the guest agent off (`agent: enabled=0`; the simulator answers
+/// "No QEMU guest agent configured" as Proxmox does) is reached over SSH instead; one on DHCP
+/// has no address ctforge knows without the agent, so the job fails saying exactly that —
+/// at once, without waiting for an agent that is not configured.
+#[tokio::test]
+async fn a_vm_without_its_agent_and_without_a_known_address_fails_clearly() {
+    let v = app().await;
+    let body = json!({"template": "vm-web-ssh", "hostname": "vm-ssh", "user": "alice"});
+    let (code, plan) = v.post("/api/v1/guests/plan", body.clone()).await;
+    assert_eq!(code, 200, "{plan}");
+    let p = params(&plan);
+    assert_eq!(p["agent"], "enabled=0");
+    assert_eq!(p["sshkeys"], ctforge::provisioning::plan::PENDING_GUEST_KEY);
+    let (code, created) = v.post("/api/v1/guests", body).await;
+    assert_eq!(code, 202, "{created}");
+    let job_id = created["job_id"].as_i64().unwrap();
+    let job = v.finished_job(job_id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    for part in [
+        "the guest agent of VM 100 is turned off in the VM's configuration",
+        "No QEMU guest agent configured",
+        "SSH cannot replace it",
+        "address is unknown",
+        "DHCP",
+    ] {
+        assert!(error.contains(part), "the error lacks {part:?}: {error}");
+    }
+    let log = job_log(&v, job_id).await;
+    assert!(
+        log.contains("start: the guest agent of VM 100 is turned off in the VM's configuration")
+            && log.contains("falling back to SSH at (no known address)"),
+        "{log}"
+    );
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+    drop(v.sim);
+}
+
+/// A VM whose agent is configured but never answers (the guest does not run it) is given up on
+/// after `[provisioning] agent_timeout_secs`, and SSH is tried at its static address: nothing
+/// listens there, and the job says both why the agent was left and why SSH failed.
+#[tokio::test]
+async fn a_silent_agent_is_given_up_for_ssh_after_its_bound() {
+    let mut timings = ctforge_pve_sim::Timings::instant();
+    timings.vm_boot = Duration::from_secs(3600);
+    let v = app_where(false, timings, 1).await;
+    let (code, created) = v
+        .post(
+            "/api/v1/guests",
+            // A loopback address where no sshd listens: refused at once.
+            json!({"template": "vm-web", "hostname": "vm-quiet", "ip": "127.0.0.9/8"}),
+        )
+        .await;
+    assert_eq!(code, 202, "{created}");
+    let job_id = created["job_id"].as_i64().unwrap();
+    let job = v.finished_job(job_id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    for part in [
+        "the guest agent of VM 100 does not answer 1 s after start",
+        "QEMU guest agent is not running",
+        "SSH cannot replace it",
+        "127.0.0.9",
+    ] {
+        assert!(error.contains(part), "the error lacks {part:?}: {error}");
+    }
+    let log = job_log(&v, job_id).await;
+    assert!(log.contains("falling back to SSH at 127.0.0.9"), "{log}");
+    // Nothing was pinned: the guest never answered.
+    let id = created["id"].as_i64().unwrap();
+    let key = v.app.state.store.guest_ssh_key(id).await.unwrap().unwrap();
+    assert_eq!(key.host_key, None);
+    drop(v.sim);
+}
+
+async fn job_log(v: &Vms, job_id: i64) -> String {
+    v.app
+        .state
+        .store
+        .job_events_after(job_id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}: {}", e.step.clone().unwrap_or_default(), e.data))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

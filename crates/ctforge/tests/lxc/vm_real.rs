@@ -261,6 +261,99 @@ async fn vm_web_reaches_ready_on_a_real_vm() {
     println!("{NAME}: wall time {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// `vm-web` without its guest agent (`TEMPLATE_AGENT=0`: the VM has no virtio-serial agent
+/// channel, as Proxmox starts it) at a static address on the simulator's bridge: ctforge
+/// reaches the real guest over SSH with the key it made for it (the host key pinned on first
+/// contact), provisions nginx to Ready that way, and its monitoring check takes the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_web_reaches_ready_over_ssh_without_its_agent() {
+    const NAME: &str = "vm_web_reaches_ready_over_ssh_without_its_agent";
+    const VMID: u32 = 4503;
+    if common::lxc::unavailable(NAME) {
+        return;
+    }
+    if let Some(why) = skip_reason() {
+        println!("SKIPPED {NAME}: {why}");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    copy_dir(&examples().join("vm-web"), &root.path().join("vm-web"));
+    common::vm_without_agent(root.path());
+    let opts = ctforge_pve_sim::LxcOptions::default();
+    let [a, b, c, _] = opts.bridge_ip.octets();
+    let ip = format!("{a}.{b}.{c}.213");
+    let body = json!({
+        "template": "vm-web-ssh",
+        "hostname": "vm-ssh",
+        "vmid": VMID,
+        "user": "alice",
+        "ssh_public_keys": KEY,
+        "ip": format!("{ip}/{}", opts.bridge_prefix),
+        "gateway": opts.bridge_ip.to_string(),
+        "upgrade": false,
+    });
+    // No agent to wait for: this bounds how long the emulated guest may take to accept SSH.
+    let (p, job) = common::lxc::provision_at("/api/v1/guests", root.path().to_owned(), body, |c| {
+        c.provisioning.agent_timeout_secs = 900;
+    })
+    .await;
+    let log = p.events().await.to_string();
+    if job["state"] != "succeeded" {
+        let console =
+            std::fs::read_to_string(p.dir.path().join(format!("qemu/{VMID}/console.log")))
+                .unwrap_or_default();
+        panic!("job failed: {job}\n{log}\nconsole:\n{console}");
+    }
+    for seen in [
+        "is turned off in the VM's configuration",
+        &format!("falling back to SSH at {ip}"),
+        &format!("pinned VM {VMID}'s SSH host key SHA256:"),
+        &format!("channel into the VM: SSH to alice@{ip}"),
+        "installing with apt: nginx curl",
+    ] {
+        assert!(log.contains(seen), "{seen:?} not in the job log:\n{log}");
+    }
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+    assert!(
+        !p.dir.path().join(format!("qemu/{VMID}/qga.sock")).exists(),
+        "QEMU was given no agent channel"
+    );
+    let (app, id) = (&p.app, p.id);
+    let record = app.state.store.get_container(id).await.unwrap();
+    assert_eq!(record.status, "ready");
+    let key = app.state.store.guest_ssh_key(id).await.unwrap().unwrap();
+    assert!(key.host_key.is_some(), "the host key is pinned");
+    let services = app.state.store.list_services(id).await.unwrap();
+    assert!(
+        services
+            .iter()
+            .any(|s| s.unit == "nginx.service" && s.active_state == "active"),
+        "{services:?}"
+    );
+    // Monitoring takes the same way in (the agent does not answer; the pinned key holds).
+    let (code, refreshed) = post(&p, format!("/api/v1/guests/{id}/services/refresh")).await;
+    assert_eq!(code, 200, "{refreshed}");
+    assert!(
+        refreshed["services"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["unit"] == "nginx.service")),
+        "{refreshed}"
+    );
+    println!(
+        "{NAME}: Ready over SSH after {:.1} s",
+        p.pipeline.as_secs_f64()
+    );
+    let r = app
+        .client
+        .delete(format!("{}/api/v1/guests/{id}", app.address))
+        .header("cookie", &p.session.cookie)
+        .header("x-csrf-token", &p.session.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+}
+
 /// Copies template directory `from` to `to`.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

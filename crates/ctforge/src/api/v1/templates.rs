@@ -576,6 +576,9 @@ pub struct ConfigBody {
     pub bios: Option<String>,
     /// `TEMPLATE_IMAGE` (vm).
     pub image: Option<String>,
+    /// `TEMPLATE_AGENT` (vm): the QEMU guest agent (absent: on).
+    #[serde(default)]
+    pub agent: Option<bool>,
     /// Other keys, `[[key, value], …]` in order.
     pub extra: Vec<(String, String)>,
 }
@@ -683,6 +686,7 @@ impl TemplateBody {
             machine: c.machine,
             bios: c.bios,
             image: c.image,
+            agent: c.agent,
             extra: c.extra,
             raw: None,
         };

@@ -54,8 +54,20 @@ pub async fn apply(
         client,
         plan,
     } = subject;
-    let vmid = plan.vmid;
-    let channel = runner.guest_channel(ctx, &cluster, vmid).await?;
+    let created_by = container.created_by.clone();
+    let mut work = Work {
+        container: Some(container),
+        created_by,
+        payload: None,
+        cluster,
+        plan,
+        client,
+        root_ticket_sealed: None,
+    };
+    // The job's way into the guest, as creation's: `pct` for a container; a VM's guest agent,
+    // or SSH with ctforge's key for it when the agent does not answer.
+    let channel = runner.channel(ctx, &work).await?;
+    let plan = &work.plan;
     let q = ctforge_ssh::quote;
     run(
         ctx,
@@ -133,8 +145,8 @@ pub async fn apply(
     }
     for (name, content) in [
         ("files", commands::files_manifest(&manifest)),
-        ("scripts", scripts_manifest(&plan)),
-        ("packages.sh", packages_manifest(&plan)),
+        ("scripts", scripts_manifest(plan)),
+        ("packages.sh", packages_manifest(plan)),
     ] {
         channel
             .push(
@@ -148,16 +160,6 @@ pub async fn apply(
     }
     let _ = ctx.log("config-manager manifests updated").await;
     // Packages: the install phase itself (installs are idempotent).
-    let created_by = container.created_by.clone();
-    let mut work = Work {
-        container: Some(container),
-        created_by,
-        payload: None,
-        cluster,
-        plan,
-        client,
-        root_ticket_sealed: None,
-    };
     runner.install(ctx, &work).await?;
     // Scripts: only those that changed since their last run (or never ran here).
     work.plan.steps.retain(|s| match s {

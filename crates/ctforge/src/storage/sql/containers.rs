@@ -179,6 +179,41 @@ macro_rules! impl_containers_store {
                 .await
                 .map_err(map_err)
             }
+            async fn put_guest_ssh_key(&self, container_id: i64, key_sealed: &str, public_key: &str, login_user: &str) -> StoreResult<()> {
+                sqlx::query::<$db>(
+                    "INSERT INTO guest_ssh_keys (container_id, key_sealed, public_key, login_user, host_key, created_at) VALUES ($1, $2, $3, $4, NULL, $5) \
+                     ON CONFLICT (container_id) DO UPDATE SET key_sealed = excluded.key_sealed, public_key = excluded.public_key, login_user = excluded.login_user, host_key = NULL, created_at = excluded.created_at",
+                )
+                .bind(container_id)
+                .bind(key_sealed)
+                .bind(public_key)
+                .bind(login_user)
+                .bind(self.now())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+            async fn guest_ssh_key(&self, container_id: i64) -> StoreResult<Option<crate::storage::model::GuestSshKey>> {
+                sqlx::query_as::<$db, crate::storage::model::GuestSshKey>(
+                    "SELECT key_sealed, public_key, login_user, host_key FROM guest_ssh_keys WHERE container_id = $1",
+                )
+                .bind(container_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)
+            }
+            async fn pin_guest_host_key(&self, container_id: i64, fingerprint: &str) -> StoreResult<()> {
+                sqlx::query::<$db>(
+                    "UPDATE guest_ssh_keys SET host_key = $1 WHERE container_id = $2 AND host_key IS NULL",
+                )
+                .bind(fingerprint)
+                .bind(container_id)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
             async fn add_container_event(&self, container_id: i64, kind: &str, message: &str, actor: &str, data_json: &str) -> StoreResult<i64> {
                 sqlx::query_scalar::<$db, i64>(
                     "INSERT INTO container_events (container_id, kind, message, actor, data_json, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",

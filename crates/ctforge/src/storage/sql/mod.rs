@@ -326,6 +326,12 @@ const SEALED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         "UPDATE containers SET root_password_sealed = $1 WHERE CAST(id AS TEXT) = $2",
     ),
     (
+        "guest_ssh_keys",
+        "key_sealed",
+        "SELECT CAST(container_id AS TEXT), key_sealed FROM guest_ssh_keys",
+        "UPDATE guest_ssh_keys SET key_sealed = $1 WHERE CAST(container_id AS TEXT) = $2",
+    ),
+    (
         "container_credentials",
         "value_sealed",
         "SELECT CAST(id AS TEXT), value_sealed FROM container_credentials",

@@ -399,6 +399,7 @@ impl TemplateForm {
             machine: None,
             bios: None,
             image: None,
+            agent: None,
             extra,
             raw: None,
         };
