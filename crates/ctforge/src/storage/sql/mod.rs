@@ -76,7 +76,7 @@ impl SqliteStore {
             // A checkpoint that resets the WAL also shrinks it back to this size, so a burst of
             // writes does not leave a huge file behind.
             .pragma("journal_size_limit", SQLITE_JOURNAL_SIZE_LIMIT.to_string())
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
@@ -86,6 +86,9 @@ impl SqliteStore {
         Ok(Self { pool, clock })
     }
 }
+
+/// How long a statement waits for another connection's lock before "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes of WAL SQLite keeps after a checkpoint (`PRAGMA journal_size_limit`).
 const SQLITE_JOURNAL_SIZE_LIMIT: u64 = 16 << 20;
@@ -138,10 +141,29 @@ impl SqliteStore {
                 .await
                 .map_err(map_err)?;
         if frames >= SQLITE_TRUNCATE_AT_FRAMES {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
+            // TRUNCATE holds the writer lock while it waits for readers, through the busy
+            // handler: with the pool's 10 s every writer of the database waited behind a
+            // long reader and then failed "database is locked". Without waiting, it either
+            // truncates at once or is tried again after the next job.
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            sqlx::query("PRAGMA busy_timeout = 0")
+                .execute(&mut *conn)
                 .await
                 .map_err(map_err)?;
+            let truncated = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut *conn)
+                .await;
+            let restored = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {}",
+                SQLITE_BUSY_TIMEOUT.as_millis()
+            )))
+            .execute(&mut *conn)
+            .await;
+            if restored.is_err() {
+                // Never hand a connection without its busy timeout back to the pool.
+                let _ = conn.detach();
+            }
+            truncated.map_err(map_err)?;
         }
         Ok(())
     }
