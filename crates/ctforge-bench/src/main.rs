@@ -454,13 +454,7 @@ async fn create_once(app: &App, template: &str, hostname: &str) -> Result<Timing
             ..Timing::default()
         },
     );
-    let j: Value = app
-        .client
-        .get(format!("{}/api/v1/jobs/{job}", app.base))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let j = job_record(app, job).await?;
     let ms = |k: &str| j[k].as_f64().unwrap_or(f64::NAN);
     timing.queued = ms("started_at") - ms("created_at");
     timing.steps = ms("finished_at") - ms("started_at");
@@ -927,17 +921,22 @@ async fn batch(app: &App, source: &str, opts: &Opts) -> Result<Batch> {
     })
 }
 
+/// `GET /api/v1/jobs/{job}`.
+async fn job_record(app: &App, job: i64) -> Result<Value> {
+    Ok(app
+        .client
+        .get(format!("{}/api/v1/jobs/{job}", app.base))
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
 /// Follows job `job` until it ends; an error unless it succeeded.
 async fn follow_job(app: &App, job: i64) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
-        let j: Value = app
-            .client
-            .get(format!("{}/api/v1/jobs/{job}", app.base))
-            .send()
-            .await?
-            .json()
-            .await?;
+        let j = job_record(app, job).await?;
         match j["state"].as_str() {
             Some("succeeded") => return Ok(()),
             Some("failed" | "cancelled") => bail!("job {job} ended {}: {j}", j["state"]),

@@ -355,7 +355,8 @@ pub fn vm_without_agent(root: &std::path::Path) {
     .unwrap();
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+/// Copies directory `from` (a template, a fixture) to `to`, recursively.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -20,19 +20,6 @@ struct Fixture {
     templates: tempfile::TempDir,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A simulator with three nodes, the app, the `webapp` fixture (a copy this test may change)
 /// discovered, and root@pam's API token.
 async fn fixture() -> Fixture {
@@ -40,7 +27,7 @@ async fn fixture() -> Fixture {
     let sim = common::sim("", |c| c.with_nodes(3)).await;
     let cluster = common::sim_cluster(&sim);
     let templates = tempfile::tempdir().unwrap();
-    copy_dir(
+    common::copy_dir(
         &PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/templates/webapp"
@@ -712,7 +699,7 @@ async fn fleet_apply_is_one_job_whose_failed_item_exits_1_and_retries_alone() {
     let f = fixture().await;
     // A second template whose last script fails (until it is fixed below).
     let broken = f.templates.path().join("broken");
-    copy_dir(&f.templates.path().join("webapp"), &broken);
+    common::copy_dir(&f.templates.path().join("webapp"), &broken);
     let conf = broken.join("template.conf");
     let text = std::fs::read_to_string(&conf)
         .unwrap()

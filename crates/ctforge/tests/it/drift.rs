@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -19,19 +19,6 @@ struct Fixture {
     sim: ctforge_pve_sim::SimHandle,
     token: String,
     templates: tempfile::TempDir,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 async fn fixture() -> Fixture {
@@ -46,7 +33,7 @@ async fn fixture_with(
     let sim = common::sim("", |c| c).await;
     let cluster = common::sim_cluster(&sim);
     let templates = tempfile::tempdir().unwrap();
-    copy_dir(
+    common::copy_dir(
         &PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/templates/webapp"

@@ -36,19 +36,6 @@ pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-pub(crate) fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn git_source_is_discovered_resynced_and_recorded_on_containers() {
     ctforge::install_crypto_provider();
@@ -59,7 +46,7 @@ async fn git_source_is_discovered_resynced_and_recorded_on_containers() {
     git(&bare, &["init", "--bare", "--initial-branch=main"]);
     git(tmp.path(), &["clone", bare.to_str().unwrap(), "work"]);
     git(&work, &["checkout", "-B", "main"]);
-    copy_dir(
+    common::copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates/webapp"),
         &work.join("library/webapp"),
     );

@@ -8,7 +8,8 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
-use crate::git_templates::{copy_dir, git};
+use crate::common::copy_dir;
+use crate::git_templates::git;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -20,19 +20,6 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ctforge-template/tests/fixtures/good/web-stack")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 fn write(path: &Path, text: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, text).unwrap();
@@ -91,7 +78,7 @@ fn write_db_template(dir: &Path) {
 /// A root with `web-stack` (the format crate's fixture) and `db`.
 fn realistic_root() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
-    copy_dir(&fixture(), &root.path().join("web-stack"));
+    common::copy_dir(&fixture(), &root.path().join("web-stack"));
     write_db_template(&root.path().join("db"));
     root
 }
@@ -720,7 +707,7 @@ async fn the_library_web3_dev_exports_and_imports_byte_identical() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    copy_dir(&source, &root.path().join("web3-dev"));
+    common::copy_dir(&source, &root.path().join("web3-dev"));
     let (store, _clock, _db) = common::fresh_store("sqlite").await;
     let report = discover_roots(store.as_ref(), &[root.path().to_path_buf()])
         .await

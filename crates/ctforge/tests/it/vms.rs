@@ -524,20 +524,19 @@ async fn a_vm_without_its_agent_and_without_a_known_address_fails_clearly() {
     assert_eq!(p["agent"], "enabled=0");
     assert_eq!(p["sshkeys"], ctforge::provisioning::plan::PENDING_GUEST_KEY);
     let (code, created) = v.post("/api/v1/guests", body).await;
-    assert_eq!(code, 202, "{created}");
-    let job_id = created["job_id"].as_i64().unwrap();
-    let job = v.finished_job(job_id).await;
-    assert_eq!(job["state"], "failed", "{job}");
-    let error = job["error"].as_str().unwrap_or_default();
-    for part in [
-        "the guest agent of VM 100 is turned off in the VM's configuration",
-        "No QEMU guest agent configured",
-        "SSH cannot replace it",
-        "address is unknown",
-        "DHCP",
-    ] {
-        assert!(error.contains(part), "the error lacks {part:?}: {error}");
-    }
+    let job_id = failed_with(
+        &v,
+        code,
+        &created,
+        &[
+            "the guest agent of VM 100 is turned off in the VM's configuration",
+            "No QEMU guest agent configured",
+            "SSH cannot replace it",
+            "address is unknown",
+            "DHCP",
+        ],
+    )
+    .await;
     let log = job_log(&v, job_id).await;
     assert!(
         log.contains("start: the guest agent of VM 100 is turned off in the VM's configuration")
@@ -563,19 +562,18 @@ async fn a_silent_agent_is_given_up_for_ssh_after_its_bound() {
             json!({"template": "vm-web", "hostname": "vm-quiet", "ip": "127.0.0.9/8"}),
         )
         .await;
-    assert_eq!(code, 202, "{created}");
-    let job_id = created["job_id"].as_i64().unwrap();
-    let job = v.finished_job(job_id).await;
-    assert_eq!(job["state"], "failed", "{job}");
-    let error = job["error"].as_str().unwrap_or_default();
-    for part in [
-        "the guest agent of VM 100 does not answer 1 s after start",
-        "QEMU guest agent is not running",
-        "SSH cannot replace it",
-        "127.0.0.9",
-    ] {
-        assert!(error.contains(part), "the error lacks {part:?}: {error}");
-    }
+    let job_id = failed_with(
+        &v,
+        code,
+        &created,
+        &[
+            "the guest agent of VM 100 does not answer 1 s after start",
+            "QEMU guest agent is not running",
+            "SSH cannot replace it",
+            "127.0.0.9",
+        ],
+    )
+    .await;
     let log = job_log(&v, job_id).await;
     assert!(log.contains("falling back to SSH at 127.0.0.9"), "{log}");
     // Nothing was pinned: the guest never answered.
@@ -583,6 +581,20 @@ async fn a_silent_agent_is_given_up_for_ssh_after_its_bound() {
     let key = v.app.state.store.guest_ssh_key(id).await.unwrap().unwrap();
     assert_eq!(key.host_key, None);
     drop(v.sim);
+}
+
+/// The creation answered 202 and its job failed with an error naming every one of `parts`;
+/// the job's id.
+async fn failed_with(v: &Vms, code: u16, created: &serde_json::Value, parts: &[&str]) -> i64 {
+    assert_eq!(code, 202, "{created}");
+    let job_id = created["job_id"].as_i64().unwrap();
+    let job = v.finished_job(job_id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    for part in parts {
+        assert!(error.contains(part), "the error lacks {part:?}: {error}");
+    }
+    job_id
 }
 
 async fn job_log(v: &Vms, job_id: i64) -> String {

@@ -25,19 +25,6 @@ async fn sh(channel: &PctChannel, cmd: &str) -> (u32, String) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 async fn get(p: &common::lxc::Provisioned, path: &str) -> (u16, String) {
     let r = p
         .app
@@ -97,7 +84,7 @@ async fn drift_reapply_and_a_failed_reapply_rolled_back_on_lxc() {
         return;
     }
     let templates = tempfile::tempdir().unwrap();
-    copy_dir(
+    common::copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lxc-templates"),
         templates.path(),
     );

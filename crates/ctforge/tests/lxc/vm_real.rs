@@ -27,6 +27,20 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/templates")
 }
 
+/// Whether test `name` cannot run here (no LXC, or no real VM backend); says why.
+fn skipped(name: &str) -> bool {
+    if common::lxc::unavailable(name) {
+        return true;
+    }
+    match skip_reason() {
+        Some(why) => {
+            println!("SKIPPED {name}: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
 /// Why the real VM backend cannot run here, if it cannot.
 fn skip_reason() -> Option<String> {
     let opts = ctforge_pve_sim::LxcOptions::default();
@@ -83,11 +97,7 @@ async fn post(p: &common::lxc::Provisioned, path: String) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vm_web_reaches_ready_on_a_real_vm() {
-    if common::lxc::unavailable(NAME) {
-        return;
-    }
-    if let Some(why) = skip_reason() {
-        println!("SKIPPED {NAME}: {why}");
+    if skipped(NAME) {
         return;
     }
     let started = Instant::now();
@@ -269,15 +279,11 @@ async fn vm_web_reaches_ready_on_a_real_vm() {
 async fn vm_web_reaches_ready_over_ssh_without_its_agent() {
     const NAME: &str = "vm_web_reaches_ready_over_ssh_without_its_agent";
     const VMID: u32 = 4503;
-    if common::lxc::unavailable(NAME) {
-        return;
-    }
-    if let Some(why) = skip_reason() {
-        println!("SKIPPED {NAME}: {why}");
+    if skipped(NAME) {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    copy_dir(&examples().join("vm-web"), &root.path().join("vm-web"));
+    common::copy_dir(&examples().join("vm-web"), &root.path().join("vm-web"));
     common::vm_without_agent(root.path());
     let opts = ctforge_pve_sim::LxcOptions::default();
     let [a, b, c, _] = opts.bridge_ip.octets();
@@ -354,20 +360,6 @@ async fn vm_web_reaches_ready_over_ssh_without_its_agent() {
     assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
 }
 
-/// Copies template directory `from` to `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// The non-graphical part of `openclaw-desktop` on the real VM backend: the desktop user,
 /// the VNC service unit and its saved credential, Node.js 22 and OpenClaw from npm. The
 /// template as shipped minus the desktop: its package list is the VNC server and what the
@@ -385,16 +377,12 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn openclaw_desktop_non_graphical_part_on_a_real_vm() {
     const NAME: &str = "openclaw_desktop_non_graphical_part_on_a_real_vm";
     const VMID: u32 = 4502;
-    if common::lxc::unavailable(NAME) {
-        return;
-    }
-    if let Some(why) = skip_reason() {
-        println!("SKIPPED {NAME}: {why}");
+    if skipped(NAME) {
         return;
     }
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("openclaw-desktop");
-    copy_dir(&examples().join("openclaw-desktop"), &dir);
+    common::copy_dir(&examples().join("openclaw-desktop"), &dir);
     let configs = dir.join("container-configs");
     std::fs::write(
         configs.join("packages/desktop.apt"),
