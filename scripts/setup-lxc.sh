@@ -11,6 +11,10 @@
 #      mirror directly; the proxy can);
 #   3b. puts a stand-in for the internet on the bridge (see below): a DNS server (dnsmasq)
 #      answering every name with the bridge address, and 8.8.8.8 answering ping;
+#   3c. lets guests reach the npm registry (https://registry.npmjs.org) through that stand-in:
+#      haproxy on the bridge's port 443 passes TLS whose server name is the registry's through
+#      to the real registry, untouched (the guest checks the registry's own certificate), and
+#      closes every other TLS connection;
 #   4. builds a Debian 12 (bookworm) root filesystem once (minbase + systemd, sshd, iproute2,
 #      ca-certificates, iputils-ping as in Proxmox's standard template) and caches it as
 #      $CTFORGE_SIM_CACHE/debian-12.tar.zst (rebuilt when its recipe version changes)
@@ -51,7 +55,7 @@ fi
 # 1. packages
 t0=$(now)
 need=()
-for p in lxc mmdebstrap debootstrap apt-cacher-ng iproute2 zstd openssh-client dnsmasq-base; do
+for p in lxc mmdebstrap debootstrap apt-cacher-ng iproute2 zstd openssh-client dnsmasq-base haproxy; do
   installed "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -119,6 +123,48 @@ if ! { [ -s "$DNS_PID" ] && kill -0 "$(cat "$DNS_PID")" 2>/dev/null; }; then
     || { cat /tmp/ctforge-setup-lxc-dnsmasq.log >&2; die "dnsmasq did not start on $BRIDGE_IP:53"; }
 fi
 log "internet stand-in: DNS on $BRIDGE_IP:53 (every name -> $BRIDGE_IP), $STANDIN_PING answers ping"
+
+# 3c. The npm registry. Templates install Node.js packages from it (OpenClaw), and a guest
+# on Proxmox reaches it directly. Here the DNS stand-in sends registry.npmjs.org to the bridge,
+# where haproxy looks only at the TLS ClientHello's server name: the registry's is passed
+# through to the real registry byte for byte (no certificate of ours: the guest verifies the
+# registry's own), any other name is closed, as a firewall would.
+NPM_REGISTRY_HOST="${CTFORGE_SIM_NPM_REGISTRY:-registry.npmjs.org}"
+HAPROXY_DIR=/etc/ctforge-sim
+HAPROXY_CFG="$HAPROXY_DIR/haproxy.cfg"
+HAPROXY_PID=/run/ctforge-sim-haproxy.pid
+mkdir -p "$HAPROXY_DIR"
+cat >"$HAPROXY_CFG.new" <<EOF
+# Written by ctforge scripts/setup-lxc.sh: TLS on $BRIDGE_IP:443 for $NPM_REGISTRY_HOST only.
+global
+    maxconn 512
+defaults
+    mode tcp
+    timeout connect 10s
+    timeout client 5m
+    timeout server 5m
+frontend standin_tls
+    bind $BRIDGE_IP:443
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { req_ssl_hello_type 1 }
+    use_backend npm_registry if { req_ssl_sni -i $NPM_REGISTRY_HOST }
+    default_backend refused
+backend npm_registry
+    server registry $NPM_REGISTRY_HOST:443
+backend refused
+    tcp-request content reject
+EOF
+haproxy_up() { [ -s "$HAPROXY_PID" ] && kill -0 "$(head -n1 "$HAPROXY_PID")" 2>/dev/null; }
+if haproxy_up && cmp -s "$HAPROXY_CFG.new" "$HAPROXY_CFG"; then
+  rm -f "$HAPROXY_CFG.new"
+else
+  mv "$HAPROXY_CFG.new" "$HAPROXY_CFG"
+  if haproxy_up; then kill "$(head -n1 "$HAPROXY_PID")" 2>/dev/null || true; sleep 0.5; fi
+  haproxy -c -q -f "$HAPROXY_CFG" || die "haproxy rejects $HAPROXY_CFG"
+  haproxy -D -f "$HAPROXY_CFG" -p "$HAPROXY_PID" </dev/null >/tmp/ctforge-setup-lxc-haproxy.log 2>&1 \
+    || { cat /tmp/ctforge-setup-lxc-haproxy.log >&2; die "haproxy did not start on $BRIDGE_IP:443"; }
+fi
+log "npm registry through the stand-in: TLS for $NPM_REGISTRY_HOST on $BRIDGE_IP:443 passed through"
 
 # 4. Debian 12 template, built once per recipe version (bump RECIPE when the list changes)
 RECIPE=2

@@ -554,41 +554,49 @@ impl JobHandler for BulkAction {
             self.report(ctx, &payload, &mut results, item, done, total)
                 .await?;
         }
-        // At most CONCURRENCY at once; each starts only if the job was not cancelled meanwhile.
-        let mut queue = runnable.into_iter();
-        let mut running = futures_util::stream::FuturesUnordered::new();
-        let start = |(id, target, attempt): (String, Target, i64)| {
-            let payload = &payload;
-            async move {
-                if ctx.is_cancelled() {
-                    return None;
+        // At most CONCURRENCY at once; each starts only if the job was not cancelled meanwhile,
+        // and reports its own outcome: all of them are polled together, so an action suspended
+        // inside one of its store writes (SQLite: holding the writer lock) keeps going while
+        // another outcome is stored (awaited between polls of the others, that store would
+        // wait on it for the busy timeout and fail "database is locked"). Reports take turns,
+        // so each stored summary includes every earlier one. A failed report (database down,
+        // lease lost) starts nothing new but lets the actions in flight finish, so none is cut
+        // off holding its container's lock.
+        let shared = tokio::sync::Mutex::new((results, done));
+        let trouble: std::sync::Mutex<Option<StepError>> = std::sync::Mutex::new(None);
+        let (shared_ref, trouble_ref, payload_ref) = (&shared, &trouble, &payload);
+        // Boxed: closures here would make the handler's future not general enough.
+        let mut actions: Vec<futures_util::future::BoxFuture<'_, ()>> = Vec::new();
+        for (id, target, attempt) in runnable {
+            actions.push(Box::pin(async move {
+                if ctx.is_cancelled() || troubled(trouble_ref) {
+                    return;
                 }
-                Some(self.one(job, payload, action, &id, &target, attempt).await)
-            }
-        };
-        for next in queue.by_ref().take(CONCURRENCY) {
-            running.push(start(next));
-        }
-        // A failed report (database down, lease lost) starts nothing new but lets the actions
-        // in flight finish, so none is cut off holding its container's lock.
-        let mut trouble: Option<StepError> = None;
-        while let Some(item) = running.next().await {
-            if trouble.is_none()
-                && let Some(next) = queue.next()
-            {
-                running.push(start(next));
-            }
-            if let Some(item) = item {
-                done += 1;
+                let item = self
+                    .one(job, payload_ref, action, &id, &target, attempt)
+                    .await;
+                if troubled(trouble_ref) {
+                    return;
+                }
+                let mut guard = shared_ref.lock().await;
+                let (results, done) = &mut *guard;
+                *done += 1;
                 if let Err(e) = self
-                    .report(ctx, &payload, &mut results, item, done, total)
+                    .report(ctx, payload_ref, results, item, *done, total)
                     .await
                 {
-                    trouble.get_or_insert(e);
+                    note_trouble(trouble_ref, e);
                 }
-            }
+            }));
         }
-        drop(running);
+        futures_util::stream::iter(actions)
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+        let (results, _) = shared.into_inner();
+        let trouble = trouble
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(e) = trouble {
             return Err(e);
         }
@@ -651,6 +659,18 @@ impl BulkAction {
         let percent = u8::try_from(done * 100 / total.max(1)).unwrap_or(100);
         ctx.percent(percent).await?;
         Ok(())
+    }
+}
+
+/// Whether a job's report already failed (`trouble` set; a poisoned lock counts as failed).
+pub(crate) fn troubled(trouble: &std::sync::Mutex<Option<StepError>>) -> bool {
+    trouble.lock().map_or(true, |t| t.is_some())
+}
+
+/// Keeps the first failed report of a job whose items report concurrently.
+pub(crate) fn note_trouble(trouble: &std::sync::Mutex<Option<StepError>>, e: StepError) {
+    if let Ok(mut t) = trouble.lock() {
+        t.get_or_insert(e);
     }
 }
 

@@ -412,6 +412,25 @@ impl FleetApply {
         changed.map_err(|e| e.to_string())
     }
 
+    /// Reports `result` unless an earlier report failed; a failed report is kept in `trouble`.
+    /// Reports take turns on `results`, so each stored summary includes every earlier one.
+    async fn record(
+        &self,
+        ctx: &JobContext,
+        payload: &FleetPayload,
+        results: &tokio::sync::Mutex<BTreeMap<String, ItemResult>>,
+        trouble: &std::sync::Mutex<Option<StepError>>,
+        result: ItemResult,
+    ) {
+        if bulk::troubled(trouble) {
+            return;
+        }
+        let mut results = results.lock().await;
+        if let Err(e) = self.report(ctx, payload, &mut results, result).await {
+            bulk::note_trouble(trouble, e);
+        }
+    }
+
     /// Stores, publishes and logs one item's outcome.
     async fn report(
         &self,
@@ -516,7 +535,7 @@ impl JobHandler for FleetApply {
         let payload = payload_of(&ctx.job)
             .ok_or_else(|| StepError::failed("the job's payload is unreadable; apply again"))?;
         // Results of earlier attempts: what succeeded is not run again.
-        let mut results: BTreeMap<String, ItemResult> = FleetResult::of(&ctx.job)
+        let results: BTreeMap<String, ItemResult> = FleetResult::of(&ctx.job)
             .items
             .into_iter()
             .filter(|r| r.state != ItemState::Pending)
@@ -548,14 +567,26 @@ impl JobHandler for FleetApply {
         let (mut creations, actions): (Vec<_>, Vec<_>) = todo
             .into_iter()
             .partition(|(i, _)| i.action == ChangeKind::Create);
-        let payload_ref = &payload;
-        let mut running = futures_util::stream::iter(actions)
-            .map(|(item, attempt)| async move {
+        // The `~`/`-` items run while the creations are followed, and every outcome is reported
+        // from the future that produced it, all of them polled together: an item suspended
+        // inside one of its store writes (SQLite: holding the writer lock) must keep being
+        // polled while another outcome is stored, or that store waits on it for the busy
+        // timeout and fails "database is locked". Reports take turns (`results`), so each
+        // stored summary includes every earlier one. A failed report (database down, lease
+        // lost) stops the reporting but lets the items in flight finish, so none is cut off
+        // holding its container's lock.
+        let shared = tokio::sync::Mutex::new(results);
+        let trouble: std::sync::Mutex<Option<StepError>> = std::sync::Mutex::new(None);
+        let (shared_ref, trouble_ref, payload_ref) = (&shared, &trouble, &payload);
+        // Boxed: closures here would make the handler's future not general enough.
+        let mut items: Vec<futures_util::future::BoxFuture<'_, ()>> = Vec::new();
+        for (item, attempt) in actions {
+            items.push(Box::pin(async move {
                 if ctx.is_cancelled() {
-                    return None;
+                    return;
                 }
                 let outcome = self.run(ctx, payload_ref, &item).await;
-                Some(match outcome {
+                let result = match outcome {
                     Ok(message) => ItemResult {
                         item,
                         state: ItemState::Succeeded,
@@ -570,49 +601,35 @@ impl JobHandler for FleetApply {
                         error: Some(error),
                         attempt,
                     },
-                })
-            })
-            .buffer_unordered(CONCURRENCY);
-        // The `~`/`-` items run while the creations are followed. A failed report (database
-        // down, lease lost) lets the items in flight finish, so none is cut off holding its
-        // container's lock.
-        let mut actions_done = false;
-        let mut trouble: Option<StepError> = None;
-        loop {
-            if trouble.is_none() {
+                };
+                self.record(ctx, payload_ref, shared_ref, trouble_ref, result)
+                    .await;
+            }));
+        }
+        let run_actions = futures_util::stream::iter(items)
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<()>>();
+        let follow_creations = async {
+            while !creations.is_empty() && !bulk::troubled(trouble_ref) && !ctx.is_cancelled() {
                 match self.ended_creations(&mut creations).await {
                     Ok(ended) => {
                         for r in ended {
-                            if let Err(e) = self.report(ctx, &payload, &mut results, r).await {
-                                trouble.get_or_insert(e);
-                            }
+                            self.record(ctx, payload_ref, shared_ref, trouble_ref, r)
+                                .await;
                         }
                     }
-                    Err(e) => {
-                        trouble.get_or_insert(e);
-                    }
+                    Err(e) => bulk::note_trouble(trouble_ref, e),
+                }
+                if !creations.is_empty() {
+                    tokio::time::sleep(POLL).await;
                 }
             }
-            let waiting = !creations.is_empty() && trouble.is_none() && !ctx.is_cancelled();
-            if actions_done && !waiting {
-                break;
-            }
-            tokio::select! {
-                next = running.next(), if !actions_done => match next {
-                    Some(Some(r)) => {
-                        if trouble.is_none()
-                            && let Err(e) = self.report(ctx, &payload, &mut results, r).await
-                        {
-                            trouble.get_or_insert(e);
-                        }
-                    }
-                    Some(None) => {}
-                    None => actions_done = true,
-                },
-                () = tokio::time::sleep(POLL), if waiting => {}
-            }
-        }
-        drop(running);
+        };
+        tokio::join!(run_actions, follow_creations);
+        let results = shared.into_inner();
+        let trouble = trouble
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.reapply.release(ctx.job_id());
         if let Some(e) = trouble {
             return Err(e);
