@@ -18,7 +18,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -26,6 +25,7 @@ use super::lifecycle::{self, Action, Actor, Authority, Options};
 use super::{ContainerRef, Target, resolve_in};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
+use crate::jobs::items::{self, Reports};
 use crate::jobs::{JobContext, JobHandler, StepError};
 use crate::locks::Locks;
 use crate::pve::PveConnector;
@@ -554,49 +554,37 @@ impl JobHandler for BulkAction {
             self.report(ctx, &payload, &mut results, item, done, total)
                 .await?;
         }
-        // At most CONCURRENCY at once; each starts only if the job was not cancelled meanwhile,
-        // and reports its own outcome: all of them are polled together, so an action suspended
-        // inside one of its store writes (SQLite: holding the writer lock) keeps going while
-        // another outcome is stored (awaited between polls of the others, that store would
-        // wait on it for the busy timeout and fail "database is locked"). Reports take turns,
-        // so each stored summary includes every earlier one. A failed report (database down,
-        // lease lost) starts nothing new but lets the actions in flight finish, so none is cut
-        // off holding its container's lock.
-        let shared = tokio::sync::Mutex::new((results, done));
-        let trouble: std::sync::Mutex<Option<StepError>> = std::sync::Mutex::new(None);
-        let (shared_ref, trouble_ref, payload_ref) = (&shared, &trouble, &payload);
+        // At most CONCURRENCY at once; each starts only if the job was not cancelled meanwhile
+        // and reports its own outcome, every one polled together (`jobs::items` says why). A
+        // failed report (database down, lease lost) starts nothing new but lets the actions in
+        // flight finish, so none is cut off holding its container's lock.
+        let reports = Reports::new((results, done));
+        let (reports_ref, payload_ref) = (&reports, &payload);
         // Boxed: closures here would make the handler's future not general enough.
         let mut actions: Vec<futures_util::future::BoxFuture<'_, ()>> = Vec::new();
         for (id, target, attempt) in runnable {
             actions.push(Box::pin(async move {
-                if ctx.is_cancelled() || troubled(trouble_ref) {
+                if ctx.is_cancelled() || reports_ref.troubled() {
                     return;
                 }
                 let item = self
                     .one(job, payload_ref, action, &id, &target, attempt)
                     .await;
-                if troubled(trouble_ref) {
+                let Some(mut turn) = reports_ref.turn().await else {
                     return;
-                }
-                let mut guard = shared_ref.lock().await;
-                let (results, done) = &mut *guard;
+                };
+                let (results, done) = &mut *turn;
                 *done += 1;
                 if let Err(e) = self
                     .report(ctx, payload_ref, results, item, *done, total)
                     .await
                 {
-                    note_trouble(trouble_ref, e);
+                    reports_ref.failed(e);
                 }
             }));
         }
-        futures_util::stream::iter(actions)
-            .buffer_unordered(CONCURRENCY)
-            .collect::<Vec<()>>()
-            .await;
-        let (results, _) = shared.into_inner();
-        let trouble = trouble
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        items::run_all(actions, CONCURRENCY).await;
+        let ((results, _), trouble) = reports.into_parts();
         if let Some(e) = trouble {
             return Err(e);
         }
@@ -659,18 +647,6 @@ impl BulkAction {
         let percent = u8::try_from(done * 100 / total.max(1)).unwrap_or(100);
         ctx.percent(percent).await?;
         Ok(())
-    }
-}
-
-/// Whether a job's report already failed (`trouble` set; a poisoned lock counts as failed).
-pub(crate) fn troubled(trouble: &std::sync::Mutex<Option<StepError>>) -> bool {
-    trouble.lock().map_or(true, |t| t.is_some())
-}
-
-/// Keeps the first failed report of a job whose items report concurrently.
-pub(crate) fn note_trouble(trouble: &std::sync::Mutex<Option<StepError>>, e: StepError) {
-    if let Ok(mut t) = trouble.lock() {
-        t.get_or_insert(e);
     }
 }
 

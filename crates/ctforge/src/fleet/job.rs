@@ -22,7 +22,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +30,7 @@ use crate::containers::bulk::{self, BulkAction};
 use crate::containers::lifecycle::{self, Action};
 use crate::containers::reapply::{self, Reapply};
 use crate::containers::{Target, resolve_in};
+use crate::jobs::items::{self, Reports};
 use crate::jobs::{JobContext, JobError, JobHandler, JobQueue, JobState, RetryPrep, StepError};
 use crate::locks::Locks;
 use crate::pve::PveConnector;
@@ -412,22 +412,19 @@ impl FleetApply {
         changed.map_err(|e| e.to_string())
     }
 
-    /// Reports `result` unless an earlier report failed; a failed report is kept in `trouble`.
-    /// Reports take turns on `results`, so each stored summary includes every earlier one.
+    /// Reports `result` in its turn, unless an earlier report failed (then kept in `reports`).
     async fn record(
         &self,
         ctx: &JobContext,
         payload: &FleetPayload,
-        results: &tokio::sync::Mutex<BTreeMap<String, ItemResult>>,
-        trouble: &std::sync::Mutex<Option<StepError>>,
+        reports: &Reports<BTreeMap<String, ItemResult>>,
         result: ItemResult,
     ) {
-        if bulk::troubled(trouble) {
+        let Some(mut results) = reports.turn().await else {
             return;
-        }
-        let mut results = results.lock().await;
+        };
         if let Err(e) = self.report(ctx, payload, &mut results, result).await {
-            bulk::note_trouble(trouble, e);
+            reports.failed(e);
         }
     }
 
@@ -567,21 +564,16 @@ impl JobHandler for FleetApply {
         let (mut creations, actions): (Vec<_>, Vec<_>) = todo
             .into_iter()
             .partition(|(i, _)| i.action == ChangeKind::Create);
-        // The `~`/`-` items run while the creations are followed, and every outcome is reported
-        // from the future that produced it, all of them polled together: an item suspended
-        // inside one of its store writes (SQLite: holding the writer lock) must keep being
-        // polled while another outcome is stored, or that store waits on it for the busy
-        // timeout and fails "database is locked". Reports take turns (`results`), so each
-        // stored summary includes every earlier one. A failed report (database down, lease
-        // lost) stops the reporting but lets the items in flight finish, so none is cut off
-        // holding its container's lock.
-        let shared = tokio::sync::Mutex::new(results);
-        let trouble: std::sync::Mutex<Option<StepError>> = std::sync::Mutex::new(None);
-        let (shared_ref, trouble_ref, payload_ref) = (&shared, &trouble, &payload);
+        // The `~`/`-` items run while the creations are followed; each outcome is reported from
+        // the future that produced it, every one polled together (`jobs::items` says why). A
+        // failed report (database down, lease lost) stops the reporting but lets the items in
+        // flight finish, so none is cut off holding its container's lock.
+        let reports = Reports::new(results);
+        let (reports_ref, payload_ref) = (&reports, &payload);
         // Boxed: closures here would make the handler's future not general enough.
-        let mut items: Vec<futures_util::future::BoxFuture<'_, ()>> = Vec::new();
+        let mut running: Vec<futures_util::future::BoxFuture<'_, ()>> = Vec::new();
         for (item, attempt) in actions {
-            items.push(Box::pin(async move {
+            running.push(Box::pin(async move {
                 if ctx.is_cancelled() {
                     return;
                 }
@@ -602,34 +594,26 @@ impl JobHandler for FleetApply {
                         attempt,
                     },
                 };
-                self.record(ctx, payload_ref, shared_ref, trouble_ref, result)
-                    .await;
+                self.record(ctx, payload_ref, reports_ref, result).await;
             }));
         }
-        let run_actions = futures_util::stream::iter(items)
-            .buffer_unordered(CONCURRENCY)
-            .collect::<Vec<()>>();
         let follow_creations = async {
-            while !creations.is_empty() && !bulk::troubled(trouble_ref) && !ctx.is_cancelled() {
+            while !creations.is_empty() && !reports_ref.troubled() && !ctx.is_cancelled() {
                 match self.ended_creations(&mut creations).await {
                     Ok(ended) => {
                         for r in ended {
-                            self.record(ctx, payload_ref, shared_ref, trouble_ref, r)
-                                .await;
+                            self.record(ctx, payload_ref, reports_ref, r).await;
                         }
                     }
-                    Err(e) => bulk::note_trouble(trouble_ref, e),
+                    Err(e) => reports_ref.failed(e),
                 }
                 if !creations.is_empty() {
                     tokio::time::sleep(POLL).await;
                 }
             }
         };
-        tokio::join!(run_actions, follow_creations);
-        let results = shared.into_inner();
-        let trouble = trouble
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        tokio::join!(items::run_all(running, CONCURRENCY), follow_creations);
+        let (results, trouble) = reports.into_parts();
         self.reapply.release(ctx.job_id());
         if let Some(e) = trouble {
             return Err(e);

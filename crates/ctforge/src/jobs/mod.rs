@@ -8,6 +8,7 @@
 //! [`crate::events`]).
 
 pub mod access;
+pub mod items;
 pub mod log_cap;
 pub mod wake;
 mod worker;
