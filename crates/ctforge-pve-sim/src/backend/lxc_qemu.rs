@@ -344,10 +344,11 @@ impl LxcBackend {
                 s.into_bytes()
             }
         };
-        let vendor = format!(
+        let mut vendor = format!(
             "#cloud-config\napt:\n  proxy: http://{bridge}:{p}\n  http_proxy: http://{bridge}:{p}\n",
             p = self.opts.proxy_port
         );
+        vendor.push_str(&local_ca_certs(Path::new(LOCAL_CA_DIR)));
         let network = match ip {
             Some(ip) => format!(
                 "version: 1\nconfig:\n  - type: physical\n    name: ens18\n    mac_address: '{mac}'\n    subnets:\n      - type: static\n        address: {ip}/{prefix}\n        gateway: {bridge}\n        dns_nameservers: [{bridge}]\n{search}",
@@ -791,6 +792,39 @@ impl LxcBackend {
 }
 
 /// One QGA request and its `return` (`Err` with the agent's error text).
+/// Where Debian keeps the certificate authorities a site adds to its trust store.
+const LOCAL_CA_DIR: &str = "/usr/local/share/ca-certificates";
+
+/// cloud-init's `ca_certs` for the CAs the host added locally (`LOCAL_CA_DIR`), or nothing.
+/// The guests leave through the host's network: where that network inspects TLS with its own
+/// CA (a company proxy, a sandbox), the guests trust it as the host does, as an administrator
+/// would hand it to VMs through cloud-init.
+fn local_ca_certs(dir: &Path) -> String {
+    let mut pems: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter(|pem| pem.contains("-----BEGIN CERTIFICATE-----"))
+        .collect();
+    if pems.is_empty() {
+        return String::new();
+    }
+    pems.sort();
+    let mut out = String::from("ca_certs:\n  trusted:\n");
+    for pem in pems {
+        out.push_str("    - |\n");
+        for line in pem.lines().filter(|l| !l.trim().is_empty()) {
+            out.push_str("      ");
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
 fn qga_call(path: &Path, cmd: &str, args: Value, wait: Duration) -> Result<Value, String> {
     let mut s = UnixStream::connect(path).map_err(|e| format!("QGA socket: {e}"))?;
     s.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
@@ -936,6 +970,25 @@ mod tests {
             "ctforge-sim-watcher-{:016x}",
             rand::random::<u64>()
         ))
+    }
+
+    #[test]
+    fn local_cas_become_cloud_init_ca_certs() {
+        let dir = state_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(local_ca_certs(&dir), "");
+        std::fs::write(
+            dir.join("site.crt"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a certificate").unwrap();
+        assert_eq!(
+            local_ca_certs(&dir),
+            "ca_certs:\n  trusted:\n    - |\n      -----BEGIN CERTIFICATE-----\n      AAAA\n      -----END CERTIFICATE-----\n"
+        );
+        assert!(local_ca_certs(&dir.join("missing")).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
