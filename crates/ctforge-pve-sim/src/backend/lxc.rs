@@ -42,8 +42,10 @@ use super::{CloudInit, CreateSpec, CtBackend, ExecChunk, ExecFuture, PushOptions
 
 #[path = "lxc_qemu.rs"]
 mod qemu;
+
 use crate::config::LxcOptions;
 use crate::scenario::ServiceSpec;
+pub use qemu::{qcow2_info, qcow2_snapshots};
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -260,28 +260,27 @@ impl LxcBackend {
         Ok(p)
     }
 
-    pub(super) fn qemu_create(&self, vmid: u32, spec: &VmSpec) -> Result<Vec<String>, String> {
-        if which("qemu-system-x86_64").is_none() {
-            return Err(
-                "qemu-system-x86_64 is not installed; run scripts/setup-vm.sh as root".into(),
-            );
-        }
+    /// VM `vmid`'s directory, emptied (no QEMU of it running) and created.
+    fn fresh_dir(&self, vmid: u32) -> Result<PathBuf, String> {
         let dir = self.qdir(vmid);
         self.kill_vm(vmid);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    pub(super) fn qemu_create(&self, vmid: u32, spec: &VmSpec) -> Result<Vec<String>, String> {
+        if which("qemu-system-x86_64").is_none() {
+            return Err(
+                "qemu-system-x86_64 is not installed; run scripts/setup-vm.sh as root".into(),
+            );
+        }
+        let dir = self.fresh_dir(vmid)?;
         let mut kernel = None;
         let mut lines = Vec::new();
-        for (key, conf) in spec
-            .conf
-            .iter()
-            .filter(|(k, _)| crate::state::is_vm_disk_key(k))
-        {
-            if conf.contains("media=cdrom") {
-                continue;
-            }
+        for (key, conf) in data_disks(&spec.conf) {
             let size = prop(conf, "size")
                 .and_then(|s| crate::state::parse_size(&s))
                 .unwrap_or(2 * 1024 * 1024 * 1024);
@@ -945,25 +944,13 @@ impl LxcBackend {
         if let Some(s) = &spec.snapname {
             check_snapname(s)?;
         }
-        let dir = self.qdir(newid);
-        self.kill_vm(newid);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dir = self.fresh_dir(newid)?;
         let running = self.qemu_pid(vmid).is_some();
         let transient = format!("clone-{newid}");
         let res = (|| {
             let mut lines = Vec::new();
             let mut made_transient = false;
-            for (key, conf) in spec
-                .conf
-                .iter()
-                .filter(|(k, _)| crate::state::is_vm_disk_key(k))
-            {
-                if conf.contains("media=cdrom") {
-                    continue;
-                }
+            for (key, _) in data_disks(&spec.conf) {
                 let from = self.qdir(vmid).join(format!("disk-{key}.qcow2"));
                 if !from.is_file() {
                     return Err(format!("VM {vmid} has no disk {key} on this backend"));
@@ -1146,8 +1133,14 @@ impl LxcBackend {
     }
 }
 
+/// The disks of a VM config that are images (cd-roms and the cloud-init drive left out).
+fn data_disks(conf: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
+    conf.iter()
+        .filter(|(k, v)| crate::state::is_vm_disk_key(k) && !v.contains("media=cdrom"))
+}
+
 /// `qemu-img info` of an image as JSON (`-U`: a running QEMU may hold it).
-pub(super) fn qcow2_info(path: &Path) -> Result<Value, String> {
+pub fn qcow2_info(path: &Path) -> Result<Value, String> {
     let o = run_ok(
         Command::new("qemu-img")
             .args(["info", "-U", "--output=json"])
@@ -1158,7 +1151,7 @@ pub(super) fn qcow2_info(path: &Path) -> Result<Value, String> {
 }
 
 /// The internal snapshots of a qcow2 image, by name.
-pub(super) fn qcow2_snapshots(path: &Path) -> Result<Vec<String>, String> {
+pub fn qcow2_snapshots(path: &Path) -> Result<Vec<String>, String> {
     Ok(qcow2_info(path)?
         .get("snapshots")
         .and_then(Value::as_array)

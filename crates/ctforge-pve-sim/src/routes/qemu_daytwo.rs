@@ -166,21 +166,10 @@ pub fn template(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                 let res = tokio::task::spawn_blocking(move || backend.vm_template(vmid))
                     .await
                     .unwrap_or_else(|e| Err(format!("backend task failed: {e}")));
-                match res {
-                    Ok(lines) => {
-                        for l in lines {
-                            t.log(l);
-                        }
-                    }
-                    Err(e) => {
-                        t.with(|c| {
-                            if let Some(vm) = c.vms.get_mut(&vmid) {
-                                vm.conf.remove("lock");
-                            }
-                        });
-                        return Err(e);
-                    }
+                if res.is_err() {
+                    t.with(|c| c.vms.get_mut(&vmid).map(|vm| vm.conf.remove("lock")));
                 }
+                res?.into_iter().for_each(|l| t.log(l));
             }
             let renamed = t.with(|c| {
                 let mut lines = Vec::new();

@@ -12,10 +12,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ctforge_pve_sim::backend::lxc::LxcBackend;
+use ctforge_pve_sim::backend::lxc::{LxcBackend, qcow2_info, qcow2_snapshots};
 use ctforge_pve_sim::{Backend, LxcOptions, SimConfig};
 
 use crate::common::{self, Sim};
@@ -111,8 +111,9 @@ async fn agent_exec(sim: &Sim, argv: &[&str]) -> (i64, String) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_vm_boots_with_cloud_init_and_answers_through_its_agent() {
+/// A simulator on the real backend with its state in a new directory `ctforge-<tag>-<pid>`, or
+/// `None` (the reason printed) where the real VM backend cannot run.
+async fn real_sim(name: &str, tag: &str) -> Option<(Sim, PathBuf, LxcOptions, PathBuf)> {
     let opts = LxcOptions {
         destroy_on_drop: true,
         ..LxcOptions::default()
@@ -123,17 +124,29 @@ async fn real_vm_boots_with_cloud_init_and_answers_through_its_agent() {
         .unwrap()
         .join("import/debian-12-genericcloud-amd64.qcow2");
     if let Some(why) = skip_reason(&opts, &image) {
-        println!("SKIPPED real_vm_boots_with_cloud_init_and_answers_through_its_agent: {why}");
-        return;
+        println!("SKIPPED {name}: {why}");
+        return None;
     }
-    let dir = std::env::temp_dir().join(format!("ctforge-vm-e2e-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ctforge-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut cfg = SimConfig::for_tests();
     cfg.backend = Backend::Lxc;
     cfg.state_dir = Some(dir.clone());
     cfg.lxc = opts.clone();
-    let sim = Sim::start(cfg).await;
+    Some((Sim::start(cfg).await, dir, opts, image))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_vm_boots_with_cloud_init_and_answers_through_its_agent() {
+    let Some((sim, dir, opts, image)) = real_sim(
+        "real_vm_boots_with_cloud_init_and_answers_through_its_agent",
+        "vm-e2e",
+    )
+    .await
+    else {
+        return;
+    };
     let state = sim.h.state();
     let lxc = state
         .backend()
@@ -311,25 +324,12 @@ fn holds(disk: &Path, pattern: u8) -> bool {
     !out.contains("verification failed") && out.contains("read 65536/65536")
 }
 
-/// `qemu-img info` of `disk` as JSON.
 fn info(disk: &Path) -> serde_json::Value {
-    let o = std::process::Command::new("qemu-img")
-        .args(["info", "-U", "--output=json"])
-        .arg(disk)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&o.stdout).unwrap()
+    qcow2_info(disk).unwrap()
 }
 
 fn snapshot_names(disk: &Path) -> Vec<String> {
-    info(disk)["snapshots"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    qcow2_snapshots(disk).unwrap()
 }
 
 /// A task's exit status and log, once it stopped.
@@ -375,27 +375,9 @@ async fn finished(sim: &Sim, r: common::Resp, what: &str) -> (String, String) {
 async fn real_vm_disks_snapshot_roll_back_and_clone_without_booting() {
     const NAME: &str = "real_vm_disks_snapshot_roll_back_and_clone_without_booting";
     const SRC: u32 = 4344;
-    let opts = LxcOptions {
-        destroy_on_drop: true,
-        ..LxcOptions::default()
-    };
-    let image = opts
-        .template
-        .parent()
-        .unwrap()
-        .join("import/debian-12-genericcloud-amd64.qcow2");
-    if let Some(why) = skip_reason(&opts, &image) {
-        println!("SKIPPED {NAME}: {why}");
+    let Some((sim, dir, _, _)) = real_sim(NAME, "vm-disks").await else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!("ctforge-vm-disks-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = SimConfig::for_tests();
-    cfg.backend = Backend::Lxc;
-    cfg.state_dir = Some(dir.clone());
-    cfg.lxc = opts.clone();
-    let sim = Sim::start(cfg).await;
+    };
     let disk_of = |vmid: u32| dir.join(format!("qemu/{vmid}/disk-scsi0.qcow2"));
     let src_disk = disk_of(SRC);
     let vmid = SRC.to_string();

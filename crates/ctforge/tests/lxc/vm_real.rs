@@ -105,38 +105,18 @@ async fn post_with(p: &common::lxc::Provisioned, path: String, body: Value) -> (
 
 /// `DELETE path` as the signed-in user: status and body text.
 async fn delete(p: &common::lxc::Provisioned, path: String) -> (u16, String) {
-    let r = p
-        .app
-        .client
-        .delete(format!("{}{path}", p.app.address))
-        .header("cookie", &p.session.cookie)
-        .header("x-csrf-token", &p.session.csrf)
-        .send()
-        .await
-        .unwrap();
+    let r = p.session.delete(&p.app.client, &p.app.address, &path).await;
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
 /// `qemu-img info` of a disk (`-U`: QEMU may hold it).
 fn image_info(disk: &Path) -> Value {
-    let o = std::process::Command::new("qemu-img")
-        .args(["info", "-U", "--output=json"])
-        .arg(disk)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&o.stdout).unwrap_or_default()
+    ctforge_pve_sim::backend::lxc::qcow2_info(disk).unwrap()
 }
 
 /// The internal snapshots of a qcow2 disk, by name.
 fn disk_snapshots(disk: &Path) -> Vec<String> {
-    image_info(disk)["snapshots"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    ctforge_pve_sim::backend::lxc::qcow2_snapshots(disk).unwrap()
 }
 
 /// The `mac_address` a VM's NoCloud seed gives its NIC.
@@ -544,15 +524,8 @@ async fn vm_web_reaches_ready_over_ssh_without_its_agent() {
         "{NAME}: Ready over SSH after {:.1} s",
         p.pipeline.as_secs_f64()
     );
-    let r = app
-        .client
-        .delete(format!("{}/api/v1/guests/{id}", app.address))
-        .header("cookie", &p.session.cookie)
-        .header("x-csrf-token", &p.session.csrf)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let (code, text) = delete(&p, format!("/api/v1/guests/{id}")).await;
+    assert_eq!(code, 200, "{text}");
 }
 
 /// The non-graphical part of `openclaw-desktop` on the real VM backend: the desktop user,
