@@ -332,10 +332,21 @@ pub async fn rollback_restore(
     let d = t.with(|c| c.timings.snapshot);
     t.sleep(d).await;
     t.with(|c| {
+        // `__snapshot_rollback_hook`: a VM with a vmgenid is told it is another generation.
+        let genid = (kind == GuestType::Qemu
+            && kind
+                .guests(c)
+                .get(&vmid)
+                .and_then(|g| g.snapshots.get(name))
+                .is_some_and(|s| s.conf.contains_key("vmgenid")))
+        .then(|| super::qemu::uuid(c));
         if let Some(guest) = kind.guests_mut(c).get_mut(&vmid)
             && let Some(s) = guest.snapshots.get(name).cloned()
         {
             guest.conf = s.conf;
+            if let Some(g) = genid {
+                guest.conf.insert("vmgenid".into(), g);
+            }
             guest.conf.insert("lock".into(), "rollback".into());
             guest.pending.clear();
             guest.pending_delete.clear();

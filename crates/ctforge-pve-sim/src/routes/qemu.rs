@@ -812,7 +812,7 @@ fn default_boot(conf: &BTreeMap<String, String>) -> String {
 }
 
 /// A UUID from the cluster's seed (SMBIOS, vmgenid).
-fn uuid(c: &mut Cluster) -> String {
+pub(crate) fn uuid(c: &mut Cluster) -> String {
     c.mac_counter += 1;
     let a = crate::state::mix(c.seed ^ c.mac_counter.wrapping_mul(0x9E37));
     let b = crate::state::mix(a);

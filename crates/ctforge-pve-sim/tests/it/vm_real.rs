@@ -444,7 +444,9 @@ async fn real_vm_disks_snapshot_roll_back_and_clone_without_booting() {
     );
     assert!(snapshot_names(&disk_of(4345)).is_empty());
 
-    // Rollback puts the snapshot's data back.
+    // Rollback puts the snapshot's data back; the VM is told it is another generation.
+    let genid = |cfg: common::Resp| cfg.data()["vmgenid"].as_str().unwrap_or("").to_owned();
+    let before = genid(sim.get(&format!("/nodes/{NODE}/qemu/{SRC}/config")).await);
     let r = sim
         .post(
             &format!("/nodes/{NODE}/qemu/{SRC}/snapshot/before/rollback"),
@@ -454,6 +456,11 @@ async fn real_vm_disks_snapshot_roll_back_and_clone_without_booting() {
     let (status, log) = finished(&sim, r, "rollback").await;
     assert_eq!(status, "OK", "{log}");
     assert!(holds(&src_disk, 0xaa), "rolled back");
+    let after = genid(sim.get(&format!("/nodes/{NODE}/qemu/{SRC}/config")).await);
+    assert!(
+        !before.is_empty() && after != before,
+        "a new vmgenid: {before} → {after}"
+    );
 
     // Deleting it removes it from the disk; a template cannot have snapshots.
     let r = sim
