@@ -42,8 +42,10 @@ use super::{CloudInit, CreateSpec, CtBackend, ExecChunk, ExecFuture, PushOptions
 
 #[path = "lxc_qemu.rs"]
 mod qemu;
+
 use crate::config::LxcOptions;
 use crate::scenario::ServiceSpec;
+pub use qemu::{qcow2_info, qcow2_snapshots};
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -95,7 +97,8 @@ impl Drop for LxcBackend {
             Err(p) => p.into_inner().keys().copied().collect(),
         };
         for vmid in vms {
-            if let Err(e) = self.qemu_destroy(vmid) {
+            // Everything goes, linked clones and their templates alike.
+            if let Err(e) = self.qemu_remove(vmid) {
                 eprintln!("ctforge-pve-sim: cannot remove VM {vmid}: {e}");
             }
         }
@@ -195,6 +198,20 @@ fn prop(v: &str, key: &str) -> Option<String> {
         let (k, val) = p.split_once('=')?;
         (k == key).then(|| val.to_string())
     })
+}
+
+/// Proxmox's `pve-configid` snapshot names: nothing that could leave a directory or be read as
+/// an option by `qemu-img`.
+fn check_snapname(name: &str) -> Result<(), String> {
+    let ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid snapshot name '{name}'"))
+    }
 }
 
 fn read_u64(p: &Path) -> Option<u64> {
@@ -318,14 +335,7 @@ impl LxcBackend {
 
     /// Where snapshot `name` of a CT keeps its copy of the root filesystem.
     fn snapshot_dir(&self, vmid: u32, name: &str) -> Result<PathBuf, String> {
-        // Proxmox's `pve-configid` names; refuse anything that could leave the directory.
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(format!("invalid snapshot name '{name}'"));
-        }
+        check_snapname(name)?;
         Ok(self.dir(vmid).join("snapshots").join(name))
     }
 
@@ -1308,6 +1318,9 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
     }
 
     fn snapshot(&self, vmid: u32, name: &str) -> Result<(), String> {
+        if self.is_vm(vmid) {
+            return self.qemu_snapshot(vmid, name);
+        }
         let dest = self.snapshot_dir(vmid, name)?;
         if dest.exists() {
             std::fs::remove_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
@@ -1319,6 +1332,9 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
     }
 
     fn rollback(&self, vmid: u32, name: &str) -> Result<(), String> {
+        if self.is_vm(vmid) {
+            return self.qemu_rollback(vmid, name);
+        }
         let src = self.snapshot_dir(vmid, name)?;
         if !src.is_dir() {
             return Err(format!("snapshot '{name}' does not exist"));
@@ -1342,6 +1358,9 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
     }
 
     fn delete_snapshot(&self, vmid: u32, name: &str) -> Result<(), String> {
+        if self.is_vm(vmid) {
+            return self.qemu_delete_snapshot(vmid, name);
+        }
         let dir = self.snapshot_dir(vmid, name)?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -1350,6 +1369,9 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
     }
 
     fn clone_guest(&self, vmid: u32, newid: u32, spec: &CreateSpec) -> Result<Vec<String>, String> {
+        if self.is_vm(vmid) {
+            return Err(format!("VM {vmid} is not a container"));
+        }
         // A clone from a snapshot copies the snapshot's root filesystem (Proxmox's
         // `snapname`), otherwise the current one.
         let (source, what) = match &spec.snapname {
@@ -1454,12 +1476,16 @@ chown "$2:$3" "$tmp" && chmod "$4" "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"
 
     fn vm_clone(
         &self,
-        _vmid: u32,
-        _newid: u32,
-        _linked: bool,
-        _spec: &VmSpec,
+        vmid: u32,
+        newid: u32,
+        linked: bool,
+        spec: &VmSpec,
     ) -> Result<Vec<String>, String> {
-        Err("cloning VMs is not supported by the simulator's real backend".into())
+        self.qemu_clone(vmid, newid, linked, spec)
+    }
+
+    fn vm_template(&self, vmid: u32) -> Result<Vec<String>, String> {
+        self.qemu_template(vmid)
     }
 
     fn write_file(&self, vmid: u32, path: &str, data: &[u8]) {

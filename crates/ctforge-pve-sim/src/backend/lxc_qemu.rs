@@ -150,12 +150,23 @@ impl LxcBackend {
         qga_call(&self.qdir(vmid).join("qga.sock"), cmd, args, wait)
     }
 
-    /// One QMP command.
+    /// One QMP command without arguments (its answer, or QEMU's error text).
     fn qmp(&self, vmid: u32, cmd: &str) -> Result<Value, String> {
+        self.qmp_call(vmid, cmd, None, Duration::from_secs(5))
+    }
+
+    /// One QMP command with `args`, waiting up to `wait` for its answer; `Err` with QEMU's
+    /// error text (`desc`) when it answers an error.
+    fn qmp_call(
+        &self,
+        vmid: u32,
+        cmd: &str,
+        args: Option<Value>,
+        wait: Duration,
+    ) -> Result<Value, String> {
         let path = self.qdir(vmid).join("qmp.sock");
         let s = UnixStream::connect(&path).map_err(|e| format!("QMP socket: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
         let mut w = s.try_clone().map_err(|e| e.to_string())?;
         let mut r = BufReader::new(s);
         let answer = |r: &mut BufReader<UnixStream>| -> Result<Value, String> {
@@ -177,9 +188,21 @@ impl LxcBackend {
         w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
             .map_err(|e| e.to_string())?;
         answer(&mut r)?;
-        w.write_all(format!("{}\n", json!({"execute": cmd})).as_bytes())
+        let req = match args {
+            Some(a) => json!({"execute": cmd, "arguments": a}),
+            None => json!({"execute": cmd}),
+        };
+        w.write_all(format!("{req}\n").as_bytes())
             .map_err(|e| e.to_string())?;
-        answer(&mut r)
+        let v = answer(&mut r)?;
+        match v.get("error") {
+            Some(err) => Err(err
+                .get("desc")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown QMP error")
+                .to_string()),
+            None => Ok(v.get("return").cloned().unwrap_or(v)),
+        }
     }
 
     fn wait_exit(&self, vmid: u32, limit: Duration) -> bool {
@@ -237,28 +260,27 @@ impl LxcBackend {
         Ok(p)
     }
 
-    pub(super) fn qemu_create(&self, vmid: u32, spec: &VmSpec) -> Result<Vec<String>, String> {
-        if which("qemu-system-x86_64").is_none() {
-            return Err(
-                "qemu-system-x86_64 is not installed; run scripts/setup-vm.sh as root".into(),
-            );
-        }
+    /// VM `vmid`'s directory, emptied (no QEMU of it running) and created.
+    fn fresh_dir(&self, vmid: u32) -> Result<PathBuf, String> {
         let dir = self.qdir(vmid);
         self.kill_vm(vmid);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    pub(super) fn qemu_create(&self, vmid: u32, spec: &VmSpec) -> Result<Vec<String>, String> {
+        if which("qemu-system-x86_64").is_none() {
+            return Err(
+                "qemu-system-x86_64 is not installed; run scripts/setup-vm.sh as root".into(),
+            );
+        }
+        let dir = self.fresh_dir(vmid)?;
         let mut kernel = None;
         let mut lines = Vec::new();
-        for (key, conf) in spec
-            .conf
-            .iter()
-            .filter(|(k, _)| crate::state::is_vm_disk_key(k))
-        {
-            if conf.contains("media=cdrom") {
-                continue;
-            }
+        for (key, conf) in data_disks(&spec.conf) {
             let size = prop(conf, "size")
                 .and_then(|s| crate::state::parse_size(&s))
                 .unwrap_or(2 * 1024 * 1024 * 1024);
@@ -641,6 +663,24 @@ impl LxcBackend {
     }
 
     pub(super) fn qemu_destroy(&self, vmid: u32) -> Result<(), String> {
+        // The API refuses first (`destroy_vm`); this keeps the clones' backing files whatever
+        // asks.
+        let clones = self.linked_clones_of(vmid);
+        if !clones.is_empty() {
+            return Err(format!(
+                "base volume of VM {vmid} is still in use by linked cloned VM {}",
+                clones
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.qemu_remove(vmid)
+    }
+
+    /// Remove a VM without asking whether clones use its disks (the backend's drop).
+    pub(super) fn qemu_remove(&self, vmid: u32) -> Result<(), String> {
         self.kill_vm(vmid);
         self.remove_taps(vmid);
         self.qlock().remove(&vmid);
@@ -682,6 +722,309 @@ impl LxcBackend {
             None,
         )
         .map(|_| ())
+    }
+
+    /// The VM's disk images (drive key, file), in key order.
+    fn disk_files(&self, vmid: u32) -> Vec<(String, PathBuf)> {
+        let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(self.qdir(vmid))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let key = name.strip_prefix("disk-")?.strip_suffix(".qcow2")?;
+                Some((key.to_string(), e.path()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether the VM's config enables the guest agent and the agent answers (qemu-server's
+    /// condition for freezing the guest's filesystems around a snapshot).
+    fn agent_answers(&self, vmid: u32) -> bool {
+        let enabled = self.qlock().get(&vmid).is_some_and(|v| {
+            v.conf
+                .get("agent")
+                .is_some_and(|a| crate::routes::qemu::agent_enabled(a))
+        });
+        enabled
+            && self
+                .qga(vmid, "guest-ping", json!({}), Duration::from_secs(2))
+                .is_ok()
+    }
+
+    /// `guest-fsfreeze-freeze` (`thaw: false`) or `-thaw`; as qemu-server, a failure is a
+    /// warning, not the end of the snapshot.
+    fn fsfreeze(&self, vmid: u32, thaw: bool) {
+        let cmd = if thaw {
+            "guest-fsfreeze-thaw"
+        } else {
+            "guest-fsfreeze-freeze"
+        };
+        if let Err(e) = self.qga(vmid, cmd, json!({}), Duration::from_secs(60)) {
+            tracing::warn!("VM {vmid}: {cmd} problems - {e}");
+        }
+    }
+
+    /// `qemu_volume_snapshot` for every disk: QMP `blockdev-snapshot-internal-sync` while QEMU
+    /// runs (the filesystems frozen by the agent when it is enabled and answers), else
+    /// `qemu-img snapshot -c`. A failure removes what was already taken.
+    pub(super) fn qemu_snapshot(&self, vmid: u32, name: &str) -> Result<(), String> {
+        check_snapname(name)?;
+        let disks = self.disk_files(vmid);
+        if disks.is_empty() {
+            return Err(format!("VM {vmid} has no disks on this backend"));
+        }
+        let running = self.qemu_pid(vmid).is_some();
+        let freeze = running && self.agent_answers(vmid);
+        if freeze {
+            self.fsfreeze(vmid, false);
+        }
+        let mut taken: Vec<&(String, PathBuf)> = Vec::new();
+        let res = disks.iter().try_for_each(|d| {
+            let (key, path) = d;
+            if running {
+                self.qmp_call(
+                    vmid,
+                    "blockdev-snapshot-internal-sync",
+                    Some(json!({"device": format!("drive-{key}"), "name": name})),
+                    Duration::from_secs(120),
+                )?;
+            } else {
+                run_ok(
+                    Command::new("qemu-img")
+                        .args(["snapshot", "-q", "-c", name])
+                        .arg(path),
+                    None,
+                )?;
+            }
+            taken.push(d);
+            Ok::<_, String>(())
+        });
+        if freeze {
+            self.fsfreeze(vmid, true);
+        }
+        if res.is_err() {
+            for (key, path) in taken {
+                let _ = self.delete_disk_snapshot(vmid, running, key, path, name);
+            }
+        }
+        res
+    }
+
+    /// `volume_snapshot_rollback` for every disk (`qemu-img snapshot -a`); the API task stopped
+    /// the VM first, as qemu-server does. Every disk is checked before any is touched.
+    pub(super) fn qemu_rollback(&self, vmid: u32, name: &str) -> Result<(), String> {
+        check_snapname(name)?;
+        if self.qemu_pid(vmid).is_some() {
+            return Err(format!("VM {vmid} is running"));
+        }
+        let disks = self.disk_files(vmid);
+        for (key, path) in &disks {
+            if !qcow2_snapshots(path)?.iter().any(|s| s == name) {
+                return Err(format!(
+                    "snapshot '{name}' does not exist on drive-{key} ({})",
+                    path.display()
+                ));
+            }
+        }
+        for (_, path) in &disks {
+            run_ok(
+                Command::new("qemu-img")
+                    .args(["snapshot", "-q", "-a", name])
+                    .arg(path),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `qemu_volume_snapshot_delete` for every disk holding the snapshot: QMP
+    /// `blockdev-snapshot-delete-internal-sync` while QEMU runs, else `qemu-img snapshot -d`.
+    pub(super) fn qemu_delete_snapshot(&self, vmid: u32, name: &str) -> Result<(), String> {
+        check_snapname(name)?;
+        let running = self.qemu_pid(vmid).is_some();
+        for (key, path) in self.disk_files(vmid) {
+            if qcow2_snapshots(&path)?.iter().any(|s| s == name) {
+                self.delete_disk_snapshot(vmid, running, &key, &path, name)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_disk_snapshot(
+        &self,
+        vmid: u32,
+        running: bool,
+        key: &str,
+        path: &Path,
+        name: &str,
+    ) -> Result<(), String> {
+        if running {
+            self.qmp_call(
+                vmid,
+                "blockdev-snapshot-delete-internal-sync",
+                Some(json!({"device": format!("drive-{key}"), "name": name})),
+                Duration::from_secs(120),
+            )
+            .map(|_| ())
+        } else {
+            run_ok(
+                Command::new("qemu-img")
+                    .args(["snapshot", "-q", "-d", name])
+                    .arg(path),
+                None,
+            )
+            .map(|_| ())
+        }
+    }
+
+    /// Convert to a template: the disks become read-only base images (the storage plugin's
+    /// `create_base` makes them mode 0444), which linked clones use as backing files.
+    pub(super) fn qemu_template(&self, vmid: u32) -> Result<Vec<String>, String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        if self.qemu_pid(vmid).is_some() {
+            return Err(format!("VM {vmid} is running"));
+        }
+        for (_, path) in self.disk_files(vmid) {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(Vec::new())
+    }
+
+    /// The VMs whose disks are linked clones of VM `vmid`'s (their backing file is in its
+    /// directory).
+    pub(super) fn linked_clones_of(&self, vmid: u32) -> Vec<u32> {
+        let base = normalize(&self.qdir(vmid));
+        let others: Vec<u32> = self
+            .qlock()
+            .keys()
+            .copied()
+            .filter(|v| *v != vmid)
+            .collect();
+        let backed_by_base = |path: &Path| {
+            let Ok(info) = qcow2_info(path) else {
+                return false;
+            };
+            let Some(b) = info.get("backing-filename").and_then(Value::as_str) else {
+                return false;
+            };
+            let dir = path.parent().unwrap_or(path);
+            normalize(&dir.join(b)).starts_with(&base)
+        };
+        others
+            .into_iter()
+            .filter(|other| {
+                self.disk_files(*other)
+                    .iter()
+                    .any(|(_, path)| backed_by_base(path))
+            })
+            .collect()
+    }
+
+    /// Clone VM `vmid` as `newid` (qemu-server's `clone_disk` per disk of `spec.conf`):
+    /// linked — a qcow2 whose backing file is the template's disk (`qemu-img create -b`) —,
+    /// or full — `qemu-img convert`, from snapshot `spec.snapname` when given
+    /// (`-l snapshot.name=…`); a running source is copied from a transient internal snapshot
+    /// so the copy is of one instant. The clone's identity (name, cloud-init seed, address,
+    /// MAC, tap) comes from its own config at its first start.
+    pub(super) fn qemu_clone(
+        &self,
+        vmid: u32,
+        newid: u32,
+        linked: bool,
+        spec: &VmSpec,
+    ) -> Result<Vec<String>, String> {
+        let src = self
+            .qlock()
+            .get(&vmid)
+            .cloned()
+            .ok_or_else(|| format!("VM {vmid} has no disks on this backend"))?;
+        if let Some(s) = &spec.snapname {
+            check_snapname(s)?;
+        }
+        let dir = self.fresh_dir(newid)?;
+        let running = self.qemu_pid(vmid).is_some();
+        let transient = format!("clone-{newid}");
+        let res = (|| {
+            let mut lines = Vec::new();
+            let mut made_transient = false;
+            for (key, _) in data_disks(&spec.conf) {
+                let from = self.qdir(vmid).join(format!("disk-{key}.qcow2"));
+                if !from.is_file() {
+                    return Err(format!("VM {vmid} has no disk {key} on this backend"));
+                }
+                let to = dir.join(format!("disk-{key}.qcow2"));
+                if linked {
+                    // Relative, as the storage plugin writes it (`../<vmid>/base-…`).
+                    let backing = format!("../{vmid}/disk-{key}.qcow2");
+                    run_ok(
+                        Command::new("qemu-img")
+                            .current_dir(&dir)
+                            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", &backing])
+                            .arg(&to),
+                        None,
+                    )?;
+                    continue;
+                }
+                let snap = match &spec.snapname {
+                    Some(s) => Some(s.clone()),
+                    None if running => {
+                        if !made_transient {
+                            self.qemu_snapshot(vmid, &transient)?;
+                            made_transient = true;
+                        }
+                        Some(transient.clone())
+                    }
+                    None => None,
+                };
+                let mut cmd = Command::new("qemu-img");
+                cmd.args(["convert", "-f", "qcow2", "-O", "qcow2"]);
+                if let Some(s) = &snap {
+                    cmd.arg("-l").arg(format!("snapshot.name={s}"));
+                }
+                if running {
+                    // QEMU holds the image; the snapshot read is of one instant.
+                    cmd.arg("-U");
+                }
+                run_ok(cmd.arg(&from).arg(&to), None)?;
+                let size = qcow2_info(&to)?
+                    .get("virtual-size")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let h = render_bytes(size);
+                lines.push(format!("transferred {h} of {h} (100.00%)"));
+            }
+            if made_transient {
+                self.qemu_delete_snapshot(vmid, &transient)?;
+            }
+            Ok::<_, String>(lines)
+        })();
+        match res {
+            Ok(lines) => {
+                self.qlock().insert(
+                    newid,
+                    QemuVm {
+                        conf: spec.conf.clone(),
+                        kernel: src.kernel,
+                        ip: None,
+                        started: None,
+                        pid: None,
+                        watcher: None,
+                    },
+                );
+                Ok(lines)
+            }
+            Err(e) => {
+                if running {
+                    let _ = self.qemu_delete_snapshot(vmid, &transient);
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
     }
 
     pub(super) fn qemu_push(&self, vmid: u32, path: &str, data: &[u8]) -> Result<(), String> {
@@ -789,6 +1132,63 @@ impl LxcBackend {
             disk: None,
         })
     }
+}
+
+/// The disks of a VM config that are images (cd-roms and the cloud-init drive left out).
+fn data_disks(conf: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
+    conf.iter()
+        .filter(|(k, v)| crate::state::is_vm_disk_key(k) && !v.contains("media=cdrom"))
+}
+
+/// `qemu-img info` of an image as JSON (`-U`: a running QEMU may hold it).
+pub fn qcow2_info(path: &Path) -> Result<Value, String> {
+    let o = run_ok(
+        Command::new("qemu-img")
+            .args(["info", "-U", "--output=json"])
+            .arg(path),
+        None,
+    )?;
+    serde_json::from_slice(&o.stdout).map_err(|e| format!("qemu-img info: {e}"))
+}
+
+/// The internal snapshots of a qcow2 image, by name.
+pub fn qcow2_snapshots(path: &Path) -> Result<Vec<String>, String> {
+    Ok(qcow2_info(path)?
+        .get("snapshots")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// `a/b/../c` → `a/c`, without touching the filesystem.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Proxmox's `render_bytes` with one decimal (`2.0 GiB`), as its clone log prints sizes.
+fn render_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
 }
 
 /// One QGA request and its `return` (`Err` with the agent's error text).
@@ -989,6 +1389,49 @@ mod tests {
         );
         assert!(local_ca_certs(&dir.join("missing")).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sizes_print_as_proxmox_clone_logs_them() {
+        assert_eq!(render_bytes(0), "0.0 B");
+        assert_eq!(render_bytes(1023), "1023.0 B");
+        assert_eq!(render_bytes(2 * 1024 * 1024 * 1024), "2.0 GiB");
+        assert_eq!(render_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+
+    #[test]
+    fn a_backing_path_is_resolved_against_its_image() {
+        let disk_dir = Path::new("/s/qemu/4346");
+        assert_eq!(
+            normalize(&disk_dir.join("../4344/disk-scsi0.qcow2")),
+            Path::new("/s/qemu/4344/disk-scsi0.qcow2")
+        );
+        // VM 43's directory is not a prefix of VM 4344's (components, not text).
+        assert!(!normalize(&disk_dir.join("../4344/d.qcow2")).starts_with("/s/qemu/43"));
+    }
+
+    #[test]
+    fn snapshot_names_are_proxmox_config_ids() {
+        for ok in ["before", "a", "pre-upgrade_2"] {
+            assert!(check_snapname(ok).is_ok(), "{ok}");
+        }
+        // Empty, a leading digit or dash (read as a qemu-img option), paths, separators.
+        for bad in [
+            "",
+            "1st",
+            "-l",
+            "../x",
+            "a/b",
+            "a,b",
+            "a b",
+            "snapshot.name=x",
+        ] {
+            assert_eq!(
+                check_snapname(bad),
+                Err(format!("invalid snapshot name '{bad}'")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

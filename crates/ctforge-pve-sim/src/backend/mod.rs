@@ -75,6 +75,9 @@ pub struct VmSpec {
     pub imports: Vec<(String, String, u64)>,
     /// Cloud-init settings at create time.
     pub cloud_init: CloudInit,
+    /// Clone only: the source's snapshot whose disks are copied (Proxmox's `snapname`, full
+    /// clones only); `None`: its current disks.
+    pub snapname: Option<String>,
 }
 
 /// Live resource usage of a running guest, as a real backend measures it.
@@ -244,7 +247,13 @@ pub trait CtBackend: Send + Sync + 'static {
     fn vm_interfaces(&self, _vmid: u32) -> Option<Value> {
         None
     }
-    /// Create VM `newid` as a clone of VM `vmid` (`linked`: on the template's base volumes).
+    /// Convert a stopped VM into a template (its disks become read-only bases); returns extra
+    /// task log lines. Scripted guests have nothing to convert.
+    fn vm_template(&self, _vmid: u32) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+    /// Create VM `newid` as a clone of VM `vmid` (`linked`: on the template's base volumes;
+    /// `spec.snapname`: from that snapshot).
     fn vm_clone(
         &self,
         vmid: u32,
@@ -263,7 +272,7 @@ pub trait CtBackend: Send + Sync + 'static {
                 conf: spec.conf.clone(),
                 // A scripted guest has no per-node namespace; a real backend overrides these.
                 node: String::new(),
-                snapname: None,
+                snapname: spec.snapname.clone(),
             },
         )
     }

@@ -72,11 +72,24 @@ impl GuestType {
         }
     }
 
-    /// The task log line of a snapshot being taken.
-    fn snapshot_line(self, name: &str) -> String {
+    /// The task log lines of a snapshot being taken: a container's root filesystem, or each
+    /// disk of a VM (`__snapshot_create_vol_snapshot`: `snapshotting 'drive-<key>' (<volid>)`,
+    /// cd-roms and the cloud-init drive skipped).
+    fn snapshot_lines(self, name: &str, conf: &BTreeMap<String, String>) -> Vec<String> {
         match self {
-            Self::Lxc => format!("create full clone of mountpoint rootfs (snapshot '{name}')"),
-            Self::Qemu => format!("snapshotting 'drive-scsi0' ({name})"),
+            Self::Lxc => vec![format!(
+                "create full clone of mountpoint rootfs (snapshot '{name}')"
+            )],
+            Self::Qemu => conf
+                .iter()
+                .filter(|(k, v)| crate::state::is_vm_disk_key(k) && !v.contains("media=cdrom"))
+                .map(|(k, v)| {
+                    format!(
+                        "snapshotting 'drive-{k}' ({})",
+                        v.split(',').next().unwrap_or("")
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -134,6 +147,12 @@ pub fn snapshot_create(ctx: &Ctx<'_>, kind: GuestType) -> Result<Reply, ApiError
             "invalid snapshot name '{name}'"
         )));
     }
+    // `__snapshot_prepare`: a template first, then the lock, the name, the feature.
+    if guest.conf.get("template").is_some_and(|t| t == "1") {
+        return Err(ApiError::internal(
+            "you can't take a snapshot if it's a template",
+        ));
+    }
     if guest.snapshots.contains_key(&name) {
         return Err(ApiError::internal(format!(
             "snapshot name '{name}' already used"
@@ -152,7 +171,7 @@ pub fn snapshot_create(ctx: &Ctx<'_>, kind: GuestType) -> Result<Reply, ApiError
         &ident,
         move |t| async move {
             let d = t.with(|c| c.timings.snapshot);
-            t.with(|c| {
+            let lines = t.with(|c| {
                 let now = c.now();
                 let guest = kind.guests_mut(c).get_mut(&vmid).ok_or("guest vanished")?;
                 kind.check_lock(guest, false)?;
@@ -169,9 +188,11 @@ pub fn snapshot_create(ctx: &Ctx<'_>, kind: GuestType) -> Result<Reply, ApiError
                     },
                 );
                 guest.conf.insert("lock".into(), "snapshot".into());
-                Ok::<(), String>(())
+                Ok::<_, String>(kind.snapshot_lines(&name, &conf_of_snapshot(guest, &name)))
             })?;
-            t.log(kind.snapshot_line(&name));
+            for l in lines {
+                t.log(l);
+            }
             t.sleep(d).await;
             // A real backend copies files or asks QEMU: off the runtime's threads.
             let backend = t.state().backend().clone();
@@ -195,6 +216,15 @@ pub fn snapshot_create(ctx: &Ctx<'_>, kind: GuestType) -> Result<Reply, ApiError
         },
     );
     Ok(Reply::data(json!(upid)))
+}
+
+/// The config a snapshot being taken records.
+fn conf_of_snapshot(guest: &Ct, name: &str) -> BTreeMap<String, String> {
+    guest
+        .snapshots
+        .get(name)
+        .map(|s| s.conf.clone())
+        .unwrap_or_default()
 }
 
 /// `GET …/snapshot/{snapname}`: directory index.
@@ -278,6 +308,10 @@ pub fn rollback_checks<'c>(
     name: &str,
 ) -> Result<&'c Ct, ApiError> {
     let guest = kind.get(c, node, vmid)?;
+    // `AbstractConfig::snapshot_rollback` says "vm" for both kinds.
+    if guest.conf.get("template").is_some_and(|t| t == "1") {
+        return Err(ApiError::internal("you can't rollback if vm is a template"));
+    }
     if !guest.snapshots.contains_key(name) {
         return Err(ApiError::internal(format!(
             "snapshot '{name}' does not exist"
@@ -298,10 +332,21 @@ pub async fn rollback_restore(
     let d = t.with(|c| c.timings.snapshot);
     t.sleep(d).await;
     t.with(|c| {
+        // `__snapshot_rollback_hook`: a VM with a vmgenid is told it is another generation.
+        let genid = (kind == GuestType::Qemu
+            && kind
+                .guests(c)
+                .get(&vmid)
+                .and_then(|g| g.snapshots.get(name))
+                .is_some_and(|s| s.conf.contains_key("vmgenid")))
+        .then(|| super::qemu::uuid(c));
         if let Some(guest) = kind.guests_mut(c).get_mut(&vmid)
             && let Some(s) = guest.snapshots.get(name).cloned()
         {
             guest.conf = s.conf;
+            if let Some(g) = genid {
+                guest.conf.insert("vmgenid".into(), g);
+            }
             guest.conf.insert("lock".into(), "rollback".into());
             guest.pending.clear();
             guest.pending_delete.clear();

@@ -812,7 +812,7 @@ fn default_boot(conf: &BTreeMap<String, String>) -> String {
 }
 
 /// A UUID from the cluster's seed (SMBIOS, vmgenid).
-fn uuid(c: &mut Cluster) -> String {
+pub(crate) fn uuid(c: &mut Cluster) -> String {
     c.mac_counter += 1;
     let a = crate::state::mix(c.seed ^ c.mac_counter.wrapping_mul(0x9E37));
     let b = crate::state::mix(a);
@@ -1076,6 +1076,7 @@ pub fn create(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                     cloud_init: cloud_init_of(&conf, &name),
                     conf,
                     imports: imports.clone(),
+                    snapname: None,
                 })
             });
             let Some(spec) = spec else {
@@ -1226,6 +1227,22 @@ pub(crate) fn vm_volumes(vm: &Ct) -> Vec<String> {
     out
 }
 
+/// Whether another guest's disk (current or in a snapshot) is a linked clone of base volume
+/// `volid` (`local-lvm:base-100-disk-0/vm-101-disk-0`): `PVE::Storage::volume_is_base_and_used`.
+pub(crate) fn base_volume_used(c: &Cluster, vmid: u32, volid: &str) -> bool {
+    let child = format!("{volid}/");
+    c.vms
+        .values()
+        .chain(c.cts.values())
+        .filter(|g| g.vmid != vmid)
+        .any(|g| {
+            let confs = std::iter::once(&g.conf).chain(g.snapshots.values().map(|s| &s.conf));
+            confs
+                .flat_map(|conf| conf.values())
+                .any(|v| v.split(',').next().is_some_and(|f| f.starts_with(&child)))
+        })
+}
+
 /// `DELETE /nodes/{node}/qemu/{vmid}` (task `qmdestroy`; `purge`,
 /// `destroy-unreferenced-disks`, `skiplock`).
 pub fn destroy(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
@@ -1270,6 +1287,17 @@ pub fn destroy(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                 })?;
                 if vm.running {
                     return Err(format!("VM {vmid} is running - destroy failed"));
+                }
+                // `destroy_vm`: a template's base volume a linked clone still uses stops the
+                // destruction before anything is removed.
+                if is_vm_template(vm) {
+                    for volid in vm_volumes(vm) {
+                        if base_volume_used(c, vmid, &volid) {
+                            return Err(format!(
+                                "base volume '{volid}' is still in use by linked cloned"
+                            ));
+                        }
+                    }
                 }
                 Ok(vm_volumes(vm))
             })?;

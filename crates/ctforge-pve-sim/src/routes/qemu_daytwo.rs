@@ -160,6 +160,17 @@ pub fn template(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                 }
             });
             t.sleep(d).await;
+            // A real backend makes the disks read-only bases; a failure leaves a VM.
+            if only.is_none() {
+                let backend = t.state().backend().clone();
+                let res = tokio::task::spawn_blocking(move || backend.vm_template(vmid))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("backend task failed: {e}")));
+                if res.is_err() {
+                    t.with(|c| c.vms.get_mut(&vmid).map(|vm| vm.conf.remove("lock")));
+                }
+                res?.into_iter().for_each(|l| t.log(l));
+            }
             let renamed = t.with(|c| {
                 let mut lines = Vec::new();
                 if let Some(vm) = c.vms.get_mut(&vmid) {
@@ -440,6 +451,7 @@ pub fn clone(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         cloud_init: cloud_init_of(&newconf, &name),
         conf: newconf,
         imports: Vec::new(),
+        snapname: snapname.clone(),
     };
     let upid = spawn_task(
         ctx.state,
@@ -456,7 +468,7 @@ pub fn clone(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
             t.sleep(step(total, 2)).await;
             let backend = t.state().backend().clone();
             let res =
-                tokio::task::spawn_blocking(move || backend.vm_clone(vmid, newid, full, &spec))
+                tokio::task::spawn_blocking(move || backend.vm_clone(vmid, newid, !full, &spec))
                     .await
                     .unwrap_or_else(|e| Err(format!("backend task failed: {e}")));
             t.sleep(step(total, 2)).await;

@@ -292,6 +292,22 @@ impl ApiSession {
             .await
             .unwrap()
     }
+
+    /// `DELETE {base}{path}` with the session and its CSRF token.
+    pub async fn delete(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+        path: &str,
+    ) -> reqwest::Response {
+        client
+            .delete(format!("{base}{path}"))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// Signs `username` in at `base` (`http://127.0.0.1:PORT`); panics unless Proxmox accepts it.

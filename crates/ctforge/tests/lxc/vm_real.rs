@@ -2,8 +2,11 @@
 //! (`POST /api/v1/guests`) to Ready: the Debian disk `scripts/setup-vm.sh` built boots,
 //! cloud-init sets the user and the SSH key, the guest agent reports the address, nginx is
 //! installed through the agent, the service and its web link are recorded and the link's page
-//! title is probed over the bridge; then stop, start and delete through ctforge's API (the QEMU
-//! process and the disk are gone). Prints the time to Ready and the guest's memory.
+//! title is probed over the bridge; then day two through ctforge's API: a snapshot of the running
+//! VM, a change, a rollback (the VM stopped and started again, the change gone), the snapshot
+//! deleted, stop and start, convert to template, a linked clone started with its own identity,
+//! the template's delete refused while the clone uses it, then both deleted (QEMU processes and
+//! disks gone). Prints the time to Ready, the guest's memory and the day-two timings.
 //!
 //! Skipped, with the reason, when not root, without `/dev/kvm`, QEMU or the guest disk
 //! (`scripts/setup-vm.sh`). Where KVM does not run guests (setup-vm.sh records `tcg`) the guest
@@ -87,12 +90,44 @@ async fn get(p: &common::lxc::Provisioned, path: String) -> (u16, Value) {
 
 /// `POST path` (an empty JSON body, with the CSRF token) as the signed-in user.
 async fn post(p: &common::lxc::Provisioned, path: String) -> (u16, Value) {
+    post_with(p, path, json!({})).await
+}
+
+/// `POST path` with a JSON body (and the CSRF token) as the signed-in user.
+async fn post_with(p: &common::lxc::Provisioned, path: String, body: Value) -> (u16, Value) {
     let r = p
         .session
-        .post(&p.app.client, &p.app.address, &path, json!({}))
+        .post(&p.app.client, &p.app.address, &path, body)
         .await;
     let status = r.status().as_u16();
     (status, r.json::<Value>().await.unwrap_or_default())
+}
+
+/// `DELETE path` as the signed-in user: status and body text.
+async fn delete(p: &common::lxc::Provisioned, path: String) -> (u16, String) {
+    let r = p.session.delete(&p.app.client, &p.app.address, &path).await;
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+/// `qemu-img info` of a disk (`-U`: QEMU may hold it).
+fn image_info(disk: &Path) -> Value {
+    ctforge_pve_sim::backend::lxc::qcow2_info(disk).unwrap()
+}
+
+/// The internal snapshots of a qcow2 disk, by name.
+fn disk_snapshots(disk: &Path) -> Vec<String> {
+    ctforge_pve_sim::backend::lxc::qcow2_snapshots(disk).unwrap()
+}
+
+/// The `mac_address` a VM's NoCloud seed gives its NIC.
+fn seed_mac(dir: &Path, vmid: u32) -> String {
+    std::fs::read_to_string(dir.join(format!("qemu/{vmid}/seed/network-config")))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("mac_address: "))
+        .unwrap_or_default()
+        .trim_matches('\'')
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +268,87 @@ async fn vm_web_reaches_ready_on_a_real_vm() {
         guest_used
     );
 
-    // Stop, start, delete, as the VM's page does.
+    // Day two on the running VM: a snapshot (QMP `blockdev-snapshot-internal-sync`, the
+    // filesystems frozen through the agent), a change, a rollback (Proxmox stops the VM, the
+    // disk goes back, `start` boots it again), the change gone.
+    let dir = p.dir.path().to_owned();
+    let disk = dir.join(format!("qemu/{VMID}/disk-scsi0.qcow2"));
+    let t_day2 = Instant::now();
+    let (code, body) = post_with(
+        &p,
+        format!("/api/v1/guests/{id}/snapshots"),
+        json!({"name": "before", "description": "nginx as provisioned"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body["task_log"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l
+                .as_str()
+                .is_some_and(|l| l.starts_with("snapshotting 'drive-scsi0' (")))),
+        "{body}"
+    );
+    assert_eq!(
+        disk_snapshots(&disk),
+        ["before"],
+        "an internal snapshot in the disk"
+    );
+    let snapshot_secs = t_day2.elapsed().as_secs_f64();
+    let out = agent
+        .exec(
+            "echo 'changed after the snapshot' > /srv/www/index.html && sync && cat /srv/www/index.html",
+            &mut ignore,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.tail_text().trim(), "changed after the snapshot");
+    let t_rollback = Instant::now();
+    let (code, body) = post_with(
+        &p,
+        format!("/api/v1/guests/{id}/snapshots/before/rollback"),
+        json!({"start": true}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(!runs(pid), "the rollback stopped QEMU {pid} first");
+    let pid = client
+        .qemu_status_current("pve1", VMID)
+        .await
+        .unwrap()
+        .pid
+        .expect("QEMU's pid after the rollback's start");
+    assert!(runs(pid));
+    // Bounded: the emulated guest boots again.
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    while client.agent_ping("pve1", VMID).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not answer after the rollback:\n{}",
+            std::fs::read_to_string(dir.join(format!("qemu/{VMID}/console.log")))
+                .unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    let out = agent
+        .exec("grep -o '<title>[^<]*' /srv/www/index.html", &mut ignore)
+        .await
+        .unwrap();
+    assert_eq!(
+        out.tail_text().trim(),
+        "<title>It works",
+        "the page as it was at the snapshot"
+    );
+    let rollback_secs = t_rollback.elapsed().as_secs_f64();
+    // Deleted while QEMU runs (QMP `blockdev-snapshot-delete-internal-sync`).
+    let (code, text) = delete(&p, format!("/api/v1/guests/{id}/snapshots/before")).await;
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        disk_snapshots(&disk).is_empty(),
+        "the snapshot left the disk"
+    );
+
+    // Stop, start, as the VM's page does.
     let (code, body) = post(&p, format!("/api/v1/guests/{id}/stop")).await;
     assert_eq!(code, 200, "{body}");
     assert!(!runs(pid), "QEMU {pid} still runs after stop");
@@ -250,23 +365,83 @@ async fn vm_web_reaches_ready_on_a_real_vm() {
         .pid
         .expect("QEMU's pid after start");
     assert!(runs(pid));
-    let disk = p.dir.path().join(format!("qemu/{VMID}/disk-scsi0.qcow2"));
-    assert!(disk.is_file(), "{} exists", disk.display());
-    let r = app
-        .client
-        .delete(format!("{}/api/v1/guests/{id}", app.address))
-        .header("cookie", &p.session.cookie)
-        .header("x-csrf-token", &p.session.csrf)
-        .send()
+    let (code, body) = post(&p, format!("/api/v1/guests/{id}/stop")).await;
+    assert_eq!(code, 200, "{body}");
+
+    // A template, and a linked clone of it: a qcow2 on the template's disk, its own name,
+    // address and MAC in its cloud-init seed at its first start.
+    let t_clone = Instant::now();
+    let (code, body) = post(&p, format!("/api/v1/guests/{id}/template")).await;
+    assert_eq!(code, 200, "{body}");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&disk).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o444, "the template's disk is a read-only base");
+    }
+    const CLONE: u32 = 4504;
+    let (code, body) = post_with(
+        &p,
+        format!("/api/v1/guests/{id}/clone"),
+        json!({"newid": CLONE, "hostname": "vm-clone"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let clone_id = body["new_id"].as_i64().expect("the clone's record");
+    let clone_disk = dir.join(format!("qemu/{CLONE}/disk-scsi0.qcow2"));
+    assert_eq!(
+        image_info(&clone_disk)["backing-filename"],
+        format!("../{VMID}/disk-scsi0.qcow2"),
+        "a linked clone"
+    );
+    let (code, body) = post(&p, format!("/api/v1/guests/{clone_id}/start")).await;
+    assert_eq!(code, 200, "{body}");
+    let clone_pid = client
+        .qemu_status_current("pve1", CLONE)
         .await
-        .unwrap();
-    let code = r.status().as_u16();
-    assert_eq!(code, 200, "{}", r.text().await.unwrap());
+        .unwrap()
+        .pid
+        .expect("the clone's QEMU");
+    assert!(runs(clone_pid));
+    let meta = std::fs::read_to_string(dir.join(format!("qemu/{CLONE}/seed/meta-data")))
+        .unwrap_or_default();
+    assert!(meta.contains("local-hostname: vm-clone"), "{meta}");
+    let (mac, clone_mac) = (seed_mac(&dir, VMID), seed_mac(&dir, CLONE));
+    assert!(
+        !clone_mac.is_empty() && clone_mac != mac,
+        "its own MAC: {clone_mac} vs {mac}"
+    );
+    let clone_secs = t_clone.elapsed().as_secs_f64();
+
+    // The template's base is in use: Proxmox refuses, nothing is removed.
+    let (code, text) = delete(&p, format!("/api/v1/guests/{id}")).await;
+    assert_ne!(code, 200, "{text}");
+    assert!(text.contains("is still in use by linked cloned"), "{text}");
+    assert!(
+        disk.is_file() && runs(clone_pid),
+        "the template and its clone stay"
+    );
+
+    // The clone (running: stopped first), then the template.
+    let (code, text) = delete(&p, format!("/api/v1/guests/{clone_id}")).await;
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        !runs(clone_pid),
+        "the clone's QEMU {clone_pid} still runs after delete"
+    );
+    assert!(
+        !dir.join(format!("qemu/{CLONE}")).exists(),
+        "the clone's files are gone"
+    );
+    let (code, text) = delete(&p, format!("/api/v1/guests/{id}")).await;
+    assert_eq!(code, 200, "{text}");
     assert!(!runs(pid), "QEMU {pid} still runs after delete");
     assert!(!disk.exists(), "{} is gone", disk.display());
     assert!(
         client.qemu_status_current("pve1", VMID).await.is_err(),
         "the VM is gone from Proxmox"
+    );
+    println!(
+        "{NAME}: snapshot of the running VM {snapshot_secs:.1} s, rollback with start to the agent {rollback_secs:.1} s, template + linked clone + its start {clone_secs:.1} s"
     );
     println!("{NAME}: wall time {:.1} s", started.elapsed().as_secs_f64());
 }
@@ -349,15 +524,8 @@ async fn vm_web_reaches_ready_over_ssh_without_its_agent() {
         "{NAME}: Ready over SSH after {:.1} s",
         p.pipeline.as_secs_f64()
     );
-    let r = app
-        .client
-        .delete(format!("{}/api/v1/guests/{id}", app.address))
-        .header("cookie", &p.session.cookie)
-        .header("x-csrf-token", &p.session.csrf)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let (code, text) = delete(&p, format!("/api/v1/guests/{id}")).await;
+    assert_eq!(code, 200, "{text}");
 }
 
 /// The non-graphical part of `openclaw-desktop` on the real VM backend: the desktop user,
