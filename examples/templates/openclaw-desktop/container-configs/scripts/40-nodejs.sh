@@ -140,6 +140,12 @@ PY
     tar -xzf "$work/node.tgz" -C "$dest.new" --strip-components=1 --no-same-owner
     install -d -m 0755 "$dest.new/lib/node_modules/npm"
     tar -xzf "$work/npm.tgz" -C "$dest.new/lib/node_modules/npm" --strip-components=1 --no-same-owner
+    # These binaries trust only the CAs built into Node.js; Debian's nodejs trusts the system's
+    # store, where an administrator adds a site's CA (a TLS-inspecting proxy). npm's built-in
+    # config points it at that store too.
+    if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+        printf 'cafile=/etc/ssl/certs/ca-certificates.crt\n' >"$dest.new/lib/node_modules/npm/npmrc"
+    fi
     rm -rf "$dest" "$work"
     mv "$dest.new" "$dest"
     ln -sfn "$dest/bin/node" /usr/local/bin/node
