@@ -505,18 +505,14 @@ impl Vms {
         session: &common::ApiSession,
         fields: &[(&str, &str)],
     ) -> (u16, String, String) {
-        let mut form = vec![("csrf_token", session.csrf.as_str())];
-        form.extend_from_slice(fields);
-        let r = self
-            .app
-            .client
-            .post(format!("{}/containers/new", self.app.address))
-            .header("cookie", &session.cookie)
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        common::status_location_body(r).await
+        common::post_wizard(
+            &self.app.client,
+            &self.app.address,
+            &session.cookie,
+            &session.csrf,
+            fields,
+        )
+        .await
     }
 
     /// The page at `path` as `session` sees it.
@@ -723,6 +719,72 @@ async fn the_wizard_clones_a_vm_template_the_user_may_clone() {
             .unwrap()
             .starts_with("local-lvm:base-9000-disk-0/vm-170-disk-"),
         "{conf}"
+    );
+}
+
+/// `ctforge ct create --clone-from` plans (and would create) the VM as a clone of a VM
+/// template: `--plan` prints Proxmox's clone call and the clone's own configuration;
+/// `--full-clone` asks for a full copy.
+#[tokio::test]
+async fn ct_create_plans_a_clone_of_a_vm_template() {
+    let v = app().await;
+    common::pve::Pve::new(&v.sim)
+        .create_vm_template(9000, "pve1", "debian-tpl")
+        .await;
+    let (_, secret) = ctforge::tokens::create(&v.app.state, "root@pam", "cli", "127.0.0.1")
+        .await
+        .unwrap();
+    let plan = |extra: &'static [&'static str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctforge"));
+        cmd.args([
+            "ct",
+            "--url",
+            &v.app.address,
+            "create",
+            "--template",
+            "vm-web",
+        ])
+        .args([
+            "--hostname",
+            "cli-clone",
+            "--vmid",
+            "171",
+            "--clone-from",
+            "9000",
+        ])
+        .args(extra)
+        .arg("--plan")
+        .env("CTFORGE_TOKEN", &secret)
+        .env_remove("CTFORGE_DATABASE_URL");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let out = plan(&[]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "POST /nodes/pve1/qemu/9000/clone",
+        "  newid=171",
+        "  full=0",
+        "PUT /nodes/pve1/qemu/171/config (the clone of 9000, linked)",
+        "  ciuser=ctforge",
+        "clone_vm",
+    ] {
+        assert!(text.contains(line), "{line:?} in:\n{text}");
+    }
+    let out = plan(&["--full-clone"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("  full=1") && text.contains("(the clone of 9000, full copy)"),
+        "{text}"
     );
 }
 

@@ -9,6 +9,24 @@ use crate::common;
 
 use serde_json::json;
 
+/// Root signed in through the API (the wizard acts with the user's own Proxmox ticket) and
+/// the app's template roots discovered: the session token.
+async fn signed_in_with_templates(app: &common::TestApp, root_password: &str) -> String {
+    let (token, csrf) =
+        browser::login_via_api(&app.client, &app.address, "root", root_password, "pam").await;
+    let r = app
+        .client
+        .post(format!("{}/api/v1/templates/discover", app.address))
+        .header("cookie", format!("ctforge_session={token}"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    token
+}
+
 #[tokio::test]
 async fn walk_the_wizard_read_the_plan_create_and_watch_progress() {
     ctforge::install_crypto_provider();
@@ -24,36 +42,7 @@ async fn walk_the_wizard_read_the_plan_create_and_watch_progress() {
     })
     .await;
     // Sign in for real (the wizard acts with the user's Proxmox ticket).
-    let login = app
-        .client
-        .post(format!("{}/api/v1/auth/login", app.address))
-        .json(&json!({ "username": "root", "password": sim.root_password, "realm": "pam" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let token = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("ctforge_session=")
-        .to_owned();
-    let csrf = login.json::<serde_json::Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = app
-        .client
-        .post(format!("{}/api/v1/templates/discover", app.address))
-        .header("cookie", format!("ctforge_session={token}"))
-        .header("x-csrf-token", &csrf)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let token = signed_in_with_templates(&app, &sim.root_password).await;
 
     let b = browser::Browser::launch().await;
     let page = b.signed_in_page(&app.address, &token).await;
@@ -183,18 +172,7 @@ async fn a_vm_is_configured_as_a_clone_of_a_vm_template_and_reviewed() {
         c.workers.concurrency = 0;
     })
     .await;
-    let (token, csrf) =
-        browser::login_via_api(&app.client, &app.address, "root", &sim.root_password, "pam").await;
-    let r = app
-        .client
-        .post(format!("{}/api/v1/templates/discover", app.address))
-        .header("cookie", format!("ctforge_session={token}"))
-        .header("x-csrf-token", &csrf)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let token = signed_in_with_templates(&app, &sim.root_password).await;
 
     let b = browser::Browser::launch().await;
     let page = b.signed_in_page(&app.address, &token).await;
@@ -216,13 +194,7 @@ async fn a_vm_is_configured_as_a_clone_of_a_vm_template_and_reviewed() {
         )
         .await?;
         anyhow::ensure!(offered == ["9000 — debian-tpl"], "{offered:?}");
-        let violations = browser::axe_check(&page, "wizard-vm-clone").await?;
-        let serious: Vec<_> = violations.into_iter().filter(|v| v.is_serious()).collect();
-        anyhow::ensure!(
-            serious.is_empty(),
-            "axe found serious or critical WCAG violations:\n{}",
-            browser::axe_report("wizard-vm-clone", &serious)
-        );
+        browser::assert_no_serious_axe(&page, "wizard-vm-clone").await?;
         browser::screenshot(&page, "wizard-vm-clone").await;
         browser::set_value(&page, "input[name=\"hostname\"]", "vm-clone").await?;
         browser::set_value(
