@@ -530,9 +530,11 @@ impl Vms {
     }
 }
 
-/// `cloner` may clone VM template 9000 (PVEVMAdmin there) and only see 9001 (PVEVMUser: no
-/// VM.Clone); 9002 is not theirs at all.
+/// Two nodes; `cloner` may clone VM template 9000 (PVEVMAdmin there) and only see 9001
+/// (PVEVMUser: no VM.Clone); 9002 (on pve2) is not theirs at all.
 const CLONER: &str = r#"
+node_count = 2
+
 [[users]]
 userid = "cloner@pve"
 password = "pw-123456"
@@ -582,12 +584,12 @@ async fn the_wizard_clones_a_vm_template_the_user_may_clone() {
     );
     assert!(clone_options(&page).is_empty(), "{page}");
 
-    for (vmid, name) in [
-        (9000, "debian-tpl"),
-        (9001, "other-tpl"),
-        (9002, "root-tpl"),
+    for (vmid, node, name) in [
+        (9000, "pve1", "debian-tpl"),
+        (9001, "pve1", "other-tpl"),
+        (9002, "pve2", "root-tpl"),
     ] {
-        pve.create_vm_template(vmid, "pve1", name).await;
+        pve.create_vm_template(vmid, node, name).await;
     }
     pve.create_vm(150, "pve1", "plain-vm", false).await;
 
@@ -595,7 +597,11 @@ async fn the_wizard_clones_a_vm_template_the_user_may_clone() {
     let page = v.page(&v.session, configure).await;
     assert_eq!(clone_options(&page), ["9000", "9001", "9002"], "{page}");
     assert!(page.contains("9000 — debian-tpl"), "{page}");
-    assert!(page.contains("<optgroup label=\"on pve1\">"), "{page}");
+    assert!(
+        page.contains("<optgroup label=\"on pve1\">")
+            && page.contains("<optgroup label=\"on pve2\">"),
+        "grouped by node: {page}"
+    );
     assert!(
         page.contains("<label for=\"clone_from\">VM template</label>")
             && page.contains("<label for=\"full_clone\">Clone mode</label>"),
@@ -606,7 +612,8 @@ async fn the_wizard_clones_a_vm_template_the_user_may_clone() {
     let page = v.page(&cloner, configure).await;
     assert_eq!(clone_options(&page), ["9000"], "{page}");
 
-    // A VM that is not a template, and one that does not exist: refused on the field.
+    // A VM that is not a template, one that does not exist, one on another node than the
+    // VM's, none chosen: refused on the field.
     let configure_step = |clone_from: &'static str| {
         vec![
             ("step", "configure"),
@@ -614,6 +621,7 @@ async fn the_wizard_clones_a_vm_template_the_user_may_clone() {
             ("template", "vm-web"),
             ("hostname", "wiz-clone"),
             ("vmid", "170"),
+            ("node", "pve1"),
             ("disk_from", "clone"),
             ("clone_from", clone_from),
         ]
@@ -624,6 +632,10 @@ async fn the_wizard_clones_a_vm_template_the_user_may_clone() {
             "VM 150 is not a template; convert it to a template first",
         ),
         ("9999", "VM 9999 does not exist on pve1"),
+        (
+            "9002",
+            "VM template 9002 is on node pve2, and a clone is made on its template's node: choose node pve2, or a template on pve1",
+        ),
         ("", "choose the VM template to clone"),
     ] {
         let (status, _, page) = v.wizard(&v.session, &configure_step(clone_from)).await;
