@@ -719,6 +719,10 @@ async fn the_wizard_clones_a_vm_template_the_user_may_clone() {
     let log = job_log(&v, job_id).await;
     assert_eq!(job["state"], "succeeded", "{job}\n{log}");
     assert!(log.contains("cloning VM template 9000 as VM 170"), "{log}");
+    assert!(
+        !log.contains("building image"),
+        "a VM bakes no CT image: {log}"
+    );
     assert!(log.contains("linked clone"), "{log}");
     let conf = pve
         .call(reqwest::Method::GET, "/nodes/pve1/qemu/170/config", &[])
