@@ -301,12 +301,17 @@ impl Effective {
     /// Whether VM.Audit is held on `/vms/<vmid>`: listed paths (own ACL or pool member) as
     /// listed, others inherit what propagates from `/vms`.
     pub fn vm_audit(&self, vmid: u32) -> bool {
+        self.vm_holds(vmid, "VM.Audit")
+    }
+
+    /// Whether `privilege` is held on `/vms/<vmid>`, computed as [`Effective::vm_audit`] is.
+    pub fn vm_holds(&self, vmid: u32, privilege: &str) -> bool {
         match self.0.get(&vm_path(vmid)) {
-            Some(privs) => privs.contains_key("VM.Audit"),
+            Some(privs) => privs.contains_key(privilege),
             None => self
                 .0
                 .get("/vms")
-                .and_then(|privs| privs.get("VM.Audit"))
+                .and_then(|privs| privs.get(privilege))
                 .is_some_and(|flag| flag.as_i64().map(|v| v != 0).or(flag.as_bool()) == Some(true)),
         }
     }

@@ -207,9 +207,17 @@ pub struct CreateArgs {
     /// Disk in GiB.
     #[arg(long)]
     disk: Option<u32>,
-    /// Storage.
+    /// Storage (with `--clone-from`: a full copy there instead of a linked clone).
     #[arg(long)]
     storage: Option<String>,
+    /// A vm template only: clone this VM template (its VMID, on the node) instead of importing
+    /// the cloud image; linked where its storage allows, unless `--storage` names another.
+    #[arg(long, value_name = "VMID")]
+    clone_from: Option<u32>,
+    /// With `--clone-from`: a full copy (on `--storage`, else the automatic choice's) instead
+    /// of a linked clone.
+    #[arg(long, requires = "clone_from")]
+    full_clone: bool,
     /// Bridge.
     #[arg(long)]
     bridge: Option<String>,
@@ -625,7 +633,7 @@ async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut body = json!({});
-    let fields: [(&str, Option<Value>); 19] = [
+    let fields: [(&str, Option<Value>); 21] = [
         ("hostname", a.hostname.map(Value::from)),
         ("preset", a.preset.map(Value::from)),
         ("count", a.count.map(Value::from)),
@@ -640,6 +648,8 @@ async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
         ("memory", a.memory.map(Value::from)),
         ("disk", a.disk.map(Value::from)),
         ("storage", a.storage.map(Value::from)),
+        ("clone_from", a.clone_from.map(Value::from)),
+        ("full_clone", a.full_clone.then_some(Value::Bool(true))),
         ("bridge", a.bridge.map(Value::from)),
         ("ip", a.ip.map(Value::from)),
         ("gateway", a.gateway.map(Value::from)),
@@ -661,9 +671,21 @@ async fn create(api: &Api, a: CreateArgs) -> anyhow::Result<ExitCode> {
         let plan: PlanView = api
             .send(reqwest::Method::POST, "/api/v1/containers/plan", Some(body))
             .await?;
-        println!("POST /nodes/{}/lxc", plan.node);
+        println!("{}", plan.create_call);
         for (key, value) in &plan.create_params {
             println!("  {key}={value}");
+        }
+        for step in &plan.steps {
+            if let Step::CloneVm { vmid, full, config } = step {
+                let how = if *full { "full copy" } else { "linked" };
+                println!(
+                    "PUT /nodes/{}/qemu/{}/config (the clone of {vmid}, {how})",
+                    plan.node, plan.vmid
+                );
+                for (key, value) in config {
+                    println!("  {key}={value}");
+                }
+            }
         }
         println!("steps:");
         for (i, step) in plan.steps.iter().enumerate() {

@@ -258,5 +258,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("{r}"));
             assert!(schemas.contains_key(name), "{r} resolves");
         }
+        // Two types of one name would share one component (the last hoisted wins): the
+        // plan's steps and a lifecycle action's steps are both documented.
+        assert!(schemas["Step"].to_string().contains("clone_vm"));
+        assert!(schemas["ActionStep"].to_string().contains("message"));
     }
 }

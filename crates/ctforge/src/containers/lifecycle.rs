@@ -132,8 +132,11 @@ impl Default for Options {
     }
 }
 
-/// One thing that happened during an action.
+/// One thing that happened during an action. Named `ActionStep` in the OpenAPI document:
+/// the plan's `Step` is another schema, and one name for both made a delete's answer violate
+/// its own documented schema.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ActionStep")]
 pub struct Step {
     /// Event kind (`started`, `stopped`, `shutdown`, `shutdown_timeout`, `force_stopped`,
     /// `rebooted`, `deleted`, `record_deleted`).

@@ -382,6 +382,20 @@ async fn fetch(state: &AppState, user: &CurrentUser, cluster: &Cluster) -> Fetch
     }
 }
 
+/// The guests `user` sees on `cluster` and its rights there, from the dashboard's shared read
+/// (one `/cluster/resources` per identity and freshness window); why not, as text.
+pub async fn seen(
+    state: &AppState,
+    user: &CurrentUser,
+    cluster: &Cluster,
+) -> Result<Arc<Snapshot>, String> {
+    match fetch(state, user, cluster).await {
+        Fetched::Live(snapshot) => Ok(snapshot),
+        Fetched::NotSignedIn => Err(crate::authz::other_cluster(cluster).to_string()),
+        Fetched::Failed { reason, .. } => Err(reason),
+    }
+}
+
 /// One read of `cluster` for `user`: its guests as Proxmox shows them to it and its rights.
 async fn read(state: &AppState, user: &CurrentUser, cluster: &Cluster) -> Snapshot {
     let failed = |reason: String, transport: bool| Snapshot {

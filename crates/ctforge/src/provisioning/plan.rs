@@ -86,6 +86,12 @@ pub struct CreateRequest {
     /// VM's own cloud-init settings, resources and disk size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_from: Option<u32>,
+    /// With `clone_from`: `true` makes a full copy (on `storage`, else where the automatic
+    /// choice puts it), `false` a linked clone (refused when the template's disk cannot be
+    /// linked or another `storage` is asked: a linked clone stays on its template's storage);
+    /// absent: linked where possible, as described under `clone_from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_clone: Option<bool>,
     /// A vm template only: whether cloud-init upgrades the guest's packages on its first boot
     /// (`ciupgrade`); absent: Proxmox's default (yes). Off, the VM is Ready minutes sooner and
     /// its packages are as the cloud image has them.
@@ -948,11 +954,31 @@ pub fn resolve(
                     None
                 }
                 Some(s) => {
-                    let other_storage = asked_storage
-                        .as_ref()
-                        .is_some_and(|a| Some(a) != s.disk_storage.as_ref());
-                    let full = !s.linked || other_storage;
-                    Some((s.clone(), full))
+                    let other_storage = |asked: Option<&String>| {
+                        asked.is_some_and(|a| Some(a) != s.disk_storage.as_ref())
+                    };
+                    let on = s.disk_storage.as_deref().unwrap_or("no disk");
+                    match req.full_clone {
+                        Some(true) => Some((s.clone(), true)),
+                        Some(false) if !s.linked => {
+                            errors.push((
+                                "full_clone".into(),
+                                format!("the disk of VM template {id} (on {on}) cannot be linked: Proxmox links only a template's base volumes on thin LVM, ZFS or Ceph and qcow2 files; make a full copy"),
+                            ));
+                            None
+                        }
+                        // The template's own TEMPLATE_STORAGE gives way to the linked clone
+                        // asked; a storage the request names does not.
+                        Some(false) if other_storage(req.storage.as_ref().filter(|a| !a.is_empty())) => {
+                            errors.push((
+                                "storage".into(),
+                                format!("a linked clone stays on its template's storage {on}; leave the storage out or make a full copy"),
+                            ));
+                            None
+                        }
+                        Some(false) => Some((s.clone(), false)),
+                        None => Some((s.clone(), !s.linked || other_storage(asked_storage.as_ref()))),
+                    }
                 }
             },
         );
@@ -1558,6 +1584,45 @@ mod tests {
         assert!(
             view.create_params
                 .contains(&("storage".into(), "local".into()))
+        );
+        // Asked: a full copy on the template's own storage, or a linked clone, which refuses
+        // another storage and a disk that cannot be linked.
+        let full_here = CreateRequest {
+            storage: None,
+            full_clone: Some(true),
+            ..req.clone()
+        };
+        let view = resolve(&full_here, Some(&t), &env).unwrap().view();
+        assert!(view.create_params.contains(&("full".into(), "1".into())));
+        let linked_elsewhere = CreateRequest {
+            full_clone: Some(false),
+            ..req.clone()
+        };
+        let errors = resolve(&linked_elsewhere, Some(&t), &env).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|(f, m)| f == "storage"
+                    && m.contains("stays on its template's storage local-lvm")),
+            "{errors:?}"
+        );
+        let unlinkable = Environment {
+            clone_source: Some(CloneSource {
+                linked: false,
+                ..source.clone()
+            }),
+            ..env.clone()
+        };
+        let linked = CreateRequest {
+            storage: None,
+            ..linked_elsewhere
+        };
+        let errors = resolve(&linked, Some(&t), &unlinkable).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|(f, m)| f == "full_clone" && m.contains("cannot be linked")),
+            "{errors:?}"
         );
         // Not a template: a field error.
         let env = Environment {

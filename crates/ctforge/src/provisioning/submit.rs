@@ -305,21 +305,14 @@ async fn prepare_as(
     let mut environment = environment::lookup(client.as_ref(), &cluster, request.node.as_deref())
         .await
         .map_err(AppError::Unavailable)?;
-    // Out of range, the plan names the field; Proxmox is not asked about it.
-    let clone_from = request.clone_from.filter(|v| plan::valid_vmid(*v));
-    if let Some(source) = clone_from {
-        // The VM template on the node the VM goes to (a clone stays on its template's node).
-        let node = request
-            .node
-            .clone()
-            .filter(|n| !n.is_empty())
-            .or_else(|| environment.nodes.first().cloned());
-        if let Some(node) = node.filter(|n| environment.nodes.contains(n)) {
-            environment.clone_source = environment::clone_source(client.as_ref(), &node, source)
-                .await
-                .map_err(AppError::Unavailable)?;
-        }
-    }
+    environment::read_clone_source(
+        client.as_ref(),
+        &mut environment,
+        request.clone_from,
+        request.node.as_deref(),
+    )
+    .await
+    .map_err(AppError::Unavailable)?;
     if request.vmid.is_none() {
         environment.next_vmid = free_vmid(
             state.store.as_ref(),

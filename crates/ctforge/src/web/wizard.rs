@@ -5,6 +5,11 @@
 //! The root password is the exception: it is sealed into a server-side draft
 //! (`provisioning::drafts`) as soon as it arrives and the pages carry only the draft's id.
 //!
+//! A vm template's Configure step chooses where the VM's disk comes from: the template's cloud
+//! image imported, or a clone of one of the cluster's VM templates (`clone_from`; only those
+//! the user may clone are offered), linked or a full copy; Review then shows Proxmox's clone
+//! call instead of the create call.
+//!
 //! Presets: the Template step (or `?preset=NAME`) can start from a saved preset, whose values
 //! fill the form; Review can save the form as a preset ("Save as preset") and create several
 //! containers at once (`count`, a hostname pattern like `web-{n}`, a placement rule).
@@ -20,6 +25,7 @@ use maud::{Markup, html};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::provisioning::check::{self, CheckQuery, FieldCheck, IdentityCheck};
+use crate::provisioning::environment::{self, VmTemplate};
 use crate::provisioning::plan::{self, CreateRequest, ScriptChoice, Step};
 use crate::provisioning::{batch, drafts, submit};
 use crate::state::AppState;
@@ -99,6 +105,16 @@ impl Wizard {
         }
     }
 
+    /// Whether a VM's disk is a clone of a VM template: the Configure step's choice
+    /// (`disk_from`), else whether a VM template is named (a preset's `clone_from`).
+    fn cloning(&self) -> bool {
+        match self.get("disk_from") {
+            "clone" => true,
+            "image" => false,
+            _ => !self.get("clone_from").trim().is_empty(),
+        }
+    }
+
     /// The request these values describe; unparsable numbers become field errors.
     fn request(&self) -> (CreateRequest, Vec<(String, String)>) {
         let mut errors = Vec::new();
@@ -121,6 +137,18 @@ impl Wizard {
         let memory = num("memory");
         let swap = num("swap");
         let disk = num("disk").and_then(|n| u32::try_from(n).ok());
+        let clone_from = if self.cloning() {
+            let chosen = num("clone_from").and_then(|n| u32::try_from(n).ok());
+            if chosen.is_none() && self.get("clone_from").trim().is_empty() {
+                errors.push((
+                    "clone_from".to_owned(),
+                    "choose the VM template to clone".to_owned(),
+                ));
+            }
+            chosen
+        } else {
+            None
+        };
         let buckets = (self.get("touched_packages") == "1")
             .then(|| self.all("bucket").into_iter().map(str::to_owned).collect());
         let scripts = (self.get("touched_scripts") == "1").then(|| {
@@ -186,8 +214,13 @@ impl Wizard {
                 Some("scratch") => Some(crate::provisioning::plan::SourceKind::Scratch),
                 _ => None,
             },
-            image: opt("image"),
-            clone_from: opt("clone_from").and_then(|v| v.parse().ok()),
+            image: opt("image").filter(|_| clone_from.is_none()),
+            full_clone: clone_from.and_then(|_| match self.get("full_clone") {
+                "1" => Some(true),
+                "0" => Some(false),
+                _ => None,
+            }),
+            clone_from,
             user: opt("user"),
             upgrade: opt("upgrade").map(|v| !matches!(v.as_str(), "0" | "off" | "false" | "no")),
             cloud_init_snippet: false,
@@ -234,6 +267,23 @@ struct Context {
     template: Option<ctforge_template::Template>,
     clusters: Vec<(String, String)>,
     environment: Result<plan::Environment, String>,
+    /// A vm template's choice of VM templates to clone (those the user may clone), or why
+    /// they cannot be listed; `None` for other templates.
+    vm_templates: Option<Result<Vec<VmTemplate>, String>>,
+    /// Why the VM template the values name could not be read from Proxmox.
+    clone_unreadable: Option<String>,
+}
+
+impl Context {
+    /// Whether the template makes a VM.
+    fn vm(&self) -> bool {
+        makes_vm(self.template.as_ref())
+    }
+}
+
+/// Whether `template` makes a VM (`TEMPLATE_TYPE=vm`).
+fn makes_vm(template: Option<&ctforge_template::Template>) -> bool {
+    template.is_some_and(|t| t.config.kind() == ctforge_template::TemplateType::Vm)
 }
 
 async fn context(state: &AppState, user: &CurrentUser, w: &Wizard) -> Result<Context, AppError> {
@@ -267,15 +317,39 @@ async fn context(state: &AppState, user: &CurrentUser, w: &Wizard) -> Result<Con
         .into_iter()
         .map(|c| (c.name.clone(), c.name))
         .collect();
+    let vm = makes_vm(template.as_ref());
+    let mut vm_templates = None;
+    let mut clone_unreadable = None;
     let environment = match crate::auth::login::pick_cluster(state, Some(w.get("cluster"))).await {
         Ok(cluster) => match submit::client_for(state, user, &cluster) {
             Ok(client) => {
-                crate::provisioning::environment::lookup(
-                    client.as_ref(),
-                    &cluster,
-                    Some(w.get("node")),
-                )
-                .await
+                let lookup = environment::lookup(client.as_ref(), &cluster, Some(w.get("node")));
+                let mut env = if vm {
+                    let (env, offered) =
+                        tokio::join!(lookup, environment::vm_templates(state, user, &cluster));
+                    vm_templates = Some(offered);
+                    env
+                } else {
+                    lookup.await
+                };
+                // The VM template chosen, read as the creation reads it, so Review shows the
+                // same clone call.
+                if let Ok(env) = &mut env
+                    && vm
+                {
+                    let (request, _) = w.request();
+                    if let Err(e) = environment::read_clone_source(
+                        client.as_ref(),
+                        env,
+                        request.clone_from,
+                        request.node.as_deref(),
+                    )
+                    .await
+                    {
+                        clone_unreadable = Some(e);
+                    }
+                }
+                env
             }
             Err(e) => Err(e.to_string()),
         },
@@ -288,7 +362,50 @@ async fn context(state: &AppState, user: &CurrentUser, w: &Wizard) -> Result<Con
         template,
         clusters,
         environment,
+        vm_templates,
+        clone_unreadable,
     })
+}
+
+/// The request of the wizard's values as the form means them: a container template has no
+/// disk choice (a VM template's value carried over from an earlier choice is dropped), a
+/// linked clone stays on its template's storage (the Storage field is for a full copy), and a
+/// VM template on another node than the chosen one is said on its field (a clone is made on
+/// its template's node).
+fn request_for(w: &Wizard, ctx: &Context) -> (CreateRequest, Vec<(String, String)>) {
+    let (mut request, mut errors) = w.request();
+    if !ctx.vm() {
+        request.clone_from = None;
+        errors.retain(|(f, _)| f != "clone_from");
+        return (request, errors);
+    }
+    let Some(source) = request.clone_from else {
+        return (request, errors);
+    };
+    if let Some(why) = &ctx.clone_unreadable {
+        errors.push(("clone_from".to_owned(), why.clone()));
+    }
+    let env = ctx.environment.as_ref().ok();
+    let node = request
+        .node
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| env.and_then(|e| e.nodes.first().cloned()));
+    if let (Some(Ok(offered)), Some(node)) = (&ctx.vm_templates, &node)
+        && let Some(elsewhere) = offered.iter().find(|t| t.vmid == source && &t.node != node)
+    {
+        errors.push((
+            "clone_from".to_owned(),
+            format!(
+                "VM template {source} is on node {at}, and a clone is made on its template's node: choose node {at}, or a template on {node}",
+                at = elsewhere.node
+            ),
+        ));
+    }
+    if request.full_clone == Some(false) {
+        request.storage = None;
+    }
+    (request, errors)
 }
 
 fn options(values: &[String]) -> Vec<(String, String)> {
@@ -345,10 +462,10 @@ fn page(
                     }
                 }
                 "configure" => {
-                    @let editing = ["cluster", "node", "hostname", "vmid", "password", "ssh_public_keys", "cores", "memory", "swap", "disk", "storage", "bridge", "ip", "gateway", "nameserver", "unprivileged", "nesting", "keyctl", "fuse", "tags", "ostemplate", "image", "user"];
+                    @let editing = ["cluster", "node", "hostname", "vmid", "password", "ssh_public_keys", "cores", "memory", "swap", "disk", "storage", "bridge", "ip", "gateway", "nameserver", "unprivileged", "nesting", "keyctl", "fuse", "tags", "ostemplate", "image", "user", "disk_from", "clone_from", "full_clone"];
                     // A vm template (`TEMPLATE_TYPE=vm`) asks for a VM's fields instead of a
                     // container's: the cloud image, the cloud-init user, storages for VM disks.
-                    @let vm = ctx.template.as_ref().is_some_and(|t| t.config.kind() == ctforge_template::TemplateType::Vm);
+                    @let vm = ctx.vm();
                     (w.hidden(&editing))
                     @let env = ctx.environment.as_ref().ok();
                     div.configure {
@@ -367,6 +484,7 @@ fn page(
                                 (ui::field(&Field { value: w.get("ssh_public_keys"), kind: "textarea", error: error_for(errors, "ssh_public_keys"), hint: Some("one per line"), ..Field::new("ssh_public_keys", "SSH public keys") }))
                                 (ui::field(&Field { value: w.get("tags"), error: error_for(errors, "tags"), hint: Some("separated by ';'"), ..Field::new("tags", "Tags") }))
                             }
+                            @if vm { (disk_source(w, ctx, errors)) }
                             fieldset {
                                 legend { "Resources" }
                                 div.grid.field-pairs {
@@ -380,7 +498,6 @@ fn page(
                                 @if let Some(env) = env {
                                     @if vm {
                                         (ui::select("storage", "Storage", &options(&env.image_storages), w.get("storage"), error_for(errors, "storage")))
-                                        (ui::select("image", "Cloud image", &options(&env.import_volumes), w.get("image"), error_for(errors, "image")))
                                     } @else {
                                         (ui::select("storage", "Storage", &options(&env.rootdir_storages), w.get("storage"), error_for(errors, "storage")))
                                         (ui::select("ostemplate", "OS template", &options(&env.ostemplates), w.get("ostemplate"), error_for(errors, "ostemplate")))
@@ -477,7 +594,8 @@ fn page(
                         @if let Some(reason) = crate::authz::root_only_reason(&plan.create_params) {
                             (ui::alert(Tone::Warn, reason))
                         }
-                        @if ctx.template.is_some() {
+                        // Baked images are container templates; a VM's disk is chosen on Configure.
+                        @if ctx.template.is_some() && plan.kind == crate::status::GuestKind::Lxc {
                             section.card.stack data-source=[plan.source.as_ref().map(|s| s.kind.as_str())] {
                                 h2 { "Source" }
                                 @if let Some(source) = &plan.source {
@@ -492,11 +610,18 @@ fn page(
                                 }
                             }
                         }
-                        section.card.stack {
-                            h2 { "Proxmox create call" }
+                        @let clone_config = plan.steps.iter().find_map(|s| match s { Step::CloneVm { config, .. } => Some(config), _ => None });
+                        section.card.stack data-create-call=(plan.create_call) {
+                            h2 { @if clone_config.is_some() { "Proxmox clone call" } @else { "Proxmox create call" } }
                             p.muted { code { (plan.create_call) } " on cluster " (plan.cluster) }
                             table.table {
                                 tbody { @for (k, val) in &plan.create_params { tr { th scope="row" { code { (k) } } td { code { (val) } } } } }
+                            }
+                            @if let Some(config) = clone_config {
+                                p.muted { "then the clone's own configuration, " code { "PUT /nodes/" (plan.node) "/qemu/" (plan.vmid) "/config" } ":" }
+                                table.table {
+                                    tbody { @for (k, val) in config { tr { th scope="row" { code { (k) } } td { code { (val) } } } } }
+                                }
                             }
                         }
                         section.card.stack {
@@ -537,6 +662,99 @@ fn page(
         }
     };
     ui::layout("New container", "/", v, body)
+}
+
+/// A vm template's Configure choice of the VM's disk: the cloud image imported, or a clone of
+/// one of the cluster's VM templates (those the user may clone, grouped by node), linked or a
+/// full copy. Both parts stay in the form: the stylesheet shows the chosen one and the server
+/// reads only that one.
+fn disk_source(w: &Wizard, ctx: &Context, errors: &[(String, String)]) -> Markup {
+    let env = ctx.environment.as_ref().ok();
+    let cloning = w.cloning();
+    let chosen = w.get("clone_from").trim();
+    let error = error_for(errors, "clone_from");
+    let cluster = env.map_or("this cluster", |e| e.cluster_name.as_str());
+    let offered = match &ctx.vm_templates {
+        Some(Ok(list)) => Some(list.as_slice()),
+        _ => None,
+    };
+    // With no VM template to clone, the choice is shown but cannot be taken (unless a value
+    // already names one: its error is shown then).
+    let none = offered.is_some_and(<[VmTemplate]>::is_empty);
+    let source = env
+        .and_then(|e| e.clone_source.as_ref())
+        .filter(|s| s.vmid.to_string() == chosen);
+    let unlinkable = source.is_some_and(|s| !s.linked);
+    let full = match w.get("full_clone") {
+        "" => unlinkable,
+        v => v == "1",
+    };
+    let mode_error = error_for(errors, "full_clone");
+    let mode_hint = match source {
+        Some(s) if !s.linked => format!(
+            "The disk of VM template {} ({}) cannot be linked: Proxmox links only a template's base volumes on thin LVM, ZFS or Ceph and qcow2 files, so a full copy is made.",
+            s.vmid,
+            s.disk_storage.as_deref().unwrap_or("no disk")
+        ),
+        _ => "Linked: made at once, shares the template's disk (the template must stay). Full: an independent copy, on the storage chosen under Resources.".to_owned(),
+    };
+    let error_id = error.map(|_| "clone_from-error");
+    html! {
+        fieldset.disk-source {
+            legend { "Disk" }
+            label.choice { input type="radio" name="disk_from" value="image" checked[!cloning]; " From the cloud image " span.muted { "imported into a new disk (the template's TEMPLATE_IMAGE)" } }
+            div.disk-image {
+                @if let Some(env) = env {
+                    (ui::select("image", "Cloud image", &options(&env.import_volumes), w.get("image"), error_for(errors, "image")))
+                }
+            }
+            label.choice { input type="radio" name="disk_from" value="clone" checked[cloning] disabled[none && !cloning] aria-describedby=[none.then_some("clone_from-none")]; " A clone of a VM template " span.muted { "of this cluster, made on its template's node" } }
+            @if none {
+                p.muted id="clone_from-none" { "Cluster " (cluster) " has no VM template you may clone (cloning needs VM.Clone on it): convert a prepared VM to a template in Proxmox first, or use the cloud image." }
+                @if let Some(e) = error { div.error id="clone_from-error" { (e) } }
+            }
+            @if !none {
+                div.disk-clone {
+                    @match offered {
+                        Some(list) => {
+                            div.field {
+                                label for="clone_from" { "VM template" }
+                                select id="clone_from" name="clone_from" aria-invalid=[error.map(|_| "true")] aria-describedby=[error_id] {
+                                    @if !chosen.is_empty() && !list.iter().any(|t| t.vmid.to_string() == chosen) {
+                                        option value=(chosen) selected { (chosen) " (not a VM template you may clone here)" }
+                                    }
+                                    @for group in list.chunk_by(|a, b| a.node == b.node) {
+                                        optgroup label={ "on " (group[0].node) } {
+                                            @for t in group {
+                                                option value=(t.vmid) selected[chosen == t.vmid.to_string()] {
+                                                    (t.vmid) @if !t.name.is_empty() { " — " (t.name) }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                                @if let Some(e) = error { div.error id="clone_from-error" { (e) } }
+                            }
+                        }
+                        None => {
+                            @let why = match &ctx.vm_templates { Some(Err(why)) => why.as_str(), _ => "Proxmox is unreachable" };
+                            @let hint = format!("The VM templates of {cluster} cannot be listed ({why}); enter the VMID of one.");
+                            (ui::field(&Field { value: chosen, kind: "number", error, hint: Some(&hint), ..Field::new("clone_from", "VM template (VMID)") }))
+                        }
+                    }
+                    div.field {
+                        label for="full_clone" { "Clone mode" }
+                        select id="full_clone" name="full_clone" aria-invalid=[mode_error.map(|_| "true")] aria-describedby=(if mode_error.is_some() { "full_clone-error full_clone-hint" } else { "full_clone-hint" }) {
+                            option value="0" selected[!full] { "Linked clone, on the template's storage" }
+                            option value="1" selected[full] { "Full copy, on the storage under Resources" }
+                        }
+                        div.hint id="full_clone-hint" { (mode_hint) }
+                        @if let Some(e) = mode_error { div.error id="full_clone-error" { (e) } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The wizard's source choice: automatic (`source` left out), or forced.
@@ -921,7 +1139,7 @@ pub async fn advance(
         return Ok(page(&v, target, &w, &ctx, &[], None).into_response());
     }
     let mut ctx = context(&state, &user, &w).await?;
-    let (mut request, mut errors) = w.request();
+    let (mut request, mut errors) = request_for(&w, &ctx);
     request.password = password;
     // A hostname pattern (`web-{n}`) is planned as its first container.
     let pattern = request.hostname.clone();
@@ -996,7 +1214,14 @@ pub async fn advance(
         Err(e) => Err(vec![("cluster".to_owned(), e.clone())]),
     };
     if let Err(e) = &resolved {
-        errors.extend(e.iter().cloned());
+        // The wizard's own word on the VM template (on another node, unreadable) is the one
+        // shown; the plan's "does not exist on …" would only repeat it.
+        let said = errors.iter().any(|(f, _)| f == "clone_from");
+        errors.extend(
+            e.iter()
+                .filter(|(f, _)| !(said && f == "clone_from"))
+                .cloned(),
+        );
     }
     // Without JavaScript the VMID is checked here, on Next, as the page's script does while
     // the user types.

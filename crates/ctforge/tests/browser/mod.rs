@@ -430,6 +430,18 @@ pub async fn axe_check(page: &Page, name: &str) -> anyhow::Result<Vec<AxeViolati
     Ok(serde_json::from_str(&json)?)
 }
 
+/// Fails when axe-core finds a serious or critical WCAG violation on the current page.
+pub async fn assert_no_serious_axe(page: &Page, name: &str) -> anyhow::Result<()> {
+    let violations = axe_check(page, name).await?;
+    let serious: Vec<_> = violations.into_iter().filter(|v| v.is_serious()).collect();
+    anyhow::ensure!(
+        serious.is_empty(),
+        "axe found serious or critical WCAG violations:\n{}",
+        axe_report(name, &serious)
+    );
+    Ok(())
+}
+
 /// A readable report of `violations` on page `name` (rule, impact, help, offending selectors).
 pub fn axe_report(name: &str, violations: &[AxeViolation]) -> String {
     let mut out = String::new();

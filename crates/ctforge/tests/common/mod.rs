@@ -310,6 +310,27 @@ impl ApiSession {
     }
 }
 
+/// Posts the wizard's form (`POST {base}/containers/new`) with `fields` as the session of
+/// `cookie` (`ctforge_session=…`), its CSRF token added: status, `Location` and page.
+pub async fn post_wizard(
+    client: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    csrf: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut form = vec![("csrf_token", csrf)];
+    form.extend_from_slice(fields);
+    let r = client
+        .post(format!("{base}/containers/new"))
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    status_location_body(r).await
+}
+
 /// Signs `username` in at `base` (`http://127.0.0.1:PORT`); panics unless Proxmox accepts it.
 pub async fn api_login(
     client: &reqwest::Client,

@@ -475,18 +475,14 @@ async fn an_image_is_baked_after_the_first_creation_and_the_next_container_clone
 impl Session {
     /// Posts the wizard's form (`/containers/new`) with `fields`; status, `Location` and page.
     async fn wizard(&self, fields: &[(&str, &str)]) -> (u16, String, String) {
-        let mut form = vec![("csrf_token", self.csrf.as_str())];
-        form.extend_from_slice(fields);
-        let r = self
-            .app
-            .client
-            .post(format!("{}/containers/new", self.app.address))
-            .header("cookie", &self.cookie)
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        common::status_location_body(r).await
+        common::post_wizard(
+            &self.app.client,
+            &self.app.address,
+            &self.cookie,
+            &self.csrf,
+            fields,
+        )
+        .await
     }
 }
 

@@ -70,8 +70,19 @@ async fn app_with(web_links: bool) -> Vms {
 /// with `vm-web-ssh` beside the examples: `vm-web` without the guest agent
 /// ([`common::vm_without_agent`]).
 async fn app_where(web_links: bool, timings: ctforge_pve_sim::Timings, agent_secs: u64) -> Vms {
+    app_in("", web_links, timings, agent_secs).await
+}
+
+/// [`app_where`] on a simulator with `scenario` (users and ACLs). Proxmox is read afresh on
+/// every page: the tests change the scene between views.
+async fn app_in(
+    scenario: &str,
+    web_links: bool,
+    timings: ctforge_pve_sim::Timings,
+    agent_secs: u64,
+) -> Vms {
     ctforge::install_crypto_provider();
-    let sim = common::sim("", |c| {
+    let sim = common::sim(scenario, |c| {
         c.with_nodes(1).with_containers(0).with_timings(timings)
     })
     .await;
@@ -85,6 +96,7 @@ async fn app_where(web_links: bool, timings: ctforge_pve_sim::Timings, agent_sec
         c.templates.roots = vec![root];
         c.monitoring.web_links = web_links;
         c.provisioning.agent_timeout_secs = agent_secs;
+        c.dashboard.fresh_ms = 0;
     })
     .await;
     let session =
@@ -392,31 +404,7 @@ async fn a_missing_cloud_image_is_a_field_error() {
 async fn a_vm_is_created_by_cloning_a_vm_template() {
     let v = app().await;
     let pve = common::pve::Pve::new(&v.sim);
-    let upid = pve
-        .call(
-            reqwest::Method::POST,
-            "/nodes/pve1/qemu",
-            &[
-                ("vmid", "9000"),
-                ("name", "debian-tpl"),
-                ("memory", "1024"),
-                ("scsihw", "virtio-scsi-single"),
-                (
-                    "scsi0",
-                    "local-lvm:0,import-from=local:import/debian-12-genericcloud-amd64.qcow2",
-                ),
-                ("ide2", "local-lvm:cloudinit"),
-                ("agent", "enabled=1"),
-                ("serial0", "socket"),
-                ("net0", "virtio,bridge=vmbr0"),
-            ],
-        )
-        .await;
-    pve.wait("pve1", &upid).await;
-    let upid = pve
-        .call(reqwest::Method::POST, "/nodes/pve1/qemu/9000/template", &[])
-        .await;
-    pve.wait("pve1", &upid).await;
+    pve.create_vm_template(9000, "pve1", "debian-tpl").await;
 
     let body = json!({
         "template": "vm-web",
@@ -507,6 +495,312 @@ async fn a_vm_is_created_by_cloning_a_vm_template() {
             .unwrap()
             .starts_with(&format!("local-lvm:base-9000-disk-0/vm-{newid}-disk-")),
         "{conf}"
+    );
+}
+
+impl Vms {
+    /// Posts the wizard's form (`/containers/new`) as `session`: status, `Location`, page.
+    async fn wizard(
+        &self,
+        session: &common::ApiSession,
+        fields: &[(&str, &str)],
+    ) -> (u16, String, String) {
+        common::post_wizard(
+            &self.app.client,
+            &self.app.address,
+            &session.cookie,
+            &session.csrf,
+            fields,
+        )
+        .await
+    }
+
+    /// The page at `path` as `session` sees it.
+    async fn page(&self, session: &common::ApiSession, path: &str) -> String {
+        let r = self
+            .app
+            .client
+            .get(format!("{}{path}", self.app.address))
+            .header("cookie", &session.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        r.text().await.unwrap()
+    }
+}
+
+/// Two nodes; `cloner` may clone VM template 9000 (PVEVMAdmin there) and only see 9001
+/// (PVEVMUser: no VM.Clone); 9002 (on pve2) is not theirs at all.
+const CLONER: &str = r#"
+node_count = 2
+
+[[users]]
+userid = "cloner@pve"
+password = "pw-123456"
+
+[[acl]]
+path = "/vms/9000"
+ugid = "cloner@pve"
+role = "PVEVMAdmin"
+
+[[acl]]
+path = "/vms/9001"
+ugid = "cloner@pve"
+role = "PVEVMUser"
+"#;
+
+/// The `<option>`s of the wizard's VM template choice in `page`, as their values.
+fn clone_options(page: &str) -> Vec<String> {
+    let Some(start) = page.find("<select id=\"clone_from\"") else {
+        return Vec::new();
+    };
+    let select = &page[start..];
+    let select = &select[..select.find("</select>").unwrap()];
+    select
+        .split("<option value=\"")
+        .skip(1)
+        .map(|o| o[..o.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+/// The wizard's Configure step of a vm template offers "a clone of a VM template": none in the
+/// cluster is said instead of an empty choice; then the VM templates the user may clone
+/// (VM.Clone) and no others; a value that is not a template is refused on its field; Review
+/// shows exactly the clone call `POST /api/v1/guests/plan` shows (linked or full, and the
+/// clone's own configuration), and Create clones the VM in the simulator.
+#[tokio::test]
+async fn the_wizard_clones_a_vm_template_the_user_may_clone() {
+    let v = app_in(CLONER, false, ctforge_pve_sim::Timings::instant(), 300).await;
+    let pve = common::pve::Pve::new(&v.sim);
+    let configure = "/containers/new?template=vm-web";
+
+    // No VM template yet: said, and the choice cannot be taken.
+    let page = v.page(&v.session, configure).await;
+    assert!(page.contains("has no VM template you may clone"), "{page}");
+    assert!(
+        page.contains("name=\"disk_from\" value=\"clone\" disabled"),
+        "{page}"
+    );
+    assert!(clone_options(&page).is_empty(), "{page}");
+
+    for (vmid, node, name) in [
+        (9000, "pve1", "debian-tpl"),
+        (9001, "pve1", "other-tpl"),
+        (9002, "pve2", "root-tpl"),
+    ] {
+        pve.create_vm_template(vmid, node, name).await;
+    }
+    pve.create_vm(150, "pve1", "plain-vm", false).await;
+
+    // Root may clone every VM template (and a plain VM is none); cloner only 9000.
+    let page = v.page(&v.session, configure).await;
+    assert_eq!(clone_options(&page), ["9000", "9001", "9002"], "{page}");
+    assert!(page.contains("9000 — debian-tpl"), "{page}");
+    assert!(
+        page.contains("<optgroup label=\"on pve1\">")
+            && page.contains("<optgroup label=\"on pve2\">"),
+        "grouped by node: {page}"
+    );
+    assert!(
+        page.contains("<label for=\"clone_from\">VM template</label>")
+            && page.contains("<label for=\"full_clone\">Clone mode</label>"),
+        "labelled: {page}"
+    );
+    let cloner =
+        common::api_login(&v.app.client, &v.app.address, "cloner", "pw-123456", "pve").await;
+    let page = v.page(&cloner, configure).await;
+    assert_eq!(clone_options(&page), ["9000"], "{page}");
+
+    // A VM that is not a template, one that does not exist, one on another node than the
+    // VM's, none chosen: refused on the field.
+    let configure_step = |clone_from: &'static str| {
+        vec![
+            ("step", "configure"),
+            ("go", "next"),
+            ("template", "vm-web"),
+            ("hostname", "wiz-clone"),
+            ("vmid", "170"),
+            ("node", "pve1"),
+            ("disk_from", "clone"),
+            ("clone_from", clone_from),
+        ]
+    };
+    for (clone_from, said) in [
+        (
+            "150",
+            "VM 150 is not a template; convert it to a template first",
+        ),
+        ("9999", "VM 9999 does not exist on pve1"),
+        (
+            "9002",
+            "VM template 9002 is on node pve2, and a clone is made on its template's node: choose node pve2, or a template on pve1",
+        ),
+        ("", "choose the VM template to clone"),
+    ] {
+        let (status, _, page) = v.wizard(&v.session, &configure_step(clone_from)).await;
+        assert_eq!(status, 400, "{clone_from}: {page}");
+        assert!(
+            page.contains(&format!(
+                "<div class=\"error\" id=\"clone_from-error\">{said}</div>"
+            )),
+            "{clone_from}: {page}"
+        );
+        assert!(page.contains("One value needs attention"), "{page}");
+    }
+
+    // Review: the clone call, exactly as the API plans it.
+    let review = |mode: &'static str, go: &'static str| {
+        vec![
+            ("step", if go == "create" { "review" } else { "scripts" }),
+            ("go", go),
+            ("template", "vm-web"),
+            ("hostname", "wiz-clone"),
+            ("vmid", "170"),
+            ("user", "alice"),
+            ("ssh_public_keys", KEY),
+            ("storage", "local-lvm"),
+            ("disk_from", "clone"),
+            ("clone_from", "9000"),
+            ("full_clone", mode),
+            ("image", "local:import/debian-12-genericcloud-amd64.qcow2"),
+        ]
+    };
+    let row = |k: &str, v: &str| {
+        format!("<tr><th scope=\"row\"><code>{k}</code></th><td><code>{v}</code></td></tr>")
+    };
+    let body = json!({
+        "template": "vm-web", "hostname": "wiz-clone", "vmid": 170, "user": "alice",
+        "ssh_public_keys": KEY, "clone_from": 9000,
+    });
+    let (code, plan) = v.post("/api/v1/guests/plan", body.clone()).await;
+    assert_eq!(code, 200, "{plan}");
+    let (status, _, page) = v.wizard(&v.session, &review("0", "next")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<h2>Proxmox clone call</h2>"), "{page}");
+    assert!(
+        page.contains("data-create-call=\"POST /nodes/pve1/qemu/9000/clone\""),
+        "{page}"
+    );
+    for (k, val) in params(&plan) {
+        assert!(
+            page.contains(&row(&k, &val)),
+            "{k}={val} as the API plans it: {page}"
+        );
+    }
+    assert!(page.contains(&row("full", "0")), "linked: {page}");
+    assert!(!page.contains("import-from"), "no import: {page}");
+    for (k, val) in plan["steps"][0]["config"].as_object().unwrap() {
+        let val = val.as_str().unwrap();
+        let shown = maud::html! { (val) }.into_string();
+        assert!(
+            page.contains(&row(k, &shown)),
+            "clone config {k}={val}: {page}"
+        );
+    }
+    assert!(page.contains(&row("ciuser", "alice")), "{page}");
+    assert!(
+        !page.contains("data-source="),
+        "no image/scratch choice for a VM: {page}"
+    );
+    // A full copy on the storage chosen.
+    let (status, _, page) = v.wizard(&v.session, &review("1", "next")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&row("full", "1")) && page.contains(&row("storage", "local-lvm")),
+        "{page}"
+    );
+
+    // Create: the job clones VM template 9000 in the simulator (linked).
+    let (status, location, page) = v.wizard(&v.session, &review("0", "create")).await;
+    assert_eq!(status, 303, "{page}");
+    let job_id: i64 = location.trim_start_matches("/jobs/").parse().unwrap();
+    let job = v.finished_job(job_id).await;
+    let log = job_log(&v, job_id).await;
+    assert_eq!(job["state"], "succeeded", "{job}\n{log}");
+    assert!(log.contains("cloning VM template 9000 as VM 170"), "{log}");
+    assert!(
+        !log.contains("building image"),
+        "a VM bakes no CT image: {log}"
+    );
+    assert!(log.contains("linked clone"), "{log}");
+    let conf = pve
+        .call(reqwest::Method::GET, "/nodes/pve1/qemu/170/config", &[])
+        .await;
+    assert_eq!(conf["name"], "wiz-clone", "{conf}");
+    assert_eq!(conf["ciuser"], "alice", "{conf}");
+    assert!(
+        conf["scsi0"]
+            .as_str()
+            .unwrap()
+            .starts_with("local-lvm:base-9000-disk-0/vm-170-disk-"),
+        "{conf}"
+    );
+}
+
+/// `ctforge ct create --clone-from` plans (and would create) the VM as a clone of a VM
+/// template: `--plan` prints Proxmox's clone call and the clone's own configuration;
+/// `--full-clone` asks for a full copy.
+#[tokio::test]
+async fn ct_create_plans_a_clone_of_a_vm_template() {
+    let v = app().await;
+    common::pve::Pve::new(&v.sim)
+        .create_vm_template(9000, "pve1", "debian-tpl")
+        .await;
+    let (_, secret) = ctforge::tokens::create(&v.app.state, "root@pam", "cli", "127.0.0.1")
+        .await
+        .unwrap();
+    let plan = |extra: &'static [&'static str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctforge"));
+        cmd.args([
+            "ct",
+            "--url",
+            &v.app.address,
+            "create",
+            "--template",
+            "vm-web",
+        ])
+        .args([
+            "--hostname",
+            "cli-clone",
+            "--vmid",
+            "171",
+            "--clone-from",
+            "9000",
+        ])
+        .args(extra)
+        .arg("--plan")
+        .env("CTFORGE_TOKEN", &secret)
+        .env_remove("CTFORGE_DATABASE_URL");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let out = plan(&[]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "POST /nodes/pve1/qemu/9000/clone",
+        "  newid=171",
+        "  full=0",
+        "PUT /nodes/pve1/qemu/171/config (the clone of 9000, linked)",
+        "  ciuser=ctforge",
+        "clone_vm",
+    ] {
+        assert!(text.contains(line), "{line:?} in:\n{text}");
+    }
+    let out = plan(&["--full-clone"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("  full=1") && text.contains("(the clone of 9000, full copy)"),
+        "{text}"
     );
 }
 

@@ -37,17 +37,6 @@ async fn rows(page: &Page) -> anyhow::Result<Vec<(u32, String, String)>> {
     .await
 }
 
-async fn axe(page: &Page, name: &str) -> anyhow::Result<()> {
-    let violations = browser::axe_check(page, name).await?;
-    let serious: Vec<_> = violations.into_iter().filter(|v| v.is_serious()).collect();
-    anyhow::ensure!(
-        serious.is_empty(),
-        "axe found serious or critical WCAG violations:\n{}",
-        browser::axe_report(name, &serious)
-    );
-    Ok(())
-}
-
 #[tokio::test]
 async fn dashboard_mixes_containers_and_vms_with_a_type_column_and_filter() {
     ctforge::install_crypto_provider();
@@ -125,7 +114,7 @@ async fn dashboard_mixes_containers_and_vms_with_a_type_column_and_filter() {
             ] {
                 browser::goto(&page, &format!("{base}{path}")).await?;
                 let shot = format!("{name}-{theme}");
-                axe(&page, &shot).await?;
+                browser::assert_no_serious_axe(&page, &shot).await?;
                 browser::screenshot(&page, &shot).await;
             }
         }
