@@ -700,7 +700,7 @@ impl LxcBackend {
     pub(super) fn qemu_ping(&self, vmid: u32) -> bool {
         self.qemu_pid(vmid).is_some()
             && self
-                .qga(vmid, "guest-ping", json!({}), Duration::from_secs(2))
+                .qga(vmid, "guest-ping", json!({}), QGA_PING_TIMEOUT)
                 .is_ok()
     }
 
@@ -755,7 +755,7 @@ impl LxcBackend {
         });
         enabled
             && self
-                .qga(vmid, "guest-ping", json!({}), Duration::from_secs(2))
+                .qga(vmid, "guest-ping", json!({}), QGA_PING_TIMEOUT)
                 .is_ok()
     }
 
@@ -1197,6 +1197,10 @@ fn render_bytes(n: u64) -> String {
 }
 
 /// One QGA request and its `return` (`Err` with the agent's error text).
+/// How long `guest-ping` may take before the agent counts as not running (qemu-server's
+/// `qga_check_running`: `mon_cmd($vmid, "guest-ping", timeout => 3)`).
+const QGA_PING_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Where Debian keeps the certificate authorities a site adds to its trust store.
 const LOCAL_CA_DIR: &str = "/usr/local/share/ca-certificates";
 

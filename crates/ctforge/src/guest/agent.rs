@@ -11,7 +11,11 @@
 //!   [`CHUNK_BYTES`] into a private (0700) directory in the guest, then one command joins the
 //!   chunks into the target with its mode and owner and removes the directory. The content
 //!   never appears in logs or errors.
-//! * The agent answers only once the VM runs and its agent started; errors say so.
+//! * The agent answers only once the VM runs and its agent started; errors say so. A busy guest
+//!   can leave Proxmox's 3-second `guest-ping` unanswered ("QEMU guest agent is not running")
+//!   while the VM runs: starting a command (nothing ran yet) and polling one that runs (it
+//!   goes on in the guest) are asked again until the agent has been silent for
+//!   [`AGENT_SILENCE`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,6 +35,18 @@ pub const CHUNK_BYTES: usize = 44 * 1024;
 
 /// Longest pause between two `exec-status` polls.
 const POLL_CAP: Duration = Duration::from_millis(250);
+
+/// How long the agent of a running VM may leave calls unanswered before a command fails.
+pub const AGENT_SILENCE: Duration = Duration::from_secs(120);
+
+/// Whether `e` says the agent did not answer in time while the VM runs (Proxmox's
+/// `agent_available` after its `guest-ping` timed out, or the call itself timed out), as
+/// opposed to a stopped VM, an agent not configured, or a refused call.
+pub fn agent_silent(e: &ctforge_pve::PveError) -> bool {
+    e.to_string().contains("guest agent is not running")
+        || matches!(e, ctforge_pve::PveError::Timeout { .. })
+        || e.to_string().contains("got timeout")
+}
 
 /// A channel into VM `vmid` on `node` through its guest agent.
 pub struct AgentChannel {
@@ -90,21 +106,40 @@ impl AgentChannel {
             "-c".to_owned(),
             format!("umask 022; {guarded}"),
         ];
-        let pid = self
-            .client
-            .agent_exec(&self.node, self.vmid, &command, input)
-            .await
-            .map_err(|e| self.agent_error(&what, &e))?
-            .pid;
+        let mut silent_since: Option<Instant> = None;
+        let pid = loop {
+            match self
+                .client
+                .agent_exec(&self.node, self.vmid, &command, input)
+                .await
+            {
+                Ok(started) => break started.pid,
+                Err(e) if agent_silent(&e) && within(&mut silent_since, AGENT_SILENCE) => {
+                    tokio::time::sleep(POLL_CAP).await;
+                }
+                Err(e) => return Err(self.agent_error(&what, &e)),
+            }
+        };
         let deadline = self.limit.map(|l| l + KILL_GRACE + BACKSTOP);
         let mut lines = Lines::default();
         let mut backoff = ctforge_pve::Backoff::new(POLL_CAP);
         loop {
-            let status = self
+            let status = match self
                 .client
                 .agent_exec_status(&self.node, self.vmid, pid)
                 .await
-                .map_err(|e| self.agent_error(&what, &e))?;
+            {
+                Ok(status) => {
+                    silent_since = None;
+                    status
+                }
+                // The command goes on in the guest; the agent answers again once it has time.
+                Err(e) if agent_silent(&e) && within(&mut silent_since, AGENT_SILENCE) => {
+                    tokio::time::sleep(backoff.next_pause()).await;
+                    continue;
+                }
+                Err(e) => return Err(self.agent_error(&what, &e)),
+            };
             if let Some(out) = &status.out_data {
                 lines.feed(Stream::Stdout, out, on_line);
             }
@@ -326,9 +361,50 @@ impl RemoteExec for AgentChannel {
     }
 }
 
+/// Starts the silence at the first unanswered call; whether it has lasted less than `bound`.
+fn within(since: &mut Option<Instant>, bound: Duration) -> bool {
+    since.get_or_insert_with(Instant::now).elapsed() < bound
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unanswering_agent_of_a_running_vm_is_waited_for() {
+        use ctforge_pve::PveError;
+        let silent = PveError::NotRunning {
+            message: "QEMU guest agent is not running".into(),
+        };
+        assert!(agent_silent(&silent));
+        assert!(agent_silent(&PveError::Timeout { after_ms: 30_000 }));
+        assert!(agent_silent(&PveError::Server {
+            status: 500,
+            message: "VM 4502 qmp command 'guest-exec-status' failed - got timeout".into(),
+        }));
+        for ended in [
+            PveError::NotRunning {
+                message: "VM 4502 not running".into(),
+            },
+            PveError::Server {
+                status: 500,
+                message: "No QEMU guest agent configured".into(),
+            },
+            PveError::Server {
+                status: 500,
+                message: "Agent error: Invalid parameter 'pid'".into(),
+            },
+        ] {
+            assert!(!agent_silent(&ended), "{ended}");
+        }
+        let mut since = None;
+        assert!(within(&mut since, Duration::from_secs(60)));
+        assert!(since.is_some());
+        assert!(!within(
+            &mut Some(Instant::now() - Duration::from_secs(61)),
+            Duration::from_secs(60)
+        ));
+    }
 
     #[test]
     fn lines_are_handed_out_once() {

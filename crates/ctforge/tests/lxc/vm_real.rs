@@ -568,7 +568,6 @@ async fn openclaw_desktop_non_graphical_part_on_a_real_vm() {
         "vmid": VMID,
         "user": "alice",
         "ssh_public_keys": KEY,
-        "memory": 2048,
     });
     let (p, job) =
         common::lxc::provision_at("/api/v1/guests", root.path().to_owned(), body, |_| {}).await;
