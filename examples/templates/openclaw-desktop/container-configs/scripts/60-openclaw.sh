@@ -18,5 +18,12 @@ if [ -n "$installed" ] && { [ "$want" = latest ] || printf '%s' "$installed" | g
     log_info "OpenClaw is installed: $installed"
     exit 0
 fi
-run_as_user npm install --global --no-audit --no-fund "openclaw@$want"
+# npm 12 and later run no package's install scripts unless allowed by name. OpenClaw's own
+# (its bundled plugins) and those of the native modules it loads (koffi, tree-sitter-bash) and
+# of protobufjs are needed; @google/genai's is a no-op. Older npm runs them all.
+allow=()
+if [ "$(run_as_user npm --version | cut -d. -f1)" -ge 12 ] 2>/dev/null; then
+    allow=(--allow-scripts=openclaw,koffi,tree-sitter-bash,protobufjs)
+fi
+run_as_user npm install --global --no-audit --no-fund "${allow[@]}" "openclaw@$want"
 log_info "OpenClaw installed for $CONTAINER_USER: $(run_as_user openclaw --version 2>/dev/null || echo unknown version)"
