@@ -376,20 +376,30 @@ async fn agent_address(ctx: &JobContext, client: &dyn PveApi, node: &str, vmid: 
     }
 }
 
-/// Prints cloud-init's final state once its first boot ended (`absent` without cloud-init).
+/// Prints cloud-init's final state once its first boot ended (`absent` without cloud-init),
+/// then, when it ended in error, what `status --long` says of it (at most 8 lines).
 const CLOUD_INIT_WAIT: &str = "command -v cloud-init >/dev/null 2>&1 || { echo absent; exit 0; }; \
-     cloud-init status --wait >/dev/null 2>&1; cloud-init status 2>/dev/null | sed -n 's/^status: //p'";
+     cloud-init status --wait >/dev/null 2>&1; \
+     s=$(cloud-init status 2>/dev/null | sed -n 's/^status: //p'); echo \"$s\"; \
+     if [ \"$s\" = error ]; then cloud-init status --long 2>/dev/null \
+     | grep -v -e '^status:' -e '^time:' -e '^boot_status_code:' -e '^detail:$' -e '^ *$' | head -n 8; fi";
 
-/// Logs the state [`CLOUD_INIT_WAIT`] printed, `secs` after it was asked.
-async fn cloud_init_done(ctx: &JobContext, state: &str, secs: f64) {
-    let state = state.trim();
-    if state != "absent" {
-        let _ = ctx
-            .log(format!(
-                "cloud-init {} ({secs:.0}s)",
-                if state.is_empty() { "ended" } else { state },
-            ))
-            .await;
+/// Logs the state [`CLOUD_INIT_WAIT`] printed, `secs` after it was asked, and the lines that
+/// say why when it is an error.
+async fn cloud_init_done(ctx: &JobContext, printed: &str, secs: f64) {
+    let mut lines = printed.lines().map(str::trim);
+    let state = lines.next().unwrap_or_default();
+    if state == "absent" {
+        return;
+    }
+    let _ = ctx
+        .log(format!(
+            "cloud-init {} ({secs:.0}s)",
+            if state.is_empty() { "ended" } else { state },
+        ))
+        .await;
+    for why in lines.filter(|l| !l.is_empty()) {
+        let _ = ctx.log(format!("! cloud-init: {why}")).await;
     }
 }
 
@@ -405,6 +415,7 @@ async fn wait_cloud_init_over(ctx: &JobContext, channel: &ctforge_ssh::DirectCha
         .exec(CLOUD_INIT_WAIT, &mut |stream, line| {
             if stream == Stream::Stdout {
                 printed.push_str(line);
+                printed.push('\n');
             }
         })
         .await;
