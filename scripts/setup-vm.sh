@@ -8,7 +8,9 @@
 #   3. builds a Debian 12 (bookworm) guest disk once from Debian packages only (no image
 #      download): mmdebstrap through the apt proxy with the cloud kernel, cloud-init,
 #      qemu-guest-agent, openssh-server, ifupdown and resolvconf (which puts the nameservers
-#      cloud-init renders as `dns-nameservers` into /etc/resolv.conf); an ext4 filesystem labelled
+#      cloud-init renders as `dns-nameservers` into /etc/resolv.conf), cloud-init's locale set
+#      to the built-in C.UTF-8 (its default, en_US.UTF-8, is not generated here, and its locale
+#      module failed the first boot); an ext4 filesystem labelled
 #      `cloudimg-rootfs` made from that tree (`mkfs.ext4 -d`, no loop mounts), converted to
 #      qcow2. The kernel and initrd are kept beside it: the backend boots them directly
 #      (`-kernel/-initrd`, faster than a boot loader). The result is
@@ -77,7 +79,7 @@ if (exec 3<>"/dev/tcp/$BRIDGE_IP/$ACNG_PORT") 2>/dev/null; then
 fi
 
 # 3. the guest disk, built once per recipe version (bump RECIPE when the recipe changes)
-RECIPE=2
+RECIPE=3
 if [ -s "$IMAGE" ] && [ -s "$IMPORT/$NAME.vmlinuz" ] && [ -s "$IMPORT/$NAME.initrd" ] \
   && [ "$(cat "$IMAGE.recipe" 2>/dev/null || echo 0)" = "$RECIPE" ]; then
   log "guest disk $IMAGE cached ($(du -h "$IMAGE" | cut -f1))"
@@ -92,7 +94,7 @@ else
   mmdebstrap --variant=minbase --mode=root \
     --include=systemd,systemd-sysv,dbus,udev,kmod,linux-image-cloud-amd64,initramfs-tools,cloud-init,qemu-guest-agent,openssh-server,ifupdown,resolvconf,isc-dhcp-client,iproute2,ca-certificates,procps,less,iputils-ping,sudo,curl,e2fsprogs,cloud-guest-utils \
     --customize-hook='printf "LABEL=cloudimg-rootfs / ext4 defaults,discard 0 1\n" > "$1/etc/fstab"' \
-    --customize-hook='printf "datasource_list: [ NoCloud, None ]\n" > "$1/etc/cloud/cloud.cfg.d/90_ctforge.cfg"' \
+    --customize-hook='printf "datasource_list: [ NoCloud, None ]\n# C.UTF-8 is built in; en_US.UTF-8 is not generated in this minimal tree.\nlocale: C.UTF-8\n" > "$1/etc/cloud/cloud.cfg.d/90_ctforge.cfg"' \
     --customize-hook='printf "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n" > "$1/etc/network/interfaces"' \
     --customize-hook=': > "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id"' \
     --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
