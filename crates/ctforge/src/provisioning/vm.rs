@@ -382,7 +382,8 @@ const CLOUD_INIT_WAIT: &str = "command -v cloud-init >/dev/null 2>&1 || { echo a
      cloud-init status --wait >/dev/null 2>&1; \
      s=$(cloud-init status 2>/dev/null | sed -n 's/^status: //p'); echo \"$s\"; \
      if [ \"$s\" = error ]; then cloud-init status --long 2>/dev/null \
-     | grep -v -e '^status:' -e '^time:' -e '^boot_status_code:' -e '^detail:$' -e '^ *$' | head -n 8; fi";
+     | grep -v -e '^status:' -e '^extended_status:' -e '^time:' -e '^last_update:' \
+     -e '^boot_status_code:' -e '^detail:$' -e '^ *$' | head -n 8; fi";
 
 /// Logs the state [`CLOUD_INIT_WAIT`] printed, `secs` after it was asked, and the lines that
 /// say why when it is an error.
