@@ -43,9 +43,11 @@ pub const AGENT_SILENCE: Duration = Duration::from_secs(120);
 /// `agent_available` after its `guest-ping` timed out, or the call itself timed out), as
 /// opposed to a stopped VM, an agent not configured, or a refused call.
 pub fn agent_silent(e: &ctforge_pve::PveError) -> bool {
-    e.to_string().contains("guest agent is not running")
-        || matches!(e, ctforge_pve::PveError::Timeout { .. })
-        || e.to_string().contains("got timeout")
+    if matches!(e, ctforge_pve::PveError::Timeout { .. }) {
+        return true;
+    }
+    let text = e.to_string();
+    text.contains("guest agent is not running") || text.contains("got timeout")
 }
 
 /// A channel into VM `vmid` on `node` through its guest agent.

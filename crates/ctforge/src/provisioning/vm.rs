@@ -223,11 +223,21 @@ pub(super) async fn start(
     }
     match handler.vm_route(ctx, work).await? {
         VmRoute::Agent => {
-            wait_cloud_init(ctx, client, node, vmid).await;
+            let bounded = crate::guest::agent::AgentChannel::new(
+                work.client.clone(),
+                node,
+                vmid,
+                Some(CLOUD_INIT_TIMEOUT),
+            );
+            wait_cloud_init(ctx, &bounded).await;
             agent_address(ctx, client, node, vmid).await;
         }
         VmRoute::Ssh(channel) => {
-            wait_cloud_init_over(ctx, &channel).await;
+            wait_cloud_init(
+                ctx,
+                &channel.clone().with_guest_timeout(Some(CLOUD_INIT_TIMEOUT)),
+            )
+            .await;
             if let Some(ip) = &plan.ip {
                 let _ = ctx
                     .log(format!("address {ip} (static; the guest agent is absent)"))
@@ -404,32 +414,6 @@ async fn cloud_init_done(ctx: &JobContext, printed: &str, secs: f64) {
     }
 }
 
-/// [`wait_cloud_init`] over the job's SSH channel.
-async fn wait_cloud_init_over(ctx: &JobContext, channel: &ctforge_ssh::DirectChannel) {
-    let _ = ctx
-        .log("waiting for cloud-init to finish the first boot (it holds apt's locks)")
-        .await;
-    let started = tokio::time::Instant::now();
-    let bounded = channel.clone().with_guest_timeout(Some(CLOUD_INIT_TIMEOUT));
-    let mut printed = String::new();
-    let out = bounded
-        .exec(CLOUD_INIT_WAIT, &mut |stream, line| {
-            if stream == Stream::Stdout {
-                printed.push_str(line);
-                printed.push('\n');
-            }
-        })
-        .await;
-    match out {
-        Ok(_) => cloud_init_done(ctx, &printed, started.elapsed().as_secs_f64()).await,
-        Err(e) => {
-            let _ = ctx
-                .log(format!("! cannot ask cloud-init for its state: {e}"))
-                .await;
-        }
-    }
-}
-
 /// Longest wait for cloud-init's first boot (an emulated guest's package upgrade is slow).
 const CLOUD_INIT_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -437,49 +421,34 @@ const CLOUD_INIT_TIMEOUT: Duration = Duration::from_secs(900);
 /// its `apt-get update` and `package_upgrade` (`ciupgrade`, on by default) hold apt's locks,
 /// and the install step's `apt-get update` fails on the lists lock instead of waiting. Logs
 /// cloud-init's result; a guest without cloud-init, or one still busy after the bound, goes on.
-async fn wait_cloud_init(ctx: &JobContext, client: &dyn PveApi, node: &str, vmid: u32) {
-    let command = [
-        "/bin/sh".to_owned(),
-        "-c".to_owned(),
-        CLOUD_INIT_WAIT.to_owned(),
-    ];
+/// `channel` is the job's channel into the VM (agent or SSH) limited to [`CLOUD_INIT_TIMEOUT`].
+async fn wait_cloud_init(ctx: &JobContext, channel: &dyn RemoteExec) {
     let _ = ctx
         .log("waiting for cloud-init to finish the first boot (it holds apt's locks)")
         .await;
     let started = tokio::time::Instant::now();
-    let pid = match client.agent_exec(node, vmid, &command, None).await {
-        Ok(p) => p.pid,
-        Err(e) => {
-            let _ = ctx
-                .log(format!("! cannot ask cloud-init for its state: {e}"))
-                .await;
-            return;
-        }
-    };
-    let mut backoff = ctforge_pve::Backoff::new(Duration::from_secs(2));
-    while started.elapsed() < CLOUD_INIT_TIMEOUT {
-        match client.agent_exec_status(node, vmid, pid).await {
-            Ok(status) if status.exited => {
-                let state = status.out_data.unwrap_or_default();
-                cloud_init_done(ctx, &state, started.elapsed().as_secs_f64()).await;
-                return;
+    let mut printed = String::new();
+    let out = channel
+        .exec(CLOUD_INIT_WAIT, &mut |stream, line| {
+            if stream == Stream::Stdout {
+                printed.push_str(line);
+                printed.push('\n');
             }
-            Ok(_) => {}
-            Err(e) => {
-                let _ = ctx
-                    .log(format!("! cannot ask cloud-init for its state: {e}"))
-                    .await;
-                return;
-            }
-        }
-        tokio::time::sleep(backoff.next_pause()).await;
-    }
-    let _ = ctx
-        .log(format!(
-            "! cloud-init still runs after {} s; going on",
-            CLOUD_INIT_TIMEOUT.as_secs()
-        ))
+        })
         .await;
+    let why = match out {
+        Ok(_) => {
+            return cloud_init_done(ctx, &printed, started.elapsed().as_secs_f64()).await;
+        }
+        Err(ctforge_ssh::SshError::GuestTimeout { .. } | ctforge_ssh::SshError::Timeout { .. }) => {
+            format!(
+                "! cloud-init still runs after {} s; going on",
+                CLOUD_INIT_TIMEOUT.as_secs()
+            )
+        }
+        Err(e) => format!("! cannot ask cloud-init for its state: {e}"),
+    };
+    let _ = ctx.log(why).await;
 }
 
 /// The VM's first IPv4 address that is not loopback or link-local, from its guest agent.
